@@ -1,0 +1,89 @@
+// Reporters turn the tuner's state into what people and tools read: the live status table,
+// per-trial result files, and the best trial at the end.
+//
+// Example:
+//   tune::StatusTable table(options);                  // prints to stdout
+//   table.Update(view, /*now_s=*/clock.Now());          // prints only when something changed
+//   tune::ResultWriter files(experiment_dir);
+//   files.OnTrialStart(trial);  files.OnResult(trial, result);
+//   if (const Trial* best = tune::BestTrial(trials, "val_acc", Mode::kMax)) ...
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tuner/trial.h"
+
+namespace tune {
+
+// A snapshot of the experiment, enough to draw the table.
+struct ExperimentView {
+  std::string name;
+  std::string metric;
+  Mode mode = Mode::kMax;
+  double elapsed_s = 0;
+  std::string scheduler_description;  // Scheduler::Describe()
+  std::string resources;              // e.g. "Logical resource usage: 3.0/8 CPUs, 6.0/8 GPUs"
+  const std::vector<Trial>* trials = nullptr;
+};
+
+struct TableOptions {
+  std::vector<std::string> parameter_columns;  // dotted paths into Trial::params; empty = all leaves
+  std::vector<std::string> metric_columns;     // empty = the experiment's metric
+  std::size_t max_rows = 20;                   // past that: "... N more trials" (by status)
+  double min_interval_s = 2.0;                 // Update() prints at most this often
+  bool live = false;                           // redraw in place (terminal) instead of appending
+};
+
+// Renders the status block (header lines + table) as text. Pure function, for tests.
+std::string RenderStatus(const ExperimentView& view, const TableOptions& options);
+
+// Prints RenderStatus() to a FILE when it changed and the interval has passed.
+class StatusTable {
+ public:
+  explicit StatusTable(TableOptions options, std::FILE* out = stdout);
+  // Prints if the rendering differs from the last printed one (ignoring the clock line) and at
+  // least min_interval_s passed since the last print, or when `force`. Returns true if printed.
+  bool Update(const ExperimentView& view, double now_s, bool force = false);
+
+ private:
+  TableOptions options_;
+  std::FILE* out_;
+  std::string last_body_;
+  double last_print_s_ = -1e300;
+  std::size_t last_lines_ = 0;
+};
+
+// The best trial by `metric` under `mode`, judged on each trial's last result (Ray Tune's
+// scope="last"); trials without a numeric value are skipped; ties go to the earlier trial.
+const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metric, Mode mode);
+
+// Writes the experiment directory's files (Ray Tune's layout):
+//   <dir>/experiment.json, <dir>/best_trial.json,
+//   <dir>/<trial>/params.json, result.json (one JSON line per report), progress.csv.
+// Every write is flushed before the call returns.
+class ResultWriter {
+ public:
+  explicit ResultWriter(std::filesystem::path experiment_dir);
+  void WriteExperiment(const Json& spec);
+  // Creates the trial directory and params.json (trial.config). Safe to call again on retry.
+  void OnTrialStart(const Trial& trial);
+  // Appends `result` (plus trial_id, training_iteration, time_total_s, timestamp) to result.json
+  // and a row to progress.csv (header from the first result's keys; later new keys are dropped
+  // from the csv, never from result.json).
+  void OnResult(const Trial& trial, const Result& result);
+  void OnTrialEnd(const Trial& trial);  // closes its files
+  void WriteBestTrial(const Trial& best, const std::string& metric, Mode mode);
+
+ private:
+  struct TrialFiles;
+  std::filesystem::path dir_;
+  std::map<std::string, std::unique_ptr<TrialFiles>> open_;
+};
+
+}  // namespace tune

@@ -1,0 +1,71 @@
+// Searchers propose trial configurations and learn from their results.
+//
+// A searcher is pure logic over trial history: no sockets, clocks or processes. The tuner calls
+// Suggest() when it has room for a new trial; OnResult() for every report; OnComplete() once when
+// the trial ends (finished, pruned or failed). Replaying the same calls in the same order gives
+// the same suggestions, which is how `tune resume` rebuilds a searcher.
+//
+// Example:
+//   tune::Space space = tune::ParseSpace(spec["space"]);
+//   auto searcher = tune::MakeSearcher(space, options);   // "grid"/"random" (and "tpe" later)
+//   tune::Suggestion s = searcher->Suggest("t_00001");
+//   if (s.kind == tune::Suggestion::Kind::kConfig) Launch(s.config);
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "search/space.h"
+#include "tuner/types.h"
+
+namespace tune {
+
+struct Suggestion {
+  enum class Kind {
+    kConfig,    // `config` holds the sampled parameters (nested object, shaped like the space)
+    kWait,      // nothing now; ask again after some trial reports or completes
+    kFinished,  // the searcher has no more configurations to give
+  };
+  Kind kind = Kind::kFinished;
+  Json config;
+};
+
+struct SearcherOptions {
+  std::string metric;                      // the metric to optimise ("val_acc")
+  Mode mode = Mode::kMax;
+  std::int64_t num_samples = 1;            // Ray Tune's num_samples (grid repeated that often)
+  std::int64_t max_concurrent = 0;         // trials running at once; 0 = unlimited
+  std::uint64_t seed = 0;
+  Json points_to_evaluate = Json::array(); // configs to try first; they replace samples
+  Json algorithm = Json::object();         // the whole "search" object of space.json
+  std::string path = "search";             // JSON path of `algorithm`, for error messages
+};
+
+class Searcher {
+ public:
+  virtual ~Searcher() = default;
+
+  // The parameters for new trial `trial_id`. Never returns a config outside the space.
+  virtual Suggestion Suggest(const std::string& trial_id) = 0;
+  // Every result a trial reports, in order.
+  virtual void OnResult(const std::string& trial_id, const Result& result) {
+    (void)trial_id;
+    (void)result;
+  }
+  // Once per trial, when it reaches a final status; `last` is its last result or null.
+  virtual void OnComplete(const std::string& trial_id, TrialStatus status, const Result* last) {
+    (void)trial_id;
+    (void)status;
+    (void)last;
+  }
+  // How many trials the searcher will propose in all, or -1 when unbounded by itself.
+  virtual std::int64_t TotalTrials() const { return -1; }
+};
+
+// Builds the searcher named by options.algorithm["algorithm"] ("random" when absent; "grid" and
+// "random" behave like Ray Tune's BasicVariantGenerator). Throws SpecError for unknown names or
+// options, naming options.path.
+std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions& options);
+
+}  // namespace tune

@@ -1,0 +1,89 @@
+// Search spaces: the "space" object of space.json, parsed and validated, and sampled.
+//
+// Each leaf of the object is either a constant (any JSON value that is not a distribution
+// object) or a distribution object with exactly one key:
+//   {"choice": [..]}             uniform over the values (any JSON values)
+//   {"uniform": [lo, hi]}        lo <= hi
+//   {"quniform": [lo, hi, q]}    round(x / q) * q, clipped into [lo, hi]
+//   {"loguniform": [lo, hi]}     0 < lo < hi (optional third element: log base, ignored)
+//   {"qloguniform": [lo, hi, q]}
+//   {"randint": [lo, hi]}        integers in [lo, hi) (upper bound exclusive, as Ray Tune)
+//   {"qrandint": [lo, hi, q]}    multiples of q in [lo, hi] (upper inclusive, as Ray Tune)
+//   {"lograndint": [lo, hi]}     integers in [lo, hi), log-uniform; 0 < lo
+//   {"normal": [mean, sd]}       sd > 0
+//   {"qnormal": [mean, sd, q]}
+//   {"grid_search": [..]}        every value, crossed with every other grid (cartesian product)
+// Nested objects and arrays are walked; any leaf inside them may be a distribution.
+// Semantics follow Ray Tune's BasicVariantGenerator: the grid is repeated num_samples times and
+// random leaves are drawn anew for each grid point.
+//
+// Example:
+//   tune::Space space = tune::ParseSpace(json::parse(R"({"lr": {"loguniform": [1e-4, 0.1]}})"));
+//   std::mt19937_64 rng(0);
+//   tune::Json config = space.Sample(rng, /*grid_index=*/0);   // {"lr": 0.0031...}
+#pragma once
+
+#include <cstddef>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tuner/types.h"
+
+namespace tune {
+
+enum class DomainKind {
+  kChoice,
+  kUniform,
+  kLogUniform,
+  kRandInt,     // integer; `high` exclusive
+  kLogRandInt,  // integer, log scale; `high` exclusive
+  kNormal,
+  kGrid,
+};
+
+// One distribution leaf. Fields unused by a kind keep their defaults.
+struct Domain {
+  DomainKind kind = DomainKind::kUniform;
+  double low = 0, high = 0;         // uniform/loguniform/randint families
+  double mean = 0, sd = 1;          // normal family
+  double q = 0;                     // quantization step; 0 = none
+  bool integer = false;             // values are JSON integers
+  std::vector<Json> values;         // choice and grid_search
+};
+
+// A distribution leaf and where it sits in the config.
+struct Parameter {
+  std::string path;                 // dotted path inside the space, e.g. "model.hidden", "layers.0"
+  Json::json_pointer pointer;       // the same as a JSON pointer, for reading/writing configs
+  Domain domain;
+};
+
+class Space {
+ public:
+  // The random (non-grid) parameters and the grid parameters, in document order.
+  const std::vector<Parameter>& parameters() const { return parameters_; }
+  const std::vector<Parameter>& grid_parameters() const { return grid_parameters_; }
+  // Number of grid points (product of grid sizes; 1 when there is no grid).
+  std::size_t GridSize() const;
+
+  // A full config: constants, grid point `grid_index` (0 <= grid_index < GridSize(); the first
+  // grid parameter varies fastest... as Ray Tune), and one draw of every random parameter.
+  Json Sample(std::mt19937_64& rng, std::size_t grid_index) const;
+  // One draw from a single domain (always inside it: bounds, quantization, integrality).
+  static Json SampleDomain(const Domain& domain, std::mt19937_64& rng);
+  // Whether `value` lies in `domain` (used to validate points_to_evaluate).
+  static bool Contains(const Domain& domain, const Json& value);
+
+ private:
+  friend Space ParseSpace(const Json& space, const std::string& path);
+  Json template_;  // the space with every distribution leaf replaced by null
+  std::vector<Parameter> parameters_;
+  std::vector<Parameter> grid_parameters_;
+};
+
+// Parses and validates a space object. Throws SpecError whose message starts with the JSON path
+// of the offending leaf, e.g. "space.lr: loguniform needs 0 < low < high, got [0, 1]".
+Space ParseSpace(const Json& space, const std::string& path = "space");
+
+}  // namespace tune

@@ -1,0 +1,58 @@
+// The trial side of the report protocol: what a training program links to talk to the tuner.
+//
+// A trial launched by `tune run` finds everything in its environment (TUNE_REPORT_ADDR,
+// TUNE_TRIAL_ID, TUNE_TOKEN, TUNE_CONFIG, TUNE_TRIAL_DIR, TUNE_CHECKPOINT). Session::FromEnv()
+// connects and says hello; Report() sends one result and blocks until the tuner's decision
+// arrives (a loopback round trip: tens of microseconds).
+//
+// Example:
+//   auto session = tune::Session::FromEnv();               // throws if not run by `tune`
+//   tune::Json config = session->config();
+//   for (int epoch = 1; epoch <= 20; ++epoch) {
+//     double acc = Train(config);
+//     if (session->Report(epoch, {{"val_acc", acc}}) == tune::Decision::kStop) break;
+//   }
+//   session->Done();
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "tuner/client/protocol.h"
+
+namespace tune {
+
+class Session {
+ public:
+  // Connects using the TUNE_* environment variables and reads TUNE_CONFIG. Throws
+  // std::runtime_error naming the missing variable or the connection failure.
+  static std::unique_ptr<Session> FromEnv();
+  // Connects to `host:port` directly (tests, custom launchers).
+  static std::unique_ptr<Session> Connect(const std::string& address, const std::string& trial_id,
+                                          const std::string& token, Json config = Json::object());
+  ~Session();
+
+  const Json& config() const { return config_; }
+  const std::string& trial_id() const { return trial_id_; }
+  // The checkpoint to resume from (TUNE_CHECKPOINT), if any.
+  const std::optional<std::string>& resume_checkpoint() const { return resume_checkpoint_; }
+
+  // Sends a report and waits for the decision. Throws std::runtime_error when the tuner closed
+  // the connection.
+  Decision Report(std::int64_t iter, const Json& metrics,
+                  const std::optional<std::string>& checkpoint = std::nullopt);
+  // Tells the tuner the trial finished on its own; the connection is closed afterwards.
+  void Done();
+
+ private:
+  class Impl;
+  Session(std::unique_ptr<Impl> impl, std::string trial_id, Json config);
+  std::unique_ptr<Impl> impl_;
+  std::string trial_id_;
+  Json config_;
+  std::optional<std::string> resume_checkpoint_;
+};
+
+}  // namespace tune

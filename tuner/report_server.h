@@ -1,0 +1,68 @@
+// The tuner's side of the report protocol (tuner/client/protocol.h): an Asio TCP server on the
+// tuner's io_context that authenticates trials by token and turns their lines into calls on a
+// Handler. It runs on the tuner's single thread; the handler is called from that thread only.
+//
+// Misbehaving clients never affect the others: a wrong token, an unknown trial id, a second
+// connection for a trial already connected, invalid JSON, an unknown type, a line over the size
+// limit, or a client that sends nothing for idle_timeout_s closes that connection, and the reason
+// is passed to Handler::OnProtocolError (which logs it).
+//
+// Example:
+//   tune::ReportServer server(io, handler, {});       // binds 127.0.0.1 on a free port
+//   env["TUNE_REPORT_ADDR"] = server.address();       // "127.0.0.1:41234"
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "tuner/client/protocol.h"
+
+namespace tune {
+
+class ReportServer {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    // The token trial `trial_id` must present, or nullopt if no such trial is expected now.
+    virtual std::optional<std::string> ExpectedToken(const std::string& trial_id) = 0;
+    virtual void OnConnect(const std::string& trial_id, std::int64_t pid) = 0;
+    // A report; the returned decision is written back to the trial.
+    virtual Decision OnReport(const std::string& trial_id, const ReportMessage& report) = 0;
+    virtual void OnDone(const std::string& trial_id) = 0;
+    // The connection of an authenticated trial closed (after OnDone, or without it).
+    virtual void OnDisconnect(const std::string& trial_id) = 0;
+    // A connection was closed for misbehaving; `trial_id` is empty before a valid hello.
+    virtual void OnProtocolError(const std::string& trial_id, const std::string& reason) = 0;
+  };
+
+  struct Options {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;              // 0 = any free port
+    std::size_t max_line_bytes = kMaxLineBytes;
+    double idle_timeout_s = 0;           // 0 = none; otherwise close silent connections
+  };
+
+  // Binds and starts accepting. Throws std::system_error when it cannot bind.
+  ReportServer(boost::asio::io_context& io, Handler& handler, Options options);
+  ~ReportServer();
+  ReportServer(const ReportServer&) = delete;
+  ReportServer& operator=(const ReportServer&) = delete;
+
+  std::string address() const;  // "host:port"
+  std::uint16_t port() const;
+  // Stops accepting and closes every connection.
+  void Close();
+  // Closes the connection of `trial_id`, if any (e.g. when the tuner kills the trial).
+  void Disconnect(const std::string& trial_id);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tune

@@ -1,0 +1,32 @@
+// A trial as the tuner tracks it: identity, configuration, status and its latest result.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tuner/types.h"
+
+namespace tune {
+
+struct Trial {
+  std::string id;                  // "t_00001": also the name of its directory
+  Json params = Json::object();    // the sampled parameters (what the searcher proposed)
+  Json config = Json::object();    // trainer section merged with params: what the trial gets
+  TrialStatus status = TrialStatus::kPending;
+  std::filesystem::path dir;       // <experiment>/<id>
+
+  std::int64_t pid = 0;            // of the running process (rank 0), 0 when not running
+  std::string gpus;                // CUDA_VISIBLE_DEVICES it was given ("" when none)
+  int num_failures = 0;            // failed attempts so far
+  std::string error;               // why it failed (last attempt), shown in the table
+
+  std::int64_t num_results = 0;
+  std::optional<Result> last_result;
+  std::optional<std::string> last_checkpoint;
+  double time_total_s = 0;         // running time over all attempts
+};
+
+}  // namespace tune
