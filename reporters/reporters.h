@@ -30,20 +30,40 @@ struct ExperimentView {
   std::string scheduler_description;  // Scheduler::Describe()
   std::string resources;              // e.g. "Logical resource usage: 3.0/8 CPUs, 6.0/8 GPUs"
   const std::vector<Trial>* trials = nullptr;
+  // Shown after "Current time: "; empty = the real local time. Lets tests pin the one line that
+  // depends on the wall clock.
+  std::string clock_text;
 };
 
 struct TableOptions {
-  std::vector<std::string> parameter_columns;  // dotted paths into Trial::params; empty = all leaves
+  std::vector<std::string> parameter_columns;  // dotted paths into Trial::params; empty = all leaf
+                                               // paths of all trials, sorted, at most 8
   std::vector<std::string> metric_columns;     // empty = the experiment's metric
-  std::size_t max_rows = 20;                   // past that: "... N more trials" (by status)
+  std::size_t max_rows = 20;                   // past that: "... N more trials" (0 = no limit)
   double min_interval_s = 2.0;                 // Update() prints at most this often
   bool live = false;                           // redraw in place (terminal) instead of appending
 };
 
-// Renders the status block (header lines + table) as text. Pure function, for tests.
+// Renders the status block as text, modelled on Ray Tune's CLIReporter:
+//   == Status ==
+//   Current time: 2026-11-23 06:40:01 (running for 00:01:23.45)
+//   <scheduler description lines>
+//   <resources>
+//   Current best trial: t_00002 with val_acc=0.93        (when a trial has the metric)
+//   Number of trials: 12 (6 RUNNING, 3 PENDING, 2 TERMINATED, 1 STOPPED)
+//   +------------+---------+----------+------+---------+------+----------------+
+//   | Trial name | status  | loc      |   lr | val_acc | iter | total time (s) |
+//   ...
+//   ... 4 more trials not shown (4 TERMINATED)
+//   Number of errored trials: 1                          (then their first error lines)
+// Rows go RUNNING, PENDING, TERMINATED, STOPPED, ERROR, then by id; past max_rows (0 = no
+// limit) each status gets rows in turn so none is crowded out. Pure function, for tests.
 std::string RenderStatus(const ExperimentView& view, const TableOptions& options);
 
-// Prints RenderStatus() to a FILE when it changed and the interval has passed.
+// Prints RenderStatus() to a FILE when it changed and the interval has passed. Not live: each
+// block is appended, followed by a blank line. Live: the previous block is erased first
+// (cursor up over its lines, clear to end of screen), so lines wider than the terminal, which
+// wrap, leave some of the old block behind.
 class StatusTable {
  public:
   explicit StatusTable(TableOptions options, std::FILE* out = stdout);
@@ -69,19 +89,29 @@ const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metr
 // Every write is flushed before the call returns.
 class ResultWriter {
  public:
+  // Creates nothing until the first write. Errors creating or writing a file throw
+  // std::runtime_error naming the path.
   explicit ResultWriter(std::filesystem::path experiment_dir);
+  ~ResultWriter();
   void WriteExperiment(const Json& spec);
-  // Creates the trial directory and params.json (trial.config). Safe to call again on retry.
+  // Creates the trial directory (trial.dir, or <dir>/<id> when empty) and params.json
+  // (trial.config), and opens its files for appending. Safe to call again on retry: earlier
+  // lines are kept and progress.csv keeps its header.
   void OnTrialStart(const Trial& trial);
-  // Appends `result` (plus trial_id, training_iteration, time_total_s, timestamp) to result.json
+  // Appends `result` (plus trial_id, training_iteration, time_total_s, timestamp, done=false;
+  // these win over metrics of the same name) to result.json
   // and a row to progress.csv (header from the first result's keys; later new keys are dropped
   // from the csv, never from result.json).
   void OnResult(const Trial& trial, const Result& result);
   void OnTrialEnd(const Trial& trial);  // closes its files
+  // best_trial.json: trial_id, metric, mode, value, config, last_result, dir. Written to a
+  // temporary file and renamed, like experiment.json, so readers never see half of it.
   void WriteBestTrial(const Trial& best, const std::string& metric, Mode mode);
 
  private:
   struct TrialFiles;
+  std::filesystem::path TrialDir(const Trial& trial) const;
+  TrialFiles& Open(const Trial& trial);
   std::filesystem::path dir_;
   std::map<std::string, std::unique_ptr<TrialFiles>> open_;
 };

@@ -1,1 +1,351 @@
-// placeholder: being written
+// The experiment directory's result files. OnResult is on the tuner's hot path (tens of
+// thousands of reports per second with logging on), so each trial's two files stay open
+// between reports and every line is built in one reusable buffer and written with one call.
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+#include <string_view>
+#include <system_error>
+
+#include "reporters/reporters.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Fields the writer adds to every result; a metric with one of these names is overridden.
+constexpr std::array<std::string_view, 5> kAddedFields = {"trial_id", "training_iteration",
+                                                          "time_total_s", "timestamp", "done"};
+
+// What a progress.csv column holds, decided once per header rather than per row.
+enum class Column { kMetric, kTrialId, kIteration, kTime, kTimestamp, kDone };
+
+Column KindOf(std::string_view name) {
+  if (name == "trial_id") return Column::kTrialId;
+  if (name == "training_iteration") return Column::kIteration;
+  if (name == "time_total_s") return Column::kTime;
+  if (name == "timestamp") return Column::kTimestamp;
+  if (name == "done") return Column::kDone;
+  return Column::kMetric;
+}
+
+[[noreturn]] void ThrowIoError(const std::string& what, const fs::path& path, int error) {
+  throw std::runtime_error(
+      fmt::format("{} {}: {}", what, path.string(), error ? std::strerror(error) : "I/O error"));
+}
+
+// Quotes a CSV field when it needs it (RFC 4180: commas, quotes, line breaks).
+void AppendCsvField(std::string_view text, fmt::memory_buffer& out) {
+  if (text.find_first_of(",\"\n\r") == std::string_view::npos) {
+    out.append(text.data(), text.data() + text.size());
+    return;
+  }
+  out.push_back('"');
+  for (char c : text) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+// Full precision (shortest text that reads back the same), non-finite as Python prints it.
+void AppendCsvDouble(double value, fmt::memory_buffer& out) {
+  if (std::isnan(value)) {
+    fmt::format_to(fmt::appender(out), "nan");
+  } else if (std::isinf(value)) {
+    fmt::format_to(fmt::appender(out), "{}", value > 0 ? "inf" : "-inf");
+  } else {
+    fmt::format_to(fmt::appender(out), "{}", value);
+  }
+}
+
+// Booleans as Python writes them, like Ray's progress.csv.
+void AppendCsvValue(const Json& value, fmt::memory_buffer& out) {
+  switch (value.type()) {
+    case Json::value_t::number_integer:
+      fmt::format_to(fmt::appender(out), "{}", value.get<std::int64_t>());
+      break;
+    case Json::value_t::number_unsigned:
+      fmt::format_to(fmt::appender(out), "{}", value.get<std::uint64_t>());
+      break;
+    case Json::value_t::number_float:
+      AppendCsvDouble(value.get<double>(), out);
+      break;
+    case Json::value_t::boolean:
+      fmt::format_to(fmt::appender(out), "{}", value.get<bool>() ? "True" : "False");
+      break;
+    case Json::value_t::string:
+      AppendCsvField(value.get_ref<const std::string&>(), out);
+      break;
+    case Json::value_t::null:
+    case Json::value_t::discarded:
+      break;
+    default:
+      AppendCsvField(value.dump(-1, ' ', false, Json::error_handler_t::replace), out);
+      break;
+  }
+}
+
+// JSON has no NaN or infinity; they become null, as nlohmann writes them.
+void AppendJsonDouble(double value, fmt::memory_buffer& out) {
+  if (std::isfinite(value)) {
+    fmt::format_to(fmt::appender(out), "{}", value);
+  } else {
+    fmt::format_to(fmt::appender(out), "null");
+  }
+}
+
+// Splits one CSV line (as AppendCsvField writes it) into its fields.
+std::vector<std::string> ParseCsvLine(std::string_view line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else if (c != '\r') {
+      fields.back() += c;
+    }
+  }
+  return fields;
+}
+
+// The header of an existing progress.csv (a retried or resumed trial), so new rows keep its
+// columns. Empty when the file is empty.
+std::vector<std::string> ReadCsvHeader(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) ThrowIoError("cannot open", path, errno);
+  std::string line;
+  std::getline(in, line);
+  if (line.empty()) return {};
+  return ParseCsvLine(line);
+}
+
+// A file a killed tuner left with a half-written last line gets a line break, so the next
+// line starts clean instead of being glued to the broken one.
+void EndPartialLine(const fs::path& path, std::ofstream& out) {
+  std::error_code error;
+  std::uintmax_t size = fs::file_size(path, error);
+  if (error || size == 0) return;
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(-1, std::ios::end);
+  char last = '\n';
+  in.get(last);
+  if (in && last != '\n') out.put('\n');
+}
+
+std::ofstream OpenForAppend(const fs::path& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  if (!out) ThrowIoError("cannot open", path, errno);
+  return out;
+}
+
+void WriteAtomically(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) ThrowIoError("cannot open", tmp, errno);
+    out << text;
+    out.flush();
+    if (!out) ThrowIoError("cannot write", tmp, errno);
+  }
+  std::error_code error;
+  fs::rename(tmp, path, error);
+  if (error) {
+    throw std::runtime_error(
+        fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), error.message()));
+  }
+}
+
+void CreateDirectories(const fs::path& path) {
+  std::error_code error;
+  fs::create_directories(path, error);
+  if (error) {
+    throw std::runtime_error(
+        fmt::format("cannot create directory {}: {}", path.string(), error.message()));
+  }
+}
+
+}  // namespace
+
+struct ResultWriter::TrialFiles {
+  fs::path json_path;
+  fs::path csv_path;
+  std::ofstream json;
+  std::ofstream csv;
+  std::vector<std::string> csv_columns;  // empty until the first row fixes them
+  std::vector<Column> column_kinds;      // parallel to csv_columns
+  std::string json_trial_id;             // the id, already JSON-quoted
+  fmt::memory_buffer line;               // reused for every line: no allocation per report
+};
+
+ResultWriter::ResultWriter(std::filesystem::path experiment_dir)
+    : dir_(std::move(experiment_dir)) {}
+
+ResultWriter::~ResultWriter() = default;
+
+fs::path ResultWriter::TrialDir(const Trial& trial) const {
+  return trial.dir.empty() ? dir_ / trial.id : trial.dir;
+}
+
+void ResultWriter::WriteExperiment(const Json& spec) {
+  CreateDirectories(dir_);
+  WriteAtomically(dir_ / "experiment.json",
+                  spec.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+}
+
+void ResultWriter::OnTrialStart(const Trial& trial) {
+  fs::path trial_dir = TrialDir(trial);
+  CreateDirectories(trial_dir);
+  WriteAtomically(trial_dir / "params.json",
+                  trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  open_.erase(trial.id);  // a retry reopens, which also re-reads the csv header
+  Open(trial);
+}
+
+ResultWriter::TrialFiles& ResultWriter::Open(const Trial& trial) {
+  fs::path trial_dir = TrialDir(trial);
+  CreateDirectories(trial_dir);
+  auto files = std::make_unique<TrialFiles>();
+  files->json_path = trial_dir / "result.json";
+  files->csv_path = trial_dir / "progress.csv";
+  // Append, never truncate: a retried trial keeps the lines of its earlier attempts.
+  files->json = OpenForAppend(files->json_path);
+  files->csv = OpenForAppend(files->csv_path);
+  EndPartialLine(files->json_path, files->json);
+  EndPartialLine(files->csv_path, files->csv);
+  files->csv_columns = ReadCsvHeader(files->csv_path);
+  for (const std::string& column : files->csv_columns)
+    files->column_kinds.push_back(KindOf(column));
+  files->json_trial_id = Json(trial.id).dump(-1, ' ', false, Json::error_handler_t::replace);
+  TrialFiles& ref = *files;
+  open_[trial.id] = std::move(files);
+  return ref;
+}
+
+void ResultWriter::OnResult(const Trial& trial, const Result& result) {
+  auto it = open_.find(trial.id);
+  // Results of a trial the writer never saw start (e.g. after a resume) are still recorded.
+  TrialFiles& files = it != open_.end() ? *it->second : Open(trial);
+  static const Json kEmpty = Json::object();
+  const Json& raw_metrics = result.metrics.is_object() ? result.metrics : kEmpty;
+  // Metrics named like an added field lose to it; copying is the rare slow path.
+  bool clash = false;
+  for (std::string_view field : kAddedFields) clash = clash || raw_metrics.contains(field);
+  Json cleaned;
+  if (clash) {
+    cleaned = raw_metrics;
+    for (std::string_view field : kAddedFields) cleaned.erase(std::string(field));
+  }
+  const Json& metrics = clash ? cleaned : raw_metrics;
+  std::int64_t timestamp = static_cast<std::int64_t>(std::time(nullptr));
+
+  // result.json: the metrics object with the added fields spliced in before its closing brace.
+  fmt::memory_buffer& line = files.line;
+  line.clear();
+  std::string metrics_text = metrics.dump(-1, ' ', false, Json::error_handler_t::replace);
+  line.append(metrics_text.data(), metrics_text.data() + metrics_text.size() - 1);
+  if (!metrics.empty()) line.push_back(',');
+  fmt::format_to(fmt::appender(line),
+                 "\"trial_id\":{},\"training_iteration\":{},\"time_total_s\":", files.json_trial_id,
+                 result.training_iteration);
+  AppendJsonDouble(result.time_total_s, line);
+  fmt::format_to(fmt::appender(line), ",\"timestamp\":{},\"done\":false}}\n", timestamp);
+  files.json.write(line.data(), static_cast<std::streamsize>(line.size()));
+  files.json.flush();
+  if (!files.json) ThrowIoError("cannot write", files.json_path, errno);
+
+  // progress.csv: the first row fixes the columns.
+  line.clear();
+  if (files.csv_columns.empty()) {
+    for (auto field = metrics.begin(); field != metrics.end(); ++field) {
+      files.csv_columns.push_back(field.key());
+    }
+    files.csv_columns.insert(files.csv_columns.end(), kAddedFields.begin(), kAddedFields.end());
+    for (std::size_t i = 0; i < files.csv_columns.size(); ++i) {
+      if (i > 0) line.push_back(',');
+      AppendCsvField(files.csv_columns[i], line);
+      files.column_kinds.push_back(KindOf(files.csv_columns[i]));
+    }
+    line.push_back('\n');
+  }
+  for (std::size_t i = 0; i < files.csv_columns.size(); ++i) {
+    if (i > 0) line.push_back(',');
+    switch (files.column_kinds[i]) {
+      case Column::kTrialId:
+        AppendCsvField(trial.id, line);
+        break;
+      case Column::kIteration:
+        fmt::format_to(fmt::appender(line), "{}", result.training_iteration);
+        break;
+      case Column::kTime:
+        AppendCsvDouble(result.time_total_s, line);
+        break;
+      case Column::kTimestamp:
+        fmt::format_to(fmt::appender(line), "{}", timestamp);
+        break;
+      case Column::kDone:
+        fmt::format_to(fmt::appender(line), "False");
+        break;
+      case Column::kMetric:
+        if (auto value = metrics.find(files.csv_columns[i]); value != metrics.end()) {
+          AppendCsvValue(*value, line);
+        }
+        break;
+    }
+  }
+  line.push_back('\n');
+  files.csv.write(line.data(), static_cast<std::streamsize>(line.size()));
+  files.csv.flush();
+  if (!files.csv) ThrowIoError("cannot write", files.csv_path, errno);
+}
+
+void ResultWriter::OnTrialEnd(const Trial& trial) { open_.erase(trial.id); }
+
+void ResultWriter::WriteBestTrial(const Trial& best, const std::string& metric, Mode mode) {
+  Json value = nullptr;
+  Json last_result = nullptr;
+  if (best.last_result) {
+    const Result& result = *best.last_result;
+    last_result = result.metrics.is_object() ? result.metrics : Json::object();
+    last_result["training_iteration"] = result.training_iteration;
+    last_result["time_total_s"] = result.time_total_s;
+    // The reported value as reported (an integer stays one); Get() covers the added fields.
+    auto reported = result.metrics.is_object() ? result.metrics.find(metric) : result.metrics.end();
+    if (reported != result.metrics.end() && reported->is_number()) {
+      value = *reported;
+    } else if (double number = result.Get(metric); std::isfinite(number)) {
+      value = number;
+    }
+  }
+  std::error_code error;
+  fs::path trial_dir = fs::absolute(TrialDir(best), error);
+  if (error) trial_dir = TrialDir(best);
+  Json json = {{"trial_id", best.id},      {"metric", metric},      {"mode", ToString(mode)},
+               {"value", value},           {"config", best.config}, {"last_result", last_result},
+               {"dir", trial_dir.string()}};
+  CreateDirectories(dir_);
+  WriteAtomically(dir_ / "best_trial.json",
+                  json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+}
+
+}  // namespace tune

@@ -1,1 +1,383 @@
-// placeholder: being written
+// The status block, modelled on Ray Tune's CLIReporter: a few header lines, then one row per
+// trial in psql-style boxes (what Ray gets from tabulate), then the errored trials.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <ctime>
+#include <set>
+#include <string_view>
+
+#include "reporters/reporters.h"
+
+namespace tune {
+namespace {
+
+// Row order and the order of the per-status counts: what is happening now first, then what
+// is about to, then what is done.
+constexpr std::array<TrialStatus, 5> kStatusOrder = {TrialStatus::kRunning, TrialStatus::kPending,
+                                                     TrialStatus::kTerminated,
+                                                     TrialStatus::kStopped, TrialStatus::kError};
+constexpr std::size_t kMaxDefaultParameterColumns = 8;
+constexpr std::size_t kMaxErrorChars = 120;
+
+std::size_t StatusRank(TrialStatus status) {
+  return static_cast<std::size_t>(std::find(kStatusOrder.begin(), kStatusOrder.end(), status) -
+                                  kStatusOrder.begin());
+}
+
+// One table cell; numeric cells are right-aligned, like tabulate does.
+struct Cell {
+  std::string text;
+  bool numeric = false;
+};
+
+// Compact numbers: integral values as integers, the rest with 4 significant digits.
+std::string FormatNumber(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  if (value == std::floor(value) && std::fabs(value) < 1e15) return fmt::format("{:.0f}", value);
+  return fmt::format("{:.4g}", value);
+}
+
+// Columns are measured in code points, so a UTF-8 parameter value does not skew the box.
+std::size_t DisplayWidth(std::string_view text) {
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+// Table cells must stay on one line or the box falls apart.
+std::string OneLine(std::string_view text) {
+  std::string line(text);
+  std::replace_if(
+      line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
+  return line;
+}
+
+Cell FormatValue(const Json& value) {
+  if (value.is_number_integer()) return {value.dump(), true};
+  if (value.is_number_float()) return {FormatNumber(value.get<double>()), true};
+  if (value.is_string()) return {OneLine(value.get_ref<const std::string&>()), false};
+  if (value.is_boolean()) return {value.get<bool>() ? "True" : "False", false};
+  if (value.is_null()) return {"", false};
+  return {OneLine(value.dump(-1, ' ', false, Json::error_handler_t::replace)), false};
+}
+
+// `path` is a key of `root`, or a dotted path through nested objects. Null when absent.
+const Json* Lookup(const Json& root, const std::string& path) {
+  if (!root.is_object()) return nullptr;
+  if (auto it = root.find(path); it != root.end()) return &*it;
+  const Json* node = &root;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = path.find('.', start);
+    std::string key =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object()) return nullptr;
+    auto it = node->find(key);
+    if (it == node->end()) return nullptr;
+    node = &*it;
+    if (dot == std::string::npos) return node;
+    start = dot + 1;
+  }
+}
+
+void CollectLeafPaths(const Json& node, const std::string& prefix, std::set<std::string>& paths) {
+  if (node.is_object() && !node.empty()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      CollectLeafPaths(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), paths);
+    }
+  } else if (!prefix.empty()) {
+    paths.insert(prefix);
+  }
+}
+
+std::vector<std::string> ParameterColumns(const std::vector<Trial>& trials,
+                                          const TableOptions& options) {
+  if (!options.parameter_columns.empty()) return options.parameter_columns;
+  std::set<std::string> paths;
+  for (const Trial& trial : trials) CollectLeafPaths(trial.params, "", paths);
+  std::vector<std::string> columns(paths.begin(), paths.end());
+  if (columns.size() > kMaxDefaultParameterColumns) columns.resize(kMaxDefaultParameterColumns);
+  return columns;
+}
+
+Cell MetricCell(const Trial& trial, const std::string& metric) {
+  if (!trial.last_result) return {};
+  const Result& result = *trial.last_result;
+  if (const Json* value = Lookup(result.metrics, metric)) return FormatValue(*value);
+  if (metric == "training_iteration" || metric == "time_total_s") {
+    return {FormatNumber(result.Get(metric)), true};
+  }
+  return {};
+}
+
+// Renders rows as a psql-style box:
+//   +------+-----+
+//   | name |   x |
+//   |------+-----|
+//   | a    | 1.5 |
+//   +------+-----+
+void AppendTable(const std::vector<std::string>& header, const std::vector<std::vector<Cell>>& rows,
+                 std::string& out) {
+  std::vector<std::size_t> widths(header.size());
+  std::vector<bool> numeric(header.size(), true);
+  for (std::size_t column = 0; column < header.size(); ++column) {
+    widths[column] = DisplayWidth(header[column]);
+    bool any_value = false;
+    for (const auto& row : rows) {
+      const Cell& cell = row[column];
+      widths[column] = std::max(widths[column], DisplayWidth(cell.text));
+      if (cell.text.empty()) continue;
+      any_value = true;
+      numeric[column] = numeric[column] && cell.numeric;
+    }
+    numeric[column] = numeric[column] && any_value;
+  }
+  auto rule = [&](char edge) {
+    out += edge;
+    for (std::size_t column = 0; column < widths.size(); ++column) {
+      out.append(widths[column] + 2, '-');
+      out += column + 1 == widths.size() ? edge : '+';
+    }
+    out += '\n';
+  };
+  auto line = [&](auto&& text_of) {
+    out += '|';
+    for (std::size_t column = 0; column < widths.size(); ++column) {
+      const std::string& text = text_of(column);
+      std::size_t padding = widths[column] - DisplayWidth(text);
+      out += ' ';
+      if (numeric[column]) out.append(padding, ' ');
+      out += text;
+      if (!numeric[column]) out.append(padding, ' ');
+      out += " |";
+    }
+    out += '\n';
+  };
+  rule('+');
+  line([&](std::size_t column) -> const std::string& { return header[column]; });
+  rule('|');
+  for (const auto& row : rows) {
+    line([&](std::size_t column) -> const std::string& { return row[column].text; });
+  }
+  rule('+');
+}
+
+// "3 RUNNING, 2 TERMINATED": nonzero counts in kStatusOrder.
+std::string CountsText(const std::array<std::size_t, kStatusOrder.size()>& counts) {
+  std::string text;
+  for (std::size_t rank = 0; rank < kStatusOrder.size(); ++rank) {
+    if (counts[rank] == 0) continue;
+    if (!text.empty()) text += ", ";
+    text += fmt::format("{} {}", counts[rank], ToString(kStatusOrder[rank]));
+  }
+  return text;
+}
+
+// Picks at most `max_rows` of `sorted` (already in row order) the way Ray's
+// _fair_filter_trials does: one more row for each status in turn while rows are left, so a
+// flood of finished trials never hides the running ones. Returns how many of each status to
+// show.
+std::array<std::size_t, kStatusOrder.size()> FairShares(
+    const std::array<std::size_t, kStatusOrder.size()>& counts, std::size_t max_rows) {
+  std::array<std::size_t, kStatusOrder.size()> shown{};
+  bool progress = true;
+  while (max_rows > 0 && progress) {
+    progress = false;
+    for (std::size_t rank = 0; rank < kStatusOrder.size() && max_rows > 0; ++rank) {
+      if (shown[rank] < counts[rank]) {
+        ++shown[rank];
+        --max_rows;
+        progress = true;
+      }
+    }
+  }
+  return shown;
+}
+
+std::string ErrorSummary(const std::string& error) {
+  std::string_view text = error;
+  // The first non-blank line is the reason; the rest (tracebacks) lives in error.txt.
+  std::size_t begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) return "";
+  text.remove_prefix(begin);
+  std::size_t end = text.find_first_of("\r\n");
+  bool cut = end != std::string_view::npos &&
+             text.find_first_not_of(" \t\r\n", end) != std::string_view::npos;
+  std::string line = OneLine(text.substr(0, end));
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  if (line.size() > kMaxErrorChars) {
+    line.resize(kMaxErrorChars);
+    cut = true;
+  }
+  if (cut) line += " ...";
+  return line;
+}
+
+std::string LocalTimeText() {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
+  return text;
+}
+
+std::string ElapsedText(double elapsed_s) {
+  // Round once to centiseconds so 59.999 s reads 00:01:00.00, never 00:00:60.00.
+  long long centis = std::llround(std::max(0.0, elapsed_s) * 100);
+  long long hours = centis / 360000;
+  long long minutes = centis / 6000 % 60;
+  double seconds = static_cast<double>(centis % 6000) / 100;
+  return fmt::format("{:02d}:{:02d}:{:05.2f}", hours, minutes, seconds);
+}
+
+// The whole block except the clock line, which Update() leaves out when deciding whether
+// anything changed.
+std::string RenderBody(const ExperimentView& view, const TableOptions& options) {
+  static const std::vector<Trial> kNoTrials;
+  const std::vector<Trial>& trials = view.trials ? *view.trials : kNoTrials;
+  std::string out;
+
+  std::string_view description = view.scheduler_description;
+  while (!description.empty()) {
+    std::size_t end = description.find('\n');
+    std::string_view line = description.substr(0, end);
+    if (!line.empty()) fmt::format_to(std::back_inserter(out), "{}\n", line);
+    description.remove_prefix(end == std::string_view::npos ? description.size() : end + 1);
+  }
+  if (!view.resources.empty()) fmt::format_to(std::back_inserter(out), "{}\n", view.resources);
+  if (!view.metric.empty()) {
+    if (const Trial* best = BestTrial(trials, view.metric, view.mode)) {
+      fmt::format_to(std::back_inserter(out), "Current best trial: {} with {}={}\n", best->id,
+                     view.metric, FormatNumber(best->last_result->Get(view.metric)));
+    }
+  }
+
+  std::array<std::size_t, kStatusOrder.size()> counts{};
+  for (const Trial& trial : trials) ++counts[StatusRank(trial.status)];
+  std::string counts_text = CountsText(counts);
+  fmt::format_to(std::back_inserter(out), "Number of trials: {}{}\n", trials.size(),
+                 counts_text.empty() ? "" : " (" + counts_text + ")");
+  if (trials.empty()) return out;
+
+  std::vector<const Trial*> sorted;
+  sorted.reserve(trials.size());
+  for (const Trial& trial : trials) sorted.push_back(&trial);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Trial* a, const Trial* b) {
+    std::size_t rank_a = StatusRank(a->status), rank_b = StatusRank(b->status);
+    return rank_a != rank_b ? rank_a < rank_b : a->id < b->id;
+  });
+  std::size_t max_rows = options.max_rows == 0 ? trials.size() : options.max_rows;
+  std::array<std::size_t, kStatusOrder.size()> shares = FairShares(counts, max_rows);
+
+  std::vector<std::string> parameter_columns = ParameterColumns(trials, options);
+  std::vector<std::string> metric_columns = options.metric_columns;
+  if (metric_columns.empty() && !view.metric.empty()) metric_columns.push_back(view.metric);
+
+  std::vector<std::string> header = {"Trial name", "status", "loc"};
+  header.insert(header.end(), parameter_columns.begin(), parameter_columns.end());
+  header.insert(header.end(), metric_columns.begin(), metric_columns.end());
+  header.push_back("iter");
+  header.push_back("total time (s)");
+
+  std::vector<std::vector<Cell>> rows;
+  std::array<std::size_t, kStatusOrder.size()> taken{};
+  std::array<std::size_t, kStatusOrder.size()> hidden{};
+  for (const Trial* trial : sorted) {
+    std::size_t rank = StatusRank(trial->status);
+    if (taken[rank] == shares[rank]) {
+      ++hidden[rank];
+      continue;
+    }
+    ++taken[rank];
+    std::vector<Cell> row;
+    row.reserve(header.size());
+    row.push_back({trial->id, false});
+    row.push_back({ToString(trial->status), false});
+    bool running = trial->status == TrialStatus::kRunning && trial->pid != 0;
+    row.push_back({running ? fmt::format("pid={}", trial->pid) : "", false});
+    for (const std::string& path : parameter_columns) {
+      const Json* value = Lookup(trial->params, path);
+      row.push_back(value ? FormatValue(*value) : Cell{});
+    }
+    for (const std::string& metric : metric_columns) row.push_back(MetricCell(*trial, metric));
+    row.push_back({std::to_string(trial->num_results), true});
+    row.push_back({FormatNumber(trial->time_total_s), true});
+    rows.push_back(std::move(row));
+  }
+  AppendTable(header, rows, out);
+  std::size_t num_hidden = trials.size() - rows.size();
+  if (num_hidden > 0) {
+    fmt::format_to(std::back_inserter(out), "... {} more trials not shown ({})\n", num_hidden,
+                   CountsText(hidden));
+  }
+
+  std::size_t num_errored = counts[StatusRank(TrialStatus::kError)];
+  if (num_errored > 0) {
+    fmt::format_to(std::back_inserter(out), "Number of errored trials: {}\n", num_errored);
+    std::vector<std::vector<Cell>> error_rows;
+    for (const Trial* trial : sorted) {
+      if (trial->status != TrialStatus::kError) continue;
+      if (error_rows.size() == max_rows) break;
+      error_rows.push_back({{trial->id, false},
+                            {std::to_string(trial->num_failures), true},
+                            {ErrorSummary(trial->error), false}});
+    }
+    AppendTable({"Trial name", "# failures", "error"}, error_rows, out);
+    if (error_rows.size() < num_errored) {
+      fmt::format_to(std::back_inserter(out), "... {} more errored trials not shown\n",
+                     num_errored - error_rows.size());
+    }
+  }
+  return out;
+}
+
+std::string ClockLine(const ExperimentView& view) {
+  return fmt::format("Current time: {} (running for {})\n",
+                     view.clock_text.empty() ? LocalTimeText() : view.clock_text,
+                     ElapsedText(view.elapsed_s));
+}
+
+constexpr std::string_view kTitleLine = "== Status ==\n";
+
+}  // namespace
+
+std::string RenderStatus(const ExperimentView& view, const TableOptions& options) {
+  std::string text(kTitleLine);
+  text += ClockLine(view);
+  text += RenderBody(view, options);
+  return text;
+}
+
+StatusTable::StatusTable(TableOptions options, std::FILE* out)
+    : options_(std::move(options)), out_(out) {}
+
+bool StatusTable::Update(const ExperimentView& view, double now_s, bool force) {
+  // The interval check comes first: it is free, and rendering is not.
+  if (!force && now_s - last_print_s_ < options_.min_interval_s) return false;
+  std::string body = RenderBody(view, options_);
+  if (!force && body == last_body_) return false;
+
+  std::string text(kTitleLine);
+  text += ClockLine(view);
+  text += body;
+  if (options_.live && last_lines_ > 0) {
+    // Back to the first line of the previous block, then clear to the end of the screen.
+    std::fprintf(out_, "\x1b[%zuF\x1b[J", last_lines_);
+  }
+  std::fputs(text.c_str(), out_);
+  if (!options_.live) std::fputs("\n", out_);
+  std::fflush(out_);
+
+  last_body_ = std::move(body);
+  last_print_s_ = now_s;
+  last_lines_ = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+  return true;
+}
+
+}  // namespace tune

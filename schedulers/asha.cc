@@ -1,1 +1,218 @@
-// placeholder: being written
+#include "schedulers/asha.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+
+namespace tune {
+namespace {
+
+// Python's str(float): shortest round-trip digits, and "3.0" rather than "3". Keeps Describe()
+// identical to Ray's debug string.
+std::string PythonFloat(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  std::string text = fmt::format("{}", value);
+  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  return text;
+}
+
+// A uniform double in [0, 1) from the top 53 bits: the same on every standard library, unlike
+// std::uniform_real_distribution, so bracket assignment is reproducible everywhere.
+double UniformUnit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+
+bool HasAttr(const Result& result, const std::string& attr) {
+  return attr == "training_iteration" || attr == "time_total_s" || result.metrics.contains(attr);
+}
+
+}  // namespace
+
+double NanPercentile(std::vector<double> values, double q) {
+  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return std::isnan(v); }),
+               values.end());
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(values.begin(), values.end());
+  // numpy's "linear" method: virtual index (n - 1) * quantile, then _lerp, which interpolates
+  // from the upper neighbour when gamma >= 0.5. The same operations in the same order give
+  // the same bits as numpy.
+  const double quantile = q / 100.0;
+  const double virtual_index = static_cast<double>(values.size() - 1) * quantile;
+  if (virtual_index >= static_cast<double>(values.size() - 1)) return values.back();
+  const double previous_index = std::floor(virtual_index);
+  const auto below = static_cast<std::size_t>(previous_index);
+  const double gamma = virtual_index - previous_index;
+  const double a = values[below];
+  const double b = values[below + 1];
+  const double diff = b - a;
+  return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
+}
+
+AshaScheduler::AshaScheduler(AshaOptions options)
+    : options_(std::move(options)),
+      metric_sign_(options_.mode == Mode::kMax ? 1.0 : -1.0),
+      rng_(options_.seed) {
+  assert(!options_.metric.empty());
+  assert(options_.max_t > 0 && options_.grace_period > 0);
+  assert(options_.grace_period <= options_.max_t);
+  assert(options_.reduction_factor > 1 && options_.brackets >= 1);
+  const double rf = options_.reduction_factor;
+  // Ray: MAX_RUNGS = int(log(max_t / min_t) / log(rf) - s + 1); rungs are
+  // min_t * rf**(k + s) for k in reversed(range(MAX_RUNGS)). Same floating-point steps here, so
+  // a ratio like log(1000)/log(10) = 2.9999999999999996 yields the same rungs as Ray. Python's
+  // int() truncates toward zero, and range() of a negative count is empty.
+  const double levels = std::log(options_.max_t / options_.grace_period) / std::log(rf);
+  for (int s = 0; s < options_.brackets; ++s) {
+    const double count = std::trunc(levels - s + 1);
+    const int num_rungs = count > 0 ? static_cast<int>(count) : 0;
+    Bracket bracket;
+    for (int k = num_rungs - 1; k >= 0; --k) {
+      bracket.rungs.push_back(Rung{options_.grace_period * std::pow(rf, k + s), {}});
+    }
+    brackets_.push_back(std::move(bracket));
+  }
+  // Ray's softmax over rung counts: brackets with more rungs (more chances to stop trials
+  // early) get more trials.
+  double max_size = 0;
+  for (const Bracket& bracket : brackets_) {
+    max_size = std::max(max_size, static_cast<double>(bracket.rungs.size()));
+  }
+  double total = 0;
+  for (const Bracket& bracket : brackets_) {
+    total += std::exp(static_cast<double>(bracket.rungs.size()) - max_size);
+    bracket_cdf_.push_back(total);
+  }
+  for (double& cumulative : bracket_cdf_) cumulative /= total;
+}
+
+void AshaScheduler::OnTrialAdd(const std::string& trial_id) { BracketFor(trial_id); }
+
+AshaScheduler::Bracket& AshaScheduler::BracketFor(const std::string& trial_id) {
+  auto it = trial_bracket_.find(trial_id);
+  if (it == trial_bracket_.end()) {
+    // numpy.random.choice: the first bracket whose cumulative probability exceeds the draw.
+    const double draw = UniformUnit(rng_);
+    const auto chosen = std::upper_bound(bracket_cdf_.begin(), bracket_cdf_.end(), draw);
+    const int index = std::min(static_cast<int>(chosen - bracket_cdf_.begin()),
+                               static_cast<int>(brackets_.size()) - 1);
+    it = trial_bracket_.emplace(trial_id, index).first;
+  }
+  return brackets_[static_cast<std::size_t>(it->second)];
+}
+
+std::optional<std::pair<double, double>> AshaScheduler::ReadResult(const Result& result) const {
+  // Ray continues when either attribute is absent from the result.
+  if (!HasAttr(result, options_.time_attr) || !HasAttr(result, options_.metric)) {
+    return std::nullopt;
+  }
+  const double time = result.Get(options_.time_attr);
+  // A non-numeric time cannot be placed on any rung; treat it like a missing one.
+  if (std::isnan(time)) return std::nullopt;
+  // A present but non-numeric metric reads as NaN: Ray records NaN at the rung, and NaN never
+  // compares below a cutoff, so such a trial continues.
+  return std::make_pair(time, metric_sign_ * result.Get(options_.metric));
+}
+
+Decision AshaScheduler::OnResult(const std::string& trial_id, const Result& result) {
+  if (stopped_.count(trial_id) != 0) return Decision::kStop;
+  const auto read = ReadResult(result);
+  if (!read) return Decision::kContinue;
+  const auto [time, value] = *read;
+  Decision decision = Decision::kContinue;
+  if (time >= options_.max_t && options_.stop_last_trials) {
+    decision = Decision::kStop;
+  } else {
+    decision = JudgeAtRung(BracketFor(trial_id), trial_id, time, value);
+  }
+  if (decision == Decision::kStop) {
+    ++num_stopped_;
+    stopped_.insert(trial_id);
+  }
+  return decision;
+}
+
+Decision AshaScheduler::JudgeAtRung(Bracket& bracket, const std::string& trial_id, double time,
+                                    double value) {
+  // Ray's _Bracket.on_result. Rungs run from the highest milestone down, so the first rung
+  // passed and not yet recorded is the one that judges. Quirk kept from Ray: with
+  // stop_last_trials, a trial recorded at its highest passed rung falls through to a lower
+  // passed rung it skipped (its result jumped over it) and is judged there by this later result.
+  for (Rung& rung : bracket.rungs) {
+    const bool recorded = rung.recorded.count(trial_id) != 0;
+    if (time >= rung.milestone && recorded && !options_.stop_last_trials) break;
+    if (time < rung.milestone || recorded) continue;
+    // The cutoff comes from earlier trials only, so the first trial at a rung always continues.
+    const std::optional<double> cutoff = Cutoff(rung);
+    // Strictly worse stops: a tie with the cutoff continues. NaN on either side compares false
+    // and continues, as in Ray.
+    const bool stop = cutoff && value < *cutoff;
+    rung.recorded[trial_id] = value;
+    return stop ? Decision::kStop : Decision::kContinue;
+  }
+  return Decision::kContinue;
+}
+
+std::optional<double> AshaScheduler::Cutoff(const Rung& rung) const {
+  if (rung.recorded.empty()) return std::nullopt;
+  std::vector<double> values;
+  values.reserve(rung.recorded.size());
+  for (const auto& entry : rung.recorded) values.push_back(entry.second);
+  // Ray: np.nanpercentile(values, (1 - 1 / rf) * 100) on sign-adjusted values; computed the
+  // same way so the quantile carries the same rounding.
+  return NanPercentile(std::move(values), (1 - 1 / options_.reduction_factor) * 100);
+}
+
+void AshaScheduler::OnTrialComplete(const std::string& trial_id, const Result* last) {
+  auto it = trial_bracket_.find(trial_id);
+  if (it == trial_bracket_.end()) return;
+  // A trial this scheduler stopped had its last result judged already (or was cut at max_t,
+  // which Ray never records), so only trials that ended on their own are offered to the rungs.
+  if (last != nullptr && stopped_.count(trial_id) == 0) {
+    if (const auto read = ReadResult(*last)) {
+      JudgeAtRung(brackets_[static_cast<std::size_t>(it->second)], trial_id, read->first,
+                  read->second);
+    }
+  }
+  trial_bracket_.erase(it);
+}
+
+void AshaScheduler::OnTrialError(const std::string& trial_id) { trial_bracket_.erase(trial_id); }
+
+std::vector<AshaScheduler::RungCutoffs> AshaScheduler::Rungs() const {
+  std::vector<RungCutoffs> out;
+  for (const Bracket& bracket : brackets_) {
+    RungCutoffs rungs;
+    for (const Rung& rung : bracket.rungs) {
+      std::optional<double> cutoff = Cutoff(rung);
+      // Back to metric units; + 0.0 turns a negated zero into a plain one.
+      if (cutoff) *cutoff = metric_sign_ * *cutoff + 0.0;
+      rungs.emplace_back(rung.milestone, cutoff);
+    }
+    out.push_back(std::move(rungs));
+  }
+  return out;
+}
+
+std::optional<int> AshaScheduler::BracketOf(const std::string& trial_id) const {
+  auto it = trial_bracket_.find(trial_id);
+  if (it == trial_bracket_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string AshaScheduler::Describe() const {
+  std::string out = fmt::format("Using AsyncHyperBand: num_stopped={}", num_stopped_);
+  for (const RungCutoffs& rungs : Rungs()) {
+    out += "\nBracket:";
+    const char* separator = " ";
+    for (const auto& [milestone, cutoff] : rungs) {
+      out += fmt::format("{}Iter {:.3f}: {}", separator, milestone,
+                         cutoff ? PythonFloat(*cutoff) : "None");
+      separator = " | ";
+    }
+  }
+  return out;
+}
+
+}  // namespace tune

@@ -1,1 +1,79 @@
-// placeholder: being written
+#include "search/basic_searcher.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace tune {
+
+BasicSearcher::BasicSearcher(Space space, std::int64_t num_samples, std::uint64_t seed,
+                             std::vector<std::vector<PointValue>> points)
+    : space_(std::move(space)), rng_(seed), points_(std::move(points)) {
+  const auto point_count = static_cast<std::int64_t>(points_.size());
+  samples_left_ = std::max<std::int64_t>(0, num_samples - point_count);
+  total_trials_ = samples_left_ * static_cast<std::int64_t>(space_.GridSize());
+  for (const auto& point : points_) total_trials_ += static_cast<std::int64_t>(BlockSize(point));
+}
+
+std::size_t BasicSearcher::BlockSize(const std::vector<PointValue>& point) const {
+  std::size_t size = 1;
+  const auto& grid = space_.grid_parameters();
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    bool fixed = std::any_of(point.begin(), point.end(),
+                             [&](const PointValue& v) { return v.grid && v.index == i; });
+    if (!fixed) size *= grid[i].domain.values.size();
+  }
+  return size;
+}
+
+bool BasicSearcher::StartNextBlock() {
+  if (next_point_ < points_.size()) {
+    block_fixed_ = points_[next_point_++];
+  } else if (samples_left_ > 0) {
+    --samples_left_;
+    block_fixed_.clear();
+  } else {
+    return false;
+  }
+  block_open_.clear();
+  const auto& grid = space_.grid_parameters();
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    bool fixed = std::any_of(block_fixed_.begin(), block_fixed_.end(),
+                             [&](const PointValue& v) { return v.grid && v.index == i; });
+    if (!fixed) block_open_.push_back(i);
+  }
+  block_size_ = BlockSize(block_fixed_);
+  block_next_ = 0;
+  in_block_ = true;
+  return true;
+}
+
+Suggestion BasicSearcher::Suggest(const std::string& trial_id) {
+  (void)trial_id;
+  if (!in_block_ || block_next_ >= block_size_) {
+    if (!StartNextBlock()) return Suggestion{Suggestion::Kind::kFinished, Json()};
+  }
+  // Spread the variant number over the open grid parameters (first fastest); fixed ones take
+  // index 0 and are overwritten below, together with the random values the point fixes.
+  const auto& grid = space_.grid_parameters();
+  std::vector<std::size_t> stride(grid.size());
+  std::size_t product = 1;
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    stride[i] = product;
+    product *= grid[i].domain.values.size();
+  }
+  std::size_t variant = block_next_++;
+  std::size_t grid_index = 0;
+  for (std::size_t i : block_open_) {
+    std::size_t size = grid[i].domain.values.size();
+    grid_index += (variant % size) * stride[i];
+    variant /= size;
+  }
+  Json config = space_.Sample(rng_, grid_index);
+  for (const PointValue& value : block_fixed_) {
+    const Parameter& parameter = value.grid ? grid[value.index] : space_.parameters()[value.index];
+    config[parameter.pointer] = value.value;
+  }
+  return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
+}
+
+}  // namespace tune

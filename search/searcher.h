@@ -32,14 +32,14 @@ struct Suggestion {
 };
 
 struct SearcherOptions {
-  std::string metric;                      // the metric to optimise ("val_acc")
+  std::string metric;  // the metric to optimise ("val_acc")
   Mode mode = Mode::kMax;
-  std::int64_t num_samples = 1;            // Ray Tune's num_samples (grid repeated that often)
-  std::int64_t max_concurrent = 0;         // trials running at once; 0 = unlimited
+  std::int64_t num_samples = 1;     // Ray Tune's num_samples (grid repeated that often)
+  std::int64_t max_concurrent = 0;  // trials running at once; 0 = unlimited
   std::uint64_t seed = 0;
-  Json points_to_evaluate = Json::array(); // configs to try first; they replace samples
-  Json algorithm = Json::object();         // the whole "search" object of space.json
-  std::string path = "search";             // JSON path of `algorithm`, for error messages
+  Json points_to_evaluate = Json::array();  // configs to try first; they replace samples
+  Json algorithm = Json::object();          // the whole "search" object of space.json
+  std::string path = "search";              // JSON path of `algorithm`, for error messages
 };
 
 class Searcher {
@@ -65,7 +65,16 @@ class Searcher {
 
 // Builds the searcher named by options.algorithm["algorithm"] ("random" when absent; "grid" and
 // "random" behave like Ray Tune's BasicVariantGenerator). Throws SpecError for unknown names or
-// options, naming options.path.
+// options, naming options.path: an unknown key (with a did-you-mean), or an option of another
+// algorithm (e.g. "n_startup_trials" without "tpe"). "tpe" throws "tpe is not available yet".
+// The seed is options.seed; a "seed" key in options.algorithm is only validated (the caller
+// copies it into options.seed).
+// points_to_evaluate (partial configs, checked against the space; SpecError names e.g.
+// "points_to_evaluate[2].lr") come first, missing leaves sampled. As in Ray Tune each point
+// replaces one of the num_samples repetitions of the grid and is crossed with the grid
+// parameters it leaves open; with no grid, a point replaces one sample and TotalTrials() stays
+// num_samples (or the number of points, if larger). Without points, TotalTrials() is
+// num_samples * GridSize().
 std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions& options);
 
 }  // namespace tune

@@ -4,21 +4,28 @@
 // object) or a distribution object with exactly one key:
 //   {"choice": [..]}             uniform over the values (any JSON values)
 //   {"uniform": [lo, hi]}        lo <= hi
-//   {"quniform": [lo, hi, q]}    round(x / q) * q, clipped into [lo, hi]
+//   {"quniform": [lo, hi, q]}    round(x / q) * q, always a multiple of q inside [lo, hi]
 //   {"loguniform": [lo, hi]}     0 < lo < hi (optional third element: log base, ignored)
-//   {"qloguniform": [lo, hi, q]}
+//   {"qloguniform": [lo, hi, q]} 0 < lo < hi (optional fourth element: log base, ignored)
 //   {"randint": [lo, hi]}        integers in [lo, hi) (upper bound exclusive, as Ray Tune)
 //   {"qrandint": [lo, hi, q]}    multiples of q in [lo, hi] (upper inclusive, as Ray Tune)
-//   {"lograndint": [lo, hi]}     integers in [lo, hi), log-uniform; 0 < lo
+//   {"lograndint": [lo, hi]}     integers in [lo, hi), log-uniform; 0 < lo (optional base)
 //   {"normal": [mean, sd]}       sd > 0
 //   {"qnormal": [mean, sd, q]}
 //   {"grid_search": [..]}        every value, crossed with every other grid (cartesian product)
-// Nested objects and arrays are walked; any leaf inside them may be a distribution.
+// Bounds and q must be finite, q > 0, and a quantized range must hold at least one multiple of
+// q. Integer domains (randint family) take integral bounds within +-2^53 and yield JSON
+// integers. A one-key object whose key is within two edits of a distribution name and whose
+// value is an array is rejected as a misspelling; any other object is a nested object.
+// The root is always an object of config keys, never a distribution itself.
+// Nested objects and arrays are walked; any leaf inside them may be a distribution. Values of
+// choice and grid_search are constants (not walked).
 // Semantics follow Ray Tune's BasicVariantGenerator: the grid is repeated num_samples times and
 // random leaves are drawn anew for each grid point.
 //
 // Example:
-//   tune::Space space = tune::ParseSpace(json::parse(R"({"lr": {"loguniform": [1e-4, 0.1]}})"));
+//   tune::Space space =
+//       tune::ParseSpace(tune::Json::parse(R"({"lr": {"loguniform": [1e-4, 0.1]}})"));
 //   std::mt19937_64 rng(0);
 //   tune::Json config = space.Sample(rng, /*grid_index=*/0);   // {"lr": 0.0031...}
 #pragma once
@@ -34,42 +41,61 @@ namespace tune {
 
 enum class DomainKind {
   kChoice,
-  kUniform,
-  kLogUniform,
-  kRandInt,     // integer; `high` exclusive
+  kUniform,     // [low, high]; with q: the multiples of q in [low, high]
+  kLogUniform,  // [low, high], 0 < low; with q as kUniform
+  kRandInt,     // integer; `high` exclusive; with q: multiples of q in [low, high) (qrandint
+                // [lo, hi, q] is stored as low = lo, high = hi + 1)
   kLogRandInt,  // integer, log scale; `high` exclusive
-  kNormal,
+  kNormal,      // unbounded; with q: multiples of q
   kGrid,
 };
 
 // One distribution leaf. Fields unused by a kind keep their defaults.
 struct Domain {
   DomainKind kind = DomainKind::kUniform;
-  double low = 0, high = 0;         // uniform/loguniform/randint families
-  double mean = 0, sd = 1;          // normal family
-  double q = 0;                     // quantization step; 0 = none
-  bool integer = false;             // values are JSON integers
-  std::vector<Json> values;         // choice and grid_search
+  double low = 0, high = 0;  // uniform/loguniform/randint families
+  double mean = 0, sd = 1;   // normal family
+  double q = 0;              // quantization step; 0 = none
+  bool integer = false;      // values are JSON integers
+  std::vector<Json> values;  // choice and grid_search
 };
+
+// One line for messages, e.g. "loguniform [0.0001, 0.1]", "randint [1, 10)",
+// "choice [64, 128]".
+std::string ToString(const Domain& domain);
 
 // A distribution leaf and where it sits in the config.
 struct Parameter {
-  std::string path;                 // dotted path inside the space, e.g. "model.hidden", "layers.0"
-  Json::json_pointer pointer;       // the same as a JSON pointer, for reading/writing configs
+  std::string path;            // dotted path inside the space, e.g. "model.hidden", "layers.0"
+  Json::json_pointer pointer;  // the same as a JSON pointer, for reading/writing configs
   Domain domain;
+};
+
+// A value that a partial config (an entry of points_to_evaluate) gives to one parameter.
+struct PointValue {
+  bool grid = false;  // indexes grid_parameters() when true, else parameters()
+  std::size_t index = 0;
+  Json value;  // inside the domain; integral numbers of integer domains as integers
 };
 
 class Space {
  public:
-  // The random (non-grid) parameters and the grid parameters, in document order.
+  // The random (non-grid) parameters and the grid parameters, depth first in key order (JSON
+  // objects are key-sorted here; array elements by index).
   const std::vector<Parameter>& parameters() const { return parameters_; }
   const std::vector<Parameter>& grid_parameters() const { return grid_parameters_; }
   // Number of grid points (product of grid sizes; 1 when there is no grid).
   std::size_t GridSize() const;
 
-  // A full config: constants, grid point `grid_index` (0 <= grid_index < GridSize(); the first
-  // grid parameter varies fastest... as Ray Tune), and one draw of every random parameter.
+  // A full config: constants, grid point `grid_index` (0 <= grid_index < GridSize(), else
+  // std::out_of_range; the first grid parameter varies fastest, as in Ray Tune), and one draw of
+  // every random parameter, in parameters() order (so a seed fixes the whole sequence).
   Json Sample(std::mt19937_64& rng, std::size_t grid_index) const;
+  // Checks a partial config against the space and returns the parameters it fixes. Throws
+  // SpecError whose path is `path` plus the offending key, e.g.
+  // "points_to_evaluate[2].lr: 0.5 is not in loguniform [0.0001, 0.1]", for a key that is not
+  // in the space, a value outside its domain or a changed constant.
+  std::vector<PointValue> ParsePoint(const Json& point, const std::string& path) const;
   // One draw from a single domain (always inside it: bounds, quantization, integrality).
   static Json SampleDomain(const Domain& domain, std::mt19937_64& rng);
   // Whether `value` lies in `domain` (used to validate points_to_evaluate).
@@ -77,7 +103,7 @@ class Space {
 
  private:
   friend Space ParseSpace(const Json& space, const std::string& path);
-  Json template_;  // the space with every distribution leaf replaced by null
+  Json template_ = Json::object();  // the space with every distribution leaf replaced by null
   std::vector<Parameter> parameters_;
   std::vector<Parameter> grid_parameters_;
 };

@@ -1,6 +1,7 @@
 #include "tuner/types.h"
 
 #include <cmath>
+#include <algorithm>
 #include <limits>
 
 namespace tune {
@@ -33,6 +34,34 @@ const char* ToString(TrialStatus status) {
 bool IsFinal(TrialStatus status) {
   return status == TrialStatus::kTerminated || status == TrialStatus::kStopped ||
          status == TrialStatus::kError;
+}
+
+std::string DidYouMean(std::string_view key, const std::vector<std::string>& known) {
+  // Levenshtein distance with one rolling row; keys are short.
+  auto distance = [](std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+      std::size_t diagonal = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        std::size_t above = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        diagonal = above;
+      }
+    }
+    return row[b.size()];
+  };
+  std::size_t best_distance = 3;
+  const std::string* best = nullptr;
+  for (const std::string& candidate : known) {
+    std::size_t d = distance(key, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = &candidate;
+    }
+  }
+  return best ? " (did you mean \"" + *best + "\"?)" : "";
 }
 
 double Result::Get(std::string_view attr) const {

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,6 +41,10 @@ struct Result {
   // the metric is missing or not a number.
   double Get(std::string_view attr) const;
 };
+
+// " (did you mean \"grace_period\"?)" when `key` is within edit distance 2 of one of `known`
+// (the closest wins), else "". For error messages about misspelled keys.
+std::string DidYouMean(std::string_view key, const std::vector<std::string>& known);
 
 // A bad experiment spec (space.json, CLI override or scheduler/searcher option). `what()` is
 // one line that starts with the JSON path, e.g. "space.lr: loguniform needs 0 < low < high, got

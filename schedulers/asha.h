@@ -1,0 +1,118 @@
+// ASHA (Asynchronous Successive Halving, Li et al. 2018, arXiv:1810.05934) stops trials that
+// are worse than most of their peers at the same point of training, without waiting for a
+// synchronous round. It behaves like Ray Tune's AsyncHyperBandScheduler ("asha").
+//
+// The rule: a bracket has rungs at milestones grace_period * reduction_factor^k (k = 0, 1, ...
+// while the milestone stays within max_t). When a trial's `time_attr` first reaches a milestone,
+// its metric is compared with the rung's cutoff, the (1 - 1/reduction_factor) quantile of the
+// values earlier trials recorded there (rf = 4: the 75th percentile, i.e. keep the top quarter).
+// Worse than the cutoff: STOP; otherwise CONTINUE. Either way its value joins the rung. The first
+// trial at a rung always continues, as there is nothing to compare with yet.
+//
+// Parameters (Ray's names and defaults): time_attr ("training_iteration"), metric, mode,
+// max_t (100: every trial stops there if stop_last_trials), grace_period (1: no trial stops
+// before it), reduction_factor (4), brackets (1; bracket s starts at grace_period * rf^s, and a
+// trial joins a bracket drawn at random, weighted by a softmax over their rung counts), seed (0).
+//
+// Example:
+//   AshaOptions options;
+//   options.metric = "val_acc";
+//   options.max_t = 27;
+//   options.reduction_factor = 3;  // milestones 1, 3, 9, 27
+//   AshaScheduler asha(options);
+//   asha.OnTrialAdd("t_00000");
+//   Decision d = asha.OnResult("t_00000", result);  // kStop when in the bottom 2/3 at a rung
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "schedulers/scheduler.h"
+
+namespace tune {
+
+struct AshaOptions {
+  std::string time_attr = "training_iteration";
+  std::string metric;  // required
+  Mode mode = Mode::kMax;
+  double max_t = 100;
+  double grace_period = 1;
+  double reduction_factor = 4;
+  int brackets = 1;
+  // Stop every trial whose time_attr reaches max_t. When false, max_t only bounds the rungs.
+  bool stop_last_trials = true;
+  // Seeds the draw that assigns trials to brackets, so a run (and its resume) is reproducible.
+  std::uint64_t seed = 0;
+};
+
+// Not thread-safe; the tuner calls it from its one loop thread.
+class AshaScheduler : public Scheduler {
+ public:
+  // One bracket's rungs, highest milestone first: (milestone, cutoff in metric units). The cutoff
+  // is nullopt while nothing is recorded at the rung and NaN while only NaN values are.
+  using RungCutoffs = std::vector<std::pair<double, std::optional<double>>>;
+
+  // `options` must be valid (MakeScheduler checks specs): metric non-empty, max_t > 0,
+  // 0 < grace_period <= max_t, reduction_factor > 1, brackets >= 1.
+  explicit AshaScheduler(AshaOptions options);
+
+  void OnTrialAdd(const std::string& trial_id) override;
+  // CONTINUE when the result lacks time_attr or the metric. A trial this scheduler stopped
+  // stays stopped: a later result from it gets kStop again (and is not counted twice).
+  Decision OnResult(const std::string& trial_id, const Result& result) override;
+  // Like Ray's on_trial_complete: the last result is offered to the bracket (so a trial that
+  // ended on its own still counts at the rungs it reached), then the trial is forgotten.
+  void OnTrialComplete(const std::string& trial_id, const Result* last) override;
+  // Like Ray's on_trial_remove: forgets the trial; what it recorded at rungs stays.
+  void OnTrialError(const std::string& trial_id) override;
+  // "Using AsyncHyperBand: num_stopped=N" then one "Bracket: Iter 9.000: 0.81 | ..." line per
+  // bracket, as Ray's debug_string, except that cutoffs are in metric units also for mode min.
+  std::string Describe() const override;
+
+  // For tests and reports: each bracket's rungs and current cutoffs.
+  std::vector<RungCutoffs> Rungs() const;
+  // The bracket `trial_id` was assigned to, or nullopt for a trial not (or no longer) known.
+  std::optional<int> BracketOf(const std::string& trial_id) const;
+  int num_stopped() const { return num_stopped_; }
+  const AshaOptions& options() const { return options_; }
+
+ private:
+  struct Rung {
+    double milestone;
+    // Sign-adjusted values (larger is better), NaN included, by trial id.
+    std::unordered_map<std::string, double> recorded;
+  };
+  struct Bracket {
+    std::vector<Rung> rungs;  // highest milestone first, as Ray walks them
+  };
+
+  // Picks the trial's bracket on first sight (results of a trial never added are accepted).
+  Bracket& BracketFor(const std::string& trial_id);
+  // Ray's _Bracket.on_result; `value` is sign-adjusted.
+  Decision JudgeAtRung(Bracket& bracket, const std::string& trial_id, double time, double value);
+  // The rung's cutoff on sign-adjusted values (numpy.nanpercentile, linear); nullopt if empty.
+  std::optional<double> Cutoff(const Rung& rung) const;
+  // Reads time_attr and the sign-adjusted metric; nullopt when either is missing.
+  std::optional<std::pair<double, double>> ReadResult(const Result& result) const;
+
+  AshaOptions options_;
+  double metric_sign_;  // +1 for max, -1 for min: Ray's metric_op
+  std::vector<Bracket> brackets_;
+  std::vector<double> bracket_cdf_;  // cumulative softmax over rung counts
+  std::mt19937_64 rng_;
+  std::unordered_map<std::string, int> trial_bracket_;
+  std::unordered_set<std::string> stopped_;
+  int num_stopped_ = 0;
+};
+
+// numpy.percentile(values, q) with the default "linear" method, ignoring NaN like
+// numpy.nanpercentile: NaN if no value is a number. `q` is in [0, 100].
+double NanPercentile(std::vector<double> values, double q);
+
+}  // namespace tune

@@ -1,0 +1,22 @@
+// FIFO: the scheduler that never stops a trial early. Trials run until they end on their own
+// (or hit the experiment's stopping criteria); the default when space.json names no scheduler.
+//
+// Example:
+//   FifoScheduler fifo;
+//   fifo.OnResult("t_00000", result);  // always Decision::kContinue
+#pragma once
+
+#include <string>
+
+#include "schedulers/scheduler.h"
+
+namespace tune {
+
+class FifoScheduler : public Scheduler {
+ public:
+  Decision OnResult(const std::string& trial_id, const Result& result) override;
+  // Ray's wording: "Using FIFO scheduling algorithm."
+  std::string Describe() const override;
+};
+
+}  // namespace tune

@@ -1,0 +1,261 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "reporters/reporters.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+bool StartsWith(const std::string& text, const std::string& prefix) {
+  return text.compare(0, prefix.size(), prefix) == 0;
+}
+
+bool EndsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Result MakeResult(std::int64_t iteration, double time_s, Json metrics) {
+  Result result;
+  result.training_iteration = iteration;
+  result.time_total_s = time_s;
+  result.metrics = std::move(metrics);
+  return result;
+}
+
+class ResultWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("tune_reporters_" + std::to_string(getpid()) + "_" +
+                                        std::to_string(counter++) + "_" + info->name());
+    fs::remove_all(dir_);
+    trial_.id = "t_00001";
+    trial_.params = {{"lr", 0.01}};
+    trial_.config = {{"model", "mlp"}, {"lr", 0.01}, {"nested", {{"a", 1}}}};
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+  fs::path TrialPath(const char* file) const { return dir_ / trial_.id / file; }
+
+  fs::path dir_;
+  Trial trial_;
+};
+
+TEST_F(ResultWriterTest, ExperimentJsonIsThePrettySpecWrittenAtomically) {
+  ResultWriter writer(dir_);
+  EXPECT_FALSE(fs::exists(dir_));  // nothing before the first write
+  Json spec = {{"name", "exp"}, {"metric", "acc"}, {"space", {{"lr", {{"uniform", {0, 1}}}}}}};
+  writer.WriteExperiment(spec);
+  std::string text = ReadFile(dir_ / "experiment.json");
+  EXPECT_EQ(Json::parse(text), spec);
+  EXPECT_NE(text.find("\n  \"metric\": \"acc\""), std::string::npos) << text;
+  spec["metric"] = "loss";
+  writer.WriteExperiment(spec);  // overwrites
+  EXPECT_EQ(Json::parse(ReadFile(dir_ / "experiment.json")), spec);
+  EXPECT_FALSE(fs::exists(dir_ / "experiment.json.tmp"));
+}
+
+TEST_F(ResultWriterTest, TrialStartWritesParamsFromConfig) {
+  ResultWriter writer(dir_);
+  writer.OnTrialStart(trial_);
+  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
+  EXPECT_TRUE(fs::exists(TrialPath("result.json")));
+  EXPECT_EQ(ReadFile(TrialPath("progress.csv")), "");  // header waits for the first result
+}
+
+TEST_F(ResultWriterTest, UsesTheTrialDirWhenSet) {
+  trial_.dir = dir_ / "elsewhere";
+  ResultWriter writer(dir_);
+  writer.OnTrialStart(trial_);
+  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
+  EXPECT_TRUE(fs::exists(dir_ / "elsewhere" / "params.json"));
+  EXPECT_EQ(Lines(ReadFile(dir_ / "elsewhere" / "result.json")).size(), 1u);
+  EXPECT_FALSE(fs::exists(dir_ / trial_.id));
+}
+
+TEST_F(ResultWriterTest, ResultJsonLinesCarryMetricsAndAddedFields) {
+  ResultWriter writer(dir_);
+  writer.OnTrialStart(trial_);
+  std::int64_t before = std::time(nullptr);
+  writer.OnResult(trial_, MakeResult(1, 0.5, {{"acc", 0.25}, {"iter", 1}, {"tag", "a\"b"}}));
+  writer.OnResult(trial_, MakeResult(2, 1.75,
+                                     {{"acc", std::numeric_limits<double>::quiet_NaN()},
+                                      {"nested", {{"x", {1, 2}}}}}));
+  writer.OnResult(trial_, MakeResult(3, 2, Json::object()));
+  std::int64_t after = std::time(nullptr);
+
+  // Read while the writer still holds the files open: every line is flushed already.
+  std::vector<std::string> lines = Lines(ReadFile(TrialPath("result.json")));
+  ASSERT_EQ(lines.size(), 3u);
+  std::vector<Json> parsed;
+  for (const std::string& line : lines) parsed.push_back(Json::parse(line));
+  EXPECT_EQ(parsed[0]["acc"], 0.25);
+  EXPECT_EQ(parsed[0]["iter"], 1);
+  EXPECT_EQ(parsed[0]["tag"], "a\"b");
+  EXPECT_TRUE(parsed[1]["acc"].is_null());  // JSON has no NaN
+  EXPECT_EQ(parsed[1]["nested"]["x"], Json({1, 2}));
+  for (std::size_t i = 0; i < parsed.size(); ++i) {
+    EXPECT_EQ(parsed[i]["trial_id"], "t_00001");
+    EXPECT_EQ(parsed[i]["training_iteration"], static_cast<int>(i + 1));
+    EXPECT_FALSE(parsed[i]["done"].get<bool>());
+    EXPECT_GE(parsed[i]["timestamp"].get<std::int64_t>(), before);
+    EXPECT_LE(parsed[i]["timestamp"].get<std::int64_t>(), after);
+  }
+  EXPECT_DOUBLE_EQ(parsed[1]["time_total_s"].get<double>(), 1.75);
+  EXPECT_EQ(parsed[2].size(), 5u);  // only the added fields
+}
+
+TEST_F(ResultWriterTest, AddedFieldsWinOverMetricsOfTheSameName) {
+  ResultWriter writer(dir_);
+  writer.OnTrialStart(trial_);
+  writer.OnResult(trial_, MakeResult(4, 1, {{"done", true}, {"trial_id", "fake"}, {"acc", 1}}));
+  std::string line = Lines(ReadFile(TrialPath("result.json")))[0];
+  Json parsed = Json::parse(line);
+  EXPECT_EQ(parsed["trial_id"], "t_00001");
+  EXPECT_FALSE(parsed["done"].get<bool>());
+  EXPECT_EQ(line.find("\"done\""), line.rfind("\"done\""));  // no duplicate keys
+  EXPECT_EQ(Lines(ReadFile(TrialPath("progress.csv")))[0],
+            "acc,trial_id,training_iteration,time_total_s,timestamp,done");
+}
+
+TEST_F(ResultWriterTest, ProgressCsvHeaderEscapingAndDroppedKeys) {
+  ResultWriter writer(dir_);
+  writer.OnTrialStart(trial_);
+  writer.OnResult(trial_, MakeResult(1, 1.5,
+                                     {{"loss", std::numeric_limits<double>::quiet_NaN()},
+                                      {"acc", 0.1},
+                                      {"note", "a,b \"q\"\nz"},
+                                      {"ok", true},
+                                      {"n", 7},
+                                      {"weird,name", 1}}));
+  writer.OnResult(trial_, MakeResult(2, 3, {{"acc", 0.2}, {"extra", 5}, {"n", -1}}));
+
+  std::string csv = ReadFile(TrialPath("progress.csv"));
+  std::int64_t now = std::time(nullptr);
+  std::vector<std::string> lines = Lines(csv);
+  ASSERT_EQ(lines.size(), 4u) << csv;  // the quoted newline splits row 1 in two lines here
+  EXPECT_EQ(lines[0],
+            "acc,loss,n,note,ok,\"weird,name\",trial_id,training_iteration,time_total_s,timestamp,"
+            "done");
+  EXPECT_EQ(lines[1], "0.1,nan,7,\"a,b \"\"q\"\"");
+  const std::string row_1_rest = "z\",True,1,t_00001,1,1.5,";
+  ASSERT_TRUE(StartsWith(lines[2], row_1_rest)) << lines[2];
+  std::string timestamp_and_done = lines[2].substr(row_1_rest.size());
+  EXPECT_NEAR(std::stod(timestamp_and_done), static_cast<double>(now), 5);
+  EXPECT_TRUE(EndsWith(timestamp_and_done, ",False")) << lines[2];
+  // "extra" is not in the header: dropped from the csv; missing ones stay empty.
+  EXPECT_TRUE(StartsWith(lines[3], "0.2,,-1,,,,t_00001,2,3,")) << lines[3];
+  EXPECT_EQ(std::count(lines[3].begin(), lines[3].end(), ','), 10);
+  EXPECT_NE(ReadFile(TrialPath("result.json")).find("\"extra\":5"), std::string::npos);
+}
+
+TEST_F(ResultWriterTest, RetryAppendsAndKeepsTheHeader) {
+  {
+    ResultWriter writer(dir_);
+    writer.OnTrialStart(trial_);
+    writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 0.1}, {"loss", 2}}));
+    writer.OnTrialStart(trial_);  // retry without OnTrialEnd in between
+    writer.OnResult(trial_, MakeResult(2, 2, {{"acc", 0.2}, {"loss", 1}}));
+    writer.OnTrialEnd(trial_);
+    trial_.config["lr"] = 0.5;
+    writer.OnTrialStart(trial_);  // retry after the end
+    writer.OnResult(trial_, MakeResult(3, 3, {{"zzz", 1}, {"acc", 0.3}}));
+  }
+  {
+    ResultWriter resumed(dir_);  // a new tuner process on the same directory
+    resumed.OnResult(trial_, MakeResult(4, 4, {{"acc", 0.4}, {"loss", 0}}));
+  }
+  std::vector<std::string> json_lines = Lines(ReadFile(TrialPath("result.json")));
+  ASSERT_EQ(json_lines.size(), 4u);
+  for (std::size_t i = 0; i < json_lines.size(); ++i) {
+    EXPECT_EQ(Json::parse(json_lines[i])["training_iteration"], static_cast<int>(i + 1));
+  }
+  std::vector<std::string> csv_lines = Lines(ReadFile(TrialPath("progress.csv")));
+  ASSERT_EQ(csv_lines.size(), 5u);
+  EXPECT_EQ(csv_lines[0], "acc,loss,trial_id,training_iteration,time_total_s,timestamp,done");
+  EXPECT_TRUE(StartsWith(csv_lines[1], "0.1,2,t_00001,1,1,")) << csv_lines[1];
+  EXPECT_TRUE(StartsWith(csv_lines[2], "0.2,1,t_00001,2,2,")) << csv_lines[2];
+  EXPECT_TRUE(StartsWith(csv_lines[3], "0.3,,t_00001,3,3,")) << csv_lines[3];
+  EXPECT_TRUE(StartsWith(csv_lines[4], "0.4,0,t_00001,4,4,")) << csv_lines[4];
+  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json")))["lr"], 0.5);
+}
+
+TEST_F(ResultWriterTest, HalfWrittenLastLineIsEndedBeforeAppending) {
+  fs::create_directories(dir_ / trial_.id);
+  std::ofstream(TrialPath("result.json")) << "{\"acc\":1,\"trial_id\":\"t_0000";
+  ResultWriter writer(dir_);
+  writer.OnTrialStart(trial_);
+  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 2}}));
+  std::vector<std::string> lines = Lines(ReadFile(TrialPath("result.json")));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(Json::parse(lines[1])["acc"], 2);
+}
+
+TEST_F(ResultWriterTest, BestTrialJson) {
+  trial_.dir = dir_ / trial_.id;
+  Result last = MakeResult(5, 12.5, {{"val_acc", 0.93}, {"val_loss", 0.2}});
+  trial_.last_result = last;
+  ResultWriter writer(dir_);
+  writer.WriteBestTrial(trial_, "val_acc", Mode::kMax);
+  Json best = Json::parse(ReadFile(dir_ / "best_trial.json"));
+  EXPECT_EQ(best["trial_id"], "t_00001");
+  EXPECT_EQ(best["metric"], "val_acc");
+  EXPECT_EQ(best["mode"], "max");
+  EXPECT_EQ(best["value"], 0.93);
+  EXPECT_EQ(best["config"], trial_.config);
+  EXPECT_EQ(best["last_result"]["val_loss"], 0.2);
+  EXPECT_EQ(best["last_result"]["training_iteration"], 5);
+  EXPECT_EQ(best["last_result"]["time_total_s"], 12.5);
+  EXPECT_EQ(fs::path(best["dir"].get<std::string>()), fs::absolute(dir_ / trial_.id));
+  EXPECT_FALSE(fs::exists(dir_ / "best_trial.json.tmp"));
+
+  writer.WriteBestTrial(trial_, "training_iteration", Mode::kMin);
+  best = Json::parse(ReadFile(dir_ / "best_trial.json"));
+  EXPECT_EQ(best["value"], 5);
+  EXPECT_EQ(best["mode"], "min");
+}
+
+TEST_F(ResultWriterTest, UnwritablePathsThrowNamingThePath) {
+  fs::create_directories(dir_.parent_path());
+  std::ofstream(dir_) << "a file where the experiment directory should be";
+  ResultWriter writer(dir_);
+  try {
+    writer.OnTrialStart(trial_);
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find(dir_.string()), std::string::npos) << error.what();
+  }
+  EXPECT_THROW(writer.WriteExperiment(Json::object()), std::runtime_error);
+  EXPECT_THROW(writer.OnResult(trial_, MakeResult(1, 1, {})), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace tune
