@@ -215,4 +215,8 @@ std::string AshaScheduler::Describe() const {
   return out;
 }
 
+bool AshaScheduler::BudgetExhausted(const Result& result) const {
+  return options_.stop_last_trials && result.Get(options_.time_attr) >= options_.max_t;
+}
+
 }  // namespace tune

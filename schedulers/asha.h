@@ -71,6 +71,8 @@ class AshaScheduler : public Scheduler {
   void OnTrialComplete(const std::string& trial_id, const Result* last) override;
   // Like Ray's on_trial_remove: forgets the trial; what it recorded at rungs stays.
   void OnTrialError(const std::string& trial_id) override;
+  // time_attr >= max_t (when stop_last_trials).
+  bool BudgetExhausted(const Result& result) const override;
   // "Using AsyncHyperBand: num_stopped=N" then one "Bracket: Iter 9.000: 0.81 | ..." line per
   // bracket, as Ray's debug_string, except that cutoffs are in metric units also for mode min.
   std::string Describe() const override;

@@ -30,6 +30,13 @@ class Scheduler {
   }
   virtual void OnTrialError(const std::string& trial_id) { (void)trial_id; }
 
+  // True when `result` is at the end of the budget every trial gets (ASHA's max_t). A trial
+  // stopped there has completed, not been pruned: the tuner marks it TERMINATED, not STOPPED.
+  virtual bool BudgetExhausted(const Result& result) const {
+    (void)result;
+    return false;
+  }
+
   // One or more lines for the status table, e.g. for ASHA
   // "AsyncHyperBand: num_stopped=3\nBracket: Iter 4.000: 0.71 | Iter 1.000: 0.52".
   virtual std::string Describe() const = 0;

@@ -34,7 +34,10 @@ class ReportServer {
     // A report; the returned decision is written back to the trial.
     virtual Decision OnReport(const std::string& trial_id, const ReportMessage& report) = 0;
     virtual void OnDone(const std::string& trial_id) = 0;
-    // The connection of an authenticated trial closed (after OnDone, or without it).
+    // The connection of an authenticated trial closed (after OnDone, or without it); called
+    // exactly once per authenticated connection. When the close came from Disconnect() or
+    // Close(), it is called on a later turn of the loop (never from inside those calls), and not
+    // at all if the server is destroyed first.
     virtual void OnDisconnect(const std::string& trial_id) = 0;
     // A connection was closed for misbehaving; `trial_id` is empty before a valid hello.
     virtual void OnProtocolError(const std::string& trial_id, const std::string& reason) = 0;
@@ -55,9 +58,10 @@ class ReportServer {
 
   std::string address() const;  // "host:port"
   std::uint16_t port() const;
-  // Stops accepting and closes every connection.
+  // Stops accepting and closes every connection. Safe to call from inside Handler callbacks.
   void Close();
-  // Closes the connection of `trial_id`, if any (e.g. when the tuner kills the trial).
+  // Closes the connection of `trial_id`, if any (e.g. when the tuner kills the trial); a report
+  // being handled on it gets no reply. Safe to call from inside Handler callbacks.
   void Disconnect(const std::string& trial_id);
 
  private:

@@ -545,3 +545,24 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace tune
+
+namespace tune {
+namespace {
+
+TEST(AshaBudgetTest, BudgetExhaustedAtMaxTOnlyWhenStoppingLastTrials) {
+  AshaOptions options;
+  options.metric = "acc";
+  options.time_attr = "epoch";
+  options.max_t = 9;
+  AshaScheduler asha(options);
+  Result at_8, at_9;
+  at_8.metrics = {{"epoch", 8}, {"acc", 0.5}};
+  at_9.metrics = {{"epoch", 9}, {"acc", 0.5}};
+  EXPECT_FALSE(asha.BudgetExhausted(at_8));
+  EXPECT_TRUE(asha.BudgetExhausted(at_9));
+  options.stop_last_trials = false;
+  EXPECT_FALSE(AshaScheduler(options).BudgetExhausted(at_9));
+}
+
+}  // namespace
+}  // namespace tune

@@ -40,8 +40,10 @@ struct HelloMessage {
 };
 
 struct ReportMessage {
-  std::int64_t iter = 0;   // the trial's own iteration counter (epoch); > 0
-  Json metrics;            // a JSON object; values are usually numbers
+  std::int64_t iter = 0;   // the trial's own iteration counter (epoch); >= 0
+  // A JSON object of numbers, strings, bools or nulls. Non-finite numbers travel as the strings
+  // "nan", "inf", "-inf" and are decoded back into doubles (docs/protocol.md).
+  Json metrics;
   std::optional<std::string> checkpoint;
 };
 

@@ -1,1 +1,190 @@
-// placeholder: being written
+#include "tuner/client/session.h"
+
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace tune {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+std::string RequireEnv(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') {
+    throw std::runtime_error(std::string("tune: environment variable ") + name +
+                             " is not set (is this program being run by `tune run`?)");
+  }
+  return value;
+}
+
+Json ReadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("tune: cannot open TUNE_CONFIG file " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  Json config = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded()) {
+    throw std::runtime_error("tune: TUNE_CONFIG file " + path + " is not valid JSON");
+  }
+  return config;
+}
+
+// "host:port", "[v6]:port" -> host, port.
+std::pair<std::string, std::string> SplitAddress(const std::string& address) {
+  std::size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+    throw std::runtime_error("tune: tuner address \"" + address + "\" is not host:port");
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return {host, address.substr(colon + 1)};
+}
+
+}  // namespace
+
+// One blocking socket; the session is used from one thread (the trial's rank 0).
+class Session::Impl {
+ public:
+  explicit Impl(std::string address) : address_(std::move(address)), socket_(io_) {}
+
+  void Connect(const HelloMessage& hello) {
+    auto [host, port] = SplitAddress(address_);
+    boost::system::error_code error;
+    tcp::resolver resolver(io_);
+    auto endpoints = resolver.resolve(host, port, error);
+    if (!error) asio::connect(socket_, endpoints, error);
+    if (error) {
+      throw std::runtime_error("tune: cannot connect to tuner at " + address_ + ": " +
+                               error.message());
+    }
+    // Each report is one small write waiting for an answer: Nagle would add delay to every one.
+    socket_.set_option(tcp::no_delay(true), error);
+    WriteLine(EncodeHello(hello));
+  }
+
+  Decision Report(const ReportMessage& report) {
+    WriteLine(EncodeReport(report));
+    std::string_view line = ReadLine();
+    std::optional<Decision> decision = DecodeDecision(line);
+    if (!decision) {
+      throw std::runtime_error("tune: unexpected reply from tuner at " + address_ + ": " +
+                               std::string(line.substr(0, 200)));
+    }
+    return *decision;
+  }
+
+  void Done() {
+    WriteLine(EncodeDone());
+    Close();
+  }
+
+  void Close() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  bool is_open() const { return socket_.is_open(); }
+
+ private:
+  void WriteLine(std::string line) {
+    if (!socket_.is_open()) {
+      throw std::runtime_error("tune: the session is closed (after Done() or a lost connection)");
+    }
+    line += '\n';
+    boost::system::error_code error;
+    asio::write(socket_, asio::buffer(line), error);
+    if (error) Lost(error);
+  }
+
+  // Returns the next line (without '\n'); valid until the next call.
+  std::string_view ReadLine() {
+    // Drop the line returned last time; in a strict request/reply exchange the buffer is then
+    // usually empty, so this is cheap.
+    in_.erase(0, consumed_);
+    consumed_ = 0;
+    std::size_t scanned = 0;
+    for (;;) {
+      std::size_t newline = in_.find('\n', scanned);
+      if (newline != std::string::npos) {
+        consumed_ = newline + 1;
+        return std::string_view(in_).substr(0, newline);
+      }
+      if (in_.size() > kMaxLineBytes) {
+        throw std::runtime_error("tune: reply from tuner at " + address_ + " is too long");
+      }
+      scanned = in_.size();
+      in_.resize(scanned + kReadChunk);
+      boost::system::error_code error;
+      std::size_t n = socket_.read_some(asio::buffer(&in_[scanned], kReadChunk), error);
+      in_.resize(scanned + n);
+      if (error) Lost(error);
+    }
+  }
+
+  [[noreturn]] void Lost(const boost::system::error_code& error) {
+    Close();
+    std::string why =
+        error == asio::error::eof ? "the tuner closed the connection" : error.message();
+    throw std::runtime_error("tune: lost connection to tuner at " + address_ + ": " + why);
+  }
+
+  static constexpr std::size_t kReadChunk = 512;
+  std::string address_;
+  asio::io_context io_;
+  tcp::socket socket_;
+  std::string in_;            // bytes read and not yet consumed
+  std::size_t consumed_ = 0;  // length of the line last returned by ReadLine, newline included
+};
+
+Session::Session(std::unique_ptr<Impl> impl, std::string trial_id, Json config)
+    : impl_(std::move(impl)), trial_id_(std::move(trial_id)), config_(std::move(config)) {}
+
+Session::~Session() = default;
+
+std::unique_ptr<Session> Session::FromEnv() {
+  // Every variable is checked before connecting, so a misconfigured launch fails with one clear
+  // message instead of a half-open connection.
+  std::string address = RequireEnv("TUNE_REPORT_ADDR");
+  std::string trial_id = RequireEnv("TUNE_TRIAL_ID");
+  std::string token = RequireEnv("TUNE_TOKEN");
+  std::string config_path = RequireEnv("TUNE_CONFIG");
+  Json config = ReadConfig(config_path);
+  auto session = Connect(address, trial_id, token, std::move(config));
+  const char* checkpoint = std::getenv("TUNE_CHECKPOINT");
+  if (checkpoint != nullptr && *checkpoint != '\0') session->resume_checkpoint_ = checkpoint;
+  return session;
+}
+
+std::unique_ptr<Session> Session::Connect(const std::string& address, const std::string& trial_id,
+                                          const std::string& token, Json config) {
+  auto impl = std::make_unique<Impl>(address);
+  impl->Connect(HelloMessage{trial_id, token, static_cast<std::int64_t>(::getpid())});
+  return std::unique_ptr<Session>(new Session(std::move(impl), trial_id, std::move(config)));
+}
+
+Decision Session::Report(std::int64_t iter, const Json& metrics,
+                         const std::optional<std::string>& checkpoint) {
+  ReportMessage report;
+  report.iter = iter;
+  report.metrics = metrics;
+  report.checkpoint = checkpoint;
+  return impl_->Report(report);
+}
+
+void Session::Done() {
+  if (impl_->is_open()) impl_->Done();
+}
+
+}  // namespace tune

@@ -1,0 +1,61 @@
+// tune-bench-trial: the trial program of the tuner benchmarks (bench/README.md).
+//
+// Config: mode "sleep": `reports` reports spread over `sleep_ms` milliseconds in all (a trial of
+// known length, for the bookkeeping-overhead benchmark). mode "flood": `reports` reports sent
+// back to back, each waiting for its decision; the trial writes bench.json into its directory
+// with its start/end wall times and round-trip latency percentiles.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "tuner/client/session.h"
+
+int main() {
+  using Clock = std::chrono::steady_clock;
+  auto wall = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  try {
+    auto session = tune::Session::FromEnv();
+    const tune::Json& config = session->config();
+    std::string mode = config.value("mode", "sleep");
+    int reports = config.value("reports", 1);
+    double start_s = wall();
+    if (mode == "sleep") {
+      auto each = std::chrono::microseconds(
+          static_cast<long>(config.value("sleep_ms", 1000.0) * 1000 / std::max(1, reports)));
+      for (int i = 1; i <= reports; ++i) {
+        std::this_thread::sleep_for(each);
+        if (session->Report(i, {{"score", static_cast<double>(i)}}) == tune::Decision::kStop) break;
+      }
+    } else {
+      std::vector<double> latencies_us;
+      latencies_us.reserve(reports);
+      tune::Json metrics = {{"score", 0.0}, {"loss", 1.0}, {"epoch", 0}};
+      for (int i = 1; i <= reports; ++i) {
+        metrics["score"] = i * 0.001;
+        metrics["epoch"] = i;
+        auto begin = Clock::now();
+        session->Report(i, metrics);
+        latencies_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+      }
+      double end_s = wall();
+      std::sort(latencies_us.begin(), latencies_us.end());
+      auto at = [&](double q) { return latencies_us[static_cast<std::size_t>(q * (latencies_us.size() - 1))]; };
+      const char* dir = std::getenv("TUNE_TRIAL_DIR");
+      std::ofstream(std::string(dir ? dir : ".") + "/bench.json")
+          << tune::Json{{"start_s", start_s}, {"end_s", end_s}, {"reports", reports},
+                        {"p50_us", at(0.5)}, {"p99_us", at(0.99)}, {"max_us", latencies_us.back()}}
+                 .dump();
+    }
+    session->Done();
+    return 0;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "bench trial: %s\n", error.what());
+    return 1;
+  }
+}

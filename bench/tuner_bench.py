@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Tuner benchmarks: bookkeeping overhead, report throughput, decision round trip.
+
+Usage: python3 bench/tuner_bench.py [--bin build/bin] [--quick]
+Runs `tune run` on generated specs with tune-bench-trial and prints one table of numbers.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_tune(bin_dir, spec, storage, extra):
+    path = os.path.join(storage, spec["name"] + ".json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    begin = time.monotonic()
+    proc = subprocess.run([os.path.join(bin_dir, "tune"), "run", path, "--storage", storage] + extra,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - begin
+    if proc.returncode != 0:
+        sys.exit(f"tune failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return wall, os.path.join(storage, spec["name"])
+
+
+def base_spec(name, trainer, num_samples):
+    return {"name": name, "metric": "score", "mode": "max", "num_samples": num_samples,
+            "resources_per_trial": {"cpu": 1}, "scheduler": {"type": "fifo"},
+            "reporter": {"refresh_s": 5},
+            "trainer": dict(trainer, command=["tune-bench-trial"]),
+            "space": {"x": {"uniform": [0, 1]}}}
+
+
+def overhead(bin_dir, storage, trials, slots, trial_s):
+    spec = base_spec("overhead", {"mode": "sleep", "sleep_ms": trial_s * 1000, "reports": 5},
+                     trials)
+    wall, _ = run_tune(bin_dir, spec, storage, ["--cpus", str(slots)])
+    ideal = trials / slots * trial_s
+    return wall, ideal
+
+
+def flood(bin_dir, storage, name, trials, reports):
+    spec = base_spec(name, {"mode": "flood", "reports": reports}, trials)
+    _, exp_dir = run_tune(bin_dir, spec, storage, ["--cpus", str(trials)])
+    stats = []
+    for trial in sorted(os.listdir(exp_dir)):
+        bench = os.path.join(exp_dir, trial, "bench.json")
+        if os.path.exists(bench):
+            with open(bench) as f:
+                stats.append(json.load(f))
+    total = sum(s["reports"] for s in stats)
+    span = max(s["end_s"] for s in stats) - min(s["start_s"] for s in stats)
+    lines = sum(1 for t in os.listdir(exp_dir) if os.path.isdir(os.path.join(exp_dir, t))
+                for _ in open(os.path.join(exp_dir, t, "result.json")))
+    assert lines == total, f"{lines} result lines for {total} reports"
+    return total / span, statistics.median(s["p50_us"] for s in stats), max(s["p99_us"] for s in stats)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default="build/bin")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke check)")
+    args = parser.parse_args()
+    storage = tempfile.mkdtemp(prefix="tune_bench_")
+    try:
+        trials, slots, trial_s = (40, 8, 0.5) if args.quick else (400, 16, 1.0)
+        wall, ideal = overhead(args.bin, storage, trials, slots, trial_s)
+        print(f"(a) bookkeeping: {trials} trials x {trial_s:g} s on {slots} slots: wall {wall:.2f} s, "
+              f"ideal {ideal:.2f} s, overhead {100 * (wall / ideal - 1):.2f}%")
+        clients, reports = (4, 5000) if args.quick else (16, 50000)
+        rate, p50, p99 = flood(args.bin, storage, "throughput", clients, reports)
+        print(f"(b) throughput: {clients} clients x {reports} reports, logging on: {rate:,.0f} reports/s")
+        rate1, p50, p99 = flood(args.bin, storage, "latency", 1, 20000 if not args.quick else 2000)
+        print(f"(c) round trip, 1 client: p50 {p50:.1f} us, p99 {p99:.1f} us ({rate1:,.0f} reports/s)")
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

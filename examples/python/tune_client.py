@@ -1,0 +1,180 @@
+"""Stdlib-only Python client for `tune` trials: the Python twin of tuner/client/session.h.
+
+A program started by `tune run` finds the tuner's address, its trial id, token and config in
+its environment (docs/protocol.md). It reports one result per iteration and stops when the
+tuner says so:
+
+    import tune_client
+
+    with tune_client.Session.from_env() as session:
+        config = session.config                     # the trial's params.json, as a dict
+        start = load(session.checkpoint) if session.checkpoint else 1
+        for epoch in range(start, config["max_epochs"] + 1):
+            val_loss = train_one_epoch(config)
+            if session.report(epoch, {"val_loss": val_loss}) == "stop":
+                break
+    # Leaving the block normally sends "done"; leaving it with an exception just closes the
+    # connection, and the tuner records the trial's failure from its exit status.
+
+Metric values may be numbers, strings, bools or None. NaN and +/-inf cannot be JSON, so they are
+sent as the strings "nan", "inf", "-inf"; the tuner turns them back into numbers (a NaN in the
+optimised metric fails the trial). Values with an ``item()`` method (numpy and torch scalars) are
+converted with it.
+"""
+
+import json
+import math
+import os
+import socket
+
+__all__ = ["Session", "TuneError"]
+
+MAX_LINE_BYTES = 1 << 20
+
+
+class TuneError(RuntimeError):
+    """The session cannot go on: missing environment, lost connection, bad reply."""
+
+
+def _require_env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise TuneError(
+            "tune: environment variable %s is not set "
+            "(is this program being run by `tune run`?)" % name)
+    return value
+
+
+def _split_address(address):
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise TuneError('tune: tuner address "%s" is not host:port' % address)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def _metric_value(name, value):
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return _metric_value(name, value.item())
+    try:
+        return _metric_value(name, float(value))
+    except (TypeError, ValueError):
+        raise TypeError("tune: metric %r must be a number, string, bool or None, got %s"
+                        % (name, type(value).__name__)) from None
+
+
+class Session:
+    """One trial's connection to the tuner. Use from one thread (rank 0 only)."""
+
+    def __init__(self, address, trial_id, token, config=None, checkpoint=None):
+        """Connects to the tuner at `address` ("host:port") and says hello."""
+        self.address = address
+        self.trial_id = trial_id
+        self.config = config if config is not None else {}
+        self.checkpoint = checkpoint  # the checkpoint to resume from, or None
+        self.should_stop = False      # True once the tuner answered "stop"
+        host, port = _split_address(address)
+        try:
+            self._sock = socket.create_connection((host, port))
+        except OSError as error:
+            raise TuneError("tune: cannot connect to tuner at %s: %s" % (address, error)) from None
+        # Each report is one small write waiting for its answer: Nagle would delay every one.
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._reader = self._sock.makefile("rb")
+        self._send({"type": "hello", "trial_id": trial_id, "token": token, "pid": os.getpid()})
+
+    @classmethod
+    def from_env(cls):
+        """Connects using TUNE_REPORT_ADDR, TUNE_TRIAL_ID, TUNE_TOKEN, TUNE_CONFIG and the
+        optional TUNE_CHECKPOINT. Raises TuneError naming a missing variable."""
+        address = _require_env("TUNE_REPORT_ADDR")
+        trial_id = _require_env("TUNE_TRIAL_ID")
+        token = _require_env("TUNE_TOKEN")
+        config_path = _require_env("TUNE_CONFIG")
+        try:
+            with open(config_path, encoding="utf-8") as config_file:
+                config = json.load(config_file)
+        except OSError as error:
+            raise TuneError("tune: cannot open TUNE_CONFIG file %s: %s"
+                            % (config_path, error)) from None
+        except ValueError as error:
+            raise TuneError("tune: TUNE_CONFIG file %s is not valid JSON: %s"
+                            % (config_path, error)) from None
+        return cls(address, trial_id, token, config, os.environ.get("TUNE_CHECKPOINT") or None)
+
+    def report(self, iter, metrics, checkpoint=None):
+        """Sends one result and waits for the tuner's decision: "continue" or "stop"."""
+        if isinstance(iter, float) and iter.is_integer():
+            iter = int(iter)
+        if not isinstance(iter, int) or isinstance(iter, bool) or iter < 0:
+            raise ValueError("tune: iter must be an integer >= 0, got %r" % (iter,))
+        message = {"type": "report", "iter": iter,
+                   "metrics": {str(k): _metric_value(k, v) for k, v in metrics.items()}}
+        if checkpoint is not None:
+            message["checkpoint"] = os.fspath(checkpoint)
+        self._send(message)
+        try:
+            line = self._reader.readline(MAX_LINE_BYTES + 1)
+        except OSError as error:
+            self._lost(error)
+        if not line.endswith(b"\n"):
+            self._lost("the tuner closed the connection" if not line else "reply too long")
+        try:
+            reply = json.loads(line)
+            action = reply["action"] if reply.get("type") == "decision" else None
+        except (ValueError, AttributeError, KeyError):
+            action = None
+        if action not in ("continue", "stop"):
+            raise TuneError("tune: unexpected reply from tuner at %s: %r" % (self.address, line[:200]))
+        if action == "stop":
+            self.should_stop = True
+        return action
+
+    def done(self):
+        """Tells the tuner the trial finished on its own, then closes the connection."""
+        if self._sock is None:
+            return
+        self._send({"type": "done"})
+        self.close()
+
+    def close(self):
+        """Closes the connection without "done" (the trial did not finish)."""
+        if self._sock is None:
+            return
+        try:
+            self._reader.close()
+            self._sock.close()
+        finally:
+            self._sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.done()
+        else:
+            self.close()
+        return False
+
+    def _send(self, message):
+        if self._sock is None:
+            raise TuneError("tune: the session is already done")
+        data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+        try:
+            self._sock.sendall(data)
+        except OSError as error:
+            self._lost(error)
+
+    def _lost(self, why):
+        self.close()
+        raise TuneError("tune: lost connection to tuner at %s: %s" % (self.address, why))

@@ -1,0 +1,301 @@
+// End-to-end: `tune run` on the example programs, checked against the files it writes.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "schedulers/scheduler.h"
+#include "tuner/spec.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+struct RunOutput {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  fs::path dir;  // the experiment directory
+};
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<Json> ReadJsonLines(const fs::path& path) {
+  std::vector<Json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
+  return lines;
+}
+
+class TuneRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage_ = fs::temp_directory_path() /
+               fmt::format("tune_it_{}_{}", getpid(),
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(storage_);
+    fs::create_directories(storage_);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(storage_);
+  }
+
+  // Runs `tune run <spec> <args>` with `env` prefixed; waits for it.
+  RunOutput Run(const std::string& spec, const std::string& args, const std::string& env = "") {
+    RunOutput output;
+    output.dir = storage_ / "exp";
+    std::string command = fmt::format(
+        "{} {}/tune run {} --storage {} --name exp {} >{}/out.txt 2>{}/err.txt", env, TUNE_BIN_DIR,
+        spec, storage_.string(), args, storage_.string(), storage_.string());
+    int status = std::system(command.c_str());
+    output.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    output.out = ReadFile(storage_ / "out.txt");
+    output.err = ReadFile(storage_ / "err.txt");
+    return output;
+  }
+
+  std::vector<fs::path> TrialDirs(const fs::path& dir) {
+    std::vector<fs::path> dirs;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.is_directory()) dirs.push_back(entry.path());
+    }
+    std::sort(dirs.begin(), dirs.end());
+    return dirs;
+  }
+
+  std::string Curve() { return std::string(TUNE_SOURCE_DIR) + "/examples/curve.json"; }
+  fs::path storage_;
+};
+
+TEST_F(TuneRunTest, AshaPrunesByTheRuleAndTheBestTrialIsTheTrueBest) {
+  // One trial at a time makes the order of results, and so every ASHA decision, deterministic.
+  RunOutput run = Run(Curve(), "--num-samples 12 --max-concurrent 1 trainer.sleep_ms=0");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+
+  Json spec = LoadSpecFile(Curve());
+  auto replay = MakeScheduler(spec["scheduler"], "loss", Mode::kMin);
+  const int max_t = spec["scheduler"]["max_t"];
+  int stopped_early = 0;
+  std::string best_id;
+  double best_loss = 1e300;
+  auto dirs = TrialDirs(run.dir);
+  ASSERT_EQ(dirs.size(), 12u);
+  for (const fs::path& dir : dirs) {
+    std::string id = dir.filename();
+    auto results = ReadJsonLines(dir / "result.json");
+    ASSERT_FALSE(results.empty()) << id;
+    replay->OnTrialAdd(id);
+    std::size_t expected = 0;
+    for (const Json& line : results) {
+      ++expected;
+      Result result;
+      result.training_iteration = line["training_iteration"];
+      result.metrics = line;
+      if (replay->OnResult(id, result) == Decision::kStop) break;
+    }
+    EXPECT_EQ(results.size(), expected) << id << " did not stop where ASHA says";
+    if (static_cast<int>(results.size()) < max_t) ++stopped_early;
+    replay->OnTrialComplete(id, nullptr);
+    double last = results.back()["loss"];
+    if (last < best_loss) {
+      best_loss = last;
+      best_id = id;
+    }
+    // progress.csv has a header and one row per result.
+    std::string csv = ReadFile(dir / "progress.csv");
+    EXPECT_EQ(static_cast<std::size_t>(std::count(csv.begin(), csv.end(), '\n')),
+              results.size() + 1);
+    EXPECT_TRUE(fs::exists(dir / "params.json"));
+  }
+  EXPECT_GE(stopped_early, 6) << "ASHA with rf=3 should stop most of 12 trials";
+  Json best = Json::parse(ReadFile(run.dir / "best_trial.json"));
+  EXPECT_EQ(best["trial_id"], best_id);
+  EXPECT_THAT(run.out, HasSubstr("Best trial: " + best_id));
+  EXPECT_THAT(run.out, HasSubstr("Best trial config: "));
+  EXPECT_THAT(run.out, HasSubstr("Best trial final loss: "));
+  EXPECT_THAT(run.out, HasSubstr("STOPPED"));     // pruned early
+  EXPECT_THAT(run.out, HasSubstr("TERMINATED"));  // ran to max_t
+  EXPECT_TRUE(fs::exists(run.dir / "experiment.json"));
+}
+
+TEST_F(TuneRunTest, HalfGpuTrialsRunEightAtOnceOnFourFakeGpus) {
+  RunOutput run = Run(Curve(),
+                      "--gpus 4 --cpus 16 --num-samples 16 --max-concurrent 0 "
+                      "resources_per_trial.gpu=0.5 scheduler=fifo trainer.max_epochs=3 "
+                      "trainer.sleep_ms=400 trainer.record_env=true",
+                      "TUNE_FAKE_GPUS=0,1,2,3");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  struct Interval {
+    double start, end;
+    std::string gpu;
+  };
+  std::vector<Interval> intervals;
+  for (const fs::path& dir : TrialDirs(run.dir)) {
+    Json env = Json::parse(ReadFile(dir / "env.json"));
+    auto results = ReadJsonLines(dir / "result.json");
+    ASSERT_EQ(results.size(), 3u);
+    std::string gpu = env["CUDA_VISIBLE_DEVICES"];
+    EXPECT_TRUE(gpu == "0" || gpu == "1" || gpu == "2" || gpu == "3") << gpu;
+    intervals.push_back({env["start_s"].get<double>(), results.back()["timestamp"].get<double>(), gpu});
+  }
+  ASSERT_EQ(intervals.size(), 16u);
+  std::size_t peak = 0;
+  for (const Interval& at : intervals) {
+    std::size_t running = 0;
+    std::map<std::string, int> per_gpu;
+    for (const Interval& other : intervals) {
+      if (other.start <= at.start && at.start < other.end) {
+        ++running;
+        ++per_gpu[other.gpu];
+      }
+    }
+    for (const auto& [gpu, count] : per_gpu) EXPECT_LE(count, 2) << "GPU " << gpu << " oversubscribed";
+    peak = std::max(peak, running);
+  }
+  EXPECT_EQ(peak, 8u);
+}
+
+TEST_F(TuneRunTest, PythonTrainingScriptIsTunedThroughThePythonClient) {
+  if (std::system("python3 -c 'import json' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
+  std::string spec = std::string(TUNE_SOURCE_DIR) + "/examples/python_sgd.json";
+  RunOutput run = Run(spec, "--num-samples 2 --cpus 2");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto dirs = TrialDirs(run.dir);
+  ASSERT_EQ(dirs.size(), 4u) << "2 samples x grid of 2 batch sizes";
+  for (const fs::path& dir : dirs) {
+    auto results = ReadJsonLines(dir / "result.json");
+    ASSERT_FALSE(results.empty()) << dir;
+    EXPECT_TRUE(results.back()["val_loss"].is_number());
+  }
+  Json best = Json::parse(ReadFile(run.dir / "best_trial.json"));
+  EXPECT_LT(best["value"].get<double>(), 1.0) << "SGD on a line should fit it";
+}
+
+TEST_F(TuneRunTest, AskingForMoreGpusThanExistIsAClearError) {
+  RunOutput run = Run(Curve(), "--gpus 8", "TUNE_FAKE_GPUS=0,1");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.err, HasSubstr("--gpus: asked for 8 GPUs, but only 2 visible (0,1)"));
+}
+
+TEST_F(TuneRunTest, BrokenSpecIsOneClearLine) {
+  fs::path spec = storage_ / "bad.json";
+  std::ofstream(spec) << R"({"metric": "loss", "space": {"lr": {"loguniform": [0, 1]}}})";
+  RunOutput run = Run(spec.string(), "");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.err, HasSubstr("tune: space.lr: "));
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1);
+}
+
+TEST_F(TuneRunTest, MisbehavingConnectionsAreClosedAndTheExperimentCompletes) {
+  fs::path spec = storage_ / "misbehave.json";
+  std::ofstream(spec) << R"({"metric": "loss", "mode": "min", "num_samples": 3,
+      "trainer": {"command": ["tune-test-misbehaving-trial"]}, "space": {"x": {"uniform": [0, 1]}}})";
+  RunOutput run = Run(spec.string(), "--cpus 2");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  for (const fs::path& dir : TrialDirs(run.dir)) {
+    auto results = ReadJsonLines(dir / "result.json");
+    ASSERT_EQ(results.size(), 3u) << dir;
+    EXPECT_EQ(results.back()["closed_all"], true) << dir;
+  }
+  EXPECT_THAT(run.err, HasSubstr("closed a trial connection"));
+  EXPECT_THAT(run.out, HasSubstr("TERMINATED"));
+}
+
+TEST_F(TuneRunTest, CrashingTrialIsRetriedFromItsCheckpoint) {
+  RunOutput run = Run(Curve(),
+                      "--num-samples 2 scheduler=fifo trainer.sleep_ms=0 trainer.max_epochs=6 "
+                      "trainer.crash_at_epoch=4 max_failures=1");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  for (const fs::path& dir : TrialDirs(run.dir)) {
+    auto results = ReadJsonLines(dir / "result.json");
+    std::vector<int> epochs;
+    for (const Json& line : results) epochs.push_back(line["epoch"]);
+    EXPECT_EQ(epochs, (std::vector<int>{1, 2, 3, 4, 5, 6})) << dir << ": each epoch exactly once";
+    EXPECT_THAT(ReadFile(dir / "error.txt"), HasSubstr("exit code 3"));
+    EXPECT_THAT(ReadFile(dir / "error.txt"), HasSubstr("simulated crash at epoch 4"));
+  }
+  EXPECT_THAT(run.err, HasSubstr("retrying (1 of 1)"));
+}
+
+TEST_F(TuneRunTest, TrialsThatKeepFailingEndAsErrorWithTheReason) {
+  RunOutput run = Run(Curve(),
+                      "--num-samples 2 scheduler=fifo trainer.sleep_ms=0 "
+                      "trainer.crash_at_epoch=2 trainer.checkpoint=false max_failures=2");
+  EXPECT_EQ(run.exit_code, 1) << "every trial failed";
+  for (const fs::path& dir : TrialDirs(run.dir)) {
+    std::string errors = ReadFile(dir / "error.txt");
+    EXPECT_THAT(errors, HasSubstr("Failure #3: exit code 3"));
+    // Without checkpoints each attempt restarts at epoch 1 and reports it again.
+    EXPECT_EQ(ReadJsonLines(dir / "result.json").size(), 3u);
+  }
+  EXPECT_THAT(run.out, HasSubstr("ERROR"));
+}
+
+TEST_F(TuneRunTest, NanMetricFailsTheTrialButNotTheExperiment) {
+  RunOutput run = Run(Curve(),
+                      "--num-samples 1 scheduler=fifo trainer.sleep_ms=0 trainer.max_epochs=4 "
+                      "max_failures=3 -m nan_at_epoch=2,-1");
+  // The multirun grid gives the first trial nan_at_epoch=2 and the second none.
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto dirs = TrialDirs(run.dir);
+  ASSERT_EQ(dirs.size(), 2u);
+  EXPECT_THAT(ReadFile(dirs[0] / "error.txt"), HasSubstr("reported loss = nan at iter 2"));
+  EXPECT_EQ(ReadJsonLines(dirs[0] / "result.json").size(), 2u) << "NaN is recorded, not retried";
+  EXPECT_EQ(ReadJsonLines(dirs[1] / "result.json").size(), 4u);
+  EXPECT_THAT(run.out, HasSubstr("ERROR"));
+}
+
+TEST_F(TuneRunTest, CtrlCStopsTrialsAndLeavesNoProcessBehind) {
+  std::string command = fmt::format(
+      "exec {}/tune run {} --storage {} --name exp --cpus 4 --num-samples 4 --max-concurrent 4 "
+      "scheduler=fifo trainer.sleep_ms=2000 trainer.record_env=true >{}/out.txt 2>{}/err.txt",
+      TUNE_BIN_DIR, Curve(), storage_.string(), storage_.string(), storage_.string());
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
+    _exit(127);
+  }
+  fs::path dir = storage_ / "exp";
+  // Wait until all four trials have started.
+  for (int i = 0; i < 100; ++i) {
+    int started = 0;
+    for (int t = 1; t <= 4; ++t) started += fs::exists(dir / fmt::format("t_{:05d}", t) / "env.json");
+    if (started == 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto begin = std::chrono::steady_clock::now();
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_LT(seconds, 5.0);
+  for (const fs::path& trial : TrialDirs(dir)) {
+    Json env = Json::parse(ReadFile(trial / "env.json"));
+    pid_t trial_pid = env["pid"].get<pid_t>();
+    EXPECT_NE(kill(trial_pid, 0), 0) << "trial process " << trial_pid << " still running";
+  }
+  EXPECT_THAT(ReadFile(storage_ / "out.txt"), HasSubstr("STOPPED"));
+}
+
+}  // namespace
+}  // namespace tune

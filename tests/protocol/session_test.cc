@@ -1,0 +1,219 @@
+#include "tuner/client/session.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "tests/protocol/test_server.h"
+
+namespace tune::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+const char* const kEnvVars[] = {"TUNE_REPORT_ADDR", "TUNE_TRIAL_ID", "TUNE_TOKEN", "TUNE_CONFIG",
+                                "TUNE_CHECKPOINT"};
+
+// Each test gets a clean TUNE_* environment and a scratch directory with a params.json.
+class SessionTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    for (const char* name : kEnvVars) ::unsetenv(name);
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tune_session_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    config_path_ = (dir_ / "params.json").string();
+    std::ofstream(config_path_) << R"({"lr": 0.01, "hidden": 128, "optim": {"name": "sgd"}})";
+  }
+  void TearDown() override {
+    ServerTest::TearDown();
+    for (const char* name : kEnvVars) ::unsetenv(name);
+    std::filesystem::remove_all(dir_);
+  }
+  void SetFullEnv() {
+    ::setenv("TUNE_REPORT_ADDR", server_->address().c_str(), 1);
+    ::setenv("TUNE_TRIAL_ID", "t_1", 1);
+    ::setenv("TUNE_TOKEN", "token1", 1);
+    ::setenv("TUNE_CONFIG", config_path_.c_str(), 1);
+  }
+  static std::string FromEnvError() {
+    try {
+      Session::FromEnv();
+    } catch (const std::runtime_error& error) {
+      return error.what();
+    }
+    return "";
+  }
+
+  std::filesystem::path dir_;
+  std::string config_path_;
+};
+
+TEST_F(SessionTest, ReportsUntilStopThenDone) {
+  StartServer();
+  auto session = Session::Connect(server_->address(), "t_1", "token1");
+  EXPECT_EQ(session->trial_id(), "t_1");
+  EXPECT_EQ(session->Report(1, {{"val_acc", 0.5}}), Decision::kContinue);
+  EXPECT_EQ(session->Report(2, {{"val_acc", 0.6}}, std::string("/ck/2")), Decision::kContinue);
+  EXPECT_EQ(session->Report(3, {{"val_acc", 0.7}}), Decision::kStop);
+  session->Done();
+  session->Done();  // idempotent
+  ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
+  EXPECT_THAT(handler_.Events(), ElementsAre("connect t_1", "report t_1 1", "report t_1 2",
+                                             "report t_1 3", "done t_1", "disconnect t_1"));
+  EXPECT_EQ(handler_.last_pid(), ::getpid());
+  auto reports = handler_.Reports();
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_EQ(reports[1].checkpoint, std::optional<std::string>("/ck/2"));
+  EXPECT_EQ(reports[2].metrics["val_acc"], 0.7);
+  EXPECT_THROW(session->Report(4, {{"val_acc", 0.8}}), std::runtime_error);
+}
+
+TEST_F(SessionTest, NonFiniteMetricsArriveAsNumbers) {
+  StartServer();
+  auto session = Session::Connect(server_->address(), "t_1", "token1");
+  session->Report(1, {{"loss", std::nan("")}, {"gain", -HUGE_VAL}});
+  auto reports = handler_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_TRUE(std::isnan(reports[0].metrics["loss"].get<double>()));
+  EXPECT_EQ(reports[0].metrics["gain"].get<double>(), -HUGE_VAL);
+}
+
+TEST_F(SessionTest, FromEnvReadsConfigAndCheckpoint) {
+  StartServer();
+  SetFullEnv();
+  ::setenv("TUNE_CHECKPOINT", "/runs/t_1/checkpoint_4", 1);
+  auto session = Session::FromEnv();
+  EXPECT_EQ(session->trial_id(), "t_1");
+  EXPECT_EQ(session->config()["hidden"], 128);
+  EXPECT_EQ(session->config()["optim"]["name"], "sgd");
+  EXPECT_EQ(session->resume_checkpoint(), std::optional<std::string>("/runs/t_1/checkpoint_4"));
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
+  EXPECT_FALSE(handler_.WaitFor("connect t_1").empty());
+}
+
+TEST_F(SessionTest, FromEnvWithoutCheckpointHasNone) {
+  StartServer();
+  SetFullEnv();
+  auto session = Session::FromEnv();
+  EXPECT_FALSE(session->resume_checkpoint().has_value());
+}
+
+TEST_F(SessionTest, FromEnvNamesTheMissingVariable) {
+  StartServer();
+  for (const char* missing : {"TUNE_REPORT_ADDR", "TUNE_TRIAL_ID", "TUNE_TOKEN", "TUNE_CONFIG"}) {
+    SetFullEnv();
+    ::unsetenv(missing);
+    EXPECT_THAT(FromEnvError(), HasSubstr(std::string(missing) + " is not set")) << missing;
+  }
+  // Nothing connected: every variable is checked before connecting.
+  EXPECT_EQ(handler_.WaitFor("connect", 0ms), "");
+}
+
+TEST_F(SessionTest, FromEnvBadConfigFile) {
+  StartServer();
+  SetFullEnv();
+  ::setenv("TUNE_CONFIG", (dir_ / "missing.json").c_str(), 1);
+  EXPECT_THAT(FromEnvError(), HasSubstr("cannot open TUNE_CONFIG file"));
+  std::ofstream(config_path_) << "{not json";
+  ::setenv("TUNE_CONFIG", config_path_.c_str(), 1);
+  EXPECT_THAT(FromEnvError(), HasSubstr("is not valid JSON"));
+}
+
+TEST_F(SessionTest, ConnectFailureNamesTheAddress) {
+  StartServer();
+  std::string address = server_->address();
+  RunOnIo([this] { server_->Close(); });
+  try {
+    Session::Connect(address, "t_1", "token1");
+    FAIL() << "connected to a closed server";
+  } catch (const std::runtime_error& error) {
+    EXPECT_THAT(error.what(), HasSubstr("tune: cannot connect to tuner at " + address));
+  }
+  EXPECT_THROW(Session::Connect("no-port-here", "t_1", "x"), std::runtime_error);
+}
+
+TEST_F(SessionTest, LostConnectionIsAClearError) {
+  handler_.on_report = [this](const std::string& trial_id, const ReportMessage& report) {
+    if (report.iter == 2) server_->Disconnect(trial_id);
+  };
+  StartServer();
+  auto session = Session::Connect(server_->address(), "t_1", "token1");
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
+  try {
+    session->Report(2, {{"x", 2}});
+    FAIL() << "report on a closed connection succeeded";
+  } catch (const std::runtime_error& error) {
+    EXPECT_THAT(error.what(), HasSubstr("tune: lost connection to tuner at " + server_->address()));
+  }
+}
+
+TEST_F(SessionTest, WrongTokenSurfacesOnFirstReport) {
+  StartServer();
+  auto session = Session::Connect(server_->address(), "t_1", "not-the-token");
+  EXPECT_THROW(session->Report(1, {{"x", 1}}), std::runtime_error);
+  EXPECT_FALSE(handler_.WaitFor("error : wrong token").empty());
+}
+
+// The Python client (examples/python/tune_client.py) against the real server.
+TEST_F(SessionTest, PythonClient) {
+  if (std::system("python3 -c '' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not found";
+  StartServer();
+  SetFullEnv();
+  ::setenv("TUNE_CHECKPOINT", "/ck/3", 1);
+  std::string script = (dir_ / "trial.py").string();
+  std::ofstream(script) << R"PY(
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+import tune_client
+
+with tune_client.Session.from_env() as session:
+    assert session.config["hidden"] == 128, session.config
+    assert session.checkpoint == "/ck/3", session.checkpoint
+    assert session.report(0, {"loss": float("nan"), "up": float("inf"), "name": "x",
+                              "ok": True, "none": None}) == "continue"
+    iter = 1
+    while session.report(iter, {"loss": 1.0 / iter}, checkpoint="/ck/%d" % iter) == "continue":
+        iter += 1
+    assert session.should_stop and iter == 3, iter
+
+saved = os.environ.pop("TUNE_TOKEN")
+try:
+    tune_client.Session.from_env()
+    sys.exit("from_env without TUNE_TOKEN did not fail")
+except tune_client.TuneError as error:
+    assert "TUNE_TOKEN is not set" in str(error), error
+print("python client ok")
+)PY";
+  std::string log = (dir_ / "python.log").string();
+  std::string command = "SOURCE_DIR='" TUNE_SOURCE_DIR "' python3 " + script + " >" + log + " 2>&1";
+  int status = std::system(command.c_str());
+  std::ifstream log_file(log);
+  std::string output((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_THAT(output, HasSubstr("python client ok"));
+  ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
+  EXPECT_THAT(handler_.Events(),
+              ElementsAre("connect t_1", "report t_1 0", "report t_1 1", "report t_1 2",
+                          "report t_1 3", "done t_1", "disconnect t_1"));
+  auto reports = handler_.Reports();
+  ASSERT_EQ(reports.size(), 4u);
+  EXPECT_TRUE(std::isnan(reports[0].metrics["loss"].get<double>()));
+  EXPECT_EQ(reports[0].metrics["up"].get<double>(), HUGE_VAL);
+  EXPECT_EQ(reports[0].metrics["name"], "x");
+  EXPECT_EQ(reports[0].metrics["ok"], true);
+  EXPECT_TRUE(reports[0].metrics["none"].is_null());
+  EXPECT_EQ(reports[3].checkpoint, std::optional<std::string>("/ck/3"));
+}
+
+}  // namespace
+}  // namespace tune::testing

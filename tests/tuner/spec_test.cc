@@ -1,0 +1,138 @@
+#include "tuner/spec.h"
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace tune {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+Json MinimalSpec() {
+  return Json::parse(R"({
+    "name": "exp", "metric": "val_acc", "mode": "max",
+    "trainer": {"command": ["prog"], "epochs": 3, "optim": {"name": "sgd", "momentum": 0.9}},
+    "space": {"lr": {"loguniform": [1e-4, 0.1]}, "optim": {"name": {"choice": ["sgd", "adam"]}}}
+  })");
+}
+
+std::string ErrorOf(const Json& raw) {
+  try {
+    ParseSpec(raw, ".");
+  } catch (const SpecError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(SpecTest, ParsesFieldsAndDefaults) {
+  ExperimentSpec spec = ParseSpec(MinimalSpec(), "/tmp");
+  EXPECT_EQ(spec.name, "exp");
+  EXPECT_EQ(spec.metric, "val_acc");
+  EXPECT_EQ(spec.mode, Mode::kMax);
+  EXPECT_EQ(spec.num_samples, 1);
+  EXPECT_EQ(spec.max_concurrent, 0);
+  EXPECT_EQ(spec.max_failures, 0);
+  EXPECT_DOUBLE_EQ(spec.resources_per_trial.cpu, 1);
+  EXPECT_DOUBLE_EQ(spec.resources_per_trial.gpu, 0);
+  EXPECT_EQ(spec.command, std::vector<std::string>{"prog"});
+  EXPECT_EQ(spec.space.parameters().size(), 2u);
+}
+
+TEST(SpecTest, OverrideSetsDottedPathParsingJsonValues) {
+  Json raw = MinimalSpec();
+  ApplyOverride(raw, "num_samples=8", false);
+  ApplyOverride(raw, "trainer.optim.momentum=0.5", false);
+  ApplyOverride(raw, "trainer.optim.name=adamw", false);
+  ApplyOverride(raw, "scheduler.max_t=30", false);
+  ApplyOverride(raw, "trainer.layers=[64,32]", false);
+  EXPECT_EQ(raw["num_samples"], 8);
+  EXPECT_EQ(raw["trainer"]["optim"]["momentum"], 0.5);
+  EXPECT_EQ(raw["trainer"]["optim"]["name"], "adamw");
+  EXPECT_EQ(raw["scheduler"]["max_t"], 30);
+  EXPECT_EQ(raw["trainer"]["layers"], Json::parse("[64,32]"));
+}
+
+TEST(SpecTest, MultirunTurnsListIntoGridInTheSpace) {
+  Json raw = MinimalSpec();
+  ApplyOverride(raw, "trainer.epochs=1,2,3", true);
+  ApplyOverride(raw, "space.lr=0.1,0.01", true);
+  ApplyOverride(raw, "hidden=[1,2],[3]", true);
+  EXPECT_EQ(raw["space"]["epochs"], Json::parse(R"({"grid_search": [1, 2, 3]})"));
+  EXPECT_EQ(raw["space"]["lr"], Json::parse(R"({"grid_search": [0.1, 0.01]})"));
+  EXPECT_EQ(raw["space"]["hidden"], Json::parse(R"({"grid_search": [[1, 2], [3]]})"));
+  ExperimentSpec spec = ParseSpec(raw, ".");
+  EXPECT_EQ(spec.space.GridSize(), 12u);  // 3 epochs x 2 lr x 2 hidden
+}
+
+TEST(SpecTest, MalformedOverridesAreErrors) {
+  Json raw = MinimalSpec();
+  EXPECT_THROW(ApplyOverride(raw, "novalue", false), SpecError);
+  EXPECT_THROW(ApplyOverride(raw, "=3", false), SpecError);
+  EXPECT_THROW(ApplyOverride(raw, "a..b=3", false), SpecError);
+  EXPECT_THROW(ApplyOverride(raw, "scheduler.max_t=1,2", true), SpecError);
+}
+
+TEST(SpecTest, ErrorsNameThePath) {
+  Json raw = MinimalSpec();
+  raw["num_sample"] = 3;
+  EXPECT_EQ(ErrorOf(raw), "num_sample: unknown key (did you mean \"num_samples\"?)");
+
+  raw = MinimalSpec();
+  raw.erase("metric");
+  EXPECT_THAT(ErrorOf(raw), StartsWith("metric: required"));
+
+  raw = MinimalSpec();
+  raw["mode"] = "maximum";
+  EXPECT_THAT(ErrorOf(raw), StartsWith("mode: mode must be \"min\" or \"max\""));
+
+  raw = MinimalSpec();
+  raw["num_samples"] = 0;
+  EXPECT_EQ(ErrorOf(raw), "num_samples: must be >= 1, got 0");
+
+  raw = MinimalSpec();
+  raw["resources_per_trial"] = {{"gpu", 1.5}};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial.gpu: must be a fraction"));
+
+  raw = MinimalSpec();
+  raw["resources_per_trial"] = {{"gpus", 1}};
+  EXPECT_EQ(ErrorOf(raw), "resources_per_trial.gpus: unknown key (did you mean \"gpu\"?)");
+
+  raw = MinimalSpec();
+  raw["trainer"]["command"] = "python3 train.py";
+  EXPECT_THAT(ErrorOf(raw), StartsWith("trainer.command: must be a non-empty array"));
+
+  raw = MinimalSpec();
+  raw["space"]["lr"] = {{"loguniform", {0, 1}}};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("space.lr: "));
+
+  raw = MinimalSpec();
+  raw["reporter"] = {{"metric_columns", "val_acc"}};
+  EXPECT_EQ(ErrorOf(raw), "reporter.metric_columns: must be an array of strings");
+}
+
+TEST(SpecTest, BadJsonFileReportsLineAndColumn) {
+  auto file = std::filesystem::temp_directory_path() / "tune_spec_test_bad.json";
+  std::ofstream(file) << "{\n  \"name\": \"x\",\n  \"metric\": oops\n}\n";
+  try {
+    LoadSpecFile(file);
+    FAIL() << "expected a SpecError";
+  } catch (const SpecError& error) {
+    EXPECT_THAT(error.what(), StartsWith(file.string() + ":3:13: "));
+  }
+  std::filesystem::remove(file);
+  EXPECT_THROW(LoadSpecFile("/nonexistent/space.json"), SpecError);
+}
+
+TEST(SpecTest, MergeConfigDeepMergesParamsOverTrainer) {
+  Json trainer = Json::parse(R"({"command": ["x"], "epochs": 3, "optim": {"name": "sgd", "momentum": 0.9}})");
+  Json params = Json::parse(R"({"lr": 0.1, "optim": {"name": "adam"}})");
+  EXPECT_EQ(MergeConfig(trainer, params),
+            Json::parse(R"({"epochs": 3, "lr": 0.1, "optim": {"name": "adam", "momentum": 0.9}})"));
+}
+
+}  // namespace
+}  // namespace tune

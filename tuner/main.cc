@@ -1,0 +1,105 @@
+// `tune`: the command line. See README.md for the commands and DESIGN contracts.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "tuner/resources.h"
+#include "tuner/spec.h"
+#include "tuner/tuner.h"
+
+namespace {
+
+std::filesystem::path ExecutableDir() {
+  std::error_code error;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::filesystem::path() : self.parent_path();
+}
+
+struct RunArgs {
+  std::string space_file;
+  std::optional<int> gpus;
+  std::optional<double> cpus;
+  std::optional<std::int64_t> num_samples;
+  std::optional<std::int64_t> max_concurrent;
+  std::optional<std::string> name;
+  std::optional<std::string> storage;
+  std::vector<std::string> overrides;
+  bool multirun = false;
+};
+
+int Run(const RunArgs& args) {
+  tune::Json raw = tune::LoadSpecFile(args.space_file);
+  for (const std::string& assignment : args.overrides) {
+    bool sweep = args.multirun && assignment.find(',') != std::string::npos;
+    tune::ApplyOverride(raw, assignment, sweep);
+  }
+  if (args.num_samples) raw["num_samples"] = *args.num_samples;
+  if (args.max_concurrent) raw["max_concurrent"] = *args.max_concurrent;
+  if (args.name) raw["name"] = *args.name;
+  if (args.storage) raw["storage"] = *args.storage;
+  tune::ExperimentSpec spec =
+      tune::ParseSpec(raw, std::filesystem::path(args.space_file).parent_path());
+
+  std::vector<std::string> detected = tune::DetectGpus();
+  tune::TunerOptions options;
+  options.gpu_ids = args.gpus ? tune::SelectGpus(detected, *args.gpus) : detected;
+  options.cpus = args.cpus ? *args.cpus : std::max(1u, std::thread::hardware_concurrency());
+  if (options.cpus <= 0) throw tune::SpecError("--cpus", "must be > 0");
+  options.experiment_dir = spec.storage / spec.name;
+  options.bin_dir = ExecutableDir();
+  options.live_table = isatty(STDOUT_FILENO) != 0;
+  if (std::filesystem::exists(options.experiment_dir / "experiment.json")) {
+    throw tune::SpecError(
+        "name", fmt::format("experiment \"{}\" already exists in {}: choose another --name or "
+                            "remove that directory",
+                            spec.name, options.experiment_dir.string()));
+  }
+  tune::Tuner tuner(std::move(spec), std::move(options));
+  return tuner.Run();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tune: hyperparameter tuning and trial scheduling"};
+  app.require_subcommand(1);
+
+  RunArgs run_args;
+  CLI::App* run = app.add_subcommand("run", "Run an experiment from a space.json");
+  run->add_option("space", run_args.space_file, "The experiment spec (space.json)")->required();
+  run->add_option("overrides", run_args.overrides,
+                  "key=value overrides by dotted path (Hydra style); with -m, key=a,b,c sweeps");
+  run->add_option("--gpus", run_args.gpus, "GPUs of this machine to use (default: all visible)");
+  run->add_option("--cpus", run_args.cpus, "CPU slots to use (default: all cores)");
+  run->add_option("--num-samples", run_args.num_samples, "Override num_samples");
+  run->add_option("--max-concurrent", run_args.max_concurrent, "Override max_concurrent");
+  run->add_option("--name", run_args.name, "Experiment name (a directory under --storage)");
+  run->add_option("--storage", run_args.storage, "Where experiments are written (tune_results)");
+  run->add_flag("-m,--multirun", run_args.multirun,
+                "Turn key=a,b,c overrides into a grid over those values");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  try {
+    if (app.got_subcommand(run)) return Run(run_args);
+  } catch (const tune::SpecError& error) {
+    std::fprintf(stderr, "tune: %s\n", error.what());
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "tune: error: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

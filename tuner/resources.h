@@ -1,0 +1,63 @@
+// The resource pool: which GPUs and how many CPU slots the experiment may use, and which a trial
+// holds. GPUs can be shared: a request of 0.5 GPU takes half of one device, so two such trials
+// run on the same GPU; a request of 2 takes two whole free devices.
+//
+// Example:
+//   tune::ResourcePool pool(/*gpu_ids=*/{"0", "1"}, /*cpus=*/8);
+//   if (auto held = pool.Acquire(TrialResources{0.5, 1})) env["CUDA_VISIBLE_DEVICES"] = held->Visible();
+//   pool.Release(*held);
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tuner/spec.h"
+
+namespace tune {
+
+// What one trial holds.
+struct Allocation {
+  std::vector<int> gpu_indices;  // indices into the pool's device list
+  std::vector<std::string> gpu_ids;  // the device ids as CUDA_VISIBLE_DEVICES names them
+  double gpu_fraction = 0;       // per device
+  double cpu = 0;
+  // "2,3" or "" when the trial has no GPU.
+  std::string Visible() const;
+};
+
+class ResourcePool {
+ public:
+  ResourcePool(std::vector<std::string> gpu_ids, double cpus);
+
+  // Whether `request` could ever be satisfied by this pool (else the experiment cannot run).
+  bool Fits(const TrialResources& request) const;
+  // Takes resources for one trial, or nullopt when they are busy now. Fractional GPU requests
+  // pack onto the most-used device that still has room (so whole devices stay free).
+  std::optional<Allocation> Acquire(const TrialResources& request);
+  void Release(const Allocation& allocation);
+
+  // "2.0/4 CPUs, 1.5/2 GPUs" for the status table.
+  std::string Describe() const;
+  double gpus_used() const;
+  double cpus_used() const { return cpus_used_; }
+  std::size_t num_gpus() const { return gpu_ids_.size(); }
+  double num_cpus() const { return cpus_; }
+
+ private:
+  std::vector<std::string> gpu_ids_;
+  std::vector<double> gpu_used_;  // fraction in use per device
+  double cpus_;
+  double cpus_used_ = 0;
+};
+
+// The GPUs this process may use: the entries of an inherited CUDA_VISIBLE_DEVICES when set (an
+// empty value means none), else every device NVML reports (libnvidia-ml loaded at run time, so
+// machines without a driver simply have none). TUNE_FAKE_GPUS="0,1,2,3" overrides both (tests).
+std::vector<std::string> DetectGpus();
+
+// Picks the GPUs to use for `--gpus N`: the first N detected. Throws SpecError when N exceeds
+// what exists ("--gpus 8: only 2 GPUs visible (0,1)").
+std::vector<std::string> SelectGpus(const std::vector<std::string>& detected, int requested);
+
+}  // namespace tune

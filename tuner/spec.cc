@@ -1,0 +1,253 @@
+#include "tuner/spec.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace tune {
+namespace {
+
+const std::vector<std::string> kTopLevelKeys = {
+    "name",    "description",       "metric",    "mode",    "num_samples",
+    "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
+    "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
+    "stop_grace_s"};
+const std::vector<std::string> kResourceKeys = {"gpu", "cpu"};
+const std::vector<std::string> kReporterKeys = {"parameter_columns", "metric_columns", "max_rows",
+                                                "refresh_s"};
+
+void RejectUnknownKeys(const Json& object, const std::vector<std::string>& known,
+                       const std::string& path) {
+  for (const auto& [key, value] : object.items()) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      throw SpecError(path.empty() ? key : path + "." + key,
+                      "unknown key" + DidYouMean(key, known));
+    }
+  }
+}
+
+std::int64_t GetInt(const Json& raw, const std::string& key, std::int64_t fallback,
+                    std::int64_t min_value) {
+  if (!raw.contains(key)) return fallback;
+  const Json& value = raw[key];
+  if (!value.is_number_integer()) {
+    throw SpecError(key, "must be an integer, got " + value.dump());
+  }
+  auto result = value.get<std::int64_t>();
+  if (result < min_value) {
+    throw SpecError(key, fmt::format("must be >= {}, got {}", min_value, result));
+  }
+  return result;
+}
+
+double GetNumber(const Json& object, const std::string& key, double fallback,
+                 const std::string& path) {
+  if (!object.contains(key)) return fallback;
+  const Json& value = object[key];
+  if (!value.is_number() || !std::isfinite(value.get<double>())) {
+    throw SpecError(path + "." + key, "must be a finite number, got " + value.dump());
+  }
+  return value.get<double>();
+}
+
+// Splits "a.b.0.c" into a JSON pointer, creating nothing.
+Json::json_pointer PointerFor(std::string_view dotted, std::string_view assignment) {
+  std::string pointer;
+  std::size_t start = 0;
+  while (start <= dotted.size()) {
+    std::size_t dot = dotted.find('.', start);
+    if (dot == std::string_view::npos) dot = dotted.size();
+    std::string_view part = dotted.substr(start, dot - start);
+    if (part.empty()) {
+      throw SpecError("", fmt::format("override \"{}\": empty key in \"{}\"", assignment, dotted));
+    }
+    std::string escaped;
+    for (char c : part) {
+      if (c == '~') escaped += "~0";
+      else if (c == '/') escaped += "~1";
+      else escaped += c;
+    }
+    pointer += "/" + escaped;
+    start = dot + 1;
+  }
+  return Json::json_pointer(pointer);
+}
+
+Json ParseValue(std::string_view text) {
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return Json(std::string(text));
+  return value;
+}
+
+// Splits a multirun list on commas outside brackets and quotes ("1,[2,3],'a'").
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> parts;
+  std::string current;
+  int depth = 0;
+  bool quoted = false;
+  for (char c : text) {
+    if (c == '"') quoted = !quoted;
+    if (!quoted && (c == '[' || c == '{')) ++depth;
+    if (!quoted && (c == ']' || c == '}')) --depth;
+    if (c == ',' && depth == 0 && !quoted) {
+      parts.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  parts.push_back(current);
+  return parts;
+}
+
+}  // namespace
+
+Json LoadSpecFile(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw SpecError(file.string(), "cannot read");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string text = buffer.str();
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& error) {
+    // nlohmann gives a byte offset; people want line and column.
+    std::size_t offset = std::min<std::size_t>(error.byte == 0 ? 0 : error.byte - 1, text.size());
+    std::size_t line = 1, column = 1;
+    for (std::size_t i = 0; i < offset; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    std::string reason = error.what();
+    // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
+    if (auto colon = reason.find(": "); colon != std::string::npos) reason = reason.substr(colon + 2);
+    throw SpecError(fmt::format("{}:{}:{}", file.string(), line, column), reason);
+  }
+}
+
+void ApplyOverride(Json& raw, std::string_view assignment, bool multirun) {
+  std::size_t equals = assignment.find('=');
+  if (equals == std::string_view::npos || equals == 0) {
+    throw SpecError("", fmt::format("override \"{}\" must look like key=value", assignment));
+  }
+  std::string_view key = assignment.substr(0, equals);
+  std::string_view text = assignment.substr(equals + 1);
+  if (!raw.is_object()) throw SpecError("", "the spec must be a JSON object");
+  if (!multirun) {
+    raw[PointerFor(key, assignment)] = ParseValue(text);
+    return;
+  }
+  Json values = Json::array();
+  for (const std::string& part : SplitList(text)) values.push_back(ParseValue(part));
+  std::string_view rest = key;
+  if (key.rfind("space.", 0) == 0) {
+    rest = key.substr(6);
+  } else if (key.rfind("trainer.", 0) == 0) {
+    rest = key.substr(8);
+  } else if (key.find('.') != std::string_view::npos || key == "space" || key == "trainer") {
+    throw SpecError(std::string(key),
+                    "multirun (-m) sweeps space.* or trainer.* keys (or bare config keys)");
+  }
+  raw[Json::json_pointer("/space") / PointerFor(rest, assignment)] = Json{{"grid_search", values}};
+}
+
+Json MergeConfig(const Json& trainer, const Json& params) {
+  Json config = trainer.is_object() ? trainer : Json::object();
+  config.erase("command");
+  config.merge_patch(params);  // params never hold nulls, so merge_patch is a plain deep merge
+  return config;
+}
+
+ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir) {
+  if (!raw.is_object()) throw SpecError("", std::string("the spec must be a JSON object, got ") + raw.type_name());
+  RejectUnknownKeys(raw, kTopLevelKeys, "");
+
+  ExperimentSpec spec;
+  spec.raw = raw;
+  spec.spec_dir = spec_dir;
+
+  spec.name = raw.value("name", std::string("experiment"));
+  if (!raw.value("name", Json("x")).is_string()) throw SpecError("name", "must be a string");
+  if (spec.name.empty() || spec.name.find('/') != std::string::npos || spec.name == "." ||
+      spec.name == "..") {
+    throw SpecError("name", "must be a non-empty name without '/', got \"" + spec.name + "\"");
+  }
+  if (!raw.contains("metric") || !raw["metric"].is_string() ||
+      raw["metric"].get<std::string>().empty()) {
+    throw SpecError("metric", "required: the name of the metric to optimise, e.g. \"val_acc\"");
+  }
+  spec.metric = raw["metric"].get<std::string>();
+  spec.mode = ParseMode(raw.value("mode", Json("max")), "mode");
+  spec.num_samples = GetInt(raw, "num_samples", 1, 1);
+  spec.max_concurrent = GetInt(raw, "max_concurrent", 0, 0);
+  spec.max_failures = GetInt(raw, "max_failures", 0, -1);
+  if (raw.contains("storage")) {
+    if (!raw["storage"].is_string()) throw SpecError("storage", "must be a path string");
+    spec.storage = raw["storage"].get<std::string>();
+  }
+  spec.stop_grace_s = GetNumber(raw, "stop_grace_s", spec.stop_grace_s, "");
+
+  if (raw.contains("resources_per_trial")) {
+    const Json& resources = raw["resources_per_trial"];
+    if (!resources.is_object()) throw SpecError("resources_per_trial", "must be an object");
+    RejectUnknownKeys(resources, kResourceKeys, "resources_per_trial");
+    spec.resources_per_trial.gpu = GetNumber(resources, "gpu", 0, "resources_per_trial");
+    spec.resources_per_trial.cpu = GetNumber(resources, "cpu", 1, "resources_per_trial");
+    double gpu = spec.resources_per_trial.gpu;
+    if (gpu < 0 || (gpu > 1 && gpu != std::floor(gpu))) {
+      throw SpecError("resources_per_trial.gpu",
+                      fmt::format("must be a fraction in [0, 1] or a whole number, got {}", gpu));
+    }
+    if (spec.resources_per_trial.cpu < 0) {
+      throw SpecError("resources_per_trial.cpu", "must be >= 0");
+    }
+  }
+
+  for (const char* key : {"search", "reporter", "trainer"}) {
+    if (raw.contains(key) && !raw[key].is_object()) {
+      throw SpecError(key, std::string("must be an object, got ") + raw[key].type_name());
+    }
+  }
+  if (raw.contains("search")) spec.search = raw["search"];
+  if (raw.contains("scheduler")) spec.scheduler = raw["scheduler"];
+  if (raw.contains("reporter")) {
+    spec.reporter = raw["reporter"];
+    RejectUnknownKeys(spec.reporter, kReporterKeys, "reporter");
+    for (const char* key : {"parameter_columns", "metric_columns"}) {
+      if (spec.reporter.contains(key) && (!spec.reporter[key].is_array() ||
+          !std::all_of(spec.reporter[key].begin(), spec.reporter[key].end(),
+                       [](const Json& v) { return v.is_string(); }))) {
+        throw SpecError(std::string("reporter.") + key, "must be an array of strings");
+      }
+    }
+  }
+  if (raw.contains("trainer")) spec.trainer = raw["trainer"];
+  if (spec.trainer.contains("command")) {
+    const Json& command = spec.trainer["command"];
+    if (!command.is_array() || command.empty() ||
+        !std::all_of(command.begin(), command.end(), [](const Json& v) { return v.is_string(); })) {
+      throw SpecError("trainer.command", "must be a non-empty array of strings, e.g. "
+                                         "[\"python3\", \"${spec_dir}/train.py\"]");
+    }
+    for (const Json& arg : command) spec.command.push_back(arg.get<std::string>());
+  }
+
+  if (!raw.contains("space")) throw SpecError("space", "required: the parameters to search");
+  if (!raw["space"].is_object()) throw SpecError("space", "must be an object");
+  spec.space = ParseSpace(raw["space"], "space");
+  if (raw.contains("points_to_evaluate")) {
+    spec.points_to_evaluate = raw["points_to_evaluate"];
+    if (!spec.points_to_evaluate.is_array()) {
+      throw SpecError("points_to_evaluate", "must be an array of configs");
+    }
+  }
+  return spec;
+}
+
+}  // namespace tune

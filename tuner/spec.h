@@ -1,0 +1,68 @@
+// The experiment spec: space.json after CLI overrides, validated into typed fields.
+//
+// Overrides follow Hydra: `key=value` sets any field by dotted path (the value is parsed as JSON
+// when it is valid JSON, else taken as a string: `lr=0.1`, `trainer.optimizer=adam`,
+// `scheduler.max_t=30`). With multirun (`-m key=a,b,c`) the comma list becomes a grid_search
+// over those values in the space: `space.lr=...` and `trainer.x=...` become `space.lr` and
+// `space.x` grids (a trial's config is the trainer section with the sampled space merged in).
+//
+// Example:
+//   tune::Json raw = tune::LoadSpecFile("examples/curve.json");
+//   tune::ApplyOverride(raw, "num_samples=8", /*multirun=*/false);
+//   tune::ExperimentSpec spec = tune::ParseSpec(raw, "examples");
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "search/space.h"
+#include "tuner/types.h"
+
+namespace tune {
+
+struct TrialResources {
+  double gpu = 0;  // whole GPUs (1, 2, ...) or a fraction of one (0.5 = two trials share a GPU)
+  double cpu = 1;  // CPU slots
+};
+
+struct ExperimentSpec {
+  Json raw;                          // the spec as run (written to experiment.json)
+  std::filesystem::path spec_dir;    // directory of space.json; ${spec_dir} in commands
+  std::string name;
+  std::string metric;
+  Mode mode = Mode::kMax;
+  std::int64_t num_samples = 1;
+  std::int64_t max_concurrent = 0;   // 0 = as many as resources allow
+  std::int64_t max_failures = 0;     // retries of a failed trial; -1 = unlimited
+  TrialResources resources_per_trial;
+  std::filesystem::path storage = "tune_results";
+  Space space;
+  Json points_to_evaluate = Json::array();
+  Json search = Json::object();      // searcher options ("algorithm", "seed", ...)
+  Json scheduler;                    // null = FIFO
+  Json reporter = Json::object();
+  Json trainer = Json::object();     // base config of every trial
+  std::vector<std::string> command;  // trainer.command; empty = the built-in tune-trainer
+  double stop_grace_s = 10;          // how long a trial told to stop may take to exit
+};
+
+// Reads and parses a JSON file. Throws SpecError "<file>:<line>:<column>: <reason>" on bad JSON
+// and "<file>: cannot read" when it cannot be opened.
+Json LoadSpecFile(const std::filesystem::path& file);
+
+// Applies one `key=value` override (or, with multirun, `key=a,b,c` as a grid) to `raw`.
+// Throws SpecError naming the key when the assignment is malformed.
+void ApplyOverride(Json& raw, std::string_view assignment, bool multirun);
+
+// Validates `raw` and fills an ExperimentSpec. Throws SpecError naming the JSON path of the first
+// problem (unknown keys get a "did you mean").
+ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir);
+
+// The trial's config: `trainer` without "command", with `params` merged in (objects merged key
+// by key, everything else replaced).
+Json MergeConfig(const Json& trainer, const Json& params);
+
+}  // namespace tune

@@ -1,0 +1,459 @@
+#include "tuner/tuner.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+
+namespace tune {
+namespace {
+
+std::string RandomToken() {
+  std::random_device device;
+  return fmt::format("{:08x}{:08x}{:08x}{:08x}", device(), device(), device(), device());
+}
+
+std::string TrialId(std::size_t number) { return fmt::format("t_{:05d}", number); }
+
+// The last `count` lines of a file, for error reports ("" when unreadable).
+std::string TailLines(const std::filesystem::path& file, std::size_t count) {
+  std::ifstream in(file);
+  std::deque<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+    if (lines.size() > count) lines.pop_front();
+  }
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  return text;
+}
+
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+}  // namespace
+
+Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
+    : spec_(std::move(spec)),
+      options_(std::move(options)),
+      pool_(options_.gpu_ids, options_.cpus),
+      writer_(options_.experiment_dir),
+      table_(
+          [&] {
+            TableOptions table;
+            const Json& reporter = spec_.reporter;
+            for (const char* key : {"parameter_columns", "metric_columns"}) {
+              if (!reporter.contains(key)) continue;
+              auto& columns = std::string(key) == "parameter_columns" ? table.parameter_columns
+                                                                      : table.metric_columns;
+              for (const Json& column : reporter[key]) columns.push_back(column.get<std::string>());
+            }
+            if (reporter.contains("max_rows")) table.max_rows = reporter["max_rows"].get<std::size_t>();
+            if (reporter.contains("refresh_s")) table.min_interval_s = reporter["refresh_s"].get<double>();
+            table.live = options_.live_table;
+            return table;
+          }(),
+          options_.out),
+      signals_(io_),
+      refresh_timer_(io_) {
+  launcher_ = options_.make_launcher ? options_.make_launcher(io_)
+                                     : std::make_unique<LocalLauncher>(io_);
+  launcher_->SetExitCallback([this](std::int64_t pid, ExitStatus status) { OnExit(pid, status); });
+
+  SearcherOptions searcher;
+  searcher.metric = spec_.metric;
+  searcher.mode = spec_.mode;
+  searcher.num_samples = spec_.num_samples;
+  searcher.max_concurrent = spec_.max_concurrent;
+  searcher.points_to_evaluate = spec_.points_to_evaluate;
+  searcher.algorithm = spec_.search;
+  if (spec_.search.contains("seed")) {
+    if (!spec_.search["seed"].is_number_integer()) throw SpecError("search.seed", "must be an integer");
+    searcher.seed = spec_.search["seed"].get<std::uint64_t>();
+  }
+  searcher_ = MakeSearcher(spec_.space, searcher);
+  scheduler_ = MakeScheduler(spec_.scheduler, spec_.metric, spec_.mode);
+
+  if (!pool_.Fits(spec_.resources_per_trial)) {
+    throw SpecError("resources_per_trial",
+                    fmt::format("a trial needs {:g} CPUs and {:g} GPUs, but the experiment has {}",
+                                spec_.resources_per_trial.cpu, spec_.resources_per_trial.gpu,
+                                pool_.Describe()));
+  }
+  Command();  // fails early when the program cannot be found
+}
+
+Tuner::~Tuner() = default;
+
+double Tuner::Now() const {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+void Tuner::Log(const std::string& message) const {
+  std::fprintf(stderr, "[tune] %s\n", message.c_str());
+}
+
+std::vector<std::string> Tuner::Command() const {
+  std::vector<std::string> command = spec_.command;
+  if (command.empty()) command = {"tune-trainer"};
+  std::string spec_dir = std::filesystem::absolute(spec_.spec_dir).string();
+  for (std::string& arg : command) {
+    arg = ReplaceAll(ReplaceAll(arg, "${spec_dir}", spec_dir), "${bin_dir}",
+                     options_.bin_dir.string());
+  }
+  std::string& program = command[0];
+  if (program.find('/') == std::string::npos) {
+    // Bare names: a program built beside `tune` wins over PATH.
+    auto beside = options_.bin_dir / program;
+    if (!options_.bin_dir.empty() && access(beside.c_str(), X_OK) == 0) {
+      program = beside.string();
+    } else if (spec_.command.empty()) {
+      throw SpecError("trainer.command",
+                      "not set, and the built-in trainer tune-trainer was not found next to tune "
+                      "(build it with LibTorch, or name your own program in trainer.command)");
+    }
+  } else if (std::filesystem::path(program).is_relative()) {
+    program = (std::filesystem::absolute(spec_.spec_dir) / program).lexically_normal().string();
+    if (access(program.c_str(), X_OK) != 0) {
+      throw SpecError("trainer.command", "\"" + program + "\" is not an executable file");
+    }
+  }
+  return command;
+}
+
+int Tuner::Run() {
+  start_s_ = Now();
+  std::filesystem::create_directories(options_.experiment_dir);
+  writer_.WriteExperiment(spec_.raw);
+
+  ReportServer::Options server_options;
+  server_options.host = options_.report_host;
+  server_ = std::make_unique<ReportServer>(io_, static_cast<ReportServer::Handler&>(*this),
+                                           server_options);
+
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.async_wait([this](const boost::system::error_code& error, int signal) {
+    if (!error) OnSignal(signal);
+  });
+  boost::asio::post(io_, [this] {
+    FillSlots();
+    MaybeFinish();
+  });
+  ScheduleRefresh();
+  io_.run();
+
+  RefreshTable(/*force=*/true);
+  std::size_t errors = 0;
+  for (const Trial& trial : trials_) errors += trial.status == TrialStatus::kError;
+  if (const Trial* best_trial = best()) {
+    writer_.WriteBestTrial(*best_trial, spec_.metric, spec_.mode);
+    double value = best_trial->last_result->Get(spec_.metric);
+    std::fprintf(options_.out, "Best trial: %s\nBest trial config: %s\nBest trial final %s: %s\n",
+                 best_trial->id.c_str(), best_trial->params.dump().c_str(), spec_.metric.c_str(),
+                 fmt::format("{:.6g}", value).c_str());
+  } else {
+    std::fprintf(options_.out, "No trial reported a value for %s.\n", spec_.metric.c_str());
+  }
+  std::fprintf(options_.out, "Results: %s\n", options_.experiment_dir.string().c_str());
+  std::fflush(options_.out);
+  if (interrupts_ > 0) return 130;
+  if (!trials_.empty() && errors == trials_.size()) return 1;
+  return 0;
+}
+
+void Tuner::FillSlots() {
+  if (interrupts_ > 0) return;
+  while (true) {
+    std::size_t running = 0;
+    for (const Trial& trial : trials_) running += trial.status == TrialStatus::kRunning;
+    if (spec_.max_concurrent > 0 && running >= static_cast<std::size_t>(spec_.max_concurrent)) return;
+
+    // Retries and trials that waited for resources go first, in creation order.
+    std::optional<std::size_t> pending;
+    for (std::size_t i = 0; i < trials_.size() && !pending; ++i) {
+      if (trials_[i].status == TrialStatus::kPending) pending = i;
+    }
+    if (!pending && searcher_finished_) return;
+    std::optional<Allocation> allocation = pool_.Acquire(spec_.resources_per_trial);
+    if (!allocation) return;
+    if (!pending) {
+      std::string id = TrialId(trials_.size() + 1);
+      Suggestion suggestion = searcher_->Suggest(id);
+      if (suggestion.kind != Suggestion::Kind::kConfig) {
+        pool_.Release(*allocation);
+        if (suggestion.kind == Suggestion::Kind::kFinished) searcher_finished_ = true;
+        return;
+      }
+      Trial trial;
+      trial.id = id;
+      trial.params = suggestion.config;
+      trial.config = MergeConfig(spec_.trainer, suggestion.config);
+      trial.dir = options_.experiment_dir / id;
+      index_by_id_[id] = trials_.size();
+      trials_.push_back(std::move(trial));
+      runtime_.emplace_back();
+      scheduler_->OnTrialAdd(id);
+      pending = trials_.size() - 1;
+    }
+    if (!LaunchTrial(*pending, std::move(*allocation))) continue;
+  }
+}
+
+bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
+  Trial& trial = trials_[index];
+  Runtime& runtime = runtime_[index];
+  runtime = Runtime{};
+  runtime.token = RandomToken();
+  trial.gpus = allocation.Visible();
+  writer_.OnTrialStart(trial);
+
+  LaunchRequest request;
+  request.argv = Command();
+  request.cwd = trial.dir;
+  request.stdout_path = trial.dir / "stdout.log";
+  request.stderr_path = trial.dir / "stderr.log";
+  request.env = {
+      {"TUNE_REPORT_ADDR", server_->address()},
+      {"TUNE_TRIAL_ID", trial.id},
+      {"TUNE_TOKEN", runtime.token},
+      {"TUNE_TRIAL_DIR", std::filesystem::absolute(trial.dir).string()},
+      {"TUNE_CONFIG", std::filesystem::absolute(trial.dir / "params.json").string()},
+      {"TUNE_EXPERIMENT_DIR", std::filesystem::absolute(options_.experiment_dir).string()},
+      {"CUDA_VISIBLE_DEVICES", trial.gpus},
+  };
+  if (trial.last_checkpoint) request.env["TUNE_CHECKPOINT"] = *trial.last_checkpoint;
+  try {
+    trial.pid = launcher_->Launch(request);
+  } catch (const std::exception& error) {
+    pool_.Release(allocation);
+    trial.status = TrialStatus::kRunning;  // so FailTrial's bookkeeping applies
+    FailTrial(index, error.what(), /*retry_allowed=*/false);
+    return false;
+  }
+  runtime.allocation = std::move(allocation);
+  runtime.attempt_start_s = Now();
+  trial.status = TrialStatus::kRunning;
+  index_by_pid_[trial.pid] = index;
+  return true;
+}
+
+Trial* Tuner::Find(const std::string& trial_id, std::size_t* index) {
+  auto it = index_by_id_.find(trial_id);
+  if (it == index_by_id_.end()) return nullptr;
+  if (index) *index = it->second;
+  return &trials_[it->second];
+}
+
+std::optional<std::string> Tuner::ExpectedToken(const std::string& trial_id) {
+  std::size_t index = 0;
+  Trial* trial = Find(trial_id, &index);
+  if (trial == nullptr || trial->status != TrialStatus::kRunning) return std::nullopt;
+  return runtime_[index].token;
+}
+
+void Tuner::OnConnect(const std::string&, std::int64_t) {}
+
+Decision Tuner::OnReport(const std::string& trial_id, const ReportMessage& report) {
+  std::size_t index = 0;
+  Trial* trial = Find(trial_id, &index);
+  if (trial == nullptr || trial->status != TrialStatus::kRunning) return Decision::kStop;
+  Runtime& runtime = runtime_[index];
+  if (runtime.stop_requested || !runtime.fatal_error.empty()) return Decision::kStop;
+
+  Result result;
+  result.training_iteration = ++trial->num_results;
+  result.time_total_s = trial->time_total_s + (Now() - runtime.attempt_start_s);
+  result.metrics = report.metrics;
+  if (!result.metrics.contains("iter")) result.metrics["iter"] = report.iter;
+  if (report.checkpoint) trial->last_checkpoint = *report.checkpoint;
+  trial->last_result = result;
+  writer_.OnResult(*trial, result);  // recorded before anything acts on it
+
+  // NaN/inf in the optimised metric is an error, not a value: the trial stops and fails.
+  auto metric = result.metrics.find(spec_.metric);
+  if (metric != result.metrics.end() && metric->is_number() && !std::isfinite(metric->get<double>())) {
+    runtime.fatal_error = fmt::format("reported {} = {} at iter {}", spec_.metric,
+                                      metric->get<double>(), report.iter);
+    StopTrial(index);
+    return Decision::kStop;
+  }
+  searcher_->OnResult(trial_id, result);
+  Decision decision = scheduler_->OnResult(trial_id, result);
+  if (decision == Decision::kStop) {
+    runtime.budget_exhausted = scheduler_->BudgetExhausted(result);
+    StopTrial(index);
+  }
+  return decision;
+}
+
+void Tuner::OnDone(const std::string& trial_id) {
+  std::size_t index = 0;
+  if (Find(trial_id, &index)) runtime_[index].done_received = true;
+}
+
+void Tuner::OnDisconnect(const std::string&) {}
+
+void Tuner::OnProtocolError(const std::string& trial_id, const std::string& reason) {
+  Log(fmt::format("closed a trial connection{}: {}",
+                  trial_id.empty() ? "" : " of " + trial_id, reason));
+}
+
+void Tuner::StopTrial(std::size_t index) {
+  Runtime& runtime = runtime_[index];
+  runtime.stop_requested = true;
+  if (runtime.kill_timer) return;
+  // The trial gets the decision and should exit by itself; past the grace period, it is killed.
+  runtime.kill_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  runtime.kill_timer->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(spec_.stop_grace_s)));
+  std::int64_t pid = trials_[index].pid;
+  runtime.kill_timer->async_wait([this, pid](const boost::system::error_code& error) {
+    if (!error && index_by_pid_.count(pid)) launcher_->Signal(pid, SIGKILL);
+  });
+}
+
+void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
+  auto it = index_by_pid_.find(pid);
+  if (it == index_by_pid_.end()) return;
+  std::size_t index = it->second;
+  index_by_pid_.erase(it);
+  Trial& trial = trials_[index];
+  Runtime& runtime = runtime_[index];
+  if (runtime.kill_timer) runtime.kill_timer->cancel();
+  if (runtime.allocation) pool_.Release(*runtime.allocation);
+  runtime.allocation.reset();
+  trial.time_total_s += Now() - runtime.attempt_start_s;
+  trial.pid = 0;
+  if (server_) server_->Disconnect(trial.id);
+
+  if (!runtime.fatal_error.empty()) {
+    FailTrial(index, runtime.fatal_error, /*retry_allowed=*/false);
+  } else if (interrupts_ > 0) {
+    trial.error = "interrupted";
+    FinishTrial(index, TrialStatus::kStopped);
+  } else if (runtime.stop_requested) {
+    // Told to stop: pruned, unless that was the end of its budget anyway. How it exited (even
+    // by our SIGKILL after the grace period) does not make it a failure.
+    bool completed = runtime.budget_exhausted || runtime.done_received;
+    FinishTrial(index, completed ? TrialStatus::kTerminated : TrialStatus::kStopped);
+  } else if (status.ok()) {
+    FinishTrial(index, TrialStatus::kTerminated);
+  } else {
+    FailTrial(index, status.Describe(), /*retry_allowed=*/true);
+  }
+  FillSlots();
+  MaybeFinish();
+}
+
+void Tuner::FinishTrial(std::size_t index, TrialStatus status) {
+  Trial& trial = trials_[index];
+  trial.status = status;
+  const Result* last = trial.last_result ? &*trial.last_result : nullptr;
+  scheduler_->OnTrialComplete(trial.id, last);
+  searcher_->OnComplete(trial.id, status, last);
+  writer_.OnTrialEnd(trial);
+}
+
+void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_allowed) {
+  Trial& trial = trials_[index];
+  ++trial.num_failures;
+  std::string stderr_tail = TailLines(trial.dir / "stderr.log", 20);
+  trial.error = reason;
+  if (!stderr_tail.empty()) {
+    std::string last_line = stderr_tail.substr(0, stderr_tail.size() - 1);
+    last_line = last_line.substr(last_line.rfind('\n') == std::string::npos ? 0 : last_line.rfind('\n') + 1);
+    trial.error += ": " + last_line;
+  }
+  {
+    std::ofstream error_file(trial.dir / "error.txt", std::ios::app);
+    error_file << fmt::format("Failure #{}: {}\n", trial.num_failures, reason);
+    if (!stderr_tail.empty()) error_file << "Last lines of stderr.log:\n" << stderr_tail;
+  }
+  bool retry = retry_allowed && interrupts_ == 0 &&
+               (spec_.max_failures < 0 || trial.num_failures <= spec_.max_failures);
+  Log(fmt::format("trial {} failed ({}){}", trial.id, trial.error,
+                  retry ? fmt::format("; retrying ({} of {})", trial.num_failures,
+                                      spec_.max_failures < 0 ? std::string("unlimited")
+                                                             : std::to_string(spec_.max_failures))
+                        : ""));
+  if (retry) {
+    trial.status = TrialStatus::kPending;
+    return;
+  }
+  trial.status = TrialStatus::kError;
+  scheduler_->OnTrialError(trial.id);
+  searcher_->OnComplete(trial.id, TrialStatus::kError,
+                        trial.last_result ? &*trial.last_result : nullptr);
+  writer_.OnTrialEnd(trial);
+}
+
+void Tuner::OnSignal(int signal) {
+  ++interrupts_;
+  if (interrupts_ == 1) {
+    Log(fmt::format("{}: stopping all trials (again to kill them now)",
+                    signal == SIGINT ? "Ctrl-C" : "SIGTERM"));
+    for (std::size_t i = 0; i < trials_.size(); ++i) {
+      if (trials_[i].status != TrialStatus::kRunning) continue;
+      StopTrial(i);
+      launcher_->Signal(trials_[i].pid, SIGTERM);
+    }
+  } else {
+    Log("killing all trials");
+    for (const Trial& trial : trials_) {
+      if (trial.status == TrialStatus::kRunning) launcher_->Signal(trial.pid, SIGKILL);
+    }
+  }
+  signals_.async_wait([this](const boost::system::error_code& error, int next) {
+    if (!error) OnSignal(next);
+  });
+  MaybeFinish();
+}
+
+void Tuner::MaybeFinish() {
+  if (finished_) return;
+  for (const Trial& trial : trials_) {
+    if (trial.status == TrialStatus::kRunning) return;
+    if (trial.status == TrialStatus::kPending && interrupts_ == 0) return;
+  }
+  if (!searcher_finished_ && interrupts_ == 0) return;
+  finished_ = true;
+  refresh_timer_.cancel();
+  signals_.cancel();
+  if (server_) server_->Close();
+  io_.stop();
+}
+
+void Tuner::ScheduleRefresh() {
+  refresh_timer_.expires_after(std::chrono::milliseconds(250));
+  refresh_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (error || finished_) return;
+    RefreshTable(/*force=*/false);
+    ScheduleRefresh();
+  });
+}
+
+void Tuner::RefreshTable(bool force) {
+  ExperimentView view;
+  view.name = spec_.name;
+  view.metric = spec_.metric;
+  view.mode = spec_.mode;
+  view.elapsed_s = Now() - start_s_;
+  view.scheduler_description = scheduler_->Describe();
+  view.resources = "Logical resource usage: " + pool_.Describe();
+  view.trials = &trials_;
+  table_.Update(view, Now(), force);
+}
+
+}  // namespace tune

@@ -1,0 +1,127 @@
+// The tuner: one experiment, run on one Asio io_context on one thread.
+//
+// It asks the searcher for configs while the resource pool has room, launches each trial as its
+// own process (CUDA_VISIBLE_DEVICES from the pool), answers every report with the scheduler's
+// decision, records results through the ResultWriter and refreshes the status table. A trial
+// that exits non-zero, dies by a signal or reports a NaN/inf metric fails; it is retried from its
+// last checkpoint up to max_failures times, then marked ERROR; the experiment goes on. The first
+// SIGINT/SIGTERM stops the trials (SIGTERM, then SIGKILL after stop_grace_s) and finishes with what
+// was recorded; a second one kills them at once.
+//
+// Example:
+//   tune::Tuner tuner(spec, {.experiment_dir = "tune_results/exp", .gpu_ids = {"0", "1"}});
+//   int exit_code = tuner.Run();
+//   const tune::Trial* best = tuner.best();
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "reporters/reporters.h"
+#include "schedulers/scheduler.h"
+#include "search/searcher.h"
+#include "tuner/launcher.h"
+#include "tuner/report_server.h"
+#include "tuner/resources.h"
+#include "tuner/spec.h"
+#include "tuner/trial.h"
+
+namespace tune {
+
+struct TunerOptions {
+  std::filesystem::path experiment_dir;   // <storage>/<name>; created if missing
+  std::vector<std::string> gpu_ids;       // GPUs this experiment may use
+  double cpus = 1;                        // CPU slots
+  std::filesystem::path bin_dir;          // where `tune` lives: bare command names look here first
+  std::FILE* out = stdout;                // status table and the final summary
+  bool live_table = false;                // redraw the table in place (stdout is a terminal)
+  std::string report_host = "127.0.0.1";
+  // Makes the launcher; the default starts local processes. Tests may pass a fake.
+  std::function<std::unique_ptr<Launcher>(boost::asio::io_context&)> make_launcher;
+};
+
+class Tuner : private ReportServer::Handler {
+ public:
+  // Throws SpecError when the spec cannot run here (resources that never fit, bad searcher or
+  // scheduler options, trainer command missing).
+  Tuner(ExperimentSpec spec, TunerOptions options);
+  ~Tuner() override;
+
+  // Runs the experiment to the end. Returns the process exit code: 0 when it completed, 1 when
+  // every trial failed, 130 when interrupted.
+  int Run();
+
+  const std::vector<Trial>& trials() const { return trials_; }
+  const Trial* best() const { return BestTrial(trials_, spec_.metric, spec_.mode); }
+
+ private:
+  struct Runtime {
+    std::optional<Allocation> allocation;
+    std::string token;
+    double attempt_start_s = 0;
+    bool stop_requested = false;   // the scheduler (or Ctrl-C) said stop
+    bool done_received = false;
+    bool budget_exhausted = false; // stopped at the end of its budget: it completed
+    std::string fatal_error;       // a failure that must not be retried (NaN metric)
+    std::unique_ptr<boost::asio::steady_timer> kill_timer;
+  };
+
+  // ReportServer::Handler
+  std::optional<std::string> ExpectedToken(const std::string& trial_id) override;
+  void OnConnect(const std::string& trial_id, std::int64_t pid) override;
+  Decision OnReport(const std::string& trial_id, const ReportMessage& report) override;
+  void OnDone(const std::string& trial_id) override;
+  void OnDisconnect(const std::string& trial_id) override;
+  void OnProtocolError(const std::string& trial_id, const std::string& reason) override;
+
+  void FillSlots();
+  bool LaunchTrial(std::size_t index, Allocation allocation);
+  void OnExit(std::int64_t pid, ExitStatus status);
+  void FinishTrial(std::size_t index, TrialStatus status);
+  void FailTrial(std::size_t index, const std::string& reason, bool retry_allowed);
+  void StopTrial(std::size_t index);  // SIGTERM now, SIGKILL after stop_grace_s
+  void OnSignal(int signal);
+  void MaybeFinish();
+  void RefreshTable(bool force);
+  void ScheduleRefresh();
+  double Now() const;
+  Trial* Find(const std::string& trial_id, std::size_t* index = nullptr);
+  std::vector<std::string> Command() const;
+  void Log(const std::string& message) const;
+
+  ExperimentSpec spec_;
+  TunerOptions options_;
+  boost::asio::io_context io_;
+  std::unique_ptr<Launcher> launcher_;
+  std::unique_ptr<Searcher> searcher_;
+  std::unique_ptr<Scheduler> scheduler_;
+  ResourcePool pool_;
+  ResultWriter writer_;
+  StatusTable table_;
+  std::unique_ptr<ReportServer> server_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer refresh_timer_;
+
+  std::vector<Trial> trials_;
+  std::vector<Runtime> runtime_;  // parallel to trials_
+  std::map<std::string, std::size_t> index_by_id_;
+  std::map<std::int64_t, std::size_t> index_by_pid_;
+  bool searcher_finished_ = false;
+  int interrupts_ = 0;
+  bool finished_ = false;
+  double start_s_ = 0;
+};
+
+}  // namespace tune
