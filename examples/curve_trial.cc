@@ -11,8 +11,9 @@
 // sleep_ms per epoch (0), noise (0.05), checkpoint (true): write checkpoint_<epoch>/state.json
 // each epoch and resume from TUNE_CHECKPOINT. Fault injection for tests: crash_at_epoch (exit 3
 // at that epoch unless resuming from a checkpoint), nan_at_epoch (report NaN), hang_at_epoch
-// (sleep forever), record_env (write env.json with CUDA_VISIBLE_DEVICES and the pid).
+// (sleep forever), ignore_sigterm (only SIGKILL ends it), record_env (write env.json with CUDA_VISIBLE_DEVICES and the pid).
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +62,7 @@ int main() {
     const char* trial_dir = std::getenv("TUNE_TRIAL_DIR");
     std::filesystem::path dir = trial_dir ? trial_dir : ".";
 
+    if (config.value("ignore_sigterm", false)) std::signal(SIGTERM, SIG_IGN);
     if (config.value("record_env", false)) {
       const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
       std::ofstream(dir / "env.json") << tune::Json{

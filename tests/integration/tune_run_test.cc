@@ -263,38 +263,70 @@ TEST_F(TuneRunTest, NanMetricFailsTheTrialButNotTheExperiment) {
   EXPECT_THAT(run.out, HasSubstr("ERROR"));
 }
 
-TEST_F(TuneRunTest, CtrlCStopsTrialsAndLeavesNoProcessBehind) {
+// Starts `tune run` in the background on the curve example; returns its pid once all
+// `trials` trials have written env.json.
+pid_t StartInBackground(const std::string& tune_args, int trials, const fs::path& storage) {
   std::string command = fmt::format(
-      "exec {}/tune run {} --storage {} --name exp --cpus 4 --num-samples 4 --max-concurrent 4 "
-      "scheduler=fifo trainer.sleep_ms=2000 trainer.record_env=true >{}/out.txt 2>{}/err.txt",
-      TUNE_BIN_DIR, Curve(), storage_.string(), storage_.string(), storage_.string());
+      "exec {}/tune run {}/examples/curve.json --storage {} --name exp --cpus {} --num-samples {} "
+      "--max-concurrent {} scheduler=fifo trainer.record_env=true {} >{}/out.txt 2>{}/err.txt",
+      TUNE_BIN_DIR, TUNE_SOURCE_DIR, storage.string(), trials, trials, trials, tune_args,
+      storage.string(), storage.string());
   pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
     _exit(127);
   }
-  fs::path dir = storage_ / "exp";
-  // Wait until all four trials have started.
   for (int i = 0; i < 100; ++i) {
     int started = 0;
-    for (int t = 1; t <= 4; ++t) started += fs::exists(dir / fmt::format("t_{:05d}", t) / "env.json");
-    if (started == 4) break;
+    for (int t = 1; t <= trials; ++t) {
+      started += fs::exists(storage / "exp" / fmt::format("t_{:05d}", t) / "env.json");
+    }
+    if (started == trials) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+  return pid;
+}
+
+// Waits for `pid`; returns its exit code and how long the wait took.
+std::pair<int, double> WaitFor(pid_t pid) {
   auto begin = std::chrono::steady_clock::now();
-  kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-  EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 130);
-  EXPECT_LT(seconds, 5.0);
-  for (const fs::path& trial : TrialDirs(dir)) {
-    Json env = Json::parse(ReadFile(trial / "env.json"));
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, seconds};
+}
+
+void ExpectNoTrialProcessLeft(const fs::path& dir) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_directory()) continue;
+    Json env = Json::parse(ReadFile(entry.path() / "env.json"));
     pid_t trial_pid = env["pid"].get<pid_t>();
     EXPECT_NE(kill(trial_pid, 0), 0) << "trial process " << trial_pid << " still running";
   }
+}
+
+TEST_F(TuneRunTest, CtrlCStopsTrialsAndLeavesNoProcessBehind) {
+  pid_t pid = StartInBackground("trainer.sleep_ms=2000", 4, storage_);
+  kill(pid, SIGINT);
+  auto [exit_code, seconds] = WaitFor(pid);
+  EXPECT_EQ(exit_code, 130);
+  EXPECT_LT(seconds, 5.0);
+  ExpectNoTrialProcessLeft(storage_ / "exp");
   EXPECT_THAT(ReadFile(storage_ / "out.txt"), HasSubstr("STOPPED"));
+}
+
+TEST_F(TuneRunTest, SecondCtrlCKillsTrialsThatIgnoreTheFirst) {
+  pid_t pid = StartInBackground("trainer.sleep_ms=2000 trainer.ignore_sigterm=true stop_grace_s=60",
+                                2, storage_);
+  kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, WNOHANG), 0) << "tune must wait for trials after one Ctrl-C";
+  kill(pid, SIGINT);
+  auto [exit_code, seconds] = WaitFor(pid);
+  EXPECT_EQ(exit_code, 130);
+  EXPECT_LT(seconds, 3.0);
+  ExpectNoTrialProcessLeft(storage_ / "exp");
 }
 
 }  // namespace
