@@ -7,7 +7,13 @@ packages=(
   build-essential cmake ninja-build pkg-config python3
   libboost-dev nlohmann-json3-dev libeigen3-dev
   googletest libgtest-dev libgmock-dev libcli11-dev libfmt-dev libbenchmark-dev
+  # trainer/: LibTorch (CPU, 1.13), Gloo for CPU DDP, and OpenBLAS so libblas.so.3 is not the
+  # slow reference BLAS (see PERFORMANCE-NOTES); nodejs/npm fetch the datasets (get_data.sh).
+  libtorch-dev libgloo-dev libopenblas0-openmp nodejs
 )
+# NodeSource's nodejs bundles npm and conflicts with Debian's npm package: ask for npm only
+# when no npm command exists.
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for pkg in "${packages[@]}"; do

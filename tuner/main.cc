@@ -1,7 +1,9 @@
 // `tune`: the command line. See README.md for the commands and DESIGN contracts.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -67,6 +69,23 @@ int Run(const RunArgs& args) {
   return tuner.Run();
 }
 
+// `tune train CONFIG.json`: one training run of the built-in trainer, without tuning.
+int Train(const std::string& config_file, const std::vector<std::string>& args) {
+  std::filesystem::path trainer = ExecutableDir() / "tune-trainer";
+  if (access(trainer.c_str(), X_OK) != 0) {
+    throw tune::SpecError("", "the built-in trainer " + trainer.string() +
+                                  " was not built (it needs LibTorch: bash scripts/setup.sh, then "
+                                  "rebuild)");
+  }
+  std::vector<std::string> argv_strings = {trainer.string(), config_file};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : argv_strings) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  throw std::runtime_error("cannot run " + trainer.string() + ": " + std::strerror(errno));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,6 +106,12 @@ int main(int argc, char** argv) {
   run->add_flag("-m,--multirun", run_args.multirun,
                 "Turn key=a,b,c overrides into a grid over those values");
 
+  std::string train_config;
+  std::vector<std::string> train_args;
+  CLI::App* train = app.add_subcommand("train", "Train one configuration without tuning");
+  train->add_option("config", train_config, "The trainer config (JSON)")->required();
+  train->add_option("overrides", train_args, "key=value overrides passed to the trainer");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -94,6 +119,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand(run)) return Run(run_args);
+    if (app.got_subcommand(train)) return Train(train_config, train_args);
   } catch (const tune::SpecError& error) {
     std::fprintf(stderr, "tune: %s\n", error.what());
     return 2;

@@ -1,0 +1,95 @@
+// Tree-structured Parzen Estimator (TPE): a Bayesian-optimisation searcher, as in Bergstra et
+// al. 2011 and Optuna's TPESampler, selected by "search": {"algorithm": "tpe"} in space.json.
+//
+// The algorithm. After `n_startup_trials` random configs, every suggestion
+//   1. ranks the observed trials and splits them: the best gamma(n) form the "good" set, the
+//      rest the "bad" set (gamma(n) = min(ceil(0.1 n), 25) by default);
+//   2. fits a Parzen estimator (a weighted mixture of kernels, one per trial, plus one broad
+//      "prior" kernel centred on the domain) to each set: l(x) on the good, g(x) on the bad;
+//   3. draws `n_ei_candidates` candidates from l(x) and returns the one maximising
+//      log l(x) - log g(x), which maximises expected improvement under the TPE model.
+// Kernels: floats and ints are truncated normals on the domain, in log space for log domains;
+// ints and quantized values use the kernel's mass on the value's bin (value +- step/2), as
+// Optuna does, and samples are rounded onto the grid. A kernel's width is the larger gap to its
+// neighbours among the observations (and the prior), clipped below by the "magic clip"
+// (range / min(100, kernels + 1)) and above by the range. Categorical kernels put weight 1 on
+// the observed choice plus `prior_weight` / (kernels) spread over all choices. Trial weights are
+// Optuna's default_weights: the 25 newest weigh 1, older ones ramp down linearly to 1/n.
+// Unlike Optuna, dimensions with more than 1000 values use the continuous density (the bin mass
+// of a wide kernel is a difference of two nearly equal CDFs).
+//
+// Options (keys of the "search" object; defaults in brackets):
+//   seed              reproducibility: the same seed and call sequence give the same configs
+//   n_startup_trials  [10]   random configs before the model is used
+//   n_ei_candidates   [24]   candidates drawn from l(x) per suggestion
+//   gamma             [min(ceil(0.1 n), 25)]  a number in (0, 1]: the good set is ceil(gamma n)
+//   prior_weight      [1.0]  weight of the prior kernel (> 0)
+//   consider_endpoints [false] let the domain bounds act as neighbours of the outermost
+//                      observations when choosing their kernel widths
+//   multivariate      [false] one joint kernel per trial over all parameters (widths by a
+//                      Scott-like rule 0.2 n^(-1/(d+4)) range) instead of independent ones
+//   constant_liar     [true unless max_concurrent == 1] trials suggested but not finished count
+//                      as the worst observations (in the bad set), so concurrent suggestions
+//                      spread out instead of piling onto the same optimum
+//   intermediate      ["rank"] how trials stopped early (pruned by ASHA) are used:
+//                      "rank": Optuna's rule: finished trials rank first by value; pruned trials
+//                        after them, by the highest budget they reached, then by their value
+//                        there. Pruned trials thus fill the bad set and shape g(x).
+//                      "budget": BOHB's rule: only trials that reached the largest budget with
+//                        at least max(n_startup_trials, d + 1) trials, compared by their value
+//                        at that budget.
+//                      "last": every ended trial by its last reported value (what a searcher
+//                        sees when it ignores budgets).
+//                      "rank" is the default because it was best on bench/tpe_bench.cc's
+//                      multi-fidelity table (bench/README-tpe.md).
+//   budget_attr       ["training_iteration"] the result attribute that measures budget.
+// Trials that fail (kError) are dropped from the model. Results whose metric is missing or NaN
+// are ignored.
+//
+// Domains: every distribution of Space. normal/qnormal are searched within mean +- 5 sd with the
+// normal itself as the prior kernel. grid_search parameters are rejected (SpecError: use
+// "choice"), because a grid is an exhaustive plan, not a distribution a model can sample.
+// points_to_evaluate come first (their open leaves random) and count as observations.
+// TotalTrials() is num_samples.
+//
+// Cost per suggestion is linear in the number of trials: sorted per-parameter observation
+// lists are maintained incrementally and kernel densities are evaluated with Eigen arrays.
+//
+// Example:
+//   tune::SearcherOptions options;
+//   options.metric = "loss"; options.mode = tune::Mode::kMin; options.num_samples = 100;
+//   options.algorithm = tune::Json::parse(R"({"algorithm": "tpe", "seed": 1})");
+//   auto searcher = tune::MakeSearcher(space, options);   // a TpeSearcher
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "search/searcher.h"
+#include "search/space.h"
+
+namespace tune {
+
+struct TpeOptions {
+  int n_startup_trials = 10;
+  int n_ei_candidates = 24;
+  double gamma = 0;  // 0: Optuna's min(ceil(0.1 n), 25); else the fraction ceil(gamma n)
+  double prior_weight = 1.0;
+  bool consider_endpoints = false;
+  bool multivariate = false;
+  bool constant_liar = true;
+  enum class Intermediate { kRank, kBudget, kLast };
+  Intermediate intermediate = Intermediate::kRank;
+  std::string budget_attr = "training_iteration";
+};
+
+// Reads the TPE keys of options.algorithm (already checked to be known keys) into TpeOptions.
+// Throws SpecError naming e.g. "search.gamma" for a value of the wrong type or range.
+TpeOptions ParseTpeOptions(const SearcherOptions& options);
+
+// Throws SpecError for a space TPE cannot search (grid_search parameters) or bad options.
+std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherOptions& options,
+                                          const TpeOptions& tpe);
+
+}  // namespace tune
