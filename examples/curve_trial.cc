@@ -94,9 +94,14 @@ int main() {
       if (epoch == config.value("nan_at_epoch", -1)) loss = std::numeric_limits<double>::quiet_NaN();
       std::optional<std::string> saved;
       if (checkpoint) {
+        // Written whole, then renamed into place: a checkpoint directory is complete or absent.
         auto path = dir / ("checkpoint_" + std::to_string(epoch));
-        std::filesystem::create_directories(path);
-        std::ofstream(path / "state.json") << tune::Json{{"epoch", epoch}}.dump();
+        auto partial = dir / (".checkpoint_" + std::to_string(epoch) + "." + std::to_string(getpid()));
+        std::filesystem::create_directories(partial);
+        std::ofstream(partial / "state.json") << tune::Json{{"epoch", epoch}}.dump();
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+        std::filesystem::rename(partial, path);
         saved = path.string();
       }
       tune::Json metrics = {{"loss", loss}, {"epoch", epoch}};

@@ -104,6 +104,9 @@ class ResultWriter {
   // from the csv, never from result.json).
   void OnResult(const Trial& trial, const Result& result);
   void OnTrialEnd(const Trial& trial);  // closes its files
+  // Deletes the trial's result.json and progress.csv, so that `tune resume` can write them
+  // again from the journal (which makes every result appear exactly once).
+  void ResetResults(const Trial& trial);
   // best_trial.json: trial_id, metric, mode, value, config, last_result, dir. Written to a
   // temporary file and renamed, like experiment.json, so readers never see half of it.
   void WriteBestTrial(const Trial& best, const std::string& metric, Mode mode);

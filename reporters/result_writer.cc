@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -257,7 +258,12 @@ void ResultWriter::OnResult(const Trial& trial, const Result& result) {
     for (std::string_view field : kAddedFields) cleaned.erase(std::string(field));
   }
   const Json& metrics = clash ? cleaned : raw_metrics;
-  std::int64_t timestamp = static_cast<std::int64_t>(std::time(nullptr));
+  // Unix seconds with millisecond precision: when the tuner received the report (kept across
+  // resume), or now.
+  double timestamp = result.timestamp > 0
+                         ? result.timestamp
+                         : std::chrono::duration<double>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
 
   // result.json: the metrics object with the added fields spliced in before its closing brace.
   fmt::memory_buffer& line = files.line;
@@ -269,7 +275,7 @@ void ResultWriter::OnResult(const Trial& trial, const Result& result) {
                  "\"trial_id\":{},\"training_iteration\":{},\"time_total_s\":", files.json_trial_id,
                  result.training_iteration);
   AppendJsonDouble(result.time_total_s, line);
-  fmt::format_to(fmt::appender(line), ",\"timestamp\":{},\"done\":false}}\n", timestamp);
+  fmt::format_to(fmt::appender(line), ",\"timestamp\":{:.3f},\"done\":false}}\n", timestamp);
   files.json.write(line.data(), static_cast<std::streamsize>(line.size()));
   files.json.flush();
   if (!files.json) ThrowIoError("cannot write", files.json_path, errno);
@@ -301,7 +307,7 @@ void ResultWriter::OnResult(const Trial& trial, const Result& result) {
         AppendCsvDouble(result.time_total_s, line);
         break;
       case Column::kTimestamp:
-        fmt::format_to(fmt::appender(line), "{}", timestamp);
+        fmt::format_to(fmt::appender(line), "{:.3f}", timestamp);
         break;
       case Column::kDone:
         fmt::format_to(fmt::appender(line), "False");
@@ -320,6 +326,13 @@ void ResultWriter::OnResult(const Trial& trial, const Result& result) {
 }
 
 void ResultWriter::OnTrialEnd(const Trial& trial) { open_.erase(trial.id); }
+
+void ResultWriter::ResetResults(const Trial& trial) {
+  open_.erase(trial.id);
+  std::error_code ignored;
+  fs::remove(TrialDir(trial) / "result.json", ignored);
+  fs::remove(TrialDir(trial) / "progress.csv", ignored);
+}
 
 void ResultWriter::WriteBestTrial(const Trial& best, const std::string& metric, Mode mode) {
   Json value = nullptr;

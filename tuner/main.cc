@@ -6,6 +6,7 @@
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <thread>
 #include <string>
@@ -61,10 +62,51 @@ int Run(const RunArgs& args) {
   options.live_table = isatty(STDOUT_FILENO) != 0;
   if (std::filesystem::exists(options.experiment_dir / "experiment.json")) {
     throw tune::SpecError(
-        "name", fmt::format("experiment \"{}\" already exists in {}: choose another --name or "
-                            "remove that directory",
-                            spec.name, options.experiment_dir.string()));
+        "name", fmt::format("experiment \"{}\" already exists in {}: continue it with `tune "
+                            "resume {}`, or choose another --name",
+                            spec.name, options.experiment_dir.string(),
+                            options.experiment_dir.string()));
   }
+  tune::Tuner tuner(std::move(spec), std::move(options));
+  return tuner.Run();
+}
+
+struct ResumeArgs {
+  std::string dir;
+  std::optional<int> gpus;
+  std::optional<double> cpus;
+};
+
+// `tune resume DIR`: the spec as run (experiment.json) and the journal rebuild the experiment.
+int Resume(const ResumeArgs& args) {
+  std::filesystem::path dir = args.dir;
+  if (!std::filesystem::exists(dir / "experiment.json") ||
+      !std::filesystem::exists(dir / "journal.jsonl")) {
+    throw tune::SpecError("", fmt::format("{} is not a tune experiment (it needs experiment.json "
+                                          "and journal.jsonl)",
+                                          dir.string()));
+  }
+  tune::Json raw = tune::LoadSpecFile(dir / "experiment.json");
+  // Where space.json was (for ${spec_dir} in commands): the journal's first event says.
+  std::filesystem::path spec_dir = dir;
+  {
+    std::ifstream journal(dir / "journal.jsonl");
+    std::string first;
+    std::getline(journal, first);
+    tune::Json start = tune::Json::parse(first, nullptr, false);
+    if (start.is_object() && start.value("event", "") == "start" && start.contains("spec_dir")) {
+      spec_dir = start["spec_dir"].get<std::string>();
+    }
+  }
+  tune::ExperimentSpec spec = tune::ParseSpec(raw, spec_dir);
+  std::vector<std::string> detected = tune::DetectGpus();
+  tune::TunerOptions options;
+  options.gpu_ids = args.gpus ? tune::SelectGpus(detected, *args.gpus) : detected;
+  options.cpus = args.cpus ? *args.cpus : std::max(1u, std::thread::hardware_concurrency());
+  options.experiment_dir = dir;
+  options.bin_dir = ExecutableDir();
+  options.live_table = isatty(STDOUT_FILENO) != 0;
+  options.resume = true;
   tune::Tuner tuner(std::move(spec), std::move(options));
   return tuner.Run();
 }
@@ -106,6 +148,12 @@ int main(int argc, char** argv) {
   run->add_flag("-m,--multirun", run_args.multirun,
                 "Turn key=a,b,c overrides into a grid over those values");
 
+  ResumeArgs resume_args;
+  CLI::App* resume = app.add_subcommand("resume", "Continue an interrupted experiment");
+  resume->add_option("dir", resume_args.dir, "The experiment directory")->required();
+  resume->add_option("--gpus", resume_args.gpus, "GPUs of this machine to use");
+  resume->add_option("--cpus", resume_args.cpus, "CPU slots to use");
+
   std::string train_config;
   std::vector<std::string> train_args;
   CLI::App* train = app.add_subcommand("train", "Train one configuration without tuning");
@@ -119,6 +167,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand(run)) return Run(run_args);
+    if (app.got_subcommand(resume)) return Resume(resume_args);
     if (app.got_subcommand(train)) return Train(train_config, train_args);
   } catch (const tune::SpecError& error) {
     std::fprintf(stderr, "tune: %s\n", error.what());

@@ -1,5 +1,7 @@
 #include "tuner/spec.h"
 
+#include "tuner/journal.h"
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -13,7 +15,7 @@ const std::vector<std::string> kTopLevelKeys = {
     "name",    "description",       "metric",    "mode",    "num_samples",
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
-    "stop_grace_s"};
+    "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu"};
 const std::vector<std::string> kReporterKeys = {"parameter_columns", "metric_columns", "max_rows",
                                                 "refresh_s"};
@@ -47,7 +49,7 @@ double GetNumber(const Json& object, const std::string& key, double fallback,
   if (!object.contains(key)) return fallback;
   const Json& value = object[key];
   if (!value.is_number() || !std::isfinite(value.get<double>())) {
-    throw SpecError(path + "." + key, "must be a finite number, got " + value.dump());
+    throw SpecError(path.empty() ? key : path + "." + key, "must be a finite number, got " + value.dump());
   }
   return value.get<double>();
 }
@@ -192,6 +194,15 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
     spec.storage = raw["storage"].get<std::string>();
   }
   spec.stop_grace_s = GetNumber(raw, "stop_grace_s", spec.stop_grace_s, "");
+  spec.trial_timeout_s = GetNumber(raw, "trial_timeout_s", spec.trial_timeout_s, "");
+  spec.connect_timeout_s = GetNumber(raw, "connect_timeout_s", spec.connect_timeout_s, "");
+  for (const char* key : {"stop_grace_s", "trial_timeout_s", "connect_timeout_s"}) {
+    if (raw.contains(key) && raw[key].get<double>() < 0) throw SpecError(key, "must be >= 0");
+  }
+  if (raw.contains("journal_fsync")) {
+    spec.journal_fsync = raw["journal_fsync"];
+    ParseJournalSync(spec.journal_fsync, "journal_fsync");
+  }
 
   if (raw.contains("resources_per_trial")) {
     const Json& resources = raw["resources_per_trial"];

@@ -47,6 +47,9 @@ struct ExperimentSpec {
   Json trainer = Json::object();     // base config of every trial
   std::vector<std::string> command;  // trainer.command; empty = the built-in tune-trainer
   double stop_grace_s = 10;          // how long a trial told to stop may take to exit
+  double trial_timeout_s = 0;        // kill a trial silent (no report) this long; 0 = never
+  double connect_timeout_s = 120;    // kill a trial that has not connected after this long
+  Json journal_fsync = "never";      // "never" | "interval" | "always" (tuner/journal.h)
 };
 
 // Reads and parses a JSON file. Throws SpecError "<file>:<line>:<column>: <reason>" on bad JSON

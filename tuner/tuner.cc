@@ -7,6 +7,7 @@
 #include <cmath>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 #include <fmt/format.h>
@@ -20,6 +21,26 @@ std::string RandomToken() {
 }
 
 std::string TrialId(std::size_t number) { return fmt::format("t_{:05d}", number); }
+
+double WallTime() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Json ResultToJson(const Result& result) {
+  return {{"training_iteration", result.training_iteration},
+          {"time_total_s", result.time_total_s},
+          {"timestamp", result.timestamp},
+          {"metrics", result.metrics}};
+}
+
+Result ResultFromJson(const Json& json) {
+  Result result;
+  result.training_iteration = json.at("training_iteration").get<std::int64_t>();
+  result.time_total_s = json.at("time_total_s").get<double>();
+  result.timestamp = json.value("timestamp", 0.0);
+  result.metrics = json.at("metrics");
+  return result;
+}
 
 // The last `count` lines of a file, for error reports ("" when unreadable).
 std::string TailLines(const std::filesystem::path& file, std::size_t count) {
@@ -39,6 +60,19 @@ std::string ReplaceAll(std::string text, const std::string& from, const std::str
     text.replace(at, from.size(), to);
   }
   return text;
+}
+
+// A trial process of the tuner that died (kill -9 cannot take its children along) may still run:
+// kill its process group, but only if the pid still belongs to that trial of this experiment
+// (pids are reused), which its environment tells.
+void KillLeftover(std::int64_t pid, const std::string& trial_id) {
+  if (pid <= 0) return;
+  std::ifstream environ_file("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string environ_text((std::istreambuf_iterator<char>(environ_file)),
+                           std::istreambuf_iterator<char>());
+  if (environ_text.find(std::string("TUNE_TRIAL_ID=") + trial_id + '\0') == std::string::npos) return;
+  ::kill(-static_cast<pid_t>(pid), SIGKILL);
+  ::kill(static_cast<pid_t>(pid), SIGKILL);
 }
 
 }  // namespace
@@ -135,7 +169,24 @@ std::vector<std::string> Tuner::Command() const {
 int Tuner::Run() {
   start_s_ = Now();
   std::filesystem::create_directories(options_.experiment_dir);
-  writer_.WriteExperiment(spec_.raw);
+  auto journal_path = options_.experiment_dir / "journal.jsonl";
+  Journal::SyncPolicy sync = ParseJournalSync(spec_.journal_fsync, "journal_fsync");
+  if (options_.resume) {
+    JournalContents contents = ReadJournal(journal_path);
+    if (!contents.warning.empty()) {
+      Log(contents.warning);
+      std::filesystem::resize_file(journal_path, contents.valid_bytes);
+    }
+    journal_ = std::make_unique<Journal>(journal_path, sync);
+    Replay(contents.events);
+    journal_->Append({{"event", "resume"}, {"time", WallTime()}});
+  } else {
+    writer_.WriteExperiment(spec_.raw);
+    journal_ = std::make_unique<Journal>(journal_path, sync);
+    journal_->Append({{"event", "start"},
+                      {"time", WallTime()},
+                      {"spec_dir", std::filesystem::absolute(spec_.spec_dir).string()}});
+  }
 
   ReportServer::Options server_options;
   server_options.host = options_.report_host;
@@ -196,16 +247,8 @@ void Tuner::FillSlots() {
         if (suggestion.kind == Suggestion::Kind::kFinished) searcher_finished_ = true;
         return;
       }
-      Trial trial;
-      trial.id = id;
-      trial.params = suggestion.config;
-      trial.config = MergeConfig(spec_.trainer, suggestion.config);
-      trial.dir = options_.experiment_dir / id;
-      index_by_id_[id] = trials_.size();
-      trials_.push_back(std::move(trial));
-      runtime_.emplace_back();
-      scheduler_->OnTrialAdd(id);
-      pending = trials_.size() - 1;
+      journal_->Append({{"event", "trial_created"}, {"trial_id", id}, {"params", suggestion.config}});
+      pending = ApplyTrialCreated(id, suggestion.config);
     }
     if (!LaunchTrial(*pending, std::move(*allocation))) continue;
   }
@@ -242,11 +285,178 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
     FailTrial(index, error.what(), /*retry_allowed=*/false);
     return false;
   }
+  journal_->Append({{"event", "trial_started"},
+                    {"trial_id", trial.id},
+                    {"pid", trial.pid},
+                    {"gpus", trial.gpus},
+                    {"checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()}});
+  ApplyTrialStarted(index, trial.gpus);
   runtime.allocation = std::move(allocation);
   runtime.attempt_start_s = Now();
-  trial.status = TrialStatus::kRunning;
   index_by_pid_[trial.pid] = index;
+  if (spec_.connect_timeout_s > 0) {
+    ArmWatchdog(index, spec_.connect_timeout_s,
+                fmt::format("did not connect to the tuner within {:g} s", spec_.connect_timeout_s));
+  }
   return true;
+}
+
+void Tuner::ArmWatchdog(std::size_t index, double seconds, const std::string& reason) {
+  Runtime& runtime = runtime_[index];
+  if (!runtime.watchdog) runtime.watchdog = std::make_unique<boost::asio::steady_timer>(io_);
+  runtime.watchdog->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(seconds)));
+  std::int64_t pid = trials_[index].pid;
+  runtime.watchdog->async_wait([this, index, pid, reason](const boost::system::error_code& error) {
+    if (error || !index_by_pid_.count(pid) || runtime_[index].stop_requested) return;
+    runtime_[index].timeout_reason = reason;
+    Log(fmt::format("trial {}: {}; killing it", trials_[index].id, reason));
+    launcher_->Signal(pid, SIGKILL);
+  });
+}
+
+std::size_t Tuner::ApplyTrialCreated(const std::string& trial_id, const Json& params) {
+  Trial trial;
+  trial.id = trial_id;
+  trial.params = params;
+  trial.config = MergeConfig(spec_.trainer, params);
+  trial.dir = options_.experiment_dir / trial_id;
+  index_by_id_[trial_id] = trials_.size();
+  trials_.push_back(std::move(trial));
+  runtime_.emplace_back();
+  scheduler_->OnTrialAdd(trial_id);
+  return trials_.size() - 1;
+}
+
+void Tuner::ApplyTrialStarted(std::size_t index, const std::string& gpus) {
+  trials_[index].status = TrialStatus::kRunning;
+  trials_[index].gpus = gpus;
+  runtime_[index].stop_requested = false;
+  runtime_[index].done_received = false;
+  runtime_[index].budget_exhausted = false;
+}
+
+Decision Tuner::ApplyReport(std::size_t index, const Result& result,
+                            const std::optional<std::string>& checkpoint, const std::string& error) {
+  Trial& trial = trials_[index];
+  Runtime& runtime = runtime_[index];
+  trial.num_results = result.training_iteration;
+  trial.last_result = result;
+  trial.time_total_s = std::max(trial.time_total_s, result.time_total_s);
+  if (checkpoint) trial.last_checkpoint = *checkpoint;
+  if (!error.empty()) {
+    runtime.fatal_error = error;
+    runtime.stop_requested = true;
+    return Decision::kStop;
+  }
+  searcher_->OnResult(trial.id, result);
+  Decision decision = scheduler_->OnResult(trial.id, result);
+  if (decision == Decision::kStop) {
+    runtime.stop_requested = true;
+    runtime.budget_exhausted = scheduler_->BudgetExhausted(result);
+  }
+  return decision;
+}
+
+void Tuner::ApplyFailure(std::size_t index, const std::string& reason, bool retry) {
+  Trial& trial = trials_[index];
+  ++trial.num_failures;
+  trial.error = reason;
+  if (retry) {
+    trial.status = TrialStatus::kPending;
+    return;
+  }
+  trial.status = TrialStatus::kError;
+  scheduler_->OnTrialError(trial.id);
+  searcher_->OnComplete(trial.id, TrialStatus::kError,
+                        trial.last_result ? &*trial.last_result : nullptr);
+}
+
+void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
+  Trial& trial = trials_[index];
+  trial.status = status;
+  const Result* last = trial.last_result ? &*trial.last_result : nullptr;
+  scheduler_->OnTrialComplete(trial.id, last);
+  searcher_->OnComplete(trial.id, status, last);
+}
+
+void Tuner::Replay(const std::vector<Json>& events) {
+  std::map<std::string, std::vector<Result>> results;
+  std::map<std::string, std::int64_t> last_pid;
+  for (std::size_t line = 0; line < events.size(); ++line) {
+    const Json& event = events[line];
+    const std::string type = event.at("event").get<std::string>();
+    if (type == "start" || type == "resume") continue;
+    std::string id = event.at("trial_id").get<std::string>();
+    std::size_t index = 0;
+    if (type == "trial_created") {
+      Json params = event.at("params");
+      // The same searcher code, fed the same history, proposes the same config again; asking it
+      // rebuilds its state (random streams, TPE's pending trials).
+      Suggestion again = searcher_->Suggest(id);
+      if (again.kind != Suggestion::Kind::kConfig || again.config != params) {
+        Log(fmt::format("resume: the searcher now proposes a different config for {} than the "
+                        "journal records; keeping the recorded one",
+                        id));
+      }
+      ApplyTrialCreated(id, params);
+      continue;
+    }
+    if (Find(id, &index) == nullptr) {
+      throw std::runtime_error(fmt::format("journal event {} names unknown trial {}", line + 1, id));
+    }
+    if (type == "trial_started") {
+      ApplyTrialStarted(index, event.value("gpus", ""));
+      last_pid[id] = event.value("pid", std::int64_t{0});
+    } else if (type == "report") {
+      Result result = ResultFromJson(event.at("result"));
+      std::optional<std::string> checkpoint;
+      if (event.contains("checkpoint") && event["checkpoint"].is_string()) {
+        checkpoint = event["checkpoint"].get<std::string>();
+      }
+      ApplyReport(index, result, checkpoint, event.value("error", ""));
+      results[id].push_back(std::move(result));
+    } else if (type == "trial_failed") {
+      ApplyFailure(index, event.at("reason").get<std::string>(), event.at("retry").get<bool>());
+    } else if (type == "trial_ended") {
+      ApplyFinish(index, event.at("status") == "TERMINATED" ? TrialStatus::kTerminated
+                                                            : TrialStatus::kStopped);
+    } else {
+      throw std::runtime_error(fmt::format("journal event {}: unknown type \"{}\"", line + 1, type));
+    }
+  }
+
+  // result.json and progress.csv are written again from the journal, so a result that reached
+  // the journal but not the file (or the other way round) appears exactly once.
+  for (const Trial& trial : trials_) {
+    writer_.ResetResults(trial);
+    for (const Result& result : results[trial.id]) writer_.OnResult(trial, result);
+    writer_.OnTrialEnd(trial);
+  }
+
+  // Trials that were running when the tuner stopped: finish those whose fate was already
+  // decided, relaunch the others from their last checkpoint.
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    if (trials_[i].status != TrialStatus::kRunning) continue;
+    KillLeftover(last_pid[trials_[i].id], trials_[i].id);
+    Runtime& runtime = runtime_[i];
+    if (!runtime.fatal_error.empty()) {
+      FailTrial(i, runtime.fatal_error, /*retry_allowed=*/false);
+    } else if (runtime.stop_requested) {
+      FinishTrial(i, runtime.budget_exhausted ? TrialStatus::kTerminated : TrialStatus::kStopped);
+    } else {
+      trials_[i].status = TrialStatus::kPending;
+    }
+  }
+  std::size_t finished = 0;
+  for (const Trial& trial : trials_) finished += IsFinal(trial.status);
+  Log(fmt::format("resumed {}: {} trials ({} finished, {} to run), {} results replayed",
+                  options_.experiment_dir.string(), trials_.size(), finished,
+                  trials_.size() - finished, [&] {
+                    std::size_t n = 0;
+                    for (const auto& [id, list] : results) n += list.size();
+                    return n;
+                  }()));
 }
 
 Trial* Tuner::Find(const std::string& trial_id, std::size_t* index) {
@@ -263,7 +473,16 @@ std::optional<std::string> Tuner::ExpectedToken(const std::string& trial_id) {
   return runtime_[index].token;
 }
 
-void Tuner::OnConnect(const std::string&, std::int64_t) {}
+void Tuner::OnConnect(const std::string& trial_id, std::int64_t) {
+  std::size_t index = 0;
+  if (Find(trial_id, &index) == nullptr) return;
+  if (spec_.trial_timeout_s > 0) {
+    ArmWatchdog(index, spec_.trial_timeout_s,
+                fmt::format("sent no report for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
+  } else if (runtime_[index].watchdog) {
+    runtime_[index].watchdog->cancel();
+  }
+}
 
 Decision Tuner::OnReport(const std::string& trial_id, const ReportMessage& report) {
   std::size_t index = 0;
@@ -273,27 +492,35 @@ Decision Tuner::OnReport(const std::string& trial_id, const ReportMessage& repor
   if (runtime.stop_requested || !runtime.fatal_error.empty()) return Decision::kStop;
 
   Result result;
-  result.training_iteration = ++trial->num_results;
+  result.training_iteration = trial->num_results + 1;
   result.time_total_s = trial->time_total_s + (Now() - runtime.attempt_start_s);
+  result.timestamp = WallTime();
   result.metrics = report.metrics;
   if (!result.metrics.contains("iter")) result.metrics["iter"] = report.iter;
-  if (report.checkpoint) trial->last_checkpoint = *report.checkpoint;
-  trial->last_result = result;
-  writer_.OnResult(*trial, result);  // recorded before anything acts on it
 
   // NaN/inf in the optimised metric is an error, not a value: the trial stops and fails.
+  std::string error;
   auto metric = result.metrics.find(spec_.metric);
   if (metric != result.metrics.end() && metric->is_number() && !std::isfinite(metric->get<double>())) {
-    runtime.fatal_error = fmt::format("reported {} = {} at iter {}", spec_.metric,
-                                      metric->get<double>(), report.iter);
-    StopTrial(index);
-    return Decision::kStop;
+    error = fmt::format("reported {} = {} at iter {}", spec_.metric, metric->get<double>(),
+                        report.iter);
   }
-  searcher_->OnResult(trial_id, result);
-  Decision decision = scheduler_->OnResult(trial_id, result);
+  Decision decision = ApplyReport(index, result, report.checkpoint, error);
+  // Durable before the trial learns the decision; result.json follows from the journal.
+  Json event = {{"event", "report"},
+                {"trial_id", trial_id},
+                {"result", ResultToJson(result)},
+                {"decision", ToString(decision)}};
+  if (report.checkpoint) event["checkpoint"] = *report.checkpoint;
+  if (!error.empty()) event["error"] = error;
+  journal_->Append(event);
+  writer_.OnResult(*trial, result);
+
   if (decision == Decision::kStop) {
-    runtime.budget_exhausted = scheduler_->BudgetExhausted(result);
     StopTrial(index);
+  } else if (spec_.trial_timeout_s > 0) {
+    ArmWatchdog(index, spec_.trial_timeout_s,
+                fmt::format("sent no report for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
   }
   return decision;
 }
@@ -313,6 +540,7 @@ void Tuner::OnProtocolError(const std::string& trial_id, const std::string& reas
 void Tuner::StopTrial(std::size_t index) {
   Runtime& runtime = runtime_[index];
   runtime.stop_requested = true;
+  if (runtime.watchdog) runtime.watchdog->cancel();
   if (runtime.kill_timer) return;
   // The trial gets the decision and should exit by itself; past the grace period, it is killed.
   runtime.kill_timer = std::make_unique<boost::asio::steady_timer>(io_);
@@ -332,6 +560,7 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   Trial& trial = trials_[index];
   Runtime& runtime = runtime_[index];
   if (runtime.kill_timer) runtime.kill_timer->cancel();
+  if (runtime.watchdog) runtime.watchdog->cancel();
   if (runtime.allocation) pool_.Release(*runtime.allocation);
   runtime.allocation.reset();
   trial.time_total_s += Now() - runtime.attempt_start_s;
@@ -341,13 +570,17 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   if (!runtime.fatal_error.empty()) {
     FailTrial(index, runtime.fatal_error, /*retry_allowed=*/false);
   } else if (interrupts_ > 0) {
+    // Not journaled as ended: `tune resume` runs it again from its last checkpoint.
     trial.error = "interrupted";
-    FinishTrial(index, TrialStatus::kStopped);
+    trial.status = TrialStatus::kStopped;
+    writer_.OnTrialEnd(trial);
   } else if (runtime.stop_requested) {
     // Told to stop: pruned, unless that was the end of its budget anyway. How it exited (even
     // by our SIGKILL after the grace period) does not make it a failure.
     bool completed = runtime.budget_exhausted || runtime.done_received;
     FinishTrial(index, completed ? TrialStatus::kTerminated : TrialStatus::kStopped);
+  } else if (!runtime.timeout_reason.empty()) {
+    FailTrial(index, runtime.timeout_reason, /*retry_allowed=*/true);
   } else if (status.ok()) {
     FinishTrial(index, TrialStatus::kTerminated);
   } else {
@@ -359,44 +592,37 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
 
 void Tuner::FinishTrial(std::size_t index, TrialStatus status) {
   Trial& trial = trials_[index];
-  trial.status = status;
-  const Result* last = trial.last_result ? &*trial.last_result : nullptr;
-  scheduler_->OnTrialComplete(trial.id, last);
-  searcher_->OnComplete(trial.id, status, last);
+  journal_->Append({{"event", "trial_ended"}, {"trial_id", trial.id}, {"status", ToString(status)}});
+  ApplyFinish(index, status);
   writer_.OnTrialEnd(trial);
 }
 
 void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_allowed) {
   Trial& trial = trials_[index];
-  ++trial.num_failures;
   std::string stderr_tail = TailLines(trial.dir / "stderr.log", 20);
-  trial.error = reason;
+  std::string shown = reason;
   if (!stderr_tail.empty()) {
     std::string last_line = stderr_tail.substr(0, stderr_tail.size() - 1);
     last_line = last_line.substr(last_line.rfind('\n') == std::string::npos ? 0 : last_line.rfind('\n') + 1);
-    trial.error += ": " + last_line;
+    shown += ": " + last_line;
   }
+  int failures = trial.num_failures + 1;
+  bool retry = retry_allowed && interrupts_ == 0 &&
+               (spec_.max_failures < 0 || failures <= spec_.max_failures);
+  journal_->Append({{"event", "trial_failed"}, {"trial_id", trial.id}, {"reason", shown},
+                    {"retry", retry}});
+  ApplyFailure(index, shown, retry);
   {
     std::ofstream error_file(trial.dir / "error.txt", std::ios::app);
-    error_file << fmt::format("Failure #{}: {}\n", trial.num_failures, reason);
+    error_file << fmt::format("Failure #{}: {}\n", failures, reason);
     if (!stderr_tail.empty()) error_file << "Last lines of stderr.log:\n" << stderr_tail;
   }
-  bool retry = retry_allowed && interrupts_ == 0 &&
-               (spec_.max_failures < 0 || trial.num_failures <= spec_.max_failures);
-  Log(fmt::format("trial {} failed ({}){}", trial.id, trial.error,
-                  retry ? fmt::format("; retrying ({} of {})", trial.num_failures,
+  Log(fmt::format("trial {} failed ({}){}", trial.id, shown,
+                  retry ? fmt::format("; retrying ({} of {})", failures,
                                       spec_.max_failures < 0 ? std::string("unlimited")
                                                              : std::to_string(spec_.max_failures))
                         : ""));
-  if (retry) {
-    trial.status = TrialStatus::kPending;
-    return;
-  }
-  trial.status = TrialStatus::kError;
-  scheduler_->OnTrialError(trial.id);
-  searcher_->OnComplete(trial.id, TrialStatus::kError,
-                        trial.last_result ? &*trial.last_result : nullptr);
-  writer_.OnTrialEnd(trial);
+  if (!retry) writer_.OnTrialEnd(trial);
 }
 
 void Tuner::OnSignal(int signal) {
@@ -440,6 +666,7 @@ void Tuner::ScheduleRefresh() {
   refresh_timer_.async_wait([this](const boost::system::error_code& error) {
     if (error || finished_) return;
     RefreshTable(/*force=*/false);
+    if (journal_) journal_->Sync();
     ScheduleRefresh();
   });
 }

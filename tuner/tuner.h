@@ -1,5 +1,11 @@
 // The tuner: one experiment, run on one Asio io_context on one thread.
 //
+// Every event that changes the experiment goes to journal.jsonl (tuner/journal.h) before its
+// effects are visible: a trial's config before it starts, a report (with its decision) before the
+// trial gets the decision. `tune resume` replays that journal through the same code paths
+// (Apply* below) into a fresh searcher and scheduler, then relaunches the trials that were
+// running, from their last checkpoint.
+//
 // It asks the searcher for configs while the resource pool has room, launches each trial as its
 // own process (CUDA_VISIBLE_DEVICES from the pool), answers every report with the scheduler's
 // decision, records results through the ResultWriter and refreshes the status table. A trial
@@ -32,6 +38,7 @@
 #include "reporters/reporters.h"
 #include "schedulers/scheduler.h"
 #include "search/searcher.h"
+#include "tuner/journal.h"
 #include "tuner/launcher.h"
 #include "tuner/report_server.h"
 #include "tuner/resources.h"
@@ -48,6 +55,7 @@ struct TunerOptions {
   std::FILE* out = stdout;                // status table and the final summary
   bool live_table = false;                // redraw the table in place (stdout is a terminal)
   std::string report_host = "127.0.0.1";
+  bool resume = false;                    // continue the experiment in experiment_dir
   // Makes the launcher; the default starts local processes. Tests may pass a fake.
   std::function<std::unique_ptr<Launcher>(boost::asio::io_context&)> make_launcher;
 };
@@ -75,7 +83,9 @@ class Tuner : private ReportServer::Handler {
     bool done_received = false;
     bool budget_exhausted = false; // stopped at the end of its budget: it completed
     std::string fatal_error;       // a failure that must not be retried (NaN metric)
+    std::string timeout_reason;    // set when the watchdog killed it
     std::unique_ptr<boost::asio::steady_timer> kill_timer;
+    std::unique_ptr<boost::asio::steady_timer> watchdog;  // connect / report timeouts
   };
 
   // ReportServer::Handler
@@ -86,11 +96,22 @@ class Tuner : private ReportServer::Handler {
   void OnDisconnect(const std::string& trial_id) override;
   void OnProtocolError(const std::string& trial_id, const std::string& reason) override;
 
+  // State transitions shared by the live loop and journal replay: they update trials_ and tell
+  // the searcher and scheduler, and touch no process, file or journal.
+  std::size_t ApplyTrialCreated(const std::string& trial_id, const Json& params);
+  void ApplyTrialStarted(std::size_t index, const std::string& gpus);
+  Decision ApplyReport(std::size_t index, const Result& result,
+                       const std::optional<std::string>& checkpoint, const std::string& error);
+  void ApplyFailure(std::size_t index, const std::string& reason, bool retry);
+  void ApplyFinish(std::size_t index, TrialStatus status);
+
+  void Replay(const std::vector<Json>& events);
   void FillSlots();
   bool LaunchTrial(std::size_t index, Allocation allocation);
   void OnExit(std::int64_t pid, ExitStatus status);
   void FinishTrial(std::size_t index, TrialStatus status);
   void FailTrial(std::size_t index, const std::string& reason, bool retry_allowed);
+  void ArmWatchdog(std::size_t index, double seconds, const std::string& reason);
   void StopTrial(std::size_t index);  // SIGTERM now, SIGKILL after stop_grace_s
   void OnSignal(int signal);
   void MaybeFinish();
@@ -111,6 +132,7 @@ class Tuner : private ReportServer::Handler {
   ResultWriter writer_;
   StatusTable table_;
   std::unique_ptr<ReportServer> server_;
+  std::unique_ptr<Journal> journal_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer refresh_timer_;
 

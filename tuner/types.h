@@ -36,6 +36,7 @@ struct Result {
   std::int64_t training_iteration = 0;  // how many reports this trial has made, this one included
   double time_total_s = 0;              // seconds since the trial (first) started
   Json metrics = Json::object();        // what the trial sent; "iter" holds its own counter
+  double timestamp = 0;                 // unix seconds when the tuner received it; 0 = unknown
 
   // The value of `attr`: "training_iteration", "time_total_s", or a metric by name. NaN when
   // the metric is missing or not a number.

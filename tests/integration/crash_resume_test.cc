@@ -1,0 +1,130 @@
+// Crash tests: the tuner dies (as abruptly as kill -9) right after journal event N, for many N
+// covering every kind of event; `tune resume` finishes the experiment. The results must equal an
+// uninterrupted run's: nothing lost, nothing duplicated, every trial in a final state, the same
+// best trial. One trial at a time and seeded sampling make the uninterrupted run deterministic.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tuner/journal.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Read(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int Shell(const std::string& command) {
+  int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// trial id -> the (epoch, loss) of each line of its result.json, in order.
+using Outcome = std::map<std::string, std::vector<std::pair<int, double>>>;
+
+Outcome ReadOutcome(const fs::path& dir) {
+  Outcome outcome;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_directory()) continue;
+    std::ifstream in(entry.path() / "result.json");
+    auto& lines = outcome[entry.path().filename().string()];
+    for (std::string line; std::getline(in, line);) {
+      Json result = Json::parse(line);
+      lines.emplace_back(result["epoch"].get<int>(), result["loss"].get<double>());
+    }
+  }
+  return outcome;
+}
+
+class CrashResumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage_ = fs::temp_directory_path() / fmt::format("tune_crash_{}", getpid());
+    fs::remove_all(storage_);
+    fs::create_directories(storage_);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(storage_);
+  }
+  std::string RunCommand(const std::string& name, const std::string& env) {
+    return fmt::format(
+        "{} {}/tune run {}/examples/curve.json --storage {} --name {} --num-samples 6 "
+        "--max-concurrent 1 scheduler.max_t=9 trainer.max_epochs=9 trainer.sleep_ms=0 "
+        ">{}/{}.out 2>{}/{}.err",
+        env, TUNE_BIN_DIR, TUNE_SOURCE_DIR, storage_.string(), name, storage_.string(), name,
+        storage_.string(), name);
+  }
+  fs::path storage_;
+};
+
+TEST_F(CrashResumeTest, KilledAtTwentyFourPointsResumesWithNothingLostOrDuplicated) {
+  ASSERT_EQ(Shell(RunCommand("clean", "")), 0) << Read(storage_ / "clean.err");
+  Outcome clean = ReadOutcome(storage_ / "clean");
+  Json clean_best = Json::parse(Read(storage_ / "clean" / "best_trial.json"));
+  std::size_t events = ReadJournal(storage_ / "clean" / "journal.jsonl").events.size();
+  ASSERT_GT(events, 30u);
+
+  std::map<std::string, int> kinds_hit;
+  auto clean_events = ReadJournal(storage_ / "clean" / "journal.jsonl").events;
+  for (int point = 0; point < 24; ++point) {
+    // Spread over the whole run, always including the first events (creation, start).
+    std::size_t after = 1 + point * (events - 2) / 23;
+    kinds_hit[clean_events[after - 1]["event"].get<std::string>()]++;
+    std::string name = fmt::format("crash{}", point);
+    int code = Shell(RunCommand(name, fmt::format("TUNE_FAULT_EXIT_AFTER_EVENTS={}", after)));
+    ASSERT_EQ(code, 137) << "point " << point << " (after event " << after << ")";
+    fs::path dir = storage_ / name;
+    int resumed = Shell(fmt::format("{}/tune resume {} >{}/{}.resume.out 2>{}/{}.resume.err",
+                                    TUNE_BIN_DIR, dir.string(), storage_.string(), name,
+                                    storage_.string(), name));
+    ASSERT_EQ(resumed, 0) << Read(storage_ / (name + ".resume.err"));
+
+    EXPECT_EQ(ReadOutcome(dir), clean) << "results differ after a crash after event " << after;
+    Json best = Json::parse(Read(dir / "best_trial.json"));
+    EXPECT_EQ(best["trial_id"], clean_best["trial_id"]) << "point " << point;
+    EXPECT_EQ(best["config"], clean_best["config"]) << "point " << point;
+    // Every trial ends in a final state, recorded once.
+    std::map<std::string, int> ended;
+    for (const Json& event : ReadJournal(dir / "journal.jsonl").events) {
+      if (event["event"] == "trial_ended" || (event["event"] == "trial_failed" && !event["retry"])) {
+        ended[event["trial_id"]]++;
+      }
+    }
+    EXPECT_EQ(ended.size(), clean.size()) << "point " << point;
+    for (const auto& [id, count] : ended) EXPECT_EQ(count, 1) << id << " at point " << point;
+  }
+  // The kill points cover trial creation, start, reports (between report and decision) and ends.
+  EXPECT_GT(kinds_hit["trial_created"] + kinds_hit["trial_started"], 0);
+  EXPECT_GT(kinds_hit["report"], 0);
+  EXPECT_GT(kinds_hit["trial_ended"], 0);
+}
+
+TEST_F(CrashResumeTest, ResumeRefusesWhatIsNotAnExperiment) {
+  EXPECT_EQ(Shell(fmt::format("{}/tune resume {} 2>{}/err", TUNE_BIN_DIR, storage_.string(),
+                              storage_.string())),
+            2);
+  EXPECT_THAT(Read(storage_ / "err"), ::testing::HasSubstr("is not a tune experiment"));
+}
+
+TEST_F(CrashResumeTest, RunOnAnExistingExperimentPointsToResume) {
+  ASSERT_EQ(Shell(RunCommand("again", "")), 0);
+  EXPECT_EQ(Shell(RunCommand("again", "")), 2);
+  EXPECT_THAT(Read(storage_ / "again.err"), ::testing::HasSubstr("tune resume"));
+}
+
+}  // namespace
+}  // namespace tune

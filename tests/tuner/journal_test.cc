@@ -1,0 +1,80 @@
+#include "tuner/journal.h"
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = fs::temp_directory_path() / ("tune_journal_test_" + std::to_string(getpid()) + ".jsonl");
+    fs::remove(path_);
+  }
+  void TearDown() override { fs::remove(path_); }
+  fs::path path_;
+};
+
+TEST_F(JournalTest, EventsComeBackInOrder) {
+  {
+    Journal journal(path_, Journal::SyncPolicy::kAlways);
+    journal.Append({{"event", "start"}});
+    journal.Append({{"event", "report"}, {"trial_id", "t_00001"}, {"value", 0.5}});
+    EXPECT_EQ(journal.events_written(), 2u);
+  }
+  {
+    Journal again(path_, Journal::SyncPolicy::kNever);  // appends, never truncates
+    again.Append({{"event", "resume"}});
+  }
+  JournalContents contents = ReadJournal(path_);
+  ASSERT_EQ(contents.events.size(), 3u);
+  EXPECT_EQ(contents.events[1]["value"], 0.5);
+  EXPECT_EQ(contents.events[2]["event"], "resume");
+  EXPECT_TRUE(contents.warning.empty());
+  EXPECT_EQ(contents.valid_bytes, fs::file_size(path_));
+}
+
+TEST_F(JournalTest, TornLastLineIsIgnoredWithAWarning) {
+  {
+    Journal journal(path_, Journal::SyncPolicy::kNever);
+    journal.Append({{"event", "start"}});
+    journal.Append({{"event", "trial_created"}, {"trial_id", "t_00001"}});
+  }
+  std::size_t good = fs::file_size(path_);
+  std::ofstream(path_, std::ios::app) << R"({"event":"report","trial_id":"t_0)";
+  JournalContents contents = ReadJournal(path_);
+  EXPECT_EQ(contents.events.size(), 2u);
+  EXPECT_THAT(contents.warning, HasSubstr(":3: ignoring a torn last line"));
+  EXPECT_EQ(contents.valid_bytes, good);
+
+  // A complete-looking last line without its newline is torn too (the write did not finish).
+  fs::resize_file(path_, good);
+  std::ofstream(path_, std::ios::app) << R"({"event":"resume"})";
+  EXPECT_EQ(ReadJournal(path_).events.size(), 2u);
+}
+
+TEST_F(JournalTest, CorruptionBeforeTheEndIsAnError) {
+  std::ofstream(path_) << "{\"event\":\"start\"}\nnot json\n{\"event\":\"resume\"}\n";
+  try {
+    ReadJournal(path_);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& error) {
+    EXPECT_THAT(error.what(), HasSubstr(":2: corrupt journal line"));
+  }
+  EXPECT_THROW(ReadJournal("/nonexistent/journal.jsonl"), std::runtime_error);
+}
+
+TEST_F(JournalTest, SyncPolicyNamesAreValidated) {
+  EXPECT_EQ(ParseJournalSync("always", "journal_fsync"), Journal::SyncPolicy::kAlways);
+  EXPECT_EQ(ParseJournalSync("interval", "journal_fsync"), Journal::SyncPolicy::kInterval);
+  EXPECT_THROW(ParseJournalSync("sometimes", "journal_fsync"), SpecError);
+}
+
+}  // namespace
+}  // namespace tune

@@ -1,0 +1,111 @@
+#include "tuner/journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace tune {
+
+Journal::Journal(std::filesystem::path path, SyncPolicy sync) : path_(std::move(path)), sync_(sync) {
+  if (const char* fault = std::getenv("TUNE_FAULT_EXIT_AFTER_EVENTS")) {
+    exit_after_events_ = std::strtoull(fault, nullptr, 10);
+  }
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw std::runtime_error(fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno)));
+  }
+}
+
+Journal::~Journal() {
+  if (fd_ >= 0) {
+    if (dirty_) ::fdatasync(fd_);
+    ::close(fd_);
+  }
+}
+
+void Journal::Append(const Json& event) {
+  line_ = event.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
+  line_ += '\n';
+  // One write(2) per event: the kernel never shows another reader half of it, and a killed tuner
+  // leaves at most one torn line (only on power loss or a full disk).
+  std::size_t written = 0;
+  while (written < line_.size()) {
+    ssize_t n = ::write(fd_, line_.data() + written, line_.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      throw std::runtime_error(
+          fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  ++events_written_;
+  if (events_written_ == exit_after_events_) {
+    // Fault injection for the crash tests: die as abruptly as kill -9 would, right after the
+    // event is durable and before anything acts on it.
+    ::_exit(137);
+  }
+  if (sync_ == SyncPolicy::kAlways) {
+    ::fdatasync(fd_);
+  } else {
+    dirty_ = true;
+  }
+}
+
+void Journal::Sync() {
+  if (!dirty_) return;
+  ::fdatasync(fd_);
+  dirty_ = false;
+}
+
+Journal::SyncPolicy ParseJournalSync(const Json& value, const std::string& path) {
+  if (value == "never") return Journal::SyncPolicy::kNever;
+  if (value == "interval") return Journal::SyncPolicy::kInterval;
+  if (value == "always") return Journal::SyncPolicy::kAlways;
+  throw SpecError(path, "must be \"never\", \"interval\" or \"always\", got " + value.dump());
+}
+
+JournalContents ReadJournal(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path.string() + ": cannot read the journal");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+
+  JournalContents contents;
+  std::size_t start = 0;
+  std::size_t line_number = 0;
+  while (start < text.size()) {
+    ++line_number;
+    std::size_t newline = text.find('\n', start);
+    bool last = newline == std::string::npos || newline + 1 == text.size();
+    std::string_view line(text.data() + start,
+                          (newline == std::string::npos ? text.size() : newline) - start);
+    Json event = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    bool good = newline != std::string::npos && !event.is_discarded() && event.is_object() &&
+                event.contains("event");
+    if (!good) {
+      if (last) {
+        contents.warning = fmt::format(
+            "{}:{}: ignoring a torn last line ({} bytes): the tuner stopped while writing it",
+            path.string(), line_number, line.size());
+        break;
+      }
+      throw std::runtime_error(
+          fmt::format("{}:{}: corrupt journal line (not a JSON event)", path.string(), line_number));
+    }
+    contents.events.push_back(std::move(event));
+    start = newline + 1;
+    contents.valid_bytes = start;
+  }
+  return contents;
+}
+
+}  // namespace tune

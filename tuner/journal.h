@@ -1,0 +1,67 @@
+// The experiment journal: journal.jsonl, one JSON event per line, appended in the order things
+// happened. It is the record `tune resume` rebuilds an experiment from: replaying its events into
+// the same searcher and scheduler code gives back their state, so nothing else is persisted.
+//
+// Durability: Append() hands the line to the kernel with one write(2) before it returns, so the
+// event survives a crash or kill -9 of the tuner. With SyncPolicy::kAlways it is also fdatasync'ed
+// before Append() returns (survives power loss; costs a disk flush per event); with
+// SyncPolicy::kInterval, Sync() — called by the tuner's timer — flushes at most once per interval.
+// The tuner appends a report's event before the trial sees its decision.
+//
+// Example:
+//   tune::Journal journal(dir / "journal.jsonl", tune::Journal::SyncPolicy::kNever);
+//   journal.Append({{"event", "trial_created"}, {"trial_id", "t_00001"}, {"params", params}});
+//   tune::JournalContents old = tune::ReadJournal(dir / "journal.jsonl");   // for resume
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tuner/types.h"
+
+namespace tune {
+
+class Journal {
+ public:
+  enum class SyncPolicy { kNever, kInterval, kAlways };
+  // Opens (creating if needed) for appending. Throws std::runtime_error naming the path.
+  Journal(std::filesystem::path path, SyncPolicy sync);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Writes `event` as one line. Throws std::runtime_error when the write fails (disk full).
+  void Append(const Json& event);
+  // Flushes written events to the disk if any were written since the last Sync() (kInterval).
+  void Sync();
+  std::size_t events_written() const { return events_written_; }
+
+ private:
+  std::filesystem::path path_;
+  SyncPolicy sync_;
+  int fd_ = -1;
+  bool dirty_ = false;
+  std::size_t events_written_ = 0;
+  std::string line_;  // reused buffer
+  // TUNE_FAULT_EXIT_AFTER_EVENTS=N (tests only): the process exits at once, status 137, right
+  // after writing its N-th event; 0 = never.
+  std::size_t exit_after_events_ = 0;
+};
+
+// Parses "never" / "interval" / "always"; throws SpecError naming `path` otherwise.
+Journal::SyncPolicy ParseJournalSync(const Json& value, const std::string& path);
+
+struct JournalContents {
+  std::vector<Json> events;
+  // Set when the last line was torn (no newline, or not JSON: the tuner died while writing);
+  // that line is not in `events`.
+  std::string warning;
+  std::size_t valid_bytes = 0;  // length of the file up to the end of the last good line
+};
+
+// Reads a journal. A bad line anywhere but at the end is corruption and throws
+// std::runtime_error naming the file and line number.
+JournalContents ReadJournal(const std::filesystem::path& path);
+
+}  // namespace tune
