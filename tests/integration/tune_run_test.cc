@@ -263,6 +263,31 @@ TEST_F(TuneRunTest, NanMetricFailsTheTrialButNotTheExperiment) {
   EXPECT_THAT(run.out, HasSubstr("ERROR"));
 }
 
+TEST_F(TuneRunTest, HangingTrialIsKilledAfterTrialTimeout) {
+  RunOutput run = Run(Curve(),
+                      "--num-samples 1 scheduler=fifo trainer.sleep_ms=0 trainer.hang_at_epoch=2 "
+                      "trial_timeout_s=1 max_failures=0 trainer.record_env=true");
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  fs::path trial = run.dir / "t_00001";
+  EXPECT_THAT(ReadFile(trial / "error.txt"), HasSubstr("sent no report for 1 s"));
+  EXPECT_EQ(ReadJsonLines(trial / "result.json").size(), 1u);
+  Json env = Json::parse(ReadFile(trial / "env.json"));
+  EXPECT_NE(kill(env["pid"].get<pid_t>(), 0), 0) << "the hung trial must be gone";
+}
+
+TEST_F(TuneRunTest, TrialThatNeverConnectsIsDetected) {
+  fs::path spec = storage_ / "silent.json";
+  std::ofstream(spec) << R"({"metric": "loss", "num_samples": 1, "connect_timeout_s": 1,
+      "trainer": {"command": ["/bin/sleep", "60"]}, "space": {"x": {"uniform": [0, 1]}}})";
+  auto begin = std::chrono::steady_clock::now();
+  RunOutput run = Run(spec.string(), "");
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_LT(seconds, 10);
+  EXPECT_THAT(ReadFile(run.dir / "t_00001" / "error.txt"),
+              HasSubstr("did not connect to the tuner within 1 s"));
+}
+
 // Starts `tune run` in the background on the curve example; returns its pid once all
 // `trials` trials have written env.json.
 pid_t StartInBackground(const std::string& tune_args, int trials, const fs::path& storage) {
