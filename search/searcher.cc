@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "search/basic_searcher.h"
+#include "search/tpe.h"
 
 namespace tune {
 namespace {
@@ -16,8 +17,9 @@ const std::vector<std::string> kAlgorithms = {"random", "grid", "tpe"};
 const std::vector<std::string> kCommonOptions = {"algorithm", "seed"};
 // Options only TPE takes (Optuna's names); rejected for the others rather than ignored, so a
 // user who forgot "algorithm": "tpe" hears about it.
-const std::vector<std::string> kTpeOptions = {"n_startup_trials", "n_ei_candidates", "gamma",
-                                              "multivariate", "constant_liar"};
+const std::vector<std::string> kTpeOptions = {
+    "n_startup_trials", "n_ei_candidates", "gamma",        "prior_weight", "consider_endpoints",
+    "multivariate",     "constant_liar",   "intermediate", "budget_attr"};
 
 bool Has(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -71,8 +73,7 @@ std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions
   }
 
   if (algorithm == "tpe") {
-    // Hook for the TPE issue: validate kTpeOptions and return a TpeSearcher here.
-    throw SpecError(Child(path, "algorithm"), "tpe is not available yet");
+    return MakeTpeSearcher(space, options, ParseTpeOptions(options));
   }
 
   if (options.num_samples < 1) {

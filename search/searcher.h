@@ -7,7 +7,7 @@
 //
 // Example:
 //   tune::Space space = tune::ParseSpace(spec["space"]);
-//   auto searcher = tune::MakeSearcher(space, options);   // "grid"/"random" (and "tpe" later)
+//   auto searcher = tune::MakeSearcher(space, options);   // "grid"/"random" "tpe" (search/tpe.h)
 //   tune::Suggestion s = searcher->Suggest("t_00001");
 //   if (s.kind == tune::Suggestion::Kind::kConfig) Launch(s.config);
 #pragma once
@@ -66,7 +66,7 @@ class Searcher {
 // Builds the searcher named by options.algorithm["algorithm"] ("random" when absent; "grid" and
 // "random" behave like Ray Tune's BasicVariantGenerator). Throws SpecError for unknown names or
 // options, naming options.path: an unknown key (with a did-you-mean), or an option of another
-// algorithm (e.g. "n_startup_trials" without "tpe"). "tpe" throws "tpe is not available yet".
+// algorithm (e.g. "n_startup_trials" without "tpe"). "tpe" is search/tpe.h.
 // The seed is options.seed; a "seed" key in options.algorithm is only validated (the caller
 // copies it into options.seed).
 // points_to_evaluate (partial configs, checked against the space; SpecError names e.g.

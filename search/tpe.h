@@ -31,17 +31,20 @@
 //   constant_liar     [true unless max_concurrent == 1] trials suggested but not finished count
 //                      as the worst observations (in the bad set), so concurrent suggestions
 //                      spread out instead of piling onto the same optimum
-//   intermediate      ["rank"] how trials stopped early (pruned by ASHA) are used:
+//   intermediate      ["last"] how trials stopped early (pruned by ASHA) are used:
+//                      "last": every ended trial ranks by its last reported value, whatever
+//                        budget it reached (curves improve with budget, so pruned trials rank
+//                        low, but a pruned trial that was already good still counts as good).
 //                      "rank": Optuna's rule: finished trials rank first by value; pruned trials
 //                        after them, by the highest budget they reached, then by their value
-//                        there. Pruned trials thus fill the bad set and shape g(x).
+//                        there. Pruned trials can only ever be in the bad set.
 //                      "budget": BOHB's rule: only trials that reached the largest budget with
 //                        at least max(n_startup_trials, d + 1) trials, compared by their value
-//                        at that budget.
-//                      "last": every ended trial by its last reported value (what a searcher
-//                        sees when it ignores budgets).
-//                      "rank" is the default because it was best on bench/tpe_bench.cc's
-//                      multi-fidelity table (bench/README-tpe.md).
+//                        at that budget; lower-budget trials are dropped.
+//                      "last" is the default because it was best on bench/tpe_bench.cc's
+//                      multi-fidelity table (ASHA, 8 concurrent; bench/README-tpe.md): "rank"
+//                      close behind, "budget" worse than random search (it throws away most
+//                      of what ASHA measured and re-explores).
 //   budget_attr       ["training_iteration"] the result attribute that measures budget.
 // Trials that fail (kError) are dropped from the model. Results whose metric is missing or NaN
 // are ignored.
@@ -80,7 +83,7 @@ struct TpeOptions {
   bool multivariate = false;
   bool constant_liar = true;
   enum class Intermediate { kRank, kBudget, kLast };
-  Intermediate intermediate = Intermediate::kRank;
+  Intermediate intermediate = Intermediate::kLast;
   std::string budget_attr = "training_iteration";
 };
 

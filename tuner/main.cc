@@ -1,4 +1,5 @@
 // `tune`: the command line. See README.md for the commands and DESIGN contracts.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -131,6 +132,13 @@ int Train(const std::string& config_file, const std::vector<std::string>& args) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every running trial holds a socket and two result files: lift the soft limit on open files
+  // (1024 by default) to the hard one, so a thousand trials fit.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   CLI::App app{"tune: hyperparameter tuning and trial scheduling"};
   app.require_subcommand(1);
 

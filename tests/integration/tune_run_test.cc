@@ -136,6 +136,24 @@ TEST_F(TuneRunTest, AshaPrunesByTheRuleAndTheBestTrialIsTheTrueBest) {
   EXPECT_TRUE(fs::exists(run.dir / "experiment.json"));
 }
 
+TEST_F(TuneRunTest, TpeExperimentRunsEndToEnd) {
+  RunOutput run = Run(Curve(),
+                      "--num-samples 16 --max-concurrent 2 trainer.sleep_ms=0 "
+                      "search.algorithm=tpe search.seed=3 search.n_startup_trials=5");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  Json experiment = Json::parse(ReadFile(run.dir / "experiment.json"));
+  EXPECT_EQ(experiment["search"]["algorithm"], "tpe");
+  auto dirs = TrialDirs(run.dir);
+  ASSERT_EQ(dirs.size(), 16u);
+  for (const fs::path& dir : dirs) {
+    Json params = Json::parse(ReadFile(dir / "params.json"));
+    EXPECT_GE(params["x1"].get<double>(), -5);
+    EXPECT_LE(params["x1"].get<double>(), 10);
+    EXPECT_GT(params["lr"].get<double>(), 0.01 * 0.999);
+  }
+  EXPECT_THAT(run.out, HasSubstr("Best trial: "));
+}
+
 TEST_F(TuneRunTest, HalfGpuTrialsRunEightAtOnceOnFourFakeGpus) {
   RunOutput run = Run(Curve(),
                       "--gpus 4 --cpus 16 --num-samples 16 --max-concurrent 0 "

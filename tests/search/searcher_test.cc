@@ -222,9 +222,8 @@ TEST(SearcherTest, BadPointsNameTheirPathAndReason) {
 TEST(SearcherTest, BadOptionsNameTheirPathAndReason) {
   Space space = ParseSpace(Parse(kMixedSpace));
   auto error = [&](const char* search) { return MakeError(space, Options(1, search)); };
-  EXPECT_EQ(error(R"({"algorithm": "tpe"})"), "search.algorithm: tpe is not available yet");
-  EXPECT_EQ(error(R"({"algorithm": "tpe", "n_startup_trials": 5, "gamma": 0.25})"),
-            "search.algorithm: tpe is not available yet");
+  // Options() sets no metric, and TPE cannot model without one.
+  EXPECT_EQ(error(R"({"algorithm": "tpe"})"), "search.algorithm: tpe needs a metric to optimise");
   EXPECT_EQ(error(R"({"algorithm": "rnadom"})"),
             "search.algorithm: unknown algorithm \"rnadom\" (did you mean \"random\"?); known: "
             "random, grid, tpe");

@@ -1,0 +1,331 @@
+// TPE benchmark: search quality (regret) on the functions of
+// /work/shared/baselines/optuna/bench_quality.py, time per suggestion, and a multi-fidelity run
+// under ASHA. Prints tables; see bench/README-tpe.md.
+//
+// Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "schedulers/scheduler.h"
+#include "search/searcher.h"
+#include "search/space.h"
+
+namespace tune {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+struct Problem {
+  const char* name;
+  const char* space;
+  std::function<double(const Json&)> f;
+  double minimum;
+};
+
+double Branin(const Json& c) {
+  double x1 = c["x1"], x2 = c["x2"];
+  double b = 5.1 / (4 * kPi * kPi), cc = 5.0 / kPi, t = 1.0 / (8 * kPi);
+  return std::pow(x2 - b * x1 * x1 + cc * x1 - 6, 2) + 10 * (1 - t) * std::cos(x1) + 10;
+}
+
+double Hartmann6(const Json& c) {
+  static const double alpha[4] = {1.0, 1.2, 3.0, 3.2};
+  static const double a[4][6] = {{10, 3, 17, 3.5, 1.7, 8},
+                                 {0.05, 10, 17, 0.1, 8, 14},
+                                 {3, 3.5, 1.7, 10, 17, 8},
+                                 {17, 8, 0.05, 10, 0.1, 14}};
+  static const double p[4][6] = {{1312, 1696, 5569, 124, 8283, 5886},
+                                 {2329, 4135, 8307, 3736, 1004, 9991},
+                                 {2348, 1451, 3522, 2883, 3047, 6650},
+                                 {4047, 8828, 8732, 5743, 1091, 381}};
+  double sum = 0;
+  for (int i = 0; i < 4; ++i) {
+    double inner = 0;
+    for (int j = 0; j < 6; ++j) {
+      double x = c["x" + std::to_string(j)];
+      inner += a[i][j] * std::pow(x - 1e-4 * p[i][j], 2);
+    }
+    sum += alpha[i] * std::exp(-inner);
+  }
+  return -sum;
+}
+
+double Rosenbrock4(const Json& c) {
+  double x[4];
+  for (int i = 0; i < 4; ++i) x[i] = c["x" + std::to_string(i)];
+  double sum = 0;
+  for (int i = 0; i < 3; ++i) sum += 100 * std::pow(x[i + 1] - x[i] * x[i], 2) + std::pow(1 - x[i], 2);
+  return sum;
+}
+
+double Ackley5(const Json& c) {
+  double sq = 0, cs = 0;
+  for (int i = 0; i < 5; ++i) {
+    double x = c["x" + std::to_string(i)];
+    sq += x * x;
+    cs += std::cos(2 * kPi * x);
+  }
+  return -20 * std::exp(-0.2 * std::sqrt(sq / 5)) - std::exp(cs / 5) + 20 + std::exp(1.0);
+}
+
+double Mixed(const Json& c) {
+  static const std::map<std::string, double> off = {
+      {"relu", 0.0}, {"tanh", 0.5}, {"sigmoid", 1.0}, {"linear", 2.0}};
+  static const std::map<std::string, double> cen = {
+      {"relu", 2.0}, {"tanh", -1.0}, {"sigmoid", 0.0}, {"linear", 3.0}};
+  std::string act = c["act"];
+  double x = c["x"], lr = c["lr"];
+  double n = c["n"].get<double>();
+  return off.at(act) + std::pow(x - cen.at(act), 2) + std::pow(std::log10(lr) + 2 + 0.1 * (n - 6), 2) +
+         0.05 * std::pow(n - 11, 2);
+}
+
+std::vector<Problem> Problems() {
+  return {
+      {"branin", R"({"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]}})", Branin,
+       0.397887357729738},
+      {"hartmann6",
+       R"({"x0": {"uniform": [0, 1]}, "x1": {"uniform": [0, 1]}, "x2": {"uniform": [0, 1]},
+           "x3": {"uniform": [0, 1]}, "x4": {"uniform": [0, 1]}, "x5": {"uniform": [0, 1]}})",
+       Hartmann6, -3.32236801141551},
+      {"rosenbrock4",
+       R"({"x0": {"uniform": [-5, 10]}, "x1": {"uniform": [-5, 10]}, "x2": {"uniform": [-5, 10]},
+           "x3": {"uniform": [-5, 10]}})",
+       Rosenbrock4, 0.0},
+      {"ackley5",
+       R"({"x0": {"uniform": [-32.768, 32.768]}, "x1": {"uniform": [-32.768, 32.768]},
+           "x2": {"uniform": [-32.768, 32.768]}, "x3": {"uniform": [-32.768, 32.768]},
+           "x4": {"uniform": [-32.768, 32.768]}})",
+       Ackley5, 0.0},
+      // Optuna's suggest_int("n", 1, 16) is inclusive: randint [1, 17).
+      {"mixed",
+       R"({"x": {"uniform": [-5, 5]}, "lr": {"loguniform": [1e-4, 1]}, "n": {"randint": [1, 17]},
+           "act": {"choice": ["relu", "tanh", "sigmoid", "linear"]}})",
+       Mixed, 0.0},
+  };
+}
+
+struct Variant {
+  const char* name;
+  const char* search;  // the "search" object, seed added
+};
+
+std::unique_ptr<Searcher> Make(const Space& space, const Variant& variant, std::uint64_t seed,
+                               std::int64_t trials, std::int64_t concurrent = 1) {
+  SearcherOptions options;
+  options.metric = "loss";
+  options.mode = Mode::kMin;
+  options.num_samples = trials;
+  options.max_concurrent = concurrent;
+  options.seed = seed;
+  options.algorithm = Json::parse(variant.search);
+  return MakeSearcher(space, options);
+}
+
+double Quantile(std::vector<double> values, double q) {
+  std::sort(values.begin(), values.end());
+  double pos = q * static_cast<double>(values.size() - 1);
+  auto lo = static_cast<std::size_t>(std::floor(pos));
+  std::size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+}
+
+std::string Cell(const std::vector<double>& values) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.4g [%.3g-%.3g]", Quantile(values, 0.5), Quantile(values, 0.25),
+                Quantile(values, 0.75));
+  return text;
+}
+
+void Quality(int seeds, const std::vector<Variant>& variants) {
+  const std::vector<int> checkpoints = {25, 50, 100, 200};
+  std::printf("## Regret: median [IQR] over %d seeds (sequential trials)\n\n", seeds);
+  std::printf("| function | sampler | 25 | 50 | 100 | 200 |\n|---|---|---|---|---|---|\n");
+  for (const Problem& problem : Problems()) {
+    Space space = ParseSpace(Json::parse(problem.space));
+    for (const Variant& variant : variants) {
+      std::vector<std::vector<double>> at(checkpoints.size());
+      for (int seed = 0; seed < seeds; ++seed) {
+        auto searcher = Make(space, variant, static_cast<std::uint64_t>(seed), 200);
+        double best = INFINITY;
+        for (int t = 1; t <= 200; ++t) {
+          std::string id = "t" + std::to_string(t);
+          Json config = searcher->Suggest(id).config;
+          Result result;
+          result.training_iteration = 1;
+          double value = problem.f(config);
+          result.metrics["loss"] = value;
+          searcher->OnResult(id, result);
+          searcher->OnComplete(id, TrialStatus::kTerminated, &result);
+          best = std::min(best, value);
+          for (std::size_t c = 0; c < checkpoints.size(); ++c) {
+            if (t == checkpoints[c]) at[c].push_back(best - problem.minimum);
+          }
+        }
+      }
+      std::printf("| %s | %s |", problem.name, variant.name);
+      for (const auto& values : at) std::printf(" %s |", Cell(values).c_str());
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\n");
+}
+
+// The 6-parameter space of bench_sampler_speed.py.
+const char* kSpeedSpace = R"({
+  "lr": {"loguniform": [1e-5, 1e-1]}, "wd": {"loguniform": [1e-6, 1e-2]},
+  "u1": {"uniform": [-5, 5]}, "u2": {"uniform": [0, 1]}, "n": {"randint": [1, 65]},
+  "c": {"choice": ["a", "b", "c", "d"]}})";
+
+double SpeedObjective(const Json& c) {
+  static const std::map<std::string, double> off = {{"a", 0}, {"b", 0.3}, {"c", 0.6}, {"d", 1}};
+  double lr = c["lr"], wd = c["wd"], u1 = c["u1"], u2 = c["u2"];
+  double n = c["n"].get<double>();
+  return std::pow(std::log10(lr) + 3, 2) + std::pow(std::log10(wd) + 4, 2) + std::pow(u1 - 1, 2) +
+         std::pow(u2 - 0.25, 2) + 0.01 * std::pow(n - 20, 2) + off.at(c["c"].get<std::string>());
+}
+
+void Speed(const std::vector<Variant>& variants) {
+  const std::vector<int> checkpoints = {100, 500, 1000, 2000, 5000};
+  constexpr int kWindow = 50;
+  std::printf("## Time per suggestion (ms), mean of Suggest() over the %d trials ending at N\n\n",
+              kWindow);
+  std::printf("| sampler | 100 | 500 | 1000 | 2000 | 5000 |\n|---|---|---|---|---|---|\n");
+  Space space = ParseSpace(Json::parse(kSpeedSpace));
+  for (const Variant& variant : variants) {
+    auto searcher = Make(space, variant, 0, 5000);
+    std::vector<double> ms;
+    for (int t = 1; t <= 5000; ++t) {
+      std::string id = "t" + std::to_string(t);
+      auto start = std::chrono::steady_clock::now();
+      Json config = searcher->Suggest(id).config;
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                             start)
+                       .count());
+      Result result;
+      result.training_iteration = 1;
+      result.metrics["loss"] = SpeedObjective(config);
+      searcher->OnResult(id, result);
+      searcher->OnComplete(id, TrialStatus::kTerminated, &result);
+    }
+    std::printf("| %s |", variant.name);
+    for (int cp : checkpoints) {
+      double sum = 0;
+      for (int i = cp - kWindow; i < cp; ++i) sum += ms[static_cast<std::size_t>(i)];
+      std::printf(" %.3f |", sum / kWindow);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+  std::printf("\n");
+}
+
+// Multi-fidelity: a trial's loss at iteration t is f(x) plus a transient that decays with t at
+// a rate that depends on the config (so early rankings are informative but not exact).
+void Fidelity(int seeds) {
+  constexpr int kMaxT = 27, kConcurrent = 8, kBudget = 60 * kMaxT;
+  const std::vector<Variant> variants = {
+      {"random", R"({"algorithm": "random"})"},
+      {"tpe (last value)", R"({"algorithm": "tpe", "intermediate": "last"})"},
+      {"tpe (rank, Optuna)", R"({"algorithm": "tpe", "intermediate": "rank"})"},
+      {"tpe (budget, BOHB)", R"({"algorithm": "tpe", "intermediate": "budget"})"},
+  };
+  std::printf("## Multi-fidelity: ASHA (max_t %d, rf 3), %d concurrent, %d iterations in all; "
+              "regret of the best trial that reached max_t, median [IQR] over %d seeds\n\n",
+              kMaxT, kConcurrent, kBudget, seeds);
+  std::printf("| function | sampler | regret | trials |\n|---|---|---|---|\n");
+  for (const Problem& problem : Problems()) {
+    if (std::strcmp(problem.name, "hartmann6") != 0 && std::strcmp(problem.name, "mixed") != 0 &&
+        std::strcmp(problem.name, "branin") != 0) {
+      continue;
+    }
+    Space space = ParseSpace(Json::parse(problem.space));
+    for (const Variant& variant : variants) {
+      std::vector<double> regrets, counts;
+      for (int seed = 0; seed < seeds; ++seed) {
+        auto searcher = Make(space, variant, static_cast<std::uint64_t>(seed), 100000, kConcurrent);
+        auto scheduler = MakeScheduler(
+            Json::parse(R"({"type": "asha", "max_t": 27, "grace_period": 1, "reduction_factor": 3})"),
+            "loss", Mode::kMin);
+        struct Running {
+          std::string id;
+          Json config;
+          double final_value;
+          double rate;
+          int t;
+        };
+        std::vector<Running> running;
+        int next = 0, used = 0, started = 0;
+        double best = INFINITY, best_any = INFINITY;
+        auto start = [&] {
+          std::string id = "t" + std::to_string(next++);
+          Json config = searcher->Suggest(id).config;
+          scheduler->OnTrialAdd(id);
+          double value = problem.f(config);
+          // A config-dependent learning speed from a hash of the config.
+          double h = std::fmod(std::fabs(std::sin(value * 12.9898 + 78.233) * 43758.5453), 1.0);
+          running.push_back({id, config, value, 0.1 + 0.4 * h, 0});
+          ++started;
+        };
+        while (static_cast<int>(running.size()) < kConcurrent) start();
+        while (used < kBudget) {
+          for (std::size_t i = 0; i < running.size() && used < kBudget;) {
+            Running& trial = running[i];
+            ++trial.t;
+            ++used;
+            double scale = std::max(1.0, std::fabs(problem.minimum)) * 2;
+            Result result;
+            result.training_iteration = trial.t;
+            result.metrics["loss"] = trial.final_value + scale * std::exp(-trial.rate * (trial.t - 1)) -
+                                     scale * std::exp(-trial.rate * (kMaxT - 1));
+            searcher->OnResult(trial.id, result);
+            best_any = std::min(best_any, trial.final_value);
+            Decision decision = scheduler->OnResult(trial.id, result);
+            bool done = trial.t >= kMaxT || scheduler->BudgetExhausted(result);
+            if (done || decision == Decision::kStop) {
+              scheduler->OnTrialComplete(trial.id, &result);
+              searcher->OnComplete(trial.id, done ? TrialStatus::kTerminated : TrialStatus::kStopped,
+                                   &result);
+              if (done) best = std::min(best, trial.final_value);
+              running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+              start();
+            } else {
+              ++i;
+            }
+          }
+        }
+        regrets.push_back((std::isfinite(best) ? best : best_any) - problem.minimum);
+        counts.push_back(started);
+      }
+      std::printf("| %s | %s | %s | %.0f |\n", problem.name, variant.name, Cell(regrets).c_str(),
+                  Quantile(counts, 0.5));
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\n");
+}
+
+}  // namespace
+}  // namespace tune
+
+int main(int argc, char** argv) {
+  std::string what = argc > 1 ? argv[1] : "all";
+  int seeds = argc > 2 ? std::atoi(argv[2]) : 20;
+  const std::vector<tune::Variant> variants = {
+      {"random", R"({"algorithm": "random"})"},
+      {"tpe", R"({"algorithm": "tpe"})"},
+      {"tpe multivariate", R"({"algorithm": "tpe", "multivariate": true})"},
+  };
+  if (what == "quality" || what == "all") tune::Quality(seeds, variants);
+  if (what == "speed" || what == "all") tune::Speed(variants);
+  if (what == "fidelity" || what == "all") tune::Fidelity(seeds);
+  return 0;
+}

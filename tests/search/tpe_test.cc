@@ -1,0 +1,362 @@
+#include "search/tpe.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "search/searcher.h"
+
+namespace tune {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr double kPi = 3.14159265358979323846;
+
+SearcherOptions Options(const char* search, std::int64_t num_samples = 1000,
+                        std::uint64_t seed = 0, std::int64_t max_concurrent = 1) {
+  SearcherOptions options;
+  options.metric = "loss";
+  options.mode = Mode::kMin;
+  options.num_samples = num_samples;
+  options.max_concurrent = max_concurrent;
+  options.seed = seed;
+  options.algorithm = Json::parse(search);
+  return options;
+}
+
+void Tell(Searcher& searcher, const std::string& id, double loss) {
+  Result result;
+  result.training_iteration = 1;
+  result.metrics["loss"] = loss;
+  searcher.OnResult(id, result);
+  searcher.OnComplete(id, TrialStatus::kTerminated, &result);
+}
+
+double Branin(const Json& c) {
+  double x1 = c["x1"], x2 = c["x2"];
+  double b = 5.1 / (4 * kPi * kPi), cc = 5.0 / kPi, t = 1.0 / (8 * kPi);
+  return std::pow(x2 - b * x1 * x1 + cc * x1 - 6, 2) + 10 * (1 - t) * std::cos(x1) + 10;
+}
+
+const char* kBraninSpace = R"({"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]}})";
+
+// Best Branin regret after `trials` sequential trials.
+double BraninRegret(const char* search, std::uint64_t seed, int trials) {
+  Space space = ParseSpace(Json::parse(kBraninSpace));
+  auto searcher = MakeSearcher(space, Options(search, trials, seed));
+  double best = INFINITY;
+  for (int t = 0; t < trials; ++t) {
+    std::string id = "t" + std::to_string(t);
+    Suggestion suggestion = searcher->Suggest(id);
+    EXPECT_EQ(suggestion.kind, Suggestion::Kind::kConfig);
+    double value = Branin(suggestion.config);
+    best = std::min(best, value);
+    Tell(*searcher, id, value);
+  }
+  return best - 0.397887357729738;
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+const char* kEveryDomain = R"({
+  "lin": {"uniform": [-2, 3]},
+  "log": {"loguniform": [1e-5, 1e-1]},
+  "q": {"quniform": [0, 1, 0.1]},
+  "qlog": {"qloguniform": [1, 1000, 5]},
+  "int": {"randint": [-3, 4]},
+  "qint": {"qrandint": [0, 100, 7]},
+  "logint": {"lograndint": [1, 1000]},
+  "normal": {"normal": [10, 2]},
+  "qnormal": {"qnormal": [0, 1, 0.25]},
+  "cat": {"choice": ["a", 2, {"deep": true}, null]},
+  "model": {"layers": [{"width": {"randint": [8, 65]}}, 3]},
+  "fixed": "constant"
+})";
+
+double SumOfSquares(const Space& space, const Json& config) {
+  double sum = 0;
+  for (const Parameter& parameter : space.parameters()) {
+    const Json& value = config[parameter.pointer];
+    if (value.is_number()) {
+      double x = value.get<double>();
+      if (parameter.domain.kind == DomainKind::kLogUniform ||
+          parameter.domain.kind == DomainKind::kLogRandInt) {
+        x = std::log(x);
+      }
+      sum += x * x;
+    } else {
+      sum += value == Json(2) ? 0 : 1;
+    }
+  }
+  return sum;
+}
+
+void ExpectSamplesInsideDomain(const char* search) {
+  Space space = ParseSpace(Json::parse(kEveryDomain));
+  constexpr int kTrials = 1200;  // x 12 parameters, plus 24 candidates per parameter and trial
+  auto searcher = MakeSearcher(space, Options(search, kTrials, 7));
+  for (int t = 0; t < kTrials; ++t) {
+    std::string id = "t" + std::to_string(t);
+    Suggestion suggestion = searcher->Suggest(id);
+    ASSERT_EQ(suggestion.kind, Suggestion::Kind::kConfig);
+    const Json& config = suggestion.config;
+    ASSERT_EQ(config["fixed"], "constant");
+    ASSERT_EQ(config["model"]["layers"][1], 3);
+    for (const Parameter& parameter : space.parameters()) {
+      const Json& value = config[parameter.pointer];
+      ASSERT_TRUE(Space::Contains(parameter.domain, value))
+          << search << " trial " << t << ": " << parameter.path << " = " << value.dump();
+      if (parameter.domain.integer) {
+        ASSERT_TRUE(value.is_number_integer()) << parameter.path;
+      }
+    }
+    // A loss that pulls towards the domains' edges (0 and small logs), where clipping matters.
+    Tell(*searcher, id, SumOfSquares(space, config));
+  }
+  EXPECT_EQ(searcher->Suggest("extra").kind, Suggestion::Kind::kFinished);
+}
+
+TEST(TpeTest, SamplesStayInsideEveryDomain) { ExpectSamplesInsideDomain(R"({"algorithm": "tpe"})"); }
+
+TEST(TpeTest, MultivariateSamplesStayInsideEveryDomain) {
+  ExpectSamplesInsideDomain(R"({"algorithm": "tpe", "multivariate": true,
+                                "consider_endpoints": true})");
+}
+
+TEST(TpeTest, SameSeedSameConfigsOtherSeedOtherConfigs) {
+  Space space = ParseSpace(Json::parse(kEveryDomain));
+  auto run = [&](std::uint64_t seed) {
+    auto searcher = MakeSearcher(space, Options(R"({"algorithm": "tpe"})", 40, seed));
+    std::vector<Json> configs;
+    for (int t = 0; t < 40; ++t) {
+      std::string id = "t" + std::to_string(t);
+      configs.push_back(searcher->Suggest(id).config);
+      Tell(*searcher, id, SumOfSquares(space, configs.back()));
+    }
+    return configs;
+  };
+  std::vector<Json> first = run(3);
+  EXPECT_EQ(first, run(3));
+  std::vector<Json> other = run(4);
+  EXPECT_NE(first, other);
+  // Past the random startup the model is in use, and the seed still fixes everything.
+  EXPECT_NE(first[39], other[39]);
+}
+
+TEST(TpeTest, BeatsRandomSearchOnBranin) {
+  std::vector<double> tpe, random;
+  for (std::uint64_t seed = 0; seed < 10; ++seed) {
+    tpe.push_back(BraninRegret(R"({"algorithm": "tpe"})", seed, 100));
+    random.push_back(BraninRegret(R"({"algorithm": "random"})", seed, 100));
+  }
+  // Random search's median regret at 100 trials is about 0.3; TPE's is about 0.02.
+  EXPECT_LT(Median(tpe), 0.5 * Median(random)) << "tpe " << Median(tpe) << " random "
+                                                << Median(random);
+  int wins = 0;
+  for (std::size_t i = 0; i < tpe.size(); ++i) wins += tpe[i] < random[i];
+  EXPECT_GE(wins, 7);
+}
+
+TEST(TpeTest, MultivariateBeatsRandomSearchOnBranin) {
+  std::vector<double> tpe, random;
+  for (std::uint64_t seed = 0; seed < 10; ++seed) {
+    tpe.push_back(BraninRegret(R"({"algorithm": "tpe", "multivariate": true})", seed, 100));
+    random.push_back(BraninRegret(R"({"algorithm": "random"})", seed, 100));
+  }
+  EXPECT_LT(Median(tpe), 0.5 * Median(random));
+}
+
+// Minimum distance between the configs suggested while 8 trials are pending, after 30 told.
+double PendingSpread(const char* search) {
+  Space space = ParseSpace(Json::parse(kBraninSpace));
+  std::vector<double> spreads;
+  for (std::uint64_t seed = 0; seed < 5; ++seed) {
+    auto searcher = MakeSearcher(space, Options(search, 100, seed, 8));
+    for (int t = 0; t < 30; ++t) {
+      std::string id = "t" + std::to_string(t);
+      Tell(*searcher, id, Branin(searcher->Suggest(id).config));
+    }
+    std::vector<std::pair<double, double>> pending;
+    for (int t = 30; t < 38; ++t) {
+      Json config = searcher->Suggest("t" + std::to_string(t)).config;
+      pending.emplace_back(config["x1"].get<double>() / 15, config["x2"].get<double>() / 15);
+    }
+    double closest = INFINITY;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      for (std::size_t j = i + 1; j < pending.size(); ++j) {
+        closest = std::min(closest, std::hypot(pending[i].first - pending[j].first,
+                                               pending[i].second - pending[j].second));
+      }
+    }
+    spreads.push_back(closest);
+  }
+  return Median(spreads);
+}
+
+TEST(TpeTest, ConstantLiarSpreadsConcurrentSuggestions) {
+  double with_liar = PendingSpread(R"({"algorithm": "tpe", "constant_liar": true})");
+  double without = PendingSpread(R"({"algorithm": "tpe", "constant_liar": false})");
+  EXPECT_GT(with_liar, 2 * without) << "liar " << with_liar << " no liar " << without;
+}
+
+TEST(TpeTest, LearnsFromPrunedTrials) {
+  // Trials with x1 > 0 are pruned at iteration 1 with a bad value; the rest finish. With
+  // "rank", pruned trials fill the bad set, so suggestions move to x1 < 0 even though finished
+  // trials alone say nothing about x1. ("budget" fits only the trials of the largest budget,
+  // the finished ones here, so it cannot learn this; see tpe.h.)
+  Space space = ParseSpace(Json::parse(kBraninSpace));
+  for (const char* mode : {"rank", "last"}) {
+    std::string search = std::string(R"({"algorithm": "tpe", "intermediate": ")") + mode + "\"}";
+    auto searcher = MakeSearcher(space, Options(search.c_str(), 200, 1));
+    int negative = 0;
+    for (int t = 0; t < 120; ++t) {
+      std::string id = "t" + std::to_string(t);
+      Json config = searcher->Suggest(id).config;
+      double x1 = config["x1"];
+      if (t >= 60) negative += x1 < 0;
+      Result result;
+      result.training_iteration = 1;
+      result.metrics["loss"] = x1 > 0 ? 100.0 : 50.0;
+      searcher->OnResult(id, result);
+      if (x1 > 0) {
+        searcher->OnComplete(id, TrialStatus::kStopped, &result);
+      } else {
+        result.training_iteration = 10;
+        result.metrics["loss"] = 1.0 + std::fabs(config["x2"].get<double>() - 7);
+        searcher->OnResult(id, result);
+        searcher->OnComplete(id, TrialStatus::kTerminated, &result);
+      }
+    }
+    EXPECT_GT(negative, 45) << mode;  // of 60; x1 < 0 is a third of the range
+  }
+}
+
+TEST(TpeTest, FailedTrialsAndMissingMetricsAreIgnored) {
+  Space space = ParseSpace(Json::parse(kBraninSpace));
+  auto searcher = MakeSearcher(space, Options(R"({"algorithm": "tpe", "n_startup_trials": 2})"));
+  for (int t = 0; t < 30; ++t) {
+    std::string id = "t" + std::to_string(t);
+    Json config = searcher->Suggest(id).config;
+    ASSERT_TRUE(config.contains("x1"));
+    if (t % 3 == 0) {
+      searcher->OnComplete(id, TrialStatus::kError, nullptr);
+    } else if (t % 3 == 1) {
+      Result result;
+      result.metrics["other"] = 1;
+      searcher->OnResult(id, result);
+      searcher->OnComplete(id, TrialStatus::kTerminated, &result);
+    } else {
+      Tell(*searcher, id, Branin(config));
+    }
+  }
+}
+
+TEST(TpeTest, PointsToEvaluateComeFirst) {
+  Space space = ParseSpace(Json::parse(kBraninSpace));
+  SearcherOptions options = Options(R"({"algorithm": "tpe"})", 5);
+  options.points_to_evaluate = Json::parse(R"([{"x1": 1.5}, {"x1": 2, "x2": 3}])");
+  auto searcher = MakeSearcher(space, options);
+  EXPECT_EQ(searcher->TotalTrials(), 5);
+  EXPECT_EQ(searcher->Suggest("a").config["x1"], 1.5);
+  Json second = searcher->Suggest("b").config;
+  EXPECT_EQ(second["x1"], 2);
+  EXPECT_EQ(second["x2"], 3);
+  for (const char* id : {"c", "d", "e"}) {
+    EXPECT_EQ(searcher->Suggest(id).kind, Suggestion::Kind::kConfig);
+  }
+  EXPECT_EQ(searcher->Suggest("f").kind, Suggestion::Kind::kFinished);
+}
+
+TEST(TpeTest, MaximisesWhenModeIsMax) {
+  Space space = ParseSpace(Json::parse(R"({"x": {"uniform": [0, 1]}})"));
+  SearcherOptions options = Options(R"({"algorithm": "tpe"})", 80, 2);
+  options.mode = Mode::kMax;
+  auto searcher = MakeSearcher(space, options);
+  double late = 0;
+  for (int t = 0; t < 80; ++t) {
+    std::string id = "t" + std::to_string(t);
+    double x = searcher->Suggest(id).config["x"];
+    if (t >= 40) late += x;
+    Tell(*searcher, id, x);  // "loss" is maximised here
+  }
+  EXPECT_GT(late / 40, 0.7);
+}
+
+std::string MakeError(const char* space_text, const SearcherOptions& options) {
+  try {
+    MakeSearcher(ParseSpace(Json::parse(space_text)), options);
+  } catch (const SpecError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(TpeTest, BadOptionsNameTheirPathAndReason) {
+  auto error = [](const char* search) { return MakeError(kBraninSpace, Options(search)); };
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "seed": 1, "n_startup_trials": 5, "gamma": 0.25,
+                      "n_ei_candidates": 10, "prior_weight": 2, "consider_endpoints": true,
+                      "multivariate": true, "constant_liar": false, "intermediate": "budget",
+                      "budget_attr": "epoch"})"),
+            "");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "n_startup_trails": 5})"),
+            "search.n_startup_trails: unknown option (did you mean \"n_startup_trials\"?)");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "multivarite": true})"),
+            "search.multivarite: unknown option (did you mean \"multivariate\"?)");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "gamma": 0})"),
+            "search.gamma: must be a number in (0, 1] (the fraction of trials in the good set), "
+            "got 0");
+  EXPECT_THAT(error(R"({"algorithm": "tpe", "gamma": "auto"})"), StartsWith("search.gamma: must"));
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "n_startup_trials": -1})"),
+            "search.n_startup_trials: must be an integer >= 0, got -1");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "n_ei_candidates": 0})"),
+            "search.n_ei_candidates: must be an integer >= 1, got 0");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "n_ei_candidates": 2.5})"),
+            "search.n_ei_candidates: must be an integer >= 1, got 2.5");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "multivariate": 1})"),
+            "search.multivariate: must be true or false, got 1");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "prior_weight": -1})"),
+            "search.prior_weight: must be a number > 0, got -1");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "intermediate": "rnak"})"),
+            "search.intermediate: must be \"rank\", \"budget\" or \"last\" (did you mean "
+            "\"rank\"?), got \"rnak\"");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "budget_attr": ""})"),
+            "search.budget_attr: must be a result attribute name, got \"\"");
+  EXPECT_EQ(error(R"({"algorithm": "random", "multivariate": true})"),
+            "search.multivariate: applies only to algorithm \"tpe\", not \"random\"");
+}
+
+TEST(TpeTest, GridParametersAreASpecError) {
+  EXPECT_THAT(MakeError(R"({"x": {"uniform": [0, 1]}, "opt": {"grid_search": ["sgd", "adam"]}})",
+                        Options(R"({"algorithm": "tpe"})")),
+              StartsWith("space.opt: grid_search cannot be used with algorithm \"tpe\""));
+  EXPECT_THAT(MakeError(kBraninSpace, [] {
+                SearcherOptions options = Options(R"({"algorithm": "tpe"})");
+                options.metric.clear();
+                return options;
+              }()),
+              HasSubstr("tpe needs a metric"));
+}
+
+TEST(TpeTest, ParseTpeOptionsDefaults) {
+  TpeOptions serial = ParseTpeOptions(Options(R"({"algorithm": "tpe"})", 10, 0, 1));
+  EXPECT_FALSE(serial.constant_liar);
+  EXPECT_EQ(serial.n_startup_trials, 10);
+  EXPECT_EQ(serial.n_ei_candidates, 24);
+  EXPECT_FALSE(serial.multivariate);
+  EXPECT_TRUE(ParseTpeOptions(Options(R"({"algorithm": "tpe"})", 10, 0, 0)).constant_liar);
+  EXPECT_TRUE(ParseTpeOptions(Options(R"({"algorithm": "tpe"})", 10, 0, 8)).constant_liar);
+}
+
+}  // namespace
+}  // namespace tune
