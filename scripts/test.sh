@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the build needs, builds everything and runs the whole test suite with CTest.
+# Installs what the build needs, fetches the datasets, builds everything and runs the whole test suite with CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/get_data.sh    # real MNIST / Fashion-MNIST as IDX (cached after the first run)
 bash scripts/build.sh
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 300

@@ -167,8 +167,23 @@ class ReportServer::Impl {
     socket.non_blocking(true, ignored);
     auto connection = std::make_shared<Connection>(std::move(socket));
     connections_.emplace(connection.get(), connection);
-    if (options_.idle_timeout_s > 0) ArmIdleTimer(connection, Clock::now() + IdleTimeout());
+    if (options_.idle_timeout_s > 0) {
+      ArmIdleTimer(connection, Clock::now() + IdleTimeout());
+    } else if (options_.hello_timeout_s > 0) {
+      ArmHelloTimer(connection);
+    }
     Read(connection);
+  }
+
+  // A connection that never authenticates would otherwise hold a descriptor forever.
+  void ArmHelloTimer(const std::shared_ptr<Connection>& connection) {
+    connection->idle_timer.expires_after(std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(options_.hello_timeout_s)));
+    connection->idle_timer.async_wait([this, connection](const boost::system::error_code& error) {
+      if (error || connection->closed || connection->authenticated) return;
+      ProtocolClose(connection,
+                    "no hello within " + FormatSeconds(options_.hello_timeout_s) + " s");
+    });
   }
 
   Clock::duration IdleTimeout() const {

@@ -48,6 +48,9 @@ class ReportServer {
     std::uint16_t port = 0;              // 0 = any free port
     std::size_t max_line_bytes = kMaxLineBytes;
     double idle_timeout_s = 0;           // 0 = none; otherwise close silent connections
+    // 0 = none; otherwise close connections that have not said a valid hello by then (used when
+    // idle_timeout_s is 0: trials may legitimately stay silent for a long epoch once known).
+    double hello_timeout_s = 0;
   };
 
   // Binds and starts accepting. Throws std::system_error when it cannot bind.

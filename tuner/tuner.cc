@@ -127,7 +127,14 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
   Command();  // fails early when the program cannot be found
 }
 
-Tuner::~Tuner() = default;
+Tuner::~Tuner() {
+  // However the tuner ends (an exception included), no trial outlives it.
+  for (const Trial& trial : trials_) {
+    if (trial.status == TrialStatus::kRunning && trial.pid > 0 && launcher_) {
+      launcher_->Signal(trial.pid, SIGKILL);
+    }
+  }
+}
 
 double Tuner::Now() const {
   using namespace std::chrono;
@@ -190,6 +197,7 @@ int Tuner::Run() {
 
   ReportServer::Options server_options;
   server_options.host = options_.report_host;
+  server_options.hello_timeout_s = 10;
   server_ = std::make_unique<ReportServer>(io_, static_cast<ReportServer::Handler&>(*this),
                                            server_options);
 

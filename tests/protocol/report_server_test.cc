@@ -222,6 +222,23 @@ TEST_F(ReportServerTest, IdleTimeoutClosesOnlySilentClients) {
   EXPECT_EQ(handler_.WaitFor("error t_1", 0ms), "");
 }
 
+TEST_F(ReportServerTest, HelloTimeoutClosesOnlyConnectionsThatNeverAuthenticate) {
+  ReportServer::Options options;
+  options.hello_timeout_s = 0.15;
+  handler_.stop_at_iter = 1 << 30;
+  StartServer(options);
+  RawClient silent(port());
+  RawClient known(port());
+  known.SendHello("t_1", "token1");
+  EXPECT_FALSE(silent.WaitClosed(50ms));
+  EXPECT_TRUE(silent.WaitClosed(300ms));
+  EXPECT_THAT(handler_.WaitFor("error : no hello"), HasSubstr("within 0.15 s"));
+  // An authenticated trial may stay silent far longer (a long epoch) and is still served.
+  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(known.SendReport(1));
+  EXPECT_EQ(known.ReadLine(), kContinue);
+}
+
 TEST_F(ReportServerTest, DisconnectFromInsideOnReport) {
   handler_.on_report = [this](const std::string& trial_id, const ReportMessage& report) {
     if (report.iter == 2) server_->Disconnect(trial_id);

@@ -1,0 +1,323 @@
+// tune-trainer's library on tiny synthetic IDX datasets (written by the tests themselves), one
+// real-MNIST check when scripts/get_data.sh has run, and `tune run` with the trainer binary.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "trainer/config.h"
+#include "trainer/data.h"
+#include "trainer/idx.h"
+#include "trainer/trainer.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("tune_trainer_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A separable task in MNIST's file layout: `classes` random 4x4 byte prototypes, each sample a
+// prototype plus uniform noise of +-40. Seeded, so every test sees the same data.
+void WriteSyntheticMnist(const fs::path& root, std::int64_t train, std::int64_t val, int classes = 4) {
+  torch::manual_seed(1234);
+  torch::Tensor prototypes = torch::randint(40, 216, {classes, 4, 4}, torch::kLong);
+  auto make = [&](std::int64_t n, const std::string& prefix) {
+    torch::Tensor labels = torch::randint(0, classes, {n}, torch::kLong);
+    torch::Tensor images = prototypes.index_select(0, labels) + torch::randint(-40, 41, {n, 4, 4}, torch::kLong);
+    fs::create_directories(root / "mnist");
+    WriteIdx((root / "mnist" / (prefix + "-images-idx3-ubyte")).string(), images.clamp(0, 255).to(torch::kUInt8));
+    WriteIdx((root / "mnist" / (prefix + "-labels-idx1-ubyte")).string(), labels.to(torch::kUInt8));
+  };
+  make(train, "train");
+  make(val, "t10k");
+}
+
+Json BaseConfig(const fs::path& data_dir) {
+  return Json{{"dataset", "mnist"}, {"data_dir", data_dir.string()}, {"model", {{"type", "mlp"}, {"hidden", 32}}},
+              {"optimizer", {{"type", "adam"}, {"lr", 0.01}}}, {"batch_size", 32}, {"max_epochs", 3},
+              {"threads", 1}, {"progress", false}};
+}
+
+FitResult Train(const Json& json, std::string* log_text = nullptr, Trainer** keep = nullptr) {
+  TrainerConfig config = ParseTrainerConfig(json);
+  std::ostringstream log;
+  static std::unique_ptr<Trainer> last;
+  last = std::make_unique<Trainer>(config, LoadDataset(config), nullptr, log);
+  FitResult result = last->Fit();
+  if (log_text) *log_text = log.str();
+  if (keep) *keep = last.get();
+  return result;
+}
+
+std::vector<torch::Tensor> Parameters(Trainer* trainer) {
+  std::vector<torch::Tensor> copies;
+  for (const auto& p : trainer->model()->parameters()) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+double MaxDifference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
+  }
+  return worst;
+}
+
+TEST(IdxTest, RoundTripsAnyShapeAndCount) {
+  TempDir dir;
+  torch::Tensor data = torch::randint(0, 256, {7, 3, 5}, torch::kLong).to(torch::kUInt8);
+  WriteIdx((dir.path() / "x").string(), data);
+  EXPECT_EQ(fs::file_size(dir.path() / "x"), 4u + 3 * 4 + 7 * 3 * 5);
+  torch::Tensor back = ReadIdx((dir.path() / "x").string());
+  EXPECT_EQ(back.sizes(), data.sizes());
+  EXPECT_TRUE(back.equal(data));
+  torch::Tensor labels = torch::arange(0, 13, torch::kLong).to(torch::kUInt8);
+  WriteIdx((dir.path() / "y").string(), labels);
+  EXPECT_TRUE(ReadIdx((dir.path() / "y").string()).equal(labels));
+}
+
+TEST(IdxTest, BadFilesGiveErrorsNamingTheFile) {
+  TempDir dir;
+  auto expect_error = [&](const std::string& name, const std::string& bytes, const std::string& why) {
+    std::ofstream(dir.path() / name, std::ios::binary) << bytes;
+    try {
+      ReadIdx((dir.path() / name).string());
+      ADD_FAILURE() << name << " was accepted";
+    } catch (const IdxError& error) {
+      EXPECT_THAT(error.what(), HasSubstr((dir.path() / name).string()));
+      EXPECT_THAT(error.what(), HasSubstr(why));
+    }
+  };
+  expect_error("short", std::string("\0\0", 2), "magic");
+  expect_error("magic", std::string("\1\0\x08\x01\0\0\0\1x", 9), "bad magic");
+  expect_error("float", std::string("\0\0\x0d\x01\0\0\0\1xxxx", 12), "not supported");
+  expect_error("truncated", std::string("\0\0\x08\x01\0\0\0\5xx", 10), "promises 5 bytes");
+  expect_error("long", std::string("\0\0\x08\x01\0\0\0\1xx", 10), "promises 1 bytes");
+  EXPECT_THROW(ReadIdx((dir.path() / "missing").string()), IdxError);
+}
+
+TEST(ConfigTest, RejectsUnknownKeysAndBadValuesNamingTheKey) {
+  auto error_of = [](const Json& json) -> std::string {
+    try {
+      ParseTrainerConfig(json);
+    } catch (const ConfigError& error) {
+      return error.what();
+    }
+    return "accepted";
+  };
+  EXPECT_THAT(error_of({{"learning_rate", 0.1}}), HasSubstr("learning_rate: unknown key"));
+  EXPECT_THAT(error_of({{"optimizer", {{"lr", -1}}}}), HasSubstr("optimizer.lr"));
+  EXPECT_THAT(error_of({{"model", {{"hidden", "big"}}}}), HasSubstr("model.hidden: expected an integer"));
+  EXPECT_THAT(error_of({{"precision", "16-mixed"}}), HasSubstr("precision"));
+  // Flat search-space keys win over nested ones; whole floats count as integers.
+  TrainerConfig config = ParseTrainerConfig(
+      {{"optimizer", {{"type", "sgd"}, {"lr", 0.5}}}, {"lr", 0.01}, {"hidden", 64.0}, {"precision", "bf16-mixed"}});
+  EXPECT_EQ(config.optimizer.type, "sgd");
+  EXPECT_DOUBLE_EQ(config.optimizer.lr, 0.01);
+  EXPECT_EQ(config.model.hidden, 64);
+  Json json = Json::object();
+  ApplyOverride(json, "optimizer.lr=0.3");
+  ApplyOverride(json, "dataset=mnist");
+  EXPECT_DOUBLE_EQ(json["optimizer"]["lr"].get<double>(), 0.3);
+  EXPECT_EQ(json["dataset"], "mnist");
+}
+
+TEST(ScheduleTest, WarmupCosineAndOneCycleHitTheirLandmarks) {
+  TrainerConfig config = ParseTrainerConfig(
+      {{"lr", 0.1}, {"max_epochs", 10}, {"lr_schedule", {{"type", "cosine"}, {"warmup_epochs", 1}}}});
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 0), 0.001, 1e-12);   // warm-up starts low
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 99), 0.1, 1e-12);    // and reaches lr
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 550), 0.05, 1e-12);  // cosine half way
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 1000), 0.0, 1e-12);
+  config.lr_schedule.type = "onecycle";
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 0), 0.1 / 25, 1e-12);
+  double peak = 0;
+  for (int step = 0; step < 1000; ++step) peak = std::max(peak, Trainer::LearningRate(config, 100, step));
+  EXPECT_NEAR(peak, 0.1, 1e-6);
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 999), 0.1 / 25 / 1e4, 1e-9);
+  config.lr_schedule = LrScheduleConfig{};
+  config.lr_schedule.type = "step";
+  config.lr_schedule.step_size = 3;
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 299), 0.1, 1e-12);
+  EXPECT_NEAR(Trainer::LearningRate(config, 100, 300), 0.01, 1e-12);
+}
+
+TEST(TrainerTest, MlpLearnsSeparableDataQuickly) {
+  TempDir dir;
+  WriteSyntheticMnist(dir.path(), 2000, 500);
+  const auto start = std::chrono::steady_clock::now();
+  std::string log;
+  Json json = BaseConfig(dir.path());
+  json["profiler"] = "simple";
+  json["progress"] = true;
+  FitResult result = Train(json, &log);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(result.history.size(), 3u);
+  EXPECT_GT(result.history.back()["val_acc"].get<double>(), 0.9) << log;
+  EXPECT_LT(result.history.back()["train_loss"].get<double>(), result.history.front()["train_loss"].get<double>());
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_THAT(log, HasSubstr("epoch 3/3"));
+  for (const char* phase : {"data", "forward", "backward", "optimizer", "validation"}) {
+    EXPECT_THAT(log, HasSubstr(phase)) << "profiler summary lacks " << phase;
+  }
+}
+
+TEST(TrainerTest, Bf16AutocastRunsAndLearns) {
+  TempDir dir;
+  WriteSyntheticMnist(dir.path(), 2000, 500);
+  Json json = BaseConfig(dir.path());
+  json["precision"] = "bf16-mixed";
+  FitResult result = Train(json);
+  EXPECT_GT(result.history.back()["val_acc"].get<double>(), 0.9);
+  // Parameters stay fp32 under autocast.
+  EXPECT_EQ(torch::nn::Linear(2, 2)->weight.scalar_type(), torch::kFloat);
+}
+
+TEST(TrainerTest, GradAccumulationEqualsOneLargeBatch) {
+  TempDir dir;
+  WriteSyntheticMnist(dir.path(), 512, 64);
+  Json json = BaseConfig(dir.path());
+  json["optimizer"] = {{"type", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}};
+  json["max_epochs"] = 2;
+  Trainer* trainer = nullptr;
+  json["batch_size"] = 128;
+  Train(json, nullptr, &trainer);
+  auto large = Parameters(trainer);
+  json["batch_size"] = 32;
+  json["grad_accum"] = 4;
+  Train(json, nullptr, &trainer);
+  auto accumulated = Parameters(trainer);
+  EXPECT_LT(MaxDifference(large, accumulated), 1e-5);
+  json["grad_accum"] = 1;  // and the test can tell the difference
+  Train(json, nullptr, &trainer);
+  EXPECT_GT(MaxDifference(large, Parameters(trainer)), 1e-3);
+}
+
+TEST(TrainerTest, ResumeFromCheckpointEqualsUninterruptedRun) {
+  TempDir dir;
+  WriteSyntheticMnist(dir.path() / "data", 600, 100);
+  Json json = BaseConfig(dir.path() / "data");
+  json["max_epochs"] = 4;
+  json["model"]["dropout"] = 0.3;  // the dropout RNG must be restored too
+  json["lr_schedule"] = {{"type", "cosine"}, {"warmup_epochs", 1}};
+  json["output_dir"] = (dir.path() / "full").string();
+  json["keep_checkpoints"] = 10;
+  fs::create_directories(dir.path() / "full");
+  Trainer* trainer = nullptr;
+  FitResult full = Train(json, nullptr, &trainer);
+  auto full_params = Parameters(trainer);
+  ASSERT_TRUE(fs::exists(dir.path() / "full" / "checkpoint_2" / "state.pt"));
+  ASSERT_TRUE(fs::exists(dir.path() / "full" / "checkpoint_2" / "trainer.json"));
+
+  json["output_dir"] = (dir.path() / "resumed").string();
+  json["resume_from"] = (dir.path() / "full" / "checkpoint_2").string();
+  json["keep_checkpoints"] = 2;
+  fs::create_directories(dir.path() / "resumed");
+  FitResult resumed = Train(json, nullptr, &trainer);
+  EXPECT_EQ(MaxDifference(full_params, Parameters(trainer)), 0.0);
+  ASSERT_EQ(resumed.history.size(), 4u);  // history before the checkpoint comes back too
+  for (int epoch = 2; epoch < 4; ++epoch) {
+    EXPECT_EQ(resumed.history[epoch]["val_loss"], full.history[epoch]["val_loss"]) << epoch;
+    EXPECT_EQ(resumed.history[epoch]["train_loss"], full.history[epoch]["train_loss"]) << epoch;
+  }
+  // keep_checkpoints = 2: only the last two remain, and no temporary folder is left behind.
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir.path() / "resumed")) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"checkpoint_3", "checkpoint_4"}));
+}
+
+TEST(TrainerTest, EarlyStoppingEndsTraining) {
+  TempDir dir;
+  WriteSyntheticMnist(dir.path(), 256, 64);
+  Json json = BaseConfig(dir.path());
+  json["max_epochs"] = 30;
+  json["lr"] = 1e-9;  // nothing improves
+  json["early_stopping"] = {{"monitor", "val_acc"}, {"mode", "max"}, {"patience", 2}};
+  FitResult result = Train(json);
+  EXPECT_TRUE(result.early_stopped);
+  EXPECT_EQ(result.epochs_completed, 3);
+}
+
+// Real data: runs when scripts/get_data.sh has fetched MNIST (CI runs it before the tests).
+TEST(TrainerTest, MlpReachesSensibleAccuracyOnRealMnist) {
+  const fs::path data = fs::path(TUNE_SOURCE_DIR) / "data";
+  if (!fs::exists(data / "mnist" / "train-images-idx3-ubyte")) {
+    GTEST_SKIP() << "no " << data << "/mnist: run scripts/get_data.sh";
+  }
+  Json json = {{"dataset", "mnist"}, {"data_dir", data.string()}, {"model", {{"hidden", 128}}},
+               {"lr", 0.002}, {"batch_size", 64}, {"max_epochs", 3}, {"threads", 1}, {"progress", false}};
+  const auto start = std::chrono::steady_clock::now();
+  FitResult result = Train(json);
+  EXPECT_GT(result.history.back()["val_acc"].get<double>(), 0.9);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+}
+
+TEST(TrainerIntegrationTest, TuneRunReportsAndAshaPrunes) {
+  TempDir dir;
+  WriteSyntheticMnist(dir.path() / "data", 512, 128);
+  Json spec = {
+      {"name", "trainer_asha"}, {"metric", "val_acc"}, {"mode", "max"}, {"num_samples", 6},
+      {"max_concurrent", 2}, {"resources_per_trial", {{"cpu", 1}}},
+      {"search", {{"algorithm", "random"}, {"seed", 0}}},
+      {"scheduler", {{"type", "asha"}, {"time_attr", "epoch"}, {"max_t", 9}, {"grace_period", 1},
+                     {"reduction_factor", 3}, {"brackets", 1}}},
+      {"trainer", {{"dataset", "mnist"}, {"data_dir", (dir.path() / "data").string()}, {"max_epochs", 9},
+                   {"batch_size", 64}, {"threads", 1}, {"model", {{"hidden", 16}}}}},
+      {"space", {{"lr", {{"loguniform", {1e-6, 3e-2}}}}}}};
+  std::ofstream(dir.path() / "spec.json") << spec.dump();
+  std::string command = std::string(TUNE_BIN_DIR) + "/tune run " + (dir.path() / "spec.json").string() +
+                        " --storage " + dir.path().string() + " --name exp >" + (dir.path() / "out.txt").string() +
+                        " 2>&1";
+  int status = std::system(command.c_str());
+  std::ifstream out_file(dir.path() / "out.txt");
+  std::string out((std::istreambuf_iterator<char>(out_file)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  int trials = 0, pruned = 0, full = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path() / "exp")) {
+    if (!entry.is_directory()) continue;
+    std::ifstream results(entry.path() / "result.json");
+    int reports = 0;
+    for (std::string line; std::getline(results, line); ++reports) {
+      Json result = Json::parse(line);
+      EXPECT_TRUE(result.contains("val_acc") && result.contains("val_loss") && result.contains("train_loss"))
+          << line;
+    }
+    ASSERT_GT(reports, 0) << entry.path() << "\n" << out;
+    EXPECT_TRUE(fs::exists(entry.path() / ("checkpoint_" + std::to_string(reports))));
+    ++trials;
+    (reports < 9 ? pruned : full) += 1;
+  }
+  EXPECT_EQ(trials, 6);
+  EXPECT_GE(pruned, 3) << out;
+  EXPECT_GE(full, 1) << out;
+}
+
+}  // namespace
+}  // namespace tune

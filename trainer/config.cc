@@ -1,0 +1,270 @@
+#include "trainer/config.h"
+
+#include <set>
+#include <vector>
+
+namespace tune {
+namespace {
+
+// Reads typed fields of one JSON object and remembers which keys it consumed, so leftovers
+// (usually typos such as "learning_rate") are reported instead of silently ignored.
+class ObjectReader {
+ public:
+  ObjectReader(const Json& object, std::string path) : object_(object), path_(std::move(path)) {
+    if (!object_.is_object()) throw ConfigError(Where("") + "must be a JSON object");
+  }
+
+  template <typename T>
+  void Read(const std::string& key, T& value) {
+    used_.insert(key);
+    auto it = object_.find(key);
+    if (it == object_.end() || it->is_null()) return;
+    try {
+      if constexpr (std::is_same_v<T, bool>) {
+        if (!it->is_boolean()) throw ConfigError("");
+      } else if constexpr (std::is_integral_v<T>) {
+        // Searchers may hand integers over as floats (quniform): accept whole numbers only.
+        if (!it->is_number() || it->get<double>() != static_cast<double>(it->get<std::int64_t>())) {
+          throw ConfigError("");
+        }
+        value = static_cast<T>(it->get<std::int64_t>());
+        return;
+      } else if constexpr (std::is_floating_point_v<T>) {
+        if (!it->is_number()) throw ConfigError("");
+      } else {
+        if (!it->is_string()) throw ConfigError("");
+      }
+      value = it->get<T>();
+    } catch (const std::exception&) {
+      throw ConfigError(Where(key) + "expected " + TypeName<T>() + ", got " + it->dump());
+    }
+  }
+
+  bool Has(const std::string& key) const { return object_.contains(key); }
+  const Json& Get(const std::string& key) {
+    used_.insert(key);
+    return object_.at(key);
+  }
+  void Skip(const std::string& key) { used_.insert(key); }
+
+  void RejectUnknown() const {
+    for (const auto& item : object_.items()) {
+      if (!used_.count(item.key())) throw ConfigError(Where(item.key()) + "unknown key");
+    }
+  }
+
+  std::string Where(const std::string& key) const {
+    std::string full = path_.empty() ? key : (key.empty() ? path_ : path_ + "." + key);
+    return full.empty() ? "config: " : full + ": ";
+  }
+
+ private:
+  template <typename T>
+  static const char* TypeName() {
+    if constexpr (std::is_same_v<T, bool>) return "a boolean";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else if constexpr (std::is_floating_point_v<T>) return "a number";
+    else return "a string";
+  }
+
+  const Json& object_;
+  std::string path_;
+  std::set<std::string> used_;
+};
+
+void Require(bool ok, const std::string& key, const std::string& message) {
+  if (!ok) throw ConfigError(key + ": " + message);
+}
+
+void RequireOneOf(const std::string& value, const std::vector<std::string>& choices,
+                  const std::string& key) {
+  for (const auto& choice : choices) {
+    if (value == choice) return;
+  }
+  std::string list;
+  for (const auto& choice : choices) list += (list.empty() ? "" : "|") + choice;
+  throw ConfigError(key + ": \"" + value + "\" is not one of " + list);
+}
+
+void ReadModel(ObjectReader& top, TrainerConfig& config) {
+  ModelConfig& model = config.model;
+  if (top.Has("model") && top.Get("model").is_string()) {
+    model.type = top.Get("model").get<std::string>();
+  } else if (top.Has("model")) {
+    ObjectReader reader(top.Get("model"), "model");
+    reader.Read("type", model.type);
+    reader.Read("hidden", model.hidden);
+    reader.Read("layers", model.layers);
+    reader.Read("channels", model.channels);
+    reader.Read("activation", model.activation);
+    reader.Read("dropout", model.dropout);
+    reader.Read("batch_norm", model.batch_norm);
+    reader.RejectUnknown();
+  }
+  // Flat spellings (search-space values) override the nested ones.
+  top.Read("hidden", model.hidden);
+  top.Read("layers", model.layers);
+  top.Read("channels", model.channels);
+  top.Read("activation", model.activation);
+  top.Read("dropout", model.dropout);
+  top.Read("batch_norm", model.batch_norm);
+  RequireOneOf(model.type, {"mlp", "cnn"}, "model.type");
+  RequireOneOf(model.activation, {"relu", "gelu", "tanh", "silu", "leaky_relu"}, "model.activation");
+  Require(model.hidden >= 1, "model.hidden", "must be >= 1");
+  Require(model.layers >= 0, "model.layers", "must be >= 0");
+  Require(model.channels >= 1, "model.channels", "must be >= 1");
+  Require(model.dropout >= 0 && model.dropout < 1, "model.dropout", "must be in [0, 1)");
+}
+
+void ReadOptimizer(ObjectReader& top, TrainerConfig& config) {
+  OptimizerConfig& opt = config.optimizer;
+  if (top.Has("optimizer") && top.Get("optimizer").is_string()) {
+    opt.type = top.Get("optimizer").get<std::string>();
+  } else if (top.Has("optimizer")) {
+    ObjectReader reader(top.Get("optimizer"), "optimizer");
+    reader.Read("type", opt.type);
+    reader.Read("lr", opt.lr);
+    reader.Read("momentum", opt.momentum);
+    reader.Read("nesterov", opt.nesterov);
+    reader.Read("beta1", opt.beta1);
+    reader.Read("beta2", opt.beta2);
+    reader.Read("eps", opt.eps);
+    reader.Read("weight_decay", opt.weight_decay);
+    reader.RejectUnknown();
+  }
+  top.Read("lr", opt.lr);
+  top.Read("momentum", opt.momentum);
+  top.Read("weight_decay", opt.weight_decay);
+  RequireOneOf(opt.type, {"sgd", "adam", "adamw"}, "optimizer.type");
+  Require(opt.lr > 0, "optimizer.lr", "must be > 0");
+  Require(opt.momentum >= 0, "optimizer.momentum", "must be >= 0");
+  Require(opt.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0");
+}
+
+void ReadSchedule(ObjectReader& top, TrainerConfig& config) {
+  LrScheduleConfig& s = config.lr_schedule;
+  if (top.Has("lr_schedule") && top.Get("lr_schedule").is_string()) {
+    s.type = top.Get("lr_schedule").get<std::string>();
+  } else if (top.Has("lr_schedule")) {
+    ObjectReader reader(top.Get("lr_schedule"), "lr_schedule");
+    reader.Read("type", s.type);
+    reader.Read("warmup_epochs", s.warmup_epochs);
+    reader.Read("step_size", s.step_size);
+    reader.Read("gamma", s.gamma);
+    reader.Read("min_lr", s.min_lr);
+    reader.Read("pct_start", s.pct_start);
+    reader.Read("div_factor", s.div_factor);
+    reader.Read("final_div_factor", s.final_div_factor);
+    reader.RejectUnknown();
+  }
+  top.Read("warmup_epochs", s.warmup_epochs);
+  RequireOneOf(s.type, {"none", "step", "cosine", "onecycle"}, "lr_schedule.type");
+  Require(s.warmup_epochs >= 0, "lr_schedule.warmup_epochs", "must be >= 0");
+  Require(s.step_size >= 1, "lr_schedule.step_size", "must be >= 1");
+  Require(s.pct_start > 0 && s.pct_start < 1, "lr_schedule.pct_start", "must be in (0, 1)");
+  Require(s.div_factor > 0 && s.final_div_factor > 0, "lr_schedule.div_factor",
+          "div_factor and final_div_factor must be > 0");
+}
+
+void ReadEarlyStopping(ObjectReader& top, TrainerConfig& config) {
+  if (!top.Has("early_stopping")) return;
+  EarlyStoppingConfig& e = config.early_stopping;
+  const Json& json = top.Get("early_stopping");
+  if (json.is_boolean()) {
+    e.enabled = json.get<bool>();
+    return;
+  }
+  e.enabled = true;
+  ObjectReader reader(json, "early_stopping");
+  reader.Read("enabled", e.enabled);
+  reader.Read("monitor", e.monitor);
+  reader.Read("patience", e.patience);
+  reader.Read("mode", e.mode);
+  reader.Read("min_delta", e.min_delta);
+  reader.RejectUnknown();
+  RequireOneOf(e.monitor, {"val_loss", "val_acc", "train_loss"}, "early_stopping.monitor");
+  RequireOneOf(e.mode, {"min", "max"}, "early_stopping.mode");
+  Require(e.patience >= 1, "early_stopping.patience", "must be >= 1");
+}
+
+}  // namespace
+
+TrainerConfig ParseTrainerConfig(const Json& json) {
+  TrainerConfig config;
+  config.raw = json;
+  ObjectReader top(json, "");
+  top.Read("dataset", config.dataset);
+  top.Read("data_dir", config.data_dir);
+  ReadModel(top, config);
+  ReadOptimizer(top, config);
+  ReadSchedule(top, config);
+  ReadEarlyStopping(top, config);
+  top.Read("batch_size", config.batch_size);
+  top.Read("val_batch_size", config.val_batch_size);
+  top.Read("max_epochs", config.max_epochs);
+  top.Read("grad_accum", config.grad_accum);
+  top.Read("grad_clip_norm", config.grad_clip_norm);
+  top.Read("grad_clip_value", config.grad_clip_value);
+  if (top.Has("precision") && top.Get("precision").is_number_integer()) {
+    config.precision = std::to_string(top.Get("precision").get<int>());
+  } else {
+    top.Read("precision", config.precision);
+  }
+  top.Read("seed", config.seed);
+  top.Read("deterministic", config.deterministic);
+  top.Read("val_every_n_epochs", config.val_every_n_epochs);
+  top.Read("threads", config.threads);
+  top.Read("train_subset", config.train_subset);
+  top.Read("val_subset", config.val_subset);
+  top.Read("checkpoint", config.checkpoint);
+  top.Read("keep_checkpoints", config.keep_checkpoints);
+  top.Read("output_dir", config.output_dir);
+  top.Read("resume_from", config.resume_from);
+  top.Read("profiler", config.profiler);
+  top.Read("progress", config.progress);
+  // Documentation fields that specs carry along; not training options.
+  top.Skip("description");
+  top.RejectUnknown();
+
+  RequireOneOf(config.dataset, {"mnist", "fashion_mnist"}, "dataset");
+  RequireOneOf(config.precision, {"32", "bf16-mixed"}, "precision");
+  RequireOneOf(config.profiler, {"none", "simple"}, "profiler");
+  Require(config.batch_size >= 1, "batch_size", "must be >= 1");
+  Require(config.val_batch_size >= 1, "val_batch_size", "must be >= 1");
+  Require(config.max_epochs >= 1, "max_epochs", "must be >= 1");
+  Require(config.grad_accum >= 1, "grad_accum", "must be >= 1");
+  Require(config.grad_clip_norm >= 0, "grad_clip_norm", "must be >= 0");
+  Require(config.grad_clip_value >= 0, "grad_clip_value", "must be >= 0");
+  Require(config.val_every_n_epochs >= 1, "val_every_n_epochs", "must be >= 1");
+  Require(config.threads >= 0, "threads", "must be >= 0");
+  Require(config.train_subset >= 0, "train_subset", "must be >= 0");
+  Require(config.val_subset >= 0, "val_subset", "must be >= 0");
+  Require(config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
+  return config;
+}
+
+void ApplyOverride(Json& config, const std::string& assignment) {
+  auto equals = assignment.find('=');
+  if (equals == std::string::npos || equals == 0) {
+    throw ConfigError(assignment + ": overrides look like key=value");
+  }
+  std::string key = assignment.substr(0, equals);
+  std::string text = assignment.substr(equals + 1);
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) value = text;
+  Json* node = &config;
+  for (std::size_t start = 0;;) {
+    auto dot = key.find('.', start);
+    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (dot == std::string::npos) {
+      (*node)[part] = value;
+      return;
+    }
+    Json& child = (*node)[part];
+    if (!child.is_object()) child = Json::object();
+    node = &child;
+    start = dot + 1;
+  }
+}
+
+}  // namespace tune

@@ -1,0 +1,100 @@
+// The trainer's configuration: the trial's params.json (TUNE_CONFIG) or a standalone JSON file.
+// Every key, its default and its meaning are listed in trainer/README.md.
+//
+// Sampled search-space values usually arrive as flat keys ("lr", "hidden", "dropout"), so the
+// flat spellings of the nested model/optimizer keys are accepted too and take precedence.
+//
+// Example:
+//   tune::TrainerConfig config = tune::ParseTrainerConfig(tune::Json::parse(text));
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "tuner/client/protocol.h"
+
+namespace tune {
+
+// A bad config; what() starts with the offending key path ("optimizer.lr: must be > 0").
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ModelConfig {
+  std::string type = "mlp";  // mlp | cnn
+  int hidden = 256;          // mlp: width of every hidden layer; cnn: width of the dense layer
+  int layers = 2;            // mlp: number of hidden layers
+  int channels = 32;         // cnn: channels of the first conv (the second has twice as many)
+  std::string activation = "relu";  // relu | gelu | tanh | silu | leaky_relu
+  double dropout = 0.0;
+  bool batch_norm = false;
+};
+
+struct OptimizerConfig {
+  std::string type = "adam";  // sgd | adam | adamw
+  double lr = 1e-3;
+  double momentum = 0.9;  // sgd
+  bool nesterov = false;  // sgd
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam, adamw
+  double weight_decay = 0.0;  // applied to weights only, never to biases or norm parameters
+};
+
+struct LrScheduleConfig {
+  std::string type = "none";  // none | step | cosine | onecycle
+  double warmup_epochs = 0;   // linear warm-up from ~0 to lr (not for onecycle)
+  int step_size = 10;         // step: epochs between decays
+  double gamma = 0.1;         // step: decay factor
+  double min_lr = 0.0;        // cosine: final lr
+  double pct_start = 0.3;     // onecycle: fraction of steps spent rising
+  double div_factor = 25.0;   // onecycle: initial lr = lr / div_factor
+  double final_div_factor = 1e4;  // onecycle: final lr = initial lr / final_div_factor
+};
+
+struct EarlyStoppingConfig {
+  bool enabled = false;
+  std::string monitor = "val_loss";  // val_loss | val_acc | train_loss
+  int patience = 3;                  // validation rounds without improvement before stopping
+  std::string mode = "min";          // min | max
+  double min_delta = 0.0;
+};
+
+struct TrainerConfig {
+  std::string dataset = "fashion_mnist";  // mnist | fashion_mnist
+  std::string data_dir;                   // "" = TUNE_DATA_DIR, ./data, then the source tree's data/
+  ModelConfig model;
+  OptimizerConfig optimizer;
+  LrScheduleConfig lr_schedule;
+  EarlyStoppingConfig early_stopping;
+  int batch_size = 128;
+  int val_batch_size = 1000;
+  int max_epochs = 10;
+  int grad_accum = 1;
+  double grad_clip_norm = 0.0;   // 0 = off
+  double grad_clip_value = 0.0;  // 0 = off
+  std::string precision = "32";  // 32 | bf16-mixed
+  std::uint64_t seed = 0;
+  bool deterministic = false;
+  int val_every_n_epochs = 1;
+  int threads = 1;               // torch::set_num_threads; 0 = LibTorch's default
+  std::int64_t train_subset = 0;  // use the first N training records; 0 = all
+  std::int64_t val_subset = 0;    // use the first N validation records; 0 = all
+  bool checkpoint = true;         // when an output directory exists
+  int keep_checkpoints = 2;
+  std::string output_dir;         // "" = TUNE_TRIAL_DIR; neither = no checkpoints
+  std::string resume_from;        // a checkpoint_<epoch> folder; TUNE_CHECKPOINT wins
+  std::string profiler = "none";  // none | simple
+  bool progress = true;           // one progress line per epoch on stderr
+  Json raw;                       // the config as given (saved with every checkpoint)
+};
+
+// Validates and converts; throws ConfigError naming the key for unknown keys, wrong types and
+// out-of-range values.
+TrainerConfig ParseTrainerConfig(const Json& json);
+
+// Applies `key=value` (dotted key, value parsed as JSON when it is valid JSON, else a string)
+// to a JSON config. Throws ConfigError when the argument has no '='.
+void ApplyOverride(Json& config, const std::string& assignment);
+
+}  // namespace tune

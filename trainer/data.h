@@ -1,0 +1,50 @@
+// Datasets staged in memory as whole tensors: images stay uint8 (a quarter of the float size)
+// and batches are gathered by index and normalised to float on the fly, so an epoch is one
+// randperm plus one index_select per batch and no per-sample copies.
+//
+// Validation uses the IDX "t10k" split (Fashion-MNIST: 10,000; MNIST: 2,000), whose contents and
+// order are fixed by scripts/get_data.py, so train/validation are the same on every machine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "trainer/config.h"
+
+namespace tune {
+
+struct Split {
+  torch::Tensor images;  // uint8 [N, features]
+  torch::Tensor labels;  // int64 [N]
+  std::int64_t size() const { return labels.size(0); }
+};
+
+struct Dataset {
+  Split train;
+  Split val;
+  std::int64_t features = 0;
+  std::int64_t classes = 10;
+  // Per-pixel normalisation of bytes: x = byte * scale + shift ((byte/255 - mean) / std with
+  // the mean and std of the training split).
+  float scale = 1.0f / 255.0f;
+  float shift = 0.0f;
+};
+
+// The folder holding `dataset`'s IDX files: config.data_dir, else $TUNE_DATA_DIR, else ./data,
+// else the source tree's data/. Throws std::runtime_error naming every place it looked.
+std::string ResolveDataDir(const TrainerConfig& config);
+
+// Loads train and t10k IDX files from ResolveDataDir(config)/{mnist,fashion}/, keeps the first
+// train_subset / val_subset records, and computes the normalisation.
+Dataset LoadDataset(const TrainerConfig& config);
+
+// Builds a Dataset from tensors already in memory (tests, synthetic tasks).
+Dataset MakeDataset(Split train, Split val);
+
+// Gathers rows `indices` of `split` as a normalised float batch [B, features] and labels [B].
+std::pair<torch::Tensor, torch::Tensor> GatherBatch(const Dataset& data, const Split& split,
+                                                    const torch::Tensor& indices);
+
+}  // namespace tune

@@ -1,0 +1,91 @@
+// The training loop: the Lightning Trainer's options over a model built from the config, on data
+// staged in memory (see data.h). One Trainer runs one training; Fit() returns when max_epochs is
+// reached, early stopping fires, or the tuner's decision is "stop".
+//
+// Checkpoints (when an output directory is known) go to <dir>/checkpoint_<epoch>/ every epoch:
+// state.pt (model, optimizer, the default CPU generator) and trainer.json (epoch, optimizer
+// steps, early-stopping state, history, the config). Each is written into a hidden temporary
+// folder that is renamed into place, so a crash never leaves a half-written checkpoint_<epoch>.
+// Resuming from one continues bit for bit as the uninterrupted run would: the epoch's shuffle
+// is a function of (seed, epoch) and every other random stream is restored.
+//
+// Example:
+//   tune::TrainerConfig config = tune::ParseTrainerConfig(json);
+//   tune::Trainer trainer(config, tune::LoadDataset(config), session.get());
+//   tune::FitResult result = trainer.Fit();
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "trainer/config.h"
+#include "trainer/data.h"
+#include "trainer/profiler.h"
+
+namespace tune {
+
+class Session;
+
+struct FitResult {
+  int epochs_completed = 0;           // the last epoch trained (counting resumed ones)
+  bool stopped_by_tuner = false;
+  bool early_stopped = false;
+  std::vector<Json> history;          // the metrics of every validation round, in order
+  std::string last_checkpoint;        // "" when none was written
+  double train_samples_per_s = 0.0;   // over the epochs this process ran
+};
+
+class Trainer {
+ public:
+  // `session` may be null (standalone: no reports). `log` receives progress lines and the
+  // profiler summary. Checkpoints go to config.output_dir, else $TUNE_TRIAL_DIR, else nowhere.
+  Trainer(TrainerConfig config, Dataset data, Session* session, std::ostream& log);
+  ~Trainer();
+
+  // Trains; resumes first from $TUNE_CHECKPOINT / the session's checkpoint / config.resume_from.
+  FitResult Fit();
+
+  // Restores model, optimizer, RNG and loop state from a checkpoint_<epoch> folder. Throws
+  // std::runtime_error naming the folder when it is unreadable or from another model.
+  void LoadCheckpoint(const std::string& folder);
+
+  torch::nn::Sequential& model() { return model_; }
+  const SimpleProfiler& profiler() const { return profiler_; }
+
+  // The learning rate of optimizer step `step` (0-based), a pure function of the config and
+  // the number of steps per epoch (so resume needs no scheduler state).
+  static double LearningRate(const TrainerConfig& config, std::int64_t steps_per_epoch,
+                             std::int64_t step);
+
+ private:
+  double TrainEpoch(int epoch);                   // returns the mean training loss
+  std::pair<double, double> Validate();           // (loss, accuracy)
+  std::string SaveCheckpoint(int epoch);
+  void PruneCheckpoints();
+  bool ShouldStopEarly(const Json& metrics);
+
+  TrainerConfig config_;
+  Dataset data_;
+  Session* session_;
+  std::ostream& log_;
+  torch::nn::Sequential model_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<torch::Tensor> parameters_;
+  SimpleProfiler profiler_;
+  std::string output_dir_;
+  std::int64_t steps_per_epoch_ = 0;  // optimizer steps, after accumulation
+  std::int64_t global_step_ = 0;
+  int start_epoch_ = 1;
+  double best_metric_ = 0.0;
+  bool has_best_ = false;
+  int bad_rounds_ = 0;
+  std::vector<Json> history_;
+  double samples_seen_ = 0, train_seconds_ = 0;
+};
+
+}  // namespace tune
