@@ -184,6 +184,7 @@ int Tuner::Run() {
       Log(contents.warning);
       std::filesystem::resize_file(journal_path, contents.valid_bytes);
     }
+    CheckResumable(contents.events);
     journal_ = std::make_unique<Journal>(journal_path, sync);
     Replay(contents.events);
     journal_->Append({{"event", "resume"}, {"time", WallTime()}});
@@ -192,7 +193,8 @@ int Tuner::Run() {
     journal_ = std::make_unique<Journal>(journal_path, sync);
     journal_->Append({{"event", "start"},
                       {"time", WallTime()},
-                      {"spec_dir", std::filesystem::absolute(spec_.spec_dir).string()}});
+                      {"spec_dir", std::filesystem::absolute(spec_.spec_dir).string()},
+                      {"spec", spec_.raw}});
   }
 
   ReportServer::Options server_options;
@@ -386,6 +388,27 @@ void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
   const Result* last = trial.last_result ? &*trial.last_result : nullptr;
   scheduler_->OnTrialComplete(trial.id, last);
   searcher_->OnComplete(trial.id, status, last);
+}
+
+void Tuner::CheckResumable(const std::vector<Json>& events) const {
+  if (events.empty() || events[0].value("event", "") != "start" || !events[0].contains("spec")) {
+    throw SpecError("", options_.experiment_dir.string() +
+                            "/journal.jsonl: does not start with the experiment's start event");
+  }
+  // Replay needs the same searcher, scheduler, space and trial program; limits, reporting and
+  // the number of samples may change between runs.
+  const Json& before = events[0]["spec"];
+  for (const char* key : {"metric", "mode", "space", "search", "scheduler", "trainer",
+                          "points_to_evaluate", "resources_per_trial"}) {
+    Json was = before.contains(key) ? before[key] : Json();
+    Json now = spec_.raw.contains(key) ? spec_.raw[key] : Json();
+    if (was != now) {
+      throw SpecError(key, fmt::format("changed since the experiment started ({} -> {}); a "
+                                       "resumed experiment must search the same way: restore it "
+                                       "in experiment.json or start a new experiment",
+                                       was.dump(), now.dump()));
+    }
+  }
 }
 
 void Tuner::Replay(const std::vector<Json>& events) {

@@ -106,6 +106,8 @@ class Tuner : private ReportServer::Handler {
   void ApplyFinish(std::size_t index, TrialStatus status);
 
   void Replay(const std::vector<Json>& events);
+  // Throws SpecError when experiment.json changed in a way replay cannot follow.
+  void CheckResumable(const std::vector<Json>& events) const;
   void FillSlots();
   bool LaunchTrial(std::size_t index, Allocation allocation);
   void OnExit(std::int64_t pid, ExitStatus status);

@@ -113,6 +113,27 @@ TEST_F(CrashResumeTest, KilledAtTwentyFourPointsResumesWithNothingLostOrDuplicat
   EXPECT_GT(kinds_hit["trial_ended"], 0);
 }
 
+TEST_F(CrashResumeTest, ResumeRefusesASpecThatChangedHowItSearches) {
+  ASSERT_EQ(Shell(RunCommand("edited", "TUNE_FAULT_EXIT_AFTER_EVENTS=12")), 137);
+  fs::path dir = storage_ / "edited";
+  Json spec = Json::parse(Read(dir / "experiment.json"));
+  spec["space"]["lr"] = {{"loguniform", {0.001, 1.0}}};
+  std::ofstream(dir / "experiment.json") << spec.dump();
+  std::string resume = fmt::format("{}/tune resume {} >/dev/null 2>{}/err", TUNE_BIN_DIR,
+                                   dir.string(), storage_.string());
+  EXPECT_EQ(Shell(resume), 2);
+  EXPECT_THAT(Read(storage_ / "err"), ::testing::HasSubstr("tune: space: changed since"));
+  // Limits may change: more samples resume fine.
+  spec = Json::parse(Read(dir / "experiment.json"));
+  spec["space"]["lr"] = {{"loguniform", {0.01, 1.0}}};
+  spec["num_samples"] = 8;
+  std::ofstream(dir / "experiment.json") << spec.dump();
+  EXPECT_EQ(Shell(resume), 0) << Read(storage_ / "err");
+  int trials = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) trials += entry.is_directory();
+  EXPECT_EQ(trials, 8);
+}
+
 TEST_F(CrashResumeTest, ResumeRefusesWhatIsNotAnExperiment) {
   EXPECT_EQ(Shell(fmt::format("{}/tune resume {} 2>{}/err", TUNE_BIN_DIR, storage_.string(),
                               storage_.string())),
