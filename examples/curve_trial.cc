@@ -8,10 +8,11 @@
 // curve.
 //
 // Config keys (all optional): x1 in [-5, 10], x2 in [0, 15], lr > 0, max_epochs (10),
-// sleep_ms per epoch (0), noise (0.05), checkpoint (true): write checkpoint_<epoch>/state.json
+// sleep_ms per epoch (0), heartbeat_ms (0: none; else heartbeats during the sleep), noise (0.05), checkpoint (true): write checkpoint_<epoch>/state.json
 // each epoch and resume from TUNE_CHECKPOINT. Fault injection for tests: crash_at_epoch (exit 3
 // at that epoch unless resuming from a checkpoint), nan_at_epoch (report NaN), hang_at_epoch
 // (sleep forever), ignore_sigterm (only SIGKILL ends it), record_env (write env.json with CUDA_VISIBLE_DEVICES and the pid).
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -57,6 +58,7 @@ int main() {
     double lr = config.value("lr", 0.1);
     int max_epochs = config.value("max_epochs", 10);
     int sleep_ms = config.value("sleep_ms", 0);
+    int heartbeat_ms = config.value("heartbeat_ms", 0);
     double noise = config.value("noise", 0.05);
     bool checkpoint = config.value("checkpoint", true);
     const char* trial_dir = std::getenv("TUNE_TRIAL_DIR");
@@ -82,7 +84,13 @@ int main() {
     for (int epoch = 1; epoch < first_epoch; ++epoch) gaussian(rng);  // same noise after resume
 
     for (int epoch = first_epoch; epoch <= max_epochs; ++epoch) {
-      if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+      // A long "epoch": with heartbeat_ms set, say so to the tuner while it lasts.
+      for (int slept = 0; slept < sleep_ms;) {
+        int step = heartbeat_ms > 0 ? std::min(heartbeat_ms, sleep_ms - slept) : sleep_ms - slept;
+        std::this_thread::sleep_for(std::chrono::milliseconds(step));
+        slept += step;
+        if (heartbeat_ms > 0 && slept < sleep_ms) session->Heartbeat();
+      }
       if (epoch == config.value("crash_at_epoch", -1) && !session->resume_checkpoint()) {
         std::fprintf(stderr, "curve: simulated crash at epoch %d\n", epoch);
         return 3;

@@ -38,6 +38,7 @@ struct RunArgs {
   std::optional<std::string> storage;
   std::vector<std::string> overrides;
   bool multirun = false;
+  std::string report_host = "127.0.0.1";
 };
 
 int Run(const RunArgs& args) {
@@ -61,6 +62,7 @@ int Run(const RunArgs& args) {
   options.experiment_dir = spec.storage / spec.name;
   options.bin_dir = ExecutableDir();
   options.live_table = isatty(STDOUT_FILENO) != 0;
+  options.report_host = args.report_host;
   if (std::filesystem::exists(options.experiment_dir / "experiment.json")) {
     throw tune::SpecError(
         "name", fmt::format("experiment \"{}\" already exists in {}: continue it with `tune "
@@ -153,6 +155,9 @@ int main(int argc, char** argv) {
   run->add_option("--max-concurrent", run_args.max_concurrent, "Override max_concurrent");
   run->add_option("--name", run_args.name, "Experiment name (a directory under --storage)");
   run->add_option("--storage", run_args.storage, "Where experiments are written (tune_results)");
+  run->add_option("--report-host", run_args.report_host,
+                  "Address the report server binds (default 127.0.0.1; trials elsewhere still "
+                  "need their token)");
   run->add_flag("-m,--multirun", run_args.multirun,
                 "Turn key=a,b,c overrides into a grid over those values");
 

@@ -57,10 +57,16 @@ std::string FormatSeconds(double seconds) {
 // One accepted socket. Owned by Impl::connections_ while open and by the pending async operation
 // (a shared_ptr in each handler), so a handler finishing after a close still finds it alive.
 struct Connection : std::enable_shared_from_this<Connection> {
-  explicit Connection(tcp::socket s) : socket(std::move(s)), idle_timer(socket.get_executor()) {}
+  explicit Connection(tcp::socket s)
+      : socket(std::move(s)),
+        idle_timer(socket.get_executor()),
+        partial_timer(socket.get_executor()) {}
 
   tcp::socket socket;
   asio::steady_timer idle_timer;
+  asio::steady_timer partial_timer;
+  bool partial = false;               // bytes of an unfinished line are buffered
+  Clock::time_point partial_since;    // when that line began
   // Input: bytes [begin, end) of `in` are received and not yet handled; lines never span past
   // `end`, and [begin, scanned) is known to hold no newline.
   std::vector<char> in = std::vector<char>(kInitialBufferBytes);
@@ -114,6 +120,7 @@ class ReportServer::Impl {
       connection->closed = true;
       connection->socket.close(ignored);
       connection->idle_timer.cancel();
+      connection->partial_timer.cancel();
     }
   }
 
@@ -184,6 +191,23 @@ class ReportServer::Impl {
       ProtocolClose(connection,
                     "no hello within " + FormatSeconds(options_.hello_timeout_s) + " s");
     });
+  }
+
+  // Re-armed only when it fires: a line begun later than the deadline's line gets its own time.
+  void ArmPartialTimer(const std::shared_ptr<Connection>& connection, Clock::time_point since) {
+    auto timeout = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(options_.partial_line_timeout_s));
+    connection->partial_timer.expires_at(since + timeout);
+    connection->partial_timer.async_wait(
+        [this, connection, timeout](const boost::system::error_code& error) {
+          if (error || connection->closed || !connection->partial) return;
+          if (Clock::now() < connection->partial_since + timeout) {
+            ArmPartialTimer(connection, connection->partial_since);
+            return;
+          }
+          ProtocolClose(connection, "line not finished within " +
+                                        FormatSeconds(options_.partial_line_timeout_s) + " s");
+        });
   }
 
   Clock::duration IdleTimeout() const {
@@ -257,6 +281,13 @@ class ReportServer::Impl {
       LineTooLong(connection);
       return;
     }
+    if (c.end == c.begin) {
+      c.partial = false;
+    } else if (!c.partial) {
+      c.partial = true;
+      c.partial_since = Clock::now();
+      if (options_.partial_line_timeout_s > 0) ArmPartialTimer(connection, c.partial_since);
+    }
     if (!c.out.empty()) {
       // Usually the whole reply fits in the socket buffer: sending it now, rather than through
       // async_write, saves queueing a completion and an extra epoll_wait per report.
@@ -325,6 +356,8 @@ class ReportServer::Impl {
     } else if (std::holds_alternative<DoneMessage>(message)) {
       c.done = true;
       handler_.OnDone(c.trial_id);
+    } else if (std::holds_alternative<HeartbeatMessage>(message)) {
+      handler_.OnHeartbeat(c.trial_id);
     } else {
       ProtocolClose(connection, "hello sent twice");
     }
@@ -372,6 +405,7 @@ class ReportServer::Impl {
     connection->socket.shutdown(tcp::socket::shutdown_both, ignored);
     connection->socket.close(ignored);
     connection->idle_timer.cancel();
+    connection->partial_timer.cancel();
     connections_.erase(connection.get());
     if (!connection->authenticated) return;
     auto it = by_trial_.find(connection->trial_id);

@@ -34,6 +34,8 @@ class ReportServer {
     // A report; the returned decision is written back to the trial.
     virtual Decision OnReport(const std::string& trial_id, const ReportMessage& report) = 0;
     virtual void OnDone(const std::string& trial_id) = 0;
+    // A heartbeat: the trial is alive. No reply is sent.
+    virtual void OnHeartbeat(const std::string& trial_id) { (void)trial_id; }
     // The connection of an authenticated trial closed (after OnDone, or without it); called
     // exactly once per authenticated connection. When the close came from Disconnect() or
     // Close(), it is called on a later turn of the loop (never from inside those calls), and not
@@ -51,6 +53,9 @@ class ReportServer {
     // 0 = none; otherwise close connections that have not said a valid hello by then (used when
     // idle_timeout_s is 0: trials may legitimately stay silent for a long epoch once known).
     double hello_timeout_s = 0;
+    // 0 = none; otherwise close a connection that leaves a line unfinished this long (a slow or
+    // stuck client holding a partial line).
+    double partial_line_timeout_s = 0;
   };
 
   // Binds and starts accepting. Throws std::system_error when it cannot bind.

@@ -200,6 +200,7 @@ int Tuner::Run() {
   ReportServer::Options server_options;
   server_options.host = options_.report_host;
   server_options.hello_timeout_s = 10;
+  server_options.partial_line_timeout_s = 30;
   server_ = std::make_unique<ReportServer>(io_, static_cast<ReportServer::Handler&>(*this),
                                            server_options);
 
@@ -509,7 +510,7 @@ void Tuner::OnConnect(const std::string& trial_id, std::int64_t) {
   if (Find(trial_id, &index) == nullptr) return;
   if (spec_.trial_timeout_s > 0) {
     ArmWatchdog(index, spec_.trial_timeout_s,
-                fmt::format("sent no report for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
+                fmt::format("sent no report or heartbeat for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
   } else if (runtime_[index].watchdog) {
     runtime_[index].watchdog->cancel();
   }
@@ -551,7 +552,7 @@ Decision Tuner::OnReport(const std::string& trial_id, const ReportMessage& repor
     StopTrial(index);
   } else if (spec_.trial_timeout_s > 0) {
     ArmWatchdog(index, spec_.trial_timeout_s,
-                fmt::format("sent no report for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
+                fmt::format("sent no report or heartbeat for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
   }
   return decision;
 }
@@ -562,6 +563,18 @@ void Tuner::OnDone(const std::string& trial_id) {
 }
 
 void Tuner::OnDisconnect(const std::string&) {}
+
+void Tuner::OnHeartbeat(const std::string& trial_id) {
+  std::size_t index = 0;
+  Trial* trial = Find(trial_id, &index);
+  if (trial == nullptr || trial->status != TrialStatus::kRunning || spec_.trial_timeout_s <= 0 ||
+      runtime_[index].stop_requested) {
+    return;
+  }
+  ArmWatchdog(index, spec_.trial_timeout_s,
+              fmt::format("sent no report or heartbeat for {:g} s (trial_timeout_s)",
+                          spec_.trial_timeout_s));
+}
 
 void Tuner::OnProtocolError(const std::string& trial_id, const std::string& reason) {
   Log(fmt::format("closed a trial connection{}: {}",

@@ -93,6 +93,7 @@ class Tuner : private ReportServer::Handler {
   void OnConnect(const std::string& trial_id, std::int64_t pid) override;
   Decision OnReport(const std::string& trial_id, const ReportMessage& report) override;
   void OnDone(const std::string& trial_id) override;
+  void OnHeartbeat(const std::string& trial_id) override;
   void OnDisconnect(const std::string& trial_id) override;
   void OnProtocolError(const std::string& trial_id, const std::string& reason) override;
 

@@ -139,6 +139,11 @@ class Session:
             self.should_stop = True
         return action
 
+    def heartbeat(self):
+        """Tells the tuner the trial is alive (no reply), e.g. during a long epoch, so that
+        the experiment's trial_timeout_s does not kill it."""
+        self._send({"type": "heartbeat"})
+
     def done(self):
         """Tells the tuner the trial finished on its own, then closes the connection."""
         if self._sock is None:

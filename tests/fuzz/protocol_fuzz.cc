@@ -40,6 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    }
                  },
                  [](const tune::DoneMessage&) {},
+                 [](const tune::HeartbeatMessage&) {},
                  [](const tune::ProtocolError& error) {
                    if (error.reason.empty()) __builtin_trap();
                  },

@@ -287,10 +287,19 @@ TEST_F(TuneRunTest, HangingTrialIsKilledAfterTrialTimeout) {
                       "trial_timeout_s=1 max_failures=0 trainer.record_env=true");
   EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
   fs::path trial = run.dir / "t_00001";
-  EXPECT_THAT(ReadFile(trial / "error.txt"), HasSubstr("sent no report for 1 s"));
+  EXPECT_THAT(ReadFile(trial / "error.txt"), HasSubstr("sent no report or heartbeat for 1 s"));
   EXPECT_EQ(ReadJsonLines(trial / "result.json").size(), 1u);
   Json env = Json::parse(ReadFile(trial / "env.json"));
   EXPECT_NE(kill(env["pid"].get<pid_t>(), 0), 0) << "the hung trial must be gone";
+}
+
+TEST_F(TuneRunTest, HeartbeatsKeepASlowTrialAlive) {
+  RunOutput run = Run(Curve(),
+                      "--num-samples 1 scheduler=fifo trainer.max_epochs=2 trainer.sleep_ms=1500 "
+                      "trainer.heartbeat_ms=250 trial_timeout_s=1 max_failures=0");
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(ReadJsonLines(run.dir / "t_00001" / "result.json").size(), 2u);
+  EXPECT_FALSE(fs::exists(run.dir / "t_00001" / "error.txt"));
 }
 
 TEST_F(TuneRunTest, TrialThatNeverConnectsIsDetected) {

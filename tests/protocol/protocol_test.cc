@@ -192,4 +192,13 @@ TEST(ProtocolTest, Decisions) {
 }
 
 }  // namespace
+namespace {
+
+TEST(ProtocolHeartbeatTest, RoundTrips) {
+  EXPECT_TRUE(std::holds_alternative<HeartbeatMessage>(DecodeTrialMessage(EncodeHeartbeat())));
+  EXPECT_TRUE(std::holds_alternative<HeartbeatMessage>(
+      DecodeTrialMessage(R"({"type": "heartbeat", "extra": 1})")));
+}
+
+}  // namespace
 }  // namespace tune

@@ -239,6 +239,36 @@ TEST_F(ReportServerTest, HelloTimeoutClosesOnlyConnectionsThatNeverAuthenticate)
   EXPECT_EQ(known.ReadLine(), kContinue);
 }
 
+TEST_F(ReportServerTest, HeartbeatsReachTheHandlerWithoutAReply) {
+  StartServer();
+  RawClient client(port());
+  client.SendHello("t_1", "token1");
+  ASSERT_TRUE(client.Send(EncodeHeartbeat() + "\n"));
+  EXPECT_EQ(handler_.WaitFor("heartbeat t_1"), "heartbeat t_1");
+  // The next line the client reads is the reply to its report, not one to the heartbeat.
+  ASSERT_TRUE(client.SendReport(1));
+  EXPECT_EQ(client.ReadLine(), kContinue);
+}
+
+TEST_F(ReportServerTest, PartialLineTimeoutClosesAStuckClientOnly) {
+  ReportServer::Options options;
+  options.partial_line_timeout_s = 0.15;
+  handler_.stop_at_iter = 1 << 30;
+  StartServer(options);
+  RawClient stuck(port());
+  RawClient good(port());
+  stuck.SendHello("t_1", "token1");
+  good.SendHello("t_2", "token2");
+  ASSERT_TRUE(stuck.Send(R"({"type":"report","iter":1,"met)"));  // never finished
+  for (int iter = 1; iter <= 6; ++iter) {
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(good.SendReport(iter));
+    ASSERT_EQ(good.ReadLine(), kContinue) << "iter " << iter;
+  }
+  EXPECT_TRUE(stuck.WaitClosed(300ms));
+  EXPECT_THAT(handler_.WaitFor("error t_1"), HasSubstr("line not finished within 0.15 s"));
+}
+
 TEST_F(ReportServerTest, DisconnectFromInsideOnReport) {
   handler_.on_report = [this](const std::string& trial_id, const ReportMessage& report) {
     if (report.iter == 2) server_->Disconnect(trial_id);

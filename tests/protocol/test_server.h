@@ -101,6 +101,7 @@ class RecordingHandler : public ReportServer::Handler {
     return report.iter >= stop_at_iter ? Decision::kStop : Decision::kContinue;
   }
   void OnDone(const std::string& trial_id) override { Record("done " + trial_id); }
+  void OnHeartbeat(const std::string& trial_id) override { Record("heartbeat " + trial_id); }
   void OnDisconnect(const std::string& trial_id) override { Record("disconnect " + trial_id); }
   void OnProtocolError(const std::string& trial_id, const std::string& reason) override {
     Record("error " + trial_id + ": " + reason);

@@ -167,6 +167,7 @@ TrialMessage DecodeTrialMessage(std::string_view line) {
   if (type == "report") return DecodeReport(json);
   if (type == "hello") return DecodeHello(json);
   if (type == "done") return DoneMessage{};
+  if (type == "heartbeat") return HeartbeatMessage{};
   return ProtocolError{"unknown message type \"" + Printable(type) + "\""};
 }
 
@@ -185,6 +186,7 @@ std::string EncodeReport(const ReportMessage& report) {
 }
 
 std::string EncodeDone() { return R"({"type":"done"})"; }
+std::string EncodeHeartbeat() { return R"({"type":"heartbeat"})"; }
 
 std::string EncodeDecision(Decision decision) {
   return decision == Decision::kStop ? R"({"type":"decision","action":"stop"})"

@@ -3,6 +3,7 @@
 // Newline-delimited JSON over TCP, one connection per trial. The trial speaks first:
 //   {"type":"hello","trial_id":"t_00001","token":"...","pid":1234}
 //   {"type":"report","iter":3,"metrics":{"val_acc":0.81},"checkpoint":"/path"}   (checkpoint optional)
+//   {"type":"heartbeat"}   (no reply: "still alive" during a long epoch, for trial_timeout_s)
 //   {"type":"done"}
 // The tuner answers every report with exactly one line:
 //   {"type":"decision","action":"continue"}   or   {"type":"decision","action":"stop"}
@@ -48,12 +49,14 @@ struct ReportMessage {
 };
 
 struct DoneMessage {};
+struct HeartbeatMessage {};
 
 struct ProtocolError {
   std::string reason;  // e.g. "invalid JSON at byte 12: ...", "report.metrics must be an object"
 };
 
-using TrialMessage = std::variant<HelloMessage, ReportMessage, DoneMessage, ProtocolError>;
+using TrialMessage =
+    std::variant<HelloMessage, ReportMessage, DoneMessage, HeartbeatMessage, ProtocolError>;
 
 // Decodes one line (without its newline) sent by a trial.
 TrialMessage DecodeTrialMessage(std::string_view line);
@@ -62,6 +65,7 @@ TrialMessage DecodeTrialMessage(std::string_view line);
 std::string EncodeHello(const HelloMessage& hello);
 std::string EncodeReport(const ReportMessage& report);
 std::string EncodeDone();
+std::string EncodeHeartbeat();
 std::string EncodeDecision(Decision decision);
 
 // Decodes the tuner's reply line; nullopt if it is not a valid decision.

@@ -84,6 +84,8 @@ class Session::Impl {
     return *decision;
   }
 
+  void Heartbeat() { WriteLine(EncodeHeartbeat()); }
+
   void Done() {
     WriteLine(EncodeDone());
     Close();
@@ -181,6 +183,13 @@ Decision Session::Report(std::int64_t iter, const Json& metrics,
   report.metrics = metrics;
   report.checkpoint = checkpoint;
   return impl_->Report(report);
+}
+
+void Session::Heartbeat() {
+  if (!impl_->is_open()) {
+    throw std::runtime_error("tune: the session is closed (after Done() or a lost connection)");
+  }
+  impl_->Heartbeat();
 }
 
 void Session::Done() {

@@ -43,6 +43,9 @@ class Session {
   // the connection.
   Decision Report(std::int64_t iter, const Json& metrics,
                   const std::optional<std::string>& checkpoint = std::nullopt);
+  // Tells the tuner the trial is alive without reporting (no reply), so a long epoch does not
+  // trip the experiment's trial_timeout_s.
+  void Heartbeat();
   // Tells the tuner the trial finished on its own; the connection is closed afterwards.
   void Done();
 
