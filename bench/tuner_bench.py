@@ -44,8 +44,9 @@ def overhead(bin_dir, storage, trials, slots, trial_s):
     return wall, ideal
 
 
-def flood(bin_dir, storage, name, trials, reports):
+def flood(bin_dir, storage, name, trials, reports, fsync="never"):
     spec = base_spec(name, {"mode": "flood", "reports": reports}, trials)
+    spec["journal_fsync"] = fsync
     _, exp_dir = run_tune(bin_dir, spec, storage, ["--cpus", str(trials)])
     stats = []
     for trial in sorted(os.listdir(exp_dir)):
@@ -77,6 +78,11 @@ def main():
         print(f"(b) throughput: {clients} clients x {reports} reports, logging on: {rate:,.0f} reports/s")
         rate1, p50, p99 = flood(args.bin, storage, "latency", 1, 20000 if not args.quick else 2000)
         print(f"(c) round trip, 1 client: p50 {p50:.1f} us, p99 {p99:.1f} us ({rate1:,.0f} reports/s)")
+        for fsync in ("never", "interval", "always"):
+            n = 500 if args.quick else 5000
+            rate, p50, p99 = flood(args.bin, storage, "fsync_" + fsync, 1, n, fsync)
+            print(f"(d) journal_fsync={fsync}: 1 client x {n} reports: p50 {p50:.1f} us, "
+                  f"p99 {p99:.1f} us, {rate:,.0f} reports/s")
     finally:
         shutil.rmtree(storage, ignore_errors=True)
 
