@@ -2,12 +2,16 @@
 // /work/shared/baselines/optuna/bench_quality.py, time per suggestion, and a multi-fidelity run
 // under ASHA. Prints tables; see bench/README-tpe.md.
 //
-// Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20]
+// Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20] [only=SUBSTRING]
+// `only` keeps the runs whose "/function/sampler/" contains it, e.g. "/tpe/" (univariate TPE
+// only) or "/branin/" (speed runs are named "/speed/sampler/"). For speed, a seeds argument
+// >= 100 is the largest trial count to time (tune-bench-tpe speed 2000 /speed/tpe/).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <string>
@@ -144,13 +148,18 @@ std::string Cell(const std::vector<double>& values) {
   return text;
 }
 
-void Quality(int seeds, const std::vector<Variant>& variants) {
+bool Keep(const std::string& only, const char* function, const char* sampler) {
+  return (std::string("/") + function + "/" + sampler + "/").find(only) != std::string::npos;
+}
+
+void Quality(int seeds, const std::vector<Variant>& variants, const std::string& only) {
   const std::vector<int> checkpoints = {25, 50, 100, 200};
   std::printf("## Regret: median [IQR] over %d seeds (sequential trials)\n\n", seeds);
   std::printf("| function | sampler | 25 | 50 | 100 | 200 |\n|---|---|---|---|---|---|\n");
   for (const Problem& problem : Problems()) {
     Space space = ParseSpace(Json::parse(problem.space));
     for (const Variant& variant : variants) {
+      if (!Keep(only, problem.name, variant.name)) continue;
       std::vector<std::vector<double>> at(checkpoints.size());
       for (int seed = 0; seed < seeds; ++seed) {
         auto searcher = Make(space, variant, static_cast<std::uint64_t>(seed), 200);
@@ -179,6 +188,12 @@ void Quality(int seeds, const std::vector<Variant>& variants) {
   std::printf("\n");
 }
 
+double ThreadCpuMs() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) * 1e3 + static_cast<double>(now.tv_nsec) * 1e-6;
+}
+
 // The 6-parameter space of bench_sampler_speed.py.
 const char* kSpeedSpace = R"({
   "lr": {"loguniform": [1e-5, 1e-1]}, "wd": {"loguniform": [1e-6, 1e-2]},
@@ -193,23 +208,36 @@ double SpeedObjective(const Json& c) {
          std::pow(u2 - 0.25, 2) + 0.01 * std::pow(n - 20, 2) + off.at(c["c"].get<std::string>());
 }
 
-void Speed(const std::vector<Variant>& variants) {
-  const std::vector<int> checkpoints = {100, 500, 1000, 2000, 5000};
+void Speed(const std::vector<Variant>& variants, const std::string& only, int last) {
+  std::vector<int> checkpoints;
+  for (int cp : {100, 500, 1000, 2000, 5000}) {
+    if (cp <= last) checkpoints.push_back(cp);
+  }
+  const int total = checkpoints.back();
   constexpr int kWindow = 50;
-  std::printf("## Time per suggestion (ms), mean of Suggest() over the %d trials ending at N\n\n",
+  std::printf("## Time per suggestion (ms) over the %d trials ending at N: wall-clock mean "
+              "(median), then mean thread CPU time (not inflated by preemption on a loaded "
+              "machine)\n\n",
               kWindow);
-  std::printf("| sampler | 100 | 500 | 1000 | 2000 | 5000 |\n|---|---|---|---|---|---|\n");
+  std::printf("| sampler |");
+  for (int cp : checkpoints) std::printf(" %d |", cp);
+  std::printf("\n|---|");
+  for (std::size_t i = 0; i < checkpoints.size(); ++i) std::printf("---|");
+  std::printf("\n");
   Space space = ParseSpace(Json::parse(kSpeedSpace));
   for (const Variant& variant : variants) {
-    auto searcher = Make(space, variant, 0, 5000);
-    std::vector<double> ms;
-    for (int t = 1; t <= 5000; ++t) {
+    if (!Keep(only, "speed", variant.name)) continue;
+    auto searcher = Make(space, variant, 0, total);
+    std::vector<double> ms, cpu_ms;
+    for (int t = 1; t <= total; ++t) {
       std::string id = "t" + std::to_string(t);
       auto start = std::chrono::steady_clock::now();
+      const double cpu_start = ThreadCpuMs();
       Json config = searcher->Suggest(id).config;
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                              start)
                        .count());
+      cpu_ms.push_back(ThreadCpuMs() - cpu_start);
       Result result;
       result.training_iteration = 1;
       result.metrics["loss"] = SpeedObjective(config);
@@ -218,9 +246,11 @@ void Speed(const std::vector<Variant>& variants) {
     }
     std::printf("| %s |", variant.name);
     for (int cp : checkpoints) {
-      double sum = 0;
-      for (int i = cp - kWindow; i < cp; ++i) sum += ms[static_cast<std::size_t>(i)];
-      std::printf(" %.3f |", sum / kWindow);
+      std::vector<double> window(ms.begin() + (cp - kWindow), ms.begin() + cp);
+      double sum = 0, cpu = 0;
+      for (double v : window) sum += v;
+      for (int i = cp - kWindow; i < cp; ++i) cpu += cpu_ms[static_cast<std::size_t>(i)];
+      std::printf(" %.3f (%.3f) %.3f |", sum / kWindow, Quantile(window, 0.5), cpu / kWindow);
     }
     std::printf("\n");
     std::fflush(stdout);
@@ -319,13 +349,16 @@ void Fidelity(int seeds) {
 int main(int argc, char** argv) {
   std::string what = argc > 1 ? argv[1] : "all";
   int seeds = argc > 2 ? std::atoi(argv[2]) : 20;
+  const std::string only = argc > 3 ? argv[3] : "";
   const std::vector<tune::Variant> variants = {
       {"random", R"({"algorithm": "random"})"},
       {"tpe", R"({"algorithm": "tpe"})"},
       {"tpe multivariate", R"({"algorithm": "tpe", "multivariate": true})"},
   };
-  if (what == "quality" || what == "all") tune::Quality(seeds, variants);
-  if (what == "speed" || what == "all") tune::Speed(variants);
+  if (what == "quality" || what == "all") tune::Quality(seeds, variants, only);
+  if (what == "speed" || what == "all") {
+    tune::Speed(variants, only, argc > 2 && seeds >= 100 ? seeds : 5000);
+  }
   if (what == "fidelity" || what == "all") tune::Fidelity(seeds);
   return 0;
 }

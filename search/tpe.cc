@@ -24,6 +24,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kMaxBinnedValues = 1000;
 // Normal domains are searched within mean +- this many sd.
 constexpr double kNormalReach = 5;
+// Beyond this many sd a normal's tail mass (< 1e-17) is below double resolution next to 1.
+constexpr double kFarZ = 8.5;
 
 // ---- random numbers (portable, as in space.cc) -------------------------------------------------
 
@@ -212,6 +214,15 @@ struct NumericKernels {
   std::vector<Eigen::Index> distinct_of;  // kernel -> index into the distinct_ arrays
   ArrayXd distinct_mu, distinct_inv_sigma, distinct_log_norm;
   ArrayXd distinct_coef;  // summed coef of the kernels sharing the pair
+  // Continuous dimensions, for the float fast path: mu as (mu - low) / range, range / sigma.
+  Eigen::ArrayXf unit_mu, unit_inv_sigma, coef_f;
+  // Univariate continuous dimensions with many kernels: the kernels split into a few "wide" ones
+  // (always evaluated, the prior among them) and "narrow" ones (sigma <= a cap) sorted by mu, of
+  // which only those within `reach` (unit coordinates) of x are evaluated (see BuildWindow).
+  bool windowed = false;
+  float reach = 0;
+  Eigen::ArrayXf narrow_mu, narrow_inv_sigma, narrow_coef;
+  Eigen::ArrayXf wide_mu, wide_inv_sigma, wide_coef;
 };
 
 // Kernels of one categorical dimension. Kernel k (an observation) puts
@@ -230,25 +241,43 @@ void FindDistinct(NumericKernels* kernels) {
       return std::hash<double>()(p.first) * 31 + std::hash<double>()(p.second);
     }
   };
-  std::unordered_map<std::pair<double, double>, Eigen::Index, PairHash> seen;
   const Eigen::Index n = kernels->mu.size();
   kernels->distinct_of.resize(static_cast<std::size_t>(n));
   std::vector<double> mu, sigma;
-  for (Eigen::Index k = 0; k < n; ++k) {
-    auto [it, inserted] = seen.emplace(std::make_pair(kernels->mu[k], kernels->sigma[k]),
-                                       static_cast<Eigen::Index>(mu.size()));
-    if (inserted) {
-      mu.push_back(kernels->mu[k]);
-      sigma.push_back(kernels->sigma[k]);
+  // Univariate kernels come sorted by mu (the prior last): equal pairs then lie in one run of
+  // equal mus, searched linearly (a run holds very few distinct sigmas). Otherwise hash.
+  const ArrayXd& all_mu = kernels->mu;
+  if (n < 2 || std::is_sorted(all_mu.data(), all_mu.data() + n - 1)) {
+    std::size_t run = 0;
+    for (Eigen::Index k = 0; k < n; ++k) {
+      const double m = all_mu[k], s = kernels->sigma[k];
+      if (k == 0 || m != all_mu[k - 1]) run = mu.size();
+      std::size_t j = run;
+      while (j < mu.size() && !(mu[j] == m && sigma[j] == s)) ++j;
+      if (j == mu.size()) {
+        mu.push_back(m);
+        sigma.push_back(s);
+      }
+      kernels->distinct_of[static_cast<std::size_t>(k)] = static_cast<Eigen::Index>(j);
     }
-    kernels->distinct_of[static_cast<std::size_t>(k)] = it->second;
+  } else {
+    std::unordered_map<std::pair<double, double>, Eigen::Index, PairHash> seen;
+    for (Eigen::Index k = 0; k < n; ++k) {
+      auto [it, inserted] = seen.emplace(std::make_pair(kernels->mu[k], kernels->sigma[k]),
+                                         static_cast<Eigen::Index>(mu.size()));
+      if (inserted) {
+        mu.push_back(kernels->mu[k]);
+        sigma.push_back(kernels->sigma[k]);
+      }
+      kernels->distinct_of[static_cast<std::size_t>(k)] = it->second;
+    }
   }
   const auto m = static_cast<Eigen::Index>(mu.size());
   kernels->distinct_mu = Eigen::Map<const ArrayXd>(mu.data(), m);
   kernels->distinct_inv_sigma = Eigen::Map<const ArrayXd>(sigma.data(), m).inverse();
 }
 
-void Finish(const Dim& dim, NumericKernels* kernels) {
+void Finish(const Dim& dim, NumericKernels* kernels, bool width_free) {
   if (dim.binned) {
     FindDistinct(kernels);
     const ArrayXd& mu = kernels->distinct_mu;
@@ -266,10 +295,32 @@ void Finish(const Dim& dim, NumericKernels* kernels) {
     kernels->coef = kernels->weight * kernels->log_norm.exp();
   } else {
     kernels->inv_sigma = kernels->sigma.inverse();
-    ArrayXd za = (dim.low - kernels->mu) * kernels->inv_sigma;
-    ArrayXd zb = (dim.high - kernels->mu) * kernels->inv_sigma;
-    kernels->log_norm = -StdNormalMass(za, zb).log() - kernels->sigma.log() - kLogSqrt2Pi;
+    // The truncation mass of each kernel; most kernels are narrow and far from both bounds,
+    // where it is 1 to double precision, so only the others pay for erfc.
+    kernels->log_norm.resize(kernels->mu.size());
+    for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
+      const double za = (dim.low - kernels->mu[k]) * kernels->inv_sigma[k];
+      const double zb = (dim.high - kernels->mu[k]) * kernels->inv_sigma[k];
+      double log_mass = 0;
+      if (za > -kFarZ || zb < kFarZ) {
+        double mass;
+        if (za >= 0) {
+          mass = 0.5 * (std::erfc(za * M_SQRT1_2) - std::erfc(zb * M_SQRT1_2));
+        } else if (zb <= 0) {
+          mass = 0.5 * (std::erfc(-zb * M_SQRT1_2) - std::erfc(-za * M_SQRT1_2));
+        } else {
+          mass = 1.0 - 0.5 * (std::erfc(-za * M_SQRT1_2) + std::erfc(zb * M_SQRT1_2));
+        }
+        log_mass = std::log(std::max(mass, 1e-300));
+      }
+      kernels->log_norm[k] = -log_mass - kLogSqrt2Pi;
+    }
+    if (!width_free) kernels->log_norm -= kernels->sigma.log();
     kernels->coef = kernels->weight * kernels->log_norm.exp();
+    const double range = dim.high - dim.low;
+    kernels->unit_mu = ((kernels->mu - dim.low) / range).cast<float>();
+    kernels->unit_inv_sigma = (kernels->inv_sigma * range).cast<float>();
+    kernels->coef_f = kernels->coef.cast<float>();
   }
   kernels->cumulative.resize(static_cast<std::size_t>(kernels->weight.size()));
   double sum = 0;
@@ -279,11 +330,65 @@ void Finish(const Dim& dim, NumericKernels* kernels) {
   }
 }
 
+// Prepares the windowed evaluation of a univariate continuous mixture whose observation kernels
+// (all but the last, the prior) are sorted by mu. A kernel at z = |x - mu| / sigma > c adds at
+// most coef exp(-c^2 / 2) to the density, and the density is at least the prior's term
+// coef_prior exp(-z_prior^2 / 2) (z_prior <= the prior's reach to the farther bound); c is chosen
+// so that all kernels skipped together add less than kWindowError of the density. Narrow kernels
+// (sigma <= cap) farther than c * cap from x are skipped; wide ones are always evaluated. The cap
+// is the sigma below which 15/16 of the kernels lie (with the magic clip most kernels share the
+// smallest sigma), so at most n/16 kernels are wide.
+constexpr double kWindowError = 1e-6;
+constexpr Eigen::Index kWindowMinKernels = 128;
+
+void BuildWindow(NumericKernels* kernels) {
+  const Eigen::Index n = kernels->mu.size() - 1;  // observation kernels; the prior is at n
+  if (n < kWindowMinKernels) return;
+  const Eigen::ArrayXf& mu = kernels->unit_mu;
+  const Eigen::ArrayXf& inv_sigma = kernels->unit_inv_sigma;
+  const Eigen::ArrayXf& coef = kernels->coef_f;
+  std::vector<float> sigmas(static_cast<std::size_t>(n));
+  for (Eigen::Index k = 0; k < n; ++k) sigmas[static_cast<std::size_t>(k)] = 1.0f / inv_sigma[k];
+  const auto at = static_cast<std::ptrdiff_t>(n - n / 16 - 1);
+  std::nth_element(sigmas.begin(), sigmas.begin() + at, sigmas.end());
+  const float cap = sigmas[static_cast<std::size_t>(at)];
+  const double prior_z = std::max(std::fabs(static_cast<double>(mu[n])),
+                                  std::fabs(1.0 - static_cast<double>(mu[n]))) *
+                         static_cast<double>(inv_sigma[n]);
+  const double floor = static_cast<double>(coef[n]) * std::exp(-0.5 * prior_z * prior_z);
+  const double total = coef.cast<double>().sum();
+  if (!(floor > 0) || !std::isfinite(total)) return;
+  const double c = std::sqrt(2.0 * std::log(std::max(total / (kWindowError * floor), 1.0)));
+  Eigen::Index n_narrow = 0;
+  for (Eigen::Index k = 0; k < n; ++k) n_narrow += 1.0f / inv_sigma[k] <= cap;
+  const Eigen::Index n_wide = n - n_narrow + 1;  // and the prior
+  kernels->narrow_mu.resize(n_narrow);
+  kernels->narrow_inv_sigma.resize(n_narrow);
+  kernels->narrow_coef.resize(n_narrow);
+  kernels->wide_mu.resize(n_wide);
+  kernels->wide_inv_sigma.resize(n_wide);
+  kernels->wide_coef.resize(n_wide);
+  Eigen::Index i_narrow = 0, i_wide = 0;
+  for (Eigen::Index k = 0; k <= n; ++k) {
+    if (k < n && 1.0f / inv_sigma[k] <= cap) {
+      kernels->narrow_mu[i_narrow] = mu[k];
+      kernels->narrow_inv_sigma[i_narrow] = inv_sigma[k];
+      kernels->narrow_coef[i_narrow++] = coef[k];
+    } else {
+      kernels->wide_mu[i_wide] = mu[k];
+      kernels->wide_inv_sigma[i_wide] = inv_sigma[k];
+      kernels->wide_coef[i_wide++] = coef[k];
+    }
+  }
+  kernels->reach = static_cast<float>(c * static_cast<double>(cap)) * 1.0001f;
+  kernels->windowed = true;
+}
+
 // `mus` sorted ascending with their raw weights; univariate widths from neighbour gaps, or a
 // fixed Scott-like width when `scott_sigma` > 0 (then `mus` need not be sorted).
 NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& mus,
                           const std::vector<double>& raw_weights, const TpeOptions& options,
-                          double scott_sigma) {
+                          double scott_sigma, bool width_free) {
   const std::size_t n = mus.size();
   const double range = dim.high - dim.low;
   NumericKernels kernels;
@@ -335,7 +440,8 @@ NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& mus,
     s = std::clamp(s, min_sigma, range);
   }
   kernels.sigma[static_cast<Eigen::Index>(n)] = dim.prior_sigma;
-  Finish(dim, &kernels);
+  Finish(dim, &kernels, width_free);
+  if (scott_sigma <= 0 && !dim.binned) BuildWindow(&kernels);
   return kernels;
 }
 
@@ -430,6 +536,17 @@ double LogSumExp(const ArrayXd& values) {
   return top + std::log((values - top).exp().sum());
 }
 
+// sum_k coef_k exp(-((x - mu_k) inv_sigma_k)^2 / 2) in float. The exponent goes through a
+// scratch array: an assignment loop inlines Eigen's packet exp, a reduction over the whole
+// expression does not.
+template <typename A>
+double SumKernels(const A& mu, const A& inv_sigma, const A& coef, float x) {
+  thread_local Eigen::ArrayXf scratch;
+  scratch.resize(mu.size());
+  scratch = (-0.5f * ((x - mu) * inv_sigma).square()).exp();
+  return static_cast<double>((coef * scratch).sum());
+}
+
 // log of the univariate mixture density at x.
 double MixtureLogDensity(const Dim& dim, const NumericKernels& kernels, double x) {
   double sum;
@@ -442,7 +559,25 @@ double MixtureLogDensity(const Dim& dim, const NumericKernels& kernels, double x
                          (b - kernels.distinct_mu) * kernels.distinct_inv_sigma))
               .sum();
   } else {
-    sum = (kernels.coef * (-0.5 * ((x - kernels.mu) * kernels.inv_sigma).square()).exp()).sum();
+    // Float arithmetic (4 exps per SSE instruction), in unit coordinates so that a domain far
+    // from 0 keeps its resolution; relative error ~1e-6, far below what decides the argmax.
+    // Falls back to double log-sum-exp when every kernel underflows.
+    const auto unit_x = static_cast<float>((x - dim.low) / (dim.high - dim.low));
+    if (kernels.windowed) {
+      const float* begin = kernels.narrow_mu.data();
+      const float* end = begin + kernels.narrow_mu.size();
+      const float* lo = std::lower_bound(begin, end, unit_x - kernels.reach);
+      const float* hi = std::upper_bound(lo, end, unit_x + kernels.reach);
+      const Eigen::Index first = lo - begin, count = hi - lo;
+      sum = SumKernels(kernels.narrow_mu.segment(first, count),
+                       kernels.narrow_inv_sigma.segment(first, count),
+                       kernels.narrow_coef.segment(first, count), unit_x) +
+            SumKernels(kernels.wide_mu, kernels.wide_inv_sigma, kernels.wide_coef, unit_x);
+    } else {
+      sum = SumKernels(kernels.unit_mu, kernels.unit_inv_sigma, kernels.coef_f, unit_x);
+    }
+    if (sum > 1e-30 && std::isfinite(sum)) return std::log(sum);
+    sum = 0;
   }
   if (sum > 0 && std::isfinite(sum)) return std::log(sum);
   return LogSumExp(kernels.weight.log() + KernelLogDensity(dim, kernels, x));
@@ -463,6 +598,7 @@ class TpeSearcher : public Searcher {
         points_(std::move(points)) {
     for (const Parameter& parameter : space_.parameters()) dims_.push_back(MakeDim(parameter));
     sorted_.resize(dims_.size());
+    sorted_x_.resize(dims_.size());
     std::mt19937_64 scratch(0);
     template_ = space_.Sample(scratch, 0);
   }
@@ -553,11 +689,11 @@ class TpeSearcher : public Searcher {
     index_.emplace(trial_id, index);
     for (std::size_t d = 0; d < dims_.size(); ++d) {
       auto& order = sorted_[d];
+      auto& coordinates = sorted_x_[d];
       const double x = trials_[index].x[d];
-      auto it = std::upper_bound(order.begin(), order.end(), x, [&](double v, std::size_t t) {
-        return v < trials_[t].x[d];
-      });
-      order.insert(it, index);
+      auto at = std::upper_bound(coordinates.begin(), coordinates.end(), x) - coordinates.begin();
+      order.insert(order.begin() + at, index);
+      coordinates.insert(coordinates.begin() + at, x);
     }
   }
 
@@ -664,6 +800,9 @@ class TpeSearcher : public Searcher {
       if (g == kBelow) ++n_below;
       if (g == kAbove) ++n_above;
     }
+    // Width-free scoring only without liars: it dilutes the narrow kernels of pending trials,
+    // which is what keeps concurrent suggestions apart (see tpe.h).
+    width_free_ = tpe_.width_free_density && n_below + n_above == real;
     const std::vector<double> weights = Weights(group, n_below, n_above);
     std::vector<double> chosen(dims_.size(), 0.0);
     if (tpe_.multivariate) {
@@ -686,11 +825,19 @@ class TpeSearcher : public Searcher {
                     const std::vector<double>& weights) {
     const Dim& dim = dims_[d];
     if (dim.fixed) return dim.categorical ? 0.0 : dim.low;
-    std::vector<double> mus[2], raw[2];
-    for (std::size_t t : sorted_[d]) {
+    std::vector<double>* mus = mus_;
+    std::vector<double>* raw = raw_;
+    for (int g = 0; g < 2; ++g) {
+      mus[g].clear();
+      raw[g].clear();
+    }
+    const std::vector<std::size_t>& order = sorted_[d];
+    const std::vector<double>& coordinates = sorted_x_[d];
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const std::size_t t = order[i];
       if (group[t] == kNone) continue;
       auto g = static_cast<std::size_t>(group[t]);
-      mus[g].push_back(trials_[t].x[d]);
+      mus[g].push_back(coordinates[i]);
       raw[g].push_back(weights[t]);
     }
     const int candidates = tpe_.n_ei_candidates;
@@ -712,12 +859,22 @@ class TpeSearcher : public Searcher {
       }
       return best;
     }
-    NumericKernels below = FitNumeric(dim, mus[0], raw[0], tpe_, 0);
-    NumericKernels above = FitNumeric(dim, mus[1], raw[1], tpe_, 0);
+    NumericKernels below = FitNumeric(dim, mus[0], raw[0], tpe_, 0, width_free_);
+    NumericKernels above = FitNumeric(dim, mus[1], raw[1], tpe_, 0, width_free_);
+    // Binned dimensions repeat candidates (few values): each distinct one is scored once.
+    std::vector<std::pair<double, double>> scored;
     for (int i = 0; i < candidates; ++i) {
       auto k = static_cast<Eigen::Index>(Pick(below.cumulative, rng_));
       double x = SampleKernel(dim, below, k, rng_);
-      double score = MixtureLogDensity(dim, below, x) - MixtureLogDensity(dim, above, x);
+      double score = 0;
+      auto seen = std::find_if(scored.begin(), scored.end(),
+                               [&](const std::pair<double, double>& p) { return p.first == x; });
+      if (dim.binned && seen != scored.end()) {
+        score = seen->second;
+      } else {
+        score = MixtureLogDensity(dim, below, x) - MixtureLogDensity(dim, above, x);
+        if (dim.binned) scored.emplace_back(x, score);
+      }
       if (score > best_score) {
         best_score = score;
         best = x;
@@ -760,7 +917,8 @@ class TpeSearcher : public Searcher {
           const double min_sigma =
               range / std::min(100.0, static_cast<double>(members.size() + 2));
           numeric[g][d] =
-              FitNumeric(dim, mus, raw, tpe_, std::clamp(scale * range, min_sigma, range));
+              FitNumeric(dim, mus, raw, tpe_, std::clamp(scale * range, min_sigma, range),
+                         width_free_);
         }
       }
     }
@@ -836,6 +994,9 @@ class TpeSearcher : public Searcher {
   std::vector<Trial> trials_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<std::vector<std::size_t>> sorted_;  // per dimension: trials by coordinate
+  std::vector<std::vector<double>> sorted_x_;     // per dimension: the sorted coordinates
+  std::vector<double> mus_[2], raw_[2];           // ProposeOne's buffers (good, bad)
+  bool width_free_ = false;                        // this suggestion's scoring rule
 };
 
 std::string Child(const std::string& path, const std::string& key) {
