@@ -99,6 +99,9 @@ void ReadModel(ObjectReader& top, TrainerConfig& config) {
     reader.Read("activation", model.activation);
     reader.Read("dropout", model.dropout);
     reader.Read("batch_norm", model.batch_norm);
+    reader.Read("embedding_dim", model.embedding_dim);
+    reader.Read("bidirectional", model.bidirectional);
+    reader.Read("pooling", model.pooling);
     reader.RejectUnknown();
   }
   // Flat spellings (search-space values) override the nested ones.
@@ -108,7 +111,11 @@ void ReadModel(ObjectReader& top, TrainerConfig& config) {
   top.Read("activation", model.activation);
   top.Read("dropout", model.dropout);
   top.Read("batch_norm", model.batch_norm);
-  RequireOneOf(model.type, {"mlp", "cnn"}, "model.type");
+  top.Read("embedding_dim", model.embedding_dim);
+  top.Read("bidirectional", model.bidirectional);
+  RequireOneOf(model.type, {"mlp", "cnn", "gru", "lstm"}, "model.type");
+  RequireOneOf(model.pooling, {"last", "mean"}, "model.pooling");
+  Require(model.embedding_dim >= 1, "model.embedding_dim", "must be >= 1");
   RequireOneOf(model.activation, {"relu", "gelu", "tanh", "silu", "leaky_relu"}, "model.activation");
   Require(model.hidden >= 1, "model.hidden", "must be >= 1");
   Require(model.layers >= 0, "model.layers", "must be >= 0");
@@ -187,6 +194,42 @@ void ReadEarlyStopping(ObjectReader& top, TrainerConfig& config) {
   Require(e.patience >= 1, "early_stopping.patience", "must be >= 1");
 }
 
+void ReadSequence(ObjectReader& top, TrainerConfig& config) {
+  SequenceConfig& s = config.sequence;
+  if (top.Has("sequence")) {
+    ObjectReader reader(top.Get("sequence"), "sequence");
+    reader.Read("train_size", s.train_size);
+    reader.Read("val_size", s.val_size);
+    reader.Read("min_length", s.min_length);
+    reader.Read("max_length", s.max_length);
+    reader.Read("vocab", s.vocab);
+    reader.Read("seed", s.seed);
+    reader.Read("bucket_by_length", s.bucket_by_length);
+    reader.RejectUnknown();
+  }
+  Require(s.train_size >= 1, "sequence.train_size", "must be >= 1");
+  Require(s.val_size >= 0, "sequence.val_size", "must be >= 0");
+  Require(s.min_length >= 1, "sequence.min_length", "must be >= 1");
+  Require(s.max_length >= s.min_length, "sequence.max_length", "must be >= min_length");
+  Require(s.vocab >= 3, "sequence.vocab", "must be >= 3 (the rules look at tokens 1..3)");
+}
+
+void ReadScaler(ObjectReader& top, TrainerConfig& config) {
+  ScalerConfig& s = config.scaler;
+  if (top.Has("scaler")) {
+    ObjectReader reader(top.Get("scaler"), "scaler");
+    reader.Read("init_scale", s.init_scale);
+    reader.Read("growth_factor", s.growth_factor);
+    reader.Read("backoff_factor", s.backoff_factor);
+    reader.Read("growth_interval", s.growth_interval);
+    reader.RejectUnknown();
+  }
+  Require(s.init_scale > 0, "scaler.init_scale", "must be > 0");
+  Require(s.growth_factor > 1, "scaler.growth_factor", "must be > 1");
+  Require(s.backoff_factor > 0 && s.backoff_factor < 1, "scaler.backoff_factor", "must be in (0, 1)");
+  Require(s.growth_interval >= 1, "scaler.growth_interval", "must be >= 1");
+}
+
 }  // namespace
 
 TrainerConfig ParseTrainerConfig(const Json& json) {
@@ -199,6 +242,8 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   ReadOptimizer(top, config);
   ReadSchedule(top, config);
   ReadEarlyStopping(top, config);
+  ReadSequence(top, config);
+  ReadScaler(top, config);
   top.Read("batch_size", config.batch_size);
   top.Read("val_batch_size", config.val_batch_size);
   top.Read("max_epochs", config.max_epochs);
@@ -226,8 +271,15 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   top.Skip("description");
   top.RejectUnknown();
 
-  RequireOneOf(config.dataset, {"mnist", "fashion_mnist"}, "dataset");
-  RequireOneOf(config.precision, {"32", "bf16-mixed"}, "precision");
+  RequireOneOf(config.dataset, {"mnist", "fashion_mnist", "parity_seq", "majority_seq"}, "dataset");
+  const bool sequence_data = IsSequenceDataset(config.dataset);
+  const bool sequence_model = config.model.type == "gru" || config.model.type == "lstm";
+  if (sequence_data != sequence_model) {
+    throw ConfigError("model.type: \"" + config.model.type + "\" does not fit dataset \"" + config.dataset +
+                      "\" (gru/lstm for parity_seq/majority_seq, mlp/cnn for images)");
+  }
+  if (sequence_model) Require(config.model.layers >= 1, "model.layers", "must be >= 1 for gru/lstm");
+  RequireOneOf(config.precision, {"32", "bf16-mixed", "16-mixed"}, "precision");
   RequireOneOf(config.profiler, {"none", "simple"}, "profiler");
   Require(config.batch_size >= 1, "batch_size", "must be >= 1");
   Require(config.val_batch_size >= 1, "val_batch_size", "must be >= 1");
@@ -241,6 +293,10 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   Require(config.val_subset >= 0, "val_subset", "must be >= 0");
   Require(config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
   return config;
+}
+
+bool IsSequenceDataset(const std::string& dataset) {
+  return dataset == "parity_seq" || dataset == "majority_seq";
 }
 
 void ApplyOverride(Json& config, const std::string& assignment) {

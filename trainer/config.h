@@ -23,13 +23,35 @@ class ConfigError : public std::runtime_error {
 };
 
 struct ModelConfig {
-  std::string type = "mlp";  // mlp | cnn
+  std::string type = "mlp";  // mlp | cnn | gru | lstm (gru/lstm: sequence datasets only)
   int hidden = 256;          // mlp: width of every hidden layer; cnn: width of the dense layer
   int layers = 2;            // mlp: number of hidden layers
   int channels = 32;         // cnn: channels of the first conv (the second has twice as many)
   std::string activation = "relu";  // relu | gelu | tanh | silu | leaky_relu
   double dropout = 0.0;
   bool batch_norm = false;
+  int embedding_dim = 32;         // gru/lstm: token embedding width (hidden = state width)
+  bool bidirectional = false;     // gru/lstm
+  std::string pooling = "last";   // gru/lstm: last (final valid state) | mean (masked mean)
+};
+
+// The synthetic sequence tasks (dataset parity_seq / majority_seq; see trainer/sequence.h).
+struct SequenceConfig {
+  std::int64_t train_size = 4000;
+  std::int64_t val_size = 1000;
+  int min_length = 5;
+  int max_length = 50;
+  int vocab = 8;               // tokens 1..vocab; 0 pads
+  std::uint64_t seed = 0;      // the data's seed (independent of the training seed)
+  bool bucket_by_length = true;  // batches of similar lengths (less padding)
+};
+
+// Dynamic loss scaling for precision "16-mixed" (PyTorch's GradScaler defaults).
+struct ScalerConfig {
+  double init_scale = 65536.0;
+  double growth_factor = 2.0;
+  double backoff_factor = 0.5;
+  std::int64_t growth_interval = 2000;  // clean steps before the scale grows
 };
 
 struct OptimizerConfig {
@@ -61,9 +83,11 @@ struct EarlyStoppingConfig {
 };
 
 struct TrainerConfig {
-  std::string dataset = "fashion_mnist";  // mnist | fashion_mnist
+  std::string dataset = "fashion_mnist";  // mnist | fashion_mnist | parity_seq | majority_seq
   std::string data_dir;                   // "" = TUNE_DATA_DIR, ./data, then the source tree's data/
   ModelConfig model;
+  SequenceConfig sequence;
+  ScalerConfig scaler;
   OptimizerConfig optimizer;
   LrScheduleConfig lr_schedule;
   EarlyStoppingConfig early_stopping;
@@ -73,7 +97,7 @@ struct TrainerConfig {
   int grad_accum = 1;
   double grad_clip_norm = 0.0;   // 0 = off
   double grad_clip_value = 0.0;  // 0 = off
-  std::string precision = "32";  // 32 | bf16-mixed
+  std::string precision = "32";  // 32 | bf16-mixed | 16-mixed
   std::uint64_t seed = 0;
   bool deterministic = false;
   int val_every_n_epochs = 1;
@@ -92,6 +116,9 @@ struct TrainerConfig {
 // Validates and converts; throws ConfigError naming the key for unknown keys, wrong types and
 // out-of-range values.
 TrainerConfig ParseTrainerConfig(const Json& json);
+
+// parity_seq, majority_seq: the synthetic variable-length tasks of trainer/sequence.h.
+bool IsSequenceDataset(const std::string& dataset);
 
 // Applies `key=value` (dotted key, value parsed as JSON when it is valid JSON, else a string)
 // to a JSON config. Throws ConfigError when the argument has no '='.

@@ -72,7 +72,23 @@ Dataset MakeDataset(Split train, Split val) {
   return data;
 }
 
+Dataset MakeSequenceDataset(const TrainerConfig& config) {
+  const SequenceConfig& s = config.sequence;
+  SequenceSplit all = GenerateSequences(config.dataset, s, s.seed, s.train_size + s.val_size);
+  const std::int64_t cut = all.offsets[s.train_size].item<std::int64_t>();
+  Dataset data;
+  data.is_sequence = true;
+  data.features = s.vocab;
+  data.classes = 2;
+  data.seq_train = SequenceSplit{all.tokens.slice(0, 0, cut), all.offsets.slice(0, 0, s.train_size + 1).clone(),
+                                 all.labels.slice(0, 0, s.train_size)};
+  data.seq_val = SequenceSplit{all.tokens.slice(0, cut).clone(), all.offsets.slice(0, s.train_size) - cut,
+                               all.labels.slice(0, s.train_size).clone()};
+  return data;
+}
+
 Dataset LoadDataset(const TrainerConfig& config) {
+  if (IsSequenceDataset(config.dataset)) return MakeSequenceDataset(config);
   fs::path folder = fs::path(ResolveDataDir(config)) / Subfolder(config.dataset);
   return MakeDataset(LoadSplit(folder, "train", config.train_subset),
                      LoadSplit(folder, "t10k", config.val_subset));

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "trainer/config.h"
+#include "trainer/sequence.h"
 
 namespace tune {
 
@@ -30,15 +31,26 @@ struct Dataset {
   // the mean and std of the training split).
   float scale = 1.0f / 255.0f;
   float shift = 0.0f;
+  // Sequence tasks (parity_seq, majority_seq): the splits live here instead of train/val, and
+  // `features` is the vocabulary size.
+  bool is_sequence = false;
+  SequenceSplit seq_train;
+  SequenceSplit seq_val;
+  std::int64_t train_size() const { return is_sequence ? seq_train.size() : train.size(); }
+  std::int64_t val_size() const { return is_sequence ? seq_val.size() : val.size(); }
 };
 
 // The folder holding `dataset`'s IDX files: config.data_dir, else $TUNE_DATA_DIR, else ./data,
 // else the source tree's data/. Throws std::runtime_error naming every place it looked.
 std::string ResolveDataDir(const TrainerConfig& config);
 
-// Loads train and t10k IDX files from ResolveDataDir(config)/{mnist,fashion}/, keeps the first
+// Sequence datasets: MakeSequenceDataset. Images: loads train and t10k IDX files from ResolveDataDir(config)/{mnist,fashion}/, keeps the first
 // train_subset / val_subset records, and computes the normalisation.
 Dataset LoadDataset(const TrainerConfig& config);
+
+// The sequence task config.dataset: sequence.train_size + sequence.val_size sequences from
+// sequence.seed, the first train_size for training and the rest for validation.
+Dataset MakeSequenceDataset(const TrainerConfig& config);
 
 // Builds a Dataset from tensors already in memory (tests, synthetic tasks).
 Dataset MakeDataset(Split train, Split val);

@@ -65,6 +65,19 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& co
   return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(config.lr));
 }
 
+// Autocast for the configured precision: bf16-mixed on CPU; 16-mixed is fp16 on CUDA, and plain
+// fp32 on CPU (LibTorch 1.13 has no CPU fp16 autocast), where only the loss scaling runs.
+class PrecisionScope {
+ public:
+  PrecisionScope(const std::string& precision, bool on_cuda)
+      : cpu_(precision == "bf16-mixed", torch::kBFloat16),
+        cuda_(on_cuda && precision != "32", precision == "bf16-mixed" ? torch::kBFloat16 : torch::kHalf) {}
+
+ private:
+  compat::CpuAutocast cpu_;
+  compat::CudaAutocast cuda_;
+};
+
 }  // namespace
 
 Trainer::Trainer(TrainerConfig config, Dataset data, Session* session, std::ostream& log)
@@ -72,14 +85,15 @@ Trainer::Trainer(TrainerConfig config, Dataset data, Session* session, std::ostr
       data_(std::move(data)),
       session_(session),
       log_(log),
-      profiler_(config_.profiler == "simple") {
+      profiler_(config_.profiler == "simple"),
+      scaler_(config_.scaler, config_.precision == "16-mixed") {
   if (config_.threads > 0) torch::set_num_threads(config_.threads);
   compat::SetDeterministic(config_.deterministic);
   torch::manual_seed(config_.seed);
   model_ = BuildModel(config_.model, data_.features, data_.classes);
   optimizer_ = MakeOptimizer(config_.optimizer, model_);
   parameters_ = model_->parameters();
-  const std::int64_t batches = (data_.train.size() + config_.batch_size - 1) / config_.batch_size;
+  const std::int64_t batches = (data_.train_size() + config_.batch_size - 1) / config_.batch_size;
   steps_per_epoch_ = (batches + config_.grad_accum - 1) / config_.grad_accum;
   output_dir_ = config_.output_dir;
   if (output_dir_.empty()) {
@@ -117,42 +131,64 @@ double Trainer::LearningRate(const TrainerConfig& config, std::int64_t steps_per
   return base;
 }
 
+std::pair<torch::Tensor, torch::Tensor> Trainer::Forward(bool train, const torch::Tensor& indices) {
+  // Validation is measured as one phase by Validate(); training splits data and forward.
+  auto phase = [&](const char* name) { return train ? profiler_.Measure(name) : SimpleProfiler::Scope(nullptr, 0); };
+  const bool on_cuda = !parameters_.empty() && parameters_.front().is_cuda();
+  if (data_.is_sequence) {
+    SequenceBatch batch;
+    {
+      auto scope = phase("data");
+      batch = CollateSequences(train ? data_.seq_train : data_.seq_val, indices);
+    }
+    auto scope = phase("forward");
+    PrecisionScope precision(config_.precision, on_cuda);
+    return {model_->forward(batch.tokens, batch.lengths, batch.mask), batch.labels};
+  }
+  torch::Tensor x, y;
+  {
+    auto scope = phase("data");
+    std::tie(x, y) = GatherBatch(data_, train ? data_.train : data_.val, indices);
+  }
+  auto scope = phase("forward");
+  PrecisionScope precision(config_.precision, on_cuda);
+  return {model_->forward(x), y};
+}
+
 double Trainer::TrainEpoch(int epoch) {
   model_->train();
-  const bool bf16 = config_.precision == "bf16-mixed";
-  const std::int64_t n = data_.train.size();
-  // The shuffle depends only on (seed, epoch), so a resumed run sees the same batches.
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ULL + epoch);
-  torch::Tensor order = torch::randperm(n, generator, torch::kLong);
-  const std::int64_t batches = (n + config_.batch_size - 1) / config_.batch_size;
+  const std::int64_t n = data_.train_size();
+  std::vector<torch::Tensor> batches;
+  if (data_.is_sequence) {
+    batches = SequenceBatches(data_.seq_train, config_.batch_size, config_.seed, epoch,
+                              config_.sequence.bucket_by_length);
+  } else {
+    // The shuffle depends only on (seed, epoch), so a resumed run sees the same batches.
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ULL + epoch);
+    torch::Tensor order = torch::randperm(n, generator, torch::kLong);
+    for (std::int64_t lo = 0; lo < n; lo += config_.batch_size) batches.push_back(order.slice(0, lo, lo + config_.batch_size));
+  }
+  const auto count = static_cast<std::int64_t>(batches.size());
   // Summed as a tensor so the step never waits on .item(); read once per epoch.
   torch::Tensor loss_sum = torch::zeros({}, torch::kDouble);
-  for (std::int64_t batch = 0; batch < batches; ++batch) {
-    torch::Tensor x, y;
-    {
-      auto scope = profiler_.Measure("data");
-      std::tie(x, y) = GatherBatch(data_, data_.train,
-                                   order.slice(0, batch * config_.batch_size, (batch + 1) * config_.batch_size));
-    }
-    torch::Tensor loss;
-    {
-      auto scope = profiler_.Measure("forward");
-      compat::CpuAutocast autocast(bf16, torch::kBFloat16);
-      loss = torch::nn::functional::cross_entropy(model_->forward(x), y);
-    }
-    loss_sum += loss.detach().to(torch::kDouble) * x.size(0);
+  for (std::int64_t batch = 0; batch < count; ++batch) {
+    auto [logits, y] = Forward(/*train=*/true, batches[static_cast<std::size_t>(batch)]);
+    torch::Tensor loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y);
+    loss_sum += loss.detach().to(torch::kDouble) * y.size(0);
     {
       auto scope = profiler_.Measure("backward");
       // Mean over the accumulated micro-batches, so k batches of B equal one batch of k*B.
-      (config_.grad_accum > 1 ? loss / config_.grad_accum : loss).backward();
+      scaler_.Scale(config_.grad_accum > 1 ? loss / config_.grad_accum : loss).backward();
     }
-    if ((batch + 1) % config_.grad_accum == 0 || batch + 1 == batches) {
+    if ((batch + 1) % config_.grad_accum == 0 || batch + 1 == count) {
       auto scope = profiler_.Measure("optimizer");
+      scaler_.Unscale(parameters_);  // clipping sees true gradients
       if (config_.grad_clip_value > 0) torch::nn::utils::clip_grad_value_(parameters_, config_.grad_clip_value);
       if (config_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, config_.grad_clip_norm);
       const double lr = LearningRate(config_, steps_per_epoch_, global_step_);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-      optimizer_->step();
+      if (!scaler_.Step(*optimizer_, parameters_)) ++skipped_steps_;
+      scaler_.Update();
       // set_to_none: the next backward writes fresh gradients instead of adding to zeros.
       for (auto& parameter : parameters_) parameter.mutable_grad() = torch::Tensor();
       ++global_step_;
@@ -165,15 +201,20 @@ std::pair<double, double> Trainer::Validate() {
   auto scope = profiler_.Measure("validation");
   torch::NoGradGuard no_grad;
   model_->eval();
-  const bool bf16 = config_.precision == "bf16-mixed";
   torch::Tensor loss_sum = torch::zeros({}, torch::kDouble);
   torch::Tensor correct = torch::zeros({}, torch::kLong);
-  const std::int64_t n = data_.val.size();
-  for (std::int64_t lo = 0; lo < n; lo += config_.val_batch_size) {
-    torch::Tensor indices = torch::arange(lo, std::min(n, lo + config_.val_batch_size), torch::kLong);
-    auto [x, y] = GatherBatch(data_, data_.val, indices);
-    compat::CpuAutocast autocast(bf16, torch::kBFloat16);
-    torch::Tensor logits = model_->forward(x).to(torch::kFloat);
+  const std::int64_t n = data_.val_size();
+  std::vector<torch::Tensor> batches;
+  if (data_.is_sequence) {
+    batches = SortedSequenceBatches(data_.seq_val, config_.val_batch_size);
+  } else {
+    for (std::int64_t lo = 0; lo < n; lo += config_.val_batch_size) {
+      batches.push_back(torch::arange(lo, std::min(n, lo + config_.val_batch_size), torch::kLong));
+    }
+  }
+  for (const auto& indices : batches) {
+    auto [output, y] = Forward(/*train=*/false, indices);
+    torch::Tensor logits = output.to(torch::kFloat);
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kDouble);
@@ -211,6 +252,11 @@ std::string Trainer::SaveCheckpoint(int epoch) {
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
   archive.write("cpu_rng_state", at::detail::getDefaultCPUGenerator().get_state());
+  if (scaler_.enabled()) {
+    torch::serialize::OutputArchive scaler_archive;
+    scaler_.Save(scaler_archive);
+    archive.write("scaler", scaler_archive);
+  }
   archive.save_to((tmp_dir / "state.pt").string());
   Json meta = {{"epoch", epoch},         {"global_step", global_step_}, {"has_best", has_best_},
                {"best_metric", best_metric_}, {"bad_rounds", bad_rounds_}, {"history", history_},
@@ -252,6 +298,9 @@ void Trainer::LoadCheckpoint(const std::string& folder) {
     archive.read("optimizer", optimizer_archive);
     model_->load(model_archive);
     optimizer_->load(optimizer_archive);
+    // A checkpoint from a run without loss scaling leaves the scaler at its initial scale.
+    torch::serialize::InputArchive scaler_archive;
+    if (scaler_.enabled() && archive.try_read("scaler", scaler_archive)) scaler_.Load(scaler_archive);
     torch::Tensor rng_state;
     archive.read("cpu_rng_state", rng_state);
     auto generator = at::detail::getDefaultCPUGenerator();
@@ -288,9 +337,9 @@ FitResult Trainer::Fit() {
     const auto start = std::chrono::steady_clock::now();
     const double train_loss = TrainEpoch(epoch);
     const double train_s = Seconds(start);
-    samples_seen_ += data_.train.size();
+    samples_seen_ += data_.train_size();
     train_seconds_ += train_s;
-    const double samples_per_s = data_.train.size() / std::max(train_s, 1e-9);
+    const double samples_per_s = data_.train_size() / std::max(train_s, 1e-9);
     result.epochs_completed = epoch;
     const bool validate = epoch % config_.val_every_n_epochs == 0 || epoch == config_.max_epochs;
     Json metrics = {{"epoch", epoch},
@@ -298,6 +347,10 @@ FitResult Trainer::Fit() {
                     {"train_loss", train_loss},
                     {"samples_per_s", samples_per_s},
                     {"lr", LearningRate(config_, steps_per_epoch_, std::max<std::int64_t>(global_step_ - 1, 0))}};
+    if (scaler_.enabled()) {
+      metrics["loss_scale"] = scaler_.scale();
+      metrics["skipped_steps"] = skipped_steps_;
+    }
     if (validate) {
       auto [val_loss, val_acc] = Validate();
       metrics["val_loss"] = val_loss;

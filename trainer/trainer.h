@@ -3,7 +3,7 @@
 // reached, early stopping fires, or the tuner's decision is "stop".
 //
 // Checkpoints (when an output directory is known) go to <dir>/checkpoint_<epoch>/ every epoch:
-// state.pt (model, optimizer, the default CPU generator) and trainer.json (epoch, optimizer
+// state.pt (model, optimizer, the loss scaler's state, the default CPU generator) and trainer.json (epoch, optimizer
 // steps, early-stopping state, history, the config). Each is written into a hidden temporary
 // folder that is renamed into place, so a crash never leaves a half-written checkpoint_<epoch>.
 // Resuming from one continues bit for bit as the uninterrupted run would: the epoch's shuffle
@@ -25,6 +25,7 @@
 
 #include "trainer/config.h"
 #include "trainer/data.h"
+#include "trainer/grad_scaler.h"
 #include "trainer/profiler.h"
 
 namespace tune {
@@ -56,6 +57,8 @@ class Trainer {
 
   torch::nn::Sequential& model() { return model_; }
   const SimpleProfiler& profiler() const { return profiler_; }
+  const GradScaler& scaler() const { return scaler_; }  // enabled for precision "16-mixed"
+  std::int64_t skipped_steps() const { return skipped_steps_; }  // inf/nan gradients (16-mixed)
 
   // The learning rate of optimizer step `step` (0-based), a pure function of the config and
   // the number of steps per epoch (so resume needs no scheduler state).
@@ -65,6 +68,8 @@ class Trainer {
  private:
   double TrainEpoch(int epoch);                   // returns the mean training loss
   std::pair<double, double> Validate();           // (loss, accuracy)
+  // Logits and labels of the rows `indices` of the training or validation split.
+  std::pair<torch::Tensor, torch::Tensor> Forward(bool train, const torch::Tensor& indices);
   std::string SaveCheckpoint(int epoch);
   void PruneCheckpoints();
   bool ShouldStopEarly(const Json& metrics);
@@ -77,6 +82,8 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
   SimpleProfiler profiler_;
+  GradScaler scaler_;
+  std::int64_t skipped_steps_ = 0;
   std::string output_dir_;
   std::int64_t steps_per_epoch_ = 0;  // optimizer steps, after accumulation
   std::int64_t global_step_ = 0;

@@ -132,7 +132,12 @@ TEST(ConfigTest, RejectsUnknownKeysAndBadValuesNamingTheKey) {
   EXPECT_THAT(error_of({{"learning_rate", 0.1}}), HasSubstr("learning_rate: unknown key"));
   EXPECT_THAT(error_of({{"optimizer", {{"lr", -1}}}}), HasSubstr("optimizer.lr"));
   EXPECT_THAT(error_of({{"model", {{"hidden", "big"}}}}), HasSubstr("model.hidden: expected an integer"));
-  EXPECT_THAT(error_of({{"precision", "16-mixed"}}), HasSubstr("precision"));
+  EXPECT_THAT(error_of({{"precision", "fp8"}}), HasSubstr("precision"));
+  EXPECT_THAT(error_of({{"scaler", {{"backoff_factor", 2}}}}), HasSubstr("scaler.backoff_factor"));
+  EXPECT_THAT(error_of({{"dataset", "parity_seq"}}), HasSubstr("model.type"));  // mlp on sequences
+  EXPECT_THAT(error_of({{"model", "gru"}}), HasSubstr("model.type"));           // gru on images
+  EXPECT_THAT(error_of({{"dataset", "parity_seq"}, {"model", {{"type", "gru"}, {"pooling", "max"}}}}),
+              HasSubstr("model.pooling"));
   // Flat search-space keys win over nested ones; whole floats count as integers.
   TrainerConfig config = ParseTrainerConfig(
       {{"optimizer", {{"type", "sgd"}, {"lr", 0.5}}}, {"lr", 0.01}, {"hidden", 64.0}, {"precision", "bf16-mixed"}});

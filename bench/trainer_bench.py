@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""tune-trainer vs a PyTorch Python loop: epoch throughput on Fashion-MNIST (issue 3, part 8).
+
+Model (both sides): MLP 784-256-256-10, ReLU, CrossEntropy, Adam lr 1e-3, batch 128, 60,000
+training images staged in memory, a fresh shuffle per epoch, set_to_none zero_grad.
+Precisions: fp32, and bf16 = CPU autocast around forward+loss (parameters/Adam stay fp32).
+
+Each measurement is a fresh process with the same environment: the given thread count
+(torch.set_num_threads / `threads`), OMP/OPENBLAS threads pinned to it, and glibc malloc
+tuned the same way on both sides (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ in the
+environment; tune-trainer also calls mallopt itself). Throughput is the second of two epochs
+(the first warms up): tune-trainer's per-epoch samples/s line, and for Python the same loop
+timed with perf_counter. Median of --runs (3) runs, measurements interleaved.
+
+Usage: /usr/bin/python3 bench/trainer_bench.py [--trainer build-tr2/bin/tune-trainer]
+           [--threads 1] [--runs 3] [--precisions fp32,bf16]
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+
+
+def read_idx(path):
+    import numpy as np
+    with open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def worker(args):
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    d = os.path.join(args.data, "fashion")
+    x = torch.from_numpy(read_idx(os.path.join(d, "train-images-idx3-ubyte")).copy()).reshape(-1, 784)
+    y = torch.from_numpy(read_idx(os.path.join(d, "train-labels-idx1-ubyte")).astype("int64"))
+    x = (x.float() / 255.0 - 0.2860) / 0.3530  # staged as float, like the baseline
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    bf16 = args.prec == "bf16"
+    rates = []
+    for epoch in range(2):
+        t0 = time.perf_counter()
+        order = torch.randperm(x.shape[0])
+        for lo in range(0, x.shape[0], 128):
+            idx = order[lo:lo + 128]
+            xb, yb = x[idx], y[idx]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        rates.append(x.shape[0] / (time.perf_counter() - t0))
+    print("RESULT " + json.dumps({"samples_per_s": rates[-1], "loss": float(loss)}), flush=True)
+
+
+def env_for(threads):
+    env = dict(os.environ)
+    for k in ("LD_LIBRARY_PATH", "LD_PRELOAD"):
+        env.pop(k, None)
+    env.update(MALLOC_ENV)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(threads)
+    return env
+
+
+def run_python(prec, threads, data):
+    out = subprocess.run(["/usr/bin/python3", os.path.abspath(__file__), "--worker", "--prec", prec,
+                          "--threads", str(threads), "--data", data],
+                         env=env_for(threads), capture_output=True, text=True, check=True).stdout
+    return json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])["samples_per_s"]
+
+
+def run_trainer(binary, prec, threads, data):
+    config = {"dataset": "fashion_mnist", "data_dir": data, "model": {"type": "mlp", "hidden": 256, "layers": 2},
+              "optimizer": {"type": "adam", "lr": 1e-3}, "batch_size": 128, "max_epochs": 2,
+              "precision": "bf16-mixed" if prec == "bf16" else "32", "threads": threads,
+              "checkpoint": False, "val_every_n_epochs": 100}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(config, f)
+    try:
+        proc = subprocess.run([binary, f.name], env=env_for(threads), capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    if proc.returncode != 0:
+        sys.exit(f"tune-trainer failed:\n{proc.stderr}")
+    rates = re.findall(r"epoch (\d+)/\d+ .* ([0-9.]+) samples/s", proc.stderr)
+    return float(rates[-1][1])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--worker", action="store_true")
+    p.add_argument("--prec", default="fp32")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data", default=os.path.join(ROOT, "data"))
+    p.add_argument("--trainer", default=os.path.join(ROOT, "build-tr2", "bin", "tune-trainer"))
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--precisions", default="fp32,bf16")
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+    results = {}
+    for r in range(args.runs):
+        for prec in args.precisions.split(","):
+            t = run_trainer(args.trainer, prec, args.threads, args.data)
+            py = run_python(prec, args.threads, args.data)
+            results.setdefault(prec, {"tune-trainer": [], "python": []})
+            results[prec]["tune-trainer"].append(t)
+            results[prec]["python"].append(py)
+            print(f"run {r} {prec}: tune-trainer {t:8.0f}  python {py:8.0f} samples/s", flush=True)
+    print(f"\nMLP 784-256-256-10, batch 128, Adam, threads={args.threads}, median of {args.runs}:")
+    for prec, res in results.items():
+        t, py = statistics.median(res["tune-trainer"]), statistics.median(res["python"])
+        print(f"  {prec:5s} tune-trainer {t:8.0f} samples/s   python3-torch {py:8.0f} samples/s   ratio {t / py:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
