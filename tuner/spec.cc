@@ -174,8 +174,8 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
   spec.raw = raw;
   spec.spec_dir = spec_dir;
 
-  spec.name = raw.value("name", std::string("experiment"));
   if (!raw.value("name", Json("x")).is_string()) throw SpecError("name", "must be a string");
+  spec.name = raw.value("name", std::string("experiment"));
   if (spec.name.empty() || spec.name.find('/') != std::string::npos || spec.name == "." ||
       spec.name == "..") {
     throw SpecError("name", "must be a non-empty name without '/', got \"" + spec.name + "\"");

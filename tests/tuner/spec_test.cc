@@ -112,6 +112,11 @@ TEST(SpecTest, ErrorsNameThePath) {
   raw = MinimalSpec();
   raw["reporter"] = {{"metric_columns", "val_acc"}};
   EXPECT_EQ(ErrorOf(raw), "reporter.metric_columns: must be an array of strings");
+
+  // Found by tune-fuzz-spec: a non-string name used to escape as a raw JSON type_error.
+  raw = MinimalSpec();
+  raw["name"] = {{"type", {{"uniform", {0.0, 0.9}}}}};
+  EXPECT_EQ(ErrorOf(raw), "name: must be a string");
 }
 
 TEST(SpecTest, BadJsonFileReportsLineAndColumn) {
