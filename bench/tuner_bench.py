@@ -66,19 +66,25 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default="build/bin")
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke check)")
+    parser.add_argument("--parts", default="abcd", help="which measurements to run, e.g. bc")
+    parser.add_argument("--reports", type=int, default=0, help="reports per client in (b)")
     args = parser.parse_args()
     storage = tempfile.mkdtemp(prefix="tune_bench_")
     try:
         trials, slots, trial_s = (40, 8, 0.5) if args.quick else (400, 16, 1.0)
-        wall, ideal = overhead(args.bin, storage, trials, slots, trial_s)
-        print(f"(a) bookkeeping: {trials} trials x {trial_s:g} s on {slots} slots: wall {wall:.2f} s, "
-              f"ideal {ideal:.2f} s, overhead {100 * (wall / ideal - 1):.2f}%")
+        if "a" in args.parts:
+            wall, ideal = overhead(args.bin, storage, trials, slots, trial_s)
+            print(f"(a) bookkeeping: {trials} trials x {trial_s:g} s on {slots} slots: wall {wall:.2f} s, "
+                  f"ideal {ideal:.2f} s, overhead {100 * (wall / ideal - 1):.2f}%")
         clients, reports = (4, 5000) if args.quick else (16, 50000)
-        rate, p50, p99 = flood(args.bin, storage, "throughput", clients, reports)
-        print(f"(b) throughput: {clients} clients x {reports} reports, logging on: {rate:,.0f} reports/s")
-        rate1, p50, p99 = flood(args.bin, storage, "latency", 1, 20000 if not args.quick else 2000)
-        print(f"(c) round trip, 1 client: p50 {p50:.1f} us, p99 {p99:.1f} us ({rate1:,.0f} reports/s)")
-        for fsync in ("never", "interval", "always"):
+        reports = args.reports or reports
+        if "b" in args.parts:
+            rate, p50, p99 = flood(args.bin, storage, "throughput", clients, reports)
+            print(f"(b) throughput: {clients} clients x {reports} reports, logging on: {rate:,.0f} reports/s")
+        if "c" in args.parts:
+            rate1, p50, p99 = flood(args.bin, storage, "latency", 1, 20000 if not args.quick else 2000)
+            print(f"(c) round trip, 1 client: p50 {p50:.1f} us, p99 {p99:.1f} us ({rate1:,.0f} reports/s)")
+        for fsync in ("never", "interval", "always") if "d" in args.parts else ():
             n = 500 if args.quick else 5000
             rate, p50, p99 = flood(args.bin, storage, "fsync_" + fsync, 1, n, fsync)
             print(f"(d) journal_fsync={fsync}: 1 client x {n} reports: p50 {p50:.1f} us, "

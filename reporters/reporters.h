@@ -102,7 +102,12 @@ class ResultWriter {
   // these win over metrics of the same name) to result.json
   // and a row to progress.csv (header from the first result's keys; later new keys are dropped
   // from the csv, never from result.json).
+  // The lines are buffered: they reach the files at Flush(), OnTrialEnd() or destruction (the
+  // tuner flushes every 250 ms; its journal, not these files, is what must be durable).
   void OnResult(const Trial& trial, const Result& result);
+  // Hands every buffered line to the kernel. Throws std::runtime_error naming a file it cannot
+  // write.
+  void Flush();
   void OnTrialEnd(const Trial& trial);  // closes its files
   // Deletes the trial's result.json and progress.csv, so that `tune resume` can write them
   // again from the journal (which makes every result appear exactly once).

@@ -197,6 +197,7 @@ struct ResultWriter::TrialFiles {
   std::vector<Column> column_kinds;      // parallel to csv_columns
   std::string json_trial_id;             // the id, already JSON-quoted
   fmt::memory_buffer line;               // reused for every line: no allocation per report
+  bool dirty = false;                    // lines written since the last Flush()
 };
 
 ResultWriter::ResultWriter(std::filesystem::path experiment_dir)
@@ -219,7 +220,7 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
   CreateDirectories(trial_dir);
   WriteAtomically(trial_dir / "params.json",
                   trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
-  open_.erase(trial.id);  // a retry reopens, which also re-reads the csv header
+  OnTrialEnd(trial);  // a retry reopens, which also re-reads the csv header
   Open(trial);
 }
 
@@ -277,8 +278,8 @@ void ResultWriter::OnResult(const Trial& trial, const Result& result) {
   AppendJsonDouble(result.time_total_s, line);
   fmt::format_to(fmt::appender(line), ",\"timestamp\":{:.3f},\"done\":false}}\n", timestamp);
   files.json.write(line.data(), static_cast<std::streamsize>(line.size()));
-  files.json.flush();
   if (!files.json) ThrowIoError("cannot write", files.json_path, errno);
+  files.dirty = true;
 
   // progress.csv: the first row fixes the columns.
   line.clear();
@@ -321,11 +322,30 @@ void ResultWriter::OnResult(const Trial& trial, const Result& result) {
   }
   line.push_back('\n');
   files.csv.write(line.data(), static_cast<std::streamsize>(line.size()));
-  files.csv.flush();
   if (!files.csv) ThrowIoError("cannot write", files.csv_path, errno);
 }
 
-void ResultWriter::OnTrialEnd(const Trial& trial) { open_.erase(trial.id); }
+void ResultWriter::Flush() {
+  for (auto& [id, files] : open_) {
+    if (!files->dirty) continue;
+    files->dirty = false;
+    files->json.flush();
+    if (!files->json) ThrowIoError("cannot write", files->json_path, errno);
+    files->csv.flush();
+    if (!files->csv) ThrowIoError("cannot write", files->csv_path, errno);
+  }
+}
+
+void ResultWriter::OnTrialEnd(const Trial& trial) {
+  auto it = open_.find(trial.id);
+  if (it == open_.end()) return;
+  std::unique_ptr<TrialFiles> files = std::move(it->second);
+  open_.erase(it);
+  files->json.close();
+  if (!files->json) ThrowIoError("cannot write", files->json_path, errno);
+  files->csv.close();
+  if (!files->csv) ThrowIoError("cannot write", files->csv_path, errno);
+}
 
 void ResultWriter::ResetResults(const Trial& trial) {
   open_.erase(trial.id);

@@ -26,19 +26,43 @@ Journal::Journal(std::filesystem::path path, SyncPolicy sync) : path_(std::move(
 
 Journal::~Journal() {
   if (fd_ >= 0) {
+    try {
+      Commit();
+    } catch (const std::exception&) {
+      // Already reported by the call that failed first; nothing more to do while closing.
+    }
     if (dirty_) ::fdatasync(fd_);
     ::close(fd_);
   }
 }
 
 void Journal::Append(const Json& event) {
-  line_ = event.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
-  line_ += '\n';
-  // One write(2) per event: the kernel never shows another reader half of it, and a killed tuner
-  // leaves at most one torn line (only on power loss or a full disk).
+  Stage(event);
+  Commit();
+}
+
+void Journal::Stage(const Json& event) {
+  staged_ += event.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
+  staged_ += '\n';
+  staged_ends_.push_back(staged_.size());
+}
+
+void Journal::Commit() {
+  if (staged_ends_.empty()) return;
+  // Fault injection for the crash tests: when the N-th event is among the staged ones, write up
+  // to its end and die as abruptly as kill -9 would, before anything acts on it.
+  std::size_t length = staged_.size();
+  bool die = false;
+  if (exit_after_events_ > events_written_ &&
+      exit_after_events_ <= events_written_ + staged_ends_.size()) {
+    length = staged_ends_[exit_after_events_ - events_written_ - 1];
+    die = true;
+  }
+  // One write(2) for the batch: the kernel never shows another reader half of it, and a killed
+  // tuner leaves at most one torn line (only on power loss or a full disk).
   std::size_t written = 0;
-  while (written < line_.size()) {
-    ssize_t n = ::write(fd_, line_.data() + written, line_.size() - written);
+  while (written < length) {
+    ssize_t n = ::write(fd_, staged_.data() + written, length - written);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       throw std::runtime_error(
@@ -46,12 +70,10 @@ void Journal::Append(const Json& event) {
     }
     written += static_cast<std::size_t>(n);
   }
-  ++events_written_;
-  if (events_written_ == exit_after_events_) {
-    // Fault injection for the crash tests: die as abruptly as kill -9 would, right after the
-    // event is durable and before anything acts on it.
-    ::_exit(137);
-  }
+  if (die) ::_exit(137);
+  events_written_ += staged_ends_.size();
+  staged_.clear();
+  staged_ends_.clear();
   if (sync_ == SyncPolicy::kAlways) {
     ::fdatasync(fd_);
   } else {

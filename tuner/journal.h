@@ -8,6 +8,12 @@
 // SyncPolicy::kInterval, Sync() — called by the tuner's timer — flushes at most once per interval.
 // The tuner appends a report's event before the trial sees its decision.
 //
+// Group commit: Stage() queues an event in memory and Commit() writes every queued event with one
+// write(2) (and one fdatasync under kAlways). The report server handles every report that arrived
+// in one turn of the event loop, the tuner stages their events, commits once, and only then are
+// the decisions sent: under load one write (and one disk flush) covers many reports. Append()
+// commits what is staged first, so the file order is always the order of the calls.
+//
 // Example:
 //   tune::Journal journal(dir / "journal.jsonl", tune::Journal::SyncPolicy::kNever);
 //   journal.Append({{"event", "trial_created"}, {"trial_id", "t_00001"}, {"params", params}});
@@ -31,8 +37,13 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Writes `event` as one line. Throws std::runtime_error when the write fails (disk full).
+  // Writes `event` as one line (after any staged ones). Throws std::runtime_error when the write
+  // fails (disk full).
   void Append(const Json& event);
+  // Queues `event`; it reaches the file at the next Commit() or Append().
+  void Stage(const Json& event);
+  // Writes the staged events, if any, with one write(2). Throws like Append().
+  void Commit();
   // Flushes written events to the disk if any were written since the last Sync() (kInterval).
   void Sync();
   std::size_t events_written() const { return events_written_; }
@@ -43,7 +54,8 @@ class Journal {
   int fd_ = -1;
   bool dirty_ = false;
   std::size_t events_written_ = 0;
-  std::string line_;  // reused buffer
+  std::string staged_;                    // staged lines, written by Commit()
+  std::vector<std::size_t> staged_ends_;  // end offset of each staged line in staged_
   // TUNE_FAULT_EXIT_AFTER_EVENTS=N (tests only): the process exits at once, status 137, right
   // after writing its N-th event; 0 = never.
   std::size_t exit_after_events_ = 0;

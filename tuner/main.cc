@@ -52,7 +52,7 @@ int Run(const RunArgs& args) {
   if (args.name) raw["name"] = *args.name;
   if (args.storage) raw["storage"] = *args.storage;
   tune::ExperimentSpec spec =
-      tune::ParseSpec(raw, std::filesystem::path(args.space_file).parent_path());
+      tune::ParseSpec(raw, std::filesystem::absolute(args.space_file).parent_path());
 
   std::vector<std::string> detected = tune::DetectGpus();
   tune::TunerOptions options;

@@ -289,6 +289,29 @@ class ReportServer::Impl {
       if (options_.partial_line_timeout_s > 0) ArmPartialTimer(connection, c.partial_since);
     }
     if (!c.out.empty()) {
+      // Group commit: the replies wait for the end of this turn of the loop, when every
+      // connection that was readable in it has been handled; then the handler makes all their
+      // reports durable at once (BeforeReplies) and the replies go out.
+      replies_.push_back(connection);
+      if (!replies_posted_) {
+        replies_posted_ = true;
+        asio::post(io_, [this, alive = std::weak_ptr<char>(alive_)] {
+          if (!alive.expired()) SendReplies();
+        });
+      }
+      return;
+    }
+    Read(connection);
+  }
+
+  void SendReplies() {
+    replies_posted_ = false;
+    std::vector<std::shared_ptr<Connection>> batch;
+    batch.swap(replies_);
+    handler_.BeforeReplies();
+    for (const std::shared_ptr<Connection>& connection : batch) {
+      Connection& c = *connection;
+      if (c.closed) continue;
       // Usually the whole reply fits in the socket buffer: sending it now, rather than through
       // async_write, saves queueing a completion and an extra epoll_wait per report.
       boost::system::error_code error;
@@ -297,15 +320,15 @@ class ReportServer::Impl {
         sent = 0;
       } else if (error) {
         CloseConnection(connection, /*notify_later=*/false);
-        return;
+        continue;
       }
       c.out.erase(0, sent);
       if (!c.out.empty()) {
         Write(connection);
-        return;
+      } else {
+        Read(connection);
       }
     }
-    Read(connection);
   }
 
   void LineTooLong(const std::shared_ptr<Connection>& connection) {
@@ -432,6 +455,8 @@ class ReportServer::Impl {
   std::shared_ptr<char> alive_ = std::make_shared<char>();
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   std::unordered_map<std::string, Connection*> by_trial_;  // authenticated connections
+  std::vector<std::shared_ptr<Connection>> replies_;  // replies waiting for SendReplies()
+  bool replies_posted_ = false;
 };
 
 ReportServer::ReportServer(asio::io_context& io, Handler& handler, Options options)

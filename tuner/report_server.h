@@ -31,8 +31,11 @@ class ReportServer {
     // The token trial `trial_id` must present, or nullopt if no such trial is expected now.
     virtual std::optional<std::string> ExpectedToken(const std::string& trial_id) = 0;
     virtual void OnConnect(const std::string& trial_id, std::int64_t pid) = 0;
-    // A report; the returned decision is written back to the trial.
+    // A report; the returned decision is written back to the trial, after BeforeReplies().
     virtual Decision OnReport(const std::string& trial_id, const ReportMessage& report) = 0;
+    // Called once before the replies to a batch of reports (all those that arrived in one turn
+    // of the event loop) are written: make their effects durable here (group commit).
+    virtual void BeforeReplies() {}
     virtual void OnDone(const std::string& trial_id) = 0;
     // A heartbeat: the trial is alive. No reply is sent.
     virtual void OnHeartbeat(const std::string& trial_id) { (void)trial_id; }

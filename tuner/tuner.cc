@@ -545,7 +545,7 @@ Decision Tuner::OnReport(const std::string& trial_id, const ReportMessage& repor
                 {"decision", ToString(decision)}};
   if (report.checkpoint) event["checkpoint"] = *report.checkpoint;
   if (!error.empty()) event["error"] = error;
-  journal_->Append(event);
+  journal_->Stage(event);  // committed by BeforeReplies(), before the trial sees the decision
   writer_.OnResult(*trial, result);
 
   if (decision == Decision::kStop) {
@@ -556,6 +556,8 @@ Decision Tuner::OnReport(const std::string& trial_id, const ReportMessage& repor
   }
   return decision;
 }
+
+void Tuner::BeforeReplies() { journal_->Commit(); }
 
 void Tuner::OnDone(const std::string& trial_id) {
   std::size_t index = 0;
@@ -711,6 +713,7 @@ void Tuner::ScheduleRefresh() {
     if (error || finished_) return;
     RefreshTable(/*force=*/false);
     if (journal_) journal_->Sync();
+    writer_.Flush();  // result.json / progress.csv lag the journal by at most this period
     ScheduleRefresh();
   });
 }

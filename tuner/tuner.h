@@ -92,6 +92,7 @@ class Tuner : private ReportServer::Handler {
   std::optional<std::string> ExpectedToken(const std::string& trial_id) override;
   void OnConnect(const std::string& trial_id, std::int64_t pid) override;
   Decision OnReport(const std::string& trial_id, const ReportMessage& report) override;
+  void BeforeReplies() override;
   void OnDone(const std::string& trial_id) override;
   void OnHeartbeat(const std::string& trial_id) override;
   void OnDisconnect(const std::string& trial_id) override;

@@ -207,6 +207,16 @@ TEST_F(TuneRunTest, PythonTrainingScriptIsTunedThroughThePythonClient) {
   EXPECT_LT(best["value"].get<double>(), 1.0) << "SGD on a line should fit it";
 }
 
+// A spec named without a directory (`tune run space.json` from its folder) resolves
+// ${spec_dir} to that folder.
+TEST_F(TuneRunTest, SpecGivenAsABareFileNameRunsFromItsFolder) {
+  if (std::system("python3 -c 'import json' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
+  RunOutput run = Run("python_sgd.json", "--num-samples 1 --cpus 2",
+                      fmt::format("cd {}/examples &&", TUNE_SOURCE_DIR));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(TrialDirs(run.dir).size(), 2u);
+}
+
 TEST_F(TuneRunTest, AskingForMoreGpusThanExistIsAClearError) {
   RunOutput run = Run(Curve(), "--gpus 8", "TUNE_FAKE_GPUS=0,1");
   EXPECT_EQ(run.exit_code, 2);

@@ -31,6 +31,30 @@ TEST_F(ReportServerTest, GoodClientGetsDecisionsUntilStop) {
   EXPECT_EQ(handler_.last_pid(), 77);
 }
 
+// Group commit: a reply leaves only after BeforeReplies() (where the tuner commits its journal),
+// and one BeforeReplies() covers every report handled in that turn of the loop.
+TEST_F(ReportServerTest, RepliesWaitForOneCommitPerBatch) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(client.SendHello("t_1", "token1"));
+  ASSERT_TRUE(client.SendReport(1));
+  ASSERT_EQ(client.ReadLine(), kContinue);
+  EXPECT_EQ(handler_.commits.load(), 1);
+  EXPECT_EQ(handler_.reports_at_last_commit.load(), 1);
+  // Two reports in one segment are handled in one turn: one commit, then both replies.
+  ReportMessage report;
+  report.metrics = {{"loss", 1.0}};
+  report.iter = 1;
+  std::string two = EncodeReport(report) + "\n";
+  report.iter = 2;
+  two += EncodeReport(report) + "\n";
+  ASSERT_TRUE(client.Send(two));
+  EXPECT_EQ(client.ReadLine(), kContinue);
+  EXPECT_EQ(client.ReadLine(), kContinue);
+  EXPECT_EQ(handler_.commits.load(), 2);
+  EXPECT_EQ(handler_.reports_at_last_commit.load(), 3);
+}
+
 TEST_F(ReportServerTest, DisconnectIsReportedOnceAfterDone) {
   StartServer();
   {

@@ -18,6 +18,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -78,6 +79,9 @@ class RecordingHandler : public ReportServer::Handler {
   std::int64_t stop_at_iter = 3;  // kStop from this iter on
   // Runs on the io thread inside OnReport, before the decision is returned.
   std::function<void(const std::string&, const ReportMessage&)> on_report;
+  // BeforeReplies() calls, and how many reports had been handled at the last one.
+  std::atomic<int> commits{0};
+  std::atomic<int> reports_at_last_commit{0};
 
   std::optional<std::string> ExpectedToken(const std::string& trial_id) override {
     auto it = tokens.find(trial_id);
@@ -99,6 +103,11 @@ class RecordingHandler : public ReportServer::Handler {
     Record("report " + trial_id + " " + std::to_string(report.iter));
     if (on_report) on_report(trial_id, report);
     return report.iter >= stop_at_iter ? Decision::kStop : Decision::kContinue;
+  }
+  void BeforeReplies() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reports_at_last_commit = static_cast<int>(reports_.size());
+    ++commits;
   }
   void OnDone(const std::string& trial_id) override { Record("done " + trial_id); }
   void OnHeartbeat(const std::string& trial_id) override { Record("heartbeat " + trial_id); }

@@ -96,6 +96,7 @@ TEST_F(ResultWriterTest, UsesTheTrialDirWhenSet) {
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
   writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
+  writer.Flush();
   EXPECT_TRUE(fs::exists(dir_ / "elsewhere" / "params.json"));
   EXPECT_EQ(Lines(ReadFile(dir_ / "elsewhere" / "result.json")).size(), 1u);
   EXPECT_FALSE(fs::exists(dir_ / trial_.id));
@@ -112,7 +113,10 @@ TEST_F(ResultWriterTest, ResultJsonLinesCarryMetricsAndAddedFields) {
   writer.OnResult(trial_, MakeResult(3, 2, Json::object()));
   std::int64_t after = std::time(nullptr);
 
-  // Read while the writer still holds the files open: every line is flushed already.
+  // Lines are buffered until Flush() (the tuner's journal is what must be durable); then they
+  // are all readable while the writer still holds the files open.
+  EXPECT_EQ(ReadFile(TrialPath("result.json")), "");
+  writer.Flush();
   std::vector<std::string> lines = Lines(ReadFile(TrialPath("result.json")));
   ASSERT_EQ(lines.size(), 3u);
   std::vector<Json> parsed;
@@ -137,6 +141,7 @@ TEST_F(ResultWriterTest, AddedFieldsWinOverMetricsOfTheSameName) {
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
   writer.OnResult(trial_, MakeResult(4, 1, {{"done", true}, {"trial_id", "fake"}, {"acc", 1}}));
+  writer.Flush();
   std::string line = Lines(ReadFile(TrialPath("result.json")))[0];
   Json parsed = Json::parse(line);
   EXPECT_EQ(parsed["trial_id"], "t_00001");
@@ -157,6 +162,7 @@ TEST_F(ResultWriterTest, ProgressCsvHeaderEscapingAndDroppedKeys) {
                                       {"n", 7},
                                       {"weird,name", 1}}));
   writer.OnResult(trial_, MakeResult(2, 3, {{"acc", 0.2}, {"extra", 5}, {"n", -1}}));
+  writer.Flush();
 
   std::string csv = ReadFile(TrialPath("progress.csv"));
   std::int64_t now = std::time(nullptr);
@@ -214,6 +220,7 @@ TEST_F(ResultWriterTest, HalfWrittenLastLineIsEndedBeforeAppending) {
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
   writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 2}}));
+  writer.OnTrialEnd(trial_);
   std::vector<std::string> lines = Lines(ReadFile(TrialPath("result.json")));
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(Json::parse(lines[1])["acc"], 2);

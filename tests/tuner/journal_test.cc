@@ -40,6 +40,25 @@ TEST_F(JournalTest, EventsComeBackInOrder) {
   EXPECT_EQ(contents.valid_bytes, fs::file_size(path_));
 }
 
+TEST_F(JournalTest, StagedEventsReachTheFileAtCommitInCallOrder) {
+  Journal journal(path_, Journal::SyncPolicy::kNever);
+  journal.Append({{"event", "start"}});
+  journal.Stage({{"event", "report"}, {"n", 1}});
+  journal.Stage({{"event", "report"}, {"n", 2}});
+  EXPECT_EQ(ReadJournal(path_).events.size(), 1u);  // staged: not in the file yet
+  EXPECT_EQ(journal.events_written(), 1u);
+  journal.Commit();
+  EXPECT_EQ(ReadJournal(path_).events.size(), 3u);
+  journal.Stage({{"event", "report"}, {"n", 3}});
+  journal.Append({{"event", "trial_ended"}});  // commits what is staged first
+  journal.Commit();                            // nothing left: no effect
+  JournalContents contents = ReadJournal(path_);
+  ASSERT_EQ(contents.events.size(), 5u);
+  EXPECT_EQ(contents.events[3]["n"], 3);
+  EXPECT_EQ(contents.events[4]["event"], "trial_ended");
+  EXPECT_EQ(journal.events_written(), 5u);
+}
+
 TEST_F(JournalTest, TornLastLineIsIgnoredWithAWarning) {
   {
     Journal journal(path_, Journal::SyncPolicy::kNever);
