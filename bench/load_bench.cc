@@ -125,9 +125,9 @@ class FakeLauncher : public tune::Launcher {
                Stats& stats)
       : tuner_io_(tuner_io), client_io_(client_io), reports_(reports), period_ms_(period_ms),
         stats_(stats) {}
-  std::int64_t Launch(const tune::LaunchRequest& request) override {
+  std::int64_t Launch(const std::vector<tune::LaunchRequest>& ranks) override {
     std::int64_t pid = next_pid_++;
-    auto trial = std::make_shared<FakeTrial>(client_io_, request.env, reports_, period_ms_, stats_,
+    auto trial = std::make_shared<FakeTrial>(client_io_, ranks.front().env, reports_, period_ms_, stats_,
                                              [this, pid] {
                                                asio::post(tuner_io_, [this, pid] {
                                                  if (on_exit_) on_exit_(pid, tune::ExitStatus{});

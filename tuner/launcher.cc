@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -16,58 +17,22 @@ extern char** environ;
 
 namespace tune {
 
-std::string ExitStatus::Describe() const {
-  if (signal != 0) {
-    const char* name = sigabbrev_np(signal);
-    return fmt::format("killed by signal {} (SIG{})", signal, name ? name : "?");
+namespace {
+
+ExitStatus FromWaitStatus(pid_t reaped, int status) {
+  ExitStatus exit;
+  if (reaped > 0 && WIFSIGNALED(status)) {
+    exit.signal = WTERMSIG(status);
+  } else if (reaped > 0) {
+    exit.code = WEXITSTATUS(status);
+  } else {
+    exit.code = -1;  // already reaped elsewhere; report a failure rather than hang
   }
-  return fmt::format("exit code {}", code);
+  return exit;
 }
 
-LocalLauncher::LocalLauncher(boost::asio::io_context& io) : sigchld_(io, SIGCHLD) {
-  WaitForSignal();
-}
-
-LocalLauncher::~LocalLauncher() {
-  boost::system::error_code ignored;
-  sigchld_.cancel(ignored);
-}
-
-void LocalLauncher::WaitForSignal() {
-  sigchld_.async_wait([this](const boost::system::error_code& error, int) {
-    if (error) return;
-    Reap();
-    WaitForSignal();
-  });
-}
-
-void LocalLauncher::Reap() {
-  // SIGCHLD coalesces: one signal may stand for several exits, so poll every child we own.
-  for (std::size_t i = 0; i < running_.size();) {
-    int status = 0;
-    pid_t pid = static_cast<pid_t>(running_[i]);
-    pid_t reaped = waitpid(pid, &status, WNOHANG);
-    if (reaped == 0 || (reaped < 0 && errno == EINTR)) {
-      ++i;
-      continue;
-    }
-    running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
-    // The leader is gone; anything it left in its group (workers, ranks) goes with it. The group
-    // id cannot have been reused while members remain, so this reaches only the trial's own.
-    ::kill(-pid, SIGKILL);
-    ExitStatus exit;
-    if (reaped > 0 && WIFSIGNALED(status)) {
-      exit.signal = WTERMSIG(status);
-    } else if (reaped > 0) {
-      exit.code = WEXITSTATUS(status);
-    } else {
-      exit.code = -1;  // already reaped elsewhere; report a failure rather than hang
-    }
-    if (on_exit_) on_exit_(pid, exit);
-  }
-}
-
-std::int64_t LocalLauncher::Launch(const LaunchRequest& request) {
+// Starts one process into process group `pgid` (0: a new group led by the process itself).
+pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
   if (request.argv.empty()) throw std::runtime_error("cannot launch an empty command");
 
   // Environment: ours, with the request's variables replacing same-named ones.
@@ -101,14 +66,14 @@ std::int64_t LocalLauncher::Launch(const LaunchRequest& request) {
 
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
-  // A group of its own, so one kill(-pgid) reaches the trial and whatever it forked
-  // (DataLoader workers, DDP ranks). Signals the tuner ignores or blocks are reset.
+  // One group per trial, so one kill(-pgid) reaches every rank and whatever they forked
+  // (DataLoader workers, helpers). Signals the tuner ignores or blocks are reset.
   sigset_t defaults, empty;
   sigemptyset(&empty);
   sigfillset(&defaults);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
   posix_spawnattr_setsigmask(&attributes, &empty);
-  posix_spawnattr_setpgroup(&attributes, 0);
+  posix_spawnattr_setpgroup(&attributes, pgid);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
                                             POSIX_SPAWN_SETSIGMASK);
 
@@ -120,15 +85,122 @@ std::int64_t LocalLauncher::Launch(const LaunchRequest& request) {
     throw std::runtime_error(
         fmt::format("cannot start \"{}\": {}", request.argv[0], std::strerror(error)));
   }
-  running_.push_back(pid);
   return pid;
 }
 
-void LocalLauncher::Signal(std::int64_t pid, int signal) {
-  if (std::find(running_.begin(), running_.end(), pid) == running_.end()) return;
-  // The group first (it exists while its leader runs), then the leader itself in case it moved.
-  ::kill(-static_cast<pid_t>(pid), signal);
-  ::kill(static_cast<pid_t>(pid), signal);
+}  // namespace
+
+std::string ExitStatus::Describe() const {
+  std::string prefix = num_ranks > 1 ? fmt::format("rank {}: ", rank) : "";
+  if (signal != 0) {
+    const char* name = sigabbrev_np(signal);
+    return fmt::format("{}killed by signal {} (SIG{})", prefix, signal, name ? name : "?");
+  }
+  return fmt::format("{}exit code {}", prefix, code);
+}
+
+LocalLauncher::LocalLauncher(boost::asio::io_context& io, double straggler_grace_s)
+    : io_(io), straggler_grace_s_(straggler_grace_s), sigchld_(io, SIGCHLD) {
+  WaitForSignal();
+}
+
+LocalLauncher::~LocalLauncher() {
+  boost::system::error_code ignored;
+  sigchld_.cancel(ignored);
+}
+
+void LocalLauncher::WaitForSignal() {
+  sigchld_.async_wait([this](const boost::system::error_code& error, int) {
+    if (error) return;
+    Reap();
+    WaitForSignal();
+  });
+}
+
+void LocalLauncher::Reap() {
+  // SIGCHLD coalesces: one signal may stand for several exits, so poll every child we own.
+  std::vector<std::pair<std::int64_t, ExitStatus>> finished;
+  for (auto& [group_id, group] : groups_) {
+    for (std::size_t rank = 0; rank < group.pids.size(); ++rank) {
+      if (group.pids[rank] == 0) continue;
+      int status = 0;
+      pid_t reaped = waitpid(static_cast<pid_t>(group.pids[rank]), &status, WNOHANG);
+      if (reaped == 0 || (reaped < 0 && errno == EINTR)) continue;
+      group.pids[rank] = 0;
+      --group.running;
+      OnMemberExit(group_id, group, static_cast<int>(rank), FromWaitStatus(reaped, status));
+    }
+    if (group.running > 0) continue;
+    // The last member is gone; anything the ranks left in the group goes with them. The group id
+    // cannot have been reused while members remain, so this reaches only the trial's own.
+    ::kill(-static_cast<pid_t>(group_id), SIGKILL);
+    if (group.straggler_timer) group.straggler_timer->cancel();
+    ExitStatus status;
+    status.num_ranks = static_cast<int>(group.pids.size());
+    finished.emplace_back(group_id, group.failure.value_or(status));
+  }
+  // Callbacks last: they may launch new groups.
+  for (const auto& [group_id, status] : finished) groups_.erase(group_id);
+  for (const auto& [group_id, status] : finished) {
+    if (on_exit_) on_exit_(group_id, status);
+  }
+}
+
+void LocalLauncher::OnMemberExit(std::int64_t group_id, Group& group, int rank, ExitStatus status) {
+  status.rank = rank;
+  status.num_ranks = static_cast<int>(group.pids.size());
+  // Members this launcher kills below are reaped later and do not replace the recorded cause.
+  if (!status.ok() && !group.failure) group.failure = status;
+  if (group.running == 0) return;
+  if (!status.ok()) {
+    // A rank that failed leaves the others waiting in a collective: end them now.
+    ::kill(-static_cast<pid_t>(group_id), SIGKILL);
+    return;
+  }
+  if (rank == 0 && !group.straggler_timer) {
+    group.straggler_timer = std::make_unique<boost::asio::steady_timer>(io_);
+    group.straggler_timer->expires_after(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(straggler_grace_s_)));
+    group.straggler_timer->async_wait([this, group_id](const boost::system::error_code& error) {
+      if (error || groups_.count(group_id) == 0) return;
+      ::kill(-static_cast<pid_t>(group_id), SIGKILL);
+    });
+  }
+}
+
+std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
+  if (ranks.empty()) throw std::runtime_error("cannot launch an empty group");
+  std::vector<std::int64_t> pids;
+  try {
+    for (const LaunchRequest& request : ranks) {
+      pids.push_back(Spawn(request, pids.empty() ? 0 : static_cast<pid_t>(pids.front())));
+    }
+  } catch (...) {
+    // All or nothing: the ranks already started would wait for the missing one forever. Rank 0
+    // is not reaped before the others are spawned, so the group id stays valid until here.
+    if (!pids.empty()) ::kill(-static_cast<pid_t>(pids.front()), SIGKILL);
+    for (std::int64_t pid : pids) {
+      int status = 0;
+      while (waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    throw;
+  }
+  Group& group = groups_[pids.front()];
+  group.pids = pids;
+  group.running = pids.size();
+  return pids.front();
+}
+
+void LocalLauncher::Signal(std::int64_t group_id, int signal) {
+  auto it = groups_.find(group_id);
+  if (it == groups_.end()) return;
+  // The group first (it exists while any member runs), then each member in case one moved.
+  ::kill(-static_cast<pid_t>(group_id), signal);
+  for (std::int64_t pid : it->second.pids) {
+    if (pid != 0) ::kill(static_cast<pid_t>(pid), signal);
+  }
 }
 
 }  // namespace tune

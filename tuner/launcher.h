@@ -2,11 +2,16 @@
 // interface, so its loop can be driven by real processes or by a fake in tests; a Slurm launcher
 // would be another implementation.
 //
+// One trial is one *group*: one process, or one per rank for a multi-process (DDP) trial. A group
+// lives and dies together: it is one process group (one kill reaches every rank and whatever the
+// ranks forked), the first rank that fails takes the others down, and the tuner hears once, when
+// the last member has exited.
+//
 // Example:
 //   tune::LocalLauncher launcher(io);
-//   launcher.SetExitCallback([](std::int64_t pid, tune::ExitStatus status) { ... });
-//   std::int64_t pid = launcher.Launch({.argv = {"python3", "train.py"}, .env = {...}, ...});
-//   launcher.Signal(pid, SIGTERM);    // the whole process group of the trial
+//   launcher.SetExitCallback([](std::int64_t group, tune::ExitStatus status) { ... });
+//   std::int64_t group = launcher.Launch({rank0_request, rank1_request});
+//   launcher.Signal(group, SIGTERM);    // every rank and everything they started
 #pragma once
 
 #include <cstdint>
@@ -14,11 +19,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace tune {
 
@@ -30,45 +37,65 @@ struct LaunchRequest {
   std::filesystem::path stderr_path;
 };
 
+// How a group ended: the first member that failed (in the order the launcher saw them exit),
+// else rank 0, which exited cleanly like every other rank.
 struct ExitStatus {
-  int code = 0;    // exit code when the process exited
-  int signal = 0;  // the signal that killed it, or 0
+  int code = 0;       // exit code when the process exited
+  int signal = 0;     // the signal that killed it, or 0
+  int rank = 0;       // which member this is about (index into the launched requests)
+  int num_ranks = 1;  // members in the group
   bool ok() const { return code == 0 && signal == 0; }
-  // "exit code 3", "killed by signal 9 (SIGKILL)"
+  // "exit code 3", "killed by signal 9 (SIGKILL)"; "rank 1: exit code 3" in a group of several.
   std::string Describe() const;
 };
 
 class Launcher {
  public:
-  using ExitCallback = std::function<void(std::int64_t pid, ExitStatus status)>;
+  using ExitCallback = std::function<void(std::int64_t group, ExitStatus status)>;
   virtual ~Launcher() = default;
-  // Starts a process in a process group of its own. Throws std::runtime_error naming the program
-  // when it cannot be started (not found, not executable).
-  virtual std::int64_t Launch(const LaunchRequest& request) = 0;
-  // Sends `signal` to the process group of `pid` (the trial and everything it started).
-  virtual void Signal(std::int64_t pid, int signal) = 0;
-  // Called on the io_context's thread once per launched process, when it has exited.
+  // Starts one process per request (request k is rank k) in one new process group and returns
+  // the group's id (rank 0's pid, also the process group id). Either every member starts or
+  // none is left running: throws std::runtime_error naming the program that could not start.
+  virtual std::int64_t Launch(const std::vector<LaunchRequest>& ranks) = 0;
+  // Sends `signal` to every member of `group` and everything they started.
+  virtual void Signal(std::int64_t group, int signal) = 0;
+  // Called on the io_context's thread once per launched group, when its last member has exited.
   virtual void SetExitCallback(ExitCallback callback) = 0;
 };
 
 // Runs trials as local child processes (posix_spawn) and reaps them on SIGCHLD through the
 // io_context. One per process: it owns SIGCHLD handling.
+//
+// Group policy: a member that exits non-zero or dies by a signal gets the whole group SIGKILLed
+// at once (the other ranks would otherwise block in a collective forever). When rank 0 exits
+// cleanly, the other ranks get `straggler_grace_s` to follow before they are killed (and the
+// group fails, naming the straggler). Once the last member is gone, the group is SIGKILLed once
+// more so nothing a rank forked outlives the trial.
 class LocalLauncher : public Launcher {
  public:
-  explicit LocalLauncher(boost::asio::io_context& io);
+  explicit LocalLauncher(boost::asio::io_context& io, double straggler_grace_s = 30);
   ~LocalLauncher() override;
-  std::int64_t Launch(const LaunchRequest& request) override;
-  void Signal(std::int64_t pid, int signal) override;
+  std::int64_t Launch(const std::vector<LaunchRequest>& ranks) override;
+  void Signal(std::int64_t group, int signal) override;
   void SetExitCallback(ExitCallback callback) override { on_exit_ = std::move(callback); }
-  std::size_t num_running() const { return running_.size(); }
+  std::size_t num_running() const { return groups_.size(); }
 
  private:
+  struct Group {
+    std::vector<std::int64_t> pids;  // by rank; 0 once reaped
+    std::size_t running = 0;
+    std::optional<ExitStatus> failure;  // the first member that failed
+    std::unique_ptr<boost::asio::steady_timer> straggler_timer;
+  };
   void WaitForSignal();
   void Reap();
+  void OnMemberExit(std::int64_t group_id, Group& group, int rank, ExitStatus status);
 
+  boost::asio::io_context& io_;
+  double straggler_grace_s_;
   boost::asio::signal_set sigchld_;
   ExitCallback on_exit_;
-  std::vector<std::int64_t> running_;
+  std::map<std::int64_t, Group> groups_;  // by group id (rank 0's pid)
 };
 
 }  // namespace tune

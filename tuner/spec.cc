@@ -16,7 +16,7 @@ const std::vector<std::string> kTopLevelKeys = {
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
     "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync"};
-const std::vector<std::string> kResourceKeys = {"gpu", "cpu"};
+const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "workers"};
 const std::vector<std::string> kReporterKeys = {"parameter_columns", "metric_columns", "max_rows",
                                                 "refresh_s"};
 
@@ -218,6 +218,31 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
     if (spec.resources_per_trial.cpu < 0) {
       throw SpecError("resources_per_trial.cpu", "must be >= 0");
     }
+    // Processes per trial (DDP ranks): by default one per GPU when the trial has several.
+    int workers = gpu >= 2 ? static_cast<int>(gpu) : 1;
+    if (resources.contains("workers")) {
+      const Json& value = resources["workers"];
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 1 ||
+          value.get<std::int64_t>() > 1024) {
+        throw SpecError("resources_per_trial.workers",
+                        "must be an integer in [1, 1024], got " + value.dump());
+      }
+      workers = static_cast<int>(value.get<std::int64_t>());
+    }
+    if (workers > 1 && gpu > 0 && gpu < 1) {
+      throw SpecError("resources_per_trial",
+                      fmt::format("{} workers cannot share a fraction of a GPU (gpu {:g}): a "
+                                  "multi-worker trial takes one whole GPU per worker (gpu {}) or "
+                                  "none (gpu 0)",
+                                  workers, gpu, workers));
+    }
+    if (workers > 1 && gpu >= 1 && gpu != workers) {
+      throw SpecError("resources_per_trial",
+                      fmt::format("{} workers need one whole GPU each, but gpu is {:g}: set gpu "
+                                  "to {} (or 0 for CPU workers)",
+                                  workers, gpu, workers));
+    }
+    spec.resources_per_trial.workers = workers;
   }
 
   for (const char* key : {"search", "reporter", "trainer"}) {

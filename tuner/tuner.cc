@@ -1,14 +1,20 @@
 #include "tuner/tuner.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -62,17 +68,55 @@ std::string ReplaceAll(std::string text, const std::string& from, const std::str
   return text;
 }
 
-// A trial process of the tuner that died (kill -9 cannot take its children along) may still run:
-// kill its process group, but only if the pid still belongs to that trial of this experiment
-// (pids are reused), which its environment tells.
-void KillLeftover(std::int64_t pid, const std::string& trial_id) {
-  if (pid <= 0) return;
-  std::ifstream environ_file("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  std::string environ_text((std::istreambuf_iterator<char>(environ_file)),
-                           std::istreambuf_iterator<char>());
-  if (environ_text.find(std::string("TUNE_TRIAL_ID=") + trial_id + '\0') == std::string::npos) return;
-  ::kill(-static_cast<pid_t>(pid), SIGKILL);
-  ::kill(static_cast<pid_t>(pid), SIGKILL);
+// The processes of a trial of the tuner that died (kill -9 cannot take its children along) may
+// still run: kill the trial's process group (its id is rank 0's pid), but only if a member of it
+// still belongs to that trial of this experiment (pids are reused), which its environment tells.
+// Every member is checked, because rank 0 may be gone while other ranks still run.
+void KillLeftover(std::int64_t group_id, const std::string& trial_id) {
+  if (group_id <= 0) return;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat_file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so parse after the
+    // last ')'.
+    std::size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    std::string state;
+    long long ppid = 0, pgrp = 0;
+    if (!(fields >> state >> ppid >> pgrp) || pgrp != group_id) continue;
+    std::ifstream environ_file(entry.path() / "environ", std::ios::binary);
+    std::string environ_text((std::istreambuf_iterator<char>(environ_file)),
+                             std::istreambuf_iterator<char>());
+    const std::string marker = std::string("TUNE_TRIAL_ID=") + trial_id + '\0';
+    if (environ_text.find(marker) == std::string::npos) continue;
+    ::kill(-static_cast<pid_t>(group_id), SIGKILL);
+    return;
+  }
+}
+
+// A TCP port that is free on the loopback interface now, for a multi-process trial's rendezvous
+// (MASTER_PORT). Like torchrun, it is released before the trial binds it again; another program
+// taking it in between makes that attempt fail (and be retried like any failure).
+int FreeLoopbackPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    int saved = errno;
+    ::close(fd);
+    throw std::runtime_error(std::string("cannot pick a free port: ") + std::strerror(saved));
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
 }
 
 }  // namespace
@@ -273,12 +317,13 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
   trial.gpus = allocation.Visible();
   writer_.OnTrialStart(trial);
 
-  LaunchRequest request;
-  request.argv = Command();
-  request.cwd = trial.dir;
-  request.stdout_path = trial.dir / "stdout.log";
-  request.stderr_path = trial.dir / "stderr.log";
-  request.env = {
+  // One request per rank (torchrun's environment when there are several); rank 0's output is the
+  // trial's stdout.log/stderr.log, rank k's stdout.rank<k>.log/stderr.rank<k>.log.
+  const int workers = spec_.resources_per_trial.workers;
+  LaunchRequest base;
+  base.argv = Command();
+  base.cwd = trial.dir;
+  base.env = {
       {"TUNE_REPORT_ADDR", server_->address()},
       {"TUNE_TRIAL_ID", trial.id},
       {"TUNE_TOKEN", runtime.token},
@@ -287,9 +332,30 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
       {"TUNE_EXPERIMENT_DIR", std::filesystem::absolute(options_.experiment_dir).string()},
       {"CUDA_VISIBLE_DEVICES", trial.gpus},
   };
-  if (trial.last_checkpoint) request.env["TUNE_CHECKPOINT"] = *trial.last_checkpoint;
+  if (trial.last_checkpoint) base.env["TUNE_CHECKPOINT"] = *trial.last_checkpoint;
+  std::vector<LaunchRequest> ranks;
   try {
-    trial.pid = launcher_->Launch(request);
+    const std::string master_port = workers > 1 ? std::to_string(FreeLoopbackPort()) : "";
+    for (int rank = 0; rank < workers; ++rank) {
+      LaunchRequest request = base;
+      const std::string suffix = rank == 0 ? "" : fmt::format(".rank{}", rank);
+      request.stdout_path = trial.dir / ("stdout" + suffix + ".log");
+      request.stderr_path = trial.dir / ("stderr" + suffix + ".log");
+      if (workers > 1) {
+        request.env["RANK"] = std::to_string(rank);
+        request.env["LOCAL_RANK"] = std::to_string(rank);
+        request.env["WORLD_SIZE"] = std::to_string(workers);
+        request.env["LOCAL_WORLD_SIZE"] = std::to_string(workers);
+        request.env["MASTER_ADDR"] = "127.0.0.1";
+        request.env["MASTER_PORT"] = master_port;
+        // Whole GPUs only (ParseSpec): rank k gets the k-th device of the trial's allocation.
+        if (!allocation.gpu_ids.empty()) {
+          request.env["CUDA_VISIBLE_DEVICES"] = allocation.gpu_ids[static_cast<std::size_t>(rank)];
+        }
+      }
+      ranks.push_back(std::move(request));
+    }
+    trial.pid = launcher_->Launch(ranks);
   } catch (const std::exception& error) {
     pool_.Release(allocation);
     trial.status = TrialStatus::kRunning;  // so FailTrial's bookkeeping applies
@@ -611,6 +677,7 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   runtime.allocation.reset();
   trial.time_total_s += Now() - runtime.attempt_start_s;
   trial.pid = 0;
+  if (!status.ok()) runtime.failed_rank = status.rank;
   if (server_) server_->Disconnect(trial.id);
 
   if (!runtime.fatal_error.empty()) {
@@ -645,7 +712,10 @@ void Tuner::FinishTrial(std::size_t index, TrialStatus status) {
 
 void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_allowed) {
   Trial& trial = trials_[index];
-  std::string stderr_tail = TailLines(trial.dir / "stderr.log", 20);
+  // The log of the rank that failed: rank 0's is stderr.log, rank k's stderr.rank<k>.log.
+  const int rank = runtime_[index].failed_rank;
+  const std::string stderr_name = rank == 0 ? "stderr.log" : fmt::format("stderr.rank{}.log", rank);
+  std::string stderr_tail = TailLines(trial.dir / stderr_name, 20);
   std::string shown = reason;
   if (!stderr_tail.empty()) {
     std::string last_line = stderr_tail.substr(0, stderr_tail.size() - 1);
@@ -661,7 +731,7 @@ void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_a
   {
     std::ofstream error_file(trial.dir / "error.txt", std::ios::app);
     error_file << fmt::format("Failure #{}: {}\n", failures, reason);
-    if (!stderr_tail.empty()) error_file << "Last lines of stderr.log:\n" << stderr_tail;
+    if (!stderr_tail.empty()) error_file << "Last lines of " << stderr_name << ":\n" << stderr_tail;
   }
   Log(fmt::format("trial {} failed ({}){}", trial.id, shown,
                   retry ? fmt::format("; retrying ({} of {})", failures,

@@ -7,7 +7,9 @@
 // running, from their last checkpoint.
 //
 // It asks the searcher for configs while the resource pool has room, launches each trial as its
-// own process (CUDA_VISIBLE_DEVICES from the pool), answers every report with the scheduler's
+// own process, or as `resources_per_trial.workers` processes with torchrun's environment (one
+// launcher group: they end together, and a failing rank fails the trial; CUDA_VISIBLE_DEVICES
+// from the pool, one whole GPU per rank), answers every report with the scheduler's
 // decision, records results through the ResultWriter and refreshes the status table. A trial
 // that exits non-zero, dies by a signal or reports a NaN/inf metric fails; it is retried from its
 // last checkpoint up to max_failures times, then marked ERROR; the experiment goes on. The first
@@ -84,6 +86,7 @@ class Tuner : private ReportServer::Handler {
     bool budget_exhausted = false; // stopped at the end of its budget: it completed
     std::string fatal_error;       // a failure that must not be retried (NaN metric)
     std::string timeout_reason;    // set when the watchdog killed it
+    int failed_rank = 0;           // the rank whose failure ended the attempt (its log is shown)
     std::unique_ptr<boost::asio::steady_timer> kill_timer;
     std::unique_ptr<boost::asio::steady_timer> watchdog;  // connect / report timeouts
   };
@@ -143,7 +146,7 @@ class Tuner : private ReportServer::Handler {
   std::vector<Trial> trials_;
   std::vector<Runtime> runtime_;  // parallel to trials_
   std::map<std::string, std::size_t> index_by_id_;
-  std::map<std::int64_t, std::size_t> index_by_pid_;
+  std::map<std::int64_t, std::size_t> index_by_pid_;  // by launcher group id (rank 0's pid)
   bool searcher_finished_ = false;
   int interrupts_ = 0;
   bool finished_ = false;

@@ -16,6 +16,12 @@ tuner says so:
     # Leaving the block normally sends "done"; leaving it with an exception just closes the
     # connection, and the tuner records the trial's failure from its exit status.
 
+In a multi-process trial (torchrun's RANK set and not 0) only rank 0 talks to the tuner:
+``from_env()`` on any other rank connects to nothing and returns a session whose ``report()``
+returns "continue" at once and whose ``heartbeat()``/``done()`` do nothing
+(``session.is_reporting`` is False). Share rank 0's decision with the other ranks yourself, e.g.
+``torch.distributed.broadcast_object_list([action], src=0)``.
+
 Metric values may be numbers, strings, bools or None. NaN and +/-inf cannot be JSON, so they are
 sent as the strings "nan", "inf", "-inf"; the tuner turns them back into numbers (a NaN in the
 optimised metric fails the trial). Values with an ``item()`` method (numpy and torch scalars) are
@@ -75,13 +81,18 @@ def _metric_value(name, value):
 class Session:
     """One trial's connection to the tuner. Use from one thread (rank 0 only)."""
 
-    def __init__(self, address, trial_id, token, config=None, checkpoint=None):
-        """Connects to the tuner at `address` ("host:port") and says hello."""
+    def __init__(self, address, trial_id, token, config=None, checkpoint=None, rank=0):
+        """Connects to the tuner at `address` ("host:port") and says hello; with `rank` other
+        than 0, connects to nothing (a no-op session, see the module's docstring)."""
         self.address = address
         self.trial_id = trial_id
         self.config = config if config is not None else {}
         self.checkpoint = checkpoint  # the checkpoint to resume from, or None
         self.should_stop = False      # True once the tuner answered "stop"
+        self.is_reporting = rank == 0
+        self._sock = None
+        if not self.is_reporting:
+            return
         host, port = _split_address(address)
         try:
             self._sock = socket.create_connection((host, port))
@@ -109,7 +120,11 @@ class Session:
         except ValueError as error:
             raise TuneError("tune: TUNE_CONFIG file %s is not valid JSON: %s"
                             % (config_path, error)) from None
-        return cls(address, trial_id, token, config, os.environ.get("TUNE_CHECKPOINT") or None)
+        rank = os.environ.get("RANK") or "0"
+        if not rank.isdigit():
+            raise TuneError("tune: environment variable RANK is not a rank: %r" % rank)
+        return cls(address, trial_id, token, config, os.environ.get("TUNE_CHECKPOINT") or None,
+                   rank=int(rank))
 
     def report(self, iter, metrics, checkpoint=None):
         """Sends one result and waits for the tuner's decision: "continue" or "stop"."""
@@ -119,6 +134,8 @@ class Session:
             raise ValueError("tune: iter must be an integer >= 0, got %r" % (iter,))
         message = {"type": "report", "iter": iter,
                    "metrics": {str(k): _metric_value(k, v) for k, v in metrics.items()}}
+        if not self.is_reporting:
+            return "continue"
         if checkpoint is not None:
             message["checkpoint"] = os.fspath(checkpoint)
         self._send(message)
@@ -142,6 +159,8 @@ class Session:
     def heartbeat(self):
         """Tells the tuner the trial is alive (no reply), e.g. during a long epoch, so that
         the experiment's trial_timeout_s does not kill it."""
+        if not self.is_reporting:
+            return
         self._send({"type": "heartbeat"})
 
     def done(self):

@@ -391,5 +391,137 @@ TEST_F(TuneRunTest, SecondCtrlCKillsTrialsThatIgnoreTheFirst) {
   ExpectNoTrialProcessLeft(storage_ / "exp");
 }
 
+// Multi-process (DDP) trials, with tune-test-ddp-trial as every rank.
+
+// Alive and not a zombie (a killed grandchild waits for init to reap it).
+bool IsAlive(pid_t pid) {
+  std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  std::size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+class DdpTrialTest : public TuneRunTest {
+ protected:
+  fs::path WriteSpec(const std::string& resources, const std::string& trainer_extra = "") {
+    fs::path spec = storage_ / "ddp.json";
+    std::ofstream(spec) << fmt::format(
+        R"({{"metric": "loss", "mode": "min", "num_samples": 1, "resources_per_trial": {},
+            "trainer": {{"command": ["tune-test-ddp-trial"]{}}}, "space": {{"x": {{"uniform": [0, 1]}}}}}})",
+        resources, trainer_extra);
+    return spec;
+  }
+  void ExpectNothingLeft(const fs::path& trial, int ranks) {
+    for (int rank = 0; rank < ranks; ++rank) {
+      Json record = Json::parse(ReadFile(trial / fmt::format("rank{}.json", rank)));
+      EXPECT_FALSE(IsAlive(record["pid"].get<pid_t>())) << "rank " << rank << " still running";
+      EXPECT_FALSE(IsAlive(record["child_pid"].get<pid_t>()))
+          << "rank " << rank << "'s child still running";
+    }
+  }
+};
+
+TEST_F(DdpTrialTest, RanksGetTorchrunEnvironmentAndOnlyRankZeroReports) {
+  RunOutput run = Run(WriteSpec(R"({"cpu": 2, "workers": 2})").string(), "--cpus 2");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  fs::path trial = run.dir / "t_00001";
+  auto results = ReadJsonLines(trial / "result.json");
+  ASSERT_EQ(results.size(), 3u) << "one report per iter, from rank 0 only";
+  for (const Json& result : results) EXPECT_EQ(result["rank"], 0);
+  Json rank0 = Json::parse(ReadFile(trial / "rank0.json"));
+  Json rank1 = Json::parse(ReadFile(trial / "rank1.json"));
+  EXPECT_EQ(rank0["RANK"], "0");
+  EXPECT_EQ(rank1["RANK"], "1");
+  EXPECT_EQ(rank1["LOCAL_RANK"], "1");
+  EXPECT_EQ(rank0["WORLD_SIZE"], "2");
+  EXPECT_EQ(rank1["WORLD_SIZE"], "2");
+  EXPECT_EQ(rank0["MASTER_ADDR"], "127.0.0.1");
+  EXPECT_NE(rank0["MASTER_PORT"], "");
+  EXPECT_EQ(rank0["MASTER_PORT"], rank1["MASTER_PORT"]);
+  EXPECT_EQ(rank0["reporting"], true);
+  EXPECT_EQ(rank1["reporting"], false);
+  EXPECT_TRUE(fs::exists(trial / "stdout.log"));
+  EXPECT_TRUE(fs::exists(trial / "stdout.rank1.log"));
+  EXPECT_TRUE(fs::exists(trial / "stderr.rank1.log"));
+  EXPECT_FALSE(fs::exists(trial / "error.txt"));
+  ExpectNothingLeft(trial, 2);
+}
+
+TEST_F(DdpTrialTest, FailingRankEndsTheTrialAsErrorNamingItAndLeavesNoProcess) {
+  RunOutput run = Run(WriteSpec(R"({"cpu": 3, "workers": 3})", R"(, "fail_rank": 1)").string(),
+                      "--cpus 3 max_failures=0");
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  fs::path trial = run.dir / "t_00001";
+  std::string error = ReadFile(trial / "error.txt");
+  EXPECT_THAT(error, HasSubstr("Failure #1: rank 1: exit code 3"));
+  EXPECT_THAT(error, HasSubstr("stderr.rank1.log"));
+  EXPECT_THAT(error, HasSubstr("rank 1: simulated failure"));
+  EXPECT_THAT(run.out, HasSubstr("ERROR"));
+  ExpectNothingLeft(trial, 3);
+}
+
+// kill -9 cannot take a tuner's trials along: `tune resume` must find every rank of the trial
+// (its process group, which the journal names) and kill it before running the trial again.
+TEST_F(DdpTrialTest, ResumeKillsEveryRankAKilledTunerLeftBehind) {
+  fs::path spec = WriteSpec(R"({"cpu": 2, "workers": 2})", R"(, "block": true)");
+  fs::path trial = storage_ / "exp" / "t_00001";
+  std::string command = fmt::format(
+      "exec {}/tune run {} --storage {} --name exp --cpus 2 trial_timeout_s=1 max_failures=0 "
+      ">{}/out.txt 2>{}/err.txt",
+      TUNE_BIN_DIR, spec.string(), storage_.string(), storage_.string(), storage_.string());
+  pid_t tune = fork();
+  if (tune == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
+    _exit(127);
+  }
+  for (int i = 0;
+       i < 200 && !(fs::exists(trial / "rank0.json") && fs::exists(trial / "rank1.json")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::vector<pid_t> left;
+  for (int rank = 0; rank < 2; ++rank) {
+    Json record = Json::parse(ReadFile(trial / fmt::format("rank{}.json", rank)));
+    left.push_back(record["pid"].get<pid_t>());
+    left.push_back(record["child_pid"].get<pid_t>());
+  }
+  kill(tune, SIGKILL);
+  waitpid(tune, nullptr, 0);
+  for (pid_t pid : left) ASSERT_TRUE(IsAlive(pid)) << "the killed tuner left its trial running";
+  // Rank 0, whose pid the journal records, dies meanwhile: the other ranks must still be found.
+  kill(left[0], SIGKILL);
+  for (int i = 0; i < 200 && IsAlive(left[0]); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  fs::remove(trial / "rank0.json");
+  fs::remove(trial / "rank1.json");
+
+  int status = std::system(fmt::format("{}/tune resume {} --cpus 2 >{}/resume.out 2>{}/resume.err",
+                                       TUNE_BIN_DIR, (storage_ / "exp").string(), storage_.string(),
+                                       storage_.string())
+                               .c_str());
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1) << "the relaunched trial times out";
+  for (pid_t pid : left) EXPECT_FALSE(IsAlive(pid)) << "pid " << pid << " of the first attempt";
+  ExpectNothingLeft(trial, 2);  // the relaunched attempt too
+}
+
+TEST_F(DdpTrialTest, EachRankGetsOneWholeGpuOfTheTrial) {
+  RunOutput run = Run(WriteSpec(R"({"cpu": 1, "gpu": 2})").string(), "--gpus 4 --cpus 2",
+                      "TUNE_FAKE_GPUS=0,1,2,3");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  fs::path trial = run.dir / "t_00001";
+  Json rank0 = Json::parse(ReadFile(trial / "rank0.json"));
+  Json rank1 = Json::parse(ReadFile(trial / "rank1.json"));
+  EXPECT_EQ(rank0["WORLD_SIZE"], "2") << "gpu 2 means two workers by default";
+  EXPECT_EQ(rank0["CUDA_VISIBLE_DEVICES"], "0");
+  EXPECT_EQ(rank1["CUDA_VISIBLE_DEVICES"], "1");
+}
+
+TEST_F(DdpTrialTest, FractionalGpuWithSeveralWorkersIsASpecError) {
+  RunOutput run =
+      Run(WriteSpec(R"({"gpu": 0.5, "workers": 2})").string(), "--gpus 1", "TUNE_FAKE_GPUS=0");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err,
+              HasSubstr("resources_per_trial: 2 workers cannot share a fraction of a GPU"));
+}
+
 }  // namespace
 }  // namespace tune

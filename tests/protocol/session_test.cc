@@ -20,7 +20,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 const char* const kEnvVars[] = {"TUNE_REPORT_ADDR", "TUNE_TRIAL_ID", "TUNE_TOKEN", "TUNE_CONFIG",
-                                "TUNE_CHECKPOINT"};
+                                "TUNE_CHECKPOINT", "RANK"};
 
 // Each test gets a clean TUNE_* environment and a scratch directory with a params.json.
 class SessionTest : public ServerTest {
@@ -99,6 +99,61 @@ TEST_F(SessionTest, FromEnvReadsConfigAndCheckpoint) {
   EXPECT_EQ(session->resume_checkpoint(), std::optional<std::string>("/runs/t_1/checkpoint_4"));
   EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
   EXPECT_FALSE(handler_.WaitFor("connect t_1").empty());
+}
+
+// Multi-process trials: only rank 0 talks to the tuner. The test server answers "stop" from
+// iter 3 on, so a "continue" at iter 5 shows that no round trip happened.
+TEST_F(SessionTest, RanksOtherThanZeroDoNotConnect) {
+  StartServer();
+  SetFullEnv();
+  ::setenv("RANK", "1", 1);
+  auto silent = Session::FromEnv();
+  EXPECT_FALSE(silent->is_reporting());
+  EXPECT_EQ(silent->config()["hidden"], 128);
+  EXPECT_EQ(silent->Report(5, {{"x", 1}}), Decision::kContinue);
+  silent->Heartbeat();
+  silent->Done();
+  ::setenv("RANK", "0", 1);
+  auto rank0 = Session::FromEnv();
+  EXPECT_TRUE(rank0->is_reporting());
+  EXPECT_EQ(rank0->Report(5, {{"x", 1}}), Decision::kStop);
+  rank0->Done();
+  ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
+  EXPECT_THAT(handler_.Events(),
+              ElementsAre("connect t_1", "report t_1 5", "done t_1", "disconnect t_1"));
+}
+
+TEST_F(SessionTest, PythonClientOnRankOneDoesNotConnect) {
+  if (std::system("python3 -c '' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not found";
+  StartServer();
+  SetFullEnv();
+  std::string script = (dir_ / "rank1.py").string();
+  std::ofstream(script) << R"PY(
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+import tune_client
+
+os.environ["RANK"] = "1"
+with tune_client.Session.from_env() as session:
+    assert not session.is_reporting
+    assert session.config["hidden"] == 128, session.config
+    assert session.report(5, {"loss": 1.0}) == "continue"
+    session.heartbeat()
+os.environ["RANK"] = "0"
+with tune_client.Session.from_env() as session:
+    assert session.is_reporting
+    assert session.report(5, {"loss": 1.0}) == "stop"
+print("python ranks ok")
+)PY";
+  std::string log = (dir_ / "python.log").string();
+  std::string command = "SOURCE_DIR='" TUNE_SOURCE_DIR "' python3 " + script + " >" + log + " 2>&1";
+  int status = std::system(command.c_str());
+  std::ifstream log_file(log);
+  std::string output((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(status, 0) << output;
+  ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
+  EXPECT_THAT(handler_.Events(),
+              ElementsAre("connect t_1", "report t_1 5", "done t_1", "disconnect t_1"));
 }
 
 TEST_F(SessionTest, FromEnvWithoutCheckpointHasNone) {

@@ -42,6 +42,33 @@ TEST(SpecTest, ParsesFieldsAndDefaults) {
   EXPECT_EQ(spec.space.parameters().size(), 2u);
 }
 
+TEST(SpecTest, WorkersDefaultToOnePerGpuWhenATrialHasSeveral) {
+  Json raw = MinimalSpec();
+  EXPECT_EQ(ParseSpec(raw, ".").resources_per_trial.workers, 1);
+  raw["resources_per_trial"] = {{"gpu", 1}};
+  EXPECT_EQ(ParseSpec(raw, ".").resources_per_trial.workers, 1);
+  raw["resources_per_trial"] = {{"gpu", 4}};
+  EXPECT_EQ(ParseSpec(raw, ".").resources_per_trial.workers, 4);
+  raw["resources_per_trial"] = {{"gpu", 4}, {"workers", 1}};
+  EXPECT_EQ(ParseSpec(raw, ".").resources_per_trial.workers, 1) << "one process driving 4 GPUs";
+  raw["resources_per_trial"] = {{"cpu", 2}, {"workers", 2}};
+  ExperimentSpec spec = ParseSpec(raw, ".");
+  EXPECT_EQ(spec.resources_per_trial.workers, 2);
+  EXPECT_DOUBLE_EQ(spec.resources_per_trial.cpu, 2) << "cpu counts for the whole trial";
+}
+
+TEST(SpecTest, BadWorkerCountsNameResourcesPerTrial) {
+  Json raw = MinimalSpec();
+  raw["resources_per_trial"] = {{"gpu", 0.5}, {"workers", 2}};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial: 2 workers cannot share a fraction"));
+  raw["resources_per_trial"] = {{"gpu", 2}, {"workers", 3}};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial: 3 workers need one whole GPU each"));
+  raw["resources_per_trial"] = {{"workers", 0}};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial.workers: must be an integer"));
+  raw["resources_per_trial"] = {{"workers", 1.5}};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial.workers: must be an integer"));
+}
+
 TEST(SpecTest, OverrideSetsDottedPathParsingJsonValues) {
   Json raw = MinimalSpec();
   ApplyOverride(raw, "num_samples=8", false);

@@ -163,7 +163,14 @@ std::unique_ptr<Session> Session::FromEnv() {
   std::string token = RequireEnv("TUNE_TOKEN");
   std::string config_path = RequireEnv("TUNE_CONFIG");
   Json config = ReadConfig(config_path);
-  auto session = Connect(address, trial_id, token, std::move(config));
+  // torchrun's RANK: only rank 0 reports (a missing or empty RANK is a single-process trial).
+  const char* rank = std::getenv("RANK");
+  std::unique_ptr<Session> session;
+  if (rank != nullptr && *rank != '\0' && std::string(rank) != "0") {
+    session.reset(new Session(nullptr, trial_id, std::move(config)));
+  } else {
+    session = Connect(address, trial_id, token, std::move(config));
+  }
   const char* checkpoint = std::getenv("TUNE_CHECKPOINT");
   if (checkpoint != nullptr && *checkpoint != '\0') session->resume_checkpoint_ = checkpoint;
   return session;
@@ -182,10 +189,12 @@ Decision Session::Report(std::int64_t iter, const Json& metrics,
   report.iter = iter;
   report.metrics = metrics;
   report.checkpoint = checkpoint;
+  if (!impl_) return Decision::kContinue;
   return impl_->Report(report);
 }
 
 void Session::Heartbeat() {
+  if (!impl_) return;
   if (!impl_->is_open()) {
     throw std::runtime_error("tune: the session is closed (after Done() or a lost connection)");
   }
@@ -193,7 +202,7 @@ void Session::Heartbeat() {
 }
 
 void Session::Done() {
-  if (impl_->is_open()) impl_->Done();
+  if (impl_ && impl_->is_open()) impl_->Done();
 }
 
 }  // namespace tune

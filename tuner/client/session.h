@@ -5,6 +5,11 @@
 // connects and says hello; Report() sends one result and blocks until the tuner's decision
 // arrives (a loopback round trip: tens of microseconds).
 //
+// In a multi-process trial (RANK set and not 0) only rank 0 talks to the tuner: FromEnv() on any
+// other rank connects to nothing and returns a session whose Report() returns kContinue at once
+// and whose Heartbeat()/Done() do nothing (is_reporting() is false). The program itself shares
+// rank 0's decision with the other ranks (tune-trainer broadcasts it).
+//
 // Example:
 //   auto session = tune::Session::FromEnv();               // throws if not run by `tune`
 //   tune::Json config = session->config();
@@ -26,8 +31,9 @@ namespace tune {
 
 class Session {
  public:
-  // Connects using the TUNE_* environment variables and reads TUNE_CONFIG. Throws
-  // std::runtime_error naming the missing variable or the connection failure.
+  // Connects using the TUNE_* environment variables and reads TUNE_CONFIG (a no-op session that
+  // still reads the config on ranks other than 0, see above). Throws std::runtime_error naming
+  // the missing variable or the connection failure.
   static std::unique_ptr<Session> FromEnv();
   // Connects to `host:port` directly (tests, custom launchers).
   static std::unique_ptr<Session> Connect(const std::string& address, const std::string& trial_id,
@@ -38,6 +44,8 @@ class Session {
   const std::string& trial_id() const { return trial_id_; }
   // The checkpoint to resume from (TUNE_CHECKPOINT), if any.
   const std::optional<std::string>& resume_checkpoint() const { return resume_checkpoint_; }
+  // False on the no-op session of a rank other than 0.
+  bool is_reporting() const { return impl_ != nullptr; }
 
   // Sends a report and waits for the decision. Throws std::runtime_error when the tuner closed
   // the connection.
