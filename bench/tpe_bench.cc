@@ -2,7 +2,10 @@
 // /work/shared/baselines/optuna/bench_quality.py, time per suggestion, and a multi-fidelity run
 // under ASHA. Prints tables; see bench/README-tpe.md.
 //
-// Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20] [only=SUBSTRING]
+// Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20] [only=SUBSTRING] [first_seed=0]
+//        tune-bench-tpe tune FIRST_SEED SEEDS TRIALS SEARCH_JSON...   (variant selection; set
+//        TUNE_ONLY=mixed to run one function). Keys "x_joint_scott_widths" / "x_width_free" in a
+//        search object set the internal TpeOptions switches of the same names.
 // `only` keeps the runs whose "/function/sampler/" contains it, e.g. "/tpe/" (univariate TPE
 // only) or "/branin/" (speed runs are named "/speed/sampler/"). For speed, a seeds argument
 // >= 100 is the largest trial count to time (tune-bench-tpe speed 2000 /speed/tpe/).
@@ -10,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -20,6 +24,7 @@
 #include "schedulers/scheduler.h"
 #include "search/searcher.h"
 #include "search/space.h"
+#include "search/tpe.h"
 
 namespace tune {
 namespace {
@@ -130,7 +135,29 @@ std::unique_ptr<Searcher> Make(const Space& space, const Variant& variant, std::
   options.max_concurrent = concurrent;
   options.seed = seed;
   options.algorithm = Json::parse(variant.search);
-  return MakeSearcher(space, options);
+  // Internal switches (no space.json key): "x_joint_scott_widths", "x_width_free".
+  Json internal = Json::object();
+  for (auto it = options.algorithm.begin(); it != options.algorithm.end();) {
+    if (it.key().rfind("x_", 0) == 0) {
+      internal[it.key()] = it.value();
+      it = options.algorithm.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (internal.empty()) return MakeSearcher(space, options);
+  TpeOptions tpe = ParseTpeOptions(options);
+  for (auto it = internal.begin(); it != internal.end(); ++it) {
+    const std::string& key = it.key();
+    const double v = it.value().get<double>();
+    if (key == "x_joint_scott_widths") tpe.joint_scott_widths = v != 0;
+    else if (key == "x_width_free") tpe.width_free_density = v != 0;
+    else {
+      std::fprintf(stderr, "unknown internal key %s\n", key.c_str());
+      std::exit(2);
+    }
+  }
+  return MakeTpeSearcher(space, options, tpe);
 }
 
 double Quantile(std::vector<double> values, double q) {
@@ -152,16 +179,18 @@ bool Keep(const std::string& only, const char* function, const char* sampler) {
   return (std::string("/") + function + "/" + sampler + "/").find(only) != std::string::npos;
 }
 
-void Quality(int seeds, const std::vector<Variant>& variants, const std::string& only) {
+void Quality(int seeds, const std::vector<Variant>& variants, const std::string& only,
+             int first_seed = 0) {
   const std::vector<int> checkpoints = {25, 50, 100, 200};
-  std::printf("## Regret: median [IQR] over %d seeds (sequential trials)\n\n", seeds);
+  std::printf("## Regret: median [IQR] over %d seeds %d..%d (sequential trials)\n\n", seeds,
+              first_seed, first_seed + seeds - 1);
   std::printf("| function | sampler | 25 | 50 | 100 | 200 |\n|---|---|---|---|---|---|\n");
   for (const Problem& problem : Problems()) {
     Space space = ParseSpace(Json::parse(problem.space));
     for (const Variant& variant : variants) {
       if (!Keep(only, problem.name, variant.name)) continue;
       std::vector<std::vector<double>> at(checkpoints.size());
-      for (int seed = 0; seed < seeds; ++seed) {
+      for (int seed = first_seed; seed < first_seed + seeds; ++seed) {
         auto searcher = Make(space, variant, static_cast<std::uint64_t>(seed), 200);
         double best = INFINITY;
         for (int t = 1; t <= 200; ++t) {
@@ -184,6 +213,53 @@ void Quality(int seeds, const std::vector<Variant>& variants, const std::string&
       std::printf("\n");
       std::fflush(stdout);
     }
+  }
+  std::printf("\n");
+}
+
+// Variant selection: for each variant (a "search" object), the median regret at `trials` over
+// seeds first_seed.. on each function, and the mean log10 regret (less noisy than the median).
+void Tune(int first_seed, int seeds, int trials, const std::vector<std::string>& searches) {
+  const std::vector<Problem> problems = Problems();
+  std::printf("## Median regret at %d trials, seeds %d..%d (mean log10 regret) [IQR]\n\n",
+              trials, first_seed, first_seed + seeds - 1);
+  std::printf("| variant |");
+  for (const Problem& problem : problems) std::printf(" %s |", problem.name);
+  std::printf("\n|---|---|---|---|---|---|\n");
+  for (const std::string& search : searches) {
+    std::printf("| `%s` |", search.c_str());
+    for (const Problem& problem : problems) {
+      const char* only = std::getenv("TUNE_ONLY");  // a function name, to tune on one
+      if (only != nullptr && std::strcmp(only, problem.name) != 0) {
+        std::printf(" - |");
+        continue;
+      }
+      Space space = ParseSpace(Json::parse(problem.space));
+      Variant variant{"", search.c_str()};
+      std::vector<double> regrets;
+      double log_sum = 0;
+      for (int seed = first_seed; seed < first_seed + seeds; ++seed) {
+        auto searcher = Make(space, variant, static_cast<std::uint64_t>(seed), trials);
+        double best = INFINITY;
+        for (int t = 1; t <= trials; ++t) {
+          std::string id = "t" + std::to_string(t);
+          Json config = searcher->Suggest(id).config;
+          Result result;
+          result.training_iteration = 1;
+          double value = problem.f(config);
+          result.metrics["loss"] = value;
+          searcher->OnResult(id, result);
+          searcher->OnComplete(id, TrialStatus::kTerminated, &result);
+          best = std::min(best, value);
+        }
+        regrets.push_back(best - problem.minimum);
+        log_sum += std::log10(std::max(best - problem.minimum, 1e-12));
+      }
+      std::printf(" %.4g (%.3f) [%.3g-%.3g] |", Quantile(regrets, 0.5), log_sum / seeds,
+                  Quantile(regrets, 0.25), Quantile(regrets, 0.75));
+      std::fflush(stdout);
+    }
+    std::printf("\n");
   }
   std::printf("\n");
 }
@@ -354,8 +430,22 @@ int main(int argc, char** argv) {
       {"random", R"({"algorithm": "random"})"},
       {"tpe", R"({"algorithm": "tpe"})"},
       {"tpe multivariate", R"({"algorithm": "tpe", "multivariate": true})"},
+      // Before the switch to joint kernels: univariate throughout, as Optuna 3.1's default.
+      {"tpe univariate", R"({"algorithm": "tpe", "multivariate_after": 1000000000})"},
+      // Joint from the start with Optuna's Scott-like widths (the multivariate mode before).
+      {"tpe multivariate scott",
+       R"({"algorithm": "tpe", "multivariate": true, "x_joint_scott_widths": 1})"},
   };
-  if (what == "quality" || what == "all") tune::Quality(seeds, variants, only);
+  if (what == "tune") {
+    // tune-bench-tpe tune FIRST_SEED SEEDS TRIALS SEARCH_JSON...
+    std::vector<std::string> searches;
+    for (int i = 5; i < argc; ++i) searches.push_back(argv[i]);
+    tune::Tune(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), searches);
+    return 0;
+  }
+  if (what == "quality" || what == "all") {
+    tune::Quality(seeds, variants, only, argc > 4 ? std::atoi(argv[4]) : 0);
+  }
   if (what == "speed" || what == "all") {
     tune::Speed(variants, only, argc > 2 && seeds >= 100 ? seeds : 5000);
   }

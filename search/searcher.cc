@@ -18,8 +18,9 @@ const std::vector<std::string> kCommonOptions = {"algorithm", "seed"};
 // Options only TPE takes (Optuna's names); rejected for the others rather than ignored, so a
 // user who forgot "algorithm": "tpe" hears about it.
 const std::vector<std::string> kTpeOptions = {
-    "n_startup_trials", "n_ei_candidates", "gamma",        "prior_weight", "consider_endpoints",
-    "multivariate",     "constant_liar",   "intermediate", "budget_attr"};
+    "n_startup_trials", "n_ei_candidates",    "gamma",         "prior_weight",
+    "categorical_prior_weight", "consider_endpoints", "multivariate", "multivariate_after",
+    "constant_liar",    "intermediate",       "budget_attr"};
 
 bool Has(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();

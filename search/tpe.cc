@@ -277,21 +277,28 @@ void FindDistinct(NumericKernels* kernels) {
   kernels->distinct_inv_sigma = Eigen::Map<const ArrayXd>(sigma.data(), m).inverse();
 }
 
-void Finish(const Dim& dim, NumericKernels* kernels, bool width_free) {
+// `joint`: only what joint scoring and sampling read (no coef, coef_f, cumulative).
+void Finish(const Dim& dim, NumericKernels* kernels, bool width_free, bool joint = false) {
   if (dim.binned) {
     FindDistinct(kernels);
     const ArrayXd& mu = kernels->distinct_mu;
     const ArrayXd& inv_sigma = kernels->distinct_inv_sigma;
     kernels->distinct_log_norm =
         -StdNormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma).log();
-    kernels->distinct_coef = ArrayXd::Zero(mu.size());
     kernels->log_norm.resize(kernels->mu.size());
+    kernels->inv_sigma = kernels->sigma.inverse();
+    if (joint) {
+      for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
+        kernels->log_norm[k] = kernels->distinct_log_norm[kernels->distinct_of[static_cast<std::size_t>(k)]];
+      }
+      return;
+    }
+    kernels->distinct_coef = ArrayXd::Zero(mu.size());
     for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
       Eigen::Index j = kernels->distinct_of[static_cast<std::size_t>(k)];
       kernels->log_norm[k] = kernels->distinct_log_norm[j];
       kernels->distinct_coef[j] += kernels->weight[k] * std::exp(kernels->distinct_log_norm[j]);
     }
-    kernels->inv_sigma = kernels->sigma.inverse();
     kernels->coef = kernels->weight * kernels->log_norm.exp();
   } else {
     kernels->inv_sigma = kernels->sigma.inverse();
@@ -316,10 +323,11 @@ void Finish(const Dim& dim, NumericKernels* kernels, bool width_free) {
       kernels->log_norm[k] = -log_mass - kLogSqrt2Pi;
     }
     if (!width_free) kernels->log_norm -= kernels->sigma.log();
-    kernels->coef = kernels->weight * kernels->log_norm.exp();
     const double range = dim.high - dim.low;
     kernels->unit_mu = ((kernels->mu - dim.low) / range).cast<float>();
     kernels->unit_inv_sigma = (kernels->inv_sigma * range).cast<float>();
+    if (joint) return;
+    kernels->coef = kernels->weight * kernels->log_norm.exp();
     kernels->coef_f = kernels->coef.cast<float>();
   }
   kernels->cumulative.resize(static_cast<std::size_t>(kernels->weight.size()));
@@ -384,32 +392,17 @@ void BuildWindow(NumericKernels* kernels) {
   kernels->windowed = true;
 }
 
-// `mus` sorted ascending with their raw weights; univariate widths from neighbour gaps, or a
-// fixed Scott-like width when `scott_sigma` > 0 (then `mus` need not be sorted).
-NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& mus,
-                          const std::vector<double>& raw_weights, const TpeOptions& options,
-                          double scott_sigma, bool width_free) {
+// Kernel widths for observations `mus` (sorted ascending) of one dimension: the larger gap to
+// the neighbours among the observations and the prior's centre, clipped to [magic clip, range].
+void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, const TpeOptions& options,
+                     double* sigma) {
   const std::size_t n = mus.size();
   const double range = dim.high - dim.low;
-  NumericKernels kernels;
-  kernels.mu.resize(static_cast<Eigen::Index>(n + 1));
-  kernels.sigma.resize(static_cast<Eigen::Index>(n + 1));
-  kernels.weight.resize(static_cast<Eigen::Index>(n + 1));
-  double total = options.prior_weight;
-  for (std::size_t i = 0; i < n; ++i) total += raw_weights[i];
-  for (std::size_t i = 0; i < n; ++i) {
-    kernels.mu[static_cast<Eigen::Index>(i)] = mus[i];
-    kernels.weight[static_cast<Eigen::Index>(i)] = raw_weights[i] / total;
-  }
-  kernels.mu[static_cast<Eigen::Index>(n)] = dim.prior_mu;
-  kernels.weight[static_cast<Eigen::Index>(n)] = options.prior_weight / total;
-
-  if (scott_sigma > 0) {
-    kernels.sigma.setConstant(scott_sigma);
-  } else if (n > 0) {
+  if (n > 0) {
     // Neighbour gaps among the observations and the prior's centre, with the bounds as the
     // outermost neighbours (Optuna's consider_endpoints=False replaces the outermost gaps).
-    std::vector<double> points;
+    thread_local std::vector<double> points, sorted_sigma;
+    points.clear();
     points.reserve(n + 3);
     points.push_back(dim.low);
     std::size_t prior_slot = static_cast<std::size_t>(
@@ -420,7 +413,7 @@ NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& mus,
     }
     points.push_back(dim.high);
     const std::size_t m = n + 1;  // points[1..m] are the kernels in sorted order
-    std::vector<double> sorted_sigma(m);
+    sorted_sigma.resize(m);
     for (std::size_t j = 1; j <= m; ++j) {
       sorted_sigma[j - 1] = std::max(points[j] - points[j - 1], points[j + 1] - points[j]);
     }
@@ -431,16 +424,45 @@ NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& mus,
     for (std::size_t j = 0; j < m; ++j) {
       if (j == prior_slot) continue;
       std::size_t i = j < prior_slot ? j : j - 1;
-      kernels.sigma[static_cast<Eigen::Index>(i)] = sorted_sigma[j];
+      sigma[i] = sorted_sigma[j];
     }
   }
   const double min_sigma = range / std::min(100.0, static_cast<double>(n + 2));
+  for (std::size_t i = 0; i < n; ++i) sigma[i] = std::clamp(sigma[i], min_sigma, range);
+}
+
+// Mixture kernels at `mus` with widths `sigmas` (either order), the prior appended last.
+NumericKernels MakeNumeric(const Dim& dim, const std::vector<double>& mus,
+                           const std::vector<double>& sigmas,
+                           const std::vector<double>& raw_weights, const TpeOptions& options,
+                           bool width_free, bool joint = false) {
+  const std::size_t n = mus.size();
+  NumericKernels kernels;
+  kernels.mu.resize(static_cast<Eigen::Index>(n + 1));
+  kernels.sigma.resize(static_cast<Eigen::Index>(n + 1));
+  kernels.weight.resize(static_cast<Eigen::Index>(n + 1));
+  double total = options.prior_weight;
+  for (std::size_t i = 0; i < n; ++i) total += raw_weights[i];
   for (std::size_t i = 0; i < n; ++i) {
-    auto& s = kernels.sigma[static_cast<Eigen::Index>(i)];
-    s = std::clamp(s, min_sigma, range);
+    kernels.mu[static_cast<Eigen::Index>(i)] = mus[i];
+    kernels.sigma[static_cast<Eigen::Index>(i)] = sigmas[i];
+    kernels.weight[static_cast<Eigen::Index>(i)] = raw_weights[i] / total;
   }
+  kernels.mu[static_cast<Eigen::Index>(n)] = dim.prior_mu;
   kernels.sigma[static_cast<Eigen::Index>(n)] = dim.prior_sigma;
-  Finish(dim, &kernels, width_free);
+  kernels.weight[static_cast<Eigen::Index>(n)] = options.prior_weight / total;
+  Finish(dim, &kernels, width_free, joint);
+  return kernels;
+}
+
+// `mus` sorted ascending with their raw weights; univariate widths from neighbour gaps, or a
+// fixed Scott-like width when `scott_sigma` > 0 (then `mus` need not be sorted).
+NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& mus,
+                          const std::vector<double>& raw_weights, const TpeOptions& options,
+                          double scott_sigma, bool width_free) {
+  std::vector<double> sigmas(mus.size(), scott_sigma);
+  if (scott_sigma <= 0) NeighbourSigmas(dim, mus, options, sigmas.data());
+  NumericKernels kernels = MakeNumeric(dim, mus, sigmas, raw_weights, options, width_free);
   if (scott_sigma <= 0 && !dim.binned) BuildWindow(&kernels);
   return kernels;
 }
@@ -452,11 +474,12 @@ CategoricalKernels FitCategorical(const Dim& dim, const std::vector<int>& choice
   CategoricalKernels kernels;
   kernels.choice = choices;
   kernels.weight.resize(static_cast<Eigen::Index>(n + 1));
-  double total = options.prior_weight;
+  const double prior_weight = options.categorical_prior_weight;
+  double total = prior_weight;
   for (std::size_t i = 0; i < n; ++i) total += raw_weights[i];
   for (std::size_t i = 0; i < n; ++i) kernels.weight[static_cast<Eigen::Index>(i)] = raw_weights[i] / total;
-  kernels.weight[static_cast<Eigen::Index>(n)] = options.prior_weight / total;
-  kernels.base = options.prior_weight / static_cast<double>(n + 1);
+  kernels.weight[static_cast<Eigen::Index>(n)] = prior_weight / total;
+  kernels.base = prior_weight / static_cast<double>(n + 1);
   const double row = 1.0 + static_cast<double>(dim.choices) * kernels.base;
   kernels.probs.assign(dim.choices, 0.0);
   double observed = 0;
@@ -581,6 +604,38 @@ double MixtureLogDensity(const Dim& dim, const NumericKernels& kernels, double x
   }
   if (sum > 0 && std::isfinite(sum)) return std::log(sum);
   return LogSumExp(kernels.weight.log() + KernelLogDensity(dim, kernels, x));
+}
+
+// Reorders the observation kernels of a fitted (unwindowed) estimator: kernel i moves to
+// slots[i]; the prior stays last. Only what joint scoring and sampling read is kept.
+void PermuteKernels(const std::vector<std::size_t>& slots, NumericKernels* kernels) {
+  thread_local ArrayXd scratch;
+  thread_local Eigen::ArrayXf scratch_f;
+  auto permute = [&](auto& array, auto& copy) {
+    copy = array;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      array[static_cast<Eigen::Index>(slots[i])] = copy[static_cast<Eigen::Index>(i)];
+    }
+  };
+  permute(kernels->mu, scratch);
+  permute(kernels->sigma, scratch);
+  permute(kernels->log_norm, scratch);
+  if (kernels->unit_mu.size() > 0) {
+    permute(kernels->unit_mu, scratch_f);
+    permute(kernels->unit_inv_sigma, scratch_f);
+  }
+  if (!kernels->distinct_of.empty()) {
+    thread_local std::vector<Eigen::Index> copy;
+    copy = kernels->distinct_of;
+    for (std::size_t i = 0; i < slots.size(); ++i) kernels->distinct_of[slots[i]] = copy[i];
+  }
+  // Not permuted (joint scoring and sampling do not read them): weight, inv_sigma, coef,
+  // coef_f, cumulative; cleared so that nothing reads them by mistake.
+  kernels->weight.resize(0);
+  kernels->inv_sigma.resize(0);
+  kernels->coef.resize(0);
+  kernels->coef_f.resize(0);
+  kernels->cumulative.clear();
 }
 
 // ---- the searcher -----------------------------------------------------------------------------
@@ -805,7 +860,12 @@ class TpeSearcher : public Searcher {
     width_free_ = tpe_.width_free_density && n_below + n_above == real;
     const std::vector<double> weights = Weights(group, n_below, n_above);
     std::vector<double> chosen(dims_.size(), 0.0);
-    if (tpe_.multivariate) {
+    // Univariate for the first multivariate_after observations, joint after, but only when no
+    // pending trial (liar) is in the model (see tpe.h).
+    const bool joint =
+        tpe_.multivariate ||
+        (real >= static_cast<std::size_t>(tpe_.multivariate_after) && n_below + n_above == real);
+    if (joint) {
       ProposeJoint(group, weights, n_below, n_above, &chosen);
     } else {
       for (std::size_t d = 0; d < dims_.size(); ++d) chosen[d] = ProposeOne(d, group, weights);
@@ -883,85 +943,130 @@ class TpeSearcher : public Searcher {
     return best;
   }
 
-  // Multivariate TPE: joint kernels, one per trial, over all dimensions.
+  // Multivariate TPE: joint kernels, one per trial, over all dimensions. A trial's kernel is the
+  // product of its per-dimension kernels, each as wide as univariate TPE would make it (the
+  // neighbour gaps in that dimension), or, with joint_scott_widths, one Scott-like width per
+  // dimension as Optuna's multivariate sampler does.
   void ProposeJoint(const std::vector<signed char>& group, const std::vector<double>& weights,
                     std::size_t n_below, std::size_t n_above, std::vector<double>* chosen) {
     const std::size_t size[2] = {n_below, n_above};
+    std::vector<std::size_t> members[2];
+    std::vector<std::size_t>& position = position_;  // trial -> index among its group's members
+    position.assign(trials_.size(), 0);
+    for (std::size_t t = 0; t < trials_.size(); ++t) {
+      if (group[t] == kNone) continue;
+      auto g = static_cast<std::size_t>(group[t]);
+      position[t] = members[g].size();
+      members[g].push_back(t);
+    }
     std::vector<NumericKernels> numeric[2];
     std::vector<CategoricalKernels> categorical[2];
     const double exponent = -1.0 / (static_cast<double>(dims_.size()) + 4.0);
+    // Coordinates come from the per-dimension sorted lists (contiguous), not from the trials.
+    std::vector<double> mus, sigmas, raw, sorted_mus[2], sorted_sigmas, sorted_raw;
+    std::vector<std::size_t> slots[2];
     for (int g = 0; g < 2; ++g) {
-      std::vector<double> raw;
-      std::vector<std::size_t> members;
-      for (std::size_t t = 0; t < trials_.size(); ++t) {
-        if (group[t] == g) {
-          members.push_back(t);
-          raw.push_back(weights[t]);
-        }
-      }
-      const double scale = 0.2 * std::pow(std::max<double>(1.0, static_cast<double>(size[g])),
-                                           exponent);
       numeric[g].resize(dims_.size());
       categorical[g].resize(dims_.size());
-      for (std::size_t d = 0; d < dims_.size(); ++d) {
-        const Dim& dim = dims_[d];
-        if (dim.fixed) continue;
-        if (dim.categorical) {
-          std::vector<int> choices;
-          for (std::size_t t : members) choices.push_back(static_cast<int>(trials_[t].x[d]));
-          categorical[g][d] = FitCategorical(dim, choices, raw, tpe_);
-        } else {
-          std::vector<double> mus;
-          for (std::size_t t : members) mus.push_back(trials_[t].x[d]);
-          const double range = dim.high - dim.low;
-          const double min_sigma =
-              range / std::min(100.0, static_cast<double>(members.size() + 2));
-          numeric[g][d] =
-              FitNumeric(dim, mus, raw, tpe_, std::clamp(scale * range, min_sigma, range),
-                         width_free_);
-        }
-      }
     }
-    // Kernel weights are the same in every dimension; take them from any fitted one.
-    auto kernel_weights = [&](int g) -> ArrayXd {
-      for (std::size_t d = 0; d < dims_.size(); ++d) {
-        if (dims_[d].fixed) continue;
-        return dims_[d].categorical ? categorical[g][d].weight : numeric[g][d].weight;
+    for (std::size_t d = 0; d < dims_.size(); ++d) {
+      const Dim& dim = dims_[d];
+      if (dim.fixed) continue;
+      const std::vector<std::size_t>& order = sorted_[d];
+      const std::vector<double>& coordinates = sorted_x_[d];
+      for (int g = 0; g < 2; ++g) {
+        sorted_mus[g].clear();
+        slots[g].clear();
       }
-      return ArrayXd::Ones(1);
-    };
-    const ArrayXd log_weights[2] = {kernel_weights(0).log(), kernel_weights(1).log()};
-    std::vector<double> cumulative(static_cast<std::size_t>(log_weights[0].size()));
-    double sum = 0;
-    for (Eigen::Index k = 0; k < log_weights[0].size(); ++k) {
-      sum += std::exp(log_weights[0][k]);
-      cumulative[static_cast<std::size_t>(k)] = sum;
-    }
-    auto log_density = [&](int g, const std::vector<double>& x) {
-      ArrayXd total = log_weights[g];
-      for (std::size_t d = 0; d < dims_.size(); ++d) {
-        const Dim& dim = dims_[d];
-        if (dim.fixed) continue;
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        const signed char g = group[order[i]];
+        if (g == kNone) continue;
+        sorted_mus[g].push_back(coordinates[i]);
+        slots[g].push_back(position[order[i]]);
+      }
+      for (int g = 0; g < 2; ++g) {
+        const std::size_t m = members[g].size();
+        raw.resize(m);
+        for (std::size_t i = 0; i < m; ++i) raw[i] = weights[members[g][i]];
         if (dim.categorical) {
-          const CategoricalKernels& kernels = categorical[g][d];
-          const auto c = static_cast<int>(x[d]);
-          const double row = std::log(1.0 + static_cast<double>(dim.choices) * kernels.base);
-          const double hit = std::log(1.0 + kernels.base) - row;
-          const double miss = std::log(kernels.base) - row;
-          const Eigen::Index n = total.size() - 1;
-          for (Eigen::Index k = 0; k < n; ++k) {
-            total[k] += kernels.choice[static_cast<std::size_t>(k)] == c ? hit : miss;
+          std::vector<int> choices(m);
+          for (std::size_t i = 0; i < m; ++i) {
+            choices[slots[g][i]] = static_cast<int>(sorted_mus[g][i]);
           }
-          total[n] -= std::log(static_cast<double>(dim.choices));
-        } else {
-          total += KernelLogDensity(dim, numeric[g][d], x[d]);
+          categorical[g][d] = FitCategorical(dim, choices, raw, tpe_);
+          continue;
         }
+        const double range = dim.high - dim.low;
+        if (tpe_.joint_scott_widths) {
+          const double scale =
+              0.2 * std::pow(std::max<double>(1.0, static_cast<double>(size[g])), exponent);
+          const double min_sigma = range / std::min(100.0, static_cast<double>(m + 2));
+          mus.resize(m);
+          for (std::size_t i = 0; i < m; ++i) mus[slots[g][i]] = sorted_mus[g][i];
+          sigmas.assign(m, std::clamp(scale * range, min_sigma, range));
+          numeric[g][d] = MakeNumeric(dim, mus, sigmas, raw, tpe_, width_free_, true);
+          continue;
+        }
+        sorted_sigmas.resize(m);
+        NeighbourSigmas(dim, sorted_mus[g], tpe_, sorted_sigmas.data());
+        // Fitted in sorted order (equal binned kernels are then adjacent), stored by member.
+        sorted_raw.resize(m);
+        for (std::size_t i = 0; i < m; ++i) sorted_raw[i] = raw[slots[g][i]];
+        numeric[g][d] =
+            MakeNumeric(dim, sorted_mus[g], sorted_sigmas, sorted_raw, tpe_, width_free_, true);
+        PermuteKernels(slots[g], &numeric[g][d]);
       }
-      return LogSumExp(total);
-    };
-    double best_score = -kInf;
-    std::vector<double> x(dims_.size(), 0.0);
-    for (int i = 0; i < tpe_.n_ei_candidates; ++i) {
+    }
+    // Per group, the float terms of each kernel's log density: log weight plus, per continuous
+    // dimension, log_norm (the rest is -z^2/2 at the candidate).
+    Eigen::ArrayXf base[2];
+    for (int g = 0; g < 2; ++g) {
+      const Eigen::Index n = static_cast<Eigen::Index>(members[g].size()) + 1;
+      const double total_raw = [&] {
+        double sum = tpe_.prior_weight;
+        for (std::size_t t : members[g]) sum += weights[t];
+        return sum;
+      }();
+      ArrayXd b(n);
+      for (Eigen::Index k = 0; k + 1 < n; ++k) b[k] = weights[members[g][static_cast<std::size_t>(k)]];
+      b[n - 1] = tpe_.prior_weight;
+      b = (b / total_raw).log();
+      for (std::size_t d = 0; d < dims_.size(); ++d) {
+        const Dim& dim = dims_[d];
+        if (dim.fixed || dim.categorical || dim.binned) continue;
+        b += numeric[g][d].log_norm;
+      }
+      base[g] = b.cast<float>();
+    }
+    std::vector<double> cumulative(members[0].size() + 1);
+    {
+      double sum = 0;
+      for (std::size_t k = 0; k < members[0].size(); ++k) {
+        sum += weights[members[0][k]];
+        cumulative[k] = sum;
+      }
+      cumulative.back() = sum + tpe_.prior_weight;
+    }
+    // Per group and categorical dimension, each kernel's observed choice (the prior: -1).
+    std::vector<Eigen::ArrayXi> choice_of[2];
+    for (int g = 0; g < 2; ++g) {
+      choice_of[g].resize(dims_.size());
+      for (std::size_t d = 0; d < dims_.size(); ++d) {
+        if (dims_[d].fixed || !dims_[d].categorical) continue;
+        const std::vector<int>& choice = categorical[g][d].choice;
+        Eigen::ArrayXi& out = choice_of[g][d];
+        out.resize(static_cast<Eigen::Index>(choice.size()) + 1);
+        for (std::size_t k = 0; k < choice.size(); ++k) out[static_cast<Eigen::Index>(k)] = choice[k];
+        out[out.size() - 1] = -1;
+      }
+    }
+    // All candidates are drawn first (scoring draws no random numbers), then scored group by
+    // group: per kernel, its log weight plus its log density in each dimension, summed in float
+    // (vectorised over the kernels), then log-sum-exp.
+    const int candidates = tpe_.n_ei_candidates;
+    std::vector<std::vector<double>> drawn(static_cast<std::size_t>(candidates),
+                                           std::vector<double>(dims_.size(), 0.0));
+    for (std::vector<double>& x : drawn) {
       auto k = static_cast<Eigen::Index>(Pick(cumulative, rng_));
       for (std::size_t d = 0; d < dims_.size(); ++d) {
         const Dim& dim = dims_[d];
@@ -973,12 +1078,122 @@ class TpeSearcher : public Searcher {
           x[d] = SampleKernel(dim, numeric[0][d], k, rng_);
         }
       }
-      double score = log_density(0, x) - log_density(1, x);
-      if (score > best_score) {
-        best_score = score;
-        *chosen = x;
+    }
+    std::vector<double> score(static_cast<std::size_t>(candidates), 0.0);
+    thread_local Eigen::ArrayXf column, term;
+    // Candidates drawn from l(x) share their discrete values a lot: each categorical or binned
+    // dimension's per-kernel terms are computed once per distinct value.
+    std::vector<std::size_t> discrete, continuous;
+    for (std::size_t d = 0; d < dims_.size(); ++d) {
+      if (dims_[d].fixed) continue;
+      (dims_[d].categorical || dims_[d].binned ? discrete : continuous).push_back(d);
+    }
+    std::vector<std::vector<std::pair<double, Eigen::ArrayXf>>> terms(dims_.size());
+    constexpr Eigen::Index kPruneMinKernels = 256;
+    constexpr double kPruneGap = 30;
+    for (int g = 0; g < 2; ++g) {
+      const Eigen::Index n = base[g].size();
+      for (auto& cache : terms) cache.clear();
+      auto term_of = [&](std::size_t d, double value) -> const Eigen::ArrayXf& {
+        std::vector<std::pair<double, Eigen::ArrayXf>>& cache = terms[d];
+        for (const auto& entry : cache) {
+          if (entry.first == value) return entry.second;
+        }
+        const Dim& dim = dims_[d];
+        Eigen::ArrayXf out(n);
+        if (dim.categorical) {
+          const double b = categorical[g][d].base;
+          const double row = std::log(1.0 + static_cast<double>(dim.choices) * b);
+          const auto hit = static_cast<float>(std::log(1.0 + b) - row);
+          const auto miss = static_cast<float>(std::log(b) - row);
+          out = miss + (hit - miss) * (choice_of[g][d] == static_cast<int>(value)).cast<float>();
+          // The prior kernel (choice -1, counted as a miss) is uniform over the choices.
+          out[n - 1] = static_cast<float>(-std::log(static_cast<double>(dim.choices)));
+        } else {
+          const NumericKernels& kernels = numeric[g][d];
+          const double snapped = Snap(dim, value);
+          const double a = std::max(dim.low, ToKernelSpace(dim, snapped - 0.5 * dim.step));
+          const double b = std::min(dim.high, ToKernelSpace(dim, snapped + 0.5 * dim.step));
+          const Eigen::ArrayXf log_mass =
+              (StdNormalMass((a - kernels.distinct_mu) * kernels.distinct_inv_sigma,
+                             (b - kernels.distinct_mu) * kernels.distinct_inv_sigma)
+                   .log() +
+               kernels.distinct_log_norm)
+                  .cast<float>();
+          for (Eigen::Index k = 0; k < n; ++k) {
+            out[k] = log_mass[kernels.distinct_of[static_cast<std::size_t>(k)]];
+          }
+        }
+        cache.emplace_back(value, std::move(out));
+        return cache.back().second;
+      };
+      for (int j = 0; j < candidates; ++j) {
+        const std::vector<double>& x = drawn[static_cast<std::size_t>(j)];
+        column = base[g];
+        for (std::size_t d : continuous) {
+          const Dim& dim = dims_[d];
+          const NumericKernels& kernels = numeric[g][d];
+          const auto unit_x = static_cast<float>((x[d] - dim.low) / (dim.high - dim.low));
+          column -= 0.5f * ((unit_x - kernels.unit_mu) * kernels.unit_inv_sigma).square();
+        }
+        double log_density;
+        if (discrete.empty() || n < kPruneMinKernels) {
+          for (std::size_t d : discrete) column += term_of(d, x[d]);
+          const float top = column.maxCoeff();
+          log_density = static_cast<double>(top);
+          if (std::isfinite(top)) {
+            term = (column - top).exp();
+            log_density += std::log(static_cast<double>(term.sum()));
+          }
+        } else {
+          // Each discrete term is a log probability (<= 0), so a kernel's continuous partial sum
+          // bounds its total from above, and the kernel with the largest partial sum gives a
+          // lower bound `floor` on the log density: kernels whose partial sum lies more than
+          // kPruneGap below it add less than n exp(-kPruneGap) of the density (< 1e-9 for
+          // n < 10^4) and are skipped; the others get their discrete terms and exp (double).
+          const float* parts[8];
+          std::size_t n_parts = 0;
+          thread_local Eigen::ArrayXf rest;
+          if (discrete.size() > 8) rest.setZero(n);
+          for (std::size_t d : discrete) {
+            const Eigen::ArrayXf& t = term_of(d, x[d]);
+            if (discrete.size() > 8) {
+              rest += t;
+            } else {
+              parts[n_parts++] = t.data();
+            }
+          }
+          if (discrete.size() > 8) parts[n_parts++] = rest.data();
+          auto total_of = [&](Eigen::Index k) {
+            double v = static_cast<double>(column[k]);
+            for (std::size_t i = 0; i < n_parts; ++i) v += static_cast<double>(parts[i][k]);
+            return v;
+          };
+          Eigen::Index top_k = 0;
+          column.maxCoeff(&top_k);
+          const double floor = total_of(top_k);
+          log_density = floor;
+          if (std::isfinite(floor)) {
+            const float cut = static_cast<float>(floor - kPruneGap);
+            double sum = 0;
+            const float* c = column.data();
+            for (Eigen::Index k = 0; k < n; ++k) {
+              if (c[k] >= cut) sum += std::exp(total_of(k) - floor);
+            }
+            log_density += std::log(sum);
+          }
+        }
+        score[static_cast<std::size_t>(j)] += g == 0 ? log_density : -log_density;
       }
     }
+    double best_score = -kInf;
+    for (int j = 0; j < candidates; ++j) {
+      if (score[static_cast<std::size_t>(j)] > best_score) {
+        best_score = score[static_cast<std::size_t>(j)];
+        *chosen = drawn[static_cast<std::size_t>(j)];
+      }
+    }
+    if (!(best_score > -kInf)) *chosen = drawn.front();
   }
 
   Space space_;
@@ -997,6 +1212,7 @@ class TpeSearcher : public Searcher {
   std::vector<std::vector<double>> sorted_x_;     // per dimension: the sorted coordinates
   std::vector<double> mus_[2], raw_[2];           // ProposeOne's buffers (good, bad)
   bool width_free_ = false;                        // this suggestion's scoring rule
+  std::vector<std::size_t> position_;              // ProposeJoint's buffer
 };
 
 std::string Child(const std::string& path, const std::string& key) {
@@ -1030,6 +1246,7 @@ TpeOptions ParseTpeOptions(const SearcherOptions& options) {
   integer("n_ei_candidates", 1, &tpe.n_ei_candidates);
   boolean("consider_endpoints", &tpe.consider_endpoints);
   boolean("multivariate", &tpe.multivariate);
+  integer("multivariate_after", 0, &tpe.multivariate_after);
   boolean("constant_liar", &tpe.constant_liar);
   if (search.contains("gamma")) {
     const Json& value = search["gamma"];
@@ -1045,6 +1262,13 @@ TpeOptions ParseTpeOptions(const SearcherOptions& options) {
       fail("prior_weight", "must be a number > 0", value);
     }
     tpe.prior_weight = value.get<double>();
+  }
+  if (search.contains("categorical_prior_weight")) {
+    const Json& value = search["categorical_prior_weight"];
+    if (!value.is_number() || !(value.get<double>() > 0) || !std::isfinite(value.get<double>())) {
+      fail("categorical_prior_weight", "must be a number > 0", value);
+    }
+    tpe.categorical_prior_weight = value.get<double>();
   }
   if (search.contains("intermediate")) {
     const Json& value = search["intermediate"];
