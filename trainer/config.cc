@@ -137,6 +137,7 @@ void ReadOptimizer(ObjectReader& top, TrainerConfig& config) {
     reader.Read("beta2", opt.beta2);
     reader.Read("eps", opt.eps);
     reader.Read("weight_decay", opt.weight_decay);
+    reader.Read("fused", opt.fused);
     reader.RejectUnknown();
   }
   top.Read("lr", opt.lr);
@@ -266,6 +267,13 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   top.Read("output_dir", config.output_dir);
   top.Read("resume_from", config.resume_from);
   top.Read("profiler", config.profiler);
+  top.Read("trace_path", config.trace_path);
+  if (!config.trace_path.empty() && config.profiler == "none") config.profiler = "trace";
+  top.Read("device", config.device);
+  top.Read("num_workers", config.num_workers);
+  top.Read("device_dataset_max_mb", config.device_dataset_max_mb);
+  top.Read("auto_batch_size", config.auto_batch_size);
+  top.Read("max_batch_size", config.max_batch_size);
   top.Read("progress", config.progress);
   // Documentation fields that specs carry along; not training options.
   top.Skip("description");
@@ -280,7 +288,11 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   }
   if (sequence_model) Require(config.model.layers >= 1, "model.layers", "must be >= 1 for gru/lstm");
   RequireOneOf(config.precision, {"32", "bf16-mixed", "16-mixed"}, "precision");
-  RequireOneOf(config.profiler, {"none", "simple"}, "profiler");
+  RequireOneOf(config.profiler, {"none", "simple", "trace"}, "profiler");
+  RequireOneOf(config.device, {"auto", "cpu", "cuda"}, "device");
+  Require(config.num_workers >= 0, "num_workers", "must be >= 0");
+  Require(config.device_dataset_max_mb >= 0, "device_dataset_max_mb", "must be >= 0");
+  Require(config.max_batch_size >= 0, "max_batch_size", "must be >= 0");
   Require(config.batch_size >= 1, "batch_size", "must be >= 1");
   Require(config.val_batch_size >= 1, "val_batch_size", "must be >= 1");
   Require(config.max_epochs >= 1, "max_epochs", "must be >= 1");

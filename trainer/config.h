@@ -61,6 +61,7 @@ struct OptimizerConfig {
   bool nesterov = false;  // sgd
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam, adamw
   double weight_decay = 0.0;  // applied to weights only, never to biases or norm parameters
+  bool fused = true;  // one vectorised pass per parameter per step (trainer/optim.h)
 };
 
 struct LrScheduleConfig {
@@ -108,7 +109,13 @@ struct TrainerConfig {
   int keep_checkpoints = 2;
   std::string output_dir;         // "" = TUNE_TRIAL_DIR; neither = no checkpoints
   std::string resume_from;        // a checkpoint_<epoch> folder; TUNE_CHECKPOINT wins
-  std::string profiler = "none";  // none | simple
+  std::string profiler = "none";  // none | simple | trace (chrome://tracing JSON, trace_path)
+  std::string trace_path;         // profiler "trace": "" = <output_dir or .>/trace.json
+  std::string device = "auto";    // auto | cpu | cuda (auto: cuda:0 when usable, see device.h)
+  int num_workers = 0;            // batch-gathering threads (loader.h); 0 = on the training thread
+  std::int64_t device_dataset_max_mb = 1024;  // CUDA: stage the whole dataset on the GPU up to this size
+  bool auto_batch_size = false;   // binsearch the largest batch size that fits (batch_size_finder.h)
+  int max_batch_size = 0;         // auto_batch_size: upper bound; 0 = none
   bool progress = true;           // one progress line per epoch on stderr
   Json raw;                       // the config as given (saved with every checkpoint)
 };

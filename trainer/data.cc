@@ -94,8 +94,33 @@ Dataset LoadDataset(const TrainerConfig& config) {
                      LoadSplit(folder, "t10k", config.val_subset));
 }
 
+void StageNormalised(Dataset& data, const torch::Device& device) {
+  if (data.is_sequence) return;
+  for (Split* split : {&data.train, &data.val}) {
+    // Chunked, so no temporary larger than a chunk exists beside the result; the same float
+    // arithmetic as the per-batch path, so staging changes no result.
+    torch::Tensor out = torch::empty({split->images.size(0), split->images.size(1)},
+                                     torch::TensorOptions().dtype(torch::kFloat).device(device));
+    const std::int64_t chunk = 8192;
+    for (std::int64_t lo = 0; lo < split->images.size(0); lo += chunk) {
+      torch::Tensor bytes = split->images.slice(0, lo, lo + chunk).to(device);
+      out.slice(0, lo, lo + chunk).copy_(bytes.to(torch::kFloat).mul_(data.scale).add_(data.shift));
+    }
+    split->normalised = out;
+    split->labels = split->labels.to(device);
+  }
+}
+
+std::int64_t StagedBytes(const Dataset& data) {
+  if (data.is_sequence) return 0;
+  return (data.train.images.numel() + data.val.images.numel()) * static_cast<std::int64_t>(sizeof(float));
+}
+
 std::pair<torch::Tensor, torch::Tensor> GatherBatch(const Dataset& data, const Split& split,
                                                     const torch::Tensor& indices) {
+  if (split.normalised.defined()) {
+    return {split.normalised.index_select(0, indices), split.labels.index_select(0, indices)};
+  }
   torch::Tensor x = split.images.index_select(0, indices).to(torch::kFloat);
   x.mul_(data.scale).add_(data.shift);
   return {x, split.labels.index_select(0, indices)};

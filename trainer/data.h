@@ -1,6 +1,7 @@
-// Datasets staged in memory as whole tensors: images stay uint8 (a quarter of the float size)
-// and batches are gathered by index and normalised to float on the fly, so an epoch is one
-// randperm plus one index_select per batch and no per-sample copies.
+// Datasets staged in memory as whole tensors: images load as uint8; the trainer normalises them
+// to float once (StageNormalised, on the CPU or on the GPU when they fit there), so an epoch is
+// one randperm plus one index_select per batch and no per-sample copies or per-batch arithmetic.
+// Unstaged splits are normalised per batch instead.
 //
 // Validation uses the IDX "t10k" split (Fashion-MNIST: 10,000; MNIST: 2,000), whose contents and
 // order are fixed by scripts/get_data.py, so train/validation are the same on every machine.
@@ -17,8 +18,9 @@
 namespace tune {
 
 struct Split {
-  torch::Tensor images;  // uint8 [N, features]
-  torch::Tensor labels;  // int64 [N]
+  torch::Tensor images;      // uint8 [N, features]
+  torch::Tensor labels;      // int64 [N]; on the staging device once staged
+  torch::Tensor normalised;  // float [N, features] on the staging device; undefined until staged
   std::int64_t size() const { return labels.size(0); }
 };
 
@@ -55,7 +57,15 @@ Dataset MakeSequenceDataset(const TrainerConfig& config);
 // Builds a Dataset from tensors already in memory (tests, synthetic tasks).
 Dataset MakeDataset(Split train, Split val);
 
-// Gathers rows `indices` of `split` as a normalised float batch [B, features] and labels [B].
+// Normalises both image splits to float once, on `device` (labels move there too); a no-op for
+// sequence datasets. Afterwards GatherBatch takes indices on that device.
+void StageNormalised(Dataset& data, const torch::Device& device);
+
+// Bytes StageNormalised(data, ...) would allocate (the float copies of both splits).
+std::int64_t StagedBytes(const Dataset& data);
+
+// Gathers rows `indices` of `split` as a normalised float batch [B, features] and labels [B],
+// on the split's device. Thread-safe (reads only), so loader workers may call it concurrently.
 std::pair<torch::Tensor, torch::Tensor> GatherBatch(const Dataset& data, const Split& split,
                                                     const torch::Tensor& indices);
 

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
       json = session->config();
     } else {
       if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-        std::fprintf(stderr, "usage: tune-trainer CONFIG.json [key=value ...]\n"
+        std::fprintf(stderr, "usage: tune-trainer CONFIG.json [--find-batch-size] [key=value ...]\n"
                              "(under `tune run` the config comes from TUNE_CONFIG)\n");
         return argc < 2 ? 2 : 0;
       }
@@ -69,7 +69,13 @@ int main(int argc, char** argv) {
       json = tune::Json::parse(in);
       first_override = 2;
     }
-    for (int i = first_override; i < argc; ++i) tune::ApplyOverride(json, argv[i]);
+    for (int i = first_override; i < argc; ++i) {
+      if (std::string(argv[i]) == "--find-batch-size") {
+        json["auto_batch_size"] = true;  // the same as auto_batch_size=true
+      } else {
+        tune::ApplyOverride(json, argv[i]);
+      }
+    }
     tune::TrainerConfig config = tune::ParseTrainerConfig(json);
     tune::Dataset data = tune::LoadDataset(config);
     tune::Trainer trainer(config, std::move(data), session.get(), std::cerr);

@@ -7,14 +7,21 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <ostream>
+#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "trainer/batch_size_finder.h"
 #include "trainer/compat.h"
+#include "trainer/device.h"
+#include "trainer/distributed.h"
 #include "trainer/models.h"
+#include "trainer/optim.h"
 #include "tuner/client/session.h"
 
 namespace tune {
@@ -27,50 +34,12 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// Weights of linear and conv layers decay; biases and norm scales/shifts (all 1-d) do not,
-// as in the usual Lightning/timm recipe.
-std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config,
-                                                       torch::nn::Sequential& model) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& parameter : model->parameters()) {
-    (parameter.dim() >= 2 ? decay : no_decay).push_back(parameter);
-  }
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  auto add = [&](std::vector<torch::Tensor>& params, double weight_decay) {
-    if (params.empty()) return;
-    if (config.type == "sgd") {
-      groups.emplace_back(params, std::make_unique<torch::optim::SGDOptions>(
-                                      torch::optim::SGDOptions(config.lr)
-                                          .momentum(config.momentum)
-                                          .nesterov(config.nesterov)
-                                          .weight_decay(weight_decay)));
-    } else if (config.type == "adam") {
-      groups.emplace_back(params, std::make_unique<torch::optim::AdamOptions>(
-                                      torch::optim::AdamOptions(config.lr)
-                                          .betas({config.beta1, config.beta2})
-                                          .eps(config.eps)
-                                          .weight_decay(weight_decay)));
-    } else {
-      groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
-                                      torch::optim::AdamWOptions(config.lr)
-                                          .betas({config.beta1, config.beta2})
-                                          .eps(config.eps)
-                                          .weight_decay(weight_decay)));
-    }
-  };
-  add(decay, config.weight_decay);
-  add(no_decay, 0.0);
-  if (config.type == "sgd") return std::make_unique<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(config.lr));
-  if (config.type == "adam") return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(config.lr));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(config.lr));
-}
-
 // Autocast for the configured precision: bf16-mixed on CPU; 16-mixed is fp16 on CUDA, and plain
 // fp32 on CPU (LibTorch 1.13 has no CPU fp16 autocast), where only the loss scaling runs.
 class PrecisionScope {
  public:
   PrecisionScope(const std::string& precision, bool on_cuda)
-      : cpu_(precision == "bf16-mixed", torch::kBFloat16),
+      : cpu_(!on_cuda && precision == "bf16-mixed", torch::kBFloat16),
         cuda_(on_cuda && precision != "32", precision == "bf16-mixed" ? torch::kBFloat16 : torch::kHalf) {}
 
  private:
@@ -90,11 +59,29 @@ Trainer::Trainer(TrainerConfig config, Dataset data, Session* session, std::ostr
   if (config_.threads > 0) torch::set_num_threads(config_.threads);
   compat::SetDeterministic(config_.deterministic);
   torch::manual_seed(config_.seed);
+  device_ = ResolveDevice(config_.device);
   model_ = BuildModel(config_.model, data_.features, data_.classes);
-  optimizer_ = MakeOptimizer(config_.optimizer, model_);
+  model_->to(device_);
+  optimizer_ = MakeOptimizer(config_.optimizer, *model_);
   parameters_ = model_->parameters();
-  const std::int64_t batches = (data_.train_size() + config_.batch_size - 1) / config_.batch_size;
-  steps_per_epoch_ = (batches + config_.grad_accum - 1) / config_.grad_accum;
+  // Images are normalised to float once; on a GPU the whole dataset moves there when it fits
+  // under device_dataset_max_mb, else batches are gathered on the host and copied (loader.h).
+  data_on_device_ = device_.is_cpu() ||
+                    (!data_.is_sequence && StagedBytes(data_) <= config_.device_dataset_max_mb * (1 << 20));
+  StageNormalised(data_, data_on_device_ ? device_ : torch::Device(torch::kCPU));
+  if (device_.is_cuda()) profiler_.SetSynchronize([device = device_] { SynchronizeDevice(device); });
+  // WORLD_SIZE > 1: one rank of a data-parallel run (distributed.h); joins the others here.
+  ddp_ = DataParallel::FromEnv(*model_, device_);
+  if (ddp_ && config_.auto_batch_size) {
+    // Each rank would search on its own and their collectives would no longer pair up.
+    throw std::runtime_error("auto_batch_size does not work with WORLD_SIZE > 1: set batch_size");
+  }
+  if (ddp_) {
+    log_ << "tune-trainer: DDP rank " << ddp_->rank() << " of " << ddp_->world_size() << " ("
+         << ddp_->group().backend() << "), " << ddp_->gradients().num_buckets() << " gradient buckets, global batch "
+         << static_cast<std::int64_t>(config_.batch_size) * config_.grad_accum * ddp_->world_size() << "\n";
+  }
+  SetStepsPerEpoch();
   output_dir_ = config_.output_dir;
   if (output_dir_.empty()) {
     if (const char* dir = std::getenv("TUNE_TRIAL_DIR")) output_dir_ = dir;
@@ -102,6 +89,16 @@ Trainer::Trainer(TrainerConfig config, Dataset data, Session* session, std::ostr
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::SetStepsPerEpoch() {
+  std::int64_t batches = (data_.train_size() + config_.batch_size - 1) / config_.batch_size;
+  if (ddp_) {  // this rank's shard: whole batches for sequences, records for images
+    const std::int64_t world = ddp_->world_size();
+    batches = data_.is_sequence ? (batches + world - 1) / world
+                                : ((data_.train_size() + world - 1) / world + config_.batch_size - 1) / config_.batch_size;
+  }
+  steps_per_epoch_ = (batches + config_.grad_accum - 1) / config_.grad_accum;
+}
 
 double Trainer::LearningRate(const TrainerConfig& config, std::int64_t steps_per_epoch,
                              std::int64_t step) {
@@ -131,60 +128,79 @@ double Trainer::LearningRate(const TrainerConfig& config, std::int64_t steps_per
   return base;
 }
 
-std::pair<torch::Tensor, torch::Tensor> Trainer::Forward(bool train, const torch::Tensor& indices) {
-  // Validation is measured as one phase by Validate(); training splits data and forward.
-  auto phase = [&](const char* name) { return train ? profiler_.Measure(name) : SimpleProfiler::Scope(nullptr, 0); };
-  const bool on_cuda = !parameters_.empty() && parameters_.front().is_cuda();
+Batch Trainer::MakeBatch(bool train, const torch::Tensor& indices) const {
   if (data_.is_sequence) {
-    SequenceBatch batch;
-    {
-      auto scope = phase("data");
-      batch = CollateSequences(train ? data_.seq_train : data_.seq_val, indices);
-    }
-    auto scope = phase("forward");
-    PrecisionScope precision(config_.precision, on_cuda);
-    return {model_->forward(batch.tokens, batch.lengths, batch.mask), batch.labels};
+    SequenceBatch batch = CollateSequences(train ? data_.seq_train : data_.seq_val, indices);
+    return Batch{batch.tokens, batch.labels, batch.lengths, batch.mask};
   }
-  torch::Tensor x, y;
-  {
-    auto scope = phase("data");
-    std::tie(x, y) = GatherBatch(data_, train ? data_.train : data_.val, indices);
+  auto [x, y] = GatherBatch(data_, train ? data_.train : data_.val, indices);
+  return Batch{x, y, {}, {}};
+}
+
+torch::Tensor Trainer::Forward(const Batch& batch) {
+  PrecisionScope precision(config_.precision, device_.is_cuda());
+  if (data_.is_sequence) return model_->forward(batch.x, batch.lengths, batch.mask);
+  return model_->forward(batch.x);
+}
+
+std::vector<torch::Tensor> Trainer::TrainBatches(int epoch) const {
+  if (data_.is_sequence) {
+    auto batches = SequenceBatches(data_.seq_train, config_.batch_size, config_.seed, epoch, config_.sequence.bucket_by_length);
+    return ddp_ ? ddp_->ShardBatches(batches) : batches;
   }
-  auto scope = phase("forward");
-  PrecisionScope precision(config_.precision, on_cuda);
-  return {model_->forward(x), y};
+  // The shuffle depends only on (seed, epoch), so a resumed run sees the same batches, on every
+  // device (the permutation is drawn on the CPU and moved to the data once per epoch).
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ULL + epoch);
+  torch::Tensor order = torch::randperm(data_.train_size(), generator, torch::kLong);
+  if (data_.train.labels.device() != order.device()) order = order.to(data_.train.labels.device());
+  if (ddp_) order = ddp_->ShardEpoch(order);  // every rank shuffles alike and takes its part
+  std::vector<torch::Tensor> batches;
+  for (std::int64_t lo = 0; lo < order.size(0); lo += config_.batch_size) {
+    batches.push_back(order.slice(0, lo, lo + config_.batch_size));
+  }
+  return batches;
 }
 
 double Trainer::TrainEpoch(int epoch) {
   model_->train();
   const std::int64_t n = data_.train_size();
-  std::vector<torch::Tensor> batches;
-  if (data_.is_sequence) {
-    batches = SequenceBatches(data_.seq_train, config_.batch_size, config_.seed, epoch,
-                              config_.sequence.bucket_by_length);
-  } else {
-    // The shuffle depends only on (seed, epoch), so a resumed run sees the same batches.
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ULL + epoch);
-    torch::Tensor order = torch::randperm(n, generator, torch::kLong);
-    for (std::int64_t lo = 0; lo < n; lo += config_.batch_size) batches.push_back(order.slice(0, lo, lo + config_.batch_size));
-  }
+  const std::vector<torch::Tensor> batches = TrainBatches(epoch);
   const auto count = static_cast<std::int64_t>(batches.size());
-  // Summed as a tensor so the step never waits on .item(); read once per epoch.
-  torch::Tensor loss_sum = torch::zeros({}, torch::kDouble);
+  BatchLoader loader(
+      count, [&](std::int64_t i) { return MakeBatch(/*train=*/true, batches[static_cast<std::size_t>(i)]); },
+      device_.is_cuda() && data_on_device_ ? 0 : config_.num_workers, device_);
+  // Summed on the device so the step never waits on .item(); read once per epoch.
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  std::int64_t samples = 0;
   for (std::int64_t batch = 0; batch < count; ++batch) {
-    auto [logits, y] = Forward(/*train=*/true, batches[static_cast<std::size_t>(batch)]);
-    torch::Tensor loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y);
-    loss_sum += loss.detach().to(torch::kDouble) * y.size(0);
+    Batch b;
+    {
+      auto scope = profiler_.Measure("data");
+      b = *loader.Next();
+    }
+    torch::Tensor loss;
+    {
+      auto scope = profiler_.Measure("forward");
+      loss = torch::nn::functional::cross_entropy(Forward(b).to(torch::kFloat), b.y);
+    }
+    loss_sum.add_(loss.detach(), static_cast<double>(b.size()));
+    samples += b.size();
+    const bool step_now = (batch + 1) % config_.grad_accum == 0 || batch + 1 == count;
+    if (ddp_) ddp_->PrepareBackward(/*sync=*/step_now);  // no_sync for accumulation micro-batches
     {
       auto scope = profiler_.Measure("backward");
       // Mean over the accumulated micro-batches, so k batches of B equal one batch of k*B.
       scaler_.Scale(config_.grad_accum > 1 ? loss / config_.grad_accum : loss).backward();
     }
-    if ((batch + 1) % config_.grad_accum == 0 || batch + 1 == count) {
+    if (step_now) {
+      if (ddp_) {
+        auto wait = profiler_.Measure("allreduce_wait");  // buckets launched during backward
+        ddp_->FinishGradients();
+      }
       auto scope = profiler_.Measure("optimizer");
       scaler_.Unscale(parameters_);  // clipping sees true gradients
       if (config_.grad_clip_value > 0) torch::nn::utils::clip_grad_value_(parameters_, config_.grad_clip_value);
-      if (config_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, config_.grad_clip_norm);
+      if (config_.grad_clip_norm > 0) ClipGradNorm(parameters_, config_.grad_clip_norm);
       const double lr = LearningRate(config_, steps_per_epoch_, global_step_);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
       if (!scaler_.Step(*optimizer_, parameters_)) ++skipped_steps_;
@@ -194,6 +210,10 @@ double Trainer::TrainEpoch(int epoch) {
       ++global_step_;
     }
   }
+  if (ddp_) {  // the mean over every rank's samples (padding included, as DDP logs it)
+    const auto sums = ddp_->SumAcrossRanks({loss_sum.item<double>(), static_cast<double>(samples)});
+    return sums[0] / std::max(sums[1], 1.0);
+  }
   return loss_sum.item<double>() / static_cast<double>(n);
 }
 
@@ -201,26 +221,40 @@ std::pair<double, double> Trainer::Validate() {
   auto scope = profiler_.Measure("validation");
   torch::NoGradGuard no_grad;
   model_->eval();
-  torch::Tensor loss_sum = torch::zeros({}, torch::kDouble);
-  torch::Tensor correct = torch::zeros({}, torch::kLong);
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
   const std::int64_t n = data_.val_size();
   std::vector<torch::Tensor> batches;
   if (data_.is_sequence) {
     batches = SortedSequenceBatches(data_.seq_val, config_.val_batch_size);
+    if (ddp_) batches = ddp_->ShardEvalBatches(batches);
   } else {
-    for (std::int64_t lo = 0; lo < n; lo += config_.val_batch_size) {
-      batches.push_back(torch::arange(lo, std::min(n, lo + config_.val_batch_size), torch::kLong));
+    const auto options = torch::TensorOptions().dtype(torch::kLong).device(data_.val.labels.device());
+    torch::Tensor rows = torch::arange(n, options);
+    if (ddp_) rows = ddp_->ShardEval(rows);  // each record on exactly one rank
+    for (std::int64_t lo = 0; lo < rows.size(0); lo += config_.val_batch_size) {
+      batches.push_back(rows.slice(0, lo, lo + config_.val_batch_size));
     }
   }
-  for (const auto& indices : batches) {
-    auto [output, y] = Forward(/*train=*/false, indices);
-    torch::Tensor logits = output.to(torch::kFloat);
+  BatchLoader loader(
+      static_cast<std::int64_t>(batches.size()),
+      [&](std::int64_t i) { return MakeBatch(/*train=*/false, batches[static_cast<std::size_t>(i)]); },
+      device_.is_cuda() && data_on_device_ ? 0 : config_.num_workers, device_);
+  while (auto batch = loader.Next()) {
+    torch::Tensor logits = Forward(*batch).to(torch::kFloat);
     loss_sum += torch::nn::functional::cross_entropy(
-                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    logits, batch->y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kDouble);
-    correct += logits.argmax(1).eq(y).sum();
+    correct += logits.argmax(1).eq(batch->y).sum();
   }
   if (n == 0) return {0.0, 0.0};
+  if (ddp_) {  // sync_dist: sums of loss, correct and count over the ranks
+    std::int64_t count = 0;
+    for (const auto& indices : batches) count += indices.size(0);
+    const auto sums = ddp_->SumAcrossRanks({loss_sum.item<double>(), static_cast<double>(correct.item<std::int64_t>()),
+                                            static_cast<double>(count)});
+    return {sums[0] / sums[2], sums[1] / sums[2]};
+  }
   return {loss_sum.item<double>() / n, static_cast<double>(correct.item<std::int64_t>()) / n};
 }
 
@@ -252,6 +286,7 @@ std::string Trainer::SaveCheckpoint(int epoch) {
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
   archive.write("cpu_rng_state", at::detail::getDefaultCPUGenerator().get_state());
+  if (device_.is_cuda()) archive.write("cuda_rng_state", at::globalContext().defaultGenerator(device_).get_state());
   if (scaler_.enabled()) {
     torch::serialize::OutputArchive scaler_archive;
     scaler_.Save(scaler_archive);
@@ -260,7 +295,7 @@ std::string Trainer::SaveCheckpoint(int epoch) {
   archive.save_to((tmp_dir / "state.pt").string());
   Json meta = {{"epoch", epoch},         {"global_step", global_step_}, {"has_best", has_best_},
                {"best_metric", best_metric_}, {"bad_rounds", bad_rounds_}, {"history", history_},
-               {"config", config_.raw}};
+               {"config", config_.raw}, {"batch_size", config_.batch_size}};
   {
     std::ofstream out(tmp_dir / "trainer.json");
     out << meta.dump(1) << "\n";
@@ -293,7 +328,7 @@ void Trainer::LoadCheckpoint(const std::string& folder) {
   try {
     Json meta = Json::parse(meta_in);
     torch::serialize::InputArchive archive, model_archive, optimizer_archive;
-    archive.load_from((dir / "state.pt").string());
+    archive.load_from((dir / "state.pt").string(), device_);  // tensors straight to the training device
     archive.read("model", model_archive);
     archive.read("optimizer", optimizer_archive);
     model_->load(model_archive);
@@ -306,7 +341,13 @@ void Trainer::LoadCheckpoint(const std::string& folder) {
     auto generator = at::detail::getDefaultCPUGenerator();
     {
       std::lock_guard<std::mutex> lock(generator.mutex());
-      generator.set_state(rng_state);
+      generator.set_state(rng_state.cpu());
+    }
+    torch::Tensor cuda_rng_state;
+    if (device_.is_cuda() && archive.try_read("cuda_rng_state", cuda_rng_state)) {
+      auto cuda_generator = at::globalContext().defaultGenerator(device_);
+      std::lock_guard<std::mutex> lock(cuda_generator.mutex());
+      cuda_generator.set_state(cuda_rng_state.cpu());
     }
     start_epoch_ = meta.at("epoch").get<int>() + 1;
     global_step_ = meta.at("global_step").get<std::int64_t>();
@@ -314,9 +355,84 @@ void Trainer::LoadCheckpoint(const std::string& folder) {
     best_metric_ = meta.at("best_metric").get<double>();
     bad_rounds_ = meta.at("bad_rounds").get<int>();
     history_ = meta.at("history").get<std::vector<Json>>();
+    // The batch size the run trained with (auto_batch_size may have changed it); older
+    // checkpoints lack the key and used config.batch_size.
+    if (meta.contains("batch_size")) {
+      config_.batch_size = meta.at("batch_size").get<int>();
+      SetStepsPerEpoch();
+    }
   } catch (const std::exception& error) {
     throw std::runtime_error("checkpoint " + folder + ": " + error.what());
   }
+}
+
+void Trainer::TrialStep(const Batch& batch) {
+  model_->train();
+  torch::Tensor loss = torch::nn::functional::cross_entropy(Forward(batch).to(torch::kFloat), batch.y);
+  scaler_.Scale(loss).backward();
+  scaler_.Unscale(parameters_);
+  scaler_.Step(*optimizer_, parameters_);
+  scaler_.Update();
+  for (auto& parameter : parameters_) parameter.mutable_grad() = torch::Tensor();
+  SynchronizeDevice(device_);  // an asynchronous CUDA OOM surfaces here, not in the next trial
+}
+
+int Trainer::FindBatchSize(const std::function<bool(int)>& admits) {
+  // Everything the trial steps change, saved in memory and restored bit for bit afterwards.
+  std::stringstream saved;
+  {
+    torch::serialize::OutputArchive archive, model_archive, optimizer_archive, scaler_archive;
+    model_->save(model_archive);
+    optimizer_->save(optimizer_archive);
+    scaler_.Save(scaler_archive);
+    archive.write("model", model_archive);
+    archive.write("optimizer", optimizer_archive);
+    archive.write("scaler", scaler_archive);
+    archive.save_to(saved);
+  }
+  const torch::Tensor rng_state = at::detail::getDefaultCPUGenerator().get_state();
+  const std::int64_t n = data_.train_size();
+  auto fits = [&](int size) {
+    if (admits && !admits(size)) return false;
+    try {
+      // Lightning's steps_per_trial = 3: the first steps allocate the optimizer state too.
+      const auto options = torch::TensorOptions().dtype(torch::kLong).device(
+          data_.is_sequence ? torch::Device(torch::kCPU) : data_.train.labels.device());
+      torch::Tensor indices = torch::arange(std::min<std::int64_t>(size, n), options);
+      BatchLoader loader(3, [&](std::int64_t) { return MakeBatch(/*train=*/true, indices); }, 0, device_);
+      while (auto batch = loader.Next()) TrialStep(*batch);
+      return true;
+    } catch (const std::exception& error) {
+      for (auto& parameter : parameters_) parameter.mutable_grad() = torch::Tensor();
+      if (IsOutOfMemory(error)) return false;
+      throw;
+    }
+  };
+  BatchSizeSearch search;
+  search.initial = config_.batch_size;
+  search.max_size = config_.max_batch_size;
+  search.limit = static_cast<int>(std::min<std::int64_t>(n, std::numeric_limits<int>::max()));
+  const int found = BinsearchBatchSize(search, fits);
+  {
+    torch::serialize::InputArchive archive, model_archive, optimizer_archive, scaler_archive;
+    archive.load_from(saved, device_);
+    archive.read("model", model_archive);
+    archive.read("optimizer", optimizer_archive);
+    archive.read("scaler", scaler_archive);
+    model_->load(model_archive);
+    optimizer_->state().clear();  // load() only overwrites the entries it has saved
+    optimizer_->load(optimizer_archive);
+    scaler_.Load(scaler_archive);
+  }
+  auto generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng_state);
+  }
+  if (found == 0) throw std::runtime_error("auto_batch_size: not even batch_size " + std::to_string(config_.batch_size) + " fits");
+  config_.batch_size = found;
+  SetStepsPerEpoch();
+  return found;
 }
 
 FitResult Trainer::Fit() {
@@ -328,15 +444,28 @@ FitResult Trainer::Fit() {
     resume = env;
   }
   if (!resume.empty()) {
-    LoadCheckpoint(resume);
+    LoadCheckpoint(resume);  // every rank reads the same checkpoint
     log_ << "tune-trainer: resumed from " << resume << " (epoch " << start_epoch_ - 1 << ")\n";
+  } else if (config_.auto_batch_size) {
+    const int found = FindBatchSize();
+    log_ << "tune-trainer: auto_batch_size: batch_size " << found << "\n";
   }
   const bool save = config_.checkpoint && !output_dir_.empty();
+  std::unique_ptr<compat::ChromeTrace> trace;
+  std::string trace_path;
+  if (config_.profiler == "trace") {
+    trace_path = !config_.trace_path.empty() ? config_.trace_path
+                                             : (fs::path(output_dir_.empty() ? "." : output_dir_) / "trace.json").string();
+    trace = std::make_unique<compat::ChromeTrace>(trace_path);
+  }
+  if (ddp_) ddp_->BroadcastParameters();  // every rank starts from rank 0's weights
   result.epochs_completed = start_epoch_ - 1;
   for (int epoch = start_epoch_; epoch <= config_.max_epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
+    const std::clock_t cpu_start = std::clock();  // process CPU time: robust to a busy machine
     const double train_loss = TrainEpoch(epoch);
     const double train_s = Seconds(start);
+    const double train_cpu_s = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
     samples_seen_ += data_.train_size();
     train_seconds_ += train_s;
     const double samples_per_s = data_.train_size() / std::max(train_s, 1e-9);
@@ -357,24 +486,39 @@ FitResult Trainer::Fit() {
       metrics["val_acc"] = val_acc;
       history_.push_back(metrics);
     }
-    const bool stop_early = validate && ShouldStopEarly(metrics);
+    bool stop_early = validate && ShouldStopEarly(metrics);
     std::string checkpoint;
-    if (save) checkpoint = result.last_checkpoint = SaveCheckpoint(epoch);
+    if (save) {
+      // Only rank 0 writes; the others wait until the checkpoint is complete.
+      checkpoint = result.last_checkpoint =
+          !ddp_ || ddp_->is_main() ? SaveCheckpoint(epoch)
+                                   : (fs::path(output_dir_) / ("checkpoint_" + std::to_string(epoch))).string();
+      if (ddp_) ddp_->Barrier();
+    }
     metrics["time_this_iter_s"] = Seconds(start);
     if (config_.progress) {
       char line[256];
-      std::snprintf(line, sizeof line, "epoch %d/%d  step %lld  loss %.4f%s  %.0f samples/s\n", epoch,
+      std::snprintf(line, sizeof line, "epoch %d/%d  step %lld  loss %.4f%s  %.0f samples/s  cpu %.3f s\n", epoch,
                     config_.max_epochs, static_cast<long long>(global_step_), train_loss,
                     validate ? (" val_loss " + std::to_string(metrics["val_loss"].get<double>()).substr(0, 6) +
                                 " val_acc " + std::to_string(metrics["val_acc"].get<double>()).substr(0, 6))
                                    .c_str()
                              : "",
-                    samples_per_s);
+                    samples_per_s, train_cpu_s);
       log_ << line << std::flush;
     }
-    if (validate && session_) {
-      if (session_->Report(epoch, metrics, save ? std::optional<std::string>(checkpoint) : std::nullopt) ==
-          Decision::kStop) {
+    if (validate && (session_ || ddp_)) {
+      // Only rank 0's session talks to the tuner; its decision and its early-stopping verdict
+      // reach every rank, so all of them stop at the same epoch.
+      std::int64_t stop = 0;
+      if (session_ && session_->Report(epoch, metrics, save ? std::optional<std::string>(checkpoint) : std::nullopt) ==
+                          Decision::kStop) {
+        stop |= 1;
+      }
+      if (stop_early) stop |= 2;
+      if (ddp_) stop = ddp_->FromMain(stop);
+      stop_early = (stop & 2) != 0;
+      if (stop & 1) {
         result.stopped_by_tuner = true;
         break;
       }
@@ -385,6 +529,10 @@ FitResult Trainer::Fit() {
            << config_.early_stopping.patience << " validation rounds\n";
       break;
     }
+  }
+  if (trace) {
+    trace.reset();  // stops the profiler and writes the file
+    log_ << "tune-trainer: chrome trace written to " << trace_path << " (open in chrome://tracing or ui.perfetto.dev)\n";
   }
   result.history = history_;
   result.train_samples_per_s = train_seconds_ > 0 ? samples_seen_ / train_seconds_ : 0.0;

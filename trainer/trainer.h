@@ -3,7 +3,7 @@
 // reached, early stopping fires, or the tuner's decision is "stop".
 //
 // Checkpoints (when an output directory is known) go to <dir>/checkpoint_<epoch>/ every epoch:
-// state.pt (model, optimizer, the loss scaler's state, the default CPU generator) and trainer.json (epoch, optimizer
+// state.pt (model, optimizer, the loss scaler's state, the default CPU generator and, on CUDA, the GPU's) and trainer.json (epoch, optimizer
 // steps, early-stopping state, history, the config). Each is written into a hidden temporary
 // folder that is renamed into place, so a crash never leaves a half-written checkpoint_<epoch>.
 // Resuming from one continues bit for bit as the uninterrupted run would: the epoch's shuffle
@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -26,10 +27,12 @@
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/grad_scaler.h"
+#include "trainer/loader.h"
 #include "trainer/profiler.h"
 
 namespace tune {
 
+class DataParallel;
 class Session;
 
 struct FitResult {
@@ -55,7 +58,16 @@ class Trainer {
   // std::runtime_error naming the folder when it is unreadable or from another model.
   void LoadCheckpoint(const std::string& folder);
 
+  // Lightning's scale_batch_size(mode="binsearch"): the largest batch size for which a few
+  // training steps succeed, searching up from config.batch_size (see batch_size_finder.h).
+  // A step fails on out-of-memory, above config.max_batch_size, or where `admits` (a memory
+  // budget; tests) says no. Model, optimizer and RNG state are restored afterwards, and the
+  // result becomes this trainer's batch size.
+  int FindBatchSize(const std::function<bool(int)>& admits = {});
+
   torch::nn::Sequential& model() { return model_; }
+  const torch::Device& device() const { return device_; }
+  int batch_size() const { return config_.batch_size; }
   const SimpleProfiler& profiler() const { return profiler_; }
   const GradScaler& scaler() const { return scaler_; }  // enabled for precision "16-mixed"
   std::int64_t skipped_steps() const { return skipped_steps_; }  // inf/nan gradients (16-mixed)
@@ -68,8 +80,15 @@ class Trainer {
  private:
   double TrainEpoch(int epoch);                   // returns the mean training loss
   std::pair<double, double> Validate();           // (loss, accuracy)
-  // Logits and labels of the rows `indices` of the training or validation split.
-  std::pair<torch::Tensor, torch::Tensor> Forward(bool train, const torch::Tensor& indices);
+  // The epoch's training batches (row indices; on the device holding the staged data).
+  std::vector<torch::Tensor> TrainBatches(int epoch) const;
+  // Rows `indices` of the training or validation split, gathered where the data lives.
+  Batch MakeBatch(bool train, const torch::Tensor& indices) const;
+  torch::Tensor Forward(const Batch& batch);      // logits, under the precision's autocast
+  // One optimizer step's worth of work on `batch` (forward, backward, step) without
+  // accumulation or reporting: what the batch-size finder tries.
+  void TrialStep(const Batch& batch);
+  void SetStepsPerEpoch();
   std::string SaveCheckpoint(int epoch);
   void PruneCheckpoints();
   bool ShouldStopEarly(const Json& metrics);
@@ -81,6 +100,9 @@ class Trainer {
   torch::nn::Sequential model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
+  std::unique_ptr<DataParallel> ddp_;  // set when WORLD_SIZE > 1 (distributed.h)
+  torch::Device device_{torch::kCPU};
+  bool data_on_device_ = true;  // images staged on device_ (else on the host, copied per batch)
   SimpleProfiler profiler_;
   GradScaler scaler_;
   std::int64_t skipped_steps_ = 0;

@@ -1,0 +1,366 @@
+// DDP on CPU with Gloo: the sampler's shards, gradient buckets against one process on the same
+// global batch (ranks as threads, each with its own ProcessGroupGloo over a TCPStore), and two
+// tune-trainer processes against one, through their checkpoints and reported metrics.
+#include "trainer/distributed.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "trainer/config.h"
+#include "trainer/data.h"
+#include "trainer/idx.h"
+#include "trainer/trainer.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+double MaxDifference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
+  }
+  return worst;
+}
+
+std::vector<torch::Tensor> Copies(const std::vector<torch::Tensor>& parameters) {
+  std::vector<torch::Tensor> copies;
+  for (const auto& p : parameters) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+// Runs `body(rank)` on `world_size` threads and rethrows the first exception.
+void RunRanks(int world_size, const std::function<void(int)>& body) {
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(world_size));
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < world_size; ++rank) {
+    threads.emplace_back([&, rank] {
+      try {
+        body(rank);
+      } catch (...) {
+        errors[static_cast<std::size_t>(rank)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+}
+
+std::vector<std::int64_t> Sorted(const std::vector<torch::Tensor>& parts) {
+  std::vector<std::int64_t> all;
+  for (const auto& part : parts) {
+    for (std::int64_t i = 0; i < part.size(0); ++i) all.push_back(part[i].item<std::int64_t>());
+  }
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+TEST(DistributedSamplerTest, ShardsCoverTheEpochOnceWithEqualCounts) {
+  for (std::int64_t n : {12, 13, 7, 2}) {
+    for (int world : {2, 3, 4}) {
+      torch::manual_seed(n * 10 + world);
+      torch::Tensor order = torch::randperm(n, torch::kLong);
+      std::vector<torch::Tensor> shards;
+      for (int rank = 0; rank < world; ++rank) shards.push_back(ShardEpoch(order, rank, world));
+      const std::int64_t per_rank = (n + world - 1) / world;
+      for (const auto& shard : shards) EXPECT_EQ(shard.size(0), per_rank) << n << " over " << world;
+      // Every index at least once; the padding (total - n) repeats the order's head, as
+      // DistributedSampler does.
+      std::vector<std::int64_t> expected;
+      for (std::int64_t i = 0; i < n; ++i) expected.push_back(i);
+      for (std::int64_t i = 0; i < per_rank * world - n; ++i)
+        expected.push_back(order[i % n].item<std::int64_t>());
+      std::sort(expected.begin(), expected.end());
+      EXPECT_EQ(Sorted(shards), expected) << n << " over " << world;
+
+      std::vector<torch::Tensor> eval;
+      for (int rank = 0; rank < world; ++rank) eval.push_back(ShardEval(order, rank, world));
+      std::vector<std::int64_t> exactly_once;
+      for (std::int64_t i = 0; i < n; ++i) exactly_once.push_back(i);
+      EXPECT_EQ(Sorted(eval), exactly_once) << "evaluation: each record exactly once";
+    }
+  }
+  // When W divides n the training shards are an exact partition too.
+  torch::Tensor order = torch::randperm(12, torch::kLong);
+  EXPECT_EQ(Sorted({ShardEpoch(order, 0, 3), ShardEpoch(order, 1, 3), ShardEpoch(order, 2, 3)}),
+            Sorted({order}));
+
+  std::vector<torch::Tensor> batches;
+  for (int b = 0; b < 5; ++b) batches.push_back(torch::full({2}, b, torch::kLong));
+  EXPECT_EQ(ShardBatches(batches, 0, 2).size(), 3u);
+  EXPECT_EQ(ShardBatches(batches, 1, 2).size(), 3u) << "padded to equal step counts";
+}
+
+// Two ranks, each on half of every global batch, against one process on the whole batch.
+// `micro_batches` > 1 accumulates locally and synchronises only on the last (no_sync).
+void ExpectDdpMatchesOneProcess(int micro_batches) {
+  constexpr int kWorld = 2, kGlobalBatch = 16, kSteps = 5;
+  torch::manual_seed(0);
+  const torch::Tensor x = torch::randn({kGlobalBatch * kSteps, 10});
+  const torch::Tensor y = torch::randint(0, 3, {kGlobalBatch * kSteps}, torch::kLong);
+  const torch::Tensor order = torch::randperm(kGlobalBatch * kSteps, torch::kLong);
+  auto make_model = [](int seed) {
+    torch::manual_seed(seed);
+    return torch::nn::Sequential(torch::nn::Linear(10, 32), torch::nn::Tanh(),
+                                 torch::nn::Linear(32, 16), torch::nn::Tanh(),
+                                 torch::nn::Linear(16, 3));
+  };
+  auto sgd = [](torch::nn::Sequential& model) {
+    return torch::optim::SGD(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  };
+
+  torch::nn::Sequential reference = make_model(0);
+  auto reference_optimizer = sgd(reference);
+  for (int step = 0; step < kSteps; ++step) {
+    torch::Tensor rows = order.slice(0, step * kGlobalBatch, (step + 1) * kGlobalBatch);
+    reference_optimizer.zero_grad();
+    torch::nn::functional::cross_entropy(reference->forward(x.index_select(0, rows)),
+                                         y.index_select(0, rows))
+        .backward();
+    reference_optimizer.step();
+  }
+
+  // Rank 1 starts from other weights: BroadcastParameters must make them rank 0's.
+  std::vector<torch::nn::Sequential> models = {make_model(0), make_model(1)};
+  const int port = FreePort();
+  std::vector<std::size_t> buckets(kWorld), overlapped(kWorld);
+  std::vector<std::int64_t> allreduces(kWorld);
+  RunRanks(kWorld, [&](int rank) {
+    DistributedEnv env;
+    env.rank = rank;
+    env.world_size = kWorld;
+    env.master_port = port;
+    auto group = ProcessGroup::Create(env, torch::kCPU, std::chrono::seconds(30));
+    torch::nn::Sequential& model = models[static_cast<std::size_t>(rank)];
+    // A small cap, so the three layers' gradients travel in several buckets.
+    DataParallel ddp(std::move(group), *model, torch::kCPU, /*bucket_cap_bytes=*/2048);
+    ddp.BroadcastParameters();
+    auto optimizer = sgd(model);
+    const torch::Tensor mine = ddp.ShardEpoch(order);
+    const int local_batch = kGlobalBatch / kWorld, micro = local_batch / micro_batches;
+    for (int step = 0; step < kSteps; ++step) {
+      optimizer.zero_grad();
+      for (int m = 0; m < micro_batches; ++m) {
+        torch::Tensor rows =
+            mine.slice(0, step * local_batch + m * micro, step * local_batch + (m + 1) * micro);
+        torch::Tensor loss = torch::nn::functional::cross_entropy(
+            model->forward(x.index_select(0, rows)), y.index_select(0, rows));
+        ddp.PrepareBackward(/*sync=*/m + 1 == micro_batches);
+        (loss / micro_batches).backward();
+      }
+      ddp.FinishGradients();
+      optimizer.step();
+    }
+    buckets[static_cast<std::size_t>(rank)] = ddp.gradients().num_buckets();
+    overlapped[static_cast<std::size_t>(rank)] = ddp.gradients().launched_during_backward();
+    allreduces[static_cast<std::size_t>(rank)] = ddp.gradients().num_allreduces();
+  });
+
+  auto expected = Copies(reference->parameters());
+  auto rank0 = Copies(models[0]->parameters());
+  auto rank1 = Copies(models[1]->parameters());
+  EXPECT_LT(MaxDifference(expected, rank0), 1e-5);
+  EXPECT_EQ(MaxDifference(rank0, rank1), 0.0) << "ranks must hold identical parameters";
+  EXPECT_GT(MaxDifference(expected, Copies(make_model(0)->parameters())), 1e-2)
+      << "training moved them";
+  EXPECT_GE(buckets[0], 3u);
+  EXPECT_GE(overlapped[0], 1u) << "buckets are launched from the hooks while backward runs";
+  // Accumulation micro-batches do not communicate (no_sync): one all-reduce per bucket per step.
+  EXPECT_EQ(allreduces[0], static_cast<std::int64_t>(kSteps * buckets[0]));
+}
+
+TEST(GradientSyncTest, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
+  ExpectDdpMatchesOneProcess(1);
+}
+
+TEST(GradientSyncTest, AccumulationSynchronisesOnlyTheLastMicroBatch) {
+  ExpectDdpMatchesOneProcess(2);
+}
+
+TEST(GradientSyncTest, BucketsHoldParametersInReverseOrderUnderTheCap) {
+  torch::nn::Sequential model(torch::nn::Linear(100, 10), torch::nn::Linear(10, 10),
+                              torch::nn::Linear(10, 2));
+  // Sizes in floats: 1000, 10, 100, 10, 20, 2. A 512-byte cap holds 128 floats; a parameter
+  // larger than the cap gets a bucket of its own.
+  DistributedEnv env;
+  env.world_size = 1;
+  env.master_port = FreePort();
+  auto group = ProcessGroup::Create(env, torch::kCPU, std::chrono::seconds(10));
+  GradientSync sync(*group, model->parameters(), /*bucket_cap_bytes=*/512);
+  EXPECT_EQ(sync.BucketLayout(), (std::vector<std::vector<std::size_t>>{{5, 4, 3}, {2, 1}, {0}}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// tune-trainer processes
+
+// A separable task in MNIST's file layout (as trainer_test.cc's).
+void WriteSyntheticMnist(const fs::path& root, std::int64_t train, std::int64_t val) {
+  torch::manual_seed(1234);
+  torch::Tensor prototypes = torch::randint(40, 216, {4, 4, 4}, torch::kLong);
+  auto make = [&](std::int64_t n, const std::string& prefix) {
+    torch::Tensor labels = torch::randint(0, 4, {n}, torch::kLong);
+    torch::Tensor images =
+        prototypes.index_select(0, labels) + torch::randint(-40, 41, {n, 4, 4}, torch::kLong);
+    fs::create_directories(root / "mnist");
+    WriteIdx((root / "mnist" / (prefix + "-images-idx3-ubyte")).string(),
+             images.clamp(0, 255).to(torch::kUInt8));
+    WriteIdx((root / "mnist" / (prefix + "-labels-idx1-ubyte")).string(), labels.to(torch::kUInt8));
+  };
+  make(train, "train");
+  make(val, "t10k");
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class DdpTrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("tune_ddp_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    WriteSyntheticMnist(dir_ / "data", 512, 101);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+  Json Config(int batch_size, const fs::path& output) const {
+    return Json{{"dataset", "mnist"},
+                {"data_dir", (dir_ / "data").string()},
+                {"model", {{"type", "mlp"}, {"hidden", 32}}},
+                {"optimizer", {{"type", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}}},
+                {"batch_size", batch_size},
+                {"max_epochs", 2},
+                {"threads", 1},
+                {"progress", true},
+                {"output_dir", output.string()},
+                {"keep_checkpoints", 5}};
+  }
+  fs::path dir_;
+};
+
+// Parameters of a checkpoint, loaded into a Trainer built from `json`.
+std::vector<torch::Tensor> CheckpointParameters(const Json& json, const fs::path& checkpoint) {
+  TrainerConfig config = ParseTrainerConfig(json);
+  std::ostringstream log;
+  Trainer trainer(config, LoadDataset(config), nullptr, log);
+  trainer.LoadCheckpoint(checkpoint.string());
+  return Copies(trainer.model()->parameters());
+}
+
+TEST_F(DdpTrainerTest, TwoTuneTrainerRanksMatchOneProcessWithTheSameGlobalBatch) {
+  // One process, global batch 64.
+  fs::path single = dir_ / "single", ddp = dir_ / "ddp";
+  fs::create_directories(single);
+  fs::create_directories(ddp);
+  Json single_config = Config(64, single);
+  {
+    TrainerConfig config = ParseTrainerConfig(single_config);
+    std::ostringstream log;
+    Trainer trainer(config, LoadDataset(config), nullptr, log);
+    trainer.Fit();
+  }
+  // Two ranks of 32: 512 training records split evenly, 101 validation records unevenly.
+  std::ofstream(dir_ / "ddp.json") << Config(32, ddp).dump();
+  const int port = FreePort();
+  std::string ranks;
+  for (int rank = 1; rank >= 0; --rank) {
+    const std::string r = std::to_string(rank);
+    ranks += "WORLD_SIZE=2 RANK=" + r + " LOCAL_RANK=" + r +
+             " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " + TUNE_BIN_DIR +
+             "/tune-trainer " + dir_.string() + "/ddp.json profiler=simple >" + dir_.string() +
+             "/rank" + r + ".log 2>&1 " + (rank == 1 ? "& r1=$!; " : "; s0=$?; ");
+  }
+  std::string command = "sh -c '" + ranks + "wait $r1; s1=$?; exit $((s0 + s1))'";
+  int status = std::system(command.c_str());
+  std::string log0 = ReadFile(dir_ / "rank0.log"), log1 = ReadFile(dir_ / "rank1.log");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log0 << "\n----\n" << log1;
+
+  auto expected = CheckpointParameters(single_config, single / "checkpoint_2");
+  auto got = CheckpointParameters(single_config, ddp / "checkpoint_2");
+  EXPECT_LT(MaxDifference(expected, got), 1e-5);
+
+  // Metrics reduced over the ranks: validation covers the 101 records exactly once.
+  Json single_meta = Json::parse(ReadFile(single / "checkpoint_2" / "trainer.json"));
+  Json ddp_meta = Json::parse(ReadFile(ddp / "checkpoint_2" / "trainer.json"));
+  ASSERT_EQ(ddp_meta["history"].size(), 2u);
+  for (std::size_t epoch = 0; epoch < 2; ++epoch) {
+    const Json& a = single_meta["history"][epoch];
+    const Json& b = ddp_meta["history"][epoch];
+    EXPECT_NEAR(a["val_loss"].get<double>(), b["val_loss"].get<double>(), 1e-5) << epoch;
+    EXPECT_NEAR(a["val_acc"].get<double>(), b["val_acc"].get<double>(), 1e-9) << epoch;
+    EXPECT_NEAR(a["train_loss"].get<double>(), b["train_loss"].get<double>(), 1e-5) << epoch;
+    EXPECT_EQ(a["step"], b["step"]) << "the same number of optimizer steps";
+  }
+  EXPECT_THAT(log0, HasSubstr("allreduce_wait"));
+  EXPECT_THAT(log1, HasSubstr("allreduce_wait"));
+}
+
+TEST_F(DdpTrainerTest, TuneRunWithTwoWorkersReportsFromRankZeroWithPerRankLogs) {
+  Json spec = {{"name", "ddp"},
+               {"metric", "val_acc"},
+               {"mode", "max"},
+               {"num_samples", 1},
+               {"resources_per_trial", {{"cpu", 2}, {"workers", 2}}},
+               {"trainer", Config(32, "")},
+               {"space", {{"lr", {{"choice", {0.05}}}}}}};
+  spec["trainer"].erase("output_dir");
+  spec["trainer"]["max_epochs"] = 3;
+  std::ofstream(dir_ / "spec.json") << spec.dump();
+  std::string command = std::string(TUNE_BIN_DIR) + "/tune run " + dir_.string() +
+                        "/spec.json --cpus 2 --storage " + dir_.string() + " --name exp >" +
+                        dir_.string() + "/out.txt 2>&1";
+  int status = std::system(command.c_str());
+  std::string out = ReadFile(dir_ / "out.txt");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  fs::path trial = dir_ / "exp" / "t_00001";
+  std::vector<Json> results;
+  std::ifstream lines(trial / "result.json");
+  for (std::string line; std::getline(lines, line);) results.push_back(Json::parse(line));
+  ASSERT_EQ(results.size(), 3u) << "one report per epoch, from rank 0 only\n" << out;
+  EXPECT_GT(results.back()["val_acc"].get<double>(), 0.5);
+  EXPECT_TRUE(fs::exists(trial / "checkpoint_3" / "state.pt"));
+  EXPECT_THAT(ReadFile(trial / "stderr.log"), HasSubstr("rank 0 of 2"));
+  EXPECT_THAT(ReadFile(trial / "stderr.rank1.log"), HasSubstr("rank 1 of 2"));
+  EXPECT_TRUE(fs::exists(trial / "stdout.rank1.log"));
+  EXPECT_FALSE(fs::exists(trial / "error.txt"));
+}
+
+}  // namespace
+}  // namespace tune

@@ -1,0 +1,56 @@
+// Test helpers shared by tests/trainer/*_test.cc: a scratch folder per test and a tiny separable
+// image task written in MNIST's IDX layout (the same recipe as trainer_test.cc's).
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "trainer/idx.h"
+#include "tuner/client/protocol.h"
+
+namespace tune::testing {
+
+class ScratchDir {
+ public:
+  ScratchDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("tune_trainer_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// `classes` random 4x4 byte prototypes plus uniform noise of +-40, seeded.
+inline void WriteSeparableMnist(const std::filesystem::path& root, std::int64_t train, std::int64_t val,
+                                int classes = 4) {
+  torch::manual_seed(1234);
+  torch::Tensor prototypes = torch::randint(40, 216, {classes, 4, 4}, torch::kLong);
+  auto make = [&](std::int64_t n, const std::string& prefix) {
+    torch::Tensor labels = torch::randint(0, classes, {n}, torch::kLong);
+    torch::Tensor images = prototypes.index_select(0, labels) + torch::randint(-40, 41, {n, 4, 4}, torch::kLong);
+    std::filesystem::create_directories(root / "mnist");
+    WriteIdx((root / "mnist" / (prefix + "-images-idx3-ubyte")).string(), images.clamp(0, 255).to(torch::kUInt8));
+    WriteIdx((root / "mnist" / (prefix + "-labels-idx1-ubyte")).string(), labels.to(torch::kUInt8));
+  };
+  make(train, "train");
+  make(val, "t10k");
+}
+
+inline Json SmallConfig(const std::filesystem::path& data_dir) {
+  return Json{{"dataset", "mnist"}, {"data_dir", data_dir.string()}, {"model", {{"type", "mlp"}, {"hidden", 32}}},
+              {"optimizer", {{"type", "adam"}, {"lr", 0.01}}}, {"batch_size", 32}, {"max_epochs", 2},
+              {"threads", 1}, {"progress", false}};
+}
+
+}  // namespace tune::testing

@@ -1,0 +1,212 @@
+#include "trainer/optim.h"
+
+#include <tuple>
+
+#include "trainer/compat.h"
+#include "trainer/optim_kernels.h"
+
+namespace tune {
+namespace {
+
+bool IsDenseFloatCpu(const torch::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.layout() == torch::kStrided && t.scalar_type() == torch::kFloat;
+}
+
+// Whether the fused kernels can update `p` in place: a contiguous fp32 CPU parameter with a
+// dense fp32 CPU gradient (made contiguous when it is not) and, once created, state tensors of
+// the same kind.
+bool Fusable(const torch::Tensor& p, std::initializer_list<const torch::Tensor*> state) {
+  if (!IsDenseFloatCpu(p) || !p.is_contiguous()) return false;
+  const torch::Tensor& grad = p.grad();
+  if (grad.defined() && (!IsDenseFloatCpu(grad) || grad.sizes() != p.sizes())) return false;
+  for (const torch::Tensor* t : state) {
+    if (t->defined() && (!IsDenseFloatCpu(*t) || !t->is_contiguous() || t->numel() != p.numel())) return false;
+  }
+  return true;
+}
+
+torch::Tensor ContiguousGrad(const torch::Tensor& p) {
+  const torch::Tensor& grad = p.grad();
+  return grad.is_contiguous() ? grad : grad.contiguous();
+}
+
+// The closure, as torch::optim's step runs it: with gradients enabled.
+torch::Tensor RunClosure(const torch::optim::Optimizer::LossClosure& closure) {
+  if (!closure) return {};
+  at::AutoGradMode enable_grad(true);
+  return closure();
+}
+
+// Adam (decoupled = false) and AdamW (true). The optimizer's param groups and state map are
+// passed in because they are protected members of torch::optim::Optimizer.
+template <typename Options, typename State, typename StateMap>
+bool CanFuseAdam(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap& state) {
+  for (auto& group : groups) {
+    if (static_cast<Options&>(group.options()).amsgrad()) return false;
+    for (const auto& p : group.params()) {
+      auto found = state.find(compat::OptimizerStateKey<StateMap>(p));
+      const auto* s = found == state.end() ? nullptr : static_cast<const State*>(found->second.get());
+      const torch::Tensor none;
+      if (!Fusable(p, {s ? &s->exp_avg() : &none, s ? &s->exp_avg_sq() : &none})) return false;
+    }
+  }
+  return true;
+}
+
+template <typename Options, typename State, typename StateMap>
+void FusedAdamUpdate(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap& state, bool decoupled) {
+  torch::NoGradGuard no_grad;
+  for (auto& group : groups) {
+    auto& options = static_cast<Options&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      const auto key = compat::OptimizerStateKey<StateMap>(p);
+      auto found = state.find(key);
+      if (found == state.end()) {
+        auto fresh = std::make_unique<State>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        found = state.emplace(key, std::move(fresh)).first;
+      }
+      auto& s = static_cast<State&>(*found->second);
+      s.step(s.step() + 1);
+      const AdamScalars scalars =
+          AdamScalarsFor(options.lr(), std::get<0>(options.betas()), std::get<1>(options.betas()), options.eps(),
+                         options.weight_decay(), decoupled, s.step());
+      const torch::Tensor grad = ContiguousGrad(p);
+      FusedAdamStep(p.data_ptr<float>(), grad.data_ptr<float>(), s.exp_avg().template data_ptr<float>(),
+                    s.exp_avg_sq().template data_ptr<float>(), p.numel(), scalars);
+      // Written through raw pointers: bump the version counters as in-place ops would, so a
+      // graph that saved the old values refuses to backpropagate through them.
+      for (const torch::Tensor* t : {&p, &s.exp_avg(), &s.exp_avg_sq()}) t->unsafeGetTensorImpl()->bump_version();
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor FusedAdam::step(LossClosure closure) {
+  if (!CanFuseAdam<torch::optim::AdamOptions, torch::optim::AdamParamState>(param_groups_, state_)) {
+    return torch::optim::Adam::step(std::move(closure));
+  }
+  torch::Tensor loss = RunClosure(closure);
+  FusedAdamUpdate<torch::optim::AdamOptions, torch::optim::AdamParamState>(param_groups_, state_, false);
+  return loss;
+}
+
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  if (!CanFuseAdam<torch::optim::AdamWOptions, torch::optim::AdamWParamState>(param_groups_, state_)) {
+    return torch::optim::AdamW::step(std::move(closure));
+  }
+  torch::Tensor loss = RunClosure(closure);
+  FusedAdamUpdate<torch::optim::AdamWOptions, torch::optim::AdamWParamState>(param_groups_, state_, true);
+  return loss;
+}
+
+torch::Tensor FusedSGD::step(LossClosure closure) {
+  using State = torch::optim::SGDParamState;
+  using StateMap = std::remove_reference_t<decltype(state_)>;
+  for (auto& group : param_groups_) {
+    if (static_cast<torch::optim::SGDOptions&>(group.options()).dampening() != 0) {
+      return torch::optim::SGD::step(std::move(closure));
+    }
+    for (const auto& p : group.params()) {
+      auto found = state_.find(compat::OptimizerStateKey<StateMap>(p));
+      const torch::Tensor none;
+      const torch::Tensor* buffer =
+          found == state_.end() ? &none : &static_cast<const State&>(*found->second).momentum_buffer();
+      if (!Fusable(p, {buffer})) return torch::optim::SGD::step(std::move(closure));
+    }
+  }
+  torch::Tensor loss = RunClosure(closure);
+  torch::NoGradGuard no_grad;
+  for (auto& group : param_groups_) {
+    auto& options = static_cast<torch::optim::SGDOptions&>(group.options());
+    const auto momentum = static_cast<float>(options.momentum());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      float* buffer = nullptr;
+      bool first = false;
+      if (options.momentum() != 0) {
+        // As torch::optim::SGD: the buffer appears at the first step (a copy of the gradient).
+        const auto key = compat::OptimizerStateKey<StateMap>(p);
+        auto found = state_.find(key);
+        if (found == state_.end()) {
+          auto fresh = std::make_unique<State>();
+          fresh->momentum_buffer(torch::empty_like(p, torch::MemoryFormat::Contiguous));
+          found = state_.emplace(key, std::move(fresh)).first;
+          first = true;
+        }
+        torch::Tensor& momentum_buffer = static_cast<State&>(*found->second).momentum_buffer();
+        buffer = momentum_buffer.data_ptr<float>();
+        momentum_buffer.unsafeGetTensorImpl()->bump_version();
+      }
+      const torch::Tensor grad = ContiguousGrad(p);
+      FusedSgdStep(p.data_ptr<float>(), grad.data_ptr<float>(), buffer, p.numel(),
+                   static_cast<float>(options.lr()), momentum, static_cast<float>(options.weight_decay()),
+                   options.nesterov(), first);
+      p.unsafeGetTensorImpl()->bump_version();
+    }
+  }
+  return loss;
+}
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config, torch::nn::Module& model) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& parameter : model.parameters()) {
+    (parameter.dim() >= 2 ? decay : no_decay).push_back(parameter);
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto add = [&](std::vector<torch::Tensor>& params, double weight_decay) {
+    if (params.empty()) return;
+    if (config.type == "sgd") {
+      groups.emplace_back(params, std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(config.lr)
+                                                                                 .momentum(config.momentum)
+                                                                                 .nesterov(config.nesterov)
+                                                                                 .weight_decay(weight_decay)));
+    } else if (config.type == "adam") {
+      groups.emplace_back(params, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(config.lr)
+                                                                                  .betas({config.beta1, config.beta2})
+                                                                                  .eps(config.eps)
+                                                                                  .weight_decay(weight_decay)));
+    } else {
+      groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(config.lr)
+                                                                                   .betas({config.beta1, config.beta2})
+                                                                                   .eps(config.eps)
+                                                                                   .weight_decay(weight_decay)));
+    }
+  };
+  add(decay, config.weight_decay);
+  add(no_decay, 0.0);
+  if (config.type == "sgd") {
+    torch::optim::SGDOptions defaults(config.lr);
+    if (config.fused) return std::make_unique<FusedSGD>(std::move(groups), defaults);
+    return std::make_unique<torch::optim::SGD>(std::move(groups), defaults);
+  }
+  if (config.type == "adam") {
+    torch::optim::AdamOptions defaults(config.lr);
+    if (config.fused) return std::make_unique<FusedAdam>(std::move(groups), defaults);
+    return std::make_unique<torch::optim::Adam>(std::move(groups), defaults);
+  }
+  torch::optim::AdamWOptions defaults(config.lr);
+  if (config.fused) return std::make_unique<FusedAdamW>(std::move(groups), defaults);
+  return std::make_unique<torch::optim::AdamW>(std::move(groups), defaults);
+}
+
+torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+  }
+  if (norms.empty()) return torch::zeros({});
+  torch::Tensor total = torch::stack(norms).norm(2);
+  torch::Tensor coefficient = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) p.grad().mul_(coefficient);
+  }
+  return total;
+}
+
+}  // namespace tune

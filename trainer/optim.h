@@ -1,0 +1,54 @@
+// The trainer's optimizers: torch::optim::SGD / Adam / AdamW with a fused step. Each Fused*
+// class *is* the LibTorch optimizer (same options, param groups, per-parameter state and
+// save/load format, so checkpoints from either load into the other); only step() differs: one
+// vectorised pass per parameter over param/grad/state (optim_kernels.h) instead of LibTorch's
+// ~8 elementwise passes with temporaries. Parameters that are not dense contiguous fp32 CPU
+// tensors (CUDA, fp16, ...) take the LibTorch step unchanged, as do the options the kernels do
+// not implement (amsgrad, SGD dampening).
+//
+// Example:
+//   auto optimizer = tune::MakeOptimizer(config.optimizer, model);  // fused unless optimizer.fused=false
+//   loss.backward();
+//   tune::ClipGradNorm(parameters, 1.0);  // no host sync
+//   optimizer->step();
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "trainer/config.h"
+
+namespace tune {
+
+class FusedAdam : public torch::optim::Adam {
+ public:
+  using torch::optim::Adam::Adam;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
+class FusedSGD : public torch::optim::SGD {
+ public:
+  using torch::optim::SGD::SGD;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
+// config.type's optimizer over `model`'s parameters in two groups: weights (dim >= 2) with
+// config.weight_decay, and biases/norm parameters without decay (the usual Lightning/timm
+// recipe). Fused unless config.fused is false.
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config,
+                                                       torch::nn::Module& model);
+
+// torch::nn::utils::clip_grad_norm_ without its host read of the total norm (which would wait
+// for the device on CUDA): every defined gradient is scaled by min(1, max_norm / (norm + 1e-6)),
+// the norm being the 2-norm of all gradients together. Returns that norm as a 0-d tensor.
+torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm);
+
+}  // namespace tune
