@@ -15,17 +15,6 @@
 namespace tune {
 namespace {
 
-// The history without its timing fields, which differ from run to run.
-std::vector<Json> Results(const std::vector<Json>& history) {
-  std::vector<Json> out;
-  for (Json metrics : history) {
-    metrics.erase("samples_per_s");
-    metrics.erase("time_this_iter_s");
-    out.push_back(metrics);
-  }
-  return out;
-}
-
 TEST(BinsearchBatchSizeTest, DoublesThenBisectsToTheLargestFit) {
   std::vector<int> tried;
   auto under_300 = [&](int size) {
@@ -90,7 +79,7 @@ TEST(TrainerBatchSizeFinderTest, BudgetOf300GivesThe300AndLeavesTheModelUntouche
   TrainerConfig plain_config = ParseTrainerConfig(json);
   Trainer plain(plain_config, LoadDataset(plain_config), nullptr, log);
   FitResult direct = plain.Fit();
-  EXPECT_EQ(Results(searched.history), Results(direct.history));
+  EXPECT_EQ(testing::WithoutTimings(searched.history), testing::WithoutTimings(direct.history));
   auto p1 = trainer.model()->parameters(), p2 = plain.model()->parameters();
   for (std::size_t i = 0; i < p1.size(); ++i) EXPECT_TRUE(torch::equal(p1[i], p2[i])) << i;
 }

@@ -18,17 +18,6 @@
 namespace tune {
 namespace {
 
-// The history without its timing fields, which differ from run to run.
-std::vector<Json> Results(const std::vector<Json>& history) {
-  std::vector<Json> out;
-  for (Json metrics : history) {
-    metrics.erase("samples_per_s");
-    metrics.erase("time_this_iter_s");
-    out.push_back(metrics);
-  }
-  return out;
-}
-
 using ::testing::HasSubstr;
 
 // Batch i: rows i*5 .. i*5+4 of a fixed tensor; odd batches take longer, so with two workers
@@ -88,7 +77,7 @@ TEST(BatchLoaderTest, TrainingWithTwoWorkersEqualsTrainingWithout) {
     std::ostringstream log;
     Trainer trainer(config, LoadDataset(config), nullptr, log);
     FitResult result = trainer.Fit();
-    histories.push_back(Results(result.history));
+    histories.push_back(testing::WithoutTimings(result.history));
     params.emplace_back();
     for (const auto& p : trainer.model()->parameters()) params.back().push_back(p.detach().clone());
   }

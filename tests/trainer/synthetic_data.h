@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -45,6 +46,17 @@ inline void WriteSeparableMnist(const std::filesystem::path& root, std::int64_t 
   };
   make(train, "train");
   make(val, "t10k");
+}
+
+// A run's history without its timing fields, which differ from run to run.
+inline std::vector<Json> WithoutTimings(const std::vector<Json>& history) {
+  std::vector<Json> out;
+  for (Json metrics : history) {
+    metrics.erase("samples_per_s");
+    metrics.erase("time_this_iter_s");
+    out.push_back(metrics);
+  }
+  return out;
 }
 
 inline Json SmallConfig(const std::filesystem::path& data_dir) {
