@@ -364,9 +364,18 @@ DataParallel::DataParallel(std::unique_ptr<ProcessGroup> group, torch::nn::Modul
 DataParallel::~DataParallel() = default;
 
 void DataParallel::BroadcastParameters() {
-  torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> tensors = model_.parameters();
   for (const torch::Tensor& buffer : model_.buffers()) tensors.push_back(buffer);
+  BroadcastFromMain(tensors);
+}
+
+void DataParallel::BroadcastBuffers() {
+  const std::vector<torch::Tensor> buffers = model_.buffers();
+  if (!buffers.empty()) BroadcastFromMain(buffers);
+}
+
+void DataParallel::BroadcastFromMain(const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
   // One collective per dtype: parameters and float buffers flattened together; integer buffers
   // (BatchNorm's num_batches_tracked) separately.
   std::vector<std::vector<torch::Tensor>> by_dtype;

@@ -192,6 +192,10 @@ class DataParallel {
 
   // Copies rank 0's parameters and buffers to every rank (after construction or a resume).
   void BroadcastParameters();
+  // Copies rank 0's buffers (BatchNorm running statistics) to every rank: PyTorch DDP's
+  // broadcast_buffers=True, done before every training forward. No-op for a model without
+  // buffers.
+  void BroadcastBuffers();
   torch::Tensor ShardEpoch(const torch::Tensor& order) const {
     return tune::ShardEpoch(order, rank(), world_size());
   }
@@ -217,6 +221,7 @@ class DataParallel {
   torch::nn::Module& model_;
   torch::Device device_;
   std::unique_ptr<GradientSync> gradients_;
+  void BroadcastFromMain(const std::vector<torch::Tensor>& tensors);
 };
 
 }  // namespace tune

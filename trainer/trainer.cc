@@ -179,6 +179,7 @@ double Trainer::TrainEpoch(int epoch) {
       b = *loader.Next();
     }
     torch::Tensor loss;
+    if (ddp_) ddp_->BroadcastBuffers();  // broadcast_buffers: BatchNorm statistics of rank 0
     {
       auto scope = profiler_.Measure("forward");
       loss = torch::nn::functional::cross_entropy(Forward(b).to(torch::kFloat), b.y);

@@ -207,6 +207,42 @@ TEST(GradientSyncTest, AccumulationSynchronisesOnlyTheLastMicroBatch) {
   ExpectDdpMatchesOneProcess(2);
 }
 
+// broadcast_buffers: before every training forward each rank takes rank 0's BatchNorm running
+// statistics, although each rank's own forward moves them differently (other data).
+TEST(DataParallelTest, BuffersFollowRankZeroBeforeEveryForward) {
+  constexpr int kWorld = 2, kSteps = 3;
+  std::vector<torch::nn::Sequential> models;
+  for (int rank = 0; rank < kWorld; ++rank) {
+    models.push_back(torch::nn::Sequential(torch::nn::Linear(4, 3), torch::nn::BatchNorm1d(3)));
+  }
+  std::vector<std::vector<torch::Tensor>> before(kWorld), after(kWorld);
+  const int port = FreePort();
+  RunRanks(kWorld, [&](int rank) {
+    DistributedEnv env;
+    env.rank = rank;
+    env.world_size = kWorld;
+    env.master_port = port;
+    auto group = ProcessGroup::Create(env, torch::kCPU, std::chrono::seconds(30));
+    torch::nn::Sequential& model = models[static_cast<std::size_t>(rank)];
+    DataParallel ddp(std::move(group), *model);
+    ddp.BroadcastParameters();
+    for (int step = 0; step < kSteps; ++step) {
+      ddp.BroadcastBuffers();
+      auto& bn = *model[1]->as<torch::nn::BatchNorm1d>();
+      before[static_cast<std::size_t>(rank)].push_back(bn.running_mean.clone());
+      torch::Tensor x = torch::full({8, 4}, static_cast<float>(rank + 1) * (step + 1)) +
+                        torch::arange(32, torch::kFloat).view({8, 4}) * 0.1f;
+      model->forward(x).sum().backward();
+      after[static_cast<std::size_t>(rank)].push_back(bn.running_mean.clone());
+    }
+  });
+  for (int step = 0; step < kSteps; ++step) {
+    EXPECT_TRUE(before[0][step].equal(before[1][step])) << "step " << step;
+    EXPECT_FALSE(after[0][step].equal(after[1][step])) << "each rank's forward moved them its own way";
+  }
+  EXPECT_FALSE(before[0][1].equal(before[0][0])) << "the statistics do move";
+}
+
 TEST(GradientSyncTest, BucketsHoldParametersInReverseOrderUnderTheCap) {
   torch::nn::Sequential model(torch::nn::Linear(100, 10), torch::nn::Linear(10, 10),
                               torch::nn::Linear(10, 2));
