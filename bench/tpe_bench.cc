@@ -121,6 +121,26 @@ std::vector<Problem> Problems() {
   };
 }
 
+// Sequential trials: `trials` suggestions, each evaluated on `problem` and told back as
+// finished; after trial t (1-based) calls on_trial(t, best value so far). Returns the best value.
+template <typename OnTrial>
+double Minimise(Searcher& searcher, const Problem& problem, int trials, OnTrial on_trial) {
+  double best = INFINITY;
+  for (int t = 1; t <= trials; ++t) {
+    std::string id = "t" + std::to_string(t);
+    Json config = searcher.Suggest(id).config;
+    Result result;
+    result.training_iteration = 1;
+    double value = problem.f(config);
+    result.metrics["loss"] = value;
+    searcher.OnResult(id, result);
+    searcher.OnComplete(id, TrialStatus::kTerminated, &result);
+    best = std::min(best, value);
+    on_trial(t, best);
+  }
+  return best;
+}
+
 struct Variant {
   const char* name;
   const char* search;  // the "search" object, seed added
@@ -192,21 +212,11 @@ void Quality(int seeds, const std::vector<Variant>& variants, const std::string&
       std::vector<std::vector<double>> at(checkpoints.size());
       for (int seed = first_seed; seed < first_seed + seeds; ++seed) {
         auto searcher = Make(space, variant, static_cast<std::uint64_t>(seed), 200);
-        double best = INFINITY;
-        for (int t = 1; t <= 200; ++t) {
-          std::string id = "t" + std::to_string(t);
-          Json config = searcher->Suggest(id).config;
-          Result result;
-          result.training_iteration = 1;
-          double value = problem.f(config);
-          result.metrics["loss"] = value;
-          searcher->OnResult(id, result);
-          searcher->OnComplete(id, TrialStatus::kTerminated, &result);
-          best = std::min(best, value);
+        Minimise(*searcher, problem, 200, [&](int t, double best) {
           for (std::size_t c = 0; c < checkpoints.size(); ++c) {
             if (t == checkpoints[c]) at[c].push_back(best - problem.minimum);
           }
-        }
+        });
       }
       std::printf("| %s | %s |", problem.name, variant.name);
       for (const auto& values : at) std::printf(" %s |", Cell(values).c_str());
@@ -240,18 +250,7 @@ void Tune(int first_seed, int seeds, int trials, const std::vector<std::string>&
       double log_sum = 0;
       for (int seed = first_seed; seed < first_seed + seeds; ++seed) {
         auto searcher = Make(space, variant, static_cast<std::uint64_t>(seed), trials);
-        double best = INFINITY;
-        for (int t = 1; t <= trials; ++t) {
-          std::string id = "t" + std::to_string(t);
-          Json config = searcher->Suggest(id).config;
-          Result result;
-          result.training_iteration = 1;
-          double value = problem.f(config);
-          result.metrics["loss"] = value;
-          searcher->OnResult(id, result);
-          searcher->OnComplete(id, TrialStatus::kTerminated, &result);
-          best = std::min(best, value);
-        }
+        const double best = Minimise(*searcher, problem, trials, [](int, double) {});
         regrets.push_back(best - problem.minimum);
         log_sum += std::log10(std::max(best - problem.minimum, 1e-12));
       }

@@ -32,6 +32,22 @@ std::string Child(const std::string& path, const std::string& key) {
 
 }  // namespace
 
+std::vector<std::vector<PointValue>> ParsePointsToEvaluate(const Space& space,
+                                                           const SearcherOptions& options) {
+  if (options.num_samples < 1) {
+    throw SpecError("num_samples", fmt::format("must be >= 1, got {}", options.num_samples));
+  }
+  if (!options.points_to_evaluate.is_array()) {
+    throw SpecError("points_to_evaluate", "must be an array of configs");
+  }
+  std::vector<std::vector<PointValue>> points;
+  for (std::size_t i = 0; i < options.points_to_evaluate.size(); ++i) {
+    points.push_back(
+        space.ParsePoint(options.points_to_evaluate[i], fmt::format("points_to_evaluate[{}]", i)));
+  }
+  return points;
+}
+
 std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions& options) {
   const Json& search = options.algorithm;
   const std::string& path = options.path;
@@ -77,17 +93,7 @@ std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions
     return MakeTpeSearcher(space, options, ParseTpeOptions(options));
   }
 
-  if (options.num_samples < 1) {
-    throw SpecError("num_samples", fmt::format("must be >= 1, got {}", options.num_samples));
-  }
-  if (!options.points_to_evaluate.is_array()) {
-    throw SpecError("points_to_evaluate", "must be an array of configs");
-  }
-  std::vector<std::vector<PointValue>> points;
-  for (std::size_t i = 0; i < options.points_to_evaluate.size(); ++i) {
-    points.push_back(
-        space.ParsePoint(options.points_to_evaluate[i], fmt::format("points_to_evaluate[{}]", i)));
-  }
+  std::vector<std::vector<PointValue>> points = ParsePointsToEvaluate(space, options);
   const auto grid_size = static_cast<std::int64_t>(space.GridSize());
   if (options.num_samples > std::numeric_limits<std::int64_t>::max() / 2 / grid_size) {
     throw SpecError("num_samples",

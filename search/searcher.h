@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "search/space.h"
 #include "tuner/types.h"
@@ -76,5 +77,11 @@ class Searcher {
 // num_samples (or the number of points, if larger). Without points, TotalTrials() is
 // num_samples * GridSize().
 std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions& options);
+
+// What every searcher checks of its options: num_samples >= 1, and points_to_evaluate an array
+// of configs, each parsed against `space`. Throws SpecError naming the path
+// ("points_to_evaluate[2].lr").
+std::vector<std::vector<PointValue>> ParsePointsToEvaluate(const Space& space,
+                                                           const SearcherOptions& options);
 
 }  // namespace tune

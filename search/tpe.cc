@@ -1306,17 +1306,7 @@ std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherOpti
   if (options.metric.empty()) {
     throw SpecError(Child(options.path, "algorithm"), "tpe needs a metric to optimise");
   }
-  if (options.num_samples < 1) {
-    throw SpecError("num_samples", fmt::format("must be >= 1, got {}", options.num_samples));
-  }
-  if (!options.points_to_evaluate.is_array()) {
-    throw SpecError("points_to_evaluate", "must be an array of configs");
-  }
-  std::vector<std::vector<PointValue>> points;
-  for (std::size_t i = 0; i < options.points_to_evaluate.size(); ++i) {
-    points.push_back(
-        space.ParsePoint(options.points_to_evaluate[i], fmt::format("points_to_evaluate[{}]", i)));
-  }
+  std::vector<std::vector<PointValue>> points = ParsePointsToEvaluate(space, options);
   return std::make_unique<TpeSearcher>(space, options, tpe, std::move(points));
 }
 

@@ -54,6 +54,18 @@ class SessionTest : public ServerTest {
     return "";
   }
 
+  // Runs `script` with python3 (SOURCE_DIR set, for the client module); its stdout and stderr
+  // go to *output. Returns std::system's status.
+  int RunPython(const std::string& script, std::string* output) {
+    std::string log = (dir_ / "python.log").string();
+    std::string command =
+        "SOURCE_DIR='" TUNE_SOURCE_DIR "' python3 " + script + " >" + log + " 2>&1";
+    int status = std::system(command.c_str());
+    std::ifstream log_file(log);
+    output->assign(std::istreambuf_iterator<char>(log_file), std::istreambuf_iterator<char>());
+    return status;
+  }
+
   std::filesystem::path dir_;
   std::string config_path_;
 };
@@ -145,11 +157,8 @@ with tune_client.Session.from_env() as session:
     assert session.report(5, {"loss": 1.0}) == "stop"
 print("python ranks ok")
 )PY";
-  std::string log = (dir_ / "python.log").string();
-  std::string command = "SOURCE_DIR='" TUNE_SOURCE_DIR "' python3 " + script + " >" + log + " 2>&1";
-  int status = std::system(command.c_str());
-  std::ifstream log_file(log);
-  std::string output((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+  std::string output;
+  int status = RunPython(script, &output);
   ASSERT_EQ(status, 0) << output;
   ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
   EXPECT_THAT(handler_.Events(),
@@ -249,11 +258,8 @@ except tune_client.TuneError as error:
     assert "TUNE_TOKEN is not set" in str(error), error
 print("python client ok")
 )PY";
-  std::string log = (dir_ / "python.log").string();
-  std::string command = "SOURCE_DIR='" TUNE_SOURCE_DIR "' python3 " + script + " >" + log + " 2>&1";
-  int status = std::system(command.c_str());
-  std::ifstream log_file(log);
-  std::string output((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+  std::string output;
+  int status = RunPython(script, &output);
   ASSERT_EQ(status, 0) << output;
   EXPECT_THAT(output, HasSubstr("python client ok"));
   ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());

@@ -57,6 +57,15 @@ std::vector<torch::Tensor> Copies(const std::vector<torch::Tensor>& parameters) 
   return copies;
 }
 
+// Rank `rank` of a CPU (Gloo) group of `world_size` ranks meeting on 127.0.0.1:`port`.
+std::unique_ptr<ProcessGroup> JoinLocalGroup(int rank, int world_size, int port) {
+  DistributedEnv env;
+  env.rank = rank;
+  env.world_size = world_size;
+  env.master_port = port;
+  return ProcessGroup::Create(env, torch::kCPU, std::chrono::seconds(30));
+}
+
 // Runs `body(rank)` on `world_size` threads and rethrows the first exception.
 void RunRanks(int world_size, const std::function<void(int)>& body) {
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(world_size));
@@ -156,11 +165,7 @@ void ExpectDdpMatchesOneProcess(int micro_batches) {
   std::vector<std::size_t> buckets(kWorld), overlapped(kWorld);
   std::vector<std::int64_t> allreduces(kWorld);
   RunRanks(kWorld, [&](int rank) {
-    DistributedEnv env;
-    env.rank = rank;
-    env.world_size = kWorld;
-    env.master_port = port;
-    auto group = ProcessGroup::Create(env, torch::kCPU, std::chrono::seconds(30));
+    auto group = JoinLocalGroup(rank, kWorld, port);
     torch::nn::Sequential& model = models[static_cast<std::size_t>(rank)];
     // A small cap, so the three layers' gradients travel in several buckets.
     DataParallel ddp(std::move(group), *model, torch::kCPU, /*bucket_cap_bytes=*/2048);
@@ -218,11 +223,7 @@ TEST(DataParallelTest, BuffersFollowRankZeroBeforeEveryForward) {
   std::vector<std::vector<torch::Tensor>> before(kWorld), after(kWorld);
   const int port = FreePort();
   RunRanks(kWorld, [&](int rank) {
-    DistributedEnv env;
-    env.rank = rank;
-    env.world_size = kWorld;
-    env.master_port = port;
-    auto group = ProcessGroup::Create(env, torch::kCPU, std::chrono::seconds(30));
+    auto group = JoinLocalGroup(rank, kWorld, port);
     torch::nn::Sequential& model = models[static_cast<std::size_t>(rank)];
     DataParallel ddp(std::move(group), *model);
     ddp.BroadcastParameters();
