@@ -370,6 +370,7 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
   ApplyTrialStarted(index, trial.gpus);
   runtime.allocation = std::move(allocation);
   runtime.attempt_start_s = Now();
+  runtime.time_before_attempt_s = trial.time_total_s;
   index_by_pid_[trial.pid] = index;
   if (spec_.connect_timeout_s > 0) {
     ArmWatchdog(index, spec_.connect_timeout_s,
@@ -591,7 +592,7 @@ Decision Tuner::OnReport(const std::string& trial_id, const ReportMessage& repor
 
   Result result;
   result.training_iteration = trial->num_results + 1;
-  result.time_total_s = trial->time_total_s + (Now() - runtime.attempt_start_s);
+  result.time_total_s = runtime.time_before_attempt_s + (Now() - runtime.attempt_start_s);
   result.timestamp = WallTime();
   result.metrics = report.metrics;
   if (!result.metrics.contains("iter")) result.metrics["iter"] = report.iter;
@@ -675,7 +676,7 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   if (runtime.watchdog) runtime.watchdog->cancel();
   if (runtime.allocation) pool_.Release(*runtime.allocation);
   runtime.allocation.reset();
-  trial.time_total_s += Now() - runtime.attempt_start_s;
+  trial.time_total_s = runtime.time_before_attempt_s + (Now() - runtime.attempt_start_s);
   trial.pid = 0;
   if (!status.ok()) runtime.failed_rank = status.rank;
   if (server_) server_->Disconnect(trial.id);

@@ -81,6 +81,7 @@ class Tuner : private ReportServer::Handler {
     std::optional<Allocation> allocation;
     std::string token;
     double attempt_start_s = 0;
+    double time_before_attempt_s = 0;  // the trial's running time over its earlier attempts
     bool stop_requested = false;   // the scheduler (or Ctrl-C) said stop
     bool done_received = false;
     bool budget_exhausted = false; // stopped at the end of its budget: it completed

@@ -136,6 +136,22 @@ TEST_F(TuneRunTest, AshaPrunesByTheRuleAndTheBestTrialIsTheTrueBest) {
   EXPECT_TRUE(fs::exists(run.dir / "experiment.json"));
 }
 
+TEST_F(TuneRunTest, TimeTotalIsTheTrialsRunningTimeAtEachReport) {
+  // Four 150 ms epochs: time_total_s grows by about 0.15 s per report (it once grew by the sum
+  // of all the earlier totals: 0.15, 0.45, 0.9, 1.5).
+  RunOutput run = Run(Curve(), "--num-samples 1 trainer.sleep_ms=150 trainer.max_epochs=4");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto results = ReadJsonLines(TrialDirs(run.dir).at(0) / "result.json");
+  ASSERT_EQ(results.size(), 4u);
+  double previous = 0;
+  for (const Json& line : results) {
+    double total = line["time_total_s"];
+    EXPECT_GE(total - previous, 0.14) << line.dump();
+    EXPECT_LT(total - previous, 0.4) << line.dump();
+    previous = total;
+  }
+}
+
 TEST_F(TuneRunTest, TpeExperimentRunsEndToEnd) {
   RunOutput run = Run(Curve(),
                       "--num-samples 16 --max-concurrent 2 trainer.sleep_ms=0 "
