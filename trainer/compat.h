@@ -5,6 +5,7 @@
 // takes the device type as an argument and deprecates the per-device ones.
 #pragma once
 
+#include <cstdlib>
 #include <set>
 #include <sstream>
 #include <string>
@@ -87,8 +88,15 @@ class CudaAutocast {
   at::ScalarType previous_dtype_;
 };
 
-// torch.use_deterministic_algorithms(on); 1.13 and 2.x agree, kept here as it moved before.
+// torch.use_deterministic_algorithms(on); 1.13 and 2.x both take (on, warn_only).
+// 2.x (CUDA builds): with deterministic algorithms on, every cuBLAS matmul throws unless
+// CUBLAS_WORKSPACE_CONFIG is :4096:8 or :16:8 (Context::alertCuBLASConfigNotDeterministic);
+// like Lightning's deterministic=True we set :4096:8 when the environment has not, before the
+// first cuBLAS call (the Trainer calls this before moving the model). 1.13 is left as it was.
 inline void SetDeterministic(bool on) {
+#if TORCH_VERSION_MAJOR >= 2
+  if (on) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+#endif
   at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/false);
 }
 
