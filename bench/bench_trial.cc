@@ -1,7 +1,7 @@
 // tune-bench-trial: the trial program of the tuner benchmarks (bench/README.md).
 //
-// Config: mode "sleep": `reports` reports spread over `sleep_ms` milliseconds in all (a trial of
-// known length, for the bookkeeping-overhead benchmark). mode "flood": `reports` reports sent
+// Config: mode "sleep": `reports` reports spread evenly over `sleep_ms` milliseconds counted from
+// the program's start (a trial of known length, for the bookkeeping-overhead benchmark). mode "flood": `reports` reports sent
 // back to back, each waiting for its decision; the trial writes bench.json into its directory
 // with its start/end wall times and round-trip latency percentiles.
 #include <algorithm>
@@ -16,6 +16,7 @@
 
 int main() {
   using Clock = std::chrono::steady_clock;
+  const Clock::time_point program_start = Clock::now();
   auto wall = [] {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   };
@@ -26,10 +27,13 @@ int main() {
     int reports = config.value("reports", 1);
     double start_s = wall();
     if (mode == "sleep") {
+      // Report k is due k * sleep_ms / reports after the program started, so the trial lasts
+      // sleep_ms however late each sleep_for would wake up; what is added to that is the tuner's
+      // (and the operating system's) doing.
       auto each = std::chrono::microseconds(
           static_cast<long>(config.value("sleep_ms", 1000.0) * 1000 / std::max(1, reports)));
       for (int i = 1; i <= reports; ++i) {
-        std::this_thread::sleep_for(each);
+        std::this_thread::sleep_until(program_start + i * each);
         if (session->Report(i, {{"score", static_cast<double>(i)}}) == tune::Decision::kStop) break;
       }
     } else {

@@ -119,7 +119,8 @@ class ResultWriter {
  private:
   struct TrialFiles;
   std::filesystem::path TrialDir(const Trial& trial) const;
-  TrialFiles& Open(const Trial& trial);
+  // `fresh`: the trial's directory was just created, so its files are new and empty.
+  TrialFiles& Open(const Trial& trial, bool fresh = false);
   std::filesystem::path dir_;
   std::map<std::string, std::unique_ptr<TrialFiles>> open_;
 };

@@ -159,16 +159,19 @@ std::ofstream OpenForAppend(const fs::path& path) {
   return out;
 }
 
+// A file that does not exist yet and that nothing reads before this returns.
+void WriteNew(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) ThrowIoError("cannot open", path, errno);
+  out << text;
+  out.flush();
+  if (!out) ThrowIoError("cannot write", path, errno);
+}
+
 void WriteAtomically(const fs::path& path, const std::string& text) {
   fs::path tmp = path;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) ThrowIoError("cannot open", tmp, errno);
-    out << text;
-    out.flush();
-    if (!out) ThrowIoError("cannot write", tmp, errno);
-  }
+  WriteNew(tmp, text);
   std::error_code error;
   fs::rename(tmp, path, error);
   if (error) {
@@ -216,26 +219,37 @@ void ResultWriter::WriteExperiment(const Json& spec) {
 }
 
 void ResultWriter::OnTrialStart(const Trial& trial) {
+  // On the launch path of every trial, so a new trial (the common case) costs the fewest file
+  // system operations: no reading back what cannot exist yet, no rename for params.json that no
+  // one can be reading (the trial starts after it is written). A retry takes the careful path.
   fs::path trial_dir = TrialDir(trial);
-  CreateDirectories(trial_dir);
-  WriteAtomically(trial_dir / "params.json",
-                  trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  std::error_code error;
+  bool fresh = fs::create_directory(trial_dir, error);
+  if (error) CreateDirectories(trial_dir);  // e.g. the experiment directory is gone: say so
+  std::string params = trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  if (fresh) {
+    WriteNew(trial_dir / "params.json", params);
+  } else {
+    WriteAtomically(trial_dir / "params.json", params);
+  }
   OnTrialEnd(trial);  // a retry reopens, which also re-reads the csv header
-  Open(trial);
+  Open(trial, fresh);
 }
 
-ResultWriter::TrialFiles& ResultWriter::Open(const Trial& trial) {
+ResultWriter::TrialFiles& ResultWriter::Open(const Trial& trial, bool fresh) {
   fs::path trial_dir = TrialDir(trial);
-  CreateDirectories(trial_dir);
+  if (!fresh) CreateDirectories(trial_dir);
   auto files = std::make_unique<TrialFiles>();
   files->json_path = trial_dir / "result.json";
   files->csv_path = trial_dir / "progress.csv";
   // Append, never truncate: a retried trial keeps the lines of its earlier attempts.
   files->json = OpenForAppend(files->json_path);
   files->csv = OpenForAppend(files->csv_path);
-  EndPartialLine(files->json_path, files->json);
-  EndPartialLine(files->csv_path, files->csv);
-  files->csv_columns = ReadCsvHeader(files->csv_path);
+  if (!fresh) {
+    EndPartialLine(files->json_path, files->json);
+    EndPartialLine(files->csv_path, files->csv);
+    files->csv_columns = ReadCsvHeader(files->csv_path);
+  }
   for (const std::string& column : files->csv_columns)
     files->column_kinds.push_back(KindOf(column));
   files->json_trial_id = Json(trial.id).dump(-1, ' ', false, Json::error_handler_t::replace);
