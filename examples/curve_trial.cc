@@ -67,8 +67,10 @@ int main() {
     if (config.value("ignore_sigterm", false)) std::signal(SIGTERM, SIG_IGN);
     if (config.value("record_env", false)) {
       const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+      const char* local = std::getenv("TUNE_REPORT_SOCKET");
       std::ofstream(dir / "env.json") << tune::Json{
           {"CUDA_VISIBLE_DEVICES", visible ? visible : "<unset>"},
+          {"TUNE_REPORT_SOCKET", local ? local : "<unset>"},
           {"pid", static_cast<long>(getpid())},
           {"start_s", std::chrono::duration<double>(
                           std::chrono::system_clock::now().time_since_epoch()).count()}}.dump();

@@ -42,7 +42,11 @@ void Journal::Append(const Json& event) {
 }
 
 void Journal::Stage(const Json& event) {
-  staged_ += event.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
+  StageText(event.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace));
+}
+
+void Journal::StageText(std::string_view event) {
+  staged_ += event;
   staged_ += '\n';
   staged_ends_.push_back(staged_.size());
 }

@@ -22,6 +22,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tuner/types.h"
@@ -42,6 +43,8 @@ class Journal {
   void Append(const Json& event);
   // Queues `event`; it reaches the file at the next Commit() or Append().
   void Stage(const Json& event);
+  // The same for an event already serialized: one JSON object, without a newline.
+  void StageText(std::string_view event);
   // Writes the staged events, if any, with one write(2). Throws like Append().
   void Commit();
   // Flushes written events to the disk if any were written since the last Sync() (kInterval).

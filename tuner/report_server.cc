@@ -1,12 +1,17 @@
 #include "tuner/report_server.h"
 
+#include <unistd.h>
+
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstring>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -15,6 +20,9 @@ namespace {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using local = asio::local::stream_protocol;
+// A trial's connection: TCP, or a Unix-domain socket when the trial runs on this machine.
+using Socket = asio::generic::stream_protocol::socket;
 using Clock = std::chrono::steady_clock;
 
 // The two possible replies, newline included: a report's answer is appended from here, so
@@ -57,12 +65,12 @@ std::string FormatSeconds(double seconds) {
 // One accepted socket. Owned by Impl::connections_ while open and by the pending async operation
 // (a shared_ptr in each handler), so a handler finishing after a close still finds it alive.
 struct Connection : std::enable_shared_from_this<Connection> {
-  explicit Connection(tcp::socket s)
+  explicit Connection(Socket s)
       : socket(std::move(s)),
         idle_timer(socket.get_executor()),
         partial_timer(socket.get_executor()) {}
 
-  tcp::socket socket;
+  Socket socket;
   asio::steady_timer idle_timer;
   asio::steady_timer partial_timer;
   bool partial = false;               // bytes of an unfinished line are buffered
@@ -88,7 +96,13 @@ struct Connection : std::enable_shared_from_this<Connection> {
 class ReportServer::Impl {
  public:
   Impl(asio::io_context& io, Handler& handler, Options options)
-      : io_(io), handler_(handler), options_(std::move(options)), acceptor_(io), accept_retry_(io) {
+      : io_(io),
+        handler_(handler),
+        options_(std::move(options)),
+        acceptor_(io),
+        local_acceptor_(io),
+        accept_retry_(io),
+        local_accept_retry_(io) {
     if (options_.max_line_bytes == 0) options_.max_line_bytes = 1;
     boost::system::error_code error;
     tcp::resolver resolver(io);
@@ -108,7 +122,9 @@ class ReportServer::Impl {
           "tune: cannot listen on " + options_.host + ":" + std::to_string(options_.port));
     }
     port_ = acceptor_.local_endpoint().port();
-    Accept();
+    if (options_.local_socket) ListenLocal();
+    Accept(acceptor_);
+    if (local_acceptor_.is_open()) Accept(local_acceptor_);
   }
 
   ~Impl() {
@@ -116,6 +132,7 @@ class ReportServer::Impl {
     // connection's `closed` flag make them return without touching this object.
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    local_acceptor_.close(ignored);
     for (auto& [raw, connection] : connections_) {
       connection->closed = true;
       connection->socket.close(ignored);
@@ -129,12 +146,15 @@ class ReportServer::Impl {
     return (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(port_);
   }
   std::uint16_t port() const { return port_; }
+  const std::string& local_address() const { return local_address_; }
 
   void Close() {
     closed_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    local_acceptor_.close(ignored);
     accept_retry_.cancel();
+    local_accept_retry_.cancel();
     std::vector<std::shared_ptr<Connection>> all;
     all.reserve(connections_.size());
     for (auto& [raw, connection] : connections_) all.push_back(connection);
@@ -149,27 +169,52 @@ class ReportServer::Impl {
   }
 
  private:
-  void Accept() {
-    acceptor_.async_accept([this, alive = std::weak_ptr<char>(alive_)](
-                               const boost::system::error_code& error, tcp::socket socket) {
+  // A Unix-domain socket in Linux's abstract namespace (no file to create or clean up), named
+  // after this process and the TCP port so that it is unique on the machine. Local trials use
+  // it: a round trip over it costs the kernel about a third less than over loopback TCP. If it
+  // cannot be bound, trials simply use TCP.
+  void ListenLocal() {
+    std::string name = "tune-" + std::to_string(::getpid()) + "-" + std::to_string(port_);
+    boost::system::error_code error;
+    local::endpoint endpoint(std::string(1, '\0') + name);
+    local_acceptor_.open(endpoint.protocol(), error);
+    if (!error) local_acceptor_.bind(endpoint, error);
+    if (!error) local_acceptor_.listen(asio::socket_base::max_listen_connections, error);
+    if (error) {
+      local_acceptor_.close(error);
+      return;
+    }
+    local_address_ = "@" + name;
+  }
+
+  template <typename Acceptor>
+  void Accept(Acceptor& acceptor) {
+    acceptor.async_accept([this, &acceptor, alive = std::weak_ptr<char>(alive_)](
+                              const boost::system::error_code& error,
+                              typename Acceptor::protocol_type::socket socket) {
       if (alive.expired() || closed_ || error == asio::error::operation_aborted) return;
       if (error) {
         // E.g. out of file descriptors: retry shortly instead of spinning.
-        accept_retry_.expires_after(std::chrono::milliseconds(50));
-        accept_retry_.async_wait([this, alive](const boost::system::error_code& wait_error) {
-          if (!alive.expired() && !wait_error && !closed_) Accept();
+        asio::steady_timer& retry =
+            std::is_same_v<Acceptor, tcp::acceptor> ? accept_retry_ : local_accept_retry_;
+        retry.expires_after(std::chrono::milliseconds(50));
+        retry.async_wait([this, &acceptor, alive](const boost::system::error_code& wait_error) {
+          if (!alive.expired() && !wait_error && !closed_) Accept(acceptor);
         });
         return;
       }
-      OnAccept(std::move(socket));
-      Accept();
+      boost::system::error_code ignored;
+      // Replies are tiny and the trial waits for each one: Nagle would delay them.
+      if constexpr (std::is_same_v<typename Acceptor::protocol_type, tcp>) {
+        socket.set_option(tcp::no_delay(true), ignored);
+      }
+      OnAccept(Socket(std::move(socket)));
+      Accept(acceptor);
     });
   }
 
-  void OnAccept(tcp::socket socket) {
+  void OnAccept(Socket socket) {
     boost::system::error_code ignored;
-    // Replies are tiny and the trial waits for each one: Nagle would delay them.
-    socket.set_option(tcp::no_delay(true), ignored);
     // Replies are first sent directly (OnData); that send must never block the loop.
     socket.non_blocking(true, ignored);
     auto connection = std::make_shared<Connection>(std::move(socket));
@@ -425,7 +470,7 @@ class ReportServer::Impl {
     if (connection->closed) return;
     connection->closed = true;
     boost::system::error_code ignored;
-    connection->socket.shutdown(tcp::socket::shutdown_both, ignored);
+    connection->socket.shutdown(Socket::shutdown_both, ignored);
     connection->socket.close(ignored);
     connection->idle_timer.cancel();
     connection->partial_timer.cancel();
@@ -447,8 +492,11 @@ class ReportServer::Impl {
   Handler& handler_;
   Options options_;
   tcp::acceptor acceptor_;
-  asio::steady_timer accept_retry_;
+  local::acceptor local_acceptor_;
+  asio::steady_timer accept_retry_;  // of acceptor_, after a failed accept
+  asio::steady_timer local_accept_retry_;
   std::uint16_t port_ = 0;
+  std::string local_address_;
   bool closed_ = false;
   // Only its weak copies matter: they expire when this object is destroyed, which tells handlers
   // still queued on the io_context not to touch it.
@@ -466,6 +514,7 @@ ReportServer::~ReportServer() = default;
 
 std::string ReportServer::address() const { return impl_->address(); }
 std::uint16_t ReportServer::port() const { return impl_->port(); }
+const std::string& ReportServer::local_address() const { return impl_->local_address(); }
 void ReportServer::Close() { impl_->Close(); }
 void ReportServer::Disconnect(const std::string& trial_id) { impl_->Disconnect(trial_id); }
 

@@ -1,5 +1,5 @@
-// The tuner's side of the report protocol (tuner/client/protocol.h): an Asio TCP server on the
-// tuner's io_context that authenticates trials by token and turns their lines into calls on a
+// The tuner's side of the report protocol (tuner/client/protocol.h): an Asio server (TCP, plus a
+// Unix-domain socket for trials on this machine) on the tuner's io_context that authenticates trials by token and turns their lines into calls on a
 // Handler. It runs on the tuner's single thread; the handler is called from that thread only.
 //
 // Misbehaving clients never affect the others: a wrong token, an unknown trial id, a second
@@ -10,6 +10,7 @@
 // Example:
 //   tune::ReportServer server(io, handler, {});       // binds 127.0.0.1 on a free port
 //   env["TUNE_REPORT_ADDR"] = server.address();       // "127.0.0.1:41234"
+//   env["TUNE_REPORT_SOCKET"] = server.local_address();  // "@tune-5120-41234"
 #pragma once
 
 #include <cstdint>
@@ -31,8 +32,9 @@ class ReportServer {
     // The token trial `trial_id` must present, or nullopt if no such trial is expected now.
     virtual std::optional<std::string> ExpectedToken(const std::string& trial_id) = 0;
     virtual void OnConnect(const std::string& trial_id, std::int64_t pid) = 0;
-    // A report; the returned decision is written back to the trial, after BeforeReplies().
-    virtual Decision OnReport(const std::string& trial_id, const ReportMessage& report) = 0;
+    // A report; the returned decision is written back to the trial, after BeforeReplies(). The
+    // handler may move from `report` (its metrics).
+    virtual Decision OnReport(const std::string& trial_id, ReportMessage& report) = 0;
     // Called once before the replies to a batch of reports (all those that arrived in one turn
     // of the event loop) are written: make their effects durable here (group commit).
     virtual void BeforeReplies() {}
@@ -51,6 +53,9 @@ class ReportServer {
   struct Options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;              // 0 = any free port
+    // Also listen on a Unix-domain socket (Linux abstract namespace) for trials on this machine:
+    // same protocol, cheaper round trips than loopback TCP. See local_address().
+    bool local_socket = true;
     std::size_t max_line_bytes = kMaxLineBytes;
     double idle_timeout_s = 0;           // 0 = none; otherwise close silent connections
     // 0 = none; otherwise close connections that have not said a valid hello by then (used when
@@ -69,6 +74,9 @@ class ReportServer {
 
   std::string address() const;  // "host:port"
   std::uint16_t port() const;
+  // "@tune-<pid>-<port>": the abstract Unix-domain socket name ("@" standing for the leading NUL
+  // byte, as `ss -x` prints it), or "" when there is none (local_socket off or it failed to bind).
+  const std::string& local_address() const;
   // Stops accepting and closes every connection. Safe to call from inside Handler callbacks.
   void Close();
   // Closes the connection of `trial_id`, if any (e.g. when the tuner kills the trial); a report

@@ -95,7 +95,7 @@ class Tuner : private ReportServer::Handler {
   // ReportServer::Handler
   std::optional<std::string> ExpectedToken(const std::string& trial_id) override;
   void OnConnect(const std::string& trial_id, std::int64_t pid) override;
-  Decision OnReport(const std::string& trial_id, const ReportMessage& report) override;
+  Decision OnReport(const std::string& trial_id, ReportMessage& report) override;
   void BeforeReplies() override;
   void OnDone(const std::string& trial_id) override;
   void OnHeartbeat(const std::string& trial_id) override;
@@ -125,6 +125,7 @@ class Tuner : private ReportServer::Handler {
   void MaybeFinish();
   void RefreshTable(bool force);
   void ScheduleRefresh();
+  void RunLoop();
   double Now() const;
   Trial* Find(const std::string& trial_id, std::size_t* index = nullptr);
   std::vector<std::string> Command() const;

@@ -81,9 +81,12 @@ def _metric_value(name, value):
 class Session:
     """One trial's connection to the tuner. Use from one thread (rank 0 only)."""
 
-    def __init__(self, address, trial_id, token, config=None, checkpoint=None, rank=0):
-        """Connects to the tuner at `address` ("host:port") and says hello; with `rank` other
-        than 0, connects to nothing (a no-op session, see the module's docstring)."""
+    def __init__(self, address, trial_id, token, config=None, checkpoint=None, rank=0,
+                 local_address=None):
+        """Connects to the tuner and says hello: over its Unix-domain socket `local_address`
+        ("@abstract-name" or a path; TUNE_REPORT_SOCKET) when given and reachable, else over TCP
+        at `address` ("host:port"). With `rank` other than 0, connects to nothing (a no-op
+        session, see the module's docstring)."""
         self.address = address
         self.trial_id = trial_id
         self.config = config if config is not None else {}
@@ -93,20 +96,29 @@ class Session:
         self._sock = None
         if not self.is_reporting:
             return
-        host, port = _split_address(address)
-        try:
-            self._sock = socket.create_connection((host, port))
-        except OSError as error:
-            raise TuneError("tune: cannot connect to tuner at %s: %s" % (address, error)) from None
-        # Each report is one small write waiting for its answer: Nagle would delay every one.
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if local_address and local_address[0] in "@/" and hasattr(socket, "AF_UNIX"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect("\0" + local_address[1:] if local_address[0] == "@" else local_address)
+                self._sock = sock
+            except OSError:
+                sock.close()  # e.g. another network namespace: TCP still works
+        if self._sock is None:
+            host, port = _split_address(address)
+            try:
+                self._sock = socket.create_connection((host, port))
+            except OSError as error:
+                raise TuneError("tune: cannot connect to tuner at %s: %s"
+                                % (address, error)) from None
+            # Each report is one small write waiting for its answer: Nagle would delay every one.
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = self._sock.makefile("rb")
         self._send({"type": "hello", "trial_id": trial_id, "token": token, "pid": os.getpid()})
 
     @classmethod
     def from_env(cls):
-        """Connects using TUNE_REPORT_ADDR, TUNE_TRIAL_ID, TUNE_TOKEN, TUNE_CONFIG and the
-        optional TUNE_CHECKPOINT. Raises TuneError naming a missing variable."""
+        """Connects using TUNE_REPORT_ADDR (or TUNE_REPORT_SOCKET when set and reachable),
+        TUNE_TRIAL_ID, TUNE_TOKEN, TUNE_CONFIG and the optional TUNE_CHECKPOINT. Raises TuneError naming a missing variable."""
         address = _require_env("TUNE_REPORT_ADDR")
         trial_id = _require_env("TUNE_TRIAL_ID")
         token = _require_env("TUNE_TOKEN")
@@ -124,7 +136,7 @@ class Session:
         if not rank.isdigit():
             raise TuneError("tune: environment variable RANK is not a rank: %r" % rank)
         return cls(address, trial_id, token, config, os.environ.get("TUNE_CHECKPOINT") or None,
-                   rank=int(rank))
+                   rank=int(rank), local_address=os.environ.get("TUNE_REPORT_SOCKET"))
 
     def report(self, iter, metrics, checkpoint=None):
         """Sends one result and waits for the tuner's decision: "continue" or "stop"."""

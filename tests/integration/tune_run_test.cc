@@ -188,6 +188,7 @@ TEST_F(TuneRunTest, HalfGpuTrialsRunEightAtOnceOnFourFakeGpus) {
     ASSERT_EQ(results.size(), 3u);
     std::string gpu = env["CUDA_VISIBLE_DEVICES"];
     EXPECT_TRUE(gpu == "0" || gpu == "1" || gpu == "2" || gpu == "3") << gpu;
+    EXPECT_THAT(env["TUNE_REPORT_SOCKET"].get<std::string>(), ::testing::StartsWith("@tune-"));
     intervals.push_back({env["start_s"].get<double>(), results.back()["timestamp"].get<double>(), gpu});
   }
   ASSERT_EQ(intervals.size(), 16u);

@@ -19,7 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-const char* const kEnvVars[] = {"TUNE_REPORT_ADDR", "TUNE_TRIAL_ID", "TUNE_TOKEN", "TUNE_CONFIG",
+const char* const kEnvVars[] = {"TUNE_REPORT_ADDR", "TUNE_REPORT_SOCKET", "TUNE_TRIAL_ID", "TUNE_TOKEN", "TUNE_CONFIG",
                                 "TUNE_CHECKPOINT", "RANK"};
 
 // Each test gets a clean TUNE_* environment and a scratch directory with a params.json.
@@ -88,6 +88,45 @@ TEST_F(SessionTest, ReportsUntilStopThenDone) {
   EXPECT_EQ(reports[1].checkpoint, std::optional<std::string>("/ck/2"));
   EXPECT_EQ(reports[2].metrics["val_acc"], 0.7);
   EXPECT_THROW(session->Report(4, {{"val_acc", 0.8}}), std::runtime_error);
+}
+
+TEST_F(SessionTest, ReportsOverTheLocalSocket) {
+  StartServer();
+  const std::string local = server_->local_address();
+  ASSERT_THAT(local, ::testing::StartsWith("@tune-" + std::to_string(::getpid()) + "-"));
+  auto session = Session::Connect(local, "t_1", "token1");
+  EXPECT_EQ(session->Report(1, {{"val_acc", 0.5}}), Decision::kContinue);
+  EXPECT_EQ(session->Report(3, {{"val_acc", 0.7}}), Decision::kStop);
+  session->Done();
+  ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
+  EXPECT_THAT(handler_.Events(), ElementsAre("connect t_1", "report t_1 1", "report t_1 3",
+                                             "done t_1", "disconnect t_1"));
+}
+
+TEST_F(SessionTest, NoLocalSocketWhenTurnedOff) {
+  ReportServer::Options options;
+  options.local_socket = false;
+  StartServer(options);
+  EXPECT_EQ(server_->local_address(), "");
+}
+
+// FromEnv prefers TUNE_REPORT_SOCKET (the TCP address below leads nowhere) ...
+TEST_F(SessionTest, FromEnvPrefersTheLocalSocket) {
+  StartServer();
+  SetFullEnv();
+  ::setenv("TUNE_REPORT_ADDR", "127.0.0.1:1", 1);
+  ::setenv("TUNE_REPORT_SOCKET", server_->local_address().c_str(), 1);
+  auto session = Session::FromEnv();
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
+}
+
+// ... and falls back to TCP when the socket cannot be reached (another network namespace).
+TEST_F(SessionTest, FromEnvFallsBackToTcpWhenTheLocalSocketIsUnreachable) {
+  StartServer();
+  SetFullEnv();
+  ::setenv("TUNE_REPORT_SOCKET", "@tune-no-such-socket", 1);
+  auto session = Session::FromEnv();
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
 }
 
 TEST_F(SessionTest, NonFiniteMetricsArriveAsNumbers) {
@@ -226,6 +265,36 @@ TEST_F(SessionTest, WrongTokenSurfacesOnFirstReport) {
   auto session = Session::Connect(server_->address(), "t_1", "not-the-token");
   EXPECT_THROW(session->Report(1, {{"x", 1}}), std::runtime_error);
   EXPECT_FALSE(handler_.WaitFor("error : wrong token").empty());
+}
+
+// The Python client uses TUNE_REPORT_SOCKET when it can, TCP otherwise.
+TEST_F(SessionTest, PythonClientPrefersTheLocalSocket) {
+  if (std::system("python3 -c '' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not found";
+  StartServer();
+  SetFullEnv();
+  ::setenv("TUNE_REPORT_SOCKET", server_->local_address().c_str(), 1);
+  std::string script = (dir_ / "local.py").string();
+  std::ofstream(script) << R"PY(
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+import tune_client
+
+# The TCP address leads nowhere: this works over the Unix-domain socket only.
+tcp = os.environ["TUNE_REPORT_ADDR"]
+os.environ["TUNE_REPORT_ADDR"] = "127.0.0.1:1"
+with tune_client.Session.from_env() as session:
+    assert session.report(1, {"loss": 0.5}) == "continue"
+# An unreachable socket falls back to TCP.
+os.environ.update(TUNE_REPORT_ADDR=tcp, TUNE_REPORT_SOCKET="@tune-no-such-socket",
+                  TUNE_TRIAL_ID="t_2", TUNE_TOKEN="token2")
+with tune_client.Session.from_env() as session:
+    assert session.report(1, {"loss": 0.5}) == "continue"
+print("both ok")
+)PY";
+  std::string output;
+  ASSERT_EQ(RunPython(script, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("both ok"));
+  EXPECT_FALSE(handler_.WaitFor("disconnect t_2").empty());
 }
 
 // The Python client (examples/python/tune_client.py) against the real server.

@@ -95,7 +95,7 @@ class RecordingHandler : public ReportServer::Handler {
     }
     Record("connect " + trial_id);
   }
-  Decision OnReport(const std::string& trial_id, const ReportMessage& report) override {
+  Decision OnReport(const std::string& trial_id, ReportMessage& report) override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       reports_.push_back(report);

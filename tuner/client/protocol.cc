@@ -125,14 +125,20 @@ TrialMessage DecodeReport(Json& json) {
   return report;
 }
 
+std::string Dump(const Json& json) {
+  // Replace invalid UTF-8 in user strings rather than throwing mid-training.
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 // Metrics on the way out: non-finite doubles become "nan"/"inf"/"-inf" (dump() would write null).
-Json EncodeMetrics(const Json& metrics) {
-  if (!metrics.is_object()) return metrics;
+std::string EncodeMetrics(const Json& metrics) {
   bool clean = true;
-  for (const auto& value : metrics) {
-    if (value.is_number_float() && !std::isfinite(value.get<double>())) clean = false;
+  if (metrics.is_object()) {
+    for (const auto& value : metrics) {
+      if (value.is_number_float() && !std::isfinite(value.get<double>())) clean = false;
+    }
   }
-  if (clean) return metrics;
+  if (clean) return Dump(metrics);
   Json out = metrics;
   for (auto& value : out) {
     if (!value.is_number_float()) continue;
@@ -143,7 +149,7 @@ Json EncodeMetrics(const Json& metrics) {
       value = number > 0 ? "inf" : "-inf";
     }
   }
-  return out;
+  return Dump(out);
 }
 
 }  // namespace
@@ -177,12 +183,18 @@ std::string EncodeHello(const HelloMessage& hello) {
       .dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+std::string EncodeReport(std::int64_t iter, const Json& metrics,
+                         const std::optional<std::string>& checkpoint) {
+  // Written as text: building a Json object first would copy the metrics on every report.
+  std::string line = R"({"type":"report","iter":)" + std::to_string(iter) + R"(,"metrics":)";
+  line += EncodeMetrics(metrics);
+  if (checkpoint) line += R"(,"checkpoint":)" + Dump(*checkpoint);
+  line += '}';
+  return line;
+}
+
 std::string EncodeReport(const ReportMessage& report) {
-  Json json = {
-      {"type", "report"}, {"iter", report.iter}, {"metrics", EncodeMetrics(report.metrics)}};
-  if (report.checkpoint) json["checkpoint"] = *report.checkpoint;
-  // Replace invalid UTF-8 in user strings rather than throwing mid-training.
-  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return EncodeReport(report.iter, report.metrics, report.checkpoint);
 }
 
 std::string EncodeDone() { return R"({"type":"done"})"; }

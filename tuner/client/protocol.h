@@ -64,6 +64,8 @@ TrialMessage DecodeTrialMessage(std::string_view line);
 // Encoders return one line without the trailing newline.
 std::string EncodeHello(const HelloMessage& hello);
 std::string EncodeReport(const ReportMessage& report);
+std::string EncodeReport(std::int64_t iter, const Json& metrics,
+                         const std::optional<std::string>& checkpoint);
 std::string EncodeDone();
 std::string EncodeHeartbeat();
 std::string EncodeDecision(Decision decision);

@@ -1,11 +1,17 @@
 #include "tuner/client/session.h"
 
+#include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -16,6 +22,7 @@ namespace {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using Socket = asio::generic::stream_protocol::socket;
 
 std::string RequireEnv(const char* name) {
   const char* value = std::getenv(name);
@@ -53,28 +60,31 @@ std::pair<std::string, std::string> SplitAddress(const std::string& address) {
 
 }  // namespace
 
+// A Unix-domain socket address: "@name" (Linux abstract namespace) or a path.
+bool IsLocalAddress(const std::string& address) {
+  return !address.empty() && (address[0] == '@' || address[0] == '/');
+}
+
 // One blocking socket; the session is used from one thread (the trial's rank 0).
 class Session::Impl {
  public:
-  explicit Impl(std::string address) : address_(std::move(address)), socket_(io_) {}
+  explicit Impl(std::string address) : address_(std::move(address)), socket_(io_) {
+    const char* spin = std::getenv("TUNE_REPORT_SPIN_US");
+    if (spin != nullptr && *spin != '\0') spin_us_ = std::atoi(spin);
+  }
 
   void Connect(const HelloMessage& hello) {
-    auto [host, port] = SplitAddress(address_);
-    boost::system::error_code error;
-    tcp::resolver resolver(io_);
-    auto endpoints = resolver.resolve(host, port, error);
-    if (!error) asio::connect(socket_, endpoints, error);
+    boost::system::error_code error = IsLocalAddress(address_) ? ConnectLocal() : ConnectTcp();
     if (error) {
       throw std::runtime_error("tune: cannot connect to tuner at " + address_ + ": " +
                                error.message());
     }
-    // Each report is one small write waiting for an answer: Nagle would add delay to every one.
-    socket_.set_option(tcp::no_delay(true), error);
     WriteLine(EncodeHello(hello));
   }
 
-  Decision Report(const ReportMessage& report) {
-    WriteLine(EncodeReport(report));
+  // `report`: an encoded report line.
+  Decision Report(std::string report) {
+    WriteLine(std::move(report));
     std::string_view line = ReadLine();
     std::optional<Decision> decision = DecodeDecision(line);
     if (!decision) {
@@ -93,7 +103,7 @@ class Session::Impl {
 
   void Close() {
     boost::system::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.shutdown(Socket::shutdown_both, ignored);
     socket_.close(ignored);
   }
 
@@ -129,10 +139,49 @@ class Session::Impl {
       scanned = in_.size();
       in_.resize(scanned + kReadChunk);
       boost::system::error_code error;
-      std::size_t n = socket_.read_some(asio::buffer(&in_[scanned], kReadChunk), error);
+      std::size_t n = SpinRead(&in_[scanned], kReadChunk);
+      if (n == 0) n = socket_.read_some(asio::buffer(&in_[scanned], kReadChunk), error);
       in_.resize(scanned + n);
       if (error) Lost(error);
     }
+  }
+
+  // The decision usually comes back within tens of microseconds: poll for it (yielding the CPU to
+  // anything else runnable between polls) for up to spin_us_ before sleeping in read_some, which
+  // would cost a wake-up (tens of microseconds on a VM). Returns the bytes read, 0 if none came.
+  std::size_t SpinRead(char* data, std::size_t size) {
+    if (spin_us_ <= 0) return 0;
+    auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+    do {
+      ssize_t n = ::recv(socket_.native_handle(), data, size, MSG_DONTWAIT);
+      if (n > 0) return static_cast<std::size_t>(n);
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return 0;
+      sched_yield();
+    } while (std::chrono::steady_clock::now() < end);
+    return 0;
+  }
+
+  boost::system::error_code ConnectTcp() {
+    auto [host, port] = SplitAddress(address_);
+    boost::system::error_code error;
+    tcp::resolver resolver(io_);
+    auto endpoints = resolver.resolve(host, port, error);
+    tcp::socket socket(io_);
+    if (!error) asio::connect(socket, endpoints, error);
+    // Each report is one small write waiting for an answer: Nagle would add delay to every one.
+    if (!error) socket.set_option(tcp::no_delay(true), error);
+    if (!error) socket_ = Socket(std::move(socket));
+    return error;
+  }
+
+  boost::system::error_code ConnectLocal() {
+    std::string path = address_;
+    if (path[0] == '@') path[0] = '\0';
+    boost::system::error_code error;
+    asio::local::stream_protocol::socket socket(io_);
+    socket.connect(asio::local::stream_protocol::endpoint(path), error);
+    if (!error) socket_ = Socket(std::move(socket));
+    return error;
   }
 
   [[noreturn]] void Lost(const boost::system::error_code& error) {
@@ -143,9 +192,10 @@ class Session::Impl {
   }
 
   static constexpr std::size_t kReadChunk = 512;
+  int spin_us_ = 200;  // TUNE_REPORT_SPIN_US; 0 turns polling off
   std::string address_;
   asio::io_context io_;
-  tcp::socket socket_;
+  Socket socket_;
   std::string in_;            // bytes read and not yet consumed
   std::size_t consumed_ = 0;  // length of the line last returned by ReadLine, newline included
 };
@@ -159,6 +209,8 @@ std::unique_ptr<Session> Session::FromEnv() {
   // Every variable is checked before connecting, so a misconfigured launch fails with one clear
   // message instead of a half-open connection.
   std::string address = RequireEnv("TUNE_REPORT_ADDR");
+  // The tuner's Unix-domain socket, when the trial runs on its machine: cheaper round trips.
+  const char* local_address = std::getenv("TUNE_REPORT_SOCKET");
   std::string trial_id = RequireEnv("TUNE_TRIAL_ID");
   std::string token = RequireEnv("TUNE_TOKEN");
   std::string config_path = RequireEnv("TUNE_CONFIG");
@@ -169,7 +221,14 @@ std::unique_ptr<Session> Session::FromEnv() {
   if (rank != nullptr && *rank != '\0' && std::string(rank) != "0") {
     session.reset(new Session(nullptr, trial_id, std::move(config)));
   } else {
-    session = Connect(address, trial_id, token, std::move(config));
+    if (local_address != nullptr && IsLocalAddress(local_address)) {
+      try {
+        session = Connect(local_address, trial_id, token, config);
+      } catch (const std::runtime_error&) {
+        // E.g. the trial runs in another network namespace (a container): TCP still works.
+      }
+    }
+    if (!session) session = Connect(address, trial_id, token, std::move(config));
   }
   const char* checkpoint = std::getenv("TUNE_CHECKPOINT");
   if (checkpoint != nullptr && *checkpoint != '\0') session->resume_checkpoint_ = checkpoint;
@@ -185,12 +244,8 @@ std::unique_ptr<Session> Session::Connect(const std::string& address, const std:
 
 Decision Session::Report(std::int64_t iter, const Json& metrics,
                          const std::optional<std::string>& checkpoint) {
-  ReportMessage report;
-  report.iter = iter;
-  report.metrics = metrics;
-  report.checkpoint = checkpoint;
   if (!impl_) return Decision::kContinue;
-  return impl_->Report(report);
+  return impl_->Report(EncodeReport(iter, metrics, checkpoint));
 }
 
 void Session::Heartbeat() {

@@ -1,9 +1,10 @@
 // The trial side of the report protocol: what a training program links to talk to the tuner.
 //
-// A trial launched by `tune run` finds everything in its environment (TUNE_REPORT_ADDR,
-// TUNE_TRIAL_ID, TUNE_TOKEN, TUNE_CONFIG, TUNE_TRIAL_DIR, TUNE_CHECKPOINT). Session::FromEnv()
-// connects and says hello; Report() sends one result and blocks until the tuner's decision
-// arrives (a loopback round trip: tens of microseconds).
+// A trial launched by `tune run` finds everything in its environment (TUNE_REPORT_ADDR and
+// TUNE_REPORT_SOCKET, TUNE_TRIAL_ID, TUNE_TOKEN, TUNE_CONFIG, TUNE_TRIAL_DIR, TUNE_CHECKPOINT). Session::FromEnv()
+// connects (over the tuner's Unix-domain socket when it can, else TCP) and says hello; Report()
+// sends one result and waits for the tuner's decision (tens of microseconds; it polls for up to
+// TUNE_REPORT_SPIN_US = 200 µs before sleeping, see docs/protocol.md).
 //
 // In a multi-process trial (RANK set and not 0) only rank 0 talks to the tuner: FromEnv() on any
 // other rank connects to nothing and returns a session whose Report() returns kContinue at once
@@ -35,7 +36,8 @@ class Session {
   // still reads the config on ranks other than 0, see above). Throws std::runtime_error naming
   // the missing variable or the connection failure.
   static std::unique_ptr<Session> FromEnv();
-  // Connects to `host:port` directly (tests, custom launchers).
+  // Connects to `host:port`, or to a Unix-domain socket given as "@abstract-name" or "/path"
+  // (tests, custom launchers).
   static std::unique_ptr<Session> Connect(const std::string& address, const std::string& trial_id,
                                           const std::string& token, Json config = Json::object());
   ~Session();
