@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -96,7 +97,9 @@ class ResultWriter {
   void WriteExperiment(const Json& spec);
   // Creates the trial directory (trial.dir, or <dir>/<id> when empty) and params.json
   // (trial.config), and opens its files for appending. Safe to call again on retry: earlier
-  // lines are kept and progress.csv keeps its header.
+  // lines are kept and progress.csv keeps its header. A new trial's result.json and progress.csv
+  // are created at its first result (or its end, if it has none), not here: this is on the path
+  // of every launch, while the first report comes later.
   void OnTrialStart(const Trial& trial);
   // Appends `result` (plus trial_id, training_iteration, time_total_s, timestamp, done=false;
   // these win over metrics of the same name) to result.json
@@ -123,6 +126,7 @@ class ResultWriter {
   TrialFiles& Open(const Trial& trial, bool fresh = false);
   std::filesystem::path dir_;
   std::map<std::string, std::unique_ptr<TrialFiles>> open_;
+  std::set<std::string> not_created_;  // new trials whose result files are created later
 };
 
 }  // namespace tune

@@ -232,8 +232,12 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
   } else {
     WriteAtomically(trial_dir / "params.json", params);
   }
+  if (fresh) {
+    not_created_.insert(trial.id);
+    return;
+  }
   OnTrialEnd(trial);  // a retry reopens, which also re-reads the csv header
-  Open(trial, fresh);
+  Open(trial);
 }
 
 ResultWriter::TrialFiles& ResultWriter::Open(const Trial& trial, bool fresh) {
@@ -261,7 +265,8 @@ ResultWriter::TrialFiles& ResultWriter::Open(const Trial& trial, bool fresh) {
 void ResultWriter::OnResult(const Trial& trial, const Result& result) {
   auto it = open_.find(trial.id);
   // Results of a trial the writer never saw start (e.g. after a resume) are still recorded.
-  TrialFiles& files = it != open_.end() ? *it->second : Open(trial);
+  TrialFiles& files =
+      it != open_.end() ? *it->second : Open(trial, /*fresh=*/not_created_.erase(trial.id) > 0);
   static const Json kEmpty = Json::object();
   const Json& raw_metrics = result.metrics.is_object() ? result.metrics : kEmpty;
   // Metrics named like an added field lose to it; copying is the rare slow path.
@@ -351,6 +356,8 @@ void ResultWriter::Flush() {
 }
 
 void ResultWriter::OnTrialEnd(const Trial& trial) {
+  // A trial that ended without a result still gets its (empty) files.
+  if (not_created_.erase(trial.id) > 0) Open(trial, /*fresh=*/true);
   auto it = open_.find(trial.id);
   if (it == open_.end()) return;
   std::unique_ptr<TrialFiles> files = std::move(it->second);
@@ -363,6 +370,7 @@ void ResultWriter::OnTrialEnd(const Trial& trial) {
 
 void ResultWriter::ResetResults(const Trial& trial) {
   open_.erase(trial.id);
+  not_created_.erase(trial.id);
   std::error_code ignored;
   fs::remove(TrialDir(trial) / "result.json", ignored);
   fs::remove(TrialDir(trial) / "progress.csv", ignored);

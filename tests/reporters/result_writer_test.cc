@@ -91,6 +91,28 @@ TEST_F(ResultWriterTest, TrialStartWritesParamsFromConfig) {
   EXPECT_EQ(ReadFile(TrialPath("progress.csv")), "");  // header waits for the first result
 }
 
+// On the launch path a new trial costs only its directory and params.json; its result files
+// come with its first result, or at its end when it has none.
+TEST_F(ResultWriterTest, NewTrialsResultFilesAreCreatedAtTheFirstResultOrAtTheEnd) {
+  fs::create_directories(dir_);
+  ResultWriter writer(dir_);
+  writer.OnTrialStart(trial_);
+  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
+  EXPECT_FALSE(fs::exists(TrialPath("params.json.tmp")));
+  EXPECT_FALSE(fs::exists(TrialPath("result.json")));
+  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
+  writer.Flush();
+  EXPECT_EQ(Lines(ReadFile(TrialPath("result.json"))).size(), 1u);
+  EXPECT_EQ(Lines(ReadFile(TrialPath("progress.csv"))).size(), 2u);
+
+  Trial silent = trial_;
+  silent.id = "t_00002";
+  writer.OnTrialStart(silent);
+  writer.OnTrialEnd(silent);
+  EXPECT_TRUE(fs::exists(dir_ / "t_00002" / "result.json"));
+  EXPECT_EQ(ReadFile(dir_ / "t_00002" / "progress.csv"), "");
+}
+
 TEST_F(ResultWriterTest, UsesTheTrialDirWhenSet) {
   trial_.dir = dir_ / "elsewhere";
   ResultWriter writer(dir_);
