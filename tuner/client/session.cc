@@ -58,12 +58,12 @@ std::pair<std::string, std::string> SplitAddress(const std::string& address) {
   return {host, address.substr(colon + 1)};
 }
 
-}  // namespace
-
 // A Unix-domain socket address: "@name" (Linux abstract namespace) or a path.
 bool IsLocalAddress(const std::string& address) {
   return !address.empty() && (address[0] == '@' || address[0] == '/');
 }
+
+}  // namespace
 
 // One blocking socket; the session is used from one thread (the trial's rank 0).
 class Session::Impl {
