@@ -22,6 +22,7 @@
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/idx.h"
+#include "trainer/sequence.h"
 #include "trainer/trainer.h"
 
 namespace tune {
@@ -321,39 +322,41 @@ std::vector<torch::Tensor> CheckpointParameters(const Json& json, const fs::path
   return Copies(trainer.model()->parameters());
 }
 
-TEST_F(DdpTrainerTest, TwoTuneTrainerRanksMatchOneProcessWithTheSameGlobalBatch) {
-  // One process, global batch 64.
-  fs::path single = dir_ / "single", ddp = dir_ / "ddp";
+// Trains `single_json` in this process and `ddp_json` as two tune-trainer ranks (each run in
+// its own output folder), then expects the same parameters after two epochs, the same metrics
+// and the same number of optimizer steps.
+void ExpectTwoRanksMatchOneProcess(const fs::path& dir, Json single_json, Json ddp_json) {
+  fs::path single = dir / "single", ddp = dir / "ddp";
   fs::create_directories(single);
   fs::create_directories(ddp);
-  Json single_config = Config(64, single);
+  single_json["output_dir"] = single.string();
+  ddp_json["output_dir"] = ddp.string();
   {
-    TrainerConfig config = ParseTrainerConfig(single_config);
+    TrainerConfig config = ParseTrainerConfig(single_json);
     std::ostringstream log;
     Trainer trainer(config, LoadDataset(config), nullptr, log);
     trainer.Fit();
   }
-  // Two ranks of 32: 512 training records split evenly, 101 validation records unevenly.
-  std::ofstream(dir_ / "ddp.json") << Config(32, ddp).dump();
+  std::ofstream(dir / "ddp.json") << ddp_json.dump();
   const int port = FreePort();
   std::string ranks;
   for (int rank = 1; rank >= 0; --rank) {
     const std::string r = std::to_string(rank);
     ranks += "WORLD_SIZE=2 RANK=" + r + " LOCAL_RANK=" + r +
              " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " + TUNE_BIN_DIR +
-             "/tune-trainer " + dir_.string() + "/ddp.json profiler=simple >" + dir_.string() +
+             "/tune-trainer " + dir.string() + "/ddp.json profiler=simple >" + dir.string() +
              "/rank" + r + ".log 2>&1 " + (rank == 1 ? "& r1=$!; " : "; s0=$?; ");
   }
   std::string command = "sh -c '" + ranks + "wait $r1; s1=$?; exit $((s0 + s1))'";
   int status = std::system(command.c_str());
-  std::string log0 = ReadFile(dir_ / "rank0.log"), log1 = ReadFile(dir_ / "rank1.log");
+  std::string log0 = ReadFile(dir / "rank0.log"), log1 = ReadFile(dir / "rank1.log");
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log0 << "\n----\n" << log1;
 
-  auto expected = CheckpointParameters(single_config, single / "checkpoint_2");
-  auto got = CheckpointParameters(single_config, ddp / "checkpoint_2");
+  auto expected = CheckpointParameters(single_json, single / "checkpoint_2");
+  auto got = CheckpointParameters(single_json, ddp / "checkpoint_2");
   EXPECT_LT(MaxDifference(expected, got), 1e-5);
 
-  // Metrics reduced over the ranks: validation covers the 101 records exactly once.
+  // Metrics reduced over the ranks: validation covers every record exactly once.
   Json single_meta = Json::parse(ReadFile(single / "checkpoint_2" / "trainer.json"));
   Json ddp_meta = Json::parse(ReadFile(ddp / "checkpoint_2" / "trainer.json"));
   ASSERT_EQ(ddp_meta["history"].size(), 2u);
@@ -367,6 +370,47 @@ TEST_F(DdpTrainerTest, TwoTuneTrainerRanksMatchOneProcessWithTheSameGlobalBatch)
   }
   EXPECT_THAT(log0, HasSubstr("allreduce_wait"));
   EXPECT_THAT(log1, HasSubstr("allreduce_wait"));
+}
+
+TEST_F(DdpTrainerTest, TwoTuneTrainerRanksMatchOneProcessWithTheSameGlobalBatch) {
+  // Global batch 64 against two ranks of 32: 512 training records split evenly, 101 validation
+  // records unevenly.
+  ExpectTwoRanksMatchOneProcess(dir_, Config(64, ""), Config(32, ""));
+}
+
+// The sequence task: each rank pads its half of a global batch to that half's longest sequence,
+// so the ranks run packed batches of other widths than the whole batch's. The loss is a mean
+// over sequences and every half holds as many, so the ranks' mean gradient is still the global
+// batch's.
+TEST_F(DdpTrainerTest, TwoTuneTrainerRanksMatchOneProcessOnPaddedSequenceBatches) {
+  auto sequences = [&](int batch_size) {
+    Json json = Config(batch_size, "");
+    json["dataset"] = "parity_seq";
+    json["model"] = {{"type", "gru"},
+                     {"hidden", 16},
+                     {"embedding_dim", 8},
+                     {"bidirectional", true},
+                     {"pooling", "mean"}};
+    // Unbucketed, rank r's batches r, r+2, ... of 16 are the halves of the batches of 32. Bucketed
+    // by length they are not (pools of 50 batches of 16, not of 32): two ranks of 16 then match one
+    // process of 16 with grad_accum 2. 256 records: no partial batch, whose rank would weigh its
+    // fewer sequences more.
+    json["sequence"] = {{"train_size", 256}, {"val_size", 101}, {"bucket_by_length", false}};
+    return json;
+  };
+  // The halves are padded differently, or this would test nothing the image task does not.
+  {
+    TrainerConfig config = ParseTrainerConfig(sequences(16));
+    Dataset data = LoadDataset(config);
+    auto batches = SequenceBatches(data.seq_train, 16, config.seed, 1, /*bucket=*/false);
+    int differently_padded = 0;
+    for (std::size_t b = 0; b + 1 < batches.size(); b += 2) {
+      differently_padded += CollateSequences(data.seq_train, batches[b]).tokens.size(1) !=
+                            CollateSequences(data.seq_train, batches[b + 1]).tokens.size(1);
+    }
+    EXPECT_GE(differently_padded, 4) << "of " << batches.size() / 2 << " global batches";
+  }
+  ExpectTwoRanksMatchOneProcess(dir_, sequences(32), sequences(16));
 }
 
 TEST_F(DdpTrainerTest, TuneRunWithTwoWorkersReportsFromRankZeroWithPerRankLogs) {
