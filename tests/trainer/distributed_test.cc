@@ -19,9 +19,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/trainer/synthetic_data.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
-#include "trainer/idx.h"
 #include "trainer/sequence.h"
 #include "trainer/trainer.h"
 
@@ -30,6 +30,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing::Copies;
+using testing::MaxDifference;
+using testing::WriteSeparableMnist;
 
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -41,21 +44,6 @@ int FreePort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
   ::close(fd);
   return ntohs(address.sin_port);
-}
-
-double MaxDifference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
-  }
-  return worst;
-}
-
-std::vector<torch::Tensor> Copies(const std::vector<torch::Tensor>& parameters) {
-  std::vector<torch::Tensor> copies;
-  for (const auto& p : parameters) copies.push_back(p.detach().clone());
-  return copies;
 }
 
 // Rank `rank` of a CPU (Gloo) group of `world_size` ranks meeting on 127.0.0.1:`port`.
@@ -261,23 +249,6 @@ TEST(GradientSyncTest, BucketsHoldParametersInReverseOrderUnderTheCap) {
 // ---------------------------------------------------------------------------------------------
 // tune-trainer processes
 
-// A separable task in MNIST's file layout (as trainer_test.cc's).
-void WriteSyntheticMnist(const fs::path& root, std::int64_t train, std::int64_t val) {
-  torch::manual_seed(1234);
-  torch::Tensor prototypes = torch::randint(40, 216, {4, 4, 4}, torch::kLong);
-  auto make = [&](std::int64_t n, const std::string& prefix) {
-    torch::Tensor labels = torch::randint(0, 4, {n}, torch::kLong);
-    torch::Tensor images =
-        prototypes.index_select(0, labels) + torch::randint(-40, 41, {n, 4, 4}, torch::kLong);
-    fs::create_directories(root / "mnist");
-    WriteIdx((root / "mnist" / (prefix + "-images-idx3-ubyte")).string(),
-             images.clamp(0, 255).to(torch::kUInt8));
-    WriteIdx((root / "mnist" / (prefix + "-labels-idx1-ubyte")).string(), labels.to(torch::kUInt8));
-  };
-  make(train, "train");
-  make(val, "t10k");
-}
-
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -293,7 +264,7 @@ class DdpTrainerTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    WriteSyntheticMnist(dir_ / "data", 512, 101);
+    WriteSeparableMnist(dir_ / "data", 512, 101);
   }
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(dir_);

@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/trainer/synthetic_data.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/grad_scaler.h"
@@ -21,6 +22,7 @@ namespace tune {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ScratchDir;
 
 torch::Tensor Longs(std::vector<std::int64_t> values) {
   return torch::tensor(torch::ArrayRef<std::int64_t>(values), torch::kLong).clone();
@@ -308,26 +310,11 @@ TEST(GradScalerTest, StateRoundTripsThroughAnArchive) {
   EXPECT_EQ(restored.growth_tracker(), 2);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("tune_sequence_" + std::to_string(getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 // 16-mixed in the trainer (fp32 math on CPU): an overflowing initial scale is backed off by
 // skipped steps, the model still learns, and the scale state is checkpointed and resumed so the
 // resumed run ends bit-identical to the uninterrupted one.
 TEST(SequenceTrainingTest, SixteenMixedScalesSkipsAndResumesExactly) {
-  TempDir dir;
+  ScratchDir dir;
   Json json = SeqJson("majority_seq");
   json["sequence"] = {{"train_size", 1000}, {"val_size", 300}};
   json["precision"] = "16-mixed";

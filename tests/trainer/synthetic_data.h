@@ -1,9 +1,10 @@
-// Test helpers shared by tests/trainer/*_test.cc: a scratch folder per test and a tiny separable
-// image task written in MNIST's IDX layout (the same recipe as trainer_test.cc's).
+// Test helpers shared by tests/trainer/*_test.cc: a scratch folder per test, a tiny separable
+// image task written in MNIST's IDX layout, and parameter snapshots to compare.
 #pragma once
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -46,6 +47,23 @@ inline void WriteSeparableMnist(const std::filesystem::path& root, std::int64_t 
   };
   make(train, "train");
   make(val, "t10k");
+}
+
+// Detached copies of `parameters` (a snapshot to compare against later).
+inline std::vector<torch::Tensor> Copies(const std::vector<torch::Tensor>& parameters) {
+  std::vector<torch::Tensor> copies;
+  for (const auto& p : parameters) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+// The largest absolute elementwise difference between two lists of same-shaped tensors.
+inline double MaxDifference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
+  }
+  return worst;
 }
 
 // A run's history without its timing fields, which differ from run to run.

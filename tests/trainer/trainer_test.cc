@@ -12,6 +12,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/trainer/synthetic_data.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/idx.h"
@@ -22,38 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("tune_trainer_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// A separable task in MNIST's file layout: `classes` random 4x4 byte prototypes, each sample a
-// prototype plus uniform noise of +-40. Seeded, so every test sees the same data.
-void WriteSyntheticMnist(const fs::path& root, std::int64_t train, std::int64_t val, int classes = 4) {
-  torch::manual_seed(1234);
-  torch::Tensor prototypes = torch::randint(40, 216, {classes, 4, 4}, torch::kLong);
-  auto make = [&](std::int64_t n, const std::string& prefix) {
-    torch::Tensor labels = torch::randint(0, classes, {n}, torch::kLong);
-    torch::Tensor images = prototypes.index_select(0, labels) + torch::randint(-40, 41, {n, 4, 4}, torch::kLong);
-    fs::create_directories(root / "mnist");
-    WriteIdx((root / "mnist" / (prefix + "-images-idx3-ubyte")).string(), images.clamp(0, 255).to(torch::kUInt8));
-    WriteIdx((root / "mnist" / (prefix + "-labels-idx1-ubyte")).string(), labels.to(torch::kUInt8));
-  };
-  make(train, "train");
-  make(val, "t10k");
-}
+using testing::Copies;
+using testing::MaxDifference;
+using testing::ScratchDir;
+using testing::WriteSeparableMnist;
 
 Json BaseConfig(const fs::path& data_dir) {
   return Json{{"dataset", "mnist"}, {"data_dir", data_dir.string()}, {"model", {{"type", "mlp"}, {"hidden", 32}}},
@@ -72,23 +45,8 @@ FitResult Train(const Json& json, std::string* log_text = nullptr, Trainer** kee
   return result;
 }
 
-std::vector<torch::Tensor> Parameters(Trainer* trainer) {
-  std::vector<torch::Tensor> copies;
-  for (const auto& p : trainer->model()->parameters()) copies.push_back(p.detach().clone());
-  return copies;
-}
-
-double MaxDifference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
-  }
-  return worst;
-}
-
 TEST(IdxTest, RoundTripsAnyShapeAndCount) {
-  TempDir dir;
+  ScratchDir dir;
   torch::Tensor data = torch::randint(0, 256, {7, 3, 5}, torch::kLong).to(torch::kUInt8);
   WriteIdx((dir.path() / "x").string(), data);
   EXPECT_EQ(fs::file_size(dir.path() / "x"), 4u + 3 * 4 + 7 * 3 * 5);
@@ -101,7 +59,7 @@ TEST(IdxTest, RoundTripsAnyShapeAndCount) {
 }
 
 TEST(IdxTest, BadFilesGiveErrorsNamingTheFile) {
-  TempDir dir;
+  ScratchDir dir;
   auto expect_error = [&](const std::string& name, const std::string& bytes, const std::string& why) {
     std::ofstream(dir.path() / name, std::ios::binary) << bytes;
     try {
@@ -172,8 +130,8 @@ TEST(ScheduleTest, WarmupCosineAndOneCycleHitTheirLandmarks) {
 }
 
 TEST(TrainerTest, MlpLearnsSeparableDataQuickly) {
-  TempDir dir;
-  WriteSyntheticMnist(dir.path(), 2000, 500);
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path(), 2000, 500);
   const auto start = std::chrono::steady_clock::now();
   std::string log;
   Json json = BaseConfig(dir.path());
@@ -192,8 +150,8 @@ TEST(TrainerTest, MlpLearnsSeparableDataQuickly) {
 }
 
 TEST(TrainerTest, Bf16AutocastRunsAndLearns) {
-  TempDir dir;
-  WriteSyntheticMnist(dir.path(), 2000, 500);
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path(), 2000, 500);
   Json json = BaseConfig(dir.path());
   json["precision"] = "bf16-mixed";
   FitResult result = Train(json);
@@ -203,28 +161,28 @@ TEST(TrainerTest, Bf16AutocastRunsAndLearns) {
 }
 
 TEST(TrainerTest, GradAccumulationEqualsOneLargeBatch) {
-  TempDir dir;
-  WriteSyntheticMnist(dir.path(), 512, 64);
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path(), 512, 64);
   Json json = BaseConfig(dir.path());
   json["optimizer"] = {{"type", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}};
   json["max_epochs"] = 2;
   Trainer* trainer = nullptr;
   json["batch_size"] = 128;
   Train(json, nullptr, &trainer);
-  auto large = Parameters(trainer);
+  auto large = Copies(trainer->model()->parameters());
   json["batch_size"] = 32;
   json["grad_accum"] = 4;
   Train(json, nullptr, &trainer);
-  auto accumulated = Parameters(trainer);
+  auto accumulated = Copies(trainer->model()->parameters());
   EXPECT_LT(MaxDifference(large, accumulated), 1e-5);
   json["grad_accum"] = 1;  // and the test can tell the difference
   Train(json, nullptr, &trainer);
-  EXPECT_GT(MaxDifference(large, Parameters(trainer)), 1e-3);
+  EXPECT_GT(MaxDifference(large, Copies(trainer->model()->parameters())), 1e-3);
 }
 
 TEST(TrainerTest, ResumeFromCheckpointEqualsUninterruptedRun) {
-  TempDir dir;
-  WriteSyntheticMnist(dir.path() / "data", 600, 100);
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path() / "data", 600, 100);
   Json json = BaseConfig(dir.path() / "data");
   json["max_epochs"] = 4;
   json["model"]["dropout"] = 0.3;  // the dropout RNG must be restored too
@@ -234,7 +192,7 @@ TEST(TrainerTest, ResumeFromCheckpointEqualsUninterruptedRun) {
   fs::create_directories(dir.path() / "full");
   Trainer* trainer = nullptr;
   FitResult full = Train(json, nullptr, &trainer);
-  auto full_params = Parameters(trainer);
+  auto full_params = Copies(trainer->model()->parameters());
   ASSERT_TRUE(fs::exists(dir.path() / "full" / "checkpoint_2" / "state.pt"));
   ASSERT_TRUE(fs::exists(dir.path() / "full" / "checkpoint_2" / "trainer.json"));
 
@@ -243,7 +201,7 @@ TEST(TrainerTest, ResumeFromCheckpointEqualsUninterruptedRun) {
   json["keep_checkpoints"] = 2;
   fs::create_directories(dir.path() / "resumed");
   FitResult resumed = Train(json, nullptr, &trainer);
-  EXPECT_EQ(MaxDifference(full_params, Parameters(trainer)), 0.0);
+  EXPECT_EQ(MaxDifference(full_params, Copies(trainer->model()->parameters())), 0.0);
   ASSERT_EQ(resumed.history.size(), 4u);  // history before the checkpoint comes back too
   for (int epoch = 2; epoch < 4; ++epoch) {
     EXPECT_EQ(resumed.history[epoch]["val_loss"], full.history[epoch]["val_loss"]) << epoch;
@@ -259,8 +217,8 @@ TEST(TrainerTest, ResumeFromCheckpointEqualsUninterruptedRun) {
 }
 
 TEST(TrainerTest, EarlyStoppingEndsTraining) {
-  TempDir dir;
-  WriteSyntheticMnist(dir.path(), 256, 64);
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path(), 256, 64);
   Json json = BaseConfig(dir.path());
   json["max_epochs"] = 30;
   json["lr"] = 1e-9;  // nothing improves
@@ -285,8 +243,8 @@ TEST(TrainerTest, MlpReachesSensibleAccuracyOnRealMnist) {
 }
 
 TEST(TrainerIntegrationTest, TuneRunReportsAndAshaPrunes) {
-  TempDir dir;
-  WriteSyntheticMnist(dir.path() / "data", 512, 128);
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path() / "data", 512, 128);
   Json spec = {
       {"name", "trainer_asha"}, {"metric", "val_acc"}, {"mode", "max"}, {"num_samples", 6},
       {"max_concurrent", 2}, {"resources_per_trial", {{"cpu", 1}}},
