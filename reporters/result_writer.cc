@@ -229,13 +229,10 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
   std::string params = trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   if (fresh) {
     WriteNew(trial_dir / "params.json", params);
-  } else {
-    WriteAtomically(trial_dir / "params.json", params);
-  }
-  if (fresh) {
-    not_created_.insert(trial.id);
+    not_created_.insert(trial.id);  // its result files come with its first result
     return;
   }
+  WriteAtomically(trial_dir / "params.json", params);
   OnTrialEnd(trial);  // a retry reopens, which also re-reads the csv header
   Open(trial);
 }
