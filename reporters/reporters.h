@@ -98,9 +98,18 @@ class ResultWriter {
   // Creates the trial directory (trial.dir, or <dir>/<id> when empty) and params.json
   // (trial.config), and opens its files for appending. Safe to call again on retry: earlier
   // lines are kept and progress.csv keeps its header. A new trial's result.json and progress.csv
-  // are created at its first result (or its end, if it has none), not here: this is on the path
-  // of every launch, while the first report comes later.
+  // are opened (made, without a spare: see KeepSpares) at its first result, or its end if it has
+  // none, not here: this is on the path of every launch, while the first report comes later.
   void OnTrialStart(const Trial& trial);
+  // Spare trial directories, so that starting a new trial allocates no inode on the tuner's
+  // thread: a helper thread at idle priority (SCHED_IDLE: it runs only on a CPU nothing else
+  // wants) keeps up to `count` hidden directories ready in the experiment directory
+  // (`.spare-<n>`, holding the trial's five files, empty), and OnTrialStart renames one into
+  // place. A directory and five files are six inode allocations (about 0.1 ms each on ext4, and
+  // several times that for a while after many files were deleted); a rename allocates none.
+  // Without a spare ready, OnTrialStart makes the directory itself. KeepSpares(0) stops the
+  // helper and deletes the spares, with any left behind by a tuner that was killed.
+  void KeepSpares(std::size_t count);
   // Appends `result` (plus trial_id, training_iteration, time_total_s, timestamp, done=false;
   // these win over metrics of the same name) to result.json
   // and a row to progress.csv (header from the first result's keys; later new keys are dropped
@@ -127,6 +136,9 @@ class ResultWriter {
   std::filesystem::path dir_;
   std::map<std::string, std::unique_ptr<TrialFiles>> open_;
   std::set<std::string> not_created_;  // new trials whose result files are created later
+  class Spares;
+  std::unique_ptr<Spares> spares_;
+  bool may_have_spares_ = true;  // from this tuner, or one that was killed before deleting them
 };
 
 }  // namespace tune

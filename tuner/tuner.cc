@@ -273,6 +273,7 @@ int Tuner::Run() {
   });
   ScheduleRefresh();
   RunLoop();
+  writer_.KeepSpares(0);
 
   RefreshTable(/*force=*/true);
   std::size_t errors = 0;
@@ -294,6 +295,21 @@ int Tuner::Run() {
 }
 
 void Tuner::FillSlots() {
+  LaunchWhileSlotsFree();
+  // Directories for the trials to come, made while the tuner waits (ResultWriter::KeepSpares):
+  // one per running trial, as that many may end at once, and none past the searcher's total.
+  std::size_t wanted = 0;
+  if (interrupts_ == 0 && !searcher_finished_) {
+    for (const Trial& trial : trials_) wanted += trial.status == TrialStatus::kRunning;
+    if (std::int64_t total = searcher_->TotalTrials(); total >= 0) {
+      std::int64_t left = total - static_cast<std::int64_t>(trials_.size());
+      wanted = std::min(wanted, static_cast<std::size_t>(std::max<std::int64_t>(left, 0)));
+    }
+  }
+  writer_.KeepSpares(wanted);
+}
+
+void Tuner::LaunchWhileSlotsFree() {
   if (interrupts_ > 0) return;
   while (true) {
     std::size_t running = 0;

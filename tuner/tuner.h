@@ -115,6 +115,7 @@ class Tuner : private ReportServer::Handler {
   // Throws SpecError when experiment.json changed in a way replay cannot follow.
   void CheckResumable(const std::vector<Json>& events) const;
   void FillSlots();
+  void LaunchWhileSlotsFree();
   bool LaunchTrial(std::size_t index, Allocation allocation);
   void OnExit(std::int64_t pid, ExitStatus status);
   void FinishTrial(std::size_t index, TrialStatus status);

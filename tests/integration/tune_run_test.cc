@@ -134,6 +134,9 @@ TEST_F(TuneRunTest, AshaPrunesByTheRuleAndTheBestTrialIsTheTrueBest) {
   EXPECT_THAT(run.out, HasSubstr("STOPPED"));     // pruned early
   EXPECT_THAT(run.out, HasSubstr("TERMINATED"));  // ran to max_t
   EXPECT_TRUE(fs::exists(run.dir / "experiment.json"));
+  for (const auto& entry : fs::directory_iterator(run.dir)) {
+    EXPECT_NE(entry.path().filename().string()[0], '.') << "left behind: " << entry.path();
+  }
 }
 
 TEST_F(TuneRunTest, TimeTotalIsTheTrialsRunningTimeAtEachReport) {

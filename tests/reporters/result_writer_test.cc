@@ -113,6 +113,80 @@ TEST_F(ResultWriterTest, NewTrialsResultFilesAreCreatedAtTheFirstResultOrAtTheEn
   EXPECT_EQ(ReadFile(dir_ / "t_00002" / "progress.csv"), "");
 }
 
+std::vector<std::string> Spares(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::string name = entry.path().filename();
+    if (StartsWith(name, ".spare-")) names.push_back(name);
+  }
+  return names;
+}
+
+// Polls for up to 20 s: the helper thread runs at idle priority, so on a busy machine it may
+// take a while to get a CPU.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  for (int i = 0; i < 2000 && !condition(); ++i) usleep(10000);
+  return condition();
+}
+
+// A new trial's directory comes ready-made (a spare renamed into place: it already holds empty
+// stdout.log and stderr.log); a trial that ran before keeps its own; KeepSpares(0) deletes the
+// spares and leaves the trials alone.
+TEST_F(ResultWriterTest, NewTrialsTakeASpareDirectoryMadeAhead) {
+  fs::create_directories(dir_);
+  ResultWriter writer(dir_);
+  writer.KeepSpares(2);
+  ASSERT_TRUE(Eventually([&] { return Spares(dir_).size() == 2; }));
+  EXPECT_EQ(ReadFile(dir_ / Spares(dir_)[0] / "stdout.log"), "");
+
+  writer.OnTrialStart(trial_);
+  EXPECT_TRUE(fs::exists(TrialPath("stdout.log")));
+  EXPECT_TRUE(fs::exists(TrialPath("stderr.log")));
+  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
+  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
+  writer.OnTrialEnd(trial_);
+  EXPECT_EQ(Lines(ReadFile(TrialPath("result.json"))).size(), 1u);
+  ASSERT_TRUE(Eventually([&] { return Spares(dir_).size() == 2; }));  // made again
+
+  Trial retried = trial_;
+  retried.id = "t_00002";
+  retried.num_failures = 1;  // its directory is kept, never replaced by a spare
+  fs::create_directories(dir_ / retried.id);
+  std::ofstream(dir_ / retried.id / "stderr.log") << "Traceback\n";
+  writer.OnTrialStart(retried);
+  EXPECT_EQ(ReadFile(dir_ / retried.id / "stderr.log"), "Traceback\n");
+  EXPECT_FALSE(fs::exists(dir_ / retried.id / "stdout.log"));
+  EXPECT_EQ(Spares(dir_).size(), 2u);
+
+  writer.KeepSpares(0);
+  EXPECT_TRUE(Spares(dir_).empty());
+  EXPECT_TRUE(fs::exists(TrialPath("result.json")));
+  EXPECT_TRUE(fs::exists(dir_ / retried.id / "params.json"));
+  Trial late = trial_;
+  late.id = "t_00003";
+  writer.OnTrialStart(late);  // without spares it makes the directory itself
+  EXPECT_EQ(Json::parse(ReadFile(dir_ / late.id / "params.json")), late.config);
+  EXPECT_FALSE(fs::exists(dir_ / late.id / "stdout.log"));
+}
+
+// Spares left by a tuner that was killed are deleted, and do not stop new ones being made.
+TEST_F(ResultWriterTest, SparesLeftByAKilledTunerAreDeleted) {
+  fs::create_directories(dir_ / ".spare-0");
+  std::ofstream(dir_ / ".spare-0" / "stale") << "x";
+  fs::create_directories(dir_ / ".spare-9");
+  {
+    ResultWriter writer(dir_);
+    writer.KeepSpares(1);
+    ASSERT_TRUE(Eventually([&] { return Spares(dir_).size() == 1; }));
+    EXPECT_FALSE(fs::exists(dir_ / ".spare-0" / "stale"));
+  }
+  fs::create_directories(dir_ / ".spare-5");
+  ResultWriter resumed(dir_);
+  resumed.KeepSpares(0);
+  EXPECT_TRUE(Spares(dir_).empty());
+}
+
 TEST_F(ResultWriterTest, UsesTheTrialDirWhenSet) {
   trial_.dir = dir_ / "elsewhere";
   ResultWriter writer(dir_);
