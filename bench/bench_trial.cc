@@ -3,7 +3,10 @@
 // Config: mode "sleep": `reports` reports spread evenly over `sleep_ms` milliseconds counted from
 // the program's start (a trial of known length, for the bookkeeping-overhead benchmark). mode "flood": `reports` reports sent
 // back to back, each waiting for its decision; the trial writes bench.json into its directory
-// with its start/end wall times and round-trip latency percentiles.
+// with its start/end wall times and round-trip latency percentiles. With TUNE_BENCH_TIMELINE set,
+// a trial appends "<start> <end>" (steady clock, ns: its main() began, its last report was
+// answered) to that file, from which bench/tuner_bench.py measures the gap between one trial's
+// end and the next one's start.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -57,6 +60,14 @@ int main() {
                  .dump();
     }
     session->Done();
+    if (const char* timeline = std::getenv("TUNE_BENCH_TIMELINE")) {
+      const auto ns = [](Clock::time_point at) {
+        return static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count());
+      };
+      std::ofstream(timeline, std::ios::app)
+          << ns(program_start) << ' ' << ns(Clock::now()) << '\n';  // one write(2), O_APPEND
+    }
     return 0;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "bench trial: %s\n", error.what());

@@ -15,13 +15,14 @@ import tempfile
 import time
 
 
-def run_tune(bin_dir, spec, storage, extra):
+def run_tune(bin_dir, spec, storage, extra, env=None):
     path = os.path.join(storage, spec["name"] + ".json")
     with open(path, "w") as f:
         json.dump(spec, f)
     begin = time.monotonic()
     proc = subprocess.run([os.path.join(bin_dir, "tune"), "run", path, "--storage", storage] + extra,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, **(env or {})))
     wall = time.monotonic() - begin
     if proc.returncode != 0:
         sys.exit(f"tune failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -39,9 +40,25 @@ def base_spec(name, trainer, num_samples):
 def overhead(bin_dir, storage, trials, slots, trial_s):
     spec = base_spec("overhead", {"mode": "sleep", "sleep_ms": trial_s * 1000, "reports": 5},
                      trials)
-    wall, _ = run_tune(bin_dir, spec, storage, ["--cpus", str(slots)])
+    timeline = os.path.join(storage, "timeline.txt")
+    begin_ns = time.monotonic_ns()  # the same clock as the trials' steady_clock
+    wall, _ = run_tune(bin_dir, spec, storage, ["--cpus", str(slots)],
+                       {"TUNE_BENCH_TIMELINE": timeline})
     ideal = trials / slots * trial_s
-    return wall, ideal
+    # Where the time above ideal went: the k-th trial to end frees the slot of the (k + slots)-th
+    # to start, so the gap is one trial's end (its last report answered) to the next one's main().
+    with open(timeline) as f:
+        rows = [tuple(map(int, line.split())) for line in f]
+    starts = sorted(r[0] for r in rows)
+    ends = sorted(r[1] for r in rows)
+    gaps = sorted((starts[k + slots] - ends[k]) / 1e6 for k in range(len(rows) - slots))
+    breakdown = {"first_start_ms": (starts[0] - begin_ns) / 1e6,
+                 "first_wave_ms": (starts[slots - 1] - starts[0]) / 1e6,
+                 "gap_mean_ms": statistics.mean(gaps), "gap_p50_ms": gaps[len(gaps) // 2],
+                 "gap_p90_ms": gaps[int(len(gaps) * 0.9)],
+                 "trial_over_ms": statistics.median((r[1] - r[0]) / 1e6 - trial_s * 1000
+                                                    for r in rows)}
+    return wall, ideal, breakdown
 
 
 def flood(bin_dir, storage, name, trials, reports, fsync="never"):
@@ -73,9 +90,13 @@ def main():
     try:
         trials, slots, trial_s = (40, 8, 0.5) if args.quick else (400, 16, 1.0)
         if "a" in args.parts:
-            wall, ideal = overhead(args.bin, storage, trials, slots, trial_s)
+            wall, ideal, b = overhead(args.bin, storage, trials, slots, trial_s)
             print(f"(a) bookkeeping: {trials} trials x {trial_s:g} s on {slots} slots: wall {wall:.2f} s, "
                   f"ideal {ideal:.2f} s, overhead {100 * (wall / ideal - 1):.2f}%")
+            print(f"    first trial started {b['first_start_ms']:.1f} ms after tune, first wave took "
+                  f"{b['first_wave_ms']:.1f} ms to start; a trial's end to the next one's main(): "
+                  f"mean {b['gap_mean_ms']:.2f}, p50 {b['gap_p50_ms']:.2f}, p90 {b['gap_p90_ms']:.2f} ms; "
+                  f"a trial's main() lasted {b['trial_over_ms']:.2f} ms past its {trial_s:g} s (median)")
         clients, reports = (4, 5000) if args.quick else (16, 50000)
         reports = args.reports or reports
         if "b" in args.parts:
