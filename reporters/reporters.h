@@ -107,9 +107,11 @@ class ResultWriter {
   // (`.spare-<n>`, holding the trial's five files, empty), and OnTrialStart renames one into
   // place. A directory and five files are six inode allocations (about 0.1 ms each on ext4, and
   // several times that for a while after many files were deleted); a rename allocates none.
-  // Without a spare ready, OnTrialStart makes the directory itself. KeepSpares(0) stops the
-  // helper and deletes the spares, with any left behind by a tuner that was killed.
+  // Without a spare ready, OnTrialStart makes the directory itself. KeepSpares(0) only stops
+  // making more (it never waits for the helper); RemoveSpares() stops the helper and deletes the
+  // spares, with any left behind by a tuner that was killed.
   void KeepSpares(std::size_t count);
+  void RemoveSpares();
   // Appends `result` (plus trial_id, training_iteration, time_total_s, timestamp, done=false;
   // these win over metrics of the same name) to result.json
   // and a row to progress.csv (header from the first result's keys; later new keys are dropped

@@ -313,23 +313,29 @@ ResultWriter::ResultWriter(std::filesystem::path experiment_dir)
 ResultWriter::~ResultWriter() = default;
 
 void ResultWriter::KeepSpares(std::size_t count) {
-  if (count == 0 || !spares_) {
-    spares_.reset();
-    if (may_have_spares_) {
-      std::error_code error;
-      for (fs::directory_iterator it(dir_, error), end; !error && it != end; it.increment(error)) {
-        std::error_code ignored;
-        if (it->path().filename().string().rfind(".spare-", 0) == 0) {
-          fs::remove_all(it->path(), ignored);
-        }
-      }
-      may_have_spares_ = false;
-    }
+  if (count == 0) {
+    // Only stops the helper making more: waiting here for an idle-priority thread (mid-file, or
+    // preempted holding its lock) could stall the tuner while trials wait for their decisions.
+    if (spares_) spares_->SetTarget(0);
+    return;
   }
-  if (count == 0) return;
-  if (!spares_) spares_ = std::make_unique<Spares>(dir_);
-  may_have_spares_ = true;
+  if (!spares_) {
+    RemoveSpares();  // a killed tuner's, whose names the helper would reuse
+    spares_ = std::make_unique<Spares>(dir_);
+    may_have_spares_ = true;
+  }
   spares_->SetTarget(count);
+}
+
+void ResultWriter::RemoveSpares() {
+  spares_.reset();
+  if (!may_have_spares_) return;
+  may_have_spares_ = false;
+  std::error_code error;
+  for (fs::directory_iterator it(dir_, error), end; !error && it != end; it.increment(error)) {
+    std::error_code ignored;
+    if (it->path().filename().string().rfind(".spare-", 0) == 0) fs::remove_all(it->path(), ignored);
+  }
 }
 
 fs::path ResultWriter::TrialDir(const Trial& trial) const {

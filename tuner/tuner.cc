@@ -273,7 +273,7 @@ int Tuner::Run() {
   });
   ScheduleRefresh();
   RunLoop();
-  writer_.KeepSpares(0);
+  writer_.RemoveSpares();
 
   RefreshTable(/*force=*/true);
   std::size_t errors = 0;

@@ -131,8 +131,8 @@ bool Eventually(Condition condition) {
 }
 
 // A new trial's directory comes ready-made (a spare renamed into place: it already holds empty
-// stdout.log and stderr.log); a trial that ran before keeps its own; KeepSpares(0) deletes the
-// spares and leaves the trials alone.
+// stdout.log and stderr.log); a trial that ran before keeps its own; KeepSpares(0) stops making
+// more; RemoveSpares() deletes them and leaves the trials alone.
 TEST_F(ResultWriterTest, NewTrialsTakeASpareDirectoryMadeAhead) {
   fs::create_directories(dir_);
   ResultWriter writer(dir_);
@@ -160,11 +160,19 @@ TEST_F(ResultWriterTest, NewTrialsTakeASpareDirectoryMadeAhead) {
   EXPECT_EQ(Spares(dir_).size(), 2u);
 
   writer.KeepSpares(0);
+  Trial third = trial_;
+  third.id = "t_00003";
+  writer.OnTrialStart(third);
+  EXPECT_TRUE(fs::exists(dir_ / third.id / "stdout.log"));  // a spare still
+  usleep(300000);
+  EXPECT_EQ(Spares(dir_).size(), 1u);  // not made again
+
+  writer.RemoveSpares();
   EXPECT_TRUE(Spares(dir_).empty());
   EXPECT_TRUE(fs::exists(TrialPath("result.json")));
   EXPECT_TRUE(fs::exists(dir_ / retried.id / "params.json"));
   Trial late = trial_;
-  late.id = "t_00003";
+  late.id = "t_00004";
   writer.OnTrialStart(late);  // without spares it makes the directory itself
   EXPECT_EQ(Json::parse(ReadFile(dir_ / late.id / "params.json")), late.config);
   EXPECT_FALSE(fs::exists(dir_ / late.id / "stdout.log"));
@@ -183,7 +191,7 @@ TEST_F(ResultWriterTest, SparesLeftByAKilledTunerAreDeleted) {
   }
   fs::create_directories(dir_ / ".spare-5");
   ResultWriter resumed(dir_);
-  resumed.KeepSpares(0);
+  resumed.RemoveSpares();
   EXPECT_TRUE(Spares(dir_).empty());
 }
 
