@@ -49,6 +49,9 @@ Column KindOf(std::string_view name) {
   return Column::kMetric;
 }
 
+// Spare trial directories (ResultWriter::KeepSpares) are named <prefix><n>.
+constexpr std::string_view kSparePrefix = ".spare-";
+
 [[noreturn]] void ThrowIoError(const std::string& what, const fs::path& path, int error) {
   throw std::runtime_error(
       fmt::format("{} {}: {}", what, path.string(), error ? std::strerror(error) : "I/O error"));
@@ -278,7 +281,7 @@ class ResultWriter::Spares {
       wake_.wait_for(lock, std::chrono::milliseconds(100),
                      [this] { return stop_ || ready_.size() < target_; });
       if (stop_ || ready_.size() >= target_) continue;
-      fs::path spare = dir_ / fmt::format(".spare-{}", made++);
+      fs::path spare = dir_ / fmt::format("{}{}", kSparePrefix, made++);
       lock.unlock();
       bool ok = Make(spare);
       lock.lock();
@@ -334,7 +337,9 @@ void ResultWriter::RemoveSpares() {
   std::error_code error;
   for (fs::directory_iterator it(dir_, error), end; !error && it != end; it.increment(error)) {
     std::error_code ignored;
-    if (it->path().filename().string().rfind(".spare-", 0) == 0) fs::remove_all(it->path(), ignored);
+    if (it->path().filename().string().rfind(kSparePrefix, 0) == 0) {
+      fs::remove_all(it->path(), ignored);
+    }
   }
 }
 

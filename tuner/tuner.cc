@@ -294,13 +294,19 @@ int Tuner::Run() {
   return 0;
 }
 
+std::size_t Tuner::RunningTrials() const {
+  std::size_t running = 0;
+  for (const Trial& trial : trials_) running += trial.status == TrialStatus::kRunning;
+  return running;
+}
+
 void Tuner::FillSlots() {
   LaunchWhileSlotsFree();
   // Directories for the trials to come, made while the tuner waits (ResultWriter::KeepSpares):
   // one per running trial, as that many may end at once, and none past the searcher's total.
   std::size_t wanted = 0;
   if (interrupts_ == 0 && !searcher_finished_) {
-    for (const Trial& trial : trials_) wanted += trial.status == TrialStatus::kRunning;
+    wanted = RunningTrials();
     if (std::int64_t total = searcher_->TotalTrials(); total >= 0) {
       std::int64_t left = total - static_cast<std::int64_t>(trials_.size());
       wanted = std::min(wanted, static_cast<std::size_t>(std::max<std::int64_t>(left, 0)));
@@ -312,8 +318,7 @@ void Tuner::FillSlots() {
 void Tuner::LaunchWhileSlotsFree() {
   if (interrupts_ > 0) return;
   while (true) {
-    std::size_t running = 0;
-    for (const Trial& trial : trials_) running += trial.status == TrialStatus::kRunning;
+    const std::size_t running = RunningTrials();
     if (spec_.max_concurrent > 0 && running >= static_cast<std::size_t>(spec_.max_concurrent)) return;
 
     // Retries and trials that waited for resources go first, in creation order.

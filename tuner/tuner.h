@@ -114,6 +114,7 @@ class Tuner : private ReportServer::Handler {
   void Replay(const std::vector<Json>& events);
   // Throws SpecError when experiment.json changed in a way replay cannot follow.
   void CheckResumable(const std::vector<Json>& events) const;
+  std::size_t RunningTrials() const;
   void FillSlots();
   void LaunchWhileSlotsFree();
   bool LaunchTrial(std::size_t index, Allocation allocation);
