@@ -174,12 +174,12 @@ std::ofstream OpenForAppend(const fs::path& path) {
   return out;
 }
 
-// A file in a directory just made (or a spare's empty file) that nothing reads before this
-// returns. Not opened with O_TRUNC: ext4 writes out a file that was truncated and written again
-// when it is closed (auto_da_alloc, its guard for replace-by-truncate), a block write that
+// Writes `text` as the whole of `path`. A new trial's files are written with `truncate` false:
+// they are new or a spare's empty ones, and ext4 writes out a file that was truncated and written
+// again when it is closed (auto_da_alloc, its guard for replace-by-truncate), a block write that
 // took 5 % of the tuner's time on the launch path.
-void WriteNew(const fs::path& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+void WriteWhole(const fs::path& path, const std::string& text, bool truncate) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0666);
   if (fd < 0) ThrowIoError("cannot open", path, errno);
   for (std::string_view rest(text); !rest.empty();) {
     ssize_t written = ::write(fd, rest.data(), rest.size());
@@ -197,13 +197,7 @@ void WriteNew(const fs::path& path, const std::string& text) {
 void WriteAtomically(const fs::path& path, const std::string& text) {
   fs::path tmp = path;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);  // may be left by a crash
-    if (!out) ThrowIoError("cannot open", tmp, errno);
-    out << text;
-    out.flush();
-    if (!out) ThrowIoError("cannot write", tmp, errno);
-  }
+  WriteWhole(tmp, text, /*truncate=*/true);  // one may be left by a crash
   std::error_code error;
   fs::rename(tmp, path, error);
   if (error) {
@@ -292,11 +286,13 @@ class ResultWriter::Spares {
 
   static bool Make(const fs::path& spare) {
     if (::mkdir(spare.c_str(), 0777) != 0) return false;
-    for (const char* name :
-         {"params.json", "result.json", "progress.csv", "stdout.log", "stderr.log"}) {
-      int fd = ::open((spare / name).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-      if (fd < 0) return false;
-      ::close(fd);
+    try {
+      for (const char* name :
+           {"params.json", "result.json", "progress.csv", "stdout.log", "stderr.log"}) {
+        WriteWhole(spare / name, "", /*truncate=*/false);
+      }
+    } catch (const std::runtime_error&) {
+      return false;
     }
     return true;
   }
@@ -371,7 +367,7 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
   if (error) CreateDirectories(trial_dir);  // e.g. the experiment directory is gone: say so
   std::string params = trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   if (fresh) {
-    WriteNew(trial_dir / "params.json", params);
+    WriteWhole(trial_dir / "params.json", params, /*truncate=*/false);
     not_created_.insert(trial.id);  // its result files are opened at its first result
     return;
   }
