@@ -21,6 +21,9 @@ work done; it still includes cache and SMT interference from the neighbours.
 
 Usage: /usr/bin/python3 bench/trainer_bench.py [--trainer build-tr3/bin/tune-trainer]
            [--threads 1] [--runs 3] [--precisions fp32,bf16] [--model mlp|cnn] [--clock wall|cpu]
+           [--python .venv/bin/python]
+bench/peers/trainer.py reuses load_train/build_model/python_command/run_trainer/env_for and adds
+a Lightning Trainer as a third contestant.
 """
 import argparse
 import json
@@ -35,6 +38,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+DEFAULT_PYTHON = "/usr/bin/python3"
 
 
 def read_idx(path):
@@ -46,23 +50,35 @@ def read_idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+def load_train(data, model="mlp"):
+    """Fashion-MNIST's 60,000 training images staged in memory as normalised floats
+    ([N,784], or [N,1,28,28] for the cnn) and int64 labels, like tune-trainer's StageNormalised."""
+    import torch
+    d = os.path.join(data, "fashion")
+    x = torch.from_numpy(read_idx(os.path.join(d, "train-images-idx3-ubyte")).copy()).reshape(-1, 784)
+    y = torch.from_numpy(read_idx(os.path.join(d, "train-labels-idx1-ubyte")).astype("int64"))
+    x = (x.float() / 255.0 - 0.2860) / 0.3530  # staged as float, like the baseline
+    return (x.reshape(-1, 1, 28, 28) if model == "cnn" else x), y
+
+
+def build_model(model="mlp"):
+    """The benchmark's model, the same layers as tune-trainer's config in trainer_process()."""
+    import torch.nn as nn
+    if model == "cnn":
+        # tune-trainer's cnn (channels 32, hidden 256): Conv3x3-ReLU-Pool-Conv3x3-ReLU-Pool-Dense-ReLU-Dense.
+        return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(64 * 5 * 5, 256), nn.ReLU(), nn.Linear(256, 10))
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
 def worker(args):
     import torch
     import torch.nn as nn
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    d = os.path.join(args.data, "fashion")
-    x = torch.from_numpy(read_idx(os.path.join(d, "train-images-idx3-ubyte")).copy()).reshape(-1, 784)
-    y = torch.from_numpy(read_idx(os.path.join(d, "train-labels-idx1-ubyte")).astype("int64"))
-    x = (x.float() / 255.0 - 0.2860) / 0.3530  # staged as float, like the baseline
-    if args.model == "cnn":
-        # tune-trainer's cnn (channels 32, hidden 256): Conv3x3-ReLU-Pool-Conv3x3-ReLU-Pool-Dense-ReLU-Dense.
-        x = x.reshape(-1, 1, 28, 28)
-        model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                              nn.Linear(64 * 5 * 5, 256), nn.ReLU(), nn.Linear(256, 10))
-    else:
-        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    x, y = load_train(args.data, args.model)
+    model = build_model(args.model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     bf16 = args.prec == "bf16"
@@ -93,9 +109,14 @@ def env_for(threads):
     return env
 
 
-def run_python(prec, threads, data, model="mlp", clock="wall"):
-    out = subprocess.run(["/usr/bin/python3", os.path.abspath(__file__), "--worker", "--prec", prec,
-                          "--threads", str(threads), "--data", data, "--model", model, "--clock", clock],
+def python_command(prec, threads, data, model="mlp", clock="wall", python=DEFAULT_PYTHON):
+    """The command line of one PyTorch-loop measurement (a fresh process; run it with env_for)."""
+    return [python, os.path.abspath(__file__), "--worker", "--prec", prec, "--threads", str(threads),
+            "--data", data, "--model", model, "--clock", clock]
+
+
+def run_python(prec, threads, data, model="mlp", clock="wall", python=DEFAULT_PYTHON):
+    out = subprocess.run(python_command(prec, threads, data, model, clock, python),
                          env=env_for(threads), capture_output=True, text=True, check=True).stdout
     return json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])["samples_per_s"]
 
@@ -146,6 +167,7 @@ def main():
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--python", default=DEFAULT_PYTHON, help="interpreter of the PyTorch loop (e.g. .venv/bin/python)")
     args = p.parse_args()
     if args.worker:
         return worker(args)
@@ -153,7 +175,7 @@ def main():
     for r in range(args.runs):
         for prec in args.precisions.split(","):
             t = run_trainer(args.trainer, prec, args.threads, args.data, args.model, args.clock)
-            py = run_python(prec, args.threads, args.data, args.model, args.clock)
+            py = run_python(prec, args.threads, args.data, args.model, args.clock, args.python)
             results.setdefault(prec, {"tune-trainer": [], "python": []})
             results[prec]["tune-trainer"].append(t)
             results[prec]["python"].append(py)
