@@ -1,0 +1,151 @@
+"""Helpers shared by the bench/peers/ parts: one measurement = one fresh process.
+
+Each part module runs its repetitions as subprocesses of its own command line
+(`python bench/peers/<part>.py --side tune|ray|optuna ...`), which print one line
+`RESULT {json}`; the part's table shows that command so any row can be rerun by hand.
+A Ray repetition runs in its own session (setsid): when it exits, anything left in that
+session (raylet, gcs_server, workers) is killed by process id, so a run leaves no Ray processes
+behind and never touches another user's Ray.
+"""
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RESULT_PREFIX = "RESULT "
+
+
+def emit(result):
+    """What a measurement subprocess prints as its last word."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def shown(cmd, root=ROOT):
+    """A command as a reader reruns it from the repository root (paths made relative)."""
+    out = []
+    for arg in cmd:
+        if os.path.isabs(arg) and arg.startswith(root + os.sep):
+            arg = os.path.relpath(arg, root)
+        out.append(shlex.quote(arg))
+    return " ".join(out)
+
+
+def session_pids(sid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[3]) == sid:  # state ppid pgrp session ...
+            pids.append(int(entry))
+    return pids
+
+
+def kill_session(sid, grace_s=5.0):
+    """Ends every process left in session `sid` (one we started with setsid), by id."""
+    pids = session_pids(sid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = session_pids(sid)
+        if not pids:
+            return 0
+    return len(pids)
+
+
+def run_in_session(ctx, cmd, log_path, timeout_s=3600, env=None, err_path=None):
+    """Runs cmd in its own session, output to log_path (stderr too unless err_path); kills what
+    it leaves behind. Returns its exit status ("timeout" if it ran past timeout_s)."""
+    ctx.log("$ " + shown(cmd, ctx.root))
+    with open(log_path, "w") as log, open(err_path or os.devnull, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=err if err_path else subprocess.STDOUT,
+                                cwd=ctx.root,
+                                env=dict(os.environ, **(env or {})), start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+        finally:
+            left = session_pids(proc.pid)
+            if left:
+                ctx.log(f"  cleaning up {len(left)} process(es) left in session {proc.pid}")
+                kill_session(proc.pid)
+            proc.wait()
+    return rc
+
+
+def measure(ctx, cmd, timeout_s=3600, env=None):
+    """Runs one measurement subprocess in its own session; returns its RESULT dict."""
+    log_path = os.path.join(ctx.work, f"log_{time.monotonic_ns()}.txt")
+    rc = run_in_session(ctx, cmd, log_path, timeout_s, env)
+    with open(log_path, errors="replace") as f:
+        text = f.read()
+    for line in reversed(text.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            if rc != 0:
+                break
+            return json.loads(line[len(RESULT_PREFIX):])
+    raise RuntimeError(f"{shown(cmd, ctx.root)} failed ({rc}); log {log_path}:\n{text[-1500:]}")
+
+
+def interleave(reps, sides):
+    """tune, peer, tune, peer, ...: the order of (rep, side) pairs."""
+    return [(rep, side) for rep in range(reps) for side in sides]
+
+
+def ray_init(work, num_cpus=16):
+    """ray.init for the peers' measurements: num_cpus slots whatever the machine has, no
+    dashboard, workers' output not forwarded, everything Ray writes under `work`."""
+    import ray
+    temp = os.path.join(work, "ray_tmp")
+    os.makedirs(temp, exist_ok=True)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+             _temp_dir=temp, configure_logging=True, logging_level="warning")
+    return ray
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def fmt(value, digits=3):
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def side_args(argv=None):
+    """The arguments every measurement subprocess takes (`--work`, `--bin`)."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--side", required=True)
+    parser.add_argument("--work", default=None, help="scratch directory (default: a new one in /tmp)")
+    parser.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
+    return parser
+
+
+def add_bench_path():
+    """bench/ on sys.path, to import tuner_bench.py (the tune side's spec and run helpers)."""
+    bench = os.path.dirname(HERE)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
