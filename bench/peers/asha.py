@@ -12,7 +12,7 @@ import common  # noqa: E402
 
 
 def streams(quick):
-    return 20 if quick else 200
+    return 500 if quick else 3000  # 3000: asha_diff.py's own default
 
 
 def run(ctx):
@@ -28,8 +28,15 @@ def run(ctx):
     with open(log_path, errors="replace") as f:
         text = f.read()
     lines = [line for line in text.splitlines() if line.strip()]
-    if rc != 0 or not lines:
-        with open(err_path, errors="replace") as f:
-            text += f.read()
-        return f"failed (exit {rc}): `{common.shown(cmd, ctx.root)}`\n\n```\n{text[-1500:]}\n```\n"
-    return f"{lines[-1]}\n\nCommand: `{common.shown(cmd, ctx.root)}`\n"
+    shown = common.shown(cmd, ctx.root)
+    if rc == 77:
+        return f"not run: `{shown}` says Ray cannot be imported.\n"
+    summary = [line for line in lines if line.startswith("ASHA vs Ray")] or (lines[-1:] if rc == 0 else [])
+    if rc in (0, 1) and summary:
+        body = f"{summary[-1]}\n\nCommand: `{shown}`\n"
+        if rc == 1:  # mismatches: asha_diff.py printed them before its summary
+            body += "\nExit status 1 (mismatch); its report:\n\n```\n" + text[-3000:] + "\n```\n"
+        return body
+    with open(err_path, errors="replace") as f:
+        text += f.read()
+    return f"failed (exit {rc}): `{shown}`\n\n```\n{text[-1500:]}\n```\n"
