@@ -40,12 +40,17 @@ double NanPercentile(std::vector<double> values, double q) {
   // the same bits as numpy.
   const double quantile = q / 100.0;
   const double virtual_index = static_cast<double>(values.size() - 1) * quantile;
-  if (virtual_index >= static_cast<double>(values.size() - 1)) return values.back();
-  const double previous_index = std::floor(virtual_index);
-  const auto below = static_cast<std::size_t>(previous_index);
-  const double gamma = virtual_index - previous_index;
-  const double a = values[below];
-  const double b = values[below + 1];
+  double a = values.back();
+  double b = values.back();
+  double gamma = virtual_index + 1;  // numpy: previous index -1 at or past the last value
+  if (virtual_index < static_cast<double>(values.size() - 1)) {
+    const double previous_index = std::floor(virtual_index);
+    const auto below = static_cast<std::size_t>(previous_index);
+    gamma = virtual_index - previous_index;
+    a = values[below];
+    b = values[below + 1];
+  }
+  // Even a lone value is interpolated with itself, so an infinity there gives NaN, as in numpy.
   const double diff = b - a;
   return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
 }
@@ -88,6 +93,11 @@ AshaScheduler::AshaScheduler(AshaOptions options)
 }
 
 void AshaScheduler::OnTrialAdd(const std::string& trial_id) { BracketFor(trial_id); }
+
+void AshaScheduler::OnTrialAdd(const std::string& trial_id, int bracket) {
+  assert(bracket >= 0 && bracket < static_cast<int>(brackets_.size()));
+  trial_bracket_[trial_id] = bracket;
+}
 
 AshaScheduler::Bracket& AshaScheduler::BracketFor(const std::string& trial_id) {
   auto it = trial_bracket_.find(trial_id);
@@ -167,9 +177,11 @@ std::optional<double> AshaScheduler::Cutoff(const Rung& rung) const {
 void AshaScheduler::OnTrialComplete(const std::string& trial_id, const Result* last) {
   auto it = trial_bracket_.find(trial_id);
   if (it == trial_bracket_.end()) return;
-  // A trial this scheduler stopped had its last result judged already (or was cut at max_t,
-  // which Ray never records), so only trials that ended on their own are offered to the rungs.
-  if (last != nullptr && stopped_.count(trial_id) == 0) {
+  // Offered also when this scheduler stopped the trial with that very result: Ray's controller
+  // answers STOP by calling on_trial_complete with it, which records a result cut at max_t at
+  // the highest rung it passed, and (with stop_last_trials) a result judged at one rung at a
+  // lower rung it jumped over.
+  if (last != nullptr) {
     if (const auto read = ReadResult(*last)) {
       JudgeAtRung(brackets_[static_cast<std::size_t>(it->second)], trial_id, read->first,
                   read->second);

@@ -14,6 +14,11 @@
 // before it), reduction_factor (4), brackets (1; bracket s starts at grace_period * rf^s, and a
 // trial joins a bracket drawn at random, weighted by a softmax over their rung counts), seed (0).
 //
+// tests/peers/asha_diff.py checks every decision against Ray 2.58's scheduler, driven as its
+// TuneController drives it. Deliberate differences: a NaN time_attr is ignored like a missing
+// one (Ray treats it as past every milestone and judges it at the highest rung), and a
+// non-numeric metric reads as NaN (Ray reads a boolean as 0/1 and raises on strings and None).
+//
 // Example:
 //   AshaOptions options;
 //   options.metric = "val_acc";
@@ -55,7 +60,8 @@ struct AshaOptions {
 class AshaScheduler : public Scheduler {
  public:
   // One bracket's rungs, highest milestone first: (milestone, cutoff in metric units). The cutoff
-  // is nullopt while nothing is recorded at the rung and NaN while only NaN values are.
+  // is nullopt while nothing is recorded at the rung, and NaN while only NaN values are or when
+  // the interpolation touches an infinity (as numpy's).
   using RungCutoffs = std::vector<std::pair<double, std::optional<double>>>;
 
   // `options` must be valid (MakeScheduler checks specs): metric non-empty, max_t > 0,
@@ -63,11 +69,16 @@ class AshaScheduler : public Scheduler {
   explicit AshaScheduler(AshaOptions options);
 
   void OnTrialAdd(const std::string& trial_id) override;
+  // Test seam (tests/peers/asha_diff.py forces Ray's bracket draw the same way): puts the trial
+  // in bracket `bracket` (0-based, < options.brackets) instead of drawing one; draws nothing.
+  void OnTrialAdd(const std::string& trial_id, int bracket);
   // CONTINUE when the result lacks time_attr or the metric. A trial this scheduler stopped
   // stays stopped: a later result from it gets kStop again (and is not counted twice).
   Decision OnResult(const std::string& trial_id, const Result& result) override;
   // Like Ray's on_trial_complete: the last result is offered to the bracket (so a trial that
-  // ended on its own still counts at the rungs it reached), then the trial is forgotten.
+  // ended on its own still counts at the rungs it reached), then the trial is forgotten. Also
+  // after a kStop, with the stopped result, as Ray's controller does: a result cut at max_t
+  // joins the highest rung it passed, one judged at a rung may join a lower rung it skipped.
   void OnTrialComplete(const std::string& trial_id, const Result* last) override;
   // Like Ray's on_trial_remove: forgets the trial; what it recorded at rungs stays.
   void OnTrialError(const std::string& trial_id) override;

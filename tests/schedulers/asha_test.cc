@@ -119,6 +119,17 @@ TEST(NanPercentileTest, MatchesNumpyLinear) {
   EXPECT_EQ(NanPercentile({-1, -2, -3, -4, -5}, 75), -2.0);
 }
 
+TEST(NanPercentileTest, InfinityInTheInterpolationGivesNaNAsInNumpy) {
+  const double inf = std::numeric_limits<double>::infinity();
+  // numpy interpolates even a lone value with itself: inf - (inf - inf) * 0 is NaN.
+  EXPECT_TRUE(std::isnan(NanPercentile({inf}, 75)));
+  EXPECT_TRUE(std::isnan(NanPercentile({-inf}, 75)));
+  EXPECT_TRUE(std::isnan(NanPercentile({0.5, inf}, 75)));  // inf - inf * 0.25
+  EXPECT_EQ(NanPercentile({-inf, 0.5}, 75), -inf);         // 0.5 - inf * 0.25
+  EXPECT_TRUE(std::isnan(NanPercentile({-inf, 0.5}, 25)));  // -inf + inf * 0.25
+  EXPECT_EQ(NanPercentile({7}, 75), 7.0);
+}
+
 TEST(NanPercentileTest, IgnoresNaN) {
   EXPECT_EQ(NanPercentile({kNaN, 1.0}, 50), 1.0);
   EXPECT_EQ(NanPercentile({kNaN, 1.0, 0.5}, 50), 0.75);
@@ -395,14 +406,30 @@ TEST(AshaLifecycleTest, CompleteRecordsTheLastResultOfATrialThatEndedOnItsOwn) {
   EXPECT_EQ(Report(asha, "b", 4, 0.8), kS);
 }
 
-TEST(AshaLifecycleTest, CompleteOfAStoppedTrialRecordsNothingMore) {
-  AshaScheduler asha(Options(4, 1, 2));
-  const Result at_max_t = MakeResult(4, 0.9);
-  asha.OnTrialAdd("a");
-  EXPECT_EQ(asha.OnResult("a", at_max_t), kS);
-  asha.OnTrialComplete("a", &at_max_t);
-  EXPECT_EQ(CutoffAt(asha, 4), std::nullopt);
+// Ray's TuneController answers a STOP with stop_trial(), which calls on_trial_complete with that
+// same result, and on_trial_complete offers it to the bracket again (tests/peers/asha_diff.py).
+TEST(AshaLifecycleTest, CompleteOfATrialStoppedAtMaxTRecordsItsLastResult) {
+  AshaScheduler asha(Options(10, 1, 3));  // rungs 9, 3, 1
+  const Result at_max_t = MakeResult(10, 0.9);
+  EXPECT_EQ(Report(asha, "a", 8, 0.9), kC);  // judged at rung 3, the highest it passed
+  EXPECT_EQ(asha.OnResult("a", at_max_t), kS);  // max_t: stopped, not judged at rung 9
+  EXPECT_EQ(CutoffAt(asha, 9), std::nullopt);
+  asha.OnTrialComplete("a", &at_max_t);  // now rung 9, which it jumped over, records it
+  EXPECT_EQ(CutoffAt(asha, 9), 0.9);
   EXPECT_EQ(asha.BracketOf("a"), std::nullopt);
+  EXPECT_EQ(Report(asha, "b", 9, 0.5), kS);  // so b is no longer the first at rung 9
+}
+
+TEST(AshaLifecycleTest, CompleteOfATrialStoppedAtARungRecordsItAtARungItSkipped) {
+  AshaScheduler asha(Options(9, 1, 3));  // rungs 9, 3, 1
+  EXPECT_EQ(Report(asha, "x", 1, 0.9), kC);
+  EXPECT_EQ(Report(asha, "y", 3, 0.9), kC);
+  const Result z_at_3 = MakeResult(3, 0.1);
+  asha.OnTrialAdd("z");
+  EXPECT_EQ(asha.OnResult("z", z_at_3), kS);  // below rung 3's cutoff 0.9
+  asha.OnTrialComplete("z", &z_at_3);        // falls through to rung 1, which z jumped over
+  EXPECT_EQ(CutoffAt(asha, 1), 0.6333333333333334);  // [0.1 0.9] as numpy, not [0.9]
+  EXPECT_EQ(Report(asha, "w", 1, 0.7), kC);
 }
 
 TEST(AshaLifecycleTest, ErrorForgetsTheTrialButKeepsItsRecords) {
@@ -411,6 +438,13 @@ TEST(AshaLifecycleTest, ErrorForgetsTheTrialButKeepsItsRecords) {
   asha.OnTrialError("a");
   EXPECT_EQ(asha.BracketOf("a"), std::nullopt);
   EXPECT_EQ(CutoffAt(asha, 1), 0.5);
+}
+
+TEST(AshaLifecycleTest, LoneInfiniteValueAtARungStopsNobodyAsInRay) {
+  AshaScheduler asha(Options(9, 1, 3));
+  EXPECT_EQ(Report(asha, "a", 1, std::numeric_limits<double>::infinity()), kC);
+  EXPECT_TRUE(std::isnan(*CutoffAt(asha, 1)));  // np.nanpercentile([inf]) is NaN
+  EXPECT_EQ(Report(asha, "b", 1, 0.5), kC);
 }
 
 // --- Describe ----------------------------------------------------------------------------------
