@@ -110,12 +110,21 @@ def interleave(reps, sides):
 
 
 def ray_init(work, num_cpus=16):
-    """ray.init for the peers' measurements: num_cpus slots whatever the machine has, no
-    dashboard, workers' output not forwarded, everything Ray writes under `work`."""
+    """ray.init for the peers' measurements: a new local Ray instance of its own (never another
+    user's cluster), num_cpus slots whatever the machine has, no dashboard, workers' output not
+    forwarded, everything Ray writes under `work`."""
     import ray
-    temp = os.path.join(work, "ray_tmp")
+    # Ray's sockets live in <temp>/session_<date>_<pid>/sockets/plasma_store: AF_UNIX paths end
+    # at 107 bytes, so a deep scratch directory gets a short one in /tmp, removed at exit.
+    temp = os.path.join(work, "r")
+    if len(temp) + len("/session_2026-11-28_18-13-48_920578_2042300/sockets/plasma_store") > 107:
+        import atexit
+        import shutil
+        import tempfile
+        temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+        atexit.register(shutil.rmtree, temp, True)
     os.makedirs(temp, exist_ok=True)
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              _temp_dir=temp, configure_logging=True, logging_level="warning")
     return ray
 

@@ -166,7 +166,7 @@ def main():
     root = common.ROOT
     bin_dir = os.path.abspath(os.path.join(root, args.bin) if not os.path.isabs(args.bin) else args.bin)
     out_path = os.path.join(root, args.out) if not os.path.isabs(args.out) else args.out
-    work = tempfile.mkdtemp(prefix="tune_peers_")
+    work = tempfile.mkdtemp(prefix="tp_")  # short: Ray's socket paths live below it
     ctx = Context(args.quick, bin_dir, root, work, os.path.join(work, "run.log"))
     started = datetime.datetime.now().astimezone()
     begin = time.monotonic()
