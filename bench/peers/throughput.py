@@ -32,22 +32,22 @@ def run(ctx):
     trials, reports, reps = sizes(ctx.quick)
     rows, by_side = [], {"tune": [], "ray": []}
 
-    def one(side, n, rep, tag):
+    def one(side, k, n, rep, tag):
         cmd = [ctx.python, os.path.join(common.HERE, "throughput.py"), "--side", side,
-               "--trials", str(trials), "--reports", str(n)]
+               "--trials", str(k), "--reports", str(n)]
         if side == "tune":
             cmd += ["--bin", ctx.bin_dir]
         work = os.path.join(ctx.work, f"throughput_{side}_{tag}")
         os.makedirs(work)
         r = common.measure(ctx, cmd + ["--work", work])
         ctx.log(f"  throughput {side} {tag}: {r}")
-        rows.append((rep, side, n, r, common.shown(cmd, ctx.root)))
+        rows.append((rep, side, k, n, r, common.shown(cmd, ctx.root)))
         return r
 
     for rep, side in common.interleave(reps, ["tune", "ray"]):
-        by_side[side].append(one(side, reports, rep, str(rep)))
+        by_side[side].append(one(side, trials, reports, rep, str(rep)))
     if not ctx.quick:  # tune at tuner_bench.py (b)'s own size, for reference (not in the ratio)
-        one("tune", 50000, "ref", "ref")
+        one("tune", TRIALS, 50000, "ref", "ref")
     out = [f"Report throughput, result logging on: {trials} concurrent trials x {reports} reports "
            "each, every report waiting for the tuner's reply; reports/s over the span from the first "
            "trial's start to the last one's end (start-up excluded on both sides). Repetitions "
@@ -55,8 +55,8 @@ def run(ctx):
            "",
            "| rep | side | trials x reports | span s | reports/s | result lines | command |",
            "|---|---|---|---|---|---|---|"]
-    for rep, side, n, r, cmd in rows:
-        out.append(f"| {rep} | {side} | {trials} x {n} | {r['span_s']:.2f} | {r['rate']:,.0f} | "
+    for rep, side, k, n, r, cmd in rows:
+        out.append(f"| {rep} | {side} | {k} x {n} | {r['span_s']:.2f} | {r['rate']:,.0f} | "
                    f"{r['result_lines']} | `{cmd}` |")
     tune_rate = common.median([r["rate"] for r in by_side["tune"]])
     ray_rate = common.median([r["rate"] for r in by_side["ray"]])
