@@ -31,11 +31,11 @@ hidden int [32, 512] log, layers int [1, 3], dropout [0, 0.5], lr [1e-4, 3e-2] l
           replaced by a one-trial study with Ray's config enqueued, and whose trial.report(acc,
           epoch) also calls ray.tune.report({"val_acc": acc}) (should_prune stays False: Ray's
           ASHA decides). So each Ray trial also loads the data itself (as each tune-trainer trial
-          does). ray.init(num_cpus=K, include_dashboard=False, log_to_driver=False), storage in the
-          work folder, ray.shutdown() after; then every process still carrying the contestant's
-          PEERS_RACE_TOKEN environment variable is killed by pid (not `ray stop --force`, which
-          would stop every Ray instance on the machine, other users' included). The same sweep
-          runs after every contestant.
+          does). common.ray_init(work, num_cpus=K): a local instance, no dashboard, workers'
+          output not forwarded, Ray's files and storage in the work folder; ray.shutdown() after.
+          Every contestant runs in its own session, and whatever is left in it when it exits
+          (Ray's raylet, GCS, workers) is killed by pid (common.kill_session), never `ray stop`,
+          which would end other users' Ray instances on a shared machine.
 
 Times are from each contestant's launch (this script starting its process): tune from its
 trials' result.json timestamps (the tuner's receipt of each report), Optuna from the baseline's
@@ -57,7 +57,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,20 @@ import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def _peers_common():
+    """bench/peers/common.py (shown, session cleanup, ray_init), imported as `peers_common`: the
+    baseline's own helper module is also called `common` and must stay `common` for it."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("peers_common", os.path.join(HERE, "common.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+common = _peers_common()
+
 BASELINE = os.environ.get("TUNE_FASHION_BASELINE", "/work/shared/baselines/fashion")
 CONTESTANTS = ("tune", "optuna", "ray")
 TARGET = 2.0  # tune reaches the threshold in <= half the time of each peer
@@ -95,6 +108,7 @@ def race_env(data):
 
 def optuna_worker(a):
     """K = 1: the baseline script itself (main()), data folder and epoch cap set."""
+    load_baseline(a.data, a.epochs).ensure_env("tuned")  # re-executes this worker if the env differs
     if a.concurrency > 1:
         return optuna_parallel(a)
     fo = load_baseline(a.data, a.epochs)
@@ -276,9 +290,10 @@ def ray_worker(a):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
+    load_baseline(a.data, a.epochs).ensure_env("tuned")  # Ray's processes inherit this environment
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.makedirs(os.path.join(a.work, "ray_trials"), exist_ok=True)
-    ray.init(num_cpus=a.concurrency, include_dashboard=False, log_to_driver=False)
+    common.ray_init(a.work, num_cpus=a.concurrency)
     try:
         t_fit = time.time()
         tuner = tune.Tuner(
@@ -367,41 +382,28 @@ def settings(ctx):
 
 
 def run_process(ctx, cmd, env, log_path, timeout):
-    """Runs one contestant in its own session; returns (launch, end) unix times."""
+    """Runs one contestant in its own session with exactly `env` (common.run_in_session adds
+    os.environ, which may hold thread variables the baseline's environment unsets); whatever it
+    leaves in the session is killed by pid (common.kill_session). Returns (launch, end) unix times."""
+    ctx.log("$ " + common.shown(cmd, ctx.root))
     launch = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, cwd=ctx.root, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         try:
             rc = proc.wait(timeout=timeout)
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
+        finally:
+            end = time.time()
+            left = common.session_pids(proc.pid)  # e.g. Ray's raylet and workers: killed by pid
+            if left:
+                ctx.log(f"race: ending {len(left)} process(es) left in session {proc.pid}")
+                common.kill_session(proc.pid)
             proc.wait()
-            raise
-    end = time.time()
     if rc != 0:
         with open(log_path) as f:
             tail = f.read()[-3000:]
         raise RuntimeError(f"{cmd[0]} ... exited {rc}; end of {log_path}:\n{tail}")
     return launch, end
-
-
-def kill_marked(token):
-    """SIGKILLs the processes whose environment carries PEERS_RACE_TOKEN=token (what one contestant
-    started and left behind: Ray's raylet, GCS and workers inherit it), by pid. Instead of
-    `ray stop --force`, which would also stop other users' Ray instances on a shared machine."""
-    needle = f"PEERS_RACE_TOKEN={token}".encode()
-    killed = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(int(pid))
-        except (OSError, ProcessLookupError):
-            continue
-    return killed
 
 
 def contestant(ctx, who, k, s, env, data):
@@ -422,13 +424,7 @@ def contestant(ctx, who, k, s, env, data):
         cmd = [ctx.python, os.path.abspath(__file__), f"--{who}-worker", "--concurrency", str(k),
                "--trials", str(s["trials"]), "--epochs", str(s["epochs"]), "--seed", str(s["seed"]),
                "--data", data, "--work", work, "--out", out]
-        token = f"{who}-{k}-{os.getpid()}-{time.time_ns()}"
-        try:
-            launch, end = run_process(ctx, cmd, dict(env, PEERS_RACE_TOKEN=token), log, timeout)
-        finally:
-            left = kill_marked(token)
-            if left:
-                ctx.log(f"race: killed {len(left)} leftover {who} process(es): {left}")
+        launch, end = run_process(ctx, cmd, env, log, timeout)
         res = (read_optuna if who == "optuna" else read_ray)(out, launch)
     res["wall"] = end - launch
     res["log"] = log
