@@ -27,7 +27,7 @@ def sizes(quick):
     """(trials, seconds per trial, concurrent slots, repetitions per side). --quick: 8 slots, as
     tuner_bench.py --quick, since Ray's start of 16 workers alone takes a minute on a busy 2-core
     machine."""
-    return (24, 1.0, 8, 1) if quick else (400, 1.0, SLOTS, 3)
+    return (24, 1.0, 8, 1) if quick else (400, 1.0, SLOTS, 2)
 
 
 def run(ctx):

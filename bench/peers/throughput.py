@@ -25,7 +25,7 @@ TRIALS = 16
 def sizes(quick):
     """(concurrent trials, reports per trial, repetitions per side); Ray manages a few hundred
     reports/s on the 2-core machine, so both sides get a size Ray finishes in minutes."""
-    return (8, 300, 1) if quick else (TRIALS, 1000, 3)
+    return (8, 300, 1) if quick else (TRIALS, 1000, 2)
 
 
 def run(ctx):
