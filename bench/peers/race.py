@@ -47,9 +47,12 @@ the slowest finished, total wall time, trials and epochs trained.
 Usage (alone): .venv/bin/python bench/peers/race.py [--quick] [--bin build/bin]
                    [--concurrency 1,2] [--trials 40] [--epochs 10] [--threshold 0.88]
                    [--contestants tune,optuna,ray] [--seed 0] [--out FILE.md]
-Quick: 8 trials, 3 epochs, threshold 0.85, concurrency 2 (about 2-3 min on an idle 2-core machine).
-Full: 40 trials, 10 epochs, 0.88, concurrency 1 and 2 (estimate in bench/peers/README or the report:
-roughly 3 contestants x (4 + 2.5) min on an idle 2-core machine, i.e. about 20-25 min).
+Quick: 8 trials, 3 epochs, threshold 0.85, concurrency 2 (about 2 min on an idle 2-core machine;
+6.5 min measured with load average 8-15). Full: 40 trials, 10 epochs, 0.88, concurrency 1 and 2:
+about 90-100 epochs of 60,000 images per contestant and concurrency (the baseline's seed-0 run
+took 234 s sequentially with torch 1.13), so roughly 3-4 min per contestant at K=1 and 2-3 min at
+K=2, plus ~15 s of Ray start-up each: about 20-25 min on an idle 2-core machine, 2-3x that on a
+busy one.
 """
 import argparse
 import glob

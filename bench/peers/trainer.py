@@ -2,7 +2,7 @@
 """Peers benchmark, trainer throughput (issue 11, part 4): tune-trainer vs the same model in a
 PyTorch 2.13 Python loop and in a Lightning 2.6.6 Trainer.
 
-Model: MLP 784-256-256-10 (and with --models mlp,cnn the small CNN), batch 128, Adam lr 1e-3,
+Model: MLP 784-256-256-10 (with --models mlp,cnn also the small CNN of trainer_bench.py), batch 128, Adam lr 1e-3,
 the 60,000 Fashion-MNIST training images staged in memory as normalised floats.
 Precisions: fp32, and bf16 = CPU autocast (bf16-mixed: parameters and Adam stay fp32).
 
@@ -26,9 +26,12 @@ Usage (alone):  .venv/bin/python bench/peers/trainer.py [--quick] [--bin build/b
                     [--runs 3] [--threads 1,2] [--precisions fp32,bf16] [--models mlp,cnn]
                     [--contestants tune,pytorch,lightning] [--clock wall|cpu] [--out FILE.md]
 As a part of bench/peers/run.py: run(ctx) returns the Markdown section.
-Quick: 1 run, MLP, 1 thread (6 processes, about 1.5 min on an idle 2-core machine). Full: 3 runs,
-MLP and CNN, 1 and 2 threads (72 processes; about 25 min on an idle 2-core machine; on a busy one
-the 2-thread rows crawl: OpenMP threads wait for each other whenever one is descheduled).
+Quick: 1 run, MLP, 1 thread (6 processes, about 1.5 min on an idle 2-core machine, 4 min busy).
+Full: 3 runs, MLP, 1 and 2 threads (36 processes, about 20 min on an idle 2-core machine: on a
+CPU without AVX512-BF16, as the 2-core VM, bf16 autocast runs at ~2,200 samples/s on all three
+sides, about a minute per process). `--models mlp,cnn` adds the CNN (about 35 min more); on a
+busy machine the 2-thread rows crawl (OpenMP threads wait for each other whenever one is
+descheduled).
 """
 import argparse
 import json
@@ -122,7 +125,7 @@ def settings(ctx):
     return dict(runs=int(get("runs", 1 if quick else 3)),
                 threads=[int(t) for t in str(get("threads", "1" if quick else "1,2")).split(",")],
                 precisions=str(get("precisions", "fp32,bf16")).split(","),
-                models=str(get("models", "mlp" if quick else "mlp,cnn")).split(","),
+                models=str(get("models", "mlp")).split(","),
                 contestants=[c for c in str(get("contestants", ",".join(CONTESTANTS))).split(",")],
                 clock=get("clock", "wall"))
 
