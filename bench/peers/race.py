@@ -100,8 +100,10 @@ def load_baseline(data, epochs):
 def race_env(data):
     """The baseline's --env tuned environment (malloc thresholds; thread variables unset), which it
     re-executes itself into otherwise; every contestant runs in it."""
-    sys.path.insert(0, BASELINE)
-    import fashion_optuna
+    import importlib.util  # the baseline's module, without putting its folder on this process's path
+    spec = importlib.util.spec_from_file_location("fashion_optuna", os.path.join(BASELINE, "fashion_optuna.py"))
+    fashion_optuna = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fashion_optuna)
     env = fashion_optuna.wanted_env("tuned")
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     return env
@@ -410,7 +412,7 @@ def run_process(ctx, cmd, env, log_path, timeout):
 
 
 def contestant(ctx, who, k, s, env, data):
-    work = os.path.join(ctx.work, f"{who}_c{k}")
+    work = os.path.join(ctx.work, "race", f"{who}_c{k}")  # ctx.work is shared with the other parts
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     log = os.path.join(work, "log.txt")
@@ -522,7 +524,7 @@ def run(ctx):
     out.append("")
     load = os.getloadavg()
     out.append(f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs; "
-               f"the race took {time.time() - t_start:.0f} s. Logs and raw results: `{ctx.work}`.")
+               f"the race took {time.time() - t_start:.0f} s. Logs and raw results: `{os.path.join(ctx.work, 'race')}`.")
     out.extend(notes)
     spec = tune_spec(s, s["concurrency"][0], "DATA", s["seed"])
     out += ["", f"tune's spec (K={s['concurrency'][0]}; `max_concurrent` is K, `DATA` is data/ as an absolute path), "
