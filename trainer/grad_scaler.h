@@ -10,8 +10,8 @@
 //
 // The scale lives on the host (a double), so Scale() never syncs; Step() reads one found-inf flag
 // from the device, the same single sync PyTorch's GradScaler makes. The math is whatever the
-// gradients are in, so on CPU (fp32; fp16 autocast is CUDA-only in LibTorch 1.13) the logic runs
-// and is tested unchanged.
+// gradients are in, so on CPU (where 16-mixed trains in fp32, see trainer.cc) the logic runs and
+// is tested unchanged.
 #pragma once
 
 #include <cstdint>

@@ -7,8 +7,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <set>
 #include <string>
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <torch/version.h>
 
 #include "trainer/config.h"
 #include "trainer/data.h"
@@ -26,25 +29,12 @@ void TuneMalloc() {
   if (!mmap_ok || !trim_ok) std::fprintf(stderr, "tune-trainer: mallopt failed; running with glibc defaults\n");
 }
 
-// Debian's libblas.so.3 may be the reference BLAS (7x slower); say which one we got.
-void PrintBlas() {
-  std::ifstream maps("/proc/self/maps");
-  std::set<std::string> libraries;
-  for (std::string line; std::getline(maps, line);) {
-    auto slash = line.find('/');
-    if (slash == std::string::npos) continue;
-    std::string path = line.substr(slash);
-    if (path.find("blas") != std::string::npos || path.find("lapack") != std::string::npos ||
-        path.find("dnnl") != std::string::npos) {
-      char resolved[4096];
-      libraries.insert(realpath(path.c_str(), resolved) ? resolved : path);
-    }
-  }
-  std::string list;
-  for (const auto& library : libraries) list += " " + library;
-  const bool openblas = list.find("openblas") != std::string::npos;
-  std::fprintf(stderr, "tune-trainer: BLAS %s:%s\n", openblas ? "openblas" : "NOT openblas (slow reference BLAS?)",
-               list.empty() ? " none loaded" : list.c_str());
+// Which LibTorch and math libraries run the model: PyTorch's x86 wheels carry MKL (BLAS) and
+// oneDNN inside libtorch_cpu.so; a LibTorch without MKL falls back to whatever libblas it links.
+void PrintLibTorch() {
+  std::fprintf(stderr, "tune-trainer: LibTorch %s, %s, %s, %d threads\n", TORCH_VERSION,
+               at::hasMKL() ? "MKL" : "no MKL (BLAS from the system)", at::hasMKLDNN() ? "oneDNN" : "no oneDNN",
+               at::get_num_threads());
 }
 
 }  // namespace
@@ -79,7 +69,7 @@ int main(int argc, char** argv) {
     tune::TrainerConfig config = tune::ParseTrainerConfig(json);
     tune::Dataset data = tune::LoadDataset(config);
     tune::Trainer trainer(config, std::move(data), session.get(), std::cerr);
-    PrintBlas();  // after the first LibTorch calls, once BLAS is certainly mapped
+    PrintLibTorch();
     tune::FitResult result = trainer.Fit();
     std::fprintf(stderr, "tune-trainer: done after epoch %d (%s), %.0f samples/s\n", result.epochs_completed,
                  result.stopped_by_tuner ? "stopped by the tuner"

@@ -44,7 +44,7 @@ bool CanFuseAdam(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMa
   for (auto& group : groups) {
     if (static_cast<Options&>(group.options()).amsgrad()) return false;
     for (const auto& p : group.params()) {
-      auto found = state.find(compat::OptimizerStateKey<StateMap>(p));
+      auto found = state.find(compat::OptimizerStateKey(p));
       const auto* s = found == state.end() ? nullptr : static_cast<const State*>(found->second.get());
       const torch::Tensor none;
       if (!Fusable(p, {s ? &s->exp_avg() : &none, s ? &s->exp_avg_sq() : &none})) return false;
@@ -60,7 +60,7 @@ void FusedAdamUpdate(std::vector<torch::optim::OptimizerParamGroup>& groups, Sta
     auto& options = static_cast<Options&>(group.options());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      const auto key = compat::OptimizerStateKey<StateMap>(p);
+      const auto key = compat::OptimizerStateKey(p);
       auto found = state.find(key);
       if (found == state.end()) {
         auto fresh = std::make_unique<State>();
@@ -112,7 +112,7 @@ torch::Tensor FusedSGD::step(LossClosure closure) {
       return torch::optim::SGD::step(std::move(closure));
     }
     for (const auto& p : group.params()) {
-      auto found = state_.find(compat::OptimizerStateKey<StateMap>(p));
+      auto found = state_.find(compat::OptimizerStateKey(p));
       const torch::Tensor none;
       const torch::Tensor* buffer =
           found == state_.end() ? &none : &static_cast<const State&>(*found->second).momentum_buffer();
@@ -130,7 +130,7 @@ torch::Tensor FusedSGD::step(LossClosure closure) {
       bool first = false;
       if (options.momentum() != 0) {
         // As torch::optim::SGD: the buffer appears at the first step (a copy of the gradient).
-        const auto key = compat::OptimizerStateKey<StateMap>(p);
+        const auto key = compat::OptimizerStateKey(p);
         auto found = state_.find(key);
         if (found == state_.end()) {
           auto fresh = std::make_unique<State>();

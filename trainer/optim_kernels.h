@@ -3,7 +3,7 @@
 // arrays, no torch headers, so this file can be compiled with its own flags (vectorised,
 // -fno-math-errno, no FMA contraction) outside the trainer's precompiled header.
 //
-// Each kernel reproduces the operation order of torch::optim (LibTorch 1.13 and 2.x) in float,
+// Each kernel reproduces the operation order of torch::optim (LibTorch 2.x) in float,
 // so results agree with it to rounding (tested to 1e-6 after many steps).
 //
 // Example (Adam, one parameter of n elements):

@@ -35,7 +35,8 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 }
 
 // Autocast for the configured precision: bf16-mixed on CPU; 16-mixed is fp16 on CUDA, and plain
-// fp32 on CPU (LibTorch 1.13 has no CPU fp16 autocast), where only the loss scaling runs.
+// fp32 on CPU (fp16 autocast on a CPU without fp16 arithmetic only adds casts), where only the
+// loss scaling runs.
 class PrecisionScope {
  public:
   PrecisionScope(const std::string& precision, bool on_cuda)
