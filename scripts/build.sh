@@ -4,20 +4,22 @@
 #   bash scripts/build.sh --cuda     build-cuda/ (or $BUILD_DIR), torch from .venv-cuda: the
 #                                    trainer with its CUDA, NCCL and cuDNN code paths compiled in
 # On a machine with an NVIDIA driver, build/ itself uses .venv-cuda (setup.sh made it there).
+#   --target NAME (repeatable) builds only those targets.
 # Other arguments go to CMake's first configure. Run scripts/setup.sh (--cuda) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv
 build_dir=${BUILD_DIR:-build}
 args=()
+targets=()
 [[ -e /proc/driver/nvidia/version && -x .venv-cuda/bin/python ]] && venv=.venv-cuda
-for arg in "$@"; do
-  if [[ $arg == --cuda ]]; then
-    venv=.venv-cuda
-    build_dir=${BUILD_DIR:-build-cuda}
-  else
-    args+=("$arg")
-  fi
+while (($#)); do
+  case $1 in
+    --cuda) venv=.venv-cuda; build_dir=${BUILD_DIR:-build-cuda} ;;
+    --target) targets+=(--target "$2"); shift ;;
+    *) args+=("$1") ;;
+  esac
+  shift
 done
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
@@ -32,4 +34,4 @@ if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
   [[ $venv == .venv-cuda ]] && prefix+=(-DTUNE_REQUIRE_CUDA=ON)
   cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${prefix[@]}" "${args[@]}"
 fi
-cmake --build "$build_dir" -j "$(nproc)"
+cmake --build "$build_dir" -j "$(nproc)" "${targets[@]}"

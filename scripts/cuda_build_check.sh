@@ -10,14 +10,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash scripts/setup.sh --cuda
 build_dir=${BUILD_DIR:-build-cuda}
-if [[ ! -f $build_dir/CMakeCache.txt ]]; then
-  generator=()
-  command -v ninja >/dev/null && generator=(-G Ninja)
-  cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_PREFIX_PATH="$(.venv-cuda/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
-    -DPython3_EXECUTABLE="$PWD/.venv-cuda/bin/python" -DTUNE_REQUIRE_CUDA=ON
-fi
-cmake --build "$build_dir" -j "$(nproc)" --target tune-trainer trainer_test
+BUILD_DIR=$build_dir bash scripts/build.sh --cuda --target tune-trainer --target trainer_test
 
 trainer=$build_dir/bin/tune-trainer
 fail() { echo "cuda_build_check: $*" >&2; exit 1; }
