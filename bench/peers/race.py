@@ -27,10 +27,9 @@ hidden int [32, 512] log, layers int [1, 3], dropout [0, 0.5], lr [1e-4, 3e-2] l
   ray     Ray Tune 2.58: OptunaSearch(the baseline's suggestions as a define-by-run function,
           TPESampler(seed 0)) + ASHAScheduler(grace_period=1, reduction_factor=3, max_t=E),
           max_concurrent_trials K, 1 CPU per trial. The function trainable runs the baseline's
-          own training loop: it calls fashion_optuna.main() for one trial whose Optuna study is
-          replaced by a one-trial study with Ray's config enqueued, and whose trial.report(acc,
-          epoch) also calls ray.tune.report({"val_acc": acc}) (should_prune stays False: Ray's
-          ASHA decides). So each Ray trial also loads the data itself (as each tune-trainer trial
+          own training loop (run_baseline_trial, as Optuna's K > 1 processes): the objective gets
+          a trial whose suggest_* return Ray's config and whose report(acc, epoch) calls
+          ray.tune.report({"val_acc": acc}) (should_prune stays False: Ray's ASHA decides). So each Ray trial also loads the data itself (as each tune-trainer trial
           does). common.ray_init(work, num_cpus=K): a local instance, no dashboard, workers'
           output not forwarded, Ray's files and storage in the work folder; ray.shutdown() after.
           Every contestant runs in its own session, and whatever is left in it when it exits
@@ -95,6 +94,36 @@ def load_baseline(data, epochs):
     import fashion_optuna
     fashion_optuna.MAX_EPOCHS = epochs
     return fashion_optuna
+
+
+def run_baseline_trial(fo, trial, seed, out):
+    """The baseline's own objective on one trial: fashion_optuna.main() (its data load, model,
+    training loop, validation, seeding 10000 * seed + trial.number) with its study replaced by one
+    whose optimize() hands `trial` to the objective. `trial` is anything with Optuna's trial API
+    (suggest_int/float/categorical, report, should_prune, number, params). Returns the objective's
+    value; optuna.TrialPruned propagates."""
+    import optuna
+    value = []
+
+    class OneTrialStudy:
+        def optimize(self, func, **kw):
+            value.append(func(trial))
+
+        @property
+        def trials(self):  # what main() cross-checks after optimize()
+            return [types.SimpleNamespace(state=types.SimpleNamespace(name="COMPLETE"), value=value[0])]
+        best_value = property(lambda self: value[0])
+        best_trial = property(lambda self: types.SimpleNamespace(number=trial.number))
+        best_params = property(lambda self: dict(trial.params))
+
+    real_create = optuna.create_study
+    optuna.create_study = lambda **kw: OneTrialStudy()
+    sys.argv = [fo.__file__, "--seed", str(seed), "--trials", "1", "--env", "tuned", "--out", out, "--no-rule40-30"]
+    try:
+        fo.main()
+    finally:
+        optuna.create_study = real_create
+    return value[0]
 
 
 def race_env(data):
@@ -175,10 +204,9 @@ def optuna_process(a):
         json.dump([], f)
     fo = load_baseline(a.data, a.epochs)
     study = optuna_study(a, a.seed * 1000 + a.optuna_process)
-    real_create = optuna.create_study
     done = []
 
-    class Recorder:
+    class Recorder:  # the shared study's trial, each report time-stamped
         def __init__(self, trial):
             self._trial, self.epochs = trial, []
 
@@ -191,29 +219,12 @@ def optuna_process(a):
 
     def objective(trial):
         rec = Recorder(trial)
-        value = []
-
-        class OneTrialStudy:  # what main() does with its study, for the shared study's one trial
-            def optimize(self, func, **kw):
-                value.append(func(rec))
-
-            @property
-            def trials(self):
-                return [types.SimpleNamespace(state=types.SimpleNamespace(name="COMPLETE"), value=value[0])]
-            best_value = property(lambda self: value[0])
-            best_trial = property(lambda self: types.SimpleNamespace(number=trial.number))
-            best_params = property(lambda self: dict(trial.params))
-
-        optuna.create_study = lambda **kw: OneTrialStudy()
-        sys.argv = [fo.__file__, "--seed", str(a.seed), "--trials", "1", "--env", "tuned",
-                    "--out", os.path.join(a.work, "optuna_trials", f"trial_{trial.number}.json"), "--no-rule40-30"]
         state = "PRUNED"
         try:
-            fo.main()
+            value = run_baseline_trial(fo, rec, a.seed, os.path.join(a.work, "optuna_trials", f"trial_{trial.number}.json"))
             state = "COMPLETE"
-            return value[0]
+            return value
         finally:
-            optuna.create_study = real_create
             done.append({"state": state, "epochs": rec.epochs})
             with open(a.out, "w") as f:
                 json.dump(done, f)
@@ -245,48 +256,31 @@ def ray_space(trial):
 
 
 def ray_trainable(config, race):
-    """One trial = the baseline's objective on Ray's config, reporting each epoch to Ray."""
-    import optuna
+    """One trial = the baseline's objective on Ray's config (run_baseline_trial), each epoch's
+    accuracy reported to Ray; Ray's ASHA stops it (should_prune stays False)."""
     from ray import tune
-    env = race
-    fo = load_baseline(env["data"], env["epochs"])
+    fo = load_baseline(race["data"], race["epochs"])
     fo.ensure_env = lambda name: None  # Ray sets OMP_NUM_THREADS=1 in its workers; the rest is inherited
     params = {k: config[k] for k in ("hidden", "layers", "dropout", "lr", "batch_size", "weight_decay")}
-    number = config["number"]
-    real_create = optuna.create_study
 
-    class RayTrial:
-        def __init__(self, trial):
-            self._trial = trial
-            self.number = number
+    class RayTrial:  # Optuna's trial API over Ray's config
+        number = config["number"]
 
-        def __getattr__(self, name):
-            return getattr(self._trial, name)
+        def __init__(self):
+            self.params = dict(params)
+
+        def _suggest(self, name, *args, **kw):
+            return params[name]
+        suggest_int = suggest_float = suggest_categorical = _suggest
 
         def report(self, value, step):
-            self._trial.report(value, step)
             tune.report({"val_acc": value, "epoch": step, "t_unix": time.time()})
 
         def should_prune(self):
             return False
 
-    def create_study(direction=None, sampler=None, pruner=None, **kw):
-        study = real_create(direction=direction, pruner=optuna.pruners.NopPruner())
-        study.enqueue_trial(params)
-        real_optimize = study.optimize
-
-        def optimize(objective, n_trials=None, n_jobs=1, callbacks=None, **kw2):
-            return real_optimize(lambda t: objective(RayTrial(t)), n_trials=1)
-        study.optimize = optimize
-        return study
-
-    optuna.create_study = create_study
-    try:
-        sys.argv = [fo.__file__, "--seed", str(env["seed"]), "--trials", "1", "--env", "tuned",
-                    "--out", os.path.join(env["work"], "ray_trials", f"trial_{number}.json"), "--no-rule40-30"]
-        fo.main()
-    finally:
-        optuna.create_study = real_create
+    run_baseline_trial(fo, RayTrial(), race["seed"],
+                       os.path.join(race["work"], "ray_trials", f"trial_{config['number']}.json"))
 
 
 def ray_worker(a):
