@@ -184,9 +184,13 @@ def main():
                 body = "failed:\n\n```\n" + traceback.format_exc()[-3000:] + "```\n"
                 ctx.log(f"{name} failed:\n{traceback.format_exc()}")
             took = time.monotonic() - part_begin
-            sections += [f"## {TITLES[name]}", "",
-                         f"*{took:.0f} s; load average {part_load} at the start, {loadavg()} at the end.*",
-                         "", body.rstrip(), ""]
+            timing = f"*{took:.0f} s; load average {part_load} at the start, {loadavg()} at the end.*"
+            body = body.strip()
+            if body.startswith("## "):  # the part wrote its own heading: keep it, timing below
+                heading, _, rest = body.partition("\n")
+                sections += [heading, "", timing, "", rest.strip(), ""]
+            else:
+                sections += [f"## {TITLES[name]}", "", timing, "", body, ""]
             ctx.log(f"== {name} done in {took:.0f} s")
     finally:
         left = leftovers(work)
