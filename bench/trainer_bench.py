@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """tune-trainer vs a PyTorch Python loop: epoch throughput on Fashion-MNIST (issue 3, part 8).
 
 Model (both sides): MLP 784-256-256-10, ReLU, CrossEntropy, Adam lr 1e-3, batch 128, 60,000
@@ -19,9 +19,11 @@ its progress line ("cpu 1.234 s"; older binaries without it run twice, with 1 an
 the difference of the two processes' CPU times is one epoch). With one thread, CPU time is the
 work done; it still includes cache and SMT interference from the neighbours.
 
-Usage: /usr/bin/python3 bench/trainer_bench.py [--trainer build-tr3/bin/tune-trainer]
+Usage: .venv/bin/python bench/trainer_bench.py [--trainer build/bin/tune-trainer]
            [--threads 1] [--runs 3] [--precisions fp32,bf16] [--model mlp|cnn] [--clock wall|cpu]
            [--python .venv/bin/python]
+The PyTorch loop runs under the project's .venv (the torch whose LibTorch tune-trainer is built
+against) unless --python names another interpreter.
 bench/peers/trainer.py reuses load_train/build_model/python_command/run_trainer/env_for and adds
 a Lightning Trainer as a third contestant.
 """
@@ -38,7 +40,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
-DEFAULT_PYTHON = "/usr/bin/python3"
+DEFAULT_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
 
 
 def read_idx(path):
