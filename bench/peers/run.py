@@ -150,6 +150,11 @@ def leftovers(work):
     return pids
 
 
+
+def write(out_path, head, sections, tail, footer):
+    with open(out_path, "w") as f:
+        f.write("\n".join(head + sections + tail + footer))
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (< 5 minutes in all)")
@@ -192,6 +197,11 @@ def main():
             else:
                 sections += [f"## {TITLES[name]}", "", timing, "", body, ""]
             ctx.log(f"== {name} done in {took:.0f} s")
+            # What is measured so far reaches the file after every part, so an interrupted run
+            # keeps it.
+            write(out_path, [line.replace("LOAD_AFTER", "(run not finished)") for line in head], sections,
+                  [f"Partial: the run was interrupted or is still going; the last part written is {name}.", ""],
+                  footer)
     finally:
         left = leftovers(work)
         if left:
@@ -202,11 +212,9 @@ def main():
                 except ProcessLookupError:
                     pass
     duration = time.monotonic() - begin
-    head = [line.replace("LOAD_AFTER", loadavg()) for line in head]
     tail = [f"Total duration: {duration / 60:.1f} min ({'--quick' if args.quick else 'full run'}, "
             f"parts: {', '.join(parts)}).", ""]
-    with open(out_path, "w") as f:
-        f.write("\n".join(head + sections + tail + footer))
+    write(out_path, [line.replace("LOAD_AFTER", loadavg()) for line in head], sections, tail, footer)
     ctx.log(f"wrote {os.path.relpath(out_path, root)} ({duration:.0f} s)")
     if args.keep:
         ctx.log(f"scratch kept: {work}")
