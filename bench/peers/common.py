@@ -153,8 +153,34 @@ def side_args(argv=None):
     return parser
 
 
+def run_side(args, sides):
+    """A measurement subprocess's body: runs `sides[args.side](args)` (in a new scratch
+    directory unless --work names one) and emits its result."""
+    import tempfile
+    args.work = args.work or tempfile.mkdtemp(prefix="tune_peers_")
+    if args.side not in sides:
+        sys.exit(f"unknown side {args.side} (known: {', '.join(sides)})")
+    emit(sides[args.side](args))
+
+
 def add_bench_path():
     """bench/ on sys.path, to import tuner_bench.py (the tune side's spec and run helpers)."""
     bench = os.path.dirname(HERE)
     if bench not in sys.path:
         sys.path.insert(0, bench)
+
+
+def run_alone(run, args, prefix, **settings):
+    """A part run by itself (`python bench/peers/<part>.py [--quick] [--bin DIR] [--out FILE]`):
+    builds the ctx run.py would, with the part's own `settings`, prints its section and writes it
+    to args.out when given."""
+    import tempfile
+    import types
+    ctx = types.SimpleNamespace(
+        quick=args.quick, bin_dir=os.path.abspath(args.bin), root=ROOT, python=sys.executable,
+        work=tempfile.mkdtemp(prefix=prefix), log=lambda m: print(m, file=sys.stderr, flush=True), **settings)
+    section = run(ctx)
+    print(section)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(section + "\n")

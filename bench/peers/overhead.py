@@ -13,7 +13,6 @@ One repetition of one side: python bench/peers/overhead.py --side tune|ray --tri
 """
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -123,15 +122,9 @@ def main():
     parser.add_argument("--reports", type=int, default=REPORTS)
     parser.add_argument("--slots", type=int, default=SLOTS)
     args = parser.parse_args()
-    args.work = args.work or tempfile.mkdtemp(prefix="tune_peers_")
-    if args.side == "tune":
-        if args.reports != REPORTS:
-            sys.exit("the tune side uses tuner_bench.py's 5 reports per trial")
-        common.emit(tune_side(args))
-    elif args.side == "ray":
-        common.emit(ray_side(args))
-    else:
-        sys.exit(f"unknown side {args.side}")
+    if args.side == "tune" and args.reports != REPORTS:
+        sys.exit("the tune side uses tuner_bench.py's 5 reports per trial")
+    common.run_side(args, {"tune": tune_side, "ray": ray_side})
 
 
 if __name__ == "__main__":

@@ -61,7 +61,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import types
 
@@ -555,17 +554,8 @@ def main():
         if a.optuna_process is not None:
             return optuna_process(a)
         return optuna_worker(a) if a.optuna_worker else ray_worker(a)
-    ctx = types.SimpleNamespace(
-        quick=a.quick, bin_dir=os.path.abspath(a.bin), root=ROOT, python=sys.executable,
-        work=tempfile.mkdtemp(prefix="peers-race-"), log=lambda m: print(m, file=sys.stderr, flush=True),
-        concurrency=a.concurrency, trials=a.trials, epochs=a.epochs, threshold=a.threshold,
-        contestants=a.contestants, seed=a.seed)
-    section = run(ctx)
-    print(section)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(section + "\n")
-
+    common.run_alone(run, a, "peers-race-", concurrency=a.concurrency, trials=a.trials, epochs=a.epochs,
+                     threshold=a.threshold, contestants=a.contestants, seed=a.seed)
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,6 @@ One repetition of one side: python bench/peers/throughput.py --side tune|ray --t
 """
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -129,13 +128,7 @@ def main():
     parser.add_argument("--trials", type=int, default=TRIALS)
     parser.add_argument("--reports", type=int, default=1000)
     args = parser.parse_args()
-    args.work = args.work or tempfile.mkdtemp(prefix="tune_peers_")
-    if args.side == "tune":
-        common.emit(tune_side(args))
-    elif args.side == "ray":
-        common.emit(ray_side(args))
-    else:
-        sys.exit(f"unknown side {args.side}")
+    common.run_side(args, {"tune": tune_side, "ray": ray_side})
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -222,17 +220,9 @@ def main():
         args.threads = int(args.threads or 1)
         args.clock = args.clock or "wall"
         return lightning_worker(args)
-    ctx = types.SimpleNamespace(
-        quick=args.quick, bin_dir=os.path.abspath(args.bin), root=ROOT, python=sys.executable,
-        work=tempfile.mkdtemp(prefix="peers-trainer-"), log=lambda m: print(m, file=sys.stderr, flush=True),
-        runs=args.runs, threads=args.threads, precisions=args.precisions, models=args.models,
-        contestants=args.contestants, clock=args.clock)
-    section = run(ctx)
-    print(section)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(section + "\n")
-
+    common.run_alone(run, args, "peers-trainer-", runs=args.runs, threads=args.threads,
+                     precisions=args.precisions, models=args.models, contestants=args.contestants,
+                     clock=args.clock)
 
 if __name__ == "__main__":
     main()
