@@ -153,6 +153,17 @@ def side_args(argv=None):
     return parser
 
 
+def need_fashion_and_bins(ctx, who, bins):
+    """Before a part that trains: data/fashion (fetched by scripts/get_data.sh when missing) and
+    the tune binaries `bins` in ctx.bin_dir."""
+    if not os.path.exists(os.path.join(ctx.root, "data", "fashion", "train-images-idx3-ubyte")):
+        ctx.log(f"{who}: data/fashion missing, running scripts/get_data.sh")
+        subprocess.run(["bash", os.path.join(ctx.root, "scripts", "get_data.sh")], check=True)
+    for b in bins:
+        if not os.access(os.path.join(ctx.bin_dir, b), os.X_OK):
+            raise RuntimeError(f"no {b} in {ctx.bin_dir} (build first)")
+
+
 def run_side(args, sides):
     """A measurement subprocess's body: runs `sides[args.side](args)` (in a new scratch
     directory unless --work names one) and emits its result."""

@@ -453,13 +453,7 @@ def reproduce(ctx, s, who, k):
 def run(ctx):
     s = settings(ctx)
     data = os.path.join(ctx.root, "data")
-    if not os.path.exists(os.path.join(data, "fashion", "train-images-idx3-ubyte")):
-        ctx.log("race: data/fashion missing, running scripts/get_data.sh")
-        subprocess.run(["bash", os.path.join(ctx.root, "scripts", "get_data.sh")], check=True)
-    if "tune" in s["contestants"]:
-        for b in ("tune", "tune-trainer"):
-            if not os.access(os.path.join(ctx.bin_dir, b), os.X_OK):
-                raise RuntimeError(f"no {b} in {ctx.bin_dir} (build first)")
+    common.need_fashion_and_bins(ctx, "race", ("tune", "tune-trainer") if "tune" in s["contestants"] else ())
     env = race_env(data)
     t_start = time.time()
     out = ["## End-to-end race: tune vs Optuna vs Ray Tune (Fashion-MNIST MLP)", ""]

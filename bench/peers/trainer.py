@@ -138,11 +138,7 @@ def reproduce(ctx, s, prec, threads, model):
 def run(ctx):
     s = settings(ctx)
     data = os.path.join(ctx.root, "data")
-    if not os.path.exists(os.path.join(data, "fashion", "train-images-idx3-ubyte")):
-        ctx.log("trainer: data/fashion missing, running scripts/get_data.sh")
-        subprocess.run(["bash", os.path.join(ctx.root, "scripts", "get_data.sh")], check=True)
-    if "tune" in s["contestants"] and not os.access(os.path.join(ctx.bin_dir, "tune-trainer"), os.X_OK):
-        raise RuntimeError(f"no tune-trainer in {ctx.bin_dir} (build first)")
+    common.need_fashion_and_bins(ctx, "trainer", ("tune-trainer",) if "tune" in s["contestants"] else ())
     raw = {}  # (model, prec, threads) -> contestant -> [samples/s]
     t_start = time.time()
     for r in range(s["runs"]):
