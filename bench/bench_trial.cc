@@ -37,7 +37,7 @@ int main() {
           static_cast<long>(config.value("sleep_ms", 1000.0) * 1000 / std::max(1, reports)));
       for (int i = 1; i <= reports; ++i) {
         std::this_thread::sleep_until(program_start + i * each);
-        if (session->Report(i, {{"score", static_cast<double>(i)}}) == tune::Decision::kStop) break;
+        if (session->Report(i, {{"score", static_cast<double>(i)}}) == tune::Action::kStop) break;
       }
     } else {
       std::vector<double> latencies_us;

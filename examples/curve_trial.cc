@@ -115,7 +115,7 @@ int main() {
         saved = path.string();
       }
       tune::Json metrics = {{"loss", loss}, {"epoch", epoch}};
-      if (session->Report(epoch, metrics, saved) == tune::Decision::kStop) return 0;
+      if (session->Report(epoch, metrics, saved) == tune::Action::kStop) return 0;
     }
     session->Done();
     return 0;

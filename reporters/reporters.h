@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "tuner/trial.h"
+#include "core/trial.h"
 
 namespace tune {
 

@@ -232,3 +232,51 @@ bool AshaScheduler::BudgetExhausted(const Result& result) const {
 }
 
 }  // namespace tune
+
+namespace tune {
+namespace {
+
+// Guards against a typo like brackets=1e9 allocating a billion empty brackets; every bracket
+// past log(max_t / grace_period) / log(rf) + 1 has no rung anyway.
+constexpr std::int64_t kMaxBrackets = 1000;
+
+AshaOptions ParseAsha(const OptionsReader& in, const SchedulerContext& context) {
+  AshaOptions options;
+  options.time_attr = in.String("time_attr", options.time_attr);
+  options.metric = in.String("metric", context.metric);
+  options.mode = in.ModeOf("mode", context.mode);
+  options.max_t = in.Number("max_t", options.max_t, Range::Above(0));
+  options.grace_period = in.Number("grace_period", options.grace_period, Range::Above(0));
+  options.reduction_factor = in.Number("reduction_factor", options.reduction_factor, Range::Above(1));
+  options.brackets = static_cast<int>(
+      in.Integer("brackets", options.brackets, Range::Between(1, kMaxBrackets)));
+  options.stop_last_trials = in.Bool("stop_last_trials", options.stop_last_trials);
+  options.seed = static_cast<std::uint64_t>(in.Integer("seed", 0, Range::AtLeast(0)));
+  // Checked after reading: the two keys may come in either order, and max_t may be defaulted.
+  if (options.grace_period > options.max_t) {
+    throw SpecError(in.PathOf("grace_period"), fmt::format("must be <= max_t ({}), got {}",
+                                                           options.max_t, options.grace_period));
+  }
+  if (options.metric.empty()) {
+    throw SpecError(in.PathOf("metric"),
+                    "asha needs a metric: set \"metric\" in the experiment or in the scheduler");
+  }
+  return options;
+}
+
+}  // namespace
+
+SchedulerRegistry::Entry AshaEntry() {
+  return {"asha",
+          {"time_attr", "metric", "mode", "max_t", "grace_period", "reduction_factor", "brackets",
+           "stop_last_trials", "seed"},
+          [](const OptionsReader& in, const SchedulerContext& context) {
+            return std::any(ParseAsha(in, context));
+          },
+          [](const std::any& options, const SchedulerContext&) -> std::unique_ptr<Scheduler> {
+            return std::make_unique<AshaScheduler>(std::any_cast<const AshaOptions&>(options));
+          },
+          {"async_hyperband"}};
+}
+
+}  // namespace tune

@@ -124,6 +124,9 @@ class AshaScheduler : public Scheduler {
   int num_stopped_ = 0;
 };
 
+// "asha" (alias "async_hyperband"): Ray's ASHAScheduler arguments, plus "seed".
+SchedulerRegistry::Entry AshaEntry();
+
 // numpy.percentile(values, q) with the default "linear" method, ignoring NaN like
 // numpy.nanpercentile: NaN if no value is a number. `q` is in [0, 100].
 double NanPercentile(std::vector<double> values, double q);

@@ -10,4 +10,12 @@ Decision FifoScheduler::OnResult(const std::string& trial_id, const Result& resu
 
 std::string FifoScheduler::Describe() const { return "Using FIFO scheduling algorithm."; }
 
+SchedulerRegistry::Entry FifoEntry() {
+  return {"fifo", {},
+          [](const OptionsReader&, const SchedulerContext&) { return std::any(); },
+          [](const std::any&, const SchedulerContext&) -> std::unique_ptr<Scheduler> {
+            return std::make_unique<FifoScheduler>();
+          }};
+}
+
 }  // namespace tune

@@ -19,4 +19,7 @@ class FifoScheduler : public Scheduler {
   std::string Describe() const override;
 };
 
+// "fifo": takes no options (schedulers/scheduler.cc's table).
+SchedulerRegistry::Entry FifoEntry();
+
 }  // namespace tune

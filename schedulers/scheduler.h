@@ -1,24 +1,56 @@
-// Trial schedulers decide, on each result, whether a trial continues or stops early.
+// Trial schedulers decide, on each result, whether a trial continues, pauses or stops (and, for
+// PBT, restarts from a better trial's checkpoint with new params), and which waiting trial runs
+// next when a slot frees. They behave like Ray Tune's TrialSchedulers.
 //
-// Like searchers they are pure logic over what they are told: no clocks or processes. The tuner
-// calls OnTrialAdd() when a trial is created, OnResult() for every report (and sends the returned
-// Decision to the trial), and OnTrialComplete()/OnTrialError() when it ends.
+// Like searchers they are pure logic over what they are told: no clocks, processes or files. The
+// tuner calls OnTrialAdd() when a trial is created, OnResult() for every report (and carries out
+// the returned Decision), OnTrialComplete()/OnTrialError() when it ends, and
+// ChooseTrialToRun() whenever it could launch a trial. Through the TrialControl it is given, a
+// scheduler may also look at any trial and stop or unpause trials other than the reporting one
+// (HyperBand stops a paused bracket's losers, PBT reads configs).
+//
+// Adding a scheduler: one file (class + its Parse/Make functions) and one line in the table in
+// schedulers/scheduler.cc.
 //
 // Example:
-//   auto scheduler = tune::MakeScheduler(spec["scheduler"], "val_acc", tune::Mode::kMax);
-//   if (scheduler->OnResult("t_00003", result) == tune::Decision::kStop) Stop("t_00003");
+//   SchedulerConfig config = ParseSchedulerOptions(spec["scheduler"], "scheduler",
+//                                                  {"val_acc", Mode::kMax});   // throws SpecError
+//   std::unique_ptr<Scheduler> scheduler = MakeScheduler(config);
+//   scheduler->SetControl(&tuner);
+//   Decision d = scheduler->OnResult("t_00003", result);   // kContinue / kPause / kStop
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
-#include "tuner/types.h"
+#include "core/decision.h"
+#include "core/options.h"
+#include "core/trial.h"
+#include "core/types.h"
 
 namespace tune {
+
+// What a scheduler may see of the experiment and do to trials other than the one reporting (Ray's
+// TuneController as a TrialScheduler sees it). Implemented by the tuner (and by fakes in tests).
+class TrialControl {
+ public:
+  virtual ~TrialControl() = default;
+  // The trial, or nullptr for an unknown id.
+  virtual const Trial* FindTrial(const std::string& trial_id) const = 0;
+  // A PAUSED or PENDING trial ends STOPPED at once; a RUNNING one is told to stop.
+  virtual void StopTrial(const std::string& trial_id) = 0;
+  // A PAUSED trial becomes PENDING: it runs again (from its checkpoint) when chosen.
+  virtual void UnpauseTrial(const std::string& trial_id) = 0;
+};
 
 class Scheduler {
  public:
   virtual ~Scheduler() = default;
+
+  // The tuner sets this before the first call; it outlives the scheduler.
+  void SetControl(TrialControl* control) { control_ = control; }
 
   virtual void OnTrialAdd(const std::string& trial_id) { (void)trial_id; }
   // Called for every result, in the order the tuner received them.
@@ -30,6 +62,12 @@ class Scheduler {
   }
   virtual void OnTrialError(const std::string& trial_id) { (void)trial_id; }
 
+  // Ray's choose_trial_to_run: which of `waiting` (every PENDING and PAUSED trial, in creation
+  // order) to launch now, or nullopt for none. The default takes the first PENDING trial, else
+  // the first PAUSED one, as Ray's FIFOScheduler. When it returns nullopt while some waiting
+  // trial is PENDING, the tuner creates no new trial either.
+  virtual std::optional<std::string> ChooseTrialToRun(const std::vector<const Trial*>& waiting);
+
   // True when `result` is at the end of the budget every trial gets (ASHA's max_t). A trial
   // stopped there has completed, not been pruned: the tuner marks it TERMINATED, not STOPPED.
   virtual bool BudgetExhausted(const Result& result) const {
@@ -40,11 +78,34 @@ class Scheduler {
   // One or more lines for the status table, e.g. for ASHA
   // "AsyncHyperBand: num_stopped=3\nBracket: Iter 4.000: 0.71 | Iter 1.000: 0.52".
   virtual std::string Describe() const = 0;
+
+ protected:
+  TrialControl* control() const { return control_; }
+
+ private:
+  TrialControl* control_ = nullptr;
 };
 
-// Builds the scheduler described by `spec` (the "scheduler" object of space.json; null or
-// missing "type" means FIFO). `metric`/`mode` are the experiment's unless the spec overrides them.
-// Throws SpecError naming `path` for unknown types or options and bad values.
+// What every scheduler is built with besides its own options: the experiment's metric and mode
+// (its options may override them).
+struct SchedulerContext {
+  std::string metric;
+  Mode mode = Mode::kMax;
+};
+
+using SchedulerRegistry = Registry<Scheduler, SchedulerContext>;
+using SchedulerConfig = SchedulerRegistry::Config;
+
+// The table of schedulers: fifo, asha, ... (schedulers/scheduler.cc).
+const SchedulerRegistry& Schedulers();
+
+// Parses the "scheduler" object of space.json (null or missing "type" means FIFO; a bare name
+// means that scheduler's defaults) into typed, validated options. Throws SpecError naming `path`
+// (or path.key) for unknown types, unknown options (with a did-you-mean) and bad values.
+SchedulerConfig ParseSchedulerOptions(const Json& json, const std::string& path,
+                                      const SchedulerContext& context);
+std::unique_ptr<Scheduler> MakeScheduler(const SchedulerConfig& config);
+// Both at once (tests, tools).
 std::unique_ptr<Scheduler> MakeScheduler(const Json& spec, const std::string& metric, Mode mode,
                                          const std::string& path = "scheduler");
 

@@ -514,7 +514,7 @@ FitResult Trainer::Fit() {
       // reach every rank, so all of them stop at the same epoch.
       std::int64_t stop = 0;
       if (session_ && session_->Report(epoch, metrics, save ? std::optional<std::string>(checkpoint) : std::nullopt) ==
-                          Decision::kStop) {
+                          Action::kStop) {
         stop |= 1;
       }
       if (stop_early) stop |= 2;

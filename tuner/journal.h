@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tuner/types.h"
+#include "core/types.h"
 
 namespace tune {
 

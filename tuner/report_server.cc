@@ -25,10 +25,11 @@ using local = asio::local::stream_protocol;
 using Socket = asio::generic::stream_protocol::socket;
 using Clock = std::chrono::steady_clock;
 
-// The two possible replies, newline included: a report's answer is appended from here, so
-// replying allocates nothing once a connection's output buffer has grown.
-const std::string kContinueLine = EncodeDecision(Decision::kContinue) + "\n";
-const std::string kStopLine = EncodeDecision(Decision::kStop) + "\n";
+// The possible replies, newline included: a report's answer is appended from here, so replying
+// allocates nothing once a connection's output buffer has grown.
+const std::string kContinueLine = EncodeDecision(Action::kContinue) + "\n";
+const std::string kStopLine = EncodeDecision(Action::kStop) + "\n";
+const std::string kPauseLine = EncodeDecision(Action::kPause) + "\n";
 
 constexpr std::size_t kInitialBufferBytes = 4096;
 constexpr std::size_t kMinReadBytes = 1024;
@@ -418,12 +419,17 @@ class ReportServer::Impl {
       return;
     }
     if (auto* report = std::get_if<ReportMessage>(&message)) {
-      Decision decision = handler_.OnReport(c.trial_id, *report);
+      Action action = handler_.OnReport(c.trial_id, *report);
       if (c.closed) return;
-      c.out += decision == Decision::kStop ? kStopLine : kContinueLine;
+      c.out += action == Action::kStop    ? kStopLine
+               : action == Action::kPause ? kPauseLine
+                                          : kContinueLine;
     } else if (std::holds_alternative<DoneMessage>(message)) {
       c.done = true;
       handler_.OnDone(c.trial_id);
+    } else if (auto* paused = std::get_if<PausedMessage>(&message)) {
+      c.done = true;  // nothing may follow but the close
+      handler_.OnPaused(c.trial_id, paused->checkpoint);
     } else if (std::holds_alternative<HeartbeatMessage>(message)) {
       handler_.OnHeartbeat(c.trial_id);
     } else {

@@ -34,11 +34,16 @@ class ReportServer {
     virtual void OnConnect(const std::string& trial_id, std::int64_t pid) = 0;
     // A report; the returned decision is written back to the trial, after BeforeReplies(). The
     // handler may move from `report` (its metrics).
-    virtual Decision OnReport(const std::string& trial_id, ReportMessage& report) = 0;
+    virtual Action OnReport(const std::string& trial_id, ReportMessage& report) = 0;
     // Called once before the replies to a batch of reports (all those that arrived in one turn
     // of the event loop) are written: make their effects durable here (group commit).
     virtual void BeforeReplies() {}
     virtual void OnDone(const std::string& trial_id) = 0;
+    // The trial acknowledged a "pause" decision (it saved `checkpoint`, if any, and exits next).
+    virtual void OnPaused(const std::string& trial_id, const std::optional<std::string>& checkpoint) {
+      (void)trial_id;
+      (void)checkpoint;
+    }
     // A heartbeat: the trial is alive. No reply is sent.
     virtual void OnHeartbeat(const std::string& trial_id) { (void)trial_id; }
     // The connection of an authenticated trial closed (after OnDone, or without it); called

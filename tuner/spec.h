@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "search/space.h"
-#include "tuner/types.h"
+#include "core/types.h"
 
 namespace tune {
 

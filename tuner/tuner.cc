@@ -26,6 +26,16 @@ std::string RandomToken() {
   return fmt::format("{:08x}{:08x}{:08x}{:08x}", device(), device(), device(), device());
 }
 
+// The wire protocol's translation of a scheduler's decision: an exploit is a pause.
+Action ToAction(const Decision& decision) {
+  switch (decision.kind) {
+    case Decision::kContinue: return Action::kContinue;
+    case Decision::kPause: return Action::kPause;
+    case Decision::kStop: return Action::kStop;
+  }
+  return Action::kStop;
+}
+
 std::string TrialId(std::size_t number) { return fmt::format("t_{:05d}", number); }
 
 double WallTime() {
@@ -619,12 +629,12 @@ void Tuner::OnConnect(const std::string& trial_id, std::int64_t) {
   }
 }
 
-Decision Tuner::OnReport(const std::string& trial_id, ReportMessage& report) {
+Action Tuner::OnReport(const std::string& trial_id, ReportMessage& report) {
   std::size_t index = 0;
   Trial* trial = Find(trial_id, &index);
-  if (trial == nullptr || trial->status != TrialStatus::kRunning) return Decision::kStop;
+  if (trial == nullptr || trial->status != TrialStatus::kRunning) return Action::kStop;
   Runtime& runtime = runtime_[index];
-  if (runtime.stop_requested || !runtime.fatal_error.empty()) return Decision::kStop;
+  if (runtime.stop_requested || !runtime.fatal_error.empty()) return Action::kStop;
 
   Result result;
   result.training_iteration = trial->num_results + 1;
@@ -650,7 +660,7 @@ Decision Tuner::OnReport(const std::string& trial_id, ReportMessage& report) {
   std::string event = fmt::format(
       R"({{"event":"report","trial_id":{},"decision":"{}","result":{{"training_iteration":{},)"
       R"("time_total_s":{},"timestamp":{},"metrics":{}}})",
-      quoted(trial_id), ToString(decision), result.training_iteration, result.time_total_s,
+      quoted(trial_id), ToString(ToAction(decision)), result.training_iteration, result.time_total_s,
       result.timestamp, result.metrics.dump(-1, ' ', false, Json::error_handler_t::replace));
   if (report.checkpoint) event += ",\"checkpoint\":" + quoted(*report.checkpoint);
   if (!error.empty()) event += ",\"error\":" + quoted(error);
@@ -664,7 +674,7 @@ Decision Tuner::OnReport(const std::string& trial_id, ReportMessage& report) {
     ArmWatchdog(index, spec_.trial_timeout_s,
                 fmt::format("sent no report or heartbeat for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
   }
-  return decision;
+  return ToAction(decision);
 }
 
 void Tuner::BeforeReplies() { journal_->Commit(); }

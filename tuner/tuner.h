@@ -45,7 +45,7 @@
 #include "tuner/report_server.h"
 #include "tuner/resources.h"
 #include "tuner/spec.h"
-#include "tuner/trial.h"
+#include "core/trial.h"
 
 namespace tune {
 
@@ -95,7 +95,7 @@ class Tuner : private ReportServer::Handler {
   // ReportServer::Handler
   std::optional<std::string> ExpectedToken(const std::string& trial_id) override;
   void OnConnect(const std::string& trial_id, std::int64_t pid) override;
-  Decision OnReport(const std::string& trial_id, ReportMessage& report) override;
+  Action OnReport(const std::string& trial_id, ReportMessage& report) override;
   void BeforeReplies() override;
   void OnDone(const std::string& trial_id) override;
   void OnHeartbeat(const std::string& trial_id) override;

@@ -72,7 +72,7 @@ int main() {
     return session->config().value("exit_code", 3);
   }
   for (int iter = 1; iter <= 3; ++iter) {
-    if (session->Report(iter, {{"loss", 1.0 / iter}, {"rank", rank}}) == tune::Decision::kStop)
+    if (session->Report(iter, {{"loss", 1.0 / iter}, {"rank", rank}}) == tune::Action::kStop)
       break;
   }
   session->Done();

@@ -49,7 +49,7 @@ int main() {
   auto session = tune::Session::FromEnv();
   for (int iter = 1; iter <= 3; ++iter) {
     if (session->Report(iter, {{"loss", 10.0 - iter}, {"closed_all", all_closed}}) ==
-        tune::Decision::kStop) {
+        tune::Action::kStop) {
       return 0;
     }
   }

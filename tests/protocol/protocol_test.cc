@@ -63,7 +63,7 @@ TEST(ProtocolTest, EncodedLinesHaveNoNewline) {
   ReportMessage report;
   report.metrics = {{"text", "a\nb"}};
   for (const std::string& line : {EncodeHello({"t\n", "k", 1}), EncodeReport(report), EncodeDone(),
-                                  EncodeDecision(Decision::kStop)}) {
+                                  EncodeDecision(Action::kStop)}) {
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;
   }
 }
@@ -178,17 +178,32 @@ TEST(ProtocolTest, NullCheckpointMeansNone) {
 }
 
 TEST(ProtocolTest, Decisions) {
-  EXPECT_EQ(DecodeDecision(EncodeDecision(Decision::kContinue)), Decision::kContinue);
-  EXPECT_EQ(DecodeDecision(EncodeDecision(Decision::kStop)), Decision::kStop);
+  EXPECT_EQ(DecodeDecision(EncodeDecision(Action::kContinue)), Action::kContinue);
+  EXPECT_EQ(DecodeDecision(EncodeDecision(Action::kStop)), Action::kStop);
   // Any equivalent JSON spelling is accepted, not just the tuner's own bytes.
-  EXPECT_EQ(DecodeDecision(R"({ "action" : "stop", "type" : "decision" })"), Decision::kStop);
-  EXPECT_EQ(DecodeDecision(R"({"type":"decision","action":"pause"})"), std::nullopt);
+  EXPECT_EQ(DecodeDecision(R"({ "action" : "stop", "type" : "decision" })"), Action::kStop);
+  EXPECT_EQ(DecodeDecision(EncodeDecision(Action::kPause)), Action::kPause);
+  EXPECT_EQ(DecodeDecision(R"({"type":"decision","action":"pause"})"), Action::kPause);
+  EXPECT_EQ(DecodeDecision(R"({"type":"decision","action":"exploit"})"), std::nullopt);
   EXPECT_EQ(DecodeDecision(R"({"type":"report","action":"stop"})"), std::nullopt);
   EXPECT_EQ(DecodeDecision(R"({"type":"decision"})"), std::nullopt);
   EXPECT_EQ(DecodeDecision("stop"), std::nullopt);
   EXPECT_EQ(DecodeDecision("[]"), std::nullopt);
-  EXPECT_STREQ(ToString(Decision::kContinue), "continue");
-  EXPECT_STREQ(ToString(Decision::kStop), "stop");
+  EXPECT_STREQ(ToString(Action::kContinue), "continue");
+  EXPECT_STREQ(ToString(Action::kStop), "stop");
+  EXPECT_STREQ(ToString(Action::kPause), "pause");
+}
+
+TEST(ProtocolTest, PausedAcknowledgement) {
+  auto with = DecodeTrialMessage(EncodePaused(std::string("/ck/3")));
+  ASSERT_TRUE(std::holds_alternative<PausedMessage>(with));
+  EXPECT_EQ(std::get<PausedMessage>(with).checkpoint, "/ck/3");
+  auto without = DecodeTrialMessage(EncodePaused(std::nullopt));
+  ASSERT_TRUE(std::holds_alternative<PausedMessage>(without));
+  EXPECT_FALSE(std::get<PausedMessage>(without).checkpoint.has_value());
+  auto bad = DecodeTrialMessage(R"({"type":"paused","checkpoint":3})");
+  ASSERT_TRUE(std::holds_alternative<ProtocolError>(bad));
+  EXPECT_EQ(std::get<ProtocolError>(bad).reason, "paused.checkpoint must be a string");
 }
 
 }  // namespace

@@ -74,9 +74,9 @@ TEST_F(SessionTest, ReportsUntilStopThenDone) {
   StartServer();
   auto session = Session::Connect(server_->address(), "t_1", "token1");
   EXPECT_EQ(session->trial_id(), "t_1");
-  EXPECT_EQ(session->Report(1, {{"val_acc", 0.5}}), Decision::kContinue);
-  EXPECT_EQ(session->Report(2, {{"val_acc", 0.6}}, std::string("/ck/2")), Decision::kContinue);
-  EXPECT_EQ(session->Report(3, {{"val_acc", 0.7}}), Decision::kStop);
+  EXPECT_EQ(session->Report(1, {{"val_acc", 0.5}}), Action::kContinue);
+  EXPECT_EQ(session->Report(2, {{"val_acc", 0.6}}, std::string("/ck/2")), Action::kContinue);
+  EXPECT_EQ(session->Report(3, {{"val_acc", 0.7}}), Action::kStop);
   session->Done();
   session->Done();  // idempotent
   ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
@@ -95,8 +95,8 @@ TEST_F(SessionTest, ReportsOverTheLocalSocket) {
   const std::string local = server_->local_address();
   ASSERT_THAT(local, ::testing::StartsWith("@tune-" + std::to_string(::getpid()) + "-"));
   auto session = Session::Connect(local, "t_1", "token1");
-  EXPECT_EQ(session->Report(1, {{"val_acc", 0.5}}), Decision::kContinue);
-  EXPECT_EQ(session->Report(3, {{"val_acc", 0.7}}), Decision::kStop);
+  EXPECT_EQ(session->Report(1, {{"val_acc", 0.5}}), Action::kContinue);
+  EXPECT_EQ(session->Report(3, {{"val_acc", 0.7}}), Action::kStop);
   session->Done();
   ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
   EXPECT_THAT(handler_.Events(), ElementsAre("connect t_1", "report t_1 1", "report t_1 3",
@@ -117,7 +117,7 @@ TEST_F(SessionTest, FromEnvPrefersTheLocalSocket) {
   ::setenv("TUNE_REPORT_ADDR", "127.0.0.1:1", 1);
   ::setenv("TUNE_REPORT_SOCKET", server_->local_address().c_str(), 1);
   auto session = Session::FromEnv();
-  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Action::kContinue);
 }
 
 // ... and falls back to TCP when the socket cannot be reached (another network namespace).
@@ -126,7 +126,7 @@ TEST_F(SessionTest, FromEnvFallsBackToTcpWhenTheLocalSocketIsUnreachable) {
   SetFullEnv();
   ::setenv("TUNE_REPORT_SOCKET", "@tune-no-such-socket", 1);
   auto session = Session::FromEnv();
-  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Action::kContinue);
 }
 
 TEST_F(SessionTest, NonFiniteMetricsArriveAsNumbers) {
@@ -148,7 +148,7 @@ TEST_F(SessionTest, FromEnvReadsConfigAndCheckpoint) {
   EXPECT_EQ(session->config()["hidden"], 128);
   EXPECT_EQ(session->config()["optim"]["name"], "sgd");
   EXPECT_EQ(session->resume_checkpoint(), std::optional<std::string>("/runs/t_1/checkpoint_4"));
-  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Action::kContinue);
   EXPECT_FALSE(handler_.WaitFor("connect t_1").empty());
 }
 
@@ -161,13 +161,13 @@ TEST_F(SessionTest, RanksOtherThanZeroDoNotConnect) {
   auto silent = Session::FromEnv();
   EXPECT_FALSE(silent->is_reporting());
   EXPECT_EQ(silent->config()["hidden"], 128);
-  EXPECT_EQ(silent->Report(5, {{"x", 1}}), Decision::kContinue);
+  EXPECT_EQ(silent->Report(5, {{"x", 1}}), Action::kContinue);
   silent->Heartbeat();
   silent->Done();
   ::setenv("RANK", "0", 1);
   auto rank0 = Session::FromEnv();
   EXPECT_TRUE(rank0->is_reporting());
-  EXPECT_EQ(rank0->Report(5, {{"x", 1}}), Decision::kStop);
+  EXPECT_EQ(rank0->Report(5, {{"x", 1}}), Action::kStop);
   rank0->Done();
   ASSERT_FALSE(handler_.WaitFor("disconnect t_1").empty());
   EXPECT_THAT(handler_.Events(),
@@ -251,7 +251,7 @@ TEST_F(SessionTest, LostConnectionIsAClearError) {
   };
   StartServer();
   auto session = Session::Connect(server_->address(), "t_1", "token1");
-  EXPECT_EQ(session->Report(1, {{"x", 1}}), Decision::kContinue);
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Action::kContinue);
   try {
     session->Report(2, {{"x", 2}});
     FAIL() << "report on a closed connection succeeded";

@@ -95,14 +95,14 @@ class RecordingHandler : public ReportServer::Handler {
     }
     Record("connect " + trial_id);
   }
-  Decision OnReport(const std::string& trial_id, ReportMessage& report) override {
+  Action OnReport(const std::string& trial_id, ReportMessage& report) override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       reports_.push_back(report);
     }
     Record("report " + trial_id + " " + std::to_string(report.iter));
     if (on_report) on_report(trial_id, report);
-    return report.iter >= stop_at_iter ? Decision::kStop : Decision::kContinue;
+    return report.iter >= stop_at_iter ? Action::kStop : Action::kContinue;
   }
   void BeforeReplies() override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -211,8 +211,8 @@ class RawClient {
   std::string buffer_;
 };
 
-inline const std::string kContinue = EncodeDecision(Decision::kContinue);
-inline const std::string kStop = EncodeDecision(Decision::kStop);
+inline const std::string kContinue = EncodeDecision(Action::kContinue);
+inline const std::string kStop = EncodeDecision(Action::kStop);
 
 // A real server on its own io thread.
 class ServerTest : public ::testing::Test {

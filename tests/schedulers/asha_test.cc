@@ -14,8 +14,8 @@ namespace tune {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr Decision kC = Decision::kContinue;
-constexpr Decision kS = Decision::kStop;
+constexpr Decision::Kind kC = Decision::kContinue;
+constexpr Decision::Kind kS = Decision::kStop;
 
 Result MakeResult(std::int64_t iteration, double value, const std::string& metric = "acc") {
   Result result;

@@ -154,8 +154,13 @@ std::string EncodeMetrics(const Json& metrics) {
 
 }  // namespace
 
-const char* ToString(Decision decision) {
-  return decision == Decision::kStop ? "stop" : "continue";
+const char* ToString(Action action) {
+  switch (action) {
+    case Action::kContinue: return "continue";
+    case Action::kStop: return "stop";
+    case Action::kPause: return "pause";
+  }
+  return "?";
 }
 
 TrialMessage DecodeTrialMessage(std::string_view line) {
@@ -174,6 +179,15 @@ TrialMessage DecodeTrialMessage(std::string_view line) {
   if (type == "hello") return DecodeHello(json);
   if (type == "done") return DoneMessage{};
   if (type == "heartbeat") return HeartbeatMessage{};
+  if (type == "paused") {
+    PausedMessage paused;
+    auto checkpoint = json.find("checkpoint");
+    if (checkpoint != json.end() && !checkpoint->is_null()) {
+      if (!checkpoint->is_string()) return ProtocolError{"paused.checkpoint must be a string"};
+      paused.checkpoint = checkpoint->get<std::string>();
+    }
+    return paused;
+  }
   return ProtocolError{"unknown message type \"" + Printable(type) + "\""};
 }
 
@@ -200,22 +214,27 @@ std::string EncodeReport(const ReportMessage& report) {
 std::string EncodeDone() { return R"({"type":"done"})"; }
 std::string EncodeHeartbeat() { return R"({"type":"heartbeat"})"; }
 
-std::string EncodeDecision(Decision decision) {
-  return decision == Decision::kStop ? R"({"type":"decision","action":"stop"})"
-                                     : R"({"type":"decision","action":"continue"})";
+std::string EncodePaused(const std::optional<std::string>& checkpoint) {
+  return checkpoint ? R"({"type":"paused","checkpoint":)" + Dump(*checkpoint) + "}"
+                    : std::string(R"({"type":"paused"})");
 }
 
-std::optional<Decision> DecodeDecision(std::string_view line) {
+std::string EncodeDecision(Action action) {
+  return std::string(R"({"type":"decision","action":")") + ToString(action) + "\"}";
+}
+
+std::optional<Action> DecodeDecision(std::string_view line) {
   // The tuner's own encoding is matched directly: this is on every report's round trip.
-  if (line == R"({"type":"decision","action":"continue"})") return Decision::kContinue;
-  if (line == R"({"type":"decision","action":"stop"})") return Decision::kStop;
+  if (line == R"({"type":"decision","action":"continue"})") return Action::kContinue;
+  if (line == R"({"type":"decision","action":"stop"})") return Action::kStop;
   Json json = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (!json.is_object()) return std::nullopt;
   auto type = json.find("type");
   auto action = json.find("action");
   if (type == json.end() || *type != "decision" || action == json.end()) return std::nullopt;
-  if (*action == "continue") return Decision::kContinue;
-  if (*action == "stop") return Decision::kStop;
+  if (*action == "continue") return Action::kContinue;
+  if (*action == "stop") return Action::kStop;
+  if (*action == "pause") return Action::kPause;
   return std::nullopt;
 }
 

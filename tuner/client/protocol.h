@@ -4,9 +4,15 @@
 //   {"type":"hello","trial_id":"t_00001","token":"...","pid":1234}
 //   {"type":"report","iter":3,"metrics":{"val_acc":0.81},"checkpoint":"/path"}   (checkpoint optional)
 //   {"type":"heartbeat"}   (no reply: "still alive" during a long epoch, for trial_timeout_s)
+//   {"type":"paused","checkpoint":"/path"}   (after a "pause" decision: saved, about to exit 0)
 //   {"type":"done"}
 // The tuner answers every report with exactly one line:
-//   {"type":"decision","action":"continue"}   or   {"type":"decision","action":"stop"}
+//   {"type":"decision","action":"continue"}, {"type":"decision","action":"stop"} or
+//   {"type":"decision","action":"pause"}
+// "pause": the trial saves a checkpoint, acknowledges with "paused" naming it, and exits 0; the
+// tuner relaunches it later with TUNE_CHECKPOINT set to that checkpoint (maybe with a new config,
+// for PBT). A trial that cannot checkpoint may treat "pause" as "stop": it is relaunched from its
+// last reported checkpoint, or from scratch.
 // A line longer than kMaxLineBytes, invalid JSON, a wrong token or an unknown type closes the
 // connection. Decoding never throws: errors come back as a message naming what was wrong.
 //
@@ -27,9 +33,10 @@ namespace tune {
 
 using Json = nlohmann::json;
 
-// What the tuner tells a trial after each report (and what a scheduler decides).
-enum class Decision { kContinue, kStop };
-const char* ToString(Decision decision);
+// What the tuner tells a trial after each report. (A scheduler's richer decision, core/decision.h,
+// is translated into one of these by the tuner.)
+enum class Action { kContinue, kStop, kPause };
+const char* ToString(Action action);  // "continue", "stop", "pause"
 
 // Longest line either side accepts, newline excluded.
 inline constexpr std::size_t kMaxLineBytes = 1 << 20;
@@ -49,6 +56,10 @@ struct ReportMessage {
 };
 
 struct DoneMessage {};
+// The acknowledgement of a "pause" decision: the checkpoint just saved (optional).
+struct PausedMessage {
+  std::optional<std::string> checkpoint;
+};
 struct HeartbeatMessage {};
 
 struct ProtocolError {
@@ -56,7 +67,8 @@ struct ProtocolError {
 };
 
 using TrialMessage =
-    std::variant<HelloMessage, ReportMessage, DoneMessage, HeartbeatMessage, ProtocolError>;
+    std::variant<HelloMessage, ReportMessage, DoneMessage, HeartbeatMessage, PausedMessage,
+                 ProtocolError>;
 
 // Decodes one line (without its newline) sent by a trial.
 TrialMessage DecodeTrialMessage(std::string_view line);
@@ -68,9 +80,10 @@ std::string EncodeReport(std::int64_t iter, const Json& metrics,
                          const std::optional<std::string>& checkpoint);
 std::string EncodeDone();
 std::string EncodeHeartbeat();
-std::string EncodeDecision(Decision decision);
+std::string EncodePaused(const std::optional<std::string>& checkpoint);
+std::string EncodeDecision(Action action);
 
 // Decodes the tuner's reply line; nullopt if it is not a valid decision.
-std::optional<Decision> DecodeDecision(std::string_view line);
+std::optional<Action> DecodeDecision(std::string_view line);
 
 }  // namespace tune

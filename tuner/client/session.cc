@@ -83,10 +83,10 @@ class Session::Impl {
   }
 
   // `report`: an encoded report line.
-  Decision Report(std::string report) {
+  Action Report(std::string report) {
     WriteLine(std::move(report));
     std::string_view line = ReadLine();
-    std::optional<Decision> decision = DecodeDecision(line);
+    std::optional<Action> decision = DecodeDecision(line);
     if (!decision) {
       throw std::runtime_error("tune: unexpected reply from tuner at " + address_ + ": " +
                                std::string(line.substr(0, 200)));
@@ -95,6 +95,11 @@ class Session::Impl {
   }
 
   void Heartbeat() { WriteLine(EncodeHeartbeat()); }
+
+  void Paused(const std::optional<std::string>& checkpoint) {
+    WriteLine(EncodePaused(checkpoint));
+    Close();
+  }
 
   void Done() {
     WriteLine(EncodeDone());
@@ -242,9 +247,9 @@ std::unique_ptr<Session> Session::Connect(const std::string& address, const std:
   return std::unique_ptr<Session>(new Session(std::move(impl), trial_id, std::move(config)));
 }
 
-Decision Session::Report(std::int64_t iter, const Json& metrics,
-                         const std::optional<std::string>& checkpoint) {
-  if (!impl_) return Decision::kContinue;
+Action Session::Report(std::int64_t iter, const Json& metrics,
+                       const std::optional<std::string>& checkpoint) {
+  if (!impl_) return Action::kContinue;
   return impl_->Report(EncodeReport(iter, metrics, checkpoint));
 }
 
@@ -254,6 +259,10 @@ void Session::Heartbeat() {
     throw std::runtime_error("tune: the session is closed (after Done() or a lost connection)");
   }
   impl_->Heartbeat();
+}
+
+void Session::Paused(const std::optional<std::string>& checkpoint) {
+  if (impl_ && impl_->is_open()) impl_->Paused(checkpoint);
 }
 
 void Session::Done() {

@@ -7,7 +7,7 @@
 // TUNE_REPORT_SPIN_US = 200 µs before sleeping, see docs/protocol.md).
 //
 // In a multi-process trial (RANK set and not 0) only rank 0 talks to the tuner: FromEnv() on any
-// other rank connects to nothing and returns a session whose Report() returns kContinue at once
+// other rank connects to nothing and returns a session whose Report() returns Action::kContinue at once
 // and whose Heartbeat()/Done() do nothing (is_reporting() is false). The program itself shares
 // rank 0's decision with the other ranks (tune-trainer broadcasts it).
 //
@@ -16,7 +16,12 @@
 //   tune::Json config = session->config();
 //   for (int epoch = 1; epoch <= 20; ++epoch) {
 //     double acc = Train(config);
-//     if (session->Report(epoch, {{"val_acc", acc}}) == tune::Decision::kStop) break;
+//     tune::Action action = session->Report(epoch, {{"val_acc", acc}}, checkpoint_path);
+//     if (action == tune::Action::kStop) break;
+//     if (action == tune::Action::kPause) {   // save now; `tune` relaunches from it later
+//       session->Paused(Save());
+//       return 0;
+//     }
 //   }
 //   session->Done();
 #pragma once
@@ -51,13 +56,16 @@ class Session {
 
   // Sends a report and waits for the decision. Throws std::runtime_error when the tuner closed
   // the connection.
-  Decision Report(std::int64_t iter, const Json& metrics,
-                  const std::optional<std::string>& checkpoint = std::nullopt);
+  Action Report(std::int64_t iter, const Json& metrics,
+                const std::optional<std::string>& checkpoint = std::nullopt);
   // Tells the tuner the trial is alive without reporting (no reply), so a long epoch does not
   // trip the experiment's trial_timeout_s.
   void Heartbeat();
   // Tells the tuner the trial finished on its own; the connection is closed afterwards.
   void Done();
+  // Acknowledges a kPause: the trial saved `checkpoint` (nullopt: it could not; it is then
+  // relaunched from its last reported checkpoint) and exits 0 next. Closes the connection.
+  void Paused(const std::optional<std::string>& checkpoint);
 
  private:
   class Impl;

@@ -1,5 +1,7 @@
-// Plain data shared by every module of the core: trial status, one reported result, the
-// optimisation mode and the error type for bad experiment specs.
+// Plain data shared by every module: trial status, one reported result, the optimisation mode and
+// the error type for bad experiment specs. core/ is the leaf of the dependency graph: search/,
+// schedulers/ and reporters/ depend on it alone, tuner/ on all of them; it links only
+// nlohmann_json.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +11,6 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-
-#include "tuner/client/protocol.h"
 
 namespace tune {
 
@@ -25,9 +25,10 @@ const char* ToString(Mode mode);
 bool IsBetter(double a, double b, Mode mode);
 
 // Ray Tune's trial states. PENDING: created, waiting for resources. RUNNING: process alive.
-// TERMINATED: finished on its own. STOPPED: pruned by the scheduler (or by Ctrl-C).
-// ERROR: failed after its retries.
-enum class TrialStatus { kPending, kRunning, kTerminated, kStopped, kError };
+// PAUSED: a scheduler paused it; it checkpointed and exited, and waits to be relaunched from that
+// checkpoint. TERMINATED: finished on its own. STOPPED: pruned by the scheduler, a stopper (or
+// Ctrl-C). ERROR: failed after its retries.
+enum class TrialStatus { kPending, kRunning, kPaused, kTerminated, kStopped, kError };
 const char* ToString(TrialStatus status);  // "PENDING", "RUNNING", ...
 bool IsFinal(TrialStatus status);
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tuner/types.h"
+#include "core/types.h"
 
 namespace tune {
 

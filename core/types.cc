@@ -1,4 +1,4 @@
-#include "tuner/types.h"
+#include "core/types.h"
 
 #include <cmath>
 #include <algorithm>
@@ -24,6 +24,7 @@ const char* ToString(TrialStatus status) {
   switch (status) {
     case TrialStatus::kPending: return "PENDING";
     case TrialStatus::kRunning: return "RUNNING";
+    case TrialStatus::kPaused: return "PAUSED";
     case TrialStatus::kTerminated: return "TERMINATED";
     case TrialStatus::kStopped: return "STOPPED";
     case TrialStatus::kError: return "ERROR";
