@@ -6,8 +6,9 @@
 // tuner calls OnTrialAdd() when a trial is created, OnResult() for every report (and carries out
 // the returned Decision), OnTrialComplete()/OnTrialError() when it ends, and
 // ChooseTrialToRun() whenever it could launch a trial. Through the TrialControl it is given, a
-// scheduler may also look at any trial and stop or unpause trials other than the reporting one
-// (HyperBand stops a paused bracket's losers, PBT reads configs).
+// scheduler may also look at any trial and stop or exploit trials other than the reporting one
+// (HyperBand stops a paused bracket's losers; PBT reads configs and checkpoints, and in synch
+// mode exploits paused trials). A paused trial runs again only when ChooseTrialToRun picks it.
 //
 // Adding a scheduler: one file (class + its Parse/Make functions) and one line in the table in
 // schedulers/scheduler.cc.
@@ -41,8 +42,11 @@ class TrialControl {
   virtual const Trial* FindTrial(const std::string& trial_id) const = 0;
   // A PAUSED or PENDING trial ends STOPPED at once; a RUNNING one is told to stop.
   virtual void StopTrial(const std::string& trial_id) = 0;
-  // A PAUSED trial becomes PENDING: it runs again (from its checkpoint) when chosen.
-  virtual void UnpauseTrial(const std::string& trial_id) = 0;
+  // PBT on a PAUSED trial (its synchronous mode): from now on it has `params` and a copy of
+  // `source_trial_id`'s latest checkpoint, and runs from them when chosen. (A RUNNING trial is
+  // exploited by returning Decision::Exploit from OnResult instead.)
+  virtual void ExploitTrial(const std::string& trial_id, const std::string& source_trial_id,
+                            const Json& params) = 0;
 };
 
 class Scheduler {
