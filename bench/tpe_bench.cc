@@ -5,7 +5,7 @@
 // Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20] [only=SUBSTRING] [first_seed=0]
 //        tune-bench-tpe tune FIRST_SEED SEEDS TRIALS SEARCH_JSON...   (variant selection; set
 //        TUNE_ONLY=mixed to run one function). Keys "x_joint_scott_widths" / "x_width_free" in a
-//        search object set the internal TpeOptions switches of the same names.
+//        search object set the switches of search/tpe_internal.h of the same names.
 // `only` keeps the runs whose "/function/sampler/" contains it, e.g. "/tpe/" (univariate TPE
 // only) or "/branin/" (speed runs are named "/speed/sampler/"). For speed, a seeds argument
 // >= 100 is the largest trial count to time (tune-bench-tpe speed 2000 /speed/tpe/).
@@ -24,7 +24,7 @@
 #include "schedulers/scheduler.h"
 #include "search/searcher.h"
 #include "search/space.h"
-#include "search/tpe.h"
+#include "search/tpe_internal.h"
 
 namespace tune {
 namespace {
@@ -155,29 +155,31 @@ std::unique_ptr<Searcher> Make(const Space& space, const Variant& variant, std::
   options.max_concurrent = concurrent;
   options.seed = seed;
   options.algorithm = Json::parse(variant.search);
-  // Internal switches (no space.json key): "x_joint_scott_widths", "x_width_free".
-  Json internal = Json::object();
-  for (auto it = options.algorithm.begin(); it != options.algorithm.end();) {
-    if (it.key().rfind("x_", 0) == 0) {
-      internal[it.key()] = it.value();
-      it = options.algorithm.erase(it);
-    } else {
+  Json& search = options.algorithm;
+  // Internal switches (search/tpe_internal.h; no space.json key): "x_joint_scott_widths",
+  // "x_width_free".
+  TpeInternalOptions internal;
+  bool has_internal = false;
+  for (auto it = search.begin(); it != search.end();) {
+    const std::string key = it.key();
+    if (key.rfind("x_", 0) != 0) {
       ++it;
+      continue;
     }
-  }
-  if (internal.empty()) return MakeSearcher(space, options);
-  TpeOptions tpe = ParseTpeOptions(options);
-  for (auto it = internal.begin(); it != internal.end(); ++it) {
-    const std::string& key = it.key();
-    const double v = it.value().get<double>();
-    if (key == "x_joint_scott_widths") tpe.joint_scott_widths = v != 0;
-    else if (key == "x_width_free") tpe.width_free_density = v != 0;
-    else {
+    const bool on = it.value().get<double>() != 0;
+    if (key == "x_joint_scott_widths") {
+      internal.joint_scott_widths = on;
+    } else if (key == "x_width_free") {
+      internal.width_free_density = on;
+    } else {
       std::fprintf(stderr, "unknown internal key %s\n", key.c_str());
       std::exit(2);
     }
+    has_internal = true;
+    it = search.erase(it);
   }
-  return MakeTpeSearcher(space, options, tpe);
+  if (!has_internal) return MakeSearcher(space, options);
+  return MakeTpeSearcher(space, options, ParseTpeOptions(options), internal);
 }
 
 double Quantile(std::vector<double> values, double q) {

@@ -1,0 +1,592 @@
+#include "search/tpe_estimator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <unordered_map>
+
+#include "search/truncnorm.h"
+
+namespace tune {
+namespace {
+
+using Eigen::ArrayXd;
+
+void FindDistinct(NumericKernels* kernels) {
+  struct PairHash {
+    std::size_t operator()(const std::pair<double, double>& p) const {
+      return std::hash<double>()(p.first) * 31 + std::hash<double>()(p.second);
+    }
+  };
+  const Eigen::Index n = kernels->mu.size();
+  kernels->distinct_of.resize(static_cast<std::size_t>(n));
+  std::vector<double> mu, sigma;
+  // Univariate kernels come sorted by mu (the prior last): equal pairs then lie in one run of
+  // equal mus, searched linearly (a run holds very few distinct sigmas). Otherwise hash.
+  const ArrayXd& all_mu = kernels->mu;
+  if (n < 2 || std::is_sorted(all_mu.data(), all_mu.data() + n - 1)) {
+    std::size_t run = 0;
+    for (Eigen::Index k = 0; k < n; ++k) {
+      const double m = all_mu[k], s = kernels->sigma[k];
+      if (k == 0 || m != all_mu[k - 1]) run = mu.size();
+      std::size_t j = run;
+      while (j < mu.size() && !(mu[j] == m && sigma[j] == s)) ++j;
+      if (j == mu.size()) {
+        mu.push_back(m);
+        sigma.push_back(s);
+      }
+      kernels->distinct_of[static_cast<std::size_t>(k)] = static_cast<Eigen::Index>(j);
+    }
+  } else {
+    std::unordered_map<std::pair<double, double>, Eigen::Index, PairHash> seen;
+    for (Eigen::Index k = 0; k < n; ++k) {
+      auto [it, inserted] = seen.emplace(std::make_pair(kernels->mu[k], kernels->sigma[k]),
+                                         static_cast<Eigen::Index>(mu.size()));
+      if (inserted) {
+        mu.push_back(kernels->mu[k]);
+        sigma.push_back(kernels->sigma[k]);
+      }
+      kernels->distinct_of[static_cast<std::size_t>(k)] = it->second;
+    }
+  }
+  const auto m = static_cast<Eigen::Index>(mu.size());
+  kernels->distinct_mu = Eigen::Map<const ArrayXd>(mu.data(), m);
+  kernels->distinct_inv_sigma = Eigen::Map<const ArrayXd>(sigma.data(), m).inverse();
+}
+
+// `joint`: only what joint scoring and sampling read (no coef, coef_f, cumulative).
+void Finish(const Dim& dim, NumericKernels* kernels, bool width_free, bool joint = false) {
+  if (dim.binned) {
+    FindDistinct(kernels);
+    const ArrayXd& mu = kernels->distinct_mu;
+    const ArrayXd& inv_sigma = kernels->distinct_inv_sigma;
+    kernels->distinct_log_norm =
+        -NormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma).log();
+    kernels->log_norm.resize(kernels->mu.size());
+    kernels->inv_sigma = kernels->sigma.inverse();
+    if (joint) {
+      for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
+        kernels->log_norm[k] = kernels->distinct_log_norm[kernels->distinct_of[static_cast<std::size_t>(k)]];
+      }
+      return;
+    }
+    kernels->distinct_coef = ArrayXd::Zero(mu.size());
+    for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
+      Eigen::Index j = kernels->distinct_of[static_cast<std::size_t>(k)];
+      kernels->log_norm[k] = kernels->distinct_log_norm[j];
+      kernels->distinct_coef[j] += kernels->weight[k] * std::exp(kernels->distinct_log_norm[j]);
+    }
+    kernels->coef = kernels->weight * kernels->log_norm.exp();
+  } else {
+    kernels->inv_sigma = kernels->sigma.inverse();
+    kernels->log_norm.resize(kernels->mu.size());
+    for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
+      const double za = (dim.low - kernels->mu[k]) * kernels->inv_sigma[k];
+      const double zb = (dim.high - kernels->mu[k]) * kernels->inv_sigma[k];
+      kernels->log_norm[k] = -LogNormalMass(za, zb) - kLogSqrt2Pi;
+    }
+    if (!width_free) kernels->log_norm -= kernels->sigma.log();
+    const double range = dim.high - dim.low;
+    kernels->unit_mu = ((kernels->mu - dim.low) / range).cast<float>();
+    kernels->unit_inv_sigma = (kernels->inv_sigma * range).cast<float>();
+    if (joint) return;
+    kernels->coef = kernels->weight * kernels->log_norm.exp();
+    kernels->coef_f = kernels->coef.cast<float>();
+  }
+  kernels->cumulative.resize(static_cast<std::size_t>(kernels->weight.size()));
+  double sum = 0;
+  for (Eigen::Index k = 0; k < kernels->weight.size(); ++k) {
+    sum += kernels->weight[k];
+    kernels->cumulative[static_cast<std::size_t>(k)] = sum;
+  }
+}
+
+// Prepares the windowed evaluation of a univariate continuous mixture whose observation kernels
+// (all but the last, the prior) are sorted by mu. A kernel at z = |x - mu| / sigma > c adds at
+// most coef exp(-c^2 / 2) to the density, and the density is at least the prior's term
+// coef_prior exp(-z_prior^2 / 2) (z_prior <= the prior's reach to the farther bound); c is chosen
+// so that all kernels skipped together add less than kWindowError of the density. Narrow kernels
+// (sigma <= cap) farther than c * cap from x are skipped; wide ones are always evaluated. The cap
+// is the sigma below which 15/16 of the kernels lie (with the magic clip most kernels share the
+// smallest sigma), so at most n/16 kernels are wide.
+constexpr double kWindowError = 1e-6;
+constexpr Eigen::Index kWindowMinKernels = 128;
+
+void BuildWindow(NumericKernels* kernels) {
+  const Eigen::Index n = kernels->mu.size() - 1;  // observation kernels; the prior is at n
+  if (n < kWindowMinKernels) return;
+  const Eigen::ArrayXf& mu = kernels->unit_mu;
+  const Eigen::ArrayXf& inv_sigma = kernels->unit_inv_sigma;
+  const Eigen::ArrayXf& coef = kernels->coef_f;
+  std::vector<float> sigmas(static_cast<std::size_t>(n));
+  for (Eigen::Index k = 0; k < n; ++k) sigmas[static_cast<std::size_t>(k)] = 1.0f / inv_sigma[k];
+  const auto at = static_cast<std::ptrdiff_t>(n - n / 16 - 1);
+  std::nth_element(sigmas.begin(), sigmas.begin() + at, sigmas.end());
+  const float cap = sigmas[static_cast<std::size_t>(at)];
+  const double prior_z = std::max(std::fabs(static_cast<double>(mu[n])),
+                                  std::fabs(1.0 - static_cast<double>(mu[n]))) *
+                         static_cast<double>(inv_sigma[n]);
+  const double floor = static_cast<double>(coef[n]) * std::exp(-0.5 * prior_z * prior_z);
+  const double total = coef.cast<double>().sum();
+  if (!(floor > 0) || !std::isfinite(total)) return;
+  const double c = std::sqrt(2.0 * std::log(std::max(total / (kWindowError * floor), 1.0)));
+  Eigen::Index n_narrow = 0;
+  for (Eigen::Index k = 0; k < n; ++k) n_narrow += 1.0f / inv_sigma[k] <= cap;
+  const Eigen::Index n_wide = n - n_narrow + 1;  // and the prior
+  kernels->narrow_mu.resize(n_narrow);
+  kernels->narrow_inv_sigma.resize(n_narrow);
+  kernels->narrow_coef.resize(n_narrow);
+  kernels->wide_mu.resize(n_wide);
+  kernels->wide_inv_sigma.resize(n_wide);
+  kernels->wide_coef.resize(n_wide);
+  Eigen::Index i_narrow = 0, i_wide = 0;
+  for (Eigen::Index k = 0; k <= n; ++k) {
+    if (k < n && 1.0f / inv_sigma[k] <= cap) {
+      kernels->narrow_mu[i_narrow] = mu[k];
+      kernels->narrow_inv_sigma[i_narrow] = inv_sigma[k];
+      kernels->narrow_coef[i_narrow++] = coef[k];
+    } else {
+      kernels->wide_mu[i_wide] = mu[k];
+      kernels->wide_inv_sigma[i_wide] = inv_sigma[k];
+      kernels->wide_coef[i_wide++] = coef[k];
+    }
+  }
+  kernels->reach = static_cast<float>(c * static_cast<double>(cap)) * 1.0001f;
+  kernels->windowed = true;
+}
+
+// Mixture kernels at `mus` with widths `sigmas` (either order), the prior appended last.
+// `joint`: only what joint scoring and sampling read (no coef, coef_f, cumulative).
+NumericKernels MakeNumeric(const Dim& dim, const std::vector<double>& mus,
+                           const std::vector<double>& sigmas,
+                           const std::vector<double>& raw_weights, const ParzenOptions& options,
+                           bool joint = false) {
+  const std::size_t n = mus.size();
+  NumericKernels kernels;
+  kernels.mu.resize(static_cast<Eigen::Index>(n + 1));
+  kernels.sigma.resize(static_cast<Eigen::Index>(n + 1));
+  kernels.weight.resize(static_cast<Eigen::Index>(n + 1));
+  double total = options.prior_weight;
+  for (std::size_t i = 0; i < n; ++i) total += raw_weights[i];
+  for (std::size_t i = 0; i < n; ++i) {
+    kernels.mu[static_cast<Eigen::Index>(i)] = mus[i];
+    kernels.sigma[static_cast<Eigen::Index>(i)] = sigmas[i];
+    kernels.weight[static_cast<Eigen::Index>(i)] = raw_weights[i] / total;
+  }
+  kernels.mu[static_cast<Eigen::Index>(n)] = dim.prior_mu;
+  kernels.sigma[static_cast<Eigen::Index>(n)] = dim.prior_sigma;
+  kernels.weight[static_cast<Eigen::Index>(n)] = options.prior_weight / total;
+  Finish(dim, &kernels, options.width_free, joint);
+  return kernels;
+}
+
+// The mass of every distinct kernel (binned dimensions) on the bin of `value` (original scale,
+// on the grid), the bin cut at the domain's bounds.
+ArrayXd BinMass(const Dim& dim, const NumericKernels& kernels, double value) {
+  const double a = std::max(dim.low, ToKernelSpace(dim, value - 0.5 * dim.step));
+  const double b = std::min(dim.high, ToKernelSpace(dim, value + 0.5 * dim.step));
+  return NormalMass((a - kernels.distinct_mu) * kernels.distinct_inv_sigma,
+                    (b - kernels.distinct_mu) * kernels.distinct_inv_sigma);
+}
+
+// log of the per-kernel density (continuous) or bin mass (binned) at kernel-space point x,
+// before weights: log_norm - z^2 / 2, or log(mass) + log_norm.
+ArrayXd KernelLogDensity(const Dim& dim, const NumericKernels& kernels, double x) {
+  if (dim.binned) {
+    double value = dim.log ? std::exp(x) : x;
+    value = Snap(dim, ToKernelSpace(dim, value));
+    const ArrayXd distinct = BinMass(dim, kernels, value).log() + kernels.distinct_log_norm;
+    ArrayXd out(kernels.mu.size());
+    for (Eigen::Index k = 0; k < out.size(); ++k) {
+      out[k] = distinct[kernels.distinct_of[static_cast<std::size_t>(k)]];
+    }
+    return out;
+  }
+  return kernels.log_norm - 0.5 * ((x - kernels.mu) * kernels.inv_sigma).square();
+}
+
+double LogSumExp(const ArrayXd& values) {
+  double top = values.maxCoeff();
+  if (!std::isfinite(top)) return top;
+  return top + std::log((values - top).exp().sum());
+}
+
+// sum_k coef_k exp(-((x - mu_k) inv_sigma_k)^2 / 2) in float. The exponent goes through a
+// scratch array: an assignment loop inlines Eigen's packet exp, a reduction over the whole
+// expression does not.
+template <typename A>
+double SumKernels(const A& mu, const A& inv_sigma, const A& coef, float x) {
+  thread_local Eigen::ArrayXf scratch;
+  scratch.resize(mu.size());
+  scratch = (-0.5f * ((x - mu) * inv_sigma).square()).exp();
+  return static_cast<double>((coef * scratch).sum());
+}
+
+// Reorders the observation kernels of a fitted (unwindowed) estimator: kernel i moves to
+// slots[i]; the prior stays last. Only what joint scoring and sampling read is kept.
+void PermuteKernels(const std::vector<std::size_t>& slots, NumericKernels* kernels) {
+  thread_local ArrayXd scratch;
+  thread_local Eigen::ArrayXf scratch_f;
+  auto permute = [&](auto& array, auto& copy) {
+    copy = array;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      array[static_cast<Eigen::Index>(slots[i])] = copy[static_cast<Eigen::Index>(i)];
+    }
+  };
+  permute(kernels->mu, scratch);
+  permute(kernels->sigma, scratch);
+  permute(kernels->log_norm, scratch);
+  if (kernels->unit_mu.size() > 0) {
+    permute(kernels->unit_mu, scratch_f);
+    permute(kernels->unit_inv_sigma, scratch_f);
+  }
+  if (!kernels->distinct_of.empty()) {
+    thread_local std::vector<Eigen::Index> copy;
+    copy = kernels->distinct_of;
+    for (std::size_t i = 0; i < slots.size(); ++i) kernels->distinct_of[slots[i]] = copy[i];
+  }
+  // Not permuted (joint scoring and sampling do not read them): weight, inv_sigma, coef,
+  // coef_f, cumulative; cleared so that nothing reads them by mistake.
+  kernels->weight.resize(0);
+  kernels->inv_sigma.resize(0);
+  kernels->coef.resize(0);
+  kernels->coef_f.resize(0);
+  kernels->cumulative.clear();
+}
+
+}  // namespace
+
+double DefaultWeight(std::size_t rank, std::size_t n) {
+  constexpr std::size_t kFlat = 25;
+  if (n < kFlat || rank >= n - kFlat) return 1.0;
+  std::size_t ramp = n - kFlat;
+  if (ramp == 1) return 1.0 / static_cast<double>(n);
+  double start = 1.0 / static_cast<double>(n);
+  return start + (1.0 - start) * static_cast<double>(rank) / static_cast<double>(ramp - 1);
+}
+
+std::size_t Pick(const std::vector<double>& cumulative, std::mt19937_64& rng) {
+  double u = Uniform01(rng) * cumulative.back();
+  auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
+  return std::min<std::size_t>(static_cast<std::size_t>(it - cumulative.begin()),
+                               cumulative.size() - 1);
+}
+
+void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consider_endpoints,
+                     double* sigma) {
+  const std::size_t n = mus.size();
+  const double range = dim.high - dim.low;
+  if (n > 0) {
+    // Neighbour gaps among the observations and the prior's centre, with the bounds as the
+    // outermost neighbours (Optuna's consider_endpoints=False replaces the outermost gaps).
+    thread_local std::vector<double> points, sorted_sigma;
+    points.clear();
+    points.reserve(n + 3);
+    points.push_back(dim.low);
+    std::size_t prior_slot = static_cast<std::size_t>(
+        std::upper_bound(mus.begin(), mus.end(), dim.prior_mu) - mus.begin());
+    for (std::size_t i = 0; i <= n; ++i) {
+      if (i == prior_slot) points.push_back(dim.prior_mu);
+      if (i < n) points.push_back(mus[i]);
+    }
+    points.push_back(dim.high);
+    const std::size_t m = n + 1;  // points[1..m] are the kernels in sorted order
+    sorted_sigma.resize(m);
+    for (std::size_t j = 1; j <= m; ++j) {
+      sorted_sigma[j - 1] = std::max(points[j] - points[j - 1], points[j + 1] - points[j]);
+    }
+    if (!consider_endpoints && m >= 2) {
+      sorted_sigma[0] = points[2] - points[1];
+      sorted_sigma[m - 1] = points[m] - points[m - 1];
+    }
+    for (std::size_t j = 0; j < m; ++j) {
+      if (j == prior_slot) continue;
+      std::size_t i = j < prior_slot ? j : j - 1;
+      sigma[i] = sorted_sigma[j];
+    }
+  }
+  const double min_sigma = range / std::min(100.0, static_cast<double>(n + 2));
+  for (std::size_t i = 0; i < n; ++i) sigma[i] = std::clamp(sigma[i], min_sigma, range);
+}
+
+NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& sorted_mus,
+                          const std::vector<double>& raw_weights, const ParzenOptions& options) {
+  std::vector<double> sigmas(sorted_mus.size(), 0.0);
+  NeighbourSigmas(dim, sorted_mus, options.consider_endpoints, sigmas.data());
+  NumericKernels kernels = MakeNumeric(dim, sorted_mus, sigmas, raw_weights, options);
+  if (!dim.binned) BuildWindow(&kernels);
+  return kernels;
+}
+
+CategoricalKernels FitCategorical(const Dim& dim, const std::vector<int>& choices,
+                                  const std::vector<double>& raw_weights,
+                                  const ParzenOptions& options) {
+  const std::size_t n = choices.size();
+  CategoricalKernels kernels;
+  kernels.choice = choices;
+  kernels.weight.resize(static_cast<Eigen::Index>(n + 1));
+  const double prior_weight = options.categorical_prior_weight;
+  double total = prior_weight;
+  for (std::size_t i = 0; i < n; ++i) total += raw_weights[i];
+  for (std::size_t i = 0; i < n; ++i) kernels.weight[static_cast<Eigen::Index>(i)] = raw_weights[i] / total;
+  kernels.weight[static_cast<Eigen::Index>(n)] = prior_weight / total;
+  kernels.base = prior_weight / static_cast<double>(n + 1);
+  const double row = 1.0 + static_cast<double>(dim.choices) * kernels.base;
+  kernels.probs.assign(dim.choices, 0.0);
+  double observed = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    double w = kernels.weight[static_cast<Eigen::Index>(i)];
+    kernels.probs[static_cast<std::size_t>(choices[i])] += w / row;
+    observed += w;
+  }
+  const double spread =
+      observed * kernels.base / row + kernels.weight[static_cast<Eigen::Index>(n)] / static_cast<double>(dim.choices);
+  double sum = 0;
+  kernels.cumulative.resize(dim.choices);
+  for (std::size_t c = 0; c < dim.choices; ++c) {
+    kernels.probs[c] += spread;
+    sum += kernels.probs[c];
+    kernels.cumulative[c] = sum;
+  }
+  return kernels;
+}
+
+double SampleKernel(const Dim& dim, const NumericKernels& kernels, Eigen::Index k,
+                    std::mt19937_64& rng) {
+  const double x = SampleTruncatedNormal(kernels.mu[k], kernels.sigma[k], dim.low, dim.high, rng);
+  return ToKernelSpace(dim, Snap(dim, x));
+}
+
+int SampleChoice(const Dim& dim, const CategoricalKernels& kernels, Eigen::Index k,
+                 std::mt19937_64& rng) {
+  const bool prior = k == kernels.weight.size() - 1;
+  const double row = prior ? 1.0 : 1.0 + static_cast<double>(dim.choices) * kernels.base;
+  double u = Uniform01(rng) * row;
+  const double each = prior ? 1.0 / static_cast<double>(dim.choices) : kernels.base;
+  double sum = 0;
+  for (std::size_t c = 0; c < dim.choices; ++c) {
+    sum += each + (!prior && kernels.choice[static_cast<std::size_t>(k)] == static_cast<int>(c) ? 1.0 : 0.0);
+    if (u < sum) return static_cast<int>(c);
+  }
+  return static_cast<int>(dim.choices) - 1;
+}
+
+double MixtureLogDensity(const Dim& dim, const NumericKernels& kernels, double x) {
+  double sum;
+  if (dim.binned) {
+    sum = (kernels.distinct_coef * BinMass(dim, kernels, Snap(dim, x))).sum();
+  } else {
+    // Float arithmetic (4 exps per SSE instruction), in unit coordinates so that a domain far
+    // from 0 keeps its resolution; relative error ~1e-6, far below what decides the argmax.
+    // Falls back to double log-sum-exp when every kernel underflows.
+    const auto unit_x = static_cast<float>((x - dim.low) / (dim.high - dim.low));
+    if (kernels.windowed) {
+      const float* begin = kernels.narrow_mu.data();
+      const float* end = begin + kernels.narrow_mu.size();
+      const float* lo = std::lower_bound(begin, end, unit_x - kernels.reach);
+      const float* hi = std::upper_bound(lo, end, unit_x + kernels.reach);
+      const Eigen::Index first = lo - begin, count = hi - lo;
+      sum = SumKernels(kernels.narrow_mu.segment(first, count),
+                       kernels.narrow_inv_sigma.segment(first, count),
+                       kernels.narrow_coef.segment(first, count), unit_x) +
+            SumKernels(kernels.wide_mu, kernels.wide_inv_sigma, kernels.wide_coef, unit_x);
+    } else {
+      sum = SumKernels(kernels.unit_mu, kernels.unit_inv_sigma, kernels.coef_f, unit_x);
+    }
+    if (sum > 1e-30 && std::isfinite(sum)) return std::log(sum);
+    sum = 0;
+  }
+  if (sum > 0 && std::isfinite(sum)) return std::log(sum);
+  return LogSumExp(kernels.weight.log() + KernelLogDensity(dim, kernels, x));
+}
+JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservations& observations,
+                               const ParzenOptions& options, bool scott_widths)
+    : dims_(dims),
+      numeric_(dims.size()),
+      categorical_(dims.size()),
+      choice_of_(dims.size()),
+      terms_(dims.size()) {
+  const std::vector<double>& weights = observations.weights;
+  const std::size_t m = weights.size();
+  const double exponent = -1.0 / (static_cast<double>(dims_.size()) + 4.0);
+  std::vector<double> mus, sigmas, sorted_raw;
+  for (std::size_t d = 0; d < dims_.size(); ++d) {
+    const Dim& dim = dims_[d];
+    if (dim.fixed) continue;
+    const std::vector<double>& sorted_x = observations.sorted_x[d];
+    const std::vector<std::size_t>& member = observations.member[d];
+    if (dim.categorical) {
+      std::vector<int> choices(m);
+      for (std::size_t i = 0; i < m; ++i) choices[member[i]] = static_cast<int>(sorted_x[i]);
+      categorical_[d] = FitCategorical(dim, choices, weights, options);
+      continue;
+    }
+    const double range = dim.high - dim.low;
+    if (scott_widths) {
+      const double scale =
+          0.2 * std::pow(std::max<double>(1.0, static_cast<double>(m)), exponent);
+      const double min_sigma = range / std::min(100.0, static_cast<double>(m + 2));
+      mus.resize(m);
+      for (std::size_t i = 0; i < m; ++i) mus[member[i]] = sorted_x[i];
+      sigmas.assign(m, std::clamp(scale * range, min_sigma, range));
+      numeric_[d] = MakeNumeric(dim, mus, sigmas, weights, options, true);
+      continue;
+    }
+    sigmas.resize(m);
+    NeighbourSigmas(dim, sorted_x, options.consider_endpoints, sigmas.data());
+    // Fitted in sorted order (equal binned kernels are then adjacent), stored by member.
+    sorted_raw.resize(m);
+    for (std::size_t i = 0; i < m; ++i) sorted_raw[i] = weights[member[i]];
+    numeric_[d] = MakeNumeric(dim, sorted_x, sigmas, sorted_raw, options, true);
+    PermuteKernels(member, &numeric_[d]);
+  }
+  // The float terms of each kernel's log density: log weight plus, per continuous dimension,
+  // log_norm (the rest is -z^2/2 at the point).
+  const auto n = static_cast<Eigen::Index>(m) + 1;
+  double total_raw = options.prior_weight;
+  for (double w : weights) total_raw += w;
+  ArrayXd b(n);
+  for (Eigen::Index k = 0; k + 1 < n; ++k) b[k] = weights[static_cast<std::size_t>(k)];
+  b[n - 1] = options.prior_weight;
+  b = (b / total_raw).log();
+  for (std::size_t d = 0; d < dims_.size(); ++d) {
+    const Dim& dim = dims_[d];
+    if (dim.fixed || dim.categorical || dim.binned) continue;
+    b += numeric_[d].log_norm;
+  }
+  base_ = b.cast<float>();
+  cumulative_.resize(m + 1);
+  double sum = 0;
+  for (std::size_t k = 0; k < m; ++k) {
+    sum += weights[k];
+    cumulative_[k] = sum;
+  }
+  cumulative_.back() = sum + options.prior_weight;
+  // Each categorical kernel's observed choice (the prior: -1).
+  for (std::size_t d = 0; d < dims_.size(); ++d) {
+    if (dims_[d].fixed || !dims_[d].categorical) continue;
+    const std::vector<int>& choice = categorical_[d].choice;
+    Eigen::ArrayXi& out = choice_of_[d];
+    out.resize(static_cast<Eigen::Index>(choice.size()) + 1);
+    for (std::size_t k = 0; k < choice.size(); ++k) out[static_cast<Eigen::Index>(k)] = choice[k];
+    out[out.size() - 1] = -1;
+  }
+  for (std::size_t d = 0; d < dims_.size(); ++d) {
+    if (dims_[d].fixed) continue;
+    (dims_[d].categorical || dims_[d].binned ? discrete_ : continuous_).push_back(d);
+  }
+}
+
+std::vector<double> JointEstimator::Sample(std::mt19937_64& rng) const {
+  std::vector<double> x(dims_.size(), 0.0);
+  auto k = static_cast<Eigen::Index>(Pick(cumulative_, rng));
+  for (std::size_t d = 0; d < dims_.size(); ++d) {
+    const Dim& dim = dims_[d];
+    if (dim.fixed) {
+      x[d] = dim.categorical ? 0.0 : dim.low;
+    } else if (dim.categorical) {
+      x[d] = SampleChoice(dim, categorical_[d], k, rng);
+    } else {
+      x[d] = SampleKernel(dim, numeric_[d], k, rng);
+    }
+  }
+  return x;
+}
+
+// Candidates drawn from l(x) share their discrete values a lot: each categorical or binned
+// dimension's per-kernel terms are computed once per distinct value.
+const Eigen::ArrayXf& JointEstimator::DiscreteTerm(std::size_t d, double value) {
+  std::vector<std::pair<double, Eigen::ArrayXf>>& cache = terms_[d];
+  for (const auto& entry : cache) {
+    if (entry.first == value) return entry.second;
+  }
+  const Dim& dim = dims_[d];
+  const Eigen::Index n = base_.size();
+  Eigen::ArrayXf out(n);
+  if (dim.categorical) {
+    const double b = categorical_[d].base;
+    const double row = std::log(1.0 + static_cast<double>(dim.choices) * b);
+    const auto hit = static_cast<float>(std::log(1.0 + b) - row);
+    const auto miss = static_cast<float>(std::log(b) - row);
+    out = miss + (hit - miss) * (choice_of_[d] == static_cast<int>(value)).cast<float>();
+    // The prior kernel (choice -1, counted as a miss) is uniform over the choices.
+    out[n - 1] = static_cast<float>(-std::log(static_cast<double>(dim.choices)));
+  } else {
+    const NumericKernels& kernels = numeric_[d];
+    const Eigen::ArrayXf log_mass =
+        (BinMass(dim, kernels, Snap(dim, value)).log() + kernels.distinct_log_norm)
+            .cast<float>();
+    for (Eigen::Index k = 0; k < n; ++k) {
+      out[k] = log_mass[kernels.distinct_of[static_cast<std::size_t>(k)]];
+    }
+  }
+  cache.emplace_back(value, std::move(out));
+  return cache.back().second;
+}
+
+// Per kernel, its log weight plus its log density in each dimension, summed in float
+// (vectorised over the kernels), then log-sum-exp.
+double JointEstimator::LogPdf(const std::vector<double>& x) {
+  constexpr Eigen::Index kPruneMinKernels = 256;
+  constexpr double kPruneGap = 30;
+  thread_local Eigen::ArrayXf column, term;
+  const Eigen::Index n = base_.size();
+  column = base_;
+  for (std::size_t d : continuous_) {
+    const Dim& dim = dims_[d];
+    const NumericKernels& kernels = numeric_[d];
+    const auto unit_x = static_cast<float>((x[d] - dim.low) / (dim.high - dim.low));
+    column -= 0.5f * ((unit_x - kernels.unit_mu) * kernels.unit_inv_sigma).square();
+  }
+  double log_density;
+  if (discrete_.empty() || n < kPruneMinKernels) {
+    for (std::size_t d : discrete_) column += DiscreteTerm(d, x[d]);
+    const float top = column.maxCoeff();
+    log_density = static_cast<double>(top);
+    if (std::isfinite(top)) {
+      term = (column - top).exp();
+      log_density += std::log(static_cast<double>(term.sum()));
+    }
+    return log_density;
+  }
+  // Each discrete term is a log probability (<= 0), so a kernel's continuous partial sum bounds
+  // its total from above, and the kernel with the largest partial sum gives a lower bound
+  // `floor` on the log density: kernels whose partial sum lies more than kPruneGap below it add
+  // less than n exp(-kPruneGap) of the density (< 1e-9 for n < 10^4) and are skipped; the
+  // others get their discrete terms and exp (double).
+  const float* parts[8];
+  std::size_t n_parts = 0;
+  thread_local Eigen::ArrayXf rest;
+  if (discrete_.size() > 8) rest.setZero(n);
+  for (std::size_t d : discrete_) {
+    const Eigen::ArrayXf& t = DiscreteTerm(d, x[d]);
+    if (discrete_.size() > 8) {
+      rest += t;
+    } else {
+      parts[n_parts++] = t.data();
+    }
+  }
+  if (discrete_.size() > 8) parts[n_parts++] = rest.data();
+  auto total_of = [&](Eigen::Index k) {
+    double v = static_cast<double>(column[k]);
+    for (std::size_t i = 0; i < n_parts; ++i) v += static_cast<double>(parts[i][k]);
+    return v;
+  };
+  Eigen::Index top_k = 0;
+  column.maxCoeff(&top_k);
+  const double floor = total_of(top_k);
+  log_density = floor;
+  if (std::isfinite(floor)) {
+    const float cut = static_cast<float>(floor - kPruneGap);
+    double sum = 0;
+    const float* c = column.data();
+    for (Eigen::Index k = 0; k < n; ++k) {
+      if (c[k] >= cut) sum += std::exp(total_of(k) - floor);
+    }
+    log_density += std::log(sum);
+  }
+  return log_density;
+}
+
+}  // namespace tune

@@ -1,0 +1,27 @@
+// Benchmark-only switches of the TPE searcher: bench/tpe_bench.cc compares variants with them.
+// No space.json key reaches them, and search/tpe.h does not include this header.
+#pragma once
+
+#include <memory>
+
+#include "search/searcher.h"
+#include "search/space.h"
+#include "search/tpe.h"
+
+namespace tune {
+
+struct TpeInternalOptions {
+  // Score continuous kernels without their 1/sigma factor when no trial is pending, as Optuna
+  // 3.1 did (docs/tpe.md, "Width-free scoring").
+  bool width_free_density = true;
+  // Joint kernels with Optuna's Scott-like widths, 0.2 n^(-1/(d+4)) range in every dimension,
+  // instead of the per-dimension neighbour gaps.
+  bool joint_scott_widths = false;
+};
+
+// MakeTpeSearcher(space, options, tpe) with the switches set.
+std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherOptions& options,
+                                          const TpeOptions& tpe,
+                                          const TpeInternalOptions& internal);
+
+}  // namespace tune

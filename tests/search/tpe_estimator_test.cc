@@ -1,0 +1,263 @@
+#include "search/tpe_estimator.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "search/space.h"
+#include "search/tpe_dim.h"
+
+namespace tune {
+namespace {
+
+// Expected values below were computed with Optuna 5.0's samplers/_tpe/_truncnorm.py (logpdf,
+// _log_gauss_mass) in the project's .venv, from kernel widths worked out by hand from the rule
+// in search/tpe_estimator.h.
+
+Dim DimOf(const char* domain) {
+  Space space = ParseSpace(Json::parse(std::string(R"({"x": )") + domain + "}"));
+  return MakeDim(space.parameters()[0]);
+}
+
+TEST(TpeDimTest, DomainsInKernelSpace) {
+  Dim uniform = DimOf(R"({"uniform": [0, 10]})");
+  EXPECT_FALSE(uniform.binned);
+  EXPECT_EQ(uniform.low, 0);
+  EXPECT_EQ(uniform.high, 10);
+  EXPECT_EQ(uniform.prior_mu, 5);
+  EXPECT_EQ(uniform.prior_sigma, 10);
+
+  Dim integers = DimOf(R"({"randint": [0, 10]})");  // 0..9
+  EXPECT_TRUE(integers.binned);
+  EXPECT_EQ(integers.first, 0);
+  EXPECT_EQ(integers.last, 9);
+  EXPECT_EQ(integers.low, -0.5);
+  EXPECT_EQ(integers.high, 9.5);
+  EXPECT_EQ(Snap(integers, 2.4), 2);
+  EXPECT_EQ(Snap(integers, 42), 9);
+
+  Dim wide = DimOf(R"({"randint": [0, 5000]})");  // more than 1000 values: continuous density
+  EXPECT_FALSE(wide.binned);
+  EXPECT_EQ(wide.step, 1);
+
+  Dim log = DimOf(R"({"loguniform": [0.001, 1]})");
+  EXPECT_TRUE(log.log);
+  EXPECT_DOUBLE_EQ(log.low, std::log(0.001));
+  EXPECT_EQ(log.high, 0);
+  EXPECT_DOUBLE_EQ(Snap(log, std::log(0.01)), 0.01);
+
+  Dim normal = DimOf(R"({"normal": [10, 2]})");
+  EXPECT_EQ(normal.low, 0);
+  EXPECT_EQ(normal.high, 20);
+  EXPECT_EQ(normal.prior_mu, 10);
+  EXPECT_EQ(normal.prior_sigma, 2);
+
+  Dim choice = DimOf(R"({"choice": ["a", "b", "c"]})");
+  EXPECT_TRUE(choice.categorical);
+  EXPECT_EQ(choice.choices, 3u);
+  EXPECT_TRUE(DimOf(R"({"choice": ["only"]})").fixed);
+}
+
+TEST(TpeEstimatorTest, DefaultWeightsAreOptunas) {
+  // optuna.samplers._tpe.sampler.default_weights(n)
+  for (std::size_t rank = 0; rank < 10; ++rank) EXPECT_EQ(DefaultWeight(rank, 10), 1.0);
+  EXPECT_DOUBLE_EQ(DefaultWeight(0, 26), 0.038461538461538464);
+  EXPECT_EQ(DefaultWeight(1, 26), 1.0);
+  const double ramp[] = {0.03333333333333333, 0.275, 0.5166666666666667, 0.7583333333333333};
+  for (std::size_t rank = 0; rank < 4; ++rank) EXPECT_DOUBLE_EQ(DefaultWeight(rank, 30), ramp[rank]);
+  for (std::size_t rank = 4; rank < 30; ++rank) EXPECT_EQ(DefaultWeight(rank, 30), 1.0);
+}
+
+TEST(TpeEstimatorTest, KernelWidthsAreNeighbourGapsWithTheMagicClip) {
+  const Dim dim = DimOf(R"({"uniform": [0, 10]})");
+  // With the prior's centre 5 among the neighbours; clip = 10 / min(100, 8 + 2) = 1.
+  const std::vector<double> mus = {0.5, 1, 1.5, 4, 6, 6.2, 8, 9.5};
+  std::vector<double> sigma(mus.size());
+  NeighbourSigmas(dim, mus, false, sigma.data());
+  const std::vector<double> expected = {1, 1, 2.5, 2.5, 1, 1.8, 1.8, 1.5};
+  for (std::size_t i = 0; i < mus.size(); ++i) EXPECT_NEAR(sigma[i], expected[i], 1e-12) << i;
+
+  // The outermost observations: their inner gap, or with consider_endpoints the larger of it
+  // and the gap to the bound. Clip 10 / 5 = 2.
+  const std::vector<double> few = {3, 4, 6};
+  std::vector<double> inner(3), endpoints(3);
+  NeighbourSigmas(dim, few, false, inner.data());
+  NeighbourSigmas(dim, few, true, endpoints.data());
+  EXPECT_EQ(inner, (std::vector<double>{2, 2, 2}));
+  EXPECT_EQ(endpoints, (std::vector<double>{3, 2, 4}));
+}
+
+TEST(TpeEstimatorTest, ContinuousMixtureMatchesOptunasTruncatedNormals) {
+  const Dim dim = DimOf(R"({"uniform": [0, 10]})");
+  const std::vector<double> mus = {0.5, 1, 1.5, 4, 6, 6.2, 8, 9.5};
+  const std::vector<double> ones(mus.size(), 1.0);
+  ParzenOptions options;
+  const NumericKernels kernels = FitNumeric(dim, mus, ones, options);
+  ASSERT_EQ(kernels.mu.size(), 9);
+  EXPECT_EQ(kernels.mu[8], 5);  // the prior, last
+  EXPECT_EQ(kernels.sigma[8], 10);
+  EXPECT_EQ(kernels.sigma[2], 2.5);
+  for (Eigen::Index k = 0; k < 9; ++k) EXPECT_DOUBLE_EQ(kernels.weight[k], 1.0 / 9);
+
+  options.width_free = true;
+  const NumericKernels width_free = FitNumeric(dim, mus, ones, options);
+  // {x, log density, log density without each kernel's 1/sigma}
+  const double cases[][3] = {
+      {0.0, -2.0835310862878353, -1.3664869498723866},
+      {0.7, -1.8634173534015561, -1.2139221026106883},
+      {3.3, -2.7736568610362813, -1.483066382720635},
+      {5.0, -2.3772752315540555, -1.3511772377665987},
+      {9.99, -2.60412520320066, -1.587601544649883},
+  };
+  for (const auto& c : cases) {
+    EXPECT_NEAR(MixtureLogDensity(dim, kernels, c[0]), c[1], 1e-5) << c[0];  // float sums
+    EXPECT_NEAR(MixtureLogDensity(dim, width_free, c[0]), c[2], 1e-5) << c[0];
+  }
+}
+
+TEST(TpeEstimatorTest, BinnedMixtureScoresBinMasses) {
+  const Dim dim = DimOf(R"({"randint": [0, 10]})");
+  // Widths: 1 and 1 clipped to 10 / 6, then 2.5, 2.5; the prior N(4.5, 10) on [-0.5, 9.5].
+  const NumericKernels kernels = FitNumeric(dim, {1, 2, 2, 7}, {1, 1, 1, 1}, ParzenOptions{});
+  EXPECT_NEAR(kernels.sigma[0], 10.0 / 6, 1e-12);
+  EXPECT_EQ(kernels.sigma[2], 2.5);
+  EXPECT_EQ(kernels.distinct_mu.size(), 5);  // the two kernels at 2 differ in width
+  const double cases[][2] = {{0, -2.1135754513891567},
+                             {2, -1.8185779237480255},
+                             {5, -2.5146505471089435},
+                             {9, -3.054502779254401}};
+  for (const auto& c : cases) {
+    EXPECT_NEAR(MixtureLogDensity(dim, kernels, c[0]), c[1], 1e-5) << c[0];
+    // Any point of the bin scores the bin.
+    EXPECT_NEAR(MixtureLogDensity(dim, kernels, c[0] + 0.3), c[1], 1e-5) << c[0];
+  }
+  double total = 0;
+  for (int v = 0; v < 10; ++v) total += std::exp(MixtureLogDensity(dim, kernels, v));
+  EXPECT_NEAR(total, 1.0, 1e-5);
+}
+
+TEST(TpeEstimatorTest, SamplesFollowTheMixture) {
+  const Dim dim = DimOf(R"({"uniform": [0, 10]})");
+  const NumericKernels kernels =
+      FitNumeric(dim, {0.5, 1, 1.5, 4, 6, 6.2, 8, 9.5}, std::vector<double>(8, 1.0), {});
+  std::mt19937_64 rng(5);
+  constexpr int kDraws = 40000;
+  int in_first = 0;
+  for (int i = 0; i < kDraws; ++i) {
+    const auto k = static_cast<Eigen::Index>(Pick(kernels.cumulative, rng));
+    const double x = SampleKernel(dim, kernels, k, rng);
+    ASSERT_GE(x, 0);
+    ASSERT_LE(x, 10);
+    in_first += x <= 2;
+  }
+  // The mixture's mass on [0, 2] (Optuna's _log_gauss_mass): 0.27835.
+  EXPECT_NEAR(static_cast<double>(in_first) / kDraws, 0.2783539176595563, 0.01);
+
+  const Dim integers = DimOf(R"({"randint": [0, 10]})");
+  const NumericKernels binned = FitNumeric(integers, {1, 2, 2, 7}, {1, 1, 1, 1}, {});
+  int twos = 0;
+  for (int i = 0; i < kDraws; ++i) {
+    const auto k = static_cast<Eigen::Index>(Pick(binned.cumulative, rng));
+    const double x = SampleKernel(integers, binned, k, rng);
+    ASSERT_EQ(x, std::round(x));
+    ASSERT_GE(x, 0);
+    ASSERT_LE(x, 9);
+    twos += x == 2;
+  }
+  EXPECT_NEAR(static_cast<double>(twos) / kDraws, std::exp(-1.8185779237480255), 0.01);
+}
+
+TEST(TpeEstimatorTest, CategoricalMixture) {
+  const Dim dim = DimOf(R"({"choice": ["a", "b", "c"]})");
+  // Weights 1/7 each and 4/7 for the prior; base = 4 / (3 + 1) = 1, so an observed choice's
+  // kernel puts 2/4 on it and 1/4 on each other choice.
+  ParzenOptions options;
+  const CategoricalKernels kernels = FitCategorical(dim, {0, 0, 2}, {1, 1, 1}, options);
+  EXPECT_DOUBLE_EQ(kernels.base, 1.0);
+  ASSERT_EQ(kernels.probs.size(), 3u);
+  EXPECT_DOUBLE_EQ(kernels.probs[0], 7.75 / 21);
+  EXPECT_DOUBLE_EQ(kernels.probs[1], 6.25 / 21);
+  EXPECT_DOUBLE_EQ(kernels.probs[2], 7.0 / 21);
+  EXPECT_DOUBLE_EQ(kernels.cumulative.back(), 1.0);
+
+  // Kernel by weight, then a choice from the kernel: the same distribution.
+  std::vector<double> cumulative;
+  double sum = 0;
+  for (Eigen::Index k = 0; k < kernels.weight.size(); ++k) cumulative.push_back(sum += kernels.weight[k]);
+  std::mt19937_64 rng(9);
+  constexpr int kDraws = 40000;
+  int counts[3] = {0, 0, 0};
+  for (int i = 0; i < kDraws; ++i) {
+    const auto k = static_cast<Eigen::Index>(Pick(cumulative, rng));
+    ++counts[SampleChoice(dim, kernels, k, rng)];
+  }
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(static_cast<double>(counts[c]) / kDraws, kernels.probs[static_cast<std::size_t>(c)],
+                0.01)
+        << c;
+  }
+}
+
+TEST(TpeEstimatorTest, JointMixtureMatchesAHandBuiltOne) {
+  Space space = ParseSpace(
+      Json::parse(R"({"x": {"uniform": [0, 10]}, "c": {"choice": ["a", "b", "c"]}})"));
+  std::vector<Dim> dims;
+  for (const Parameter& parameter : space.parameters()) dims.push_back(MakeDim(parameter));
+  const std::size_t x = space.parameters()[0].path == "x" ? 0 : 1, c = 1 - x;
+  // Members (x, c): m0 = (6, b), m1 = (2, a), m2 = (7, b). Per dimension, sorted by coordinate.
+  JointObservations observations;
+  observations.weights = {1, 1, 1};
+  observations.sorted_x.resize(2);
+  observations.member.resize(2);
+  observations.sorted_x[x] = {2, 6, 7};
+  observations.member[x] = {1, 0, 2};
+  observations.sorted_x[c] = {0, 1, 1};
+  observations.member[c] = {1, 0, 2};
+  JointEstimator joint(dims, observations, ParzenOptions{});
+  // Widths in x: 3 (m1), 2 (m0, m2; clipped to 10 / 5); kernel weights 1/4 with the prior's.
+  // Categorical factors with base 1: 2/4 on the member's choice, 1/4 elsewhere; prior 1/3.
+  const double cases[][3] = {{6.5, 1, -2.766527857582138},
+                             {2.0, 0, -3.4122244072656103},
+                             {9.0, 2, -3.8631706680435602}};
+  for (const auto& k : cases) {
+    std::vector<double> point(2);
+    point[x] = k[0];
+    point[c] = k[1];
+    EXPECT_NEAR(joint.LogPdf(point), k[2], 1e-5) << k[0];
+    EXPECT_NEAR(joint.LogPdf(point), k[2], 1e-5) << "cached " << k[0];
+  }
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 1000; ++i) {
+    const std::vector<double> point = joint.Sample(rng);
+    ASSERT_GE(point[x], 0);
+    ASSERT_LE(point[x], 10);
+    ASSERT_TRUE(point[c] == 0 || point[c] == 1 || point[c] == 2);
+  }
+}
+
+TEST(TpeEstimatorTest, JointOverOneDimensionIsTheUnivariateMixture) {
+  const std::vector<Dim> dims = {DimOf(R"({"uniform": [-3, 4]})")};
+  const std::vector<double> sorted = {-2.5, -1, 0.25, 0.3, 2, 3.9};
+  const std::vector<double> weights = {0.2, 1, 1, 0.6, 1, 1};
+  // The i-th smallest coordinate is member[i]'s: members are not in coordinate order.
+  const std::vector<std::size_t> member = {3, 0, 5, 1, 4, 2};
+  JointObservations observations;
+  observations.sorted_x = {sorted};
+  observations.member = {member};
+  observations.weights.resize(sorted.size());
+  for (std::size_t i = 0; i < sorted.size(); ++i) observations.weights[member[i]] = weights[i];
+  for (bool width_free : {false, true}) {
+    ParzenOptions options;
+    options.width_free = width_free;
+    JointEstimator joint(dims, observations, options);
+    const NumericKernels univariate = FitNumeric(dims[0], sorted, weights, options);
+    for (double x = -3; x <= 4; x += 0.37) {
+      EXPECT_NEAR(joint.LogPdf({x}), MixtureLogDensity(dims[0], univariate, x), 1e-5) << x;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tune
