@@ -2,6 +2,9 @@
 
 #include "schedulers/asha.h"
 #include "schedulers/fifo.h"
+#include "schedulers/hyperband.h"
+#include "schedulers/median.h"
+#include "schedulers/pbt.h"
 
 namespace tune {
 
@@ -11,6 +14,9 @@ const SchedulerRegistry& Schedulers() {
                                           {
                                               FifoEntry(),
                                               AshaEntry(),
+                                              HyperBandEntry(),
+                                              MedianEntry(),
+                                              PbtEntry(),
                                           });
   return registry;
 }

@@ -98,10 +98,12 @@ TEST(SchedulerFactoryTest, ExperimentModeIsUsedWhenTheSpecHasNone) {
 
 TEST(SchedulerFactoryTest, UnknownTypeListsKnownOnes) {
   EXPECT_EQ(ErrorOf(Json{{"type", "ashaa"}}),
-            "scheduler.type: unknown scheduler \"ashaa\" (known: fifo, asha) (did you mean "
-            "\"asha\"?)");
+            "scheduler.type: unknown scheduler \"ashaa\" (known: fifo, asha, hyperband, median, "
+            "pbt) (did you mean \"asha\"?)");
   EXPECT_EQ(ErrorOf(Json{{"type", 3}}), "scheduler.type: expected a string, got 3");
-  EXPECT_EQ(ErrorOf(Json("pbt")), "scheduler.type: unknown scheduler \"pbt\" (known: fifo, asha)");
+  EXPECT_EQ(ErrorOf(Json("bohb")),
+            "scheduler.type: unknown scheduler \"bohb\" (known: fifo, asha, hyperband, median, "
+            "pbt)");
   EXPECT_EQ(ErrorOf(Json(3)), "scheduler: expected an object, a scheduler name or null, got 3");
 }
 

@@ -1,0 +1,366 @@
+#include "schedulers/hyperband.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <map>
+#include <utility>
+
+#include "schedulers/util.h"
+
+namespace tune {
+
+// Ray's _Bracket. Integers where Ray has Python ints (n, r, the total work), doubles where it has
+// floats, and the same operations in the same order, so milestones and completion percentages
+// (which order the brackets in ChooseTrialToRun) are Ray's to the bit.
+struct HyperBandScheduler::Bracket {
+  std::vector<Member> live;             // _live_trials, in insertion order
+  std::vector<std::string> all_trials;  // every trial ever added (for Describe)
+  std::int64_t n = 0;                   // max trials; shrinks by eta at each halving
+  std::int64_t r = 0;                   // current milestone (Ray's _r; _cumul_r is the same)
+  int halves = 0;                       // halvings left
+  std::int64_t total_work = 0;
+  double completed_progress = 0;
+  bool is_being_processed = false;  // set at the first halving, never cleared (as in Ray)
+  std::unordered_set<std::string> to_unpause;
+  double eta = 0;
+  double max_t = 0;
+  bool stop_last_trials = true;
+
+  Member* Find(const std::string& trial_id) {
+    for (Member& member : live) {
+      if (member.trial_id == trial_id) return &member;
+    }
+    return nullptr;
+  }
+  static double TimeOf(const Member& member) { return member.has_result ? member.time : 0; }
+  bool Filled() const { return static_cast<std::int64_t>(live.size()) == n; }
+  bool CurIterDone() const {
+    return std::all_of(live.begin(), live.end(), [this](const Member& member) {
+      return TimeOf(member) >= static_cast<double>(r);
+    });
+  }
+  bool Finished() const { return stop_last_trials && halves == 0 && CurIterDone(); }
+  bool ContinueTrial(const Member& member) const {
+    if (!stop_last_trials && halves == 0) return true;
+    return TimeOf(member) < static_cast<double>(r);
+  }
+  void Update(Member& member, double time, double value) {
+    // Ray adds the delta even when it is negative (a trial restored to an earlier point).
+    completed_progress += time - TimeOf(member);
+    member.has_result = true;
+    member.time = time;
+    member.value = value;
+    to_unpause.erase(member.trial_id);
+  }
+  void Cleanup(const std::string& trial_id) {
+    live.erase(std::remove_if(live.begin(), live.end(),
+                              [&](const Member& member) { return member.trial_id == trial_id; }),
+               live.end());
+  }
+  double CompletionPercentage() const {
+    if (Finished()) return 1.0;
+    // std::min(x, 1.0) returns x unless 1.0 < x, as Python's min(x, 1.0).
+    return std::min(completed_progress / static_cast<double>(total_work), 1.0);
+  }
+  // Ray's successive_halving: (good, bad), the best n of the live trials by sign * metric.
+  std::pair<std::vector<std::string>, std::vector<std::string>> SuccessiveHalving(double sign) {
+    std::vector<std::string> good, bad;
+    if (halves == 0 && !stop_last_trials) {
+      for (const Member& member : live) good.push_back(member.trial_id);
+      return {good, bad};
+    }
+    assert(halves > 0);
+    --halves;
+    n = static_cast<std::int64_t>(std::ceil(static_cast<double>(n) / eta));
+    r = static_cast<std::int64_t>(std::trunc(std::min(static_cast<double>(r) * eta, max_t)));
+    std::vector<const Member*> sorted;
+    for (const Member& member : live) sorted.push_back(&member);
+    // Python's sorted() is stable; NaN (where Ray's order depends on the sort's internals)
+    // ranks below every number.
+    std::stable_sort(sorted.begin(), sorted.end(), [sign](const Member* a, const Member* b) {
+      const double x = sign * a->value;
+      const double y = sign * b->value;
+      return (std::isnan(x) && !std::isnan(y)) || x < y;
+    });
+    const std::size_t keep = std::min(static_cast<std::size_t>(n), sorted.size());
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      (i + keep < sorted.size() ? bad : good).push_back(sorted[i]->trial_id);
+    }
+    return {good, bad};
+  }
+};
+
+HyperBandScheduler::HyperBandScheduler(HyperBandOptions options)
+    : options_(std::move(options)), metric_sign_(options_.mode == Mode::kMax ? 1.0 : -1.0) {
+  assert(!options_.metric.empty());
+  assert(options_.max_t >= 1 && options_.reduction_factor > 1);
+  // int(np.round(np.log(max_t) / np.log(eta))) + 1; np.round rounds half to even, as nearbyint
+  // in the default rounding mode.
+  s_max_1_ = static_cast<int>(
+                 std::nearbyint(std::log(options_.max_t) / std::log(options_.reduction_factor))) +
+             1;
+  bands_.emplace_back();
+}
+
+HyperBandScheduler::~HyperBandScheduler() = default;
+
+HyperBandScheduler::Bracket* HyperBandScheduler::MakeBracket(int s) const {
+  const double eta = options_.reduction_factor;
+  auto bracket = std::make_unique<Bracket>();
+  bracket->eta = eta;
+  bracket->max_t = options_.max_t;
+  bracket->stop_last_trials = options_.stop_last_trials;
+  bracket->halves = s;
+  bracket->n = static_cast<std::int64_t>(
+      std::ceil(static_cast<double>(s_max_1_) / (s + 1) * std::pow(eta, s)));
+  bracket->r = static_cast<std::int64_t>(std::trunc(options_.max_t * std::pow(eta, -s)));
+  // Ray's _calculate_total_work: the work the bracket would do if full. Its cap uses max_t - r0
+  // where a cumulative sum may have been meant; kept, since it sets the completion percentage.
+  double n = static_cast<double>(bracket->n);
+  double r = static_cast<double>(bracket->r);
+  const double cap = options_.max_t - static_cast<double>(bracket->r);
+  for (int i = 0; i <= s; ++i) {
+    bracket->total_work += static_cast<std::int64_t>(n) * static_cast<std::int64_t>(r);
+    n = std::ceil(n / eta);
+    r = std::trunc(std::min(r * eta, cap));
+  }
+  return bracket.release();
+}
+
+void HyperBandScheduler::OnTrialAdd(const std::string& trial_id) {
+  if (bracket_of_.count(trial_id) != 0) return;
+  if (current_bracket_ == nullptr || current_bracket_->Filled()) {
+    // The next bracket of the band, s = 0, 1, ...; a new band when this one has s_max + 1.
+    // Brackets whose first milestone int(max_t * eta^-s) is 0 are skipped (kept as null).
+    Bracket* bracket = nullptr;
+    while (bracket == nullptr) {
+      if (static_cast<int>(bands_.back().size()) == s_max_1_) bands_.emplace_back();
+      const int s = static_cast<int>(bands_.back().size());
+      if (std::trunc(options_.max_t * std::pow(options_.reduction_factor, -s)) == 0) {
+        bands_.back().push_back(nullptr);
+      } else {
+        bracket = MakeBracket(s);
+        bands_.back().push_back(BracketPtr(bracket));
+      }
+    }
+    current_bracket_ = bracket;
+  }
+  assert(!current_bracket_->Filled());
+  current_bracket_->live.push_back(Member{trial_id});
+  current_bracket_->all_trials.push_back(trial_id);
+  bracket_of_[trial_id] = current_bracket_;
+}
+
+bool HyperBandScheduler::IsPaused(const std::string& trial_id) const {
+  if (pause_requested_.count(trial_id) != 0) return true;
+  const Trial* trial = control() != nullptr ? control()->FindTrial(trial_id) : nullptr;
+  return trial != nullptr && trial->status == TrialStatus::kPaused;
+}
+
+Decision HyperBandScheduler::OnResult(const std::string& trial_id, const Result& result) {
+  last_stop_at_budget_ = false;
+  if (stopped_.count(trial_id) != 0) return Decision::kStop;
+  const auto read = ReadTimeAndMetric(result, options_.time_attr, options_.metric);
+  if (!read || read->first < 0) return Decision::kContinue;
+  if (bracket_of_.count(trial_id) == 0) OnTrialAdd(trial_id);
+  Bracket& bracket = *bracket_of_.at(trial_id);
+  Member* member = bracket.Find(trial_id);
+  if (member == nullptr) {
+    // It left its bracket (ended or failed) and still reports.
+    stopped_.insert(trial_id);
+    return Decision::kStop;
+  }
+  bracket.Update(*member, read->first, read->second);
+  pause_requested_.erase(trial_id);
+  if (bracket.ContinueTrial(*member)) return Decision::kContinue;
+
+  const Decision decision = ProcessBracket(bracket, trial_id);
+  if (decision == Decision::kPause) pause_requested_.insert(trial_id);
+  if (decision == Decision::kStop) stopped_.insert(trial_id);
+  return decision;
+}
+
+Decision HyperBandScheduler::ProcessBracket(Bracket& bracket, const std::string& current) {
+  // Ray's invariant: when a rung completes, every live trial but the reporting one is paused.
+  // Trials are told apart by id rather than by status, since a trial told to PAUSE may still
+  // show RUNNING in the tuner until it has checkpointed and exited.
+  Decision action = Decision::kPause;
+  if (!bracket.CurIterDone()) return action;
+  if (bracket.Finished()) {
+    // cleanup_full: the paused trials stop; the reporting one gets STOP and leaves the bracket
+    // when the tuner completes it.
+    std::vector<std::string> paused;
+    for (const Member& member : bracket.live) {
+      if (member.trial_id != current && IsPaused(member.trial_id)) {
+        paused.push_back(member.trial_id);
+      }
+    }
+    for (const std::string& trial_id : paused) StopOther(bracket, trial_id);
+    last_stop_at_budget_ = !current.empty();
+    return Decision::kStop;
+  }
+  bracket.is_being_processed = true;
+  const auto [good, bad] = bracket.SuccessiveHalving(metric_sign_);
+  num_stopped_ += static_cast<int>(bad.size());
+  for (const std::string& trial_id : bad) {
+    if (trial_id == current) {
+      bracket.Cleanup(trial_id);
+      action = Decision::kStop;
+    } else {
+      StopOther(bracket, trial_id);
+    }
+  }
+  for (const std::string& trial_id : good) {
+    const Member* member = bracket.Find(trial_id);
+    if (member == nullptr) continue;
+    if (bracket.ContinueTrial(*member)) {
+      if (trial_id == current) {
+        action = Decision::kContinue;
+      } else if (IsPaused(trial_id)) {
+        bracket.to_unpause.insert(trial_id);  // ChooseTrialToRun picks it again
+      }
+      // A PENDING trial stays as it is.
+    } else if (bracket.Finished()) {
+      // The bracket reached max_t: the promoted trials stop too.
+      if (trial_id == current) {
+        bracket.Cleanup(trial_id);
+        action = Decision::kStop;
+        last_stop_at_budget_ = true;
+      } else if (IsPaused(trial_id)) {
+        StopOther(bracket, trial_id);
+      }
+    }
+    // Otherwise a promoted trial already past the next milestone stays paused until that rung
+    // completes.
+  }
+  return action;
+}
+
+void HyperBandScheduler::StopOther(Bracket& bracket, const std::string& trial_id) {
+  // Ray's stop_trial calls on_trial_remove at once; here that only removes the trial from the
+  // bracket (the bracket is finished or being processed, so it is not processed again). Done
+  // before StopTrial, so a tuner that completes the trial from inside StopTrial finds it gone.
+  bracket.Cleanup(trial_id);
+  pause_requested_.erase(trial_id);
+  stopped_.insert(trial_id);
+  stopped_by_control_.insert(trial_id);
+  if (control() != nullptr) control()->StopTrial(trial_id);
+}
+
+void HyperBandScheduler::RemoveTrial(const std::string& trial_id) {
+  if (stopped_by_control_.count(trial_id) != 0) return;
+  auto it = bracket_of_.find(trial_id);
+  if (it == bracket_of_.end()) return;
+  // Ray keeps the trial's bracket (_trial_info) after removal, so a second removal processes the
+  // bracket again under the same condition.
+  Bracket& bracket = *it->second;
+  bracket.Cleanup(trial_id);
+  pause_requested_.erase(trial_id);
+  if (!bracket.Finished() && !bracket.is_being_processed) ProcessBracket(bracket, "");
+}
+
+void HyperBandScheduler::OnTrialComplete(const std::string& trial_id, const Result* last) {
+  (void)last;
+  RemoveTrial(trial_id);
+}
+
+void HyperBandScheduler::OnTrialError(const std::string& trial_id) { RemoveTrial(trial_id); }
+
+std::optional<std::string> HyperBandScheduler::ChooseTrialToRun(
+    const std::vector<const Trial*>& waiting) {
+  std::unordered_map<std::string, TrialStatus> status;
+  for (const Trial* trial : waiting) status.emplace(trial->id, trial->status);
+  for (const auto& band : bands_) {
+    std::vector<std::pair<double, const Bracket*>> brackets;
+    for (const BracketPtr& bracket : band) {
+      if (bracket) brackets.emplace_back(bracket->CompletionPercentage(), bracket.get());
+    }
+    std::stable_sort(brackets.begin(), brackets.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [completion, bracket] : brackets) {
+      (void)completion;
+      for (const Member& member : bracket->live) {
+        auto it = status.find(member.trial_id);
+        if (it == status.end()) continue;
+        if (it->second == TrialStatus::kPending ||
+            (it->second == TrialStatus::kPaused && bracket->to_unpause.count(member.trial_id))) {
+          pause_requested_.erase(member.trial_id);
+          return member.trial_id;
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+bool HyperBandScheduler::BudgetExhausted(const Result& result) const {
+  (void)result;
+  return last_stop_at_budget_;
+}
+
+std::string HyperBandScheduler::Describe() const {
+  std::size_t total_brackets = 0;
+  for (const auto& band : bands_) total_brackets += band.size();
+  std::string out = fmt::format("Using HyperBand: num_stopped={} total_brackets={}", num_stopped_,
+                                total_brackets);
+  for (std::size_t i = 0; i < bands_.size(); ++i) {
+    out += fmt::format("\nRound #{}:", i);
+    for (const BracketPtr& bracket : bands_[i]) {
+      if (!bracket) continue;
+      // Python's "{:.1%}" multiplies by 100, then formats as "{:.1f}".
+      out += fmt::format("\n  Bracket(Max Size (n)={}, Milestone (r)={}, completed={:.1f}%): {{",
+                         bracket->n, bracket->r, bracket->CompletionPercentage() * 100);
+      std::map<std::string, int> counts;
+      for (const std::string& trial_id : bracket->all_trials) {
+        const Trial* trial = control() != nullptr ? control()->FindTrial(trial_id) : nullptr;
+        if (trial != nullptr) ++counts[ToString(trial->status)];
+      }
+      // Ray sorts the "STATUS: count" strings; a std::map over the names gives the same order.
+      const char* separator = "";
+      for (const auto& [status, count] : counts) {
+        out += fmt::format("{}{}: {}", separator, status, count);
+        separator = ", ";
+      }
+      out += "} ";
+    }
+  }
+  return out;
+}
+
+namespace {
+
+HyperBandOptions ParseHyperBand(const OptionsReader& in, const SchedulerContext& context) {
+  HyperBandOptions options;
+  options.time_attr = in.String("time_attr", options.time_attr);
+  options.metric = in.String("metric", context.metric);
+  options.mode = in.ModeOf("mode", context.mode);
+  // Below 1 Ray's first bracket has no milestone and its on_trial_add loops for ever; the upper
+  // bound keeps the brackets' integer arithmetic exact in a double.
+  options.max_t = in.Number("max_t", options.max_t, Range::Between(1, 1e9));
+  options.reduction_factor = in.Number("reduction_factor", options.reduction_factor, Range::Above(1));
+  options.stop_last_trials = in.Bool("stop_last_trials", options.stop_last_trials);
+  if (options.metric.empty()) {
+    throw SpecError(in.PathOf("metric"),
+                    "hyperband needs a metric: set \"metric\" in the experiment or in the scheduler");
+  }
+  return options;
+}
+
+}  // namespace
+
+SchedulerRegistry::Entry HyperBandEntry() {
+  return {"hyperband",
+          {"time_attr", "metric", "mode", "max_t", "reduction_factor", "stop_last_trials"},
+          [](const OptionsReader& in, const SchedulerContext& context) {
+            return std::any(ParseHyperBand(in, context));
+          },
+          [](const std::any& options, const SchedulerContext&) -> std::unique_ptr<Scheduler> {
+            return std::make_unique<HyperBandScheduler>(
+                std::any_cast<const HyperBandOptions&>(options));
+          }};
+}
+
+}  // namespace tune
