@@ -148,14 +148,8 @@ struct Variant {
 
 std::unique_ptr<Searcher> Make(const Space& space, const Variant& variant, std::uint64_t seed,
                                std::int64_t trials, std::int64_t concurrent = 1) {
-  SearcherOptions options;
-  options.metric = "loss";
-  options.mode = Mode::kMin;
-  options.num_samples = trials;
-  options.max_concurrent = concurrent;
-  options.seed = seed;
-  options.algorithm = Json::parse(variant.search);
-  Json& search = options.algorithm;
+  const SearcherContext context{"loss", Mode::kMin, trials, concurrent, seed};
+  Json search = Json::parse(variant.search);
   // Internal switches (search/tpe_internal.h; no space.json key): "x_joint_scott_widths",
   // "x_width_free".
   TpeInternalOptions internal;
@@ -178,8 +172,9 @@ std::unique_ptr<Searcher> Make(const Space& space, const Variant& variant, std::
     has_internal = true;
     it = search.erase(it);
   }
-  if (!has_internal) return MakeSearcher(space, options);
-  return MakeTpeSearcher(space, options, ParseTpeOptions(options), internal);
+  SearcherConfig config = ParseSearcherOptions(search, "search", context);
+  if (!has_internal) return MakeSearcher(space, config);
+  return MakeTpeSearcher(space, config, internal);
 }
 
 double Quantile(std::vector<double> values, double q) {

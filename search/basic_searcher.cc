@@ -1,6 +1,9 @@
 #include "search/basic_searcher.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 namespace tune {
@@ -75,5 +78,27 @@ Suggestion BasicSearcher::Suggest(const std::string& trial_id) {
   }
   return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
 }
+
+namespace {
+
+std::unique_ptr<Searcher> MakeBasic(const std::any&, const SearcherContext& context) {
+  const Space& space = *context.space;
+  std::vector<std::vector<PointValue>> points = ParsePointsToEvaluate(space, context);
+  const auto grid_size = static_cast<std::int64_t>(space.GridSize());
+  if (context.num_samples > std::numeric_limits<std::int64_t>::max() / 2 / grid_size) {
+    throw SpecError("num_samples",
+                    fmt::format("{} repetitions of a {}-point grid is too many trials",
+                                context.num_samples, grid_size));
+  }
+  return std::make_unique<BasicSearcher>(space, context.num_samples, context.seed,
+                                         std::move(points));
+}
+
+std::any ParseBasic(const OptionsReader&, const SearcherContext&) { return {}; }
+
+}  // namespace
+
+SearcherRegistry::Entry RandomEntry() { return {"random", {}, ParseBasic, MakeBasic}; }
+SearcherRegistry::Entry GridEntry() { return {"grid", {}, ParseBasic, MakeBasic}; }
 
 }  // namespace tune

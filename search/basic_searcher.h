@@ -1,4 +1,4 @@
-// Ray Tune's BasicVariantGenerator, behind MakeSearcher for "random" and "grid" (private).
+// Ray Tune's BasicVariantGenerator: the searchers "random" and "grid" (the same; no options).
 //
 // Trials come in blocks. First one block per entry of points_to_evaluate: the point's values,
 // crossed with every grid parameter the point leaves open, with the other random parameters
@@ -47,5 +47,10 @@ class BasicSearcher : public Searcher {
   std::size_t block_size_ = 0;
   std::size_t block_next_ = 0;  // next variant inside the block
 };
+
+// The entries of the table in search/searcher.cc. Their make functions check the points against
+// the space and that num_samples repetitions of the grid stay countable.
+SearcherRegistry::Entry RandomEntry();
+SearcherRegistry::Entry GridEntry();
 
 }  // namespace tune

@@ -5,11 +5,15 @@
 // the trial ends (finished, pruned or failed). Replaying the same calls in the same order gives
 // the same suggestions, which is how `tune resume` rebuilds a searcher.
 //
+// Adding a searcher: its class, an Entry (name, keys, parse, make) and one line in the table in
+// search/searcher.cc. "random" and "grid" are search/basic_searcher.h, "tpe" search/tpe.h.
+//
 // Example:
-//   tune::Space space = tune::ParseSpace(spec["space"]);
-//   auto searcher = tune::MakeSearcher(space, options);   // "grid"/"random" "tpe" (search/tpe.h)
-//   tune::Suggestion s = searcher->Suggest("t_00001");
-//   if (s.kind == tune::Suggestion::Kind::kConfig) Launch(s.config);
+//   SearcherConfig config = ParseSearcherOptions(spec["search"], "search",
+//                                                {"val_acc", Mode::kMax, /*num_samples=*/50});
+//   std::unique_ptr<Searcher> searcher = MakeSearcher(space, config);  // throws SpecError
+//   Suggestion s = searcher->Suggest("t_00001");
+//   if (s.kind == Suggestion::Kind::kConfig) Launch(s.config);
 #pragma once
 
 #include <cstdint>
@@ -17,8 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "search/space.h"
+#include "core/options.h"
 #include "core/types.h"
+#include "search/space.h"
 
 namespace tune {
 
@@ -30,17 +35,6 @@ struct Suggestion {
   };
   Kind kind = Kind::kFinished;
   Json config;
-};
-
-struct SearcherOptions {
-  std::string metric;  // the metric to optimise ("val_acc")
-  Mode mode = Mode::kMax;
-  std::int64_t num_samples = 1;     // Ray Tune's num_samples (grid repeated that often)
-  std::int64_t max_concurrent = 0;  // trials running at once; 0 = unlimited
-  std::uint64_t seed = 0;
-  Json points_to_evaluate = Json::array();  // configs to try first; they replace samples
-  Json algorithm = Json::object();          // the whole "search" object of space.json
-  std::string path = "search";              // JSON path of `algorithm`, for error messages
 };
 
 class Searcher {
@@ -64,24 +58,56 @@ class Searcher {
   virtual std::int64_t TotalTrials() const { return -1; }
 };
 
-// Builds the searcher named by options.algorithm["algorithm"] ("random" when absent; "grid" and
-// "random" behave like Ray Tune's BasicVariantGenerator). Throws SpecError for unknown names or
-// options, naming options.path: an unknown key (with a did-you-mean), or an option of another
-// algorithm (e.g. "n_startup_trials" without "tpe"). "tpe" is search/tpe.h.
-// The seed is options.seed; a "seed" key in options.algorithm is only validated (the caller
-// copies it into options.seed).
-// points_to_evaluate (partial configs, checked against the space; SpecError names e.g.
-// "points_to_evaluate[2].lr") come first, missing leaves sampled. As in Ray Tune each point
-// replaces one of the num_samples repetitions of the grid and is crossed with the grid
-// parameters it leaves open; with no grid, a point replaces one sample and TotalTrials() stays
-// num_samples (or the number of points, if larger). Without points, TotalTrials() is
-// num_samples * GridSize().
+// What the experiment gives every searcher besides its own options.
+struct SearcherContext {
+  std::string metric;  // the metric to optimise ("val_acc")
+  Mode mode = Mode::kMax;
+  std::int64_t num_samples = 1;     // Ray Tune's num_samples (grid repeated that often), >= 1
+  std::int64_t max_concurrent = 0;  // trials running at once; 0 = unlimited
+  std::uint64_t seed = 0;           // a "seed" key in the search object replaces it
+  // Partial configs to try first, each checked against the space by MakeSearcher (SpecError
+  // names e.g. "points_to_evaluate[2].lr"). As in Ray Tune each point replaces one of the
+  // num_samples repetitions of the grid and is crossed with the grid parameters it leaves open.
+  Json points_to_evaluate = Json::array();
+  // The space, for the table's make functions: MakeSearcher sets it from its argument for the
+  // call; leave it null.
+  const Space* space = nullptr;
+};
+
+using SearcherRegistry = Registry<Searcher, SearcherContext>;
+// Typed, validated options: config.name() ("tpe"), config.options (that searcher's options
+// struct, e.g. TpeOptions), config.context (with the seed the search object chose).
+using SearcherConfig = SearcherRegistry::Config;
+
+// The table of searchers: random, grid, tpe (search/searcher.cc). Parse with
+// ParseSearcherOptions: the search object names its searcher with "algorithm", not "type".
+const SearcherRegistry& Searchers();
+
+// Parses the "search" object of space.json (null means random search with its defaults):
+// "algorithm" names the searcher ("random" when absent; "grid" and "random" are the same, Ray
+// Tune's BasicVariantGenerator), "seed" (>= 0) is every searcher's, the other keys are the named
+// searcher's. Throws SpecError naming `path` or path.key: unknown keys (with a did-you-mean), an
+// option of another searcher ("search.gamma: applies only to algorithm \"tpe\", not \"random\""),
+// bad values; and "num_samples" or "points_to_evaluate" when the context's are invalid.
+SearcherConfig ParseSearcherOptions(const Json& search, const std::string& path,
+                                    const SearcherContext& context);
+// Builds the searcher. Throws SpecError for what needs the space to check: points_to_evaluate
+// ("points_to_evaluate[2].lr: ..."), grid_search with "tpe" ("space.opt: ..."), a grid repeated
+// too often. TotalTrials(): num_samples * GridSize() for grid/random without points (each point
+// replaces one repetition of the grid); num_samples for tpe.
+std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherConfig& config);
+
+// Both at once, from the older flat options (tests, benchmarks): the context plus the "search"
+// object and its path.
+struct SearcherOptions : SearcherContext {
+  Json algorithm = Json::object();  // the whole "search" object of space.json
+  std::string path = "search";      // JSON path of `algorithm`, for error messages
+};
 std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions& options);
 
-// What every searcher checks of its options: num_samples >= 1, and points_to_evaluate an array
-// of configs, each parsed against `space`. Throws SpecError naming the path
-// ("points_to_evaluate[2].lr").
+// context.points_to_evaluate parsed against `space`, for the searchers' make functions. Throws
+// SpecError naming the point's path ("points_to_evaluate[2].lr").
 std::vector<std::vector<PointValue>> ParsePointsToEvaluate(const Space& space,
-                                                           const SearcherOptions& options);
+                                                           const SearcherContext& context);
 
 }  // namespace tune

@@ -15,8 +15,6 @@
 // fitting is O(n) per dimension and suggestion.
 #include "search/tpe.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -37,7 +35,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 class TpeSearcher : public Searcher {
  public:
-  TpeSearcher(const Space& space, const SearcherOptions& context, const TpeOptions& tpe,
+  TpeSearcher(const Space& space, const SearcherContext& context, const TpeOptions& tpe,
               const TpeInternalOptions& internal, std::vector<std::vector<PointValue>> points)
       : space_(space),
         tpe_(tpe),
@@ -403,105 +401,65 @@ class TpeSearcher : public Searcher {
   std::vector<std::size_t> position_;             // ProposeJoint's buffer
 };
 
-std::string Child(const std::string& path, const std::string& key) {
-  return path.empty() ? key : path + "." + key;
-}
-
-}  // namespace
-
-TpeOptions ParseTpeOptions(const SearcherOptions& options) {
+TpeOptions ParseTpe(const OptionsReader& in, const SearcherContext& context) {
   TpeOptions tpe;
-  tpe.constant_liar = options.max_concurrent != 1;
-  const Json& search = options.algorithm;
-  if (!search.is_object()) return tpe;
-  auto fail = [&](const std::string& key, const std::string& reason, const Json& value) {
-    throw SpecError(Child(options.path, key), reason + ", got " + value.dump());
-  };
-  auto integer = [&](const char* key, int minimum, std::int64_t* out) {
-    if (!search.contains(key)) return;
-    const Json& value = search[key];
-    if (!value.is_number_integer() || value.get<double>() < minimum || value.get<double>() > 1e9) {
-      fail(key, fmt::format("must be an integer >= {}", minimum), value);
-    }
-    *out = value.get<std::int64_t>();
-  };
-  auto boolean = [&](const char* key, bool* out) {
-    if (!search.contains(key)) return;
-    if (!search[key].is_boolean()) fail(key, "must be true or false", search[key]);
-    *out = search[key].get<bool>();
-  };
-  integer("n_startup_trials", 0, &tpe.n_startup_trials);
-  integer("n_ei_candidates", 1, &tpe.n_ei_candidates);
-  boolean("consider_endpoints", &tpe.consider_endpoints);
-  boolean("multivariate", &tpe.multivariate);
-  integer("multivariate_after", 0, &tpe.multivariate_after);
-  boolean("constant_liar", &tpe.constant_liar);
-  if (search.contains("gamma")) {
-    const Json& value = search["gamma"];
-    if (!value.is_number() || !(value.get<double>() > 0 && value.get<double>() <= 1)) {
-      fail("gamma", "must be a number in (0, 1] (the fraction of trials in the good set)",
-           value);
-    }
-    tpe.gamma = value.get<double>();
+  tpe.n_startup_trials = in.Integer("n_startup_trials", tpe.n_startup_trials, Range::AtLeast(0));
+  tpe.n_ei_candidates = in.Integer("n_ei_candidates", tpe.n_ei_candidates, Range::AtLeast(1));
+  if (in.Has("gamma")) {
+    tpe.gamma = in.Number("gamma", tpe.gamma);
+    in.Require(tpe.gamma > 0 && tpe.gamma <= 1, "gamma",
+               "must be a number in (0, 1] (the fraction of trials in the good set)");
   }
-  if (search.contains("prior_weight")) {
-    const Json& value = search["prior_weight"];
-    if (!value.is_number() || !(value.get<double>() > 0) || !std::isfinite(value.get<double>())) {
-      fail("prior_weight", "must be a number > 0", value);
-    }
-    tpe.prior_weight = value.get<double>();
-  }
-  if (search.contains("categorical_prior_weight")) {
-    const Json& value = search["categorical_prior_weight"];
-    if (!value.is_number() || !(value.get<double>() > 0) || !std::isfinite(value.get<double>())) {
-      fail("categorical_prior_weight", "must be a number > 0", value);
-    }
-    tpe.categorical_prior_weight = value.get<double>();
-  }
-  if (search.contains("intermediate")) {
-    const Json& value = search["intermediate"];
-    const std::vector<std::string> known = {"rank", "budget", "last"};
-    std::string name = value.is_string() ? value.get<std::string>() : "";
-    if (name == "rank") {
-      tpe.intermediate = TpeOptions::Intermediate::kRank;
-    } else if (name == "budget") {
-      tpe.intermediate = TpeOptions::Intermediate::kBudget;
-    } else if (name == "last") {
-      tpe.intermediate = TpeOptions::Intermediate::kLast;
-    } else {
-      fail("intermediate",
-           "must be \"rank\", \"budget\" or \"last\"" + (name.empty() ? "" : DidYouMean(name, known)),
-           value);
-    }
-  }
-  if (search.contains("budget_attr")) {
-    const Json& value = search["budget_attr"];
-    if (!value.is_string() || value.get<std::string>().empty()) {
-      fail("budget_attr", "must be a result attribute name", value);
-    }
-    tpe.budget_attr = value.get<std::string>();
+  tpe.prior_weight = in.Number("prior_weight", tpe.prior_weight, Range::Above(0));
+  tpe.categorical_prior_weight =
+      in.Number("categorical_prior_weight", tpe.categorical_prior_weight, Range::Above(0));
+  tpe.consider_endpoints = in.Bool("consider_endpoints", tpe.consider_endpoints);
+  tpe.multivariate = in.Bool("multivariate", tpe.multivariate);
+  tpe.multivariate_after =
+      in.Integer("multivariate_after", tpe.multivariate_after, Range::AtLeast(0));
+  tpe.constant_liar = in.Bool("constant_liar", context.max_concurrent != 1);
+  const std::string intermediate = in.Choice("intermediate", "last", {"last", "rank", "budget"});
+  tpe.intermediate = intermediate == "rank"     ? TpeOptions::Intermediate::kRank
+                     : intermediate == "budget" ? TpeOptions::Intermediate::kBudget
+                                                : TpeOptions::Intermediate::kLast;
+  tpe.budget_attr = in.String("budget_attr", tpe.budget_attr);
+  if (context.metric.empty()) {
+    throw SpecError(in.PathOf("algorithm"), "tpe needs a metric to optimise");
   }
   return tpe;
 }
 
-std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherOptions& options,
-                                          const TpeOptions& tpe,
-                                          const TpeInternalOptions& internal) {
+std::unique_ptr<Searcher> MakeTpe(const Space& space, const SearcherContext& context,
+                                  const TpeOptions& tpe, const TpeInternalOptions& internal) {
   if (!space.grid_parameters().empty()) {
     throw SpecError("space." + space.grid_parameters().front().path,
                     "grid_search cannot be used with algorithm \"tpe\" (a grid is an exhaustive "
                     "plan, not a distribution to model); use \"choice\" instead");
   }
-  if (options.metric.empty()) {
-    throw SpecError(Child(options.path, "algorithm"), "tpe needs a metric to optimise");
-  }
-  std::vector<std::vector<PointValue>> points = ParsePointsToEvaluate(space, options);
-  return std::make_unique<TpeSearcher>(space, options, tpe, internal, std::move(points));
+  return std::make_unique<TpeSearcher>(space, context, tpe, internal,
+                                       ParsePointsToEvaluate(space, context));
 }
 
-std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherOptions& options,
-                                          const TpeOptions& tpe) {
-  return MakeTpeSearcher(space, options, tpe, TpeInternalOptions{});
+}  // namespace
+
+SearcherRegistry::Entry TpeEntry() {
+  return {"tpe",
+          {"n_startup_trials", "n_ei_candidates", "gamma", "prior_weight",
+           "categorical_prior_weight", "consider_endpoints", "multivariate", "multivariate_after",
+           "constant_liar", "intermediate", "budget_attr"},
+          [](const OptionsReader& in, const SearcherContext& context) {
+            return std::any(ParseTpe(in, context));
+          },
+          [](const std::any& options, const SearcherContext& context) {
+            return MakeTpe(*context.space, context, std::any_cast<const TpeOptions&>(options),
+                           TpeInternalOptions{});
+          }};
+}
+
+std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherConfig& config,
+                                          const TpeInternalOptions& internal) {
+  return MakeTpe(space, config.context, std::any_cast<const TpeOptions&>(config.options),
+                 internal);
 }
 
 }  // namespace tune

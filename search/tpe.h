@@ -6,9 +6,10 @@
 // first multivariate_after observations, jointly after. It needs a metric and rejects
 // grid_search (use "choice"). docs/tpe.md explains each option and the measurements behind them.
 //
-// Example (options: metric, mode, num_samples):
-//   options.algorithm = Json::parse(R"({"algorithm": "tpe", "seed": 1, "gamma": 0.2})");
-//   std::unique_ptr<Searcher> tpe = MakeSearcher(space, options);
+// Example:
+//   SearcherConfig config = ParseSearcherOptions(Json::parse(R"({"algorithm": "tpe", "seed": 1,
+//       "gamma": 0.2})"), "search", {"loss", Mode::kMin, /*num_samples=*/100});
+//   std::unique_ptr<Searcher> tpe = MakeSearcher(space, config);
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,7 @@
 
 namespace tune {
 
+// The options (keys of the "search" object) and their defaults.
 struct TpeOptions {
   std::int64_t n_startup_trials = 10;     // random configs before the model is used
   std::int64_t n_ei_candidates = 24;      // candidates drawn from l(x) per suggestion
@@ -33,8 +35,6 @@ struct TpeOptions {
   std::string budget_attr = "training_iteration";   // the result attribute that is the budget
 };
 
-TpeOptions ParseTpeOptions(const SearcherOptions& options);  // SpecError: "search.gamma: ..."
-std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherOptions& options,
-                                          const TpeOptions& tpe);
+SearcherRegistry::Entry TpeEntry();  // "tpe" in the table of search/searcher.cc
 
 }  // namespace tune

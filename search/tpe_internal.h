@@ -6,7 +6,6 @@
 
 #include "search/searcher.h"
 #include "search/space.h"
-#include "search/tpe.h"
 
 namespace tune {
 
@@ -19,9 +18,8 @@ struct TpeInternalOptions {
   bool joint_scott_widths = false;
 };
 
-// MakeTpeSearcher(space, options, tpe) with the switches set.
-std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherOptions& options,
-                                          const TpeOptions& tpe,
+// MakeSearcher(space, config) for a "tpe" config, with the switches set.
+std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherConfig& config,
                                           const TpeInternalOptions& internal);
 
 }  // namespace tune

@@ -225,18 +225,18 @@ TEST(SearcherTest, BadOptionsNameTheirPathAndReason) {
   // Options() sets no metric, and TPE cannot model without one.
   EXPECT_EQ(error(R"({"algorithm": "tpe"})"), "search.algorithm: tpe needs a metric to optimise");
   EXPECT_EQ(error(R"({"algorithm": "rnadom"})"),
-            "search.algorithm: unknown algorithm \"rnadom\" (did you mean \"random\"?); known: "
-            "random, grid, tpe");
-  EXPECT_THAT(error(R"({"algorithm": 3})"), StartsWith("search.algorithm: must be a string"));
+            "search.algorithm: must be one of random, grid, tpe, got \"rnadom\" (did you mean "
+            "\"random\"?)");
+  EXPECT_EQ(error(R"({"algorithm": 3})"), "search.algorithm: expected a non-empty string, got 3");
   EXPECT_EQ(error(R"({"sed": 1})"), "search.sed: unknown option (did you mean \"seed\"?)");
   EXPECT_EQ(error(R"({"colour": 1})"), "search.colour: unknown option");
   EXPECT_EQ(error(R"({"n_startup_trials": 5})"),
             "search.n_startup_trials: applies only to algorithm \"tpe\", not \"random\"");
   EXPECT_EQ(error(R"({"algorithm": "grid", "gamma": 0.2})"),
             "search.gamma: applies only to algorithm \"tpe\", not \"grid\"");
-  EXPECT_THAT(error(R"({"seed": -1})"), StartsWith("search.seed: must be a non-negative integer"));
-  EXPECT_THAT(error(R"({"seed": "1"})"), StartsWith("search.seed: must be a non-negative integer"));
-  EXPECT_THAT(error(R"([1])"), StartsWith("search: must be an object"));
+  EXPECT_EQ(error(R"({"seed": -1})"), "search.seed: must be >= 0, got -1");
+  EXPECT_EQ(error(R"({"seed": "1"})"), "search.seed: expected an integer, got \"1\"");
+  EXPECT_EQ(error(R"([1])"), "search: expected an object, got [1]");
   EXPECT_EQ(error(R"({"algorithm": "random", "seed": 3})"), "");
   EXPECT_EQ(error("null"), "");
 
@@ -244,6 +244,65 @@ TEST(SearcherTest, BadOptionsNameTheirPathAndReason) {
   options.path = "experiment.search";
   EXPECT_THAT(MakeError(space, options), StartsWith("experiment.search.bogus: unknown option"));
   EXPECT_EQ(MakeError(space, Options(0)), "num_samples: must be >= 1, got 0");
+  // A typo of another searcher's option still gets its did-you-mean.
+  EXPECT_EQ(error(R"({"n_startup_trails": 5})"),
+            "search.n_startup_trails: unknown option (did you mean \"n_startup_trials\"?)");
+}
+
+TEST(SearcherTest, ParseSearcherOptionsThenMakeSearcher) {
+  EXPECT_EQ(Searchers().Names(), "random, grid, tpe");
+  SearcherContext context{"val_acc", Mode::kMax, 6};
+  context.seed = 4;
+  SearcherConfig config = ParseSearcherOptions(Json(nullptr), "search", context);
+  EXPECT_EQ(config.name(), "random");
+  EXPECT_EQ(config.context.seed, 4u);
+  EXPECT_EQ(config.context.space, nullptr);
+  // The search object's seed (2.0 as a CLI override may give it) replaces the context's.
+  config = ParseSearcherOptions(Parse(R"({"algorithm": "grid", "seed": 2.0})"), "search", context);
+  EXPECT_EQ(config.name(), "grid");
+  EXPECT_EQ(config.context.seed, 2u);
+  EXPECT_EQ(config.context.num_samples, 6);
+  EXPECT_EQ(config.context.metric, "val_acc");
+
+  Space space = ParseSpace(Parse(kMixedSpace));
+  SearcherOptions options = Options(6, R"({"algorithm": "grid", "seed": 2})");
+  options.seed = 2;
+  EXPECT_EQ(Drain(*MakeSearcher(space, config)), Drain(*MakeSearcher(space, options)));
+  // One config builds any number of searchers (resume, tests).
+  EXPECT_EQ(Drain(*MakeSearcher(space, config)), Drain(*MakeSearcher(space, config)));
+}
+
+TEST(SearcherTest, ParseSearcherOptionsChecksWhatNeedsNoSpace) {
+  auto error = [](const char* search, SearcherContext context) {
+    try {
+      ParseSearcherOptions(Parse(search), "experiment.search", context);
+    } catch (const SpecError& error) {
+      return std::string(error.what());
+    }
+    return std::string();
+  };
+  const SearcherContext ok{"loss", Mode::kMin, 10};
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "gamma": 2})", ok),
+            "experiment.search.gamma: must be a number in (0, 1] (the fraction of trials in the "
+            "good set), got 2");
+  EXPECT_EQ(error(R"({"algorithm": "tpe"})", SearcherContext{}),
+            "experiment.search.algorithm: tpe needs a metric to optimise");
+  EXPECT_EQ(error("{}", SearcherContext{"loss", Mode::kMin, 0}),
+            "num_samples: must be >= 1, got 0");
+  SearcherContext points = ok;
+  points.points_to_evaluate = Json::object();
+  EXPECT_EQ(error("{}", points), "points_to_evaluate: must be an array of configs");
+  // Points are checked against the space by MakeSearcher, which has it.
+  points.points_to_evaluate = Parse(R"([{"nope": 1}])");
+  EXPECT_EQ(error("{}", points), "");
+  Space space = ParseSpace(Parse(kMixedSpace));
+  SearcherConfig config = ParseSearcherOptions(Json(nullptr), "search", points);
+  try {
+    MakeSearcher(space, config);
+    ADD_FAILURE() << "no SpecError";
+  } catch (const SpecError& error) {
+    EXPECT_THAT(error.what(), StartsWith("points_to_evaluate[0].nope: is not in the space"));
+  }
 }
 
 TEST(SearcherTest, ResultsDoNotChangeTheSequence) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <any>
 #include <cmath>
 #include <set>
 #include <string>
@@ -363,26 +364,27 @@ TEST(TpeTest, BadOptionsNameTheirPathAndReason) {
   EXPECT_EQ(error(R"({"algorithm": "tpe", "gamma": 0})"),
             "search.gamma: must be a number in (0, 1] (the fraction of trials in the good set), "
             "got 0");
-  EXPECT_THAT(error(R"({"algorithm": "tpe", "gamma": "auto"})"), StartsWith("search.gamma: must"));
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "gamma": "auto"})"),
+            "search.gamma: expected a number, got \"auto\"");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "n_startup_trials": -1})"),
-            "search.n_startup_trials: must be an integer >= 0, got -1");
+            "search.n_startup_trials: must be >= 0, got -1");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "n_ei_candidates": 0})"),
-            "search.n_ei_candidates: must be an integer >= 1, got 0");
+            "search.n_ei_candidates: must be >= 1, got 0");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "n_ei_candidates": 2.5})"),
-            "search.n_ei_candidates: must be an integer >= 1, got 2.5");
+            "search.n_ei_candidates: expected an integer, got 2.5");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "multivariate": 1})"),
-            "search.multivariate: must be true or false, got 1");
+            "search.multivariate: expected true or false, got 1");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "prior_weight": -1})"),
-            "search.prior_weight: must be a number > 0, got -1");
+            "search.prior_weight: must be > 0, got -1");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "categorical_prior_weight": 0})"),
-            "search.categorical_prior_weight: must be a number > 0, got 0");
+            "search.categorical_prior_weight: must be > 0, got 0");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "multivariate_after": -1})"),
-            "search.multivariate_after: must be an integer >= 0, got -1");
+            "search.multivariate_after: must be >= 0, got -1");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "intermediate": "rnak"})"),
-            "search.intermediate: must be \"rank\", \"budget\" or \"last\" (did you mean "
-            "\"rank\"?), got \"rnak\"");
+            "search.intermediate: must be one of last, rank, budget, got \"rnak\" (did you mean "
+            "\"rank\"?)");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "budget_attr": ""})"),
-            "search.budget_attr: must be a result attribute name, got \"\"");
+            "search.budget_attr: expected a non-empty string, got \"\"");
   EXPECT_EQ(error(R"({"algorithm": "random", "multivariate": true})"),
             "search.multivariate: applies only to algorithm \"tpe\", not \"random\"");
 }
@@ -399,16 +401,44 @@ TEST(TpeTest, GridParametersAreASpecError) {
               HasSubstr("tpe needs a metric"));
 }
 
-TEST(TpeTest, ParseTpeOptionsDefaults) {
-  TpeOptions serial = ParseTpeOptions(Options(R"({"algorithm": "tpe"})", 10, 0, 1));
-  EXPECT_FALSE(serial.constant_liar);
-  EXPECT_EQ(serial.n_startup_trials, 10);
-  EXPECT_EQ(serial.n_ei_candidates, 24);
-  EXPECT_FALSE(serial.multivariate);
-  EXPECT_EQ(serial.multivariate_after, 40);
-  EXPECT_EQ(serial.categorical_prior_weight, 4.0);
-  EXPECT_TRUE(ParseTpeOptions(Options(R"({"algorithm": "tpe"})", 10, 0, 0)).constant_liar);
-  EXPECT_TRUE(ParseTpeOptions(Options(R"({"algorithm": "tpe"})", 10, 0, 8)).constant_liar);
+// The parsed options, as the "search" object that would set them.
+Json ParsedTpe(const char* search, std::int64_t max_concurrent) {
+  SearcherConfig config =
+      ParseSearcherOptions(Json::parse(search), "search", {"loss", Mode::kMin, 10, max_concurrent});
+  EXPECT_EQ(config.name(), "tpe");
+  const auto& o = std::any_cast<const TpeOptions&>(config.options);
+  const char* intermediate[] = {"last", "rank", "budget"};
+  return {{"n_startup_trials", o.n_startup_trials},
+          {"n_ei_candidates", o.n_ei_candidates},
+          {"gamma", o.gamma},
+          {"prior_weight", o.prior_weight},
+          {"categorical_prior_weight", o.categorical_prior_weight},
+          {"consider_endpoints", o.consider_endpoints},
+          {"multivariate", o.multivariate},
+          {"multivariate_after", o.multivariate_after},
+          {"constant_liar", o.constant_liar},
+          {"intermediate", intermediate[static_cast<int>(o.intermediate)]},
+          {"budget_attr", o.budget_attr}};
+}
+
+TEST(TpeTest, ParseSearcherOptionsGivesTpeOptions) {
+  EXPECT_EQ(ParsedTpe(R"({"algorithm": "tpe"})", 1), Json::parse(R"({"n_startup_trials": 10,
+      "n_ei_candidates": 24, "gamma": 0.0, "prior_weight": 1.0, "categorical_prior_weight": 4.0,
+      "consider_endpoints": false, "multivariate": false, "multivariate_after": 40,
+      "constant_liar": false, "intermediate": "last", "budget_attr": "training_iteration"})"));
+  // The constant liar is on by default unless trials run one at a time.
+  EXPECT_EQ(ParsedTpe(R"({"algorithm": "tpe"})", 0)["constant_liar"], true);
+  EXPECT_EQ(ParsedTpe(R"({"algorithm": "tpe"})", 8)["constant_liar"], true);
+  const char* every = R"({"n_startup_trials": 5, "n_ei_candidates": 10, "gamma": 0.25,
+      "prior_weight": 2.0, "categorical_prior_weight": 0.5, "consider_endpoints": true,
+      "multivariate": true, "multivariate_after": 20, "constant_liar": true,
+      "intermediate": "budget", "budget_attr": "epoch"})";
+  Json search = Json::parse(every);
+  search["algorithm"] = "tpe";
+  search["n_ei_candidates"] = 10.0;  // a whole float is an integer (CLI overrides)
+  EXPECT_EQ(ParsedTpe(search.dump().c_str(), 1), Json::parse(every));
+  EXPECT_EQ(ParsedTpe(R"({"algorithm": "tpe", "intermediate": "rank"})", 1)["intermediate"],
+            "rank");
 }
 
 }  // namespace
