@@ -17,8 +17,7 @@
 //   {"op":"rungs"}                                prints "RUNGS " and Rungs() as JSON, cutoffs in
 //                                                 metric units, NaN as "NaN", empty rung as null
 // In results, "training_iteration" and "time_total_s" fill Result's fields and every other key
-// goes to metrics. JSON has no NaN or infinities, so the strings "NaN", "Infinity" and
-// "-Infinity" stand for them (any other value, a boolean say, is passed on as it is).
+// goes to metrics; NaN and infinities are spelled as in tests/peers/replay_codec.h.
 // Exits 2 with a message on stderr for a line it cannot parse.
 #include <fmt/format.h>
 
@@ -30,34 +29,10 @@
 #include <string>
 
 #include "schedulers/asha.h"
+#include "tests/peers/replay_codec.h"
 
 namespace tune {
 namespace {
-
-Json DecodeNumber(const Json& value) {
-  if (value.is_string()) {
-    const auto& text = value.get_ref<const std::string&>();
-    if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
-    if (text == "Infinity") return std::numeric_limits<double>::infinity();
-    if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
-  }
-  return value;
-}
-
-Result DecodeResult(const Json& object) {
-  Result result;
-  for (const auto& [key, raw] : object.items()) {
-    const Json value = DecodeNumber(raw);
-    if (key == "training_iteration") {
-      result.training_iteration = value.get<std::int64_t>();
-    } else if (key == "time_total_s") {
-      result.time_total_s = value.get<double>();
-    } else {
-      result.metrics[key] = value;
-    }
-  }
-  return result;
-}
 
 AshaOptions DecodeOptions(const Json& object) {
   AshaOptions options;
@@ -98,61 +73,40 @@ std::string EncodeRungs(const AshaScheduler& asha) {
 
 int Run() {
   std::unique_ptr<AshaScheduler> asha;
-  std::string line;
-  std::size_t line_number = 0;
-  while (std::getline(std::cin, line)) {
-    ++line_number;
-    if (line.empty()) continue;
-    try {
-      const Json call = Json::parse(line);
-      const std::string op = call.at("op").get<std::string>();
-      if (op == "options") {
-        asha = std::make_unique<AshaScheduler>(DecodeOptions(call.at("options")));
-        continue;
-      }
-      if (!asha) throw std::runtime_error("no options line before the first call");
-      if (op == "rungs") {
-        std::cout << "RUNGS " << EncodeRungs(*asha) << '\n';
-        continue;
-      }
-      const std::string trial = call.at("trial").get<std::string>();
-      if (op == "add") {
-        if (call.contains("bracket") && !call["bracket"].is_null()) {
-          asha->OnTrialAdd(trial, call["bracket"].get<int>());
-        } else {
-          asha->OnTrialAdd(trial);
-        }
-      } else if (op == "result") {
-        const Decision decision = asha->OnResult(trial, DecodeResult(call.at("result")));
-        std::cout << (decision == Decision::kStop ? "STOP" : "CONTINUE") << '\n';
-      } else if (op == "complete") {
-        const Json& last = call.at("result");
-        if (last.is_null()) {
-          asha->OnTrialComplete(trial, nullptr);
-        } else {
-          const Result result = DecodeResult(last);
-          asha->OnTrialComplete(trial, &result);
-        }
-      } else if (op == "remove") {
-        asha->OnTrialComplete(trial, nullptr);
-      } else if (op == "error") {
-        if (!call.value("retry", false)) asha->OnTrialError(trial);
-      } else {
-        throw std::runtime_error("unknown op \"" + op + "\"");
-      }
-    } catch (const std::exception& error) {
-      std::cerr << "asha_replay: line " << line_number << ": " << error.what() << '\n';
-      return 2;
+  return ReplayLines("asha_replay", [&](const Json& call) {
+    const std::string op = call.at("op").get<std::string>();
+    if (op == "options") {
+      asha = std::make_unique<AshaScheduler>(DecodeOptions(call.at("options")));
+      return;
     }
-  }
-  std::cout.flush();
-  return 0;
+    if (!asha) throw std::runtime_error("no options line before the first call");
+    if (op == "rungs") {
+      std::cout << "RUNGS " << EncodeRungs(*asha) << '\n';
+      return;
+    }
+    const std::string trial = call.at("trial").get<std::string>();
+    if (op == "add") {
+      if (call.contains("bracket") && !call["bracket"].is_null()) {
+        asha->OnTrialAdd(trial, call["bracket"].get<int>());
+      } else {
+        asha->OnTrialAdd(trial);
+      }
+    } else if (op == "result") {
+      const Decision decision = asha->OnResult(trial, DecodeResult(call.at("result")));
+      std::cout << (decision == Decision::kStop ? "STOP" : "CONTINUE") << '\n';
+    } else if (op == "complete") {
+      CompleteTrial(*asha, trial, call.at("result"));
+    } else if (op == "remove") {
+      asha->OnTrialComplete(trial, nullptr);
+    } else if (op == "error") {
+      if (!call.value("retry", false)) asha->OnTrialError(trial);
+    } else {
+      throw std::runtime_error("unknown op \"" + op + "\"");
+    }
+  });
 }
 
 }  // namespace
 }  // namespace tune
 
-int main() {
-  std::ios::sync_with_stdio(false);
-  return tune::Run();
-}
+int main() { return tune::Run(); }
