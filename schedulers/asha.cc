@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "schedulers/random.h"
+
 namespace tune {
 namespace {
 
@@ -19,10 +21,6 @@ std::string PythonFloat(double value) {
   if (text.find_first_of(".e") == std::string::npos) text += ".0";
   return text;
 }
-
-// A uniform double in [0, 1) from the top 53 bits: the same on every standard library, unlike
-// std::uniform_real_distribution, so bracket assignment is reproducible everywhere.
-double UniformUnit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
 bool HasAttr(const Result& result, const std::string& attr) {
   return attr == "training_iteration" || attr == "time_total_s" || result.metrics.contains(attr);

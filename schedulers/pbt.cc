@@ -8,14 +8,10 @@
 #include <stdexcept>
 #include <utility>
 
+#include "schedulers/util.h"
+
 namespace tune {
 namespace {
-
-// Whether the result carries `attr` at all (Ray: `attr in result`); the tuner always fills
-// training_iteration and time_total_s.
-bool Reports(const Result& result, const std::string& attr) {
-  return attr == "training_iteration" || attr == "time_total_s" || result.metrics.contains(attr);
-}
 
 bool Contains(const std::vector<std::string>& ids, const std::string& id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
@@ -78,13 +74,13 @@ bool PbtScheduler::IsFinished(const std::string& trial_id) const {
 
 Decision PbtScheduler::OnResult(const std::string& trial_id, const Result& result) {
   for (const std::string* attr : {&options_.time_attr, &options_.metric}) {
-    if (Reports(result, *attr) || !options_.require_attrs) continue;
+    if (HasAttr(result, *attr) || !options_.require_attrs) continue;
     throw std::runtime_error(fmt::format(
         "pbt: a result of trial {} has no \"{}\" (the scheduler's {}); set "
         "scheduler.require_attrs=false to let such results through",
         trial_id, *attr, attr == &options_.metric ? "metric" : "time_attr"));
   }
-  if (!Reports(result, options_.time_attr) || !Reports(result, options_.metric)) {
+  if (!HasAttr(result, options_.time_attr) || !HasAttr(result, options_.metric)) {
     return Decision::kContinue;
   }
   const double time = result.Get(options_.time_attr);
