@@ -198,61 +198,51 @@ Json End(const Stream& stream) {
   return {{"describe", stream.pbt->Describe()}, {"lineage", lineage}};
 }
 
+// One call of the stream; `stream` is replaced by each "options" line.
+void Handle(std::unique_ptr<Stream>& stream, const Json& call) {
+  const std::string op = call.at("op").get<std::string>();
+  if (op == "options") {
+    stream = Start(call.at("scheduler"));
+    return;
+  }
+  if (!stream) throw std::runtime_error("no options line before the first call");
+  if (op == "choose") {
+    const auto chosen = stream->pbt->ChooseTrialToRun(stream->control.Waiting());
+    std::cout << Json{{"chosen", chosen ? Json(*chosen) : Json()}}.dump() << '\n';
+    return;
+  }
+  if (op == "end") {
+    std::cout << End(*stream).dump() << '\n';
+    return;
+  }
+  const std::string trial_id = call.at("trial").get<std::string>();
+  if (op == "add") {
+    stream->control.Add(trial_id, call.at("params"));
+    stream->pbt->OnTrialAdd(trial_id);
+  } else if (op == "status") {
+    stream->control.Get(trial_id).status = DecodeStatus(call.at("status"));
+  } else if (op == "checkpoint") {
+    stream->control.Get(trial_id).last_checkpoint = "checkpoints/" + trial_id;
+  } else if (op == "result") {
+    std::cout << OnResult(*stream, trial_id, call).dump() << '\n';
+  } else if (op == "complete") {
+    Trial& trial = stream->control.Get(trial_id);
+    trial.status = TrialStatus::kTerminated;
+    stream->pbt->OnTrialComplete(trial_id, trial.last_result ? &*trial.last_result : nullptr);
+  } else if (op == "error") {
+    stream->control.Get(trial_id).status = TrialStatus::kError;
+    stream->pbt->OnTrialError(trial_id);
+  } else {
+    throw std::runtime_error("unknown op \"" + op + "\"");
+  }
+}
+
 int Run() {
   std::unique_ptr<Stream> stream;
-  std::string line;
-  std::size_t line_number = 0;
-  while (std::getline(std::cin, line)) {
-    ++line_number;
-    if (line.empty()) continue;
-    try {
-      const Json call = Json::parse(line);
-      const std::string op = call.at("op").get<std::string>();
-      if (op == "options") {
-        stream = Start(call.at("scheduler"));
-        continue;
-      }
-      if (!stream) throw std::runtime_error("no options line before the first call");
-      if (op == "choose") {
-        const auto chosen = stream->pbt->ChooseTrialToRun(stream->control.Waiting());
-        std::cout << Json{{"chosen", chosen ? Json(*chosen) : Json()}}.dump() << '\n';
-      } else if (op == "end") {
-        std::cout << End(*stream).dump() << '\n';
-      } else {
-        const std::string trial_id = call.at("trial").get<std::string>();
-        if (op == "add") {
-          stream->control.Add(trial_id, call.at("params"));
-          stream->pbt->OnTrialAdd(trial_id);
-        } else if (op == "status") {
-          stream->control.Get(trial_id).status = DecodeStatus(call.at("status"));
-        } else if (op == "checkpoint") {
-          stream->control.Get(trial_id).last_checkpoint = "checkpoints/" + trial_id;
-        } else if (op == "result") {
-          std::cout << OnResult(*stream, trial_id, call).dump() << '\n';
-        } else if (op == "complete") {
-          Trial& trial = stream->control.Get(trial_id);
-          trial.status = TrialStatus::kTerminated;
-          stream->pbt->OnTrialComplete(trial_id, trial.last_result ? &*trial.last_result : nullptr);
-        } else if (op == "error") {
-          stream->control.Get(trial_id).status = TrialStatus::kError;
-          stream->pbt->OnTrialError(trial_id);
-        } else {
-          throw std::runtime_error("unknown op \"" + op + "\"");
-        }
-      }
-    } catch (const std::exception& error) {
-      std::cerr << "pbt_replay: line " << line_number << ": " << error.what() << '\n';
-      return 2;
-    }
-  }
-  std::cout.flush();
-  return 0;
+  return ReplayLines("pbt_replay", [&](const Json& call) { Handle(stream, call); });
 }
 
 }  // namespace
 }  // namespace tune
 
-int main() {
-  std::ios::sync_with_stdio(false);
-  return tune::Run();
-}
+int main() { return tune::Run(); }
