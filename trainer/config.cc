@@ -263,6 +263,7 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   top.Read("train_subset", config.train_subset);
   top.Read("val_subset", config.val_subset);
   top.Read("checkpoint", config.checkpoint);
+  top.Read("checkpoint_every", config.checkpoint_every);
   top.Read("keep_checkpoints", config.keep_checkpoints);
   top.Read("output_dir", config.output_dir);
   top.Read("resume_from", config.resume_from);
@@ -304,6 +305,7 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   Require(config.train_subset >= 0, "train_subset", "must be >= 0");
   Require(config.val_subset >= 0, "val_subset", "must be >= 0");
   Require(config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
+  Require(config.checkpoint_every >= 1, "checkpoint_every", "must be >= 1");
   return config;
 }
 

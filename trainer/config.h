@@ -106,6 +106,7 @@ struct TrainerConfig {
   std::int64_t train_subset = 0;  // use the first N training records; 0 = all
   std::int64_t val_subset = 0;    // use the first N validation records; 0 = all
   bool checkpoint = true;         // when an output directory exists
+  int checkpoint_every = 1;       // epochs between checkpoints (and after the last); 1 = every epoch (PBT)
   int keep_checkpoints = 2;
   std::string output_dir;         // "" = TUNE_TRIAL_DIR; neither = no checkpoints
   std::string resume_from;        // a checkpoint_<epoch> folder; TUNE_CHECKPOINT wins

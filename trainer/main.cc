@@ -73,10 +73,12 @@ int main(int argc, char** argv) {
     tune::FitResult result = trainer.Fit();
     std::fprintf(stderr, "tune-trainer: done after epoch %d (%s), %.0f samples/s\n", result.epochs_completed,
                  result.stopped_by_tuner ? "stopped by the tuner"
+                 : result.paused         ? "paused by the tuner"
                  : result.early_stopped  ? "early stopping"
                                          : "max_epochs",
                  result.train_samples_per_s);
-    if (session && !result.stopped_by_tuner) session->Done();
+    // A pause was acknowledged inside Fit() (Session::Paused), which closed the connection.
+    if (session && !result.stopped_by_tuner && !result.paused) session->Done();
     return 0;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "tune-trainer: %s\n", error.what());

@@ -1,5 +1,6 @@
 #include "trainer/optim.h"
 
+#include <stdexcept>
 #include <tuple>
 
 #include "trainer/compat.h"
@@ -192,6 +193,23 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& co
   torch::optim::AdamWOptions defaults(config.lr);
   if (config.fused) return std::make_unique<FusedAdamW>(std::move(groups), defaults);
   return std::make_unique<torch::optim::AdamW>(std::move(groups), defaults);
+}
+
+void SetHyperparameters(torch::optim::Optimizer& optimizer, const OptimizerConfig& config) {
+  for (auto& group : optimizer.param_groups()) {
+    // MakeOptimizer's weights group holds exactly the parameters with dim >= 2.
+    const bool decays = !group.params().empty() && group.params().front().dim() >= 2;
+    const double weight_decay = decays ? config.weight_decay : 0.0;
+    if (auto* sgd = dynamic_cast<torch::optim::SGDOptions*>(&group.options())) {
+      sgd->lr(config.lr).weight_decay(weight_decay).momentum(config.momentum).nesterov(config.nesterov);
+    } else if (auto* adam = dynamic_cast<torch::optim::AdamOptions*>(&group.options())) {
+      adam->lr(config.lr).weight_decay(weight_decay).betas({config.beta1, config.beta2}).eps(config.eps);
+    } else if (auto* adamw = dynamic_cast<torch::optim::AdamWOptions*>(&group.options())) {
+      adamw->lr(config.lr).weight_decay(weight_decay).betas({config.beta1, config.beta2}).eps(config.eps);
+    } else {
+      throw std::invalid_argument("SetHyperparameters: an optimizer MakeOptimizer did not make");
+    }
+  }
 }
 
 torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm) {

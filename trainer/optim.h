@@ -46,6 +46,12 @@ class FusedSGD : public torch::optim::SGD {
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config,
                                                        torch::nn::Module& model);
 
+// Sets config's hyperparameters on every param group of an optimizer that MakeOptimizer made
+// with the same type: lr, weight_decay (on the weights' group; the other stays 0), momentum and
+// nesterov (sgd), betas and eps (adam, adamw). load() restores the options the checkpoint was
+// saved with; this is how a resumed run (PBT's mutated config) trains with the new ones.
+void SetHyperparameters(torch::optim::Optimizer& optimizer, const OptimizerConfig& config);
+
 // torch::nn::utils::clip_grad_norm_ without its host read of the total norm (which would wait
 // for the device on CUDA): every defined gradient is scaled by min(1, max_norm / (norm + 1e-6)),
 // the norm being the 2-norm of all gradients together. Returns that norm as a 0-d tensor.

@@ -13,6 +13,7 @@
 #include <limits>
 #include <ostream>
 #include <sstream>
+#include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -47,6 +48,56 @@ class PrecisionScope {
   compat::CpuAutocast cpu_;
   compat::CudaAutocast cuda_;
 };
+
+// The keys that shape the model's parameters and the optimizer's state: a checkpoint loads only
+// into a config that agrees with its own on them. Throws naming the first that differs.
+void RequireSameArchitecture(const TrainerConfig& saved, const TrainerConfig& now) {
+  const ModelConfig &a = saved.model, &b = now.model;
+  std::vector<std::tuple<const char*, Json, Json>> keys = {
+      {"dataset", saved.dataset, now.dataset}, {"model.type", a.type, b.type},
+      {"optimizer.type", saved.optimizer.type, now.optimizer.type}, {"model.hidden", a.hidden, b.hidden}};
+  if (b.type == "gru" || b.type == "lstm") {
+    keys.insert(keys.end(), {{"model.layers", a.layers, b.layers},
+                             {"model.embedding_dim", a.embedding_dim, b.embedding_dim},
+                             {"model.bidirectional", a.bidirectional, b.bidirectional},
+                             {"model.pooling", a.pooling, b.pooling},
+                             {"sequence.vocab", saved.sequence.vocab, now.sequence.vocab}});
+  } else {
+    if (b.type == "mlp") keys.emplace_back("model.layers", a.layers, b.layers);
+    if (b.type == "cnn") keys.emplace_back("model.channels", a.channels, b.channels);
+    keys.insert(keys.end(), {{"model.activation", a.activation, b.activation},
+                             {"model.batch_norm", a.batch_norm, b.batch_norm}});
+  }
+  for (const auto& [key, before, after] : keys) {
+    if (before != after) {
+      throw std::runtime_error(std::string(key) + " is " + after.dump() + " but the checkpoint's is " + before.dump() +
+                               ": architecture keys must match the checkpoint (a resumed trial may change lr, "
+                               "weight_decay, momentum, dropout, batch_size)");
+    }
+  }
+}
+
+// An MLP or CNN has Dropout modules only when dropout > 0, and they take places in the Sequential,
+// which shift the names of the parameters after them.
+bool SameModuleLayout(const ModelConfig& a, const ModelConfig& b) {
+  return a.type == "gru" || a.type == "lstm" || (a.dropout > 0) == (b.dropout > 0);
+}
+
+// Copies parameters and buffers in order (the layouts differ only in parameter-free modules).
+void CopyModelState(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  for (auto [source, target] : {std::make_pair(from.parameters(), to.parameters()),
+                                std::make_pair(from.buffers(), to.buffers())}) {
+    if (source.size() != target.size()) throw std::runtime_error("the model's tensors do not match the checkpoint's");
+    for (std::size_t i = 0; i < source.size(); ++i) target[i].copy_(source[i]);
+  }
+}
+
+std::string ShortNumber(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
 
 }  // namespace
 
@@ -203,7 +254,7 @@ double Trainer::TrainEpoch(int epoch) {
       scaler_.Unscale(parameters_);  // clipping sees true gradients
       if (config_.grad_clip_value > 0) torch::nn::utils::clip_grad_value_(parameters_, config_.grad_clip_value);
       if (config_.grad_clip_norm > 0) ClipGradNorm(parameters_, config_.grad_clip_norm);
-      const double lr = LearningRate(config_, steps_per_epoch_, global_step_);
+      const double lr = LearningRate(config_, steps_per_epoch_, global_step_ + schedule_offset_);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
       if (!scaler_.Step(*optimizer_, parameters_)) ++skipped_steps_;
       scaler_.Update();
@@ -310,6 +361,19 @@ std::string Trainer::SaveCheckpoint(int epoch) {
   return final_dir.string();
 }
 
+std::string Trainer::CheckpointForPause(int epoch, const std::string& saved) {
+  std::string path = saved;
+  if (path.empty() && !output_dir_.empty()) {
+    path = !ddp_ || ddp_->is_main() ? SaveCheckpoint(epoch)
+                                    : (fs::path(output_dir_) / ("checkpoint_" + std::to_string(epoch))).string();
+    if (ddp_) ddp_->Barrier();
+  }
+  // A no-op on ranks other than 0. Without a checkpoint the tuner relaunches the trial from its
+  // last reported one (or from scratch).
+  if (session_) session_->Paused(path.empty() ? std::nullopt : std::optional(path));
+  return path;
+}
+
 void Trainer::PruneCheckpoints() {
   std::vector<std::pair<int, fs::path>> found;
   for (const auto& entry : fs::directory_iterator(output_dir_)) {
@@ -323,18 +387,29 @@ void Trainer::PruneCheckpoints() {
   for (std::size_t i = 0; i + config_.keep_checkpoints < found.size(); ++i) fs::remove_all(found[i].second);
 }
 
-void Trainer::LoadCheckpoint(const std::string& folder) {
+std::vector<std::string> Trainer::LoadCheckpoint(const std::string& folder) {
   const fs::path dir(folder);
   std::ifstream meta_in(dir / "trainer.json");
   if (!meta_in) throw std::runtime_error("checkpoint " + folder + ": no trainer.json");
+  std::vector<std::string> changes;
   try {
     Json meta = Json::parse(meta_in);
+    // The config the checkpoint was trained with. This trainer's may differ (PBT's mutated
+    // hyperparameters, applied below) except in the keys that shape the model.
+    const TrainerConfig saved = ParseTrainerConfig(meta.at("config"));
+    RequireSameArchitecture(saved, config_);
     torch::serialize::InputArchive archive, model_archive, optimizer_archive;
     archive.load_from((dir / "state.pt").string(), device_);  // tensors straight to the training device
     archive.read("model", model_archive);
     archive.read("optimizer", optimizer_archive);
-    model_->load(model_archive);
-    optimizer_->load(optimizer_archive);
+    if (SameModuleLayout(saved.model, config_.model)) {
+      model_->load(model_archive);
+    } else {  // dropout switched on or off: load into the checkpoint's layout, copy across
+      torch::nn::Sequential source = BuildModel(saved.model, data_.features, data_.classes);
+      source->load(model_archive);
+      CopyModelState(*source, *model_);
+    }
+    optimizer_->load(optimizer_archive);  // also restores the saved options; the config's follow
     // A checkpoint from a run without loss scaling leaves the scaler at its initial scale.
     torch::serialize::InputArchive scaler_archive;
     if (scaler_.enabled() && archive.try_read("scaler", scaler_archive)) scaler_.Load(scaler_archive);
@@ -357,15 +432,35 @@ void Trainer::LoadCheckpoint(const std::string& folder) {
     best_metric_ = meta.at("best_metric").get<double>();
     bad_rounds_ = meta.at("bad_rounds").get<int>();
     history_ = meta.at("history").get<std::vector<Json>>();
-    // The batch size the run trained with (auto_batch_size may have changed it); older
-    // checkpoints lack the key and used config.batch_size.
-    if (meta.contains("batch_size")) {
-      config_.batch_size = meta.at("batch_size").get<int>();
-      SetStepsPerEpoch();
+    // The batch size the run trained with (auto_batch_size may have changed it; older
+    // checkpoints lack the key and used their config's), unless this config changes batch_size.
+    const int trained_batch_size = meta.value("batch_size", saved.batch_size);
+    if (config_.batch_size == saved.batch_size) config_.batch_size = trained_batch_size;
+    SetStepsPerEpoch();
+    schedule_offset_ = static_cast<std::int64_t>(start_epoch_ - 1) * steps_per_epoch_ - global_step_;
+    SetHyperparameters(*optimizer_, config_.optimizer);
+    const double lr = LearningRate(config_, steps_per_epoch_, global_step_ + schedule_offset_);
+    for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+
+    const OptimizerConfig &before = saved.optimizer, &after = config_.optimizer;
+    auto note = [&](const char* key, double was, double is) {
+      if (was != is) changes.push_back(std::string(key) + " " + ShortNumber(was) + " -> " + ShortNumber(is));
+    };
+    note("lr", before.lr, after.lr);
+    note("weight_decay", before.weight_decay, after.weight_decay);
+    if (after.type == "sgd") note("momentum", before.momentum, after.momentum);
+    if (after.type != "sgd") {
+      note("beta1", before.beta1, after.beta1);
+      note("beta2", before.beta2, after.beta2);
+      note("eps", before.eps, after.eps);
     }
+    note("dropout", saved.model.dropout, config_.model.dropout);
+    note("batch_size", trained_batch_size, config_.batch_size);
+    note("grad_accum", saved.grad_accum, config_.grad_accum);
   } catch (const std::exception& error) {
     throw std::runtime_error("checkpoint " + folder + ": " + error.what());
   }
+  return changes;
 }
 
 void Trainer::TrialStep(const Batch& batch) {
@@ -446,8 +541,10 @@ FitResult Trainer::Fit() {
     resume = env;
   }
   if (!resume.empty()) {
-    LoadCheckpoint(resume);  // every rank reads the same checkpoint
-    log_ << "tune-trainer: resumed from " << resume << " (epoch " << start_epoch_ - 1 << ")\n";
+    const std::vector<std::string> changes = LoadCheckpoint(resume);  // every rank reads the same checkpoint
+    log_ << "tune-trainer: resumed from " << resume << " at epoch " << start_epoch_ - 1;
+    for (std::size_t i = 0; i < changes.size(); ++i) log_ << (i == 0 ? "; " : ", ") << changes[i];
+    log_ << "\n";
   } else if (config_.auto_batch_size) {
     const int found = FindBatchSize();
     log_ << "tune-trainer: auto_batch_size: batch_size " << found << "\n";
@@ -477,7 +574,7 @@ FitResult Trainer::Fit() {
                     {"step", global_step_},
                     {"train_loss", train_loss},
                     {"samples_per_s", samples_per_s},
-                    {"lr", LearningRate(config_, steps_per_epoch_, std::max<std::int64_t>(global_step_ - 1, 0))}};
+                    {"lr", LearningRate(config_, steps_per_epoch_, std::max<std::int64_t>(global_step_ + schedule_offset_ - 1, 0))}};
     if (scaler_.enabled()) {
       metrics["loss_scale"] = scaler_.scale();
       metrics["skipped_steps"] = skipped_steps_;
@@ -490,7 +587,7 @@ FitResult Trainer::Fit() {
     }
     bool stop_early = validate && ShouldStopEarly(metrics);
     std::string checkpoint;
-    if (save) {
+    if (save && (epoch % config_.checkpoint_every == 0 || epoch == config_.max_epochs)) {
       // Only rank 0 writes; the others wait until the checkpoint is complete.
       checkpoint = result.last_checkpoint =
           !ddp_ || ddp_->is_main() ? SaveCheckpoint(epoch)
@@ -511,17 +608,25 @@ FitResult Trainer::Fit() {
     }
     if (validate && (session_ || ddp_)) {
       // Only rank 0's session talks to the tuner; its decision and its early-stopping verdict
-      // reach every rank, so all of them stop at the same epoch.
+      // reach every rank, so all of them stop or pause at the same epoch.
       std::int64_t stop = 0;
-      if (session_ && session_->Report(epoch, metrics, save ? std::optional<std::string>(checkpoint) : std::nullopt) ==
-                          Action::kStop) {
-        stop |= 1;
-      }
+      const Action action =
+          session_ ? session_->Report(epoch, metrics, checkpoint.empty() ? std::nullopt : std::optional(checkpoint))
+                   : Action::kContinue;
+      if (action == Action::kStop) stop |= 1;
       if (stop_early) stop |= 2;
+      if (action == Action::kPause) stop |= 4;
       if (ddp_) stop = ddp_->FromMain(stop);
       stop_early = (stop & 2) != 0;
       if (stop & 1) {
         result.stopped_by_tuner = true;
+        break;
+      }
+      if (stop & 4) {  // before early stopping: the tuner asked, and may resume it with a new config
+        result.paused = true;
+        result.last_checkpoint = CheckpointForPause(epoch, checkpoint);
+        log_ << "tune-trainer: paused by the tuner after epoch " << epoch << ", checkpoint "
+             << (result.last_checkpoint.empty() ? "none (no output folder)" : result.last_checkpoint) << "\n";
         break;
       }
     }

@@ -1,8 +1,19 @@
 // The training loop: the Lightning Trainer's options over a model built from the config, on data
 // staged in memory (see data.h). One Trainer runs one training; Fit() returns when max_epochs is
-// reached, early stopping fires, or the tuner's decision is "stop".
+// reached, early stopping fires, or the tuner's decision is "stop" or "pause".
 //
-// Checkpoints (when an output directory is known) go to <dir>/checkpoint_<epoch>/ every epoch:
+// Pause (PBT, Ray's PAUSE): Fit() makes sure a checkpoint of the epoch just reported exists
+// (saving one unless it was written already), acknowledges with Session::Paused(path) and returns
+// with `paused` set; the program then exits 0. The tuner relaunches the trial later with
+// TUNE_CHECKPOINT, maybe with a copy of another trial's checkpoint and a mutated config: the
+// checkpoint's weights and optimizer/scaler/RNG/loop state load, then the new config's
+// hyperparameters apply (lr and the schedule's base lr, weight_decay, momentum, betas, eps,
+// dropout, batch_size, grad_accum). Keys that shape the model (model.type, hidden, layers, ...)
+// must match the checkpoint's config, or loading fails naming the key. Under DDP rank 0's
+// decision reaches every rank; only rank 0 saves and acknowledges.
+//
+// Checkpoints (when an output directory is known) go to <dir>/checkpoint_<epoch>/ every
+// `checkpoint_every` epochs (default every epoch) and after the last:
 // state.pt (model, optimizer, the loss scaler's state, the default CPU generator and, on CUDA, the GPU's) and trainer.json (epoch, optimizer
 // steps, early-stopping state, history, the config). Each is written into a hidden temporary
 // folder that is renamed into place, so a crash never leaves a half-written checkpoint_<epoch>.
@@ -38,6 +49,7 @@ class Session;
 struct FitResult {
   int epochs_completed = 0;           // the last epoch trained (counting resumed ones)
   bool stopped_by_tuner = false;
+  bool paused = false;                // the tuner said "pause": checkpointed and acknowledged
   bool early_stopped = false;
   std::vector<Json> history;          // the metrics of every validation round, in order
   std::string last_checkpoint;        // "" when none was written
@@ -54,9 +66,12 @@ class Trainer {
   // Trains; resumes first from $TUNE_CHECKPOINT / the session's checkpoint / config.resume_from.
   FitResult Fit();
 
-  // Restores model, optimizer, RNG and loop state from a checkpoint_<epoch> folder. Throws
-  // std::runtime_error naming the folder when it is unreadable or from another model.
-  void LoadCheckpoint(const std::string& folder);
+  // Restores model, optimizer, scaler, RNG and loop state from a checkpoint_<epoch> folder, then
+  // applies this trainer's config where it differs from the checkpoint's (see above). Returns
+  // the hyperparameters that changed, e.g. {"lr 0.01 -> 0.012", "batch_size 64 -> 128"}.
+  // Throws std::runtime_error naming the folder when it is unreadable, and the key when the
+  // checkpoint is of another architecture ("model.hidden is 64 but the checkpoint's is 32").
+  std::vector<std::string> LoadCheckpoint(const std::string& folder);
 
   // Lightning's scale_batch_size(mode="binsearch"): the largest batch size for which a few
   // training steps succeed, searching up from config.batch_size (see batch_size_finder.h).
@@ -66,6 +81,7 @@ class Trainer {
   int FindBatchSize(const std::function<bool(int)>& admits = {});
 
   torch::nn::Sequential& model() { return model_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const torch::Device& device() const { return device_; }
   int batch_size() const { return config_.batch_size; }
   const SimpleProfiler& profiler() const { return profiler_; }
@@ -90,6 +106,9 @@ class Trainer {
   void TrialStep(const Batch& batch);
   void SetStepsPerEpoch();
   std::string SaveCheckpoint(int epoch);
+  // After a "pause" at `epoch`: the checkpoint of that epoch (`saved`, or written now by rank 0;
+  // every rank waits for it), acknowledged to the tuner. "" when there is no output folder.
+  std::string CheckpointForPause(int epoch, const std::string& saved);
   void PruneCheckpoints();
   bool ShouldStopEarly(const Json& metrics);
 
@@ -109,6 +128,9 @@ class Trainer {
   std::string output_dir_;
   std::int64_t steps_per_epoch_ = 0;  // optimizer steps, after accumulation
   std::int64_t global_step_ = 0;
+  // The lr schedule's step is global_step_ + schedule_offset_: a resumed run whose batch size
+  // (steps per epoch) differs from the checkpoint's continues the schedule at its epoch.
+  std::int64_t schedule_offset_ = 0;
   int start_epoch_ = 1;
   double best_metric_ = 0.0;
   bool has_best_ = false;

@@ -19,6 +19,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/trainer/fake_tuner.h"
 #include "tests/trainer/synthetic_data.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
@@ -29,8 +30,10 @@ namespace tune {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::Copies;
+using testing::FakeTuner;
 using testing::MaxDifference;
 using testing::WriteSeparableMnist;
 
@@ -293,6 +296,22 @@ std::vector<torch::Tensor> CheckpointParameters(const Json& json, const fs::path
   return Copies(trainer.model()->parameters());
 }
 
+// Runs tune-trainer as ranks 0 and 1 of a Gloo group on 127.0.0.1, each with `env` ("NAME=value
+// ...") and `args`, rank r's output going to <dir>/<log_prefix>r.log. Returns std::system's
+// status: exit status 0 when both ranks exited 0.
+int RunTwoRanks(const fs::path& dir, const std::string& env, const std::string& args, const std::string& log_prefix) {
+  const int port = FreePort();
+  std::string ranks;
+  for (int rank = 1; rank >= 0; --rank) {
+    const std::string r = std::to_string(rank);
+    ranks += "WORLD_SIZE=2 RANK=" + r + " LOCAL_RANK=" + r + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+             std::to_string(port) + " " + env + " " + TUNE_BIN_DIR + "/tune-trainer " + args + " >" + dir.string() +
+             "/" + log_prefix + r + ".log 2>&1 " + (rank == 1 ? "& r1=$!; " : "; s0=$?; ");
+  }
+  const std::string command = "sh -c '" + ranks + "wait $r1; s1=$?; exit $((s0 + s1))'";
+  return std::system(command.c_str());
+}
+
 // Trains `single_json` in this process and `ddp_json` as two tune-trainer ranks (each run in
 // its own output folder), then expects the same parameters after two epochs, the same metrics
 // and the same number of optimizer steps.
@@ -309,17 +328,7 @@ void ExpectTwoRanksMatchOneProcess(const fs::path& dir, Json single_json, Json d
     trainer.Fit();
   }
   std::ofstream(dir / "ddp.json") << ddp_json.dump();
-  const int port = FreePort();
-  std::string ranks;
-  for (int rank = 1; rank >= 0; --rank) {
-    const std::string r = std::to_string(rank);
-    ranks += "WORLD_SIZE=2 RANK=" + r + " LOCAL_RANK=" + r +
-             " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " + TUNE_BIN_DIR +
-             "/tune-trainer " + dir.string() + "/ddp.json profiler=simple >" + dir.string() +
-             "/rank" + r + ".log 2>&1 " + (rank == 1 ? "& r1=$!; " : "; s0=$?; ");
-  }
-  std::string command = "sh -c '" + ranks + "wait $r1; s1=$?; exit $((s0 + s1))'";
-  int status = std::system(command.c_str());
+  int status = RunTwoRanks(dir, "", dir.string() + "/ddp.json profiler=simple", "rank");
   std::string log0 = ReadFile(dir / "rank0.log"), log1 = ReadFile(dir / "rank1.log");
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log0 << "\n----\n" << log1;
 
@@ -412,6 +421,48 @@ TEST_F(DdpTrainerTest, TuneRunWithTwoWorkersReportsFromRankZeroWithPerRankLogs) 
   EXPECT_THAT(ReadFile(trial / "stderr.rank1.log"), HasSubstr("rank 1 of 2"));
   EXPECT_TRUE(fs::exists(trial / "stdout.rank1.log"));
   EXPECT_FALSE(fs::exists(trial / "error.txt"));
+}
+
+// The tuner's "pause" (PBT): rank 0 hears it and every rank leaves at the same epoch, exit 0;
+// only rank 0 writes the checkpoint and acknowledges. Relaunched from it with a mutated lr, both
+// ranks load it and continue at the next epoch.
+TEST_F(DdpTrainerTest, PauseReachesEveryRankAndOnlyRankZeroSavesAndAcknowledges) {
+  Json json = Config(32, "");
+  json.erase("output_dir");  // TUNE_TRIAL_DIR
+  json["max_epochs"] = 4;
+  json["checkpoint_every"] = 3;  // epoch 2 is saved by the pause
+  const fs::path params = dir_ / "params.json", trial = dir_ / "trial";
+  std::ofstream(params) << json.dump();
+  fs::create_directories(trial);
+  FakeTuner tuner([](std::int64_t iter) { return iter == 2 ? Action::kPause : Action::kContinue; });
+  const std::string env = "TUNE_REPORT_ADDR=" + tuner.address() + " TUNE_TRIAL_ID=t_1 TUNE_TOKEN=token TUNE_CONFIG=" +
+                          params.string() + " TUNE_TRIAL_DIR=" + trial.string();
+  int status = RunTwoRanks(dir_, env, "", "paused");
+  std::string log0 = ReadFile(dir_ / "paused0.log"), log1 = ReadFile(dir_ / "paused1.log");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log0 << "\n----\n" << log1;
+  const std::string checkpoint = (trial / "checkpoint_2").string();
+  EXPECT_THAT(tuner.WaitForEvents(5),
+              ElementsAre("hello t_1", "report 1 -", "report 2 -", "paused " + checkpoint, "closed"));
+  EXPECT_THAT(log0, HasSubstr("done after epoch 2 (paused by the tuner)"));
+  EXPECT_THAT(log1, HasSubstr("done after epoch 2 (paused by the tuner)"));
+  EXPECT_TRUE(fs::exists(fs::path(checkpoint) / "state.pt"));
+  EXPECT_FALSE(fs::exists(trial / "checkpoint_3"));
+
+  json["lr"] = 0.03;
+  std::ofstream(params) << json.dump();
+  status = RunTwoRanks(dir_, env + " TUNE_CHECKPOINT=" + checkpoint, "", "resumed");
+  log0 = ReadFile(dir_ / "resumed0.log");
+  log1 = ReadFile(dir_ / "resumed1.log");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log0 << "\n----\n" << log1;
+  const auto events = tuner.WaitForEvents(10);
+  ASSERT_EQ(events.size(), 10u);
+  EXPECT_THAT(std::vector<std::string>(events.begin() + 5, events.end()),
+              ElementsAre("hello t_1", "report 3 " + (trial / "checkpoint_3").string(),
+                          "report 4 " + (trial / "checkpoint_4").string(), "done", "closed"));
+  for (const std::string* log : {&log0, &log1}) {
+    EXPECT_THAT(*log, HasSubstr("resumed from " + checkpoint + " at epoch 2; lr 0.05 -> 0.03"));
+    EXPECT_THAT(*log, HasSubstr("done after epoch 4 (max_epochs)"));
+  }
 }
 
 }  // namespace
