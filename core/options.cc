@@ -124,6 +124,19 @@ std::string OptionsReader::Choice(const std::string& key, const std::string& fal
                                    DidYouMean(value, choices));
 }
 
+std::vector<std::string> OptionsReader::Strings(const std::string& key) const {
+  const Json* value = Find(key);
+  std::vector<std::string> strings;
+  if (value == nullptr) return strings;
+  bool ok = value->is_array();
+  for (const Json& item : ok ? *value : Json::array()) {
+    ok = ok && item.is_string();
+    if (ok) strings.push_back(item.get<std::string>());
+  }
+  if (!ok) throw SpecError(PathOf(key), "must be an array of strings, got " + value->dump());
+  return strings;
+}
+
 Mode OptionsReader::ModeOf(const std::string& key, Mode fallback) const {
   const Json* value = Find(key);
   return value ? ParseMode(*value, PathOf(key)) : fallback;

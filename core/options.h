@@ -61,6 +61,8 @@ class OptionsReader {
   std::string Choice(const std::string& key, const std::string& fallback,
                      const std::vector<std::string>& choices) const;
   Mode ModeOf(const std::string& key, Mode fallback) const;
+  // An array of strings (empty when absent).
+  std::vector<std::string> Strings(const std::string& key) const;
   // An optional number (null counts as absent).
   std::optional<double> OptionalNumber(const std::string& key, const Range& range = {}) const;
 

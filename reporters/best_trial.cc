@@ -1,8 +1,46 @@
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
 
 #include "reporters/reporters.h"
 
 namespace tune {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// best_trial.json (see BestTrialReporter).
+void WriteBestTrial(const fs::path& dir, const Trial& best, const std::string& metric, Mode mode) {
+  Json value = nullptr;
+  Json last_result = nullptr;
+  if (best.last_result) {
+    const Result& result = *best.last_result;
+    last_result = result.metrics.is_object() ? result.metrics : Json::object();
+    last_result["training_iteration"] = result.training_iteration;
+    last_result["time_total_s"] = result.time_total_s;
+    // The reported value as reported (an integer stays one); Get() covers the added fields.
+    auto reported = result.metrics.is_object() ? result.metrics.find(metric) : result.metrics.end();
+    if (reported != result.metrics.end() && reported->is_number()) {
+      value = *reported;
+    } else if (double number = result.Get(metric); std::isfinite(number)) {
+      value = number;
+    }
+  }
+  std::error_code error;
+  fs::path trial_dir = fs::absolute(best.dir.empty() ? dir / best.id : best.dir, error);
+  if (error) trial_dir = best.dir.empty() ? dir / best.id : best.dir;
+  Json json = {{"trial_id", best.id},      {"metric", metric},      {"mode", ToString(mode)},
+               {"value", value},           {"config", best.config}, {"last_result", last_result},
+               {"dir", trial_dir.string()}};
+  fs::create_directories(dir);
+  WriteFileAtomically(dir / "best_trial.json",
+                      json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+}
+
+}  // namespace
 
 const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metric, Mode mode) {
   const Trial* best = nullptr;
@@ -19,5 +57,21 @@ const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metr
   }
   return best;
 }
+
+void BestTrialReporter::OnExperimentEnd(const ExperimentView& view) {
+  static const std::vector<Trial> kNoTrials;
+  const Trial* best_trial = BestTrial(view.trials ? *view.trials : kNoTrials, view.metric, view.mode);
+  if (best_trial != nullptr) {
+    WriteBestTrial(dir_, *best_trial, view.metric, view.mode);
+    std::fprintf(out_, "Best trial: %s\nBest trial config: %s\nBest trial final %s: %s\n",
+                 best_trial->id.c_str(), best_trial->params.dump().c_str(), view.metric.c_str(),
+                 fmt::format("{:.6g}", best_trial->last_result->Get(view.metric)).c_str());
+  } else {
+    std::fprintf(out_, "No trial reported a value for %s.\n", view.metric.c_str());
+  }
+  std::fprintf(out_, "Results: %s\n", dir_.string().c_str());
+  std::fflush(out_);
+}
+
 
 }  // namespace tune

@@ -1,11 +1,12 @@
 // Reporters turn the tuner's state into what people and tools read: the live status table,
-// per-trial result files, and the best trial at the end.
+// per-trial result files, and the best trial at the end. Each is a Callback (reporters/callback.h)
+// in the tuner's list.
 //
 // Example:
 //   tune::StatusTable table(options);                  // prints to stdout
 //   table.Update(view, /*now_s=*/clock.Now());          // prints only when something changed
 //   tune::ResultWriter files(experiment_dir);
-//   files.OnTrialStart(trial);  files.OnResult(trial, result);
+//   files.OnTrialStart(trial);  files.OnTrialResult(trial, result);
 //   if (const Trial* best = tune::BestTrial(trials, "val_acc", Mode::kMax)) ...
 #pragma once
 
@@ -18,23 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "core/options.h"
 #include "core/trial.h"
+#include "reporters/callback.h"
 
 namespace tune {
-
-// A snapshot of the experiment, enough to draw the table.
-struct ExperimentView {
-  std::string name;
-  std::string metric;
-  Mode mode = Mode::kMax;
-  double elapsed_s = 0;
-  std::string scheduler_description;  // Scheduler::Describe()
-  std::string resources;              // e.g. "Logical resource usage: 3.0/8 CPUs, 6.0/8 GPUs"
-  const std::vector<Trial>* trials = nullptr;
-  // Shown after "Current time: "; empty = the real local time. Lets tests pin the one line that
-  // depends on the wall clock.
-  std::string clock_text;
-};
 
 struct TableOptions {
   std::vector<std::string> parameter_columns;  // dotted paths into Trial::params; empty = all leaf
@@ -45,10 +34,15 @@ struct TableOptions {
   bool live = false;                           // redraw in place (terminal) instead of appending
 };
 
+// The "reporter" object of space.json: parameter_columns, metric_columns, max_rows, refresh_s.
+// Throws SpecError naming path.key.
+TableOptions ParseTableOptions(const Json& json, const std::string& path);
+
 // Renders the status block as text, modelled on Ray Tune's CLIReporter:
 //   == Status ==
 //   Current time: 2026-11-23 06:40:01 (running for 00:01:23.45)
 //   <scheduler description lines>
+//   <stoppers' line>                                     (when the experiment has stoppers)
 //   <resources>
 //   Current best trial: t_00002 with val_acc=0.93        (when a trial has the metric)
 //   Number of trials: 12 (6 RUNNING, 3 PENDING, 2 TERMINATED, 1 STOPPED)
@@ -57,7 +51,7 @@ struct TableOptions {
 //   ...
 //   ... 4 more trials not shown (4 TERMINATED)
 //   Number of errored trials: 1                          (then their first error lines)
-// Rows go RUNNING, PENDING, TERMINATED, STOPPED, ERROR, then by id; past max_rows (0 = no
+// Rows go RUNNING, PENDING, PAUSED, TERMINATED, STOPPED, ERROR, then by id; past max_rows (0 = no
 // limit) each status gets rows in turn so none is crowded out. Pure function, for tests.
 std::string RenderStatus(const ExperimentView& view, const TableOptions& options);
 
@@ -65,9 +59,12 @@ std::string RenderStatus(const ExperimentView& view, const TableOptions& options
 // block is appended, followed by a blank line. Live: the previous block is erased first
 // (cursor up over its lines, clear to end of screen), so lines wider than the terminal, which
 // wrap, leave some of the old block behind.
-class StatusTable {
+class StatusTable : public Callback {
  public:
   explicit StatusTable(TableOptions options, std::FILE* out = stdout);
+  // Update(view, view.now_s); at the end, forced.
+  void OnTick(const ExperimentView& view) override;
+  void OnExperimentEnd(const ExperimentView& view) override;
   // Prints if the rendering differs from the last printed one (ignoring the clock line) and at
   // least min_interval_s passed since the last print, or when `force`. Returns true if printed.
   bool Update(const ExperimentView& view, double now_s, bool force = false);
@@ -88,7 +85,7 @@ const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metr
 //   <dir>/experiment.json, <dir>/best_trial.json,
 //   <dir>/<trial>/params.json, result.json (one JSON line per report), progress.csv.
 // Every write is flushed before the call returns.
-class ResultWriter {
+class ResultWriter : public Callback {
  public:
   // Creates nothing until the first write. Errors creating or writing a file throw
   // std::runtime_error naming the path.
@@ -100,7 +97,7 @@ class ResultWriter {
   // lines are kept and progress.csv keeps its header. A new trial's result.json and progress.csv
   // are opened (made, without a spare: see KeepSpares) at its first result, or its end if it has
   // none, not here: this is on the path of every launch, while the first report comes later.
-  void OnTrialStart(const Trial& trial);
+  void OnTrialStart(const Trial& trial) override;
   // Spare trial directories, so that starting a new trial allocates no inode on the tuner's
   // thread: a helper thread at idle priority (SCHED_IDLE: it runs only on a CPU nothing else
   // wants) keeps up to `count` hidden directories ready in the experiment directory
@@ -118,17 +115,23 @@ class ResultWriter {
   // from the csv, never from result.json).
   // The lines are buffered: they reach the files at Flush(), OnTrialEnd() or destruction (the
   // tuner flushes every 250 ms; its journal, not these files, is what must be durable).
-  void OnResult(const Trial& trial, const Result& result);
+  void OnTrialResult(const Trial& trial, const Result& result) override;
   // Hands every buffered line to the kernel. Throws std::runtime_error naming a file it cannot
   // write.
   void Flush();
-  void OnTrialEnd(const Trial& trial);  // closes its files
+  void OnTrialEnd(const Trial& trial) override;  // closes its files
+  // A paused trial's files are closed too; its next attempt opens them again (and PBT's new
+  // params.json is written then).
+  void OnTrialPause(const Trial& trial) override { OnTrialEnd(trial); }
+  void OnTick(const ExperimentView& view) override;  // Flush()
+  // Flush(), then RemoveSpares().
+  void OnExperimentEnd(const ExperimentView& view) override;
   // Deletes the trial's result.json and progress.csv, so that `tune resume` can write them
   // again from the journal (which makes every result appear exactly once).
   void ResetResults(const Trial& trial);
-  // best_trial.json: trial_id, metric, mode, value, config, last_result, dir. Written to a
-  // temporary file and renamed, like experiment.json, so readers never see half of it.
-  void WriteBestTrial(const Trial& best, const std::string& metric, Mode mode);
+  // PBT's record of a trial (tuner: each exploit): one JSON line appended to
+  // <trial>/lineage.jsonl ({"source", "time_attr value", "old_params", "new_params", ...}).
+  void AppendLineage(const Trial& trial, const Json& entry);
 
  private:
   struct TrialFiles;
@@ -142,5 +145,23 @@ class ResultWriter {
   std::unique_ptr<Spares> spares_;
   bool may_have_spares_ = true;  // from this tuner, or one that was killed before deleting them
 };
+
+// At the end: best_trial.json (trial_id, metric, mode, value, config, last_result, dir; written
+// to a temporary file and renamed, so readers never see half of it) and the summary lines
+// "Best trial: ...", "Best trial config: ...", "Best trial final <metric>: ...", "Results: DIR".
+class BestTrialReporter : public Callback {
+ public:
+  BestTrialReporter(std::filesystem::path experiment_dir, std::FILE* out = stdout)
+      : dir_(std::move(experiment_dir)), out_(out) {}
+  void OnExperimentEnd(const ExperimentView& view) override;
+
+ private:
+  std::filesystem::path dir_;
+  std::FILE* out_;
+};
+
+// Writes `text` to `path` through a temporary file and a rename. Throws std::runtime_error
+// naming the path.
+void WriteFileAtomically(const std::filesystem::path& path, const std::string& text);
 
 }  // namespace tune

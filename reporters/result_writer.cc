@@ -194,7 +194,9 @@ void WriteWhole(const fs::path& path, const std::string& text, bool truncate) {
   ::close(fd);
 }
 
-void WriteAtomically(const fs::path& path, const std::string& text) {
+}  // namespace
+
+void WriteFileAtomically(const fs::path& path, const std::string& text) {
   fs::path tmp = path;
   tmp += ".tmp";
   WriteWhole(tmp, text, /*truncate=*/true);  // one may be left by a crash
@@ -205,6 +207,8 @@ void WriteAtomically(const fs::path& path, const std::string& text) {
         fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), error.message()));
   }
 }
+
+namespace {
 
 void CreateDirectories(const fs::path& path) {
   std::error_code error;
@@ -345,7 +349,7 @@ fs::path ResultWriter::TrialDir(const Trial& trial) const {
 
 void ResultWriter::WriteExperiment(const Json& spec) {
   CreateDirectories(dir_);
-  WriteAtomically(dir_ / "experiment.json",
+  WriteFileAtomically(dir_ / "experiment.json",
                   spec.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
 }
 
@@ -371,7 +375,7 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
     not_created_.insert(trial.id);  // its result files are opened at its first result
     return;
   }
-  WriteAtomically(trial_dir / "params.json", params);
+  WriteFileAtomically(trial_dir / "params.json", params);
   OnTrialEnd(trial);  // a retry reopens, which also re-reads the csv header
   Open(trial);
 }
@@ -398,7 +402,7 @@ ResultWriter::TrialFiles& ResultWriter::Open(const Trial& trial, bool fresh) {
   return ref;
 }
 
-void ResultWriter::OnResult(const Trial& trial, const Result& result) {
+void ResultWriter::OnTrialResult(const Trial& trial, const Result& result) {
   auto it = open_.find(trial.id);
   // Results of a trial the writer never saw start (e.g. after a resume) are still recorded.
   TrialFiles& files =
@@ -512,31 +516,21 @@ void ResultWriter::ResetResults(const Trial& trial) {
   fs::remove(TrialDir(trial) / "progress.csv", ignored);
 }
 
-void ResultWriter::WriteBestTrial(const Trial& best, const std::string& metric, Mode mode) {
-  Json value = nullptr;
-  Json last_result = nullptr;
-  if (best.last_result) {
-    const Result& result = *best.last_result;
-    last_result = result.metrics.is_object() ? result.metrics : Json::object();
-    last_result["training_iteration"] = result.training_iteration;
-    last_result["time_total_s"] = result.time_total_s;
-    // The reported value as reported (an integer stays one); Get() covers the added fields.
-    auto reported = result.metrics.is_object() ? result.metrics.find(metric) : result.metrics.end();
-    if (reported != result.metrics.end() && reported->is_number()) {
-      value = *reported;
-    } else if (double number = result.Get(metric); std::isfinite(number)) {
-      value = number;
-    }
-  }
-  std::error_code error;
-  fs::path trial_dir = fs::absolute(TrialDir(best), error);
-  if (error) trial_dir = TrialDir(best);
-  Json json = {{"trial_id", best.id},      {"metric", metric},      {"mode", ToString(mode)},
-               {"value", value},           {"config", best.config}, {"last_result", last_result},
-               {"dir", trial_dir.string()}};
-  CreateDirectories(dir_);
-  WriteAtomically(dir_ / "best_trial.json",
-                  json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+void ResultWriter::AppendLineage(const Trial& trial, const Json& entry) {
+  fs::path trial_dir = TrialDir(trial);
+  CreateDirectories(trial_dir);
+  const fs::path path = trial_dir / "lineage.jsonl";
+  std::ofstream out(path, std::ios::app);
+  out << entry.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
+  out.flush();
+  if (!out) ThrowIoError("cannot write", path, errno);
+}
+
+void ResultWriter::OnTick(const ExperimentView&) { Flush(); }
+
+void ResultWriter::OnExperimentEnd(const ExperimentView&) {
+  Flush();
+  RemoveSpares();
 }
 
 }  // namespace tune

@@ -17,8 +17,8 @@ namespace {
 
 // Row order and the order of the per-status counts: what is happening now first, then what
 // is about to, then what is done.
-constexpr std::array<TrialStatus, 5> kStatusOrder = {TrialStatus::kRunning, TrialStatus::kPending,
-                                                     TrialStatus::kTerminated,
+constexpr std::array<TrialStatus, 6> kStatusOrder = {TrialStatus::kRunning, TrialStatus::kPending,
+                                                     TrialStatus::kPaused, TrialStatus::kTerminated,
                                                      TrialStatus::kStopped, TrialStatus::kError};
 constexpr std::size_t kMaxDefaultParameterColumns = 8;
 constexpr std::size_t kMaxErrorChars = 120;
@@ -250,6 +250,9 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
     if (!line.empty()) fmt::format_to(std::back_inserter(out), "{}\n", line);
     description.remove_prefix(end == std::string_view::npos ? description.size() : end + 1);
   }
+  if (!view.stop_description.empty()) {
+    fmt::format_to(std::back_inserter(out), "{}\n", view.stop_description);
+  }
   if (!view.resources.empty()) fmt::format_to(std::back_inserter(out), "{}\n", view.resources);
   if (!view.metric.empty()) {
     if (const Trial* best = BestTrial(trials, view.metric, view.mode)) {
@@ -356,6 +359,20 @@ std::string RenderStatus(const ExperimentView& view, const TableOptions& options
 
 StatusTable::StatusTable(TableOptions options, std::FILE* out)
     : options_(std::move(options)), out_(out) {}
+
+void StatusTable::OnTick(const ExperimentView& view) { Update(view, view.now_s); }
+void StatusTable::OnExperimentEnd(const ExperimentView& view) { Update(view, view.now_s, true); }
+
+TableOptions ParseTableOptions(const Json& json, const std::string& path) {
+  OptionsReader in(json, path, {"parameter_columns", "metric_columns", "max_rows", "refresh_s"});
+  TableOptions options;
+  options.parameter_columns = in.Strings("parameter_columns");
+  options.metric_columns = in.Strings("metric_columns");
+  options.max_rows = static_cast<std::size_t>(
+      in.Integer("max_rows", static_cast<std::int64_t>(options.max_rows), Range::AtLeast(0)));
+  options.min_interval_s = in.Number("refresh_s", options.min_interval_s, Range::AtLeast(0));
+  return options;
+}
 
 bool StatusTable::Update(const ExperimentView& view, double now_s, bool force) {
   // The interval check comes first: it is free, and rendering is not.

@@ -41,6 +41,11 @@ void Journal::Append(const Json& event) {
   Commit();
 }
 
+void Journal::Append(const JournalEvent& event) {
+  StageText(Encode(event));
+  Commit();
+}
+
 void Journal::Stage(const Json& event) {
   StageText(event.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace));
 }

@@ -16,7 +16,7 @@
 //
 // Example:
 //   tune::Journal journal(dir / "journal.jsonl", tune::Journal::SyncPolicy::kNever);
-//   journal.Append({{"event", "trial_created"}, {"trial_id", "t_00001"}, {"params", params}});
+//   journal.Append(tune::TrialCreated{"t_00001", params});   // tuner/events.h
 //   tune::JournalContents old = tune::ReadJournal(dir / "journal.jsonl");   // for resume
 #pragma once
 
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/types.h"
+#include "tuner/events.h"
 
 namespace tune {
 
@@ -41,8 +42,11 @@ class Journal {
   // Writes `event` as one line (after any staged ones). Throws std::runtime_error when the write
   // fails (disk full).
   void Append(const Json& event);
+  // The same for a typed event (tuner/events.h): what the tuner writes.
+  void Append(const JournalEvent& event);
   // Queues `event`; it reaches the file at the next Commit() or Append().
   void Stage(const Json& event);
+  void Stage(const JournalEvent& event) { StageText(Encode(event)); }
   // The same for an event already serialized: one JSON object, without a newline.
   void StageText(std::string_view event);
   // Writes the staged events, if any, with one write(2). Throws like Append().

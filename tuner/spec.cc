@@ -15,10 +15,8 @@ const std::vector<std::string> kTopLevelKeys = {
     "name",    "description",       "metric",    "mode",    "num_samples",
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
-    "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync"};
+    "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "workers"};
-const std::vector<std::string> kReporterKeys = {"parameter_columns", "metric_columns", "max_rows",
-                                                "refresh_s"};
 
 void RejectUnknownKeys(const Json& object, const std::vector<std::string>& known,
                        const std::string& path) {
@@ -250,19 +248,9 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
       throw SpecError(key, std::string("must be an object, got ") + raw[key].type_name());
     }
   }
-  if (raw.contains("search")) spec.search = raw["search"];
-  if (raw.contains("scheduler")) spec.scheduler = raw["scheduler"];
-  if (raw.contains("reporter")) {
-    spec.reporter = raw["reporter"];
-    RejectUnknownKeys(spec.reporter, kReporterKeys, "reporter");
-    for (const char* key : {"parameter_columns", "metric_columns"}) {
-      if (spec.reporter.contains(key) && (!spec.reporter[key].is_array() ||
-          !std::all_of(spec.reporter[key].begin(), spec.reporter[key].end(),
-                       [](const Json& v) { return v.is_string(); }))) {
-        throw SpecError(std::string("reporter.") + key, "must be an array of strings");
-      }
-    }
-  }
+  spec.scheduler = ParseSchedulerOptions(raw.value("scheduler", Json()), "scheduler",
+                                         SchedulerContext{spec.metric, spec.mode});
+  spec.reporter = ParseTableOptions(raw.value("reporter", Json()), "reporter");
   if (raw.contains("trainer")) spec.trainer = raw["trainer"];
   if (spec.trainer.contains("command")) {
     const Json& command = spec.trainer["command"];
@@ -283,6 +271,10 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
       throw SpecError("points_to_evaluate", "must be an array of configs");
     }
   }
+  SearcherContext searcher{spec.metric, spec.mode, spec.num_samples, spec.max_concurrent, 0,
+                           spec.points_to_evaluate};
+  spec.search = ParseSearcherOptions(raw.value("search", Json()), "search", searcher);
+  spec.stop = ParseStopOptions(raw.value("stop", Json()), "stop", spec.metric, spec.mode);
   return spec;
 }
 

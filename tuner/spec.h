@@ -18,8 +18,12 @@
 #include <string_view>
 #include <vector>
 
-#include "search/space.h"
 #include "core/types.h"
+#include "reporters/reporters.h"
+#include "schedulers/scheduler.h"
+#include "search/searcher.h"
+#include "search/space.h"
+#include "stoppers/stopper.h"
 
 namespace tune {
 
@@ -42,9 +46,10 @@ struct ExperimentSpec {
   std::filesystem::path storage = "tune_results";
   Space space;
   Json points_to_evaluate = Json::array();
-  Json search = Json::object();      // searcher options ("algorithm", "seed", ...)
-  Json scheduler;                    // null = FIFO
-  Json reporter = Json::object();
+  SearcherConfig search;             // parsed "search" (random when absent)
+  SchedulerConfig scheduler;         // parsed "scheduler" (FIFO when absent)
+  TableOptions reporter;             // parsed "reporter": the status table's options
+  StopConfig stop;                   // parsed "stop" (nothing when absent)
   Json trainer = Json::object();     // base config of every trial
   std::vector<std::string> command;  // trainer.command; empty = the built-in tune-trainer
   double stop_grace_s = 10;          // how long a trial told to stop may take to exit
@@ -61,8 +66,9 @@ Json LoadSpecFile(const std::filesystem::path& file);
 // Throws SpecError naming the key when the assignment is malformed.
 void ApplyOverride(Json& raw, std::string_view assignment, bool multirun);
 
-// Validates `raw` and fills an ExperimentSpec. Throws SpecError naming the JSON path of the first
-// problem (unknown keys get a "did you mean").
+// Validates `raw` completely (every module's options included: the scheduler's, the table's) and
+// fills an ExperimentSpec, so a bad option fails before anything runs. Throws SpecError naming the
+// JSON path of the first problem (unknown keys get a "did you mean").
 ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir);
 
 // The trial's config: `trainer` without "command", with `params` merged in (objects merged key

@@ -21,11 +21,6 @@
 namespace tune {
 namespace {
 
-std::string RandomToken() {
-  std::random_device device;
-  return fmt::format("{:08x}{:08x}{:08x}{:08x}", device(), device(), device(), device());
-}
-
 // The wire protocol's translation of a scheduler's decision: an exploit is a pause.
 Action ToAction(const Decision& decision) {
   switch (decision.kind) {
@@ -36,20 +31,15 @@ Action ToAction(const Decision& decision) {
   return Action::kStop;
 }
 
+std::string RandomToken() {
+  std::random_device device;
+  return fmt::format("{:08x}{:08x}{:08x}{:08x}", device(), device(), device(), device());
+}
+
+
 std::string TrialId(std::size_t number) { return fmt::format("t_{:05d}", number); }
 
-double WallTime() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
-Result ResultFromJson(const Json& json) {
-  Result result;
-  result.training_iteration = json.at("training_iteration").get<std::int64_t>();
-  result.time_total_s = json.at("time_total_s").get<double>();
-  result.timestamp = json.value("timestamp", 0.0);
-  result.metrics = json.at("metrics");
-  return result;
-}
 
 // The last `count` lines of a file, for error reports ("" when unreadable).
 std::string TailLines(const std::filesystem::path& file, std::size_t count) {
@@ -127,43 +117,26 @@ int FreeLoopbackPort() {
 Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
     : spec_(std::move(spec)),
       options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : &system_clock_),
+      timers_(io_, *clock_),
       pool_(options_.gpu_ids, options_.cpus),
-      writer_(options_.experiment_dir),
-      table_(
-          [&] {
-            TableOptions table;
-            const Json& reporter = spec_.reporter;
-            for (const char* key : {"parameter_columns", "metric_columns"}) {
-              if (!reporter.contains(key)) continue;
-              auto& columns = std::string(key) == "parameter_columns" ? table.parameter_columns
-                                                                      : table.metric_columns;
-              for (const Json& column : reporter[key]) columns.push_back(column.get<std::string>());
-            }
-            if (reporter.contains("max_rows")) table.max_rows = reporter["max_rows"].get<std::size_t>();
-            if (reporter.contains("refresh_s")) table.min_interval_s = reporter["refresh_s"].get<double>();
-            table.live = options_.live_table;
-            return table;
-          }(),
-          options_.out),
-      signals_(io_),
-      refresh_timer_(io_) {
+      writer_(std::make_shared<ResultWriter>(options_.experiment_dir)),
+      signals_(io_) {
   launcher_ = options_.make_launcher ? options_.make_launcher(io_)
                                      : std::make_unique<LocalLauncher>(io_);
   launcher_->SetExitCallback([this](std::int64_t pid, ExitStatus status) { OnExit(pid, status); });
 
-  SearcherOptions searcher;
-  searcher.metric = spec_.metric;
-  searcher.mode = spec_.mode;
-  searcher.num_samples = spec_.num_samples;
-  searcher.max_concurrent = spec_.max_concurrent;
-  searcher.points_to_evaluate = spec_.points_to_evaluate;
-  searcher.algorithm = spec_.search;
-  if (spec_.search.contains("seed")) {
-    if (!spec_.search["seed"].is_number_integer()) throw SpecError("search.seed", "must be an integer");
-    searcher.seed = spec_.search["seed"].get<std::uint64_t>();
-  }
-  searcher_ = MakeSearcher(spec_.space, searcher);
-  scheduler_ = MakeScheduler(spec_.scheduler, spec_.metric, spec_.mode);
+  TableOptions table = spec_.reporter;
+  table.live = options_.live_table;
+  callbacks_.push_back(std::make_shared<StatusTable>(table, options_.out));
+  callbacks_.push_back(writer_);
+  callbacks_.push_back(std::make_shared<BestTrialReporter>(options_.experiment_dir, options_.out));
+  for (const auto& callback : options_.callbacks) callbacks_.push_back(callback);
+
+  searcher_ = MakeSearcher(spec_.space, spec_.search);
+  stoppers_ = std::make_unique<Stoppers>(spec_.stop);
+  scheduler_ = options_.make_scheduler ? options_.make_scheduler() : MakeScheduler(spec_.scheduler);
+  scheduler_->SetControl(this);
 
   if (!pool_.Fits(spec_.resources_per_trial)) {
     throw SpecError("resources_per_trial",
@@ -183,10 +156,6 @@ Tuner::~Tuner() {
   }
 }
 
-// io_.run(), except that after a burst of work the loop keeps polling for kSpin before it
-// sleeps in epoll_wait: the next report often comes within microseconds (many trials, or a fast
-// loop), and catching it awake saves the tuner's wake-up and the sender's cost of waking it (tens
-// of microseconds each on a VM). At most kSpin of CPU per burst; bench/README.md has the numbers.
 void Tuner::RunLoop() {
   using Clock = std::chrono::steady_clock;
   constexpr auto kSpin = std::chrono::microseconds(50);
@@ -202,11 +171,6 @@ void Tuner::RunLoop() {
       last_work = Clock::now();
     }
   }
-}
-
-double Tuner::Now() const {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
 void Tuner::Log(const std::string& message) const {
@@ -242,6 +206,12 @@ std::vector<std::string> Tuner::Command() const {
 }
 
 int Tuner::Run() {
+  Start();
+  RunLoop();
+  return Finish();
+}
+
+void Tuner::Start() {
   start_s_ = Now();
   std::filesystem::create_directories(options_.experiment_dir);
   auto journal_path = options_.experiment_dir / "journal.jsonl";
@@ -255,14 +225,23 @@ int Tuner::Run() {
     CheckResumable(contents.events);
     journal_ = std::make_unique<Journal>(journal_path, sync);
     Replay(contents.events);
-    journal_->Append({{"event", "resume"}, {"time", WallTime()}});
+    journal_->Append(ResumeEvent{clock_->Wall(), options_.resume_errored});
+    if (options_.resume_errored) {
+      std::size_t requeued = 0;
+      for (std::size_t i = 0; i < trials_.size(); ++i) {
+        if (trials_[i].status != TrialStatus::kError) continue;
+        journal_->Append(TrialRequeued{trials_[i].id});
+        ApplyRequeued(i);
+        ++requeued;
+      }
+      Log(fmt::format("--errored: {} errored trials run again from their last checkpoint", requeued));
+    }
   } else {
-    writer_.WriteExperiment(spec_.raw);
+    writer_->WriteExperiment(spec_.raw);
     journal_ = std::make_unique<Journal>(journal_path, sync);
-    journal_->Append({{"event", "start"},
-                      {"time", WallTime()},
-                      {"spec_dir", std::filesystem::absolute(spec_.spec_dir).string()},
-                      {"spec", spec_.raw}});
+    start_wall_s_ = clock_->Wall();
+    journal_->Append(StartEvent{start_wall_s_,
+                                std::filesystem::absolute(spec_.spec_dir).string(), spec_.raw});
   }
 
   ReportServer::Options server_options;
@@ -272,33 +251,35 @@ int Tuner::Run() {
   server_ = std::make_unique<ReportServer>(io_, static_cast<ReportServer::Handler&>(*this),
                                            server_options);
 
-  signals_.add(SIGINT);
-  signals_.add(SIGTERM);
-  signals_.async_wait([this](const boost::system::error_code& error, int signal) {
-    if (!error) OnSignal(signal);
-  });
+  if (options_.handle_signals) {
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.async_wait([this](const boost::system::error_code& error, int signal) {
+      if (!error) OnSignal(signal);
+    });
+  }
+  ExperimentView view = View();
+  for (const auto& callback : callbacks_) callback->OnExperimentStart(view);
   boost::asio::post(io_, [this] {
     FillSlots();
     MaybeFinish();
   });
   ScheduleRefresh();
-  RunLoop();
-  writer_.RemoveSpares();
+}
 
-  RefreshTable(/*force=*/true);
+bool Tuner::Poll() {
+  io_.poll();
+  if (!finished_) timers_.FireDue();
+  io_.poll();
+  return !finished_;
+}
+
+int Tuner::Finish() {
+  ExperimentView view = View();
+  view.interrupted = interrupts_ > 0;
+  for (const auto& callback : callbacks_) callback->OnExperimentEnd(view);
   std::size_t errors = 0;
   for (const Trial& trial : trials_) errors += trial.status == TrialStatus::kError;
-  if (const Trial* best_trial = best()) {
-    writer_.WriteBestTrial(*best_trial, spec_.metric, spec_.mode);
-    double value = best_trial->last_result->Get(spec_.metric);
-    std::fprintf(options_.out, "Best trial: %s\nBest trial config: %s\nBest trial final %s: %s\n",
-                 best_trial->id.c_str(), best_trial->params.dump().c_str(), spec_.metric.c_str(),
-                 fmt::format("{:.6g}", value).c_str());
-  } else {
-    std::fprintf(options_.out, "No trial reported a value for %s.\n", spec_.metric.c_str());
-  }
-  std::fprintf(options_.out, "Results: %s\n", options_.experiment_dir.string().c_str());
-  std::fflush(options_.out);
   if (interrupts_ > 0) return 130;
   if (!trials_.empty() && errors == trials_.size()) return 1;
   return 0;
@@ -322,45 +303,77 @@ void Tuner::FillSlots() {
       wanted = std::min(wanted, static_cast<std::size_t>(std::max<std::int64_t>(left, 0)));
     }
   }
-  writer_.KeepSpares(wanted);
+  writer_->KeepSpares(wanted);
 }
 
 void Tuner::LaunchWhileSlotsFree() {
-  if (interrupts_ > 0) return;
+  if (interrupts_ > 0 || !experiment_stop_.empty()) return;
   while (true) {
     const std::size_t running = RunningTrials();
     if (spec_.max_concurrent > 0 && running >= static_cast<std::size_t>(spec_.max_concurrent)) return;
 
-    // Retries and trials that waited for resources go first, in creation order.
-    std::optional<std::size_t> pending;
-    for (std::size_t i = 0; i < trials_.size() && !pending; ++i) {
-      if (trials_[i].status == TrialStatus::kPending) pending = i;
+    // As Ray's controller: keep a new trial from the searcher PENDING (when resources would let
+    // one run), then let the scheduler choose among every PENDING and PAUSED trial.
+    std::vector<const Trial*> waiting;
+    bool any_pending = false;
+    for (const Trial& trial : trials_) {
+      if (trial.status == TrialStatus::kPending || trial.status == TrialStatus::kPaused) {
+        waiting.push_back(&trial);
+        any_pending = any_pending || trial.status == TrialStatus::kPending;
+      }
     }
-    if (!pending && searcher_finished_) return;
-    std::optional<Allocation> allocation = pool_.Acquire(spec_.resources_per_trial);
-    if (!allocation) return;
-    if (!pending) {
+    if (!searcher_finished_ &&
+        !stoppers_->MayCreateTrial(static_cast<std::int64_t>(trials_.size()))) {
+      searcher_finished_ = true;  // max_total_trials: no more new trials
+    }
+    if (!any_pending && !searcher_finished_) {
+      std::optional<Allocation> room = pool_.Acquire(spec_.resources_per_trial);
+      if (!room) return;
+      pool_.Release(*room);
       std::string id = TrialId(trials_.size() + 1);
       Suggestion suggestion = searcher_->Suggest(id);
-      if (suggestion.kind != Suggestion::Kind::kConfig) {
-        pool_.Release(*allocation);
-        if (suggestion.kind == Suggestion::Kind::kFinished) searcher_finished_ = true;
-        return;
+      if (suggestion.kind == Suggestion::Kind::kConfig) {
+        journal_->Append(TrialCreated{id, suggestion.config});
+        ApplyTrialCreated(id, suggestion.config);
+        continue;
       }
-      journal_->Append({{"event", "trial_created"}, {"trial_id", id}, {"params", suggestion.config}});
-      pending = ApplyTrialCreated(id, suggestion.config);
+      if (suggestion.kind == Suggestion::Kind::kFinished) searcher_finished_ = true;
+      // kWait: the searcher wants results first; the waiting trials may still run.
     }
-    if (!LaunchTrial(*pending, std::move(*allocation))) continue;
+    if (waiting.empty()) return;
+
+    std::optional<std::string> chosen = scheduler_->ChooseTrialToRun(waiting);
+    if (!chosen && running == 0 && (any_pending || searcher_finished_)) {
+      // Nothing runs and the scheduler holds every waiting trial back: nothing would ever wake
+      // it up, so run the first of them rather than wait forever.
+      chosen = waiting.front()->id;
+      Log(fmt::format("the scheduler chose none of the {} waiting trials while none runs; "
+                      "running {}",
+                      waiting.size(), *chosen));
+    }
+    if (!chosen) return;
+    std::size_t index = 0;
+    if (Find(*chosen, &index) == nullptr ||
+        (trials_[index].status != TrialStatus::kPending &&
+         trials_[index].status != TrialStatus::kPaused)) {
+      Log(fmt::format("the scheduler chose {}, which is not waiting; ignoring it", *chosen));
+      return;
+    }
+    std::optional<Allocation> allocation = pool_.Acquire(spec_.resources_per_trial);
+    if (!allocation) return;
+    LaunchTrial(index, std::move(*allocation));
   }
 }
 
 bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
   Trial& trial = trials_[index];
   Runtime& runtime = runtime_[index];
+  timers_.Cancel(runtime.kill_timer);
+  timers_.Cancel(runtime.watchdog);
   runtime = Runtime{};
   runtime.token = RandomToken();
   trial.gpus = allocation.Visible();
-  writer_.OnTrialStart(trial);
+  for (const auto& callback : callbacks_) callback->OnTrialStart(trial);
 
   // One request per rank (torchrun's environment when there are several); rank 0's output is the
   // trial's stdout.log/stderr.log, rank k's stdout.rank<k>.log/stderr.rank<k>.log.
@@ -408,11 +421,7 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
     FailTrial(index, error.what(), /*retry_allowed=*/false);
     return false;
   }
-  journal_->Append({{"event", "trial_started"},
-                    {"trial_id", trial.id},
-                    {"pid", trial.pid},
-                    {"gpus", trial.gpus},
-                    {"checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()}});
+  journal_->Append(TrialStarted{trial.id, trial.pid, trial.gpus, trial.last_checkpoint});
   ApplyTrialStarted(index, trial.gpus);
   runtime.allocation = std::move(allocation);
   runtime.attempt_start_s = Now();
@@ -427,12 +436,14 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
 
 void Tuner::ArmWatchdog(std::size_t index, double seconds, const std::string& reason) {
   Runtime& runtime = runtime_[index];
-  if (!runtime.watchdog) runtime.watchdog = std::make_unique<boost::asio::steady_timer>(io_);
-  runtime.watchdog->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(seconds)));
+  timers_.Cancel(runtime.watchdog);
   std::int64_t pid = trials_[index].pid;
-  runtime.watchdog->async_wait([this, index, pid, reason](const boost::system::error_code& error) {
-    if (error || !index_by_pid_.count(pid) || runtime_[index].stop_requested) return;
+  runtime.watchdog = timers_.After(seconds, [this, index, pid, reason] {
+    runtime_[index].watchdog = 0;
+    if (!index_by_pid_.count(pid) || runtime_[index].stop_requested ||
+        runtime_[index].pause_requested) {
+      return;
+    }
     runtime_[index].timeout_reason = reason;
     Log(fmt::format("trial {}: {}; killing it", trials_[index].id, reason));
     launcher_->Signal(pid, SIGKILL);
@@ -455,9 +466,14 @@ std::size_t Tuner::ApplyTrialCreated(const std::string& trial_id, const Json& pa
 void Tuner::ApplyTrialStarted(std::size_t index, const std::string& gpus) {
   trials_[index].status = TrialStatus::kRunning;
   trials_[index].gpus = gpus;
-  runtime_[index].stop_requested = false;
-  runtime_[index].done_received = false;
-  runtime_[index].budget_exhausted = false;
+  Runtime& runtime = runtime_[index];
+  runtime.stop_requested = false;
+  runtime.stop_reason.clear();
+  runtime.pause_requested = false;
+  runtime.paused_checkpoint.reset();
+  runtime.exploit.reset();
+  runtime.done_received = false;
+  runtime.budget_exhausted = false;
 }
 
 Decision Tuner::ApplyReport(std::size_t index, const Result& result,
@@ -474,10 +490,38 @@ Decision Tuner::ApplyReport(std::size_t index, const Result& result,
     return Decision::kStop;
   }
   searcher_->OnResult(trial.id, result);
-  Decision decision = scheduler_->OnResult(trial.id, result);
+  // As Ray's controller: a stopper's verdict comes first, and the scheduler does not see the
+  // result then (it hears of the trial's end through OnTrialComplete).
+  if (std::optional<std::string> reason = stoppers_->OnTrialResult(trial.id, result)) {
+    runtime.stop_requested = true;
+    runtime.budget_exhausted = true;  // it reached what the user asked for: TERMINATED
+    runtime.stop_reason = *reason;
+    return Decision::kStop;
+  }
+  Decision decision;
+  try {
+    decision = scheduler_->OnResult(trial.id, result);
+  } catch (const std::exception& scheduler_error) {
+    // A result the scheduler cannot use (PBT's require_attrs) fails the trial, not the tuner;
+    // replay meets the same error at the same result.
+    runtime.fatal_error = std::string("the scheduler rejected its result: ") + scheduler_error.what();
+    runtime.stop_requested = true;
+    return Decision::kStop;
+  }
+  if (runtime.stop_requested) return Decision::kStop;  // a control call stopped it meanwhile
   if (decision == Decision::kStop) {
     runtime.stop_requested = true;
     runtime.budget_exhausted = scheduler_->BudgetExhausted(result);
+  } else if (decision == Decision::kPause) {
+    runtime.pause_requested = true;
+    if (decision.exploit) {
+      PendingExploit exploit;
+      exploit.source = decision.exploit->source_trial_id;
+      exploit.params = decision.exploit->params;
+      exploit.at_iteration = result.training_iteration;
+      exploit.checkpoint = ExploitCheckpoint(index, exploit.source, exploit.at_iteration);
+      runtime.exploit = std::move(exploit);
+    }
   }
   return decision;
 }
@@ -491,6 +535,7 @@ void Tuner::ApplyFailure(std::size_t index, const std::string& reason, bool retr
     return;
   }
   trial.status = TrialStatus::kError;
+  stoppers_->OnTrialComplete(trial.id, trial.last_result ? &*trial.last_result : nullptr);
   scheduler_->OnTrialError(trial.id);
   searcher_->OnComplete(trial.id, TrialStatus::kError,
                         trial.last_result ? &*trial.last_result : nullptr);
@@ -500,8 +545,34 @@ void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
   Trial& trial = trials_[index];
   trial.status = status;
   const Result* last = trial.last_result ? &*trial.last_result : nullptr;
+  stoppers_->OnTrialComplete(trial.id, last);
   scheduler_->OnTrialComplete(trial.id, last);
   searcher_->OnComplete(trial.id, status, last);
+}
+
+void Tuner::ApplyPaused(std::size_t index, const std::optional<std::string>& checkpoint) {
+  Trial& trial = trials_[index];
+  trial.status = TrialStatus::kPaused;
+  trial.pid = 0;
+  if (checkpoint) trial.last_checkpoint = *checkpoint;
+  runtime_[index].pause_requested = false;
+}
+
+void Tuner::ApplyExploited(std::size_t index, const TrialExploited& event) {
+  Trial& trial = trials_[index];
+  trial.params = event.params;
+  trial.config = MergeConfig(spec_.trainer, event.params);
+  trial.last_checkpoint = event.checkpoint;
+  runtime_[index].exploit.reset();
+}
+
+void Tuner::ApplyRequeued(std::size_t index) {
+  Trial& trial = trials_[index];
+  trial.status = TrialStatus::kPending;
+  trial.num_failures = 0;
+  trial.error.clear();
+  runtime_[index] = Runtime{};
+  scheduler_->OnTrialAdd(trial.id);
 }
 
 void Tuner::CheckResumable(const std::vector<Json>& events) const {
@@ -525,58 +596,69 @@ void Tuner::CheckResumable(const std::vector<Json>& events) const {
   }
 }
 
+void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
+                       std::map<std::string, std::vector<Result>>& results,
+                       std::map<std::string, std::int64_t>& last_pid) {
+  if (const auto* start = std::get_if<StartEvent>(&event)) {
+    start_wall_s_ = start->time;
+    return;
+  }
+  if (const auto* stopped = std::get_if<ExperimentStopped>(&event)) {
+    experiment_stop_ = stopped->reason;
+    return;
+  }
+  if (std::holds_alternative<ResumeEvent>(event)) return;
+  const std::string id = TrialIdOf(event);
+  if (const auto* created = std::get_if<TrialCreated>(&event)) {
+    // The same searcher code, fed the same history, proposes the same config again; asking it
+    // rebuilds its state (random streams, TPE's pending trials).
+    Suggestion again = searcher_->Suggest(id);
+    if (again.kind != Suggestion::Kind::kConfig || again.config != created->params) {
+      Log(fmt::format("resume: the searcher now proposes a different config for {} than the "
+                      "journal records; keeping the recorded one",
+                      id));
+    }
+    ApplyTrialCreated(id, created->params);
+    return;
+  }
+  std::size_t index = 0;
+  if (Find(id, &index) == nullptr) {
+    throw std::runtime_error(fmt::format("journal line {} names unknown trial {}", line, id));
+  }
+  if (const auto* started = std::get_if<TrialStarted>(&event)) {
+    ApplyTrialStarted(index, started->gpus);
+    last_pid[id] = started->pid;
+  } else if (const auto* report = std::get_if<ReportEvent>(&event)) {
+    ApplyReport(index, report->result, report->checkpoint, report->error);
+    results[id].push_back(report->result);
+  } else if (const auto* paused = std::get_if<TrialPaused>(&event)) {
+    ApplyPaused(index, paused->checkpoint);
+  } else if (const auto* exploited = std::get_if<TrialExploited>(&event)) {
+    ApplyExploited(index, *exploited);
+  } else if (const auto* failed = std::get_if<TrialFailed>(&event)) {
+    ApplyFailure(index, failed->reason, failed->retry);
+  } else if (const auto* ended = std::get_if<TrialEnded>(&event)) {
+    if (!IsFinal(trials_[index].status)) ApplyFinish(index, ended->status);
+  } else if (std::holds_alternative<TrialRequeued>(event)) {
+    ApplyRequeued(index);
+  }
+}
+
 void Tuner::Replay(const std::vector<Json>& events) {
   std::map<std::string, std::vector<Result>> results;
   std::map<std::string, std::int64_t> last_pid;
+  replaying_ = true;
   for (std::size_t line = 0; line < events.size(); ++line) {
-    const Json& event = events[line];
-    const std::string type = event.at("event").get<std::string>();
-    if (type == "start" || type == "resume") continue;
-    std::string id = event.at("trial_id").get<std::string>();
-    std::size_t index = 0;
-    if (type == "trial_created") {
-      Json params = event.at("params");
-      // The same searcher code, fed the same history, proposes the same config again; asking it
-      // rebuilds its state (random streams, TPE's pending trials).
-      Suggestion again = searcher_->Suggest(id);
-      if (again.kind != Suggestion::Kind::kConfig || again.config != params) {
-        Log(fmt::format("resume: the searcher now proposes a different config for {} than the "
-                        "journal records; keeping the recorded one",
-                        id));
-      }
-      ApplyTrialCreated(id, params);
-      continue;
-    }
-    if (Find(id, &index) == nullptr) {
-      throw std::runtime_error(fmt::format("journal event {} names unknown trial {}", line + 1, id));
-    }
-    if (type == "trial_started") {
-      ApplyTrialStarted(index, event.value("gpus", ""));
-      last_pid[id] = event.value("pid", std::int64_t{0});
-    } else if (type == "report") {
-      Result result = ResultFromJson(event.at("result"));
-      std::optional<std::string> checkpoint;
-      if (event.contains("checkpoint") && event["checkpoint"].is_string()) {
-        checkpoint = event["checkpoint"].get<std::string>();
-      }
-      ApplyReport(index, result, checkpoint, event.value("error", ""));
-      results[id].push_back(std::move(result));
-    } else if (type == "trial_failed") {
-      ApplyFailure(index, event.at("reason").get<std::string>(), event.at("retry").get<bool>());
-    } else if (type == "trial_ended") {
-      ApplyFinish(index, event.at("status") == "TERMINATED" ? TrialStatus::kTerminated
-                                                            : TrialStatus::kStopped);
-    } else {
-      throw std::runtime_error(fmt::format("journal event {}: unknown type \"{}\"", line + 1, type));
-    }
+    ApplyEvent(DecodeEvent(events[line], line + 1), line + 1, results, last_pid);
   }
+  replaying_ = false;
 
   // result.json and progress.csv are written again from the journal, so a result that reached
   // the journal but not the file (or the other way round) appears exactly once.
   for (const Trial& trial : trials_) {
-    writer_.ResetResults(trial);
-    for (const Result& result : results[trial.id]) writer_.OnResult(trial, result);
-    writer_.OnTrialEnd(trial);
+    writer_->ResetResults(trial);
+    for (const Result& result : results[trial.id]) writer_->OnTrialResult(trial, result);
+    writer_->OnTrialEnd(trial);
   }
 
   // Trials that were running when the tuner stopped: finish those whose fate was already
@@ -588,7 +670,12 @@ void Tuner::Replay(const std::vector<Json>& events) {
     if (!runtime.fatal_error.empty()) {
       FailTrial(i, runtime.fatal_error, /*retry_allowed=*/false);
     } else if (runtime.stop_requested) {
-      FinishTrial(i, runtime.budget_exhausted ? TrialStatus::kTerminated : TrialStatus::kStopped);
+      FinishTrial(i, runtime.budget_exhausted ? TrialStatus::kTerminated : TrialStatus::kStopped,
+                  runtime.stop_reason);
+    } else if (runtime.pause_requested) {
+      CompletePause(i);
+    } else if (!experiment_stop_.empty()) {
+      FinishTrial(i, TrialStatus::kTerminated, experiment_stop_);  // a stopper ended the run
     } else {
       trials_[i].status = TrialStatus::kPending;
     }
@@ -611,6 +698,85 @@ Trial* Tuner::Find(const std::string& trial_id, std::size_t* index) {
   return &trials_[it->second];
 }
 
+const Trial* Tuner::FindTrial(const std::string& trial_id) const {
+  auto it = index_by_id_.find(trial_id);
+  return it == index_by_id_.end() ? nullptr : &trials_[it->second];
+}
+
+void Tuner::StopTrial(const std::string& trial_id) {
+  std::size_t index = 0;
+  Trial* trial = Find(trial_id, &index);
+  if (trial == nullptr || IsFinal(trial->status)) return;
+  if (trial->status == TrialStatus::kRunning) {
+    runtime_[index].stop_requested = true;
+    if (replaying_) return;
+    StopTrial(index);
+    launcher_->Signal(trial->pid, SIGTERM);
+    return;
+  }
+  // PAUSED or PENDING: it ends now. In replay the journal's trial_ended follows.
+  if (replaying_) return;
+  FinishTrial(index, TrialStatus::kStopped);
+}
+
+void Tuner::ExploitTrial(const std::string& trial_id, const std::string& source_trial_id,
+                         const Json& params) {
+  std::size_t index = 0;
+  Trial* trial = Find(trial_id, &index);
+  if (trial == nullptr) return;
+  PendingExploit exploit{source_trial_id, params,
+                         ExploitCheckpoint(index, source_trial_id, trial->num_results),
+                         trial->num_results};
+  if (trial->status == TrialStatus::kRunning && runtime_[index].pause_requested) {
+    // Told to pause but not gone yet (PBT's synch mode): the exploit applies when it is.
+    if (!replaying_) CopyCheckpoint(index, exploit);
+    runtime_[index].exploit = std::move(exploit);
+    return;
+  }
+  // In replay the journal's trial_exploited follows.
+  if (trial->status != TrialStatus::kPaused || replaying_) return;
+  CopyCheckpoint(index, exploit);
+  TrialExploited event{trial_id, source_trial_id, params, exploit.checkpoint};
+  journal_->Append(event);
+  Json lineage = {{"source", source_trial_id}, {"training_iteration", trial->num_results},
+                  {"old_params", trial->params}, {"new_params", params},
+                  {"checkpoint", event.checkpoint ? Json(*event.checkpoint) : Json()}};
+  ApplyExploited(index, event);
+  writer_->AppendLineage(*trial, lineage);
+}
+
+std::optional<std::string> Tuner::ExploitCheckpoint(std::size_t index, const std::string& source,
+                                                    std::int64_t at_iteration) const {
+  const Trial* from = FindTrial(source);
+  if (from == nullptr || !from->last_checkpoint) return std::nullopt;
+  // A copy, as Ray's PBT keeps one: the source goes on and may overwrite its checkpoint.
+  const std::filesystem::path original = *from->last_checkpoint;
+  return (std::filesystem::absolute(trials_[index].dir) /
+          fmt::format("pbt_{}_{}", at_iteration, source) / original.filename())
+      .string();
+}
+
+void Tuner::CopyCheckpoint(std::size_t index, const PendingExploit& exploit) {
+  const Trial* from = FindTrial(exploit.source);
+  if (!exploit.checkpoint || from == nullptr || !from->last_checkpoint) {
+    Log(fmt::format("trial {}: PBT clones {}, which has no checkpoint yet; it restarts from "
+                    "scratch with the new params",
+                    trials_[index].id, exploit.source));
+    return;
+  }
+  namespace fs = std::filesystem;
+  const fs::path copy = *exploit.checkpoint;
+  std::error_code error;
+  fs::remove_all(copy.parent_path(), error);
+  fs::create_directories(copy.parent_path(), error);
+  fs::copy(*from->last_checkpoint, copy,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing, error);
+  if (error) {
+    Log(fmt::format("trial {}: cannot copy {}'s checkpoint {} to {}: {}", trials_[index].id,
+                    exploit.source, *from->last_checkpoint, copy.string(), error.message()));
+  }
+}
+
 std::optional<std::string> Tuner::ExpectedToken(const std::string& trial_id) {
   std::size_t index = 0;
   Trial* trial = Find(trial_id, &index);
@@ -624,8 +790,9 @@ void Tuner::OnConnect(const std::string& trial_id, std::int64_t) {
   if (spec_.trial_timeout_s > 0) {
     ArmWatchdog(index, spec_.trial_timeout_s,
                 fmt::format("sent no report or heartbeat for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
-  } else if (runtime_[index].watchdog) {
-    runtime_[index].watchdog->cancel();
+  } else {
+    timers_.Cancel(runtime_[index].watchdog);
+    runtime_[index].watchdog = 0;
   }
 }
 
@@ -635,11 +802,12 @@ Action Tuner::OnReport(const std::string& trial_id, ReportMessage& report) {
   if (trial == nullptr || trial->status != TrialStatus::kRunning) return Action::kStop;
   Runtime& runtime = runtime_[index];
   if (runtime.stop_requested || !runtime.fatal_error.empty()) return Action::kStop;
+  if (runtime.pause_requested) return Action::kPause;
 
   Result result;
   result.training_iteration = trial->num_results + 1;
   result.time_total_s = runtime.time_before_attempt_s + (Now() - runtime.attempt_start_s);
-  result.timestamp = WallTime();
+  result.timestamp = clock_->Wall();
   result.metrics = std::move(report.metrics);
   if (!result.metrics.contains("iter")) result.metrics["iter"] = report.iter;
 
@@ -651,30 +819,22 @@ Action Tuner::OnReport(const std::string& trial_id, ReportMessage& report) {
                         report.iter);
   }
   Decision decision = ApplyReport(index, result, report.checkpoint, error);
-  // Durable before the trial learns the decision; result.json follows from the journal. This is
-  // the one event per report, so it is written as text rather than built as a Json first (what
-  // ResultFromJson() reads back on resume).
-  auto quoted = [](const std::string& text) {
-    return Json(text).dump(-1, ' ', false, Json::error_handler_t::replace);
-  };
-  std::string event = fmt::format(
-      R"({{"event":"report","trial_id":{},"decision":"{}","result":{{"training_iteration":{},)"
-      R"("time_total_s":{},"timestamp":{},"metrics":{}}})",
-      quoted(trial_id), ToString(ToAction(decision)), result.training_iteration, result.time_total_s,
-      result.timestamp, result.metrics.dump(-1, ' ', false, Json::error_handler_t::replace));
-  if (report.checkpoint) event += ",\"checkpoint\":" + quoted(*report.checkpoint);
-  if (!error.empty()) event += ",\"error\":" + quoted(error);
-  event += '}';
-  journal_->StageText(event);  // committed by BeforeReplies(), before the trial sees the decision
-  writer_.OnResult(*trial, result);
+  // Copied now, before the decision is durable: the source may overwrite its checkpoint.
+  if (runtime.exploit) CopyCheckpoint(index, *runtime.exploit);
+  const Action action = ToAction(decision);
+  // Durable before the trial learns the decision (committed by BeforeReplies()); result.json
+  // follows from the journal.
+  journal_->Stage(ReportEvent{trial_id, ToString(action), result, report.checkpoint, error});
+  for (const auto& callback : callbacks_) callback->OnTrialResult(*trial, result);
 
-  if (decision == Decision::kStop) {
-    StopTrial(index);
+  CheckExperimentStop();
+  if (action != Action::kContinue) {
+    StopTrial(index);  // stop or pause: it should exit by itself; past the grace period, killed
   } else if (spec_.trial_timeout_s > 0) {
     ArmWatchdog(index, spec_.trial_timeout_s,
                 fmt::format("sent no report or heartbeat for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
   }
-  return ToAction(decision);
+  return action;
 }
 
 void Tuner::BeforeReplies() { journal_->Commit(); }
@@ -684,13 +844,20 @@ void Tuner::OnDone(const std::string& trial_id) {
   if (Find(trial_id, &index)) runtime_[index].done_received = true;
 }
 
+void Tuner::OnPaused(const std::string& trial_id, const std::optional<std::string>& checkpoint) {
+  std::size_t index = 0;
+  if (Find(trial_id, &index) && runtime_[index].pause_requested) {
+    runtime_[index].paused_checkpoint = checkpoint;
+  }
+}
+
 void Tuner::OnDisconnect(const std::string&) {}
 
 void Tuner::OnHeartbeat(const std::string& trial_id) {
   std::size_t index = 0;
   Trial* trial = Find(trial_id, &index);
   if (trial == nullptr || trial->status != TrialStatus::kRunning || spec_.trial_timeout_s <= 0 ||
-      runtime_[index].stop_requested) {
+      runtime_[index].stop_requested || runtime_[index].pause_requested) {
     return;
   }
   ArmWatchdog(index, spec_.trial_timeout_s,
@@ -705,16 +872,15 @@ void Tuner::OnProtocolError(const std::string& trial_id, const std::string& reas
 
 void Tuner::StopTrial(std::size_t index) {
   Runtime& runtime = runtime_[index];
-  runtime.stop_requested = true;
-  if (runtime.watchdog) runtime.watchdog->cancel();
+  if (!runtime.pause_requested) runtime.stop_requested = true;
+  timers_.Cancel(runtime.watchdog);
+  runtime.watchdog = 0;
   if (runtime.kill_timer) return;
   // The trial gets the decision and should exit by itself; past the grace period, it is killed.
-  runtime.kill_timer = std::make_unique<boost::asio::steady_timer>(io_);
-  runtime.kill_timer->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(spec_.stop_grace_s)));
   std::int64_t pid = trials_[index].pid;
-  runtime.kill_timer->async_wait([this, pid](const boost::system::error_code& error) {
-    if (!error && index_by_pid_.count(pid)) launcher_->Signal(pid, SIGKILL);
+  runtime.kill_timer = timers_.After(spec_.stop_grace_s, [this, index, pid] {
+    runtime_[index].kill_timer = 0;
+    if (index_by_pid_.count(pid)) launcher_->Signal(pid, SIGKILL);
   });
 }
 
@@ -725,8 +891,9 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   index_by_pid_.erase(it);
   Trial& trial = trials_[index];
   Runtime& runtime = runtime_[index];
-  if (runtime.kill_timer) runtime.kill_timer->cancel();
-  if (runtime.watchdog) runtime.watchdog->cancel();
+  timers_.Cancel(runtime.kill_timer);
+  timers_.Cancel(runtime.watchdog);
+  runtime.kill_timer = runtime.watchdog = 0;
   if (runtime.allocation) pool_.Release(*runtime.allocation);
   runtime.allocation.reset();
   trial.time_total_s = runtime.time_before_attempt_s + (Now() - runtime.attempt_start_s);
@@ -736,16 +903,21 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
 
   if (!runtime.fatal_error.empty()) {
     FailTrial(index, runtime.fatal_error, /*retry_allowed=*/false);
-  } else if (interrupts_ > 0) {
+  } else if (interrupts_ > 0 && !runtime.pause_requested) {
     // Not journaled as ended: `tune resume` runs it again from its last checkpoint.
     trial.error = "interrupted";
     trial.status = TrialStatus::kStopped;
-    writer_.OnTrialEnd(trial);
+    for (const auto& callback : callbacks_) callback->OnTrialEnd(trial);
   } else if (runtime.stop_requested) {
     // Told to stop: pruned, unless that was the end of its budget anyway. How it exited (even
     // by our SIGKILL after the grace period) does not make it a failure.
     bool completed = runtime.budget_exhausted || runtime.done_received;
-    FinishTrial(index, completed ? TrialStatus::kTerminated : TrialStatus::kStopped);
+    FinishTrial(index, completed ? TrialStatus::kTerminated : TrialStatus::kStopped,
+                runtime.stop_reason);
+  } else if (runtime.pause_requested) {
+    // Told to pause: however it exited, it waits now (from the checkpoint it acknowledged, else
+    // its last reported one).
+    CompletePause(index);
   } else if (!runtime.timeout_reason.empty()) {
     FailTrial(index, runtime.timeout_reason, /*retry_allowed=*/true);
   } else if (status.ok()) {
@@ -757,11 +929,29 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   MaybeFinish();
 }
 
-void Tuner::FinishTrial(std::size_t index, TrialStatus status) {
+void Tuner::CompletePause(std::size_t index) {
   Trial& trial = trials_[index];
-  journal_->Append({{"event", "trial_ended"}, {"trial_id", trial.id}, {"status", ToString(status)}});
+  Runtime& runtime = runtime_[index];
+  std::optional<PendingExploit> exploit = std::move(runtime.exploit);
+  journal_->Append(TrialPaused{trial.id, runtime.paused_checkpoint});
+  ApplyPaused(index, runtime.paused_checkpoint);
+  if (exploit) {
+    TrialExploited event{trial.id, exploit->source, exploit->params, exploit->checkpoint};
+    journal_->Append(event);
+    Json lineage = {{"source", exploit->source}, {"training_iteration", exploit->at_iteration},
+                    {"old_params", trial.params}, {"new_params", exploit->params},
+                    {"checkpoint", exploit->checkpoint ? Json(*exploit->checkpoint) : Json()}};
+    ApplyExploited(index, event);
+    writer_->AppendLineage(trial, lineage);
+  }
+  for (const auto& callback : callbacks_) callback->OnTrialPause(trial);
+}
+
+void Tuner::FinishTrial(std::size_t index, TrialStatus status, const std::string& reason) {
+  Trial& trial = trials_[index];
+  journal_->Append(TrialEnded{trial.id, status, reason});
   ApplyFinish(index, status);
-  writer_.OnTrialEnd(trial);
+  for (const auto& callback : callbacks_) callback->OnTrialEnd(trial);
 }
 
 void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_allowed) {
@@ -779,8 +969,7 @@ void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_a
   int failures = trial.num_failures + 1;
   bool retry = retry_allowed && interrupts_ == 0 &&
                (spec_.max_failures < 0 || failures <= spec_.max_failures);
-  journal_->Append({{"event", "trial_failed"}, {"trial_id", trial.id}, {"reason", shown},
-                    {"retry", retry}});
+  journal_->Append(TrialFailed{trial.id, shown, retry});
   ApplyFailure(index, shown, retry);
   {
     std::ofstream error_file(trial.dir / "error.txt", std::ios::app);
@@ -792,7 +981,9 @@ void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_a
                                       spec_.max_failures < 0 ? std::string("unlimited")
                                                              : std::to_string(spec_.max_failures))
                         : ""));
-  if (!retry) writer_.OnTrialEnd(trial);
+  if (!retry) {
+    for (const auto& callback : callbacks_) callback->OnTrialEnd(trial);
+  }
 }
 
 void Tuner::OnSignal(int signal) {
@@ -811,9 +1002,39 @@ void Tuner::OnSignal(int signal) {
       if (trial.status == TrialStatus::kRunning) launcher_->Signal(trial.pid, SIGKILL);
     }
   }
-  signals_.async_wait([this](const boost::system::error_code& error, int next) {
-    if (!error) OnSignal(next);
-  });
+  if (options_.handle_signals) {
+    signals_.async_wait([this](const boost::system::error_code& error, int next) {
+      if (!error) OnSignal(next);
+    });
+  }
+  MaybeFinish();
+}
+
+void Tuner::CheckExperimentStop() {
+  if (!experiment_stop_.empty() || interrupts_ > 0) return;
+  if (std::optional<std::string> reason = stoppers_->ExperimentStop(clock_->Wall() - start_wall_s_)) {
+    StopExperiment(*reason);
+  }
+}
+
+void Tuner::StopExperiment(const std::string& reason) {
+  experiment_stop_ = reason;
+  journal_->Append(ExperimentStopped{reason});
+  Log("stopping the experiment: " + reason);
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    Trial& trial = trials_[i];
+    Runtime& runtime = runtime_[i];
+    if (trial.status == TrialStatus::kRunning) {
+      if (runtime.stop_requested || runtime.pause_requested) continue;
+      runtime.stop_requested = true;
+      runtime.budget_exhausted = true;  // Ray terminates them
+      runtime.stop_reason = reason;
+      StopTrial(i);
+      launcher_->Signal(trial.pid, SIGTERM);
+    } else if (trial.status == TrialStatus::kPending || trial.status == TrialStatus::kPaused) {
+      FinishTrial(i, TrialStatus::kStopped, reason);
+    }
+  }
   MaybeFinish();
 }
 
@@ -821,37 +1042,54 @@ void Tuner::MaybeFinish() {
   if (finished_) return;
   for (const Trial& trial : trials_) {
     if (trial.status == TrialStatus::kRunning) return;
-    if (trial.status == TrialStatus::kPending && interrupts_ == 0) return;
+    if ((trial.status == TrialStatus::kPending || trial.status == TrialStatus::kPaused) &&
+        interrupts_ == 0 && experiment_stop_.empty()) {
+      return;
+    }
   }
-  if (!searcher_finished_ && interrupts_ == 0) return;
+  if (!searcher_finished_ && interrupts_ == 0 && experiment_stop_.empty()) return;
   finished_ = true;
-  refresh_timer_.cancel();
+  timers_.CancelAll();
   signals_.cancel();
   if (server_) server_->Close();
   io_.stop();
 }
 
 void Tuner::ScheduleRefresh() {
-  refresh_timer_.expires_after(std::chrono::milliseconds(250));
-  refresh_timer_.async_wait([this](const boost::system::error_code& error) {
-    if (error || finished_) return;
-    RefreshTable(/*force=*/false);
+  refresh_timer_ = timers_.After(0.25, [this] {
+    refresh_timer_ = 0;
+    if (finished_) return;
+    Tick();
     if (journal_) journal_->Sync();
-    writer_.Flush();  // result.json / progress.csv lag the journal by at most this period
     ScheduleRefresh();
   });
 }
 
-void Tuner::RefreshTable(bool force) {
+ExperimentView Tuner::View() const {
   ExperimentView view;
   view.name = spec_.name;
   view.metric = spec_.metric;
   view.mode = spec_.mode;
-  view.elapsed_s = Now() - start_s_;
+  view.now_s = Now();
+  view.elapsed_s = view.now_s - start_s_;
   view.scheduler_description = scheduler_->Describe();
+  view.stop_description = stoppers_->Describe(clock_->Wall() - start_wall_s_);
+  if (!experiment_stop_.empty()) {
+    view.stop_description += (view.stop_description.empty() ? "" : " | ") +
+                             std::string("Experiment stopped: ") + experiment_stop_;
+  }
   view.resources = "Logical resource usage: " + pool_.Describe();
   view.trials = &trials_;
-  table_.Update(view, Now(), force);
+  view.experiment_dir = options_.experiment_dir.string();
+  return view;
+}
+
+// The status table redraws and the result files flush (result.json / progress.csv lag the
+// journal by at most this period).
+void Tuner::Tick() {
+  CheckExperimentStop();
+  ExperimentView view = View();
+  for (const auto& callback : callbacks_) callback->OnTick(view);
 }
 
 }  // namespace tune

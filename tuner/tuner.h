@@ -16,6 +16,17 @@
 // SIGINT/SIGTERM stops the trials (SIGTERM, then SIGKILL after stop_grace_s) and finishes with what
 // was recorded; a second one kills them at once.
 //
+// Scheduling: the scheduler decides CONTINUE, PAUSE or STOP on every result, may stop or (PBT)
+// exploit other trials through TrialControl, and chooses which PENDING or PAUSED trial runs when a
+// slot frees (a new trial is created from the searcher only when it chooses none and none is
+// pending). A paused trial is told "pause": it checkpoints, acknowledges and exits; it waits
+// PAUSED, then runs again from that checkpoint (TUNE_CHECKPOINT). An exploited trial (PBT) waits
+// with the new params and a copy of the source trial's checkpoint (<trial>/pbt_<n>/).
+//
+// Time comes from an injected Clock and processes from an injected Launcher, so
+// tests/tuner/tuner_loop_test.cc drives the whole loop with fakes: Start(), then Poll() while it
+// plays the trials through handler(), then Finish().
+//
 // Example:
 //   tune::Tuner tuner(spec, {.experiment_dir = "tune_results/exp", .gpu_ids = {"0", "1"}});
 //   int exit_code = tuner.Run();
@@ -35,17 +46,20 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
+#include "core/clock.h"
+#include "core/trial.h"
+#include "reporters/callback.h"
 #include "reporters/reporters.h"
 #include "schedulers/scheduler.h"
 #include "search/searcher.h"
+#include "tuner/events.h"
 #include "tuner/journal.h"
 #include "tuner/launcher.h"
 #include "tuner/report_server.h"
 #include "tuner/resources.h"
 #include "tuner/spec.h"
-#include "core/trial.h"
+#include "tuner/timers.h"
 
 namespace tune {
 
@@ -58,11 +72,20 @@ struct TunerOptions {
   bool live_table = false;                // redraw the table in place (stdout is a terminal)
   std::string report_host = "127.0.0.1";
   bool resume = false;                    // continue the experiment in experiment_dir
+  bool resume_errored = false;            // with resume: run the ERROR trials again
   // Makes the launcher; the default starts local processes. Tests may pass a fake.
   std::function<std::unique_ptr<Launcher>(boost::asio::io_context&)> make_launcher;
+  // Makes the scheduler instead of the spec's (tests: a scripted one). Null = the spec's.
+  std::function<std::unique_ptr<Scheduler>()> make_scheduler;
+  // The clock; null = the system's. Tests pass a FakeClock.
+  const Clock* clock = nullptr;
+  // More callbacks, after the built-in ones (status table, result files, best trial).
+  std::vector<std::shared_ptr<Callback>> callbacks;
+  // Handle SIGINT/SIGTERM (tests driving several tuners in one process turn it off).
+  bool handle_signals = true;
 };
 
-class Tuner : private ReportServer::Handler {
+class Tuner : private ReportServer::Handler, private TrialControl {
  public:
   // Throws SpecError when the spec cannot run here (resources that never fit, bad searcher or
   // scheduler options, trainer command missing).
@@ -73,23 +96,47 @@ class Tuner : private ReportServer::Handler {
   // every trial failed, 130 when interrupted.
   int Run();
 
+  // Run() in steps, for tests that drive the loop: Start() sets up (journal, replay, report
+  // server, first launches); Poll() runs what is ready (io handlers, due timers) and returns
+  // whether the experiment is still going; Finish() writes the end and returns the exit code.
+  void Start();
+  bool Poll();
+  int Finish();
+  // What the report server calls (tests call it directly, as a trial would).
+  ReportServer::Handler& handler() { return *this; }
+  // Ctrl-C / SIGTERM, as the signal handler would.
+  void Interrupt(int signal) { OnSignal(signal); }
+
   const std::vector<Trial>& trials() const { return trials_; }
   const Trial* best() const { return BestTrial(trials_, spec_.metric, spec_.mode); }
+  const Scheduler& scheduler() const { return *scheduler_; }
 
  private:
+  // PBT: what a trial is to restart from once its pause completes.
+  struct PendingExploit {
+    std::string source;
+    Json params;
+    std::optional<std::string> checkpoint;  // the copy of source's checkpoint
+    std::int64_t at_iteration = 0;          // the trial's training_iteration when exploited
+  };
+
   struct Runtime {
     std::optional<Allocation> allocation;
     std::string token;
     double attempt_start_s = 0;
     double time_before_attempt_s = 0;  // the trial's running time over its earlier attempts
-    bool stop_requested = false;   // the scheduler (or Ctrl-C) said stop
+    bool stop_requested = false;   // the scheduler, a stopper (or Ctrl-C) said stop
+    std::string stop_reason;       // a stopper's reason, journaled with trial_ended
+    bool pause_requested = false;  // the scheduler said pause (or exploit)
+    std::optional<std::string> paused_checkpoint;  // what the trial's "paused" named
+    std::optional<PendingExploit> exploit;
     bool done_received = false;
     bool budget_exhausted = false; // stopped at the end of its budget: it completed
     std::string fatal_error;       // a failure that must not be retried (NaN metric)
     std::string timeout_reason;    // set when the watchdog killed it
     int failed_rank = 0;           // the rank whose failure ended the attempt (its log is shown)
-    std::unique_ptr<boost::asio::steady_timer> kill_timer;
-    std::unique_ptr<boost::asio::steady_timer> watchdog;  // connect / report timeouts
+    Timers::Id kill_timer = 0;
+    Timers::Id watchdog = 0;       // connect / report timeouts
   };
 
   // ReportServer::Handler
@@ -98,9 +145,16 @@ class Tuner : private ReportServer::Handler {
   Action OnReport(const std::string& trial_id, ReportMessage& report) override;
   void BeforeReplies() override;
   void OnDone(const std::string& trial_id) override;
+  void OnPaused(const std::string& trial_id, const std::optional<std::string>& checkpoint) override;
   void OnHeartbeat(const std::string& trial_id) override;
   void OnDisconnect(const std::string& trial_id) override;
   void OnProtocolError(const std::string& trial_id, const std::string& reason) override;
+
+  // TrialControl (the scheduler's view)
+  const Trial* FindTrial(const std::string& trial_id) const override;
+  void StopTrial(const std::string& trial_id) override;
+  void ExploitTrial(const std::string& trial_id, const std::string& source_trial_id,
+                    const Json& params) override;
 
   // State transitions shared by the live loop and journal replay: they update trials_ and tell
   // the searcher and scheduler, and touch no process, file or journal.
@@ -110,6 +164,13 @@ class Tuner : private ReportServer::Handler {
                        const std::optional<std::string>& checkpoint, const std::string& error);
   void ApplyFailure(std::size_t index, const std::string& reason, bool retry);
   void ApplyFinish(std::size_t index, TrialStatus status);
+  void ApplyPaused(std::size_t index, const std::optional<std::string>& checkpoint);
+  void ApplyExploited(std::size_t index, const TrialExploited& event);
+  void ApplyRequeued(std::size_t index);
+  // Applies one journal event (replay); `line` for errors.
+  void ApplyEvent(const JournalEvent& event, std::size_t line,
+                  std::map<std::string, std::vector<Result>>& results,
+                  std::map<std::string, std::int64_t>& last_pid);
 
   void Replay(const std::vector<Json>& events);
   // Throws SpecError when experiment.json changed in a way replay cannot follow.
@@ -119,33 +180,52 @@ class Tuner : private ReportServer::Handler {
   void LaunchWhileSlotsFree();
   bool LaunchTrial(std::size_t index, Allocation allocation);
   void OnExit(std::int64_t pid, ExitStatus status);
-  void FinishTrial(std::size_t index, TrialStatus status);
+  void FinishTrial(std::size_t index, TrialStatus status, const std::string& reason = "");
+  // The trial's pause is complete (its process is gone): journal, apply, tell the callbacks.
+  void CompletePause(std::size_t index);
+  // PBT: where trial `index` keeps its copy of `source`'s latest checkpoint
+  // (<trial>/pbt_<iteration>_<source>/<name>), nullopt when the source has none; the same in
+  // replay as live. CopyCheckpoint() makes the copy (live only).
+  std::optional<std::string> ExploitCheckpoint(std::size_t index, const std::string& source,
+                                               std::int64_t at_iteration) const;
+  void CopyCheckpoint(std::size_t index, const PendingExploit& exploit);
   void FailTrial(std::size_t index, const std::string& reason, bool retry_allowed);
   void ArmWatchdog(std::size_t index, double seconds, const std::string& reason);
-  void StopTrial(std::size_t index);  // SIGTERM now, SIGKILL after stop_grace_s
+  // Told stop or pause: it should exit by itself; SIGKILL after stop_grace_s.
+  void StopTrial(std::size_t index);
   void OnSignal(int signal);
+  // A stopper ended the experiment: journaled, running trials told to stop, no new ones.
+  void StopExperiment(const std::string& reason);
+  void CheckExperimentStop();
   void MaybeFinish();
-  void RefreshTable(bool force);
+  ExperimentView View() const;
+  void Tick();
   void ScheduleRefresh();
   void RunLoop();
-  double Now() const;
+  double Now() const { return clock_->Now(); }
   Trial* Find(const std::string& trial_id, std::size_t* index = nullptr);
   std::vector<std::string> Command() const;
   void Log(const std::string& message) const;
 
   ExperimentSpec spec_;
   TunerOptions options_;
+  SystemClock system_clock_;
+  const Clock* clock_;
   boost::asio::io_context io_;
+  Timers timers_;
   std::unique_ptr<Launcher> launcher_;
   std::unique_ptr<Searcher> searcher_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Stoppers> stoppers_;
+  std::string experiment_stop_;  // why a stopper ended the experiment ("" while it runs)
   ResourcePool pool_;
-  ResultWriter writer_;
-  StatusTable table_;
+  std::shared_ptr<ResultWriter> writer_;  // also in callbacks_; resume rewrites its files
+  std::vector<std::shared_ptr<Callback>> callbacks_;
   std::unique_ptr<ReportServer> server_;
   std::unique_ptr<Journal> journal_;
   boost::asio::signal_set signals_;
-  boost::asio::steady_timer refresh_timer_;
+  Timers::Id refresh_timer_ = 0;
+  bool replaying_ = false;  // Replay(): control calls change state only, the journal has the rest
 
   std::vector<Trial> trials_;
   std::vector<Runtime> runtime_;  // parallel to trials_
@@ -155,6 +235,7 @@ class Tuner : private ReportServer::Handler {
   int interrupts_ = 0;
   bool finished_ = false;
   double start_s_ = 0;
+  double start_wall_s_ = 0;  // when the experiment first started (the start event), for stoppers
 };
 
 }  // namespace tune

@@ -100,7 +100,7 @@ TEST_F(ResultWriterTest, NewTrialsResultFilesAreCreatedAtTheFirstResultOrAtTheEn
   EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
   EXPECT_FALSE(fs::exists(TrialPath("params.json.tmp")));
   EXPECT_FALSE(fs::exists(TrialPath("result.json")));
-  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
+  writer.OnTrialResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
   writer.Flush();
   EXPECT_EQ(Lines(ReadFile(TrialPath("result.json"))).size(), 1u);
   EXPECT_EQ(Lines(ReadFile(TrialPath("progress.csv"))).size(), 2u);
@@ -144,7 +144,7 @@ TEST_F(ResultWriterTest, NewTrialsTakeASpareDirectoryMadeAhead) {
   EXPECT_TRUE(fs::exists(TrialPath("stdout.log")));
   EXPECT_TRUE(fs::exists(TrialPath("stderr.log")));
   EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
-  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
+  writer.OnTrialResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
   writer.OnTrialEnd(trial_);
   EXPECT_EQ(Lines(ReadFile(TrialPath("result.json"))).size(), 1u);
   ASSERT_TRUE(Eventually([&] { return Spares(dir_).size() == 2; }));  // made again
@@ -199,7 +199,7 @@ TEST_F(ResultWriterTest, UsesTheTrialDirWhenSet) {
   trial_.dir = dir_ / "elsewhere";
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
-  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
+  writer.OnTrialResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
   writer.Flush();
   EXPECT_TRUE(fs::exists(dir_ / "elsewhere" / "params.json"));
   EXPECT_EQ(Lines(ReadFile(dir_ / "elsewhere" / "result.json")).size(), 1u);
@@ -210,11 +210,11 @@ TEST_F(ResultWriterTest, ResultJsonLinesCarryMetricsAndAddedFields) {
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
   std::int64_t before = std::time(nullptr);
-  writer.OnResult(trial_, MakeResult(1, 0.5, {{"acc", 0.25}, {"iter", 1}, {"tag", "a\"b"}}));
-  writer.OnResult(trial_, MakeResult(2, 1.75,
+  writer.OnTrialResult(trial_, MakeResult(1, 0.5, {{"acc", 0.25}, {"iter", 1}, {"tag", "a\"b"}}));
+  writer.OnTrialResult(trial_, MakeResult(2, 1.75,
                                      {{"acc", std::numeric_limits<double>::quiet_NaN()},
                                       {"nested", {{"x", {1, 2}}}}}));
-  writer.OnResult(trial_, MakeResult(3, 2, Json::object()));
+  writer.OnTrialResult(trial_, MakeResult(3, 2, Json::object()));
   std::int64_t after = std::time(nullptr);
 
   // Lines are buffered until Flush() (the tuner's journal is what must be durable); then they
@@ -244,7 +244,7 @@ TEST_F(ResultWriterTest, ResultJsonLinesCarryMetricsAndAddedFields) {
 TEST_F(ResultWriterTest, AddedFieldsWinOverMetricsOfTheSameName) {
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
-  writer.OnResult(trial_, MakeResult(4, 1, {{"done", true}, {"trial_id", "fake"}, {"acc", 1}}));
+  writer.OnTrialResult(trial_, MakeResult(4, 1, {{"done", true}, {"trial_id", "fake"}, {"acc", 1}}));
   writer.Flush();
   std::string line = Lines(ReadFile(TrialPath("result.json")))[0];
   Json parsed = Json::parse(line);
@@ -258,14 +258,14 @@ TEST_F(ResultWriterTest, AddedFieldsWinOverMetricsOfTheSameName) {
 TEST_F(ResultWriterTest, ProgressCsvHeaderEscapingAndDroppedKeys) {
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
-  writer.OnResult(trial_, MakeResult(1, 1.5,
+  writer.OnTrialResult(trial_, MakeResult(1, 1.5,
                                      {{"loss", std::numeric_limits<double>::quiet_NaN()},
                                       {"acc", 0.1},
                                       {"note", "a,b \"q\"\nz"},
                                       {"ok", true},
                                       {"n", 7},
                                       {"weird,name", 1}}));
-  writer.OnResult(trial_, MakeResult(2, 3, {{"acc", 0.2}, {"extra", 5}, {"n", -1}}));
+  writer.OnTrialResult(trial_, MakeResult(2, 3, {{"acc", 0.2}, {"extra", 5}, {"n", -1}}));
   writer.Flush();
 
   std::string csv = ReadFile(TrialPath("progress.csv"));
@@ -291,17 +291,17 @@ TEST_F(ResultWriterTest, RetryAppendsAndKeepsTheHeader) {
   {
     ResultWriter writer(dir_);
     writer.OnTrialStart(trial_);
-    writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 0.1}, {"loss", 2}}));
+    writer.OnTrialResult(trial_, MakeResult(1, 1, {{"acc", 0.1}, {"loss", 2}}));
     writer.OnTrialStart(trial_);  // retry without OnTrialEnd in between
-    writer.OnResult(trial_, MakeResult(2, 2, {{"acc", 0.2}, {"loss", 1}}));
+    writer.OnTrialResult(trial_, MakeResult(2, 2, {{"acc", 0.2}, {"loss", 1}}));
     writer.OnTrialEnd(trial_);
     trial_.config["lr"] = 0.5;
     writer.OnTrialStart(trial_);  // retry after the end
-    writer.OnResult(trial_, MakeResult(3, 3, {{"zzz", 1}, {"acc", 0.3}}));
+    writer.OnTrialResult(trial_, MakeResult(3, 3, {{"zzz", 1}, {"acc", 0.3}}));
   }
   {
     ResultWriter resumed(dir_);  // a new tuner process on the same directory
-    resumed.OnResult(trial_, MakeResult(4, 4, {{"acc", 0.4}, {"loss", 0}}));
+    resumed.OnTrialResult(trial_, MakeResult(4, 4, {{"acc", 0.4}, {"loss", 0}}));
   }
   std::vector<std::string> json_lines = Lines(ReadFile(TrialPath("result.json")));
   ASSERT_EQ(json_lines.size(), 4u);
@@ -323,7 +323,7 @@ TEST_F(ResultWriterTest, HalfWrittenLastLineIsEndedBeforeAppending) {
   std::ofstream(TrialPath("result.json")) << "{\"acc\":1,\"trial_id\":\"t_0000";
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
-  writer.OnResult(trial_, MakeResult(1, 1, {{"acc", 2}}));
+  writer.OnTrialResult(trial_, MakeResult(1, 1, {{"acc", 2}}));
   writer.OnTrialEnd(trial_);
   std::vector<std::string> lines = Lines(ReadFile(TrialPath("result.json")));
   ASSERT_EQ(lines.size(), 2u);
@@ -334,8 +334,24 @@ TEST_F(ResultWriterTest, BestTrialJson) {
   trial_.dir = dir_ / trial_.id;
   Result last = MakeResult(5, 12.5, {{"val_acc", 0.93}, {"val_loss", 0.2}});
   trial_.last_result = last;
-  ResultWriter writer(dir_);
-  writer.WriteBestTrial(trial_, "val_acc", Mode::kMax);
+  Trial worse = trial_;
+  worse.id = "t_00002";
+  worse.last_result = MakeResult(5, 12.5, {{"val_acc", 0.5}});
+  std::vector<Trial> trials = {worse, trial_};
+  ExperimentView view;
+  view.trials = &trials;
+  view.metric = "val_acc";
+  view.mode = Mode::kMax;
+  std::FILE* out = std::tmpfile();
+  BestTrialReporter reporter(dir_, out);
+  reporter.OnExperimentEnd(view);
+  std::rewind(out);
+  char printed[512] = {};
+  std::fread(printed, 1, sizeof printed - 1, out);
+  std::fclose(out);
+  EXPECT_EQ(std::string(printed),
+            "Best trial: t_00001\nBest trial config: " + trial_.params.dump() +
+                "\nBest trial final val_acc: 0.93\nResults: " + dir_.string() + "\n");
   Json best = Json::parse(ReadFile(dir_ / "best_trial.json"));
   EXPECT_EQ(best["trial_id"], "t_00001");
   EXPECT_EQ(best["metric"], "val_acc");
@@ -348,7 +364,11 @@ TEST_F(ResultWriterTest, BestTrialJson) {
   EXPECT_EQ(fs::path(best["dir"].get<std::string>()), fs::absolute(dir_ / trial_.id));
   EXPECT_FALSE(fs::exists(dir_ / "best_trial.json.tmp"));
 
-  writer.WriteBestTrial(trial_, "training_iteration", Mode::kMin);
+  view.metric = "training_iteration";
+  view.mode = Mode::kMin;
+  std::FILE* quiet = std::tmpfile();
+  BestTrialReporter(dir_, quiet).OnExperimentEnd(view);
+  std::fclose(quiet);
   best = Json::parse(ReadFile(dir_ / "best_trial.json"));
   EXPECT_EQ(best["value"], 5);
   EXPECT_EQ(best["mode"], "min");
@@ -365,7 +385,7 @@ TEST_F(ResultWriterTest, UnwritablePathsThrowNamingThePath) {
     EXPECT_NE(std::string(error.what()).find(dir_.string()), std::string::npos) << error.what();
   }
   EXPECT_THROW(writer.WriteExperiment(Json::object()), std::runtime_error);
-  EXPECT_THROW(writer.OnResult(trial_, MakeResult(1, 1, {})), std::runtime_error);
+  EXPECT_THROW(writer.OnTrialResult(trial_, MakeResult(1, 1, {})), std::runtime_error);
 }
 
 }  // namespace

@@ -138,7 +138,7 @@ TEST(SpecTest, ErrorsNameThePath) {
 
   raw = MinimalSpec();
   raw["reporter"] = {{"metric_columns", "val_acc"}};
-  EXPECT_EQ(ErrorOf(raw), "reporter.metric_columns: must be an array of strings");
+  EXPECT_EQ(ErrorOf(raw), "reporter.metric_columns: must be an array of strings, got \"val_acc\"");
 
   // Found by tune-fuzz-spec: a non-string name used to escape as a raw JSON type_error.
   raw = MinimalSpec();

@@ -1,0 +1,62 @@
+// Reporters are callbacks: the tuner holds a list of them and calls each at the moments below,
+// from its one loop thread. The status table, the result files and the best-trial writer are
+// callbacks; new views (plots, TensorBoard, a dashboard) plug in the same way, without touching
+// the tuner's loop. A callback must not block: anything slow belongs on its own thread.
+//
+// Adding one: a class here in reporters/ deriving from Callback, and one line in the table in
+// reporters/registry.cc, so a spec can name it under "callbacks".
+//
+// Example:
+//   class CountResults : public tune::Callback {
+//     void OnTrialResult(const Trial& trial, const Result& result) override { ++n_; }
+//     int n_ = 0;
+//   };
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/trial.h"
+#include "core/types.h"
+
+namespace tune {
+
+// A snapshot of the experiment for views.
+struct ExperimentView {
+  std::string name;
+  std::string metric;
+  Mode mode = Mode::kMax;
+  double elapsed_s = 0;
+  double now_s = 0;                   // the tuner's clock
+  std::string scheduler_description;  // Scheduler::Describe()
+  std::string stop_description;       // the stoppers' line, "" when there are none
+  std::string resources;              // e.g. "Logical resource usage: 3.0/8 CPUs, 6.0/8 GPUs"
+  const std::vector<Trial>* trials = nullptr;
+  // Shown after "Current time: "; empty = the real local time. Lets tests pin the one line that
+  // depends on the wall clock.
+  std::string clock_text;
+  std::string experiment_dir;
+  bool interrupted = false;           // at the end: Ctrl-C / SIGTERM stopped it
+};
+
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void OnExperimentStart(const ExperimentView& view) { (void)view; }
+  // A trial (attempt) is about to be launched: its directory and params.json are wanted now.
+  virtual void OnTrialStart(const Trial& trial) { (void)trial; }
+  virtual void OnTrialResult(const Trial& trial, const Result& result) {
+    (void)trial;
+    (void)result;
+  }
+  // The trial's process is gone and it waits PAUSED (maybe with new params, for PBT).
+  virtual void OnTrialPause(const Trial& trial) { (void)trial; }
+  // The trial reached a final status (TERMINATED, STOPPED, ERROR), or an attempt ended by
+  // interruption.
+  virtual void OnTrialEnd(const Trial& trial) { (void)trial; }
+  // Every refresh period (250 ms) and when something changed.
+  virtual void OnTick(const ExperimentView& view) { (void)view; }
+  virtual void OnExperimentEnd(const ExperimentView& view) { (void)view; }
+};
+
+}  // namespace tune

@@ -1,0 +1,468 @@
+// The tuner's loop driven with a fake launcher, a fake clock and a scripted scheduler: no
+// processes, no sleeping. The test plays the trials through Tuner::handler(), as the report
+// server would, and ends their "processes" through the fake launcher.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/clock.h"
+#include "tuner/journal.h"
+#include "tuner/tuner.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Records launches and signals; the test decides when a group exits.
+class FakeLauncher : public Launcher {
+ public:
+  struct Group {
+    std::vector<LaunchRequest> ranks;
+    std::vector<int> signals;
+    bool exited = false;
+  };
+  std::int64_t Launch(const std::vector<LaunchRequest>& ranks) override {
+    std::int64_t id = next_id_++;
+    groups_[id] = Group{ranks, {}, false};
+    launched_.push_back(id);
+    return id;
+  }
+  void Signal(std::int64_t group, int signal) override { groups_[group].signals.push_back(signal); }
+  void SetExitCallback(ExitCallback callback) override { on_exit_ = std::move(callback); }
+
+  void Exit(std::int64_t group, int code, int signal = 0) {
+    groups_[group].exited = true;
+    on_exit_(group, ExitStatus{code, signal, 0, 1});
+  }
+  const Group& group(std::int64_t id) { return groups_.at(id); }
+  const std::vector<std::int64_t>& launched() const { return launched_; }
+  // The env of the last launch of `trial_id`, and its group.
+  std::int64_t LastGroupOf(const std::string& trial_id) const {
+    for (auto it = launched_.rbegin(); it != launched_.rend(); ++it) {
+      if (groups_.at(*it).ranks[0].env.at("TUNE_TRIAL_ID") == trial_id) return *it;
+    }
+    return 0;
+  }
+  std::string Env(std::int64_t group, const std::string& key) const {
+    const auto& env = groups_.at(group).ranks[0].env;
+    auto it = env.find(key);
+    return it == env.end() ? "" : it->second;
+  }
+
+ private:
+  std::int64_t next_id_ = 1000;
+  std::map<std::int64_t, Group> groups_;
+  std::vector<std::int64_t> launched_;
+  ExitCallback on_exit_;
+};
+
+// A scheduler whose decisions the test writes: `decide` per result (default CONTINUE); the rest
+// is the base class's (FIFO choice).
+class ScriptedScheduler : public Scheduler {
+ public:
+  std::function<Decision(const std::string&, const Result&)> decide;
+  std::function<std::optional<std::string>(const std::vector<const Trial*>&)> choose;
+  std::vector<std::string> calls;
+
+  void OnTrialAdd(const std::string& id) override { calls.push_back("add " + id); }
+  Decision OnResult(const std::string& id, const Result& result) override {
+    calls.push_back(fmt::format("result {} {}", id, result.training_iteration));
+    return decide ? decide(id, result) : Decision::kContinue;
+  }
+  void OnTrialComplete(const std::string& id, const Result*) override {
+    calls.push_back("complete " + id);
+  }
+  void OnTrialError(const std::string& id) override { calls.push_back("error " + id); }
+  std::optional<std::string> ChooseTrialToRun(const std::vector<const Trial*>& waiting) override {
+    return choose ? choose(waiting) : Scheduler::ChooseTrialToRun(waiting);
+  }
+  std::string Describe() const override { return "Scripted"; }
+  TrialControl* control_for_test() const { return control(); }
+};
+
+class TunerLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           fmt::format("tune_loop_{}_{}", getpid(),
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    raw_ = Json::parse(R"({"name": "loop", "metric": "acc", "mode": "max",
+                           "space": {"x": {"grid_search": [1, 2, 3]}},
+                           "max_concurrent": 1,
+                           "trainer": {"command": ["/bin/true"]}})");
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  // A tuner on `raw_` with fakes; `scheduler` (optional) replaces the spec's.
+  std::unique_ptr<Tuner> MakeTuner(bool resume = false, bool errored = false) {
+    TunerOptions options;
+    options.experiment_dir = dir_;
+    options.cpus = 4;
+    options.out = out_ = std::tmpfile();
+    options.resume = resume;
+    options.resume_errored = errored;
+    options.clock = &clock_;
+    options.handle_signals = false;
+    options.make_launcher = [this](boost::asio::io_context&) {
+      auto launcher = std::make_unique<FakeLauncher>();
+      launcher_ = launcher.get();
+      return launcher;
+    };
+    if (scripted_) {
+      options.make_scheduler = [this]() -> std::unique_ptr<Scheduler> {
+        auto scheduler = std::make_unique<ScriptedScheduler>();
+        scheduler->decide = decide_;
+        scheduler->choose = choose_;
+        scheduler_ = scheduler.get();
+        return scheduler;
+      };
+    }
+    auto tuner = std::make_unique<Tuner>(ParseSpec(raw_, dir_), std::move(options));
+    tuner->Start();
+    tuner->Poll();
+    return tuner;
+  }
+
+  // Plays one report of the running attempt of `trial_id`; returns the decision it got.
+  Action Report(Tuner& tuner, const std::string& trial_id, std::int64_t iter, double acc,
+                std::optional<std::string> checkpoint = std::nullopt) {
+    ReportMessage report;
+    report.iter = iter;
+    report.metrics = {{"acc", acc}};
+    report.checkpoint = std::move(checkpoint);
+    Action action = tuner.handler().OnReport(trial_id, report);
+    tuner.handler().BeforeReplies();
+    return action;
+  }
+  // Connects, reports iters 1..n (acc = x / 10 * iter), says done and exits 0.
+  void RunToEnd(Tuner& tuner, const std::string& trial_id, int n, double x) {
+    tuner.handler().OnConnect(trial_id, 1);
+    for (int i = 1; i <= n; ++i) Report(tuner, trial_id, i, x / 10 * i);
+    tuner.handler().OnDone(trial_id);
+    launcher_->Exit(launcher_->LastGroupOf(trial_id), 0);
+    tuner.Poll();
+  }
+  std::vector<Json> Events() { return ReadJournal(dir_ / "journal.jsonl").events; }
+  std::vector<std::string> EventTypes(const std::string& trial_id = "") {
+    std::vector<std::string> types;
+    for (const Json& event : Events()) {
+      if (trial_id.empty() || event.value("trial_id", "") == trial_id) {
+        types.push_back(event["event"].get<std::string>());
+      }
+    }
+    return types;
+  }
+  const Trial& TrialOf(const Tuner& tuner, const std::string& id) {
+    for (const Trial& trial : tuner.trials()) {
+      if (trial.id == id) return trial;
+    }
+    throw std::logic_error("no trial " + id);
+  }
+
+  fs::path dir_;
+  Json raw_;
+  FakeClock clock_;
+  FakeLauncher* launcher_ = nullptr;
+  std::FILE* out_ = nullptr;
+  bool scripted_ = false;
+  std::function<Decision(const std::string&, const Result&)> decide_;
+  std::function<std::optional<std::string>(const std::vector<const Trial*>&)> choose_;
+  ScriptedScheduler* scheduler_ = nullptr;
+};
+
+TEST_F(TunerLoopTest, RunsEveryTrialOneAtATimeAndEndsWithTheBest) {
+  auto tuner = MakeTuner();
+  for (const char* id : {"t_00001", "t_00002", "t_00003"}) {
+    ASSERT_EQ(launcher_->launched().size(), static_cast<std::size_t>(id[6] - '0')) << id;
+    RunToEnd(*tuner, id, 3, id[6] - '0');
+  }
+  EXPECT_FALSE(tuner->Poll());
+  EXPECT_EQ(tuner->Finish(), 0);
+  for (const Trial& trial : tuner->trials()) EXPECT_EQ(trial.status, TrialStatus::kTerminated);
+  ASSERT_NE(tuner->best(), nullptr);
+  EXPECT_EQ(tuner->best()->id, "t_00003");
+  EXPECT_EQ(EventTypes("t_00002"),
+            (std::vector<std::string>{"trial_created", "trial_started", "report", "report",
+                                      "report", "trial_ended"}));
+  EXPECT_TRUE(fs::exists(dir_ / "best_trial.json"));
+  EXPECT_EQ(Json::parse(std::ifstream(dir_ / "best_trial.json"))["trial_id"], "t_00003");
+}
+
+TEST_F(TunerLoopTest, TimesAndTimeoutsFollowTheInjectedClock) {
+  raw_["trial_timeout_s"] = 60;
+  raw_["max_failures"] = 1;
+  auto tuner = MakeTuner();
+  std::int64_t group = launcher_->LastGroupOf("t_00001");
+  tuner->handler().OnConnect("t_00001", 1);
+  clock_.Advance(30);
+  EXPECT_EQ(Report(*tuner, "t_00001", 1, 0.5), Action::kContinue);
+  EXPECT_DOUBLE_EQ(TrialOf(*tuner, "t_00001").last_result->time_total_s, 30);
+  EXPECT_DOUBLE_EQ(TrialOf(*tuner, "t_00001").last_result->timestamp, clock_.Wall());
+  clock_.Advance(59);  // the report re-armed the watchdog: 59 s of silence is fine
+  tuner->Poll();
+  EXPECT_TRUE(launcher_->group(group).signals.empty());
+  clock_.Advance(2);
+  tuner->Poll();
+  EXPECT_EQ(launcher_->group(group).signals, std::vector<int>{SIGKILL});
+  launcher_->Exit(group, 0, SIGKILL);
+  tuner->Poll();
+  // A timeout is a failure and is retried, from the last checkpoint, as a new attempt.
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").num_failures, 1);
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kRunning);
+  EXPECT_THAT(TrialOf(*tuner, "t_00001").error, ::testing::HasSubstr("sent no report"));
+  EXPECT_EQ(launcher_->launched().size(), 2u);
+}
+
+TEST_F(TunerLoopTest, ATrialToldToStopIsKilledAfterTheGracePeriod) {
+  raw_["stop_grace_s"] = 10;
+  scripted_ = true;
+  decide_ = [](const std::string&, const Result& r) {
+    return r.training_iteration == 2 ? Decision::kStop : Decision::kContinue;
+  };
+  auto tuner = MakeTuner();
+  std::int64_t group = launcher_->LastGroupOf("t_00001");
+  tuner->handler().OnConnect("t_00001", 1);
+  EXPECT_EQ(Report(*tuner, "t_00001", 1, 0.1), Action::kContinue);
+  EXPECT_EQ(Report(*tuner, "t_00001", 2, 0.2), Action::kStop);
+  clock_.Advance(9.9);
+  tuner->Poll();
+  EXPECT_TRUE(launcher_->group(group).signals.empty());
+  clock_.Advance(0.2);
+  tuner->Poll();
+  EXPECT_EQ(launcher_->group(group).signals, std::vector<int>{SIGKILL});
+  launcher_->Exit(group, 0, SIGKILL);
+  tuner->Poll();
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kStopped);
+  EXPECT_EQ(launcher_->LastGroupOf("t_00002"), launcher_->launched().back());
+}
+
+TEST_F(TunerLoopTest, APausedTrialFreesItsSlotAndRunsAgainFromItsCheckpoint) {
+  scripted_ = true;
+  decide_ = [](const std::string& id, const Result& r) {
+    return id == "t_00001" && r.training_iteration == 2 ? Decision::kPause : Decision::kContinue;
+  };
+  auto tuner = MakeTuner();
+  tuner->handler().OnConnect("t_00001", 1);
+  Report(*tuner, "t_00001", 1, 0.1, "/ck/1");
+  EXPECT_EQ(Report(*tuner, "t_00001", 2, 0.2, "/ck/2"), Action::kPause);
+  // Another report after the pause decision gets "pause" again and changes nothing.
+  EXPECT_EQ(Report(*tuner, "t_00001", 3, 0.3), Action::kPause);
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").num_results, 2);
+  tuner->handler().OnPaused("t_00001", std::string("/ck/2b"));
+  launcher_->Exit(launcher_->LastGroupOf("t_00001"), 0);
+  tuner->Poll();
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").last_checkpoint, "/ck/2b");
+  // FIFO's choice: the new pending trial before the paused one.
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kPaused);
+  EXPECT_EQ(TrialOf(*tuner, "t_00002").status, TrialStatus::kRunning);
+  RunToEnd(*tuner, "t_00002", 1, 2);
+  RunToEnd(*tuner, "t_00003", 1, 3);
+  // Then the paused trial, from the checkpoint it acknowledged; its results continue.
+  std::int64_t again = launcher_->LastGroupOf("t_00001");
+  EXPECT_EQ(launcher_->Env(again, "TUNE_CHECKPOINT"), "/ck/2b");
+  tuner->handler().OnConnect("t_00001", 1);
+  Report(*tuner, "t_00001", 3, 0.3);
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").num_results, 3);
+  tuner->handler().OnDone("t_00001");
+  launcher_->Exit(again, 0);
+  EXPECT_FALSE(tuner->Poll());
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kTerminated);
+  EXPECT_EQ(EventTypes("t_00001"),
+            (std::vector<std::string>{"trial_created", "trial_started", "report", "report",
+                                      "trial_paused", "trial_started", "report", "trial_ended"}));
+  EXPECT_EQ(tuner->Finish(), 0);
+}
+
+TEST_F(TunerLoopTest, TheSchedulerChoosesWhichWaitingTrialRuns) {
+  scripted_ = true;
+  raw_["space"] = Json::parse(R"({"x": {"grid_search": [1, 2]}})");
+  decide_ = [](const std::string&, const Result& r) {
+    return r.training_iteration == 1 ? Decision::kPause : Decision::kContinue;
+  };
+  // Holds paused trials back until both are paused, then runs the later one first.
+  choose_ = [](const std::vector<const Trial*>& waiting) -> std::optional<std::string> {
+    for (const Trial* trial : waiting) {
+      if (trial->status == TrialStatus::kPending) return trial->id;
+    }
+    if (waiting.size() == 2) return waiting.back()->id;
+    return std::nullopt;
+  };
+  auto tuner = MakeTuner();
+  for (const char* id : {"t_00001", "t_00002"}) {
+    tuner->handler().OnConnect(id, 1);
+    EXPECT_EQ(Report(*tuner, id, 1, 0.1, std::string("/ck/") + id), Action::kPause);
+    launcher_->Exit(launcher_->LastGroupOf(id), 0);
+    tuner->Poll();
+  }
+  EXPECT_EQ(launcher_->launched().size(), 3u);
+  EXPECT_EQ(launcher_->LastGroupOf("t_00002"), launcher_->launched().back());
+  EXPECT_EQ(launcher_->Env(launcher_->launched().back(), "TUNE_CHECKPOINT"), "/ck/t_00002");
+}
+
+TEST_F(TunerLoopTest, AnExploitRestartsTheTrialFromACopyOfTheSourcesCheckpoint) {
+  raw_["max_concurrent"] = 2;
+  raw_["space"] = Json::parse(R"({"x": {"grid_search": [1, 2]}, "lr": 0.1})");
+  scripted_ = true;
+  decide_ = [](const std::string& id, const Result& r) {
+    if (id == "t_00001" && r.training_iteration == 2) {
+      return Decision::Exploit("t_00002", Json{{"x", 2}, {"lr", 0.12}});
+    }
+    return Decision(Decision::kContinue);
+  };
+  auto tuner = MakeTuner();
+  const fs::path source_ck = dir_ / "source_ck";
+  fs::create_directories(source_ck);
+  std::ofstream(source_ck / "weights.bin") << "trial 2 at iteration 1";
+  tuner->handler().OnConnect("t_00001", 1);
+  tuner->handler().OnConnect("t_00002", 1);
+  Report(*tuner, "t_00002", 1, 0.9, source_ck.string());
+  Report(*tuner, "t_00001", 1, 0.1);
+  EXPECT_EQ(Report(*tuner, "t_00001", 2, 0.2), Action::kPause);
+  // The source moves on and overwrites its checkpoint: the copy keeps what was cloned.
+  std::ofstream(source_ck / "weights.bin") << "trial 2 later";
+  launcher_->Exit(launcher_->LastGroupOf("t_00001"), 0);
+  tuner->Poll();
+  const Trial& trial = TrialOf(*tuner, "t_00001");
+  EXPECT_EQ(trial.params, (Json{{"x", 2}, {"lr", 0.12}}));
+  EXPECT_EQ(trial.config["lr"], 0.12);
+  ASSERT_TRUE(trial.last_checkpoint);
+  const fs::path copy = *trial.last_checkpoint;
+  EXPECT_EQ(copy, fs::absolute(dir_ / "t_00001" / "pbt_2_t_00002" / "source_ck"));
+  std::stringstream cloned;
+  cloned << std::ifstream(copy / "weights.bin").rdbuf();
+  EXPECT_EQ(cloned.str(), "trial 2 at iteration 1");
+  // Relaunched at once (a slot is free) with the copy and the new params.json.
+  std::int64_t again = launcher_->LastGroupOf("t_00001");
+  EXPECT_EQ(launcher_->Env(again, "TUNE_CHECKPOINT"), copy.string());
+  EXPECT_EQ(Json::parse(std::ifstream(dir_ / "t_00001" / "params.json"))["lr"], 0.12);
+  Json lineage = Json::parse(std::ifstream(dir_ / "t_00001" / "lineage.jsonl"));
+  EXPECT_EQ(lineage["source"], "t_00002");
+  EXPECT_EQ(lineage["old_params"]["x"], 1);
+  EXPECT_EQ(lineage["new_params"]["lr"], 0.12);
+  EXPECT_EQ(EventTypes("t_00001"),
+            (std::vector<std::string>{"trial_created", "trial_started", "report", "report",
+                                      "trial_paused", "trial_exploited", "trial_started"}));
+}
+
+TEST_F(TunerLoopTest, CtrlCStopsTheRunningTrialsAndEndsWith130) {
+  raw_["max_concurrent"] = 2;
+  auto tuner = MakeTuner();
+  ASSERT_EQ(launcher_->launched().size(), 2u);
+  tuner->Interrupt(SIGINT);
+  for (std::int64_t group : launcher_->launched()) {
+    EXPECT_EQ(launcher_->group(group).signals, std::vector<int>{SIGTERM});
+    launcher_->Exit(group, 0, SIGTERM);
+  }
+  EXPECT_FALSE(tuner->Poll());
+  EXPECT_EQ(tuner->Finish(), 130);
+  // Not journaled as ended: resume runs them again.
+  for (const std::string& type : EventTypes()) EXPECT_NE(type, "trial_ended");
+}
+
+TEST_F(TunerLoopTest, ResumeRebuildsPausedAndRunningTrialsFromTheJournal) {
+  scripted_ = true;
+  raw_["max_concurrent"] = 2;
+  decide_ = [](const std::string& id, const Result& r) {
+    return id == "t_00001" && r.training_iteration == 1 ? Decision::kPause : Decision::kContinue;
+  };
+  {
+    auto tuner = MakeTuner();
+    tuner->handler().OnConnect("t_00001", 1);
+    tuner->handler().OnConnect("t_00002", 1);
+    Report(*tuner, "t_00001", 1, 0.1, "/ck/a");
+    launcher_->Exit(launcher_->LastGroupOf("t_00001"), 0);
+    tuner->Poll();
+    Report(*tuner, "t_00002", 1, 0.2, "/ck/b");
+    // The tuner dies here (no Finish): t_00001 paused, t_00002 and t_00003 running.
+  }
+  auto tuner = MakeTuner(/*resume=*/true);
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").num_results, 1);
+  EXPECT_EQ(TrialOf(*tuner, "t_00002").num_results, 1);
+  // The scheduler heard the same history again.
+  EXPECT_THAT(scheduler_->calls, ::testing::Contains("result t_00002 1"));
+  // Running ones go first (FIFO: pending before paused); each from its last checkpoint.
+  EXPECT_EQ(launcher_->Env(launcher_->LastGroupOf("t_00002"), "TUNE_CHECKPOINT"), "/ck/b");
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kPaused);
+  RunToEnd(*tuner, "t_00002", 2, 2);
+  EXPECT_EQ(launcher_->Env(launcher_->LastGroupOf("t_00001"), "TUNE_CHECKPOINT"), "/ck/a");
+  // result.json holds each result once, rewritten from the journal.
+  std::ifstream results(dir_ / "t_00002" / "result.json");
+  int lines = 0;
+  for (std::string line; std::getline(results, line);) ++lines;
+  EXPECT_EQ(lines, 3);  // 1 before the crash, 2 after
+}
+
+TEST_F(TunerLoopTest, ResumeErroredRunsErrorTrialsAgainFromTheirLastCheckpoint) {
+  raw_["space"] = Json::parse(R"({"x": {"grid_search": [1, 2]}})");
+  {
+    auto tuner = MakeTuner();
+    tuner->handler().OnConnect("t_00001", 1);
+    Report(*tuner, "t_00001", 1, 0.1, "/ck/e1");
+    launcher_->Exit(launcher_->LastGroupOf("t_00001"), 3);
+    tuner->Poll();
+    EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kError);
+    RunToEnd(*tuner, "t_00002", 1, 2);
+    EXPECT_FALSE(tuner->Poll());
+    EXPECT_EQ(tuner->Finish(), 0);
+  }
+  {
+    // A plain resume has nothing to do.
+    auto tuner = MakeTuner(/*resume=*/true);
+    EXPECT_FALSE(tuner->Poll());
+    EXPECT_EQ(launcher_->launched().size(), 0u);
+  }
+  auto tuner = MakeTuner(/*resume=*/true, /*errored=*/true);
+  ASSERT_EQ(launcher_->launched().size(), 1u);
+  EXPECT_EQ(launcher_->Env(launcher_->launched()[0], "TUNE_TRIAL_ID"), "t_00001");
+  EXPECT_EQ(launcher_->Env(launcher_->launched()[0], "TUNE_CHECKPOINT"), "/ck/e1");
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").num_failures, 0);
+  RunToEnd(*tuner, "t_00001", 2, 1);
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kTerminated);
+  EXPECT_EQ(tuner->Finish(), 0);
+  auto types = EventTypes("t_00001");
+  EXPECT_EQ(std::count(types.begin(), types.end(), "trial_requeued"), 1);
+}
+
+TEST_F(TunerLoopTest, TheSchedulerMayStopAPausedTrial) {
+  scripted_ = true;
+  raw_["space"] = Json::parse(R"({"x": {"grid_search": [1, 2]}})");
+  decide_ = [this](const std::string& id, const Result& r) {
+    if (id == "t_00001") return Decision(Decision::kPause);
+    if (id == "t_00002" && r.training_iteration == 1) {
+      scheduler_->control_for_test()->StopTrial("t_00001");
+    }
+    return Decision(Decision::kContinue);
+  };
+  choose_ = [](const std::vector<const Trial*>& waiting) -> std::optional<std::string> {
+    for (const Trial* trial : waiting) {
+      if (trial->status == TrialStatus::kPending) return trial->id;
+    }
+    return std::nullopt;
+  };
+  auto tuner = MakeTuner();
+  tuner->handler().OnConnect("t_00001", 1);
+  Report(*tuner, "t_00001", 1, 0.1);
+  launcher_->Exit(launcher_->LastGroupOf("t_00001"), 0);
+  tuner->Poll();
+  tuner->handler().OnConnect("t_00002", 1);
+  Report(*tuner, "t_00002", 1, 0.5);
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kStopped);
+  EXPECT_THAT(scheduler_->calls, ::testing::Contains("complete t_00001"));
+}
+
+}  // namespace
+}  // namespace tune

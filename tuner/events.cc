@@ -1,0 +1,173 @@
+#include "tuner/events.h"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace tune {
+namespace {
+
+std::string Dump(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string Quoted(const std::string& text) { return Dump(Json(text)); }
+Json OptionalString(const std::optional<std::string>& text) { return text ? Json(*text) : Json(); }
+
+TrialStatus EndStatus(const std::string& text) {
+  if (text == "TERMINATED") return TrialStatus::kTerminated;
+  if (text == "STOPPED") return TrialStatus::kStopped;
+  throw std::runtime_error("status must be TERMINATED or STOPPED, got \"" + text + "\"");
+}
+
+// Reads fields of one event, naming the field in errors.
+class Fields {
+ public:
+  explicit Fields(const Json& json) : json_(json) {}
+  std::string String(const char* key) const { return Get(key).get<std::string>(); }
+  std::string StringOr(const char* key, const std::string& fallback) const {
+    return json_.contains(key) && json_[key].is_string() ? json_[key].get<std::string>() : fallback;
+  }
+  std::optional<std::string> OptionalString(const char* key) const {
+    if (!json_.contains(key) || json_[key].is_null()) return std::nullopt;
+    return String(key);
+  }
+  const Json& Get(const char* key) const {
+    if (!json_.contains(key)) throw std::runtime_error(std::string("missing \"") + key + "\"");
+    return json_[key];
+  }
+
+ private:
+  const Json& json_;
+};
+
+Result DecodeResult(const Json& json) {
+  Result result;
+  result.training_iteration = json.at("training_iteration").get<std::int64_t>();
+  result.time_total_s = json.at("time_total_s").get<double>();
+  result.timestamp = json.value("timestamp", 0.0);
+  result.metrics = json.at("metrics");
+  return result;
+}
+
+struct Encoder {
+  std::string operator()(const StartEvent& e) const {
+    return Dump({{"event", "start"}, {"time", e.time}, {"spec_dir", e.spec_dir}, {"spec", e.spec}});
+  }
+  std::string operator()(const ResumeEvent& e) const {
+    Json json = {{"event", "resume"}, {"time", e.time}};
+    if (e.errored) json["errored"] = true;
+    return Dump(json);
+  }
+  std::string operator()(const TrialCreated& e) const {
+    return Dump({{"event", "trial_created"}, {"trial_id", e.trial_id}, {"params", e.params}});
+  }
+  std::string operator()(const TrialStarted& e) const {
+    return Dump({{"event", "trial_started"},
+                 {"trial_id", e.trial_id},
+                 {"pid", e.pid},
+                 {"gpus", e.gpus},
+                 {"checkpoint", OptionalString(e.checkpoint)}});
+  }
+  // The one event per report: written as text rather than built as a Json first.
+  std::string operator()(const ReportEvent& e) const {
+    std::string text = fmt::format(
+        R"({{"event":"report","trial_id":{},"decision":"{}","result":{{"training_iteration":{},)"
+        R"("time_total_s":{},"timestamp":{},"metrics":{}}})",
+        Quoted(e.trial_id), e.decision, e.result.training_iteration, e.result.time_total_s,
+        e.result.timestamp, Dump(e.result.metrics));
+    if (e.checkpoint) text += ",\"checkpoint\":" + Quoted(*e.checkpoint);
+    if (!e.error.empty()) text += ",\"error\":" + Quoted(e.error);
+    text += '}';
+    return text;
+  }
+  std::string operator()(const TrialPaused& e) const {
+    return Dump({{"event", "trial_paused"},
+                 {"trial_id", e.trial_id},
+                 {"checkpoint", OptionalString(e.checkpoint)}});
+  }
+  std::string operator()(const TrialExploited& e) const {
+    return Dump({{"event", "trial_exploited"},
+                 {"trial_id", e.trial_id},
+                 {"source", e.source},
+                 {"params", e.params},
+                 {"checkpoint", OptionalString(e.checkpoint)}});
+  }
+  std::string operator()(const TrialFailed& e) const {
+    return Dump({{"event", "trial_failed"},
+                 {"trial_id", e.trial_id},
+                 {"reason", e.reason},
+                 {"retry", e.retry}});
+  }
+  std::string operator()(const TrialEnded& e) const {
+    Json json = {{"event", "trial_ended"}, {"trial_id", e.trial_id}, {"status", ToString(e.status)}};
+    if (!e.reason.empty()) json["reason"] = e.reason;
+    return Dump(json);
+  }
+  std::string operator()(const TrialRequeued& e) const {
+    return Dump({{"event", "trial_requeued"}, {"trial_id", e.trial_id}});
+  }
+  std::string operator()(const ExperimentStopped& e) const {
+    return Dump({{"event", "experiment_stopped"}, {"reason", e.reason}});
+  }
+};
+
+JournalEvent DecodeFields(const Json& json, const std::string& type) {
+  Fields f(json);
+  if (type == "start") {
+    return StartEvent{json.value("time", 0.0), f.StringOr("spec_dir", ""), f.Get("spec")};
+  }
+  if (type == "resume") return ResumeEvent{json.value("time", 0.0), json.value("errored", false)};
+  if (type == "trial_created") return TrialCreated{f.String("trial_id"), f.Get("params")};
+  if (type == "trial_started") {
+    return TrialStarted{f.String("trial_id"), json.value("pid", std::int64_t{0}),
+                        f.StringOr("gpus", ""), f.OptionalString("checkpoint")};
+  }
+  if (type == "report") {
+    return ReportEvent{f.String("trial_id"), f.StringOr("decision", "continue"),
+                       DecodeResult(f.Get("result")), f.OptionalString("checkpoint"),
+                       f.StringOr("error", "")};
+  }
+  if (type == "trial_paused") return TrialPaused{f.String("trial_id"), f.OptionalString("checkpoint")};
+  if (type == "trial_exploited") {
+    return TrialExploited{f.String("trial_id"), f.String("source"), f.Get("params"),
+                          f.OptionalString("checkpoint")};
+  }
+  if (type == "trial_failed") {
+    return TrialFailed{f.String("trial_id"), f.String("reason"), f.Get("retry").get<bool>()};
+  }
+  if (type == "trial_ended") {
+    return TrialEnded{f.String("trial_id"), EndStatus(f.String("status")), f.StringOr("reason", "")};
+  }
+  if (type == "trial_requeued") return TrialRequeued{f.String("trial_id")};
+  if (type == "experiment_stopped") return ExperimentStopped{f.StringOr("reason", "")};
+  throw std::runtime_error("unknown type \"" + type + "\"");
+}
+
+}  // namespace
+
+std::string Encode(const JournalEvent& event) { return std::visit(Encoder{}, event); }
+
+JournalEvent DecodeEvent(const Json& json, std::size_t line) {
+  std::string type = json.is_object() ? json.value("event", "") : "";
+  try {
+    return DecodeFields(json, type);
+  } catch (const std::exception& error) {
+    throw std::runtime_error(fmt::format("journal line {}: {}{}", line,
+                                         type.empty() ? "" : "event \"" + type + "\": ",
+                                         error.what()));
+  }
+}
+
+std::string TrialIdOf(const JournalEvent& event) {
+  return std::visit(
+      [](const auto& e) -> std::string {
+        if constexpr (std::is_same_v<std::decay_t<decltype(e)>, StartEvent> ||
+                      std::is_same_v<std::decay_t<decltype(e)>, ResumeEvent> ||
+                      std::is_same_v<std::decay_t<decltype(e)>, ExperimentStopped>) {
+          return "";
+        } else {
+          return e.trial_id;
+        }
+      },
+      event);
+}
+
+}  // namespace tune

@@ -1,0 +1,98 @@
+// The journal's events as typed records: one Encode and one Decode, used by the tuner's loop
+// (writing), by `tune resume` (replaying) and by the CLI (reading).
+//
+// One event per line of journal.jsonl, {"event": "<type>", ...}:
+//   start           the experiment began: the spec as run and where space.json was
+//   resume          `tune resume` took over (errored: with --errored)
+//   trial_created   the searcher proposed params for a new trial
+//   trial_started   a trial (attempt) was launched: its process group, GPUs, checkpoint
+//   report          a result and the decision it got (continue / pause / stop)
+//   trial_paused    a paused trial exited; it waits with `checkpoint` to run again
+//   trial_exploited PBT: the trial now has `params` and a copy (`checkpoint`) of `source`'s
+//   trial_failed    an attempt failed; `retry` says whether it runs again
+//   trial_ended     the trial reached TERMINATED or STOPPED (`reason` when a stopper said so)
+//   trial_requeued  `tune resume --errored` gives an ERROR trial another run
+//   experiment_stopped  a stopper ended the experiment (`reason`)
+//
+// Example:
+//   journal.Append(Encode(TrialCreated{"t_00001", params}));
+//   JournalEvent event = DecodeEvent(json, /*line=*/3);   // throws naming the line
+//   if (auto* report = std::get_if<ReportEvent>(&event)) ...
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "core/types.h"
+
+namespace tune {
+
+struct StartEvent {
+  double time = 0;
+  std::string spec_dir;
+  Json spec;
+};
+struct ResumeEvent {
+  double time = 0;
+  bool errored = false;
+};
+struct TrialCreated {
+  std::string trial_id;
+  Json params;
+};
+struct TrialStarted {
+  std::string trial_id;
+  std::int64_t pid = 0;
+  std::string gpus;
+  std::optional<std::string> checkpoint;
+};
+struct ReportEvent {
+  std::string trial_id;
+  std::string decision;  // "continue", "pause", "stop" (the wire action)
+  Result result;
+  std::optional<std::string> checkpoint;
+  std::string error;  // a fatal error found in the result (NaN metric)
+};
+struct TrialPaused {
+  std::string trial_id;
+  std::optional<std::string> checkpoint;
+};
+struct TrialExploited {
+  std::string trial_id;
+  std::string source;
+  Json params;
+  std::optional<std::string> checkpoint;  // the copy of source's checkpoint it now runs from
+};
+struct TrialFailed {
+  std::string trial_id;
+  std::string reason;
+  bool retry = false;
+};
+struct TrialEnded {
+  std::string trial_id;
+  TrialStatus status = TrialStatus::kTerminated;
+  std::string reason;
+};
+struct TrialRequeued {
+  std::string trial_id;
+};
+struct ExperimentStopped {
+  std::string reason;
+};
+
+using JournalEvent =
+    std::variant<StartEvent, ResumeEvent, TrialCreated, TrialStarted, ReportEvent, TrialPaused,
+                 TrialExploited, TrialFailed, TrialEnded, TrialRequeued, ExperimentStopped>;
+
+// One line, without the newline.
+std::string Encode(const JournalEvent& event);
+// Throws std::runtime_error "journal line N: <what is wrong>" for an unknown type or a missing
+// or mistyped field.
+JournalEvent DecodeEvent(const Json& json, std::size_t line);
+
+// The trial an event is about ("" for start, resume, experiment_stopped).
+std::string TrialIdOf(const JournalEvent& event);
+
+}  // namespace tune
