@@ -9,7 +9,8 @@
 //
 // Config keys (all optional): x1 in [-5, 10], x2 in [0, 15], lr > 0, max_epochs (10),
 // sleep_ms per epoch (0), heartbeat_ms (0: none; else heartbeats during the sleep), noise (0.05), checkpoint (true): write checkpoint_<epoch>/state.json
-// each epoch and resume from TUNE_CHECKPOINT. Fault injection for tests: crash_at_epoch (exit 3
+// each epoch and resume from TUNE_CHECKPOINT; a "pause" decision acknowledges the epoch's
+// checkpoint and exits 0. Fault injection for tests: crash_at_epoch (exit 3
 // at that epoch unless resuming from a checkpoint), nan_at_epoch (report NaN), hang_at_epoch
 // (sleep forever), ignore_sigterm (only SIGKILL ends it), record_env (write env.json with CUDA_VISIBLE_DEVICES and the pid).
 #include <algorithm>
@@ -115,7 +116,13 @@ int main() {
         saved = path.string();
       }
       tune::Json metrics = {{"loss", loss}, {"epoch", epoch}};
-      if (session->Report(epoch, metrics, saved) == tune::Action::kStop) return 0;
+      const tune::Action action = session->Report(epoch, metrics, saved);
+      if (action == tune::Action::kStop) return 0;
+      if (action == tune::Action::kPause) {
+        // This epoch's checkpoint is already saved: name it and go; `tune` relaunches from it.
+        session->Paused(saved);
+        return 0;
+      }
     }
     session->Done();
     return 0;

@@ -76,6 +76,7 @@ int Run(const RunArgs& args) {
 
 struct ResumeArgs {
   std::string dir;
+  bool errored = false;
   std::optional<int> gpus;
   std::optional<double> cpus;
 };
@@ -110,6 +111,7 @@ int Resume(const ResumeArgs& args) {
   options.bin_dir = ExecutableDir();
   options.live_table = isatty(STDOUT_FILENO) != 0;
   options.resume = true;
+  options.resume_errored = args.errored;
   tune::Tuner tuner(std::move(spec), std::move(options));
   return tuner.Run();
 }
@@ -166,6 +168,8 @@ int main(int argc, char** argv) {
   resume->add_option("dir", resume_args.dir, "The experiment directory")->required();
   resume->add_option("--gpus", resume_args.gpus, "GPUs of this machine to use");
   resume->add_option("--cpus", resume_args.cpus, "CPU slots to use");
+  resume->add_flag("--errored", resume_args.errored,
+                   "Also run the trials that ended in ERROR again, from their last checkpoint");
 
   std::string train_config;
   std::vector<std::string> train_args;
