@@ -1,5 +1,7 @@
 #include "schedulers/asha.h"
 
+#include "core/numpy.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -28,30 +30,6 @@ bool HasAttr(const Result& result, const std::string& attr) {
 
 }  // namespace
 
-double NanPercentile(std::vector<double> values, double q) {
-  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return std::isnan(v); }),
-               values.end());
-  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
-  std::sort(values.begin(), values.end());
-  // numpy's "linear" method: virtual index (n - 1) * quantile, then _lerp, which interpolates
-  // from the upper neighbour when gamma >= 0.5. The same operations in the same order give
-  // the same bits as numpy.
-  const double quantile = q / 100.0;
-  const double virtual_index = static_cast<double>(values.size() - 1) * quantile;
-  double a = values.back();
-  double b = values.back();
-  double gamma = virtual_index + 1;  // numpy: previous index -1 at or past the last value
-  if (virtual_index < static_cast<double>(values.size() - 1)) {
-    const double previous_index = std::floor(virtual_index);
-    const auto below = static_cast<std::size_t>(previous_index);
-    gamma = virtual_index - previous_index;
-    a = values[below];
-    b = values[below + 1];
-  }
-  // Even a lone value is interpolated with itself, so an infinity there gives NaN, as in numpy.
-  const double diff = b - a;
-  return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
-}
 
 AshaScheduler::AshaScheduler(AshaOptions options)
     : options_(std::move(options)),

@@ -127,8 +127,5 @@ class AshaScheduler : public Scheduler {
 // "asha" (alias "async_hyperband"): Ray's ASHAScheduler arguments, plus "seed".
 SchedulerRegistry::Entry AshaEntry();
 
-// numpy.percentile(values, q) with the default "linear" method, ignoring NaN like
-// numpy.nanpercentile: NaN if no value is a number. `q` is in [0, 100].
-double NanPercentile(std::vector<double> values, double q);
 
 }  // namespace tune

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/numpy.h"
 #include "schedulers/util.h"
 
 namespace tune {

@@ -1,6 +1,5 @@
 // Helpers shared by the schedulers that behave like Ray Tune's: reading a result the way Ray's
-// schedulers read it, and numpy's float64 mean and median, computed with numpy's operations in
-// numpy's order so that decisions built on them match Ray's to the bit.
+// schedulers read it. (numpy's statistics, to the bit: core/numpy.h.)
 #pragma once
 
 #include <optional>
@@ -22,13 +21,5 @@ bool HasAttr(const Result& result, const std::string& attr);
 std::optional<std::pair<double, double>> ReadTimeAndMetric(const Result& result,
                                                             const std::string& time_attr,
                                                             const std::string& metric);
-
-// numpy.mean(values) for float64: numpy's pairwise summation (blocks of 8 below 128 values,
-// halves above), then one division. NaN for no values, as numpy (which also warns).
-double NumpyMean(const std::vector<double>& values);
-
-// numpy.median(values): NaN when any value is NaN or there are none; else the mean (as
-// NumpyMean) of the middle value, or of the two middle values of the sorted values.
-double NumpyMedian(std::vector<double> values);
 
 }  // namespace tune

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <utility>
 
-#include "stoppers/numpy_std.h"
+#include "core/numpy.h"
 
 namespace tune {
 

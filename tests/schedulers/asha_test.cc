@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/numpy.h"
+
 namespace tune {
 namespace {
 

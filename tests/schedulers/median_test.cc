@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/numpy.h"
 #include "schedulers/util.h"
 #include "tests/schedulers/fake_control.h"
 

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "stoppers/numpy_std.h"
+#include "core/numpy.h"
 
 namespace tune {
 namespace {
