@@ -118,7 +118,7 @@ int main() {
       tune::Json metrics = {{"loss", loss}, {"epoch", epoch}};
       const tune::Action action = session->Report(epoch, metrics, saved);
       if (action == tune::Action::kStop) return 0;
-      if (action == tune::Action::kPause) {
+      if (action == tune::Action::kPause && epoch < max_epochs) {  // else it is done anyway
         // This epoch's checkpoint is already saved: name it and go; `tune` relaunches from it.
         session->Paused(saved);
         return 0;

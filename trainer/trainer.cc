@@ -622,7 +622,9 @@ FitResult Trainer::Fit() {
         result.stopped_by_tuner = true;
         break;
       }
-      if (stop & 4) {  // before early stopping: the tuner asked, and may resume it with a new config
+      // Before early stopping: the tuner asked, and may resume it with a new config. At the last
+      // epoch there is nothing left to resume: the trial ends as usual (Done), not paused.
+      if ((stop & 4) && epoch < config_.max_epochs) {
         result.paused = true;
         result.last_checkpoint = CheckpointForPause(epoch, checkpoint);
         log_ << "tune-trainer: paused by the tuner after epoch " << epoch << ", checkpoint "

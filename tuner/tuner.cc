@@ -914,6 +914,9 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
     bool completed = runtime.budget_exhausted || runtime.done_received;
     FinishTrial(index, completed ? TrialStatus::kTerminated : TrialStatus::kStopped,
                 runtime.stop_reason);
+  } else if (runtime.pause_requested && runtime.done_received && status.ok()) {
+    // Told to pause at its last report: it finished instead (nothing was left to resume).
+    FinishTrial(index, TrialStatus::kTerminated);
   } else if (runtime.pause_requested) {
     // Told to pause: however it exited, it waits now (from the checkpoint it acknowledged, else
     // its last reported one).

@@ -464,5 +464,50 @@ TEST_F(TunerLoopTest, TheSchedulerMayStopAPausedTrial) {
   EXPECT_THAT(scheduler_->calls, ::testing::Contains("complete t_00001"));
 }
 
+TEST_F(TunerLoopTest, ATrialThatFinishesInsteadOfPausingIsTerminated) {
+  scripted_ = true;
+  decide_ = [](const std::string&, const Result&) { return Decision(Decision::kPause); };
+  auto tuner = MakeTuner();
+  RunToEnd(*tuner, "t_00001", 1, 1);  // paused at its last report; it said done and exited 0
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kTerminated);
+  EXPECT_EQ(EventTypes("t_00001").back(), "trial_ended");
+}
+
+TEST_F(TunerLoopTest, StoppersEndTrialsAndTheExperiment) {
+  raw_["max_concurrent"] = 3;
+  raw_["stop"] = {{"training_iteration", 2}, {"time_budget_s", 100}};
+  auto tuner = MakeTuner();
+  tuner->handler().OnConnect("t_00001", 1);
+  EXPECT_EQ(Report(*tuner, "t_00001", 1, 0.1), Action::kContinue);
+  EXPECT_EQ(Report(*tuner, "t_00001", 2, 0.2), Action::kStop);
+  launcher_->Exit(launcher_->LastGroupOf("t_00001"), 0);
+  tuner->Poll();
+  // Stopped by what the user asked for: it completed.
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kTerminated);
+  EXPECT_EQ(Events()[9], (Json{{"event", "trial_ended"}, {"trial_id", "t_00001"},
+                               {"status", "TERMINATED"}, {"reason", "training_iteration >= 2"}}));
+  // The time budget ends the experiment: the running trials are told to stop.
+  clock_.Advance(101);
+  tuner->Poll();
+  for (const char* id : {"t_00002", "t_00003"}) {
+    EXPECT_EQ(launcher_->group(launcher_->LastGroupOf(id)).signals, std::vector<int>{SIGTERM});
+    launcher_->Exit(launcher_->LastGroupOf(id), 0, SIGTERM);
+  }
+  EXPECT_FALSE(tuner->Poll());
+  EXPECT_EQ(TrialOf(*tuner, "t_00002").status, TrialStatus::kTerminated);
+  EXPECT_EQ(tuner->Finish(), 0);
+  auto types = EventTypes();
+  EXPECT_EQ(std::count(types.begin(), types.end(), "experiment_stopped"), 1);
+}
+
+TEST_F(TunerLoopTest, MaxTotalTrialsLimitsTheTrialsCreated) {
+  raw_["stop"] = {{"max_total_trials", 2}};
+  auto tuner = MakeTuner();
+  RunToEnd(*tuner, "t_00001", 1, 1);
+  RunToEnd(*tuner, "t_00002", 1, 2);
+  EXPECT_FALSE(tuner->Poll());
+  EXPECT_EQ(tuner->trials().size(), 2u);
+}
+
 }  // namespace
 }  // namespace tune
