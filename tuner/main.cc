@@ -1,5 +1,6 @@
 // `tune`: the command line. See README.md for the commands and DESIGN contracts.
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "tuner/experiment_lock.h"
 #include "tuner/resources.h"
 #include "tuner/spec.h"
 #include "tuner/tuner.h"
@@ -63,7 +65,27 @@ int Run(const RunArgs& args) {
   options.bin_dir = ExecutableDir();
   options.live_table = isatty(STDOUT_FILENO) != 0;
   options.report_host = args.report_host;
-  if (std::filesystem::exists(options.experiment_dir / "experiment.json")) {
+  // The experiment directory is made here and locked before it is checked, so two `tune run`s
+  // cannot both pass. One that exists must be a real directory of this user: in a shared
+  // --storage, a symbolic link or someone else's directory planted under the name is refused.
+  struct stat existing {};
+  if (::lstat(options.experiment_dir.c_str(), &existing) == 0 &&
+      (!S_ISDIR(existing.st_mode) || existing.st_uid != ::geteuid())) {
+    throw tune::SpecError(
+        "name", fmt::format("{} exists and is {}: refusing to use it as the experiment directory",
+                            options.experiment_dir.string(),
+                            S_ISLNK(existing.st_mode)  ? "a symbolic link"
+                            : S_ISDIR(existing.st_mode) ? "another user's directory"
+                                                        : "not a directory"));
+  }
+  std::filesystem::create_directories(options.experiment_dir);
+  tune::ExperimentLock lock(options.experiment_dir);
+  // A journal without experiment.json is an experiment too (killed before writing it, or
+  // damaged): a second `start` appended to it would mix two experiments.
+  auto present = [&](const char* file) {
+    return std::filesystem::exists(std::filesystem::symlink_status(options.experiment_dir / file));
+  };
+  if (present("experiment.json") || present("journal.jsonl")) {
     throw tune::SpecError(
         "name", fmt::format("experiment \"{}\" already exists in {}: continue it with `tune "
                             "resume {}`, or choose another --name",
@@ -90,6 +112,7 @@ int Resume(const ResumeArgs& args) {
                                           "and journal.jsonl)",
                                           dir.string()));
   }
+  tune::ExperimentLock lock(dir);
   tune::Json raw = tune::LoadSpecFile(dir / "experiment.json");
   // Where space.json was (for ${spec_dir} in commands): the journal's first event says.
   std::filesystem::path spec_dir = dir;
@@ -97,9 +120,10 @@ int Resume(const ResumeArgs& args) {
     std::ifstream journal(dir / "journal.jsonl");
     std::string first;
     std::getline(journal, first);
-    tune::Json start = tune::Json::parse(first, nullptr, false);
-    if (start.is_object() && start.value("event", "") == "start" && start.contains("spec_dir")) {
-      spec_dir = start["spec_dir"].get<std::string>();
+    tune::Json json = tune::Json::parse(first, nullptr, false);
+    if (json.is_object() && json.value("event", "") == "start") {
+      const auto start = std::get<tune::StartEvent>(tune::DecodeEvent(json, 1));
+      if (!start.spec_dir.empty()) spec_dir = start.spec_dir;
     }
   }
   tune::ExperimentSpec spec = tune::ParseSpec(raw, spec_dir);

@@ -2,11 +2,15 @@
 
 #include "tuner/journal.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
+
+#include "core/json_depth.h"
+#include "core/options.h"
 
 namespace tune {
 namespace {
@@ -15,7 +19,7 @@ const std::vector<std::string> kTopLevelKeys = {
     "name",    "description",       "metric",    "mode",    "num_samples",
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
-    "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop"};
+    "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop", "callbacks"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "workers"};
 
 void RejectUnknownKeys(const Json& object, const std::vector<std::string>& known,
@@ -28,28 +32,16 @@ void RejectUnknownKeys(const Json& object, const std::vector<std::string>& known
   }
 }
 
-std::int64_t GetInt(const Json& raw, const std::string& key, std::int64_t fallback,
-                    std::int64_t min_value) {
-  if (!raw.contains(key)) return fallback;
-  const Json& value = raw[key];
-  if (!value.is_number_integer()) {
-    throw SpecError(key, "must be an integer, got " + value.dump());
-  }
-  auto result = value.get<std::int64_t>();
-  if (result < min_value) {
-    throw SpecError(key, fmt::format("must be >= {}, got {}", min_value, result));
-  }
-  return result;
+// A key's value read by core/options.h (type and range checked, the JSON path in the message),
+// or `fallback` when the key is absent.
+std::int64_t IntegerAt(const Json& object, const std::string& key, std::int64_t fallback,
+                       const std::string& path, const Range& range) {
+  return object.contains(key) ? ReadInteger(object[key], path, range) : fallback;
 }
 
-double GetNumber(const Json& object, const std::string& key, double fallback,
-                 const std::string& path) {
-  if (!object.contains(key)) return fallback;
-  const Json& value = object[key];
-  if (!value.is_number() || !std::isfinite(value.get<double>())) {
-    throw SpecError(path.empty() ? key : path + "." + key, "must be a finite number, got " + value.dump());
-  }
-  return value.get<double>();
+double NumberAt(const Json& object, const std::string& key, double fallback,
+                const std::string& path, const Range& range) {
+  return object.contains(key) ? ReadNumber(object[key], path, range) : fallback;
 }
 
 // Splits "a.b.0.c" into a JSON pointer, creating nothing.
@@ -110,11 +102,9 @@ Json LoadSpecFile(const std::filesystem::path& file) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   std::string text = buffer.str();
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& error) {
-    // nlohmann gives a byte offset; people want line and column.
-    std::size_t offset = std::min<std::size_t>(error.byte == 0 ? 0 : error.byte - 1, text.size());
+  // nlohmann gives a byte offset; people want line and column.
+  auto where = [&](std::size_t offset) {
+    offset = std::min(offset, text.size());
     std::size_t line = 1, column = 1;
     for (std::size_t i = 0; i < offset; ++i) {
       if (text[i] == '\n') {
@@ -124,10 +114,18 @@ Json LoadSpecFile(const std::filesystem::path& file) {
         ++column;
       }
     }
+    return fmt::format("{}:{}:{}", file.string(), line, column);
+  };
+  if (std::size_t deep = FindDeepNesting(text); deep != std::string::npos) {
+    throw SpecError(where(deep), fmt::format("nested deeper than {} levels", kMaxJsonDepth));
+  }
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& error) {
     std::string reason = error.what();
     // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
     if (auto colon = reason.find(": "); colon != std::string::npos) reason = reason.substr(colon + 2);
-    throw SpecError(fmt::format("{}:{}:{}", file.string(), line, column), reason);
+    throw SpecError(where(error.byte == 0 ? 0 : error.byte - 1), reason);
   }
 }
 
@@ -139,6 +137,13 @@ void ApplyOverride(Json& raw, std::string_view assignment, bool multirun) {
   std::string_view key = assignment.substr(0, equals);
   std::string_view text = assignment.substr(equals + 1);
   if (!raw.is_object()) throw SpecError("", "the spec must be a JSON object");
+  // The key's levels and the value's together stay within the spec's nesting limit.
+  const std::size_t key_depth = static_cast<std::size_t>(std::count(key.begin(), key.end(), '.')) + 2;
+  if (key_depth > kMaxJsonDepth ||
+      FindDeepNesting(text, kMaxJsonDepth - key_depth) != std::string_view::npos) {
+    throw SpecError(std::string(key.substr(0, 80)),
+                    fmt::format("override nested deeper than {} levels", kMaxJsonDepth));
+  }
   if (!multirun) {
     raw[PointerFor(key, assignment)] = ParseValue(text);
     return;
@@ -184,19 +189,20 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
   }
   spec.metric = raw["metric"].get<std::string>();
   spec.mode = ParseMode(raw.value("mode", Json("max")), "mode");
-  spec.num_samples = GetInt(raw, "num_samples", 1, 1);
-  spec.max_concurrent = GetInt(raw, "max_concurrent", 0, 0);
-  spec.max_failures = GetInt(raw, "max_failures", 0, -1);
+  spec.num_samples = IntegerAt(raw, "num_samples", 1, "num_samples", Range::AtLeast(1));
+  spec.max_concurrent = IntegerAt(raw, "max_concurrent", 0, "max_concurrent", Range::AtLeast(0));
+  spec.max_failures = IntegerAt(raw, "max_failures", 0, "max_failures", Range::AtLeast(-1));
   if (raw.contains("storage")) {
     if (!raw["storage"].is_string()) throw SpecError("storage", "must be a path string");
     spec.storage = raw["storage"].get<std::string>();
   }
-  spec.stop_grace_s = GetNumber(raw, "stop_grace_s", spec.stop_grace_s, "");
-  spec.trial_timeout_s = GetNumber(raw, "trial_timeout_s", spec.trial_timeout_s, "");
-  spec.connect_timeout_s = GetNumber(raw, "connect_timeout_s", spec.connect_timeout_s, "");
-  for (const char* key : {"stop_grace_s", "trial_timeout_s", "connect_timeout_s"}) {
-    if (raw.contains(key) && raw[key].get<double>() < 0) throw SpecError(key, "must be >= 0");
-  }
+  // Any finite duration is accepted: the timers clamp what they wait (tuner/timers.cc).
+  spec.stop_grace_s =
+      NumberAt(raw, "stop_grace_s", spec.stop_grace_s, "stop_grace_s", Range::AtLeast(0));
+  spec.trial_timeout_s =
+      NumberAt(raw, "trial_timeout_s", spec.trial_timeout_s, "trial_timeout_s", Range::AtLeast(0));
+  spec.connect_timeout_s = NumberAt(raw, "connect_timeout_s", spec.connect_timeout_s,
+                                    "connect_timeout_s", Range::AtLeast(0));
   if (raw.contains("journal_fsync")) {
     spec.journal_fsync = raw["journal_fsync"];
     ParseJournalSync(spec.journal_fsync, "journal_fsync");
@@ -206,8 +212,10 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
     const Json& resources = raw["resources_per_trial"];
     if (!resources.is_object()) throw SpecError("resources_per_trial", "must be an object");
     RejectUnknownKeys(resources, kResourceKeys, "resources_per_trial");
-    spec.resources_per_trial.gpu = GetNumber(resources, "gpu", 0, "resources_per_trial");
-    spec.resources_per_trial.cpu = GetNumber(resources, "cpu", 1, "resources_per_trial");
+    spec.resources_per_trial.gpu =
+        NumberAt(resources, "gpu", 0, "resources_per_trial.gpu", Range::AtLeast(0));
+    spec.resources_per_trial.cpu =
+        NumberAt(resources, "cpu", 1, "resources_per_trial.cpu", Range::AtLeast(0));
     double gpu = spec.resources_per_trial.gpu;
     if (gpu < 0 || (gpu > 1 && gpu != std::floor(gpu))) {
       throw SpecError("resources_per_trial.gpu",
@@ -275,6 +283,7 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
                            spec.points_to_evaluate};
   spec.search = ParseSearcherOptions(raw.value("search", Json()), "search", searcher);
   spec.stop = ParseStopOptions(raw.value("stop", Json()), "stop", spec.metric, spec.mode);
+  spec.callbacks = ParseCallbackOptions(raw.value("callbacks", Json()), "callbacks", {});
   return spec;
 }
 

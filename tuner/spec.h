@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/types.h"
+#include "reporters/registry.h"
 #include "reporters/reporters.h"
 #include "schedulers/scheduler.h"
 #include "search/searcher.h"
@@ -50,6 +51,7 @@ struct ExperimentSpec {
   SchedulerConfig scheduler;         // parsed "scheduler" (FIFO when absent)
   TableOptions reporter;             // parsed "reporter": the status table's options
   StopConfig stop;                   // parsed "stop" (nothing when absent)
+  std::vector<CallbackConfig> callbacks;  // parsed "callbacks": optional reporters by name
   Json trainer = Json::object();     // base config of every trial
   std::vector<std::string> command;  // trainer.command; empty = the built-in tune-trainer
   double stop_grace_s = 10;          // how long a trial told to stop may take to exit

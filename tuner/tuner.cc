@@ -10,13 +10,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <iterator>
 #include <random>
 #include <sstream>
 
 #include <fmt/format.h>
+
+#include "core/text.h"
 
 namespace tune {
 namespace {
@@ -39,20 +40,9 @@ std::string RandomToken() {
 
 std::string TrialId(std::size_t number) { return fmt::format("t_{:05d}", number); }
 
+// How much of a trial's last line of stderr the journal's `reason` and the log quote.
+constexpr std::size_t kMaxQuotedLineBytes = 1024;
 
-
-// The last `count` lines of a file, for error reports ("" when unreadable).
-std::string TailLines(const std::filesystem::path& file, std::size_t count) {
-  std::ifstream in(file);
-  std::deque<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    lines.push_back(line);
-    if (lines.size() > count) lines.pop_front();
-  }
-  std::string text;
-  for (const std::string& line : lines) text += line + "\n";
-  return text;
-}
 
 std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
   for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
@@ -95,7 +85,7 @@ void KillLeftover(std::int64_t group_id, const std::string& trial_id) {
 // (MASTER_PORT). Like torchrun, it is released before the trial binds it again; another program
 // taking it in between makes that attempt fail (and be retried like any failure).
 int FreeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -131,6 +121,7 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
   callbacks_.push_back(std::make_shared<StatusTable>(table, options_.out));
   callbacks_.push_back(writer_);
   callbacks_.push_back(std::make_shared<BestTrialReporter>(options_.experiment_dir, options_.out));
+  for (const CallbackConfig& config : spec_.callbacks) callbacks_.push_back(MakeCallback(config));
   for (const auto& callback : options_.callbacks) callbacks_.push_back(callback);
 
   searcher_ = MakeSearcher(spec_.space, spec_.search);
@@ -174,7 +165,8 @@ void Tuner::RunLoop() {
 }
 
 void Tuner::Log(const std::string& message) const {
-  std::fprintf(stderr, "[tune] %s\n", message.c_str());
+  // Messages quote trials (their output, their errors): nothing in them reaches the terminal raw.
+  std::fprintf(stderr, "[tune] %s\n", EscapeControl(message, /*keep_newlines=*/true).c_str());
 }
 
 std::vector<std::string> Tuner::Command() const {
@@ -962,12 +954,16 @@ void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_a
   // The log of the rank that failed: rank 0's is stderr.log, rank k's stderr.rank<k>.log.
   const int rank = runtime_[index].failed_rank;
   const std::string stderr_name = rank == 0 ? "stderr.log" : fmt::format("stderr.rank{}.log", rank);
-  std::string stderr_tail = TailLines(trial.dir / stderr_name, 20);
-  std::string shown = reason;
-  if (!stderr_tail.empty()) {
-    std::string last_line = stderr_tail.substr(0, stderr_tail.size() - 1);
-    last_line = last_line.substr(last_line.rfind('\n') == std::string::npos ? 0 : last_line.rfind('\n') + 1);
-    shown += ": " + last_line;
+  // Bounded whatever the trial wrote (1 GB without a newline included): the last 64 KiB of the
+  // log, its last 20 lines for error.txt, the last line's last 1 KiB for the journal and the log.
+  const std::string raw_tail = LastLines(ReadTail(trial.dir / stderr_name), 20);
+  std::string stderr_tail = EscapeControl(raw_tail, /*keep_newlines=*/true);
+  if (!stderr_tail.empty() && stderr_tail.back() != '\n') stderr_tail += '\n';
+  std::string shown = EscapeControl(reason, /*keep_newlines=*/false);
+  std::string last_line = LastLines(raw_tail, 1);
+  if (!last_line.empty() && last_line.back() == '\n') last_line.pop_back();
+  if (!last_line.empty()) {
+    shown += ": " + EscapeControl(TailBytes(last_line, kMaxQuotedLineBytes), /*keep_newlines=*/false);
   }
   int failures = trial.num_failures + 1;
   bool retry = retry_allowed && interrupts_ == 0 &&
@@ -976,7 +972,7 @@ void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_a
   ApplyFailure(index, shown, retry);
   {
     std::ofstream error_file(trial.dir / "error.txt", std::ios::app);
-    error_file << fmt::format("Failure #{}: {}\n", failures, reason);
+    error_file << fmt::format("Failure #{}: {}\n", failures, EscapeControl(reason, true));
     if (!stderr_tail.empty()) error_file << "Last lines of " << stderr_name << ":\n" << stderr_tail;
   }
   Log(fmt::format("trial {} failed ({}){}", trial.id, shown,

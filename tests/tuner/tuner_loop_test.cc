@@ -500,6 +500,33 @@ TEST_F(TunerLoopTest, StoppersEndTrialsAndTheExperiment) {
   EXPECT_EQ(std::count(types.begin(), types.end(), "experiment_stopped"), 1);
 }
 
+TEST_F(TunerLoopTest, ASpecNamesOptionalReportersFromTheRegistry) {
+  raw_["callbacks"] = Json::parse(R"(["trials_json"])");
+  auto tuner = MakeTuner();
+  RunToEnd(*tuner, "t_00001", 2, 1);
+  RunToEnd(*tuner, "t_00002", 1, 2);
+  RunToEnd(*tuner, "t_00003", 1, 3);
+  EXPECT_FALSE(tuner->Poll());
+  EXPECT_EQ(tuner->Finish(), 0);
+  Json trials = Json::parse(std::ifstream(dir_ / "trials.json"));
+  ASSERT_EQ(trials.size(), 3u);
+  EXPECT_EQ(trials[0]["trial_id"], "t_00001");
+  EXPECT_EQ(trials[0]["status"], "TERMINATED");
+  EXPECT_EQ(trials[0]["num_results"], 2);
+  EXPECT_EQ(trials[2]["params"]["x"], 3);
+  EXPECT_DOUBLE_EQ(trials[2]["last_result"]["acc"].get<double>(), 0.3);
+
+  raw_["callbacks"] = Json::parse(R"([{"type": "trials_jsn"}])");
+  try {
+    ParseSpec(raw_, dir_);
+    ADD_FAILURE() << "a misspelled reporter was accepted";
+  } catch (const SpecError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              "callbacks[0].type: unknown callback \"trials_jsn\" (known: trials_json) (did you "
+              "mean \"trials_json\"?)");
+  }
+}
+
 TEST_F(TunerLoopTest, MaxTotalTrialsLimitsTheTrialsCreated) {
   raw_["stop"] = {{"max_total_trials", 2}};
   auto tuner = MakeTuner();

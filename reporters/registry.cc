@@ -1,0 +1,83 @@
+#include "reporters/registry.h"
+
+#include <filesystem>
+
+#include "reporters/reporters.h"
+
+namespace tune {
+
+const CallbackRegistry& Callbacks() {
+  // One line per optional reporter.
+  static const CallbackRegistry registry("callback", "", {
+                                                             TrialsJsonEntry(),
+                                                         });
+  return registry;
+}
+
+std::vector<CallbackConfig> ParseCallbackOptions(const Json& json, const std::string& path,
+                                                 const CallbackContext& context) {
+  std::vector<CallbackConfig> configs;
+  if (json.is_null()) return configs;
+  if (!json.is_array()) {
+    throw SpecError(path, "expected an array of reporter names or objects, got " + json.dump());
+  }
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const std::string item_path = path + "[" + std::to_string(i) + "]";
+    if (!json[i].is_string() && !(json[i].is_object() && json[i].contains("type"))) {
+      throw SpecError(item_path, "expected a reporter name or an object with \"type\" (known: " +
+                                     Callbacks().Names() + "), got " + json[i].dump());
+    }
+    configs.push_back(Callbacks().Parse(json[i], item_path, context));
+  }
+  return configs;
+}
+
+std::shared_ptr<Callback> MakeCallback(const CallbackConfig& config) {
+  return Callbacks().Make(config);
+}
+
+void TrialsJsonReporter::OnTick(const ExperimentView& view) {
+  if (view.now_s - last_write_s_ >= interval_s_) Write(view);
+}
+
+void TrialsJsonReporter::OnExperimentEnd(const ExperimentView& view) { Write(view); }
+
+void TrialsJsonReporter::Write(const ExperimentView& view) {
+  last_write_s_ = view.now_s;
+  if (view.trials == nullptr || view.experiment_dir.empty()) return;
+  Json trials = Json::array();
+  for (const Trial& trial : *view.trials) {
+    Json last = nullptr;
+    if (trial.last_result) {
+      last = trial.last_result->metrics;
+      last["training_iteration"] = trial.last_result->training_iteration;
+      last["time_total_s"] = trial.last_result->time_total_s;
+    }
+    trials.push_back({{"trial_id", trial.id},
+                      {"status", ToString(trial.status)},
+                      {"params", trial.params},
+                      {"config", trial.config},
+                      {"last_result", last},
+                      {"num_results", trial.num_results},
+                      {"time_total_s", trial.time_total_s},
+                      {"num_failures", trial.num_failures},
+                      {"error", trial.error},
+                      {"last_checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()},
+                      {"dir", trial.dir.string()}});
+  }
+  WriteFileAtomically(std::filesystem::path(view.experiment_dir) / "trials.json",
+                      trials.dump(1, ' ', false, Json::error_handler_t::replace) + "\n");
+}
+
+CallbackRegistry::Entry TrialsJsonEntry() {
+  return {"trials_json",
+          {"interval_s"},
+          [](const OptionsReader& in, const CallbackContext&) {
+            return std::any(in.Number("interval_s", 30, Range::AtLeast(0)));
+          },
+          [](const std::any& options, const CallbackContext&) -> std::unique_ptr<Callback> {
+            return std::make_unique<TrialsJsonReporter>(std::any_cast<double>(options));
+          }};
+}
+
+}  // namespace tune
