@@ -59,29 +59,34 @@ double NumpyStd(const std::vector<double>& values) {
   return std::sqrt(NumpyPairwiseSum(squares.data(), squares.size()) / n);
 }
 
+PercentilePosition NumpyPercentilePosition(std::size_t n, double q) {
+  // numpy's "linear" method: virtual index (n - 1) * quantile; numpy's previous index is -1 at
+  // or past the last value, so gamma is then virtual_index + 1 (>= 1: the upper neighbour).
+  const double quantile = q / 100.0;
+  const double virtual_index = static_cast<double>(n - 1) * quantile;
+  if (virtual_index < static_cast<double>(n - 1)) {
+    const double previous_index = std::floor(virtual_index);
+    return {static_cast<std::size_t>(previous_index), false, virtual_index - previous_index};
+  }
+  return {n - 1, true, virtual_index + 1};
+}
+
+double NumpyPercentileLerp(double lower, double upper, double gamma) {
+  // numpy's _lerp interpolates from the upper neighbour when gamma >= 0.5. Even a lone value is
+  // interpolated with itself, so an infinity there gives NaN, as in numpy.
+  const double diff = upper - lower;
+  return gamma >= 0.5 ? upper - diff * (1 - gamma) : lower + diff * gamma;
+}
+
 double NanPercentile(std::vector<double> values, double q) {
   values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return std::isnan(v); }),
                values.end());
   if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
   std::sort(values.begin(), values.end());
-  // numpy's "linear" method: virtual index (n - 1) * quantile, then _lerp, which interpolates
-  // from the upper neighbour when gamma >= 0.5. The same operations in the same order give
-  // the same bits as numpy.
-  const double quantile = q / 100.0;
-  const double virtual_index = static_cast<double>(values.size() - 1) * quantile;
-  double a = values.back();
-  double b = values.back();
-  double gamma = virtual_index + 1;  // numpy: previous index -1 at or past the last value
-  if (virtual_index < static_cast<double>(values.size() - 1)) {
-    const double previous_index = std::floor(virtual_index);
-    const auto below = static_cast<std::size_t>(previous_index);
-    gamma = virtual_index - previous_index;
-    a = values[below];
-    b = values[below + 1];
-  }
-  // Even a lone value is interpolated with itself, so an infinity there gives NaN, as in numpy.
-  const double diff = b - a;
-  return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
+  // The same operations in the same order as numpy give the same bits as numpy.
+  const PercentilePosition at = NumpyPercentilePosition(values.size(), q);
+  if (at.at_end) return NumpyPercentileLerp(values.back(), values.back(), at.gamma);
+  return NumpyPercentileLerp(values[at.below], values[at.below + 1], at.gamma);
 }
 
 }  // namespace tune

@@ -27,4 +27,19 @@ double NumpyStd(const std::vector<double>& values);
 // numpy.nanpercentile: NaN if no value is a number. `q` is in [0, 100].
 double NanPercentile(std::vector<double> values, double q);
 
+// NanPercentile after its sort, for callers that keep the numbers ordered themselves
+// (schedulers/streaming_percentile.h): where the q-th percentile of n >= 1 sorted numbers falls.
+// The lower neighbour is the number at `below`; the upper one at below + 1, except when `at_end`
+// (a single number, or q so close to 100 that the index reaches n - 1): then both neighbours are
+// the last number.
+struct PercentilePosition {
+  std::size_t below;
+  bool at_end;
+  double gamma;  // the interpolation weight of the upper neighbour, as numpy computes it
+};
+PercentilePosition NumpyPercentilePosition(std::size_t n, double q);
+
+// numpy's _lerp between the two neighbours: the percentile, with numpy's rounding.
+double NumpyPercentileLerp(double lower, double upper, double gamma);
+
 }  // namespace tune

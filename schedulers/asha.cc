@@ -1,7 +1,5 @@
 #include "schedulers/asha.h"
 
-#include "core/numpy.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,12 +43,15 @@ AshaScheduler::AshaScheduler(AshaOptions options)
   // a ratio like log(1000)/log(10) = 2.9999999999999996 yields the same rungs as Ray. Python's
   // int() truncates toward zero, and range() of a negative count is empty.
   const double levels = std::log(options_.max_t / options_.grace_period) / std::log(rf);
+  // Ray: np.nanpercentile(values, (1 - 1 / rf) * 100) on sign-adjusted values; the same
+  // expression, so the quantile carries the same rounding.
+  const double q = (1 - 1 / rf) * 100;
   for (int s = 0; s < options_.brackets; ++s) {
     const double count = std::trunc(levels - s + 1);
     const int num_rungs = count > 0 ? static_cast<int>(count) : 0;
     Bracket bracket;
     for (int k = num_rungs - 1; k >= 0; --k) {
-      bracket.rungs.push_back(Rung{options_.grace_period * std::pow(rf, k + s), {}});
+      bracket.rungs.emplace_back(options_.grace_period * std::pow(rf, k + s), q);
     }
     brackets_.push_back(std::move(bracket));
   }
@@ -134,20 +135,16 @@ Decision AshaScheduler::JudgeAtRung(Bracket& bracket, const std::string& trial_i
     // Strictly worse stops: a tie with the cutoff continues. NaN on either side compares false
     // and continues, as in Ray.
     const bool stop = cutoff && value < *cutoff;
-    rung.recorded[trial_id] = value;
+    rung.recorded.insert(trial_id);
+    rung.values.Add(value);
     return stop ? Decision::kStop : Decision::kContinue;
   }
   return Decision::kContinue;
 }
 
-std::optional<double> AshaScheduler::Cutoff(const Rung& rung) const {
-  if (rung.recorded.empty()) return std::nullopt;
-  std::vector<double> values;
-  values.reserve(rung.recorded.size());
-  for (const auto& entry : rung.recorded) values.push_back(entry.second);
-  // Ray: np.nanpercentile(values, (1 - 1 / rf) * 100) on sign-adjusted values; computed the
-  // same way so the quantile carries the same rounding.
-  return NanPercentile(std::move(values), (1 - 1 / options_.reduction_factor) * 100);
+std::optional<double> AshaScheduler::Cutoff(const Rung& rung) {
+  if (rung.values.empty()) return std::nullopt;
+  return rung.values.Value();
 }
 
 void AshaScheduler::OnTrialComplete(const std::string& trial_id, const Result* last) {

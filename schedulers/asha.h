@@ -7,7 +7,8 @@
 // its metric is compared with the rung's cutoff, the (1 - 1/reduction_factor) quantile of the
 // values earlier trials recorded there (rf = 4: the 75th percentile, i.e. keep the top quarter).
 // Worse than the cutoff: STOP; otherwise CONTINUE. Either way its value joins the rung. The first
-// trial at a rung always continues, as there is nothing to compare with yet.
+// trial at a rung always continues, as there is nothing to compare with yet. A decision costs
+// O(log n) in the n values at the rung (schedulers/streaming_percentile.h), not a sort.
 //
 // Parameters (Ray's names and defaults): time_attr ("training_iteration"), metric, mode,
 // max_t (100: every trial stops there if stop_last_trials), grace_period (1: no trial stops
@@ -39,6 +40,7 @@
 #include <vector>
 
 #include "schedulers/scheduler.h"
+#include "schedulers/streaming_percentile.h"
 
 namespace tune {
 
@@ -97,9 +99,11 @@ class AshaScheduler : public Scheduler {
 
  private:
   struct Rung {
+    Rung(double milestone, double q) : milestone(milestone), values(q) {}
     double milestone;
-    // Sign-adjusted values (larger is better), NaN included, by trial id.
-    std::unordered_map<std::string, double> recorded;
+    std::unordered_set<std::string> recorded;  // trials with a value at this rung
+    // Their sign-adjusted values (larger is better), NaN included, at Ray's quantile.
+    StreamingNanPercentile values;
   };
   struct Bracket {
     std::vector<Rung> rungs;  // highest milestone first, as Ray walks them
@@ -110,7 +114,8 @@ class AshaScheduler : public Scheduler {
   // Ray's _Bracket.on_result; `value` is sign-adjusted.
   Decision JudgeAtRung(Bracket& bracket, const std::string& trial_id, double time, double value);
   // The rung's cutoff on sign-adjusted values (numpy.nanpercentile, linear); nullopt if empty.
-  std::optional<double> Cutoff(const Rung& rung) const;
+  // O(1): kept current as values are recorded.
+  static std::optional<double> Cutoff(const Rung& rung);
   // Reads time_attr and the sign-adjusted metric; nullopt when either is missing.
   std::optional<std::pair<double, double>> ReadResult(const Result& result) const;
 

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -332,6 +333,41 @@ TEST(AshaTest, StoppedTrialStaysStoppedAndIsCountedOnce) {
 }
 
 // --- Brackets ----------------------------------------------------------------------------------
+
+// The rung keeps its cutoff current (schedulers/streaming_percentile.h); every decision and
+// every cutoff must be the plain computation's: NanPercentile of all values recorded so far.
+TEST(AshaTest, DecisionsOnARandomStreamEqualThePlainPercentile) {
+  for (const Mode mode : {Mode::kMax, Mode::kMin}) {
+    const double sign = mode == Mode::kMax ? 1 : -1;
+    AshaScheduler asha(Options(100, 1, 3, 1, mode));
+    std::mt19937_64 rng(19);
+    std::uniform_int_distribution<int> pick(0, 99);
+    std::vector<double> recorded;  // sign-adjusted, as the rung holds them
+    for (int trial = 0; trial < 3000; ++trial) {
+      const int k = pick(rng);
+      const double value = k < 4    ? kNaN
+                           : k < 5  ? std::numeric_limits<double>::infinity()
+                           : k < 6  ? -std::numeric_limits<double>::infinity()
+                           : k < 50 ? (k % 7) * 0.125  // ties
+                                    : pick(rng) / 97.0;
+      const std::optional<double> cutoff =
+          recorded.empty() ? std::nullopt
+                           : std::optional<double>(NanPercentile(recorded, (1 - 1 / 3.0) * 100));
+      const Decision::Kind expected = cutoff && sign * value < *cutoff ? kS : kC;
+      const std::string id = "t" + std::to_string(trial);
+      ASSERT_EQ(asha.OnResult(id, MakeResult(1, value)).kind, expected) << id;
+      recorded.push_back(sign * value);
+      const std::optional<double> now = asha.Rungs()[0].back().second;
+      ASSERT_TRUE(now.has_value());
+      const double plain = sign * NanPercentile(recorded, (1 - 1 / 3.0) * 100) + 0.0;
+      if (std::isnan(plain)) {
+        ASSERT_TRUE(std::isnan(*now)) << id;
+      } else {
+        ASSERT_EQ(*now, plain) << id;
+      }
+    }
+  }
+}
 
 TEST(AshaBracketsTest, AssignmentIsDeterministicForASeed) {
   auto assignments = [](std::uint64_t seed) {
