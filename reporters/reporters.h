@@ -75,6 +75,7 @@ class StatusTable : public Callback {
   std::string last_body_;
   double last_print_s_ = -1e300;
   std::size_t last_lines_ = 0;
+  bool output_closed_ = false;  // a write failed (a closed pipe): said once on stderr
 };
 
 // The best trial by `metric` under `mode`, judged on each trial's last result (Ray Tune's

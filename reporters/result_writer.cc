@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "reporters/reporters.h"
+#include "core/text.h"
 
 namespace tune {
 namespace {
@@ -57,14 +58,18 @@ constexpr std::string_view kSparePrefix = ".spare-";
       fmt::format("{} {}: {}", what, path.string(), error ? std::strerror(error) : "I/O error"));
 }
 
-// Quotes a CSV field when it needs it (RFC 4180: commas, quotes, line breaks).
+// Quotes a CSV field when it needs it (RFC 4180: commas, quotes, line breaks). A text a
+// spreadsheet would run as a formula (=HYPERLINK(...), +, -, @, a tab or CR first: a trial's
+// string metric) gets a leading ' inside quotes, as OWASP advises, so it shows as text.
 void AppendCsvField(std::string_view text, fmt::memory_buffer& out) {
-  if (text.find_first_of(",\"\n\r") == std::string_view::npos) {
+  const bool formula = LooksLikeFormula(text);
+  if (!formula && text.find_first_of(",\"\n\r") == std::string_view::npos) {
     out.append(text.data(), text.data() + text.size());
     return;
   }
   out.push_back('"');
   for (char c : text) {
+  if (formula) out.push_back('\'');
     if (c == '"') out.push_back('"');
     out.push_back(c);
   }
@@ -152,7 +157,14 @@ std::vector<std::string> ReadCsvHeader(const fs::path& path) {
   std::string line;
   std::getline(in, line);
   if (line.empty()) return {};
-  return ParseCsvLine(line);
+  std::vector<std::string> columns = ParseCsvLine(line);
+  // A column name AppendCsvField defused reads back as the name itself.
+  for (std::string& column : columns) {
+    if (column.size() > 1 && column[0] == '\'' && LooksLikeFormula(column.substr(1))) {
+      column.erase(0, 1);
+    }
+  }
+  return columns;
 }
 
 // A file a killed tuner left with a half-written last line gets a line break, so the next

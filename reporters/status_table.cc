@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <set>
 #include <string_view>
 
+#include "core/text.h"
 #include "reporters/reporters.h"
 
 namespace tune {
@@ -49,12 +52,13 @@ std::size_t DisplayWidth(std::string_view text) {
   }));
 }
 
-// Table cells must stay on one line or the box falls apart.
+// Table cells must stay on one line or the box falls apart, and what trials report (metric
+// values, errors) must not reach the terminal as escape sequences.
 std::string OneLine(std::string_view text) {
   std::string line(text);
   std::replace_if(
       line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
-  return line;
+  return EscapeControl(line, /*keep_newlines=*/false);
 }
 
 Cell FormatValue(const Json& value) {
@@ -212,6 +216,9 @@ std::string ErrorSummary(const std::string& error) {
   while (!line.empty() && line.back() == ' ') line.pop_back();
   if (line.size() > kMaxErrorChars) {
     line.resize(kMaxErrorChars);
+    // Not in the middle of a character.
+    while (!line.empty() && (static_cast<unsigned char>(line.back()) & 0xC0) == 0x80) line.pop_back();
+    if (!line.empty() && static_cast<unsigned char>(line.back()) >= 0xC0) line.pop_back();
     cut = true;
   }
   if (cut) line += " ...";
@@ -390,6 +397,15 @@ bool StatusTable::Update(const ExperimentView& view, double now_s, bool force) {
   std::fputs(text.c_str(), out_);
   if (!options_.live) std::fputs("\n", out_);
   std::fflush(out_);
+  if (std::ferror(out_)) {
+    // E.g. `tune run ... | head` after head exited (SIGPIPE is ignored): the experiment goes on.
+    if (!output_closed_) {
+      std::fprintf(stderr, "[tune] cannot write the status table (%s); the experiment goes on\n",
+                   std::strerror(errno));
+    }
+    output_closed_ = true;
+    std::clearerr(out_);
+  }
 
   last_body_ = std::move(body);
   last_print_s_ = now_s;

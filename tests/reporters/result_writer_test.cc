@@ -287,6 +287,34 @@ TEST_F(ResultWriterTest, ProgressCsvHeaderEscapingAndDroppedKeys) {
   EXPECT_NE(ReadFile(TrialPath("result.json")).find("\"extra\":5"), std::string::npos);
 }
 
+TEST_F(ResultWriterTest, ProgressCsvCellsASpreadsheetWouldRunAreDefused) {
+  {
+    ResultWriter writer(dir_);
+    writer.OnTrialStart(trial_);
+    writer.OnTrialResult(trial_, MakeResult(1, 1,
+                                       {{"a", "=HYPERLINK(\"http://x\",\"ok\")"},
+                                        {"b", "+1+cmd"},
+                                        {"c", "@SUM(A1)"},
+                                        {"d", "-2"},
+                                        {"e", "fine"},
+                                        {"=f", 1}}));
+    writer.Flush();
+  }
+  std::vector<std::string> lines = Lines(ReadFile(TrialPath("progress.csv")));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(StartsWith(lines[0], "\"'=f\",a,b,c,d,e,")) << lines[0];
+  EXPECT_TRUE(StartsWith(lines[1], "1,\"'=HYPERLINK(\"\"http://x\"\",\"\"ok\"\")\",\"'+1+cmd\",\"'@SUM(A1)\","
+                                   "\"'-2\",fine,"))
+      << lines[1];
+  // A retry reads the defused header back as the names themselves: the columns stay.
+  ResultWriter again(dir_);  // a new tuner process on the same directory
+  again.OnTrialResult(trial_, MakeResult(2, 2, {{"=f", 2}, {"e", "x"}}));
+  again.Flush();
+  lines = Lines(ReadFile(TrialPath("progress.csv")));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(StartsWith(lines[2], "2,,,,,x,")) << lines[2];
+}
+
 TEST_F(ResultWriterTest, RetryAppendsAndKeepsTheHeader) {
   {
     ResultWriter writer(dir_);

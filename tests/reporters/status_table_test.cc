@@ -241,6 +241,24 @@ TEST(RenderStatusTest, ErrorSectionShowsFirstLineOfEachError) {
   EXPECT_LT(text.find("| t2 "), text.find("| t1 "));
 }
 
+TEST(RenderStatusTest, EscapeSequencesFromTrialsNeverReachTheTerminal) {
+  std::vector<Trial> trials = {MakeTrial("t1", TrialStatus::kError),
+                               MakeTrial("t2", TrialStatus::kRunning, {{"opt", "\x1b]0;pwned\x07"}})};
+  trials[0].num_failures = 1;
+  trials[0].error = "\x1b[2J\x1b[Hall trials succeeded\xC2\x9B" "1A";
+  SetResult(trials[1], {{"val_acc", 0.5}, {"note", "\x1b[31mred\rover"}}, 1, 1.0);
+  TableOptions options;
+  options.metric_columns = {"val_acc", "note"};
+  std::string text = RenderStatus(MakeView(trials), options);
+  for (char control : {'\x1b', '\x07', '\r'}) {
+    EXPECT_EQ(text.find(control), std::string::npos) << int(control) << "\n" << text;
+  }
+  EXPECT_EQ(text.find("\xC2\x9B"), std::string::npos);
+  EXPECT_NE(text.find("\\x1b[2J\\x1b[Hall trials succeeded\\u009b1A"), std::string::npos) << text;
+  EXPECT_NE(text.find("\\x1b]0;pwned\\x07"), std::string::npos) << text;
+  EXPECT_NE(text.find("\\x1b[31mred over"), std::string::npos) << text;
+}
+
 TEST(RenderStatusTest, CompactNumbers) {
   std::vector<Trial> trials = {MakeTrial("t1", TrialStatus::kTerminated,
                                          {{"a", 123456789},
