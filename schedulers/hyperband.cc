@@ -273,7 +273,19 @@ std::optional<std::string> HyperBandScheduler::ChooseTrialToRun(
     const std::vector<const Trial*>& waiting) {
   std::unordered_map<std::string, TrialStatus> status;
   for (const Trial* trial : waiting) status.emplace(trial->id, trial->status);
-  for (const auto& band : bands_) {
+  // A band without live trials has none to choose. Only the newest band takes new trials, so an
+  // older one that has emptied stays empty: skipped for good, which keeps the cost of a choice
+  // independent of how many bands have finished.
+  const auto has_live = [](const std::vector<BracketPtr>& band) {
+    return std::any_of(band.begin(), band.end(),
+                       [](const BracketPtr& bracket) { return bracket && !bracket->live.empty(); });
+  };
+  while (first_live_band_ + 1 < bands_.size() && !has_live(bands_[first_live_band_])) {
+    ++first_live_band_;
+  }
+  for (std::size_t band_idx = first_live_band_; band_idx < bands_.size(); ++band_idx) {
+    const std::vector<BracketPtr>& band = bands_[band_idx];
+    if (!has_live(band)) continue;
     std::vector<std::pair<double, const Bracket*>> brackets;
     for (const BracketPtr& bracket : band) {
       if (bracket) brackets.emplace_back(bracket->CompletionPercentage(), bracket.get());

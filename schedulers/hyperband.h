@@ -115,6 +115,7 @@ class HyperBandScheduler : public Scheduler {
   double metric_sign_;  // Ray's metric_op
   int s_max_1_;         // brackets per band
   std::vector<std::vector<BracketPtr>> bands_;  // null: a bracket skipped as too small
+  std::size_t first_live_band_ = 0;  // bands before it have no live trial, and never will again
   Bracket* current_bracket_ = nullptr;
   std::unordered_map<std::string, Bracket*> bracket_of_;
   std::unordered_set<std::string> pause_requested_;  // told PAUSE, not chosen since

@@ -49,8 +49,14 @@ PbtScheduler::PbtScheduler(PbtOptions options, std::unique_ptr<PbtRandom> random
 
 void PbtScheduler::OnTrialAdd(const std::string& trial_id) {
   // Ray makes a fresh state on every add, and a recovered trial goes to the end of the order.
-  order_.erase(std::remove(order_.begin(), order_.end(), trial_id), order_.end());
+  // Only a trial seen before is in the lists, so a new one costs no search through them.
+  if (states_.count(trial_id) != 0) {
+    order_.erase(std::remove(order_.begin(), order_.end(), trial_id), order_.end());
+    unfinished_.erase(std::remove(unfinished_.begin(), unfinished_.end(), trial_id),
+                      unfinished_.end());
+  }
   order_.push_back(trial_id);
+  unfinished_.push_back(trial_id);
   states_[trial_id] = TrialState{};
 }
 
@@ -58,6 +64,7 @@ PbtScheduler::TrialState& PbtScheduler::StateOf(const std::string& trial_id) {
   auto it = states_.find(trial_id);
   if (it != states_.end()) return it->second;
   order_.push_back(trial_id);  // results of a trial never added are accepted
+  unfinished_.push_back(trial_id);
   return states_[trial_id];
 }
 
@@ -154,14 +161,20 @@ Decision PbtScheduler::OnResultSynch(const std::string& trial_id, const Result& 
   return decision;
 }
 
-PbtScheduler::Quantiles PbtScheduler::Rank() const {
+PbtScheduler::Quantiles PbtScheduler::Rank() {
+  // The trials of order_ that are not finished, in that order: unfinished_, compacted on the way.
   std::vector<std::pair<double, std::string>> ranked;
-  for (const std::string& id : order_) {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < unfinished_.size(); ++i) {
+    if (states_.at(unfinished_[i]).finished) continue;
+    if (kept != i) unfinished_[kept] = std::move(unfinished_[i]);
+    const std::string& id = unfinished_[kept++];
     const TrialState& state = states_.at(id);
     if (state.last_score && !std::isnan(*state.last_score) && !IsFinished(id)) {
       ranked.emplace_back(*state.last_score, id);
     }
   }
+  unfinished_.resize(kept);
   // Stable, as Python's sort: ties keep the order the trials were added in.
   std::stable_sort(ranked.begin(), ranked.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -145,7 +145,8 @@ class PbtScheduler : public Scheduler {
   TrialState& StateOf(const std::string& trial_id);
   const Trial* Find(const std::string& trial_id) const;
   bool IsFinished(const std::string& trial_id) const;
-  Quantiles Rank() const;
+  // Ranks the unfinished trials with a score; drops the finished ones from unfinished_.
+  Quantiles Rank();
   // Ray's _checkpoint_or_exploit: marks an upper-quantile trial as checkpointed; for a
   // lower-quantile one draws a source and, when it can be cloned, returns the plan.
   std::optional<Plan> CheckpointOrExploit(const std::string& trial_id, const Result* result,
@@ -157,6 +158,9 @@ class PbtScheduler : public Scheduler {
   double metric_sign_;
   std::unique_ptr<PbtRandom> random_;
   std::vector<std::string> order_;  // trial ids, in the order they were added
+  // order_ less the finished trials, so that ranking costs what is running, not what has run
+  // (a trial marked finished stays until the next Rank drops it).
+  std::vector<std::string> unfinished_;
   std::unordered_map<std::string, TrialState> states_;
   double next_perturbation_sync_;
   int num_checkpoints_ = 0;

@@ -233,5 +233,23 @@ TEST(HyperBandOptionsTest, DefaultsAndErrorsNamePaths) {
             "the scheduler");
 }
 
+// Bands whose trials have all left are skipped for good; an older band with a live trial still
+// comes first.
+TEST_F(HyperBandTest, ChoiceSkipsBandsWithoutLiveTrials) {
+  for (int i = 0; i < 15; ++i) Add("t" + std::to_string(i));  // three bands of five
+  const auto complete = [this](const std::string& id) {
+    control_.SetStatus(id, TrialStatus::kTerminated);
+    hyperband_.OnTrialComplete(id, nullptr);
+  };
+  for (const char* id : {"t0", "t1", "t3", "t4", "t5", "t6", "t7", "t8", "t9"}) complete(id);
+  EXPECT_EQ(hyperband_.ChooseTrialToRun(control_.Waiting()), std::optional<std::string>("t2"));
+  complete("t2");
+  EXPECT_EQ(hyperband_.ChooseTrialToRun(control_.Waiting()), std::optional<std::string>("t10"));
+  for (int i = 10; i < 15; ++i) complete("t" + std::to_string(i));
+  EXPECT_EQ(hyperband_.ChooseTrialToRun(control_.Waiting()), std::nullopt);
+  Add("t15");  // a fourth band
+  EXPECT_EQ(hyperband_.ChooseTrialToRun(control_.Waiting()), std::optional<std::string>("t15"));
+}
+
 }  // namespace
 }  // namespace tune

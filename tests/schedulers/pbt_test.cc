@@ -365,6 +365,22 @@ TEST(PbtTest, FinishedTrialsAndNaNScoresAreNotRanked) {
   EXPECT_EQ(population.pbt->num_perturbations(), 0);
 }
 
+// Ranking walks only the unfinished trials (in the order added); a finished trial that is added
+// again (recovered) is ranked again, last in that order.
+TEST(PbtTest, AFinishedTrialAddedAgainIsRankedAgain) {
+  Population population(2, Options(), {0.9}, {0, 1});
+  EXPECT_EQ(population.Report("t1", 2, 0.9), Decision::kContinue);
+  population.pbt->OnTrialComplete("t1", nullptr);
+  EXPECT_EQ(population.Report("t0", 2, 0.1), Decision::kContinue);  // ranked alone
+  EXPECT_EQ(population.pbt->num_perturbations(), 0);
+  population.pbt->OnTrialAdd("t1");
+  EXPECT_EQ(population.Report("t1", 4, 0.9), Decision::kContinue);  // upper: checkpointed
+  const Decision decision = population.Report("t0", 4, 0.1);
+  ASSERT_TRUE(decision.exploit.has_value());
+  EXPECT_EQ(decision.exploit->source_trial_id, "t1");
+  EXPECT_EQ(population.pbt->num_perturbations(), 1);
+}
+
 TEST(PbtTest, ZeroQuantileExploitsNobodyButCountsEveryCheckpoint) {
   PbtOptions options = Options();
   options.quantile_fraction = 0;
