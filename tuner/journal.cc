@@ -4,20 +4,18 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <istream>
+#include <vector>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 namespace tune {
 
-Journal::Journal(std::filesystem::path path, SyncPolicy sync) : path_(std::move(path)), sync_(sync) {
-  if (const char* fault = std::getenv("TUNE_FAULT_EXIT_AFTER_EVENTS")) {
-    exit_after_events_ = std::strtoull(fault, nullptr, 10);
-  }
+Journal::Journal(std::filesystem::path path, SyncPolicy sync, std::size_t exit_after_events)
+    : path_(std::move(path)), sync_(sync), exit_after_events_(exit_after_events) {
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     throw std::runtime_error(fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno)));
@@ -103,38 +101,145 @@ Journal::SyncPolicy ParseJournalSync(const Json& value, const std::string& path)
   throw SpecError(path, "must be \"never\", \"interval\" or \"always\", got " + value.dump());
 }
 
+namespace {
+
+// One line of a journal as LineReader returns it. A line longer than the reader's limit keeps
+// only its first and last kKeptBytes (`head`, `tail`); `size` is its full length either way.
+struct JournalLine {
+  std::string text;  // the whole line when size <= the limit, else its head
+  std::string tail;  // the bytes past the limit, trimmed to the last kKeptBytes
+  std::uint64_t size = 0;
+  bool complete = false;  // ended by a newline
+};
+
+constexpr std::size_t kKeptBytes = 4096;
+
+// Reads a file line by line in fixed chunks: memory stays bounded by the limit whatever the
+// file holds (a 6 GB line of a trial's output quoted by an old tuner included).
+class LineReader {
+ public:
+  LineReader(std::istream& in, std::size_t max_line_bytes) : in_(in), max_(max_line_bytes) {}
+
+  // True when every byte has been returned.
+  bool AtEnd() { return pos_ == filled_ && in_.peek() == std::char_traits<char>::eof(); }
+
+  // False at the end of the file.
+  bool Next(JournalLine& line) {
+    line.text.clear();
+    line.tail.clear();
+    line.size = 0;
+    line.complete = false;
+    for (;;) {
+      if (pos_ == filled_) {
+        in_.read(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+        filled_ = static_cast<std::size_t>(in_.gcount());
+        pos_ = 0;
+        if (filled_ == 0) return line.size > 0;
+      }
+      const char* start = buffer_.data() + pos_;
+      const auto* newline = static_cast<const char*>(std::memchr(start, '\n', filled_ - pos_));
+      std::size_t take = newline ? static_cast<std::size_t>(newline - start) : filled_ - pos_;
+      Append(line, std::string_view(start, take));
+      pos_ += take;
+      if (newline) {
+        ++pos_;
+        line.complete = true;
+        return true;
+      }
+    }
+  }
+
+ private:
+  void Append(JournalLine& line, std::string_view bytes) {
+    line.size += bytes.size();
+    std::size_t room = max_ - std::min(max_, line.text.size());
+    line.text.append(bytes.substr(0, std::min(room, bytes.size())));
+    if (bytes.size() <= room) return;
+    line.tail.append(bytes.substr(room));
+    if (line.tail.size() > 2 * kKeptBytes) line.tail.erase(0, line.tail.size() - kKeptBytes);
+  }
+
+  std::istream& in_;
+  std::size_t max_;
+  std::vector<char> buffer_ = std::vector<char>(1 << 16);
+  std::size_t pos_ = 0, filled_ = 0;
+};
+
+// An oversized line shortened to its first and last kKeptBytes, cut inside a JSON string: the
+// journals of tuners before the bounded quotes (issue 17) could hold a trial's whole stderr in
+// a `reason`. The cuts avoid escape sequences and UTF-8 characters; a cut elsewhere (the
+// structure of the event) does not parse and is reported as corrupt by the caller.
+std::string Shortened(const JournalLine& line) {
+  std::string head = line.text.substr(0, kKeptBytes);
+  std::string tail = line.text.substr(line.text.size() - std::min(line.text.size(), kKeptBytes)) + line.tail;
+  tail.erase(0, tail.size() - std::min(tail.size(), kKeptBytes));
+  auto unsafe = [](char c) { return c == '\\' || (static_cast<unsigned char>(c) & 0x80) != 0; };
+  std::size_t end = head.size();
+  for (std::size_t back = 1; back <= 6 && back <= head.size(); ++back) {
+    if (unsafe(head[head.size() - back])) end = head.size() - back;
+  }
+  while (end > 0 && (static_cast<unsigned char>(head[end - 1]) & 0x80) != 0) --end;
+  std::size_t begin = std::min<std::size_t>(6, tail.size());
+  for (std::size_t i = 0; i < begin; ++i) {
+    if (unsafe(tail[i])) begin = i + 1;
+  }
+  while (begin < tail.size() && ((static_cast<unsigned char>(tail[begin]) & 0x80) != 0 ||
+                                 (begin > 0 && tail[begin - 1] == '\\'))) {
+    ++begin;
+  }
+  return head.substr(0, end) +
+         fmt::format(" [... {} bytes cut by tune resume ...] ",
+                     line.size - end - (tail.size() - begin)) +
+         tail.substr(begin);
+}
+
+}  // namespace
+
 JournalContents ReadJournal(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot read the journal");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
 
   JournalContents contents;
-  std::size_t start = 0;
+  LineReader reader(in, kMaxJournalLineBytes);
+  JournalLine read;
   std::size_t line_number = 0;
-  while (start < text.size()) {
+  std::uint64_t offset = 0;
+  while (reader.Next(read)) {
     ++line_number;
-    std::size_t newline = text.find('\n', start);
-    bool last = newline == std::string::npos || newline + 1 == text.size();
-    std::string_view line(text.data() + start,
-                          (newline == std::string::npos ? text.size() : newline) - start);
-    Json event = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-    bool good = newline != std::string::npos && !event.is_discarded() && event.is_object() &&
+    // A line past the limit (bounded memory: only its ends were kept) can only be an event of
+    // an older tune whose long string is cut in its middle.
+    const bool oversized = read.size > kMaxJournalLineBytes;
+    Json event = Json::parse(oversized ? Shortened(read) : read.text, nullptr,
+                             /*allow_exceptions=*/false);
+    bool good = read.complete && !event.is_discarded() && event.is_object() &&
                 event.contains("event");
     if (!good) {
-      if (last) {
-        contents.warning = fmt::format(
+      if (!read.complete || reader.AtEnd()) {
+        if (!contents.warning.empty()) contents.warning += "\n";
+        contents.warning += fmt::format(
             "{}:{}: ignoring a torn last line ({} bytes): the tuner stopped while writing it",
-            path.string(), line_number, line.size());
+            path.string(), line_number, read.size);
         break;
+      }
+      if (oversized) {
+        throw std::runtime_error(fmt::format(
+            "{}:{}: corrupt journal line: {} bytes, more than the {} an event may take, and not "
+            "an event whose long text can be shortened",
+            path.string(), line_number, read.size, kMaxJournalLineBytes));
       }
       throw std::runtime_error(
           fmt::format("{}:{}: corrupt journal line (not a JSON event)", path.string(), line_number));
     }
+    if (oversized) {
+      if (!contents.warning.empty()) contents.warning += "\n";
+      contents.warning += fmt::format(
+          "{}:{}: an event of {} bytes (more than {}) was shortened to its first and last {} "
+          "bytes (a trial's output quoted whole by an older tune)",
+          path.string(), line_number, read.size, kMaxJournalLineBytes, kKeptBytes);
+    }
     contents.events.push_back(std::move(event));
-    start = newline + 1;
-    contents.valid_bytes = start;
+    offset += read.size + 1;
+    contents.valid_bytes = offset;
   }
   return contents;
 }

@@ -34,7 +34,9 @@ class Journal {
  public:
   enum class SyncPolicy { kNever, kInterval, kAlways };
   // Opens (creating if needed) for appending. Throws std::runtime_error naming the path.
-  Journal(std::filesystem::path path, SyncPolicy sync);
+  // `exit_after_events` > 0 is fault injection for the crash tests: the process exits at once,
+  // status 137, right after writing its N-th event (only the test build of `tune` sets it).
+  Journal(std::filesystem::path path, SyncPolicy sync, std::size_t exit_after_events = 0);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -63,18 +65,22 @@ class Journal {
   std::size_t events_written_ = 0;
   std::string staged_;                    // staged lines, written by Commit()
   std::vector<std::size_t> staged_ends_;  // end offset of each staged line in staged_
-  // TUNE_FAULT_EXIT_AFTER_EVENTS=N (tests only): the process exits at once, status 137, right
-  // after writing its N-th event; 0 = never.
-  std::size_t exit_after_events_ = 0;
+  std::size_t exit_after_events_;  // 0 = never (see the constructor)
 };
 
 // Parses "never" / "interval" / "always"; throws SpecError naming `path` otherwise.
 Journal::SyncPolicy ParseJournalSync(const Json& value, const std::string& path);
 
+// The longest journal line ReadJournal takes whole. The tuner writes far shorter events (it
+// quotes at most 1 KiB of a trial's output in a `reason`); a longer line is read with bounded
+// memory and, if it is an event whose long string can be cut in its middle, shortened with a
+// warning, else reported as corrupt.
+inline constexpr std::size_t kMaxJournalLineBytes = 16 << 20;
+
 struct JournalContents {
   std::vector<Json> events;
   // Set when the last line was torn (no newline, or not JSON: the tuner died while writing);
-  // that line is not in `events`.
+  // that line is not in `events`. Also names each oversized event that was shortened.
   std::string warning;
   std::size_t valid_bytes = 0;  // length of the file up to the end of the last good line
 };

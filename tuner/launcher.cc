@@ -3,12 +3,18 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -63,6 +69,10 @@ pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
   }
   if (!request.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, request.cwd.c_str());
+  // A trial gets stdin, stdout and stderr only, even if a descriptor of the tuner (a library's,
+  // or a stream that cannot be opened O_CLOEXEC) lacks close-on-exec: another trial's connection
+  // or result files must never be reachable from this one.
+  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
 
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
@@ -90,6 +100,37 @@ pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
 
 }  // namespace
 
+bool CutLogMiddle(const std::filesystem::path& path, std::uint64_t max_bytes) {
+  if (max_bytes == 0) return false;
+  max_bytes = std::max<std::uint64_t>(max_bytes, 64 * 1024);
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || static_cast<std::uint64_t>(info.st_size) <= max_bytes) {
+    ::close(fd);
+    return false;
+  }
+  const std::uint64_t size = static_cast<std::uint64_t>(info.st_size);
+  const std::uint64_t head = max_bytes / 2, keep = max_bytes / 4;
+  const std::string marker =
+      fmt::format("\n[... tune cut {} bytes here: this log passed max_log_bytes ({}) ...]\n",
+                  size - head - keep, max_bytes);
+  // The tail moves down over the cut part, in chunks (the destination stays behind the source).
+  bool ok = ::pwrite(fd, marker.data(), marker.size(), static_cast<off_t>(head)) ==
+            static_cast<ssize_t>(marker.size());
+  std::vector<char> buffer(1 << 20);
+  for (std::uint64_t done = 0; ok && done < keep;) {
+    std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), keep - done));
+    ssize_t n = ::pread(fd, buffer.data(), chunk, static_cast<off_t>(size - keep + done));
+    ok = n > 0 && ::pwrite(fd, buffer.data(), static_cast<std::size_t>(n),
+                           static_cast<off_t>(head + marker.size() + done)) == n;
+    done += ok ? static_cast<std::uint64_t>(n) : 0;
+  }
+  if (ok) ok = ::ftruncate(fd, static_cast<off_t>(head + marker.size() + keep)) == 0;
+  ::close(fd);
+  return ok;
+}
+
 std::string ExitStatus::Describe() const {
   std::string prefix = num_ranks > 1 ? fmt::format("rank {}: ", rank) : "";
   if (signal != 0) {
@@ -101,6 +142,9 @@ std::string ExitStatus::Describe() const {
 
 LocalLauncher::LocalLauncher(boost::asio::io_context& io, double straggler_grace_s)
     : io_(io), straggler_grace_s_(straggler_grace_s), sigchld_(io, SIGCHLD) {
+  // Whatever a trial starts and detaches (setsid, a double fork) becomes our child when its
+  // parent exits, instead of init's, so KillOrphans can end it with its trial.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   WaitForSignal();
 }
 
@@ -141,6 +185,7 @@ void LocalLauncher::Reap() {
   }
   // Callbacks last: they may launch new groups.
   for (const auto& [group_id, status] : finished) groups_.erase(group_id);
+  KillOrphans();
   for (const auto& [group_id, status] : finished) {
     if (on_exit_) on_exit_(group_id, status);
   }
@@ -169,6 +214,51 @@ void LocalLauncher::OnMemberExit(std::int64_t group_id, Group& group, int rank, 
   }
 }
 
+void LocalLauncher::KillOrphans() {
+  // Our children that are not members of a group: descendants of trials, reparented to us (the
+  // subreaper) when their parent exited. One that belongs to a running trial (its environment
+  // names it) is left alone; the others outlived their trial and are killed, then reaped here on
+  // a later SIGCHLD.
+  std::set<std::int64_t> members;
+  std::set<std::string> running_trials;
+  for (const auto& [group_id, group] : groups_) {
+    members.insert(group.pids.begin(), group.pids.end());
+    running_trials.insert(group.trial_id);
+  }
+  const long long self = ::getpid();
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stoll(name));
+    if (members.count(pid) > 0) continue;
+    std::ifstream stat_file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    std::size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    std::string state;
+    long long ppid = 0;
+    if (!(fields >> state >> ppid) || ppid != self) continue;
+    if (state == "Z") {
+      int status = 0;
+      ::waitpid(pid, &status, WNOHANG);
+      continue;
+    }
+    std::ifstream environ_file(entry.path() / "environ", std::ios::binary);
+    std::string environ_text((std::istreambuf_iterator<char>(environ_file)),
+                             std::istreambuf_iterator<char>());
+    std::string trial_id;
+    std::istringstream variables(environ_text);
+    for (std::string variable; std::getline(variables, variable, '\0');) {
+      if (variable.rfind("TUNE_TRIAL_ID=", 0) == 0) trial_id = variable.substr(14);
+    }
+    if (!trial_id.empty() && running_trials.count(trial_id) > 0) continue;
+    ::kill(pid, SIGKILL);
+  }
+}
+
 std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   if (ranks.empty()) throw std::runtime_error("cannot launch an empty group");
   std::vector<std::int64_t> pids;
@@ -189,6 +279,9 @@ std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   }
   Group& group = groups_[pids.front()];
   group.pids = pids;
+  if (auto it = ranks.front().env.find("TUNE_TRIAL_ID"); it != ranks.front().env.end()) {
+    group.trial_id = it->second;
+  }
   group.running = pids.size();
   return pids.front();
 }

@@ -37,6 +37,13 @@ struct LaunchRequest {
   std::filesystem::path stderr_path;
 };
 
+// Keeps a trial's log (appended to by the trial, O_APPEND) at most `max_bytes` long: when it is
+// longer, its middle is cut, keeping the first max_bytes/2 bytes and the last max_bytes/4, with a
+// line in between saying how much was cut. Returns whether it cut. Output the trial writes while
+// the cut runs (a copy of max_bytes/4 bytes) is lost. 0 = no limit; a `max_bytes` under 64 KiB
+// is taken as 64 KiB.
+bool CutLogMiddle(const std::filesystem::path& path, std::uint64_t max_bytes);
+
 // How a group ended: the first member that failed (in the order the launcher saw them exit),
 // else rank 0, which exited cleanly like every other rank.
 struct ExitStatus {
@@ -70,7 +77,10 @@ class Launcher {
 // at once (the other ranks would otherwise block in a collective forever). When rank 0 exits
 // cleanly, the other ranks get `straggler_grace_s` to follow before they are killed (and the
 // group fails, naming the straggler). Once the last member is gone, the group is SIGKILLed once
-// more so nothing a rank forked outlives the trial.
+// more so nothing a rank forked outlives the trial; what left the group (setsid) is caught by
+// making the tuner a child subreaper (PR_SET_CHILD_SUBREAPER): such a descendant becomes the
+// tuner's child when its parent exits and is killed once no running trial claims it (by the
+// TUNE_TRIAL_ID of its environment; one without it is killed too).
 class LocalLauncher : public Launcher {
  public:
   explicit LocalLauncher(boost::asio::io_context& io, double straggler_grace_s = 30);
@@ -86,9 +96,12 @@ class LocalLauncher : public Launcher {
     std::size_t running = 0;
     std::optional<ExitStatus> failure;  // the first member that failed
     std::unique_ptr<boost::asio::steady_timer> straggler_timer;
+    std::string trial_id;  // the members' TUNE_TRIAL_ID, to tell their orphans
   };
   void WaitForSignal();
   void Reap();
+  // Kills (and reaps) our children that are no group's members and whose trial no longer runs.
+  void KillOrphans();
   void OnMemberExit(std::int64_t group_id, Group& group, int rank, ExitStatus status);
 
   boost::asio::io_context& io_;

@@ -1,9 +1,13 @@
 // `tune`: the command line. See README.md for the commands and DESIGN contracts.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -43,6 +47,39 @@ struct RunArgs {
   std::string report_host = "127.0.0.1";
 };
 
+// The test build (`tune-test-hooks`, tests/CMakeLists.txt) takes its fault injection from the
+// environment; `tune` itself has no such hook, so a stray variable cannot end a real run.
+void ApplyTestHooks([[maybe_unused]] tune::TunerOptions& options) {
+#ifdef TUNE_TEST_HOOKS
+  if (const char* fault = std::getenv("TUNE_FAULT_EXIT_AFTER_EVENTS")) {
+    options.fault_exit_after_events = std::strtoull(fault, nullptr, 10);
+  }
+#endif
+}
+
+// --report-host: an empty value or a bare number ("0", which the resolver takes as 0.0.0.0)
+// would silently listen on every interface, so they are refused; an address other than
+// loopback is allowed and named in a warning.
+void CheckReportHost(const std::string& host) {
+  if (host.empty() || host.find_first_not_of("0123456789") == std::string::npos) {
+    throw tune::SpecError("--report-host",
+                          fmt::format("\"{}\" is not an address: name one (127.0.0.1, the "
+                                      "default; 0.0.0.0 for every interface)",
+                                      host));
+  }
+  in_addr v4{};
+  in6_addr v6{};
+  bool loopback = host == "localhost" ||
+                  (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+                  (inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
+  if (loopback) return;
+  bool every = host == "0.0.0.0" || host == "::";
+  std::fprintf(stderr,
+               "tune: warning: the report server listens on %s%s: other machines can connect to "
+               "it (trials still need their token)\n",
+               host.c_str(), every ? " (every interface)" : ", not loopback");
+}
+
 int Run(const RunArgs& args) {
   tune::Json raw = tune::LoadSpecFile(args.space_file);
   for (const std::string& assignment : args.overrides) {
@@ -64,7 +101,9 @@ int Run(const RunArgs& args) {
   options.experiment_dir = spec.storage / spec.name;
   options.bin_dir = ExecutableDir();
   options.live_table = isatty(STDOUT_FILENO) != 0;
+  CheckReportHost(args.report_host);
   options.report_host = args.report_host;
+  ApplyTestHooks(options);
   // The experiment directory is made here and locked before it is checked, so two `tune run`s
   // cannot both pass. One that exists must be a real directory of this user: in a shared
   // --storage, a symbolic link or someone else's directory planted under the name is refused.
@@ -136,6 +175,7 @@ int Resume(const ResumeArgs& args) {
   options.live_table = isatty(STDOUT_FILENO) != 0;
   options.resume = true;
   options.resume_errored = args.errored;
+  ApplyTestHooks(options);
   tune::Tuner tuner(std::move(spec), std::move(options));
   return tuner.Run();
 }
@@ -160,6 +200,10 @@ int Train(const std::string& config_file, const std::vector<std::string>& args) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `tune run ... | head` must not end the experiment when the reader goes: writes to a closed
+  // stdout fail with EPIPE instead (the status table says so once), and the run goes on.
+  // Trials get the default action back (the launcher resets every signal).
+  std::signal(SIGPIPE, SIG_IGN);
   // Every running trial holds a socket and two result files: lift the soft limit on open files
   // (1024 by default) to the hard one, so a thousand trials fit.
   rlimit files{};

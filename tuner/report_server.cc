@@ -1,5 +1,6 @@
 #include "tuner/report_server.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -20,6 +21,13 @@ namespace {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+
+// Asio opens and accepts sockets without close-on-exec: set it, so that no trial inherits the
+// listening sockets or another trial's connection. (The loop is single-threaded: no launch can
+// happen between the open and this.)
+void SetCloseOnExec(int fd) {
+  if (fd >= 0) ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
+}
 using local = asio::local::stream_protocol;
 // A trial's connection: TCP, or a Unix-domain socket when the trial runs on this machine.
 using Socket = asio::generic::stream_protocol::socket;
@@ -113,6 +121,7 @@ class ReportServer::Impl {
     if (!error) {
       tcp::endpoint endpoint = endpoints.begin()->endpoint();
       acceptor_.open(endpoint.protocol(), error);
+      if (!error) SetCloseOnExec(acceptor_.native_handle());
       if (!error) acceptor_.set_option(tcp::acceptor::reuse_address(true), error);
       if (!error) acceptor_.bind(endpoint, error);
       if (!error) acceptor_.listen(asio::socket_base::max_listen_connections, error);
@@ -179,6 +188,7 @@ class ReportServer::Impl {
     boost::system::error_code error;
     local::endpoint endpoint(std::string(1, '\0') + name);
     local_acceptor_.open(endpoint.protocol(), error);
+    if (!error) SetCloseOnExec(local_acceptor_.native_handle());
     if (!error) local_acceptor_.bind(endpoint, error);
     if (!error) local_acceptor_.listen(asio::socket_base::max_listen_connections, error);
     if (error) {
@@ -215,6 +225,7 @@ class ReportServer::Impl {
   }
 
   void OnAccept(Socket socket) {
+    SetCloseOnExec(socket.native_handle());
     boost::system::error_code ignored;
     // Replies are first sent directly (OnData); that send must never block the loop.
     socket.non_blocking(true, ignored);

@@ -109,7 +109,6 @@ std::string ResourcePool::Describe() const {
 }
 
 std::vector<std::string> DetectGpus() {
-  if (const char* fake = std::getenv("TUNE_FAKE_GPUS")) return SplitIds(fake);
   if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) return SplitIds(visible);
   std::vector<std::string> ids;
   for (int i = 0, n = NvmlDeviceCount(); i < n; ++i) ids.push_back(std::to_string(i));

@@ -53,7 +53,7 @@ class ResourcePool {
 
 // The GPUs this process may use: the entries of an inherited CUDA_VISIBLE_DEVICES when set (an
 // empty value means none), else every device NVML reports (libnvidia-ml loaded at run time, so
-// machines without a driver simply have none). TUNE_FAKE_GPUS="0,1,2,3" overrides both (tests).
+// machines without a driver simply have none). Tests fake GPUs with CUDA_VISIBLE_DEVICES=0,1,2,3.
 std::vector<std::string> DetectGpus();
 
 // Picks the GPUs to use for `--gpus N`: the first N detected. Throws SpecError when N exceeds

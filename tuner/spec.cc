@@ -19,7 +19,8 @@ const std::vector<std::string> kTopLevelKeys = {
     "name",    "description",       "metric",    "mode",    "num_samples",
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
-    "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop", "callbacks"};
+    "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop", "callbacks",
+    "max_log_bytes"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "workers"};
 
 void RejectUnknownKeys(const Json& object, const std::vector<std::string>& known,
@@ -203,6 +204,9 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
       NumberAt(raw, "trial_timeout_s", spec.trial_timeout_s, "trial_timeout_s", Range::AtLeast(0));
   spec.connect_timeout_s = NumberAt(raw, "connect_timeout_s", spec.connect_timeout_s,
                                     "connect_timeout_s", Range::AtLeast(0));
+  spec.max_log_bytes = static_cast<std::uint64_t>(
+      IntegerAt(raw, "max_log_bytes", static_cast<std::int64_t>(spec.max_log_bytes),
+                "max_log_bytes", Range::AtLeast(0)));
   if (raw.contains("journal_fsync")) {
     spec.journal_fsync = raw["journal_fsync"];
     ParseJournalSync(spec.journal_fsync, "journal_fsync");

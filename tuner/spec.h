@@ -58,6 +58,9 @@ struct ExperimentSpec {
   double trial_timeout_s = 0;        // kill a trial silent (no report) this long; 0 = never
   double connect_timeout_s = 120;    // kill a trial that has not connected after this long
   Json journal_fsync = "never";      // "never" | "interval" | "always" (tuner/journal.h)
+  // A trial log (stdout.log, stderr.log) past this many bytes has its middle cut (CutLogMiddle
+  // in tuner/launcher.h); 0 = no limit.
+  std::uint64_t max_log_bytes = std::uint64_t{1} << 30;
 };
 
 // Reads and parses a JSON file. Throws SpecError "<file>:<line>:<column>: <reason>" on bad JSON

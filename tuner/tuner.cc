@@ -215,7 +215,7 @@ void Tuner::Start() {
       std::filesystem::resize_file(journal_path, contents.valid_bytes);
     }
     CheckResumable(contents.events);
-    journal_ = std::make_unique<Journal>(journal_path, sync);
+    journal_ = std::make_unique<Journal>(journal_path, sync, options_.fault_exit_after_events);
     Replay(contents.events);
     journal_->Append(ResumeEvent{clock_->Wall(), options_.resume_errored});
     if (options_.resume_errored) {
@@ -230,7 +230,7 @@ void Tuner::Start() {
     }
   } else {
     writer_->WriteExperiment(spec_.raw);
-    journal_ = std::make_unique<Journal>(journal_path, sync);
+    journal_ = std::make_unique<Journal>(journal_path, sync, options_.fault_exit_after_events);
     start_wall_s_ = clock_->Wall();
     journal_->Append(StartEvent{start_wall_s_,
                                 std::filesystem::absolute(spec_.spec_dir).string(), spec_.raw});
@@ -251,6 +251,7 @@ void Tuner::Start() {
     });
   }
   ExperimentView view = View();
+    signals_.add(SIGHUP);  // the terminal closed, ssh dropped: a clean, resumable stop too
   for (const auto& callback : callbacks_) callback->OnExperimentStart(view);
   boost::asio::post(io_, [this] {
     FillSlots();
@@ -894,6 +895,7 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   if (server_) server_->Disconnect(trial.id);
 
   if (!runtime.fatal_error.empty()) {
+  CapLogs(index);  // what it wrote since the last tick
     FailTrial(index, runtime.fatal_error, /*retry_allowed=*/false);
   } else if (interrupts_ > 0 && !runtime.pause_requested) {
     // Not journaled as ended: `tune resume` runs it again from its last checkpoint.
@@ -989,7 +991,7 @@ void Tuner::OnSignal(int signal) {
   ++interrupts_;
   if (interrupts_ == 1) {
     Log(fmt::format("{}: stopping all trials (again to kill them now)",
-                    signal == SIGINT ? "Ctrl-C" : "SIGTERM"));
+                    signal == SIGINT ? "Ctrl-C" : signal == SIGHUP ? "SIGHUP" : "SIGTERM"));
     for (std::size_t i = 0; i < trials_.size(); ++i) {
       if (trials_[i].status != TrialStatus::kRunning) continue;
       StopTrial(i);
@@ -1091,4 +1093,18 @@ void Tuner::Tick() {
   for (const auto& callback : callbacks_) callback->OnTick(view);
 }
 
+void Tuner::CapLogs(std::size_t index) {
+  if (spec_.max_log_bytes == 0) return;
+  const Trial& trial = trials_[index];
+  for (int rank = 0; rank < spec_.resources_per_trial.workers; ++rank) {
+    const std::string suffix = rank == 0 ? "" : fmt::format(".rank{}", rank);
+    for (const char* stream : {"stdout", "stderr"}) {
+      CutLogMiddle(trial.dir / (stream + suffix + ".log"), spec_.max_log_bytes);
+    }
+  }
+}
+
 }  // namespace tune
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    if (trials_[i].status == TrialStatus::kRunning) CapLogs(i);
+  }

@@ -60,13 +60,17 @@ class CrashResumeTest : public ::testing::Test {
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(storage_);
   }
-  std::string RunCommand(const std::string& name, const std::string& env) {
+  // `tune run`; with `env` (fault injection), the test build tune-test-hooks, since `tune`
+  // honours no test hook.
+  std::string RunCommand(const std::string& name, const std::string& env,
+                         const char* program = nullptr) {
+    if (program == nullptr) program = env.empty() ? "tune" : "tune-test-hooks";
     return fmt::format(
-        "{} {}/tune run {}/examples/curve.json --storage {} --name {} --num-samples 6 "
+        "{} {}/{} run {}/examples/curve.json --storage {} --name {} --num-samples 6 "
         "--max-concurrent 1 scheduler.max_t=9 trainer.max_epochs=9 trainer.sleep_ms=0 "
         ">{}/{}.out 2>{}/{}.err",
-        env, TUNE_BIN_DIR, TUNE_SOURCE_DIR, storage_.string(), name, storage_.string(), name,
-        storage_.string(), name);
+        env, TUNE_BIN_DIR, program, TUNE_SOURCE_DIR, storage_.string(), name, storage_.string(),
+        name, storage_.string(), name);
   }
   fs::path storage_;
 };
@@ -132,6 +136,12 @@ TEST_F(CrashResumeTest, ResumeRefusesASpecThatChangedHowItSearches) {
   int trials = 0;
   for (const auto& entry : fs::directory_iterator(dir)) trials += entry.is_directory();
   EXPECT_EQ(trials, 8);
+}
+
+TEST_F(CrashResumeTest, TheShippedTuneHonoursNoFaultInjection) {
+  // A stray TUNE_FAULT_EXIT_AFTER_EVENTS must not kill a production run (issue 17).
+  EXPECT_EQ(Shell(RunCommand("stray", "TUNE_FAULT_EXIT_AFTER_EVENTS=3", "tune")), 0)
+      << Read(storage_ / "stray.err");
 }
 
 TEST_F(CrashResumeTest, ResumeRefusesWhatIsNotAnExperiment) {

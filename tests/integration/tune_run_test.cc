@@ -178,7 +178,7 @@ TEST_F(TuneRunTest, HalfGpuTrialsRunEightAtOnceOnFourFakeGpus) {
                       "--gpus 4 --cpus 16 --num-samples 16 --max-concurrent 0 "
                       "resources_per_trial.gpu=0.5 scheduler=fifo trainer.max_epochs=3 "
                       "trainer.sleep_ms=400 trainer.record_env=true",
-                      "TUNE_FAKE_GPUS=0,1,2,3");
+                      "CUDA_VISIBLE_DEVICES=0,1,2,3");
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   struct Interval {
     double start, end;
@@ -238,7 +238,7 @@ TEST_F(TuneRunTest, SpecGivenAsABareFileNameRunsFromItsFolder) {
 }
 
 TEST_F(TuneRunTest, AskingForMoreGpusThanExistIsAClearError) {
-  RunOutput run = Run(Curve(), "--gpus 8", "TUNE_FAKE_GPUS=0,1");
+  RunOutput run = Run(Curve(), "--gpus 8", "CUDA_VISIBLE_DEVICES=0,1");
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("--gpus: asked for 8 GPUs, but only 2 visible (0,1)"));
 }
@@ -534,7 +534,7 @@ TEST_F(DdpTrialTest, ResumeKillsEveryRankAKilledTunerLeftBehind) {
 
 TEST_F(DdpTrialTest, EachRankGetsOneWholeGpuOfTheTrial) {
   RunOutput run = Run(WriteSpec(R"({"cpu": 1, "gpu": 2})").string(), "--gpus 4 --cpus 2",
-                      "TUNE_FAKE_GPUS=0,1,2,3");
+                      "CUDA_VISIBLE_DEVICES=0,1,2,3");
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   fs::path trial = run.dir / "t_00001";
   Json rank0 = Json::parse(ReadFile(trial / "rank0.json"));
@@ -546,7 +546,7 @@ TEST_F(DdpTrialTest, EachRankGetsOneWholeGpuOfTheTrial) {
 
 TEST_F(DdpTrialTest, FractionalGpuWithSeveralWorkersIsASpecError) {
   RunOutput run =
-      Run(WriteSpec(R"({"gpu": 0.5, "workers": 2})").string(), "--gpus 1", "TUNE_FAKE_GPUS=0");
+      Run(WriteSpec(R"({"gpu": 0.5, "workers": 2})").string(), "--gpus 1", "CUDA_VISIBLE_DEVICES=0");
   EXPECT_NE(run.exit_code, 0);
   EXPECT_THAT(run.err,
               HasSubstr("resources_per_trial: 2 workers cannot share a fraction of a GPU"));

@@ -97,3 +97,50 @@ TEST_F(JournalTest, SyncPolicyNamesAreValidated) {
 
 }  // namespace
 }  // namespace tune
+
+namespace tune {
+namespace {
+
+// A journal an older tune wrote with a trial's whole stderr in a `reason` (issue 17: a 6.4 GB
+// line made `tune resume` die with std::bad_alloc): read with bounded memory, the event kept
+// with its reason shortened in the middle, and a warning.
+TEST_F(JournalTest, AnOversizedReasonIsShortenedWithAWarning) {
+  const std::size_t huge = kMaxJournalLineBytes + (3 << 20);
+  {
+    std::ofstream out(path_, std::ios::binary);
+    out << R"({"event":"start"})" << "\n";
+    out << R"({"event":"trial_failed","reason":"exit code 1: )";
+    std::string block(1 << 20, 'x');
+    for (std::size_t written = 0; written < huge; written += block.size()) out << block;
+    out << R"(\u001b[2J the end","retry":true,"trial_id":"t_00001"})" << "\n";
+    out << R"({"event":"resume"})" << "\n";
+  }
+  JournalContents contents = ReadJournal(path_);
+  ASSERT_EQ(contents.events.size(), 3u);
+  const std::string reason = contents.events[1]["reason"];
+  EXPECT_LT(reason.size(), 16u * 1024);
+  EXPECT_EQ(reason.rfind("exit code 1: xxx", 0), 0u) << reason.substr(0, 100);
+  EXPECT_THAT(reason, HasSubstr("bytes cut by tune resume"));
+  EXPECT_THAT(reason, HasSubstr("\x1b[2J the end"));
+  EXPECT_EQ(contents.events[1]["trial_id"], "t_00001");
+  EXPECT_THAT(contents.warning, HasSubstr(":2: an event of "));
+  EXPECT_EQ(contents.valid_bytes, fs::file_size(path_));
+}
+
+TEST_F(JournalTest, AnOversizedLineThatCannotBeShortenedIsCorruptNamingItsLine) {
+  {
+    std::ofstream out(path_, std::ios::binary);
+    out << R"({"event":"start"})" << "\n";
+    out << std::string(kMaxJournalLineBytes + 10, '{') << "\n";
+    out << R"({"event":"resume"})" << "\n";
+  }
+  try {
+    ReadJournal(path_);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& error) {
+    EXPECT_THAT(error.what(), HasSubstr(":2: corrupt journal line"));
+  }
+}
+
+}  // namespace
+}  // namespace tune
