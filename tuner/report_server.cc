@@ -1,6 +1,8 @@
 #include "tuner/report_server.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -9,8 +11,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <list>
 #include <system_error>
 #include <type_traits>
 #include <unordered_map>
@@ -94,6 +98,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   Clock::time_point last_line = Clock::now();
   std::string trial_id;  // set once authenticated
   bool authenticated = false;
+  std::list<Connection*>::iterator pending;  // its place in Impl::pending_ until authenticated
   bool done = false;
   // Set by every close, including the server's destruction: after calling into the handler,
   // code checks it before touching the connection's server again.
@@ -218,6 +223,28 @@ class ReportServer::Impl {
       // Replies are tiny and the trial waits for each one: Nagle would delay them.
       if constexpr (std::is_same_v<typename Acceptor::protocol_type, tcp>) {
         socket.set_option(tcp::no_delay(true), ignored);
+      } else {
+        // The abstract socket has no file permissions: only this user's processes may talk.
+        ucred peer{};
+        socklen_t length = sizeof peer;
+        if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0 ||
+            peer.uid != ::geteuid()) {
+          socket.close(ignored);
+          handler_.OnProtocolError("", "refused a local connection from uid " +
+                                           std::to_string(peer.uid) + " (not this user)");
+          Accept(acceptor);
+          return;
+        }
+      }
+      if (!FdsLeft(socket.native_handle())) {
+        socket.close(ignored);
+        if (refused_for_fds_++ % 1000 == 0) {
+          handler_.OnProtocolError(
+              "", "refused a connection: fewer than " + std::to_string(options_.reserved_fds) +
+                      " file descriptors left, kept for the tuner's own files");
+        }
+        Accept(acceptor);
+        return;
       }
       OnAccept(Socket(std::move(socket)));
       Accept(acceptor);
@@ -231,6 +258,17 @@ class ReportServer::Impl {
     socket.non_blocking(true, ignored);
     auto connection = std::make_shared<Connection>(std::move(socket));
     connections_.emplace(connection.get(), connection);
+    connection->pending = pending_.insert(pending_.end(), connection.get());
+    if (pending_.size() > std::max<std::size_t>(1, options_.max_pending_connections)) {
+      // Said once per 100, not per connection: a flood must not flood the log as well.
+      std::shared_ptr<Connection> oldest = connections_.at(pending_.front());
+      if (evicted_++ % 100 == 0) {
+        ProtocolClose(oldest, "too many connections without a hello: closing the oldest (" +
+                                  std::to_string(evicted_) + " so far)");
+      } else {
+        CloseConnection(oldest, /*notify_later=*/false, /*notify=*/false);
+      }
+    }
     if (options_.idle_timeout_s > 0) {
       ArmIdleTimer(connection, Clock::now() + IdleTimeout());
     } else if (options_.hello_timeout_s > 0) {
@@ -298,7 +336,7 @@ class ReportServer::Impl {
       c.begin = 0;
     }
     // A full line plus its newline must fit; the buffer never grows beyond that.
-    std::size_t limit = options_.max_line_bytes + 1;
+    std::size_t limit = LineLimit(c) + 1;
     if (c.end == c.in.size() && c.in.size() < limit) {
       c.in.resize(std::min(limit, c.in.size() * 2));
     }
@@ -325,7 +363,7 @@ class ReportServer::Impl {
       std::size_t line_end = static_cast<const char*>(newline) - base;
       std::size_t length = line_end - line_begin;
       c.begin = c.scanned = line_end + 1;
-      if (length > options_.max_line_bytes) {
+      if (length > LineLimit(c)) {
         LineTooLong(connection);
         return;
       }
@@ -334,7 +372,7 @@ class ReportServer::Impl {
       if (c.closed) return;
     }
     c.scanned = c.end;
-    if (c.end - c.begin > options_.max_line_bytes) {
+    if (c.end - c.begin > LineLimit(c)) {
       LineTooLong(connection);
       return;
     }
@@ -388,9 +426,26 @@ class ReportServer::Impl {
     }
   }
 
+  std::size_t LineLimit(const Connection& c) const {
+    return c.authenticated ? options_.max_line_bytes
+                           : std::min(options_.max_line_bytes, options_.max_hello_bytes);
+  }
+
   void LineTooLong(const std::shared_ptr<Connection>& connection) {
+    if (!connection->authenticated && options_.max_hello_bytes < options_.max_line_bytes) {
+      ProtocolClose(connection, "no hello within the first " +
+                                    std::to_string(options_.max_hello_bytes) + " bytes");
+      return;
+    }
     ProtocolClose(connection,
                   "line longer than " + std::to_string(options_.max_line_bytes) + " bytes");
+  }
+
+  // Descriptors are allocated lowest first, so a new one numbered `fd` means fd + 1 are in use.
+  bool FdsLeft(int fd) const {
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return true;
+    return static_cast<rlim_t>(fd) + 1 + options_.reserved_fds <= files.rlim_cur;
   }
 
   // Replies to everything read so far go out in one write; reading resumes once it is done, so
@@ -464,6 +519,7 @@ class ReportServer::Impl {
       return;
     }
     connection->authenticated = true;
+    pending_.erase(connection->pending);
     connection->trial_id = std::move(hello.trial_id);
     by_trial_.emplace(connection->trial_id, connection.get());
     handler_.OnConnect(connection->trial_id, hello.pid);
@@ -492,7 +548,10 @@ class ReportServer::Impl {
     connection->idle_timer.cancel();
     connection->partial_timer.cancel();
     connections_.erase(connection.get());
-    if (!connection->authenticated) return;
+    if (!connection->authenticated) {
+      pending_.erase(connection->pending);
+      return;
+    }
     auto it = by_trial_.find(connection->trial_id);
     if (it != by_trial_.end() && it->second == connection.get()) by_trial_.erase(it);
     if (!notify) return;
@@ -520,6 +579,9 @@ class ReportServer::Impl {
   std::shared_ptr<char> alive_ = std::make_shared<char>();
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   std::unordered_map<std::string, Connection*> by_trial_;  // authenticated connections
+  std::list<Connection*> pending_;  // connections without a hello yet, oldest first
+  std::size_t refused_for_fds_ = 0;
+  std::size_t evicted_ = 0;  // connections closed for having no hello while others waited
   std::vector<std::shared_ptr<Connection>> replies_;  // replies waiting for SendReplies()
   bool replies_posted_ = false;
 };

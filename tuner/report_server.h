@@ -2,7 +2,8 @@
 // Unix-domain socket for trials on this machine) on the tuner's io_context that authenticates trials by token and turns their lines into calls on a
 // Handler. It runs on the tuner's single thread; the handler is called from that thread only.
 //
-// Misbehaving clients never affect the others: a wrong token, an unknown trial id, a second
+// Connections on the local socket from another user (SO_PEERCRED) are refused. Misbehaving
+// clients never affect the others: a wrong token, an unknown trial id, a second
 // connection for a trial already connected, invalid JSON, an unknown type, a line over the size
 // limit, or a client that sends nothing for idle_timeout_s closes that connection, and the reason
 // is passed to Handler::OnProtocolError (which logs it).
@@ -69,6 +70,16 @@ class ReportServer {
     // 0 = none; otherwise close a connection that leaves a line unfinished this long (a slow or
     // stuck client holding a partial line).
     double partial_line_timeout_s = 0;
+    // A connection is nobody's until its hello: anyone on the machine can open one (the abstract
+    // socket has no file permissions). Before the hello a connection may buffer at most
+    // max_hello_bytes (a hello is ~100 bytes), and at most max_pending_connections of them are
+    // open at once (the oldest is closed to admit a new one), so a flood of anonymous
+    // connections costs bounded memory and descriptors.
+    std::size_t max_hello_bytes = 4096;
+    std::size_t max_pending_connections = 64;
+    // New connections are closed at once while fewer than this many file descriptors are left
+    // under RLIMIT_NOFILE, so that the tuner's own files (journal, results, logs) always open.
+    std::size_t reserved_fds = 64;
   };
 
   // Binds and starts accepting. Throws std::system_error when it cannot bind.
