@@ -1,6 +1,7 @@
 #include "core/options.h"
 
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 
 namespace tune {
@@ -47,6 +48,11 @@ double ReadNumber(const Json& value, const std::string& path, const Range& range
 
 std::int64_t ReadInteger(const Json& value, const std::string& path, const Range& range) {
   std::optional<std::int64_t> integer;
+  if (value.is_number_unsigned() &&
+      value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+    // Would wrap to a negative number ("got -1" for 18446744073709551615).
+    throw SpecError(path, "must be at most 9223372036854775807, got " + value.dump());
+  }
   if (value.is_number_integer()) {
     integer = value.get<std::int64_t>();
   } else if (value.is_number_float()) {

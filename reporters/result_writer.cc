@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -180,19 +181,20 @@ void EndPartialLine(const fs::path& path, std::ofstream& out) {
   if (in && last != '\n') out.put('\n');
 }
 
+// Files inside an experiment directory are never reached through a symbolic link (someone
+// else's, planted in a shared --storage, could point anywhere): the file is opened with
+// O_NOFOLLOW and the stream reopens that very file through /proc/self/fd, so no second path
+// lookup can be redirected.
 std::ofstream OpenForAppend(const fs::path& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::app);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0) ThrowIoError("cannot open", path, errno);
+  std::ofstream out("/proc/self/fd/" + std::to_string(fd), std::ios::binary | std::ios::app);
+  ::close(fd);
   if (!out) ThrowIoError("cannot open", path, errno);
   return out;
 }
 
-// Writes `text` as the whole of `path`. A new trial's files are written with `truncate` false:
-// they are new or a spare's empty ones, and ext4 writes out a file that was truncated and written
-// again when it is closed (auto_da_alloc, its guard for replace-by-truncate), a block write that
-// took 5 % of the tuner's time on the launch path.
-void WriteWhole(const fs::path& path, const std::string& text, bool truncate) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0666);
-  if (fd < 0) ThrowIoError("cannot open", path, errno);
+void WriteAll(int fd, const fs::path& path, const std::string& text) {
   for (std::string_view rest(text); !rest.empty();) {
     ssize_t written = ::write(fd, rest.data(), rest.size());
     if (written < 0 && errno == EINTR) continue;
@@ -203,15 +205,49 @@ void WriteWhole(const fs::path& path, const std::string& text, bool truncate) {
     }
     rest.remove_prefix(static_cast<std::size_t>(written));
   }
+}
+
+// Writes `text` as the whole of `path`. A new trial's files are written with `truncate` false:
+// they are new or a spare's empty ones, and ext4 writes out a file that was truncated and written
+// again when it is closed (auto_da_alloc, its guard for replace-by-truncate), a block write that
+// took 5 % of the tuner's time on the launch path.
+void WriteWhole(const fs::path& path, const std::string& text, bool truncate) {
+  int fd = ::open(path.c_str(),
+                  O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0666);
+  if (fd < 0) ThrowIoError("cannot open", path, errno);
+  WriteAll(fd, path, text);
   ::close(fd);
+}
+
+// A directory the tuner writes in must be a real directory of its own user, not a symbolic link
+// or someone else's directory planted under that name.
+void CheckOwnDirectory(const fs::path& dir) {
+  struct stat info {};
+  if (::lstat(dir.c_str(), &info) != 0) ThrowIoError("cannot stat", dir, errno);
+  if (S_ISLNK(info.st_mode)) {
+    throw std::runtime_error(fmt::format(
+        "{} is a symbolic link: tune does not follow links inside an experiment directory",
+        dir.string()));
+  }
+  if (!S_ISDIR(info.st_mode) || info.st_uid != ::geteuid()) {
+    throw std::runtime_error(
+        fmt::format("{} is not a directory of this user: refusing to write in it", dir.string()));
+  }
 }
 
 }  // namespace
 
 void WriteFileAtomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  WriteWhole(tmp, text, /*truncate=*/true);  // one may be left by a crash
+  // An unpredictable name created exclusively (mkostemp: O_EXCL): whatever someone planted at a
+  // fixed name, a symbolic link included, is never opened. rename(2) replaces a link at `path`
+  // itself rather than following it.
+  std::string tmp_name = path.string() + ".tmp.XXXXXX";
+  int fd = ::mkostemp(tmp_name.data(), O_CLOEXEC);
+  if (fd < 0) ThrowIoError("cannot create", tmp_name, errno);
+  fs::path tmp = tmp_name;
+  ::fchmod(fd, 0644);
+  WriteAll(fd, tmp, text);
+  ::close(fd);
   std::error_code error;
   fs::rename(tmp, path, error);
   if (error) {
@@ -381,6 +417,7 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
   }
   if (!fresh) fresh = fs::create_directory(trial_dir, error);
   if (error) CreateDirectories(trial_dir);  // e.g. the experiment directory is gone: say so
+  if (!fresh) CheckOwnDirectory(trial_dir);
   std::string params = trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   if (fresh) {
     WriteWhole(trial_dir / "params.json", params, /*truncate=*/false);
@@ -394,7 +431,10 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
 
 ResultWriter::TrialFiles& ResultWriter::Open(const Trial& trial, bool fresh) {
   fs::path trial_dir = TrialDir(trial);
-  if (!fresh) CreateDirectories(trial_dir);
+  if (!fresh) {
+    CreateDirectories(trial_dir);
+    CheckOwnDirectory(trial_dir);
+  }
   auto files = std::make_unique<TrialFiles>();
   files->json_path = trial_dir / "result.json";
   files->csv_path = trial_dir / "progress.csv";
@@ -531,8 +571,9 @@ void ResultWriter::ResetResults(const Trial& trial) {
 void ResultWriter::AppendLineage(const Trial& trial, const Json& entry) {
   fs::path trial_dir = TrialDir(trial);
   CreateDirectories(trial_dir);
+  CheckOwnDirectory(trial_dir);
   const fs::path path = trial_dir / "lineage.jsonl";
-  std::ofstream out(path, std::ios::app);
+  std::ofstream out = OpenForAppend(path);
   out << entry.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
   out.flush();
   if (!out) ThrowIoError("cannot write", path, errno);

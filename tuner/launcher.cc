@@ -62,11 +62,11 @@ pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   if (!request.stdout_path.empty()) {
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, request.stdout_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+                                     O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0644);
   }
   if (!request.stderr_path.empty()) {
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, request.stderr_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+                                     O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0644);
   }
   if (!request.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, request.cwd.c_str());
   // A trial gets stdin, stdout and stderr only, even if a descriptor of the tuner (a library's,
@@ -206,7 +206,7 @@ void LocalLauncher::OnMemberExit(std::int64_t group_id, Group& group, int rank, 
     group.straggler_timer = std::make_unique<boost::asio::steady_timer>(io_);
     group.straggler_timer->expires_after(
         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            std::chrono::duration<double>(straggler_grace_s_)));
+            std::chrono::duration<double>(std::min(straggler_grace_s_, 1e6))));  // no overflow
     group.straggler_timer->async_wait([this, group_id](const boost::system::error_code& error) {
       if (error || groups_.count(group_id) == 0) return;
       ::kill(-static_cast<pid_t>(group_id), SIGKILL);

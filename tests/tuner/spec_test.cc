@@ -1,9 +1,16 @@
 #include "tuner/spec.h"
 
+#include <boost/asio/io_context.hpp>
+
+#include <filesystem>
 #include <fstream>
+#include <string>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "core/clock.h"
+#include "tuner/timers.h"
 
 namespace tune {
 namespace {
@@ -164,6 +171,98 @@ TEST(SpecTest, MergeConfigDeepMergesParamsOverTrainer) {
   Json params = Json::parse(R"({"lr": 0.1, "optim": {"name": "adam"}})");
   EXPECT_EQ(MergeConfig(trainer, params),
             Json::parse(R"({"epochs": 3, "lr": 0.1, "optim": {"name": "adam", "momentum": 0.9}})"));
+}
+
+// Numbers at and beyond their limits, and nesting deep enough to overflow a recursive walk: each
+// gives one clear SpecError naming the JSON path, never a wrapped value, a raw library error or a
+// stack overflow.
+TEST(SpecLimitsTest, IntegersBeyondInt64AreReportedAsWritten) {
+  Json raw = MinimalSpec();
+  raw["num_samples"] = Json::parse("18446744073709551615");
+  EXPECT_EQ(ErrorOf(raw), "num_samples: must be at most 9223372036854775807, got 18446744073709551615");
+  raw["num_samples"] = Json::parse("9223372036854775807");
+  EXPECT_EQ(ErrorOf(raw), "");
+}
+
+TEST(SpecLimitsTest, EveryTopLevelNumberIsCheckedWithItsPath) {
+  for (const char* key : {"num_samples", "max_concurrent", "max_failures"}) {
+    Json raw = MinimalSpec();
+    raw[key] = "x";
+    EXPECT_EQ(ErrorOf(raw), std::string(key) + ": expected an integer, got \"x\"");
+    raw[key] = 2.5;
+    EXPECT_EQ(ErrorOf(raw), std::string(key) + ": expected an integer, got 2.5");
+  }
+  for (const char* key : {"stop_grace_s", "trial_timeout_s", "connect_timeout_s"}) {
+    Json raw = MinimalSpec();
+    raw[key] = "x";
+    EXPECT_EQ(ErrorOf(raw), std::string(key) + ": expected a number, got \"x\"");
+    raw[key] = -1;
+    EXPECT_EQ(ErrorOf(raw), std::string(key) + ": must be >= 0, got -1");
+  }
+  Json raw = MinimalSpec();
+  raw["resources_per_trial"] = {{"cpu", "x"}};
+  EXPECT_EQ(ErrorOf(raw), "resources_per_trial.cpu: expected a number, got \"x\"");
+  raw = MinimalSpec();
+  raw["reporter"] = {{"refresh_s", "x"}};
+  EXPECT_EQ(ErrorOf(raw), "reporter.refresh_s: expected a number, got \"x\"");
+}
+
+TEST(SpecLimitsTest, HugeTimeoutsAreAcceptedAndNeverFireEarly) {
+  Json raw = MinimalSpec();
+  raw["connect_timeout_s"] = 1e10;
+  raw["trial_timeout_s"] = 1e300;
+  EXPECT_EQ(ErrorOf(raw), "");
+  boost::asio::io_context io;
+  FakeClock clock;
+  Timers timers(io, clock);
+  bool fired = false;
+  timers.After(1e10, [&] { fired = true; });
+  timers.After(1e300, [&] { fired = true; });
+  io.poll();
+  timers.FireDue();
+  io.poll();
+  EXPECT_FALSE(fired);
+}
+
+TEST(SpecLimitsTest, DeeplyNestedSpecFileIsAClearError) {
+  auto file = std::filesystem::temp_directory_path() / "tune_spec_limits_deep.json";
+  {
+    std::ofstream out(file);
+    out << "{\"name\": \"x\",\n \"description\": ";
+    out << std::string(100000, '[') << std::string(100000, ']') << "}";
+  }
+  try {
+    LoadSpecFile(file);
+    ADD_FAILURE() << "expected a SpecError";
+  } catch (const SpecError& error) {
+    EXPECT_THAT(error.what(), StartsWith(file.string() + ":2:"));
+    EXPECT_THAT(error.what(), HasSubstr("nested deeper than 128 levels"));
+  }
+  // A spec nested as deep as the limit still loads.
+  {
+    std::ofstream out(file);
+    out << "{\"description\": " << std::string(127, '[') << std::string(127, ']') << "}";
+  }
+  EXPECT_NO_THROW(LoadSpecFile(file));
+  std::filesystem::remove(file);
+}
+
+TEST(SpecLimitsTest, DeeplyNestedOverridesAreAClearError) {
+  Json raw = MinimalSpec();
+  std::string deep_value = "description=" + std::string(60000, '[') + std::string(60000, ']');
+  EXPECT_THROW(ApplyOverride(raw, deep_value, false), SpecError);
+  std::string deep_key;
+  for (int i = 0; i < 60000; ++i) deep_key += "a.";
+  EXPECT_THROW(ApplyOverride(raw, deep_key + "b=1", false), SpecError);
+  try {
+    ApplyOverride(raw, deep_value, false);
+  } catch (const SpecError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("nested deeper than 128 levels"));
+  }
+  // Brackets inside a string do not count.
+  EXPECT_NO_THROW(ApplyOverride(raw, "description=\"" + std::string(1000, '[') + "\"", false));
+  EXPECT_NO_THROW(ApplyOverride(raw, "trainer.optim={\"name\": [1, [2, [3]]]}", false));
+  EXPECT_EQ(raw["trainer"]["optim"]["name"][1][1][0], 3);
 }
 
 }  // namespace
