@@ -214,6 +214,39 @@ void LocalLauncher::OnMemberExit(std::int64_t group_id, Group& group, int rank, 
   }
 }
 
+std::vector<ProcessInfo> ListProcesses() {
+  std::vector<ProcessInfo> processes;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat_file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so parse after the
+    // last ')'.
+    std::size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    ProcessInfo process;
+    process.pid = std::stoll(name);
+    long long ppid = 0, pgrp = 0;
+    if (!(fields >> process.state >> ppid >> pgrp)) continue;
+    process.ppid = ppid;
+    process.pgrp = pgrp;
+    processes.push_back(std::move(process));
+  }
+  return processes;
+}
+
+std::string TrialIdOf(std::int64_t pid) {
+  std::ifstream environ_file(fmt::format("/proc/{}/environ", pid), std::ios::binary);
+  std::string trial_id;
+  for (std::string variable; std::getline(environ_file, variable, '\0');) {
+    if (variable.rfind("TUNE_TRIAL_ID=", 0) == 0) trial_id = variable.substr(14);
+  }
+  return trial_id;
+}
+
 void LocalLauncher::KillOrphans() {
   // Our children that are not members of a group: descendants of trials, reparented to us (the
   // subreaper) when their parent exited. One that belongs to a running trial (its environment
@@ -225,35 +258,16 @@ void LocalLauncher::KillOrphans() {
     members.insert(group.pids.begin(), group.pids.end());
     running_trials.insert(group.trial_id);
   }
-  const long long self = ::getpid();
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t pid = static_cast<pid_t>(std::stoll(name));
-    if (members.count(pid) > 0) continue;
-    std::ifstream stat_file(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    std::size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 1));
-    std::string state;
-    long long ppid = 0;
-    if (!(fields >> state >> ppid) || ppid != self) continue;
-    if (state == "Z") {
+  const std::int64_t self = ::getpid();
+  for (const ProcessInfo& process : ListProcesses()) {
+    if (process.ppid != self || members.count(process.pid) > 0) continue;
+    const pid_t pid = static_cast<pid_t>(process.pid);
+    if (process.state == "Z") {
       int status = 0;
       ::waitpid(pid, &status, WNOHANG);
       continue;
     }
-    std::ifstream environ_file(entry.path() / "environ", std::ios::binary);
-    std::string environ_text((std::istreambuf_iterator<char>(environ_file)),
-                             std::istreambuf_iterator<char>());
-    std::string trial_id;
-    std::istringstream variables(environ_text);
-    for (std::string variable; std::getline(variables, variable, '\0');) {
-      if (variable.rfind("TUNE_TRIAL_ID=", 0) == 0) trial_id = variable.substr(14);
-    }
+    const std::string trial_id = TrialIdOf(process.pid);
     if (!trial_id.empty() && running_trials.count(trial_id) > 0) continue;
     ::kill(pid, SIGKILL);
   }

@@ -44,6 +44,18 @@ struct LaunchRequest {
 // is taken as 64 KiB.
 bool CutLogMiddle(const std::filesystem::path& path, std::uint64_t max_bytes);
 
+// A process as /proc shows it, to find what trials left running.
+struct ProcessInfo {
+  std::int64_t pid = 0;
+  std::string state;  // "R", "S", "Z", ...
+  std::int64_t ppid = 0;
+  std::int64_t pgrp = 0;
+};
+// Every process of the machine (those that vanish while read are skipped).
+std::vector<ProcessInfo> ListProcesses();
+// The TUNE_TRIAL_ID in `pid`'s environment; "" when unset or unreadable.
+std::string TrialIdOf(std::int64_t pid);
+
 // How a group ended: the first member that failed (in the order the launcher saw them exit),
 // else rank 0, which exited cleanly like every other rank.
 struct ExitStatus {

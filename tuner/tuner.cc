@@ -57,25 +57,8 @@ std::string ReplaceAll(std::string text, const std::string& from, const std::str
 // Every member is checked, because rank 0 may be gone while other ranks still run.
 void KillLeftover(std::int64_t group_id, const std::string& trial_id) {
   if (group_id <= 0) return;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat_file(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so parse after the
-    // last ')'.
-    std::size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 1));
-    std::string state;
-    long long ppid = 0, pgrp = 0;
-    if (!(fields >> state >> ppid >> pgrp) || pgrp != group_id) continue;
-    std::ifstream environ_file(entry.path() / "environ", std::ios::binary);
-    std::string environ_text((std::istreambuf_iterator<char>(environ_file)),
-                             std::istreambuf_iterator<char>());
-    const std::string marker = std::string("TUNE_TRIAL_ID=") + trial_id + '\0';
-    if (environ_text.find(marker) == std::string::npos) continue;
+  for (const ProcessInfo& process : ListProcesses()) {
+    if (process.pgrp != group_id || TrialIdOf(process.pid) != trial_id) continue;
     ::kill(-static_cast<pid_t>(group_id), SIGKILL);
     return;
   }
