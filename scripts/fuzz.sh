@@ -2,13 +2,13 @@
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for RUNS executions
 # (default 10 million), starting from the corpus in tests/fuzz/corpus/<target>/. New inputs that
 # add coverage are merged back into that corpus. Crashes are written to build-fuzz/crashes/.
-# Usage: bash scripts/fuzz.sh [RUNS] [TARGET...]      (targets: spec protocol)
+# Usage: bash scripts/fuzz.sh [RUNS] [TARGET...]      (targets: spec protocol journal)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10000000}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(spec protocol)
+((${#targets[@]})) || targets=(spec protocol journal)
 build=build-fuzz
 if [[ ! -f $build/CMakeCache.txt ]]; then
   CC=clang CXX=clang++ cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -1,5 +1,6 @@
 #include "tuner/events.h"
 
+#include <cstdint>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -21,9 +22,34 @@ TrialStatus EndStatus(const std::string& text) {
 class Fields {
  public:
   explicit Fields(const Json& json) : json_(json) {}
-  std::string String(const char* key) const { return Get(key).get<std::string>(); }
+  std::string String(const char* key) const {
+    const Json& value = Get(key);
+    if (!value.is_string()) throw Mistyped(key, "a string", value);
+    return value.get<std::string>();
+  }
   std::string StringOr(const char* key, const std::string& fallback) const {
     return json_.contains(key) && json_[key].is_string() ? json_[key].get<std::string>() : fallback;
+  }
+  double NumberOr(const char* key, double fallback) const {
+    if (!json_.contains(key)) return fallback;
+    const Json& value = json_[key];
+    if (!value.is_number()) throw Mistyped(key, "a number", value);
+    return value.get<double>();
+  }
+  std::int64_t IntegerOr(const char* key, std::int64_t fallback) const {
+    if (!json_.contains(key)) return fallback;
+    const Json& value = json_[key];
+    if (!value.is_number_integer() ||
+        (value.is_number_unsigned() && value.get<std::uint64_t>() > INT64_MAX)) {
+      throw Mistyped(key, "an integer", value);
+    }
+    return value.get<std::int64_t>();
+  }
+  bool BoolOr(const char* key, bool fallback) const {
+    if (!json_.contains(key)) return fallback;
+    const Json& value = json_[key];
+    if (!value.is_boolean()) throw Mistyped(key, "true or false", value);
+    return value.get<bool>();
   }
   std::optional<std::string> OptionalString(const char* key) const {
     if (!json_.contains(key) || json_[key].is_null()) return std::nullopt;
@@ -33,17 +59,26 @@ class Fields {
     if (!json_.contains(key)) throw std::runtime_error(std::string("missing \"") + key + "\"");
     return json_[key];
   }
+  static std::runtime_error Mistyped(const char* key, const char* expected, const Json& value) {
+    std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+    if (text.size() > 80) text = text.substr(0, 77) + "...";
+    return std::runtime_error(fmt::format("\"{}\" must be {}, got {}", key, expected, text));
+  }
 
  private:
   const Json& json_;
 };
 
 Result DecodeResult(const Json& json) {
+  if (!json.is_object()) throw Fields::Mistyped("result", "an object", json);
+  Fields f(json);
   Result result;
-  result.training_iteration = json.at("training_iteration").get<std::int64_t>();
-  result.time_total_s = json.at("time_total_s").get<double>();
-  result.timestamp = json.value("timestamp", 0.0);
-  result.metrics = json.at("metrics");
+  f.Get("training_iteration");
+  result.training_iteration = f.IntegerOr("training_iteration", 0);
+  f.Get("time_total_s");
+  result.time_total_s = f.NumberOr("time_total_s", 0);
+  result.timestamp = f.NumberOr("timestamp", 0.0);
+  result.metrics = f.Get("metrics");
   return result;
 }
 
@@ -112,12 +147,12 @@ struct Encoder {
 JournalEvent DecodeFields(const Json& json, const std::string& type) {
   Fields f(json);
   if (type == "start") {
-    return StartEvent{json.value("time", 0.0), f.StringOr("spec_dir", ""), f.Get("spec")};
+    return StartEvent{f.NumberOr("time", 0.0), f.StringOr("spec_dir", ""), f.Get("spec")};
   }
-  if (type == "resume") return ResumeEvent{json.value("time", 0.0), json.value("errored", false)};
+  if (type == "resume") return ResumeEvent{f.NumberOr("time", 0.0), f.BoolOr("errored", false)};
   if (type == "trial_created") return TrialCreated{f.String("trial_id"), f.Get("params")};
   if (type == "trial_started") {
-    return TrialStarted{f.String("trial_id"), json.value("pid", std::int64_t{0}),
+    return TrialStarted{f.String("trial_id"), f.IntegerOr("pid", 0),
                         f.StringOr("gpus", ""), f.OptionalString("checkpoint")};
   }
   if (type == "report") {
@@ -131,7 +166,8 @@ JournalEvent DecodeFields(const Json& json, const std::string& type) {
                           f.OptionalString("checkpoint")};
   }
   if (type == "trial_failed") {
-    return TrialFailed{f.String("trial_id"), f.String("reason"), f.Get("retry").get<bool>()};
+    f.Get("retry");
+    return TrialFailed{f.String("trial_id"), f.String("reason"), f.BoolOr("retry", false)};
   }
   if (type == "trial_ended") {
     return TrialEnded{f.String("trial_id"), EndStatus(f.String("status")), f.StringOr("reason", "")};

@@ -3,23 +3,96 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <istream>
-#include <vector>
+#include <optional>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "core/json_depth.h"
+
 namespace tune {
+namespace {
+
+// CRC-32 (IEEE 802.3, zlib's), table-driven.
+std::uint32_t Crc32(std::string_view data) {
+  static const auto kTable = [] {
+    std::array<std::uint32_t, 256> table{};
+    for (std::uint32_t n = 0; n < 256; ++n) {
+      std::uint32_t c = n;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[n] = c;
+    }
+    return table;
+  }();
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char byte : data) crc = kTable[(crc ^ byte) & 0xFF] ^ (crc >> 8);
+  return crc ^ 0xFFFFFFFFu;
+}
+
+// A framed line is {"seq":N,<the event's fields>,"crc":"xxxxxxxx"}: the CRC-32 of everything
+// before ,"crc", in 8 lowercase hex digits.
+constexpr std::string_view kSeqPrefix = "{\"seq\":";
+constexpr std::string_view kCrcKey = ",\"crc\":\"";
+constexpr std::size_t kCrcSuffixSize = kCrcKey.size() + 8 + 2;  // ,"crc":"xxxxxxxx"}
+
+// The sequence number at the start of a framed line; nullopt for a legacy line.
+std::optional<std::uint64_t> SeqOf(std::string_view line) {
+  if (line.substr(0, kSeqPrefix.size()) != kSeqPrefix) return std::nullopt;
+  std::uint64_t seq = 0;
+  std::size_t i = kSeqPrefix.size();
+  if (i >= line.size() || line[i] < '0' || line[i] > '9') return std::nullopt;
+  for (; i < line.size() && line[i] >= '0' && line[i] <= '9' && seq < (1ull << 60); ++i) {
+    seq = seq * 10 + static_cast<std::uint64_t>(line[i] - '0');
+  }
+  return seq;
+}
+
+// The sequence number of the last complete line of the open file `fd`, 0 when it has none (empty
+// or legacy).
+std::uint64_t LastSeq(int fd) {
+  off_t end = ::lseek(fd, 0, SEEK_END);
+  if (end <= 0) return 0;
+  // The last line ends at end - 1 (its newline); find where it starts.
+  off_t line_start = 0;
+  std::array<char, 4096> chunk;
+  for (off_t pos = end - 1; pos > 0;) {
+    off_t from = std::max<off_t>(0, pos - static_cast<off_t>(chunk.size()));
+    ssize_t n = ::pread(fd, chunk.data(), static_cast<std::size_t>(pos - from), from);
+    if (n <= 0) return 0;
+    bool found = false;
+    for (ssize_t i = n - 1; i >= 0; --i) {
+      if (chunk[static_cast<std::size_t>(i)] == '\n') {
+        line_start = from + i + 1;
+        found = true;
+        break;
+      }
+    }
+    if (found) break;
+    pos = from;
+  }
+  char head[32] = {};
+  ssize_t n = ::pread(fd, head, sizeof(head), line_start);
+  if (n <= 0) return 0;
+  return SeqOf(std::string_view(head, static_cast<std::size_t>(n))).value_or(0);
+}
+
+}  // namespace
 
 Journal::Journal(std::filesystem::path path, SyncPolicy sync, std::size_t exit_after_events)
     : path_(std::move(path)), sync_(sync), exit_after_events_(exit_after_events) {
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) {
     throw std::runtime_error(fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno)));
   }
+  next_seq_ = LastSeq(fd_) + 1;
 }
 
 Journal::~Journal() {
@@ -49,8 +122,14 @@ void Journal::Stage(const Json& event) {
 }
 
 void Journal::StageText(std::string_view event) {
-  staged_ += event;
-  staged_ += '\n';
+  // {"event":...} becomes {"seq":N,"event":...,"crc":"xxxxxxxx"}.
+  const std::size_t begin = staged_.size();
+  staged_ += fmt::format("{}{}", kSeqPrefix, next_seq_++);
+  std::string_view fields = event.substr(1, event.size() >= 2 ? event.size() - 2 : 0);
+  if (!fields.empty()) staged_ += ',';
+  staged_ += fields;
+  const std::uint32_t crc = Crc32(std::string_view(staged_).substr(begin));
+  staged_ += fmt::format("{}{:08x}\"}}\n", kCrcKey, crc);
   staged_ends_.push_back(staged_.size());
 }
 
@@ -119,9 +198,6 @@ constexpr std::size_t kKeptBytes = 4096;
 class LineReader {
  public:
   LineReader(std::istream& in, std::size_t max_line_bytes) : in_(in), max_(max_line_bytes) {}
-
-  // True when every byte has been returned.
-  bool AtEnd() { return pos_ == filled_ && in_.peek() == std::char_traits<char>::eof(); }
 
   // False at the end of the file.
   bool Next(JournalLine& line) {
@@ -202,33 +278,73 @@ JournalContents ReadJournal(const std::filesystem::path& path) {
   JournalContents contents;
   LineReader reader(in, kMaxJournalLineBytes);
   JournalLine read;
-  std::size_t line_number = 0;
   std::uint64_t offset = 0;
+  std::size_t line_number = 0;
+  std::uint64_t last_seq = 0;       // of the previous framed line; 0 before the first
+  std::size_t last_seq_line = 0;    // its line number
+  auto corrupt = [&](const std::string& what) {
+    return std::runtime_error(
+        fmt::format("{}:{}: corrupt journal line ({})", path.string(), line_number, what));
+  };
   while (reader.Next(read)) {
     ++line_number;
-    // A line past the limit (bounded memory: only its ends were kept) can only be an event of
-    // an older tune whose long string is cut in its middle.
+    if (!read.complete) {
+      // Only a line without its newline is torn: the tuner stopped while writing it.
+      if (!contents.warning.empty()) contents.warning += "\n";
+      contents.warning += fmt::format(
+          "{}:{}: ignoring a torn last line ({} bytes): the tuner stopped while writing it",
+          path.string(), line_number, read.size);
+      break;
+    }
+    // A line past the limit (bounded memory: only its ends were kept) can only be a legacy
+    // event whose long string is cut in its middle; the tuner frames none that long.
     const bool oversized = read.size > kMaxJournalLineBytes;
-    Json event = Json::parse(oversized ? Shortened(read) : read.text, nullptr,
-                             /*allow_exceptions=*/false);
-    bool good = read.complete && !event.is_discarded() && event.is_object() &&
-                event.contains("event");
-    if (!good) {
-      if (!read.complete || reader.AtEnd()) {
-        if (!contents.warning.empty()) contents.warning += "\n";
-        contents.warning += fmt::format(
-            "{}:{}: ignoring a torn last line ({} bytes): the tuner stopped while writing it",
-            path.string(), line_number, read.size);
-        break;
+    const std::string shortened = oversized ? Shortened(read) : std::string();
+    std::string_view line = oversized ? std::string_view(shortened) : std::string_view(read.text);
+    std::optional<std::uint64_t> seq = SeqOf(line);
+    if (oversized && seq) {
+      throw corrupt(fmt::format("{} bytes, more than the {} an event may take", read.size,
+                                kMaxJournalLineBytes));
+    }
+    if (seq) {
+      // A framed line: checksum first, so a damaged line is named as such.
+      const bool framed = line.size() >= kSeqPrefix.size() + kCrcSuffixSize &&
+                          line.substr(line.size() - kCrcSuffixSize, kCrcKey.size()) == kCrcKey &&
+                          line.back() == '}' && line[line.size() - 2] == '"';
+      if (!framed) throw corrupt("no checksum");
+      const std::string_view hex = line.substr(line.size() - 10, 8);
+      const std::string expected = fmt::format("{:08x}", Crc32(line.substr(0, line.size() - kCrcSuffixSize)));
+      if (hex != expected) throw corrupt("checksum mismatch");
+      if (*seq == last_seq && last_seq != 0) {
+        throw corrupt(fmt::format("a duplicate of line {} (sequence number {})", last_seq_line,
+                                  *seq));
       }
-      if (oversized) {
-        throw std::runtime_error(fmt::format(
-            "{}:{}: corrupt journal line: {} bytes, more than the {} an event may take, and not "
-            "an event whose long text can be shortened",
-            path.string(), line_number, read.size, kMaxJournalLineBytes));
+      if (*seq != last_seq + 1) {
+        throw corrupt(fmt::format("sequence number {} where {} was expected{}", *seq,
+                                  last_seq + 1,
+                                  *seq > last_seq + 1 ? ": events are missing" : ": out of order"));
       }
-      throw std::runtime_error(
-          fmt::format("{}:{}: corrupt journal line (not a JSON event)", path.string(), line_number));
+      last_seq = *seq;
+      last_seq_line = line_number;
+    } else if (last_seq != 0) {
+      throw corrupt(fmt::format("no sequence number after line {} had one", last_seq_line));
+    }
+    if (FindDeepNesting(line) != std::string_view::npos) {
+      throw corrupt(fmt::format("nested deeper than {} levels", kMaxJsonDepth));
+    }
+    Json event = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (event.is_discarded() || !event.is_object() || !event.contains("event") ||
+        !event["event"].is_string()) {
+      throw corrupt(oversized ? fmt::format("{} bytes, more than the {} an event may take, and "
+                                            "not an event whose long text can be shortened",
+                                            read.size, kMaxJournalLineBytes)
+                              : std::string("not a JSON event"));
+    }
+    if (!seq && (event.contains("seq") || event.contains("crc"))) throw corrupt("misplaced seq");
+    if (seq) {
+      // The framing is the journal's: readers get the event's own fields.
+      event.erase("seq");
+      event.erase("crc");
     }
     if (oversized) {
       if (!contents.warning.empty()) contents.warning += "\n";

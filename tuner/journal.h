@@ -2,6 +2,13 @@
 // happened. It is the record `tune resume` rebuilds an experiment from: replaying its events into
 // the same searcher and scheduler code gives back their state, so nothing else is persisted.
 //
+// Integrity: each line is {"seq":N,<the event's fields>,"crc":"xxxxxxxx"}. seq counts events
+// from 1 (a Journal opened on an existing file continues after its last line's); crc is the
+// CRC-32 of the line up to ,"crc", (the LevelDB log's record checksum, kept inside the JSON so
+// the file stays one JSON object per line). ReadJournal names the line of a duplicate, a gap, an
+// out-of-order or a damaged event. Journals written before seq existed ("legacy" lines, no seq
+// and no crc) are read as they are; once a line has a seq, every later line must.
+//
 // Durability: Append() hands the line to the kernel with one write(2) before it returns, so the
 // event survives a crash or kill -9 of the tuner. With SyncPolicy::kAlways it is also fdatasync'ed
 // before Append() returns (survives power loss; costs a disk flush per event); with
@@ -20,6 +27,7 @@
 //   tune::JournalContents old = tune::ReadJournal(dir / "journal.jsonl");   // for resume
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -63,6 +71,7 @@ class Journal {
   int fd_ = -1;
   bool dirty_ = false;
   std::size_t events_written_ = 0;
+  std::uint64_t next_seq_ = 1;            // the sequence number of the next event
   std::string staged_;                    // staged lines, written by Commit()
   std::vector<std::size_t> staged_ends_;  // end offset of each staged line in staged_
   std::size_t exit_after_events_;  // 0 = never (see the constructor)
@@ -79,14 +88,15 @@ inline constexpr std::size_t kMaxJournalLineBytes = 16 << 20;
 
 struct JournalContents {
   std::vector<Json> events;
-  // Set when the last line was torn (no newline, or not JSON: the tuner died while writing);
+  // Set when the last line was torn (no newline: the tuner died while writing it);
   // that line is not in `events`. Also names each oversized event that was shortened.
   std::string warning;
   std::size_t valid_bytes = 0;  // length of the file up to the end of the last good line
 };
 
-// Reads a journal. A bad line anywhere but at the end is corruption and throws
-// std::runtime_error naming the file and line number.
+// Reads a journal. Only a last line without its newline is torn (dropped with `warning`); any
+// other bad line (not a JSON event, nested too deep, a bad checksum, a sequence number repeated,
+// skipped or out of order) is corruption and throws std::runtime_error naming the file and line.
 JournalContents ReadJournal(const std::filesystem::path& path);
 
 }  // namespace tune

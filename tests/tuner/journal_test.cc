@@ -1,6 +1,8 @@
 #include "tuner/journal.h"
 
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -93,6 +95,132 @@ TEST_F(JournalTest, SyncPolicyNamesAreValidated) {
   EXPECT_EQ(ParseJournalSync("always", "journal_fsync"), Journal::SyncPolicy::kAlways);
   EXPECT_EQ(ParseJournalSync("interval", "journal_fsync"), Journal::SyncPolicy::kInterval);
   EXPECT_THROW(ParseJournalSync("sometimes", "journal_fsync"), SpecError);
+}
+
+// The lines of the file at `path`, each with its newline.
+std::vector<std::string> Lines(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line + "\n");
+  return lines;
+}
+
+void Write(const fs::path& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (const std::string& line : lines) out << line;
+}
+
+std::string ReadError(const fs::path& path) {
+  try {
+    ReadJournal(path);
+  } catch (const std::runtime_error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+class JournalIntegrityTest : public JournalTest {
+ protected:
+  void SetUp() override {
+    JournalTest::SetUp();
+    Journal journal(path_, Journal::SyncPolicy::kNever);
+    journal.Append(StartEvent{1.0, "/spec", Json{{"name", "x"}}});
+    journal.Append(TrialCreated{"t_00001", Json{{"lr", 0.5}}});
+    journal.Append(ReportEvent{"t_00001", "continue", Result{}, std::nullopt, ""});
+    lines_ = Lines(path_);
+    ASSERT_EQ(lines_.size(), 3u);
+  }
+  std::vector<std::string> lines_;
+};
+
+TEST_F(JournalIntegrityTest, EveryLineHasASequenceNumberAndChecksum) {
+  EXPECT_THAT(lines_[0], ::testing::StartsWith("{\"seq\":1,\"event\":\"start\""));
+  EXPECT_THAT(lines_[2], ::testing::StartsWith("{\"seq\":3,\"event\":\"report\""));
+  EXPECT_EQ(lines_[2].rfind(",\"crc\":\""), lines_[2].size() - 19);  // 8 hex digits, "}, newline
+  JournalContents contents = ReadJournal(path_);
+  ASSERT_EQ(contents.events.size(), 3u);
+  EXPECT_EQ(contents.events[1]["params"]["lr"], 0.5);
+  // A journal opened again continues the numbering.
+  Journal(path_, Journal::SyncPolicy::kNever).Append(ResumeEvent{2.0, false});
+  EXPECT_THAT(Lines(path_)[3], ::testing::StartsWith("{\"seq\":4,"));
+  EXPECT_EQ(ReadJournal(path_).events.size(), 4u);
+}
+
+TEST_F(JournalIntegrityTest, DuplicatedLineIsNamed) {
+  Write(path_, {lines_[0], lines_[1], lines_[2], lines_[2]});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":4: corrupt journal line (a duplicate of line 3"));
+  Write(path_, {lines_[0], lines_[1], lines_[1], lines_[2]});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":3: corrupt journal line (a duplicate of line 2"));
+}
+
+TEST_F(JournalIntegrityTest, DoubledJournalIsDetected) {
+  Write(path_, {lines_[0], lines_[1], lines_[2], lines_[0], lines_[1], lines_[2]});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":4: corrupt journal line (sequence number 1 where 4 "
+                                          "was expected: out of order)"));
+}
+
+TEST_F(JournalIntegrityTest, MissingLineIsAGap) {
+  Write(path_, {lines_[0], lines_[2]});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":2: corrupt journal line (sequence number 3 where 2 "
+                                          "was expected: events are missing)"));
+}
+
+TEST_F(JournalIntegrityTest, ChangedByteFailsTheChecksum) {
+  std::string changed = lines_[1];
+  changed.replace(changed.find("0.5"), 3, "0.6");
+  Write(path_, {lines_[0], changed, lines_[2]});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":2: corrupt journal line (checksum mismatch)"));
+}
+
+TEST_F(JournalIntegrityTest, GarbageLastLineWithItsNewlineIsCorruptionNotATornLine) {
+  Write(path_, {lines_[0], lines_[1], lines_[2], "garbage\n"});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":4: corrupt journal line"));
+  Write(path_, {lines_[0], lines_[1], lines_[2], "{\"event\":\"resume\"}\n"});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":4: corrupt journal line (no sequence number after "
+                                          "line 3 had one)"));
+  // Without its newline it is torn: dropped with a warning.
+  Write(path_, {lines_[0], lines_[1], lines_[2], "garbage"});
+  JournalContents contents = ReadJournal(path_);
+  EXPECT_EQ(contents.events.size(), 3u);
+  EXPECT_THAT(contents.warning, HasSubstr(":4: ignoring a torn last line"));
+}
+
+TEST_F(JournalIntegrityTest, DeeplyNestedLineIsCorruptionNotACrash) {
+  Write(path_, {lines_[0], "{\"event\":" + std::string(100000, '[') + "\n", lines_[2]});
+  EXPECT_THAT(ReadError(path_), HasSubstr(":2: corrupt journal line"));
+}
+
+TEST_F(JournalTest, LegacyJournalWithoutSequenceNumbersStillReadsAndContinues) {
+  // Written before sequence numbers: read as it is; new events are numbered from 1.
+  std::ofstream(path_) << "{\"event\":\"start\",\"spec\":{}}\n{\"event\":\"trial_created\","
+                          "\"trial_id\":\"t_00001\",\"params\":{}}\n";
+  EXPECT_EQ(ReadJournal(path_).events.size(), 2u);
+  Journal(path_, Journal::SyncPolicy::kNever).Append(ResumeEvent{2.0, false});
+  EXPECT_THAT(Lines(path_)[2], ::testing::StartsWith("{\"seq\":1,"));
+  EXPECT_EQ(ReadJournal(path_).events.size(), 3u);
+}
+
+TEST(JournalEventsTest, WrongFieldTypesNameTheLineAndField) {
+  auto error_of = [](const Json& json) -> std::string {
+    try {
+      DecodeEvent(json, 7);
+    } catch (const std::runtime_error& error) {
+      return error.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error_of({{"event", "trial_created"}, {"trial_id", 5}, {"params", {}}}),
+            "journal line 7: event \"trial_created\": \"trial_id\" must be a string, got 5");
+  EXPECT_EQ(error_of({{"event", "trial_failed"}, {"trial_id", "t"}, {"reason", "r"}, {"retry", 1}}),
+            "journal line 7: event \"trial_failed\": \"retry\" must be true or false, got 1");
+  EXPECT_EQ(error_of({{"event", "resume"}, {"time", "x"}}),
+            "journal line 7: event \"resume\": \"time\" must be a number, got \"x\"");
+  EXPECT_EQ(error_of({{"event", "report"},
+                      {"trial_id", "t"},
+                      {"result", {{"training_iteration", "1"}, {"time_total_s", 0}, {"metrics", {}}}}}),
+            "journal line 7: event \"report\": \"training_iteration\" must be an integer, got \"1\"");
+  EXPECT_EQ(error_of({{"event", "trial_started"}, {"trial_id", "t"}, {"pid", 1.5}}),
+            "journal line 7: event \"trial_started\": \"pid\" must be an integer, got 1.5");
 }
 
 }  // namespace
