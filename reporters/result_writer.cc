@@ -27,8 +27,8 @@
 #include <system_error>
 #include <thread>
 
-#include "reporters/reporters.h"
 #include "core/text.h"
+#include "reporters/reporters.h"
 
 namespace tune {
 namespace {
@@ -69,8 +69,8 @@ void AppendCsvField(std::string_view text, fmt::memory_buffer& out) {
     return;
   }
   out.push_back('"');
-  for (char c : text) {
   if (formula) out.push_back('\'');
+  for (char c : text) {
     if (c == '"') out.push_back('"');
     out.push_back(c);
   }

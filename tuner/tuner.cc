@@ -229,12 +229,12 @@ void Tuner::Start() {
   if (options_.handle_signals) {
     signals_.add(SIGINT);
     signals_.add(SIGTERM);
+    signals_.add(SIGHUP);  // the terminal closed, ssh dropped: a clean, resumable stop too
     signals_.async_wait([this](const boost::system::error_code& error, int signal) {
       if (!error) OnSignal(signal);
     });
   }
   ExperimentView view = View();
-    signals_.add(SIGHUP);  // the terminal closed, ssh dropped: a clean, resumable stop too
   for (const auto& callback : callbacks_) callback->OnExperimentStart(view);
   boost::asio::post(io_, [this] {
     FillSlots();
@@ -872,13 +872,13 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   runtime.kill_timer = runtime.watchdog = 0;
   if (runtime.allocation) pool_.Release(*runtime.allocation);
   runtime.allocation.reset();
+  CapLogs(index);  // what it wrote since the last tick
   trial.time_total_s = runtime.time_before_attempt_s + (Now() - runtime.attempt_start_s);
   trial.pid = 0;
   if (!status.ok()) runtime.failed_rank = status.rank;
   if (server_) server_->Disconnect(trial.id);
 
   if (!runtime.fatal_error.empty()) {
-  CapLogs(index);  // what it wrote since the last tick
     FailTrial(index, runtime.fatal_error, /*retry_allowed=*/false);
   } else if (interrupts_ > 0 && !runtime.pause_requested) {
     // Not journaled as ended: `tune resume` runs it again from its last checkpoint.
@@ -1071,6 +1071,9 @@ ExperimentView Tuner::View() const {
 // The status table redraws and the result files flush (result.json / progress.csv lag the
 // journal by at most this period).
 void Tuner::Tick() {
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    if (trials_[i].status == TrialStatus::kRunning) CapLogs(i);
+  }
   CheckExperimentStop();
   ExperimentView view = View();
   for (const auto& callback : callbacks_) callback->OnTick(view);
@@ -1088,6 +1091,3 @@ void Tuner::CapLogs(std::size_t index) {
 }
 
 }  // namespace tune
-  for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (trials_[i].status == TrialStatus::kRunning) CapLogs(i);
-  }

@@ -83,10 +83,10 @@ struct TunerOptions {
   std::vector<std::shared_ptr<Callback>> callbacks;
   // Handle SIGINT/SIGTERM/SIGHUP (tests driving several tuners in one process turn it off).
   bool handle_signals = true;
-};
   // Crash tests only: the process dies right after writing this many journal events (0 = never).
   // Only `tune-test-hooks` sets it (from TUNE_FAULT_EXIT_AFTER_EVENTS); `tune` never does.
   std::size_t fault_exit_after_events = 0;
+};
 
 class Tuner : private ReportServer::Handler, private TrialControl {
  public:
@@ -203,9 +203,9 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void MaybeFinish();
   ExperimentView View() const;
   void Tick();
-  void ScheduleRefresh();
   // Cuts the middle of the trial's logs that passed spec_.max_log_bytes.
   void CapLogs(std::size_t index);
+  void ScheduleRefresh();
   void RunLoop();
   double Now() const { return clock_->Now(); }
   Trial* Find(const std::string& trial_id, std::size_t* index = nullptr);
