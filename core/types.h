@@ -1,6 +1,6 @@
 // Plain data shared by every module: trial status, one reported result, the optimisation mode and
 // the error type for bad experiment specs. core/ is the leaf of the dependency graph: search/,
-// schedulers/ and reporters/ depend on it alone, tuner/ on all of them; it links only
+// schedulers/, stoppers/ and reporters/ depend on it alone, tuner/ on all of them; it links only
 // nlohmann_json.
 #pragma once
 
@@ -26,8 +26,9 @@ bool IsBetter(double a, double b, Mode mode);
 
 // Ray Tune's trial states. PENDING: created, waiting for resources. RUNNING: process alive.
 // PAUSED: a scheduler paused it; it checkpointed and exited, and waits to be relaunched from that
-// checkpoint. TERMINATED: finished on its own. STOPPED: pruned by the scheduler, a stopper (or
-// Ctrl-C). ERROR: failed after its retries.
+// checkpoint. TERMINATED: finished on its own, at the end of the scheduler's budget, or ended by
+// a stopper (what the user asked for). STOPPED: pruned by the scheduler (or Ctrl-C). ERROR:
+// failed after its retries.
 enum class TrialStatus { kPending, kRunning, kPaused, kTerminated, kStopped, kError };
 const char* ToString(TrialStatus status);  // "PENDING", "RUNNING", ...
 bool IsFinal(TrialStatus status);

@@ -131,7 +131,8 @@ class ResultWriter : public Callback {
   // again from the journal (which makes every result appear exactly once).
   void ResetResults(const Trial& trial);
   // PBT's record of a trial (tuner: each exploit): one JSON line appended to
-  // <trial>/lineage.jsonl ({"source", "time_attr value", "old_params", "new_params", ...}).
+  // <trial>/lineage.jsonl ({"source", "training_iteration", "old_params", "new_params",
+  // "checkpoint"}).
   void AppendLineage(const Trial& trial, const Json& entry);
 
  private:

@@ -198,7 +198,7 @@ Decision HyperBandScheduler::ProcessBracket(Bracket& bracket, const std::string&
         paused.push_back(member.trial_id);
       }
     }
-    for (const std::string& trial_id : paused) StopOther(bracket, trial_id);
+    for (const std::string& trial_id : paused) StopOther(bracket, trial_id, /*completed=*/true);
     last_stop_at_budget_ = !current.empty();
     return Decision::kStop;
   }
@@ -230,7 +230,7 @@ Decision HyperBandScheduler::ProcessBracket(Bracket& bracket, const std::string&
         action = Decision::kStop;
         last_stop_at_budget_ = true;
       } else if (IsPaused(trial_id)) {
-        StopOther(bracket, trial_id);
+        StopOther(bracket, trial_id, /*completed=*/true);
       }
     }
     // Otherwise a promoted trial already past the next milestone stays paused until that rung
@@ -239,7 +239,7 @@ Decision HyperBandScheduler::ProcessBracket(Bracket& bracket, const std::string&
   return action;
 }
 
-void HyperBandScheduler::StopOther(Bracket& bracket, const std::string& trial_id) {
+void HyperBandScheduler::StopOther(Bracket& bracket, const std::string& trial_id, bool completed) {
   // Ray's stop_trial calls on_trial_remove at once; here that only removes the trial from the
   // bracket (the bracket is finished or being processed, so it is not processed again). Done
   // before StopTrial, so a tuner that completes the trial from inside StopTrial finds it gone.
@@ -247,7 +247,7 @@ void HyperBandScheduler::StopOther(Bracket& bracket, const std::string& trial_id
   pause_requested_.erase(trial_id);
   stopped_.insert(trial_id);
   stopped_by_control_.insert(trial_id);
-  if (control() != nullptr) control()->StopTrial(trial_id);
+  if (control() != nullptr) control()->StopTrial(trial_id, completed);
 }
 
 void HyperBandScheduler::RemoveTrial(const std::string& trial_id) {

@@ -108,7 +108,7 @@ class HyperBandScheduler : public Scheduler {
   // Ray's on_trial_remove.
   void RemoveTrial(const std::string& trial_id);
   // tune_controller.stop_trial on a paused trial: it leaves the bracket, the tuner stops it.
-  void StopOther(Bracket& bracket, const std::string& trial_id);
+  void StopOther(Bracket& bracket, const std::string& trial_id, bool completed = false);
   bool IsPaused(const std::string& trial_id) const;
 
   HyperBandOptions options_;

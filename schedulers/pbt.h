@@ -24,8 +24,9 @@
 // (pbt_explore.h; Ray's custom_explore_fn cannot be written in JSON, explore_bounds covers its
 // common use, clamping), quantile_fraction (0.25, in [0, 0.5]), resample_probability (0.25),
 // perturbation_factors ([1.2, 0.8]), synch (false), require_attrs (true: a result without
-// time_attr or the metric throws, failing the experiment as Ray's RuntimeError does),
-// log_config (true: keep the lineage below), seed (0).
+// time_attr or the metric throws, as Ray's RuntimeError; the tuner fails that trial (ERROR, not
+// retried) rather than the experiment), log_config (true: keep perturbations() and Policy() in
+// memory; the tuner writes <trial>/lineage.jsonl either way), seed (0).
 //
 // tests/peers/pbt_diff.py checks quantiles, clones, explored params and trial choices against
 // Ray 2.58's scheduler. Deliberate differences: keys are explored in sorted order; a key missing

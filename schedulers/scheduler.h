@@ -40,8 +40,10 @@ class TrialControl {
   virtual ~TrialControl() = default;
   // The trial, or nullptr for an unknown id.
   virtual const Trial* FindTrial(const std::string& trial_id) const = 0;
-  // A PAUSED or PENDING trial ends STOPPED at once; a RUNNING one is told to stop.
-  virtual void StopTrial(const std::string& trial_id) = 0;
+  // A PAUSED or PENDING trial ends at once, STOPPED (pruned), or TERMINATED when `completed`
+  // (it reached the end of its budget, as HyperBand's trials at max_t); a RUNNING one is told to
+  // stop.
+  virtual void StopTrial(const std::string& trial_id, bool completed = false) = 0;
   // PBT on a PAUSED trial (its synchronous mode): from now on it has `params` and a copy of
   // `source_trial_id`'s latest checkpoint, and runs from them when chosen. (A RUNNING trial is
   // exploited by returning Decision::Exploit from OnResult instead.)

@@ -40,6 +40,16 @@ std::string RandomToken() {
 
 std::string TrialId(std::size_t number) { return fmt::format("t_{:05d}", number); }
 
+// PBT's line of lineage.jsonl for an exploit of a trial that had `old_params` after
+// `iteration` results: the same live and when resume writes the file again from the journal.
+Json LineageEntry(const TrialExploited& event, std::int64_t iteration, const Json& old_params) {
+  return {{"source", event.source},
+          {"training_iteration", iteration},
+          {"old_params", old_params},
+          {"new_params", event.params},
+          {"checkpoint", event.checkpoint ? Json(*event.checkpoint) : Json()}};
+}
+
 // How much of a trial's last line of stderr the journal's `reason` and the log quote.
 constexpr std::size_t kMaxQuotedLineBytes = 1024;
 
@@ -202,6 +212,11 @@ void Tuner::Start() {
     Replay(contents.events);
     journal_->Append(ResumeEvent{clock_->Wall(), options_.resume_errored});
     if (options_.resume_errored) {
+      if (!experiment_stop_.empty()) {
+        Log("--errored: the experiment had been stopped (" + experiment_stop_ +
+            "); running it on for the errored trials");
+        experiment_stop_.clear();
+      }
       std::size_t requeued = 0;
       for (std::size_t i = 0; i < trials_.size(); ++i) {
         if (trials_[i].status != TrialStatus::kError) continue;
@@ -574,6 +589,7 @@ void Tuner::CheckResumable(const std::vector<Json>& events) const {
 
 void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
                        std::map<std::string, std::vector<Result>>& results,
+                       std::map<std::string, std::vector<Json>>& lineage,
                        std::map<std::string, std::int64_t>& last_pid) {
   if (const auto* start = std::get_if<StartEvent>(&event)) {
     start_wall_s_ = start->time;
@@ -610,6 +626,8 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
   } else if (const auto* paused = std::get_if<TrialPaused>(&event)) {
     ApplyPaused(index, paused->checkpoint);
   } else if (const auto* exploited = std::get_if<TrialExploited>(&event)) {
+    lineage[id].push_back(
+        LineageEntry(*exploited, trials_[index].num_results, trials_[index].params));
     ApplyExploited(index, *exploited);
   } else if (const auto* failed = std::get_if<TrialFailed>(&event)) {
     ApplyFailure(index, failed->reason, failed->retry);
@@ -622,19 +640,35 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
 
 void Tuner::Replay(const std::vector<Json>& events) {
   std::map<std::string, std::vector<Result>> results;
+  std::map<std::string, std::vector<Json>> lineage;
   std::map<std::string, std::int64_t> last_pid;
   replaying_ = true;
   for (std::size_t line = 0; line < events.size(); ++line) {
-    ApplyEvent(DecodeEvent(events[line], line + 1), line + 1, results, last_pid);
+    ApplyEvent(DecodeEvent(events[line], line + 1), line + 1, results, lineage, last_pid);
   }
   replaying_ = false;
 
   // result.json and progress.csv are written again from the journal, so a result that reached
-  // the journal but not the file (or the other way round) appears exactly once.
+  // the journal but not the file (or the other way round) appears exactly once. So is PBT's
+  // lineage.jsonl: a tuner killed between a trial_exploited and its lineage line lost the line.
   for (const Trial& trial : trials_) {
     writer_->ResetResults(trial);
     for (const Result& result : results[trial.id]) writer_->OnTrialResult(trial, result);
     writer_->OnTrialEnd(trial);
+    if (lineage.count(trial.id) != 0) {
+      std::error_code ignored;
+      std::filesystem::remove(trial.dir / "lineage.jsonl", ignored);
+      for (const Json& entry : lineage[trial.id]) writer_->AppendLineage(trial, entry);
+    }
+  }
+  // A tuner killed between a trial's trial_paused and the trial_exploited that follows it left
+  // the exploit undone (replay rebuilt it from the report that decided it): do it now, or the
+  // trial would run on with its own params and checkpoint while PBT counts it as a clone.
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    if (trials_[i].status == TrialStatus::kPaused && runtime_[i].exploit) {
+      const PendingExploit exploit = *runtime_[i].exploit;
+      CompleteExploit(i, exploit);
+    }
   }
 
   // Trials that were running when the tuner stopped: finish those whose fate was already
@@ -679,12 +713,13 @@ const Trial* Tuner::FindTrial(const std::string& trial_id) const {
   return it == index_by_id_.end() ? nullptr : &trials_[it->second];
 }
 
-void Tuner::StopTrial(const std::string& trial_id) {
+void Tuner::StopTrial(const std::string& trial_id, bool completed) {
   std::size_t index = 0;
   Trial* trial = Find(trial_id, &index);
   if (trial == nullptr || IsFinal(trial->status)) return;
   if (trial->status == TrialStatus::kRunning) {
     runtime_[index].stop_requested = true;
+    runtime_[index].budget_exhausted = completed;
     if (replaying_) return;
     StopTrial(index);
     launcher_->Signal(trial->pid, SIGTERM);
@@ -692,7 +727,7 @@ void Tuner::StopTrial(const std::string& trial_id) {
   }
   // PAUSED or PENDING: it ends now. In replay the journal's trial_ended follows.
   if (replaying_) return;
-  FinishTrial(index, TrialStatus::kStopped);
+  FinishTrial(index, completed ? TrialStatus::kTerminated : TrialStatus::kStopped);
 }
 
 void Tuner::ExploitTrial(const std::string& trial_id, const std::string& source_trial_id,
@@ -712,13 +747,7 @@ void Tuner::ExploitTrial(const std::string& trial_id, const std::string& source_
   // In replay the journal's trial_exploited follows.
   if (trial->status != TrialStatus::kPaused || replaying_) return;
   CopyCheckpoint(index, exploit);
-  TrialExploited event{trial_id, source_trial_id, params, exploit.checkpoint};
-  journal_->Append(event);
-  Json lineage = {{"source", source_trial_id}, {"training_iteration", trial->num_results},
-                  {"old_params", trial->params}, {"new_params", params},
-                  {"checkpoint", event.checkpoint ? Json(*event.checkpoint) : Json()}};
-  ApplyExploited(index, event);
-  writer_->AppendLineage(*trial, lineage);
+  CompleteExploit(index, exploit);
 }
 
 std::optional<std::string> Tuner::ExploitCheckpoint(std::size_t index, const std::string& source,
@@ -915,16 +944,17 @@ void Tuner::CompletePause(std::size_t index) {
   std::optional<PendingExploit> exploit = std::move(runtime.exploit);
   journal_->Append(TrialPaused{trial.id, runtime.paused_checkpoint});
   ApplyPaused(index, runtime.paused_checkpoint);
-  if (exploit) {
-    TrialExploited event{trial.id, exploit->source, exploit->params, exploit->checkpoint};
-    journal_->Append(event);
-    Json lineage = {{"source", exploit->source}, {"training_iteration", exploit->at_iteration},
-                    {"old_params", trial.params}, {"new_params", exploit->params},
-                    {"checkpoint", exploit->checkpoint ? Json(*exploit->checkpoint) : Json()}};
-    ApplyExploited(index, event);
-    writer_->AppendLineage(trial, lineage);
-  }
+  if (exploit) CompleteExploit(index, *exploit);
   for (const auto& callback : callbacks_) callback->OnTrialPause(trial);
+}
+
+void Tuner::CompleteExploit(std::size_t index, const PendingExploit& exploit) {
+  Trial& trial = trials_[index];
+  TrialExploited event{trial.id, exploit.source, exploit.params, exploit.checkpoint};
+  journal_->Append(event);
+  Json lineage = LineageEntry(event, exploit.at_iteration, trial.params);
+  ApplyExploited(index, event);
+  writer_->AppendLineage(trial, lineage);
 }
 
 void Tuner::FinishTrial(std::size_t index, TrialStatus status, const std::string& reason) {
@@ -1070,15 +1100,6 @@ ExperimentView Tuner::View() const {
 
 // The status table redraws and the result files flush (result.json / progress.csv lag the
 // journal by at most this period).
-void Tuner::Tick() {
-  for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (trials_[i].status == TrialStatus::kRunning) CapLogs(i);
-  }
-  CheckExperimentStop();
-  ExperimentView view = View();
-  for (const auto& callback : callbacks_) callback->OnTick(view);
-}
-
 void Tuner::CapLogs(std::size_t index) {
   if (spec_.max_log_bytes == 0) return;
   const Trial& trial = trials_[index];
@@ -1088,6 +1109,15 @@ void Tuner::CapLogs(std::size_t index) {
       CutLogMiddle(trial.dir / (stream + suffix + ".log"), spec_.max_log_bytes);
     }
   }
+}
+
+void Tuner::Tick() {
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    if (trials_[i].status == TrialStatus::kRunning) CapLogs(i);
+  }
+  CheckExperimentStop();
+  ExperimentView view = View();
+  for (const auto& callback : callbacks_) callback->OnTick(view);
 }
 
 }  // namespace tune

@@ -18,10 +18,11 @@
 //
 // Scheduling: the scheduler decides CONTINUE, PAUSE or STOP on every result, may stop or (PBT)
 // exploit other trials through TrialControl, and chooses which PENDING or PAUSED trial runs when a
-// slot frees (a new trial is created from the searcher only when it chooses none and none is
-// pending). A paused trial is told "pause": it checkpoints, acknowledges and exits; it waits
+// slot frees (as Ray's controller, the tuner first keeps one new trial from the searcher PENDING,
+// then asks). A paused trial is told "pause": it checkpoints, acknowledges and exits; it waits
 // PAUSED, then runs again from that checkpoint (TUNE_CHECKPOINT). An exploited trial (PBT) waits
-// with the new params and a copy of the source trial's checkpoint (<trial>/pbt_<n>/).
+// with the new params and a copy of the source trial's checkpoint
+// (<trial>/pbt_<iteration>_<source>/).
 //
 // Time comes from an injected Clock and processes from an injected Launcher, so
 // tests/tuner/tuner_loop_test.cc drives the whole loop with fakes: Start(), then Poll() while it
@@ -155,7 +156,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
 
   // TrialControl (the scheduler's view)
   const Trial* FindTrial(const std::string& trial_id) const override;
-  void StopTrial(const std::string& trial_id) override;
+  void StopTrial(const std::string& trial_id, bool completed) override;
   void ExploitTrial(const std::string& trial_id, const std::string& source_trial_id,
                     const Json& params) override;
 
@@ -170,9 +171,11 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void ApplyPaused(std::size_t index, const std::optional<std::string>& checkpoint);
   void ApplyExploited(std::size_t index, const TrialExploited& event);
   void ApplyRequeued(std::size_t index);
-  // Applies one journal event (replay); `line` for errors.
+  // Applies one journal event (replay); `line` for errors. Collects each trial's results and
+  // lineage.jsonl lines (PBT), which Replay() writes again.
   void ApplyEvent(const JournalEvent& event, std::size_t line,
                   std::map<std::string, std::vector<Result>>& results,
+                  std::map<std::string, std::vector<Json>>& lineage,
                   std::map<std::string, std::int64_t>& last_pid);
 
   void Replay(const std::vector<Json>& events);
@@ -186,6 +189,9 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void FinishTrial(std::size_t index, TrialStatus status, const std::string& reason = "");
   // The trial's pause is complete (its process is gone): journal, apply, tell the callbacks.
   void CompletePause(std::size_t index);
+  // PBT: the PAUSED trial now has the exploit's params and checkpoint copy: journal
+  // (trial_exploited), apply, append to lineage.jsonl.
+  void CompleteExploit(std::size_t index, const PendingExploit& exploit);
   // PBT: where trial `index` keeps its copy of `source`'s latest checkpoint
   // (<trial>/pbt_<iteration>_<source>/<name>), nullopt when the source has none; the same in
   // replay as live. CopyCheckpoint() makes the copy (live only).

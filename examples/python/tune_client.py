@@ -11,10 +11,14 @@ tuner says so:
         start = load(session.checkpoint) if session.checkpoint else 1
         for epoch in range(start, config["max_epochs"] + 1):
             val_loss = train_one_epoch(config)
-            if session.report(epoch, {"val_loss": val_loss}) == "stop":
+            action = session.report(epoch, {"val_loss": val_loss}, save(epoch))
+            if action == "stop":
                 break
-    # Leaving the block normally sends "done"; leaving it with an exception just closes the
-    # connection, and the tuner records the trial's failure from its exit status.
+            if action == "pause":               # HyperBand, PBT, median with hard_stop false
+                session.paused(save(epoch))     # acknowledged; `tune` relaunches from it later
+                break
+    # Leaving the block normally sends "done" (not after paused()); leaving it with an exception
+    # just closes the connection, and the tuner records the trial's failure from its exit status.
 
 In a multi-process trial (torchrun's RANK set and not 0) only rank 0 talks to the tuner:
 ``from_env()`` on any other rank connects to nothing and returns a session whose ``report()``
@@ -92,6 +96,7 @@ class Session:
         self.config = config if config is not None else {}
         self.checkpoint = checkpoint  # the checkpoint to resume from, or None
         self.should_stop = False      # True once the tuner answered "stop"
+        self.should_pause = False     # True once the tuner answered "pause"
         self.is_reporting = rank == 0
         self._sock = None
         if not self.is_reporting:
@@ -139,7 +144,8 @@ class Session:
                    rank=int(rank), local_address=os.environ.get("TUNE_REPORT_SOCKET"))
 
     def report(self, iter, metrics, checkpoint=None):
-        """Sends one result and waits for the tuner's decision: "continue" or "stop"."""
+        """Sends one result and waits for the tuner's decision: "continue", "stop" or "pause"
+        (save a checkpoint, call paused() with it, and exit 0)."""
         if isinstance(iter, float) and iter.is_integer():
             iter = int(iter)
         if not isinstance(iter, int) or isinstance(iter, bool) or iter < 0:
@@ -162,11 +168,24 @@ class Session:
             action = reply["action"] if reply.get("type") == "decision" else None
         except (ValueError, AttributeError, KeyError):
             action = None
-        if action not in ("continue", "stop"):
+        if action not in ("continue", "stop", "pause"):
             raise TuneError("tune: unexpected reply from tuner at %s: %r" % (self.address, line[:200]))
         if action == "stop":
             self.should_stop = True
+        if action == "pause":
+            self.should_pause = True
         return action
+
+    def paused(self, checkpoint=None):
+        """Acknowledges a "pause": the trial saved `checkpoint` (None: it could not; it is then
+        relaunched from its last reported checkpoint) and exits next. Closes the connection."""
+        if self._sock is None:
+            return
+        message = {"type": "paused"}
+        if checkpoint is not None:
+            message["checkpoint"] = os.fspath(checkpoint)
+        self._send(message)
+        self.close()
 
     def heartbeat(self):
         """Tells the tuner the trial is alive (no reply), e.g. during a long epoch, so that

@@ -101,7 +101,7 @@ class FakeControl final : public TrialControl {
     const auto it = trials_.find(trial_id);
     return it == trials_.end() ? nullptr : &it->second;
   }
-  void StopTrial(const std::string& trial_id) override {
+  void StopTrial(const std::string& trial_id, bool /*completed*/) override {
     Get(trial_id).status = TrialStatus::kStopped;
   }
   void ExploitTrial(const std::string& trial_id, const std::string& source_trial_id,

@@ -297,6 +297,46 @@ print("both ok")
   EXPECT_FALSE(handler_.WaitFor("disconnect t_2").empty());
 }
 
+// A pause: the trial acknowledges with its checkpoint and the connection ends (no "done").
+TEST_F(SessionTest, PauseIsAcknowledgedWithTheCheckpoint) {
+  handler_.pause_at_iter = 2;
+  StartServer();
+  auto session = Session::Connect(server_->address(), "t_1", "token1");
+  EXPECT_EQ(session->Report(1, {{"x", 1}}), Action::kContinue);
+  EXPECT_EQ(session->Report(2, {{"x", 2}}, std::string("/ck/2")), Action::kPause);
+  session->Paused(std::string("/ck/2"));
+  EXPECT_FALSE(handler_.WaitFor("paused t_1 /ck/2").empty());
+  EXPECT_FALSE(handler_.WaitFor("disconnect t_1").empty());
+  EXPECT_EQ(handler_.Count("done t_1"), 0);
+  session->Done();  // after Paused(): nothing is sent
+}
+
+TEST_F(SessionTest, PythonClientPauses) {
+  if (std::system("python3 -c '' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not found";
+  handler_.pause_at_iter = 2;
+  StartServer();
+  SetFullEnv();
+  std::string script = (dir_ / "pause.py").string();
+  std::ofstream(script) << R"PY(
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+import tune_client
+
+with tune_client.Session.from_env() as session:
+    assert session.report(1, {"loss": 1.0}) == "continue"
+    assert session.report(2, {"loss": 0.5}, checkpoint="/ck/2") == "pause"
+    assert session.should_pause
+    session.paused("/ck/2")
+print("python pause ok")
+)PY";
+  std::string output;
+  ASSERT_EQ(RunPython(script, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("python pause ok"));
+  EXPECT_FALSE(handler_.WaitFor("paused t_1 /ck/2").empty());
+  EXPECT_FALSE(handler_.WaitFor("disconnect t_1").empty());
+  EXPECT_EQ(handler_.Count("done t_1"), 0);
+}
+
 // The Python client (examples/python/tune_client.py) against the real server.
 TEST_F(SessionTest, PythonClient) {
   if (std::system("python3 -c '' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not found";

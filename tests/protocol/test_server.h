@@ -76,7 +76,8 @@ class RecordingHandler : public ReportServer::Handler {
 
   // Configuration; set before the server sees traffic.
   std::map<std::string, std::string> tokens = {{"t_1", "token1"}, {"t_2", "token2"}};
-  std::int64_t stop_at_iter = 3;  // kStop from this iter on
+  std::int64_t stop_at_iter = 3;    // kStop from this iter on
+  std::int64_t pause_at_iter = -1;  // kPause at this iter (before stop_at_iter)
   // Runs on the io thread inside OnReport, before the decision is returned.
   std::function<void(const std::string&, const ReportMessage&)> on_report;
   // BeforeReplies() calls, and how many reports had been handled at the last one.
@@ -102,6 +103,7 @@ class RecordingHandler : public ReportServer::Handler {
     }
     Record("report " + trial_id + " " + std::to_string(report.iter));
     if (on_report) on_report(trial_id, report);
+    if (report.iter == pause_at_iter) return Action::kPause;
     return report.iter >= stop_at_iter ? Action::kStop : Action::kContinue;
   }
   void BeforeReplies() override {
@@ -110,6 +112,9 @@ class RecordingHandler : public ReportServer::Handler {
     ++commits;
   }
   void OnDone(const std::string& trial_id) override { Record("done " + trial_id); }
+  void OnPaused(const std::string& trial_id, const std::optional<std::string>& checkpoint) override {
+    Record("paused " + trial_id + " " + checkpoint.value_or("-"));
+  }
   void OnHeartbeat(const std::string& trial_id) override { Record("heartbeat " + trial_id); }
   void OnDisconnect(const std::string& trial_id) override { Record("disconnect " + trial_id); }
   void OnProtocolError(const std::string& trial_id, const std::string& reason) override {

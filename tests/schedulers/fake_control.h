@@ -51,7 +51,8 @@ class FakeControl : public TrialControl {
     auto it = trials.find(trial_id);
     return it == trials.end() ? nullptr : &it->second;
   }
-  void StopTrial(const std::string& trial_id) override {
+  void StopTrial(const std::string& trial_id, bool completed = false) override {
+    if (completed) completed_stops.push_back(trial_id);
     stopped.push_back(trial_id);
     auto it = trials.find(trial_id);
     if (it != trials.end() && !IsFinal(it->second.status)) it->second.status = TrialStatus::kStopped;
@@ -65,6 +66,7 @@ class FakeControl : public TrialControl {
 
   std::map<std::string, Trial> trials;
   std::vector<std::string> stopped;  // StopTrial calls, in order
+  std::vector<std::string> completed_stops;  // those with completed = true
   std::vector<Exploit> exploited;    // ExploitTrial calls, in order
 };
 

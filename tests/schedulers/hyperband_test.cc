@@ -103,6 +103,16 @@ TEST_F(HyperBandTest, CompleteRungKeepsTheTopThirdAndStopsTheRest) {
   EXPECT_EQ(hyperband_.num_stopped(), 2);
 }
 
+TEST_F(HyperBandTest, PausedTrialsStoppedAtMaxTHaveCompleted) {
+  FillTwoBrackets();
+  // Bracket 0 has one rung, at max_t: t0 waits there for t1, then both are done.
+  EXPECT_EQ(Report("t0", 3, 0.5), Decision::kPause);
+  EXPECT_EQ(Report("t1", 3, 0.6), Decision::kStop);
+  EXPECT_TRUE(hyperband_.BudgetExhausted(At(3, 0.6)));
+  EXPECT_EQ(control_.stopped, std::vector<std::string>{"t0"});
+  EXPECT_EQ(control_.completed_stops, std::vector<std::string>{"t0"});  // TERMINATED, not pruned
+}
+
 TEST_F(HyperBandTest, ReportingWinnerContinuesAndModeMinFlipsTheRanking) {
   HyperBandOptions options = Options();
   options.mode = Mode::kMin;
@@ -147,8 +157,8 @@ TEST_F(HyperBandTest, ATrialLeavingCompletesTheRung) {
 // A tuner that completes a trial from inside StopTrial.
 class ReentrantControl : public FakeControl {
  public:
-  void StopTrial(const std::string& trial_id) override {
-    FakeControl::StopTrial(trial_id);
+  void StopTrial(const std::string& trial_id, bool completed) override {
+    FakeControl::StopTrial(trial_id, completed);
     scheduler->OnTrialComplete(trial_id, nullptr);
   }
   Scheduler* scheduler = nullptr;
