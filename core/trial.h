@@ -26,6 +26,7 @@ struct Trial {
   std::int64_t num_results = 0;
   std::optional<Result> last_result;
   std::optional<std::string> last_checkpoint;
+  std::int64_t last_checkpoint_iteration = 0;  // the training_iteration it was reported at
   double time_total_s = 0;         // running time over all attempts
 };
 

@@ -123,7 +123,8 @@ struct Encoder {
                  {"trial_id", e.trial_id},
                  {"source", e.source},
                  {"params", e.params},
-                 {"checkpoint", OptionalString(e.checkpoint)}});
+                 {"checkpoint", OptionalString(e.checkpoint)},
+                 {"iteration", e.iteration ? Json(*e.iteration) : Json()}});
   }
   std::string operator()(const TrialFailed& e) const {
     return Dump({{"event", "trial_failed"},
@@ -162,8 +163,12 @@ JournalEvent DecodeFields(const Json& json, const std::string& type) {
   }
   if (type == "trial_paused") return TrialPaused{f.String("trial_id"), f.OptionalString("checkpoint")};
   if (type == "trial_exploited") {
+    const Json& iteration = json.contains("iteration") ? json["iteration"] : Json();
     return TrialExploited{f.String("trial_id"), f.String("source"), f.Get("params"),
-                          f.OptionalString("checkpoint")};
+                          f.OptionalString("checkpoint"),
+                          iteration.is_number_integer()
+                              ? std::optional<std::int64_t>(iteration.get<std::int64_t>())
+                              : std::nullopt};
   }
   if (type == "trial_failed") {
     f.Get("retry");

@@ -64,6 +64,9 @@ struct TrialExploited {
   std::string source;
   Json params;
   std::optional<std::string> checkpoint;  // the copy of source's checkpoint it now runs from
+  // The training_iteration that checkpoint was reported at: the trial's count goes on from there
+  // (as Ray restores a trial's iteration with its checkpoint). Absent in older journals.
+  std::optional<std::int64_t> iteration;
 };
 struct TrialFailed {
   std::string trial_id;

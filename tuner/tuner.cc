@@ -474,7 +474,10 @@ Decision Tuner::ApplyReport(std::size_t index, const Result& result,
   trial.num_results = result.training_iteration;
   trial.last_result = result;
   trial.time_total_s = std::max(trial.time_total_s, result.time_total_s);
-  if (checkpoint) trial.last_checkpoint = *checkpoint;
+  if (checkpoint) {
+    trial.last_checkpoint = *checkpoint;
+    trial.last_checkpoint_iteration = result.training_iteration;
+  }
   if (!error.empty()) {
     runtime.fatal_error = error;
     runtime.stop_requested = true;
@@ -511,6 +514,9 @@ Decision Tuner::ApplyReport(std::size_t index, const Result& result,
       exploit.params = decision.exploit->params;
       exploit.at_iteration = result.training_iteration;
       exploit.checkpoint = ExploitCheckpoint(index, exploit.source, exploit.at_iteration);
+      if (exploit.checkpoint) {
+        exploit.source_iteration = FindTrial(exploit.source)->last_checkpoint_iteration;
+      }
       runtime.exploit = std::move(exploit);
     }
   }
@@ -554,6 +560,11 @@ void Tuner::ApplyExploited(std::size_t index, const TrialExploited& event) {
   trial.params = event.params;
   trial.config = MergeConfig(spec_.trainer, event.params);
   trial.last_checkpoint = event.checkpoint;
+  if (event.iteration) {
+    // Its results go on from the cloned checkpoint's iteration, as Ray's restored trial's do.
+    trial.num_results = *event.iteration;
+    trial.last_checkpoint_iteration = *event.iteration;
+  }
   runtime_[index].exploit.reset();
 }
 
@@ -738,6 +749,9 @@ void Tuner::ExploitTrial(const std::string& trial_id, const std::string& source_
   PendingExploit exploit{source_trial_id, params,
                          ExploitCheckpoint(index, source_trial_id, trial->num_results),
                          trial->num_results};
+  if (exploit.checkpoint) {
+    exploit.source_iteration = FindTrial(source_trial_id)->last_checkpoint_iteration;
+  }
   if (trial->status == TrialStatus::kRunning && runtime_[index].pause_requested) {
     // Told to pause but not gone yet (PBT's synch mode): the exploit applies when it is.
     if (!replaying_) CopyCheckpoint(index, exploit);
@@ -950,7 +964,8 @@ void Tuner::CompletePause(std::size_t index) {
 
 void Tuner::CompleteExploit(std::size_t index, const PendingExploit& exploit) {
   Trial& trial = trials_[index];
-  TrialExploited event{trial.id, exploit.source, exploit.params, exploit.checkpoint};
+  TrialExploited event{trial.id, exploit.source, exploit.params, exploit.checkpoint,
+                       exploit.source_iteration};
   journal_->Append(event);
   Json lineage = LineageEntry(event, exploit.at_iteration, trial.params);
   ApplyExploited(index, event);

@@ -122,6 +122,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
     Json params;
     std::optional<std::string> checkpoint;  // the copy of source's checkpoint
     std::int64_t at_iteration = 0;          // the trial's training_iteration when exploited
+    std::optional<std::int64_t> source_iteration;  // when the cloned checkpoint was reported
   };
 
   struct Runtime {

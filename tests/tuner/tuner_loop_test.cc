@@ -338,6 +338,8 @@ TEST_F(TunerLoopTest, AnExploitRestartsTheTrialFromACopyOfTheSourcesCheckpoint) 
   tuner->Poll();
   const Trial& trial = TrialOf(*tuner, "t_00001");
   EXPECT_EQ(trial.params, (Json{{"x", 2}, {"lr", 0.12}}));
+  // Its iterations go on from the cloned checkpoint's (t_00002's first report), as in Ray.
+  EXPECT_EQ(trial.num_results, 1);
   EXPECT_EQ(trial.config["lr"], 0.12);
   ASSERT_TRUE(trial.last_checkpoint);
   const fs::path copy = *trial.last_checkpoint;
