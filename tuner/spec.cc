@@ -68,6 +68,17 @@ Json::json_pointer PointerFor(std::string_view dotted, std::string_view assignme
   return Json::json_pointer(pointer);
 }
 
+// raw[pointer] = value, where a value on the way that is not an object (scheduler=fifo, then
+// scheduler.max_t=2) is a SpecError naming the key rather than a raw library error.
+void SetAt(Json& raw, const Json::json_pointer& pointer, Json value, std::string_view key) {
+  try {
+    raw[pointer] = std::move(value);
+  } catch (const Json::exception&) {
+    throw SpecError(std::string(key.substr(0, 80)),
+                    "cannot be set: a value on its path is not an object");
+  }
+}
+
 Json ParseValue(std::string_view text) {
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return Json(std::string(text));
@@ -146,7 +157,7 @@ void ApplyOverride(Json& raw, std::string_view assignment, bool multirun) {
                     fmt::format("override nested deeper than {} levels", kMaxJsonDepth));
   }
   if (!multirun) {
-    raw[PointerFor(key, assignment)] = ParseValue(text);
+    SetAt(raw, PointerFor(key, assignment), ParseValue(text), key);
     return;
   }
   Json values = Json::array();
@@ -160,7 +171,8 @@ void ApplyOverride(Json& raw, std::string_view assignment, bool multirun) {
     throw SpecError(std::string(key),
                     "multirun (-m) sweeps space.* or trainer.* keys (or bare config keys)");
   }
-  raw[Json::json_pointer("/space") / PointerFor(rest, assignment)] = Json{{"grid_search", values}};
+  SetAt(raw, Json::json_pointer("/space") / PointerFor(rest, assignment),
+        Json{{"grid_search", values}}, key);
 }
 
 Json MergeConfig(const Json& trainer, const Json& params) {

@@ -265,5 +265,18 @@ TEST(SpecLimitsTest, DeeplyNestedOverridesAreAClearError) {
   EXPECT_EQ(raw["trainer"]["optim"]["name"][1][1][0], 3);
 }
 
+TEST(SpecLimitsTest, OverrideThroughANonObjectIsAClearError) {
+  Json raw = MinimalSpec();
+  ApplyOverride(raw, "scheduler=fifo", false);
+  try {
+    ApplyOverride(raw, "scheduler.max_t=2", false);
+    ADD_FAILURE() << "expected a SpecError";
+  } catch (const SpecError& error) {
+    EXPECT_STREQ(error.what(), "scheduler.max_t: cannot be set: a value on its path is not an object");
+  }
+  raw["trainer"]["layers"] = Json::array({1, 2});
+  EXPECT_THROW(ApplyOverride(raw, "trainer.layers.x=1", false), SpecError);
+}
+
 }  // namespace
 }  // namespace tune
