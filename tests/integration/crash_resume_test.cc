@@ -14,57 +14,23 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/integration/run_helpers.h"
 #include "tuner/journal.h"
 
 namespace tune {
 namespace {
 
-namespace fs = std::filesystem;
+using namespace integration;
 
-std::string Read(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using Outcome = Curves;  // trial id -> the (epoch, loss) of each result
 
-int Shell(const std::string& command) {
-  int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// trial id -> the (epoch, loss) of each line of its result.json, in order.
-using Outcome = std::map<std::string, std::vector<std::pair<int, double>>>;
-
-Outcome ReadOutcome(const fs::path& dir) {
-  Outcome outcome;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (!entry.is_directory()) continue;
-    std::ifstream in(entry.path() / "result.json");
-    auto& lines = outcome[entry.path().filename().string()];
-    for (std::string line; std::getline(in, line);) {
-      Json result = Json::parse(line);
-      lines.emplace_back(result["epoch"].get<int>(), result["loss"].get<double>());
-    }
-  }
-  return outcome;
-}
-
-class CrashResumeTest : public ::testing::Test {
+class CrashResumeTest : public StorageTest {
  protected:
-  void SetUp() override {
-    storage_ = fs::temp_directory_path() / fmt::format("tune_crash_{}", getpid());
-    fs::remove_all(storage_);
-    fs::create_directories(storage_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(storage_);
-  }
   // `tune run`; with `env` (fault injection), the test build tune-test-hooks, since `tune`
   // honours no test hook.
   std::string RunCommand(const std::string& name, const std::string& env,
                          const char* program = nullptr) {
-    if (program == nullptr) program = env.empty() ? "tune" : "tune-test-hooks";
+    if (program == nullptr) program = env.empty() ? "tune" : kFaultInjectingTune;
     return fmt::format(
         "{} {}/{} run {}/examples/curve.json --storage {} --name {} --num-samples 6 "
         "--max-concurrent 1 scheduler.max_t=9 trainer.max_epochs=9 trainer.sleep_ms=0 "
@@ -72,13 +38,12 @@ class CrashResumeTest : public ::testing::Test {
         env, TUNE_BIN_DIR, program, TUNE_SOURCE_DIR, storage_.string(), name, storage_.string(),
         name, storage_.string(), name);
   }
-  fs::path storage_;
 };
 
 TEST_F(CrashResumeTest, KilledAtTwentyFourPointsResumesWithNothingLostOrDuplicated) {
-  ASSERT_EQ(Shell(RunCommand("clean", "")), 0) << Read(storage_ / "clean.err");
-  Outcome clean = ReadOutcome(storage_ / "clean");
-  Json clean_best = Json::parse(Read(storage_ / "clean" / "best_trial.json"));
+  ASSERT_EQ(Shell(RunCommand("clean", "")), 0) << ReadFile(storage_ / "clean.err");
+  Outcome clean = ReadCurves(storage_ / "clean");
+  Json clean_best = Json::parse(ReadFile(storage_ / "clean" / "best_trial.json"));
   std::size_t events = ReadJournal(storage_ / "clean" / "journal.jsonl").events.size();
   ASSERT_GT(events, 30u);
 
@@ -95,10 +60,10 @@ TEST_F(CrashResumeTest, KilledAtTwentyFourPointsResumesWithNothingLostOrDuplicat
     int resumed = Shell(fmt::format("{}/tune resume {} >{}/{}.resume.out 2>{}/{}.resume.err",
                                     TUNE_BIN_DIR, dir.string(), storage_.string(), name,
                                     storage_.string(), name));
-    ASSERT_EQ(resumed, 0) << Read(storage_ / (name + ".resume.err"));
+    ASSERT_EQ(resumed, 0) << ReadFile(storage_ / (name + ".resume.err"));
 
-    EXPECT_EQ(ReadOutcome(dir), clean) << "results differ after a crash after event " << after;
-    Json best = Json::parse(Read(dir / "best_trial.json"));
+    EXPECT_EQ(ReadCurves(dir), clean) << "results differ after a crash after event " << after;
+    Json best = Json::parse(ReadFile(dir / "best_trial.json"));
     EXPECT_EQ(best["trial_id"], clean_best["trial_id"]) << "point " << point;
     EXPECT_EQ(best["config"], clean_best["config"]) << "point " << point;
     // Every trial ends in a final state, recorded once.
@@ -120,19 +85,19 @@ TEST_F(CrashResumeTest, KilledAtTwentyFourPointsResumesWithNothingLostOrDuplicat
 TEST_F(CrashResumeTest, ResumeRefusesASpecThatChangedHowItSearches) {
   ASSERT_EQ(Shell(RunCommand("edited", "TUNE_FAULT_EXIT_AFTER_EVENTS=12")), 137);
   fs::path dir = storage_ / "edited";
-  Json spec = Json::parse(Read(dir / "experiment.json"));
+  Json spec = Json::parse(ReadFile(dir / "experiment.json"));
   spec["space"]["lr"] = {{"loguniform", {0.001, 1.0}}};
   std::ofstream(dir / "experiment.json") << spec.dump();
   std::string resume = fmt::format("{}/tune resume {} >/dev/null 2>{}/err", TUNE_BIN_DIR,
                                    dir.string(), storage_.string());
   EXPECT_EQ(Shell(resume), 2);
-  EXPECT_THAT(Read(storage_ / "err"), ::testing::HasSubstr("tune: space: changed since"));
+  EXPECT_THAT(ReadFile(storage_ / "err"), ::testing::HasSubstr("tune: space: changed since"));
   // Limits may change: more samples resume fine.
-  spec = Json::parse(Read(dir / "experiment.json"));
+  spec = Json::parse(ReadFile(dir / "experiment.json"));
   spec["space"]["lr"] = {{"loguniform", {0.01, 1.0}}};
   spec["num_samples"] = 8;
   std::ofstream(dir / "experiment.json") << spec.dump();
-  EXPECT_EQ(Shell(resume), 0) << Read(storage_ / "err");
+  EXPECT_EQ(Shell(resume), 0) << ReadFile(storage_ / "err");
   int trials = 0;
   for (const auto& entry : fs::directory_iterator(dir)) trials += entry.is_directory();
   EXPECT_EQ(trials, 8);
@@ -141,20 +106,20 @@ TEST_F(CrashResumeTest, ResumeRefusesASpecThatChangedHowItSearches) {
 TEST_F(CrashResumeTest, TheShippedTuneHonoursNoFaultInjection) {
   // A stray TUNE_FAULT_EXIT_AFTER_EVENTS must not kill a production run (issue 17).
   EXPECT_EQ(Shell(RunCommand("stray", "TUNE_FAULT_EXIT_AFTER_EVENTS=3", "tune")), 0)
-      << Read(storage_ / "stray.err");
+      << ReadFile(storage_ / "stray.err");
 }
 
 TEST_F(CrashResumeTest, ResumeRefusesWhatIsNotAnExperiment) {
   EXPECT_EQ(Shell(fmt::format("{}/tune resume {} 2>{}/err", TUNE_BIN_DIR, storage_.string(),
                               storage_.string())),
             2);
-  EXPECT_THAT(Read(storage_ / "err"), ::testing::HasSubstr("is not a tune experiment"));
+  EXPECT_THAT(ReadFile(storage_ / "err"), ::testing::HasSubstr("is not a tune experiment"));
 }
 
 TEST_F(CrashResumeTest, RunOnAnExistingExperimentPointsToResume) {
   ASSERT_EQ(Shell(RunCommand("again", "")), 0);
   EXPECT_EQ(Shell(RunCommand("again", "")), 2);
-  EXPECT_THAT(Read(storage_ / "again.err"), ::testing::HasSubstr("tune resume"));
+  EXPECT_THAT(ReadFile(storage_ / "again.err"), ::testing::HasSubstr("tune resume"));
 }
 
 }  // namespace

@@ -16,73 +16,22 @@
 #include <gtest/gtest.h>
 
 #include "schedulers/scheduler.h"
+#include "tests/integration/run_helpers.h"
 #include "tuner/spec.h"
 
 namespace tune {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using namespace integration;
 
-struct RunOutput {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  fs::path dir;  // the experiment directory
-};
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::vector<Json> ReadJsonLines(const fs::path& path) {
-  std::vector<Json> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
-  return lines;
-}
-
-class TuneRunTest : public ::testing::Test {
+class TuneRunTest : public StorageTest {
  protected:
-  void SetUp() override {
-    storage_ = fs::temp_directory_path() /
-               fmt::format("tune_it_{}_{}", getpid(),
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(storage_);
-    fs::create_directories(storage_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(storage_);
-  }
-
-  // Runs `tune run <spec> <args>` with `env` prefixed; waits for it.
+  // Runs `tune run <spec> <args>` as experiment "exp" with `env` prefixed; waits for it.
   RunOutput Run(const std::string& spec, const std::string& args, const std::string& env = "") {
-    RunOutput output;
-    output.dir = storage_ / "exp";
-    std::string command = fmt::format(
-        "{} {}/tune run {} --storage {} --name exp {} >{}/out.txt 2>{}/err.txt", env, TUNE_BIN_DIR,
-        spec, storage_.string(), args, storage_.string(), storage_.string());
-    int status = std::system(command.c_str());
-    output.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    output.out = ReadFile(storage_ / "out.txt");
-    output.err = ReadFile(storage_ / "err.txt");
-    return output;
+    return RunPath(spec, "exp", args, env);
   }
-
-  std::vector<fs::path> TrialDirs(const fs::path& dir) {
-    std::vector<fs::path> dirs;
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      if (entry.is_directory()) dirs.push_back(entry.path());
-    }
-    std::sort(dirs.begin(), dirs.end());
-    return dirs;
-  }
-
   std::string Curve() { return std::string(TUNE_SOURCE_DIR) + "/examples/curve.json"; }
-  fs::path storage_;
 };
 
 TEST_F(TuneRunTest, AshaPrunesByTheRuleAndTheBestTrialIsTheTrueBest) {
