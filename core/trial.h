@@ -27,6 +27,7 @@ struct Trial {
   std::optional<Result> last_result;
   std::optional<std::string> last_checkpoint;
   std::int64_t last_checkpoint_iteration = 0;  // the training_iteration it was reported at
+  int num_exploits = 0;            // PBT: how often it restarted from another trial
   double time_total_s = 0;         // running time over all attempts
 };
 

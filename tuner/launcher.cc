@@ -214,14 +214,31 @@ void LocalLauncher::OnMemberExit(std::int64_t group_id, Group& group, int rank, 
   }
 }
 
+// The whole of a small /proc file, or "" when it cannot be read: the process may exit while we
+// read (a stream would throw "No such process" from underflow then).
+std::string ReadProcFile(const std::string& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 std::vector<ProcessInfo> ListProcesses() {
   std::vector<ProcessInfo> processes;
   std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
-    const std::string name = entry.path().filename().string();
+  std::filesystem::directory_iterator it("/proc", error), end;
+  for (; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat_file(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    const std::string stat = ReadProcFile("/proc/" + name + "/stat");
     // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so parse after the
     // last ')'.
     std::size_t paren = stat.rfind(')');
@@ -239,9 +256,9 @@ std::vector<ProcessInfo> ListProcesses() {
 }
 
 std::string TrialIdOf(std::int64_t pid) {
-  std::ifstream environ_file(fmt::format("/proc/{}/environ", pid), std::ios::binary);
+  std::istringstream environ_text(ReadProcFile(fmt::format("/proc/{}/environ", pid)));
   std::string trial_id;
-  for (std::string variable; std::getline(environ_file, variable, '\0');) {
+  for (std::string variable; std::getline(environ_text, variable, '\0');) {
     if (variable.rfind("TUNE_TRIAL_ID=", 0) == 0) trial_id = variable.substr(14);
   }
   return trial_id;

@@ -513,7 +513,7 @@ Decision Tuner::ApplyReport(std::size_t index, const Result& result,
       exploit.source = decision.exploit->source_trial_id;
       exploit.params = decision.exploit->params;
       exploit.at_iteration = result.training_iteration;
-      exploit.checkpoint = ExploitCheckpoint(index, exploit.source, exploit.at_iteration);
+      exploit.checkpoint = ExploitCheckpoint(index, exploit.source);
       if (exploit.checkpoint) {
         exploit.source_iteration = FindTrial(exploit.source)->last_checkpoint_iteration;
       }
@@ -560,6 +560,7 @@ void Tuner::ApplyExploited(std::size_t index, const TrialExploited& event) {
   trial.params = event.params;
   trial.config = MergeConfig(spec_.trainer, event.params);
   trial.last_checkpoint = event.checkpoint;
+  ++trial.num_exploits;
   if (event.iteration) {
     // Its results go on from the cloned checkpoint's iteration, as Ray's restored trial's do.
     trial.num_results = *event.iteration;
@@ -747,7 +748,7 @@ void Tuner::ExploitTrial(const std::string& trial_id, const std::string& source_
   Trial* trial = Find(trial_id, &index);
   if (trial == nullptr) return;
   PendingExploit exploit{source_trial_id, params,
-                         ExploitCheckpoint(index, source_trial_id, trial->num_results),
+                         ExploitCheckpoint(index, source_trial_id),
                          trial->num_results};
   if (exploit.checkpoint) {
     exploit.source_iteration = FindTrial(source_trial_id)->last_checkpoint_iteration;
@@ -764,14 +765,14 @@ void Tuner::ExploitTrial(const std::string& trial_id, const std::string& source_
   CompleteExploit(index, exploit);
 }
 
-std::optional<std::string> Tuner::ExploitCheckpoint(std::size_t index, const std::string& source,
-                                                    std::int64_t at_iteration) const {
+std::optional<std::string> Tuner::ExploitCheckpoint(std::size_t index,
+                                                    const std::string& source) const {
   const Trial* from = FindTrial(source);
   if (from == nullptr || !from->last_checkpoint) return std::nullopt;
   // A copy, as Ray's PBT keeps one: the source goes on and may overwrite its checkpoint.
   const std::filesystem::path original = *from->last_checkpoint;
   return (std::filesystem::absolute(trials_[index].dir) /
-          fmt::format("pbt_{}_{}", at_iteration, source) / original.filename())
+          fmt::format("pbt_{}_{}", trials_[index].num_exploits + 1, source) / original.filename())
       .string();
 }
 

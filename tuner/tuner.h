@@ -22,7 +22,7 @@
 // then asks). A paused trial is told "pause": it checkpoints, acknowledges and exits; it waits
 // PAUSED, then runs again from that checkpoint (TUNE_CHECKPOINT). An exploited trial (PBT) waits
 // with the new params and a copy of the source trial's checkpoint
-// (<trial>/pbt_<iteration>_<source>/).
+// (<trial>/pbt_<n>_<source>/, its n-th exploit).
 //
 // Time comes from an injected Clock and processes from an injected Launcher, so
 // tests/tuner/tuner_loop_test.cc drives the whole loop with fakes: Start(), then Poll() while it
@@ -194,10 +194,9 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   // (trial_exploited), apply, append to lineage.jsonl.
   void CompleteExploit(std::size_t index, const PendingExploit& exploit);
   // PBT: where trial `index` keeps its copy of `source`'s latest checkpoint
-  // (<trial>/pbt_<iteration>_<source>/<name>), nullopt when the source has none; the same in
-  // replay as live. CopyCheckpoint() makes the copy (live only).
-  std::optional<std::string> ExploitCheckpoint(std::size_t index, const std::string& source,
-                                               std::int64_t at_iteration) const;
+  // (<trial>/pbt_<n>_<source>/<name> for its n-th exploit), nullopt when the source has none; the
+  // same in replay as live. CopyCheckpoint() makes the copy (live only).
+  std::optional<std::string> ExploitCheckpoint(std::size_t index, const std::string& source) const;
   void CopyCheckpoint(std::size_t index, const PendingExploit& exploit);
   void FailTrial(std::size_t index, const std::string& reason, bool retry_allowed);
   void ArmWatchdog(std::size_t index, double seconds, const std::string& reason);

@@ -343,7 +343,7 @@ TEST_F(TunerLoopTest, AnExploitRestartsTheTrialFromACopyOfTheSourcesCheckpoint) 
   EXPECT_EQ(trial.config["lr"], 0.12);
   ASSERT_TRUE(trial.last_checkpoint);
   const fs::path copy = *trial.last_checkpoint;
-  EXPECT_EQ(copy, fs::absolute(dir_ / "t_00001" / "pbt_2_t_00002" / "source_ck"));
+  EXPECT_EQ(copy, fs::absolute(dir_ / "t_00001" / "pbt_1_t_00002" / "source_ck"));
   std::stringstream cloned;
   cloned << std::ifstream(copy / "weights.bin").rdbuf();
   EXPECT_EQ(cloned.str(), "trial 2 at iteration 1");
