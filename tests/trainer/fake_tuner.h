@@ -9,7 +9,7 @@
 // Example:
 //   FakeTuner tuner([](std::int64_t iter) { return iter == 2 ? Action::kPause : Action::kContinue; });
 //   auto session = Session::Connect(tuner.address(), "t_1", "token");
-//   ... tuner.WaitForEvents(4)  // {"hello t_1", "report 1 -", "report 2 -", "paused /dir/checkpoint_2"}
+//   ... tuner.WaitForEvents(5)  // {"hello t_1", "report 1 -", "report 2 -", "paused /dir/checkpoint_2", "closed"}
 #pragma once
 
 #include <arpa/inet.h>

@@ -135,9 +135,11 @@ TEST(PauseTest, ResumeWithMutatedConfigAppliesTheNewHyperparameters) {
     auto session = Session::Connect(tuner.address(), "t_1", "token");
     ASSERT_TRUE(TrainWith(json, session.get(), &trainer).paused);
   }
-  const auto events = tuner.WaitForEvents(4);
-  ASSERT_EQ(events.size(), 4u);
+  // hello, report 1, report 2, paused, closed (the acknowledgement closes the connection).
+  const auto events = tuner.WaitForEvents(5);
+  ASSERT_EQ(events.size(), 5u);
   EXPECT_EQ(events[3], "paused " + (dir.path() / "source" / "checkpoint_2").string());
+  EXPECT_EQ(events[4], "closed");
   const std::string checkpoint = (dir.path() / "source" / "checkpoint_2").string();
   const auto checkpoint_weights = Copies(trainer->model()->parameters());
 
