@@ -35,7 +35,6 @@ class Timers {
   // Runs the callbacks that are due now (they may add or cancel timers).
   void FireDue();
   void CancelAll();
-  std::size_t size() const { return by_id_.size(); }
 
  private:
   void Rearm();

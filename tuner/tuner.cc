@@ -733,8 +733,7 @@ void Tuner::StopTrial(const std::string& trial_id, bool completed) {
     runtime_[index].stop_requested = true;
     runtime_[index].budget_exhausted = completed;
     if (replaying_) return;
-    StopTrial(index);
-    launcher_->Signal(trial->pid, SIGTERM);
+    TerminateTrial(index);
     return;
   }
   // PAUSED or PENDING: it ends now. In replay the journal's trial_ended follows.
@@ -904,6 +903,11 @@ void Tuner::StopTrial(std::size_t index) {
   });
 }
 
+void Tuner::TerminateTrial(std::size_t index) {
+  StopTrial(index);
+  launcher_->Signal(trials_[index].pid, SIGTERM);
+}
+
 void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   auto it = index_by_pid_.find(pid);
   if (it == index_by_pid_.end()) return;
@@ -1023,8 +1027,7 @@ void Tuner::OnSignal(int signal) {
                     signal == SIGINT ? "Ctrl-C" : signal == SIGHUP ? "SIGHUP" : "SIGTERM"));
     for (std::size_t i = 0; i < trials_.size(); ++i) {
       if (trials_[i].status != TrialStatus::kRunning) continue;
-      StopTrial(i);
-      launcher_->Signal(trials_[i].pid, SIGTERM);
+      TerminateTrial(i);
     }
   } else {
     Log("killing all trials");
@@ -1059,8 +1062,7 @@ void Tuner::StopExperiment(const std::string& reason) {
       runtime.stop_requested = true;
       runtime.budget_exhausted = true;  // Ray terminates them
       runtime.stop_reason = reason;
-      StopTrial(i);
-      launcher_->Signal(trial.pid, SIGTERM);
+      TerminateTrial(i);
     } else if (trial.status == TrialStatus::kPending || trial.status == TrialStatus::kPaused) {
       FinishTrial(i, TrialStatus::kStopped, reason);
     }

@@ -202,6 +202,9 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void ArmWatchdog(std::size_t index, double seconds, const std::string& reason);
   // Told stop or pause: it should exit by itself; SIGKILL after stop_grace_s.
   void StopTrial(std::size_t index);
+  // Stopped without waiting for its next report (Ctrl-C, a stopper, the scheduler stopping another
+  // trial): StopTrial(), and SIGTERM now.
+  void TerminateTrial(std::size_t index);
   void OnSignal(int signal);
   // A stopper ended the experiment: journaled, running trials told to stop, no new ones.
   void StopExperiment(const std::string& reason);
