@@ -3,16 +3,19 @@
 #   bash scripts/setup.sh            Debian packages for the core + .venv with PyTorch's CPU wheel
 #   bash scripts/setup.sh --peers    also Ray Tune, Optuna and Lightning in .venv (tests, bench/peers)
 #   bash scripts/setup.sh --cuda     also .venv-cuda with PyTorch's CUDA 13 wheel, NCCL and cuDNN
+#   bash scripts/setup.sh --slurm    also Slurm (slurmctld, slurmd, srun) and munge for the test
+#                                    cluster of scripts/slurm_cluster.sh (tests/integration/slurm_*)
 # --cuda is implied on a machine with an NVIDIA driver. The trainer is built against the LibTorch
 # inside the wheel (CMake finds it through torch.utils.cmake_prefix_path; see scripts/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-peers=0 cuda=0
+peers=0 cuda=0 slurm=0
 for arg in "$@"; do
   case $arg in
     --peers) peers=1 ;;
     --cuda) cuda=1 ;;
-    *) echo "setup.sh: unknown argument $arg (--peers, --cuda)" >&2; exit 2 ;;
+    --slurm) slurm=1 ;;
+    *) echo "setup.sh: unknown argument $arg (--peers, --cuda, --slurm)" >&2; exit 2 ;;
   esac
 done
 [[ -e /proc/driver/nvidia/version ]] && cuda=1
@@ -29,6 +32,9 @@ packages=(
 # NodeSource's nodejs bundles npm and conflicts with Debian's npm package: ask for npm only
 # when no npm command exists.
 command -v npm >/dev/null || packages+=(npm)
+# The Slurm tests' cluster: Debian's daemons (their packaged services are not used; the script
+# starts its own with a generated slurm.conf) and iproute2 for the nodes' network namespaces.
+((slurm)) && packages+=(slurmctld slurmd slurm-client munge iproute2)
 
 missing=()
 for pkg in "${packages[@]}"; do
