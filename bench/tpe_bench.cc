@@ -3,6 +3,7 @@
 // under ASHA. Prints tables; see bench/README-tpe.md.
 //
 // Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20] [only=SUBSTRING] [first_seed=0]
+//        tune-bench-tpe speed-at SEARCH_JSON N1,N2,... [WINDOW]   (any searcher; see SpeedAt)
 //        tune-bench-tpe tune FIRST_SEED SEEDS TRIALS SEARCH_JSON...   (variant selection; set
 //        TUNE_ONLY=mixed to run one function). Keys "x_joint_scott_widths" / "x_width_free" in a
 //        search object set the switches of search/tpe_internal.h of the same names.
@@ -330,6 +331,42 @@ void Speed(const std::vector<Variant>& variants, const std::string& only, int la
   std::printf("\n");
 }
 
+// Time per suggestion of any searcher at history sizes `points` (bench/README-search.md): for
+// each N, a searcher whose first N trials are random ("n_startup_trials": N, untimed), then
+// `window` timed Suggest() calls, each told its value before the next. The same procedure runs
+// on Optuna's side (bench/peers/search.py), so CMA-ES and GP are timed with N trials of history
+// without paying for N model-based suggestions first. Prints "SPEED N wall_ms cpu_ms" lines.
+void SpeedAt(const std::string& search, const std::vector<int>& points, int window) {
+  Space space = ParseSpace(Json::parse(kSpeedSpace));
+  for (int n : points) {
+    Json object = Json::parse(search);
+    object["n_startup_trials"] = n;
+    Variant variant{"", nullptr};
+    const std::string text = object.dump();
+    variant.search = text.c_str();
+    auto searcher = Make(space, variant, 0, n + window);
+    double wall = 0, cpu = 0;
+    for (int t = 0; t < n + window; ++t) {
+      std::string id = "t" + std::to_string(t);
+      auto start = std::chrono::steady_clock::now();
+      const double cpu_start = ThreadCpuMs();
+      Json config = searcher->Suggest(id).config;
+      if (t >= n) {
+        wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count();
+        cpu += ThreadCpuMs() - cpu_start;
+      }
+      Result result;
+      result.training_iteration = 1;
+      result.metrics["loss"] = SpeedObjective(config);
+      searcher->OnResult(id, result);
+      searcher->OnComplete(id, TrialStatus::kTerminated, &result);
+    }
+    std::printf("SPEED %d %.4f %.4f\n", n, wall / window, cpu / window);
+    std::fflush(stdout);
+  }
+}
+
 // Multi-fidelity: a trial's loss at iteration t is f(x) plus a transient that decays with t at
 // a rate that depends on the config (so early rankings are informative but not exact).
 void Fidelity(int seeds) {
@@ -437,6 +474,17 @@ int main(int argc, char** argv) {
     std::vector<std::string> searches;
     for (int i = 5; i < argc; ++i) searches.push_back(argv[i]);
     tune::Tune(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), searches);
+    return 0;
+  }
+  if (what == "speed-at") {
+    // tune-bench-tpe speed-at SEARCH_JSON N1,N2,... [WINDOW=10]
+    std::vector<int> points;
+    for (const char* p = argv[3]; *p != '\0';) {
+      char* end = nullptr;
+      points.push_back(static_cast<int>(std::strtol(p, &end, 10)));
+      p = *end == ',' ? end + 1 : end;
+    }
+    tune::SpeedAt(argv[2], points, argc > 4 ? std::atoi(argv[4]) : 10);
     return 0;
   }
   if (what == "quality" || what == "all") {

@@ -23,6 +23,8 @@ done
 packages=(
   build-essential cmake ninja-build pkg-config python3 python3-venv
   libboost-dev nlohmann-json3-dev libeigen3-dev
+  # search/gp*.cc: LBFGS++ (header-only L-BFGS-B on Eigen) fits the GP and maximises its acquisition.
+  liblbfgspp-dev
   googletest libgtest-dev libgmock-dev libcli11-dev libfmt-dev libbenchmark-dev
   # trainer/: Gloo's headers (PyTorch's wheels ship c10d's ProcessGroupGloo.hpp, which includes
   # <gloo/...>, but not gloo's own headers; the library itself is inside libtorch_cpu.so).

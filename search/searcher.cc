@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "search/basic_searcher.h"
+#include "search/cmaes.h"
+#include "search/gp.h"
 #include "search/tpe.h"
 
 namespace tune {
@@ -37,6 +39,8 @@ const SearcherRegistry& Searchers() {
                                              RandomEntry(),
                                              GridEntry(),
                                              TpeEntry(),
+                                             CmaEsEntry(),
+                                             GpEntry(),
                                          });
   return registry;
 }

@@ -6,7 +6,8 @@
 // the same suggestions, which is how `tune resume` rebuilds a searcher.
 //
 // Adding a searcher: its class, an Entry (name, keys, parse, make) and one line in the table in
-// search/searcher.cc. "random" and "grid" are search/basic_searcher.h, "tpe" search/tpe.h.
+// search/searcher.cc. "random" and "grid" are search/basic_searcher.h, "tpe" search/tpe.h,
+// "cmaes" search/cmaes.h, "gp" search/gp.h.
 //
 // Example:
 //   SearcherConfig config = ParseSearcherOptions(spec["search"], "search",
@@ -79,7 +80,7 @@ using SearcherRegistry = Registry<Searcher, SearcherContext>;
 // struct, e.g. TpeOptions), config.context (with the seed the search object chose).
 using SearcherConfig = SearcherRegistry::Config;
 
-// The table of searchers: random, grid, tpe (search/searcher.cc). Parse with
+// The table of searchers: random, grid, tpe, cmaes, gp (search/searcher.cc). Parse with
 // ParseSearcherOptions: the search object names its searcher with "algorithm", not "type".
 const SearcherRegistry& Searchers();
 
@@ -92,9 +93,9 @@ const SearcherRegistry& Searchers();
 SearcherConfig ParseSearcherOptions(const Json& search, const std::string& path,
                                     const SearcherContext& context);
 // Builds the searcher. Throws SpecError for what needs the space to check: points_to_evaluate
-// ("points_to_evaluate[2].lr: ..."), grid_search with "tpe" ("space.opt: ..."), a grid repeated
-// too often. TotalTrials(): num_samples * GridSize() for grid/random without points (each point
-// replaces one repetition of the grid); num_samples for tpe.
+// ("points_to_evaluate[2].lr: ..."), grid_search with "tpe", "cmaes" or "gp" ("space.opt: ..."),
+// a grid repeated too often. TotalTrials(): num_samples * GridSize() for grid/random without
+// points (each point replaces one repetition of the grid); num_samples for the others.
 std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherConfig& config);
 
 // Both at once, from the older flat options (tests, benchmarks): the context plus the "search"

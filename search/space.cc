@@ -305,27 +305,204 @@ std::string ToString(const Domain& domain) {
   return "?";
 }
 
+namespace {
+
+// The distributions whose bounds may come from another parameter.
+bool TakesRefs(const std::string& name) {
+  return name == "uniform" || name == "loguniform" || name == "randint" || name == "lograndint";
+}
+
+bool IsRef(const Json& value) {
+  return value.is_object() && value.size() == 1 && value.contains("ref");
+}
+
+// A bound given as {"ref": "config.path"}: the path, checked to be a string.
+std::string RefPath(const Json& value, const std::string& path) {
+  const Json& ref = value["ref"];
+  if (!ref.is_string() || ref.get<std::string>().empty()) {
+    throw SpecError(path, "ref needs the config path of another parameter (a string, e.g. "
+                          "\"model.depth\"), got " + Brief(ref));
+  }
+  return ref.get<std::string>();
+}
+
+// A distribution with {"ref": ..} bounds: [low, high], each a number or a ref. The range checks
+// wait until the referenced parameters are known (ResolveRefs).
+Domain ParseRefDistribution(const std::string& name, const Json& args, const std::string& path,
+                            std::string* low_ref, std::string* high_ref) {
+  const bool integer = name == "randint" || name == "lograndint";
+  if (!args.is_array() || args.size() != 2) {
+    throw SpecError(path, name + " with a ref bound needs exactly [low, high] (no q or base), got " +
+                              Brief(args));
+  }
+  Domain domain;
+  domain.kind = name == "uniform"      ? DomainKind::kUniform
+                : name == "loguniform" ? DomainKind::kLogUniform
+                : name == "randint"    ? DomainKind::kRandInt
+                                       : DomainKind::kLogRandInt;
+  domain.integer = integer;
+  double* bounds[2] = {&domain.low, &domain.high};
+  std::string* refs[2] = {low_ref, high_ref};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const Json& bound = args[i];
+    const std::string bound_path = path + "." + name + "[" + std::to_string(i) + "]";
+    if (IsRef(bound)) {
+      *refs[i] = RefPath(bound, bound_path);
+    } else if (bound.is_number() && std::isfinite(bound.get<double>()) &&
+               (!integer || (bound.get<double>() == std::floor(bound.get<double>()) &&
+                             std::fabs(bound.get<double>()) <= kMaxExactInteger))) {
+      *bounds[i] = bound.get<double>();
+    } else {
+      throw SpecError(bound_path, std::string("must be a finite ") +
+                                      (integer ? "integer" : "number") +
+                                      " or {\"ref\": \"path\"}, got " + Brief(bound));
+    }
+  }
+  return domain;
+}
+
+// Whether two option templates could hold the same config value (null matches anything).
+bool Compatible(const Json& a, const Json& b) {
+  if (a.is_null() || b.is_null()) return true;
+  if (a.is_object() && b.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (const auto& [key, value] : a.items()) {
+      if (!b.contains(key) || !Compatible(value, b[key])) return false;
+    }
+    return true;
+  }
+  if (a.is_array() && b.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!Compatible(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
+// Whether config value `value` fills option template `option` (null leaves match anything).
+bool Fills(const Json& option, const Json& value) {
+  if (option.is_null()) return true;
+  if (option.is_object() && value.is_object()) {
+    if (option.size() != value.size()) return false;
+    for (const auto& [key, item] : option.items()) {
+      if (!value.contains(key) || !Fills(item, value[key])) return false;
+    }
+    return true;
+  }
+  if (option.is_array() && value.is_array()) {
+    if (option.size() != value.size()) return false;
+    for (std::size_t i = 0; i < option.size(); ++i) {
+      if (!Fills(option[i], value[i])) return false;
+    }
+    return true;
+  }
+  return option == value;
+}
+
+// "a.b.0" as a JSON pointer /a/b/0.
+Json::json_pointer PointerOf(const std::string& dotted) {
+  Json::json_pointer pointer;
+  std::size_t begin = 0;
+  while (begin <= dotted.size()) {
+    std::size_t end = dotted.find('.', begin);
+    if (end == std::string::npos) end = dotted.size();
+    pointer /= dotted.substr(begin, end - begin);
+    begin = end + 1;
+  }
+  return pointer;
+}
+
+// Whether `outer` is a prefix of `inner`: a parameter under `outer` exists whenever one under
+// `inner` does.
+bool IsPrefix(const std::vector<Condition>& outer, const std::vector<Condition>& inner) {
+  if (outer.size() > inner.size()) return false;
+  for (std::size_t i = 0; i < outer.size(); ++i) {
+    if (outer[i].grid != inner[i].grid || outer[i].parent != inner[i].parent ||
+        outer[i].branch != inner[i].branch) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 Space ParseSpace(const Json& space, const std::string& path) {
   if (!space.is_object()) {
     throw SpecError(path, "must be an object of parameters, got " + Brief(space));
   }
   Space result;
   result.template_ = space;
+  struct PendingRefs {
+    std::string low, high, where;
+  };
+  std::vector<PendingRefs> pending;  // per parameters_ entry
   // Walks the space depth-first in key order (nlohmann objects are sorted by key), so parameters
   // and grid parameters come out in a stable order that seeds and grid indices depend on.
-  // `relative` is the dotted path inside the space ("model.hidden"), Parameter::path.
-  std::function<void(const Json&, const std::string&, const Json::json_pointer&)> walk =
-      [&](const Json& node, const std::string& relative, const Json::json_pointer& pointer) {
+  // `relative` is the dotted path inside the space ("model.hidden"), Parameter::path; `pointer`
+  // where the value goes in a config; `target` / `at` where the leaf's null goes in the template
+  // (the space's, or an option's of a choice); `conditions` the branches this node is under.
+  std::function<void(const Json&, const std::string&, const Json::json_pointer&, Json*,
+                     const Json::json_pointer&, const std::vector<Condition>&)>
+      walk = [&](const Json& node, const std::string& relative, const Json::json_pointer& pointer,
+                 Json* target, const Json::json_pointer& at,
+                 const std::vector<Condition>& conditions) {
         const std::string node_path = relative.empty() ? path : Child(path, relative);
-        if (IsDistribution(node) && !pointer.empty()) {
+        if (IsDistribution(node) && !at.empty()) {
+          const std::string name = node.begin().key();
+          const Json& args = node.begin().value();
           Parameter parameter;
           parameter.path = relative;
           parameter.pointer = pointer;
-          parameter.domain = ParseDistribution(node.begin().key(), node.begin().value(), node_path);
-          result.template_[pointer] = nullptr;
-          (parameter.domain.kind == DomainKind::kGrid ? result.grid_parameters_
-                                                      : result.parameters_)
-              .push_back(std::move(parameter));
+          parameter.conditions = conditions;
+          PendingRefs refs;
+          if (TakesRefs(name) && args.is_array() &&
+              std::any_of(args.begin(), args.end(), [](const Json& v) { return IsRef(v); })) {
+            parameter.domain = ParseRefDistribution(name, args, node_path, &refs.low, &refs.high);
+            refs.where = node_path;
+          } else {
+            parameter.domain = ParseDistribution(name, args, node_path);
+          }
+          (*target)[at] = nullptr;
+          const bool grid = parameter.domain.kind == DomainKind::kGrid;
+          if (grid && !conditions.empty()) {
+            throw SpecError(node_path, "grid_search cannot sit inside an option of a choice or "
+                                       "grid_search (the grid would depend on the option)");
+          }
+          std::vector<Parameter>& list = grid ? result.grid_parameters_ : result.parameters_;
+          const std::size_t index = list.size();
+          std::vector<Json> options = parameter.domain.values;
+          list.push_back(std::move(parameter));
+          if (!grid) pending.push_back(refs);
+          // Options that are objects (not distributions) hold sub-spaces: their leaves exist
+          // only when the option is picked.
+          const std::size_t before = result.parameters_.size();
+          for (std::size_t k = 0; k < options.size(); ++k) {
+            if (!options[k].is_object() || IsDistribution(options[k])) continue;
+            std::vector<Condition> inner = conditions;
+            inner.push_back({grid, index, k});
+            const Json option = options[k];
+            for (const auto& [key, child] : option.items()) {
+              walk(child, Child(relative, name + "[" + std::to_string(k) + "]." + key),
+                   pointer / key, &options[k], Json::json_pointer() / key, inner);
+            }
+          }
+          if (result.parameters_.size() == before) return;
+          for (std::size_t a = 0; a < options.size(); ++a) {
+            for (std::size_t b = a + 1; b < options.size(); ++b) {
+              if (Compatible(options[a], options[b])) {
+                throw SpecError(node_path, fmt::format(
+                    "options {} and {} must differ in a constant (e.g. a \"type\" key), so that "
+                    "a trial's config shows which one it holds", a, b));
+              }
+            }
+          }
+          Domain& domain = list[index].domain;
+          domain.values = std::move(options);
+          domain.branches = true;
+          result.conditional_ = true;
           return;
         }
         if (node.is_object()) {
@@ -337,15 +514,114 @@ Space ParseSpace(const Json& space, const std::string& path) {
             }
           }
           for (const auto& [key, child] : node.items()) {
-            walk(child, Child(relative, key), pointer / key);
+            walk(child, Child(relative, key), pointer / key, target, at / key, conditions);
           }
         } else if (node.is_array()) {
           for (std::size_t i = 0; i < node.size(); ++i) {
-            walk(node[i], Child(relative, std::to_string(i)), pointer / i);
+            walk(node[i], Child(relative, std::to_string(i)), pointer / i, target, at / i,
+                 conditions);
           }
         }
       };
-  walk(space, "", Json::json_pointer());
+  walk(space, "", Json::json_pointer(), &result.template_, Json::json_pointer(), {});
+
+  // Bounds from other parameters: resolve each ref, then the envelopes in dependency order.
+  std::vector<Parameter>& parameters = result.parameters_;
+  const std::size_t n = parameters.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    for (bool low : {true, false}) {
+      const std::string& ref = low ? pending[i].low : pending[i].high;
+      if (ref.empty()) continue;
+      const Json::json_pointer target = PointerOf(ref);
+      std::ptrdiff_t found = -1;
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j != i && parameters[j].pointer == target &&
+            IsPrefix(parameters[j].conditions, parameters[i].conditions)) {
+          found = static_cast<std::ptrdiff_t>(j);
+        }
+      }
+      const std::string where = pending[i].where;
+      if (found < 0) {
+        throw SpecError(where, "ref \"" + ref + "\" is not a parameter that is present "
+                                "whenever this one is");
+      }
+      const Domain& other = parameters[static_cast<std::size_t>(found)].domain;
+      if (other.kind == DomainKind::kChoice || other.kind == DomainKind::kNormal ||
+          (parameters[i].domain.integer && !other.integer)) {
+        throw SpecError(where, "ref \"" + ref + "\" must name a bounded " +
+                                   (parameters[i].domain.integer ? "integer" : "numeric") +
+                                   " parameter, not " + ToString(other));
+      }
+      (low ? parameters[i].domain.low_ref : parameters[i].domain.high_ref) = found;
+      result.conditional_ = true;
+    }
+  }
+  // The smallest and largest value parameter i can take (its envelope), depth first over refs.
+  std::vector<int> state(n, 0);  // 0 new, 1 in progress, 2 done
+  std::vector<double> least(n, 0), most(n, 0);
+  std::function<void(std::size_t)> envelope = [&](std::size_t i) {
+    if (state[i] == 2) return;
+    if (state[i] == 1) throw SpecError(pending[i].where, "refs form a cycle");
+    state[i] = 1;
+    Domain& domain = parameters[i].domain;
+    const bool exclusive =
+        domain.kind == DomainKind::kRandInt || domain.kind == DomainKind::kLogRandInt;
+    double low_least = domain.low, low_most = domain.low;
+    double high_least = domain.high, high_most = domain.high;
+    if (domain.low_ref >= 0) {
+      auto j = static_cast<std::size_t>(domain.low_ref);
+      envelope(j);
+      low_least = least[j];
+      low_most = most[j];
+    }
+    if (domain.high_ref >= 0) {
+      auto j = static_cast<std::size_t>(domain.high_ref);
+      envelope(j);
+      high_least = exclusive ? least[j] : least[j];
+      high_most = most[j];
+    }
+    if (domain.low_ref >= 0 || domain.high_ref >= 0) {
+      const bool log =
+          domain.kind == DomainKind::kLogUniform || domain.kind == DomainKind::kLogRandInt;
+      const std::string name = ToString(domain).substr(0, ToString(domain).find(' '));
+      if (log && !(low_least > 0)) {
+        throw SpecError(pending[i].where,
+                        fmt::format("{} needs low > 0 for every value of its refs; low can be {}",
+                                    name, Number(low_least)));
+      }
+      if (exclusive ? !(low_most < high_least) : !(low_most <= high_least)) {
+        throw SpecError(pending[i].where,
+                        fmt::format("{} needs low {} high for every value of its refs; low can "
+                                    "be {} and high {}",
+                                    name, exclusive ? "<" : "<=", Number(low_most),
+                                    Number(high_least)));
+      }
+      domain.low = low_least;
+      domain.high = high_most;
+    }
+    if (domain.kind == DomainKind::kChoice || domain.kind == DomainKind::kNormal) {
+      least[i] = most[i] = 0;
+    } else {
+      least[i] = domain.low;
+      most[i] = exclusive ? domain.high - 1 : domain.high;
+    }
+    state[i] = 2;
+  };
+  for (std::size_t i = 0; i < n; ++i) envelope(i);
+  // Sampling order: each parameter after the choices it sits under and the parameters it refs.
+  std::vector<bool> placed(n, false);
+  std::function<void(std::size_t)> place = [&](std::size_t i) {
+    if (placed[i]) return;
+    placed[i] = true;
+    for (const Condition& condition : parameters[i].conditions) {
+      if (!condition.grid) place(condition.parent);
+    }
+    for (std::ptrdiff_t ref : {parameters[i].domain.low_ref, parameters[i].domain.high_ref}) {
+      if (ref >= 0) place(static_cast<std::size_t>(ref));
+    }
+    result.order_.push_back(i);
+  };
+  for (std::size_t i = 0; i < n; ++i) place(i);
 
   std::size_t grid_size = 1;
   for (const Parameter& parameter : result.grid_parameters_) {
@@ -364,19 +640,128 @@ std::size_t Space::GridSize() const {
   return size;
 }
 
+bool Space::Active(const Parameter& parameter, const std::vector<std::ptrdiff_t>& chosen,
+                   const std::vector<std::ptrdiff_t>& grid_chosen) const {
+  for (const Condition& condition : parameter.conditions) {
+    const std::vector<std::ptrdiff_t>& picked = condition.grid ? grid_chosen : chosen;
+    if (picked[condition.parent] != static_cast<std::ptrdiff_t>(condition.branch)) return false;
+  }
+  return true;
+}
+
+Domain Space::Resolved(const Domain& domain, const Json& config) const {
+  Domain resolved = domain;
+  if (domain.low_ref >= 0) {
+    resolved.low = config[parameters_[static_cast<std::size_t>(domain.low_ref)].pointer].get<double>();
+  }
+  if (domain.high_ref >= 0) {
+    resolved.high =
+        config[parameters_[static_cast<std::size_t>(domain.high_ref)].pointer].get<double>();
+  }
+  resolved.low_ref = resolved.high_ref = -1;
+  return resolved;
+}
+
+std::ptrdiff_t Space::OptionIndex(const Domain& domain, const Json& value) {
+  for (std::size_t k = 0; k < domain.values.size(); ++k) {
+    if (domain.branches ? Fills(domain.values[k], value) : domain.values[k] == value) {
+      return static_cast<std::ptrdiff_t>(k);
+    }
+  }
+  return -1;
+}
+
 Json Space::Sample(std::mt19937_64& rng, std::size_t grid_index) const {
   if (grid_index >= GridSize()) {
     throw std::out_of_range(
         fmt::format("Space::Sample: grid_index {} >= grid size {}", grid_index, GridSize()));
   }
   Json config = template_;
-  for (const Parameter& parameter : grid_parameters_) {
+  std::vector<std::ptrdiff_t> grid_chosen(grid_parameters_.size(), -1);
+  for (std::size_t g = 0; g < grid_parameters_.size(); ++g) {
+    const Parameter& parameter = grid_parameters_[g];
     std::size_t size = parameter.domain.values.size();
+    grid_chosen[g] = static_cast<std::ptrdiff_t>(grid_index % size);
     config[parameter.pointer] = parameter.domain.values[grid_index % size];
     grid_index /= size;
   }
-  for (const Parameter& parameter : parameters_) {
-    config[parameter.pointer] = SampleDomain(parameter.domain, rng);
+  std::vector<std::ptrdiff_t> chosen(parameters_.size(), -1);
+  for (std::size_t i : order_) {
+    const Parameter& parameter = parameters_[i];
+    if (!Active(parameter, chosen, grid_chosen)) continue;
+    const Domain& domain = parameter.domain;
+    if (domain.kind == DomainKind::kChoice) {
+      // As SampleDomain, keeping the index for the options' sub-spaces.
+      const std::size_t k = UniformBelow(rng, domain.values.size());
+      chosen[i] = static_cast<std::ptrdiff_t>(k);
+      config[parameter.pointer] = domain.values[k];
+    } else if (domain.low_ref >= 0 || domain.high_ref >= 0) {
+      config[parameter.pointer] = SampleDomain(Resolved(domain, config), rng);
+    } else {
+      config[parameter.pointer] = SampleDomain(domain, rng);
+    }
+  }
+  return config;
+}
+
+std::vector<Json> Space::Values(const Json& config) const {
+  std::vector<Json> values(parameters_.size(), Json(Json::value_t::discarded));
+  std::vector<std::ptrdiff_t> grid_chosen(grid_parameters_.size(), -1);
+  for (std::size_t g = 0; g < grid_parameters_.size(); ++g) {
+    const Parameter& parameter = grid_parameters_[g];
+    if (config.contains(parameter.pointer)) {
+      grid_chosen[g] = OptionIndex(parameter.domain, config[parameter.pointer]);
+    }
+  }
+  std::vector<std::ptrdiff_t> chosen(parameters_.size(), -1);
+  for (std::size_t i : order_) {
+    const Parameter& parameter = parameters_[i];
+    if (!Active(parameter, chosen, grid_chosen) || !config.contains(parameter.pointer)) continue;
+    const Json& value = config[parameter.pointer];
+    if (parameter.domain.kind == DomainKind::kChoice) {
+      chosen[i] = OptionIndex(parameter.domain, value);
+      if (chosen[i] >= 0) values[i] = parameter.domain.values[static_cast<std::size_t>(chosen[i])];
+    } else {
+      values[i] = value;
+    }
+  }
+  return values;
+}
+
+Json Space::Assemble(const std::vector<Json>& values, std::mt19937_64* rng) const {
+  if (!grid_parameters_.empty() || values.size() != parameters_.size()) {
+    throw std::logic_error("Space::Assemble: one value per parameter, and no grid parameters");
+  }
+  Json config = template_;
+  std::vector<std::ptrdiff_t> chosen(parameters_.size(), -1);
+  for (std::size_t i : order_) {
+    const Parameter& parameter = parameters_[i];
+    if (!Active(parameter, chosen, {})) continue;
+    const Domain& domain = parameter.domain;
+    if (values[i].is_discarded()) {
+      if (rng == nullptr) throw std::logic_error("Space::Assemble: no value for " + parameter.path);
+      if (domain.kind == DomainKind::kChoice) {
+        chosen[i] = static_cast<std::ptrdiff_t>(UniformBelow(*rng, domain.values.size()));
+        config[parameter.pointer] = domain.values[static_cast<std::size_t>(chosen[i])];
+      } else {
+        config[parameter.pointer] = SampleDomain(Resolved(domain, config), *rng);
+      }
+    } else if (domain.kind == DomainKind::kChoice) {
+      chosen[i] = OptionIndex(domain, values[i]);
+      if (chosen[i] < 0) {
+        throw std::logic_error("Space::Assemble: " + Brief(values[i]) + " is not an option of " +
+                               parameter.path);
+      }
+      config[parameter.pointer] = domain.values[static_cast<std::size_t>(chosen[i])];
+    } else if (domain.low_ref >= 0 || domain.high_ref >= 0) {
+      const Domain resolved = Resolved(domain, config);
+      const double top = domain.integer ? resolved.high - 1 : resolved.high;
+      const double x = std::clamp(values[i].get<double>(), resolved.low, top);
+      config[parameter.pointer] = domain.integer ? Json(static_cast<std::int64_t>(std::llround(x)))
+                                                 : Json(x);
+    } else {
+      config[parameter.pointer] = values[i];
+    }
   }
   return config;
 }
@@ -469,6 +854,12 @@ std::vector<PointValue> Space::ParsePoint(const Json& point, const std::string& 
           std::ptrdiff_t index = find(parameters, pointer);
           if (index < 0 || pointer.empty()) continue;
           const Domain& domain = parameters[static_cast<std::size_t>(index)].domain;
+          if (domain.branches || domain.low_ref >= 0 || domain.high_ref >= 0) {
+            throw SpecError(value_path, std::string("points_to_evaluate cannot set a ") +
+                                            (domain.branches ? "choice whose options hold sub-spaces"
+                                                             : "parameter with a ref bound") +
+                                            " (not supported); leave it out of the point");
+          }
           if (!Contains(domain, value)) {
             throw SpecError(value_path, Brief(value) + " is not in " + ToString(domain));
           }

@@ -32,6 +32,7 @@ namespace tune {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 class TpeSearcher : public Searcher {
  public:
@@ -51,8 +52,25 @@ class TpeSearcher : public Searcher {
     for (const Parameter& parameter : space_.parameters()) dims_.push_back(MakeDim(parameter));
     sorted_.resize(dims_.size());
     sorted_x_.resize(dims_.size());
-    std::mt19937_64 scratch(0);
-    template_ = space_.Sample(scratch, 0);
+    // Optuna's group decomposition: parameters present on exactly the same trials (the same
+    // branch conditions) form a group, modelled jointly on the trials that had them.
+    const auto& parameters = space_.parameters();
+    for (std::size_t d = 0; d < dims_.size(); ++d) {
+      auto same = [&](const std::vector<std::size_t>& group) {
+        const auto& a = parameters[group.front()].conditions;
+        const auto& b = parameters[d].conditions;
+        return a.size() == b.size() &&
+               std::equal(a.begin(), a.end(), b.begin(), [](const Condition& x, const Condition& y) {
+                 return x.grid == y.grid && x.parent == y.parent && x.branch == y.branch;
+               });
+      };
+      auto it = std::find_if(groups_.begin(), groups_.end(), same);
+      if (it == groups_.end()) {
+        groups_.push_back({d});
+      } else {
+        it->push_back(d);
+      }
+    }
   }
 
   Suggestion Suggest(const std::string& trial_id) override {
@@ -103,7 +121,8 @@ class TpeSearcher : public Searcher {
  private:
   enum class State { kRunning, kDone, kPruned, kFailed };
   struct Trial {
-    std::vector<double> x;  // kernel-space coordinates (choice index for categoricals)
+    std::vector<double> x;  // kernel-space coordinates (choice index for categoricals); NaN
+                            // where the parameter was absent (another branch)
     State state = State::kRunning;
     std::vector<std::pair<double, double>> curve;  // (budget, loss), in report order
   };
@@ -121,6 +140,7 @@ class TpeSearcher : public Searcher {
     }
   };
   static constexpr signed char kNone = -1, kBelow = 0, kAbove = 1;
+  static constexpr std::size_t kNotMember = static_cast<std::size_t>(-1);
 
   void Record(Trial* trial, const Result& result) {
     double value = result.Get(metric_);
@@ -133,8 +153,9 @@ class TpeSearcher : public Searcher {
   void Register(const std::string& trial_id, const Json& config) {
     Trial trial;
     const auto& parameters = space_.parameters();
+    const std::vector<Json> values = space_.Values(config);
     for (std::size_t d = 0; d < dims_.size(); ++d) {
-      trial.x.push_back(FromJson(parameters[d], dims_[d], config[parameters[d].pointer]));
+      trial.x.push_back(values[d].is_discarded() ? kNaN : FromJson(parameters[d], dims_[d], values[d]));
     }
     const std::size_t index = trials_.size();
     trials_.push_back(std::move(trial));
@@ -143,6 +164,7 @@ class TpeSearcher : public Searcher {
       auto& order = sorted_[d];
       auto& coordinates = sorted_x_[d];
       const double x = trials_[index].x[d];
+      if (std::isnan(x)) continue;  // absent: not part of this parameter's model
       auto at = std::upper_bound(coordinates.begin(), coordinates.end(), x) - coordinates.begin();
       order.insert(order.begin() + at, index);
       coordinates.insert(coordinates.begin() + at, x);
@@ -260,18 +282,18 @@ class TpeSearcher : public Searcher {
         tpe_.multivariate ||
         (real >= static_cast<std::size_t>(tpe_.multivariate_after) && n_below + n_above == real);
     if (joint) {
-      ProposeJoint(group, weights, &chosen);
+      for (const std::vector<std::size_t>& dims : groups_) ProposeJoint(dims, group, weights, &chosen);
     } else {
       for (std::size_t d = 0; d < dims_.size(); ++d) chosen[d] = ProposeOne(d, group, weights);
     }
-    Json config = template_;
+    std::vector<Json> values(dims_.size());
     const auto& parameters = space_.parameters();
     for (std::size_t d = 0; d < dims_.size(); ++d) {
       const Dim& dim = dims_[d];
       double value = dim.categorical ? chosen[d] : Snap(dim, chosen[d]);
-      config[parameters[d].pointer] = ToJson(parameters[d], dim, value);
+      values[d] = ToJson(parameters[d], dim, value);
     }
-    return config;
+    return space_.Assemble(values);
   }
 
   // Univariate TPE on dimension d; returns the kernel-space coordinate (or choice index).
@@ -337,15 +359,25 @@ class TpeSearcher : public Searcher {
     return best;
   }
 
-  // Multivariate TPE: joint estimators over all dimensions, one kernel per trial.
-  void ProposeJoint(const std::vector<signed char>& group, const std::vector<double>& weights,
-                    std::vector<double>* chosen) {
+  // Multivariate TPE: joint estimators over the dimensions `in_group` (a group of parameters
+  // present on the same trials), one kernel per trial that had them; writes their entries of
+  // `chosen`.
+  void ProposeJoint(const std::vector<std::size_t>& in_group, const std::vector<signed char>& group,
+                    const std::vector<double>& weights, std::vector<double>* chosen) {
+    // The other dimensions are fixed for the estimators (left out of them).
+    std::vector<Dim>& dims = joint_dims_;
+    dims = dims_;
+    std::vector<bool> member_dim(dims_.size(), false);
+    for (std::size_t d : in_group) member_dim[d] = true;
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+      if (!member_dim[d]) dims[d].fixed = true;
+    }
     // Each group's observations, the coordinates taken from the per-dimension sorted lists.
     JointObservations observations[2];
     std::vector<std::size_t>& position = position_;  // trial -> index among its group's members
-    position.assign(trials_.size(), 0);
+    position.assign(trials_.size(), kNotMember);
     for (std::size_t t = 0; t < trials_.size(); ++t) {
-      if (group[t] == kNone) continue;
+      if (group[t] == kNone || std::isnan(trials_[t].x[in_group.front()])) continue;
       std::vector<double>& members = observations[group[t]].weights;
       position[t] = members.size();
       members.push_back(weights[t]);
@@ -355,30 +387,31 @@ class TpeSearcher : public Searcher {
       o.member.resize(dims_.size());
     }
     for (std::size_t d = 0; d < dims_.size(); ++d) {
-      if (dims_[d].fixed) continue;
+      if (dims[d].fixed) continue;
       const std::vector<std::size_t>& order = sorted_[d];
       const std::vector<double>& coordinates = sorted_x_[d];
       for (std::size_t i = 0; i < order.size(); ++i) {
         const signed char g = group[order[i]];
-        if (g == kNone) continue;
+        if (g == kNone || position[order[i]] == kNotMember) continue;
         observations[g].sorted_x[d].push_back(coordinates[i]);
         observations[g].member[d].push_back(position[order[i]]);
       }
     }
-    JointEstimator below(dims_, observations[0], parzen_, internal_.joint_scott_widths);
-    JointEstimator above(dims_, observations[1], parzen_, internal_.joint_scott_widths);
+    JointEstimator below(dims, observations[0], parzen_, internal_.joint_scott_widths);
+    JointEstimator above(dims, observations[1], parzen_, internal_.joint_scott_widths);
     // All candidates are drawn first, then scored (scoring draws no random numbers).
     std::vector<std::vector<double>> drawn(static_cast<std::size_t>(tpe_.n_ei_candidates));
     for (std::vector<double>& x : drawn) x = below.Sample(rng_);
     double best_score = -kInf;
+    const std::vector<double>* best = &drawn.front();
     for (const std::vector<double>& x : drawn) {
       const double score = below.LogPdf(x) - above.LogPdf(x);
       if (score > best_score) {
         best_score = score;
-        *chosen = x;
+        best = &x;
       }
     }
-    if (!(best_score > -kInf)) *chosen = drawn.front();
+    for (std::size_t d : in_group) (*chosen)[d] = (*best)[d];
   }
 
   Space space_;
@@ -392,7 +425,8 @@ class TpeSearcher : public Searcher {
   std::vector<std::vector<PointValue>> points_;
   std::size_t next_point_ = 0;
   std::vector<Dim> dims_;
-  Json template_;
+  std::vector<std::vector<std::size_t>> groups_;  // dimensions present on the same trials
+  std::vector<Dim> joint_dims_;                   // ProposeJoint's buffer
   std::vector<Trial> trials_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<std::vector<std::size_t>> sorted_;  // per dimension: trials by coordinate

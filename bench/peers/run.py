@@ -28,13 +28,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common  # noqa: E402
 
-PARTS = ["overhead", "throughput", "asha", "tpe", "trainer", "race"]
+PARTS = ["overhead", "throughput", "asha", "tpe", "search", "trainer", "race"]
 TITLES = {
     "overhead": "Bookkeeping overhead: tune vs Ray Tune (target: tune's overhead <= 1/10 of Ray's)",
     "throughput": "Report throughput, logging on: tune vs Ray Tune (target: >= 50x Ray)",
     "asha": "ASHA decisions: tune vs Ray Tune's AsyncHyperBandScheduler",
     "tpe": "TPE: tune vs Optuna (targets: regret <= Optuna's on every function; >= 100x faster "
            "per suggestion at 2000 trials)",
+    "search": "CMA-ES and GP: tune vs Optuna's CmaEsSampler and GPSampler (targets: regret <= "
+              "Optuna's on every function; >= 20x faster per suggestion at 1000 trials)",
     "trainer": "Trainer: tune-trainer vs PyTorch / Lightning",
     "race": "Race: the same tuning job end to end, tune vs the peers",
 }

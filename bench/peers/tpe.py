@@ -153,11 +153,11 @@ def summarise(regrets, wall):
             "seeds": len(next(iter(regrets.values()))), "wall_s": wall}
 
 
-def tune_regret(args):
+def tune_regret(args, search='{"algorithm": "tpe"}'):
     # tune-bench-tpe tune FIRST_SEED SEEDS TRIALS SEARCH: one table row, a cell per function
-    # "median (mean log10) [q1-q3]".
+    # "median (mean log10) [q1-q3]". bench/peers/search.py passes other search objects.
     cmd = [os.path.join(args.bin, "tune-bench-tpe"), "tune", "0", str(args.seeds), str(args.trials),
-           '{"algorithm": "tpe"}']
+           search]
     begin = time.monotonic()
     text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     wall = time.monotonic() - begin

@@ -225,13 +225,14 @@ TEST(SearcherTest, BadOptionsNameTheirPathAndReason) {
   // Options() sets no metric, and TPE cannot model without one.
   EXPECT_EQ(error(R"({"algorithm": "tpe"})"), "search.algorithm: tpe needs a metric to optimise");
   EXPECT_EQ(error(R"({"algorithm": "rnadom"})"),
-            "search.algorithm: must be one of random, grid, tpe, got \"rnadom\" (did you mean "
+            "search.algorithm: must be one of random, grid, tpe, cmaes, gp, got \"rnadom\" (did you mean "
             "\"random\"?)");
   EXPECT_EQ(error(R"({"algorithm": 3})"), "search.algorithm: expected a non-empty string, got 3");
   EXPECT_EQ(error(R"({"sed": 1})"), "search.sed: unknown option (did you mean \"seed\"?)");
   EXPECT_EQ(error(R"({"colour": 1})"), "search.colour: unknown option");
   EXPECT_EQ(error(R"({"n_startup_trials": 5})"),
-            "search.n_startup_trials: applies only to algorithm \"tpe\", not \"random\"");
+            "search.n_startup_trials: applies only to algorithm \"tpe\" or \"cmaes\" or \"gp\", not "
+            "\"random\"");
   EXPECT_EQ(error(R"({"algorithm": "grid", "gamma": 0.2})"),
             "search.gamma: applies only to algorithm \"tpe\", not \"grid\"");
   EXPECT_EQ(error(R"({"seed": -1})"), "search.seed: must be >= 0, got -1");
@@ -250,7 +251,7 @@ TEST(SearcherTest, BadOptionsNameTheirPathAndReason) {
 }
 
 TEST(SearcherTest, ParseSearcherOptionsThenMakeSearcher) {
-  EXPECT_EQ(Searchers().Names(), "random, grid, tpe");
+  EXPECT_EQ(Searchers().Names(), "random, grid, tpe, cmaes, gp");
   SearcherContext context{"val_acc", Mode::kMax, 6};
   context.seed = 4;
   SearcherConfig config = ParseSearcherOptions(Json(nullptr), "search", context);

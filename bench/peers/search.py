@@ -1,0 +1,222 @@
+"""CMA-ES and GP, tune vs Optuna 5.0: search quality and time per suggestion.
+
+Quality: median regret after TRIALS sequential trials over seeds 0..S-1 on the five functions of
+/work/shared/baselines/optuna/bench_quality.py, the TPE comparison's harness (bench/peers/tpe.py):
+tune through `tune-bench-tpe tune` with the search object {"algorithm": "cmaes"|"gp"}; Optuna
+with the same script's objectives and CmaEsSampler / GPSampler run in-process. Optuna's
+CmaEsSampler is run twice: its defaults (no restarts, no margin, one random startup trial) and
+with tune's settings (restart_strategy="ipop", with_margin=True).
+
+Speed: ms per suggestion with N trials of history on the 6-parameter space of
+/work/shared/baselines/optuna/bench_sampler_speed.py (one choice, one int, four floats). Both
+sides make their first N trials random (n_startup_trials=N, untimed) and then time WINDOW
+suggestions, each told before the next: tune `tune-bench-tpe speed-at` (Searcher::Suggest);
+Optuna ask + 6 suggest_* + tell. Repetitions alternate between the sides.
+
+Runs as a part of bench/peers/run.py (--parts search) or alone:
+  .venv/bin/python bench/peers/search.py [--quick] [--bin build/bin] [--out FILE]
+One side: python bench/peers/search.py --side tune|optuna --what regret|speed --algo cmaes|gp ...
+"""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import tpe  # noqa: E402  (the TPE comparison: its regret parsing and summaries)
+
+BASELINES = tpe.BASELINES
+FUNCTIONS = tpe.FUNCTIONS
+TRIALS = {"cmaes": 100, "gp": 100}
+WINDOW = 10
+SAMPLERS = {"cmaes": "Optuna CmaEsSampler()",
+            "cmaes_tuned": "Optuna CmaEsSampler(restart_strategy='ipop', with_margin=True)",
+            "gp": "Optuna GPSampler()"}
+OURS = {"cmaes": "tune cmaes", "gp": "tune gp"}
+PEERS = {"cmaes": ["cmaes", "cmaes_tuned"], "gp": ["gp"]}
+
+
+def sizes(quick):
+    """(seeds, speed points, speed repetitions)."""
+    if quick:
+        return 3, [100, 300], 1
+    return 20, [100, 300, 1000], 2
+
+
+def make_sampler(name, seed, n_startup=None):
+    import optuna
+    extra = {} if n_startup is None else {"n_startup_trials": n_startup}
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, **extra)
+    if name == "cmaes_tuned":
+        return optuna.samplers.CmaEsSampler(seed=seed, restart_strategy="ipop", with_margin=True,
+                                            **extra)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, **extra)
+    raise ValueError(name)
+
+
+def run(ctx):
+    seeds, points, reps = sizes(ctx.quick)
+    here = os.path.join(common.HERE, "search.py")
+    bin_args = ["--bin", ctx.bin_dir]
+    out = []
+    for algo in ("cmaes", "gp"):
+        trials = TRIALS[algo]
+        sides = [("tune", algo)] + [("optuna", s) for s in PEERS[algo]]
+        quality = []
+        for side, sampler in sides:
+            cmd = [ctx.python, here, "--side", side, "--what", "regret", "--algo", algo,
+                   "--seeds", str(seeds), "--trials", str(trials)] + (
+                bin_args if side == "tune" else ["--sampler", sampler])
+            r = common.measure(ctx, cmd, timeout_s=6 * 3600)
+            ctx.log(f"  {algo} regret {side} {sampler}: {r['median']}")
+            quality.append((side, sampler, r, common.shown(cmd, ctx.root)))
+        speed = []
+        for rep, (side, sampler) in common.interleave(reps, [("tune", algo), ("optuna", algo)]):
+            cmd = [ctx.python, here, "--side", side, "--what", "speed", "--algo", algo,
+                   "--points", ",".join(map(str, points))] + (
+                bin_args if side == "tune" else ["--sampler", sampler])
+            r = common.measure(ctx, cmd, timeout_s=3 * 3600)
+            ctx.log(f"  {algo} speed {side} rep {rep}: {r['wall_ms']}")
+            speed.append((rep, side, sampler, r, common.shown(cmd, ctx.root)))
+        out += section(algo, trials, seeds, points, quality, speed, ctx.quick)
+    return "\n".join(out)
+
+
+def name_of(side, sampler):
+    return OURS[sampler] if side == "tune" else SAMPLERS[sampler]
+
+
+def section(algo, trials, seeds, points, quality, speed, quick):
+    out = [f"### {algo}", "",
+           f"**Quality**: median regret after {trials} sequential trials over seeds 0..{seeds - 1} "
+           "[interquartile range] (mean log10 regret).", "",
+           "| sampler | " + " | ".join(FUNCTIONS) + " | wall s | command |",
+           "|---|" + "---|" * len(FUNCTIONS) + "---|---|"]
+    for side, sampler, r, cmd in quality:
+        cells = [f"{common.fmt(r['median'][f], 4)} [{common.fmt(r['q1'][f])}-{common.fmt(r['q3'][f])}] "
+                 f"({r['mean_log10'][f]:.2f})" for f in FUNCTIONS]
+        out.append(f"| {name_of(side, sampler)} | " + " | ".join(cells) +
+                   f" | {r['wall_s']:.1f} | `{cmd}` |")
+    ours = quality[0][2]["median"]
+    verdicts = []
+    for side, sampler, r, _ in quality[1:]:
+        lost = [f for f in FUNCTIONS if ours[f] > r["median"][f]]
+        verdicts.append(f"vs {name_of(side, sampler)}: tune's median <= on "
+                        f"{len(FUNCTIONS) - len(lost)}/{len(FUNCTIONS)}"
+                        + (f" (higher on {', '.join(lost)})" if lost else ""))
+    met = all(ours[f] <= r["median"][f] for _, _, r, _ in quality[1:] for f in FUNCTIONS)
+    out += ["", "; ".join(verdicts) + f". Target (<= Optuna's on every function): "
+            f"{'met' if met else 'NOT met'}" + (f" (only {seeds} seeds: --quick)" if quick else "") + ".",
+            "",
+            f"**Speed**: ms per suggestion with N trials of history (mean of {WINDOW}): wall / "
+            "thread CPU. tune: Suggest(); Optuna: ask + 6 suggest_* + tell.", "",
+            "| rep | sampler | " + " | ".join(f"N={p}" for p in points) + " | command |",
+            "|---|---|" + "---|" * len(points) + "---|"]
+    for rep, side, sampler, r, cmd in speed:
+        cells = [f"{r['wall_ms'][str(p)]:.2f} / {r['cpu_ms'][str(p)]:.2f}" for p in points]
+        out.append(f"| {rep} | {name_of(side, sampler)} | " + " | ".join(cells) + f" | `{cmd}` |")
+    ratios = []
+    for p in points:
+        def med(side):
+            return common.median([r["wall_ms"][str(p)] for _, s, _, r, _ in speed if s == side])
+        ratios.append(f"N={p}: {common.fmt(med('optuna') / med('tune'))}x")
+    last = points[-1]
+    ratio_last = common.median([r["wall_ms"][str(last)] for _, s, _, r, _ in speed if s == "optuna"]) / \
+        common.median([r["wall_ms"][str(last)] for _, s, _, r, _ in speed if s == "tune"])
+    out += ["", f"Optuna / tune wall time per suggestion: {', '.join(ratios)}. Target (>= 20x at "
+            f"1000 trials): " + (f"{'met' if ratio_last >= 20 else 'NOT met'}." if last == 1000
+                                 else f"not measured (--quick stops at {last})."), ""]
+    return out
+
+
+def tune_regret(args):
+    return tpe.tune_regret(args, search='{"algorithm": "%s"}' % args.algo)
+
+
+def optuna_regret(args):
+    sys.path.insert(0, BASELINES)
+    import bench_quality as bq
+    import optuna
+    import warnings
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore")
+    begin = time.monotonic()
+    regrets = {}
+    for f in FUNCTIONS:
+        fn, fmin = bq.FUNCS[f]
+        regrets[f] = []
+        for seed in range(args.seeds):
+            study = optuna.create_study(sampler=make_sampler(args.sampler, seed))
+            study.optimize(fn, n_trials=args.trials)
+            regrets[f].append(study.best_value - fmin)
+    out = tpe.summarise(regrets, time.monotonic() - begin)
+    out["optuna"] = optuna.__version__
+    return out
+
+
+def tune_speed(args):
+    cmd = [os.path.join(args.bin, "tune-bench-tpe"), "speed-at", '{"algorithm": "%s"}' % args.algo,
+           args.points, str(WINDOW)]
+    text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    out = {"wall_ms": {}, "cpu_ms": {}}
+    for line in text.splitlines():
+        if line.startswith("SPEED "):
+            _, n, wall, cpu = line.split()
+            out["wall_ms"][n], out["cpu_ms"][n] = float(wall), float(cpu)
+    return out
+
+
+def optuna_speed(args):
+    sys.path.insert(0, BASELINES)
+    import bench_sampler_speed as bs
+    import optuna
+    import warnings
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore")
+    out = {"wall_ms": {}, "cpu_ms": {}, "optuna": optuna.__version__}
+    for n in map(int, args.points.split(",")):
+        study = optuna.create_study(sampler=make_sampler(args.sampler, 0, n_startup=n),
+                                    direction="minimize")
+        wall = cpu = 0.0
+        for t in range(n + WINDOW):
+            w0, c0 = time.perf_counter(), time.thread_time()
+            trial = study.ask()
+            value = bs.suggest_and_eval(trial)
+            study.tell(trial, value)
+            if t >= n:
+                cpu += (time.thread_time() - c0) * 1e3
+                wall += (time.perf_counter() - w0) * 1e3
+        out["wall_ms"][str(n)], out["cpu_ms"][str(n)] = wall / WINDOW, cpu / WINDOW
+    return out
+
+
+def main():
+    if "--side" not in sys.argv:
+        import argparse
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--quick", action="store_true")
+        parser.add_argument("--bin", default=os.path.join(common.ROOT, "build", "bin"))
+        parser.add_argument("--out", default=None)
+        common.run_alone(run, parser.parse_args(), "tune_search_bench_")
+        return
+    parser = common.side_args()
+    parser.add_argument("--what", choices=["regret", "speed"], required=True)
+    parser.add_argument("--algo", choices=["cmaes", "gp"], required=True)
+    parser.add_argument("--sampler", choices=list(SAMPLERS), default=None)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--points", default="100,300,1000")
+    args = parser.parse_args()
+    args.sampler = args.sampler or args.algo
+    fn = {("tune", "regret"): tune_regret, ("optuna", "regret"): optuna_regret,
+          ("tune", "speed"): tune_speed, ("optuna", "speed"): optuna_speed}.get((args.side, args.what))
+    if fn is None:
+        sys.exit(f"unknown side {args.side}")
+    common.emit(fn(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+// The CMA-ES searcher (search/cmaes.h). The update follows Hansen's tutorial ("The CMA Evolution
+// Strategy: A Tutorial", 2016: positive recombination weights, rank-one and rank-mu updates,
+// cumulative step-size adaptation); the margin follows Hamano et al. 2022 as the `cmaes` package
+// (Optuna's backend) implements it: sampling is x = m + sigma A y with y ~ N(0, C) and a diagonal
+// A that is 1 on continuous coordinates.
+#include "search/cmaes.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "search/truncnorm.h"
+#include "search/unit_space.h"
+
+namespace tune {
+namespace {
+
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// One run of CMA-ES (between restarts) in unit coordinates.
+class Cma {
+ public:
+  Cma(const std::vector<UnitDim>& dims, VectorXd mean, double sigma, std::int64_t popsize,
+      bool with_margin)
+      : dims_(dims), n_(mean.size()), lambda_(popsize), mean_(std::move(mean)), sigma_(sigma) {
+    const double n = static_cast<double>(n_);
+    mu_ = lambda_ / 2;
+    weights_.resize(mu_);
+    for (std::int64_t i = 0; i < mu_; ++i) {
+      weights_[i] = std::log((static_cast<double>(lambda_) + 1) / 2) - std::log(static_cast<double>(i) + 1);
+    }
+    weights_ /= weights_.sum();
+    mu_eff_ = 1.0 / weights_.squaredNorm();
+    c_sigma_ = (mu_eff_ + 2) / (n + mu_eff_ + 5);
+    d_sigma_ = 1 + 2 * std::max(0.0, std::sqrt((mu_eff_ - 1) / (n + 1)) - 1) + c_sigma_;
+    c_c_ = (4 + mu_eff_ / n) / (n + 4 + 2 * mu_eff_ / n);
+    c_1_ = 2 / ((n + 1.3) * (n + 1.3) + mu_eff_);
+    c_mu_ = std::min(1 - c_1_, 2 * (mu_eff_ - 2 + 1 / mu_eff_) / ((n + 2) * (n + 2) + mu_eff_));
+    chi_n_ = std::sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n));
+    p_sigma_ = VectorXd::Zero(n_);
+    p_c_ = VectorXd::Zero(n_);
+    C_ = MatrixXd::Identity(n_, n_);
+    B_ = MatrixXd::Identity(n_, n_);
+    D_ = VectorXd::Ones(n_);
+    A_ = VectorXd::Ones(n_);
+    sigma0_ = sigma;
+    margin_ = with_margin ? 1.0 / (n * static_cast<double>(lambda_)) : 0;
+    for (Eigen::Index j = 0; j < n_; ++j) {
+      if (dims_[static_cast<std::size_t>(j)].dim.step > 0) discrete_.push_back(j);
+    }
+    if (margin_ > 0) Margin();
+  }
+
+  std::int64_t popsize() const { return lambda_; }
+
+  // A point inside [0, 1]^n: resampled up to 100 times while a continuous coordinate is out of
+  // bounds, then clipped (the `cmaes` package's repair). Discrete coordinates may lie outside:
+  // they round to the nearest value.
+  VectorXd Ask(std::mt19937_64& rng) const {
+    VectorXd x(n_);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      VectorXd z(n_);
+      for (Eigen::Index j = 0; j < n_; ++j) z[j] = StandardNormal(rng);
+      x = mean_ + sigma_ * A_.cwiseProduct(B_ * D_.cwiseProduct(z));
+      if (Feasible(x)) return x;
+    }
+    for (Eigen::Index j = 0; j < n_; ++j) {
+      if (dims_[static_cast<std::size_t>(j)].dim.step <= 0) x[j] = std::clamp(x[j], 0.0, 1.0);
+    }
+    return x;
+  }
+
+  // One generation: the (point, loss) pairs of popsize solutions.
+  void Tell(std::vector<std::pair<VectorXd, double>> solutions) {
+    std::stable_sort(solutions.begin(), solutions.end(),
+                     [](const auto& a, const auto& b) { return a.second < b.second; });
+    ++generation_;
+    MatrixXd y(n_, mu_);
+    for (std::int64_t i = 0; i < mu_; ++i) {
+      y.col(i) = (solutions[static_cast<std::size_t>(i)].first - mean_).cwiseQuotient(A_) / sigma_;
+    }
+    const VectorXd y_w = y * weights_;
+    mean_ += sigma_ * A_.cwiseProduct(y_w);
+    // C^(-1/2) y_w = B D^-1 B^T y_w.
+    const VectorXd c_inv_sqrt_y = B_ * (B_.transpose() * y_w).cwiseQuotient(D_);
+    p_sigma_ = (1 - c_sigma_) * p_sigma_ + std::sqrt(c_sigma_ * (2 - c_sigma_) * mu_eff_) * c_inv_sqrt_y;
+    const double norm = p_sigma_.norm();
+    const double n = static_cast<double>(n_);
+    const double h_threshold =
+        (1.4 + 2 / (n + 1)) * chi_n_ *
+        std::sqrt(1 - std::pow(1 - c_sigma_, 2.0 * static_cast<double>(generation_)));
+    const bool h_sigma = norm < h_threshold;
+    p_c_ = (1 - c_c_) * p_c_ + (h_sigma ? std::sqrt(c_c_ * (2 - c_c_) * mu_eff_) : 0.0) * y_w;
+    const double delta = h_sigma ? 0.0 : c_c_ * (2 - c_c_);
+    MatrixXd rank_mu = y * weights_.asDiagonal() * y.transpose();
+    C_ = (1 - c_1_ - c_mu_ + c_1_ * delta) * C_ + c_1_ * p_c_ * p_c_.transpose() + c_mu_ * rank_mu;
+    sigma_ *= std::exp(std::min(1.0, (c_sigma_ / d_sigma_) * (norm / chi_n_ - 1)));
+    Decompose();
+    if (margin_ > 0) Margin();
+    best_history_.push_back(solutions.front().second);
+    const double worst = solutions.back().second;
+    last_range_ = worst - solutions.front().second;
+  }
+
+  // The `cmaes` package's stopping tests: flat fitness over the last generations, steps far
+  // below the start (TolX), no effect of a step along a coordinate, an ill-conditioned C.
+  bool ShouldStop() const {
+    const std::size_t window =
+        10 + static_cast<std::size_t>(std::ceil(30 * static_cast<double>(n_) / static_cast<double>(lambda_)));
+    if (best_history_.size() >= window) {
+      auto first = best_history_.end() - static_cast<std::ptrdiff_t>(window);
+      auto [lo, hi] = std::minmax_element(first, best_history_.end());
+      if (*hi - *lo < 1e-12 && last_range_ < 1e-12) return true;
+    }
+    const double tol_x = 1e-12 * sigma0_;
+    if ((sigma_ * p_c_.array().abs() < tol_x).all() &&
+        (sigma_ * C_.diagonal().array().sqrt() < tol_x).all()) {
+      return true;
+    }
+    for (Eigen::Index j = 0; j < n_; ++j) {
+      if (mean_[j] == mean_[j] + 0.2 * sigma_ * std::sqrt(C_(j, j))) return true;
+    }
+    return D_.maxCoeff() / D_.minCoeff() > 1e7;  // condition number of C above 1e14
+  }
+
+ private:
+  bool Feasible(const VectorXd& x) const {
+    for (Eigen::Index j = 0; j < n_; ++j) {
+      if (dims_[static_cast<std::size_t>(j)].dim.step <= 0 && (x[j] < 0 || x[j] > 1)) return false;
+    }
+    return true;
+  }
+
+  void Decompose() {
+    C_ = (C_ + C_.transpose()) / 2;
+    Eigen::SelfAdjointEigenSolver<MatrixXd> eigen(C_);
+    VectorXd values = eigen.eigenvalues().cwiseMax(1e-300);
+    B_ = eigen.eigenvectors();
+    D_ = values.cwiseSqrt();
+    C_ = B_ * values.asDiagonal() * B_.transpose();
+  }
+
+  // The unit-coordinate thresholds around discrete coordinate j's mean: the boundaries of the
+  // value it rounds to (both the one boundary when that value is the first or last).
+  std::pair<double, double> Thresholds(Eigen::Index j) const {
+    const UnitDim& dim = dims_[static_cast<std::size_t>(j)];
+    const Dim& d = dim.dim;
+    const double x = d.low + std::clamp(mean_[j], 0.0, 1.0) * (d.high - d.low);
+    const double value = Snap(d, x);
+    const double k = std::round((value - d.first) / d.step);
+    auto unit = [&](double v) { return (ToKernelSpace(d, v) - d.low) / (d.high - d.low); };
+    const double below = k > 0 ? unit(value - d.step / 2) : kInf;
+    const double above = k < static_cast<double>(d.count) ? unit(value + d.step / 2) : kInf;
+    if (k <= 0) return {above, above};
+    if (k >= static_cast<double>(d.count)) return {below, below};
+    return {below, above};
+  }
+
+  // Hamano et al.'s margin: keeps each discrete coordinate's probability of leaving the value
+  // its mean rounds to at least margin_ (edge values: by moving the mean; inner values: margin/2
+  // on each side, by moving the mean and scaling A).
+  void Margin() {
+    for (Eigen::Index j : discrete_) {
+      auto [low, up] = Thresholds(j);
+      const double scale = sigma_ * A_[j] * std::sqrt(C_(j, j));
+      double low_cdf = NormalCdf((low - mean_[j]) / scale);
+      double up_cdf = 1 - NormalCdf((up - mean_[j]) / scale);
+      const double mid_cdf = 1 - low_cdf - up_cdf;
+      if (std::max(low_cdf, up_cdf) > 0.5) {
+        if (std::min(low_cdf, up_cdf) < margin_) {
+          const double sign = mean_[j] > up ? 1.0 : -1.0;
+          mean_[j] = up + sign * scale * NormalQuantile(1 - margin_);
+        }
+        continue;
+      }
+      low_cdf = std::max(low_cdf, margin_ / 2);
+      up_cdf = std::max(up_cdf, margin_ / 2);
+      const double excess = 1 - low_cdf - up_cdf - mid_cdf;
+      const double spread = low_cdf + mid_cdf + up_cdf - 3 * margin_ / 2;
+      double new_low = low_cdf + excess * (low_cdf - margin_ / 2) / spread;
+      double new_up = up_cdf + excess * (up_cdf - margin_ / 2) / spread;
+      new_low = std::clamp(new_low, 1e-10, 0.5 - 1e-10);
+      new_up = std::clamp(new_up, 1e-10, 0.5 - 1e-10);
+      const double chi_low = NormalQuantile(1 - new_low), chi_up = NormalQuantile(1 - new_up);
+      A_[j] = (up - low) / ((chi_low + chi_up) * sigma_ * std::sqrt(C_(j, j)));
+      mean_[j] = (low * chi_up + up * chi_low) / (chi_low + chi_up);
+    }
+  }
+
+  const std::vector<UnitDim>& dims_;
+  Eigen::Index n_;
+  std::int64_t lambda_, mu_ = 0;
+  VectorXd weights_;
+  double mu_eff_ = 0, c_sigma_ = 0, d_sigma_ = 0, c_c_ = 0, c_1_ = 0, c_mu_ = 0, chi_n_ = 0;
+  VectorXd mean_;
+  double sigma_, sigma0_ = 0;
+  VectorXd p_sigma_, p_c_, D_, A_;
+  MatrixXd C_, B_;
+  double margin_ = 0;
+  std::vector<Eigen::Index> discrete_;
+  std::int64_t generation_ = 0;
+  std::vector<double> best_history_;
+  double last_range_ = kInf;
+};
+
+class CmaEsSearcher : public Searcher {
+ public:
+  CmaEsSearcher(const Space& space, const SearcherContext& context, const CmaEsOptions& options,
+                std::vector<std::vector<PointValue>> points)
+      : space_(space),
+        options_(options),
+        num_samples_(context.num_samples),
+        rng_(context.seed),
+        points_(std::move(points)),
+        log_(context.metric, context.mode),
+        dims_(UnitDims(space_)) {
+    const auto n = static_cast<double>(dims_.size());
+    popsize_ = options_.popsize > 0 ? options_.popsize
+                                    : 4 + static_cast<std::int64_t>(std::floor(3 * std::log(std::max(n, 1.0))));
+    if (!dims_.empty()) {
+      cma_ = std::make_unique<Cma>(dims_, VectorXd::Constant(static_cast<Eigen::Index>(dims_.size()), 0.5),
+                                   options_.sigma0, popsize_, options_.with_margin);
+    }
+  }
+
+  Suggestion Suggest(const std::string& trial_id) override {
+    if (static_cast<std::int64_t>(log_.size()) >= num_samples_) {
+      return Suggestion{Suggestion::Kind::kFinished, Json()};
+    }
+    Json config;
+    std::int64_t tag = -1;  // -1: not a sample of a generation
+    if (next_point_ < points_.size()) {
+      config = space_.Sample(rng_, 0);
+      for (const PointValue& value : points_[next_point_]) {
+        config[space_.parameters()[value.index].pointer] = value.value;
+      }
+      ++next_point_;
+    } else if (cma_ == nullptr ||
+               static_cast<std::int64_t>(log_.size()) < options_.n_startup_trials) {
+      config = space_.Sample(rng_, 0);
+    } else {
+      const VectorXd x = cma_->Ask(rng_);
+      std::vector<double> u(x.data(), x.data() + x.size());
+      config = ConfigWith(space_, dims_, u, rng_);
+      tag = run_ * kGenerationsPerRun + generation_;
+      raw_.emplace(log_.size(), x);
+    }
+    log_.Add(trial_id, config, tag);
+    return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
+  }
+
+  void OnResult(const std::string& trial_id, const Result& result) override {
+    log_.OnResult(trial_id, result);
+  }
+
+  void OnComplete(const std::string& trial_id, TrialStatus status, const Result* last) override {
+    const std::ptrdiff_t index = log_.OnComplete(trial_id, status, last);
+    if (index < 0 || cma_ == nullptr) return;
+    const TrialLog::Entry& entry = log_.entries()[static_cast<std::size_t>(index)];
+    if (entry.state != TrialLog::State::kComplete) return;
+    if (entry.tag != run_ * kGenerationsPerRun + generation_) return;  // an older generation
+    generation_solutions_.emplace_back(raw_.at(static_cast<std::size_t>(index)), entry.loss);
+    if (static_cast<std::int64_t>(generation_solutions_.size()) < cma_->popsize()) return;
+    cma_->Tell(std::move(generation_solutions_));
+    generation_solutions_.clear();
+    ++generation_;
+    if (options_.restart && cma_->ShouldStop()) {
+      // IPOP: a random mean, the first step size, twice the population.
+      ++run_;
+      generation_ = 0;
+      popsize_ *= options_.inc_popsize;
+      VectorXd mean(static_cast<Eigen::Index>(dims_.size()));
+      for (Eigen::Index j = 0; j < mean.size(); ++j) mean[j] = Uniform01(rng_);
+      cma_ = std::make_unique<Cma>(dims_, mean, options_.sigma0, popsize_, options_.with_margin);
+    }
+  }
+
+  std::int64_t TotalTrials() const override { return num_samples_; }
+
+ private:
+  static constexpr std::int64_t kGenerationsPerRun = std::int64_t{1} << 40;
+
+  Space space_;
+  CmaEsOptions options_;
+  std::int64_t num_samples_;
+  std::mt19937_64 rng_;
+  std::vector<std::vector<PointValue>> points_;
+  std::size_t next_point_ = 0;
+  TrialLog log_;
+  std::vector<UnitDim> dims_;
+  std::int64_t popsize_ = 0;
+  std::unique_ptr<Cma> cma_;
+  std::int64_t run_ = 0, generation_ = 0;
+  std::unordered_map<std::size_t, VectorXd> raw_;  // trial -> its point before rounding
+  std::vector<std::pair<VectorXd, double>> generation_solutions_;
+};
+
+CmaEsOptions ParseCmaEs(const OptionsReader& in, const SearcherContext& context) {
+  CheckModelSearcher("cmaes", in, context);
+  CmaEsOptions options;
+  options.n_startup_trials =
+      in.Integer("n_startup_trials", options.n_startup_trials, Range::AtLeast(0));
+  options.sigma0 = in.Number("sigma0", options.sigma0, Range::Above(0));
+  options.popsize = in.Integer("popsize", options.popsize, Range::AtLeast(0));
+  if (options.popsize == 1) {
+    throw SpecError(in.PathOf("popsize"), "must be 0 (automatic) or >= 2, got 1");
+  }
+  options.restart = in.Choice("restart_strategy", "ipop", {"ipop", "none"}) == "ipop";
+  options.inc_popsize = in.Integer("inc_popsize", options.inc_popsize, Range::AtLeast(1));
+  options.with_margin = in.Bool("with_margin", options.with_margin);
+  return options;
+}
+
+}  // namespace
+
+SearcherRegistry::Entry CmaEsEntry() {
+  return {"cmaes",
+          {"n_startup_trials", "sigma0", "popsize", "restart_strategy", "inc_popsize",
+           "with_margin"},
+          [](const OptionsReader& in, const SearcherContext& context) {
+            return std::any(ParseCmaEs(in, context));
+          },
+          [](const std::any& options, const SearcherContext& context) -> std::unique_ptr<Searcher> {
+            CheckNoGrid("cmaes", *context.space);
+            return std::make_unique<CmaEsSearcher>(*context.space, context,
+                                                   std::any_cast<const CmaEsOptions&>(options),
+                                                   ParsePointsToEvaluate(*context.space, context));
+          }};
+}
+
+}  // namespace tune

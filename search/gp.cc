@@ -1,0 +1,311 @@
+// The GP searcher (search/gp.h): the trial history as unit-coordinate rows, the model
+// (search/gp_model.h) and the maximisation of its acquisition.
+#include "search/gp.h"
+
+#include <LBFGSB.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "search/gp_model.h"
+#include "search/truncnorm.h"
+#include "search/unit_space.h"
+
+namespace tune {
+namespace {
+
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+
+class GpSearcher : public Searcher {
+ public:
+  GpSearcher(const Space& space, const SearcherContext& context, const GpOptions& options,
+             std::vector<std::vector<PointValue>> points)
+      : space_(space),
+        options_(options),
+        num_samples_(context.num_samples),
+        rng_(context.seed),
+        points_(std::move(points)),
+        log_(context.metric, context.mode),
+        numeric_(UnitDims(space_)),
+        model_({}) {
+    const auto& parameters = space_.parameters();
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+      const Domain& domain = parameters[i].domain;
+      if (parameters[i].conditions.empty() && domain.kind == DomainKind::kChoice &&
+          domain.values.size() > 1) {
+        categorical_.push_back(i);
+      }
+    }
+    std::vector<bool> is_categorical(numeric_.size(), false);
+    is_categorical.resize(numeric_.size() + categorical_.size(), true);
+    model_ = GpModel(is_categorical);
+  }
+
+  Suggestion Suggest(const std::string& trial_id) override {
+    if (static_cast<std::int64_t>(log_.size()) >= num_samples_) {
+      return Suggestion{Suggestion::Kind::kFinished, Json()};
+    }
+    Json config;
+    if (next_point_ < points_.size()) {
+      config = space_.Sample(rng_, 0);
+      for (const PointValue& value : points_[next_point_]) {
+        config[space_.parameters()[value.index].pointer] = value.value;
+      }
+      ++next_point_;
+    } else {
+      config = Propose();
+    }
+    rows_.push_back(Row(config));
+    log_.Add(trial_id, config);
+    return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
+  }
+
+  void OnResult(const std::string& trial_id, const Result& result) override {
+    log_.OnResult(trial_id, result);
+  }
+
+  void OnComplete(const std::string& trial_id, TrialStatus status, const Result* last) override {
+    log_.OnComplete(trial_id, status, last);
+  }
+
+  std::int64_t TotalTrials() const override { return num_samples_; }
+
+ private:
+  Eigen::Index Dims() const { return static_cast<Eigen::Index>(numeric_.size() + categorical_.size()); }
+
+  // A config's coordinates: numeric dims in unit space, then choice indices.
+  VectorXd Row(const Json& config) const {
+    const std::vector<Json> values = space_.Values(config);
+    VectorXd row(Dims());
+    for (std::size_t k = 0; k < numeric_.size(); ++k) {
+      row[static_cast<Eigen::Index>(k)] = ToUnit(numeric_[k], values[numeric_[k].parameter]);
+    }
+    for (std::size_t c = 0; c < categorical_.size(); ++c) {
+      const std::size_t i = categorical_[c];
+      row[static_cast<Eigen::Index>(numeric_.size() + c)] = static_cast<double>(
+          std::max<std::ptrdiff_t>(0, Space::OptionIndex(space_.parameters()[i].domain, values[i])));
+    }
+    return row;
+  }
+
+  // A uniformly random point of the modelled coordinates.
+  VectorXd RandomRow() {
+    VectorXd row(Dims());
+    for (std::size_t k = 0; k < numeric_.size(); ++k) row[static_cast<Eigen::Index>(k)] = Uniform01(rng_);
+    for (std::size_t c = 0; c < categorical_.size(); ++c) {
+      const auto size = static_cast<double>(space_.parameters()[categorical_[c]].domain.values.size());
+      row[static_cast<Eigen::Index>(numeric_.size() + c)] =
+          std::min(std::floor(Uniform01(rng_) * size), size - 1);
+    }
+    return row;
+  }
+
+  // Integer and quantized coordinates onto their values' unit positions.
+  VectorXd Snapped(VectorXd row) const {
+    for (std::size_t k = 0; k < numeric_.size(); ++k) {
+      auto d = static_cast<Eigen::Index>(k);
+      row[d] = SnapUnit(numeric_[k], row[d]);
+    }
+    return row;
+  }
+
+  Json Propose() {
+    std::vector<std::size_t> complete, pending;
+    for (std::size_t t = 0; t < log_.size(); ++t) {
+      const TrialLog::State state = log_.entries()[t].state;
+      if (state == TrialLog::State::kComplete) complete.push_back(t);
+      if (state == TrialLog::State::kRunning) pending.push_back(t);
+    }
+    if (static_cast<std::int64_t>(complete.size()) < std::max<std::int64_t>(1, options_.n_startup_trials) ||
+        Dims() == 0) {
+      return space_.Sample(rng_, 0);
+    }
+    // Standardised values, higher is better.
+    const auto n = static_cast<Eigen::Index>(complete.size());
+    MatrixXd X(n, Dims());
+    VectorXd y(n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      X.row(i) = rows_[complete[static_cast<std::size_t>(i)]];
+      y[i] = -log_.entries()[complete[static_cast<std::size_t>(i)]].loss;
+    }
+    const double mean = y.mean();
+    const double sd = std::sqrt((y.array() - mean).square().mean());
+    y = (y.array() - mean) / std::max(sd, 1e-10);
+    model_.Fit(X, y, options_.deterministic_objective ? 0 : 50);
+    if (options_.deterministic_objective) {
+      GpParams params = model_.params();
+      params.noise = 1e-6;
+      model_.set_params(params);
+      model_.Fit(X, y, 50);
+    }
+    Eigen::Index best_index = 0;
+    const double threshold = y.maxCoeff(&best_index);
+    if (!pending.empty()) {
+      // The constant liar: each pending trial as if it had returned the best value.
+      MatrixXd all(n + static_cast<Eigen::Index>(pending.size()), Dims());
+      VectorXd all_y(all.rows());
+      all.topRows(n) = X;
+      all_y.head(n) = y;
+      for (std::size_t p = 0; p < pending.size(); ++p) {
+        all.row(n + static_cast<Eigen::Index>(p)) = rows_[pending[p]];
+        all_y[n + static_cast<Eigen::Index>(p)] = threshold;
+      }
+      model_.Condition(all, all_y);
+    }
+    VectorXd best = Maximise(X.row(best_index).transpose(), threshold);
+    // The config: the GP's coordinates, random draws for what it does not model.
+    std::vector<Json> values(space_.parameters().size(), Json(Json::value_t::discarded));
+    for (std::size_t k = 0; k < numeric_.size(); ++k) {
+      values[numeric_[k].parameter] = FromUnit(space_, numeric_[k], best[static_cast<Eigen::Index>(k)]);
+    }
+    for (std::size_t c = 0; c < categorical_.size(); ++c) {
+      const Domain& domain = space_.parameters()[categorical_[c]].domain;
+      values[categorical_[c]] =
+          domain.values[static_cast<std::size_t>(best[static_cast<Eigen::Index>(numeric_.size() + c)])];
+    }
+    return space_.Assemble(values, &rng_);
+  }
+
+  // The acquisition's maximiser: random points, then local searches from the best observed
+  // point, the best random point and others picked with probability ~ EI.
+  VectorXd Maximise(const VectorXd& incumbent, double threshold) {
+    const auto m = static_cast<Eigen::Index>(options_.n_preliminary_samples);
+    MatrixXd candidates(m, Dims());
+    for (Eigen::Index i = 0; i < m; ++i) candidates.row(i) = RandomRow();
+    const VectorXd scores = model_.LogEiMany(candidates, threshold);
+    std::vector<VectorXd> starts = {incumbent};
+    Eigen::Index top = 0;
+    scores.maxCoeff(&top);
+    starts.push_back(candidates.row(top).transpose());
+    // Roulette by EI (not log EI) among the others, without replacement.
+    std::vector<double> weight(static_cast<std::size_t>(m));
+    for (Eigen::Index i = 0; i < m; ++i) {
+      weight[static_cast<std::size_t>(i)] = i == top ? 0 : std::exp(scores[i] - scores[top]);
+    }
+    while (static_cast<std::int64_t>(starts.size()) < options_.n_local_search) {
+      const double total = std::accumulate(weight.begin(), weight.end(), 0.0);
+      if (!(total > 1e-300)) break;
+      double u = Uniform01(rng_) * total;
+      std::size_t pick = 0;
+      while (pick + 1 < weight.size() && u >= weight[pick]) u -= weight[pick++];
+      starts.push_back(candidates.row(static_cast<Eigen::Index>(pick)).transpose());
+      weight[pick] = 0;
+    }
+    VectorXd best = Snapped(starts[1]);
+    double best_value = model_.LogEi(best, threshold, nullptr);
+    for (const VectorXd& start : starts) {
+      VectorXd x = LocalSearch(start, threshold);
+      const double value = model_.LogEi(x, threshold, nullptr);
+      if (value > best_value) {
+        best_value = value;
+        best = x;
+      }
+    }
+    return best;
+  }
+
+  // Alternates L-BFGS-B over the numeric coordinates and exhaustive passes over each choice,
+  // until a round gains less than 1e-4; integer coordinates are snapped at the end.
+  VectorXd LocalSearch(VectorXd x, double threshold) {
+    const auto numeric = static_cast<Eigen::Index>(numeric_.size());
+    double value = model_.LogEi(x, threshold, nullptr);
+    for (int round = 0; round < 5; ++round) {
+      const double before = value;
+      if (numeric > 0) {
+        VectorXd u = x.head(numeric);
+        auto objective = [&](const VectorXd& point, VectorXd& gradient) {
+          VectorXd full = x;
+          full.head(numeric) = point;
+          VectorXd g;
+          const double v = model_.LogEi(full, threshold, &g);
+          gradient = -g.head(numeric);
+          return -v;
+        };
+        LBFGSpp::LBFGSBParam<double> param;
+        param.epsilon = 1e-5;
+        param.epsilon_rel = 0;
+        param.max_iterations = 50;
+        param.max_linesearch = 20;
+        LBFGSpp::LBFGSBSolver<double> solver(param);
+        double negative = 0;
+        try {
+          solver.minimize(objective, u, negative, VectorXd::Zero(numeric), VectorXd::Ones(numeric));
+        } catch (const std::exception&) {
+          // No decrease along the search direction: keep the point reached.
+        }
+        VectorXd candidate = x;
+        candidate.head(numeric) = u.cwiseMax(0.0).cwiseMin(1.0);
+        const double v = model_.LogEi(candidate, threshold, nullptr);
+        if (v > value) {
+          value = v;
+          x = candidate;
+        }
+      }
+      for (std::size_t c = 0; c < categorical_.size(); ++c) {
+        const auto d = static_cast<Eigen::Index>(numeric_.size() + c);
+        const std::size_t size = space_.parameters()[categorical_[c]].domain.values.size();
+        for (std::size_t option = 0; option < size; ++option) {
+          VectorXd candidate = x;
+          candidate[d] = static_cast<double>(option);
+          const double v = model_.LogEi(candidate, threshold, nullptr);
+          if (v > value) {
+            value = v;
+            x = candidate;
+          }
+        }
+      }
+      if (value - before < 1e-4) break;
+    }
+    return Snapped(x);
+  }
+
+  Space space_;
+  GpOptions options_;
+  std::int64_t num_samples_;
+  std::mt19937_64 rng_;
+  std::vector<std::vector<PointValue>> points_;
+  std::size_t next_point_ = 0;
+  TrialLog log_;
+  std::vector<UnitDim> numeric_;
+  std::vector<std::size_t> categorical_;  // unconditional choices (parameter indices)
+  std::vector<VectorXd> rows_;            // per trial, its coordinates
+  GpModel model_;                         // kept between suggestions: the fit starts warm
+};
+
+GpOptions ParseGp(const OptionsReader& in, const SearcherContext& context) {
+  CheckModelSearcher("gp", in, context);
+  GpOptions options;
+  options.n_startup_trials =
+      in.Integer("n_startup_trials", options.n_startup_trials, Range::AtLeast(0));
+  options.deterministic_objective =
+      in.Bool("deterministic_objective", options.deterministic_objective);
+  options.n_preliminary_samples =
+      in.Integer("n_preliminary_samples", options.n_preliminary_samples, Range::AtLeast(1));
+  options.n_local_search = in.Integer("n_local_search", options.n_local_search, Range::AtLeast(2));
+  return options;
+}
+
+}  // namespace
+
+SearcherRegistry::Entry GpEntry() {
+  return {"gp",
+          {"n_startup_trials", "deterministic_objective", "n_preliminary_samples",
+           "n_local_search"},
+          [](const OptionsReader& in, const SearcherContext& context) {
+            return std::any(ParseGp(in, context));
+          },
+          [](const std::any& options, const SearcherContext& context) -> std::unique_ptr<Searcher> {
+            CheckNoGrid("gp", *context.space);
+            return std::make_unique<GpSearcher>(*context.space, context,
+                                                std::any_cast<const GpOptions&>(options),
+                                                ParsePointsToEvaluate(*context.space, context));
+          }};
+}
+
+}  // namespace tune

@@ -1,0 +1,85 @@
+// What the model-based searchers other than TPE (CMA-ES, GP) share, private to search/: the
+// numeric parameters every trial has, in unit coordinates, and a log of trials and their values.
+//
+// Unit coordinates: a parameter's kernel-space value (search/tpe_dim.h: log for log domains;
+// discrete domains widened by half a step) mapped linearly onto [0, 1]. A unit point maps back to
+// the nearest value of the domain (Snap), so integers and quantized values round.
+//
+// Example:
+//   std::vector<UnitDim> dims = UnitDims(space);   // {"lr": loguniform [1e-4, 1]} -> one dim
+//   Json lr = FromUnit(space, dims[0], 0.5);       // 0.01
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/types.h"
+#include "search/searcher.h"
+#include "search/space.h"
+#include "search/tpe_dim.h"
+
+namespace tune {
+
+struct UnitDim {
+  std::size_t parameter = 0;  // index into Space::parameters()
+  Dim dim;
+};
+
+// The parameters a numeric model covers: present on every trial (no conditions), not a choice,
+// with more than one value. Their order is parameters() order.
+std::vector<UnitDim> UnitDims(const Space& space);
+
+double ToUnit(const UnitDim& dim, const Json& value);
+Json FromUnit(const Space& space, const UnitDim& dim, double u);
+// Unit coordinates of the discrete value nearest to u (u itself for continuous dims).
+double SnapUnit(const UnitDim& dim, double u);
+
+// A config: the dims set from unit point `u`, random draws for the rest (choices, conditional
+// parameters: Optuna's independent sampling).
+Json ConfigWith(const Space& space, const std::vector<UnitDim>& dims, const std::vector<double>& u,
+                std::mt19937_64& rng);
+
+// Trials in suggestion order with their state and value (the metric turned into a loss: lower
+// is better). Ended trials are complete (a value from their last result), failed or pruned.
+class TrialLog {
+ public:
+  enum class State { kRunning, kComplete, kPruned, kFailed };
+  struct Entry {
+    Json config;
+    State state = State::kRunning;
+    double loss = 0;  // the last reported value, NaN when none
+    std::int64_t tag = 0;  // the searcher's (CMA-ES: the generation)
+  };
+
+  TrialLog(std::string metric, Mode mode) : metric_(std::move(metric)), mode_(mode) {}
+
+  std::size_t Add(const std::string& trial_id, Json config, std::int64_t tag = 0);
+  void OnResult(const std::string& trial_id, const Result& result);
+  // Returns the entry's index when the call completed a running trial, else -1.
+  std::ptrdiff_t OnComplete(const std::string& trial_id, TrialStatus status, const Result* last);
+
+  const std::vector<Entry>& entries() const { return entries_; }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  std::string metric_;
+  Mode mode_;
+  std::vector<Entry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;
+};
+
+// The searchers that need a metric name it in their error: "search.algorithm: gp needs a metric
+// to optimise". Also rejects grid_search parameters, like TPE.
+void CheckModelSearcher(const std::string& name, const OptionsReader& in,
+                        const SearcherContext& context);
+void CheckNoGrid(const std::string& name, const Space& space);
+
+// Inverse of the standard normal CDF, 0 < p < 1 (Acklam's approximation refined by one Halley
+// step: relative error ~1e-15).
+double NormalQuantile(double p);
+double NormalCdf(double z);
+
+}  // namespace tune
