@@ -1,8 +1,10 @@
 #include "reporters/registry.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "reporters/reporters.h"
+#include "reporters/tensorboard.h"
 
 namespace tune {
 
@@ -10,6 +12,7 @@ const CallbackRegistry& Callbacks() {
   // One line per optional reporter.
   static const CallbackRegistry registry("callback", "", {
                                                              TrialsJsonEntry(),
+                                                             TensorBoardEntry(),
                                                          });
   return registry;
 }
@@ -17,11 +20,10 @@ const CallbackRegistry& Callbacks() {
 std::vector<CallbackConfig> ParseCallbackOptions(const Json& json, const std::string& path,
                                                  const CallbackContext& context) {
   std::vector<CallbackConfig> configs;
-  if (json.is_null()) return configs;
-  if (!json.is_array()) {
+  if (!json.is_null() && !json.is_array()) {
     throw SpecError(path, "expected an array of reporter names or objects, got " + json.dump());
   }
-  for (std::size_t i = 0; i < json.size(); ++i) {
+  for (std::size_t i = 0; json.is_array() && i < json.size(); ++i) {
     const std::string item_path = path + "[" + std::to_string(i) + "]";
     if (!json[i].is_string() && !(json[i].is_object() && json[i].contains("type"))) {
       throw SpecError(item_path, "expected a reporter name or an object with \"type\" (known: " +
@@ -29,7 +31,17 @@ std::vector<CallbackConfig> ParseCallbackOptions(const Json& json, const std::st
     }
     configs.push_back(Callbacks().Parse(json[i], item_path, context));
   }
+  for (const std::string& name : DefaultCallbackNames()) {
+    const bool named = std::any_of(configs.begin(), configs.end(),
+                                   [&](const CallbackConfig& config) { return config.name() == name; });
+    if (!named) configs.push_back(Callbacks().Parse(Json(name), path, context));
+  }
   return configs;
+}
+
+const std::vector<std::string>& DefaultCallbackNames() {
+  static const std::vector<std::string> names = {"tensorboard"};
+  return names;
 }
 
 std::shared_ptr<Callback> MakeCallback(const CallbackConfig& config) {

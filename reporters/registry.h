@@ -20,18 +20,24 @@ namespace tune {
 
 // What every optional reporter is built with besides its options. (The experiment directory and
 // everything else come through the ExperimentView of each call.)
-struct CallbackContext {};
+struct CallbackContext {
+  std::string time_attr = "training_iteration";  // the scheduler's: the x axis of curves
+};
 
 using CallbackRegistry = Registry<Callback, CallbackContext>;
 using CallbackConfig = CallbackRegistry::Config;
 
 const CallbackRegistry& Callbacks();
 
-// The "callbacks" array (null: none). Each item is a name or an object with "type". Throws
-// SpecError naming e.g. "callbacks[1].interval_s".
+// The "callbacks" array (null: none). Each item is a name or an object with "type". The
+// reporters on by default (DefaultCallbackNames) are added when the array does not name them;
+// naming one with "enabled": false turns it off. Throws SpecError naming e.g.
+// "callbacks[1].interval_s".
 std::vector<CallbackConfig> ParseCallbackOptions(const Json& json, const std::string& path,
                                                  const CallbackContext& context);
 std::shared_ptr<Callback> MakeCallback(const CallbackConfig& config);
+// "tensorboard" (reporters/tensorboard.h), as Ray Tune writes TensorBoard files by default.
+const std::vector<std::string>& DefaultCallbackNames();
 
 // "trials_json": <experiment>/trials.json, one object per trial (trial_id, status, params,
 // config, last_result, num_results, time_total_s, num_failures, error, last_checkpoint, dir),

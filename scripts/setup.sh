@@ -26,6 +26,8 @@ packages=(
   # search/gp*.cc: LBFGS++ (header-only L-BFGS-B on Eigen) fits the GP and maximises its acquisition.
   liblbfgspp-dev
   googletest libgtest-dev libgmock-dev libcli11-dev libfmt-dev libbenchmark-dev
+  # reporters/tensorboard.cc: TensorBoard's event and hparams messages (reporters/proto/).
+  protobuf-compiler libprotobuf-dev
   # trainer/: Gloo's headers (PyTorch's wheels ship c10d's ProcessGroupGloo.hpp, which includes
   # <gloo/...>, but not gloo's own headers; the library itself is inside libtorch_cpu.so).
   # nodejs/npm fetch the datasets (get_data.sh).

@@ -299,7 +299,13 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
                            spec.points_to_evaluate};
   spec.search = ParseSearcherOptions(raw.value("search", Json()), "search", searcher);
   spec.stop = ParseStopOptions(raw.value("stop", Json()), "stop", spec.metric, spec.mode);
-  spec.callbacks = ParseCallbackOptions(raw.value("callbacks", Json()), "callbacks", {});
+  // The scheduler's time_attr is the x axis of the reporters' curves (TensorBoard's step).
+  CallbackContext callbacks;
+  if (raw.contains("scheduler") && raw["scheduler"].is_object() &&
+      raw["scheduler"].value("time_attr", Json()).is_string()) {
+    callbacks.time_attr = raw["scheduler"]["time_attr"];
+  }
+  spec.callbacks = ParseCallbackOptions(raw.value("callbacks", Json()), "callbacks", callbacks);
   return spec;
 }
 
