@@ -23,6 +23,7 @@
 
 #include "tuner/experiment_lock.h"
 #include "tuner/resources.h"
+#include "tuner/show.h"
 #include "tuner/spec.h"
 #include "tuner/tuner.h"
 
@@ -180,6 +181,21 @@ int Resume(const ResumeArgs& args) {
   return tuner.Run();
 }
 
+// `tune show DIR [DIR ...]`: the trials of an experiment (or the best of several) from the
+// journal, without taking the experiment's lock (tuner/show.h).
+int Show(const std::vector<std::string>& dirs, const tune::ShowOptions& options) {
+  std::vector<tune::ExperimentRecord> experiments;
+  for (const std::string& dir : dirs) {
+    experiments.push_back(tune::LoadExperiment(dir));
+    if (!experiments.back().warning.empty()) {
+      std::fprintf(stderr, "tune: warning: %s\n", experiments.back().warning.c_str());
+    }
+  }
+  const std::string text = tune::RenderShow(experiments, options);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return 0;
+}
+
 // `tune train CONFIG.json`: one training run of the built-in trainer, without tuning.
 int Train(const std::string& config_file, const std::vector<std::string>& args) {
   std::filesystem::path trainer = ExecutableDir() / "tune-trainer";
@@ -239,6 +255,26 @@ int main(int argc, char** argv) {
   resume->add_flag("--errored", resume_args.errored,
                    "Also run the trials that ended in ERROR again, from their last checkpoint");
 
+  std::vector<std::string> show_dirs;
+  tune::ShowOptions show_options;
+  bool show_json = false, show_csv = false;
+  std::string show_statuses, show_columns;
+  std::size_t show_top = 0;
+  CLI::App* show = app.add_subcommand("show", "List an experiment's trials, or compare the best "
+                                              "trials of several (from the journal; works while it runs)");
+  show->add_option("dirs", show_dirs, "Experiment directories")->required();
+  show->add_option("--sort", show_options.sort,
+                   "Sort by a column: the metric (best first), best/<metric>, a parameter, "
+                   "training_iteration, time_total_s, ...");
+  show->add_option("--order", show_options.order, "asc or desc (default: best first for the "
+                                                  "metric, ascending otherwise)");
+  CLI::Option* top = show->add_option("--top", show_top, "Only the first K rows (sorted by the "
+                                                         "metric unless --sort)");
+  show->add_option("--status", show_statuses, "Only trials of these statuses: STOPPED,ERROR,...");
+  show->add_option("--columns", show_columns, "Comma-separated columns (see docs/spec.md)");
+  CLI::Option* json = show->add_flag("--json", show_json, "One JSON object per trial");
+  show->add_flag("--csv", show_csv, "CSV, one row per trial")->excludes(json);
+
   std::string train_config;
   std::vector<std::string> train_args;
   CLI::App* train = app.add_subcommand("train", "Train one configuration without tuning");
@@ -253,6 +289,26 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand(run)) return Run(run_args);
     if (app.got_subcommand(resume)) return Resume(resume_args);
+    if (app.got_subcommand(show)) {
+      auto split = [](const std::string& list) {
+        std::vector<std::string> items;
+        std::size_t start = 0;
+        while (start <= list.size() && !list.empty()) {
+          std::size_t comma = list.find(',', start);
+          if (comma == std::string::npos) comma = list.size();
+          if (comma > start) items.push_back(list.substr(start, comma - start));
+          start = comma + 1;
+        }
+        return items;
+      };
+      show_options.statuses = split(show_statuses);
+      show_options.columns = split(show_columns);
+      if (top->count() > 0) show_options.top = show_top;
+      show_options.format = show_json  ? tune::ShowOptions::Format::kJson
+                            : show_csv ? tune::ShowOptions::Format::kCsv
+                                       : tune::ShowOptions::Format::kTable;
+      return Show(show_dirs, show_options);
+    }
     if (app.got_subcommand(train)) return Train(train_config, train_args);
   } catch (const tune::SpecError& error) {
     std::fprintf(stderr, "tune: %s\n", error.what());
