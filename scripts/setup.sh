@@ -32,6 +32,9 @@ packages=(
   # <gloo/...>, but not gloo's own headers; the library itself is inside libtorch_cpu.so).
   # nodejs/npm fetch the datasets (get_data.sh).
   libgloo-dev nodejs
+  # reporters/web (report.html, the live dashboard): Debian's Chromium runs the browser test
+  # (tests/integration/report_browser_test.mjs) and bench/report_paint.mjs; no browser downloads.
+  chromium
 )
 # NodeSource's nodejs bundles npm and conflicts with Debian's npm package: ask for npm only
 # when no npm command exists.
@@ -67,6 +70,15 @@ make_venv() {
     grep -v "is ignored: it is neither a file nor a directory" || true
   "$dir/bin/python" -c 'import torch; print("setup:", torch.__version__, "at", torch.utils.cmake_prefix_path)'
 }
+# The charting library embedded into report.html and the dashboard (ECharts) and the browser
+# driver of their tests (playwright-core): reporters/web/package.json, pinned with checksums in
+# package-lock.json; reporters/CMakeLists.txt embeds ECharts.
+if [[ ! -f reporters/web/node_modules/echarts/dist/echarts.min.js ||
+      ! -d reporters/web/node_modules/playwright-core ]]; then
+  echo "setup: npm ci in reporters/web"
+  npm ci --prefix reporters/web --no-audit --no-fund --loglevel=error
+fi
+
 reqs=(scripts/requirements.txt)
 ((peers)) && reqs+=(bench/peers/requirements.txt)
 make_venv .venv "${reqs[@]}"

@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "tuner/dashboard.h"
 #include "tuner/experiment_lock.h"
 #include "tuner/resources.h"
 #include "tuner/show.h"
@@ -45,6 +46,7 @@ struct RunArgs {
   std::optional<std::string> storage;
   std::vector<std::string> overrides;
   bool multirun = false;
+  std::optional<std::string> dashboard;  // [HOST:]PORT
   std::string report_host = "127.0.0.1";
 };
 
@@ -93,6 +95,10 @@ int Run(const RunArgs& args) {
   if (args.storage) raw["storage"] = *args.storage;
   tune::ExperimentSpec spec =
       tune::ParseSpec(raw, std::filesystem::absolute(args.space_file).parent_path());
+  if (args.dashboard) {
+    tune::ParseDashboardAddress(*args.dashboard, "--dashboard");
+    spec.dashboard = *args.dashboard;
+  }
 
   std::vector<std::string> detected = tune::DetectGpus();
   tune::TunerOptions options;
@@ -244,6 +250,9 @@ int main(int argc, char** argv) {
   run->add_option("--report-host", run_args.report_host,
                   "Address the report server binds (default 127.0.0.1; trials elsewhere still "
                   "need their token)");
+  run->add_option("--dashboard", run_args.dashboard,
+                  "Serve a live page of the experiment at [HOST:]PORT (127.0.0.1 unless a host "
+                  "is given, then with a token in the URL; port 0: any free one)");
   run->add_flag("-m,--multirun", run_args.multirun,
                 "Turn key=a,b,c overrides into a grid over those values");
 

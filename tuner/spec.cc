@@ -11,6 +11,7 @@
 
 #include "core/json_depth.h"
 #include "core/options.h"
+#include "tuner/dashboard.h"
 
 namespace tune {
 namespace {
@@ -20,7 +21,7 @@ const std::vector<std::string> kTopLevelKeys = {
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
     "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop", "callbacks",
-    "max_log_bytes"};
+    "dashboard", "max_log_bytes"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "workers"};
 
 void RejectUnknownKeys(const Json& object, const std::vector<std::string>& known,
@@ -275,6 +276,10 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
   spec.scheduler = ParseSchedulerOptions(raw.value("scheduler", Json()), "scheduler",
                                          SchedulerContext{spec.metric, spec.mode});
   spec.reporter = ParseTableOptions(raw.value("reporter", Json()), "reporter");
+  if (!raw.value("dashboard", Json()).is_null()) {
+    ParseDashboardAddress(raw["dashboard"], "dashboard");  // checked here, bound when it runs
+    spec.dashboard = raw["dashboard"];
+  }
   if (raw.contains("trainer")) spec.trainer = raw["trainer"];
   if (spec.trainer.contains("command")) {
     const Json& command = spec.trainer["command"];

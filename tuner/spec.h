@@ -52,6 +52,7 @@ struct ExperimentSpec {
   TableOptions reporter;             // parsed "reporter": the status table's options
   StopConfig stop;                   // parsed "stop" (nothing when absent)
   std::vector<CallbackConfig> callbacks;  // parsed "callbacks": optional reporters by name
+  Json dashboard;                    // "[HOST:]PORT" of the live dashboard (tuner/dashboard.h); null = none
   Json trainer = Json::object();     // base config of every trial
   std::vector<std::string> command;  // trainer.command; empty = the built-in tune-trainer
   double stop_grace_s = 10;          // how long a trial told to stop may take to exit

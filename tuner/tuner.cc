@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "core/text.h"
+#include "tuner/dashboard.h"
 
 namespace tune {
 namespace {
@@ -114,6 +115,9 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
   callbacks_.push_back(std::make_shared<StatusTable>(table, options_.out));
   callbacks_.push_back(writer_);
   callbacks_.push_back(std::make_shared<BestTrialReporter>(options_.experiment_dir, options_.out));
+  for (const auto& view : MakeReportCallbacks(io_, spec_, *clock_, options_.experiment_dir, options_.out)) {
+    callbacks_.push_back(view);  // report.html and the --dashboard page (tuner/dashboard.h)
+  }
   for (const CallbackConfig& config : spec_.callbacks) callbacks_.push_back(MakeCallback(config));
   for (const auto& callback : options_.callbacks) callbacks_.push_back(callback);
 

@@ -1,0 +1,415 @@
+#include "reporters/report_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include <fmt/format.h>
+
+namespace tune {
+namespace {
+
+// `value` with `digits` significant digits, so the JSON holds "0.81234" rather than 17 digits.
+double Round(double value, int digits) {
+  if (!std::isfinite(value) || value == 0) return value;
+  double scale = std::pow(10.0, digits - 1 - static_cast<int>(std::floor(std::log10(std::fabs(value)))));
+  double rounded = std::round(value * scale) / scale;
+  return std::isfinite(rounded) ? rounded : value;
+}
+
+Json Number(double value, int digits = 6) {
+  if (!std::isfinite(value)) return nullptr;
+  return Round(value, digits);
+}
+
+// Every number after `key` in `text` (e.g. "Iter " in ASHA's "Iter 4.000: 0.71 | Iter 1.000:").
+void NumbersAfter(const std::string& text, const std::string& key, std::set<double>& out) {
+  for (std::size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
+    const char* begin = text.c_str() + at + key.size();
+    char* end = nullptr;
+    double value = std::strtod(begin, &end);
+    if (end != begin && std::isfinite(value)) out.insert(value);
+  }
+}
+
+}  // namespace
+
+ReportModel::ReportModel(ReportOptions options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock), start_s_(clock.Now()) {
+  options_.max_points_per_curve = std::max<std::size_t>(options_.max_points_per_curve, 4);
+}
+
+bool ReportModel::Better(double a, double b) const { return IsBetter(a, b, mode_); }
+
+void ReportModel::OnExperimentStart(const ExperimentView& view) {
+  start_s_ = view.now_s - view.elapsed_s;
+  name_ = view.name;
+  metric_ = view.metric;
+  mode_ = view.mode;
+  ReadRungs(view.scheduler_description);
+  // `tune resume`: the trials the journal replayed, with their curves from result.json (once;
+  // they are drawn as of time 0 of this run).
+  if (view.trials != nullptr) {
+    for (const Trial& trial : *view.trials) {
+      Record& record = RecordOf(trial);
+      SetStatus(record, trial);
+      std::ifstream in(trial.dir / "result.json");
+      std::string line;
+      while (std::getline(in, line)) {
+        Result result;
+        result.metrics = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (!result.metrics.is_object()) continue;
+        result.training_iteration = result.metrics.value("training_iteration", std::int64_t{0});
+        result.time_total_s = result.metrics.value("time_total_s", 0.0);
+        AddResult(index_[trial.id], result);
+      }
+      record.pending_rung = -1;
+      if (IsFinal(trial.status)) {
+        ++num_finished_;
+        importance_dirty_ = true;
+      }
+      Touch(index_[trial.id]);
+    }
+  }
+  ++version_;
+}
+
+ReportModel::Record& ReportModel::RecordOf(const Trial& trial) {
+  auto [it, inserted] = index_.emplace(trial.id, trials_.size());
+  if (inserted) {
+    trials_.emplace_back();
+    Record& record = trials_.back();
+    record.id = trial.id;
+    record.num_exploits = trial.num_exploits;
+  }
+  return trials_[it->second];
+}
+
+void ReportModel::Touch(std::size_t index) {
+  if (!trials_[index].changed) {
+    trials_[index].changed = true;
+    changed_.push_back(index);
+  }
+  ++version_;
+}
+
+void ReportModel::SetStatus(Record& record, const Trial& trial) {
+  record.status = ToString(trial.status);
+  record.gpus = trial.gpus;
+  record.time_total_s = trial.time_total_s;
+  record.params = Json::array();
+  for (const ReportParam& param : options_.params) {
+    record.params.push_back(trial.params.contains(param.pointer) ? trial.params.at(param.pointer)
+                                                                 : Json());
+  }
+  record.config = trial.config;
+}
+
+void ReportModel::StartSpan(Record& record, const Trial& trial) {
+  if (record.lane >= 0) return;
+  auto free = std::find(lanes_busy_.begin(), lanes_busy_.end(), false);
+  record.lane = static_cast<int>(free - lanes_busy_.begin());
+  if (free == lanes_busy_.end()) {
+    lanes_busy_.push_back(true);
+  } else {
+    *free = true;
+  }
+  double now = Since();
+  if (trial.num_exploits > record.num_exploits) {
+    record.marks.push_back({now, "exploited", "exploit #" + std::to_string(trial.num_exploits) +
+                                                  ": " + trial.params.dump()});
+  }
+  record.num_exploits = trial.num_exploits;
+  record.spans.push_back({record.lane, now, -1});
+}
+
+void ReportModel::EndSpan(Record& record) {
+  if (record.lane < 0) return;
+  lanes_busy_[static_cast<std::size_t>(record.lane)] = false;
+  record.lane = -1;
+  if (!record.spans.empty() && record.spans.back().end_s < 0) {
+    Span& span = record.spans.back();
+    span.end_s = std::max(span.start_s, Since());
+    busy_lane_s_ += span.end_s - span.start_s;
+  }
+}
+
+void ReportModel::OnTrialStart(const Trial& trial) {
+  Record& record = RecordOf(trial);
+  std::size_t index = index_[trial.id];
+  SetStatus(record, trial);
+  record.status = "RUNNING";  // about to be launched
+  StartSpan(record, trial);
+  Touch(index);
+}
+
+void ReportModel::OnTrialResult(const Trial& trial, const Result& result) {
+  Record& record = RecordOf(trial);
+  std::size_t index = index_[trial.id];
+  record.status = ToString(trial.status);
+  record.time_total_s = trial.time_total_s;
+  AddResult(index, result);
+  Touch(index);
+}
+
+void ReportModel::AddResult(std::size_t index, const Result& result) {
+  Record& record = trials_[index];
+  double x = result.Get(options_.time_attr);
+  if (std::isnan(x)) x = static_cast<double>(result.training_iteration);
+  double y = result.Get(metric_);
+  double previous_x = record.num_results > 0 ? record.last_x : -std::numeric_limits<double>::infinity();
+  double previous_last = record.last_y;
+
+  // A report after one that reached a rung: the trial went on, it was promoted.
+  if (record.pending_rung >= 0) {
+    record.marks.push_back({record.pending_rung_t, "promoted",
+                            fmt::format("past rung {:g}", record.pending_rung)});
+    record.pending_rung = -1;
+  }
+  auto rung = rungs_.upper_bound(x);
+  if (rung != rungs_.begin() && *std::prev(rung) > previous_x) {
+    record.pending_rung = *std::prev(rung);
+    record.pending_rung_t = Since();
+  }
+
+  // Thinning: report i (from 0) is kept when i % stride == 0; past the cap, every other kept
+  // point goes and the stride doubles.
+  if (record.num_results % record.stride == 0) {
+    record.x.push_back(x);
+    record.y.push_back(y);
+    if (record.x.size() > options_.max_points_per_curve) {
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < record.x.size(); i += 2, ++kept) {
+        record.x[kept] = record.x[i];
+        record.y[kept] = record.y[i];
+      }
+      record.x.resize(kept);
+      record.y.resize(kept);
+      record.stride *= 2;
+    }
+  }
+  ++record.num_results;
+  record.last_x = x;
+  record.last_y = y;
+  if (!std::isnan(y) && (std::isnan(record.best) || Better(y, record.best))) record.best = y;
+  UpdateBest(index, previous_last);
+  if (!std::isnan(y) && (best_vs_time_.empty() || Better(y, best_vs_time_.back().second))) {
+    best_vs_time_.emplace_back(Since(), y);
+    best_vs_time_trial_.push_back(record.id);
+  }
+}
+
+void ReportModel::UpdateBest(std::size_t index, double previous_last) {
+  auto key = [this](double value) { return mode_ == Mode::kMax ? -value : value; };
+  if (!std::isnan(previous_last)) by_last_.erase({key(previous_last), index});
+  double last = trials_[index].last_y;
+  if (!std::isnan(last)) by_last_.insert({key(last), index});
+}
+
+void ReportModel::OnTrialPause(const Trial& trial) {
+  Record& record = RecordOf(trial);
+  std::size_t index = index_[trial.id];
+  SetStatus(record, trial);
+  EndSpan(record);
+  record.marks.push_back({Since(), "paused", fmt::format("paused at {} {:g}", options_.time_attr, record.last_x)});
+  Touch(index);
+}
+
+void ReportModel::OnTrialEnd(const Trial& trial) {
+  Record& record = RecordOf(trial);
+  std::size_t index = index_[trial.id];
+  bool was_final = record.status == "TERMINATED" || record.status == "STOPPED" || record.status == "ERROR";
+  SetStatus(record, trial);
+  EndSpan(record);
+  record.pending_rung = -1;  // it did not go on past its last rung
+  if (IsFinal(trial.status) && !was_final) {
+    ++num_finished_;
+    if (!by_last_.empty()) {
+      double best = trials_[by_last_.begin()->second].last_y;
+      if (best_vs_count_.empty() || best_vs_count_.back().second != best) {
+        best_vs_count_.emplace_back(num_finished_, best);
+      }
+    }
+    importance_dirty_ = true;
+  }
+  Touch(index);
+}
+
+void ReportModel::OnTick(const ExperimentView& view) {
+  elapsed_s_ = view.elapsed_s;
+  if (view.scheduler_description != scheduler_description_) ReadRungs(view.scheduler_description);
+  MaybeComputeImportance(false);
+}
+
+void ReportModel::OnExperimentEnd(const ExperimentView& view) {
+  elapsed_s_ = view.elapsed_s;
+  ReadRungs(view.scheduler_description);
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    if (trials_[i].lane >= 0) {
+      EndSpan(trials_[i]);
+      Touch(i);
+    }
+  }
+  finished_ = true;
+  interrupted_ = view.interrupted;
+  MaybeComputeImportance(true);
+  ++version_;
+}
+
+void ReportModel::ReadRungs(const std::string& description) {
+  scheduler_description_ = description;
+  std::size_t before = rungs_.size();
+  NumbersAfter(description, "Iter ", rungs_);            // ASHA's brackets
+  NumbersAfter(description, "Milestone (r)=", rungs_);   // HyperBand's brackets
+  if (rungs_.size() != before) ++version_;
+}
+
+void ReportModel::MaybeComputeImportance(bool force) {
+  if (!importance_dirty_ || options_.params.empty()) return;
+  if (!force && Since() - importance_at_s_ < options_.importance_interval_s) return;
+  importance_dirty_ = false;
+  importance_at_s_ = Since();
+  std::vector<ImportanceParam> params;
+  for (const ReportParam& param : options_.params) params.push_back(param.domain);
+  std::vector<std::vector<double>> values;
+  std::vector<double> losses;
+  for (const Record& record : trials_) {
+    if (!(record.status == "TERMINATED" || record.status == "STOPPED") || !std::isfinite(record.last_y)) continue;
+    std::vector<double> row;
+    for (std::size_t p = 0; p < options_.params.size(); ++p) {
+      const Json& value = record.params[p];
+      const ReportParam& param = options_.params[p];
+      if (param.domain.kind == ImportanceParam::Kind::kCategorical) {
+        auto it = std::find(param.choices.begin(), param.choices.end(), value);
+        if (it == param.choices.end()) break;
+        row.push_back(static_cast<double>(it - param.choices.begin()));
+      } else {
+        if (!value.is_number()) break;
+        row.push_back(value.get<double>());
+      }
+    }
+    if (row.size() != options_.params.size()) continue;
+    values.push_back(std::move(row));
+    losses.push_back(mode_ == Mode::kMax ? -record.last_y : record.last_y);
+  }
+  // Unbounded domains (normal) take the range of the values seen.
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    if (params[p].kind == ImportanceParam::Kind::kCategorical) continue;
+    if (std::isfinite(params[p].low) && std::isfinite(params[p].high)) continue;
+    params[p].low = std::numeric_limits<double>::infinity();
+    params[p].high = -std::numeric_limits<double>::infinity();
+    for (const auto& row : values) {
+      params[p].low = std::min(params[p].low, row[p]);
+      params[p].high = std::max(params[p].high, row[p]);
+    }
+  }
+  importance_ = PedAnovaImportance(params, values, losses);
+  importance_trials_ = values.size();
+  ++version_;
+}
+
+Json ReportModel::TrialJson(const Record& record) const {
+  Json x = Json::array(), y = Json::array();
+  for (std::size_t i = 0; i < record.x.size(); ++i) {
+    x.push_back(Number(record.x[i]));
+    y.push_back(Number(record.y[i]));
+  }
+  // The latest report, when thinning left it out.
+  if (record.num_results > 0 && (record.num_results - 1) % record.stride != 0) {
+    x.push_back(Number(record.last_x));
+    y.push_back(Number(record.last_y));
+  }
+  Json spans = Json::array();
+  for (const Span& span : record.spans) {
+    spans.push_back({span.lane, Round(span.start_s, 4), span.end_s < 0 ? Json() : Json(Round(span.end_s, 4))});
+  }
+  Json marks = Json::array();
+  for (const Mark& mark : record.marks) marks.push_back({Round(mark.t_s, 4), mark.kind, mark.text});
+  return {{"id", record.id},       {"status", record.status}, {"p", record.params},
+          {"n", record.num_results}, {"last", Number(record.last_y, 10)},
+          {"best", Number(record.best, 10)}, {"time_s", Round(record.time_total_s, 4)},
+          {"gpus", record.gpus},   {"x", std::move(x)},       {"y", std::move(y)},
+          {"spans", std::move(spans)}, {"marks", std::move(marks)}};
+}
+
+Json ReportModel::Header() {
+  MaybeComputeImportance(false);
+  Json params = Json::array();
+  for (const ReportParam& param : options_.params) {
+    const ImportanceParam& d = param.domain;
+    const char* kind = d.kind == ImportanceParam::Kind::kCategorical ? "categorical"
+                       : d.kind == ImportanceParam::Kind::kInt       ? "int"
+                                                                     : "float";
+    params.push_back({{"name", d.name}, {"kind", kind}, {"log", d.log}, {"low", Number(d.low, 17)},
+                      {"high", Number(d.high, 17)}, {"choices", param.choices}});
+  }
+  Json best = nullptr;
+  if (!by_last_.empty()) {
+    const Record& record = trials_[by_last_.begin()->second];
+    best = {{"id", record.id}, {"value", Number(record.last_y, 17)}, {"config", record.config},
+            {"params", record.params}};
+  }
+  Json vs_time = Json::array();
+  for (std::size_t i = 0; i < best_vs_time_.size(); ++i) {
+    vs_time.push_back({Round(best_vs_time_[i].first, 4), Number(best_vs_time_[i].second, 10),
+                       best_vs_time_trial_[i]});
+  }
+  Json vs_count = Json::array();
+  for (const auto& [count, value] : best_vs_count_) vs_count.push_back({count, Number(value, 10)});
+  Json importance = Json::array();
+  for (std::size_t p = 0; p < importance_.size() && p < options_.params.size(); ++p) {
+    importance.push_back({options_.params[p].domain.name, Round(importance_[p], 6)});
+  }
+  double busy = busy_lane_s_;
+  double now = Since();
+  for (const Record& record : trials_) {
+    if (record.lane >= 0 && !record.spans.empty()) busy += now - record.spans.back().start_s;
+  }
+  double capacity = static_cast<double>(lanes_busy_.size()) * (finished_ ? elapsed_s_ : now);
+  return {{"name", name_},
+          {"metric", metric_},
+          {"mode", ToString(mode_)},
+          {"time_attr", options_.time_attr},
+          {"scheduler", scheduler_description_},
+          {"elapsed_s", Round(finished_ ? elapsed_s_ : now, 4)},
+          {"finished", finished_},
+          {"interrupted", interrupted_},
+          {"params", std::move(params)},
+          {"rungs", Json(std::vector<double>(rungs_.begin(), rungs_.end()))},
+          {"best", std::move(best)},
+          {"best_vs_time", std::move(vs_time)},
+          {"best_vs_count", std::move(vs_count)},
+          {"importance", {{"method", "PED-ANOVA (as Optuna's PedAnovaImportanceEvaluator: top 10 % "
+                                     "of finished trials by last " + metric_ + " vs all of them)"},
+                          {"trials", importance_trials_},
+                          {"values", std::move(importance)}}},
+          {"lanes", lanes_busy_.size()},
+          {"utilisation", capacity > 0 ? Round(busy / capacity, 4) : 0.0},
+          {"num_trials", trials_.size()},
+          {"version", version_}};
+}
+
+Json ReportModel::Snapshot() {
+  Json json = Header();
+  Json trials = Json::array();
+  for (const Record& record : trials_) trials.push_back(TrialJson(record));
+  json["trials"] = std::move(trials);
+  json["delta"] = false;
+  return json;
+}
+
+Json ReportModel::TakeDelta() {
+  Json json = Header();
+  Json trials = Json::array();
+  for (std::size_t index : changed_) {
+    trials.push_back(TrialJson(trials_[index]));
+    trials_[index].changed = false;
+  }
+  changed_.clear();
+  json["trials"] = std::move(trials);
+  json["delta"] = true;
+  return json;
+}
+
+}  // namespace tune

@@ -1,0 +1,153 @@
+// The data behind the HTML report and the live dashboard: one model, built incrementally from
+// the tuner's callback events (each report costs O(1) amortised here: it appends to its trial's
+// curve and updates an ordered index of the best values; nothing scans all trials per event).
+//
+// What it keeps, per trial: status, parameters, config, its learning curve (metric vs the
+// scheduler's time_attr, thinned to at most max_points_per_curve points by keeping every 2^k-th
+// report once it grows past that, its latest point always kept), its runs on the experiment's
+// slots (a trial takes the lowest free lane when it starts and frees it when it pauses or ends)
+// and marks on them: ASHA/HyperBand rung promotions (a trial that went on past a rung, or was
+// resumed after a pause) and PBT exploits. For the experiment: the rungs (the milestones the
+// scheduler's description names), the best value reported so far against time and against the
+// number of finished trials, the best trial (by last result, as best_trial.json) and PED-ANOVA
+// parameter importance over the finished trials (reporters/report_importance.h), recomputed at
+// most every importance_interval_s.
+//
+// Snapshot() is the whole model as JSON (report.html's data); TakeDelta() what changed since the
+// previous TakeDelta() (the dashboard's updates): the same header and only the changed trials.
+// reporters/web/report.js draws both; docs/spec.md ("Looking at results") lists the fields.
+//
+// Example:
+//   auto model = std::make_shared<ReportModel>(options, clock);   // a Callback: add it first
+//   tuner_options.callbacks.push_back(model);
+//   std::string html = RenderReportHtml(model->Snapshot());      // reporters/report_html.h
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/trial.h"
+#include "core/types.h"
+#include "reporters/callback.h"
+#include "reporters/report_importance.h"
+
+namespace tune {
+
+// A parameter of the search space as the views show it.
+struct ReportParam {
+  ImportanceParam domain;      // name (dotted path), kind, bounds, log; bounds NaN = unbounded
+  Json::json_pointer pointer;  // where it sits in Trial::params
+  std::vector<Json> choices;   // kCategorical: the values, in order
+};
+
+struct ReportOptions {
+  std::string time_attr = "training_iteration";  // the curves' x axis (the scheduler's)
+  std::vector<ReportParam> params;
+  std::size_t max_points_per_curve = 256;
+  double importance_interval_s = 5;
+};
+
+class ReportModel : public Callback {
+ public:
+  // `clock` must outlive the model; it times the trials' runs.
+  ReportModel(ReportOptions options, const Clock& clock);
+
+  // Takes the trials the view already holds (`tune resume`), curves read from their result.json.
+  void OnExperimentStart(const ExperimentView& view) override;
+  void OnTrialStart(const Trial& trial) override;
+  void OnTrialResult(const Trial& trial, const Result& result) override;
+  void OnTrialPause(const Trial& trial) override;
+  void OnTrialEnd(const Trial& trial) override;
+  void OnTick(const ExperimentView& view) override;
+  void OnExperimentEnd(const ExperimentView& view) override;
+
+  // Everything, for a page drawn from scratch.
+  Json Snapshot();
+  // The header and the trials changed since the last call ({"delta": true, ...}).
+  Json TakeDelta();
+  // Bumped by every change; equal numbers mean nothing to send.
+  std::uint64_t version() const { return version_; }
+  bool finished() const { return finished_; }
+  std::size_t num_trials() const { return trials_.size(); }
+
+ private:
+  struct Span {
+    int lane;
+    double start_s, end_s;  // since the experiment started; end < 0: still running
+  };
+  struct Mark {
+    double t_s;
+    std::string kind;  // "promoted", "exploited", "paused"
+    std::string text;
+  };
+  struct Record {
+    std::string id;
+    std::string status = "PENDING";
+    Json params = Json::array();  // in options_.params order (null when absent)
+    Json config;
+    std::vector<double> x, y;     // the thinned curve
+    std::int64_t stride = 1;      // every stride-th report is kept
+    std::int64_t num_results = 0;
+    double last_x = 0, last_y = std::numeric_limits<double>::quiet_NaN();
+    double best = std::numeric_limits<double>::quiet_NaN();
+    double time_total_s = 0;
+    std::string gpus;
+    int lane = -1;
+    int num_exploits = 0;
+    std::vector<Span> spans;
+    std::vector<Mark> marks;
+    double pending_rung = -1;     // a rung the latest report reached (promoted if it goes on)
+    double pending_rung_t = 0;
+    bool changed = false;
+  };
+
+  Record& RecordOf(const Trial& trial);
+  void Touch(std::size_t index);
+  void SetStatus(Record& record, const Trial& trial);
+  void StartSpan(Record& record, const Trial& trial);
+  void EndSpan(Record& record);
+  // Appends a report to trial `index`'s curve, best values and rung marks.
+  void AddResult(std::size_t index, const Result& result);
+  void ReadRungs(const std::string& scheduler_description);
+  void UpdateBest(std::size_t index, double previous_last);
+  void MaybeComputeImportance(bool force);
+  double Since() const { return clock_.Now() - start_s_; }
+  Json Header();
+  Json TrialJson(const Record& record) const;
+  bool Better(double a, double b) const;
+
+  ReportOptions options_;
+  const Clock& clock_;
+  double start_s_ = 0;
+  std::string name_, metric_, scheduler_description_;
+  Mode mode_ = Mode::kMax;
+  double elapsed_s_ = 0;
+  bool finished_ = false;
+  bool interrupted_ = false;
+
+  std::vector<Record> trials_;
+  std::unordered_map<std::string, std::size_t> index_;  // id -> position in trials_
+  std::vector<std::size_t> changed_;
+  std::vector<bool> lanes_busy_;
+  double busy_lane_s_ = 0;        // closed spans' total
+  std::set<double> rungs_;
+  // Last values of the trials that have one, ordered best first (ties: the earlier trial).
+  std::set<std::pair<double, std::size_t>> by_last_;
+  std::vector<std::pair<double, double>> best_vs_time_;   // (t, best value reported so far)
+  std::vector<std::string> best_vs_time_trial_;
+  std::vector<std::pair<std::int64_t, double>> best_vs_count_;  // (finished trials, best last)
+  std::int64_t num_finished_ = 0;
+  std::vector<double> importance_;
+  std::size_t importance_trials_ = 0;
+  bool importance_dirty_ = false;
+  double importance_at_s_ = -1e300;
+  std::uint64_t version_ = 1;
+};
+
+}  // namespace tune

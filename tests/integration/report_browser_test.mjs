@@ -1,0 +1,148 @@
+// Browser test of the live dashboard and report.html (issue 13, part 6): headless Chromium
+// (Debian's /usr/bin/chromium, driven by playwright-core from reporters/web; no browser download)
+// against a live `tune run --dashboard` and against the report.html it leaves.
+//
+//   node tests/integration/report_browser_test.mjs --tune build/bin/tune --source .
+// Checks: the live page loads without console errors and updates when a report arrives; the
+// finished report.html loads without console errors (and without network requests), draws one
+// curve per trial with results, a pruned (STOPPED) trial's curve ends at one of the rungs, at its
+// last reported epoch, and shows best_trial.json's trial as the best.
+// Exit status 0 passed, 1 failed, 77 skipped (no Chromium or playwright-core, and CI != "true").
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) =>
+  (arg.startsWith('--') ? pairs.concat([[arg.slice(2), all[i + 1]]]) : pairs), []));
+const source = path.resolve(args.source || '.');
+const tune = path.resolve(args.tune || path.join(source, 'build/bin/tune'));
+const chromiumPath = args.chromium || '/usr/bin/chromium';
+
+function skip(reason) {
+  if (process.env.CI === 'true') { console.error('FAILED: ' + reason); process.exit(1); }
+  console.log('skipped: ' + reason);
+  process.exit(77);
+}
+let chromium;
+try {
+  const require = createRequire(path.join(source, 'reporters/web/package.json'));
+  ({ chromium } = require('playwright-core'));
+} catch (e) { skip('playwright-core is not installed (scripts/setup.sh runs npm ci in reporters/web)'); }
+if (!fs.existsSync(chromiumPath)) skip(chromiumPath + ' is missing (scripts/setup.sh installs chromium)');
+
+let failures = 0;
+function check(ok, what) {
+  console.log((ok ? 'ok   ' : 'FAIL ') + what);
+  if (!ok) failures++;
+}
+async function waitFor(page, fn, arg, timeoutMs, what) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
+    return true;
+  } catch (e) { check(false, what + ' (timed out)'); return false; }
+}
+function watchConsole(page, errors) {
+  page.on('console', m => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', e => errors.push(String(e)));
+}
+
+const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'tune-browser-'));
+const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+try {
+  // 1. Live: 8 ASHA trials of 9 epochs, 2 at a time, 400 ms per epoch (about 8 s).
+  const run = spawn(tune, [
+    'run', path.join(source, 'examples/curve.json'), '--storage', storage, '--name', 'live', '--cpus', '1',
+    '--dashboard', '127.0.0.1:0', 'num_samples=8', 'max_concurrent=2', 'scheduler.max_t=9',
+    'trainer.max_epochs=9', 'trainer.sleep_ms=400'], { env: { ...process.env, PATH: path.dirname(tune) + ':' + process.env.PATH } });
+  let output = '';
+  const exited = new Promise(resolve => run.on('exit', code => resolve(code)));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no "Dashboard:" line in 30 s:\n' + output)), 30000);
+    const onData = d => {
+      output += d;
+      const m = output.match(/Dashboard: (http:\/\/\S+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    };
+    run.stdout.on('data', onData);
+    run.stderr.on('data', d => { output += d; });
+  });
+  check(url.startsWith('http://127.0.0.1:'), 'tune run --dashboard prints a loopback URL: ' + url);
+  const live = await browser.newPage();
+  const liveErrors = [];
+  watchConsole(live, liveErrors);
+  await live.goto(url);
+  if (await waitFor(live, () => window.tuneReport && window.tuneReport.reports() > 0, null, 30000, 'the live page shows reports')) {
+    const before = await live.evaluate(() => window.tuneReport.reports());
+    await waitFor(live, n => window.tuneReport.reports() > n, before, 20000, 'the live page updates when a report arrives');
+    const after = await live.evaluate(() => window.tuneReport.reports());
+    check(after > before, `the live page updated by itself: ${before} -> ${after} reports shown`);
+  }
+  const code = await exited;
+  check(code === 0, 'tune run exited 0 (got ' + code + ')');
+  check(liveErrors.length === 0, 'the live page logged no console errors ' + JSON.stringify(liveErrors));
+  await live.close();
+
+  // 2. The report it left.
+  const dir = path.join(storage, 'live');
+  const reportPath = path.join(dir, 'report.html');
+  check(fs.existsSync(reportPath), 'report.html written');
+  const withResults = [];
+  const lastEpoch = {};
+  for (const entry of fs.readdirSync(dir)) {
+    const file = path.join(dir, entry, 'result.json');
+    if (!fs.existsSync(file)) continue;
+    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    if (lines.length) { withResults.push(entry); lastEpoch[entry] = JSON.parse(lines[lines.length - 1]).epoch; }
+  }
+  const stopped = fs.readFileSync(path.join(dir, 'journal.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map(l => JSON.parse(l)).filter(e => e.event === 'trial_ended' && e.status === 'STOPPED').map(e => e.trial_id);
+  const best = JSON.parse(fs.readFileSync(path.join(dir, 'best_trial.json'), 'utf8'));
+
+  const page = await browser.newPage();
+  const errors = [];
+  const requests = [];
+  watchConsole(page, errors);
+  page.on('request', r => { if (!r.url().startsWith('file:')) requests.push(r.url()); });
+  await page.goto('file://' + reportPath);
+  await waitFor(page, () => window.tuneReport && window.tuneReport.renders() > 0, null, 10000, 'report.html draws');
+  check(errors.length === 0, 'report.html logged no console errors ' + JSON.stringify(errors));
+  check(requests.length === 0, 'report.html made no network requests ' + JSON.stringify(requests));
+  const curves = await page.evaluate(() => window.tuneReport.curveCount());
+  const series = await page.evaluate(() => window.tuneReport.curveSeries());
+  const drawnLines = series.filter(s => s.id.startsWith('curves-')).reduce((n, s) => n + s.n, 0);
+  check(curves === withResults.length && drawnLines === withResults.length,
+    `one curve per trial with results: ${curves} counted, ${drawnLines} in the chart, ${withResults.length} trials with result.json`);
+  const rungs = await page.evaluate(() => {
+    const option = echarts.getInstanceByDom(document.getElementById('chart-curves')).getOption();
+    const ends = option.series.find(s => s.id === 'pruned-ends');
+    return ends && ends.markLine ? ends.markLine.data.map(d => d.xAxis) : [];
+  });
+  check(rungs.join(',') === '1,3,9', 'the ASHA rungs are marked: ' + JSON.stringify(rungs));
+  check(stopped.length > 0, 'the run pruned some trials: ' + stopped.join(' '));
+  for (const id of stopped) {
+    const end = await page.evaluate(t => window.tuneReport.curveEnd(t), id);
+    check(end && rungs.includes(end[0]) && end[0] === lastEpoch[id],
+      `pruned ${id}'s curve ends at a rung, at its last epoch: ${JSON.stringify(end)} (last epoch ${lastEpoch[id]})`);
+  }
+  const shownBest = await page.evaluate(() => window.tuneReport.bestId());
+  check(shownBest === best.trial_id, `the best trial shown (${shownBest}) is best_trial.json's (${best.trial_id})`);
+  const config = JSON.parse(await page.textContent('#best-config'));
+  check(JSON.stringify(config) === JSON.stringify(best.config), 'its config, ready to copy, is best_trial.json\'s');
+  // Sorting the table by the metric puts the best trial first (mode min: ascending).
+  await page.click('#trials th[data-key="last"]');
+  await page.click('#trials th[data-key="last"]');
+  const first = await page.evaluate(() => document.querySelector('#trials tbody tr').dataset.id);
+  check(first === best.trial_id, `sorted by the metric (twice: back to ascending), the table starts with the best trial (${first})`);
+  await page.click('#trials th[data-key="last"]');
+  const firstDesc = await page.evaluate(() => document.querySelector('#trials tbody tr').dataset.id);
+  check(firstDesc !== best.trial_id, 'sorted the other way, it does not');
+} catch (e) {
+  check(false, 'exception: ' + (e && e.stack || e));
+} finally {
+  await browser.close();
+  fs.rmSync(storage, { recursive: true, force: true });
+}
+console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,302 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/clock.h"
+#include "reporters/report_html.h"
+#include "reporters/report_importance.h"
+#include "reporters/report_model.h"
+#include "reporters/reporters.h"
+
+namespace tune {
+namespace {
+
+ReportParam Float(const std::string& name, double low, double high, bool log = false) {
+  ReportParam param;
+  param.domain = {name, ImportanceParam::Kind::kFloat, low, high, 0, log, 0};
+  param.pointer = Json::json_pointer("/" + name);
+  return param;
+}
+
+ReportParam Choice(const std::string& name, std::vector<Json> choices) {
+  ReportParam param;
+  param.domain = {name, ImportanceParam::Kind::kCategorical, 0, 0, 0, false,
+                  static_cast<int>(choices.size())};
+  param.pointer = Json::json_pointer("/" + name);
+  param.choices = std::move(choices);
+  return param;
+}
+
+// Drives a ReportModel as the tuner does: start, results, end; the clock moves 1 s per report.
+class ModelDriver {
+ public:
+  explicit ModelDriver(ReportOptions options, Mode mode = Mode::kMax,
+                       std::string scheduler = "Using FIFO scheduling algorithm.")
+      : model(std::move(options), clock) {
+    ExperimentView view;
+    view.name = "exp";
+    view.metric = "acc";
+    view.mode = mode;
+    view.now_s = clock.Now();
+    view.scheduler_description = std::move(scheduler);
+    model.OnExperimentStart(view);
+  }
+  Trial& Start(const std::string& id, Json params) {
+    Trial& trial = trials[id];
+    trial.id = id;
+    trial.params = params;
+    trial.config = params;
+    trial.status = TrialStatus::kRunning;
+    model.OnTrialStart(trial);
+    return trial;
+  }
+  void Report(const std::string& id, double acc) {
+    Trial& trial = trials[id];
+    Result result;
+    result.training_iteration = ++trial.num_results;
+    result.metrics = {{"acc", acc}};
+    trial.last_result = result;
+    clock.Advance(1);
+    model.OnTrialResult(trial, result);
+  }
+  void End(const std::string& id, TrialStatus status) {
+    trials[id].status = status;
+    model.OnTrialEnd(trials[id]);
+  }
+  const Json* TrialOf(const Json& snapshot, const std::string& id) {
+    for (const Json& trial : snapshot["trials"]) {
+      if (trial["id"] == id) return &trial;
+    }
+    return nullptr;
+  }
+
+  FakeClock clock;
+  ReportModel model;
+  std::map<std::string, Trial> trials;
+};
+
+TEST(ReportModelTest, CurvesStatusesAndTheBestTrialAsBestTrialJson) {
+  ReportOptions options;
+  options.params = {Float("lr", 1e-4, 1e-1, true), Choice("opt", {"sgd", "adam"})};
+  ModelDriver d(options);
+  d.Start("t_1", {{"lr", 0.01}, {"opt", "sgd"}});
+  d.Start("t_2", {{"lr", 0.001}, {"opt", "adam"}});
+  d.Report("t_1", 0.5);
+  d.Report("t_2", 0.7);
+  d.Report("t_1", 0.9);   // t_1's last: best
+  d.Report("t_2", 0.6);
+  d.End("t_1", TrialStatus::kTerminated);
+  d.End("t_2", TrialStatus::kStopped);
+
+  Json snapshot = d.model.Snapshot();
+  ASSERT_EQ(snapshot["trials"].size(), 2u);
+  const Json& t1 = *d.TrialOf(snapshot, "t_1");
+  EXPECT_EQ(t1["status"], "TERMINATED");
+  EXPECT_EQ(t1["x"], Json({1, 2}));
+  EXPECT_EQ(t1["y"], Json({0.5, 0.9}));
+  EXPECT_EQ(t1["p"], Json({0.01, "sgd"}));
+  EXPECT_EQ(d.TrialOf(snapshot, "t_2")->at("status"), "STOPPED");
+  EXPECT_EQ(d.TrialOf(snapshot, "t_2")->at("best"), 0.7);
+  EXPECT_EQ(snapshot["best"]["id"], "t_1");
+  EXPECT_EQ(snapshot["best"]["config"], Json({{"lr", 0.01}, {"opt", "sgd"}}));
+  // Best reported so far against time: 0.5 at 1 s, 0.7 at 2 s, 0.9 at 3 s.
+  EXPECT_EQ(snapshot["best_vs_time"], Json::parse(R"([[1,0.5,"t_1"],[2,0.7,"t_2"],[3,0.9,"t_1"]])"));
+  EXPECT_EQ(snapshot["best_vs_count"], Json::parse("[[1,0.9]]"));  // unchanged by the second end
+  EXPECT_EQ(snapshot["params"][0]["log"], true);
+  EXPECT_EQ(snapshot["params"][1]["choices"], Json({"sgd", "adam"}));
+  EXPECT_EQ(snapshot["lanes"], 2);
+}
+
+TEST(ReportModelTest, BestFollowsTheLastResultAsBestTrialDoes) {
+  ModelDriver d({}, Mode::kMin);
+  d.Start("a", Json::object());
+  d.Start("b", Json::object());
+  d.Report("a", 0.1);
+  d.Report("b", 0.3);
+  EXPECT_EQ(d.model.Snapshot()["best"]["id"], "a");
+  d.Report("a", 0.5);  // a's last is now worse than b's
+  Json snapshot = d.model.Snapshot();
+  EXPECT_EQ(snapshot["best"]["id"], "b");
+  // The same answer as reporters' BestTrial over the tuner's trials.
+  std::vector<Trial> trials = {d.trials["a"], d.trials["b"]};
+  EXPECT_EQ(BestTrial(trials, "acc", Mode::kMin)->id, "b");
+}
+
+TEST(ReportModelTest, LongCurvesAreThinnedKeepingTheLatestPoint) {
+  ReportOptions options;
+  options.max_points_per_curve = 16;
+  ModelDriver d(options);
+  d.Start("t", Json::object());
+  for (int i = 1; i <= 1001; ++i) d.Report("t", i);
+  Json trial = d.model.Snapshot()["trials"][0];
+  EXPECT_LE(trial["x"].size(), 17u);
+  EXPECT_GE(trial["x"].size(), 8u);
+  EXPECT_EQ(trial["x"].front(), 1);
+  EXPECT_EQ(trial["x"].back(), 1001);  // the latest report is always drawn
+  EXPECT_EQ(trial["y"].back(), 1001);
+  EXPECT_EQ(trial["n"], 1001);
+  for (std::size_t i = 1; i < trial["x"].size(); ++i) {
+    EXPECT_LT(trial["x"][i - 1].get<double>(), trial["x"][i].get<double>());
+  }
+}
+
+TEST(ReportModelTest, RungsFromAshaAndPromotionsOfTrialsThatWentOn) {
+  ModelDriver d({}, Mode::kMax,
+                "Using AsyncHyperBand: num_stopped=0\nBracket: Iter 9.000: None | Iter 3.000: 0.5 | "
+                "Iter 1.000: None");
+  d.Start("kept", Json::object());
+  d.Start("pruned", Json::object());
+  for (int i = 0; i < 4; ++i) d.Report("kept", 0.9);
+  for (int i = 0; i < 3; ++i) d.Report("pruned", 0.1);
+  d.End("pruned", TrialStatus::kStopped);
+  Json snapshot = d.model.Snapshot();
+  EXPECT_EQ(snapshot["rungs"], Json({1.0, 3.0, 9.0}));
+  const Json& kept = *d.TrialOf(snapshot, "kept");
+  ASSERT_EQ(kept["marks"].size(), 2u);  // past rungs 1 and 3
+  EXPECT_EQ(kept["marks"][0][1], "promoted");
+  EXPECT_EQ(kept["marks"][1][2], "past rung 3");
+  const Json& pruned = *d.TrialOf(snapshot, "pruned");
+  EXPECT_EQ(pruned["x"].back(), 3);      // ends at its rung
+  EXPECT_EQ(pruned["marks"].size(), 1u);  // promoted past 1 only; stopped at 3
+}
+
+TEST(ReportModelTest, LanesAreReusedAndSpansClose) {
+  ModelDriver d({});
+  d.Start("a", Json::object());
+  d.Start("b", Json::object());
+  d.Report("a", 1);
+  d.End("a", TrialStatus::kTerminated);
+  d.Start("c", Json::object());  // takes a's lane
+  d.Report("c", 1);
+  Json snapshot = d.model.Snapshot();
+  EXPECT_EQ(snapshot["lanes"], 2);
+  EXPECT_EQ(d.TrialOf(snapshot, "a")->at("spans"), Json::parse("[[0,0,1]]"));
+  EXPECT_EQ(d.TrialOf(snapshot, "c")->at("spans")[0][0], 0);
+  EXPECT_TRUE(d.TrialOf(snapshot, "c")->at("spans")[0][2].is_null());  // still running
+  EXPECT_EQ(d.TrialOf(snapshot, "b")->at("spans")[0][0], 1);
+}
+
+TEST(ReportModelTest, PbtExploitsAreMarked) {
+  ModelDriver d({});
+  Trial& trial = d.Start("t", {{"lr", 0.1}});
+  d.Report("t", 1);
+  trial.status = TrialStatus::kPaused;
+  d.model.OnTrialPause(trial);
+  trial.num_exploits = 1;
+  trial.params = {{"lr", 0.2}};
+  d.model.OnTrialStart(trial);
+  Json marks = d.model.Snapshot()["trials"][0]["marks"];
+  ASSERT_EQ(marks.size(), 2u);
+  EXPECT_EQ(marks[0][1], "paused");
+  EXPECT_EQ(marks[1][1], "exploited");
+  EXPECT_EQ(d.model.Snapshot()["trials"][0]["spans"].size(), 2u);
+}
+
+TEST(ReportModelTest, DeltasHoldOnlyChangedTrials) {
+  ModelDriver d({});
+  d.Start("a", Json::object());
+  d.Start("b", Json::object());
+  EXPECT_EQ(d.model.TakeDelta()["trials"].size(), 2u);
+  std::uint64_t version = d.model.version();
+  EXPECT_EQ(d.model.TakeDelta()["trials"].size(), 0u);
+  EXPECT_EQ(d.model.version(), version);
+  d.Report("b", 1);
+  d.Report("b", 2);
+  Json delta = d.model.TakeDelta();
+  ASSERT_EQ(delta["trials"].size(), 1u);
+  EXPECT_EQ(delta["trials"][0]["id"], "b");
+  EXPECT_EQ(delta["trials"][0]["x"].size(), 2u);
+  EXPECT_TRUE(delta["delta"].get<bool>());
+  EXPECT_GT(d.model.version(), version);
+}
+
+TEST(ReportModelTest, ImportanceOverFinishedTrialsNamesItsMethod) {
+  ReportOptions options;
+  options.params = {Float("x", 0, 1), Float("noise", 0, 1)};
+  ModelDriver d(options);
+  for (int i = 0; i < 40; ++i) {
+    std::string id = "t_" + std::to_string(i);
+    double x = (i % 10) / 10.0, noise = ((i * 7) % 11) / 11.0;
+    d.Start(id, {{"x", x}, {"noise", noise}});
+    d.Report(id, x);  // the metric is x
+    d.End(id, TrialStatus::kTerminated);
+  }
+  d.model.OnExperimentEnd(ExperimentView{});
+  Json importance = d.model.Snapshot()["importance"];
+  EXPECT_NE(importance["method"].get<std::string>().find("PED-ANOVA"), std::string::npos);
+  EXPECT_EQ(importance["trials"], 40);
+  ASSERT_EQ(importance["values"].size(), 2u);
+  EXPECT_GT(importance["values"][0][1].get<double>(), 0.9);  // x matters, noise does not
+}
+
+TEST(PedAnovaTest, MatchesHandComputedEdgeCases) {
+  std::vector<ImportanceParam> params = {{"a", ImportanceParam::Kind::kFloat, 0, 1, 0, false, 0},
+                                         {"fixed", ImportanceParam::Kind::kFloat, 1, 1, 0, false, 0}};
+  // Fewer than two trials: equal shares, as Optuna's normalisation of all zeros.
+  EXPECT_EQ(PedAnovaImportance(params, {{0.5, 1}}, {0.0}), (std::vector<double>{0.5, 0.5}));
+  // A single-valued range scores 0; the other takes everything.
+  std::vector<std::vector<double>> values;
+  std::vector<double> losses;
+  for (int i = 0; i < 20; ++i) {
+    values.push_back({i / 19.0, 1});
+    losses.push_back(i);
+  }
+  EXPECT_EQ(PedAnovaImportance(params, values, losses), (std::vector<double>{1, 0}));
+  // Non-finite losses are left out.
+  losses[3] = std::nan("");
+  EXPECT_EQ(PedAnovaImportance(params, values, losses), (std::vector<double>{1, 0}));
+}
+
+TEST(ReportHtmlTest, SelfContainedPageWithTheDataInline) {
+  Json data = {{"name", "</script><script>alert(1)</script>"}, {"trials", Json::array()}};
+  std::string html = RenderReportHtml(data, /*live=*/false);
+  EXPECT_EQ(html.find("/*TUNE_DATA*/"), std::string::npos);
+  EXPECT_EQ(html.find("/*TUNE_ECHARTS*/"), std::string::npos);
+  EXPECT_NE(html.find("echarts"), std::string::npos);
+  EXPECT_NE(html.find("window.TUNE_LIVE = false"), std::string::npos);
+  // The data cannot end its script element.
+  EXPECT_EQ(html.find("</script><script>alert"), std::string::npos);
+  EXPECT_NE(html.find(R"(\u003c/script>)"), std::string::npos);
+  // Nothing is loaded from elsewhere.
+  EXPECT_EQ(html.find("<script src"), std::string::npos);
+  EXPECT_EQ(html.find("<link"), std::string::npos);
+}
+
+TEST(ReportHtmlTest, WriterRefreshesAtMostEveryIntervalAndAtTheEnd) {
+  auto dir = std::filesystem::temp_directory_path() / ("report_html_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  FakeClock clock;
+  auto model = std::make_shared<ReportModel>(ReportOptions{}, clock);
+  ReportHtmlWriter writer(model, dir, /*interval_s=*/5);
+  ExperimentView view;
+  view.metric = "acc";
+  view.now_s = clock.Now();
+  model->OnExperimentStart(view);
+  writer.OnTick(view);
+  ASSERT_TRUE(std::filesystem::exists(dir / "report.html"));
+  auto written = std::filesystem::last_write_time(dir / "report.html");
+  Trial trial;
+  trial.id = "t";
+  model->OnTrialStart(trial);
+  view.now_s += 1;  // changed, but within the interval: not rewritten
+  std::filesystem::remove(dir / "report.html");
+  writer.OnTick(view);
+  EXPECT_FALSE(std::filesystem::exists(dir / "report.html"));
+  view.now_s += 5;
+  writer.OnTick(view);
+  EXPECT_TRUE(std::filesystem::exists(dir / "report.html"));
+  std::filesystem::remove(dir / "report.html");
+  writer.OnExperimentEnd(view);
+  std::ifstream in(dir / "report.html");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("\"id\":\"t\""), std::string::npos);
+  (void)written;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tune
