@@ -20,6 +20,7 @@ struct Trial {
 
   std::int64_t pid = 0;            // of the running process (rank 0), 0 when not running
   std::string gpus;                // CUDA_VISIBLE_DEVICES it was given ("" when none)
+  std::string location;            // where it runs when not here: Slurm nodes ("n1", "n[1-2]")
   int num_failures = 0;            // failed attempts so far
   std::string error;               // why it failed (last attempt), shown in the table
 

@@ -191,7 +191,10 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
     row.push_back({trial->id, false});
     row.push_back({ToString(trial->status), false});
     bool running = trial->status == TrialStatus::kRunning && trial->pid != 0;
-    row.push_back({running ? fmt::format("pid={}", trial->pid) : "", false});
+    row.push_back({!running                   ? ""
+                   : trial->location.empty() ? fmt::format("pid={}", trial->pid)
+                                             : trial->location,
+                   false});
     for (const std::string& path : parameter_columns) {
       const Json* value = Lookup(trial->params, path);
       row.push_back(value ? FormatValue(*value) : Cell{});

@@ -3,13 +3,14 @@
 # examples/curve.json (ASHA over tune-example-curve, 40 trials, about half a minute) and shoots each
 # view of the report it leaves with headless Chromium (reporters/web's playwright-core, Debian's
 # /usr/bin/chromium).
-#   bash scripts/screenshots.sh [BUILD_DIR]     (default: build)
+#   bash scripts/screenshots.sh [BUILD_DIR]     (default: build; TUNE=path/to/tune overrides)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+tune=${TUNE:-$build/bin/tune}
 storage=$(mktemp -d)
 trap 'rm -rf "$storage"' EXIT
-"$build/bin/tune" run examples/curve.json --storage "$storage" --name screenshots --cpus 4 \
+"$tune" run examples/curve.json --storage "$storage" --name screenshots --cpus 4 \
   trainer.sleep_ms=20 >/dev/null
 REPORT="$storage/screenshots/report.html" OUT_DIR="$PWD/docs" node --input-type=module <<'JS'
 import { createRequire } from 'node:module';

@@ -143,6 +143,12 @@ struct Encoder {
   std::string operator()(const ExperimentStopped& e) const {
     return Dump({{"event", "experiment_stopped"}, {"reason", e.reason}});
   }
+  std::string operator()(const TrialPlaced& e) const {
+    return Dump({{"event", "trial_placed"},
+                 {"trial_id", e.trial_id},
+                 {"job", e.job},
+                 {"location", e.location}});
+  }
 };
 
 JournalEvent DecodeFields(const Json& json, const std::string& type) {
@@ -179,6 +185,9 @@ JournalEvent DecodeFields(const Json& json, const std::string& type) {
   }
   if (type == "trial_requeued") return TrialRequeued{f.String("trial_id")};
   if (type == "experiment_stopped") return ExperimentStopped{f.StringOr("reason", "")};
+  if (type == "trial_placed") {
+    return TrialPlaced{f.String("trial_id"), f.String("job"), f.StringOr("location", "")};
+  }
   throw std::runtime_error("unknown type \"" + type + "\"");
 }
 

@@ -13,6 +13,9 @@
 //   trial_ended     the trial reached TERMINATED or STOPPED (`reason` when a stopper said so)
 //   trial_requeued  `tune resume --errored` gives an ERROR trial another run
 //   experiment_stopped  a stopper ended the experiment (`reason`)
+//   trial_placed    a launcher other than local processes placed the running attempt: `job` (a
+//                   Slurm job or job step, "12" or "12.3"), `location` (its nodes); `tune resume`
+//                   cancels what a dead tuner left there
 //
 // Example:
 //   journal.Append(Encode(TrialCreated{"t_00001", params}));
@@ -84,10 +87,16 @@ struct TrialRequeued {
 struct ExperimentStopped {
   std::string reason;
 };
+struct TrialPlaced {
+  std::string trial_id;
+  std::string job;       // the launcher's id of the running attempt ("12.3": Slurm job 12, step 3)
+  std::string location;  // where it runs ("n1", "n[1-2]")
+};
 
 using JournalEvent =
     std::variant<StartEvent, ResumeEvent, TrialCreated, TrialStarted, ReportEvent, TrialPaused,
-                 TrialExploited, TrialFailed, TrialEnded, TrialRequeued, ExperimentStopped>;
+                 TrialExploited, TrialFailed, TrialEnded, TrialRequeued, ExperimentStopped,
+                 TrialPlaced>;
 
 // One line, without the newline.
 std::string Encode(const JournalEvent& event);

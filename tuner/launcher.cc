@@ -132,6 +132,7 @@ bool CutLogMiddle(const std::filesystem::path& path, std::uint64_t max_bytes) {
 }
 
 std::string ExitStatus::Describe() const {
+  if (!detail.empty()) return detail;
   std::string prefix = num_ranks > 1 ? fmt::format("rank {}: ", rank) : "";
   if (signal != 0) {
     const char* name = sigabbrev_np(signal);

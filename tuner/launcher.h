@@ -63,7 +63,13 @@ struct ExitStatus {
   int signal = 0;     // the signal that killed it, or 0
   int rank = 0;       // which member this is about (index into the launched requests)
   int num_ranks = 1;  // members in the group
-  bool ok() const { return code == 0 && signal == 0; }
+  // The machine went away under the trial (a Slurm node failed, the job was preempted): not the
+  // trial's fault, so it is retried elsewhere whatever max_failures says. `detail` says what
+  // happened, in the launcher's words; `location` where it ran ("" = this machine).
+  bool lost = false;
+  std::string detail;
+  std::string location;
+  bool ok() const { return code == 0 && signal == 0 && !lost; }
   // "exit code 3", "killed by signal 9 (SIGKILL)"; "rank 1: exit code 3" in a group of several.
   std::string Describe() const;
 };
@@ -80,6 +86,20 @@ class Launcher {
   virtual void Signal(std::int64_t group, int signal) = 0;
   // Called on the io_context's thread once per launched group, when its last member has exited.
   virtual void SetExitCallback(ExitCallback callback) = 0;
+
+  // Where a running group was placed, for launchers that place trials elsewhere (Slurm): `job`
+  // names the attempt to the cluster ("12.3"), `location` its nodes ("n[1-2]"). nullopt while
+  // unknown (not started yet) and for local processes.
+  struct Placement {
+    std::string job;
+    std::string location;
+  };
+  virtual std::optional<Placement> Where(std::int64_t group) {
+    (void)group;
+    return std::nullopt;
+  }
+  // `tune resume`: ends `job` (a Placement::job journaled by a tuner that died), if it still runs.
+  virtual void CancelLeftover(const std::string& job) { (void)job; }
 };
 
 // Runs trials as local child processes (posix_spawn) and reaps them on SIGCHLD through the

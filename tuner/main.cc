@@ -24,6 +24,7 @@
 #include "tuner/dashboard.h"
 #include "tuner/experiment_lock.h"
 #include "tuner/resources.h"
+#include "tuner/slurm_launcher.h"
 #include "tuner/show.h"
 #include "tuner/spec.h"
 #include "tuner/tuner.h"
@@ -47,7 +48,8 @@ struct RunArgs {
   std::vector<std::string> overrides;
   bool multirun = false;
   std::optional<std::string> dashboard;  // [HOST:]PORT
-  std::string report_host = "127.0.0.1";
+  std::optional<std::string> report_host;  // default 127.0.0.1 (local), chosen (slurm)
+  std::optional<std::string> launcher;
 };
 
 // The test build (`tune-test-hooks`, tests/CMakeLists.txt) takes its fault injection from the
@@ -83,6 +85,62 @@ void CheckReportHost(const std::string& host) {
                host.c_str(), every ? " (every interface)" : ", not loopback");
 }
 
+// --launcher slurm (or the spec's launcher.type): trials become Slurm job steps in this
+// allocation, or sbatch jobs outside one (tuner/slurm_launcher.h). The pool counts what the
+// allocation has (or, for sbatch jobs, max_concurrent trials' worth) instead of this machine, and
+// the report server listens on an address the nodes reach: --report-host, else
+// launcher.report_host, else this machine's address towards the allocation's first node, never
+// every interface unasked.
+void UseLauncher(const tune::ExperimentSpec& spec, tune::TunerOptions& options,
+                 const std::optional<int>& gpus, const std::optional<double>& cpus,
+                 std::optional<std::string> report_host) {
+  if (spec.launcher.type != "slurm") {
+    options.report_host = report_host.value_or("127.0.0.1");
+    CheckReportHost(options.report_host);
+    return;
+  }
+  std::optional<tune::SlurmAllocation> allocation = tune::CurrentSlurmAllocation();
+  double slots = 0;
+  int gpu_count = 0;
+  std::string nodes;
+  if (allocation) {
+    slots = allocation->cpus;
+    gpu_count = allocation->gpus;
+    nodes = allocation->nodes;
+  } else {
+    if (spec.max_concurrent <= 0) {
+      throw tune::SpecError("max_concurrent",
+                            "needed with --launcher slurm outside an allocation: how many trial "
+                            "jobs may be queued or running at once (or run inside salloc/sbatch)");
+    }
+    const auto& per_trial = spec.resources_per_trial;
+    slots = std::max(per_trial.cpu, 1.0) * static_cast<double>(spec.max_concurrent);
+    gpu_count = static_cast<int>(std::ceil(per_trial.gpu)) * static_cast<int>(spec.max_concurrent);
+    std::vector<std::string> sinfo = {"sinfo", "-h", "-o", "%N"};
+    if (!spec.launcher.partition.empty()) sinfo.push_back("--partition=" + spec.launcher.partition);
+    nodes = tune::RunSlurmCommand(sinfo);
+    if (!nodes.empty() && nodes.back() == '\n') nodes.pop_back();
+  }
+  // The pool only counts: Slurm picks the devices (CUDA_VISIBLE_DEVICES from GRES).
+  std::vector<std::string> ids;
+  for (int i = 0; i < gpu_count; ++i) ids.push_back(std::to_string(i));
+  options.gpu_ids = gpus ? tune::SelectGpus(ids, *gpus) : ids;
+  options.cpus = cpus ? *cpus : slots;
+  if (!report_host && !spec.launcher.report_host.empty()) report_host = spec.launcher.report_host;
+  options.report_host = report_host ? *report_host : tune::SlurmReportHost(nodes);
+  CheckReportHost(options.report_host);
+  tune::SlurmLauncher::Options launcher{spec.launcher, spec.resources_per_trial,
+                                        options.bin_dir / "tune-slurm-rank", std::nullopt,
+                                        std::nullopt};
+  options.make_launcher = [launcher](boost::asio::io_context& io) {
+    return std::make_unique<tune::SlurmLauncher>(io, launcher);
+  };
+  std::fprintf(stderr, "tune: Slurm launcher: %s; %g CPUs, %d GPUs; trials report to %s\n",
+               allocation ? ("job steps in allocation " + std::string(std::getenv("SLURM_JOB_ID"))).c_str()
+                          : "one sbatch job per trial",
+               options.cpus, static_cast<int>(options.gpu_ids.size()), options.report_host.c_str());
+}
+
 int Run(const RunArgs& args) {
   tune::Json raw = tune::LoadSpecFile(args.space_file);
   for (const std::string& assignment : args.overrides) {
@@ -93,6 +151,13 @@ int Run(const RunArgs& args) {
   if (args.max_concurrent) raw["max_concurrent"] = *args.max_concurrent;
   if (args.name) raw["name"] = *args.name;
   if (args.storage) raw["storage"] = *args.storage;
+  if (args.launcher) {
+    if (raw.contains("launcher") && raw["launcher"].is_object()) {
+      raw["launcher"]["type"] = *args.launcher;
+    } else {
+      raw["launcher"] = *args.launcher;
+    }
+  }
   tune::ExperimentSpec spec =
       tune::ParseSpec(raw, std::filesystem::absolute(args.space_file).parent_path());
   if (args.dashboard) {
@@ -108,8 +173,7 @@ int Run(const RunArgs& args) {
   options.experiment_dir = spec.storage / spec.name;
   options.bin_dir = ExecutableDir();
   options.live_table = isatty(STDOUT_FILENO) != 0;
-  CheckReportHost(args.report_host);
-  options.report_host = args.report_host;
+  UseLauncher(spec, options, args.gpus, args.cpus, args.report_host);
   ApplyTestHooks(options);
   // The experiment directory is made here and locked before it is checked, so two `tune run`s
   // cannot both pass. One that exists must be a real directory of this user: in a shared
@@ -147,6 +211,7 @@ struct ResumeArgs {
   bool errored = false;
   std::optional<int> gpus;
   std::optional<double> cpus;
+  std::optional<std::string> report_host;
 };
 
 // `tune resume DIR`: the spec as run (experiment.json) and the journal rebuild the experiment.
@@ -182,6 +247,7 @@ int Resume(const ResumeArgs& args) {
   options.live_table = isatty(STDOUT_FILENO) != 0;
   options.resume = true;
   options.resume_errored = args.errored;
+  UseLauncher(spec, options, args.gpus, args.cpus, args.report_host);
   ApplyTestHooks(options);
   tune::Tuner tuner(std::move(spec), std::move(options));
   return tuner.Run();
@@ -253,6 +319,10 @@ int main(int argc, char** argv) {
   run->add_option("--dashboard", run_args.dashboard,
                   "Serve a live page of the experiment at [HOST:]PORT (127.0.0.1 unless a host "
                   "is given, then with a token in the URL; port 0: any free one)");
+  run->add_option("--launcher", run_args.launcher,
+                  "Where trials run: local (processes of this machine, the default) or slurm "
+                  "(job steps inside an allocation, sbatch jobs outside one)")
+      ->check(CLI::IsMember({"local", "slurm"}));
   run->add_flag("-m,--multirun", run_args.multirun,
                 "Turn key=a,b,c overrides into a grid over those values");
 
@@ -261,6 +331,8 @@ int main(int argc, char** argv) {
   resume->add_option("dir", resume_args.dir, "The experiment directory")->required();
   resume->add_option("--gpus", resume_args.gpus, "GPUs of this machine to use");
   resume->add_option("--cpus", resume_args.cpus, "CPU slots to use");
+  resume->add_option("--report-host", resume_args.report_host,
+                     "Address the report server binds (default as for run)");
   resume->add_flag("--errored", resume_args.errored,
                    "Also run the trials that ended in ERROR again, from their last checkpoint");
 

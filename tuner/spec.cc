@@ -21,8 +21,10 @@ const std::vector<std::string> kTopLevelKeys = {
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
     "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop", "callbacks",
-    "dashboard", "max_log_bytes"};
+    "dashboard", "max_log_bytes", "launcher"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "workers"};
+const std::vector<std::string> kLauncherKeys = {"type",  "partition", "account",    "time",
+                                                "args",  "nodes",     "report_host"};
 
 void RejectUnknownKeys(const Json& object, const std::vector<std::string>& known,
                        const std::string& path) {
@@ -105,6 +107,39 @@ std::vector<std::string> SplitList(std::string_view text) {
   }
   parts.push_back(current);
   return parts;
+}
+
+LauncherConfig ParseLauncher(Json json) {
+  LauncherConfig config;
+  if (json.is_string()) json = Json{{"type", json}};
+  if (!json.is_object()) {
+    throw SpecError("launcher", "must be \"local\", \"slurm\" or an object with \"type\"");
+  }
+  RejectUnknownKeys(json, kLauncherKeys, "launcher");
+  auto text = [&](const char* key, std::string& out) {
+    if (!json.contains(key)) return;
+    if (!json[key].is_string()) throw SpecError(std::string("launcher.") + key, "must be a string");
+    out = json[key].get<std::string>();
+  };
+  text("type", config.type);
+  if (config.type != "local" && config.type != "slurm") {
+    throw SpecError("launcher.type",
+                    "must be \"local\" or \"slurm\", got \"" + config.type + "\"");
+  }
+  text("partition", config.partition);
+  text("account", config.account);
+  text("time", config.time);
+  text("report_host", config.report_host);
+  if (json.contains("args")) {
+    const Json& args = json["args"];
+    if (!args.is_array() ||
+        !std::all_of(args.begin(), args.end(), [](const Json& v) { return v.is_string(); })) {
+      throw SpecError("launcher.args", "must be an array of strings, e.g. [\"--qos=high\"]");
+    }
+    for (const Json& arg : args) config.args.push_back(arg.get<std::string>());
+  }
+  config.nodes = IntegerAt(json, "nodes", 0, "launcher.nodes", Range::AtLeast(0));
+  return config;
 }
 
 }  // namespace
@@ -303,6 +338,7 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
   SearcherContext searcher{spec.metric, spec.mode, spec.num_samples, spec.max_concurrent, 0,
                            spec.points_to_evaluate};
   spec.search = ParseSearcherOptions(raw.value("search", Json()), "search", searcher);
+  if (raw.contains("launcher")) spec.launcher = ParseLauncher(raw["launcher"]);
   spec.stop = ParseStopOptions(raw.value("stop", Json()), "stop", spec.metric, spec.mode);
   // The scheduler's time_attr is the x axis of the reporters' curves (TensorBoard's step).
   CallbackContext callbacks;

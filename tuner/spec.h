@@ -34,6 +34,19 @@ struct TrialResources {
   int workers = 1;  // processes (DDP ranks) per trial; > 1 needs gpu 0 or gpu == workers
 };
 
+// "launcher": where trials run. "local" (processes of this machine, the default) or "slurm"
+// (tuner/slurm_launcher.h: job steps inside an allocation, sbatch jobs outside one); `tune run
+// --launcher` overrides the type. The other keys are Slurm's.
+struct LauncherConfig {
+  std::string type = "local";
+  std::string partition;             // -p (sbatch jobs; inside an allocation the job's)
+  std::string account;               // -A
+  std::string time;                  // -t, a trial's time limit ("1:00:00")
+  std::vector<std::string> args;     // more srun/sbatch arguments, passed as given
+  std::int64_t nodes = 0;            // nodes per trial (multi-node DDP); 0 = as Slurm packs it
+  std::string report_host;           // the address nodes reach the tuner at; "" = chosen
+};
+
 struct ExperimentSpec {
   Json raw;                          // the spec as run (written to experiment.json)
   std::filesystem::path spec_dir;    // directory of space.json; ${spec_dir} in commands
@@ -49,6 +62,7 @@ struct ExperimentSpec {
   Json points_to_evaluate = Json::array();
   SearcherConfig search;             // parsed "search" (random when absent)
   SchedulerConfig scheduler;         // parsed "scheduler" (FIFO when absent)
+  LauncherConfig launcher;           // parsed "launcher" (local processes when absent)
   TableOptions reporter;             // parsed "reporter": the status table's options
   StopConfig stop;                   // parsed "stop" (nothing when absent)
   std::vector<CallbackConfig> callbacks;  // parsed "callbacks": optional reporters by name

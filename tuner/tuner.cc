@@ -469,6 +469,7 @@ void Tuner::ApplyTrialStarted(std::size_t index, const std::string& gpus) {
   runtime.exploit.reset();
   runtime.done_received = false;
   runtime.budget_exhausted = false;
+  runtime.placed_job.clear();
 }
 
 Decision Tuner::ApplyReport(std::size_t index, const Result& result,
@@ -651,6 +652,8 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
     if (!IsFinal(trials_[index].status)) ApplyFinish(index, ended->status);
   } else if (std::holds_alternative<TrialRequeued>(event)) {
     ApplyRequeued(index);
+  } else if (const auto* placed = std::get_if<TrialPlaced>(&event)) {
+    runtime_[index].placed_job = placed->job;
   }
 }
 
@@ -692,6 +695,7 @@ void Tuner::Replay(const std::vector<Json>& events) {
   for (std::size_t i = 0; i < trials_.size(); ++i) {
     if (trials_[i].status != TrialStatus::kRunning) continue;
     KillLeftover(last_pid[trials_[i].id], trials_[i].id);
+    launcher_->CancelLeftover(runtime_[i].placed_job);  // a Slurm step or job left running
     Runtime& runtime = runtime_[i];
     if (!runtime.fatal_error.empty()) {
       FailTrial(i, runtime.fatal_error, /*retry_allowed=*/false);
@@ -810,6 +814,13 @@ std::optional<std::string> Tuner::ExpectedToken(const std::string& trial_id) {
 void Tuner::OnConnect(const std::string& trial_id, std::int64_t) {
   std::size_t index = 0;
   if (Find(trial_id, &index) == nullptr) return;
+  // A trial placed by the cluster (Slurm) is running by now: where, journaled for resume.
+  if (auto placement = launcher_->Where(trials_[index].pid);
+      placement && placement->job != runtime_[index].placed_job) {
+    journal_->Append(TrialPlaced{trial_id, placement->job, placement->location});
+    runtime_[index].placed_job = placement->job;
+    trials_[index].location = placement->location;
+  }
   if (spec_.trial_timeout_s > 0) {
     ArmWatchdog(index, spec_.trial_timeout_s,
                 fmt::format("sent no report or heartbeat for {:g} s (trial_timeout_s)", spec_.trial_timeout_s));
@@ -927,6 +938,8 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   CapLogs(index);  // what it wrote since the last tick
   trial.time_total_s = runtime.time_before_attempt_s + (Now() - runtime.attempt_start_s);
   trial.pid = 0;
+  trial.location.clear();
+  runtime.lost = status.lost;
   if (!status.ok()) runtime.failed_rank = status.rank;
   if (server_) server_->Disconnect(trial.id);
 
@@ -1006,7 +1019,7 @@ void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_a
   }
   int failures = trial.num_failures + 1;
   bool retry = retry_allowed && interrupts_ == 0 &&
-               (spec_.max_failures < 0 || failures <= spec_.max_failures);
+               (runtime_[index].lost || spec_.max_failures < 0 || failures <= spec_.max_failures);
   journal_->Append(TrialFailed{trial.id, shown, retry});
   ApplyFailure(index, shown, retry);
   {

@@ -140,6 +140,8 @@ class Tuner : private ReportServer::Handler, private TrialControl {
     std::string fatal_error;       // a failure that must not be retried (NaN metric)
     std::string timeout_reason;    // set when the watchdog killed it
     int failed_rank = 0;           // the rank whose failure ended the attempt (its log is shown)
+    bool lost = false;             // its machine failed (Slurm node, preemption): always retried
+    std::string placed_job;        // the launcher's id of the attempt (trial_placed), for resume
     Timers::Id kill_timer = 0;
     Timers::Id watchdog = 0;       // connect / report timeouts
   };

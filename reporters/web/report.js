@@ -269,7 +269,7 @@
           const end = api.coord([api.value(2), api.value(0)]);
           const hgt = api.size([0, 1])[1] * 0.7;
           return { type: 'rect', shape: { x: start[0], y: start[1] - hgt / 2, width: Math.max(1, end[0] - start[0]), height: hgt },
-                   style: api.style() };
+                   style: Object.assign(api.style(), { stroke: '#ffffff', lineWidth: 1 }) };
         },
       }].concat(markSeries),
     }, { replaceMerge: ['series'] });

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""`tune run --launcher slurm` on a real Slurm cluster: the two-node test cluster of
+scripts/slurm_cluster.sh (slurmd n1 and n2 in network namespaces of their own, so a trial's
+ranks and its reports really cross a network). CTest starts the cluster before (fixture
+slurm_cluster) and stops it after.
+
+Each test takes an allocation of its own without a shell (`salloc --no-shell --no-kill`) and runs
+the tuner in it, as an sbatch script's `tune run` would: the allocation outlives a tuner killed
+with -9, so `tune resume` must clean up what that tuner left.
+
+  python3 slurm_cluster_test.py --bin BUILD/bin [--trainer BUILD/bin/tune-trainer] [unittest args]
+
+Exits 77 (CTest: skipped) when the cluster is not running because Slurm could not be installed
+or started here (scripts/slurm_cluster.sh said why), except on CI (CI=true), where it fails.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+ARGS = None
+SLURM_DIR = Path(os.environ.get("TUNE_SLURM_DIR", "/tmp/tune-slurm"))
+ENV = dict(os.environ, SLURM_CONF=str(SLURM_DIR / "slurm.conf"))
+
+
+def slurm(*argv, check=True):
+    return subprocess.run(list(argv), env=ENV, check=check, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def journal(directory):
+    path = Path(directory) / "journal.jsonl"
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # a line being written
+    return events
+
+
+def wait_for(what, predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Allocation:
+    """`salloc --no-shell`: a job holding nodes, and the environment a script inside it has."""
+
+    def __init__(self, nodes=2):
+        result = subprocess.run(["salloc", "--no-shell", "--no-kill", "--exclusive", f"--nodes={nodes}",
+                                 "--job-name=tune-test", "--immediate=30"],
+                                env=ENV, capture_output=True, text=True, timeout=60)
+        match = re.search(r"Granted job allocation (\d+)", result.stderr)
+        if not match:
+            raise AssertionError(f"salloc failed: {result.stderr}")
+        self.job = match.group(1)
+        info = slurm("scontrol", "show", "job", "-o", self.job)
+        nodelist = re.search(r" NodeList=(\S+)", info).group(1)
+        hosts = slurm("scontrol", "show", "hostnames", nodelist).split()
+        cpus = int(re.search(r"NumCPUs=(\d+)", info).group(1))
+        self.nodes = hosts
+        self.env = dict(ENV, SLURM_JOB_ID=self.job, SLURM_JOBID=self.job,
+                        SLURM_JOB_NODELIST=nodelist, SLURM_JOB_NUM_NODES=str(len(hosts)),
+                        SLURM_JOB_CPUS_PER_NODE=f"{cpus // len(hosts)}(x{len(hosts)})")
+
+    def steps(self):
+        """The job's running steps (squeue), as "job.step" ids."""
+        out = slurm("squeue", "-h", "-s", "-j", self.job, "-o", "%i", check=False)
+        return [line.strip() for line in out.splitlines()
+                if line.strip() and not line.strip().endswith((".batch", ".extern"))]
+
+    def close(self):
+        slurm("scancel", self.job, check=False)
+
+
+class SlurmTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="tune-slurm-test-")
+        self.dir = Path(self.tmp.name)
+        self.allocation = Allocation()
+
+    def tearDown(self):
+        self.allocation.close()
+        # No step outlives a test, nor any trial process (they run on this machine, in the
+        # nodes' namespaces).
+        wait_for("the test's steps to end", lambda: not self.allocation.steps(), 30)
+        self.tmp.cleanup()
+
+    def spec(self, **overrides):
+        spec = {
+            "name": "slurm", "metric": "loss", "mode": "min", "num_samples": 8,
+            "resources_per_trial": {"cpu": 1},
+            "search": {"algorithm": "random", "seed": 0},
+            "scheduler": {"type": "asha", "time_attr": "epoch", "max_t": 9, "grace_period": 1,
+                          "reduction_factor": 3, "brackets": 1},
+            "trainer": {"command": [str(Path(ARGS.bin) / "tune-example-curve")],
+                        "max_epochs": 9, "sleep_ms": 100, "record_env": True},
+            "space": {"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]},
+                      "lr": {"loguniform": [0.01, 0.4]}},
+            "launcher": {"type": "slurm"},
+            "storage": str(self.dir),
+        }
+        spec.update(overrides)
+        path = self.dir / "space.json"
+        path.write_text(json.dumps(spec))
+        return path
+
+    def tune(self, *argv, wait=True, env=None):
+        command = [str(Path(ARGS.bin) / "tune"), *argv]
+        with open(self.dir / "tune.log", "ab") as log:
+            process = subprocess.Popen(command, env=dict(self.allocation.env, **(env or {})),
+                                       stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+        if not wait:
+            return process
+        code = process.wait(timeout=240)
+        return code
+
+    def log(self):
+        return (self.dir / "tune.log").read_text(errors="replace")
+
+    def results(self, trial_dir):
+        path = trial_dir / "result.json"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def test_asha_tuning_run_on_two_nodes(self):
+        # 4 CPUs a trial on 2 nodes x 8 CPUs: 4 at once, which only both nodes together hold.
+        code = self.tune("run", str(self.spec(resources_per_trial={"cpu": 4})))
+        self.assertEqual(code, 0, self.log())
+        events = journal(self.dir / "slurm")
+        placed = [e for e in events if e["event"] == "trial_placed"]
+        ended = {e["trial_id"]: e["status"] for e in events if e["event"] == "trial_ended"}
+        self.assertEqual(len(ended), 8, self.log())
+        # ASHA stopped some trials early and let some reach max_t.
+        self.assertIn("STOPPED", ended.values())
+        self.assertIn("TERMINATED", ended.values())
+        # Every trial was a step of this allocation, placed by Slurm on both nodes.
+        self.assertEqual({e["trial_id"] for e in placed}, set(ended))
+        for event in placed:
+            self.assertRegex(event["job"], rf"^{self.allocation.job}\.\d+$")
+        self.assertEqual({e["location"] for e in placed}, {"n1", "n2"})
+        # They reported over TCP to the address the nodes reach (not loopback), not the tuner's
+        # Unix socket, which exists only in the tuner's network namespace.
+        self.assertIn("trials report to 10.77.0.1", self.log())
+        for trial in (self.dir / "slurm").glob("t_*"):
+            recorded = json.loads((trial / "env.json").read_text())
+            self.assertEqual(recorded["TUNE_REPORT_SOCKET"], "<unset>")
+            self.assertGreater(len(self.results(trial)), 0)
+
+    def test_multi_node_trial_ranks_find_each_other(self):
+        spec = self.spec(num_samples=1, scheduler={"type": "fifo"},
+                         resources_per_trial={"cpu": 2, "workers": 2},
+                         launcher={"type": "slurm", "nodes": 2},
+                         trainer={"command": [str(Path(ARGS.bin) / "tune-test-ddp-trial")]})
+        code = self.tune("run", str(spec))
+        self.assertEqual(code, 0, self.log())
+        trial = self.dir / "slurm" / "t_00001"
+        ranks = [json.loads((trial / f"rank{k}.json").read_text()) for k in (0, 1)]
+        self.assertEqual([r["RANK"] for r in ranks], ["0", "1"])
+        self.assertEqual({r["WORLD_SIZE"] for r in ranks}, {"2"})
+        self.assertEqual({r["LOCAL_RANK"] for r in ranks}, {"0"})  # one rank per node
+        self.assertEqual({r["MASTER_ADDR"] for r in ranks}, {"n1"})  # the step's first node
+        self.assertEqual(len({r["MASTER_PORT"] for r in ranks}), 1)
+        self.assertEqual([r["reporting"] for r in ranks], [True, False])  # rank 0 reports
+        placed = [e for e in journal(self.dir / "slurm") if e["event"] == "trial_placed"]
+        self.assertEqual(placed[0]["location"], "n[1-2]")
+        self.assertEqual(len(self.results(trial)), 3)
+
+    def test_tuner_killed_then_resumed_loses_nothing_and_leaves_no_step(self):
+        spec = self.spec(num_samples=6, scheduler={"type": "fifo"},
+                         trainer={"command": [str(Path(ARGS.bin) / "tune-example-curve")],
+                                  "max_epochs": 8, "sleep_ms": 400})
+        tuner = self.tune("run", str(spec), "--cpus", "4", wait=False)
+        experiment = self.dir / "slurm"
+        wait_for("two trials with reports",
+                 lambda: len({e["trial_id"] for e in journal(experiment)
+                              if e["event"] == "report"}) >= 2)
+        before = self.allocation.steps()
+        self.assertGreater(len(before), 0)
+        tuner.send_signal(signal.SIGKILL)
+        tuner.wait()
+        code = self.tune("resume", str(experiment))
+        self.assertEqual(code, 0, self.log())
+        # What the dead tuner left was cancelled: none of its steps survived the resume.
+        self.assertFalse(set(before) & set(self.allocation.steps()))
+        events = journal(experiment)
+        ended = {e["trial_id"]: e["status"] for e in events if e["event"] == "trial_ended"}
+        self.assertEqual(ended, {f"t_{i:05d}": "TERMINATED" for i in range(1, 7)}, self.log())
+        for trial in experiment.glob("t_*"):
+            epochs = [r["epoch"] for r in self.results(trial)]
+            self.assertEqual(epochs, list(range(1, 9)), trial.name)  # each once, none lost
+        program = str(Path(ARGS.bin) / "tune-example-curve")
+        out = subprocess.run(["pgrep", "-f", f"^{program}"], capture_output=True,
+                             text=True).stdout.split()
+        self.assertEqual(out, [], "trial processes left running")
+
+    def test_node_taken_down_mid_trial_retries_on_the_other_node(self):
+        spec = self.spec(num_samples=1, scheduler={"type": "fifo"},
+                         trainer={"command": [str(Path(ARGS.bin) / "tune-example-curve")],
+                                  "max_epochs": 10, "sleep_ms": 300})
+        tuner = self.tune("run", str(spec), wait=False)
+        experiment = self.dir / "slurm"
+        placed = wait_for("the trial's placement",
+                          lambda: [e for e in journal(experiment) if e["event"] == "trial_placed"])
+        node = placed[0]["location"]
+        wait_for("three reports",
+                 lambda: len([e for e in journal(experiment) if e["event"] == "report"]) >= 3)
+        slurm("scontrol", "update", f"nodename={node}", "state=down", "reason=tune-test")
+        try:
+            code = tuner.wait(timeout=120)
+        finally:
+            slurm("scontrol", "update", f"nodename={node}", "state=resume", check=False)
+        self.assertEqual(code, 0, self.log())
+        events = journal(experiment)
+        failed = [e for e in events if e["event"] == "trial_failed"]
+        self.assertEqual(len(failed), 1, self.log())
+        self.assertIn(f"node failure on {node}", failed[0]["reason"])
+        self.assertTrue(failed[0]["retry"])  # whatever max_failures (0) says
+        places = [e["location"] for e in events if e["event"] == "trial_placed"]
+        self.assertEqual(len(places), 2)
+        self.assertNotEqual(places[1], node)
+        # The retry went on from the last checkpoint, not from epoch 1.
+        started = [e for e in events if e["event"] == "trial_started"]
+        self.assertIsNotNone(started[1]["checkpoint"])
+        epochs = [r["epoch"] for r in self.results(experiment / "t_00001")]
+        self.assertEqual(epochs[-1], 10)
+        self.assertEqual(epochs.count(1), 1, epochs)
+        self.assertEqual([e["status"] for e in events if e["event"] == "trial_ended"],
+                         ["TERMINATED"])
+
+    @unittest.skipUnless(os.environ.get("TUNE_TRAINER"), "TUNE_TRAINER (tune-trainer) not built")
+    def test_two_node_gloo_ddp_equals_one_process(self):
+        self.run_ddp_equivalence()
+
+    def run_ddp_equivalence(self):
+        trainer = os.environ["TUNE_TRAINER"]
+        data = Path(os.environ.get("TUNE_DATA", Path(__file__).resolve().parents[2] / "data"))
+        # As tests/trainer/distributed_test.cc: SGD with momentum, one thread, the same global
+        # batch (64 = 2 ranks x 32).
+        base = {"dataset": "mnist", "data_dir": str(data), "model": {"type": "mlp", "hidden": 32},
+                "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9}, "max_epochs": 2,
+                "threads": 1, "train_subset": 512, "val_subset": 128, "keep_checkpoints": 5,
+                "progress": False}
+        runs = {}
+        for name, workers, nodes, batch in (("one", 1, 0, 64), ("two", 2, 2, 32)):
+            spec = self.spec(name=name, num_samples=1, scheduler={"type": "fifo"},
+                             metric="val_loss", resources_per_trial={"cpu": workers,
+                                                                     "workers": workers},
+                             launcher={"type": "slurm", "nodes": nodes},
+                             trainer=dict(base, command=[trainer], batch_size=batch),
+                             space={"seed": {"choice": [3]}})
+            # Gloo binds the interface named here on each node (else the address its hostname
+            # resolves to); the test nodes' interface is eth0, as a cluster's might be ib0.
+            code = self.tune("run", str(spec), env={"GLOO_SOCKET_IFNAME": "eth0"})
+            self.assertEqual(code, 0, self.log())
+            runs[name] = self.dir / name / "t_00001"
+        placed = [e for e in journal(self.dir / "two") if e["event"] == "trial_placed"]
+        self.assertEqual(placed[0]["location"], "n[1-2]")
+        compare = subprocess.run(
+            [sys.executable, "-c", COMPARE, str(runs["one"] / "checkpoint_2" / "state.pt"),
+             str(runs["two"] / "checkpoint_2" / "state.pt")],
+            capture_output=True, text=True, timeout=120)
+        self.assertEqual(compare.returncode, 0, compare.stdout + compare.stderr)
+        print(compare.stdout.strip(), file=sys.stderr)
+
+
+# Largest parameter difference between two tune-trainer checkpoints (TorchScript archives, which
+# PyTorch's Python side loads).
+COMPARE = r"""
+import sys, torch
+def parameters(path):
+    archive = torch.jit.load(path, map_location="cpu")
+    return {n: p.detach() for n, p in archive.named_parameters() if n.startswith("model.")}
+a, b = parameters(sys.argv[1]), parameters(sys.argv[2])
+assert a and a.keys() == b.keys(), (sorted(a), sorted(b))
+worst = max((x - b[k]).abs().max().item() for k, x in a.items())
+print(f"2-node DDP vs 1 process: {len(a)} tensors, max |difference| {worst:.3g}")
+sys.exit(0 if worst <= 1e-5 else 1)
+"""
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    ARGS, rest = parser.parse_known_args()
+    ARGS.bin = str(Path(ARGS.bin).resolve())
+    if not (SLURM_DIR / "slurm.conf").exists() or subprocess.run(
+            ["sinfo", "-h"], env=ENV, capture_output=True).returncode != 0:
+        why = f"the test cluster is not running (see the slurm_cluster_start test's output)"
+        if os.environ.get("CI") == "true":
+            print(f"FAIL: {why}", file=sys.stderr)
+            return 1
+        print(f"SKIP: {why}", file=sys.stderr)
+        return 77
+    program = unittest.main(argv=[sys.argv[0], *rest], exit=False, verbosity=2)
+    return 0 if program.result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
