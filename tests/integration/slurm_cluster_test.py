@@ -280,6 +280,44 @@ class SlurmTest(unittest.TestCase):
         print(compare.stdout.strip(), file=sys.stderr)
 
 
+class SbatchTest(unittest.TestCase):
+    """Outside an allocation every trial is a job of its own (sbatch --wait)."""
+
+    def test_trials_are_jobs_at_most_max_concurrent_at_once(self):
+        with tempfile.TemporaryDirectory(prefix="tune-slurm-test-") as tmp:
+            spec = {
+                "name": "jobs", "metric": "loss", "mode": "min", "num_samples": 3,
+                "max_concurrent": 2, "resources_per_trial": {"cpu": 1},
+                "trainer": {"command": [str(Path(ARGS.bin) / "tune-example-curve")],
+                            "max_epochs": 3, "sleep_ms": 100},
+                "space": {"x1": {"uniform": [-5, 10]}},
+                "launcher": {"type": "slurm", "partition": "debug", "time": "5:00"},
+                "storage": tmp,
+            }
+            (Path(tmp) / "space.json").write_text(json.dumps(spec))
+            result = subprocess.run([str(Path(ARGS.bin) / "tune"), "run", "space.json"], env=ENV,
+                                    cwd=tmp, capture_output=True, text=True, timeout=240)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            events = journal(Path(tmp) / "jobs")
+            self.assertEqual([e["status"] for e in events if e["event"] == "trial_ended"],
+                             ["TERMINATED"] * 3)
+            placed = [e for e in events if e["event"] == "trial_placed"]
+            self.assertEqual(len(placed), 3)
+            for event in placed:
+                self.assertRegex(event["job"], r"^\d+$")  # a job, not a step of one
+                self.assertIn(event["location"], ("n1", "n2"))
+            running = most = 0
+            for event in events:
+                running += {"trial_started": 1, "trial_ended": -1}.get(event["event"], 0)
+                most = max(most, running)
+            self.assertEqual(most, 2)
+            # Each job ran the trial with the spec's partition and time limit.
+            info = slurm("scontrol", "show", "job", "-o", placed[0]["job"], check=False)
+            if info:  # still known to the controller (MinJobAge)
+                self.assertIn("Partition=debug", info)
+                self.assertIn("TimeLimit=00:05:00", info)
+
+
 # Largest parameter difference between two tune-trainer checkpoints (TorchScript archives, which
 # PyTorch's Python side loads).
 COMPARE = r"""
