@@ -9,7 +9,9 @@
 //   tune::AppendCsvValue(tune::Json(0.1), line);        // 0.1
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -27,5 +29,8 @@ void AppendCsvDouble(double value, fmt::memory_buffer& out);
 // Any JSON value: numbers as above, True/False, strings quoted as by AppendCsvField, null
 // empty, arrays and objects as one line of JSON (quoted).
 void AppendCsvValue(const Json& value, fmt::memory_buffer& out);
+// Splits one CSV line, as the functions above write it, into its fields (quotes undone; a
+// defused formula keeps its leading ').
+std::vector<std::string> ParseCsvLine(std::string_view line);
 
 }  // namespace tune

@@ -69,32 +69,6 @@ void AppendJsonDouble(double value, fmt::memory_buffer& out) {
   }
 }
 
-// Splits one CSV line (as AppendCsvField writes it) into its fields.
-std::vector<std::string> ParseCsvLine(std::string_view line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else if (c != '\r') {
-      fields.back() += c;
-    }
-  }
-  return fields;
-}
-
 // The header of an existing progress.csv (a retried or resumed trial), so new rows keep its
 // columns. Empty when the file is empty.
 std::vector<std::string> ReadCsvHeader(const fs::path& path) {
