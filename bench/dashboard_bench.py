@@ -19,6 +19,9 @@ import sys
 import tempfile
 import threading
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tuner_bench import base_spec  # noqa: E402  (the same flood spec as tuner_bench.py's (b))
+
 
 def read_events(port, stats, stop):
     """One SSE client: GET /events, then read (and count) until the server closes."""
@@ -36,11 +39,7 @@ def read_events(port, stats, stop):
 
 
 def run(bin_dir, storage, name, trials, reports, clients):
-    spec = {"name": name, "metric": "score", "mode": "max", "num_samples": trials,
-            "resources_per_trial": {"cpu": 1}, "scheduler": {"type": "fifo"},
-            "reporter": {"refresh_s": 5},
-            "trainer": {"mode": "flood", "reports": reports, "command": ["tune-bench-trial"]},
-            "space": {"x": {"uniform": [0, 1]}}}
+    spec = base_spec(name, {"mode": "flood", "reports": reports}, trials)
     path = os.path.join(storage, name + ".json")
     with open(path, "w") as f:
         json.dump(spec, f)
