@@ -58,9 +58,32 @@ const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metr
   return best;
 }
 
+bool BestTrialTracker::Order::operator()(const Key& a, const Key& b) const {
+  if (a.value != b.value) return IsBetter(a.value, b.value, mode);
+  return a.index < b.index;  // a tie goes to the earlier trial, as in BestTrial()
+}
+
+void BestTrialTracker::Update(std::size_t index, const Trial& trial) {
+  if (index >= value_of_.size()) value_of_.resize(index + 1, std::nan(""));
+  const double value = trial.last_result ? trial.last_result->Get(metric_) : std::nan("");
+  double& old = value_of_[index];
+  if (old == value || (std::isnan(old) && std::isnan(value))) return;
+  if (!std::isnan(old)) ranked_.erase(Key{old, index});
+  old = value;
+  if (!std::isnan(value)) ranked_.insert(Key{value, index});
+}
+
+const Trial* BestTrialTracker::Best(const std::vector<Trial>& trials) const {
+  if (ranked_.empty()) return nullptr;
+  const std::size_t index = ranked_.begin()->index;
+  return index < trials.size() ? &trials[index] : nullptr;
+}
+
 void BestTrialReporter::OnExperimentEnd(const ExperimentView& view) {
   static const std::vector<Trial> kNoTrials;
-  const Trial* best_trial = BestTrial(view.trials ? *view.trials : kNoTrials, view.metric, view.mode);
+  const Trial* best_trial =
+      view.by_status ? view.best
+                     : BestTrial(view.trials ? *view.trials : kNoTrials, view.metric, view.mode);
   if (best_trial != nullptr) {
     WriteBestTrial(dir_, *best_trial, view.metric, view.mode);
     std::fprintf(out_, "Best trial: %s\nBest trial config: %s\nBest trial final %s: %s\n",

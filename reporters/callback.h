@@ -13,6 +13,9 @@
 //   };
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +23,30 @@
 #include "core/types.h"
 
 namespace tune {
+
+// The tuner's trials by status, kept up to date as statuses change, so that a view can show the
+// running trials, count the others and list the first few of each status without looking at
+// every trial (an experiment may hold 100,000 of them).
+class TrialsByStatus {
+ public:
+  static constexpr std::size_t kNumStatuses = 6;  // TrialStatus's values
+  // Indices into ExperimentView::trials of the trials in `status`, in creation order.
+  const std::set<std::size_t>& of(TrialStatus status) const {
+    return indices_[static_cast<std::size_t>(status)];
+  }
+  std::size_t count(TrialStatus status) const { return of(status).size(); }
+  void Add(std::size_t index, TrialStatus status) {
+    indices_[static_cast<std::size_t>(status)].insert(index);
+  }
+  void Move(std::size_t index, TrialStatus from, TrialStatus to) {
+    if (from == to) return;
+    indices_[static_cast<std::size_t>(from)].erase(index);
+    Add(index, to);
+  }
+
+ private:
+  std::array<std::set<std::size_t>, kNumStatuses> indices_;
+};
 
 // A snapshot of the experiment for views.
 struct ExperimentView {
@@ -31,7 +58,11 @@ struct ExperimentView {
   std::string scheduler_description;  // Scheduler::Describe()
   std::string stop_description;       // the stoppers' line, "" when there are none
   std::string resources;              // e.g. "Logical resource usage: 3.0/8 CPUs, 6.0/8 GPUs"
+  // Every trial of the experiment, by creation order. A view that renders per tick should not
+  // walk it: `by_status` and `best`, when set (the tuner sets them), answer in O(log n).
   const std::vector<Trial>* trials = nullptr;
+  const TrialsByStatus* by_status = nullptr;
+  const Trial* best = nullptr;  // with by_status: the best trial now (null when none has a value)
   // Shown after "Current time: "; empty = the real local time. Lets tests pin the one line that
   // depends on the wall clock.
   std::string clock_text;

@@ -10,6 +10,7 @@
 //   if (const Trial* best = tune::BestTrial(trials, "val_acc", Mode::kMax)) ...
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/options.h"
@@ -82,6 +84,35 @@ class StatusTable : public Callback {
 // scope="last"); trials without a numeric value are skipped; ties go to the earlier trial.
 const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metric, Mode mode);
 
+// BestTrial() kept up to date as results come, in O(log n) per update instead of a pass over
+// every trial: an ordered set of (value, index) of each trial's last result.
+//
+// Example:
+//   tune::BestTrialTracker best("val_acc", tune::Mode::kMax);
+//   best.Update(index, trials[index]);   // after each change of trials[index].last_result
+//   const Trial* now = best.Best(trials);   // == BestTrial(trials, "val_acc", kMax)
+class BestTrialTracker {
+ public:
+  BestTrialTracker(std::string metric, Mode mode) : metric_(std::move(metric)), mode_(mode) {}
+  // Records trials[index]'s current last result (replacing what was recorded for it).
+  void Update(std::size_t index, const Trial& trial);
+  const Trial* Best(const std::vector<Trial>& trials) const;
+
+ private:
+  struct Key {
+    double value;
+    std::size_t index;
+  };
+  struct Order {
+    Mode mode;
+    bool operator()(const Key& a, const Key& b) const;
+  };
+  std::string metric_;
+  Mode mode_;
+  std::set<Key, Order> ranked_{Order{mode_}};
+  std::vector<double> value_of_;  // by index; NaN = not ranked
+};
+
 // Writes the experiment directory's files (Ray Tune's layout):
 //   <dir>/experiment.json, <dir>/best_trial.json,
 //   <dir>/<trial>/params.json, result.json (one JSON line per report), progress.csv.
@@ -130,6 +161,13 @@ class ResultWriter : public Callback {
   // Deletes the trial's result.json and progress.csv, so that `tune resume` can write them
   // again from the journal (which makes every result appear exactly once).
   void ResetResults(const Trial& trial);
+  // The sizes of the trial's result.json and progress.csv as the kernel has them (0 for a file
+  // not made yet); call Flush() first. A journal snapshot records them (tuner/events.h).
+  std::pair<std::uint64_t, std::uint64_t> ResultSizes(const Trial& trial) const;
+  // Closes the trial's files and cuts them back to those sizes (what a snapshot recorded), so
+  // that `tune resume` appends the results journaled after it exactly once. Sizes of 0 are
+  // ResetResults().
+  void TruncateResults(const Trial& trial, std::uint64_t result_bytes, std::uint64_t progress_bytes);
   // PBT's record of a trial (tuner: each exploit): one JSON line appended to
   // <trial>/lineage.jsonl ({"source", "training_iteration", "old_params", "new_params",
   // "checkpoint"}).

@@ -479,6 +479,28 @@ void ResultWriter::OnTrialEnd(const Trial& trial) {
   if (!files->csv) ThrowIoError("cannot write", files->csv_path, errno);
 }
 
+std::pair<std::uint64_t, std::uint64_t> ResultWriter::ResultSizes(const Trial& trial) const {
+  std::error_code missing;
+  const std::uintmax_t json = fs::file_size(TrialDir(trial) / "result.json", missing);
+  const std::uint64_t json_bytes = missing ? 0 : json;
+  const std::uintmax_t csv = fs::file_size(TrialDir(trial) / "progress.csv", missing);
+  return {json_bytes, missing ? 0 : csv};
+}
+
+void ResultWriter::TruncateResults(const Trial& trial, std::uint64_t result_bytes,
+                                   std::uint64_t progress_bytes) {
+  if (result_bytes == 0 && progress_bytes == 0) {
+    ResetResults(trial);
+    return;
+  }
+  OnTrialEnd(trial);  // closed: the next write opens them again at their new end
+  const auto [json_now, csv_now] = ResultSizes(trial);
+  std::error_code ignored;
+  // Only ever shorter: a file that lost its end (not the tuner's doing) is not padded.
+  if (json_now > result_bytes) fs::resize_file(TrialDir(trial) / "result.json", result_bytes, ignored);
+  if (csv_now > progress_bytes) fs::resize_file(TrialDir(trial) / "progress.csv", progress_bytes, ignored);
+}
+
 void ResultWriter::ResetResults(const Trial& trial) {
   open_.erase(trial.id);
   not_created_.erase(trial.id);

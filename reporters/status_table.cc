@@ -32,11 +32,11 @@ std::size_t StatusRank(TrialStatus status) {
                                   kStatusOrder.begin());
 }
 
-std::vector<std::string> ParameterColumns(const std::vector<Trial>& trials,
+std::vector<std::string> ParameterColumns(const std::vector<const Trial*>& trials,
                                           const TableOptions& options) {
   if (!options.parameter_columns.empty()) return options.parameter_columns;
   std::set<std::string> paths;
-  for (const Trial& trial : trials) CollectLeafPaths(trial.params, "", paths);
+  for (const Trial* trial : trials) CollectLeafPaths(trial->params, "", paths);
   std::vector<std::string> columns(paths.begin(), paths.end());
   if (columns.size() > kMaxDefaultParameterColumns) columns.resize(kMaxDefaultParameterColumns);
   return columns;
@@ -143,30 +143,59 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
   }
   if (!view.resources.empty()) fmt::format_to(std::back_inserter(out), "{}\n", view.resources);
   if (!view.metric.empty()) {
-    if (const Trial* best = BestTrial(trials, view.metric, view.mode)) {
+    const Trial* best = view.by_status ? view.best : BestTrial(trials, view.metric, view.mode);
+    if (best != nullptr) {
       fmt::format_to(std::back_inserter(out), "Current best trial: {} with {}={}\n", best->id,
                      view.metric, FormatNumber(best->last_result->Get(view.metric)));
     }
   }
 
+  // Each status's trials in row order: with the tuner's index only the first few (what can be
+  // shown), so a render costs the same at 100,000 trials as at 100; without it, all of them.
   std::array<std::size_t, kStatusOrder.size()> counts{};
-  for (const Trial& trial : trials) ++counts[StatusRank(trial.status)];
+  std::array<std::vector<const Trial*>, kStatusOrder.size()> by_rank;
+  if (view.by_status != nullptr) {
+    for (std::size_t rank = 0; rank < kStatusOrder.size(); ++rank) {
+      counts[rank] = view.by_status->count(kStatusOrder[rank]);
+    }
+  } else {
+    for (const Trial& trial : trials) ++counts[StatusRank(trial.status)];
+  }
+  std::size_t total = 0;
+  for (std::size_t count : counts) total += count;
   std::string counts_text = CountsText(counts);
-  fmt::format_to(std::back_inserter(out), "Number of trials: {}{}\n", trials.size(),
+  fmt::format_to(std::back_inserter(out), "Number of trials: {}{}\n", total,
                  counts_text.empty() ? "" : " (" + counts_text + ")");
-  if (trials.empty()) return out;
+  if (total == 0) return out;
 
-  std::vector<const Trial*> sorted;
-  sorted.reserve(trials.size());
-  for (const Trial& trial : trials) sorted.push_back(&trial);
-  std::stable_sort(sorted.begin(), sorted.end(), [](const Trial* a, const Trial* b) {
-    std::size_t rank_a = StatusRank(a->status), rank_b = StatusRank(b->status);
-    return rank_a != rank_b ? rank_a < rank_b : a->id < b->id;
-  });
-  std::size_t max_rows = options.max_rows == 0 ? trials.size() : options.max_rows;
+  std::size_t max_rows = options.max_rows == 0 ? total : options.max_rows;
   std::array<std::size_t, kStatusOrder.size()> shares = FairShares(counts, max_rows);
+  if (view.by_status != nullptr) {
+    for (std::size_t rank = 0; rank < kStatusOrder.size(); ++rank) {
+      // Errored trials are listed again below the table, up to max_rows of them.
+      std::size_t wanted = kStatusOrder[rank] == TrialStatus::kError ? std::max(shares[rank], max_rows)
+                                                                      : shares[rank];
+      for (std::size_t index : view.by_status->of(kStatusOrder[rank])) {
+        if (by_rank[rank].size() == wanted) break;
+        by_rank[rank].push_back(&trials[index]);
+      }
+    }
+  } else {
+    for (const Trial& trial : trials) by_rank[StatusRank(trial.status)].push_back(&trial);
+    for (auto& list : by_rank) {
+      std::stable_sort(list.begin(), list.end(),
+                       [](const Trial* a, const Trial* b) { return a->id < b->id; });
+    }
+  }
 
-  std::vector<std::string> parameter_columns = ParameterColumns(trials, options);
+  // Default columns: the leaf paths of the trials shown with the tuner's index (those of every
+  // trial would be a pass over all), else of every trial.
+  std::vector<const Trial*> column_source;
+  for (std::size_t rank = 0; rank < kStatusOrder.size(); ++rank) {
+    const std::size_t n = view.by_status != nullptr ? shares[rank] : by_rank[rank].size();
+    column_source.insert(column_source.end(), by_rank[rank].begin(), by_rank[rank].begin() + n);
+  }
+  std::vector<std::string> parameter_columns = ParameterColumns(column_source, options);
   std::vector<std::string> metric_columns = options.metric_columns;
   if (metric_columns.empty() && !view.metric.empty()) metric_columns.push_back(view.metric);
 
@@ -177,35 +206,32 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
   header.push_back("total time (s)");
 
   std::vector<std::vector<Cell>> rows;
-  std::array<std::size_t, kStatusOrder.size()> taken{};
   std::array<std::size_t, kStatusOrder.size()> hidden{};
-  for (const Trial* trial : sorted) {
-    std::size_t rank = StatusRank(trial->status);
-    if (taken[rank] == shares[rank]) {
-      ++hidden[rank];
-      continue;
+  for (std::size_t rank = 0; rank < kStatusOrder.size(); ++rank) {
+    hidden[rank] = counts[rank] - shares[rank];
+    for (std::size_t k = 0; k < shares[rank]; ++k) {
+      const Trial* trial = by_rank[rank][k];
+      std::vector<Cell> row;
+      row.reserve(header.size());
+      row.push_back({trial->id, false});
+      row.push_back({ToString(trial->status), false});
+      bool running = trial->status == TrialStatus::kRunning && trial->pid != 0;
+      row.push_back({!running                   ? ""
+                     : trial->location.empty() ? fmt::format("pid={}", trial->pid)
+                                               : trial->location,
+                     false});
+      for (const std::string& path : parameter_columns) {
+        const Json* value = Lookup(trial->params, path);
+        row.push_back(value ? FormatValue(*value) : Cell{});
+      }
+      for (const std::string& metric : metric_columns) row.push_back(MetricCell(*trial, metric));
+      row.push_back({std::to_string(trial->num_results), true});
+      row.push_back({FormatNumber(trial->time_total_s), true});
+      rows.push_back(std::move(row));
     }
-    ++taken[rank];
-    std::vector<Cell> row;
-    row.reserve(header.size());
-    row.push_back({trial->id, false});
-    row.push_back({ToString(trial->status), false});
-    bool running = trial->status == TrialStatus::kRunning && trial->pid != 0;
-    row.push_back({!running                   ? ""
-                   : trial->location.empty() ? fmt::format("pid={}", trial->pid)
-                                             : trial->location,
-                   false});
-    for (const std::string& path : parameter_columns) {
-      const Json* value = Lookup(trial->params, path);
-      row.push_back(value ? FormatValue(*value) : Cell{});
-    }
-    for (const std::string& metric : metric_columns) row.push_back(MetricCell(*trial, metric));
-    row.push_back({std::to_string(trial->num_results), true});
-    row.push_back({FormatNumber(trial->time_total_s), true});
-    rows.push_back(std::move(row));
   }
   AppendTable(header, rows, out);
-  std::size_t num_hidden = trials.size() - rows.size();
+  std::size_t num_hidden = total - rows.size();
   if (num_hidden > 0) {
     fmt::format_to(std::back_inserter(out), "... {} more trials not shown ({})\n", num_hidden,
                    CountsText(hidden));
@@ -215,8 +241,7 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
   if (num_errored > 0) {
     fmt::format_to(std::back_inserter(out), "Number of errored trials: {}\n", num_errored);
     std::vector<std::vector<Cell>> error_rows;
-    for (const Trial* trial : sorted) {
-      if (trial->status != TrialStatus::kError) continue;
+    for (const Trial* trial : by_rank[StatusRank(TrialStatus::kError)]) {
       if (error_rows.size() == max_rows) break;
       error_rows.push_back({{trial->id, false},
                             {std::to_string(trial->num_failures), true},

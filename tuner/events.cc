@@ -143,6 +143,15 @@ struct Encoder {
   std::string operator()(const ExperimentStopped& e) const {
     return Dump({{"event", "experiment_stopped"}, {"reason", e.reason}});
   }
+  std::string operator()(const JournalSnapshot& e) const {
+    Json trials = Json::array();
+    for (const JournalSnapshot::Files& files : e.trials) {
+      trials.push_back({{"trial_id", files.trial_id},
+                        {"result_bytes", files.result_bytes},
+                        {"progress_bytes", files.progress_bytes}});
+    }
+    return Dump({{"event", "snapshot"}, {"trials", trials}});
+  }
   std::string operator()(const TrialPlaced& e) const {
     return Dump({{"event", "trial_placed"},
                  {"trial_id", e.trial_id},
@@ -188,6 +197,23 @@ JournalEvent DecodeFields(const Json& json, const std::string& type) {
   if (type == "trial_placed") {
     return TrialPlaced{f.String("trial_id"), f.String("job"), f.StringOr("location", "")};
   }
+  if (type == "snapshot") {
+    const Json& trials = f.Get("trials");
+    if (!trials.is_array()) throw Fields::Mistyped("trials", "an array", trials);
+    JournalSnapshot snapshot;
+    for (const Json& entry : trials) {
+      if (!entry.is_object()) throw Fields::Mistyped("trials[]", "an object", entry);
+      Fields files(entry);
+      const std::int64_t result_bytes = files.IntegerOr("result_bytes", 0);
+      const std::int64_t progress_bytes = files.IntegerOr("progress_bytes", 0);
+      if (result_bytes < 0 || progress_bytes < 0) {
+        throw std::runtime_error("trials[]: sizes must not be negative");
+      }
+      snapshot.trials.push_back({files.String("trial_id"), static_cast<std::uint64_t>(result_bytes),
+                                 static_cast<std::uint64_t>(progress_bytes)});
+    }
+    return snapshot;
+  }
   throw std::runtime_error("unknown type \"" + type + "\"");
 }
 
@@ -211,7 +237,8 @@ std::string TrialIdOf(const JournalEvent& event) {
       [](const auto& e) -> std::string {
         if constexpr (std::is_same_v<std::decay_t<decltype(e)>, StartEvent> ||
                       std::is_same_v<std::decay_t<decltype(e)>, ResumeEvent> ||
-                      std::is_same_v<std::decay_t<decltype(e)>, ExperimentStopped>) {
+                      std::is_same_v<std::decay_t<decltype(e)>, ExperimentStopped> ||
+                      std::is_same_v<std::decay_t<decltype(e)>, JournalSnapshot>) {
           return "";
         } else {
           return e.trial_id;

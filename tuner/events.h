@@ -13,6 +13,9 @@
 //   trial_ended     the trial reached TERMINATED or STOPPED (`reason` when a stopper said so)
 //   trial_requeued  `tune resume --errored` gives an ERROR trial another run
 //   experiment_stopped  a stopper ended the experiment (`reason`)
+//   snapshot        every result before it is in its trial's result.json / progress.csv; for each
+//                   trial not finished then, those files' sizes (`trials`), so that `tune resume`
+//                   repairs only the files of trials touched after the last snapshot
 //   trial_placed    a launcher other than local processes placed the running attempt: `job` (a
 //                   Slurm job or job step, "12" or "12.3"), `location` (its nodes); `tune resume`
 //                   cancels what a dead tuner left there
@@ -27,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "core/types.h"
 
@@ -93,10 +97,20 @@ struct TrialPlaced {
   std::string location;  // where it runs ("n1", "n[1-2]")
 };
 
+// Written by the tuner every TunerOptions::snapshot_every_events events and at the end.
+struct JournalSnapshot {
+  struct Files {
+    std::string trial_id;
+    std::uint64_t result_bytes = 0;    // of result.json then
+    std::uint64_t progress_bytes = 0;  // of progress.csv then
+  };
+  std::vector<Files> trials;  // the trials that were not finished, in creation order
+};
+
 using JournalEvent =
     std::variant<StartEvent, ResumeEvent, TrialCreated, TrialStarted, ReportEvent, TrialPaused,
                  TrialExploited, TrialFailed, TrialEnded, TrialRequeued, ExperimentStopped,
-                 TrialPlaced>;
+                 TrialPlaced, JournalSnapshot>;
 
 // One line, without the newline.
 std::string Encode(const JournalEvent& event);

@@ -272,6 +272,15 @@ std::string Shortened(const JournalLine& line) {
 }  // namespace
 
 JournalContents ReadJournal(const std::filesystem::path& path) {
+  std::vector<Json> events;
+  JournalContents contents = ForEachJournalEvent(
+      path, [&](Json&& event, std::size_t) { events.push_back(std::move(event)); });
+  contents.events = std::move(events);
+  return contents;
+}
+
+JournalContents ForEachJournalEvent(const std::filesystem::path& path,
+                                    const std::function<void(Json&& event, std::size_t line)>& visit) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot read the journal");
 
@@ -353,7 +362,7 @@ JournalContents ReadJournal(const std::filesystem::path& path) {
           "bytes (a trial's output quoted whole by an older tune)",
           path.string(), line_number, read.size, kMaxJournalLineBytes, kKeptBytes);
     }
-    contents.events.push_back(std::move(event));
+    visit(std::move(event), line_number);
     offset += read.size + 1;
     contents.valid_bytes = offset;
   }

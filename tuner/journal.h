@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,5 +99,12 @@ struct JournalContents {
 // other bad line (not a JSON event, nested too deep, a bad checksum, a sequence number repeated,
 // skipped or out of order) is corruption and throws std::runtime_error naming the file and line.
 JournalContents ReadJournal(const std::filesystem::path& path);
+
+// ReadJournal() without holding the events: each one goes to `visit` (with its line number,
+// from 1) as soon as its line is read and checked, so memory stays that of one line whatever the
+// journal's length (`tune resume` replays through it). The result's `events` stays empty. A
+// corrupt line throws after the events before it were visited.
+JournalContents ForEachJournalEvent(const std::filesystem::path& path,
+                                    const std::function<void(Json&& event, std::size_t line)>& visit);
 
 }  // namespace tune

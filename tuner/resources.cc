@@ -61,7 +61,22 @@ bool ResourcePool::Fits(const TrialResources& request) const {
   return request.gpu <= static_cast<double>(gpu_ids_.size()) + kEpsilon;
 }
 
+bool ResourcePool::HasRoomFor(const TrialResources& request) const {
+  return Plan(request).has_value();
+}
+
 std::optional<Allocation> ResourcePool::Acquire(const TrialResources& request) {
+  std::optional<Allocation> allocation = Plan(request);
+  if (!allocation) return std::nullopt;
+  for (int index : allocation->gpu_indices) {
+    gpu_used_[index] += allocation->gpu_fraction;
+    allocation->gpu_ids.push_back(gpu_ids_[index]);
+  }
+  cpus_used_ += allocation->cpu;
+  return allocation;
+}
+
+std::optional<Allocation> ResourcePool::Plan(const TrialResources& request) const {
   if (cpus_used_ + request.cpu > cpus_ + kEpsilon) return std::nullopt;
   Allocation allocation;
   allocation.cpu = request.cpu;
@@ -82,11 +97,6 @@ std::optional<Allocation> ResourcePool::Acquire(const TrialResources& request) {
     if (allocation.gpu_indices.size() < wanted) return std::nullopt;
     allocation.gpu_fraction = 1;
   }
-  for (int index : allocation.gpu_indices) {
-    gpu_used_[index] += allocation.gpu_fraction;
-    allocation.gpu_ids.push_back(gpu_ids_[index]);
-  }
-  cpus_used_ += allocation.cpu;
   return allocation;
 }
 

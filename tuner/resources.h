@@ -35,6 +35,8 @@ class ResourcePool {
   // Takes resources for one trial, or nullopt when they are busy now. Fractional GPU requests
   // pack onto the most-used device that still has room (so whole devices stay free).
   std::optional<Allocation> Acquire(const TrialResources& request);
+  // Whether Acquire(request) would succeed now; changes nothing.
+  bool HasRoomFor(const TrialResources& request) const;
   void Release(const Allocation& allocation);
 
   // "2.0/4 CPUs, 1.5/2 GPUs" for the status table.
@@ -45,6 +47,9 @@ class ResourcePool {
   double num_cpus() const { return cpus_; }
 
  private:
+  // What Acquire() would take (gpu_ids left empty), without taking it.
+  std::optional<Allocation> Plan(const TrialResources& request) const;
+
   std::vector<std::string> gpu_ids_;
   std::vector<double> gpu_used_;  // fraction in use per device
   double cpus_;

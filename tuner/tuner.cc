@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -105,7 +107,8 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
       timers_(io_, *clock_),
       pool_(options_.gpu_ids, options_.cpus),
       writer_(std::make_shared<ResultWriter>(options_.experiment_dir)),
-      signals_(io_) {
+      signals_(io_),
+      best_(spec_.metric, spec_.mode) {
   launcher_ = options_.make_launcher ? options_.make_launcher(io_)
                                      : std::make_unique<LocalLauncher>(io_);
   launcher_->SetExitCallback([this](std::int64_t pid, ExitStatus status) { OnExit(pid, status); });
@@ -137,10 +140,8 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
 
 Tuner::~Tuner() {
   // However the tuner ends (an exception included), no trial outlives it.
-  for (const Trial& trial : trials_) {
-    if (trial.status == TrialStatus::kRunning && trial.pid > 0 && launcher_) {
-      launcher_->Signal(trial.pid, SIGKILL);
-    }
+  for (std::size_t index : by_status_.of(TrialStatus::kRunning)) {
+    if (trials_[index].pid > 0 && launcher_) launcher_->Signal(trials_[index].pid, SIGKILL);
   }
 }
 
@@ -206,14 +207,7 @@ void Tuner::Start() {
   auto journal_path = options_.experiment_dir / "journal.jsonl";
   Journal::SyncPolicy sync = ParseJournalSync(spec_.journal_fsync, "journal_fsync");
   if (options_.resume) {
-    JournalContents contents = ReadJournal(journal_path);
-    if (!contents.warning.empty()) {
-      Log(contents.warning);
-      std::filesystem::resize_file(journal_path, contents.valid_bytes);
-    }
-    CheckResumable(contents.events);
-    journal_ = std::make_unique<Journal>(journal_path, sync, options_.fault_exit_after_events);
-    Replay(contents.events);
+    Replay(journal_path, sync);
     journal_->Append(ResumeEvent{clock_->Wall(), options_.resume_errored});
     if (options_.resume_errored) {
       if (!experiment_stop_.empty()) {
@@ -222,8 +216,7 @@ void Tuner::Start() {
         experiment_stop_.clear();
       }
       std::size_t requeued = 0;
-      for (std::size_t i = 0; i < trials_.size(); ++i) {
-        if (trials_[i].status != TrialStatus::kError) continue;
+      for (std::size_t i : TrialsIn(TrialStatus::kError)) {
         journal_->Append(TrialRequeued{trials_[i].id});
         ApplyRequeued(i);
         ++requeued;
@@ -273,17 +266,27 @@ int Tuner::Finish() {
   ExperimentView view = View();
   view.interrupted = interrupts_ > 0;
   for (const auto& callback : callbacks_) callback->OnExperimentEnd(view);
-  std::size_t errors = 0;
-  for (const Trial& trial : trials_) errors += trial.status == TrialStatus::kError;
+  // The end of a long run: a last snapshot (after the writer's final flush), so that resuming the
+  // finished experiment rewrites no result file. Not after an interruption: the trials it
+  // stopped are still to run, not finished.
+  if (journal_ && interrupts_ == 0 && options_.snapshot_every_events > 0 &&
+      journal_->events_written() - events_at_snapshot_ >= options_.snapshot_every_events / 10) {
+    WriteSnapshot();
+  }
+  const std::size_t errors = by_status_.count(TrialStatus::kError);
   if (interrupts_ > 0) return 130;
   if (!trials_.empty() && errors == trials_.size()) return 1;
   return 0;
 }
 
-std::size_t Tuner::RunningTrials() const {
-  std::size_t running = 0;
-  for (const Trial& trial : trials_) running += trial.status == TrialStatus::kRunning;
-  return running;
+void Tuner::SetStatus(std::size_t index, TrialStatus status) {
+  by_status_.Move(index, trials_[index].status, status);
+  trials_[index].status = status;
+}
+
+std::vector<std::size_t> Tuner::TrialsIn(TrialStatus status) const {
+  const std::set<std::size_t>& indices = by_status_.of(status);
+  return {indices.begin(), indices.end()};
 }
 
 void Tuner::FillSlots() {
@@ -309,22 +312,24 @@ void Tuner::LaunchWhileSlotsFree() {
 
     // As Ray's controller: keep a new trial from the searcher PENDING (when resources would let
     // one run), then let the scheduler choose among every PENDING and PAUSED trial.
+    // Those waiting in creation order, from the index by status: as many as are PENDING or
+    // PAUSED, not as many as were ever created.
+    const std::set<std::size_t>& pending = by_status_.of(TrialStatus::kPending);
+    const std::set<std::size_t>& paused = by_status_.of(TrialStatus::kPaused);
+    std::vector<std::size_t> waiting_indices;
+    waiting_indices.reserve(pending.size() + paused.size());
+    std::merge(pending.begin(), pending.end(), paused.begin(), paused.end(),
+               std::back_inserter(waiting_indices));
     std::vector<const Trial*> waiting;
-    bool any_pending = false;
-    for (const Trial& trial : trials_) {
-      if (trial.status == TrialStatus::kPending || trial.status == TrialStatus::kPaused) {
-        waiting.push_back(&trial);
-        any_pending = any_pending || trial.status == TrialStatus::kPending;
-      }
-    }
+    waiting.reserve(waiting_indices.size());
+    for (std::size_t index : waiting_indices) waiting.push_back(&trials_[index]);
+    const bool any_pending = !pending.empty();
     if (!searcher_finished_ &&
         !stoppers_->MayCreateTrial(static_cast<std::int64_t>(trials_.size()))) {
       searcher_finished_ = true;  // max_total_trials: no more new trials
     }
     if (!any_pending && !searcher_finished_) {
-      std::optional<Allocation> room = pool_.Acquire(spec_.resources_per_trial);
-      if (!room) return;
-      pool_.Release(*room);
+      if (!pool_.HasRoomFor(spec_.resources_per_trial)) return;
       std::string id = TrialId(trials_.size() + 1);
       Suggestion suggestion = searcher_->Suggest(id);
       if (suggestion.kind == Suggestion::Kind::kConfig) {
@@ -412,7 +417,7 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
     trial.pid = launcher_->Launch(ranks);
   } catch (const std::exception& error) {
     pool_.Release(allocation);
-    trial.status = TrialStatus::kRunning;  // so FailTrial's bookkeeping applies
+    SetStatus(index, TrialStatus::kRunning);  // so FailTrial's bookkeeping applies
     FailTrial(index, error.what(), /*retry_allowed=*/false);
     return false;
   }
@@ -452,6 +457,7 @@ std::size_t Tuner::ApplyTrialCreated(const std::string& trial_id, const Json& pa
   trial.config = MergeConfig(spec_.trainer, params);
   trial.dir = options_.experiment_dir / trial_id;
   index_by_id_[trial_id] = trials_.size();
+  by_status_.Add(trials_.size(), trial.status);
   trials_.push_back(std::move(trial));
   runtime_.emplace_back();
   scheduler_->OnTrialAdd(trial_id);
@@ -459,7 +465,7 @@ std::size_t Tuner::ApplyTrialCreated(const std::string& trial_id, const Json& pa
 }
 
 void Tuner::ApplyTrialStarted(std::size_t index, const std::string& gpus) {
-  trials_[index].status = TrialStatus::kRunning;
+  SetStatus(index, TrialStatus::kRunning);
   trials_[index].gpus = gpus;
   Runtime& runtime = runtime_[index];
   runtime.stop_requested = false;
@@ -478,6 +484,7 @@ Decision Tuner::ApplyReport(std::size_t index, const Result& result,
   Runtime& runtime = runtime_[index];
   trial.num_results = result.training_iteration;
   trial.last_result = result;
+  best_.Update(index, trial);
   trial.time_total_s = std::max(trial.time_total_s, result.time_total_s);
   if (checkpoint) {
     trial.last_checkpoint = *checkpoint;
@@ -533,10 +540,10 @@ void Tuner::ApplyFailure(std::size_t index, const std::string& reason, bool retr
   ++trial.num_failures;
   trial.error = reason;
   if (retry) {
-    trial.status = TrialStatus::kPending;
+    SetStatus(index, TrialStatus::kPending);
     return;
   }
-  trial.status = TrialStatus::kError;
+  SetStatus(index, TrialStatus::kError);
   stoppers_->OnTrialComplete(trial.id, trial.last_result ? &*trial.last_result : nullptr);
   scheduler_->OnTrialError(trial.id);
   searcher_->OnComplete(trial.id, TrialStatus::kError,
@@ -545,7 +552,7 @@ void Tuner::ApplyFailure(std::size_t index, const std::string& reason, bool retr
 
 void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
   Trial& trial = trials_[index];
-  trial.status = status;
+  SetStatus(index, status);
   const Result* last = trial.last_result ? &*trial.last_result : nullptr;
   stoppers_->OnTrialComplete(trial.id, last);
   scheduler_->OnTrialComplete(trial.id, last);
@@ -554,7 +561,7 @@ void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
 
 void Tuner::ApplyPaused(std::size_t index, const std::optional<std::string>& checkpoint) {
   Trial& trial = trials_[index];
-  trial.status = TrialStatus::kPaused;
+  SetStatus(index, TrialStatus::kPaused);
   trial.pid = 0;
   if (checkpoint) trial.last_checkpoint = *checkpoint;
   runtime_[index].pause_requested = false;
@@ -576,21 +583,21 @@ void Tuner::ApplyExploited(std::size_t index, const TrialExploited& event) {
 
 void Tuner::ApplyRequeued(std::size_t index) {
   Trial& trial = trials_[index];
-  trial.status = TrialStatus::kPending;
+  SetStatus(index, TrialStatus::kPending);
   trial.num_failures = 0;
   trial.error.clear();
   runtime_[index] = Runtime{};
   scheduler_->OnTrialAdd(trial.id);
 }
 
-void Tuner::CheckResumable(const std::vector<Json>& events) const {
-  if (events.empty() || events[0].value("event", "") != "start" || !events[0].contains("spec")) {
+void Tuner::CheckResumable(const Json& start_event) const {
+  if (start_event.value("event", "") != "start" || !start_event.contains("spec")) {
     throw SpecError("", options_.experiment_dir.string() +
                             "/journal.jsonl: does not start with the experiment's start event");
   }
   // Replay needs the same searcher, scheduler, space and trial program; limits, reporting and
   // the number of samples may change between runs.
-  const Json& before = events[0]["spec"];
+  const Json& before = start_event["spec"];
   for (const char* key : {"metric", "mode", "space", "search", "scheduler", "trainer",
                           "points_to_evaluate", "resources_per_trial"}) {
     Json was = before.contains(key) ? before[key] : Json();
@@ -604,10 +611,19 @@ void Tuner::CheckResumable(const std::vector<Json>& events) const {
   }
 }
 
-void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
-                       std::map<std::string, std::vector<Result>>& results,
-                       std::map<std::string, std::vector<Json>>& lineage,
-                       std::map<std::string, std::int64_t>& last_pid) {
+void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line, ReplayState& state) {
+  if (const auto* snapshot = std::get_if<JournalSnapshot>(&event)) {
+    // The result files hold every result before this line: what came before needs no repair.
+    state.snapshot_seen = true;
+    state.sizes.clear();
+    for (const JournalSnapshot::Files& files : snapshot->trials) {
+      state.sizes[files.trial_id] = {files.result_bytes, files.progress_bytes};
+    }
+    state.results.clear();
+    state.touched.clear();
+    state.created_since.clear();
+    return;
+  }
   if (const auto* start = std::get_if<StartEvent>(&event)) {
     start_wall_s_ = start->time;
     return;
@@ -627,29 +643,36 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
                       "journal records; keeping the recorded one",
                       id));
     }
-    ApplyTrialCreated(id, created->params);
+    const std::size_t index = ApplyTrialCreated(id, created->params);
+    state.touched.insert(index);
+    state.created_since.insert(index);
     return;
   }
   std::size_t index = 0;
   if (Find(id, &index) == nullptr) {
     throw std::runtime_error(fmt::format("journal line {} names unknown trial {}", line, id));
   }
+  state.touched.insert(index);
   if (const auto* started = std::get_if<TrialStarted>(&event)) {
     ApplyTrialStarted(index, started->gpus);
-    last_pid[id] = started->pid;
+    state.last_pid[id] = started->pid;
   } else if (const auto* report = std::get_if<ReportEvent>(&event)) {
     ApplyReport(index, report->result, report->checkpoint, report->error);
-    results[id].push_back(report->result);
+    state.results[index].push_back(report->result);
+    ++state.num_results;
   } else if (const auto* paused = std::get_if<TrialPaused>(&event)) {
     ApplyPaused(index, paused->checkpoint);
+    state.last_pid.erase(id);
   } else if (const auto* exploited = std::get_if<TrialExploited>(&event)) {
-    lineage[id].push_back(
+    state.lineage[id].push_back(
         LineageEntry(*exploited, trials_[index].num_results, trials_[index].params));
     ApplyExploited(index, *exploited);
   } else if (const auto* failed = std::get_if<TrialFailed>(&event)) {
     ApplyFailure(index, failed->reason, failed->retry);
+    state.last_pid.erase(id);
   } else if (const auto* ended = std::get_if<TrialEnded>(&event)) {
     if (!IsFinal(trials_[index].status)) ApplyFinish(index, ended->status);
+    state.last_pid.erase(id);
   } else if (std::holds_alternative<TrialRequeued>(event)) {
     ApplyRequeued(index);
   } else if (const auto* placed = std::get_if<TrialPlaced>(&event)) {
@@ -657,34 +680,48 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line,
   }
 }
 
-void Tuner::Replay(const std::vector<Json>& events) {
-  std::map<std::string, std::vector<Result>> results;
-  std::map<std::string, std::vector<Json>> lineage;
-  std::map<std::string, std::int64_t> last_pid;
+void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolicy sync) {
+  ReplayState state;
   replaying_ = true;
-  for (std::size_t line = 0; line < events.size(); ++line) {
-    ApplyEvent(DecodeEvent(events[line], line + 1), line + 1, results, lineage, last_pid);
-  }
+  JournalContents contents = ForEachJournalEvent(journal_path, [&](Json&& event, std::size_t line) {
+    if (line == 1) CheckResumable(event);
+    ApplyEvent(DecodeEvent(event, line), line, state);
+  });
   replaying_ = false;
+  if (contents.valid_bytes == 0) CheckResumable(Json::object());  // no event at all
+  if (!contents.warning.empty()) {
+    Log(contents.warning);
+    std::filesystem::resize_file(journal_path, contents.valid_bytes);
+  }
+  journal_ = std::make_unique<Journal>(journal_path, sync, options_.fault_exit_after_events);
 
   // result.json and progress.csv are written again from the journal, so a result that reached
-  // the journal but not the file (or the other way round) appears exactly once. So is PBT's
+  // the journal but not the file (or the other way round) appears exactly once: the files of
+  // the trials touched since the last snapshot, cut back to their sizes then (or made anew for
+  // a trial created since), and the results journaled after it appended. Without a snapshot
+  // (an older journal, a short run) that is every trial, from scratch. So is PBT's
   // lineage.jsonl: a tuner killed between a trial_exploited and its lineage line lost the line.
-  for (const Trial& trial : trials_) {
-    writer_->ResetResults(trial);
-    for (const Result& result : results[trial.id]) writer_->OnTrialResult(trial, result);
+  for (std::size_t index : state.touched) {
+    const Trial& trial = trials_[index];
+    if (auto sizes = state.sizes.find(trial.id); sizes != state.sizes.end()) {
+      writer_->TruncateResults(trial, sizes->second.first, sizes->second.second);
+    } else if (!state.snapshot_seen || state.created_since.count(index) != 0) {
+      writer_->ResetResults(trial);
+    }  // else: finished at the snapshot (its files complete), run again by --errored since
+    for (const Result& result : state.results[index]) writer_->OnTrialResult(trial, result);
     writer_->OnTrialEnd(trial);
-    if (lineage.count(trial.id) != 0) {
-      std::error_code ignored;
-      std::filesystem::remove(trial.dir / "lineage.jsonl", ignored);
-      for (const Json& entry : lineage[trial.id]) writer_->AppendLineage(trial, entry);
-    }
+  }
+  for (const auto& [id, entries] : state.lineage) {
+    const Trial& trial = trials_[index_by_id_.at(id)];
+    std::error_code ignored;
+    std::filesystem::remove(trial.dir / "lineage.jsonl", ignored);
+    for (const Json& entry : entries) writer_->AppendLineage(trial, entry);
   }
   // A tuner killed between a trial's trial_paused and the trial_exploited that follows it left
   // the exploit undone (replay rebuilt it from the report that decided it): do it now, or the
   // trial would run on with its own params and checkpoint while PBT counts it as a clone.
-  for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (trials_[i].status == TrialStatus::kPaused && runtime_[i].exploit) {
+  for (std::size_t i : TrialsIn(TrialStatus::kPaused)) {
+    if (runtime_[i].exploit) {
       const PendingExploit exploit = *runtime_[i].exploit;
       CompleteExploit(i, exploit);
     }
@@ -692,9 +729,8 @@ void Tuner::Replay(const std::vector<Json>& events) {
 
   // Trials that were running when the tuner stopped: finish those whose fate was already
   // decided, relaunch the others from their last checkpoint.
-  for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (trials_[i].status != TrialStatus::kRunning) continue;
-    KillLeftover(last_pid[trials_[i].id], trials_[i].id);
+  for (std::size_t i : TrialsIn(TrialStatus::kRunning)) {
+    KillLeftover(state.last_pid[trials_[i].id], trials_[i].id);
     launcher_->CancelLeftover(runtime_[i].placed_job);  // a Slurm step or job left running
     Runtime& runtime = runtime_[i];
     if (!runtime.fatal_error.empty()) {
@@ -707,18 +743,14 @@ void Tuner::Replay(const std::vector<Json>& events) {
     } else if (!experiment_stop_.empty()) {
       FinishTrial(i, TrialStatus::kTerminated, experiment_stop_);  // a stopper ended the run
     } else {
-      trials_[i].status = TrialStatus::kPending;
+      SetStatus(i, TrialStatus::kPending);
     }
   }
-  std::size_t finished = 0;
-  for (const Trial& trial : trials_) finished += IsFinal(trial.status);
+  const std::size_t to_run = RunningTrials() + by_status_.count(TrialStatus::kPending) +
+                            by_status_.count(TrialStatus::kPaused);
   Log(fmt::format("resumed {}: {} trials ({} finished, {} to run), {} results replayed",
-                  options_.experiment_dir.string(), trials_.size(), finished,
-                  trials_.size() - finished, [&] {
-                    std::size_t n = 0;
-                    for (const auto& [id, list] : results) n += list.size();
-                    return n;
-                  }()));
+                  options_.experiment_dir.string(), trials_.size(), trials_.size() - to_run,
+                  to_run, state.num_results));
 }
 
 Trial* Tuner::Find(const std::string& trial_id, std::size_t* index) {
@@ -948,7 +980,7 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
   } else if (interrupts_ > 0 && !runtime.pause_requested) {
     // Not journaled as ended: `tune resume` runs it again from its last checkpoint.
     trial.error = "interrupted";
-    trial.status = TrialStatus::kStopped;
+    SetStatus(index, TrialStatus::kStopped);
     for (const auto& callback : callbacks_) callback->OnTrialEnd(trial);
   } else if (runtime.stop_requested) {
     // Told to stop: pruned, unless that was the end of its budget anyway. How it exited (even
@@ -1042,14 +1074,11 @@ void Tuner::OnSignal(int signal) {
   if (interrupts_ == 1) {
     Log(fmt::format("{}: stopping all trials (again to kill them now)",
                     signal == SIGINT ? "Ctrl-C" : signal == SIGHUP ? "SIGHUP" : "SIGTERM"));
-    for (std::size_t i = 0; i < trials_.size(); ++i) {
-      if (trials_[i].status != TrialStatus::kRunning) continue;
-      TerminateTrial(i);
-    }
+    for (std::size_t i : TrialsIn(TrialStatus::kRunning)) TerminateTrial(i);
   } else {
     Log("killing all trials");
-    for (const Trial& trial : trials_) {
-      if (trial.status == TrialStatus::kRunning) launcher_->Signal(trial.pid, SIGKILL);
+    for (std::size_t i : TrialsIn(TrialStatus::kRunning)) {
+      launcher_->Signal(trials_[i].pid, SIGKILL);
     }
   }
   if (options_.handle_signals) {
@@ -1071,7 +1100,13 @@ void Tuner::StopExperiment(const std::string& reason) {
   experiment_stop_ = reason;
   journal_->Append(ExperimentStopped{reason});
   Log("stopping the experiment: " + reason);
-  for (std::size_t i = 0; i < trials_.size(); ++i) {
+  std::vector<std::size_t> live = TrialsIn(TrialStatus::kRunning);
+  for (TrialStatus waiting : {TrialStatus::kPending, TrialStatus::kPaused}) {
+    const std::vector<std::size_t> more = TrialsIn(waiting);
+    live.insert(live.end(), more.begin(), more.end());
+  }
+  std::sort(live.begin(), live.end());  // creation order, as before
+  for (std::size_t i : live) {
     Trial& trial = trials_[i];
     Runtime& runtime = runtime_[i];
     if (trial.status == TrialStatus::kRunning) {
@@ -1089,12 +1124,10 @@ void Tuner::StopExperiment(const std::string& reason) {
 
 void Tuner::MaybeFinish() {
   if (finished_) return;
-  for (const Trial& trial : trials_) {
-    if (trial.status == TrialStatus::kRunning) return;
-    if ((trial.status == TrialStatus::kPending || trial.status == TrialStatus::kPaused) &&
-        interrupts_ == 0 && experiment_stop_.empty()) {
-      return;
-    }
+  if (RunningTrials() > 0) return;
+  if (by_status_.count(TrialStatus::kPending) + by_status_.count(TrialStatus::kPaused) > 0 &&
+      interrupts_ == 0 && experiment_stop_.empty()) {
+    return;
   }
   if (!searcher_finished_ && interrupts_ == 0 && experiment_stop_.empty()) return;
   finished_ = true;
@@ -1129,6 +1162,8 @@ ExperimentView Tuner::View() const {
   }
   view.resources = "Logical resource usage: " + pool_.Describe();
   view.trials = &trials_;
+  view.by_status = &by_status_;
+  view.best = best();
   view.experiment_dir = options_.experiment_dir.string();
   return view;
 }
@@ -1146,9 +1181,28 @@ void Tuner::CapLogs(std::size_t index) {
   }
 }
 
+void Tuner::WriteSnapshot() {
+  writer_->Flush();
+  JournalSnapshot snapshot;
+  std::vector<std::size_t> live;
+  for (TrialStatus status : {TrialStatus::kRunning, TrialStatus::kPending, TrialStatus::kPaused}) {
+    const std::set<std::size_t>& indices = by_status_.of(status);
+    live.insert(live.end(), indices.begin(), indices.end());
+  }
+  std::sort(live.begin(), live.end());
+  for (std::size_t index : live) {
+    const auto [result_bytes, progress_bytes] = writer_->ResultSizes(trials_[index]);
+    snapshot.trials.push_back({trials_[index].id, result_bytes, progress_bytes});
+  }
+  journal_->Append(snapshot);
+  events_at_snapshot_ = journal_->events_written();
+}
+
 void Tuner::Tick() {
-  for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (trials_[i].status == TrialStatus::kRunning) CapLogs(i);
+  for (std::size_t i : by_status_.of(TrialStatus::kRunning)) CapLogs(i);
+  if (options_.snapshot_every_events > 0 &&
+      journal_->events_written() - events_at_snapshot_ >= options_.snapshot_every_events) {
+    WriteSnapshot();
   }
   CheckExperimentStop();
   ExperimentView view = View();

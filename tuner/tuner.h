@@ -41,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,10 @@ struct TunerOptions {
   // Crash tests only: the process dies right after writing this many journal events (0 = never).
   // Only `tune-test-hooks` sets it (from TUNE_FAULT_EXIT_AFTER_EVENTS); `tune` never does.
   std::size_t fault_exit_after_events = 0;
+  // A journal snapshot (tuner/events.h) every this many events, and one at the end of a run that
+  // wrote a tenth of that since the last; `tune resume` then repairs only the result files of the
+  // trials touched after it. 0 = never (resume rewrites every trial's files).
+  std::size_t snapshot_every_events = 10000;
 };
 
 class Tuner : private ReportServer::Handler, private TrialControl {
@@ -112,7 +117,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void Interrupt(int signal) { OnSignal(signal); }
 
   const std::vector<Trial>& trials() const { return trials_; }
-  const Trial* best() const { return BestTrial(trials_, spec_.metric, spec_.mode); }
+  const Trial* best() const { return best_.Best(trials_); }
   const Scheduler& scheduler() const { return *scheduler_; }
 
  private:
@@ -174,17 +179,36 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void ApplyPaused(std::size_t index, const std::optional<std::string>& checkpoint);
   void ApplyExploited(std::size_t index, const TrialExploited& event);
   void ApplyRequeued(std::size_t index);
-  // Applies one journal event (replay); `line` for errors. Collects each trial's results and
-  // lineage.jsonl lines (PBT), which Replay() writes again.
-  void ApplyEvent(const JournalEvent& event, std::size_t line,
-                  std::map<std::string, std::vector<Result>>& results,
-                  std::map<std::string, std::vector<Json>>& lineage,
-                  std::map<std::string, std::int64_t>& last_pid);
-
-  void Replay(const std::vector<Json>& events);
+  // What replay keeps while it streams the journal: not every event or result, only the results
+  // journaled since the last snapshot (the files hold the older ones), which trials' files need
+  // repair, PBT's lineage lines, and the last pid of the trials that were running.
+  struct ReplayState {
+    bool snapshot_seen = false;
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> sizes;  // from the snapshot
+    std::map<std::size_t, std::vector<Result>> results;  // by trial index, since the snapshot
+    std::set<std::size_t> touched;        // trials with events since the last snapshot
+    std::set<std::size_t> created_since;  // trials created since the last snapshot
+    std::map<std::string, std::vector<Json>> lineage;
+    std::map<std::string, std::int64_t> last_pid;  // of trials whose last attempt was running
+    std::size_t num_results = 0;
+  };
+  // Applies one journal event (replay); `line` for errors.
+  void ApplyEvent(const JournalEvent& event, std::size_t line, ReplayState& state);
+  // `tune resume`: reads journal.jsonl once (events are applied as they are read, not held),
+  // opens the journal for appending, repairs the result files of the trials touched since the
+  // last snapshot and settles the trials that were running.
+  void Replay(const std::filesystem::path& journal_path, Journal::SyncPolicy sync);
   // Throws SpecError when experiment.json changed in a way replay cannot follow.
-  void CheckResumable(const std::vector<Json>& events) const;
-  std::size_t RunningTrials() const;
+  void CheckResumable(const Json& start_event) const;
+  // Journals a snapshot (tuner/events.h): flushes the result files and records the sizes of
+  // those of every trial not finished.
+  void WriteSnapshot();
+  std::size_t RunningTrials() const { return by_status_.count(TrialStatus::kRunning); }
+  // Every change of a trial's status goes through here (the index by status follows it).
+  void SetStatus(std::size_t index, TrialStatus status);
+  // The indices of the trials in `status` now, in creation order (a copy: safe to change
+  // statuses while going through it).
+  std::vector<std::size_t> TrialsIn(TrialStatus status) const;
   void FillSlots();
   void LaunchWhileSlotsFree();
   bool LaunchTrial(std::size_t index, Allocation allocation);
@@ -242,9 +266,12 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   boost::asio::signal_set signals_;
   Timers::Id refresh_timer_ = 0;
   bool replaying_ = false;  // Replay(): control calls change state only, the journal has the rest
+  std::size_t events_at_snapshot_ = 0;  // journal_->events_written() at the last snapshot
 
   std::vector<Trial> trials_;
   std::vector<Runtime> runtime_;  // parallel to trials_
+  TrialsByStatus by_status_;      // trials_ by status: no pass over every trial per event
+  BestTrialTracker best_;         // the best trial, updated per report
   std::map<std::string, std::size_t> index_by_id_;
   std::map<std::int64_t, std::size_t> index_by_pid_;  // by launcher group id (rank 0's pid)
   bool searcher_finished_ = false;

@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "reporters/reporters.h"
 
@@ -64,6 +68,34 @@ TEST(BestTrialTest, JudgesAddedFieldsToo) {
   trials[1].last_result->training_iteration = 7;
   EXPECT_EQ(BestTrial(trials, "training_iteration", Mode::kMax)->id, "b");
   EXPECT_EQ(BestTrial(trials, "training_iteration", Mode::kMin)->id, "a");
+}
+
+// The tracker, updated per result, names the trial BestTrial() finds by a pass over all: random
+// streams of results (ties, NaN, infinities, missing metrics, values getting worse), both modes.
+TEST(BestTrialTest, TrackerEqualsAFullPassOnRandomStreams) {
+  const std::vector<double> values = {0.1, 0.5, 0.5, 0.9, -0.0, 0.0, std::nan(""),
+                                      std::numeric_limits<double>::infinity(),
+                                      -std::numeric_limits<double>::infinity()};
+  for (Mode mode : {Mode::kMax, Mode::kMin}) {
+    for (unsigned seed = 0; seed < 10; ++seed) {
+      std::mt19937 random(seed);
+      std::vector<Trial> trials;
+      BestTrialTracker tracker("acc", mode);
+      for (int step = 0; step < 4000; ++step) {
+        if (trials.empty() || random() % 10 == 0) {
+          trials.push_back(Trial{});
+          trials.back().id = "t" + std::to_string(trials.size());
+          tracker.Update(trials.size() - 1, trials.back());  // no result yet
+        }
+        const std::size_t index = random() % trials.size();
+        Result result;
+        if (random() % 20 != 0) result.metrics["acc"] = values[random() % values.size()];
+        trials[index].last_result = result;
+        tracker.Update(index, trials[index]);
+        ASSERT_EQ(tracker.Best(trials), BestTrial(trials, "acc", mode)) << "step " << step;
+      }
+    }
+  }
 }
 
 }  // namespace

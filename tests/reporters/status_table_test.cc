@@ -2,7 +2,10 @@
 
 #include <cstdio>
 #include <limits>
+#include <random>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "reporters/reporters.h"
 
@@ -368,6 +371,48 @@ TEST_F(StatusTableTest, LiveModeRedrawsInPlace) {
   ASSERT_TRUE(table.Update(view, 2));
   std::string up = "\x1b[" + std::to_string(Lines(second).size()) + "F\x1b[J";
   EXPECT_EQ(Output(), first + "\x1b[13F\x1b[J" + second + up + RenderStatus(view, options));
+}
+
+// With the tuner's index by status (and its best trial), the table shows the same as the full
+// pass over every trial does: rows, counts, hidden trials, errors, columns.
+TEST(StatusTableTest, IndexedRenderingEqualsTheFullPass) {
+  const std::vector<TrialStatus> statuses = {TrialStatus::kRunning,    TrialStatus::kPending,
+                                             TrialStatus::kPaused,     TrialStatus::kTerminated,
+                                             TrialStatus::kStopped,    TrialStatus::kError};
+  for (unsigned seed = 0; seed < 20; ++seed) {
+    std::mt19937 random(seed);
+    std::vector<Trial> trials;
+    const std::size_t n = 1 + random() % 300;
+    for (std::size_t i = 0; i < n; ++i) {
+      Json params = {{"lr", (random() % 100) / 1000.0}};
+      if (random() % 3 == 0) params["extra"] = static_cast<int>(random() % 5);
+      trials.push_back(MakeTrial(fmt::format("t_{:05d}", i + 1),
+                                 statuses[random() % statuses.size()], params));
+      if (random() % 4 != 0) SetResult(trials.back(), {{"val_acc", (random() % 50) / 50.0}}, 3, 1.5);
+      if (trials.back().status == TrialStatus::kError) trials.back().error = "boom " + std::to_string(i);
+    }
+    TrialsByStatus by_status;
+    BestTrialTracker best("val_acc", Mode::kMax);
+    for (std::size_t i = 0; i < trials.size(); ++i) {
+      by_status.Add(i, trials[i].status);
+      best.Update(i, trials[i]);
+    }
+    for (std::size_t max_rows : {0, 5, 20}) {
+      TableOptions options;
+      options.max_rows = max_rows;
+      ExperimentView plain = MakeView(trials);
+      ExperimentView indexed = MakeView(trials);
+      indexed.by_status = &by_status;
+      indexed.best = best.Best(trials);
+      if (max_rows == 0 || n <= max_rows) {
+        EXPECT_EQ(RenderStatus(indexed, options), RenderStatus(plain, options)) << "seed " << seed;
+      } else {
+        // Past max_rows the default columns come from the rows shown, not from every trial.
+        options.parameter_columns = {"lr", "extra"};
+        EXPECT_EQ(RenderStatus(indexed, options), RenderStatus(plain, options)) << "seed " << seed;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -53,6 +53,28 @@ TEST(ResourcePoolTest, CpuSlotsLimitTrialsWithoutGpus) {
   EXPECT_TRUE(pool.Fits(TrialResources{0, 2}));
 }
 
+// HasRoomFor answers what Acquire would do, and changes nothing (the tuner asks it before each
+// new trial instead of acquiring and releasing, which drifted the CPU count in floating point).
+TEST(ResourcePoolTest, HasRoomForAnswersAsAcquireWithoutTakingAnything) {
+  ResourcePool pool({"0", "1"}, 1);
+  const TrialResources tenth{0.3, 0.1};
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(pool.HasRoomFor(tenth));
+  EXPECT_EQ(pool.cpus_used(), 0);
+  EXPECT_EQ(pool.gpus_used(), 0);
+  std::vector<Allocation> held;
+  while (pool.HasRoomFor(tenth)) {
+    auto allocation = pool.Acquire(tenth);
+    ASSERT_TRUE(allocation.has_value());
+    held.push_back(*allocation);
+  }
+  EXPECT_FALSE(pool.Acquire(tenth).has_value());
+  EXPECT_EQ(held.size(), 6u);  // 3 per device by GPU; 10 by CPU
+  EXPECT_FALSE(pool.HasRoomFor(TrialResources{1, 0}));
+  pool.Release(held.back());
+  EXPECT_TRUE(pool.HasRoomFor(tenth));
+  EXPECT_FALSE(pool.HasRoomFor(TrialResources{1, 0}));  // no whole device is free
+}
+
 TEST(DetectGpusTest, CudaVisibleDevicesIsHonouredAndNoTestHookIs) {
   setenv("CUDA_VISIBLE_DEVICES", "", 1);
   setenv("TUNE_FAKE_GPUS", "0,1,2,3", 1);  // a stray test hook must not invent GPUs

@@ -9,6 +9,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -117,6 +119,7 @@ class TunerLoopTest : public ::testing::Test {
     options.resume_errored = errored;
     options.clock = &clock_;
     options.handle_signals = false;
+    options.snapshot_every_events = snapshot_every_;
     options.make_launcher = [this](boost::asio::io_context&) {
       auto launcher = std::make_unique<FakeLauncher>();
       launcher_ = launcher.get();
@@ -179,6 +182,7 @@ class TunerLoopTest : public ::testing::Test {
   FakeLauncher* launcher_ = nullptr;
   std::FILE* out_ = nullptr;
   bool scripted_ = false;
+  std::size_t snapshot_every_ = 10000;
   std::function<Decision(const std::string&, const Result&)> decide_;
   std::function<std::optional<std::string>(const std::vector<const Trial*>&)> choose_;
   ScriptedScheduler* scheduler_ = nullptr;
@@ -406,6 +410,134 @@ TEST_F(TunerLoopTest, ResumeRebuildsPausedAndRunningTrialsFromTheJournal) {
   int lines = 0;
   for (std::string line; std::getline(results, line);) ++lines;
   EXPECT_EQ(lines, 3);  // 1 before the crash, 2 after
+}
+
+std::string FileText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Snapshots (every 20 events here) let resume leave the files of trials finished before the last
+// one alone and repair the others from the tail; the outcome must be what a full replay of the
+// same journal without snapshots gives: trial states, scheduler, result files, relaunches.
+TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
+  raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 40,
+                         "max_concurrent": 3, "search": {"algorithm": "random", "seed": 3},
+                         "scheduler": {"type": "asha", "time_attr": "training_iteration",
+                                       "max_t": 6, "grace_period": 1, "reduction_factor": 2},
+                         "space": {"x": {"uniform": [0, 1]}},
+                         "trainer": {"command": ["/bin/true"]}})");
+  snapshot_every_ = 20;
+  std::set<std::string> running_at_crash;
+  {
+    auto tuner = MakeTuner();
+    std::mt19937 random(11);
+    std::map<std::string, int> iterations;
+    for (int step = 0; step < 150; ++step) {
+      std::vector<std::int64_t> running;
+      for (std::int64_t group : launcher_->launched()) {
+        if (!launcher_->group(group).exited) running.push_back(group);
+      }
+      ASSERT_FALSE(running.empty());
+      const std::int64_t group = running[random() % running.size()];
+      const std::string id = launcher_->Env(group, "TUNE_TRIAL_ID");
+      if (iterations[id] == 0) tuner->handler().OnConnect(id, 1);
+      const int iteration = ++iterations[id];
+      const Action action = Report(*tuner, id, iteration, (random() % 1000) / 1000.0);
+      if (action != Action::kContinue || iteration == 6) {
+        tuner->handler().OnDone(id);
+        launcher_->Exit(group, 0);
+      }
+      clock_.Advance(0.1);
+      tuner->Poll();
+    }
+    for (const Trial& trial : tuner->trials()) {
+      if (trial.status == TrialStatus::kRunning) running_at_crash.insert(trial.id);
+    }
+    // The tuner dies here, without Finish().
+  }
+  std::vector<Json> events = Events();
+  std::size_t last_snapshot = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (events[i]["event"] == "snapshot") last_snapshot = i;
+  }
+  ASSERT_GT(last_snapshot, 0u) << "no snapshot was written";
+  ASSERT_LT(last_snapshot + 5, events.size()) << "no tail after the last snapshot";
+  ASSERT_FALSE(running_at_crash.empty());
+
+  // The same experiment with the journal rewritten without its snapshots (new seq and crc).
+  const fs::path snapshot_dir = dir_;
+  const fs::path full_dir = dir_.string() + "_full";
+  fs::remove_all(full_dir);
+  fs::copy(dir_, full_dir, fs::copy_options::recursive);
+  fs::remove(full_dir / "journal.jsonl");
+  {
+    Journal plain(full_dir / "journal.jsonl", Journal::SyncPolicy::kNever);
+    for (const Json& event : events) {
+      if (event["event"] != "snapshot") plain.Append(event);
+    }
+  }
+  // The crash left the files of the running trials out of step with the journal: a result line
+  // the journal never got.
+  for (const fs::path& dir : {snapshot_dir, full_dir}) {
+    for (const std::string& id : running_at_crash) {
+      std::ofstream(dir / id / "result.json", std::ios::app) << "{\"lost\": true}\n";
+      std::ofstream(dir / id / "progress.csv", std::ios::app) << "lost\n";
+    }
+  }
+  // A trial finished before the last snapshot: its files must not even be rewritten.
+  std::string finished_early;
+  std::set<std::string> touched_after;
+  for (std::size_t i = last_snapshot; i < events.size(); ++i) {
+    touched_after.insert(events[i].value("trial_id", ""));
+  }
+  for (std::size_t i = 0; i < last_snapshot && finished_early.empty(); ++i) {
+    const std::string id = events[i].value("trial_id", "");
+    if (events[i]["event"] == "trial_ended" && touched_after.count(id) == 0) finished_early = id;
+  }
+  ASSERT_FALSE(finished_early.empty());
+  const auto old_time = fs::file_time_type::clock::now() - std::chrono::hours(24);
+  fs::last_write_time(snapshot_dir / finished_early / "result.json", old_time);
+
+  struct Outcome {
+    std::vector<std::string> trials;  // id, status, results, last acc
+    std::map<std::string, std::string> files;
+    std::string scheduler;
+    std::vector<std::string> relaunched;
+  };
+  auto resume = [&](const fs::path& dir) {
+    dir_ = dir;
+    auto tuner = MakeTuner(/*resume=*/true);
+    Outcome outcome;
+    for (const Trial& trial : tuner->trials()) {
+      outcome.trials.push_back(fmt::format(
+          "{} {} {} {}", trial.id, ToString(trial.status), trial.num_results,
+          trial.last_result ? trial.last_result->metrics.dump() : "-"));
+      for (const char* name : {"result.json", "progress.csv"}) {
+        outcome.files[trial.id + "/" + name] = FileText(dir / trial.id / name);
+      }
+    }
+    outcome.scheduler = tuner->scheduler().Describe();
+    for (std::int64_t group : launcher_->launched()) {
+      outcome.relaunched.push_back(launcher_->Env(group, "TUNE_TRIAL_ID"));
+    }
+    return outcome;
+  };
+  const Outcome from_snapshot = resume(snapshot_dir);
+  const Outcome full = resume(full_dir);
+  dir_ = snapshot_dir;
+  EXPECT_EQ(from_snapshot.trials, full.trials);
+  EXPECT_EQ(from_snapshot.scheduler, full.scheduler);
+  EXPECT_EQ(from_snapshot.relaunched, full.relaunched);
+  EXPECT_EQ(from_snapshot.files.size(), full.files.size());
+  for (const auto& [name, text] : full.files) {
+    EXPECT_EQ(from_snapshot.files.at(name), text) << name;
+    EXPECT_EQ(text.find("lost"), std::string::npos) << name;
+  }
+  EXPECT_EQ(fs::last_write_time(snapshot_dir / finished_early / "result.json"), old_time);
+  if (!HasFailure()) fs::remove_all(full_dir);
 }
 
 TEST_F(TunerLoopTest, ResumeErroredRunsErrorTrialsAgainFromTheirLastCheckpoint) {
