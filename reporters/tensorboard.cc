@@ -314,7 +314,9 @@ void TensorBoardReporter::OnExperimentEnd(const ExperimentView& view) {
         if (distinct.insert(value.dump()).second) *domain->add_values() = HParamValue(value);
       }
     }
-    info->set_differs(std::any_of(seen.begin(), seen.end(), [&](const Json& v) { return v != seen[0]; }));
+    // An init-capture: C++17 lambdas cannot capture a structured binding (clang 14 refuses).
+    info->set_differs(
+        std::any_of(seen.begin(), seen.end(), [&all = seen](const Json& v) { return v != all[0]; }));
   }
   for (const std::string& tag : tags) {
     experiment->add_metric_infos()->mutable_name()->set_tag(tag);
