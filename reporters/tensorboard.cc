@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 
 #include <boost/crc.hpp>
@@ -159,7 +160,13 @@ class TensorBoardReporter::File {
     }
     ::close(fd_);
   }
-  void Add(const pb::Event& event) { AppendTfRecord(event.SerializeAsString(), buffer_); }
+  void Add(const pb::Event& event) {
+    event.SerializeToString(&scratch_);
+    AppendTfRecord(scratch_, buffer_);
+  }
+  // True the first time `tag` is written to this file: TensorBoard keeps a tag's metadata from
+  // its first value, so later values go without it (as TensorFlow's writer does).
+  bool FirstUse(const std::string& tag) { return tags_.insert(tag).second; }
   void Flush() {
     std::size_t written = 0;
     while (written < buffer_.size()) {
@@ -179,9 +186,12 @@ class TensorBoardReporter::File {
   fs::path path_;
   int fd_ = -1;
   std::string buffer_;
+  std::string scratch_;
+  std::set<std::string> tags_;
 };
 
-TensorBoardReporter::TensorBoardReporter(TensorBoardOptions options) : options_(std::move(options)) {
+TensorBoardReporter::TensorBoardReporter(TensorBoardOptions options)
+    : options_(std::move(options)), event_(std::make_unique<pb::Event>()) {
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::strcpy(host, "localhost");
   host_ = host;
@@ -231,17 +241,21 @@ void TensorBoardReporter::OnTrialResult(const Trial& trial, const Result& result
   if (std::isfinite(attr) && attr == std::floor(attr) && std::fabs(attr) < 9e15) {
     step = static_cast<std::int64_t>(attr);
   }
-  pb::Event event;
+  // One Event reused for every report: cleared, it keeps its allocations.
+  pb::Event& event = *event_;
+  event.Clear();
   event.set_wall_time(result.timestamp > 0 ? result.timestamp : WallNow());
   event.set_step(step);
   pb::Summary* summary = event.mutable_summary();
   for (const auto& [tag, number] : Scalars(result)) {
     pb::Summary::Value* value = summary->add_value();
     value->set_tag(tag);
-    tags_.insert(tag);
-    auto* metadata = value->mutable_metadata();
-    metadata->mutable_plugin_data()->set_plugin_name("scalars");
-    metadata->set_data_class(pb::DATA_CLASS_SCALAR);
+    if (file.FirstUse(tag)) {
+      tags_.insert(tag);
+      auto* metadata = value->mutable_metadata();
+      metadata->mutable_plugin_data()->set_plugin_name("scalars");
+      metadata->set_data_class(pb::DATA_CLASS_SCALAR);
+    }
     pb::TensorProto* tensor = value->mutable_tensor();
     tensor->set_dtype(pb::DT_DOUBLE);
     tensor->mutable_tensor_shape();

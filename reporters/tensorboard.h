@@ -41,6 +41,10 @@
 
 namespace tune {
 
+namespace tensorboard {
+class Event;  // reporters/proto/event.proto
+}  // namespace tensorboard
+
 // CRC-32C (Castagnoli) of `data`, and TFRecord's masked form of it.
 std::uint32_t Crc32c(std::string_view data);
 std::uint32_t MaskedCrc32c(std::string_view data);
@@ -72,6 +76,7 @@ class TensorBoardReporter : public Callback {
   std::string host_;
   std::map<std::string, std::unique_ptr<File>> open_;
   std::set<std::string> tags_;          // every scalar tag written, for the experiment summary
+  std::unique_ptr<tensorboard::Event> event_;  // reused for every report
   std::uint64_t files_made_ = 0;        // the <n> of file names
 };
 

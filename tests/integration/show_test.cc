@@ -190,7 +190,7 @@ TEST_F(ShowTest, FinishedExperimentAsJsonCsvAndTable) {
 
 TEST_F(ShowTest, KilledExperimentShowsWhatTheJournalHas) {
   // The fault-injecting build dies as kill -9 would right after the 12th event.
-  RunOutput run = RunSpec(AshaSpec(0), "killed", "", "TUNE_FAULT_EXIT_AFTER_EVENTS=12",
+  RunOutput run = RunSpec(AshaSpec(0), "killed", "", "env TUNE_FAULT_EXIT_AFTER_EVENTS=12",
                           kFaultInjectingTune);
   ASSERT_EQ(run.exit_code, 137) << run.err;
   const JournalView journal = ReadView(run.dir);

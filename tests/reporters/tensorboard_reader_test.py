@@ -140,11 +140,19 @@ def check_clean_run(bin_dir, storage):
     trials = sorted(d for d in os.listdir(experiment) if d.startswith("t_"))
     check(len(trials) == 4, f"expected 4 trials, found {trials}")
     hparams = multiplexer.PluginRunToTagToContent(hparams_metadata.PLUGIN_NAME)
+    attempts = {}
+    with open(os.path.join(experiment, "journal.jsonl")) as journal:
+        for line in journal:
+            event = json.loads(line)
+            if event["event"] == "trial_started":
+                attempts[event["trial_id"]] = attempts.get(event["trial_id"], 0) + 1
+    check(max(attempts.values()) == 2, f"no trial was retried: {attempts}")
     all_tags, all_keys = set(), set()
     for trial in trials:
         trial_dir = os.path.join(experiment, trial)
         files = [f for f in os.listdir(trial_dir) if "tfevents" in f]
-        check(len(files) == 2, f"{trial}: expected one events file per attempt (2), found {files}")
+        check(len(files) == attempts[trial],
+              f"{trial}: expected one events file per attempt ({attempts[trial]}), found {files}")
         check(trial in runs, f"{trial}: not a run TensorBoard found ({sorted(runs)})")
         with open(os.path.join(trial_dir, "result.json")) as lines:
             results = [json.loads(line) for line in lines]
