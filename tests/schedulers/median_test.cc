@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
+#include <map>
+#include <random>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/numpy.h"
@@ -189,6 +194,127 @@ TEST(MedianOptionsTest, DefaultsAliasAndErrorsNamePaths) {
             "scheduler.hard_stop: expected true or false, got \"no\"");
   EXPECT_EQ(error(Json{{"type", "median"}, {"grace_perod", 1}}),
             "scheduler.grace_perod: unknown option (did you mean \"grace_period\"?)");
+}
+
+// The rule as it was computed before the ranked trees (every other trial's running mean, then
+// numpy's median of them), for the random streams below. Same state, same decisions, no index.
+class PlainMedian {
+ public:
+  explicit PlainMedian(MedianOptions options) : options_(std::move(options)) {}
+  Decision OnResult(const std::string& id, const Result& result) {
+    if (stopped_.count(id) != 0) return options_.hard_stop ? Decision::kStop : Decision::kContinue;
+    const auto read = ReadTimeAndMetric(result, options_.time_attr, options_.metric);
+    if (!read) return Decision::kContinue;
+    const auto [time, value] = *read;
+    paused_.erase(id);
+    std::vector<std::pair<double, double>>& history = results_[id];
+    history.push_back({time, value});
+    if (time < options_.grace_period) return Decision::kContinue;
+    std::vector<double> means;
+    for (const auto& [other, samples] : results_) {
+      if (other == id || samples.back().first < time) continue;
+      std::vector<double> values;
+      for (const auto& [t, v] : samples) {
+        if (options_.grace_period <= t && t <= time) values.push_back(v);
+      }
+      means.push_back(NumpyMean(values));
+    }
+    if (static_cast<std::int64_t>(means.size()) < options_.min_samples_required) {
+      return Decision::kContinue;  // no control: nothing waits
+    }
+    const double median = NumpyMedian(std::move(means));
+    const bool maximize = options_.mode == Mode::kMax;
+    double best = history.front().second;
+    for (const auto& sample : history) {
+      if (maximize ? sample.second > best : sample.second < best) best = sample.second;
+    }
+    const bool best_wins = maximize ? best > median : best < median;
+    if ((best_wins ? best : median) == best) return Decision::kContinue;
+    stopped_.insert(id);
+    if (options_.hard_stop) return Decision::kStop;
+    paused_.insert(id);
+    return Decision::kPause;
+  }
+  void OnTrialComplete(const std::string& id, const Result* last) {
+    if (paused_.erase(id) != 0 || last == nullptr) return;
+    const auto read = ReadTimeAndMetric(*last, options_.time_attr, options_.metric);
+    if (read) results_[id].push_back({read->first, read->second});
+  }
+
+ private:
+  MedianOptions options_;
+  std::map<std::string, std::vector<std::pair<double, double>>> results_;
+  std::set<std::string> stopped_, paused_;
+};
+
+// Random experiments: trials start, report at rising (sometimes repeated) times values drawn
+// from a few (ties) with NaN and infinities, complete (their last result counted again), fail,
+// and some are added again; every decision of the ranked rule must be the plain one's.
+TEST(MedianTest, RankedMediansDecideAsThePlainComputationOnRandomStreams) {
+  const std::vector<double> values = {0.1, 0.2, 0.2, 0.3, 0.5, 0.5, 0.7, 0.9, -0.0, 0.0,
+                                      kNaN, std::numeric_limits<double>::infinity(),
+                                      -std::numeric_limits<double>::infinity()};
+  std::size_t decisions = 0, stops = 0;
+  for (std::uint32_t seed = 0; seed < 24; ++seed) {
+    std::mt19937 random(seed);
+    MedianOptions options = Options(/*grace_period=*/seed % 3, /*min_samples=*/1 + seed % 4);
+    options.hard_stop = seed % 2 == 0;
+    options.mode = seed % 4 < 2 ? Mode::kMax : Mode::kMin;
+    const bool with_nan = seed % 3 != 0;
+    MedianStoppingRule ranked(options);
+    PlainMedian plain(options);
+    struct Live {
+      std::string id;
+      std::int64_t iteration = 0;
+      Result last;
+    };
+    std::vector<Live> live;
+    std::vector<std::string> ended;
+    int next = 0;
+    for (int step = 0; step < 3000; ++step) {
+      const int what = static_cast<int>(random() % 100);
+      if (live.size() < 3 || what < 8) {
+        Live trial{"t" + std::to_string(next++)};
+        ranked.OnTrialAdd(trial.id);
+        live.push_back(trial);
+        continue;
+      }
+      const std::size_t pick = random() % live.size();
+      Live& trial = live[pick];
+      if (what < 14 && trial.iteration > 0) {
+        // Ends: completed (its last result again) or failed; a few are added back later.
+        const bool failed = what < 10;
+        if (failed) {
+          ranked.OnTrialError(trial.id);
+        } else {
+          ranked.OnTrialComplete(trial.id, &trial.last);
+          plain.OnTrialComplete(trial.id, &trial.last);
+        }
+        ended.push_back(trial.id);
+        live.erase(live.begin() + static_cast<std::ptrdiff_t>(pick));
+        continue;
+      }
+      if (what < 16 && !ended.empty()) {
+        // `tune resume --errored`: an ended trial runs again, its iterations going on.
+        Live again{ended.back()};
+        ended.pop_back();
+        again.iteration = 12;
+        ranked.OnTrialAdd(again.id);
+        live.push_back(again);
+        continue;
+      }
+      trial.iteration += random() % 5 == 0 ? 0 : 1;  // sometimes the same time again
+      double value = values[random() % (with_nan ? values.size() : values.size() - 3)];
+      trial.last = At(std::max<std::int64_t>(trial.iteration, 1), value);
+      const Decision want = plain.OnResult(trial.id, trial.last);
+      const Decision got = ranked.OnResult(trial.id, trial.last);
+      ASSERT_EQ(got.kind, want.kind) << "seed " << seed << " step " << step << " trial " << trial.id;
+      ++decisions;
+      stops += want.kind != Decision::kContinue;
+    }
+  }
+  EXPECT_GT(decisions, 50000u);
+  EXPECT_GT(stops, 1000u);  // the streams do exercise stopping
 }
 
 }  // namespace
