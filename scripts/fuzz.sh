@@ -1,30 +1,62 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for RUNS executions
-# (default 10 million), starting from the corpus in tests/fuzz/corpus/<target>/. New inputs that
-# add coverage are merged back into that corpus. Crashes are written to build-fuzz/crashes/.
-# Usage: bash scripts/fuzz.sh [RUNS] [TARGET...]      (targets: spec protocol journal)
+# (default 10 million), one at a time under nice, starting from the corpus in
+# tests/fuzz/corpus/<target>/. Crashes, leaks, sanitizer reports and hangs (an input running over
+# 10 s) are written to build-fuzz/crashes/ and make the script exit 1. Afterwards the corpus is
+# minimised (libFuzzer's -merge into a fresh directory: the fewest inputs that keep the coverage of
+# the old corpus and of this run's finds) and replaces tests/fuzz/corpus/<target>/.
+# Debian's clang lacks the libFuzzer runtime: `scripts/setup.sh --fuzz` installs it when missing.
+# Usage: bash scripts/fuzz.sh [RUNS] [TARGET...]   (targets: spec overrides protocol journal)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10000000}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(spec protocol journal)
+((${#targets[@]})) || targets=(spec overrides protocol journal)
 build=build-fuzz
+
+probe='extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }'
+if ! command -v clang++ >/dev/null ||
+   ! echo "$probe" | clang++ -x c++ -fsanitize=fuzzer,address,undefined - -o /dev/null 2>/dev/null; then
+  echo "fuzz: clang's libFuzzer runtime is missing; scripts/setup.sh --fuzz installs it"
+  bash scripts/setup.sh --fuzz
+fi
 if [[ ! -f $build/CMakeCache.txt ]]; then
   CC=clang CXX=clang++ cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DTUNE_BUILD_FUZZERS=ON -DTUNE_BUILD_TESTS=OFF -DTUNE_BUILD_BENCH=OFF
 fi
 mkdir -p $build/crashes
+failed=0
 for target in "${targets[@]}"; do
-  cmake --build $build --target "tune-fuzz-$target"
+  nice cmake --build $build --target "tune-fuzz-$target" -- -j2
   work=$build/corpus-$target
-  mkdir -p "$work"
-  echo "== fuzzing $target for $runs runs"
+  mkdir -p "$work" "tests/fuzz/corpus/$target"
+  log=$build/fuzz-$target.log
+  echo "== fuzzing $target for $runs runs (log: $log)"
   start=$(date +%s)
-  "$build/bin/tune-fuzz-$target" -runs="$runs" -max_len=4096 -print_final_stats=1 \
-    -artifact_prefix="$build/crashes/$target-" "$work" "tests/fuzz/corpus/$target" 2>&1 |
-    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY)" || true
-  echo "   $(( $(date +%s) - start )) s"
-  "$build/bin/tune-fuzz-$target" -merge=1 "tests/fuzz/corpus/$target" "$work" >/dev/null 2>&1
+  rc=0
+  nice "$build/bin/tune-fuzz-$target" -runs="$runs" -max_len=4096 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix="$build/crashes/$target-" "$work" \
+    "tests/fuzz/corpus/$target" >"$log" 2>&1 || rc=$?
+  seconds=$(($(date +%s) - start))
+  grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)|ERROR: libFuzzer|==[0-9]+==ERROR|SUMMARY|^artifact_prefix|Test unit written" \
+    "$log" || true
+  echo "   exit $rc, $seconds s"
+  ((rc == 0)) || failed=1
+  # Minimise: the old corpus and this run's finds, merged into a fresh directory.
+  fresh=$build/corpus-$target.merged
+  rm -rf "$fresh"
+  mkdir -p "$fresh"
+  if nice "$build/bin/tune-fuzz-$target" -merge=1 -max_len=4096 -timeout=10 "$fresh" \
+      "tests/fuzz/corpus/$target" "$work" >"$build/merge-$target.log" 2>&1; then
+    before=$(ls "tests/fuzz/corpus/$target" | wc -l)
+    rm -rf "tests/fuzz/corpus/$target"
+    mv "$fresh" "tests/fuzz/corpus/$target"
+    echo "   corpus: $before -> $(ls "tests/fuzz/corpus/$target" | wc -l) inputs" \
+      "($(du -sh "tests/fuzz/corpus/$target" | cut -f1))"
+  else
+    echo "   merge failed (see $build/merge-$target.log); corpus left as it was"
+  fi
 done
 ls $build/crashes
+exit $failed

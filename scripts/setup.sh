@@ -5,17 +5,19 @@
 #   bash scripts/setup.sh --cuda     also .venv-cuda with PyTorch's CUDA 13 wheel, NCCL and cuDNN
 #   bash scripts/setup.sh --slurm    also Slurm (slurmctld, slurmd, srun) and munge for the test
 #                                    cluster of scripts/slurm_cluster.sh (tests/integration/slurm_*)
+#   bash scripts/setup.sh --fuzz     also clang's libFuzzer and sanitizer runtimes (scripts/fuzz.sh)
 # --cuda is implied on a machine with an NVIDIA driver. The trainer is built against the LibTorch
 # inside the wheel (CMake finds it through torch.utils.cmake_prefix_path; see scripts/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-peers=0 cuda=0 slurm=0
+peers=0 cuda=0 fuzz=0 slurm=0
 for arg in "$@"; do
   case $arg in
     --peers) peers=1 ;;
     --cuda) cuda=1 ;;
+    --fuzz) fuzz=1 ;;
     --slurm) slurm=1 ;;
-    *) echo "setup.sh: unknown argument $arg (--peers, --cuda, --slurm)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown argument $arg (--peers, --cuda, --fuzz, --slurm)" >&2; exit 2 ;;
   esac
 done
 [[ -e /proc/driver/nvidia/version ]] && cuda=1
@@ -42,6 +44,8 @@ command -v npm >/dev/null || packages+=(npm)
 # The Slurm tests' cluster: Debian's daemons (their packaged services are not used; the script
 # starts its own with a generated slurm.conf) and iproute2 for the nodes' network namespaces.
 ((slurm)) && packages+=(slurmctld slurmd slurm-client munge iproute2)
+# tests/fuzz/: Debian's clang has no libFuzzer/ASan runtime; libclang-rt-14-dev provides it.
+((fuzz)) && packages+=(clang libclang-rt-14-dev)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -52,7 +56,8 @@ if ((${#missing[@]})); then
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 "${missing[@]}"
 else
   echo "setup: all Debian packages present"
 fi

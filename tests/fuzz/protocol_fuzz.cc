@@ -39,6 +39,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                      __builtin_trap();
                    }
                  },
+                 [](const tune::PausedMessage& paused) {
+                   auto again = tune::DecodeTrialMessage(tune::EncodePaused(paused.checkpoint));
+                   auto* decoded = std::get_if<tune::PausedMessage>(&again);
+                   if (!decoded || decoded->checkpoint != paused.checkpoint) __builtin_trap();
+                 },
                  [](const tune::DoneMessage&) {},
                  [](const tune::HeartbeatMessage&) {},
                  [](const tune::ProtocolError& error) {

@@ -1,0 +1,41 @@
+// What the spec and overrides fuzzers check on a spec that parsed: ParseSpec either accepts it
+// or throws SpecError (one clear message, the JSON path in it); anything else escaping is a bug.
+// An accepted spec must sample configs whose every parameter lies in its domain.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "tuner/spec.h"
+
+namespace tune::fuzz {
+
+inline void CheckSpec(const Json& raw, std::size_t seed) {
+  try {
+    ExperimentSpec spec = ParseSpec(raw, ".");
+    std::mt19937_64 rng(seed);
+    std::size_t grid = spec.space.GridSize();
+    for (std::size_t draw = 0; draw < 3; ++draw) {
+      Json config = spec.space.Sample(rng, draw % (grid == 0 ? 1 : grid));
+      for (const Parameter& parameter : spec.space.parameters()) {
+        if (!Space::Contains(parameter.domain, config.at(parameter.pointer))) __builtin_trap();
+      }
+    }
+  } catch (const SpecError&) {
+  }
+}
+
+// A scratch file for text that must go through a loader reading files; on tmpfs when there is
+// one (a write per execution).
+inline std::filesystem::path ScratchFile(const char* name) {
+  std::filesystem::path dir = std::filesystem::exists("/dev/shm")
+                                  ? std::filesystem::path("/dev/shm")
+                                  : std::filesystem::temp_directory_path();
+  return dir / (std::string(name) + "_" + std::to_string(::getpid()));
+}
+
+}  // namespace tune::fuzz
