@@ -141,11 +141,21 @@ std::string ExitStatus::Describe() const {
   return fmt::format("{}exit code {}", prefix, code);
 }
 
-LocalLauncher::LocalLauncher(boost::asio::io_context& io, double straggler_grace_s)
+LocalLauncher::LocalLauncher(boost::asio::io_context& io, double straggler_grace_s,
+                             bool use_cgroups)
     : io_(io), straggler_grace_s_(straggler_grace_s), sigchld_(io, SIGCHLD) {
   // Whatever a trial starts and detaches (setsid, a double fork) becomes our child when its
   // parent exits, instead of init's, so KillOrphans can end it with its trial.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  std::string why_not = "turned off";
+  if (use_cgroups) cgroups_ = TrialCgroups::Create(&why_not);
+  if (cgroups_) {
+    std::fprintf(stderr, "[tune] each trial runs in a cgroup of its own under %s\n",
+                 cgroups_->root().c_str());
+  } else {
+    std::fprintf(stderr, "[tune] no per-trial cgroups (%s): a child subreaper ends what trials "
+                 "leave running\n", why_not.c_str());
+  }
   WaitForSignal();
 }
 
@@ -179,6 +189,7 @@ void LocalLauncher::Reap() {
     // The last member is gone; anything the ranks left in the group goes with them. The group id
     // cannot have been reused while members remain, so this reaches only the trial's own.
     ::kill(-static_cast<pid_t>(group_id), SIGKILL);
+    if (cgroups_) cgroups_->Kill(group_id);
     if (group.straggler_timer) group.straggler_timer->cancel();
     ExitStatus status;
     status.num_ranks = static_cast<int>(group.pids.size());
@@ -187,6 +198,7 @@ void LocalLauncher::Reap() {
   // Callbacks last: they may launch new groups.
   for (const auto& [group_id, status] : finished) groups_.erase(group_id);
   KillOrphans();
+  if (cgroups_) cgroups_->RemoveEmpty();
   for (const auto& [group_id, status] : finished) {
     if (on_exit_) on_exit_(group_id, status);
   }
@@ -309,6 +321,9 @@ std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
     }
     throw;
   }
+  if (cgroups_) {
+    for (std::int64_t pid : pids) cgroups_->Add(pids.front(), static_cast<pid_t>(pid));
+  }
   Group& group = groups_[pids.front()];
   group.pids = pids;
   if (auto it = ranks.front().env.find("TUNE_TRIAL_ID"); it != ranks.front().env.end()) {
@@ -326,6 +341,7 @@ void LocalLauncher::Signal(std::int64_t group_id, int signal) {
   for (std::int64_t pid : it->second.pids) {
     if (pid != 0) ::kill(static_cast<pid_t>(pid), signal);
   }
+  if (cgroups_) cgroups_->Signal(group_id, signal);  // what left the process group too
 }
 
 }  // namespace tune

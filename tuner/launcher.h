@@ -27,6 +27,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "tuner/cgroup.h"
+
 namespace tune {
 
 struct LaunchRequest {
@@ -113,14 +115,23 @@ class Launcher {
 // making the tuner a child subreaper (PR_SET_CHILD_SUBREAPER): such a descendant becomes the
 // tuner's child when its parent exits and is killed once no running trial claims it (by the
 // TUNE_TRIAL_ID of its environment; one without it is killed too).
+//
+// Where this process may create cgroups (cgroup v2, tuner/cgroup.h), each group also runs in a
+// cgroup of its own: Signal reaches every process in it (setsid ones too, while the trial runs),
+// and `cgroup.kill` ends them all when the last member has exited. The constructor says on stderr
+// which of the two (cgroups and subreaper, or the subreaper alone) is in use, and why.
 class LocalLauncher : public Launcher {
  public:
-  explicit LocalLauncher(boost::asio::io_context& io, double straggler_grace_s = 30);
+  // `use_cgroups` false: the subreaper alone, even where cgroups would work (tests).
+  explicit LocalLauncher(boost::asio::io_context& io, double straggler_grace_s = 30,
+                         bool use_cgroups = true);
   ~LocalLauncher() override;
   std::int64_t Launch(const std::vector<LaunchRequest>& ranks) override;
   void Signal(std::int64_t group, int signal) override;
   void SetExitCallback(ExitCallback callback) override { on_exit_ = std::move(callback); }
   std::size_t num_running() const { return groups_.size(); }
+  // The per-trial cgroups, or nullptr when the subreaper alone tracks trials' descendants.
+  const TrialCgroups* cgroups() const { return cgroups_.get(); }
 
  private:
   struct Group {
@@ -141,6 +152,7 @@ class LocalLauncher : public Launcher {
   boost::asio::signal_set sigchld_;
   ExitCallback on_exit_;
   std::map<std::int64_t, Group> groups_;  // by group id (rank 0's pid)
+  std::unique_ptr<TrialCgroups> cgroups_;  // nullptr: the subreaper alone
 };
 
 }  // namespace tune

@@ -12,10 +12,12 @@
 //   }
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -52,6 +54,35 @@ inline std::vector<Json> ReadJsonLines(const fs::path& path) {
 inline int Shell(const std::string& command) {
   int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Starts `command` with /bin/sh in the background, exec'd (the pid is the command's own).
+inline pid_t SpawnShell(const std::string& command) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits for a child: its exit code, or -1 when it died by a signal. With `max_rss_kib`, also the
+// peak resident memory of the child and of the descendants it waited for (wait4's ru_maxrss).
+inline int WaitExit(pid_t pid, long* max_rss_kib = nullptr) {
+  int status = 0;
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  }
+  if (max_rss_kib) *max_rss_kib = usage.ru_maxrss;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// True when `pid` runs no more: gone, or a zombie nobody reaped yet.
+inline bool ProcessGone(pid_t pid) {
+  const std::string stat = ReadFile(fmt::format("/proc/{}/stat", pid));
+  if (stat.empty()) return true;
+  const std::size_t paren = stat.rfind(')');
+  return paren != std::string::npos && stat.compare(paren + 2, 1, "Z") == 0;
 }
 
 // The trial directories of an experiment, sorted by name (t_00001, t_00002, ...).
@@ -270,6 +301,7 @@ struct RunOutput {
   std::string out;
   std::string err;
   fs::path dir;  // the experiment directory
+  long max_rss_kib = 0;  // peak resident memory of tune (and of its trials), KiB
 };
 
 // A fresh directory under /tmp per test (kept when the test fails, for a look).
@@ -316,7 +348,9 @@ class StorageTest : public ::testing::Test {
     RunOutput output;
     output.dir = storage_ / name;
     const fs::path out = storage_ / (logs + ".out"), err = storage_ / (logs + ".err");
-    output.exit_code = Shell(fmt::format("{} >{} 2>{}", command, out.string(), err.string()));
+    output.exit_code = WaitExit(
+        SpawnShell(fmt::format("{} >{} 2>{}", command, out.string(), err.string())),
+        &output.max_rss_kib);
     output.out = ReadFile(out);
     output.err = ReadFile(err);
     return output;

@@ -1,0 +1,212 @@
+#include "tuner/cgroup.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The whole of a small kernel file, or "" when it cannot be read.
+std::string ReadSmallFile(const fs::path& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+// Writes `text` to a cgroup control file; 0 or the errno of the failure.
+int WriteControl(const fs::path& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int error = n == static_cast<ssize_t>(text.size()) ? 0 : (n < 0 ? errno : EIO);
+  ::close(fd);
+  return error;
+}
+
+// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string Unescape(const std::string& field) {
+  std::string out;
+  for (std::size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      const std::string octal = field.substr(i + 1, 3);
+      if (octal.find_first_not_of("01234567") == std::string::npos) {
+        out += static_cast<char>(std::stoi(octal, nullptr, 8));
+        i += 3;
+        continue;
+      }
+    }
+    out += field[i];
+  }
+  return out;
+}
+
+// Removes a cgroup directory, killing what is left in it first; waits up to ~1 s for the killed
+// processes to leave. True when it is gone.
+bool KillAndRemove(const fs::path& dir) {
+  WriteControl(dir / "cgroup.kill", "1");
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return true;
+    if (errno != EBUSY) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+}  // namespace
+
+fs::path OwnCgroupDirectory(std::string* why_not) {
+  std::string mount_point, mount_root;
+  std::istringstream mounts(ReadSmallFile("/proc/self/mountinfo"));
+  for (std::string line; std::getline(mounts, line);) {
+    // "36 35 98:0 <root> <mount point> <options> [optional...] - <fstype> <source> <super>"
+    const std::size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream after(line.substr(dash + 3));
+    std::string fstype;
+    after >> fstype;
+    if (fstype != "cgroup2") continue;
+    std::istringstream before(line.substr(0, dash));
+    std::string id, parent, device;
+    before >> id >> parent >> device >> mount_root >> mount_point;
+    mount_root = Unescape(mount_root);
+    mount_point = Unescape(mount_point);
+    break;
+  }
+  if (mount_point.empty()) {
+    if (why_not) *why_not = "no cgroup v2 hierarchy is mounted";
+    return {};
+  }
+  std::string path;
+  std::istringstream cgroups(ReadSmallFile("/proc/self/cgroup"));
+  for (std::string line; std::getline(cgroups, line);) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  if (path.empty() || path.front() != '/') {
+    if (why_not) *why_not = "this process is in no cgroup v2 (/proc/self/cgroup has no 0:: line)";
+    return {};
+  }
+  // A mount of a subtree (a container's /sys/fs/cgroup) shows the paths below its root.
+  if (mount_root != "/" && path.rfind(mount_root, 0) == 0) path = path.substr(mount_root.size());
+  return fs::path(mount_point) / fs::path(path).relative_path();
+}
+
+std::unique_ptr<TrialCgroups> TrialCgroups::Create(std::string* why_not) {
+  std::string reason;
+  const fs::path own = OwnCgroupDirectory(&reason);
+  if (own.empty()) {
+    if (why_not) *why_not = reason;
+    return nullptr;
+  }
+  const fs::path root = own / fmt::format("tune-{}", ::getpid());
+  if (::mkdir(root.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (why_not) *why_not = fmt::format("cannot create {}: {}", root.string(), std::strerror(errno));
+    return nullptr;
+  }
+  auto fail = [&](std::string message) -> std::unique_ptr<TrialCgroups> {
+    ::rmdir(root.c_str());
+    if (why_not) *why_not = std::move(message);
+    return nullptr;
+  };
+  if (::access((root / "cgroup.kill").c_str(), W_OK) != 0) {
+    return fail(fmt::format("{} has no writable cgroup.kill (Linux >= 5.14)", root.string()));
+  }
+  // Moving a process needs write access to cgroup.procs here and in the common ancestor (our own
+  // cgroup): try it with a child that waits to be killed, and kill it through cgroup.kill.
+  std::unique_ptr<TrialCgroups> cgroups(new TrialCgroups(root));
+  const pid_t probe = ::fork();
+  if (probe < 0) return fail(fmt::format("fork: {}", std::strerror(errno)));
+  if (probe == 0) {
+    for (;;) ::pause();
+  }
+  const bool moved = cgroups->Add(0, probe);
+  const int move_error = errno;
+  if (moved) cgroups->Kill(0);
+  ::kill(probe, SIGKILL);  // in case the move or the kill failed
+  int status = 0;
+  while (::waitpid(probe, &status, 0) < 0 && errno == EINTR) {
+  }
+  const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  cgroups->RemoveEmpty();
+  if (!moved) {
+    cgroups.reset();
+    KillAndRemove(root / "g0");
+    return fail(fmt::format("cannot move a process into {}: {}", root.string(),
+                            std::strerror(move_error)));
+  }
+  if (!killed) {
+    cgroups.reset();
+    return fail(fmt::format("cgroup.kill of {} did not end its process", root.string()));
+  }
+  return cgroups;
+}
+
+TrialCgroups::~TrialCgroups() {
+  std::error_code error;
+  std::vector<fs::path> dirs;
+  for (fs::directory_iterator it(root_, error), end; !error && it != end; it.increment(error)) {
+    if (it->is_directory()) dirs.push_back(it->path());
+  }
+  for (const fs::path& dir : dirs) KillAndRemove(dir);
+  ::rmdir(root_.c_str());
+}
+
+fs::path TrialCgroups::Dir(std::int64_t group) const { return root_ / fmt::format("g{}", group); }
+
+bool TrialCgroups::Add(std::int64_t group, pid_t pid) {
+  const fs::path dir = Dir(group);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  const int error = WriteControl(dir / "cgroup.procs", std::to_string(pid));
+  errno = error;
+  return error == 0;
+}
+
+std::vector<pid_t> TrialCgroups::Pids(std::int64_t group) const {
+  std::vector<pid_t> pids;
+  std::istringstream procs(ReadSmallFile(Dir(group) / "cgroup.procs"));
+  for (long pid = 0; procs >> pid;) pids.push_back(static_cast<pid_t>(pid));
+  return pids;
+}
+
+void TrialCgroups::Signal(std::int64_t group, int signal) {
+  for (pid_t pid : Pids(group)) ::kill(pid, signal);
+}
+
+void TrialCgroups::Kill(std::int64_t group) {
+  WriteControl(Dir(group) / "cgroup.kill", "1");
+  ended_.insert(group);
+  RemoveEmpty();
+}
+
+void TrialCgroups::RemoveEmpty() {
+  for (auto it = ended_.begin(); it != ended_.end();) {
+    if (::rmdir(Dir(*it).c_str()) == 0 || errno == ENOENT) {
+      it = ended_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace tune

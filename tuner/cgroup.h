@@ -1,0 +1,71 @@
+// One cgroup (v2) per trial, so that nothing a trial started outlives it: a process that leaves
+// the trial's process group (setsid, a double fork) stays in the trial's cgroup, and
+// `cgroup.kill` ends every process in it at once. Used by LocalLauncher where this process may
+// create cgroups under its own (root, or a delegated subtree: a systemd user service with
+// Delegate=yes, a container with a writable /sys/fs/cgroup); elsewhere the launcher falls back
+// to a child subreaper alone (launcher.h).
+//
+// Layout: <own cgroup>/tune-<tuner pid>/g<group id>/. Processes are moved in right after they
+// start (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so a
+// process the trial forks in the first microseconds may stay outside: the subreaper still
+// catches those.
+//
+// Example:
+//   std::string why_not;
+//   std::unique_ptr<tune::TrialCgroups> cgroups = tune::TrialCgroups::Create(&why_not);
+//   if (cgroups) cgroups->Add(group, pid);   // after each member starts
+//   cgroups->Signal(group, SIGTERM);          // every process in the trial's cgroup
+//   cgroups->Kill(group);                     // cgroup.kill once the trial ended
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tune {
+
+// Where this process's cgroup v2 directory is ("" with the reason in `why_not` when there is no
+// cgroup v2 hierarchy): the cgroup2 mount of /proc/self/mountinfo joined with the "0::" line of
+// /proc/self/cgroup.
+std::filesystem::path OwnCgroupDirectory(std::string* why_not);
+
+class TrialCgroups {
+ public:
+  // Creates <own cgroup>/tune-<pid>; nullptr (and why in `why_not`) when there is no cgroup v2
+  // hierarchy, it is not writable here, or it cannot kill a cgroup (cgroup.kill needs Linux 5.14).
+  static std::unique_ptr<TrialCgroups> Create(std::string* why_not);
+  // Kills what is left in every trial's cgroup and removes the directories.
+  ~TrialCgroups();
+  TrialCgroups(const TrialCgroups&) = delete;
+  TrialCgroups& operator=(const TrialCgroups&) = delete;
+
+  // Moves `pid` into group `group`'s cgroup (created at its first member). False when the move
+  // failed (the process exited already, or the kernel refused); the caller still has the
+  // process group and the subreaper.
+  bool Add(std::int64_t group, pid_t pid);
+  // Sends `signal` to every process in the group's cgroup.
+  void Signal(std::int64_t group, int signal);
+  // Ends every process in the group's cgroup (cgroup.kill) and removes the cgroup once it is
+  // empty (now, or at a later Kill/RemoveEmpty: the killed processes take a moment to exit).
+  void Kill(std::int64_t group);
+  // Removes the cgroups of ended groups that have emptied since.
+  void RemoveEmpty();
+
+  const std::filesystem::path& root() const { return root_; }
+  // The pids in the group's cgroup now (empty when it has none).
+  std::vector<pid_t> Pids(std::int64_t group) const;
+
+ private:
+  explicit TrialCgroups(std::filesystem::path root) : root_(std::move(root)) {}
+  std::filesystem::path Dir(std::int64_t group) const;
+
+  std::filesystem::path root_;
+  std::set<std::int64_t> ended_;  // killed, directory not removed yet
+};
+
+}  // namespace tune
