@@ -219,6 +219,19 @@ std::string SlurmLostReason(const std::string& log, std::set<std::string>& nodes
   return reason;
 }
 
+std::optional<std::pair<int, int>> SlurmFirstFailedTask(const std::string& log) {
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t task = line.find(": task ");
+    const std::size_t exited = line.find(": Exited with exit code ");
+    if (task == std::string::npos || exited == std::string::npos || exited < task) continue;
+    const int rank = std::atoi(line.c_str() + task + 7);
+    const int code = std::atoi(line.c_str() + exited + 24);
+    if (code != 0) return std::make_pair(rank, code);
+  }
+  return std::nullopt;
+}
+
 SlurmLauncher::SlurmLauncher(boost::asio::io_context& io, Options options)
     : options_(std::move(options)),
       allocation_(options_.allocation ? *options_.allocation : Env("SLURM_JOB_ID")),
@@ -394,6 +407,14 @@ void SlurmLauncher::OnExit(std::int64_t group, ExitStatus status) {
   if (!in_allocation() && placement) {
     // A job's end state (NODE_FAIL, PREEMPTED) is the controller's: ask once, now.
     said += RunSlurmCommand({"scontrol", "show", "job", "-o", placement->job});
+  }
+  // A multi-task step: the rank that failed first, not the signal srun then sent the others.
+  if (!exit.ok() && exit.num_ranks > 1) {
+    if (auto failed = SlurmFirstFailedTask(said)) {
+      exit.rank = failed->first;
+      exit.code = failed->second;
+      exit.signal = 0;
+    }
   }
   std::set<std::string> nodes;
   if (std::string reason = SlurmLostReason(said, nodes); !reason.empty()) {

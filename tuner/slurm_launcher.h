@@ -106,6 +106,9 @@ std::string SlurmReportHost(const std::string& nodelist);
 // What srun/sbatch printed about a step's end that makes it the cluster's fault, not the
 // trial's: "node failure on n2", "preempted"; "" when nothing. `nodes` gets the failed nodes.
 std::string SlurmLostReason(const std::string& log, std::set<std::string>& nodes);
+// The first task srun saw exit non-zero ("srun: error: n2: task 1: Exited with exit code 3"):
+// {rank, exit code}; nullopt when none did (the others are usually killed after it).
+std::optional<std::pair<int, int>> SlurmFirstFailedTask(const std::string& log);
 // Runs a short Slurm command (scontrol, scancel) and returns its stdout; "" on failure.
 std::string RunSlurmCommand(const std::vector<std::string>& argv);
 

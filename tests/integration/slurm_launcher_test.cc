@@ -46,6 +46,15 @@ TEST(SlurmLostReasonTest, NodeFailuresAndPreemptionAreTheClustersFault) {
   EXPECT_TRUE(nodes.empty());
 }
 
+TEST(SlurmFirstFailedTaskTest, NamesTheRankThatFailedFirst) {
+  const std::string log =
+      "srun: error: n2: task 1: Exited with exit code 3\n"
+      "srun: launch/slurm: _step_signal: Terminating StepId=4.0\n"
+      "srun: error: n1: task 0: Terminated\n";
+  EXPECT_EQ(SlurmFirstFailedTask(log), std::make_optional(std::make_pair(1, 3)));
+  EXPECT_EQ(SlurmFirstFailedTask("srun: error: n1: task 0: Killed\n"), std::nullopt);
+}
+
 LaunchRequest Rank0() {
   LaunchRequest request;
   request.argv = {"/opt/train", "it's"};
