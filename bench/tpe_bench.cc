@@ -332,10 +332,12 @@ void Speed(const std::vector<Variant>& variants, const std::string& only, int la
 }
 
 // Time per suggestion of any searcher at history sizes `points` (bench/README-search.md): for
-// each N, a searcher whose first N trials are random ("n_startup_trials": N, untimed), then
-// `window` timed Suggest() calls, each told its value before the next. The same procedure runs
-// on Optuna's side (bench/peers/search.py), so CMA-ES and GP are timed with N trials of history
-// without paying for N model-based suggestions first. Prints "SPEED N wall_ms cpu_ms" lines.
+// each N, a searcher whose first N trials are random ("n_startup_trials": N, untimed), one
+// untimed model-based suggestion (the GP's first fit starts cold; in a real run every later fit
+// starts from the previous one), then `window` timed Suggest() calls, each told its value before
+// the next. The same procedure runs on Optuna's side (bench/peers/search.py), so CMA-ES and GP
+// are timed with N trials of history without paying for N model-based suggestions first.
+// Prints "SPEED N wall_ms cpu_ms" lines.
 void SpeedAt(const std::string& search, const std::vector<int>& points, int window) {
   Space space = ParseSpace(Json::parse(kSpeedSpace));
   for (int n : points) {
@@ -344,14 +346,14 @@ void SpeedAt(const std::string& search, const std::vector<int>& points, int wind
     Variant variant{"", nullptr};
     const std::string text = object.dump();
     variant.search = text.c_str();
-    auto searcher = Make(space, variant, 0, n + window);
+    auto searcher = Make(space, variant, 0, n + 1 + window);
     double wall = 0, cpu = 0;
-    for (int t = 0; t < n + window; ++t) {
+    for (int t = 0; t < n + 1 + window; ++t) {
       std::string id = "t" + std::to_string(t);
       auto start = std::chrono::steady_clock::now();
       const double cpu_start = ThreadCpuMs();
       Json config = searcher->Suggest(id).config;
-      if (t >= n) {
+      if (t > n) {
         wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                     .count();
         cpu += ThreadCpuMs() - cpu_start;

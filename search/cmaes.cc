@@ -1,6 +1,6 @@
 // The CMA-ES searcher (search/cmaes.h). The update follows Hansen's tutorial ("The CMA Evolution
-// Strategy: A Tutorial", 2016: positive recombination weights, rank-one and rank-mu updates,
-// cumulative step-size adaptation); the margin follows Hamano et al. 2022 as the `cmaes` package
+// Strategy: A Tutorial", 2016: active CMA's negative recombination weights, rank-one and rank-mu
+// updates, cumulative step-size adaptation), with the `cmaes` package's constants; the margin follows Hamano et al. 2022 as the `cmaes` package
 // (Optuna's backend) implements it: sampling is x = m + sigma A y with y ~ N(0, C) and a diagonal
 // A that is 1 on continuous coordinates.
 #include "search/cmaes.h"
@@ -33,18 +33,31 @@ class Cma {
       bool with_margin)
       : dims_(dims), n_(mean.size()), lambda_(popsize), mean_(std::move(mean)), sigma_(sigma) {
     const double n = static_cast<double>(n_);
+    const double lambda = static_cast<double>(lambda_);
     mu_ = lambda_ / 2;
-    weights_.resize(mu_);
-    for (std::int64_t i = 0; i < mu_; ++i) {
-      weights_[i] = std::log((static_cast<double>(lambda_) + 1) / 2) - std::log(static_cast<double>(i) + 1);
+    // Active CMA's weights (Hansen 2016, as the cmaes package): ln((lambda + 1) / 2) - ln(i) for
+    // every i, the positive ones normalised to sum 1, the negative ones to -alpha_min.
+    VectorXd prime(lambda_);
+    for (std::int64_t i = 0; i < lambda_; ++i) {
+      prime[i] = std::log((lambda + 1) / 2) - std::log(static_cast<double>(i) + 1);
     }
-    weights_ /= weights_.sum();
-    mu_eff_ = 1.0 / weights_.squaredNorm();
+    const VectorXd positive = prime.head(mu_);
+    const VectorXd negative = prime.tail(lambda_ - mu_);
+    mu_eff_ = positive.sum() * positive.sum() / positive.squaredNorm();
+    const double mu_eff_minus =
+        negative.size() > 0 ? negative.sum() * negative.sum() / negative.squaredNorm() : 0;
     c_sigma_ = (mu_eff_ + 2) / (n + mu_eff_ + 5);
     d_sigma_ = 1 + 2 * std::max(0.0, std::sqrt((mu_eff_ - 1) / (n + 1)) - 1) + c_sigma_;
     c_c_ = (4 + mu_eff_ / n) / (n + 4 + 2 * mu_eff_ / n);
-    c_1_ = 2 / ((n + 1.3) * (n + 1.3) + mu_eff_);
-    c_mu_ = std::min(1 - c_1_, 2 * (mu_eff_ - 2 + 1 / mu_eff_) / ((n + 2) * (n + 2) + mu_eff_));
+    constexpr double kAlphaCov = 2;
+    c_1_ = kAlphaCov / ((n + 1.3) * (n + 1.3) + mu_eff_);
+    c_mu_ = std::min(1 - c_1_ - 1e-8, kAlphaCov * (mu_eff_ - 2 + 1 / mu_eff_) /
+                                          ((n + 2) * (n + 2) + kAlphaCov * mu_eff_ / 2));
+    const double alpha_min =
+        std::min({1 + c_1_ / c_mu_, 1 + 2 * mu_eff_minus / (mu_eff_ + 2), (1 - c_1_ - c_mu_) / (n * c_mu_)});
+    weights_.resize(lambda_);
+    weights_.head(mu_) = positive / positive.sum();
+    if (negative.size() > 0) weights_.tail(lambda_ - mu_) = negative * (alpha_min / -negative.sum());
     chi_n_ = std::sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n));
     p_sigma_ = VectorXd::Zero(n_);
     p_c_ = VectorXd::Zero(n_);
@@ -84,15 +97,17 @@ class Cma {
     std::stable_sort(solutions.begin(), solutions.end(),
                      [](const auto& a, const auto& b) { return a.second < b.second; });
     ++generation_;
-    MatrixXd y(n_, mu_);
-    for (std::int64_t i = 0; i < mu_; ++i) {
+    MatrixXd y(n_, lambda_);
+    for (std::int64_t i = 0; i < lambda_; ++i) {
       y.col(i) = (solutions[static_cast<std::size_t>(i)].first - mean_).cwiseQuotient(A_) / sigma_;
     }
-    const VectorXd y_w = y * weights_;
+    const VectorXd y_w = y.leftCols(mu_) * weights_.head(mu_);
     mean_ += sigma_ * A_.cwiseProduct(y_w);
-    // C^(-1/2) y_w = B D^-1 B^T y_w.
-    const VectorXd c_inv_sqrt_y = B_ * (B_.transpose() * y_w).cwiseQuotient(D_);
-    p_sigma_ = (1 - c_sigma_) * p_sigma_ + std::sqrt(c_sigma_ * (2 - c_sigma_) * mu_eff_) * c_inv_sqrt_y;
+    // C^(-1/2) v = B D^-1 B^T v.
+    auto c_inv_sqrt = [&](const VectorXd& v) -> VectorXd {
+      return B_ * (B_.transpose() * v).cwiseQuotient(D_);
+    };
+    p_sigma_ = (1 - c_sigma_) * p_sigma_ + std::sqrt(c_sigma_ * (2 - c_sigma_) * mu_eff_) * c_inv_sqrt(y_w);
     const double norm = p_sigma_.norm();
     const double n = static_cast<double>(n_);
     const double h_threshold =
@@ -101,8 +116,15 @@ class Cma {
     const bool h_sigma = norm < h_threshold;
     p_c_ = (1 - c_c_) * p_c_ + (h_sigma ? std::sqrt(c_c_ * (2 - c_c_) * mu_eff_) : 0.0) * y_w;
     const double delta = h_sigma ? 0.0 : c_c_ * (2 - c_c_);
-    MatrixXd rank_mu = y * weights_.asDiagonal() * y.transpose();
-    C_ = (1 - c_1_ - c_mu_ + c_1_ * delta) * C_ + c_1_ * p_c_ * p_c_.transpose() + c_mu_ * rank_mu;
+    // Negative weights act on directions rescaled to length sqrt(n) in the C metric.
+    VectorXd w_io = weights_;
+    for (std::int64_t i = mu_; i < lambda_; ++i) {
+      const double length = c_inv_sqrt(y.col(i)).squaredNorm();
+      w_io[i] *= length > 0 ? n / length : 0;
+    }
+    const MatrixXd rank_mu = y * w_io.asDiagonal() * y.transpose();
+    C_ = (1 + c_1_ * delta - c_1_ - c_mu_ * weights_.sum()) * C_ + c_1_ * p_c_ * p_c_.transpose() +
+         c_mu_ * rank_mu;
     sigma_ *= std::exp(std::min(1.0, (c_sigma_ / d_sigma_) * (norm / chi_n_ - 1)));
     Decompose();
     if (margin_ > 0) Margin();
@@ -239,11 +261,7 @@ class CmaEsSearcher : public Searcher {
     Json config;
     std::int64_t tag = -1;  // -1: not a sample of a generation
     if (next_point_ < points_.size()) {
-      config = space_.Sample(rng_, 0);
-      for (const PointValue& value : points_[next_point_]) {
-        config[space_.parameters()[value.index].pointer] = value.value;
-      }
-      ++next_point_;
+      config = PointConfig(space_, points_[next_point_++], rng_);
     } else if (cma_ == nullptr ||
                static_cast<std::int64_t>(log_.size()) < options_.n_startup_trials) {
       config = space_.Sample(rng_, 0);
@@ -323,18 +341,9 @@ CmaEsOptions ParseCmaEs(const OptionsReader& in, const SearcherContext& context)
 }  // namespace
 
 SearcherRegistry::Entry CmaEsEntry() {
-  return {"cmaes",
-          {"n_startup_trials", "sigma0", "popsize", "restart_strategy", "inc_popsize",
-           "with_margin"},
-          [](const OptionsReader& in, const SearcherContext& context) {
-            return std::any(ParseCmaEs(in, context));
-          },
-          [](const std::any& options, const SearcherContext& context) -> std::unique_ptr<Searcher> {
-            CheckNoGrid("cmaes", *context.space);
-            return std::make_unique<CmaEsSearcher>(*context.space, context,
-                                                   std::any_cast<const CmaEsOptions&>(options),
-                                                   ParsePointsToEvaluate(*context.space, context));
-          }};
+  return ModelEntry<CmaEsSearcher>(
+      "cmaes", {"n_startup_trials", "sigma0", "popsize", "restart_strategy", "inc_popsize", "with_margin"},
+      &ParseCmaEs);
 }
 
 }  // namespace tune

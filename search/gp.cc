@@ -45,6 +45,7 @@ class GpSearcher : public Searcher {
     std::vector<bool> is_categorical(numeric_.size(), false);
     is_categorical.resize(numeric_.size() + categorical_.size(), true);
     model_ = GpModel(is_categorical);
+    model_.set_fixed_noise(options_.deterministic_objective);
   }
 
   Suggestion Suggest(const std::string& trial_id) override {
@@ -53,11 +54,7 @@ class GpSearcher : public Searcher {
     }
     Json config;
     if (next_point_ < points_.size()) {
-      config = space_.Sample(rng_, 0);
-      for (const PointValue& value : points_[next_point_]) {
-        config[space_.parameters()[value.index].pointer] = value.value;
-      }
-      ++next_point_;
+      config = PointConfig(space_, points_[next_point_++], rng_);
     } else {
       config = Propose();
     }
@@ -137,12 +134,17 @@ class GpSearcher : public Searcher {
     const double mean = y.mean();
     const double sd = std::sqrt((y.array() - mean).square().mean());
     y = (y.array() - mean) / std::max(sd, 1e-10);
-    model_.Fit(X, y, options_.deterministic_objective ? 0 : 50);
-    if (options_.deterministic_objective) {
-      GpParams params = model_.params();
-      params.noise = 1e-6;
-      model_.set_params(params);
-      model_.Fit(X, y, 50);
+    // The kernel parameters: the first fit runs to convergence; later ones start from the
+    // previous parameters, which one more trial moves little, stop after kWarmIterations, and
+    // past 50 trials run only when the history has grown by 2% since the last fit (the fit is
+    // most of the cost of a suggestion at a few hundred trials). In between, the GP is
+    // conditioned on the new history with the last parameters.
+    const auto size = static_cast<std::size_t>(n);
+    if (fit_size_ == 0 || size >= fit_size_ + std::max<std::size_t>(1, fit_size_ / 50)) {
+      model_.Fit(X, y, fit_size_ == 0 ? kColdIterations : kWarmIterations);
+      fit_size_ = size;
+    } else {
+      model_.Condition(X, y);
     }
     Eigen::Index best_index = 0;
     const double threshold = y.maxCoeff(&best_index);
@@ -215,7 +217,9 @@ class GpSearcher : public Searcher {
   VectorXd LocalSearch(VectorXd x, double threshold) {
     const auto numeric = static_cast<Eigen::Index>(numeric_.size());
     double value = model_.LogEi(x, threshold, nullptr);
-    for (int round = 0; round < 5; ++round) {
+    // Without choices one L-BFGS-B run is the whole search.
+    const int rounds = categorical_.empty() ? 1 : 4;
+    for (int round = 0; round < rounds; ++round) {
       const double before = value;
       if (numeric > 0) {
         VectorXd u = x.head(numeric);
@@ -230,7 +234,7 @@ class GpSearcher : public Searcher {
         LBFGSpp::LBFGSBParam<double> param;
         param.epsilon = 1e-5;
         param.epsilon_rel = 0;
-        param.max_iterations = 50;
+        param.max_iterations = 30;
         param.max_linesearch = 20;
         LBFGSpp::LBFGSBSolver<double> solver(param);
         double negative = 0;
@@ -276,6 +280,8 @@ class GpSearcher : public Searcher {
   std::vector<std::size_t> categorical_;  // unconditional choices (parameter indices)
   std::vector<VectorXd> rows_;            // per trial, its coordinates
   GpModel model_;                         // kept between suggestions: the fit starts warm
+  std::size_t fit_size_ = 0;  // ended trials at the last fit of the kernel parameters
+  static constexpr int kColdIterations = 100, kWarmIterations = 5;
 };
 
 GpOptions ParseGp(const OptionsReader& in, const SearcherContext& context) {
@@ -294,18 +300,9 @@ GpOptions ParseGp(const OptionsReader& in, const SearcherContext& context) {
 }  // namespace
 
 SearcherRegistry::Entry GpEntry() {
-  return {"gp",
-          {"n_startup_trials", "deterministic_objective", "n_preliminary_samples",
-           "n_local_search"},
-          [](const OptionsReader& in, const SearcherContext& context) {
-            return std::any(ParseGp(in, context));
-          },
-          [](const std::any& options, const SearcherContext& context) -> std::unique_ptr<Searcher> {
-            CheckNoGrid("gp", *context.space);
-            return std::make_unique<GpSearcher>(*context.space, context,
-                                                std::any_cast<const GpOptions&>(options),
-                                                ParsePointsToEvaluate(*context.space, context));
-          }};
+  return ModelEntry<GpSearcher>(
+      "gp", {"n_startup_trials", "deterministic_objective", "n_preliminary_samples", "n_local_search"},
+      &ParseGp);
 }
 
 }  // namespace tune

@@ -1,7 +1,8 @@
 // Bayesian optimisation with a Gaussian process (Optuna's GPSampler), selected by
 // "search": {"algorithm": "gp"}. After n_startup_trials random configs, every suggestion fits a
 // GP with a Matern 5/2 ARD kernel to the ended trials' standardised values (kernel parameters by
-// maximum marginal likelihood with Optuna's priors; search/gp_model.h) and returns the point
+// maximum marginal likelihood with Optuna's priors, refitted from the previous ones each trial
+// up to 50 trials and then whenever the history grew by 2%; search/gp_model.h) and returns the point
 // that maximises log expected improvement over the best value: n_preliminary_samples random
 // points, then L-BFGS-B (continuous and integer coordinates, integers rounded at the end) and an
 // exhaustive pass over each choice (categorical coordinates) from the n_local_search best of
@@ -26,7 +27,7 @@ namespace tune {
 struct GpOptions {
   std::int64_t n_startup_trials = 10;         // random configs first (Optuna's default)
   bool deterministic_objective = false;       // true: noise fixed at its minimum (1e-6)
-  std::int64_t n_preliminary_samples = 1024;  // random points scored before the local searches
+  std::int64_t n_preliminary_samples = 512;   // random points scored before the local searches
   std::int64_t n_local_search = 6;            // local searches (from the best of those points)
 };
 

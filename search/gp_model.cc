@@ -96,8 +96,12 @@ double GpModel::Loss(const GpParams& params, const MatrixXd& X, const VectorXd& 
   prior += 0.1 * std::log(params.noise) - 30 * params.noise;  // Gamma(1.1, 30)
   const double loss = -(mll + prior);
   if (gradient == nullptr) return loss;
-  // d mll / d p = 0.5 tr(W dC/dp), W = alpha alpha^T - C^-1.
-  MatrixXd W = alpha * alpha.transpose() - llt.solve(MatrixXd::Identity(n, n));
+  // d mll / d p = 0.5 tr(W dC/dp), W = alpha alpha^T - C^-1, C^-1 = L^-T L^-1 (the cheapest
+  // way to the inverse from the factor: a triangular inverse and a triangular product).
+  const MatrixXd l_inv = llt.matrixL().solve(MatrixXd::Identity(n, n));
+  MatrixXd W = alpha * alpha.transpose();
+  W.selfadjointView<Eigen::Lower>().rankUpdate(l_inv.transpose(), -1.0);
+  W = W.selfadjointView<Eigen::Lower>();
   gradient->resize(dims + 2);
   // dC/dlog(theta_d) = scale m'(r2) theta_d sqd_d; G = W o scale m'(r2).
   const MatrixXd G = W.cwiseProduct(params.scale * r2.unaryExpr(&MaternDerivative));
@@ -133,12 +137,13 @@ void GpModel::Fit(const MatrixXd& X, const VectorXd& y, int max_iterations) {
       GpParams p;
       p.theta = raw.head(dims).array().exp();
       p.scale = std::exp(raw[dims]);
-      p.noise = kMinNoise + std::exp(raw[dims + 1]);
+      p.noise = fixed_noise_ ? kMinNoise : kMinNoise + std::exp(raw[dims + 1]);
       return p;
     };
     auto objective = [&](const VectorXd& raw, VectorXd& gradient) {
       const double loss = Loss(unpack(raw), X, y, &gradient);
       if (!std::isfinite(loss)) gradient.setZero();
+      if (fixed_noise_) gradient[dims + 1] = 0;
       return std::isfinite(loss) ? loss : 1e300;
     };
     LBFGSpp::LBFGSBParam<double> param;
@@ -185,22 +190,23 @@ void GpModel::Condition(const MatrixXd& X, const VectorXd& y) {
   X_ = X;
   MatrixXd C = Kernel(params_, X, X);
   C.diagonal().array() += params_.noise;
-  Eigen::LLT<MatrixXd> llt(C);
-  alpha_ = llt.solve(y);
-  c_inv_ = llt.solve(MatrixXd::Identity(X.rows(), X.rows()));
+  llt_.compute(C);
+  alpha_ = llt_.solve(y);
 }
 
 std::pair<double, double> GpModel::Posterior(const VectorXd& x) const {
   const VectorXd k = Kernel(params_, x.transpose(), X_).transpose();
   const double mean = k.dot(alpha_);
-  const double var = std::max(params_.scale - k.dot(c_inv_ * k), 0.0);
+  const VectorXd v = llt_.matrixL().solve(k);
+  const double var = std::max(params_.scale - v.squaredNorm(), 0.0);
   return {mean, var};
 }
 
 VectorXd GpModel::LogEiMany(const MatrixXd& xs, double threshold) const {
   const MatrixXd K = Kernel(params_, xs, X_);  // m x n
   const VectorXd mean = K * alpha_;
-  const VectorXd quad = (K * c_inv_).cwiseProduct(K).rowwise().sum();
+  // k^T C^-1 k = |L^-1 k|^2, for all points with one triangular solve.
+  const VectorXd quad = llt_.matrixL().solve(K.transpose()).colwise().squaredNorm().transpose();
   VectorXd out(xs.rows());
   for (Eigen::Index i = 0; i < xs.rows(); ++i) {
     const double sigma = std::sqrt(std::max(params_.scale - quad[i], 0.0) + 1e-12);
@@ -221,14 +227,15 @@ double GpModel::LogEi(const VectorXd& x, double threshold, VectorXd* gradient) c
   }
   const VectorXd k = params_.scale * r2.unaryExpr(&Matern);
   const double mean = k.dot(alpha_);
-  const VectorXd c_inv_k = c_inv_ * k;
-  const double var = std::max(params_.scale - k.dot(c_inv_k), 0.0) + 1e-12;
+  const VectorXd v = llt_.matrixL().solve(k);
+  const double var = std::max(params_.scale - v.squaredNorm(), 0.0) + 1e-12;
   const double sigma = std::sqrt(var);
   const double z = (mean - threshold) / sigma;
   const double value = LogH(z) + std::log(sigma);
   if (gradient == nullptr) return value;
   // d value = (dlogh/dz) dz + dsigma / sigma; dz = dmean / sigma - z dsigma / sigma;
   // dsigma = dvar / (2 sigma); dvar = -2 c_inv_k . dk; dk_i/dx_d = scale m'(r2_i) 2 theta_d (x_d - X_id).
+  const VectorXd c_inv_k = llt_.matrixU().solve(v);
   const double dh = LogHDerivative(z);
   const VectorXd mp = params_.scale * r2.unaryExpr(&MaternDerivative);
   gradient->setZero(dims);

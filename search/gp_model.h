@@ -36,6 +36,7 @@ class GpModel {
 
   // Fits the kernel parameters to (X, y) (starting from the current ones) and conditions on
   // them. `max_iterations` bounds the L-BFGS-B iterations; 0 keeps the parameters as they are.
+  // Cost: per iteration one Cholesky and one inverse of the n x n kernel matrix.
   void Fit(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, int max_iterations = 50);
   // Conditions on (X, y) with the current parameters (no fit): for fantasies of pending trials.
   void Condition(const Eigen::MatrixXd& X, const Eigen::VectorXd& y);
@@ -53,6 +54,8 @@ class GpModel {
   double Loss(const GpParams& params, const Eigen::MatrixXd& X, const Eigen::VectorXd& y,
               Eigen::VectorXd* gradient) const;
 
+  // Deterministic objectives: the noise stays at its minimum (1e-6) instead of being fitted.
+  void set_fixed_noise(bool fixed) { fixed_noise_ = fixed; }
   const GpParams& params() const { return params_; }
   void set_params(const GpParams& params) { params_ = params; }
 
@@ -64,10 +67,11 @@ class GpModel {
                          const Eigen::MatrixXd& B) const;
 
   std::vector<bool> is_categorical_;
+  bool fixed_noise_ = false;
   GpParams params_;
   Eigen::MatrixXd X_;
-  Eigen::VectorXd alpha_;    // C^-1 y
-  Eigen::MatrixXd c_inv_;    // C^-1
+  Eigen::LLT<Eigen::MatrixXd> llt_;  // C = L L^T, C the kernel matrix plus noise
+  Eigen::VectorXd alpha_;            // C^-1 y
 };
 
 // log of E[max(0, Z + z)], Z standard normal, stable for very negative z; and its derivative.

@@ -27,6 +27,7 @@
 #include "search/tpe_dim.h"
 #include "search/tpe_estimator.h"
 #include "search/tpe_internal.h"
+#include "search/unit_space.h"
 
 namespace tune {
 namespace {
@@ -79,11 +80,7 @@ class TpeSearcher : public Searcher {
     }
     Json config;
     if (next_point_ < points_.size()) {
-      config = space_.Sample(rng_, 0);
-      for (const PointValue& value : points_[next_point_]) {
-        config[space_.parameters()[value.index].pointer] = value.value;
-      }
-      ++next_point_;
+      config = PointConfig(space_, points_[next_point_++], rng_);
     } else {
       config = Propose();
     }

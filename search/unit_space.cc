@@ -96,6 +96,12 @@ void CheckNoGrid(const std::string& name, const Space& space) {
   }
 }
 
+Json PointConfig(const Space& space, const std::vector<PointValue>& point, std::mt19937_64& rng) {
+  Json config = space.Sample(rng, 0);
+  for (const PointValue& value : point) config[space.parameters()[value.index].pointer] = value.value;
+  return config;
+}
+
 double NormalCdf(double z) { return 0.5 * std::erfc(-z * M_SQRT1_2); }
 
 double NormalQuantile(double p) {

@@ -10,7 +10,9 @@
 //   Json lr = FromUnit(space, dims[0], 0.5);       // 0.01
 #pragma once
 
+#include <any>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -76,6 +78,27 @@ class TrialLog {
 void CheckModelSearcher(const std::string& name, const OptionsReader& in,
                         const SearcherContext& context);
 void CheckNoGrid(const std::string& name, const Space& space);
+
+// A config for an entry of points_to_evaluate: its values, random draws for the rest.
+Json PointConfig(const Space& space, const std::vector<PointValue>& point, std::mt19937_64& rng);
+
+// The table entry of a model-based searcher class S(space, context, options, points) with
+// options parsed by `parse` (which checks the metric): it refuses grid_search and parses
+// points_to_evaluate.
+template <typename S, typename Options>
+SearcherRegistry::Entry ModelEntry(const std::string& name, std::vector<std::string> keys,
+                                   Options (*parse)(const OptionsReader&, const SearcherContext&)) {
+  return {name, std::move(keys),
+          [parse](const OptionsReader& in, const SearcherContext& context) {
+            return std::any(parse(in, context));
+          },
+          [name](const std::any& options, const SearcherContext& context) -> std::unique_ptr<Searcher> {
+            CheckNoGrid(name, *context.space);
+            return std::make_unique<S>(*context.space, context,
+                                       std::any_cast<const Options&>(options),
+                                       ParsePointsToEvaluate(*context.space, context));
+          }};
+}
 
 // Inverse of the standard normal CDF, 0 < p < 1 (Acklam's approximation refined by one Halley
 // step: relative error ~1e-15).

@@ -9,7 +9,8 @@ with tune's settings (restart_strategy="ipop", with_margin=True).
 
 Speed: ms per suggestion with N trials of history on the 6-parameter space of
 /work/shared/baselines/optuna/bench_sampler_speed.py (one choice, one int, four floats). Both
-sides make their first N trials random (n_startup_trials=N, untimed) and then time WINDOW
+sides make their first N trials random (n_startup_trials=N, untimed), make one untimed
+model-based suggestion (the first kernel fit starts cold on both sides) and then time WINDOW
 suggestions, each told before the next: tune `tune-bench-tpe speed-at` (Searcher::Suggest);
 Optuna ask + 6 suggest_* + tell. Repetitions alternate between the sides.
 
@@ -92,14 +93,9 @@ def name_of(side, sampler):
 def section(algo, trials, seeds, points, quality, speed, quick):
     out = [f"### {algo}", "",
            f"**Quality**: median regret after {trials} sequential trials over seeds 0..{seeds - 1} "
-           "[interquartile range] (mean log10 regret).", "",
-           "| sampler | " + " | ".join(FUNCTIONS) + " | wall s | command |",
-           "|---|" + "---|" * len(FUNCTIONS) + "---|---|"]
-    for side, sampler, r, cmd in quality:
-        cells = [f"{common.fmt(r['median'][f], 4)} [{common.fmt(r['q1'][f])}-{common.fmt(r['q3'][f])}] "
-                 f"({r['mean_log10'][f]:.2f})" for f in FUNCTIONS]
-        out.append(f"| {name_of(side, sampler)} | " + " | ".join(cells) +
-                   f" | {r['wall_s']:.1f} | `{cmd}` |")
+           "[interquartile range] (mean log10 regret).", ""]
+    out += tpe.regret_table(quality, {(side, sampler): name_of(side, sampler)
+                                      for side, sampler, _, _ in quality})
     ours = quality[0][2]["median"]
     verdicts = []
     for side, sampler, r, _ in quality[1:]:
@@ -181,12 +177,12 @@ def optuna_speed(args):
         study = optuna.create_study(sampler=make_sampler(args.sampler, 0, n_startup=n),
                                     direction="minimize")
         wall = cpu = 0.0
-        for t in range(n + WINDOW):
+        for t in range(n + 1 + WINDOW):
             w0, c0 = time.perf_counter(), time.thread_time()
             trial = study.ask()
             value = bs.suggest_and_eval(trial)
             study.tell(trial, value)
-            if t >= n:
+            if t > n:
                 cpu += (time.thread_time() - c0) * 1e3
                 wall += (time.perf_counter() - w0) * 1e3
         out["wall_ms"][str(n)], out["cpu_ms"][str(n)] = wall / WINDOW, cpu / WINDOW

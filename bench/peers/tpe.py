@@ -86,14 +86,7 @@ def run(ctx):
               if ctx.quick else "."), "",
            f"**Quality**: median regret after {TRIALS} sequential trials over seeds 0..{seeds - 1} "
            "[interquartile range] (mean log10 regret), on shared/baselines/optuna/bench_quality.py's "
-           "functions.", "",
-           "| sampler | " + " | ".join(FUNCTIONS) + " | wall s | command |",
-           "|---|" + "---|" * len(FUNCTIONS) + "---|---|"]
-    for side, sampler, r, cmd in quality:
-        cells = [f"{common.fmt(r['median'][f], 4)} [{common.fmt(r['q1'][f])}-{common.fmt(r['q3'][f])}] "
-                 f"({r['mean_log10'][f]:.2f})" for f in FUNCTIONS]
-        out.append(f"| {name[side, sampler]} | " + " | ".join(cells) +
-                   f" | {r['wall_s']:.1f} | `{cmd}` |")
+           "functions.", ""] + regret_table(quality, name)
     ours = quality[0][2]["median"]
     verdicts = []
     for side, sampler, r, _ in quality[1:]:
@@ -134,6 +127,19 @@ def run(ctx):
         verdict = f"Target (>= 100x at 2000 trials): not measured (--quick stops at {last})."
     out += ["", "; ".join(lines) + ". " + verdict, ""]
     return "\n".join(out)
+
+
+def regret_table(quality, name):
+    """The Markdown table of (side, sampler, result, command) rows, `name[side, sampler]` naming
+    each row (bench/peers/search.py uses it too)."""
+    out = ["| sampler | " + " | ".join(FUNCTIONS) + " | wall s | command |",
+           "|---|" + "---|" * len(FUNCTIONS) + "---|---|"]
+    for side, sampler, r, cmd in quality:
+        cells = [f"{common.fmt(r['median'][f], 4)} [{common.fmt(r['q1'][f])}-{common.fmt(r['q3'][f])}] "
+                 f"({r['mean_log10'][f]:.2f})" for f in FUNCTIONS]
+        out.append(f"| {name[side, sampler]} | " + " | ".join(cells) +
+                   f" | {r['wall_s']:.1f} | `{cmd}` |")
+    return out
 
 
 def quantile(values, q):
