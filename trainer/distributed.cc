@@ -1,5 +1,9 @@
 #include "trainer/distributed.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
@@ -23,6 +27,32 @@ int EnvInt(const char* name, int fallback, bool required) {
                              "\" is not a count");
   }
   return static_cast<int>(value);
+}
+
+// The address Gloo binds when GLOO_SOCKET_IFNAME is unset: this machine's address on the route to
+// MASTER_ADDR. On one machine that is MASTER_ADDR itself (127.0.0.1); across nodes (a multi-node
+// Slurm step, MASTER_ADDR its first node) each rank's own address there, which its peers reach.
+// MASTER_ADDR unchanged when there is no route.
+std::string LocalAddressToward(const std::string& master) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(master.c_str(), "9", &hints, &found) != 0 || found == nullptr) return master;
+  std::string local = master;
+  const int fd = ::socket(found->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage self{};
+  socklen_t length = sizeof self;
+  char text[NI_MAXHOST] = {};
+  if (fd >= 0 && ::connect(fd, found->ai_addr, found->ai_addrlen) == 0 &&  // sends nothing
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &length) == 0 &&
+      ::getnameinfo(reinterpret_cast<sockaddr*>(&self), length, text, sizeof text, nullptr, 0,
+                    NI_NUMERICHOST) == 0) {
+    local = text;
+  }
+  if (fd >= 0) ::close(fd);
+  ::freeaddrinfo(found);
+  return local;
 }
 
 }  // namespace
@@ -107,7 +137,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::Create(const DistributedEnv& env,
     } else {
       const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
       impl->backend = compat::MakeGloo(impl->store, env.rank, env.world_size, timeout,
-                                       interface != nullptr ? interface : "", env.master_addr);
+                                       interface != nullptr ? interface : "",
+                                       LocalAddressToward(env.master_addr));
     }
   } catch (const std::exception& error) {
     Rethrow("rendezvous", error);
