@@ -6,9 +6,10 @@
 // to a child subreaper alone (launcher.h).
 //
 // Layout: <own cgroup>/tune-<tuner pid>/g<group id>/. Processes are moved in right after they
-// start (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so a
-// process the trial forks in the first microseconds may stay outside: the subreaper still
-// catches those.
+// start (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so
+// what a trial forks before the move (a shell's first command, under load: milliseconds) stays
+// outside its cgroup; the subreaper still ends those when the trial exits. Placing the child
+// before its exec (clone3 with CLONE_INTO_CGROUP) would close that window.
 //
 // Example:
 //   std::string why_not;

@@ -96,10 +96,14 @@ TEST(TrialCgroupsTest, OwnCgroupDirectoryIsTheCgroupOfThisProcess) {
 }
 
 // A trial (`sh`) that starts `sleep 1000` in a new session, writes its pid to `pid_file`, waits
-// `linger_s` and exits 0: its process group is gone, the sleep is not.
-LaunchRequest Escaping(const fs::path& pid_file, double linger_s) {
+// `linger_s` and exits 0: its process group is gone, the sleep is not. With `in_cgroup`, it
+// first waits until the launcher has moved it into its cgroup (what it forks before that stays
+// outside, caught by the subreaper only: tuner/cgroup.h).
+LaunchRequest Escaping(const fs::path& pid_file, double linger_s, bool in_cgroup) {
+  const std::string wait = in_cgroup ? "while ! grep -q tune- /proc/$$/cgroup; do sleep 0.01; done; " : "";
   return LaunchRequest{
-      {"/bin/sh", "-c", fmt::format("setsid sleep 1000 & echo $! >{}; sleep {}", pid_file.string(), linger_s)},
+      {"/bin/sh", "-c",
+       fmt::format("{}setsid sleep 1000 & echo $! >{}; sleep {}", wait, pid_file.string(), linger_s)},
       {{"TUNE_TRIAL_ID", "t_1"}},
       {},
       {},
@@ -134,7 +138,7 @@ TEST_P(LauncherIsolationTest, WhatATrialStartsInANewSessionEndsWithTheTrial) {
   EXPECT_EQ(launcher->cgroups() != nullptr, GetParam());
   int exits = 0;
   launcher->SetExitCallback([&](std::int64_t, ExitStatus) { ++exits; });
-  const std::int64_t group = launcher->Launch({Escaping(pid_file_, 0.5)});
+  const std::int64_t group = launcher->Launch({Escaping(pid_file_, 0.5, GetParam())});
   const pid_t escaped = ReadPid(pid_file_);
   ASSERT_GT(escaped, 0);
   if (launcher->cgroups()) {
@@ -164,7 +168,7 @@ TEST_P(LauncherIsolationTest, SignalReachesWhatLeftTheProcessGroupWhileTheTrialR
   if (GetParam() && !launcher.cgroups()) GTEST_SKIP() << "no per-trial cgroups here";
   int exits = 0;
   launcher.SetExitCallback([&](std::int64_t, ExitStatus) { ++exits; });
-  const std::int64_t group = launcher.Launch({Escaping(pid_file_, 1000)});
+  const std::int64_t group = launcher.Launch({Escaping(pid_file_, 1000, GetParam())});
   const pid_t escaped = ReadPid(pid_file_);
   ASSERT_GT(escaped, 0);
   launcher.Signal(group, SIGTERM);
