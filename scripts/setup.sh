@@ -34,6 +34,8 @@ packages=(
   # <gloo/...>, but not gloo's own headers; the library itself is inside libtorch_cpu.so).
   # nodejs/npm fetch the datasets (get_data.sh).
   libgloo-dev nodejs
+  # trainer/data_cache.cc: XXH3 checksums of the data cache and its source files (header-only use).
+  libxxhash-dev
   # reporters/web (report.html, the live dashboard): Debian's Chromium runs the browser test
   # (tests/integration/report_browser_test.mjs) and bench/report_paint.mjs; no browser downloads.
   chromium

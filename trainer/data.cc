@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <stdexcept>
 
+#include "trainer/data_cache.h"
 #include "trainer/idx.h"
 
 namespace tune {
@@ -26,6 +28,61 @@ Split LoadSplit(const fs::path& folder, const std::string& prefix, std::int64_t 
     labels = labels.slice(0, 0, limit);
   }
   return Split{images.reshape({images.size(0), -1}).contiguous(), labels.to(torch::kLong)};
+}
+
+// The IDX files of `folder` decoded, and the normalisation computed (no cache).
+Dataset LoadImages(const fs::path& folder, const TrainerConfig& config) {
+  return MakeDataset(LoadSplit(folder, "train", config.train_subset), LoadSplit(folder, "t10k", config.val_subset));
+}
+
+// Tensors over the cache's mapping (no copy). `cache` stays mapped while any of them lives.
+Dataset FromCache(const std::shared_ptr<const MappedDataCache>& cache) {
+  const CachedDataset& c = cache->data();
+  auto view = [&cache](const void* at, torch::IntArrayRef sizes, torch::ScalarType type) {
+    return torch::from_blob(const_cast<void*>(at), sizes, [cache](void*) {}, torch::TensorOptions().dtype(type));
+  };
+  auto split = [&](const CachedSplit& s) {
+    return Split{view(s.images, {s.size, c.features}, torch::kByte), view(s.labels, {s.size}, torch::kLong),
+                 view(s.normalised, {s.size, c.features}, torch::kFloat)};
+  };
+  Dataset data;
+  data.features = c.features;
+  data.classes = c.classes;
+  data.scale = c.scale;
+  data.shift = c.shift;
+  data.train = split(c.train);
+  data.val = split(c.val);
+  return data;
+}
+
+CachedSplit ToCached(const Split& split) {
+  return {split.size(), split.labels.data_ptr<std::int64_t>(), split.normalised.data_ptr<float>(),
+          split.images.data_ptr<std::uint8_t>()};
+}
+
+// LoadImages through the cache: mapped when valid, else built (once, under the cache's lock)
+// and then mapped. A cache that cannot be written (a read-only data folder) is not fatal.
+Dataset LoadImagesCached(const fs::path& folder, const TrainerConfig& config) {
+  DataCacheLocation location = LocateDataCache(folder.string(), config.train_subset, config.val_subset);
+  std::string why;
+  if (auto cache = AcquireDataCache(location, &why)) return FromCache(cache);
+  try {
+    DataCacheBuildLock lock(location.path);
+    std::string again;
+    if (auto cache = AcquireDataCache(location, &again)) return FromCache(cache);  // built meanwhile
+    if (why != "missing") std::cerr << "tune-trainer: data cache " << location.path << " is " << why << "; rebuilding\n";
+    Dataset data = LoadImages(folder, config);
+    StageNormalised(data, torch::Device(torch::kCPU));
+    CachedDataset cached{data.features, data.classes, data.scale, data.shift, ToCached(data.train), ToCached(data.val)};
+    WriteDataCache(location, cached);
+    if (auto cache = AcquireDataCache(location, &why)) return FromCache(cache);
+    throw std::runtime_error("data cache: " + location.path + " was written but cannot be used: " + why);
+  } catch (const IdxError&) {
+    throw;
+  } catch (const std::runtime_error& error) {
+    std::cerr << "tune-trainer: " << error.what() << "; loading without the cache\n";
+    return LoadImages(folder, config);
+  }
 }
 
 }  // namespace
@@ -89,14 +146,32 @@ Dataset MakeSequenceDataset(const TrainerConfig& config) {
 
 Dataset LoadDataset(const TrainerConfig& config) {
   if (IsSequenceDataset(config.dataset)) return MakeSequenceDataset(config);
-  fs::path folder = fs::path(ResolveDataDir(config)) / Subfolder(config.dataset);
-  return MakeDataset(LoadSplit(folder, "train", config.train_subset),
-                     LoadSplit(folder, "t10k", config.val_subset));
+  const fs::path folder = fs::path(ResolveDataDir(config)) / Subfolder(config.dataset);
+  return DataCacheEnabled() ? LoadImagesCached(folder, config) : LoadImages(folder, config);
+}
+
+std::string DataCachePath(const TrainerConfig& config) {
+  if (IsSequenceDataset(config.dataset) || !DataCacheEnabled()) return "";
+  const fs::path folder = fs::path(ResolveDataDir(config)) / Subfolder(config.dataset);
+  return LocateDataCache(folder.string(), config.train_subset, config.val_subset).path;
+}
+
+void MapDataCache(const TrainerConfig& config) {
+  if (IsSequenceDataset(config.dataset) || !DataCacheEnabled()) return;
+  const fs::path folder = fs::path(ResolveDataDir(config)) / Subfolder(config.dataset);
+  std::string why;
+  AcquireDataCache(LocateDataCache(folder.string(), config.train_subset, config.val_subset), &why);
 }
 
 void StageNormalised(Dataset& data, const torch::Device& device) {
   if (data.is_sequence) return;
   for (Split* split : {&data.train, &data.val}) {
+    if (split->normalised.defined()) {  // from the data cache: normalised on the CPU already
+      if (!split->normalised.device().is_cpu() || device.is_cpu()) continue;
+      split->normalised = split->normalised.to(device);
+      split->labels = split->labels.to(device);
+      continue;
+    }
     // Chunked, so no temporary larger than a chunk exists beside the result; the same float
     // arithmetic as the per-batch path, so staging changes no result.
     torch::Tensor out = torch::empty({split->images.size(0), split->images.size(1)},

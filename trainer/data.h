@@ -48,7 +48,19 @@ std::string ResolveDataDir(const TrainerConfig& config);
 
 // Sequence datasets: MakeSequenceDataset. Images: loads train and t10k IDX files from ResolveDataDir(config)/{mnist,fashion}/, keeps the first
 // train_subset / val_subset records, and computes the normalisation.
+// Images come through the data cache (data_cache.h) unless TUNE_DATA_CACHE=0: the first load
+// ever builds it; later ones map it read-only, and the splits' tensors (normalised already, so
+// StageNormalised on the CPU keeps them as they are) point into the mapping, shared by every
+// process that maps it. Those tensors must not be written to.
 Dataset LoadDataset(const TrainerConfig& config);
+
+// The data cache file LoadDataset(config) uses; "" for sequence datasets or with the cache off.
+std::string DataCachePath(const TrainerConfig& config);
+
+// Maps config's data cache into this process when it exists and is valid (no LibTorch code runs:
+// the warm trainer calls it before forking trials, which then inherit the mapping). No-op for
+// sequence datasets and with the cache off; builds nothing.
+void MapDataCache(const TrainerConfig& config);
 
 // The sequence task config.dataset: sequence.train_size + sequence.val_size sequences from
 // sequence.seed, the first train_size for training and the rest for validation.

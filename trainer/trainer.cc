@@ -142,6 +142,22 @@ Trainer::Trainer(TrainerConfig config, Dataset data, Session* session, std::ostr
 
 Trainer::~Trainer() = default;
 
+void Trainer::LogFirstStep() {
+  // Start-up latency (bench/startup_bench.cc): the wall clock at this process's first optimizer
+  // step, which the bench subtracts from its launch time. Only on request: one line per trial.
+  logged_first_step_ = true;
+  const char* wanted = std::getenv("TUNE_LOG_FIRST_STEP");
+  if (wanted == nullptr || std::string(wanted) != "1") return;
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  // And the CPU time this process has used so far (a forked trial's starts at its fork): the
+  // start-up's own work, which a busy machine does not inflate as it does wall time.
+  timespec cpu{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+  log_ << "tune-trainer: first step at " << std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()
+       << " ns, cpu " << (static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6) << " ms"
+       << std::endl;
+}
+
 void Trainer::SetStepsPerEpoch() {
   std::int64_t batches = (data_.train_size() + config_.batch_size - 1) / config_.batch_size;
   if (ddp_) {  // this rank's shard: whole batches for sequences, records for images
@@ -261,6 +277,7 @@ double Trainer::TrainEpoch(int epoch) {
       // set_to_none: the next backward writes fresh gradients instead of adding to zeros.
       for (auto& parameter : parameters_) parameter.mutable_grad() = torch::Tensor();
       ++global_step_;
+      if (!logged_first_step_) LogFirstStep();
     }
   }
   if (ddp_) {  // the mean over every rank's samples (padding included, as DDP logs it)

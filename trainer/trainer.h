@@ -111,6 +111,8 @@ class Trainer {
   std::string CheckpointForPause(int epoch, const std::string& saved);
   void PruneCheckpoints();
   bool ShouldStopEarly(const Json& metrics);
+  // With TUNE_LOG_FIRST_STEP=1: "first step at <unix ns>" on the log, once per process.
+  void LogFirstStep();
 
   TrainerConfig config_;
   Dataset data_;
@@ -125,6 +127,7 @@ class Trainer {
   SimpleProfiler profiler_;
   GradScaler scaler_;
   std::int64_t skipped_steps_ = 0;
+  bool logged_first_step_ = false;
   std::string output_dir_;
   std::int64_t steps_per_epoch_ = 0;  // optimizer steps, after accumulation
   std::int64_t global_step_ = 0;

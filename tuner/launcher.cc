@@ -1,15 +1,19 @@
 #include "tuner/launcher.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -18,6 +22,8 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "tuner/client/protocol.h"
 
 extern char** environ;
 
@@ -37,11 +43,8 @@ ExitStatus FromWaitStatus(pid_t reaped, int status) {
   return exit;
 }
 
-// Starts one process into process group `pgid` (0: a new group led by the process itself).
-pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
-  if (request.argv.empty()) throw std::runtime_error("cannot launch an empty command");
-
-  // Environment: ours, with the request's variables replacing same-named ones.
+// A trial's environment: ours, with the request's variables replacing same-named ones.
+std::vector<std::string> TrialEnvironment(const LaunchRequest& request) {
   std::vector<std::string> env_strings;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string_view text(*entry);
@@ -49,6 +52,14 @@ pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
     if (request.env.count(name) == 0) env_strings.emplace_back(text);
   }
   for (const auto& [name, value] : request.env) env_strings.push_back(name + "=" + value);
+  return env_strings;
+}
+
+// Starts one process into process group `pgid` (0: a new group led by the process itself).
+pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
+  if (request.argv.empty()) throw std::runtime_error("cannot launch an empty command");
+
+  std::vector<std::string> env_strings = TrialEnvironment(request);
   std::vector<char*> envp;
   for (std::string& text : env_strings) envp.push_back(text.data());
   envp.push_back(nullptr);
@@ -160,6 +171,7 @@ LocalLauncher::LocalLauncher(boost::asio::io_context& io, double straggler_grace
 }
 
 LocalLauncher::~LocalLauncher() {
+  for (auto& [program, zygote] : zygotes_) StopZygote(zygote);
   boost::system::error_code ignored;
   sigchld_.cancel(ignored);
 }
@@ -288,6 +300,8 @@ void LocalLauncher::KillOrphans() {
     members.insert(group.pids.begin(), group.pids.end());
     running_trials.insert(group.trial_id);
   }
+  const std::vector<std::int64_t> zygotes = ZygotePids();
+  const std::set<std::int64_t> zygote_pids(zygotes.begin(), zygotes.end());
   const std::int64_t self = ::getpid();
   for (const ProcessInfo& process : ListProcesses()) {
     if (process.ppid != self || members.count(process.pid) > 0) continue;
@@ -297,6 +311,7 @@ void LocalLauncher::KillOrphans() {
       ::waitpid(pid, &status, WNOHANG);
       continue;
     }
+    if (zygote_pids.count(process.pid) > 0) continue;  // the warm trainer: ours, not a trial's
     const std::string trial_id = TrialIdOf(process.pid);
     if (!trial_id.empty() && running_trials.count(trial_id) > 0) continue;
     ::kill(pid, SIGKILL);
@@ -306,9 +321,12 @@ void LocalLauncher::KillOrphans() {
 std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   if (ranks.empty()) throw std::runtime_error("cannot launch an empty group");
   std::vector<std::int64_t> pids;
+  if (ranks.size() == 1) {
+    if (std::optional<std::int64_t> pid = LaunchWarm(ranks.front())) pids.push_back(*pid);
+  }
   try {
-    for (const LaunchRequest& request : ranks) {
-      pids.push_back(Spawn(request, pids.empty() ? 0 : static_cast<pid_t>(pids.front())));
+    for (std::size_t rank = pids.size(); rank < ranks.size(); ++rank) {
+      pids.push_back(Spawn(ranks[rank], pids.empty() ? 0 : static_cast<pid_t>(pids.front())));
     }
   } catch (...) {
     // All or nothing: the ranks already started would wait for the missing one forever. Rank 0
@@ -342,6 +360,207 @@ void LocalLauncher::Signal(std::int64_t group_id, int signal) {
     if (pid != 0) ::kill(static_cast<pid_t>(pid), signal);
   }
   if (cgroups_) cgroups_->Signal(group_id, signal);  // what left the process group too
+}
+
+// ---- Warm starts (launcher.h; the zygote's side and its protocol: trainer/zygote.h) ----
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// TUNE_WARM_START from the request's environment, else the tuner's: "0", "1" or "" (unset).
+std::string WarmStartSetting(const LaunchRequest& request) {
+  if (auto it = request.env.find("TUNE_WARM_START"); it != request.env.end()) return it->second;
+  const char* value = std::getenv("TUNE_WARM_START");
+  return value != nullptr ? value : "";
+}
+
+// The program posix_spawnp would run for `request` ("" when none is found): a path with a '/'
+// (relative to the trial's directory, where the spawned trial would exec it), else a PATH search.
+std::string ResolveProgram(const LaunchRequest& request) {
+  const std::string& name = request.argv.front();
+  std::error_code error;
+  if (name.find('/') != std::string::npos) {
+    fs::path path = name;
+    if (path.is_relative() && !request.cwd.empty()) path = request.cwd / path;
+    path = fs::absolute(path, error);
+    return !error && ::access(path.c_str(), X_OK) == 0 ? path.lexically_normal().string() : "";
+  }
+  const char* path_env = std::getenv("PATH");
+  if (auto it = request.env.find("PATH"); it != request.env.end()) path_env = it->second.c_str();
+  std::istringstream dirs(path_env != nullptr ? path_env : "/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    fs::path candidate = fs::absolute(fs::path(dir.empty() ? "." : dir) / name, error);
+    if (!error && ::access(candidate.c_str(), X_OK) == 0) return candidate.lexically_normal().string();
+  }
+  return "";
+}
+
+// One message from the zygote within `timeout_ms`; nullopt when it closed, timed out or sent
+// something that is not JSON.
+std::optional<Json> ReceiveFromZygote(int fd, int timeout_ms) {
+  pollfd ready{fd, POLLIN, 0};
+  int polled = 0;
+  while ((polled = ::poll(&ready, 1, timeout_ms)) < 0 && errno == EINTR) {
+  }
+  if (polled <= 0) return std::nullopt;
+  std::vector<char> buffer(1 << 16);
+  ssize_t n = 0;
+  while ((n = ::recv(fd, buffer.data(), buffer.size(), 0)) < 0 && errno == EINTR) {
+  }
+  if (n <= 0) return std::nullopt;
+  Json message = Json::parse(buffer.data(), buffer.data() + n, nullptr, /*allow_exceptions=*/false);
+  if (message.is_discarded() || !message.is_object()) return std::nullopt;
+  return message;
+}
+
+}  // namespace
+
+bool LocalLauncher::StartZygote(const std::string& program, Zygote& zygote) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return false;
+  LaunchRequest request;
+  request.argv = {program, "--zygote"};
+  // Room in the zygote's environment block for each trial to write its own over it, so that
+  // /proc/<pid>/environ names the trial (TrialIdOf; trainer/zygote.cc, RewriteProcEnviron).
+  request.env = {{"TUNE_ZYGOTE_FD", "3"}, {"TUNE_ZYGOTE_ENV_SPACE", std::string(16384, '.')}};
+  std::vector<std::string> env_strings = TrialEnvironment(request);
+  std::vector<char*> envp, argv;
+  for (std::string& text : env_strings) envp.push_back(text.data());
+  envp.push_back(nullptr);
+  for (std::string& arg : request.argv) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  // dup2 onto itself (fds[1] == 3) clears close-on-exec, as POSIX 2024 and glibc >= 2.29 do.
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t defaults, empty;
+  sigemptyset(&empty);
+  sigfillset(&defaults);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setsigmask(&attributes, &empty);
+  posix_spawnattr_setpgroup(&attributes, 0);  // its own group: a Ctrl-C to the tuner's is the tuner's
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = 0;
+  const int error = ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  ::close(fds[1]);
+  if (error != 0) {
+    ::close(fds[0]);
+    std::fprintf(stderr, "tune: cannot start the warm trainer %s: %s\n", program.c_str(), std::strerror(error));
+    return false;
+  }
+  zygote.pid = pid;
+  zygote.fd = fds[0];
+  // Loading LibTorch takes about a second (more on a busy machine); the tuner waits once.
+  std::optional<Json> ready = ReceiveFromZygote(zygote.fd, 120 * 1000);
+  if (!ready || !ready->value("ready", false)) {
+    std::fprintf(stderr, "tune: the warm trainer %s --zygote did not start; its trials start cold\n",
+                 program.c_str());
+    StopZygote(zygote);
+    return false;
+  }
+  return true;
+}
+
+void LocalLauncher::StopZygote(Zygote& zygote) {
+  if (zygote.fd >= 0) ::close(zygote.fd);  // EOF: the zygote exits
+  zygote.fd = -1;
+  // Only while it is still our unreaped child (KillOrphans reaps a zygote that died): its pid
+  // cannot have been reused then.
+  int status = 0;
+  if (zygote.pid > 0 && ::waitpid(static_cast<pid_t>(zygote.pid), &status, WNOHANG) == 0) {
+    ::kill(static_cast<pid_t>(zygote.pid), SIGKILL);
+    while (::waitpid(static_cast<pid_t>(zygote.pid), &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  zygote.pid = 0;
+}
+
+std::vector<std::int64_t> LocalLauncher::ZygotePids() const {
+  std::vector<std::int64_t> pids;
+  for (const auto& [program, zygote] : zygotes_) {
+    if (zygote.fd >= 0) pids.push_back(zygote.pid);
+  }
+  return pids;
+}
+
+std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& request) {
+  if (request.argv.empty()) return std::nullopt;
+  const std::string setting = WarmStartSetting(request);
+  if (setting == "0") return std::nullopt;
+  const std::string program = ResolveProgram(request);
+  if (program.empty() || cold_programs_.count(program) > 0) return std::nullopt;
+  if (setting != "1" && fs::path(program).filename() != "tune-trainer") return std::nullopt;
+  int subreaper = 0;
+  if (::prctl(PR_GET_CHILD_SUBREAPER, &subreaper) != 0 || subreaper == 0) {
+    return std::nullopt;  // the trial would become init's child, out of our reach
+  }
+  std::error_code ignored;
+  auto absolute = [&](const fs::path& path) { return path.empty() ? "" : fs::absolute(path, ignored).string(); };
+  const Json message = {{"argv", request.argv},
+                        {"env", TrialEnvironment(request)},
+                        {"cwd", absolute(request.cwd)},
+                        {"stdout", absolute(request.stdout_path)},
+                        {"stderr", absolute(request.stderr_path)}};
+  std::string text;
+  try {
+    text = message.dump();
+  } catch (const Json::exception&) {
+    return std::nullopt;  // not UTF-8 (an environment variable's bytes): spawn it instead
+  }
+  Zygote& zygote = zygotes_[program];
+  // A zygote found dead (its socket closed) is restarted once per launch, and given up on after
+  // three deaths in a row.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (zygote.fd < 0 && !StartZygote(program, zygote)) {
+      cold_programs_.insert(program);
+      return std::nullopt;
+    }
+    std::optional<Json> reply;
+    if (::send(zygote.fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())) {
+      reply = ReceiveFromZygote(zygote.fd, 60 * 1000);
+    } else if (errno == EMSGSIZE) {
+      return std::nullopt;  // a request larger than the socket takes (a huge environment): spawn
+    }
+    if (!reply) {
+      StopZygote(zygote);
+      if (++zygote.deaths >= 3) {
+        std::fprintf(stderr, "tune: the warm trainer %s keeps dying; its trials start cold\n", program.c_str());
+        cold_programs_.insert(program);
+        return std::nullopt;
+      }
+      continue;
+    }
+    zygote.deaths = 0;
+    const std::int64_t pid = reply->value("pid", std::int64_t{0});
+    if (!reply->contains("error") && pid > 0) {
+      ++num_warm_launches_;
+      return pid;
+    }
+    const std::string error = reply->value("error", std::string("no pid"));
+    if (pid > 0) {
+      // The trial's process exists (our child now) but could not become the trial: as a failed
+      // posix_spawn, the launch fails.
+      int status = 0;
+      while (::waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
+      }
+      throw std::runtime_error(fmt::format("cannot start \"{}\": {}", request.argv.front(), error));
+    }
+    std::fprintf(stderr, "tune: the warm trainer %s could not start a trial (%s); starting it cold\n",
+                 program.c_str(), error.c_str());
+    if (reply->value("disable", false)) {
+      StopZygote(zygote);
+      cold_programs_.insert(program);
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 }  // namespace tune

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,16 @@ class Launcher {
 // cgroup of its own: Signal reaches every process in it (setsid ones too, while the trial runs),
 // and `cgroup.kill` ends them all when the last member has exited. The constructor says on stderr
 // which of the two (cgroups and subreaper, or the subreaper alone) is in use, and why.
+//
+// Warm starts (docs/startup.md): a one-process trial whose program is tune-trainer (or any program
+// when the request's or the tuner's environment says TUNE_WARM_START=1; TUNE_WARM_START=0 turns
+// them off) is forked by a warm `tune-trainer --zygote` (trainer/zygote.h) that this launcher
+// starts once per program, at the first such launch, and talks to over a socket. The trial is
+// still a process of its own in its own process group, re-parented to this process (the
+// subreaper), so Signal, reaping, exit statuses and orphan handling are the same as for a spawned
+// trial. Multi-rank (DDP) groups are always spawned. A zygote that dies is restarted at the next
+// launch; one that cannot start or keeps dying, or refuses to fork, leaves that program spawned
+// cold, with a warning on stderr.
 class LocalLauncher : public Launcher {
  public:
   // `use_cgroups` false: the subreaper alone, even where cgroups would work (tests).
@@ -130,6 +141,9 @@ class LocalLauncher : public Launcher {
   void Signal(std::int64_t group, int signal) override;
   void SetExitCallback(ExitCallback callback) override { on_exit_ = std::move(callback); }
   std::size_t num_running() const { return groups_.size(); }
+  // Groups started by a zygote so far, and the zygotes running now (tests, benches).
+  std::size_t num_warm_launches() const { return num_warm_launches_; }
+  std::vector<std::int64_t> ZygotePids() const;
   // The per-trial cgroups, or nullptr when the subreaper alone tracks trials' descendants.
   const TrialCgroups* cgroups() const { return cgroups_.get(); }
 
@@ -146,6 +160,21 @@ class LocalLauncher : public Launcher {
   // Kills (and reaps) our children that are no group's members and whose trial no longer runs.
   void KillOrphans();
   void OnMemberExit(std::int64_t group_id, Group& group, int rank, ExitStatus status);
+
+  // Warm starts: a zygote per trainer program (by its resolved path).
+  struct Zygote {
+    std::int64_t pid = 0;
+    int fd = -1;      // SOCK_SEQPACKET to the zygote; -1 when none runs
+    int deaths = 0;   // consecutive times it was found dead
+  };
+  // The trial's pid when a zygote started it; nullopt to spawn it instead. Throws like Spawn
+  // when the trial's process started but could not become the trial (e.g. stdout unopenable).
+  std::optional<std::int64_t> LaunchWarm(const LaunchRequest& request);
+  bool StartZygote(const std::string& program, Zygote& zygote);
+  void StopZygote(Zygote& zygote);
+  std::map<std::string, Zygote> zygotes_;
+  std::set<std::string> cold_programs_;  // whose zygote failed for good
+  std::size_t num_warm_launches_ = 0;
 
   boost::asio::io_context& io_;
   double straggler_grace_s_;
