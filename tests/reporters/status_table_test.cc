@@ -375,7 +375,7 @@ TEST_F(StatusTableTest, LiveModeRedrawsInPlace) {
 
 // With the tuner's index by status (and its best trial), the table shows the same as the full
 // pass over every trial does: rows, counts, hidden trials, errors, columns.
-TEST(StatusTableTest, IndexedRenderingEqualsTheFullPass) {
+TEST(StatusTableIndexTest, IndexedRenderingEqualsTheFullPass) {
   const std::vector<TrialStatus> statuses = {TrialStatus::kRunning,    TrialStatus::kPending,
                                              TrialStatus::kPaused,     TrialStatus::kTerminated,
                                              TrialStatus::kStopped,    TrialStatus::kError};
