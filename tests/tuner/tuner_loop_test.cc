@@ -423,7 +423,7 @@ std::string FileText(const fs::path& path) {
 // one alone and repair the others from the tail; the outcome must be what a full replay of the
 // same journal without snapshots gives: trial states, scheduler, result files, relaunches.
 TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
-  raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 40,
+  raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 400,
                          "max_concurrent": 3, "search": {"algorithm": "random", "seed": 3},
                          "scheduler": {"type": "asha", "time_attr": "training_iteration",
                                        "max_t": 6, "grace_period": 1, "reduction_factor": 2},
