@@ -55,6 +55,19 @@ std::vector<std::string> TrialEnvironment(const LaunchRequest& request) {
   return env_strings;
 }
 
+// posix_spawn attributes: process group `pgid` (0: a new group led by the process itself), and
+// the signals the tuner ignores or blocks reset. Destroy with posix_spawnattr_destroy.
+void InitSpawnAttributes(posix_spawnattr_t* attributes, pid_t pgid) {
+  posix_spawnattr_init(attributes);
+  sigset_t defaults, empty;
+  sigemptyset(&empty);
+  sigfillset(&defaults);
+  posix_spawnattr_setsigdefault(attributes, &defaults);
+  posix_spawnattr_setsigmask(attributes, &empty);
+  posix_spawnattr_setpgroup(attributes, pgid);
+  posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+}
+
 // Starts one process into process group `pgid` (0: a new group led by the process itself).
 pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
   if (request.argv.empty()) throw std::runtime_error("cannot launch an empty command");
@@ -86,17 +99,9 @@ pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
   posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
 
   posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
   // One group per trial, so one kill(-pgid) reaches every rank and whatever they forked
-  // (DataLoader workers, helpers). Signals the tuner ignores or blocks are reset.
-  sigset_t defaults, empty;
-  sigemptyset(&empty);
-  sigfillset(&defaults);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setsigmask(&attributes, &empty);
-  posix_spawnattr_setpgroup(&attributes, pgid);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                            POSIX_SPAWN_SETSIGMASK);
+  // (DataLoader workers, helpers).
+  InitSpawnAttributes(&attributes, pgid);
 
   pid_t pid = 0;
   int error = posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());
@@ -437,14 +442,7 @@ bool LocalLauncher::StartZygote(const std::string& program, Zygote& zygote) {
   posix_spawn_file_actions_adddup2(&actions, fds[1], 3);
   posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t defaults, empty;
-  sigemptyset(&empty);
-  sigfillset(&defaults);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setsigmask(&attributes, &empty);
-  posix_spawnattr_setpgroup(&attributes, 0);  // its own group: a Ctrl-C to the tuner's is the tuner's
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  InitSpawnAttributes(&attributes, 0);  // its own group: a Ctrl-C to the tuner's is the tuner's
   pid_t pid = 0;
   const int error = ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
