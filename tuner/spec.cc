@@ -174,6 +174,12 @@ Json LoadSpecFile(const std::filesystem::path& file) {
     // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
     if (auto colon = reason.find(": "); colon != std::string::npos) reason = reason.substr(colon + 2);
     throw SpecError(where(error.byte == 0 ? 0 : error.byte - 1), reason);
+  } catch (const Json::out_of_range& error) {
+    // A number past a double ("1e99999"): nlohmann's out_of_range.406, which names the number
+    // but not where it is. Found by tune-fuzz-spec.
+    std::string reason = error.what();
+    if (auto bracket = reason.find("] "); bracket != std::string::npos) reason = reason.substr(bracket + 2);
+    throw SpecError(file.string(), reason);
   }
 }
 

@@ -166,6 +166,20 @@ TEST(SpecTest, BadJsonFileReportsLineAndColumn) {
   EXPECT_THROW(LoadSpecFile("/nonexistent/space.json"), SpecError);
 }
 
+TEST(SpecTest, NumberPastADoubleIsASpecErrorNamingTheFile) {
+  // Found by tune-fuzz-spec: it escaped LoadSpecFile as nlohmann's raw out_of_range.
+  auto file = std::filesystem::temp_directory_path() / "tune_spec_test_overflow.json";
+  std::ofstream(file) << "{\"name\": \"x\", \"num_samples\": 111181E1111111}\n";
+  try {
+    LoadSpecFile(file);
+    ADD_FAILURE() << "expected a SpecError";
+  } catch (const SpecError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              file.string() + ": number overflow parsing '111181E1111111'");
+  }
+  std::filesystem::remove(file);
+}
+
 TEST(SpecTest, MergeConfigDeepMergesParamsOverTrainer) {
   Json trainer = Json::parse(R"({"command": ["x"], "epochs": 3, "optim": {"name": "sgd", "momentum": 0.9}})");
   Json params = Json::parse(R"({"lr": 0.1, "optim": {"name": "adam"}})");
