@@ -5,10 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -16,51 +14,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace tune {
+#include "tests/integration/run_helpers.h"
+
+namespace tune::integration {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-int Shell(const std::string& command) {
-  int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-pid_t Spawn(const std::string& command) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), nullptr);
-    _exit(127);
-  }
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-class HostileInputTest : public ::testing::Test {
+class HostileInputTest : public StorageTest {
  protected:
   void SetUp() override {
-    storage_ = fs::temp_directory_path() /
-               fmt::format("tune_hostile_{}_{}", getpid(),
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(storage_);
-    fs::create_directories(storage_);
+    StorageTest::SetUp();
     dir_ = storage_ / "exp";
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(storage_);
   }
   // `tune run` on the curve example, one short trial unless `args` say otherwise.
   std::string RunCommand(const std::string& args, const std::string& log = "run") {
@@ -78,36 +43,35 @@ class HostileInputTest : public ::testing::Test {
   // Waits until `pid` holds the experiment's lock (its pid is in .lock).
   bool WaitForLock(pid_t pid) {
     for (int i = 0; i < 200; ++i) {
-      if (Slurp(dir_ / ".lock") == fmt::format("{}\n", pid)) return true;
+      if (ReadFile(dir_ / ".lock") == fmt::format("{}\n", pid)) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;
   }
-  fs::path storage_;
   fs::path dir_;
 };
 
 TEST_F(HostileInputTest, SecondTunerOnOneExperimentIsRefusedNamingTheFirst) {
-  pid_t run = Spawn(RunCommand("trainer.sleep_ms=1000 trainer.max_epochs=20 scheduler.max_t=20"));
-  ASSERT_TRUE(WaitForLock(run)) << Slurp(storage_ / "run.err");
+  pid_t run = SpawnShell(RunCommand("trainer.sleep_ms=1000 trainer.max_epochs=20 scheduler.max_t=20"));
+  ASSERT_TRUE(WaitForLock(run)) << ReadFile(storage_ / "run.err");
   EXPECT_EQ(Shell(ResumeCommand("during_run")), 2);
-  EXPECT_THAT(Slurp(storage_ / "during_run.err"),
+  EXPECT_THAT(ReadFile(storage_ / "during_run.err"),
               HasSubstr(fmt::format("in use by another tune (pid {})", run)));
   kill(run, SIGINT);
-  ASSERT_EQ(Wait(run), 130) << Slurp(storage_ / "run.err");
+  ASSERT_EQ(WaitExit(run), 130) << ReadFile(storage_ / "run.err");
 
   // Two resumes at once: the second exits 2 naming the first, which goes on undisturbed.
-  pid_t first = Spawn(ResumeCommand("first"));
-  ASSERT_TRUE(WaitForLock(first)) << Slurp(storage_ / "first.err");
+  pid_t first = SpawnShell(ResumeCommand("first"));
+  ASSERT_TRUE(WaitForLock(first)) << ReadFile(storage_ / "first.err");
   EXPECT_EQ(Shell(ResumeCommand("second")), 2);
-  EXPECT_THAT(Slurp(storage_ / "second.err"),
+  EXPECT_THAT(ReadFile(storage_ / "second.err"),
               HasSubstr(fmt::format("in use by another tune (pid {})", first)));
   int status = 0;
   EXPECT_EQ(waitpid(first, &status, WNOHANG), 0) << "the first resume must still run";
   kill(first, SIGINT);
-  EXPECT_EQ(Wait(first), 130) << Slurp(storage_ / "first.err");
+  EXPECT_EQ(WaitExit(first), 130) << ReadFile(storage_ / "first.err");
   // Only the first resume wrote to the journal.
-  std::string journal = Slurp(dir_ / "journal.jsonl");
+  std::string journal = ReadFile(dir_ / "journal.jsonl");
   std::size_t resumes = 0;
   for (std::size_t at = journal.find("\"resume\""); at != std::string::npos;
        at = journal.find("\"resume\"", at + 1)) {
@@ -121,8 +85,8 @@ TEST_F(HostileInputTest, RunRefusesADirectoryWithAJournalEvenWithoutExperimentJs
   const std::string journal = "{\"event\":\"start\",\"wall\":1}\n";
   std::ofstream(dir_ / "journal.jsonl") << journal;
   EXPECT_EQ(Shell(RunCommand("trainer.sleep_ms=0")), 2);
-  EXPECT_THAT(Slurp(storage_ / "run.err"), HasSubstr("tune resume"));
-  EXPECT_EQ(Slurp(dir_ / "journal.jsonl"), journal);
+  EXPECT_THAT(ReadFile(storage_ / "run.err"), HasSubstr("tune resume"));
+  EXPECT_EQ(ReadFile(dir_ / "journal.jsonl"), journal);
   EXPECT_FALSE(fs::exists(dir_ / "experiment.json"));
 }
 
@@ -131,14 +95,14 @@ TEST_F(HostileInputTest, PlantedJournalLinkIsNotAppendedTo) {
   std::ofstream(storage_ / "victim") << "secret\n";
   fs::create_symlink(storage_ / "victim", dir_ / "journal.jsonl");
   EXPECT_EQ(Shell(RunCommand("trainer.sleep_ms=0")), 2);
-  EXPECT_EQ(Slurp(storage_ / "victim"), "secret\n");
+  EXPECT_EQ(ReadFile(storage_ / "victim"), "secret\n");
 }
 
 TEST_F(HostileInputTest, ExperimentDirectoryThatIsALinkIsRefused) {
   fs::create_directories(storage_ / "elsewhere");
   fs::create_directory_symlink(storage_ / "elsewhere", dir_);
   EXPECT_EQ(Shell(RunCommand("trainer.sleep_ms=0")), 2);
-  EXPECT_THAT(Slurp(storage_ / "run.err"), HasSubstr("symbolic link"));
+  EXPECT_THAT(ReadFile(storage_ / "run.err"), HasSubstr("symbolic link"));
   EXPECT_TRUE(fs::is_empty(storage_ / "elsewhere"));
 }
 
@@ -147,8 +111,8 @@ TEST_F(HostileInputTest, PlantedTemporaryFileLinkIsNotFollowed) {
   fs::create_directories(dir_);
   std::ofstream(storage_ / "victim") << "secret\n";
   fs::create_symlink(storage_ / "victim", dir_ / "experiment.json.tmp");
-  EXPECT_EQ(Shell(RunCommand("trainer.sleep_ms=0")), 0) << Slurp(storage_ / "run.err");
-  EXPECT_EQ(Slurp(storage_ / "victim"), "secret\n");
+  EXPECT_EQ(Shell(RunCommand("trainer.sleep_ms=0")), 0) << ReadFile(storage_ / "run.err");
+  EXPECT_EQ(ReadFile(storage_ / "victim"), "secret\n");
   EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(dir_ / "experiment.json")));
 }
 
@@ -158,9 +122,9 @@ TEST_F(HostileInputTest, PlantedTrialDirectoryLinkIsNotWrittenThrough) {
   fs::create_directory_symlink(storage_ / "elsewhere", dir_ / "t_00001");
   int code = Shell(RunCommand("trainer.sleep_ms=0"));
   EXPECT_NE(code, 0);
-  EXPECT_THAT(Slurp(storage_ / "run.err"), HasSubstr("symbolic link"));
+  EXPECT_THAT(ReadFile(storage_ / "run.err"), HasSubstr("symbolic link"));
   EXPECT_TRUE(fs::is_empty(storage_ / "elsewhere"));
 }
 
 }  // namespace
-}  // namespace tune
+}  // namespace tune::integration

@@ -5,9 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -15,43 +13,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/types.h"
+#include "tests/integration/run_helpers.h"
 
-namespace tune {
+namespace tune::integration {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// True when `pid` is gone (or a zombie nobody reaped yet: it runs no more).
-bool Gone(pid_t pid) {
-  std::ifstream stat_file(fmt::format("/proc/{}/stat", pid));
-  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-  if (stat.empty()) return true;
-  std::size_t paren = stat.rfind(')');
-  return paren != std::string::npos && stat.compare(paren + 2, 1, "Z") == 0;
-}
-
-class HostileTrialTest : public ::testing::Test {
+class HostileTrialTest : public StorageTest {
  protected:
-  void SetUp() override {
-    storage_ = fs::temp_directory_path() /
-               fmt::format("tune_hostile_{}_{}", getpid(),
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(storage_);
-    fs::create_directories(storage_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(storage_);
-  }
-
   // Runs `tune run` on a spec whose trials are `tune-test-misbehaving-trial <args>`.
   int Run(const Json& args, int num_samples, const std::string& extra = "") {
     Json spec = {{"metric", "loss"},
@@ -61,22 +31,17 @@ class HostileTrialTest : public ::testing::Test {
                  {"trainer", {{"command", Json::array({"tune-test-misbehaving-trial"})}}},
                  {"space", {{"x", {{"uniform", {0, 1}}}}}}};
     for (const Json& arg : args) spec["trainer"]["command"].push_back(arg);
-    std::ofstream(storage_ / "spec.json") << spec.dump();
-    std::string command =
-        fmt::format("{}/tune run {}/spec.json --storage {} --name exp --cpus 4 {} >{}/out.txt "
-                    "2>{}/err.txt",
-                    TUNE_BIN_DIR, storage_.string(), storage_.string(), extra, storage_.string(),
-                    storage_.string());
-    int status = std::system(command.c_str());
-    out_ = ReadFile(storage_ / "out.txt");
-    err_ = ReadFile(storage_ / "err.txt");
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    RunOutput run = RunSpec(spec, "exp", "--cpus 4 " + extra);
+    out_ = run.out;
+    err_ = run.err;
+    max_rss_kib_ = run.max_rss_kib;
+    return run.exit_code;
   }
 
   fs::path Dir() const { return storage_ / "exp"; }
 
-  fs::path storage_;
   std::string out_, err_;
+  long max_rss_kib_ = 0;
 };
 
 TEST_F(HostileTrialTest, ATrialInheritsOnlyStdinStdoutAndStderr) {
@@ -101,18 +66,24 @@ TEST_F(HostileTrialTest, WhatATrialStartsInItsOwnSessionDiesWithIt) {
     if (!entry.is_directory()) continue;
     pid_t pid = std::stoi(ReadFile(entry.path() / "escaped.pid"));
     ASSERT_GT(pid, 0);
-    for (int wait = 0; wait < 50 && !Gone(pid); ++wait) {
+    for (int wait = 0; wait < 50 && !ProcessGone(pid); ++wait) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    bool gone = Gone(pid);
+    bool gone = ProcessGone(pid);
     if (!gone) ::kill(pid, SIGKILL);  // do not leave it behind either way
     EXPECT_TRUE(gone) << "`setsid sleep 1000` of " << entry.path().filename() << " outlived it";
   }
+  // tune says which of its two ways to end what trials leave running is in use.
+  const bool cgroups = err_.find("[tune] each trial runs in a cgroup of its own") != std::string::npos;
+  const bool subreaper = err_.find("[tune] no per-trial cgroups (") != std::string::npos;
+  EXPECT_TRUE(cgroups != subreaper) << err_;
 }
 
 TEST_F(HostileTrialTest, HugeOutputWithoutNewlinesIsQuotedBoundedAndEscaped) {
   // 64 MiB without a newline, then escape sequences: the quotes stay small and inert.
   ASSERT_EQ(Run({"noisy-fail", std::to_string(64 << 20)}, 1), 1) << err_;  // all trials failed
+  // It used to read the whole stderr.log into memory, and copy it: 22 GB for 1 GB of output.
+  EXPECT_LT(max_rss_kib_, 100 * 1024) << "tune's peak resident memory, KiB";
   fs::path trial;
   for (const auto& entry : fs::directory_iterator(Dir())) {
     if (entry.is_directory()) trial = entry.path();
@@ -131,10 +102,8 @@ TEST_F(HostileTrialTest, HugeOutputWithoutNewlinesIsQuotedBoundedAndEscaped) {
   }
   EXPECT_THAT(err_, HasSubstr("\\x1b[1A\\rfatal: boom"));
   // The journal stays readable: `tune resume` replays it (nothing left to run).
-  std::string command = fmt::format("{}/tune resume {} >{}/resume.txt 2>&1", TUNE_BIN_DIR,
-                                    Dir().string(), storage_.string());
-  std::system(command.c_str());
-  std::string resumed = ReadFile(storage_ / "resume.txt");
+  RunOutput resume = Resume("exp");
+  std::string resumed = resume.out + resume.err;
   EXPECT_THAT(resumed, HasSubstr("resumed"));
   EXPECT_THAT(resumed, ::testing::Not(HasSubstr("tune: error")));  // e.g. std::bad_alloc
 }
@@ -164,14 +133,10 @@ TEST_F(HostileTrialTest, AnEmptyOrNumericReportHostIsRefusedAndEveryInterfaceIsS
 // `tune run` on the curve example in the background; returns its pid once a trial reported.
 pid_t StartCurve(const fs::path& storage, const std::string& args) {
   std::string command = fmt::format(
-      "exec {}/tune run {}/examples/curve.json --storage {} --name exp --cpus 2 --num-samples 2 "
+      "{}/tune run {}/examples/curve.json --storage {} --name exp --cpus 2 --num-samples 2 "
       "--max-concurrent 2 scheduler=fifo {} >{}/out.txt 2>{}/err.txt",
       TUNE_BIN_DIR, TUNE_SOURCE_DIR, storage.string(), args, storage.string(), storage.string());
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  pid_t pid = SpawnShell(command);
   for (int i = 0; i < 200; ++i) {
     if (ReadFile(storage / "exp" / "journal.jsonl").find("\"report\"") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -187,10 +152,8 @@ TEST_F(HostileTrialTest, SighupStopsCleanlyAndTheExperimentResumes) {
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 130) << ReadFile(storage_ / "err.txt");
   EXPECT_THAT(ReadFile(storage_ / "err.txt"), HasSubstr("SIGHUP: stopping all trials"));
-  std::string command = fmt::format("{}/tune resume {} >{}/resume.txt 2>&1", TUNE_BIN_DIR, Dir().string(),
-                        storage_.string());
-  status = std::system(command.c_str());
-  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0) << ReadFile(storage_ / "resume.txt");
+  RunOutput resume = Resume("exp");
+  EXPECT_EQ(resume.exit_code, 0) << resume.err;
   EXPECT_TRUE(fs::exists(Dir() / "best_trial.json"));
 }
 
@@ -201,11 +164,11 @@ TEST_F(HostileTrialTest, AClosedStdoutDoesNotEndTheExperiment) {
       "--cpus 2 --num-samples 3 scheduler=fifo trainer.sleep_ms=50 trainer.max_epochs=10 "
       "2>{}/err.txt | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}} >{}/code.txt'",
       TUNE_BIN_DIR, TUNE_SOURCE_DIR, storage_.string(), storage_.string(), storage_.string());
-  std::system(command.c_str());
+  Shell(command);
   EXPECT_EQ(ReadFile(storage_ / "code.txt"), "0\n") << ReadFile(storage_ / "err.txt");
   EXPECT_THAT(ReadFile(storage_ / "err.txt"), HasSubstr("the experiment goes on"));
   EXPECT_TRUE(fs::exists(Dir() / "best_trial.json"));
 }
 
 }  // namespace
-}  // namespace tune
+}  // namespace tune::integration
