@@ -184,6 +184,13 @@ Json LoadSpecFile(const std::filesystem::path& file) {
 }
 
 void ApplyOverride(Json& raw, std::string_view assignment, bool multirun) {
+  // Bytes that are not UTF-8 would become a JSON string that no dump can write (experiment.json,
+  // error messages: nlohmann's type_error.316 escaped ParseSpec). Found by tune-fuzz-overrides.
+  try {
+    (void)Json(std::string(assignment)).dump();
+  } catch (const Json::type_error&) {
+    throw SpecError("", "an override is not valid UTF-8 text");
+  }
   std::size_t equals = assignment.find('=');
   if (equals == std::string_view::npos || equals == 0) {
     throw SpecError("", fmt::format("override \"{}\" must look like key=value", assignment));

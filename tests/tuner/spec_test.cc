@@ -166,6 +166,19 @@ TEST(SpecTest, BadJsonFileReportsLineAndColumn) {
   EXPECT_THROW(LoadSpecFile("/nonexistent/space.json"), SpecError);
 }
 
+TEST(SpecTest, OverrideThatIsNotUtf8IsASpecError) {
+  // Found by tune-fuzz-overrides: the value became a string that ParseSpec's messages (and
+  // experiment.json) could not dump, and nlohmann's type_error escaped.
+  Json raw = MinimalSpec();
+  try {
+    ApplyOverride(raw, "num_samples=\x83\x83", /*multirun=*/false);
+    ADD_FAILURE() << "expected a SpecError";
+  } catch (const SpecError& error) {
+    EXPECT_EQ(std::string(error.what()), "an override is not valid UTF-8 text");
+  }
+  EXPECT_NO_THROW(ApplyOverride(raw, "description=d\xc3\xa9j\xc3\xa0", false));  // UTF-8 is fine
+}
+
 TEST(SpecTest, NumberPastADoubleIsASpecErrorNamingTheFile) {
   // Found by tune-fuzz-spec: it escaped LoadSpecFile as nlohmann's raw out_of_range.
   auto file = std::filesystem::temp_directory_path() / "tune_spec_test_overflow.json";
