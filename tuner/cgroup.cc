@@ -14,26 +14,12 @@
 
 #include <fmt/format.h>
 
+#include "tuner/launcher.h"
+
 namespace tune {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The whole of a small kernel file, or "" when it cannot be read.
-std::string ReadSmallFile(const fs::path& path) {
-  std::string text;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return text;
-}
 
 // Writes `text` to a cgroup control file; 0 or the errno of the failure.
 int WriteControl(const fs::path& path, const std::string& text) {
@@ -78,7 +64,7 @@ bool KillAndRemove(const fs::path& dir) {
 
 fs::path OwnCgroupDirectory(std::string* why_not) {
   std::string mount_point, mount_root;
-  std::istringstream mounts(ReadSmallFile("/proc/self/mountinfo"));
+  std::istringstream mounts(ReadProcFile("/proc/self/mountinfo"));
   for (std::string line; std::getline(mounts, line);) {
     // "36 35 98:0 <root> <mount point> <options> [optional...] - <fstype> <source> <super>"
     const std::size_t dash = line.find(" - ");
@@ -99,7 +85,7 @@ fs::path OwnCgroupDirectory(std::string* why_not) {
     return {};
   }
   std::string path;
-  std::istringstream cgroups(ReadSmallFile("/proc/self/cgroup"));
+  std::istringstream cgroups(ReadProcFile("/proc/self/cgroup"));
   for (std::string line; std::getline(cgroups, line);) {
     if (line.rfind("0::", 0) == 0) path = line.substr(3);
   }
@@ -184,7 +170,7 @@ bool TrialCgroups::Add(std::int64_t group, pid_t pid) {
 
 std::vector<pid_t> TrialCgroups::Pids(std::int64_t group) const {
   std::vector<pid_t> pids;
-  std::istringstream procs(ReadSmallFile(Dir(group) / "cgroup.procs"));
+  std::istringstream procs(ReadProcFile((Dir(group) / "cgroup.procs").string()));
   for (long pid = 0; procs >> pid;) pids.push_back(static_cast<pid_t>(pid));
   return pids;
 }

@@ -56,6 +56,9 @@ struct ProcessInfo {
 };
 // Every process of the machine (those that vanish while read are skipped).
 std::vector<ProcessInfo> ListProcesses();
+// The whole of a small /proc or /sys file, or "" when it cannot be read (also when the process
+// exits while it is read).
+std::string ReadProcFile(const std::string& path);
 // The TUNE_TRIAL_ID in `pid`'s environment; "" when unset or unreadable.
 std::string TrialIdOf(std::int64_t pid);
 
