@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -206,13 +207,16 @@ void TensorBoardReporter::OnExperimentStart(const ExperimentView& view) {
 }
 
 TensorBoardReporter::File& TensorBoardReporter::Open(const Trial& trial) {
+  // The <n> of file names counts per process, not per reporter: two tuners in one process (tests,
+  // a library user) within one second must not pick the same name.
+  static std::atomic<std::uint64_t> files_made{0};
   auto found = open_.find(trial.id);
   if (found != open_.end()) return *found->second;
   const double now = WallNow();
   const fs::path dir = trial.dir.empty() ? experiment_dir_ / trial.id : trial.dir;
   const fs::path path =
       dir / fmt::format("events.out.tfevents.{:010d}.{}.{}.{:06d}", static_cast<std::int64_t>(now),
-                              host_, ::getpid(), ++files_made_);
+                              host_, ::getpid(), ++files_made);
   auto file = std::make_unique<File>(path);
   pb::hparams::HParamsPluginData data;
   auto* start = data.mutable_session_start_info();

@@ -77,7 +77,6 @@ class TensorBoardReporter : public Callback {
   std::map<std::string, std::unique_ptr<File>> open_;
   std::set<std::string> tags_;          // every scalar tag written, for the experiment summary
   std::unique_ptr<tensorboard::Event> event_;  // reused for every report
-  std::uint64_t files_made_ = 0;        // the <n> of file names
 };
 
 // The registry entry: "tensorboard", options "enabled" (true) and "step" (the scheduler's

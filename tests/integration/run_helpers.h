@@ -56,11 +56,13 @@ inline int Shell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// Starts `command` with /bin/sh in the background, exec'd (the pid is the command's own).
+// Starts `command` with /bin/sh in the background, exec'd through env (the pid is the command's
+// own, and a command may start with VAR=value assignments, which `exec` alone would take for the
+// program's name).
 inline pid_t SpawnShell(const std::string& command) {
   pid_t pid = fork();
   if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    execl("/bin/sh", "sh", "-c", ("exec env " + command).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   return pid;

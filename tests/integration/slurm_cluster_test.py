@@ -205,10 +205,21 @@ class SlurmTest(unittest.TestCase):
         for trial in experiment.glob("t_*"):
             epochs = [r["epoch"] for r in self.results(trial)]
             self.assertEqual(epochs, list(range(1, 9)), trial.name)  # each once, none lost
+        # This experiment's trial processes (TUNE_EXPERIMENT_DIR in their environment): other
+        # tests that CTest runs at the same time start the same program for their own trials.
         program = str(Path(ARGS.bin) / "tune-example-curve")
-        out = subprocess.run(["pgrep", "-f", f"^{program}"], capture_output=True,
-                             text=True).stdout.split()
-        self.assertEqual(out, [], "trial processes left running")
+        pids = subprocess.run(["pgrep", "-f", f"^{program}"], capture_output=True,
+                              text=True).stdout.split()
+        marker = f"TUNE_EXPERIMENT_DIR={experiment}".encode()
+        left = []
+        for pid in pids:
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue  # gone meanwhile
+            if marker in environ:
+                left.append(pid)
+        self.assertEqual(left, [], "trial processes left running")
 
     def test_node_taken_down_mid_trial_retries_on_the_other_node(self):
         spec = self.spec(num_samples=1, scheduler={"type": "fifo"},

@@ -656,8 +656,8 @@ TEST_F(TunerLoopTest, ASpecNamesOptionalReportersFromTheRegistry) {
     ADD_FAILURE() << "a misspelled reporter was accepted";
   } catch (const SpecError& error) {
     EXPECT_EQ(std::string(error.what()),
-              "callbacks[0].type: unknown callback \"trials_jsn\" (known: trials_json) (did you "
-              "mean \"trials_json\"?)");
+              "callbacks[0].type: unknown callback \"trials_jsn\" (known: trials_json, "
+              "tensorboard) (did you mean \"trials_json\"?)");
   }
 }
 
