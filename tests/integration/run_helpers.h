@@ -320,7 +320,8 @@ class StorageTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(storage_);
   }
 
-  // Runs `<env> <program> run <spec> --storage <storage> --name <name> <args>` and waits for it;
+  // Runs `<env> <program> run <spec> --storage <storage> --name <name> <args>` and waits for it
+  // (`env` is what env(1) takes before the program: VAR=value assignments, -C DIR);
   // its output goes to <storage>/<name>.out and .err. `program` is `tune` or another build of it
   // beside it (kFaultInjectingTune).
   RunOutput RunPath(const std::string& spec, const std::string& name, const std::string& args,

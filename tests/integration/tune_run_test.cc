@@ -182,7 +182,7 @@ TEST_F(TuneRunTest, PythonTrainingScriptIsTunedThroughThePythonClient) {
 TEST_F(TuneRunTest, SpecGivenAsABareFileNameRunsFromItsFolder) {
   if (std::system("python3 -c 'import json' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
   RunOutput run = Run("python_sgd.json", "--num-samples 1 --cpus 2",
-                      fmt::format("cd {}/examples &&", TUNE_SOURCE_DIR));
+                      fmt::format("-C {}/examples", TUNE_SOURCE_DIR));  // env(1) --chdir
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_EQ(TrialDirs(run.dir).size(), 2u);
 }
