@@ -73,8 +73,15 @@ make_venv() {
   local reqs=()
   for r in "$@"; do reqs+=(-r "$r"); done
   echo "setup: $dir <- $*"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check "${reqs[@]}" 2>&1 |
-    grep -v "is ignored: it is neither a file nor a directory" || true
+  # No pip cache: the wheels are local files, and a cached copy of the CUDA wheel's 5.5 GB would
+  # only take disk. pip's own status decides (the grep only drops a harmless warning).
+  local rc=0
+  "$dir/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "${reqs[@]}" \
+    > >(grep -v "is ignored: it is neither a file nor a directory") 2>&1 || rc=$?
+  if ((rc)); then
+    echo "setup: pip install into $dir failed (exit $rc); free disk at $dir: $(df -h --output=avail "$dir" | tail -1 | tr -d ' ')" >&2
+    exit 1
+  fi
   "$dir/bin/python" -c 'import torch; print("setup:", torch.__version__, "at", torch.utils.cmake_prefix_path)'
 }
 # The charting library embedded into report.html and the dashboard (ECharts) and the browser
@@ -89,5 +96,17 @@ fi
 reqs=(scripts/requirements.txt)
 ((peers)) && reqs+=(bench/peers/requirements.txt)
 make_venv .venv "${reqs[@]}"
-((cuda)) && make_venv .venv-cuda scripts/requirements-cuda.txt
+if ((cuda)); then
+  # PyTorch's CUDA wheel with NCCL and cuDNN takes about 7 GB installed: say so before pip fills
+  # the disk halfway (CI once ran out of space here and reported only a broken import).
+  need_kb=$((7 * 1024 * 1024))
+  if [[ ! -x .venv-cuda/bin/python ]]; then
+    avail_kb=$(df -k --output=avail . | tail -1 | tr -d ' ')
+    if ((avail_kb < need_kb)); then
+      echo "setup: .venv-cuda needs about 7 GB free in $PWD; only $((avail_kb / 1024)) MB are" >&2
+      exit 1
+    fi
+  fi
+  make_venv .venv-cuda scripts/requirements-cuda.txt
+fi
 exit 0
