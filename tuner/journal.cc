@@ -86,8 +86,8 @@ std::uint64_t LastSeq(int fd) {
 
 }  // namespace
 
-Journal::Journal(std::filesystem::path path, SyncPolicy sync, std::size_t exit_after_events)
-    : path_(std::move(path)), sync_(sync), exit_after_events_(exit_after_events) {
+Journal::Journal(std::filesystem::path path, SyncPolicy sync, JournalFault fault)
+    : path_(std::move(path)), sync_(sync), fault_(std::move(fault)) {
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) {
     throw std::runtime_error(fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno)));
@@ -131,19 +131,20 @@ void Journal::StageText(std::string_view event) {
   const std::uint32_t crc = Crc32(std::string_view(staged_).substr(begin));
   staged_ += fmt::format("{}{:08x}\"}}\n", kCrcKey, crc);
   staged_ends_.push_back(staged_.size());
+  if (fault_.after > 0 && !fault_staged_) {
+    std::string_view line = std::string_view(staged_).substr(begin);
+    bool matches = std::all_of(fault_.match.begin(), fault_.match.end(),
+                               [&](const std::string& m) { return line.find(m) != line.npos; });
+    if (matches && ++fault_matched_ == fault_.after) fault_staged_ = staged_ends_.size() - 1;
+  }
 }
 
 void Journal::Commit() {
   if (staged_ends_.empty()) return;
   // Fault injection for the crash tests: when the N-th event is among the staged ones, write up
   // to its end and die as abruptly as kill -9 would, before anything acts on it.
-  std::size_t length = staged_.size();
-  bool die = false;
-  if (exit_after_events_ > events_written_ &&
-      exit_after_events_ <= events_written_ + staged_ends_.size()) {
-    length = staged_ends_[exit_after_events_ - events_written_ - 1];
-    die = true;
-  }
+  const bool die = fault_staged_.has_value();
+  const std::size_t length = die ? staged_ends_[*fault_staged_] : staged_.size();
   // One write(2) for the batch: the kernel never shows another reader half of it, and a killed
   // tuner leaves at most one torn line (only on power loss or a full disk).
   std::size_t written = 0;

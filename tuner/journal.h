@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,13 +40,20 @@
 
 namespace tune {
 
+// Fault injection for the crash tests (only the test build of `tune` sets one): the process
+// exits at once, status 137, right after writing the `after`-th event whose line contains every
+// string of `match` (an empty `match` counts every event). after = 0: never.
+struct JournalFault {
+  std::size_t after = 0;
+  std::vector<std::string> match;
+};
+
 class Journal {
  public:
   enum class SyncPolicy { kNever, kInterval, kAlways };
   // Opens (creating if needed) for appending. Throws std::runtime_error naming the path.
-  // `exit_after_events` > 0 is fault injection for the crash tests: the process exits at once,
-  // status 137, right after writing its N-th event (only the test build of `tune` sets it).
-  Journal(std::filesystem::path path, SyncPolicy sync, std::size_t exit_after_events = 0);
+  // `fault`: see JournalFault.
+  Journal(std::filesystem::path path, SyncPolicy sync, JournalFault fault = {});
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -75,7 +83,9 @@ class Journal {
   std::uint64_t next_seq_ = 1;            // the sequence number of the next event
   std::string staged_;                    // staged lines, written by Commit()
   std::vector<std::size_t> staged_ends_;  // end offset of each staged line in staged_
-  std::size_t exit_after_events_;  // 0 = never (see the constructor)
+  JournalFault fault_;
+  std::size_t fault_matched_ = 0;              // events that matched fault_.match so far
+  std::optional<std::size_t> fault_staged_;    // the staged line to die after, once counted
 };
 
 // Parses "never" / "interval" / "always"; throws SpecError naming `path` otherwise.

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <string>
 #include <vector>
@@ -56,8 +57,25 @@ struct RunArgs {
 // environment; `tune` itself has no such hook, so a stray variable cannot end a real run.
 void ApplyTestHooks([[maybe_unused]] tune::TunerOptions& options) {
 #ifdef TUNE_TEST_HOOKS
+  // N: die right after the N-th journal event. N@EVENT[+KEY[=VALUE]...]: after the N-th event
+  // of type EVENT that has each KEY with a string value (VALUE, when given), e.g.
+  // 2@trial_paused, 1@report+decision=pause, 3@trial_started+checkpoint (a relaunch).
   if (const char* fault = std::getenv("TUNE_FAULT_EXIT_AFTER_EVENTS")) {
-    options.fault_exit_after_events = std::strtoull(fault, nullptr, 10);
+    std::string text = fault;
+    std::size_t at = text.find('@');
+    options.journal_fault.after = std::strtoull(text.substr(0, at).c_str(), nullptr, 10);
+    if (at != std::string::npos) {
+      std::vector<std::string> parts;
+      std::istringstream terms(text.substr(at + 1));
+      for (std::string term; std::getline(terms, term, '+');) parts.push_back(term);
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        std::size_t eq = parts[i].find('=');
+        std::string key = i == 0 ? "event" : parts[i].substr(0, eq);
+        std::string value = i == 0 ? parts[i] : eq == std::string::npos ? "" : parts[i].substr(eq + 1);
+        options.journal_fault.match.push_back(
+            fmt::format("\"{}\":\"{}{}", key, value, i == 0 || eq != std::string::npos ? "\"" : ""));
+      }
+    }
   }
 #endif
 }

@@ -225,7 +225,7 @@ void Tuner::Start() {
     }
   } else {
     writer_->WriteExperiment(spec_.raw);
-    journal_ = std::make_unique<Journal>(journal_path, sync, options_.fault_exit_after_events);
+    journal_ = std::make_unique<Journal>(journal_path, sync, options_.journal_fault);
     start_wall_s_ = clock_->Wall();
     journal_->Append(StartEvent{start_wall_s_,
                                 std::filesystem::absolute(spec_.spec_dir).string(), spec_.raw});
@@ -693,7 +693,7 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
     Log(contents.warning);
     std::filesystem::resize_file(journal_path, contents.valid_bytes);
   }
-  journal_ = std::make_unique<Journal>(journal_path, sync, options_.fault_exit_after_events);
+  journal_ = std::make_unique<Journal>(journal_path, sync, options_.journal_fault);
 
   // result.json and progress.csv are written again from the journal, so a result that reached
   // the journal but not the file (or the other way round) appears exactly once: the files of

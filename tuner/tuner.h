@@ -85,9 +85,9 @@ struct TunerOptions {
   std::vector<std::shared_ptr<Callback>> callbacks;
   // Handle SIGINT/SIGTERM/SIGHUP (tests driving several tuners in one process turn it off).
   bool handle_signals = true;
-  // Crash tests only: the process dies right after writing this many journal events (0 = never).
-  // Only `tune-test-hooks` sets it (from TUNE_FAULT_EXIT_AFTER_EVENTS); `tune` never does.
-  std::size_t fault_exit_after_events = 0;
+  // Crash tests only: where the process dies (tuner/journal.h). Only `tune-test-hooks` sets it
+  // (from TUNE_FAULT_EXIT_AFTER_EVENTS, tuner/main.cc); `tune` never does.
+  JournalFault journal_fault;
   // A journal snapshot (tuner/events.h) every this many events, and one at the end of a run that
   // wrote a tenth of that since the last; `tune resume` then repairs only the result files of the
   // trials touched after it. 0 = never (resume rewrites every trial's files).

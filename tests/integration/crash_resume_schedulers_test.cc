@@ -5,12 +5,14 @@
 // ending once, no epoch skipped or repeated, every exploit applied and in lineage.jsonl.
 // The median rule (one trial at a time) and HyperBand (every trial at once) have outcomes that
 // do not depend on timing (run_helpers.h), so a resumed run must equal an uninterrupted one;
-// PBT's does, so its invariants are checked. Only the median run's event order is fixed, so
-// only its kill points land on chosen events every time; the others aim near them.
+// PBT's does, so its invariants are checked. Only the median run's event order is fixed, so its
+// kill points are event numbers; the others name the n-th event of a kind (the test build's
+// TUNE_FAULT_EXIT_AFTER_EVENTS=n@kind), which lands on that kind whatever the interleaving.
 #include <algorithm>
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -33,9 +35,9 @@ std::string KindOf(const Json& event) {
   return event["event"];
 }
 
-// Up to `count` of the 1-based numbers of the events whose KindOf is in `kinds`, spread evenly;
-// none of the last 5 (a run whose order depends on timing may write a few events fewer).
-std::vector<std::size_t> KillPoints(const std::vector<Json>& events,
+// Up to `count` of the 1-based numbers of the events whose KindOf is in `kinds`, spread evenly,
+// none of the last 5, as TUNE_FAULT_EXIT_AFTER_EVENTS values (for a run whose order is fixed).
+std::vector<std::string> KillPoints(const std::vector<Json>& events,
                                     const std::vector<std::string>& kinds, std::size_t count) {
   std::vector<std::size_t> candidates;
   for (std::size_t i = 0; i + 5 < events.size(); ++i) {
@@ -43,32 +45,62 @@ std::vector<std::size_t> KillPoints(const std::vector<Json>& events,
       candidates.push_back(i + 1);
     }
   }
-  if (candidates.size() <= count) return candidates;
-  std::vector<std::size_t> points;
-  for (std::size_t i = 0; i < count; ++i) points.push_back(candidates[i * candidates.size() / count]);
+  std::vector<std::string> points;
+  const std::size_t n = std::min(count, candidates.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    points.push_back(std::to_string(candidates[i * candidates.size() / n]));
+  }
+  return points;
+}
+
+// The test build's selector of each KindOf (tuner/main.cc: N@EVENT+KEY[=VALUE]).
+std::string FaultSelector(const std::string& kind) {
+  if (kind == "relaunch") return "trial_started+checkpoint";
+  if (kind == "report (pause)") return "report+decision=pause";
+  return kind;
+}
+
+// For each of `kinds`, `per_kind` kill points "n@selector" spread over the first `share` of that
+// kind's events in `events` (a run whose order depends on timing may have a few fewer of a
+// kind, never fewer than that share), with the kind each must land on.
+std::vector<std::pair<std::string, std::string>> KindKillPoints(
+    const std::vector<Json>& events, const std::vector<std::string>& kinds, std::size_t per_kind,
+    double share) {
+  std::vector<std::pair<std::string, std::string>> points;
+  for (const std::string& kind : kinds) {
+    auto total = static_cast<std::size_t>(std::count_if(
+        events.begin(), events.end(), [&](const Json& e) { return KindOf(e) == kind; }));
+    const auto last = std::max<std::size_t>(1, static_cast<std::size_t>(total * share));
+    EXPECT_GT(total, 0u) << "the clean run has no " << kind;
+    for (std::size_t i = 0; total > 0 && i < std::min(per_kind, last); ++i) {
+      const std::size_t nth = 1 + i * (last - 1) / std::max<std::size_t>(1, per_kind - 1);
+      points.emplace_back(fmt::format("{}@{}", nth, FaultSelector(kind)), kind);
+    }
+  }
   return points;
 }
 
 class CrashResumeSchedulersTest : public StorageTest {
  protected:
-  // For each kill point N: runs `spec` as experiment crash<N> with the tuner killed right after
-  // journal event N, resumes it to the end (`args`: for both commands) and calls check(dir).
-  // Returns how often the tuner was killed after each kind of event (KindOf).
+  // For each kill point (a TUNE_FAULT_EXIT_AFTER_EVENTS value): runs `spec` as experiment
+  // crash<i> with the tuner killed there, resumes it to the end (`args`: for both commands) and
+  // calls check(dir). Returns how often the tuner was killed after each kind of event (KindOf).
   std::map<std::string, int> KillAndResume(const Json& spec, const std::string& args,
-                                           const std::vector<std::size_t>& points,
+                                           const std::vector<std::string>& points,
                                            const std::function<void(const fs::path&)>& check) {
     std::map<std::string, int> kinds_hit;
-    for (std::size_t after : points) {
-      const std::string name = fmt::format("crash{}", after);
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      const std::string name = fmt::format("crash{}", i);
       RunOutput killed = RunSpec(spec, name, args,
-                                 fmt::format("TUNE_FAULT_EXIT_AFTER_EVENTS={}", after),
-                                 kFaultInjectingTune);
-      EXPECT_EQ(killed.exit_code, 137) << name << "\n" << killed.err;
+                                 "TUNE_FAULT_EXIT_AFTER_EVENTS=" + points[i], kFaultInjectingTune);
+      EXPECT_EQ(killed.exit_code, 137) << name << " at " << points[i] << "\n" << killed.err;
       const std::vector<Json> events = Events(killed.dir);
-      EXPECT_EQ(events.size(), after) << name;
+      if (points[i].find('@') == std::string::npos) {
+        EXPECT_EQ(std::to_string(events.size()), points[i]) << name;
+      }
       const std::string kind = events.empty() ? "" : KindOf(events.back());
       ++kinds_hit[kind];
-      SCOPED_TRACE(name + ", killed after " + kind);
+      SCOPED_TRACE(name + " at " + points[i] + ", killed after " + kind);
       RunOutput resumed = Resume(name, args);
       EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
       check(killed.dir);
@@ -85,7 +117,7 @@ TEST_F(CrashResumeSchedulersTest, MedianRuleKilledAtEveryPauseAndRelaunchResumes
   const std::map<std::string, std::string> clean_statuses = FinalStatuses(clean.dir);
   ASSERT_EQ(clean_statuses.size(), 6u);
 
-  const std::vector<std::size_t> points =
+  const std::vector<std::string> points =
       KillPoints(Events(clean.dir), {"report (pause)", "trial_paused", "relaunch"}, 16);
   auto kinds_hit = KillAndResume(spec, "", points, [&](const fs::path& dir) {
     EXPECT_EQ(ReadCurves(dir), clean_curves);
@@ -106,8 +138,11 @@ TEST_F(CrashResumeSchedulersTest, HyperBandKilledAtPausesAndRelaunchesResumesToT
   const std::map<std::string, std::string> clean_statuses = FinalStatuses(clean.dir);
   ASSERT_EQ(clean_statuses.size(), 8u);
 
-  const std::vector<std::size_t> points = KillPoints(
-      Events(clean.dir), {"trial_paused", "relaunch", "report (pause)", "trial_ended"}, 8);
+  const auto aimed = KindKillPoints(
+      Events(clean.dir), {"trial_paused", "relaunch", "report (pause)", "trial_ended"}, 2, 0.5);
+  std::vector<std::string> points;
+  std::map<std::string, int> expected;
+  for (const auto& [point, kind] : aimed) points.push_back(point), ++expected[kind];
   auto kinds_hit = KillAndResume(spec, args, points, [&](const fs::path& dir) {
     EXPECT_EQ(ReadCurves(dir), clean_curves);
     ExpectEachResultOnce(dir);
@@ -122,12 +157,7 @@ TEST_F(CrashResumeSchedulersTest, HyperBandKilledAtPausesAndRelaunchesResumesToT
       }
     }
   });
-  // Reports of trials running side by side interleave differently in each run, so a kill point
-  // aimed at a pause, relaunch or stop may land on a report next to it; all are crashes to
-  // survive. Some land on what they aimed at.
-  int aimed = 0;
-  for (const auto& [kind, count] : kinds_hit) aimed += kind == "report" ? 0 : count;
-  EXPECT_GT(aimed, 0);
+  EXPECT_EQ(kinds_hit, expected);
 }
 
 // Each report that paused a trial is followed by its trial_paused and, as every pause of
@@ -160,8 +190,12 @@ TEST_F(CrashResumeSchedulersTest, PbtKilledAtExploitsResumesWithNoExploitLostOrR
   ASSERT_EQ(clean.exit_code, 0) << clean.err;
   ASSERT_FALSE(Events(clean.dir, "trial_exploited").empty());
 
-  const std::vector<std::size_t> points = KillPoints(
-      Events(clean.dir), {"report (pause)", "trial_paused", "trial_exploited", "relaunch"}, 6);
+  // PBT's exploits depend on timing: aim at the first half of each kind's events.
+  const auto aimed = KindKillPoints(
+      Events(clean.dir), {"report (pause)", "trial_paused", "trial_exploited", "relaunch"}, 2, 0.5);
+  std::vector<std::string> points;
+  std::map<std::string, int> expected;
+  for (const auto& [point, kind] : aimed) points.push_back(point), ++expected[kind];
   auto kinds_hit = KillAndResume(spec, args, points, [&](const fs::path& dir) {
     ExpectEachResultOnce(dir);
     ExpectEpochsContinue(dir);
@@ -172,10 +206,7 @@ TEST_F(CrashResumeSchedulersTest, PbtKilledAtExploitsResumesWithNoExploitLostOrR
     ASSERT_EQ(statuses.size(), 4u);
     for (const auto& [id, status] : statuses) EXPECT_EQ(status, "TERMINATED") << id;
   });
-  // As with HyperBand, a kill point may land next to the exploit event it aimed at.
-  EXPECT_GT(kinds_hit["report (pause)"] + kinds_hit["trial_paused"] +
-                kinds_hit["trial_exploited"] + kinds_hit["relaunch"],
-            0);
+  EXPECT_EQ(kinds_hit, expected);
 }
 
 }  // namespace

@@ -42,6 +42,27 @@ TEST_F(JournalTest, EventsComeBackInOrder) {
   EXPECT_EQ(contents.valid_bytes, fs::file_size(path_));
 }
 
+// The crash tests' fault injection: the process dies right after the 2nd event that matches,
+// even when it sits in the middle of a staged batch, and the batch's later events never reach
+// the file.
+TEST_F(JournalTest, FaultDiesRightAfterTheNthMatchingEvent) {
+  EXPECT_EXIT(
+      {
+        Journal journal(path_, Journal::SyncPolicy::kNever,
+                        JournalFault{2, {"\"event\":\"report\"", "\"decision\":\"pause\""}});
+        journal.Append({{"event", "report"}, {"decision", "pause"}});
+        journal.Stage({{"event", "report"}, {"decision", "continue"}});
+        journal.Stage({{"event", "report"}, {"decision", "pause"}});
+        journal.Stage({{"event", "trial_paused"}});
+        journal.Commit();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(137), "");
+  JournalContents contents = ReadJournal(path_);
+  ASSERT_EQ(contents.events.size(), 3u);
+  EXPECT_EQ(contents.events[2]["decision"], "pause");
+}
+
 TEST_F(JournalTest, StagedEventsReachTheFileAtCommitInCallOrder) {
   Journal journal(path_, Journal::SyncPolicy::kNever);
   journal.Append({{"event", "start"}});
