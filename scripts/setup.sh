@@ -96,6 +96,13 @@ fi
 reqs=(scripts/requirements.txt)
 ((peers)) && reqs+=(bench/peers/requirements.txt)
 make_venv .venv "${reqs[@]}"
+# The Python client package (python/, docs/python.md), editable: trials run with .venv's python
+# import the working tree's tune_client. No build isolation: .venv's own setuptools builds it.
+if ! .venv/bin/python -c 'import tune_client, sys; sys.exit(not tune_client.__file__.startswith(sys.argv[1]))' \
+    "$PWD/python/" 2>/dev/null; then
+  echo "setup: pip install -e ./python into .venv"
+  .venv/bin/python -m pip install -q --no-cache-dir --no-build-isolation --disable-pip-version-check -e ./python
+fi
 if ((cuda)); then
   # PyTorch's CUDA wheel with NCCL and cuDNN takes about 7 GB installed: say so before pip fills
   # the disk halfway (CI once ran out of space here and reported only a broken import).

@@ -4,14 +4,18 @@
 It fits y = 3x - 2 with plain SGD on noisy points (no dependencies beyond Python), reports the
 validation loss every epoch, and stops when the tuner says so. Run it with:
 
+    pip install ./python          # the client package (scripts/setup.sh installs it into .venv)
     build/bin/tune run examples/python_sgd.json
 """
 import os
 import random
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tune_client  # noqa: E402
+try:
+    import tune_client
+except ImportError:  # run from a checkout without `pip install ./python`
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    import tune_client
 
 
 def make_data(n, rng):
@@ -36,7 +40,11 @@ def main():
                 vw, vb = momentum * vw + gw, momentum * vb + gb
                 w, b = w - lr * vw, b - lr * vb
             val_loss = sum((w * x + b - y) ** 2 for x, y in val) / len(val)
-            if session.report(epoch, {"val_loss": val_loss, "epoch": epoch}) == "stop":
+            decision = session.report(epoch, {"val_loss": val_loss, "epoch": epoch})
+            if decision is tune_client.Decision.STOP:
+                return
+            if decision is tune_client.Decision.PAUSE:  # never under ASHA; HyperBand, PBT...
+                session.paused()  # no checkpoint kept: `tune` relaunches it from scratch
                 return
 
 

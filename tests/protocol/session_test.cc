@@ -181,7 +181,7 @@ TEST_F(SessionTest, PythonClientOnRankOneDoesNotConnect) {
   std::string script = (dir_ / "rank1.py").string();
   std::ofstream(script) << R"PY(
 import os, sys
-sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "python"))
 import tune_client
 
 os.environ["RANK"] = "1"
@@ -276,7 +276,7 @@ TEST_F(SessionTest, PythonClientPrefersTheLocalSocket) {
   std::string script = (dir_ / "local.py").string();
   std::ofstream(script) << R"PY(
 import os, sys
-sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "python"))
 import tune_client
 
 # The TCP address leads nowhere: this works over the Unix-domain socket only.
@@ -319,7 +319,7 @@ TEST_F(SessionTest, PythonClientPauses) {
   std::string script = (dir_ / "pause.py").string();
   std::ofstream(script) << R"PY(
 import os, sys
-sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "python"))
 import tune_client
 
 with tune_client.Session.from_env() as session:
@@ -337,7 +337,7 @@ print("python pause ok")
   EXPECT_EQ(handler_.Count("done t_1"), 0);
 }
 
-// The Python client (examples/python/tune_client.py) against the real server.
+// The Python client (python/tune_client) against the real server.
 TEST_F(SessionTest, PythonClient) {
   if (std::system("python3 -c '' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not found";
   StartServer();
@@ -346,7 +346,7 @@ TEST_F(SessionTest, PythonClient) {
   std::string script = (dir_ / "trial.py").string();
   std::ofstream(script) << R"PY(
 import os, sys
-sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "examples", "python"))
+sys.path.insert(0, os.path.join(os.environ["SOURCE_DIR"], "python"))
 import tune_client
 
 with tune_client.Session.from_env() as session:
