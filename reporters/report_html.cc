@@ -17,8 +17,7 @@ namespace {
 // JSON inside <script type="application/json">: "</" and "<!--" must not appear (the HTML
 // parser would end the script); JSON lets "\/" stand for "/" inside strings, where they can only
 // occur.
-std::string ScriptSafeJson(const Json& data) {
-  std::string json = data.dump(-1, ' ', false, Json::error_handler_t::replace);
+std::string ScriptSafeJson(std::string_view json) {
   std::string out;
   out.reserve(json.size() + 16);
   for (std::size_t i = 0; i < json.size(); ++i) {
@@ -34,7 +33,11 @@ std::string ScriptSafeJson(const Json& data) {
 }  // namespace
 
 std::string RenderReportHtml(const Json& data, bool live) {
-  const std::string data_text = ScriptSafeJson(data);
+  return RenderReportHtmlFromText(data.dump(-1, ' ', false, Json::error_handler_t::replace), live);
+}
+
+std::string RenderReportHtmlFromText(std::string_view data_json, bool live) {
+  const std::string data_text = ScriptSafeJson(data_json);
   const std::pair<std::string_view, std::string_view> fills[] = {
       {"/*TUNE_ECHARTS*/", ReportEchartsJs()},
       {"/*TUNE_DATA*/", data_text},
@@ -79,7 +82,7 @@ void ReportHtmlWriter::Write() {
   written_version_ = model_->version();
   if (dir_.empty()) return;
   std::filesystem::create_directories(dir_);
-  WriteFileAtomically(dir_ / "report.html", RenderReportHtml(model_->Snapshot(), /*live=*/false));
+  WriteFileAtomically(dir_ / "report.html", RenderReportHtmlFromText(model_->SnapshotText(), /*live=*/false));
 }
 
 }  // namespace tune

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "reporters/callback.h"
 #include "reporters/report_model.h"
@@ -20,6 +21,8 @@ namespace tune {
 // The page around `data` (a ReportModel snapshot, or null for a page that waits for its data).
 // `live`: the page connects to "events" (Server-Sent Events, the dashboard's) for updates.
 std::string RenderReportHtml(const Json& data, bool live);
+// The same for a snapshot already serialised (ReportModel::SnapshotText).
+std::string RenderReportHtmlFromText(std::string_view data_json, bool live);
 
 // Writes <dir>/report.html through a temporary file and a rename (readers never see half of
 // it): at the end, and during the run when the model changed, at most every interval_s, or less

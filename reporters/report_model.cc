@@ -1,9 +1,11 @@
 #include "reporters/report_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -33,11 +35,21 @@ void NumbersAfter(const std::string& text, const std::string& key, std::set<doub
   }
 }
 
+// splitmix64: the reservoir's random numbers (a fixed sequence: the same run keeps the same
+// sample).
+std::uint64_t NextRandom(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 }  // namespace
 
 ReportModel::ReportModel(ReportOptions options, const Clock& clock)
     : options_(std::move(options)), clock_(clock), start_s_(clock.Now()) {
   options_.max_points_per_curve = std::max<std::size_t>(options_.max_points_per_curve, 4);
+  options_.best_curves = std::max<std::size_t>(options_.best_curves, 1);  // the best's config
 }
 
 bool ReportModel::Better(double a, double b) const { return IsBetter(a, b, mode_); }
@@ -49,11 +61,66 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
   mode_ = view.mode;
   ReadRungs(view.scheduler_description);
   // `tune resume`: the trials the journal replayed, with their curves from result.json (once;
-  // they are drawn as of time 0 of this run).
+  // they are drawn as of time 0 of this run), read only for the trials whose curves are kept:
+  // the unfinished ones, the best best_curves finished ones by last value and a sample. The
+  // others' rows come from the journal's last result.
   if (view.trials != nullptr) {
+    auto last_of = [&](const Trial& trial) {
+      return trial.last_result ? trial.last_result->Get(metric_) : std::nan("");
+    };
+    std::vector<std::pair<double, const Trial*>> finished;
+    for (const Trial& trial : *view.trials) {
+      double last = last_of(trial);
+      if (IsFinal(trial.status) && !std::isnan(last)) {
+        finished.emplace_back(mode_ == Mode::kMax ? -last : last, &trial);
+      }
+    }
+    const std::size_t top = std::min(options_.best_curves, finished.size());
+    std::nth_element(finished.begin(), finished.begin() + static_cast<std::ptrdiff_t>(top),
+                     finished.end());
+    std::unordered_set<const Trial*> read;
+    for (std::size_t i = 0; i < top; ++i) read.insert(finished[i].second);
+    std::uint64_t seen = 0;
+    std::vector<const Trial*> sample;
+    for (const Trial& trial : *view.trials) {
+      if (!IsFinal(trial.status)) {
+        read.insert(&trial);
+        continue;
+      }
+      ++seen;  // the reservoir, over the finished trials in order
+      if (sample.size() < options_.sample_curves) {
+        sample.push_back(&trial);
+      } else if (std::uint64_t j = NextRandom(sample_state_) % seen; j < sample.size()) {
+        sample[j] = &trial;
+      }
+    }
+    read.insert(sample.begin(), sample.end());
+    const std::unordered_set<const Trial*> sampled(sample.begin(), sample.end());
+    finished_seen_ = seen;
     for (const Trial& trial : *view.trials) {
       Record& record = RecordOf(trial);
+      const std::size_t index = index_[trial.id];
       SetStatus(record, trial);
+      if (IsFinal(trial.status)) {
+        ++num_finished_;
+        importance_dirty_ = true;
+      }
+      Touch(index);
+      if (sampled.count(&trial) != 0) {
+        record.sampled = true;
+        sample_.push_back(index);
+      } else if (IsFinal(trial.status) && read.count(&trial) != 0) {
+        waiting_.push_back(index);  // among the best: kept until others pass it
+      }
+      if (read.count(&trial) == 0) {
+        double previous_last = record.last_y;
+        record.num_results = trial.num_results;
+        record.last_y = last_of(trial);
+        record.last_x = trial.last_result ? trial.last_result->Get(options_.time_attr) : 0;
+        UpdateBest(index, previous_last);
+        Archive(index);
+        continue;
+      }
       std::ifstream in(trial.dir / "result.json");
       std::string line;
       while (std::getline(in, line)) {
@@ -62,14 +129,9 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
         if (!result.metrics.is_object()) continue;
         result.training_iteration = result.metrics.value("training_iteration", std::int64_t{0});
         result.time_total_s = result.metrics.value("time_total_s", 0.0);
-        AddResult(index_[trial.id], result);
+        AddResult(index, result);
       }
       record.pending_rung = -1;
-      if (IsFinal(trial.status)) {
-        ++num_finished_;
-        importance_dirty_ = true;
-      }
-      Touch(index_[trial.id]);
     }
   }
   ++version_;
@@ -112,9 +174,11 @@ void ReportModel::StartSpan(Record& record, const Trial& trial) {
   record.lane = static_cast<int>(free - lanes_busy_.begin());
   if (free == lanes_busy_.end()) {
     lanes_busy_.push_back(true);
+    lane_trial_.push_back(0);
   } else {
     *free = true;
   }
+  lane_trial_[static_cast<std::size_t>(record.lane)] = static_cast<std::size_t>(&record - trials_.data());
   double now = Since();
   if (trial.num_exploits > record.num_exploits) {
     record.marks.push_back({now, "exploited", "exploit #" + std::to_string(trial.num_exploits) +
@@ -138,6 +202,10 @@ void ReportModel::EndSpan(Record& record) {
 void ReportModel::OnTrialStart(const Trial& trial) {
   Record& record = RecordOf(trial);
   std::size_t index = index_[trial.id];
+  if (record.archived) {  // a finished trial that runs again (a retry after resume)
+    record.archived = false;
+    --num_archived_;
+  }
   SetStatus(record, trial);
   record.status = "RUNNING";  // about to be launched
   StartSpan(record, trial);
@@ -232,7 +300,62 @@ void ReportModel::OnTrialEnd(const Trial& trial) {
       }
     }
     importance_dirty_ = true;
+    OnFinished(index);
   }
+  Touch(index);
+}
+
+void ReportModel::OnFinished(std::size_t index) {
+  ++finished_seen_;
+  if (trials_[index].sampled) return;
+  if (sample_.size() < options_.sample_curves) {
+    sample_.push_back(index);
+    trials_[index].sampled = true;
+    return;
+  }
+  // Reservoir sampling: the trial takes a random place with probability size / seen; the trial
+  // it replaces waits to be archived instead.
+  std::uint64_t j = NextRandom(sample_state_) % finished_seen_;
+  if (j < sample_.size()) {
+    std::size_t evicted = sample_[j];
+    trials_[evicted].sampled = false;
+    waiting_.push_back(evicted);
+    sample_[j] = index;
+    trials_[index].sampled = true;
+  } else {
+    waiting_.push_back(index);
+  }
+  // Amortised O(1): a pass over the best best_curves every best_curves finished trials.
+  if (waiting_.size() >= 2 * options_.best_curves) ArchiveWaiting();
+}
+
+void ReportModel::ArchiveWaiting() {
+  std::unordered_set<std::size_t> best;
+  for (auto it = by_last_.begin(); it != by_last_.end() && best.size() < options_.best_curves; ++it) {
+    best.insert(it->second);
+  }
+  std::vector<std::size_t> still;
+  for (std::size_t index : waiting_) {
+    Record& record = trials_[index];
+    if (record.archived || record.sampled || record.lane >= 0) continue;
+    if (best.count(index) != 0) {
+      still.push_back(index);
+    } else {
+      Archive(index);
+    }
+  }
+  waiting_ = std::move(still);
+}
+
+void ReportModel::Archive(std::size_t index) {
+  Record& record = trials_[index];
+  if (record.archived) return;
+  std::vector<double>().swap(record.x);
+  std::vector<double>().swap(record.y);
+  std::vector<Mark>().swap(record.marks);
+  record.config = Json();
+  record.archived = true;
+  ++num_archived_;
   Touch(index);
 }
 
@@ -267,9 +390,10 @@ void ReportModel::ReadRungs(const std::string& description) {
 
 void ReportModel::MaybeComputeImportance(bool force) {
   if (!importance_dirty_ || options_.params.empty()) return;
-  if (!force && Since() - importance_at_s_ < options_.importance_interval_s) return;
+  if (!force && Since() < importance_next_s_) return;
   importance_dirty_ = false;
   importance_at_s_ = Since();
+  const auto begin = std::chrono::steady_clock::now();
   std::vector<ImportanceParam> params;
   for (const ReportParam& param : options_.params) params.push_back(param.domain);
   std::vector<std::vector<double>> values;
@@ -307,6 +431,10 @@ void ReportModel::MaybeComputeImportance(bool force) {
   importance_ = PedAnovaImportance(params, values, losses);
   importance_trials_ = values.size();
   ++version_;
+  // At most 5 % of the time: with many trials, less often than every importance_interval_s.
+  const double took_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  importance_next_s_ = importance_at_s_ + std::max(options_.importance_interval_s, 20 * took_s);
 }
 
 Json ReportModel::TrialJson(const Record& record) const {
@@ -316,7 +444,7 @@ Json ReportModel::TrialJson(const Record& record) const {
     y.push_back(Number(record.y[i]));
   }
   // The latest report, when thinning left it out.
-  if (record.num_results > 0 && (record.num_results - 1) % record.stride != 0) {
+  if (!record.archived && record.num_results > 0 && (record.num_results - 1) % record.stride != 0) {
     x.push_back(Number(record.last_x));
     y.push_back(Number(record.last_y));
   }
@@ -363,8 +491,9 @@ Json ReportModel::Header() {
   }
   double busy = busy_lane_s_;
   double now = Since();
-  for (const Record& record : trials_) {
-    if (record.lane >= 0 && !record.spans.empty()) busy += now - record.spans.back().start_s;
+  for (std::size_t lane = 0; lane < lanes_busy_.size(); ++lane) {
+    const Record& record = trials_[lane_trial_[lane]];
+    if (lanes_busy_[lane] && !record.spans.empty()) busy += now - record.spans.back().start_s;
   }
   double capacity = static_cast<double>(lanes_busy_.size()) * (finished_ ? elapsed_s_ : now);
   return {{"name", name_},
@@ -387,6 +516,8 @@ Json ReportModel::Header() {
           {"lanes", lanes_busy_.size()},
           {"utilisation", capacity > 0 ? Round(busy / capacity, 4) : 0.0},
           {"num_trials", trials_.size()},
+          {"curves", {{"kept", num_curves()}, {"best", options_.best_curves},
+                      {"sample", options_.sample_curves}}},
           {"version", version_}};
 }
 
@@ -397,6 +528,19 @@ Json ReportModel::Snapshot() {
   json["trials"] = std::move(trials);
   json["delta"] = false;
   return json;
+}
+
+std::string ReportModel::SnapshotText() {
+  auto dump = [](const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); };
+  std::string text = dump(Header());
+  text.pop_back();  // the header's closing brace
+  text += R"(,"delta":false,"trials":[)";
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    if (i > 0) text += ',';
+    text += dump(TrialJson(trials_[i]));
+  }
+  text += "]}";
+  return text;
 }
 
 Json ReportModel::TakeDelta() {

@@ -11,7 +11,13 @@
 // scheduler's description names), the best value reported so far against time and against the
 // number of finished trials, the best trial (by last result, as best_trial.json) and PED-ANOVA
 // parameter importance over the finished trials (reporters/report_importance.h), recomputed at
-// most every importance_interval_s.
+// most every importance_interval_s (and at most 5 % of the time: less often when it takes long).
+//
+// Memory stays bounded by what is running, not by what has run: once a trial has finished, its
+// curve, marks and config are kept only while it is among the best `best_curves` by last value
+// or in a uniform sample (reservoir) of `sample_curves` finished trials; every other finished
+// trial keeps its row (status, parameters, last and best value, spans): a few hundred bytes.
+// `tune resume` reads result.json only for the trials whose curves it keeps.
 //
 // Snapshot() is the whole model as JSON (report.html's data); TakeDelta() what changed since the
 // previous TakeDelta() (the dashboard's updates): the same header and only the changed trials.
@@ -51,6 +57,8 @@ struct ReportOptions {
   std::vector<ReportParam> params;
   std::size_t max_points_per_curve = 256;
   double importance_interval_s = 5;
+  std::size_t best_curves = 500;    // finished trials' curves kept: the best this many ...
+  std::size_t sample_curves = 500;  // ... and a uniform sample of this many
 };
 
 class ReportModel : public Callback {
@@ -69,12 +77,16 @@ class ReportModel : public Callback {
 
   // Everything, for a page drawn from scratch.
   Json Snapshot();
+  // The same as JSON text, written trial by trial (never the whole tree in memory at once).
+  std::string SnapshotText();
   // The header and the trials changed since the last call ({"delta": true, ...}).
   Json TakeDelta();
   // Bumped by every change; equal numbers mean nothing to send.
   std::uint64_t version() const { return version_; }
   bool finished() const { return finished_; }
   std::size_t num_trials() const { return trials_.size(); }
+  // Trials whose curves are held (running, paused or pending ones and the kept finished ones).
+  std::size_t num_curves() const { return trials_.size() - num_archived_; }
 
  private:
   struct Span {
@@ -105,6 +117,8 @@ class ReportModel : public Callback {
     double pending_rung = -1;     // a rung the latest report reached (promoted if it goes on)
     double pending_rung_t = 0;
     bool changed = false;
+    bool archived = false;        // finished, curve/marks/config let go (see the top)
+    bool sampled = false;         // in the reservoir of finished trials whose curves are kept
   };
 
   Record& RecordOf(const Trial& trial);
@@ -117,6 +131,11 @@ class ReportModel : public Callback {
   void ReadRungs(const std::string& scheduler_description);
   void UpdateBest(std::size_t index, double previous_last);
   void MaybeComputeImportance(bool force);
+  // A trial just finished: it enters the sample or waits to be archived (see the top).
+  void OnFinished(std::size_t index);
+  // Lets go of the curves of waiting finished trials that are neither sampled nor among the best.
+  void ArchiveWaiting();
+  void Archive(std::size_t index);
   double Since() const { return clock_.Now() - start_s_; }
   Json Header();
   Json TrialJson(const Record& record) const;
@@ -147,6 +166,13 @@ class ReportModel : public Callback {
   std::size_t importance_trials_ = 0;
   bool importance_dirty_ = false;
   double importance_at_s_ = -1e300;
+  double importance_next_s_ = -1e300;
+  std::vector<std::size_t> lane_trial_;  // lane -> the trial running on it (when busy)
+  std::vector<std::size_t> sample_;      // the reservoir (indices into trials_)
+  std::uint64_t finished_seen_ = 0;      // finished trials offered to the reservoir
+  std::uint64_t sample_state_ = 0x9E3779B97F4A7C15ull;  // splitmix64 state: a fixed sample
+  std::vector<std::size_t> waiting_;     // finished, unsampled, curve still held
+  std::size_t num_archived_ = 0;
   std::uint64_t version_ = 1;
 };
 

@@ -221,7 +221,7 @@ class Dashboard::Impl {
     }
     if (path == "/data.json") {
       return Respond(connection, http::status::ok, "application/json",
-                     model_->Snapshot().dump(-1, ' ', false, Json::error_handler_t::replace));
+                     model_->SnapshotText());
     }
     if (path == "/events") return StartEvents(connection);
     if (path == "/favicon.ico") return Respond(connection, http::status::no_content, "text/plain", "");
@@ -257,7 +257,7 @@ class Dashboard::Impl {
                          "Cache-Control: no-store\r\nConnection: keep-alive\r\n\r\n"));
     Send(connection, std::make_shared<const std::string>(
                          "data: " +
-                         model_->Snapshot().dump(-1, ' ', false, Json::error_handler_t::replace) +
+                         model_->SnapshotText() +
                          "\n\n"));
     // Reading on detects the client going away.
     auto probe = std::make_shared<std::array<char, 256>>();

@@ -105,6 +105,8 @@
     });
     document.getElementById('curves-note').textContent =
       `${h.metric} against ${h.time_attr} for each of the ${count} trials with a result, coloured by status` +
+      (h.curves && h.num_trials > h.curves.kept ? ` (of ${h.num_trials} trials, curves are kept for the running ones, ` +
+        `the best ${h.curves.best} finished and a sample of ${h.curves.sample})` : '') +
       (h.rungs.length ? `; dashed lines: the scheduler's rungs (${h.rungs.map(r => fmt(r)).join(', ')}), ` +
         'where pruned trials (STOPPED, square) end' : '') + '. Scroll to zoom.';
     const pad = (yMax - yMin) || Math.abs(yMax) || 1;

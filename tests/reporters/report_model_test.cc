@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -230,6 +232,122 @@ TEST(ReportModelTest, ImportanceOverFinishedTrialsNamesItsMethod) {
   EXPECT_EQ(importance["trials"], 40);
   ASSERT_EQ(importance["values"].size(), 2u);
   EXPECT_GT(importance["values"][0][1].get<double>(), 0.9);  // x matters, noise does not
+}
+
+// Past best_curves + sample_curves finished trials, the others' curves, marks and config go:
+// the curves held stay bounded however many trials finish, the best ones and a sample keep
+// theirs, every trial keeps its row, and the live page hears of each trial that lost its curve.
+TEST(ReportModelTest, FinishedTrialsCurvesAreBoundedToTheBestAndASample) {
+  ReportOptions options;
+  options.params = {Float("lr", 1e-4, 1e-1, true)};
+  options.best_curves = 3;
+  options.sample_curves = 4;
+  ModelDriver d(options);
+  std::size_t most_held = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = "t_" + std::to_string(i);
+    d.Start(id, {{"lr", 0.001 + i * 1e-5}});
+    d.Report(id, 0.1);
+    d.Report(id, std::fmod(i * 0.37, 1.0) + i * 1e-5);  // the best spread over the run, no ties
+    d.End(id, TrialStatus::kTerminated);
+    most_held = std::max(most_held, d.model.num_curves());
+  }
+  // Held: the sample, the best and the finished ones waiting (< 2 x best_curves) to be checked.
+  EXPECT_LE(most_held, 4u + 3u + 2 * 3u);
+  const Json snapshot = d.model.Snapshot();
+  ASSERT_EQ(snapshot["trials"].size(), 200u);
+  EXPECT_EQ(snapshot["curves"]["kept"], d.model.num_curves());
+  std::vector<std::pair<double, std::string>> by_last;
+  std::size_t with_curve = 0;
+  for (const Json& trial : snapshot["trials"]) {
+    by_last.emplace_back(-trial["last"].get<double>(), trial["id"]);
+    EXPECT_EQ(trial["n"], 2);
+    EXPECT_EQ(trial["status"], "TERMINATED");
+    EXPECT_EQ(trial["p"].size(), 1u);
+    EXPECT_EQ(trial["spans"].size(), 1u);
+    if (!trial["x"].empty()) {
+      ++with_curve;
+      EXPECT_EQ(trial["y"].back(), trial["last"]);
+    }
+  }
+  EXPECT_EQ(with_curve, d.model.num_curves());
+  EXPECT_GE(with_curve, 4u + 3u);  // the sample is full; the best 3 are outside it or in it
+  std::sort(by_last.begin(), by_last.end());
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(d.TrialOf(snapshot, by_last[k].second)->at("x").size(), 2u) << by_last[k].second;
+  }
+  EXPECT_EQ(snapshot["best"]["id"], by_last[0].second);
+  EXPECT_EQ(snapshot["best"]["config"]["lr"].is_number(), true);
+  // A delta after more trials finish carries the trials archived meanwhile, without curves.
+  d.model.TakeDelta();
+  for (int i = 200; i < 220; ++i) {
+    const std::string id = "t_" + std::to_string(i);
+    d.Start(id, {{"lr", 0.01}});
+    d.Report(id, 0.0);
+    d.End(id, TrialStatus::kStopped);
+  }
+  const Json delta = d.model.TakeDelta();
+  std::size_t archived_in_delta = 0;
+  for (const Json& trial : delta["trials"]) archived_in_delta += trial["x"].empty() ? 1 : 0;
+  EXPECT_GT(archived_in_delta, 0u);
+  // The streamed text is the same document.
+  EXPECT_EQ(Json::parse(d.model.SnapshotText()), d.model.Snapshot());
+}
+
+// `tune resume` reads result.json only for the trials whose curves it keeps; the others' rows
+// come from the journal's last result.
+TEST(ReportModelTest, ResumeReadsCurvesOnlyForTheKeptTrials) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("tune_report_resume_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  std::vector<Trial> trials;
+  for (int i = 0; i < 30; ++i) {
+    Trial trial;
+    trial.id = "t_" + std::to_string(i);
+    trial.dir = dir / trial.id;
+    trial.params = {{"lr", 0.01}};
+    trial.status = i == 29 ? TrialStatus::kPaused : TrialStatus::kTerminated;
+    trial.num_results = 2;
+    Result last;
+    last.training_iteration = 2;
+    last.metrics = {{"acc", i / 100.0}};
+    trial.last_result = last;
+    fs::create_directories(trial.dir);
+    std::ofstream(trial.dir / "result.json")
+        << Json({{"acc", 0.0}, {"training_iteration", 1}}).dump() << "\n"
+        << Json({{"acc", i / 100.0}, {"training_iteration", 2}}).dump() << "\n";
+    trials.push_back(trial);
+  }
+  ReportOptions options;
+  options.best_curves = 2;
+  options.sample_curves = 3;
+  FakeClock clock;
+  ReportModel model(options, clock);
+  ExperimentView view;
+  view.metric = "acc";
+  view.mode = Mode::kMax;
+  view.trials = &trials;
+  model.OnExperimentStart(view);
+  const Json snapshot = model.Snapshot();
+  fs::remove_all(dir);
+  ASSERT_EQ(snapshot["trials"].size(), 30u);
+  std::size_t with_curve = 0;
+  for (const Json& trial : snapshot["trials"]) {
+    EXPECT_EQ(trial["n"], 2);
+    EXPECT_EQ(trial["last"], std::stoi(trial["id"].get<std::string>().substr(2)) / 100.0);
+    with_curve += trial["x"].empty() ? 0 : 1;
+  }
+  // The paused one, the best two finished (t_28, t_27) and the sample of three.
+  EXPECT_LE(with_curve, 1u + 2u + 3u);
+  EXPECT_GE(with_curve, 1u + 3u);
+  for (const char* id : {"t_29", "t_28", "t_27"}) {
+    Json x;
+    for (const Json& trial : snapshot["trials"]) {
+      if (trial["id"] == id) x = trial["x"];
+    }
+    EXPECT_EQ(x, Json({1, 2})) << id;
+  }
+  EXPECT_EQ(snapshot["best"]["id"], "t_29");
 }
 
 TEST(PedAnovaTest, MatchesHandComputedEdgeCases) {
