@@ -16,7 +16,11 @@ Example::
                 break
 """
 
-from tune_client.session import MAX_LINE_BYTES, Decision, Session, TuneError
+from tune_client.overrides import hydra_overrides
+from tune_client.session import MAX_LINE_BYTES, Decision, Session, TuneError, load_config
 
-__all__ = ["Decision", "Session", "TuneError", "MAX_LINE_BYTES", "__version__"]
+__all__ = [
+    "Decision", "Session", "TuneError", "MAX_LINE_BYTES", "load_config", "hydra_overrides",
+    "__version__",
+]
 __version__ = "0.1.0"

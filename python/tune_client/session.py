@@ -47,7 +47,7 @@ import socket
 from types import TracebackType
 from typing import IO, Any, Dict, Mapping, NoReturn, Optional, Type, Union
 
-__all__ = ["Decision", "Session", "TuneError", "MAX_LINE_BYTES"]
+__all__ = ["Decision", "Session", "TuneError", "MAX_LINE_BYTES", "load_config"]
 
 #: The longest line either side accepts, newline excluded (kMaxLineBytes in protocol.h).
 MAX_LINE_BYTES = 1 << 20
@@ -118,6 +118,13 @@ def _read_config(path: str) -> Dict[str, Any]:
         raise TuneError("tune: TUNE_CONFIG file %s must hold a JSON object, not %s"
                         % (path, type(config).__name__))
     return config
+
+
+def load_config() -> Dict[str, Any]:
+    """The trial's config (TUNE_CONFIG's params.json) without connecting to the tuner: for code
+    that runs on every rank (a Lightning script builds its model before the Trainer starts the
+    other ranks, and only rank 0 may connect). Raises TuneError like Session.from_env()."""
+    return _read_config(_require_env("TUNE_CONFIG"))
 
 
 class Session:

@@ -1,0 +1,104 @@
+"""tune_client.lightning.TuneCallback with real Lightning on CPU under the real `tune`: ASHA
+stopping a trial, a pause resumed from the Lightning checkpoint, and DDP with 2 CPU ranks
+where only rank 0 reports and both ranks stop."""
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from conftest import TRIALS, Experiment, python_command, require, run_tune
+
+try:
+    import lightning  # noqa: F401
+    HAVE_LIGHTNING = True
+except ImportError:
+    HAVE_LIGHTNING = False
+
+
+@pytest.fixture(autouse=True)
+def needs_lightning() -> None:
+    require("the lightning package", HAVE_LIGHTNING)
+
+
+def lightning_spec(**overrides: object) -> dict:
+    spec = {
+        "name": "lightning", "metric": "val_acc", "mode": "max", "num_samples": 1,
+        "max_concurrent": 1,
+        "trainer": {"command": python_command(TRIALS / "lightning_trial.py"), "max_epochs": 3},
+        # lr 0 never learns: it is the worse trial, and runs second.
+        "space": {"lr": {"grid_search": [0.5, 0.0]}},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def rank_log(trial: Path, rank: int) -> List[Dict]:
+    path = trial / ("rank%d.jsonl" % rank)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_asha_stops_the_worse_trial(tune_bin: Path, tmp_path: Path) -> None:
+    spec = lightning_spec(scheduler={"type": "asha", "time_attr": "training_iteration",
+                                     "max_t": 3, "grace_period": 1, "reduction_factor": 2})
+    run = run_tune(tune_bin, spec, tmp_path)
+    assert run.proc.returncode == 0, run.describe()
+    good, bad = run.trial_dirs()
+    good_results, bad_results = run.results(good), run.results(bad)
+    assert [r["epoch"] for r in good_results] == [1, 2, 3], run.describe()
+    assert good_results[-1]["val_acc"] > 0.8
+    assert [r["epoch"] for r in bad_results] == [1], run.describe()
+    assert bad_results[0]["val_acc"] < good_results[0]["val_acc"]
+    # The stopped trial trained no further epoch; its Trainer ended cleanly (exit 0, stopped).
+    assert [r.get("epoch") for r in rank_log(bad, 0) if "epoch" in r] == [1]
+    assert rank_log(bad, 0)[-1] == {"end": True, "stopped": True, "paused": False,
+                                    "last_decision": "stop"}
+    # The good one ran to ASHA's max_t, whose result is answered "stop" too.
+    assert [r.get("epoch") for r in rank_log(good, 0) if "epoch" in r] == [1, 2, 3]
+    # A checkpoint came with each report; only the last 2 are kept.
+    assert sorted(p.name for p in good.glob("checkpoint_*")) == ["checkpoint_2", "checkpoint_3"]
+    assert (good / "checkpoint_3" / "lightning.ckpt").is_file()
+
+
+def test_pause_resumes_from_the_lightning_checkpoint(tune_bin: Path, tmp_path: Path) -> None:
+    # The median rule without hard_stop, one trial at a time: the worse trial is paused after
+    # epoch 1 and runs on after the good one, from its checkpoint.
+    spec = lightning_spec(scheduler={"type": "median", "time_attr": "training_iteration",
+                                     "grace_period": 1, "min_samples_required": 1,
+                                     "hard_stop": False})
+    run = run_tune(tune_bin, spec, tmp_path)
+    assert run.proc.returncode == 0, run.describe()
+    _, bad = run.trial_dirs()
+    assert [r["epoch"] for r in run.results(bad)] == [1, 2, 3], run.describe()
+    epochs = [r for r in rank_log(bad, 0) if "epoch" in r]
+    ends = [r for r in rank_log(bad, 0) if "end" in r]
+    assert ends[0]["paused"] is True and ends[-1]["paused"] is False, ends
+    # Epoch 1 trained in the first process; 2 and 3 in the relaunched one, resumed from epoch
+    # 1's checkpoint: the epoch count and the optimizer's step count go on, no batch trains
+    # twice. (The checkpoint is saved in on_validation_end, as ModelCheckpoint's are, so the
+    # relaunch first finishes epoch 1's end hooks, at step 8, before epoch 2.)
+    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 8), (1, 8), (2, 16), (3, 24)]
+    assert epochs[0]["resumed_from"] is None
+    assert {r["resumed_from"] for r in epochs[1:]} == {str(bad / "checkpoint_1")}
+    steps = [r["step"] for r in run.results(bad)]
+    assert steps == [8, 16, 24], steps
+
+
+def test_ddp_two_cpu_ranks_only_rank_0_reports_and_both_stop(tune_bin: Path,
+                                                             tmp_path: Path) -> None:
+    # A stopper ends the trial at training_iteration 2 of 4: rank 0 is told "stop" and both
+    # ranks end their fit after epoch 2.
+    spec = lightning_spec(num_samples=1, space={"lr": 0.5}, stop={"training_iteration": 2},
+                          trainer={"command": python_command(TRIALS / "lightning_trial.py"),
+                                   "max_epochs": 4, "devices": 2})
+    run = run_tune(tune_bin, spec, tmp_path)
+    assert run.proc.returncode == 0, run.describe()
+    (trial,) = run.trial_dirs()
+    assert [r["epoch"] for r in run.results(trial)] == [1, 2], "one report per epoch, rank 0's"
+    for rank in (0, 1):
+        log = rank_log(trial, rank)
+        assert [r["epoch"] for r in log if "epoch" in r] == [1, 2], (rank, log)
+        assert log[-1] == {"end": True, "stopped": True, "paused": False,
+                           "last_decision": "stop"}, (rank, log)
+    # 128 validation samples split over 2 ranks: the reported accuracy is the synced one.
+    assert 0.0 <= run.results(trial)[-1]["val_acc"] <= 1.0
