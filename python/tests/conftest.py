@@ -56,6 +56,8 @@ class Experiment:
         self.dir = directory
 
     def trial_dirs(self) -> List[Path]:
+        if not self.dir.is_dir():
+            return []
         return sorted(p for p in self.dir.iterdir() if p.is_dir() and p.name.startswith("t_"))
 
     def results(self, trial: Path) -> List[Dict[str, Any]]:
