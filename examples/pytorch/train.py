@@ -14,7 +14,6 @@ relaunched from a copy of a better trial's checkpoint (TUNE_CHECKPOINT) with mut
 """
 import argparse
 import os
-import struct
 import sys
 
 import numpy as np
@@ -24,23 +23,15 @@ from torch import nn
 import tune_client
 
 
-def read_idx(path: str) -> np.ndarray:
-    """An IDX file (the MNIST format: big-endian dims, then uint8 data) as an array."""
-    with open(path, "rb") as f:
-        data = f.read()
-    _, _, dtype, ndim = struct.unpack(">BBBB", data[:4])
-    if dtype != 0x08:
-        raise ValueError("%s: not an unsigned-byte IDX file" % path)
-    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def load(data_dir: str, prefix: str, subset: int):
-    images = read_idx(os.path.join(data_dir, prefix + "-images-idx3-ubyte"))
-    labels = read_idx(os.path.join(data_dir, prefix + "-labels-idx1-ubyte"))
+    """Images and labels of an MNIST-format IDX pair (16- and 8-byte headers, then uint8s)."""
+    images = np.fromfile(os.path.join(data_dir, prefix + "-images-idx3-ubyte"), np.uint8,
+                         offset=16).reshape(-1, 784)
+    labels = np.fromfile(os.path.join(data_dir, prefix + "-labels-idx1-ubyte"), np.uint8,
+                         offset=8)
     if subset:
         images, labels = images[:subset], labels[:subset]
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).view(len(images), -1)
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
     return (x - 0.2860) / 0.3530, torch.from_numpy(labels.astype(np.int64))
 
 
