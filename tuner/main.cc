@@ -230,6 +230,7 @@ struct ResumeArgs {
   std::optional<int> gpus;
   std::optional<double> cpus;
   std::optional<std::string> report_host;
+  std::optional<std::string> dashboard;  // [HOST:]PORT, as for run (else the spec's, if any)
 };
 
 // `tune resume DIR`: the spec as run (experiment.json) and the journal rebuild the experiment.
@@ -256,6 +257,10 @@ int Resume(const ResumeArgs& args) {
     }
   }
   tune::ExperimentSpec spec = tune::ParseSpec(raw, spec_dir);
+  if (args.dashboard) {
+    tune::ParseDashboardAddress(*args.dashboard, "--dashboard");
+    spec.dashboard = *args.dashboard;
+  }
   std::vector<std::string> detected = tune::DetectGpus();
   tune::TunerOptions options;
   options.gpu_ids = args.gpus ? tune::SelectGpus(detected, *args.gpus) : detected;
@@ -351,6 +356,9 @@ int main(int argc, char** argv) {
   resume->add_option("--cpus", resume_args.cpus, "CPU slots to use");
   resume->add_option("--report-host", resume_args.report_host,
                      "Address the report server binds (default as for run)");
+  resume->add_option("--dashboard", resume_args.dashboard,
+                     "Serve the live page at [HOST:]PORT while it runs (as for run; the "
+                     "resumed trials' curves included)");
   resume->add_flag("--errored", resume_args.errored,
                    "Also run the trials that ended in ERROR again, from their last checkpoint");
 

@@ -103,6 +103,29 @@ TEST_F(CrashResumeTest, ResumeRefusesASpecThatChangedHowItSearches) {
   EXPECT_EQ(trials, 8);
 }
 
+// `tune resume DIR --dashboard 0` serves the live page of the resumed experiment, which holds
+// the trials (and their curves) of the run before the crash.
+TEST_F(CrashResumeTest, ResumeServesTheDashboardWithTheTrialsOfTheRunBefore) {
+  ASSERT_EQ(Shell(RunCommand("dash", "TUNE_FAULT_EXIT_AFTER_EVENTS=12")), 137);
+  fs::path dir = storage_ / "dash";
+  std::string resume = fmt::format("{}/tune resume {} --dashboard 0 >{}/out 2>{}/err", TUNE_BIN_DIR,
+                                   dir.string(), storage_.string(), storage_.string());
+  ASSERT_EQ(Shell(resume), 0) << ReadFile(storage_ / "err");
+  EXPECT_THAT(ReadFile(storage_ / "out"), ::testing::HasSubstr("Dashboard: http://127.0.0.1:"));
+  // The page it served is the one report.html holds at the end: every trial, one run.
+  std::string report = ReadFile(dir / "report.html");
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.is_directory()) {
+      EXPECT_THAT(report, ::testing::HasSubstr("\"" + entry.path().filename().string() + "\""));
+    }
+  }
+  // A bad address is refused before anything runs.
+  EXPECT_EQ(Shell(fmt::format("{}/tune resume {} --dashboard nope 2>{}/err", TUNE_BIN_DIR,
+                              dir.string(), storage_.string())),
+            2);
+  EXPECT_THAT(ReadFile(storage_ / "err"), ::testing::HasSubstr("--dashboard"));
+}
+
 TEST_F(CrashResumeTest, TheShippedTuneHonoursNoFaultInjection) {
   // A stray TUNE_FAULT_EXIT_AFTER_EVENTS must not kill a production run (issue 17).
   EXPECT_EQ(Shell(RunCommand("stray", "TUNE_FAULT_EXIT_AFTER_EVENTS=3", "tune")), 0)
