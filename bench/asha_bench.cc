@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "core/numpy.h"
 #include "schedulers/asha.h"
 #include "schedulers/streaming_percentile.h"
@@ -129,9 +130,7 @@ double Fastest(double (*run)(const std::vector<double>&, const std::vector<doubl
 }  // namespace tune
 
 int main(int argc, char** argv) {
-  std::vector<std::size_t> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
-  if (sizes.empty()) sizes = {1000, 10000, 100000};
+  const std::vector<std::size_t> sizes = tune::bench::SizesFromArgs(argc, argv, {1000, 10000, 100000});
   std::printf(
       "ASHA per-decision time (rf %.0f, q = %.0f): thread CPU time per decision, mean over the "
       "decisions timed, fastest of 5 runs\n",

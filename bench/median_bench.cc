@@ -16,16 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "schedulers/median.h"
 
 namespace tune {
 namespace {
 
-double ThreadSeconds() {
-  timespec now{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
-}
+using bench::ThreadSeconds;
 
 Result At(std::int64_t iteration, double acc) {
   Result result;
@@ -73,9 +70,7 @@ double MicrosPerDecision(std::size_t finished, int decisions, std::uint64_t seed
 }  // namespace tune
 
 int main(int argc, char** argv) {
-  std::vector<std::size_t> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
-  if (sizes.empty()) sizes = {1000, 10000, 100000};
+  const std::vector<std::size_t> sizes = tune::bench::SizesFromArgs(argc, argv, {1000, 10000, 100000});
   std::printf("| finished trials | median rule decision (CPU) | stopped |\n|---|---|---|\n");
   for (std::size_t size : sizes) {
     // Fewer decisions where each costs a pass over every trial (the plain rule at 100k).

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "schedulers/scheduler.h"
 #include "search/searcher.h"
 #include "search/space.h"
@@ -261,11 +262,7 @@ void Tune(int first_seed, int seeds, int trials, const std::vector<std::string>&
   std::printf("\n");
 }
 
-double ThreadCpuMs() {
-  timespec now{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) * 1e3 + static_cast<double>(now.tv_nsec) * 1e-6;
-}
+double ThreadCpuMs() { return bench::ThreadSeconds() * 1e3; }
 
 // The 6-parameter space of bench_sampler_speed.py.
 const char* kSpeedSpace = R"({
