@@ -60,28 +60,35 @@ def test_asha_stops_the_worse_trial(tune_bin: Path, tmp_path: Path) -> None:
     assert (good / "checkpoint_3" / "lightning.ckpt").is_file()
 
 
-def test_pause_resumes_from_the_lightning_checkpoint(tune_bin: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("devices", [1, 2], ids=["1rank", "ddp2ranks"])
+def test_pause_resumes_from_the_lightning_checkpoint(tune_bin: Path, tmp_path: Path,
+                                                     devices: int) -> None:
     # The median rule without hard_stop, one trial at a time: the worse trial is paused after
-    # epoch 1 and runs on after the good one, from its checkpoint.
+    # epoch 1 and runs on after the good one, from its checkpoint. Under DDP every rank pauses
+    # and every rank resumes.
     spec = lightning_spec(scheduler={"type": "median", "time_attr": "training_iteration",
                                      "grace_period": 1, "min_samples_required": 1,
-                                     "hard_stop": False})
+                                     "hard_stop": False},
+                          trainer={"command": python_command(TRIALS / "lightning_trial.py"),
+                                   "max_epochs": 3, "devices": devices})
     run = run_tune(tune_bin, spec, tmp_path)
     assert run.proc.returncode == 0, run.describe()
     _, bad = run.trial_dirs()
-    assert [r["epoch"] for r in run.results(bad)] == [1, 2, 3], run.describe()
-    epochs = [r for r in rank_log(bad, 0) if "epoch" in r]
-    ends = [r for r in rank_log(bad, 0) if "end" in r]
-    assert ends[0]["paused"] is True and ends[-1]["paused"] is False, ends
-    # Epoch 1 trained in the first process; 2 and 3 in the relaunched one, resumed from epoch
-    # 1's checkpoint: the epoch count and the optimizer's step count go on, no batch trains
-    # twice. (The checkpoint is saved in on_validation_end, as ModelCheckpoint's are, so the
-    # relaunch first finishes epoch 1's end hooks, at step 8, before epoch 2.)
-    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 8), (1, 8), (2, 16), (3, 24)]
-    assert epochs[0]["resumed_from"] is None
-    assert {r["resumed_from"] for r in epochs[1:]} == {str(bad / "checkpoint_1")}
-    steps = [r["step"] for r in run.results(bad)]
-    assert steps == [8, 16, 24], steps
+    steps_per_epoch = 8 // devices  # 256 samples, batches of 32, split over the ranks
+    assert [(r["epoch"], r["step"]) for r in run.results(bad)] == \
+        [(e, e * steps_per_epoch) for e in (1, 2, 3)], run.describe()
+    for rank in range(devices):
+        epochs = [r for r in rank_log(bad, rank) if "epoch" in r]
+        ends = [r for r in rank_log(bad, rank) if "end" in r]
+        assert [e["paused"] for e in ends] == [True, False], (rank, ends)
+        # Epoch 1 trained in the first process; 2 and 3 in the relaunched one, resumed from
+        # epoch 1's checkpoint: the epoch count and the optimizer's step count go on, no batch
+        # trains twice. (The checkpoint is saved in on_validation_end, as ModelCheckpoint's
+        # are, so the relaunch first finishes epoch 1's end hooks before epoch 2.)
+        assert [(r["epoch"], r["step"] // steps_per_epoch) for r in epochs] == \
+            [(1, 1), (1, 1), (2, 2), (3, 3)], (rank, epochs)
+        assert epochs[0]["resumed_from"] is None
+        assert {r["resumed_from"] for r in epochs[1:]} == {str(bad / "checkpoint_1")}
 
 
 def test_ddp_two_cpu_ranks_only_rank_0_reports_and_both_stop(tune_bin: Path,
