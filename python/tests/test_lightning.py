@@ -109,3 +109,58 @@ def test_ddp_two_cpu_ranks_only_rank_0_reports_and_both_stop(tune_bin: Path,
                            "last_decision": "stop"}, (rank, log)
     # 128 validation samples split over 2 ranks: the reported accuracy is the synced one.
     assert 0.0 <= run.results(trial)[-1]["val_acc"] <= 1.0
+
+
+def test_ckpt_path_from_tune_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tune_client import TuneError
+    from tune_client.lightning import TuneCallback
+
+    monkeypatch.delenv("TUNE_CHECKPOINT", raising=False)
+    assert TuneCallback.ckpt_path() is None
+    folder = tmp_path / "checkpoint_3"
+    folder.mkdir()
+    monkeypatch.setenv("TUNE_CHECKPOINT", str(folder))
+    with pytest.raises(TuneError, match="checkpoint_3 holds no Lightning checkpoint"):
+        TuneCallback.ckpt_path()
+    (folder / "epoch=2.ckpt").write_bytes(b"")
+    assert TuneCallback.ckpt_path() == str(folder / "epoch=2.ckpt")  # the only *.ckpt
+    (folder / "lightning.ckpt").write_bytes(b"")
+    assert TuneCallback.ckpt_path() == str(folder / "lightning.ckpt")
+    monkeypatch.setenv("TUNE_CHECKPOINT", str(folder / "epoch=2.ckpt"))
+    assert TuneCallback.ckpt_path() == str(folder / "epoch=2.ckpt")
+    with pytest.raises(ValueError, match="keep_checkpoints must be >= 1"):
+        TuneCallback(keep_checkpoints=0)
+
+
+def test_a_metric_that_was_not_logged_is_an_error_naming_it(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tune_client import Session, TuneError
+    from tune_client.lightning import TuneCallback
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", self.layer(batch[0]).pow(2).mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2)
+    # A session of rank 1 connects to nothing: the metrics are still collected on rank 0.
+    callback = TuneCallback(metrics={"acc": "val_acc"}, checkpoint=False,
+                            session=Session("127.0.0.1:1", "t", "x", rank=1))
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, callbacks=[callback], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0,
+                         default_root_dir=str(tmp_path))
+    with pytest.raises(TuneError, match="metric 'val_acc' was not logged .*logged: val_loss"):
+        trainer.fit(Tiny(), data, data)

@@ -137,7 +137,8 @@ class TuneCallback(pl.Callback):
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         # A new connection per fit (a fit's end closed the last one).
         if stage == "fit" and trainer.is_global_zero and \
-                (self._session is None or not self._session.is_open):
+                (self._session is None or
+                 (self._session.is_reporting and not self._session.is_open)):
             self._session = Session.from_env(rank=0)
 
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
