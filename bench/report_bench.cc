@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   view.scheduler_description =
       "Using AsyncHyperBand: num_stopped=0\nBracket: Iter 81.000: None | Iter 27.000: None | "
       "Iter 9.000: None | Iter 3.000: None | Iter 1.000: None";
+  view.milestones = {1, 3, 9, 27, 81};
   model->OnExperimentStart(view);
 
   std::mt19937_64 rng(0);

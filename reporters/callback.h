@@ -56,6 +56,7 @@ struct ExperimentView {
   double elapsed_s = 0;
   double now_s = 0;                   // the tuner's clock
   std::string scheduler_description;  // Scheduler::Describe()
+  std::vector<double> milestones;     // Scheduler::Milestones(): where it judges trials
   std::string stop_description;       // the stoppers' line, "" when there are none
   std::string resources;              // e.g. "Logical resource usage: 3.0/8 CPUs, 6.0/8 GPUs"
   // Every trial of the experiment, by creation order. A view that renders per tick should not

@@ -25,16 +25,6 @@ Json Number(double value, int digits = 6) {
   return Round(value, digits);
 }
 
-// Every number after `key` in `text` (e.g. "Iter " in ASHA's "Iter 4.000: 0.71 | Iter 1.000:").
-void NumbersAfter(const std::string& text, const std::string& key, std::set<double>& out) {
-  for (std::size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
-    const char* begin = text.c_str() + at + key.size();
-    char* end = nullptr;
-    double value = std::strtod(begin, &end);
-    if (end != begin && std::isfinite(value)) out.insert(value);
-  }
-}
-
 // splitmix64: the reservoir's random numbers (a fixed sequence: the same run keeps the same
 // sample).
 std::uint64_t NextRandom(std::uint64_t& state) {
@@ -59,7 +49,8 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
   name_ = view.name;
   metric_ = view.metric;
   mode_ = view.mode;
-  ReadRungs(view.scheduler_description);
+  scheduler_description_ = view.scheduler_description;
+  SetRungs(view.milestones);
   // `tune resume`: the trials the journal replayed, with their curves from result.json (once;
   // they are drawn as of time 0 of this run), read only for the trials whose curves are kept:
   // the unfinished ones, the best best_curves finished ones by last value and a sample. The
@@ -361,13 +352,15 @@ void ReportModel::Archive(std::size_t index) {
 
 void ReportModel::OnTick(const ExperimentView& view) {
   elapsed_s_ = view.elapsed_s;
-  if (view.scheduler_description != scheduler_description_) ReadRungs(view.scheduler_description);
+  scheduler_description_ = view.scheduler_description;
+  SetRungs(view.milestones);
   MaybeComputeImportance(false);
 }
 
 void ReportModel::OnExperimentEnd(const ExperimentView& view) {
   elapsed_s_ = view.elapsed_s;
-  ReadRungs(view.scheduler_description);
+  scheduler_description_ = view.scheduler_description;
+  SetRungs(view.milestones);
   for (std::size_t i = 0; i < trials_.size(); ++i) {
     if (trials_[i].lane >= 0) {
       EndSpan(trials_[i]);
@@ -380,11 +373,11 @@ void ReportModel::OnExperimentEnd(const ExperimentView& view) {
   ++version_;
 }
 
-void ReportModel::ReadRungs(const std::string& description) {
-  scheduler_description_ = description;
+void ReportModel::SetRungs(const std::vector<double>& milestones) {
   std::size_t before = rungs_.size();
-  NumbersAfter(description, "Iter ", rungs_);            // ASHA's brackets
-  NumbersAfter(description, "Milestone (r)=", rungs_);   // HyperBand's brackets
+  for (double milestone : milestones) {
+    if (std::isfinite(milestone)) rungs_.insert(milestone);
+  }
   if (rungs_.size() != before) ++version_;
 }
 

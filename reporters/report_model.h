@@ -7,8 +7,8 @@
 // report once it grows past that, its latest point always kept), its runs on the experiment's
 // slots (a trial takes the lowest free lane when it starts and frees it when it pauses or ends)
 // and marks on them: ASHA/HyperBand rung promotions (a trial that went on past a rung, or was
-// resumed after a pause) and PBT exploits. For the experiment: the rungs (the milestones the
-// scheduler's description names), the best value reported so far against time and against the
+// resumed after a pause) and PBT exploits. For the experiment: the rungs (the scheduler's
+// milestones, ExperimentView::milestones), the best value reported so far against time and against the
 // number of finished trials, the best trial (by last result, as best_trial.json) and PED-ANOVA
 // parameter importance over the finished trials (reporters/report_importance.h), recomputed at
 // most every importance_interval_s (and at most 5 % of the time: less often when it takes long).
@@ -128,7 +128,7 @@ class ReportModel : public Callback {
   void EndSpan(Record& record);
   // Appends a report to trial `index`'s curve, best values and rung marks.
   void AddResult(std::size_t index, const Result& result);
-  void ReadRungs(const std::string& scheduler_description);
+  void SetRungs(const std::vector<double>& milestones);
   void UpdateBest(std::size_t index, double previous_last);
   void MaybeComputeImportance(bool force);
   // A trial just finished: it enters the sample or waits to be archived (see the top).

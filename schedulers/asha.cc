@@ -180,6 +180,16 @@ std::vector<AshaScheduler::RungCutoffs> AshaScheduler::Rungs() const {
   return out;
 }
 
+std::vector<double> AshaScheduler::Milestones() const {
+  std::vector<double> out;
+  for (const Bracket& bracket : brackets_) {
+    for (const Rung& rung : bracket.rungs) out.push_back(rung.milestone);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 std::optional<int> AshaScheduler::BracketOf(const std::string& trial_id) const {
   auto it = trial_bracket_.find(trial_id);
   if (it == trial_bracket_.end()) return std::nullopt;

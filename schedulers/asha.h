@@ -89,6 +89,8 @@ class AshaScheduler : public Scheduler {
   // "Using AsyncHyperBand: num_stopped=N" then one "Bracket: Iter 9.000: 0.81 | ..." line per
   // bracket, as Ray's debug_string, except that cutoffs are in metric units also for mode min.
   std::string Describe() const override;
+  // Every bracket's rung milestones.
+  std::vector<double> Milestones() const override;
 
   // For tests and reports: each bracket's rungs and current cutoffs.
   std::vector<RungCutoffs> Rungs() const;

@@ -313,6 +313,23 @@ bool HyperBandScheduler::BudgetExhausted(const Result& result) const {
   return last_stop_at_budget_;
 }
 
+std::vector<double> HyperBandScheduler::Milestones() const {
+  const double eta = options_.reduction_factor;
+  std::vector<double> out;
+  for (int s = 0; s < s_max_1_; ++s) {
+    double r = std::trunc(options_.max_t * std::pow(eta, -s));  // as MakeBracket and halving
+    if (r <= 0) continue;
+    out.push_back(r);
+    for (int i = 0; i < s; ++i) {
+      r = std::trunc(std::min(r * eta, options_.max_t));
+      out.push_back(r);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 std::string HyperBandScheduler::Describe() const {
   std::size_t total_brackets = 0;
   for (const auto& band : bands_) total_brackets += band.size();

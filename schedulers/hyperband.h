@@ -88,6 +88,9 @@ class HyperBandScheduler : public Scheduler {
   // "Round #i:" and per bracket "  Bracket(Max Size (n)=9, Milestone (r)=3, completed=12.3%):
   // {PAUSED: 2, RUNNING: 1} " (statuses as control() reports them).
   std::string Describe() const override;
+  // Each bracket's milestones: r0 = int(max_t * eta^-s), then int(min(r * eta, max_t)) at each
+  // of its s halvings (brackets with r0 = 0 are skipped, as they are when trials are added).
+  std::vector<double> Milestones() const override;
 
   int num_stopped() const { return num_stopped_; }
   const HyperBandOptions& options() const { return options_; }

@@ -85,6 +85,10 @@ class Scheduler {
   // "AsyncHyperBand: num_stopped=3\nBracket: Iter 4.000: 0.71 | Iter 1.000: 0.52".
   virtual std::string Describe() const = 0;
 
+  // The time_attr values at which it judges trials, ascending (ASHA's rungs, HyperBand's
+  // brackets' milestones), for views that draw them; empty when it has none.
+  virtual std::vector<double> Milestones() const { return {}; }
+
  protected:
   TrialControl* control() const { return control_; }
 

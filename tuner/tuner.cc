@@ -1155,6 +1155,7 @@ ExperimentView Tuner::View() const {
   view.now_s = Now();
   view.elapsed_s = view.now_s - start_s_;
   view.scheduler_description = scheduler_->Describe();
+  view.milestones = scheduler_->Milestones();
   view.stop_description = stoppers_->Describe(clock_->Wall() - start_wall_s_);
   if (!experiment_stop_.empty()) {
     view.stop_description += (view.stop_description.empty() ? "" : " | ") +

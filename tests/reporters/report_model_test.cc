@@ -36,7 +36,8 @@ ReportParam Choice(const std::string& name, std::vector<Json> choices) {
 class ModelDriver {
  public:
   explicit ModelDriver(ReportOptions options, Mode mode = Mode::kMax,
-                       std::string scheduler = "Using FIFO scheduling algorithm.")
+                       std::string scheduler = "Using FIFO scheduling algorithm.",
+                       std::vector<double> milestones = {})
       : model(std::move(options), clock) {
     ExperimentView view;
     view.name = "exp";
@@ -44,6 +45,7 @@ class ModelDriver {
     view.mode = mode;
     view.now_s = clock.Now();
     view.scheduler_description = std::move(scheduler);
+    view.milestones = std::move(milestones);
     model.OnExperimentStart(view);
   }
   Trial& Start(const std::string& id, Json params) {
@@ -146,9 +148,7 @@ TEST(ReportModelTest, LongCurvesAreThinnedKeepingTheLatestPoint) {
 }
 
 TEST(ReportModelTest, RungsFromAshaAndPromotionsOfTrialsThatWentOn) {
-  ModelDriver d({}, Mode::kMax,
-                "Using AsyncHyperBand: num_stopped=0\nBracket: Iter 9.000: None | Iter 3.000: 0.5 | "
-                "Iter 1.000: None");
+  ModelDriver d({}, Mode::kMax, "Using AsyncHyperBand: num_stopped=0", {9, 3, 1});
   d.Start("kept", Json::object());
   d.Start("pruned", Json::object());
   for (int i = 0; i < 4; ++i) d.Report("kept", 0.9);

@@ -95,6 +95,12 @@ TEST(AshaRungsTest, EachBracketStartsOneReductionLater) {
             (std::vector<std::vector<double>>{{54, 18, 6, 2}, {54, 18, 6}, {54, 18}}));
 }
 
+TEST(AshaRungsTest, MilestonesForViewsAreEveryBracketsRungsAscending) {
+  AshaScheduler asha(Options(81, 2, 3, 3));
+  EXPECT_EQ(asha.Milestones(), (std::vector<double>{2, 6, 18, 54}));
+  EXPECT_EQ(AshaScheduler(Options(1000, 1, 10)).Milestones(), (std::vector<double>{1, 10, 100}));
+}
+
 TEST(AshaRungsTest, SurplusBracketsHaveNoRungs) {
   // log(10)/log(4) = 1.66: s=2 gives int(0.66) = 0 rungs.
   AshaScheduler asha(Options(10, 1, 4, 3));

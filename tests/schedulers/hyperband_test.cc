@@ -54,6 +54,18 @@ class HyperBandTest : public ::testing::Test {
   HyperBandScheduler hyperband_;
 };
 
+TEST_F(HyperBandTest, MilestonesAreEveryBracketsRungs) {
+  // s=0: 3; s=1: 1, then 3.
+  EXPECT_EQ(hyperband_.Milestones(), (std::vector<double>{1, 3}));
+  // max_t 27, eta 3: s=3 starts at 1 and halves to 3, 9, 27; s=2 at 3; s=1 at 9; s=0 at 27.
+  HyperBandOptions options = Options();
+  options.max_t = 27;
+  EXPECT_EQ(HyperBandScheduler(options).Milestones(), (std::vector<double>{1, 3, 9, 27}));
+  // max_t 10, eta 3: s=2 starts at int(10/9) = 1, then 3, then 9; s=1 at 3, then 9; s=0 at 10.
+  options.max_t = 10;
+  EXPECT_EQ(HyperBandScheduler(options).Milestones(), (std::vector<double>{1, 3, 9, 10}));
+}
+
 TEST_F(HyperBandTest, BracketsFillInOrderAndDescribeLikeRay) {
   FillTwoBrackets();
   EXPECT_EQ(hyperband_.Describe(),
