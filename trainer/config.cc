@@ -231,19 +231,23 @@ void ReadScaler(ObjectReader& top, TrainerConfig& config) {
   Require(s.growth_interval >= 1, "scaler.growth_interval", "must be >= 1");
 }
 
-}  // namespace
-
-TrainerConfig ParseTrainerConfig(const Json& json) {
+TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) {
   TrainerConfig config;
   config.raw = json;
+  config.builtin_model = own_keys == nullptr;
+  if (own_keys != nullptr) config.own_keys = *own_keys;
   ObjectReader top(json, "");
-  top.Read("dataset", config.dataset);
   top.Read("data_dir", config.data_dir);
-  ReadModel(top, config);
+  if (own_keys != nullptr) {
+    for (const std::string& key : *own_keys) top.Skip(key);
+  } else {
+    top.Read("dataset", config.dataset);
+    ReadModel(top, config);
+    ReadSequence(top, config);
+  }
   ReadOptimizer(top, config);
   ReadSchedule(top, config);
   ReadEarlyStopping(top, config);
-  ReadSequence(top, config);
   ReadScaler(top, config);
   top.Read("batch_size", config.batch_size);
   top.Read("val_batch_size", config.val_batch_size);
@@ -280,14 +284,16 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   top.Skip("description");
   top.RejectUnknown();
 
-  RequireOneOf(config.dataset, {"mnist", "fashion_mnist", "parity_seq", "majority_seq"}, "dataset");
-  const bool sequence_data = IsSequenceDataset(config.dataset);
-  const bool sequence_model = config.model.type == "gru" || config.model.type == "lstm";
-  if (sequence_data != sequence_model) {
-    throw ConfigError("model.type: \"" + config.model.type + "\" does not fit dataset \"" + config.dataset +
-                      "\" (gru/lstm for parity_seq/majority_seq, mlp/cnn for images)");
+  if (config.builtin_model) {
+    RequireOneOf(config.dataset, {"mnist", "fashion_mnist", "parity_seq", "majority_seq"}, "dataset");
+    const bool sequence_data = IsSequenceDataset(config.dataset);
+    const bool sequence_model = config.model.type == "gru" || config.model.type == "lstm";
+    if (sequence_data != sequence_model) {
+      throw ConfigError("model.type: \"" + config.model.type + "\" does not fit dataset \"" + config.dataset +
+                        "\" (gru/lstm for parity_seq/majority_seq, mlp/cnn for images)");
+    }
+    if (sequence_model) Require(config.model.layers >= 1, "model.layers", "must be >= 1 for gru/lstm");
   }
-  if (sequence_model) Require(config.model.layers >= 1, "model.layers", "must be >= 1 for gru/lstm");
   RequireOneOf(config.precision, {"32", "bf16-mixed", "16-mixed"}, "precision");
   RequireOneOf(config.profiler, {"none", "simple", "trace"}, "profiler");
   RequireOneOf(config.device, {"auto", "cpu", "cuda"}, "device");
@@ -307,6 +313,14 @@ TrainerConfig ParseTrainerConfig(const Json& json) {
   Require(config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
   Require(config.checkpoint_every >= 1, "checkpoint_every", "must be >= 1");
   return config;
+}
+
+}  // namespace
+
+TrainerConfig ParseTrainerConfig(const Json& json) { return Parse(json, nullptr); }
+
+TrainerConfig ParseTrainerConfigForOwnModel(const Json& json, const std::vector<std::string>& own_keys) {
+  return Parse(json, &own_keys);
 }
 
 bool IsSequenceDataset(const std::string& dataset) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "tuner/client/protocol.h"
 
@@ -118,12 +119,20 @@ struct TrainerConfig {
   bool auto_batch_size = false;   // binsearch the largest batch size that fits (batch_size_finder.h)
   int max_batch_size = 0;         // auto_batch_size: upper bound; 0 = none
   bool progress = true;           // one progress line per epoch on stderr
+  bool builtin_model = true;      // dataset/model describe a built-in one (false: ParseTrainerConfigForOwnModel)
+  std::vector<std::string> own_keys;  // the program's own keys (ParseTrainerConfigForOwnModel)
   Json raw;                       // the config as given (saved with every checkpoint)
 };
 
 // Validates and converts; throws ConfigError naming the key for unknown keys, wrong types and
 // out-of-range values.
 TrainerConfig ParseTrainerConfig(const Json& json);
+
+// For a user's own model and data (trainer/api.h): the training options only. The top-level keys
+// in `own_keys` belong to the program (its model's hyperparameters, its data's options): they are
+// left to it and never taken for typos. `dataset`, `model` and the built-in models' flat keys
+// (hidden, dropout, ...) are the program's too when it names them, else unknown keys.
+TrainerConfig ParseTrainerConfigForOwnModel(const Json& json, const std::vector<std::string>& own_keys);
 
 // parity_seq, majority_seq: the synthetic variable-length tasks of trainer/sequence.h.
 bool IsSequenceDataset(const std::string& dataset);

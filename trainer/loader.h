@@ -33,16 +33,9 @@
 
 #include <torch/torch.h>
 
-namespace tune {
+#include "trainer/batch.h"
 
-// A batch ready for the model.
-struct Batch {
-  torch::Tensor x;        // images: float [B, features]; sequences: tokens int64 [B, T]
-  torch::Tensor y;        // int64 [B]
-  torch::Tensor lengths;  // sequences: int64 [B], always on the CPU (pack_padded_sequence wants it there)
-  torch::Tensor mask;     // sequences: bool [B, T]
-  std::int64_t size() const { return y.size(0); }
-};
+namespace tune {
 
 class BatchLoader {
  public:

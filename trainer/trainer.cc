@@ -18,10 +18,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "trainer/batch_size_finder.h"
+#include "trainer/builtin.h"
 #include "trainer/compat.h"
 #include "trainer/device.h"
 #include "trainer/distributed.h"
-#include "trainer/models.h"
 #include "trainer/optim.h"
 #include "tuner/client/session.h"
 
@@ -49,48 +49,10 @@ class PrecisionScope {
   compat::CudaAutocast cuda_;
 };
 
-// The keys that shape the model's parameters and the optimizer's state: a checkpoint loads only
-// into a config that agrees with its own on them. Throws naming the first that differs.
-void RequireSameArchitecture(const TrainerConfig& saved, const TrainerConfig& now) {
-  const ModelConfig &a = saved.model, &b = now.model;
-  std::vector<std::tuple<const char*, Json, Json>> keys = {
-      {"dataset", saved.dataset, now.dataset}, {"model.type", a.type, b.type},
-      {"optimizer.type", saved.optimizer.type, now.optimizer.type}, {"model.hidden", a.hidden, b.hidden}};
-  if (b.type == "gru" || b.type == "lstm") {
-    keys.insert(keys.end(), {{"model.layers", a.layers, b.layers},
-                             {"model.embedding_dim", a.embedding_dim, b.embedding_dim},
-                             {"model.bidirectional", a.bidirectional, b.bidirectional},
-                             {"model.pooling", a.pooling, b.pooling},
-                             {"sequence.vocab", saved.sequence.vocab, now.sequence.vocab}});
-  } else {
-    if (b.type == "mlp") keys.emplace_back("model.layers", a.layers, b.layers);
-    if (b.type == "cnn") keys.emplace_back("model.channels", a.channels, b.channels);
-    keys.insert(keys.end(), {{"model.activation", a.activation, b.activation},
-                             {"model.batch_norm", a.batch_norm, b.batch_norm}});
-  }
-  for (const auto& [key, before, after] : keys) {
-    if (before != after) {
-      throw std::runtime_error(std::string(key) + " is " + after.dump() + " but the checkpoint's is " + before.dump() +
-                               ": architecture keys must match the checkpoint (a resumed trial may change lr, "
-                               "weight_decay, momentum, dropout, batch_size)");
-    }
-  }
-}
-
-// An MLP or CNN has Dropout modules only when dropout > 0, and they take places in the Sequential,
-// which shift the names of the parameters after them.
-bool SameModuleLayout(const ModelConfig& a, const ModelConfig& b) {
-  return a.type == "gru" || a.type == "lstm" || (a.dropout > 0) == (b.dropout > 0);
-}
-
-// Copies parameters and buffers in order (the layouts differ only in parameter-free modules).
-void CopyModelState(torch::nn::Module& from, torch::nn::Module& to) {
-  torch::NoGradGuard no_grad;
-  for (auto [source, target] : {std::make_pair(from.parameters(), to.parameters()),
-                                std::make_pair(from.buffers(), to.buffers())}) {
-    if (source.size() != target.size()) throw std::runtime_error("the model's tensors do not match the checkpoint's");
-    for (std::size_t i = 0; i < source.size(); ++i) target[i].copy_(source[i]);
-  }
+// A run seeded and given the built-in model and data module for its config.
+TrialParts SeededBuiltinParts(const TrainerConfig& config, Dataset data) {
+  SeedEverything(config);
+  return BuiltinParts(config, std::move(data));
 }
 
 std::string ShortNumber(double value) {
@@ -101,26 +63,40 @@ std::string ShortNumber(double value) {
 
 }  // namespace
 
+void SeedEverything(const TrainerConfig& config) {
+  if (config.threads > 0) torch::set_num_threads(config.threads);
+  compat::SetDeterministic(config.deterministic);
+  torch::manual_seed(config.seed);
+}
+
+FitResult Fit(const TrainerConfig& config, std::shared_ptr<Model> model, std::shared_ptr<DataModule> data,
+              Session* session, std::ostream& log) {
+  Trainer trainer(config, std::move(model), std::move(data), session, log);
+  return trainer.Fit();
+}
+
 Trainer::Trainer(TrainerConfig config, Dataset data, Session* session, std::ostream& log)
+    : Trainer(config, SeededBuiltinParts(config, std::move(data)), session, log) {}
+
+Trainer::Trainer(TrainerConfig config, std::shared_ptr<Model> model, std::shared_ptr<DataModule> data,
+                 Session* session, std::ostream& log)
+    : Trainer(std::move(config), TrialParts{std::move(model), std::move(data)}, session, log) {}
+
+Trainer::Trainer(TrainerConfig config, TrialParts parts, Session* session, std::ostream& log)
     : config_(std::move(config)),
-      data_(std::move(data)),
+      data_(std::move(parts.data)),
       session_(session),
       log_(log),
+      model_(std::move(parts.model)),
       profiler_(config_.profiler == "simple"),
       scaler_(config_.scaler, config_.precision == "16-mixed") {
-  if (config_.threads > 0) torch::set_num_threads(config_.threads);
-  compat::SetDeterministic(config_.deterministic);
-  torch::manual_seed(config_.seed);
+  if (!model_ || !data_) throw std::invalid_argument("Trainer: the model and the data module must not be null");
   device_ = ResolveDevice(config_.device);
-  model_ = BuildModel(config_.model, data_.features, data_.classes);
   model_->to(device_);
   optimizer_ = MakeOptimizer(config_.optimizer, *model_);
   parameters_ = model_->parameters();
-  // Images are normalised to float once; on a GPU the whole dataset moves there when it fits
-  // under device_dataset_max_mb, else batches are gathered on the host and copied (loader.h).
-  data_on_device_ = device_.is_cpu() ||
-                    (!data_.is_sequence && StagedBytes(data_) <= config_.device_dataset_max_mb * (1 << 20));
-  StageNormalised(data_, data_on_device_ ? device_ : torch::Device(torch::kCPU));
+  data_device_ = data_->Setup(device_);
+  data_on_device_ = data_device_ == device_;
   if (device_.is_cuda()) profiler_.SetSynchronize([device = device_] { SynchronizeDevice(device); });
   // WORLD_SIZE > 1: one rank of a data-parallel run (distributed.h); joins the others here.
   ddp_ = DataParallel::FromEnv(*model_, device_);
@@ -159,11 +135,12 @@ void Trainer::LogFirstStep() {
 }
 
 void Trainer::SetStepsPerEpoch() {
-  std::int64_t batches = (data_.train_size() + config_.batch_size - 1) / config_.batch_size;
-  if (ddp_) {  // this rank's shard: whole batches for sequences, records for images
+  const std::int64_t n = data_->train_size();
+  std::int64_t batches = (n + config_.batch_size - 1) / config_.batch_size;
+  if (ddp_) {  // this rank's shard: whole batches when the data module cuts them, else records
     const std::int64_t world = ddp_->world_size();
-    batches = data_.is_sequence ? (batches + world - 1) / world
-                                : ((data_.train_size() + world - 1) / world + config_.batch_size - 1) / config_.batch_size;
+    batches = data_->HasOwnBatches() ? (batches + world - 1) / world
+                                     : ((n + world - 1) / world + config_.batch_size - 1) / config_.batch_size;
   }
   steps_per_epoch_ = (batches + config_.grad_accum - 1) / config_.grad_accum;
 }
@@ -196,31 +173,21 @@ double Trainer::LearningRate(const TrainerConfig& config, std::int64_t steps_per
   return base;
 }
 
-Batch Trainer::MakeBatch(bool train, const torch::Tensor& indices) const {
-  if (data_.is_sequence) {
-    SequenceBatch batch = CollateSequences(train ? data_.seq_train : data_.seq_val, indices);
-    return Batch{batch.tokens, batch.labels, batch.lengths, batch.mask};
-  }
-  auto [x, y] = GatherBatch(data_, train ? data_.train : data_.val, indices);
-  return Batch{x, y, {}, {}};
-}
-
 torch::Tensor Trainer::Forward(const Batch& batch) {
   PrecisionScope precision(config_.precision, device_.is_cuda());
-  if (data_.is_sequence) return model_->forward(batch.x, batch.lengths, batch.mask);
-  return model_->forward(batch.x);
+  return model_->forward(batch);
 }
 
 std::vector<torch::Tensor> Trainer::TrainBatches(int epoch) const {
-  if (data_.is_sequence) {
-    auto batches = SequenceBatches(data_.seq_train, config_.batch_size, config_.seed, epoch, config_.sequence.bucket_by_length);
+  if (data_->HasOwnBatches()) {
+    auto batches = data_->TrainBatches(config_.batch_size, config_.seed, epoch);
     return ddp_ ? ddp_->ShardBatches(batches) : batches;
   }
   // The shuffle depends only on (seed, epoch), so a resumed run sees the same batches, on every
   // device (the permutation is drawn on the CPU and moved to the data once per epoch).
   auto generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ULL + epoch);
-  torch::Tensor order = torch::randperm(data_.train_size(), generator, torch::kLong);
-  if (data_.train.labels.device() != order.device()) order = order.to(data_.train.labels.device());
+  torch::Tensor order = torch::randperm(data_->train_size(), generator, torch::kLong);
+  if (data_device_ != order.device()) order = order.to(data_device_);
   if (ddp_) order = ddp_->ShardEpoch(order);  // every rank shuffles alike and takes its part
   std::vector<torch::Tensor> batches;
   for (std::int64_t lo = 0; lo < order.size(0); lo += config_.batch_size) {
@@ -231,11 +198,11 @@ std::vector<torch::Tensor> Trainer::TrainBatches(int epoch) const {
 
 double Trainer::TrainEpoch(int epoch) {
   model_->train();
-  const std::int64_t n = data_.train_size();
+  const std::int64_t n = data_->train_size();
   const std::vector<torch::Tensor> batches = TrainBatches(epoch);
   const auto count = static_cast<std::int64_t>(batches.size());
   BatchLoader loader(
-      count, [&](std::int64_t i) { return MakeBatch(/*train=*/true, batches[static_cast<std::size_t>(i)]); },
+      count, [&](std::int64_t i) { return data_->Collate(/*train=*/true, batches[static_cast<std::size_t>(i)]); },
       device_.is_cuda() && data_on_device_ ? 0 : config_.num_workers, device_);
   // Summed on the device so the step never waits on .item(); read once per epoch.
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
@@ -293,13 +260,13 @@ std::pair<double, double> Trainer::Validate() {
   model_->eval();
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
-  const std::int64_t n = data_.val_size();
+  const std::int64_t n = data_->val_size();
   std::vector<torch::Tensor> batches;
-  if (data_.is_sequence) {
-    batches = SortedSequenceBatches(data_.seq_val, config_.val_batch_size);
+  if (data_->HasOwnBatches()) {
+    batches = data_->ValBatches(config_.val_batch_size);
     if (ddp_) batches = ddp_->ShardEvalBatches(batches);
   } else {
-    const auto options = torch::TensorOptions().dtype(torch::kLong).device(data_.val.labels.device());
+    const auto options = torch::TensorOptions().dtype(torch::kLong).device(data_device_);
     torch::Tensor rows = torch::arange(n, options);
     if (ddp_) rows = ddp_->ShardEval(rows);  // each record on exactly one rank
     for (std::int64_t lo = 0; lo < rows.size(0); lo += config_.val_batch_size) {
@@ -308,7 +275,7 @@ std::pair<double, double> Trainer::Validate() {
   }
   BatchLoader loader(
       static_cast<std::int64_t>(batches.size()),
-      [&](std::int64_t i) { return MakeBatch(/*train=*/false, batches[static_cast<std::size_t>(i)]); },
+      [&](std::int64_t i) { return data_->Collate(/*train=*/false, batches[static_cast<std::size_t>(i)]); },
       device_.is_cuda() && data_on_device_ ? 0 : config_.num_workers, device_);
   while (auto batch = loader.Next()) {
     torch::Tensor logits = Forward(*batch).to(torch::kFloat);
@@ -413,19 +380,18 @@ std::vector<std::string> Trainer::LoadCheckpoint(const std::string& folder) {
     Json meta = Json::parse(meta_in);
     // The config the checkpoint was trained with. This trainer's may differ (PBT's mutated
     // hyperparameters, applied below) except in the keys that shape the model.
-    const TrainerConfig saved = ParseTrainerConfig(meta.at("config"));
-    RequireSameArchitecture(saved, config_);
+    const Json& saved_json = meta.at("config");
+    const TrainerConfig saved = config_.builtin_model ? ParseTrainerConfig(saved_json)
+                                                      : ParseTrainerConfigForOwnModel(saved_json, config_.own_keys);
+    if (saved.optimizer.type != config_.optimizer.type) {
+      throw std::runtime_error("optimizer.type is \"" + config_.optimizer.type + "\" but the checkpoint's is \"" +
+                               saved.optimizer.type + "\": the optimizer's state must match the checkpoint's");
+    }
     torch::serialize::InputArchive archive, model_archive, optimizer_archive;
     archive.load_from((dir / "state.pt").string(), device_);  // tensors straight to the training device
     archive.read("model", model_archive);
     archive.read("optimizer", optimizer_archive);
-    if (SameModuleLayout(saved.model, config_.model)) {
-      model_->load(model_archive);
-    } else {  // dropout switched on or off: load into the checkpoint's layout, copy across
-      torch::nn::Sequential source = BuildModel(saved.model, data_.features, data_.classes);
-      source->load(model_archive);
-      CopyModelState(*source, *model_);
-    }
+    model_->LoadState(model_archive, saved_json);  // the model checks its architecture keys
     optimizer_->load(optimizer_archive);  // also restores the saved options; the config's follow
     // A checkpoint from a run without loss scaling leaves the scaler at its initial scale.
     torch::serialize::InputArchive scaler_archive;
@@ -471,7 +437,14 @@ std::vector<std::string> Trainer::LoadCheckpoint(const std::string& folder) {
       note("beta2", before.beta2, after.beta2);
       note("eps", before.eps, after.eps);
     }
-    note("dropout", saved.model.dropout, config_.model.dropout);
+    if (config_.builtin_model) {
+      note("dropout", saved.model.dropout, config_.model.dropout);
+    } else {  // the program's own keys (its model's hyperparameters)
+      for (const std::string& key : config_.own_keys) {
+        const Json was = saved_json.value(key, Json()), is = config_.raw.value(key, Json());
+        if (was != is) changes.push_back(key + " " + was.dump() + " -> " + is.dump());
+      }
+    }
     note("batch_size", trained_batch_size, config_.batch_size);
     note("grad_accum", saved.grad_accum, config_.grad_accum);
   } catch (const std::exception& error) {
@@ -505,15 +478,14 @@ int Trainer::FindBatchSize(const std::function<bool(int)>& admits) {
     archive.save_to(saved);
   }
   const torch::Tensor rng_state = at::detail::getDefaultCPUGenerator().get_state();
-  const std::int64_t n = data_.train_size();
+  const std::int64_t n = data_->train_size();
   auto fits = [&](int size) {
     if (admits && !admits(size)) return false;
     try {
       // Lightning's steps_per_trial = 3: the first steps allocate the optimizer state too.
-      const auto options = torch::TensorOptions().dtype(torch::kLong).device(
-          data_.is_sequence ? torch::Device(torch::kCPU) : data_.train.labels.device());
+      const auto options = torch::TensorOptions().dtype(torch::kLong).device(data_device_);
       torch::Tensor indices = torch::arange(std::min<std::int64_t>(size, n), options);
-      BatchLoader loader(3, [&](std::int64_t) { return MakeBatch(/*train=*/true, indices); }, 0, device_);
+      BatchLoader loader(3, [&](std::int64_t) { return data_->Collate(/*train=*/true, indices); }, 0, device_);
       while (auto batch = loader.Next()) TrialStep(*batch);
       return true;
     } catch (const std::exception& error) {
@@ -582,9 +554,9 @@ FitResult Trainer::Fit() {
     const double train_loss = TrainEpoch(epoch);
     const double train_s = Seconds(start);
     const double train_cpu_s = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-    samples_seen_ += data_.train_size();
+    samples_seen_ += static_cast<double>(data_->train_size());
     train_seconds_ += train_s;
-    const double samples_per_s = data_.train_size() / std::max(train_s, 1e-9);
+    const double samples_per_s = static_cast<double>(data_->train_size()) / std::max(train_s, 1e-9);
     result.epochs_completed = epoch;
     const bool validate = epoch % config_.val_every_n_epochs == 0 || epoch == config_.max_epochs;
     Json metrics = {{"epoch", epoch},

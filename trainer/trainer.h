@@ -20,9 +20,12 @@
 // Resuming from one continues bit for bit as the uninterrupted run would: the epoch's shuffle
 // is a function of (seed, epoch) and every other random stream is restored.
 //
+// The model and the data are a Model and a DataModule (api.h): a user's own, or the built-in
+// ones (builtin.h), which the constructor taking a Dataset builds.
+//
 // Example:
 //   tune::TrainerConfig config = tune::ParseTrainerConfig(json);
-//   tune::Trainer trainer(config, tune::LoadDataset(config), session.get());
+//   tune::Trainer trainer(config, tune::LoadDataset(config), session.get(), std::cerr);
 //   tune::FitResult result = trainer.Fit();
 #pragma once
 
@@ -35,6 +38,7 @@
 
 #include <torch/torch.h>
 
+#include "trainer/api.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/grad_scaler.h"
@@ -46,20 +50,14 @@ namespace tune {
 class DataParallel;
 class Session;
 
-struct FitResult {
-  int epochs_completed = 0;           // the last epoch trained (counting resumed ones)
-  bool stopped_by_tuner = false;
-  bool paused = false;                // the tuner said "pause": checkpointed and acknowledged
-  bool early_stopped = false;
-  std::vector<Json> history;          // the metrics of every validation round, in order
-  std::string last_checkpoint;        // "" when none was written
-  double train_samples_per_s = 0.0;   // over the epochs this process ran
-};
-
 class Trainer {
  public:
   // `session` may be null (standalone: no reports). `log` receives progress lines and the
   // profiler summary. Checkpoints go to config.output_dir, else $TUNE_TRIAL_DIR, else nowhere.
+  // The model is moved to the training device; call SeedEverything(config) before building it.
+  Trainer(TrainerConfig config, std::shared_ptr<Model> model, std::shared_ptr<DataModule> data, Session* session,
+          std::ostream& log);
+  // The built-in model and data module for config (builtin.h), seeded by SeedEverything(config).
   Trainer(TrainerConfig config, Dataset data, Session* session, std::ostream& log);
   ~Trainer();
 
@@ -80,7 +78,7 @@ class Trainer {
   // result becomes this trainer's batch size.
   int FindBatchSize(const std::function<bool(int)>& admits = {});
 
-  torch::nn::Sequential& model() { return model_; }
+  const std::shared_ptr<Model>& model() { return model_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const torch::Device& device() const { return device_; }
   int batch_size() const { return config_.batch_size; }
@@ -98,8 +96,6 @@ class Trainer {
   std::pair<double, double> Validate();           // (loss, accuracy)
   // The epoch's training batches (row indices; on the device holding the staged data).
   std::vector<torch::Tensor> TrainBatches(int epoch) const;
-  // Rows `indices` of the training or validation split, gathered where the data lives.
-  Batch MakeBatch(bool train, const torch::Tensor& indices) const;
   torch::Tensor Forward(const Batch& batch);      // logits, under the precision's autocast
   // One optimizer step's worth of work on `batch` (forward, backward, step) without
   // accumulation or reporting: what the batch-size finder tries.
@@ -114,16 +110,19 @@ class Trainer {
   // With TUNE_LOG_FIRST_STEP=1: "first step at <unix ns>" on the log, once per process.
   void LogFirstStep();
 
+  Trainer(TrainerConfig config, TrialParts parts, Session* session, std::ostream& log);
+
   TrainerConfig config_;
-  Dataset data_;
+  std::shared_ptr<DataModule> data_;
   Session* session_;
   std::ostream& log_;
-  torch::nn::Sequential model_;
+  std::shared_ptr<Model> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<DataParallel> ddp_;  // set when WORLD_SIZE > 1 (distributed.h)
   torch::Device device_{torch::kCPU};
-  bool data_on_device_ = true;  // images staged on device_ (else on the host, copied per batch)
+  torch::Device data_device_{torch::kCPU};  // where the data module keeps its data (DataModule::Setup)
+  bool data_on_device_ = true;  // data_device_ == device_ (else batches are copied per batch)
   SimpleProfiler profiler_;
   GradScaler scaler_;
   std::int64_t skipped_steps_ = 0;

@@ -1,0 +1,121 @@
+#include "trainer/builtin.h"
+
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "trainer/models.h"
+#include "trainer/sequence.h"
+
+namespace tune {
+namespace {
+
+// The keys that shape the model's parameters: a checkpoint loads only into a config that agrees
+// with its own on them. Throws naming the first that differs.
+void RequireSameArchitecture(const TrainerConfig& saved, const TrainerConfig& now) {
+  const ModelConfig &a = saved.model, &b = now.model;
+  std::vector<std::tuple<const char*, Json, Json>> keys = {
+      {"dataset", saved.dataset, now.dataset}, {"model.type", a.type, b.type}, {"model.hidden", a.hidden, b.hidden}};
+  if (b.type == "gru" || b.type == "lstm") {
+    keys.insert(keys.end(), {{"model.layers", a.layers, b.layers},
+                             {"model.embedding_dim", a.embedding_dim, b.embedding_dim},
+                             {"model.bidirectional", a.bidirectional, b.bidirectional},
+                             {"model.pooling", a.pooling, b.pooling},
+                             {"sequence.vocab", saved.sequence.vocab, now.sequence.vocab}});
+  } else {
+    if (b.type == "mlp") keys.emplace_back("model.layers", a.layers, b.layers);
+    if (b.type == "cnn") keys.emplace_back("model.channels", a.channels, b.channels);
+    keys.insert(keys.end(), {{"model.activation", a.activation, b.activation},
+                             {"model.batch_norm", a.batch_norm, b.batch_norm}});
+  }
+  for (const auto& [key, before, after] : keys) {
+    if (before != after) {
+      throw std::runtime_error(std::string(key) + " is " + after.dump() + " but the checkpoint's is " + before.dump() +
+                               ": architecture keys must match the checkpoint (a resumed trial may change lr, "
+                               "weight_decay, momentum, dropout, batch_size)");
+    }
+  }
+}
+
+// An MLP or CNN has Dropout modules only when dropout > 0, and they take places in the Sequential,
+// which shift the names of the parameters after them.
+bool SameModuleLayout(const ModelConfig& a, const ModelConfig& b) {
+  return a.type == "gru" || a.type == "lstm" || (a.dropout > 0) == (b.dropout > 0);
+}
+
+// Copies parameters and buffers in order (the layouts differ only in parameter-free modules).
+void CopyModelState(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  for (auto [source, target] : {std::make_pair(from.parameters(), to.parameters()),
+                                std::make_pair(from.buffers(), to.buffers())}) {
+    if (source.size() != target.size()) throw std::runtime_error("the model's tensors do not match the checkpoint's");
+    for (std::size_t i = 0; i < source.size(); ++i) target[i].copy_(source[i]);
+  }
+}
+
+}  // namespace
+
+BuiltinModel::BuiltinModel(const TrainerConfig& config, std::int64_t features, std::int64_t classes)
+    : config_(config), features_(features), classes_(classes), net_(BuildModel(config.model, features, classes)) {
+  // The Sequential's children are this module's, under the same names, so parameter names (and
+  // checkpoints) are those of the Sequential itself.
+  for (const auto& child : net_->named_children()) register_module(child.key(), child.value());
+}
+
+torch::Tensor BuiltinModel::forward(const Batch& batch) {
+  if (config_.model.type == "gru" || config_.model.type == "lstm") return net_->forward(batch.x, batch.lengths, batch.mask);
+  return net_->forward(batch.x);
+}
+
+void BuiltinModel::LoadState(torch::serialize::InputArchive& archive, const Json& saved_config) {
+  const TrainerConfig saved = ParseTrainerConfig(saved_config);
+  RequireSameArchitecture(saved, config_);
+  if (SameModuleLayout(saved.model, config_.model)) {
+    load(archive);
+    return;
+  }
+  BuiltinModel source(saved, features_, classes_);  // dropout switched on or off
+  source.load(archive);
+  CopyModelState(source, *this);
+}
+
+BuiltinData::BuiltinData(const TrainerConfig& config, Dataset data)
+    : data_(std::move(data)),
+      device_dataset_max_mb_(config.device_dataset_max_mb),
+      bucket_by_length_(config.sequence.bucket_by_length) {}
+
+Batch BuiltinData::Collate(bool train, const torch::Tensor& indices) const {
+  if (data_.is_sequence) {
+    SequenceBatch batch = CollateSequences(train ? data_.seq_train : data_.seq_val, indices);
+    return Batch{batch.tokens, batch.labels, batch.lengths, batch.mask};
+  }
+  auto [x, y] = GatherBatch(data_, train ? data_.train : data_.val, indices);
+  return Batch{x, y, {}, {}};
+}
+
+torch::Device BuiltinData::Setup(const torch::Device& training_device) {
+  if (data_.is_sequence) return torch::kCPU;  // collated on the host, copied per batch
+  // Images are normalised to float once; on a GPU the whole dataset moves there when it fits
+  // under device_dataset_max_mb, else batches are gathered on the host and copied (loader.h).
+  const bool fits = training_device.is_cpu() || StagedBytes(data_) <= device_dataset_max_mb_ * (1 << 20);
+  const torch::Device where = fits ? training_device : torch::Device(torch::kCPU);
+  StageNormalised(data_, where);
+  return where;
+}
+
+std::vector<torch::Tensor> BuiltinData::TrainBatches(std::int64_t batch_size, std::uint64_t seed, int epoch) const {
+  return SequenceBatches(data_.seq_train, batch_size, seed, epoch, bucket_by_length_);
+}
+
+std::vector<torch::Tensor> BuiltinData::ValBatches(std::int64_t batch_size) const {
+  return SortedSequenceBatches(data_.seq_val, batch_size);
+}
+
+TrialParts BuiltinParts(const TrainerConfig& config, Dataset data) {
+  auto model = std::make_shared<BuiltinModel>(config, data.features, data.classes);
+  return TrialParts{model, std::make_shared<BuiltinData>(config, std::move(data))};
+}
+
+}  // namespace tune

@@ -1,0 +1,61 @@
+// tune-trainer's own models (MLP, CNN, GRU, LSTM; models.h) and datasets (Fashion-MNIST, MNIST,
+// the synthetic sequence tasks; data.h), written against the public API (api.h) like any user's.
+//
+// Example:
+//   tune::SeedEverything(config);
+//   tune::TrialParts parts = tune::BuiltinParts(config, tune::LoadDataset(config));
+//   tune::FitResult result = tune::Fit(config, parts.model, parts.data, session, std::cerr);
+#pragma once
+
+#include <cstdint>
+
+#include <torch/torch.h>
+
+#include "trainer/api.h"
+#include "trainer/config.h"
+#include "trainer/data.h"
+
+namespace tune {
+
+// The model config.model describes (BuildModel). Its parameters are named as in the Sequential
+// BuildModel returns ("0.weight", "sequence.rnn.weight_ih_l0", ...).
+class BuiltinModel : public Model {
+ public:
+  BuiltinModel(const TrainerConfig& config, std::int64_t features, std::int64_t classes);
+  torch::Tensor forward(const Batch& batch) override;
+  // Refuses a checkpoint of another architecture (the key that differs: dataset, model.type,
+  // model.hidden, ...). When dropout went from 0 to > 0 (or back), the Dropout modules shift the
+  // names of the parameters after them: the checkpoint loads into its own layout and the
+  // tensors are copied across by position.
+  void LoadState(torch::serialize::InputArchive& archive, const Json& saved_config) override;
+
+ private:
+  TrainerConfig config_;
+  std::int64_t features_, classes_;
+  torch::nn::Sequential net_;
+};
+
+// A Dataset (data.h) as a data module: images are normalised once in Setup (on the GPU when
+// they fit under config.device_dataset_max_mb); sequence tasks cut their own (length-bucketed)
+// batches.
+class BuiltinData : public DataModule {
+ public:
+  BuiltinData(const TrainerConfig& config, Dataset data);
+  std::int64_t train_size() const override { return data_.train_size(); }
+  std::int64_t val_size() const override { return data_.val_size(); }
+  Batch Collate(bool train, const torch::Tensor& indices) const override;
+  torch::Device Setup(const torch::Device& training_device) override;
+  bool HasOwnBatches() const override { return data_.is_sequence; }
+  std::vector<torch::Tensor> TrainBatches(std::int64_t batch_size, std::uint64_t seed, int epoch) const override;
+  std::vector<torch::Tensor> ValBatches(std::int64_t batch_size) const override;
+
+ private:
+  Dataset data_;
+  std::int64_t device_dataset_max_mb_;
+  bool bucket_by_length_;
+};
+
+// The built-in model and data module for a config (seed first: SeedEverything).
+TrialParts BuiltinParts(const TrainerConfig& config, Dataset data);
+
+}  // namespace tune
