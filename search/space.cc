@@ -813,7 +813,7 @@ Json Space::SampleDomain(const Domain& domain, std::mt19937_64& rng) {
 
 bool Space::Contains(const Domain& domain, const Json& value) {
   if (domain.kind == DomainKind::kChoice || domain.kind == DomainKind::kGrid) {
-    return std::find(domain.values.begin(), domain.values.end(), value) != domain.values.end();
+    return OptionIndex(domain, value) >= 0;  // a branch option filled in by sampling counts
   }
   if (!value.is_number()) return false;
   double x = value.get<double>();

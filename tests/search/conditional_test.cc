@@ -87,6 +87,24 @@ TEST(ConditionalSpaceTest, SamplesOnlyThePickedBranch) {
   EXPECT_GT(seen["none"], 150);
 }
 
+// A sampled config's branch choice holds its option filled in (momentum drawn): that value is in
+// the choice's domain (found by tune-corpus-spec: Contains compared it with the bare template).
+TEST(ConditionalSpaceTest, AFilledBranchOptionIsInItsChoicesDomain) {
+  Space space = ParseSpace(Json::parse(kOptimizer));
+  const Parameter* optimizer = nullptr;
+  for (const Parameter& parameter : space.parameters()) {
+    if (parameter.path == "optimizer") optimizer = &parameter;
+  }
+  ASSERT_NE(optimizer, nullptr);
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 50; ++i) {
+    Json config = space.Sample(rng, 0);
+    EXPECT_TRUE(Space::Contains(optimizer->domain, config["optimizer"])) << config;
+  }
+  EXPECT_FALSE(Space::Contains(optimizer->domain, Json({{"type", "rmsprop"}})));
+  EXPECT_FALSE(Space::Contains(optimizer->domain, Json("sgd")));
+}
+
 TEST(ConditionalSpaceTest, NestedBranches) {
   Space space = ParseSpace(Json::parse(R"({"model": {"choice": [
       {"kind": "mlp", "layers": {"choice": [{"n": 1, "w0": {"randint": [8, 64]}},
