@@ -65,7 +65,11 @@ bool BestTrialTracker::Order::operator()(const Key& a, const Key& b) const {
 
 void BestTrialTracker::Update(std::size_t index, const Trial& trial) {
   if (index >= value_of_.size()) value_of_.resize(index + 1, std::nan(""));
-  const double value = trial.last_result ? trial.last_result->Get(metric_) : std::nan("");
+  double value = trial.last_result ? trial.last_result->Get(metric_) : std::nan("");
+  if (!constraints_.empty() && trial.last_result &&
+      Violation(ConstraintValues(*trial.last_result, constraints_)) > 0) {
+    value = std::nan("");  // infeasible: never the best
+  }
   double& old = value_of_[index];
   if (old == value || (std::isnan(old) && std::isnan(value))) return;
   if (!std::isnan(old)) ranked_.erase(Key{old, index});
@@ -80,6 +84,10 @@ const Trial* BestTrialTracker::Best(const std::vector<Trial>& trials) const {
 }
 
 void BestTrialReporter::OnExperimentEnd(const ExperimentView& view) {
+  if (view.objectives.size() > 1) {
+    WriteFront(view);
+    return;
+  }
   static const std::vector<Trial> kNoTrials;
   const Trial* best_trial =
       view.by_status ? view.best
@@ -96,5 +104,31 @@ void BestTrialReporter::OnExperimentEnd(const ExperimentView& view) {
   std::fflush(out_);
 }
 
+void BestTrialReporter::WriteFront(const ExperimentView& view) {
+  const Json front = ParetoFrontJson(view, dir_);
+  const std::string text = front.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  std::filesystem::create_directories(dir_);
+  WriteFileAtomically(dir_ / "pareto_front.json", text);
+  WriteFileAtomically(dir_ / "best_trial.json", text);
+  const Json& trials = front["pareto_front"];
+  if (trials.empty()) {
+    std::fprintf(out_, "No (feasible) trial reported every objective of %s.\n",
+                 MetricsJson(view.objectives).dump().c_str());
+  } else {
+    std::fprintf(out_, "Pareto front: %zu trial%s\n", trials.size(), trials.size() == 1 ? "" : "s");
+    for (const Json& trial : trials) {
+      std::string values;
+      for (std::size_t k = 0; k < view.objectives.size(); ++k) {
+        values += fmt::format("{}{}={:.6g}", k ? " " : "", view.objectives[k].metric,
+                              trial["values"][k].is_number() ? trial["values"][k].get<double>()
+                                                             : std::nan(""));
+      }
+      std::fprintf(out_, "  %s %s config %s\n", trial["trial_id"].get<std::string>().c_str(),
+                   values.c_str(), trial["config"].dump().c_str());
+    }
+  }
+  std::fprintf(out_, "Results: %s\n", dir_.string().c_str());
+  std::fflush(out_);
+}
 
 }  // namespace tune

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/pareto.h"
 #include "core/trial.h"
 #include "core/types.h"
 
@@ -48,6 +49,33 @@ class TrialsByStatus {
   std::array<std::set<std::size_t>, kNumStatuses> indices_;
 };
 
+// The Pareto front of the trials' last results under several objectives, kept as results come
+// (reporters/pareto_front.cc). Trials without every objective's value, or that break a
+// constraint, are not ranked. Ranks are recomputed (O(m n^2)) when asked after a change.
+//
+// Example:
+//   tune::ParetoTracker pareto({{"acc", Mode::kMax}, {"ms", Mode::kMin}}, {});
+//   pareto.Update(index, trials[index]);   // after each change of trials[index].last_result
+//   int rank = pareto.Rank(index);          // 0: on the front; -1: not ranked
+class ParetoTracker {
+ public:
+  ParetoTracker(std::vector<Objective> objectives, std::vector<Constraint> constraints)
+      : objectives_(std::move(objectives)), constraints_(std::move(constraints)) {}
+  void Update(std::size_t index, const Trial& trial);
+  int Rank(std::size_t index) const;
+  // Indices of the trials on the front, in creation order.
+  std::vector<std::size_t> Front() const;
+  const std::vector<Objective>& objectives() const { return objectives_; }
+
+ private:
+  void Refresh() const;
+  std::vector<Objective> objectives_;
+  std::vector<Constraint> constraints_;
+  std::vector<std::vector<double>> loss_of_;  // by index; empty = not ranked
+  mutable std::vector<int> rank_of_;          // by index, when !dirty_
+  mutable bool dirty_ = false;
+};
+
 // A snapshot of the experiment for views.
 struct ExperimentView {
   std::string name;
@@ -64,6 +92,10 @@ struct ExperimentView {
   const std::vector<Trial>* trials = nullptr;
   const TrialsByStatus* by_status = nullptr;
   const Trial* best = nullptr;  // with by_status: the best trial now (null when none has a value)
+  // Several objectives: all of them (metric/mode are the first's) and the tuner's front; with
+  // one objective, empty and null.
+  std::vector<Objective> objectives;
+  const ParetoTracker* pareto = nullptr;
   // Shown after "Current time: "; empty = the real local time. Lets tests pin the one line that
   // depends on the wall clock.
   std::string clock_text;

@@ -47,6 +47,9 @@ TableOptions ParseTableOptions(const Json& json, const std::string& path);
 //   <stoppers' line>                                     (when the experiment has stoppers)
 //   <resources>
 //   Current best trial: t_00002 with val_acc=0.93        (when a trial has the metric)
+//   Pareto front: 3 trials (t_00002, t_00005, t_00007)   (instead, with several objectives;
+//                                                        the table then has a "pareto rank"
+//                                                        column, 1 = on the front)
 //   Number of trials: 12 (6 RUNNING, 3 PENDING, 2 TERMINATED, 1 STOPPED)
 //   +------------+---------+----------+------+---------+------+----------------+
 //   | Trial name | status  | loc      |   lr | val_acc | iter | total time (s) |
@@ -93,7 +96,9 @@ const Trial* BestTrial(const std::vector<Trial>& trials, const std::string& metr
 //   const Trial* now = best.Best(trials);   // == BestTrial(trials, "val_acc", kMax)
 class BestTrialTracker {
  public:
-  BestTrialTracker(std::string metric, Mode mode) : metric_(std::move(metric)), mode_(mode) {}
+  // Trials whose last result breaks one of `constraints` are not ranked.
+  BestTrialTracker(std::string metric, Mode mode, std::vector<Constraint> constraints = {})
+      : metric_(std::move(metric)), mode_(mode), constraints_(std::move(constraints)) {}
   // Records trials[index]'s current last result (replacing what was recorded for it).
   void Update(std::size_t index, const Trial& trial);
   const Trial* Best(const std::vector<Trial>& trials) const;
@@ -109,6 +114,7 @@ class BestTrialTracker {
   };
   std::string metric_;
   Mode mode_;
+  std::vector<Constraint> constraints_;
   std::set<Key, Order> ranked_{Order{mode_}};
   std::vector<double> value_of_;  // by index; NaN = not ranked
 };
@@ -186,9 +192,15 @@ class ResultWriter : public Callback {
   bool may_have_spares_ = true;  // from this tuner, or one that was killed before deleting them
 };
 
+// The Pareto front of view.pareto as written to pareto_front.json: {"metric": [...], "mode":
+// [...], "pareto_front": [{trial_id, values (one per metric), config, last_result, dir}, ...]}.
+Json ParetoFrontJson(const ExperimentView& view, const std::filesystem::path& experiment_dir);
+
 // At the end: best_trial.json (trial_id, metric, mode, value, config, last_result, dir; written
 // to a temporary file and renamed, so readers never see half of it) and the summary lines
 // "Best trial: ...", "Best trial config: ...", "Best trial final <metric>: ...", "Results: DIR".
+// With several objectives (view.objectives): pareto_front.json (ParetoFrontJson), best_trial.json
+// the same front, and "Pareto front: N trials" with one line per trial of it.
 class BestTrialReporter : public Callback {
  public:
   BestTrialReporter(std::filesystem::path experiment_dir, std::FILE* out = stdout)
@@ -196,6 +208,7 @@ class BestTrialReporter : public Callback {
   void OnExperimentEnd(const ExperimentView& view) override;
 
  private:
+  void WriteFront(const ExperimentView& view);
   std::filesystem::path dir_;
   std::FILE* out_;
 };

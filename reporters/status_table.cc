@@ -142,7 +142,17 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
     fmt::format_to(std::back_inserter(out), "{}\n", view.stop_description);
   }
   if (!view.resources.empty()) fmt::format_to(std::back_inserter(out), "{}\n", view.resources);
-  if (!view.metric.empty()) {
+  if (view.pareto != nullptr) {
+    const std::vector<std::size_t> front = view.pareto->Front();
+    if (!front.empty()) {
+      std::string ids;
+      for (std::size_t k = 0; k < front.size() && k < 5; ++k) {
+        ids += (k ? ", " : "") + trials[front[k]].id;
+      }
+      fmt::format_to(std::back_inserter(out), "Pareto front: {} trial{} ({}{})\n", front.size(),
+                     front.size() == 1 ? "" : "s", ids, front.size() > 5 ? ", ..." : "");
+    }
+  } else if (!view.metric.empty()) {
     const Trial* best = view.by_status ? view.best : BestTrial(trials, view.metric, view.mode);
     if (best != nullptr) {
       fmt::format_to(std::back_inserter(out), "Current best trial: {} with {}={}\n", best->id,
@@ -198,10 +208,15 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
   std::vector<std::string> parameter_columns = ParameterColumns(column_source, options);
   std::vector<std::string> metric_columns = options.metric_columns;
   if (metric_columns.empty() && !view.metric.empty()) metric_columns.push_back(view.metric);
+  if (options.metric_columns.empty() && view.objectives.size() > 1) {
+    metric_columns.clear();
+    for (const Objective& objective : view.objectives) metric_columns.push_back(objective.metric);
+  }
 
   std::vector<std::string> header = {"Trial name", "status", "loc"};
   header.insert(header.end(), parameter_columns.begin(), parameter_columns.end());
   header.insert(header.end(), metric_columns.begin(), metric_columns.end());
+  if (view.pareto != nullptr) header.push_back("pareto rank");
   header.push_back("iter");
   header.push_back("total time (s)");
 
@@ -225,6 +240,11 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
         row.push_back(value ? FormatValue(*value) : Cell{});
       }
       for (const std::string& metric : metric_columns) row.push_back(MetricCell(*trial, metric));
+      if (view.pareto != nullptr) {
+        // 1 = on the front; blank = no value for every objective (or infeasible).
+        const int pareto_rank = view.pareto->Rank(static_cast<std::size_t>(trial - trials.data()));
+        row.push_back({pareto_rank < 0 ? "" : std::to_string(pareto_rank + 1), true});
+      }
       row.push_back({std::to_string(trial->num_results), true});
       row.push_back({FormatNumber(trial->time_total_s), true});
       rows.push_back(std::move(row));

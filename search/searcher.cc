@@ -7,6 +7,7 @@
 #include "search/basic_searcher.h"
 #include "search/cmaes.h"
 #include "search/gp.h"
+#include "search/nsga2.h"
 #include "search/tpe.h"
 
 namespace tune {
@@ -39,6 +40,7 @@ const SearcherRegistry& Searchers() {
                                              RandomEntry(),
                                              GridEntry(),
                                              TpeEntry(),
+                                             Nsga2Entry(),
                                              CmaEsEntry(),
                                              GpEntry(),
                                          });
@@ -73,6 +75,12 @@ SearcherConfig ParseSearcherOptions(const Json& search, const std::string& path,
   if (!context.points_to_evaluate.is_array()) {
     throw SpecError("points_to_evaluate", "must be an array of configs");
   }
+  if (context.objectives.size() > 1 && (name == "cmaes" || name == "gp")) {
+    throw SpecError(in.PathOf("algorithm"),
+                    "\"" + name + "\" optimises one metric, but metric lists " +
+                        std::to_string(context.objectives.size()) +
+                        " objectives; use \"tpe\" (MOTPE), \"nsga2\" or \"random\"");
+  }
   SearcherContext parsed = context;
   if (in.Has("seed")) {
     parsed.seed = static_cast<std::uint64_t>(in.Integer("seed", 0, Range::AtLeast(0)));
@@ -89,6 +97,12 @@ std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherConfig&
 
 std::unique_ptr<Searcher> MakeSearcher(const Space& space, const SearcherOptions& options) {
   return MakeSearcher(space, ParseSearcherOptions(options.algorithm, options.path, options));
+}
+
+std::vector<Objective> ObjectivesOf(const SearcherContext& context) {
+  if (!context.objectives.empty()) return context.objectives;
+  if (context.metric.empty()) return {};
+  return {Objective{context.metric, context.mode}};
 }
 
 std::vector<std::vector<PointValue>> ParsePointsToEvaluate(const Space& space,

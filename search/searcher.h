@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/options.h"
+#include "core/pareto.h"
 #include "core/types.h"
 #include "search/space.h"
 
@@ -61,7 +62,7 @@ class Searcher {
 
 // What the experiment gives every searcher besides its own options.
 struct SearcherContext {
-  std::string metric;  // the metric to optimise ("val_acc")
+  std::string metric;  // the metric to optimise ("val_acc"); the first objective's
   Mode mode = Mode::kMax;
   std::int64_t num_samples = 1;     // Ray Tune's num_samples (grid repeated that often), >= 1
   std::int64_t max_concurrent = 0;  // trials running at once; 0 = unlimited
@@ -73,6 +74,12 @@ struct SearcherContext {
   // The space, for the table's make functions: MakeSearcher sets it from its argument for the
   // call; leave it null.
   const Space* space = nullptr;
+  // Every objective when there are several (metric/mode are the first's); empty or one entry:
+  // one objective, metric/mode. "tpe" (MOTPE), "nsga2", "random" and "grid" take several.
+  std::vector<Objective> objectives;
+  // Bounds on reported metrics (core/pareto.h): "tpe", "nsga2" and "gp" prefer configs that
+  // keep them; the others ignore them.
+  std::vector<Constraint> constraints;
 };
 
 using SearcherRegistry = Registry<Searcher, SearcherContext>;
@@ -80,7 +87,11 @@ using SearcherRegistry = Registry<Searcher, SearcherContext>;
 // struct, e.g. TpeOptions), config.context (with the seed the search object chose).
 using SearcherConfig = SearcherRegistry::Config;
 
-// The table of searchers: random, grid, tpe, cmaes, gp (search/searcher.cc). Parse with
+// The context's objectives: `objectives`, or {metric, mode} when it is empty (none when the
+// metric is empty too).
+std::vector<Objective> ObjectivesOf(const SearcherContext& context);
+
+// The table of searchers: random, grid, tpe, nsga2, cmaes, gp (search/searcher.cc). Parse with
 // ParseSearcherOptions: the search object names its searcher with "algorithm", not "type".
 const SearcherRegistry& Searchers();
 

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "search/hypervolume.h"
 #include "search/tpe_dim.h"
 #include "search/tpe_estimator.h"
 #include "search/tpe_internal.h"
@@ -44,6 +45,8 @@ class TpeSearcher : public Searcher {
         internal_(internal),
         metric_(context.metric),
         mode_(context.mode),
+        objectives_(ObjectivesOf(context)),
+        constraints_(context.constraints),
         num_samples_(context.num_samples),
         rng_(context.seed),
         points_(std::move(points)) {
@@ -122,10 +125,13 @@ class TpeSearcher : public Searcher {
                             // where the parameter was absent (another branch)
     State state = State::kRunning;
     std::vector<std::pair<double, double>> curve;  // (budget, loss), in report order
+    std::vector<double> losses;  // every objective's loss at the last report with all of them
+    double violation = 0;        // total constraint violation at that report (0: feasible)
   };
   // Ranking key of an observation: lower is better, lexicographically.
   struct Key {
-    int tier;           // 0: ranked by loss; 1: pruned (by budget, then loss); 2: pending (liar)
+    int tier;           // 0: ranked by loss; 1: pruned (by budget, then loss); 2: infeasible (by
+                        // violation, in `loss`); 3: pending (liar)
     double neg_budget;  // -budget reached (tier 1)
     double loss;
     std::size_t trial;
@@ -142,6 +148,11 @@ class TpeSearcher : public Searcher {
   void Record(Trial* trial, const Result& result) {
     double value = result.Get(metric_);
     if (std::isnan(value)) return;
+    std::vector<double> losses = Losses(result, objectives_);
+    if (AllFinite(losses)) {
+      trial->losses = std::move(losses);
+      trial->violation = Violation(ConstraintValues(result, constraints_));
+    }
     double budget = result.Get(tpe_.budget_attr);
     if (std::isnan(budget)) budget = static_cast<double>(result.training_iteration);
     trial->curve.emplace_back(budget, mode_ == Mode::kMax ? -value : value);
@@ -171,6 +182,7 @@ class TpeSearcher : public Searcher {
   // Assigns every trial to kBelow, kAbove or kNone; returns the number of real (not liar)
   // observations.
   std::size_t Split(std::vector<signed char>* group) {
+    if (objectives_.size() > 1) return SplitMultiObjective(group);
     group->assign(trials_.size(), kNone);
     std::vector<Key> keys;
     keys.reserve(trials_.size());
@@ -184,7 +196,10 @@ class TpeSearcher : public Searcher {
         if (trial.state == State::kRunning) continue;
         if (trial.curve.empty()) continue;
         const auto& [budget, loss] = trial.curve.back();
-        if (trial.state == State::kPruned && tpe_.intermediate == TpeOptions::Intermediate::kRank) {
+        if (trial.violation > 0) {
+          keys.push_back({2, 0, trial.violation, t});  // after the feasible ones (Optuna)
+        } else if (trial.state == State::kPruned &&
+                   tpe_.intermediate == TpeOptions::Intermediate::kRank) {
           keys.push_back({1, -budget, loss, t});
         } else {
           keys.push_back({0, 0, loss, t});
@@ -194,7 +209,7 @@ class TpeSearcher : public Searcher {
     }
     if (tpe_.constant_liar) {
       for (std::size_t t = 0; t < trials_.size(); ++t) {
-        if (trials_[t].state == State::kRunning) keys.push_back({2, 0, 0, t});
+        if (trials_[t].state == State::kRunning) keys.push_back({3, 0, 0, t});
       }
     }
     const std::size_t n = keys.size();
@@ -207,6 +222,57 @@ class TpeSearcher : public Searcher {
     }
     for (std::size_t i = 0; i < n; ++i) (*group)[keys[i].trial] = i < below ? kBelow : kAbove;
     return real;
+  }
+
+  // MOTPE (Optuna's _split_trials with several objectives): of the n ended trials, ceil(gamma n)
+  // (gamma 0.1 by default, no cap) go below: the feasible ones by non-dominated rank, the rank
+  // that does not fit whole cut by greedy hypervolume subset selection; then infeasible ones by
+  // total violation. The rest, and pending trials with the constant liar, go above.
+  std::size_t SplitMultiObjective(std::vector<signed char>* group) {
+    group->assign(trials_.size(), kNone);
+    std::vector<std::size_t> feasible, infeasible;
+    for (std::size_t t = 0; t < trials_.size(); ++t) {
+      const Trial& trial = trials_[t];
+      if (trial.state == State::kRunning) {
+        if (tpe_.constant_liar) (*group)[t] = kAbove;
+        continue;
+      }
+      if (trial.state == State::kFailed || trial.losses.empty()) continue;
+      (trial.violation > 0 ? infeasible : feasible).push_back(t);
+      (*group)[t] = kAbove;
+    }
+    const std::size_t n = feasible.size() + infeasible.size();
+    std::size_t below = static_cast<std::size_t>(
+        std::ceil((tpe_.gamma > 0 ? tpe_.gamma : 0.1) * static_cast<double>(n)));
+    below = std::min(below, n);
+    Points losses;
+    for (std::size_t t : feasible) losses.push_back(trials_[t].losses);
+    const std::vector<int> ranks = NonDominatedRanks(losses);
+    std::size_t taken = 0;
+    for (int r = 0; taken < below && taken < feasible.size(); ++r) {
+      std::vector<std::size_t> at_rank;  // positions in `feasible`
+      for (std::size_t i = 0; i < feasible.size(); ++i) {
+        if (ranks[i] == r) at_rank.push_back(i);
+      }
+      if (taken + at_rank.size() > below) {
+        Points points;
+        for (std::size_t i : at_rank) points.push_back(losses[i]);
+        std::vector<std::size_t> cut;
+        for (std::size_t k : SelectByHypervolume(points, below - taken, ReferencePoint(points))) {
+          cut.push_back(at_rank[k]);
+        }
+        at_rank = cut;
+      }
+      for (std::size_t i : at_rank) (*group)[feasible[i]] = kBelow;
+      taken += at_rank.size();
+    }
+    std::stable_sort(infeasible.begin(), infeasible.end(), [&](std::size_t a, std::size_t b) {
+      return trials_[a].violation < trials_[b].violation;
+    });
+    for (std::size_t k = 0; taken < below && k < infeasible.size(); ++k, ++taken) {
+      (*group)[infeasible[k]] = kBelow;
+    }
+    return n;
   }
 
   // BOHB: the largest budget at least max(n_startup_trials, d + 1) ended trials reached (all of
@@ -247,6 +313,7 @@ class TpeSearcher : public Searcher {
   }
 
   // Weights by age inside each group (trial order = age).
+  // With several objectives the good set's weights are all 1 (Optuna 5.0).
   std::vector<double> Weights(const std::vector<signed char>& group, std::size_t n_below,
                               std::size_t n_above) const {
     std::vector<double> weights(trials_.size(), 0.0);
@@ -255,7 +322,8 @@ class TpeSearcher : public Searcher {
     for (std::size_t t = 0; t < trials_.size(); ++t) {
       if (group[t] == kNone) continue;
       auto g = static_cast<std::size_t>(group[t]);
-      weights[t] = DefaultWeight(rank[g]++, size[g]);
+      const std::size_t age = rank[g]++;
+      weights[t] = g == kBelow && objectives_.size() > 1 ? 1.0 : DefaultWeight(age, size[g]);
     }
     return weights;
   }
@@ -417,6 +485,8 @@ class TpeSearcher : public Searcher {
   ParzenOptions parzen_;  // from tpe_; width_free set per suggestion
   std::string metric_;
   Mode mode_;
+  std::vector<Objective> objectives_;    // metric_/mode_ first; several: MOTPE
+  std::vector<Constraint> constraints_;  // Optuna's constrained TPE
   std::int64_t num_samples_;
   std::mt19937_64 rng_;
   std::vector<std::vector<PointValue>> points_;

@@ -21,7 +21,7 @@ const std::vector<std::string> kTopLevelKeys = {
     "max_concurrent", "max_failures", "resources_per_trial", "search", "scheduler",
     "reporter", "trainer",          "space",     "points_to_evaluate", "storage",
     "stop_grace_s", "trial_timeout_s", "connect_timeout_s", "journal_fsync", "stop", "callbacks",
-    "dashboard", "max_log_bytes", "launcher"};
+    "dashboard", "max_log_bytes", "launcher", "constraints"};
 const std::vector<std::string> kResourceKeys = {"gpu", "cpu", "workers"};
 const std::vector<std::string> kLauncherKeys = {"type",  "partition", "account",    "time",
                                                 "args",  "nodes",     "report_host"};
@@ -245,12 +245,10 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
       spec.name == "..") {
     throw SpecError("name", "must be a non-empty name without '/', got \"" + spec.name + "\"");
   }
-  if (!raw.contains("metric") || !raw["metric"].is_string() ||
-      raw["metric"].get<std::string>().empty()) {
-    throw SpecError("metric", "required: the name of the metric to optimise, e.g. \"val_acc\"");
-  }
-  spec.metric = raw["metric"].get<std::string>();
-  spec.mode = ParseMode(raw.value("mode", Json("max")), "mode");
+  spec.objectives = ParseObjectives(raw.value("metric", Json()), raw.value("mode", Json()));
+  spec.metric = spec.objectives.front().metric;
+  spec.mode = spec.objectives.front().mode;
+  spec.constraints = ParseConstraints(raw.value("constraints", Json()));
   spec.num_samples = IntegerAt(raw, "num_samples", 1, "num_samples", Range::AtLeast(1));
   spec.max_concurrent = IntegerAt(raw, "max_concurrent", 0, "max_concurrent", Range::AtLeast(0));
   spec.max_failures = IntegerAt(raw, "max_failures", 0, "max_failures", Range::AtLeast(-1));
@@ -323,6 +321,13 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
   }
   spec.scheduler = ParseSchedulerOptions(raw.value("scheduler", Json()), "scheduler",
                                          SchedulerContext{spec.metric, spec.mode});
+  if (spec.objectives.size() > 1 && spec.scheduler.name() != "fifo") {
+    // ASHA, HyperBand, the median rule and PBT compare trials by one number.
+    throw SpecError("scheduler.type",
+                    "\"" + spec.scheduler.name() + "\" ranks trials by one metric, but metric " +
+                        "lists " + std::to_string(spec.objectives.size()) +
+                        " objectives; use \"fifo\" with several objectives");
+  }
   spec.reporter = ParseTableOptions(raw.value("reporter", Json()), "reporter");
   if (!raw.value("dashboard", Json()).is_null()) {
     ParseDashboardAddress(raw["dashboard"], "dashboard");  // checked here, bound when it runs
@@ -350,6 +355,8 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
   }
   SearcherContext searcher{spec.metric, spec.mode, spec.num_samples, spec.max_concurrent, 0,
                            spec.points_to_evaluate};
+  searcher.objectives = spec.objectives;
+  searcher.constraints = spec.constraints;
   spec.search = ParseSearcherOptions(raw.value("search", Json()), "search", searcher);
   if (raw.contains("launcher")) spec.launcher = ParseLauncher(raw["launcher"]);
   spec.stop = ParseStopOptions(raw.value("stop", Json()), "stop", spec.metric, spec.mode);

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/pareto.h"
 #include "core/types.h"
 #include "reporters/registry.h"
 #include "reporters/reporters.h"
@@ -51,8 +52,10 @@ struct ExperimentSpec {
   Json raw;                          // the spec as run (written to experiment.json)
   std::filesystem::path spec_dir;    // directory of space.json; ${spec_dir} in commands
   std::string name;
-  std::string metric;
+  std::string metric;                // the first objective's (what schedulers and stoppers use)
   Mode mode = Mode::kMax;
+  std::vector<Objective> objectives;  // "metric"/"mode": one, or several (a Pareto front)
+  std::vector<Constraint> constraints;  // "constraints": metrics a trial must keep in bounds
   std::int64_t num_samples = 1;
   std::int64_t max_concurrent = 0;   // 0 = as many as resources allow
   std::int64_t max_failures = 0;     // retries of a failed trial; -1 = unlimited

@@ -108,7 +108,10 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
       pool_(options_.gpu_ids, options_.cpus),
       writer_(std::make_shared<ResultWriter>(options_.experiment_dir)),
       signals_(io_),
-      best_(spec_.metric, spec_.mode) {
+      best_(spec_.metric, spec_.mode, spec_.constraints) {
+  if (spec_.objectives.size() > 1) {
+    pareto_ = std::make_unique<ParetoTracker>(spec_.objectives, spec_.constraints);
+  }
   launcher_ = options_.make_launcher ? options_.make_launcher(io_)
                                      : std::make_unique<LocalLauncher>(io_);
   launcher_->SetExitCallback([this](std::int64_t pid, ExitStatus status) { OnExit(pid, status); });
@@ -485,6 +488,7 @@ Decision Tuner::ApplyReport(std::size_t index, const Result& result,
   trial.num_results = result.training_iteration;
   trial.last_result = result;
   best_.Update(index, trial);
+  if (pareto_) pareto_->Update(index, trial);
   trial.time_total_s = std::max(trial.time_total_s, result.time_total_s);
   if (checkpoint) {
     trial.last_checkpoint = *checkpoint;
@@ -598,7 +602,7 @@ void Tuner::CheckResumable(const Json& start_event) const {
   // Replay needs the same searcher, scheduler, space and trial program; limits, reporting and
   // the number of samples may change between runs.
   const Json& before = start_event["spec"];
-  for (const char* key : {"metric", "mode", "space", "search", "scheduler", "trainer",
+  for (const char* key : {"metric", "mode", "constraints", "space", "search", "scheduler", "trainer",
                           "points_to_evaluate", "resources_per_trial"}) {
     Json was = before.contains(key) ? before[key] : Json();
     Json now = spec_.raw.contains(key) ? spec_.raw[key] : Json();
@@ -877,12 +881,16 @@ Action Tuner::OnReport(const std::string& trial_id, ReportMessage& report) {
   result.metrics = std::move(report.metrics);
   if (!result.metrics.contains("iter")) result.metrics["iter"] = report.iter;
 
-  // NaN/inf in the optimised metric is an error, not a value: the trial stops and fails.
+  // NaN/inf in an optimised metric is an error, not a value: the trial stops and fails.
   std::string error;
-  auto metric = result.metrics.find(spec_.metric);
-  if (metric != result.metrics.end() && metric->is_number() && !std::isfinite(metric->get<double>())) {
-    error = fmt::format("reported {} = {} at iter {}", spec_.metric, metric->get<double>(),
-                        report.iter);
+  for (const Objective& objective : spec_.objectives) {
+    auto metric = result.metrics.find(objective.metric);
+    if (metric != result.metrics.end() && metric->is_number() &&
+        !std::isfinite(metric->get<double>())) {
+      error = fmt::format("reported {} = {} at iter {}", objective.metric, metric->get<double>(),
+                          report.iter);
+      break;
+    }
   }
   Decision decision = ApplyReport(index, result, report.checkpoint, error);
   // Copied now, before the decision is durable: the source may overwrite its checkpoint.
@@ -1165,6 +1173,10 @@ ExperimentView Tuner::View() const {
   view.trials = &trials_;
   view.by_status = &by_status_;
   view.best = best();
+  if (pareto_) {
+    view.objectives = spec_.objectives;
+    view.pareto = pareto_.get();
+  }
   view.experiment_dir = options_.experiment_dir.string();
   return view;
 }

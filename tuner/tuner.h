@@ -272,6 +272,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   std::vector<Runtime> runtime_;  // parallel to trials_
   TrialsByStatus by_status_;      // trials_ by status: no pass over every trial per event
   BestTrialTracker best_;         // the best trial, updated per report
+  std::unique_ptr<ParetoTracker> pareto_;  // several objectives: the front, updated per report
   std::map<std::string, std::size_t> index_by_id_;
   std::map<std::int64_t, std::size_t> index_by_pid_;  // by launcher group id (rank 0's pid)
   bool searcher_finished_ = false;

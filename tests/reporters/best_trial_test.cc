@@ -1,6 +1,11 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <string>
@@ -96,6 +101,83 @@ TEST(BestTrialTest, TrackerEqualsAFullPassOnRandomStreams) {
       }
     }
   }
+}
+
+const std::vector<Objective> kObjectives = {{"acc", Mode::kMax}, {"ms", Mode::kMin}};
+
+std::vector<Trial> SomeTrials() {
+  // With several objectives: a, b on the front; c dominated by b; d the best of all but breaks
+  // "mem <= 500"; e did not report ms.
+  return {WithResult("a", {{"acc", 0.9}, {"ms", 20}, {"mem", 100}}),
+          WithResult("b", {{"acc", 0.8}, {"ms", 10}, {"mem", 100}}),
+          WithResult("c", {{"acc", 0.7}, {"ms", 15}, {"mem", 100}}),
+          WithResult("d", {{"acc", 0.95}, {"ms", 5}, {"mem", 900}}),
+          WithResult("e", {{"acc", 0.99}})};
+}
+
+TEST(ParetoTrackerTest, RanksFeasibleTrialsWithEveryObjective) {
+  std::vector<Trial> trials = SomeTrials();
+  ParetoTracker plain(kObjectives, {});
+  ParetoTracker constrained(kObjectives, ParseConstraints(Json{"mem <= 500"}));
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    plain.Update(i, trials[i]);
+    constrained.Update(i, trials[i]);
+  }
+  EXPECT_THAT(plain.Front(), ::testing::ElementsAre(3));  // d dominates a, b and c
+  EXPECT_EQ(plain.Rank(4), -1);
+  EXPECT_THAT(constrained.Front(), ::testing::ElementsAre(0, 1));
+  EXPECT_EQ(constrained.Rank(2), 1);
+  EXPECT_EQ(constrained.Rank(3), -1);
+  // A new result moves the front: c now beats a in both objectives.
+  trials[2] = WithResult("c", {{"acc", 0.95}, {"ms", 12}, {"mem", 100}});
+  constrained.Update(2, trials[2]);
+  EXPECT_THAT(constrained.Front(), ::testing::ElementsAre(1, 2));
+  EXPECT_EQ(constrained.Rank(0), 1);
+}
+
+TEST(ParetoTrackerTest, BestTrialSkipsInfeasibleTrials) {
+  std::vector<Trial> trials = SomeTrials();
+  BestTrialTracker best("acc", Mode::kMax, ParseConstraints(Json{"mem <= 500"}));
+  for (std::size_t i = 0; i < 4; ++i) best.Update(i, trials[i]);
+  EXPECT_EQ(best.Best(trials)->id, "a");  // d has more accuracy but breaks the constraint
+}
+
+TEST(ParetoTrackerTest, TableShowsRanksAndTheEndWritesTheFront) {
+  std::vector<Trial> trials = SomeTrials();
+  ParetoTracker pareto(kObjectives, ParseConstraints(Json{"mem <= 500"}));
+  for (std::size_t i = 0; i < trials.size(); ++i) pareto.Update(i, trials[i]);
+  ExperimentView view;
+  view.name = "exp";
+  view.metric = "acc";
+  view.trials = &trials;
+  view.objectives = kObjectives;
+  view.pareto = &pareto;
+  const std::string table = RenderStatus(view, TableOptions{});
+  EXPECT_THAT(table, ::testing::HasSubstr("Pareto front: 2 trials (a, b)"));
+  EXPECT_THAT(table, ::testing::HasSubstr("| pareto rank |"));
+  EXPECT_THAT(table, ::testing::HasSubstr(" ms |"));  // every objective is a column
+  EXPECT_THAT(table, ::testing::Not(::testing::HasSubstr("Current best trial")));
+
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("pareto_front_test_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::FILE* out = std::tmpfile();
+  BestTrialReporter(dir, out).OnExperimentEnd(view);
+  std::ifstream file(dir / "pareto_front.json");
+  const Json front = Json::parse(file);
+  EXPECT_EQ(front["metric"], Json({"acc", "ms"}));
+  EXPECT_EQ(front["mode"], Json({"max", "min"}));
+  ASSERT_EQ(front["pareto_front"].size(), 2u);
+  EXPECT_EQ(front["pareto_front"][0]["trial_id"], "a");
+  EXPECT_EQ(front["pareto_front"][0]["values"], Json({0.9, 20}));
+  std::ifstream best(dir / "best_trial.json");
+  EXPECT_EQ(Json::parse(best), front);
+  std::rewind(out);
+  char text[512] = {};
+  const std::size_t n = std::fread(text, 1, sizeof(text) - 1, out);
+  EXPECT_THAT(std::string(text, n), ::testing::StartsWith("Pareto front: 2 trials\n  a acc=0.9 ms=20"));
+  std::fclose(out);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -225,7 +225,7 @@ TEST(SearcherTest, BadOptionsNameTheirPathAndReason) {
   // Options() sets no metric, and TPE cannot model without one.
   EXPECT_EQ(error(R"({"algorithm": "tpe"})"), "search.algorithm: tpe needs a metric to optimise");
   EXPECT_EQ(error(R"({"algorithm": "rnadom"})"),
-            "search.algorithm: must be one of random, grid, tpe, cmaes, gp, got \"rnadom\" (did you mean "
+            "search.algorithm: must be one of random, grid, tpe, nsga2, cmaes, gp, got \"rnadom\" (did you mean "
             "\"random\"?)");
   EXPECT_EQ(error(R"({"algorithm": 3})"), "search.algorithm: expected a non-empty string, got 3");
   EXPECT_EQ(error(R"({"sed": 1})"), "search.sed: unknown option (did you mean \"seed\"?)");
@@ -251,7 +251,7 @@ TEST(SearcherTest, BadOptionsNameTheirPathAndReason) {
 }
 
 TEST(SearcherTest, ParseSearcherOptionsThenMakeSearcher) {
-  EXPECT_EQ(Searchers().Names(), "random, grid, tpe, cmaes, gp");
+  EXPECT_EQ(Searchers().Names(), "random, grid, tpe, nsga2, cmaes, gp");
   SearcherContext context{"val_acc", Mode::kMax, 6};
   context.seed = 4;
   SearcherConfig config = ParseSearcherOptions(Json(nullptr), "search", context);

@@ -305,5 +305,63 @@ TEST(SpecLimitsTest, OverrideThroughANonObjectIsAClearError) {
   EXPECT_THROW(ApplyOverride(raw, "trainer.layers.x=1", false), SpecError);
 }
 
+// Several objectives ("metric"/"mode" as lists) and "constraints".
+Json TwoObjectiveSpec() {
+  return Json::parse(R"({
+    "name": "exp", "metric": ["val_acc", "latency_ms"], "mode": ["max", "min"],
+    "constraints": ["peak_mem_mb <= 8000"],
+    "search": {"algorithm": "nsga2", "population_size": 8},
+    "trainer": {"command": ["prog"]},
+    "space": {"lr": {"loguniform": [1e-4, 0.1]}}
+  })");
+}
+
+TEST(MultiObjectiveSpecTest, ParsesObjectivesAndConstraints) {
+  ExperimentSpec spec = ParseSpec(TwoObjectiveSpec(), ".");
+  ASSERT_EQ(spec.objectives.size(), 2u);
+  EXPECT_EQ(spec.metric, "val_acc");  // the first objective, for schedulers and stoppers
+  EXPECT_EQ(spec.mode, Mode::kMax);
+  EXPECT_EQ(spec.objectives[1].metric, "latency_ms");
+  EXPECT_EQ(spec.objectives[1].mode, Mode::kMin);
+  ASSERT_EQ(spec.constraints.size(), 1u);
+  EXPECT_EQ(spec.constraints[0].bound, 8000);
+  EXPECT_EQ(spec.search.name(), "nsga2");
+  EXPECT_EQ(spec.search.context.objectives.size(), 2u);
+  EXPECT_EQ(spec.search.context.constraints.size(), 1u);
+}
+
+TEST(MultiObjectiveSpecTest, BadObjectivesNameTheirPath) {
+  Json raw = TwoObjectiveSpec();
+  raw["mode"] = {"max"};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("mode: has 1 entries but metric has 2"));
+  raw["mode"] = {"max", "down"};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("mode[1]: "));
+  raw = TwoObjectiveSpec();
+  raw["constraints"] = {"peak_mem_mb <= lots"};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("constraints[0]: the bound after \"<=\""));
+}
+
+TEST(MultiObjectiveSpecTest, SchedulersThatRankByOneMetricAreRefused) {
+  for (const char* type : {"asha", "hyperband", "median", "pbt"}) {
+    Json raw = TwoObjectiveSpec();
+    raw["scheduler"] = {{"type", type}};
+    if (std::string(type) == "pbt") {
+      raw["scheduler"]["hyperparam_mutations"] = {{"lr", {{"loguniform", {1e-4, 0.1}}}}};
+    }
+    EXPECT_THAT(ErrorOf(raw), StartsWith("scheduler.type: \"" + std::string(type) +
+                                         "\" ranks trials by one metric"))
+        << type;
+  }
+  Json raw = TwoObjectiveSpec();
+  raw["scheduler"] = {{"type", "fifo"}};
+  EXPECT_EQ(ErrorOf(raw), "");
+}
+
+TEST(MultiObjectiveSpecTest, CmaEsRefusesSeveralObjectives) {
+  Json raw = TwoObjectiveSpec();
+  raw["search"] = {{"algorithm", "cmaes"}};
+  EXPECT_THAT(ErrorOf(raw), HasSubstr("search.algorithm: \"cmaes\" optimises one metric"));
+}
+
 }  // namespace
 }  // namespace tune

@@ -1,0 +1,36 @@
+// Hypervolume and the quantities built on it, for the multi-objective searchers (MOTPE, NSGA-II)
+// and the benchmarks. Points are loss vectors (every objective minimised; core/pareto.h).
+//
+// Example:
+//   double hv = Hypervolume({{1, 2}, {2, 1}}, {3, 3});   // 3: the area they dominate up to (3, 3)
+//   std::vector<double> d = CrowdingDistance(front);     // NSGA-II's diversity measure
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace tune {
+
+using Points = std::vector<std::vector<double>>;
+
+// The volume dominated by `points` and bounded by `reference` (points not strictly better than
+// the reference in every objective add nothing). Exact: a sweep in 2 objectives, slicing along
+// the last objective above (fast for the few objectives and hundreds of points searchers see).
+double Hypervolume(const Points& points, const std::vector<double>& reference);
+
+// Optuna's reference point for a set of losses: 1.1 x the worst value of each objective (0.9 x
+// when negative), a zero replaced by a tiny positive number.
+std::vector<double> ReferencePoint(const Points& points);
+
+// NSGA-II's crowding distance of each point within its front: the sum over objectives of the
+// gap between its two neighbours in that objective, divided by the objective's range; the
+// extremes of each objective get +inf; an objective where all are equal adds nothing (Optuna).
+std::vector<double> CrowdingDistance(const Points& front);
+
+// The greedy solution of the hypervolume subset selection problem (Optuna's _solve_hssp): picks
+// `subset_size` of `points` one by one, each time the one adding the most hypervolume w.r.t.
+// `reference`. Returns the indices picked, in the order picked.
+std::vector<std::size_t> SelectByHypervolume(const Points& points, std::size_t subset_size,
+                                             const std::vector<double>& reference);
+
+}  // namespace tune

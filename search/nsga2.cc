@@ -1,0 +1,220 @@
+#include "search/nsga2.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <unordered_map>
+
+#include "search/hypervolume.h"
+#include "search/unit_space.h"
+
+namespace tune {
+namespace {
+
+class Nsga2Searcher : public Searcher {
+ public:
+  Nsga2Searcher(const Space& space, const SearcherContext& context, const Nsga2Options& options,
+                std::vector<std::vector<PointValue>> points)
+      : space_(space),
+        options_(options),
+        objectives_(ObjectivesOf(context)),
+        constraints_(context.constraints),
+        num_samples_(context.num_samples),
+        rng_(context.seed),
+        points_(std::move(points)) {}
+
+  Suggestion Suggest(const std::string& trial_id) override {
+    if (static_cast<std::int64_t>(trials_.size()) >= num_samples_) {
+      return Suggestion{Suggestion::Kind::kFinished, Json()};
+    }
+    UpdateParents();
+    Json config;
+    if (next_point_ < points_.size()) {
+      config = PointConfig(space_, points_[next_point_++], rng_);
+    } else if (parents_.empty()) {
+      config = space_.Sample(rng_, 0);
+    } else {
+      config = Child();
+    }
+    Trial trial;
+    trial.generation = parent_generation_ + 1;
+    trial.values = space_.Values(config);
+    index_.emplace(trial_id, trials_.size());
+    trials_.push_back(std::move(trial));
+    return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
+  }
+
+  void OnComplete(const std::string& trial_id, TrialStatus status, const Result* last) override {
+    auto it = index_.find(trial_id);
+    if (it == index_.end() || last == nullptr || status != TrialStatus::kTerminated) return;
+    Trial& trial = trials_[it->second];
+    trial.loss = Losses(*last, objectives_);
+    if (!AllFinite(trial.loss)) {
+      trial.loss.clear();
+      return;
+    }
+    trial.violation = Violation(ConstraintValues(*last, constraints_));
+    trial.done = true;
+  }
+
+  std::int64_t TotalTrials() const override { return num_samples_; }
+
+ private:
+  struct Trial {
+    std::int64_t generation = 0;
+    std::vector<Json> values;  // per parameter of the space; discarded where absent
+    std::vector<double> loss;
+    double violation = 0;
+    bool done = false;  // ended with every objective: usable as a parent
+  };
+
+  // Optuna's _collect_parent_population: every generation with population_size usable trials
+  // makes the next parents from them and the previous parents.
+  void UpdateParents() {
+    const auto size = static_cast<std::size_t>(options_.population_size);
+    while (true) {
+      const std::int64_t generation = parent_generation_ + 1;
+      std::vector<std::size_t> population;
+      for (std::size_t t = 0; t < trials_.size(); ++t) {
+        if (trials_[t].generation == generation && trials_[t].done) population.push_back(t);
+      }
+      if (population.size() < size) return;
+      population.insert(population.end(), parents_.begin(), parents_.end());
+      parents_ = SelectElite(population, size);
+      parent_generation_ = generation;
+    }
+  }
+
+  std::vector<std::size_t> SelectElite(const std::vector<std::size_t>& population,
+                                       std::size_t size) const {
+    std::vector<std::vector<double>> losses;
+    std::vector<double> violations;
+    for (std::size_t t : population) {
+      losses.push_back(trials_[t].loss);
+      violations.push_back(trials_[t].violation);
+    }
+    const std::vector<int> ranks = ConstrainedRanks(losses, violations);
+    const int worst = *std::max_element(ranks.begin(), ranks.end());
+    std::vector<std::size_t> elite;
+    for (int r = 0; r <= worst && elite.size() < size; ++r) {
+      std::vector<std::size_t> front;  // positions in `population`
+      for (std::size_t i = 0; i < population.size(); ++i) {
+        if (ranks[i] == r) front.push_back(i);
+      }
+      if (elite.size() + front.size() > size) {
+        Points points;
+        for (std::size_t i : front) points.push_back(losses[i]);
+        const std::vector<double> distance = CrowdingDistance(points);
+        std::vector<std::size_t> order(front.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t a, std::size_t b) { return distance[a] > distance[b]; });
+        std::vector<std::size_t> cut;
+        for (std::size_t k = 0; k < size - elite.size(); ++k) cut.push_back(front[order[k]]);
+        front = cut;
+      }
+      for (std::size_t i : front) elite.push_back(population[i]);
+    }
+    return elite;
+  }
+
+  std::size_t Tournament(const std::vector<std::size_t>& pool) {
+    std::uniform_int_distribution<std::size_t> pick(0, pool.size() - 1);
+    const Trial& a = trials_[pool[pick(rng_)]];
+    const std::size_t b_index = pool[pick(rng_)];
+    const Trial& b = trials_[b_index];
+    if (ConstrainedDominates(a.loss, a.violation, b.loss, b.violation)) {
+      return static_cast<std::size_t>(&a - trials_.data());
+    }
+    return b_index;
+  }
+
+  Json Child() {
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    std::vector<Json> values;
+    if (unit(rng_) < options_.crossover_prob && parents_.size() >= 2) {
+      const std::size_t first = Tournament(parents_);
+      std::vector<std::size_t> rest;
+      for (std::size_t p : parents_) {
+        if (p != first) rest.push_back(p);
+      }
+      const std::size_t second = Tournament(rest);
+      const std::vector<Json>& a = trials_[first].values;
+      const std::vector<Json>& b = trials_[second].values;
+      for (std::size_t d = 0; d < a.size(); ++d) {
+        values.push_back(unit(rng_) >= options_.swapping_prob ? b[d] : a[d]);
+      }
+    } else {
+      std::uniform_int_distribution<std::size_t> pick(0, parents_.size() - 1);
+      values = trials_[parents_[pick(rng_)]].values;
+    }
+    const double mutation =
+        options_.mutation_prob >= 0
+            ? options_.mutation_prob
+            : 1.0 / std::max<double>(1.0, static_cast<double>(values.size()));
+    for (Json& value : values) {
+      // A discarded value is drawn at random by Assemble (as Optuna leaves a mutated parameter
+      // to its independent sampler).
+      if (unit(rng_) < mutation) value = Json(Json::value_t::discarded);
+    }
+    return space_.Assemble(values, &rng_);
+  }
+
+  Space space_;
+  Nsga2Options options_;
+  std::vector<Objective> objectives_;
+  std::vector<Constraint> constraints_;
+  std::int64_t num_samples_;
+  std::mt19937_64 rng_;
+  std::vector<std::vector<PointValue>> points_;
+  std::size_t next_point_ = 0;
+  std::vector<Trial> trials_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::vector<std::size_t> parents_;  // indices into trials_
+  std::int64_t parent_generation_ = -1;
+};
+
+Nsga2Options ParseNsga2(const OptionsReader& in, const SearcherContext& context) {
+  Nsga2Options options;
+  options.population_size =
+      in.Integer("population_size", options.population_size, Range::AtLeast(2));
+  options.crossover_prob = in.Number("crossover_prob", options.crossover_prob);
+  in.Require(options.crossover_prob >= 0 && options.crossover_prob <= 1, "crossover_prob",
+             "must be a probability in [0, 1]");
+  options.swapping_prob = in.Number("swapping_prob", options.swapping_prob);
+  in.Require(options.swapping_prob >= 0 && options.swapping_prob <= 1, "swapping_prob",
+             "must be a probability in [0, 1]");
+  if (in.Has("mutation_prob")) {
+    options.mutation_prob = in.Number("mutation_prob", 0);
+    in.Require(options.mutation_prob >= 0 && options.mutation_prob <= 1, "mutation_prob",
+               "must be a probability in [0, 1]");
+  }
+  if (ObjectivesOf(context).empty()) {
+    throw SpecError(in.PathOf("algorithm"), "nsga2 needs a metric to optimise");
+  }
+  return options;
+}
+
+}  // namespace
+
+SearcherRegistry::Entry Nsga2Entry() {
+  return {"nsga2",
+          {"population_size", "crossover_prob", "swapping_prob", "mutation_prob"},
+          [](const OptionsReader& in, const SearcherContext& context) {
+            return std::any(ParseNsga2(in, context));
+          },
+          [](const std::any& options, const SearcherContext& context) -> std::unique_ptr<Searcher> {
+            const Space& space = *context.space;
+            if (!space.grid_parameters().empty()) {
+              throw SpecError("space." + space.grid_parameters().front().path,
+                              "grid_search cannot be used with algorithm \"nsga2\"; use "
+                              "\"choice\" instead");
+            }
+            return std::make_unique<Nsga2Searcher>(space, context,
+                                                   std::any_cast<const Nsga2Options&>(options),
+                                                   ParsePointsToEvaluate(space, context));
+          }};
+}
+
+}  // namespace tune

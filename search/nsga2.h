@@ -1,0 +1,34 @@
+// NSGA-II (Deb et al. 2002, Optuna's NSGAIISampler), selected by "search": {"algorithm": "nsga2"}.
+// Trials come in generations of population_size. The first generation is random; each later
+// trial is a child of the parent population: two parents picked by binary tournament (of two
+// random members, the one that dominates), their parameters mixed by uniform crossover
+// (probability crossover_prob; else one parent copied), each parameter then redrawn at random
+// with probability mutation_prob (default 1 / number of parameters). When population_size
+// trials of a generation have ended with every objective, the next parents are the best
+// population_size of those trials and the old parents: by non-dominated rank, the last rank
+// that fits cut by crowding distance (largest first). With constraints, domination is Deb's
+// constrained domination (feasible first, then by total violation). Works with one objective
+// too (then ranks are plain order).
+//
+// Example:
+//   SearcherConfig config = ParseSearcherOptions(Json::parse(R"({"algorithm": "nsga2",
+//       "population_size": 50})"), "search", context /* objectives set */);
+//   std::unique_ptr<Searcher> nsga2 = MakeSearcher(space, config);
+#pragma once
+
+#include <cstdint>
+
+#include "search/searcher.h"
+
+namespace tune {
+
+struct Nsga2Options {
+  std::int64_t population_size = 50;  // >= 2
+  double crossover_prob = 0.9;        // [0, 1]
+  double swapping_prob = 0.5;         // [0, 1]: per parameter, take the second parent's value
+  double mutation_prob = -1;          // [0, 1]; < 0: 1 / number of parameters
+};
+
+SearcherRegistry::Entry Nsga2Entry();  // "nsga2" in the table of search/searcher.cc
+
+}  // namespace tune
