@@ -1,0 +1,126 @@
+// Multi-objective search quality and speed (bench/README-search.md, "Multi-objective"): runs
+// tune's searchers sequentially on ZDT1, ZDT2, ZDT3 (30 variables, 2 objectives) and DTLZ2
+// (12 variables, 3 objectives) and prints, per seed, one JSON line with every trial's objective
+// values and the mean time of a Suggest() call. bench/peers/mo.py computes the hypervolumes
+// (with Optuna's own routine, for both sides) and runs Optuna's samplers on the same problems.
+//
+//   tune-bench-mo PROBLEM SEARCH_JSON FIRST_SEED LAST_SEED TRIALS [no-width-free]
+//   tune-bench-mo zdt1 '{"algorithm": "tpe"}' 0 19 300
+// no-width-free: TPE with TpeInternalOptions::width_free_density off (search/tpe_internal.h).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/pareto.h"
+#include "search/searcher.h"
+#include "search/tpe_internal.h"
+
+namespace {
+
+using tune::Json;
+
+constexpr double kPi = 3.14159265358979323846;
+
+struct Problem {
+  int variables;
+  int objectives;
+  std::vector<double> (*evaluate)(const std::vector<double>& x);
+};
+
+double ZdtG(const std::vector<double>& x) {
+  double sum = 0;
+  for (std::size_t i = 1; i < x.size(); ++i) sum += x[i];
+  return 1 + 9 * sum / static_cast<double>(x.size() - 1);
+}
+
+std::vector<double> Zdt1(const std::vector<double>& x) {
+  const double g = ZdtG(x);
+  return {x[0], g * (1 - std::sqrt(x[0] / g))};
+}
+
+std::vector<double> Zdt2(const std::vector<double>& x) {
+  const double g = ZdtG(x);
+  return {x[0], g * (1 - (x[0] / g) * (x[0] / g))};
+}
+
+std::vector<double> Zdt3(const std::vector<double>& x) {
+  const double g = ZdtG(x);
+  const double r = x[0] / g;
+  return {x[0], g * (1 - std::sqrt(r) - r * std::sin(10 * kPi * x[0]))};
+}
+
+std::vector<double> Dtlz2(const std::vector<double>& x) {
+  double g = 0;
+  for (std::size_t i = 2; i < x.size(); ++i) g += (x[i] - 0.5) * (x[i] - 0.5);
+  const double a = x[0] * kPi / 2, b = x[1] * kPi / 2;
+  return {(1 + g) * std::cos(a) * std::cos(b), (1 + g) * std::cos(a) * std::sin(b),
+          (1 + g) * std::sin(a)};
+}
+
+Problem Find(const std::string& name) {
+  if (name == "zdt1") return {30, 2, Zdt1};
+  if (name == "zdt2") return {30, 2, Zdt2};
+  if (name == "zdt3") return {30, 2, Zdt3};
+  if (name == "dtlz2") return {12, 3, Dtlz2};
+  std::fprintf(stderr, "unknown problem %s (zdt1, zdt2, zdt3, dtlz2)\n", name.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 6 && argc != 7) {
+    std::fprintf(stderr, "usage: %s PROBLEM SEARCH_JSON FIRST_SEED LAST_SEED TRIALS\n", argv[0]);
+    return 2;
+  }
+  const Problem problem = Find(argv[1]);
+  const Json search = Json::parse(argv[2]);
+  const int first = std::stoi(argv[3]), last = std::stoi(argv[4]), trials = std::stoi(argv[5]);
+  Json space = Json::object();
+  auto name = [](int i) { return std::string(i < 10 ? "x0" : "x") + std::to_string(i); };
+  for (int i = 0; i < problem.variables; ++i) space[name(i)] = {{"uniform", {0.0, 1.0}}};
+  const tune::Space parsed = tune::ParseSpace(space);
+  for (int seed = first; seed <= last; ++seed) {
+    tune::SearcherOptions options;
+    options.metric = "f0";
+    options.mode = tune::Mode::kMin;
+    for (int k = 0; k < problem.objectives; ++k) {
+      options.objectives.push_back({"f" + std::to_string(k), tune::Mode::kMin});
+    }
+    options.num_samples = trials;
+    options.seed = static_cast<std::uint64_t>(seed);
+    options.algorithm = search;
+    std::unique_ptr<tune::Searcher> searcher;
+    if (argc == 7 && std::string(argv[6]) == "no-width-free") {
+      tune::TpeInternalOptions internal;
+      internal.width_free_density = false;
+      searcher = tune::MakeTpeSearcher(
+          parsed, tune::ParseSearcherOptions(search, "search", options), internal);
+    } else {
+      searcher = tune::MakeSearcher(parsed, options);
+    }
+    Json values = Json::array();
+    double suggest_s = 0;
+    for (int t = 0; t < trials; ++t) {
+      const std::string id = "t" + std::to_string(t);
+      const auto begin = std::chrono::steady_clock::now();
+      tune::Suggestion suggestion = searcher->Suggest(id);
+      suggest_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      std::vector<double> x;
+      for (int i = 0; i < problem.variables; ++i) x.push_back(suggestion.config[name(i)].get<double>());
+      const std::vector<double> f = problem.evaluate(x);
+      tune::Result result;
+      result.training_iteration = 1;
+      for (int k = 0; k < problem.objectives; ++k) result.metrics["f" + std::to_string(k)] = f[k];
+      searcher->OnResult(id, result);
+      searcher->OnComplete(id, tune::TrialStatus::kTerminated, &result);
+      values.push_back(f);
+    }
+    Json line = {{"seed", seed}, {"values", values}, {"suggest_ms", 1e3 * suggest_s / trials}};
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,153 @@
+"""Multi-objective search, tune vs Optuna 5.0: hypervolume at 100 and 300 trials, time per
+suggestion.
+
+Problems: ZDT1, ZDT2, ZDT3 (30 variables in [0, 1], 2 objectives) and DTLZ2 (12 variables, 3
+objectives), all minimised, each trial told before the next is asked. tune's side is
+`tune-bench-mo` (bench/mo_bench.cc) with {"algorithm": "tpe"} (MOTPE) and {"algorithm": "nsga2"};
+Optuna's side runs TPESampler() and NSGAIISampler() (defaults: 10 random startup trials, a
+population of 50) in-process on the same functions. Every hypervolume, both sides', is computed
+here by Optuna's own optuna._hypervolume.compute_hypervolume, over the first 100 and all 300
+trials, with fixed reference points: (1.1, 11) for the ZDTs (f1 <= 1, f2 <= 10 on this domain)
+and (4, 4, 4) for DTLZ2 (each f <= 1 + 10 * 0.25). Time per suggestion: tune's Suggest() call;
+Optuna's ask() plus the suggest_float calls (the sampling happens there), mean over the run.
+
+One command runs both sides (tune's runs are fast; Optuna's take minutes) and prints the table:
+  .venv/bin/python bench/peers/mo.py --bin build-mo/bin [--seeds 20] [--out FILE]
+    [--optuna-cache FILE]   (keep Optuna's runs: a rerun redoes only tune's side)
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+PROBLEMS = {"zdt1": (30, 2), "zdt2": (30, 2), "zdt3": (30, 2), "dtlz2": (12, 3)}
+REFERENCE = {"zdt1": [1.1, 11.0], "zdt2": [1.1, 11.0], "zdt3": [1.1, 11.0], "dtlz2": [4.0, 4.0, 4.0]}
+ALGORITHMS = ["tpe", "nsga2"]
+OPTUNA_NAME = {"tpe": "Optuna TPESampler()", "nsga2": "Optuna NSGAIISampler()"}
+TUNE_NAME = {"tpe": 'tune {"algorithm": "tpe"} (MOTPE)', "nsga2": 'tune {"algorithm": "nsga2"}'}
+BUDGETS = [100, 300]
+
+
+def evaluate(problem, x):
+    if problem.startswith("zdt"):
+        g = 1 + 9 * sum(x[1:]) / (len(x) - 1)
+        r = x[0] / g
+        if problem == "zdt1":
+            return [x[0], g * (1 - math.sqrt(r))]
+        if problem == "zdt2":
+            return [x[0], g * (1 - r * r)]
+        return [x[0], g * (1 - math.sqrt(r) - r * math.sin(10 * math.pi * x[0]))]
+    g = sum((v - 0.5) ** 2 for v in x[2:])
+    a, b = x[0] * math.pi / 2, x[1] * math.pi / 2
+    return [(1 + g) * math.cos(a) * math.cos(b), (1 + g) * math.cos(a) * math.sin(b),
+            (1 + g) * math.sin(a)]
+
+
+def optuna_run(problem, algo, seed, trials):
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n, m = PROBLEMS[problem]
+    sampler = (optuna.samplers.TPESampler(seed=seed) if algo == "tpe"
+               else optuna.samplers.NSGAIISampler(seed=seed))
+    study = optuna.create_study(directions=["minimize"] * m, sampler=sampler)
+    values, spent = [], 0.0
+    for _ in range(trials):
+        begin = time.perf_counter()
+        trial = study.ask()
+        x = [trial.suggest_float(f"x{i:02d}", 0.0, 1.0) for i in range(n)]
+        spent += time.perf_counter() - begin
+        f = evaluate(problem, x)
+        study.tell(trial, f)
+        values.append(f)
+    return {"seed": seed, "values": values, "suggest_ms": 1e3 * spent / trials}
+
+
+def tune_runs(bin_dir, problem, algo, seeds, trials):
+    cmd = [os.path.join(bin_dir, "tune-bench-mo"), problem, json.dumps({"algorithm": algo}),
+           "0", str(seeds - 1), str(trials)]
+    text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def hypervolumes(problem, run):
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+    ref = np.array(REFERENCE[problem])
+    out = {}
+    for budget in BUDGETS:
+        points = np.array(run["values"][:budget])
+        inside = points[(points < ref).all(axis=1)]
+        out[budget] = float(compute_hypervolume(inside, ref)) if len(inside) else 0.0
+    return out
+
+
+def quartiles(values):
+    q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+    return q[0], statistics.median(values), q[2]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default="build/bin")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--optuna-cache", default=None,
+                        help="JSON file of Optuna's runs: read when present, else written, so a "
+                             "rerun after a change to tune redoes only tune's side")
+    args = parser.parse_args()
+    cache = {}
+    if args.optuna_cache and os.path.exists(args.optuna_cache):
+        with open(args.optuna_cache) as f:
+            cache = json.load(f)
+    import optuna
+    problems = args.problems.split(",")
+    rows, verdicts = [], []
+    for problem in problems:
+        for algo in ALGORITHMS:
+            sides = {}
+            for side in ("tune", "optuna"):
+                begin = time.monotonic()
+                if side == "tune":
+                    runs = tune_runs(args.bin, problem, algo, args.seeds, max(BUDGETS))
+                elif len(cache.get(f"{problem} {algo}", [])) >= args.seeds:
+                    runs = cache[f"{problem} {algo}"][:args.seeds]
+                else:
+                    runs = [optuna_run(problem, algo, s, max(BUDGETS)) for s in range(args.seeds)]
+                    cache[f"{problem} {algo}"] = runs
+                    if args.optuna_cache:
+                        with open(args.optuna_cache, "w") as f:
+                            json.dump(cache, f)
+                hv = [hypervolumes(problem, r) for r in runs]
+                sides[side] = {b: quartiles([h[b] for h in hv]) for b in BUDGETS}
+                sides[side]["ms"] = statistics.median(r["suggest_ms"] for r in runs)
+                print(f"{problem} {algo} {side}: {sides[side]} ({time.monotonic() - begin:.0f} s)",
+                      file=sys.stderr, flush=True)
+            for side in ("tune", "optuna"):
+                name = TUNE_NAME[algo] if side == "tune" else OPTUNA_NAME[algo]
+                cells = [f"{s[1]:.4f} [{s[0]:.4f}, {s[2]:.4f}]" for s in (sides[side][b] for b in BUDGETS)]
+                rows.append(f"| {problem} | {name} | " + " | ".join(cells) + f" | {sides[side]['ms']:.2f} |")
+            for b in BUDGETS:
+                ours, theirs = sides["tune"][b][1], sides["optuna"][b][1]
+                verdicts.append((problem, algo, b, ours >= theirs))
+    out = [f"Median hypervolume over seeds 0..{args.seeds - 1} [interquartile range], "
+           f"Optuna {optuna.__version__}; ms per suggestion: median over seeds of the mean over "
+           f"{max(BUDGETS)} trials.", "",
+           "| problem | sampler | HV at 100 | HV at 300 | ms / suggestion |",
+           "|---|---|---|---|---|"] + rows
+    lost = [f"{p} {a} at {b}" for p, a, b, ok in verdicts if not ok]
+    out += ["", f"tune's median >= Optuna's with the same algorithm: {sum(ok for *_, ok in verdicts)}"
+            f"/{len(verdicts)}" + (f" (lower on {', '.join(lost)})" if lost else "") + "."]
+    text = "\n".join(out) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
