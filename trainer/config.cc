@@ -280,6 +280,8 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   top.Read("auto_batch_size", config.auto_batch_size);
   top.Read("max_batch_size", config.max_batch_size);
   top.Read("progress", config.progress);
+  // Lightning's Trainer(sync_batchnorm=True): BatchNorm statistics over every DDP rank's batch.
+  top.Read("sync_batchnorm", config.model.sync_batchnorm);
   // Documentation fields that specs carry along; not training options.
   top.Skip("description");
   top.RejectUnknown();

@@ -31,6 +31,7 @@ struct ModelConfig {
   std::string activation = "relu";  // relu | gelu | tanh | silu | leaky_relu
   double dropout = 0.0;
   bool batch_norm = false;
+  bool sync_batchnorm = false;    // the trainer's sync_batchnorm: SyncBatchNorm in place of BatchNorm
   int embedding_dim = 32;         // gru/lstm: token embedding width (hidden = state width)
   bool bidirectional = false;     // gru/lstm
   std::string pooling = "last";   // gru/lstm: last (final valid state) | mean (masked mean)

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "trainer/sync_batchnorm.h"
+
 namespace tune {
 namespace {
 
@@ -85,7 +87,8 @@ torch::nn::Sequential BuildModel(const ModelConfig& config, std::int64_t feature
     std::int64_t width = features;
     for (int layer = 0; layer < config.layers; ++layer) {
       net->push_back(torch::nn::Linear(width, config.hidden));
-      if (config.batch_norm) net->push_back(torch::nn::BatchNorm1d(config.hidden));
+      if (config.batch_norm && config.sync_batchnorm) net->push_back(SyncBatchNorm(config.hidden));
+      else if (config.batch_norm) net->push_back(torch::nn::BatchNorm1d(config.hidden));
       AddActivation(net, config.activation);
       if (config.dropout > 0) net->push_back(torch::nn::Dropout(config.dropout));
       width = config.hidden;
@@ -101,11 +104,13 @@ torch::nn::Sequential BuildModel(const ModelConfig& config, std::int64_t feature
   const std::int64_t c1 = config.channels, c2 = 2 * config.channels;
   net->push_back(torch::nn::Unflatten(torch::nn::UnflattenOptions(1, {1, side, side})));
   net->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, c1, 3)));
-  if (config.batch_norm) net->push_back(torch::nn::BatchNorm2d(c1));
+  if (config.batch_norm && config.sync_batchnorm) net->push_back(SyncBatchNorm(c1));
+  else if (config.batch_norm) net->push_back(torch::nn::BatchNorm2d(c1));
   AddActivation(net, config.activation);
   net->push_back(torch::nn::MaxPool2d(2));
   net->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(c1, c2, 3)));
-  if (config.batch_norm) net->push_back(torch::nn::BatchNorm2d(c2));
+  if (config.batch_norm && config.sync_batchnorm) net->push_back(SyncBatchNorm(c2));
+  else if (config.batch_norm) net->push_back(torch::nn::BatchNorm2d(c2));
   AddActivation(net, config.activation);
   net->push_back(torch::nn::MaxPool2d(2));
   net->push_back(torch::nn::Flatten());

@@ -23,6 +23,7 @@
 #include "trainer/device.h"
 #include "trainer/distributed.h"
 #include "trainer/optim.h"
+#include "trainer/sync_batchnorm.h"
 #include "tuner/client/session.h"
 
 namespace tune {
@@ -104,6 +105,9 @@ Trainer::Trainer(TrainerConfig config, TrialParts parts, Session* session, std::
     // Each rank would search on its own and their collectives would no longer pair up.
     throw std::runtime_error("auto_batch_size does not work with WORLD_SIZE > 1: set batch_size");
   }
+  // sync_batchnorm: every SyncBatchNorm (the built-in models' with batch_norm, or a user's)
+  // normalises with the statistics of all ranks' batches.
+  if (ddp_ && config_.model.sync_batchnorm) AttachSyncBatchNorm(*model_, &ddp_->group());
   if (ddp_) {
     log_ << "tune-trainer: DDP rank " << ddp_->rank() << " of " << ddp_->world_size() << " ("
          << ddp_->group().backend() << "), " << ddp_->gradients().num_buckets() << " gradient buckets, global batch "

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
@@ -24,6 +26,7 @@
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/sequence.h"
+#include "trainer/sync_batchnorm.h"
 #include "trainer/trainer.h"
 
 namespace tune {
@@ -234,6 +237,66 @@ TEST(DataParallelTest, BuffersFollowRankZeroBeforeEveryForward) {
     EXPECT_FALSE(after[0][step].equal(after[1][step])) << "each rank's forward moved them its own way";
   }
   EXPECT_FALSE(before[0][1].equal(before[0][0])) << "the statistics do move";
+}
+
+// sync_batchnorm: 2 ranks of batch 8 with SyncBatchNorm (training mode) give the outputs, the
+// DDP-averaged gradients and the running statistics of 1 process on the batch of 16; plain
+// BatchNorm on each rank's 8 samples does not.
+TEST(SyncBatchNormTest, TwoRanksEqualOneProcessOnTheDoubleBatch) {
+  constexpr int kWorld = 2;
+  auto make_model = [] {
+    torch::manual_seed(7);
+    torch::nn::Sequential model;
+    model->push_back(torch::nn::Linear(5, 3));
+    model->push_back(SyncBatchNorm(3));
+    return model;
+  };
+  torch::manual_seed(3);
+  const torch::Tensor x = torch::randn({16, 5}) * 2 + 1;
+  const torch::Tensor target = torch::randn({16, 3});
+  auto loss_of = [](const torch::Tensor& out, const torch::Tensor& y) { return (out * y).sum() / out.size(0) + out.square().mean(); };
+
+  torch::nn::Sequential reference = make_model();  // no group: ordinary BatchNorm on all 16
+  const torch::Tensor expected_out = reference->forward(x);
+  loss_of(expected_out, target).backward();
+  auto& reference_bn = *reference[1]->as<SyncBatchNormImpl>();
+
+  std::vector<torch::Tensor> outputs(kWorld);
+  std::vector<std::vector<torch::Tensor>> gradients(kWorld);
+  std::vector<torch::Tensor> running_mean(kWorld), running_var(kWorld);
+  std::vector<torch::nn::Sequential> models = {make_model(), make_model()};
+  const int port = FreePort();
+  RunRanks(kWorld, [&](int rank) {
+    const auto r = static_cast<std::size_t>(rank);
+    torch::nn::Sequential& model = models[r];
+    DataParallel ddp(JoinLocalGroup(rank, kWorld, port), *model);
+    EXPECT_EQ(AttachSyncBatchNorm(*model, &ddp.group()), 1);
+    ddp.PrepareBackward(/*sync=*/true);
+    outputs[r] = model->forward(x.slice(0, 8 * rank, 8 * rank + 8));
+    loss_of(outputs[r], target.slice(0, 8 * rank, 8 * rank + 8)).backward();
+    ddp.FinishGradients();
+    for (const auto& p : model->parameters()) gradients[r].push_back(p.grad().clone());
+    auto& bn = *model[1]->as<SyncBatchNormImpl>();
+    running_mean[r] = bn.running_mean.clone();
+    running_var[r] = bn.running_var.clone();
+  });
+  std::vector<torch::Tensor> expected_gradients;
+  for (const auto& p : reference->parameters()) expected_gradients.push_back(p.grad());
+  const double out_diff = (torch::cat({outputs[0], outputs[1]}) - expected_out).abs().max().item<double>();
+  const double grad_diff = std::max(MaxDifference(gradients[0], expected_gradients), MaxDifference(gradients[1], expected_gradients));
+  const double stats_diff = std::max((running_mean[1] - reference_bn.running_mean).abs().max().item<double>(),
+                                     (running_var[1] - reference_bn.running_var).abs().max().item<double>());
+  std::printf("SyncBatchNorm, 2 ranks x 8 vs 1 x 16: max |output diff| %g, |gradient diff| %g, |running stats diff| %g\n",
+              out_diff, grad_diff, stats_diff);
+  EXPECT_LE(out_diff, 1e-5);
+  EXPECT_LE(grad_diff, 1e-5);
+  EXPECT_LE(stats_diff, 1e-6);
+  EXPECT_TRUE(running_mean[0].equal(running_mean[1]));
+
+  // Plain BatchNorm per rank: each rank's own 8 samples give other outputs.
+  torch::nn::Sequential local = make_model();
+  const torch::Tensor local_out = local->forward(x.slice(0, 0, 8));
+  EXPECT_GT((local_out - expected_out.slice(0, 0, 8)).abs().max().item<double>(), 1e-2);
 }
 
 TEST(GradientSyncTest, BucketsHoldParametersInReverseOrderUnderTheCap) {
