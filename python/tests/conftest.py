@@ -70,6 +70,11 @@ class Experiment:
         events = [json.loads(line) for line in (self.dir / "journal.jsonl").read_text().splitlines()]
         return [e for e in events if e.get("type") == event_type or e.get("event") == event_type]
 
+    def final_status(self, trial: Path) -> str:
+        """The status of the trial's last trial_ended event in the journal ("" when none)."""
+        ended = [e for e in self.journal("trial_ended") if e.get("trial_id") == trial.name]
+        return ended[-1]["status"] if ended else ""
+
     def decisions(self, trial: Path) -> List[Dict[str, Any]]:
         path = trial / "decisions.jsonl"
         return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []

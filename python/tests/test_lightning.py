@@ -53,8 +53,12 @@ def test_asha_stops_the_worse_trial(tune_bin: Path, tmp_path: Path) -> None:
     assert [r.get("epoch") for r in rank_log(bad, 0) if "epoch" in r] == [1]
     assert rank_log(bad, 0)[-1] == {"end": True, "stopped": True, "paused": False,
                                     "last_decision": "stop"}
-    # The good one ran to ASHA's max_t, whose result is answered "stop" too.
+    # Pruned: STOPPED, not TERMINATED (the callback sends no "done" after a stop).
+    assert run.final_status(bad) == "STOPPED", run.describe()
+    # The good one ran to ASHA's max_t, whose result is answered "stop" too: the end of its
+    # budget, TERMINATED.
     assert [r.get("epoch") for r in rank_log(good, 0) if "epoch" in r] == [1, 2, 3]
+    assert run.final_status(good) == "TERMINATED", run.describe()
     # A checkpoint came with each report; only the last 2 are kept.
     assert sorted(p.name for p in good.glob("checkpoint_*")) == ["checkpoint_2", "checkpoint_3"]
     assert (good / "checkpoint_3" / "lightning.ckpt").is_file()

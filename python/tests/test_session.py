@@ -97,6 +97,9 @@ def test_stop_and_pause_decisions(env: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert session.report(2, {"x": 2}) is Decision.STOP and session.should_stop
     session.done()
     server.join()
+    # After a stop the trial did not finish by itself: no "done" (the tuner records STOPPED).
+    assert server.received[-1]["type"] == "report", server.received
+    assert not session.is_open
 
     server = FakeTuner(decide("pause"))
     monkeypatch.setenv("TUNE_REPORT_ADDR", server.address)

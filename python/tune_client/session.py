@@ -260,8 +260,13 @@ class Session:
         self._send({"type": "heartbeat"})
 
     def done(self) -> None:
-        """Tells the tuner the trial finished on its own, then closes the connection."""
+        """Tells the tuner the trial finished on its own, then closes the connection. After a
+        "stop" it only closes, as the C++ trainer does: the trial did not finish by itself, and
+        the tuner records it as pruned (STOPPED) unless the stop was the end of its budget."""
         if self._sock is None:
+            return
+        if self.should_stop:
+            self.close()
             return
         self._send({"type": "done"})
         self.close()
