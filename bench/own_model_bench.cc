@@ -4,9 +4,9 @@
 // Both sides train on Fashion-MNIST (data/fashion, scripts/get_data.sh) with the same config:
 // Adam lr 1e-3, batch 128, fp32 (or --precision), one thread, no checkpoints. The built-in side
 // is tune-trainer's path (ParseTrainerConfig, LoadDataset, BuiltinParts); the own side is a
-// Model written as a user would (the same layers as the built-in MLP or CNN, by hand) and a
-// DataModule that reads the IDX files itself, normalises them once and gathers batches with
-// index_select, run through Fit() as examples/own_model does.
+// Model written as a user would (the same layers as the built-in MLP or CNN, by hand) and
+// examples/own_model's DataModule (fashion_data.h: reads the IDX files itself, normalises them
+// once, gathers batches with index_select), run through Fit() as examples/own_model does.
 //
 // Each run trains `--epochs` (2) epochs; the number is the last epoch's samples/s (wall) and
 // the training samples per CPU-second of the whole Fit (validation included; with one thread
@@ -28,10 +28,10 @@
 
 #include <torch/torch.h>
 
+#include "examples/own_model/fashion_data.h"
 #include "trainer/api.h"
 #include "trainer/builtin.h"
 #include "trainer/data.h"
-#include "trainer/idx.h"
 #include "trainer/trial_main.h"
 
 namespace {
@@ -55,34 +55,6 @@ class UserNet : public tune::Model {
 
  private:
   torch::nn::Sequential net_{nullptr};
-};
-
-// Fashion-MNIST read and normalised by the user's own code.
-class UserFashion : public tune::DataModule {
- public:
-  UserFashion(const std::string& folder, std::int64_t train_subset) {
-    auto load = [&](const std::string& name, std::int64_t subset) {
-      torch::Tensor all = tune::ReadIdx(folder + "/" + name);
-      return subset > 0 && subset < all.size(0) ? all.slice(0, 0, subset) : all;
-    };
-    torch::Tensor train = load("train-images-idx3-ubyte", train_subset).flatten(1).to(torch::kFloat).div_(255);
-    const float mean = train.mean().item<float>(), std = train.std().item<float>();
-    train_x_ = train.sub_(mean).div_(std);
-    train_y_ = load("train-labels-idx1-ubyte", train_subset).to(torch::kLong);
-    val_x_ = load("t10k-images-idx3-ubyte", 0).flatten(1).to(torch::kFloat).div_(255).sub_(mean).div_(std);
-    val_y_ = load("t10k-labels-idx1-ubyte", 0).to(torch::kLong);
-  }
-  std::int64_t train_size() const override { return train_y_.size(0); }
-  std::int64_t val_size() const override { return val_y_.size(0); }
-  tune::Batch Collate(bool train, const torch::Tensor& indices) const override {
-    tune::Batch batch;
-    batch.x = (train ? train_x_ : val_x_).index_select(0, indices);
-    batch.y = (train ? train_y_ : val_y_).index_select(0, indices);
-    return batch;
-  }
-
- private:
-  torch::Tensor train_x_, train_y_, val_x_, val_y_;
 };
 
 double CpuSeconds() {
@@ -139,7 +111,7 @@ int main(int argc, char** argv) {
                      {"checkpoint", false},         {"precision", precision},    {"train_subset", train_subset}};
   if (!data_dir.empty()) json["data_dir"] = data_dir;
   const tune::TrainerConfig builtin_config = tune::ParseTrainerConfig(json);
-  const std::string folder = tune::ResolveDataDir(builtin_config) + "/fashion";
+  const std::string data_root = tune::ResolveDataDir(builtin_config);
   tune::Json own_json = json;
   own_json.erase("dataset");
   own_json.erase("model");
@@ -154,7 +126,7 @@ int main(int argc, char** argv) {
     train_size = builtin.data->train_size();
     const Measurement b = Run(builtin_config, std::move(builtin), train_size);
     tune::SeedEverything(own_config);
-    tune::TrialParts own{std::make_shared<UserNet>(model), std::make_shared<UserFashion>(folder, train_subset)};
+    tune::TrialParts own{std::make_shared<UserNet>(model), std::make_shared<own_model::FashionData>(data_root, train_subset, 0)};
     const Measurement o = Run(own_config, std::move(own), train_size);
     std::printf("run %d: built-in %.0f samples/s (%.0f per cpu-s), own %.0f samples/s (%.0f per cpu-s)\n", run + 1,
                 b.wall, b.cpu, o.wall, o.cpu);
