@@ -1,6 +1,7 @@
 """tune_client.lightning.TuneCallback with real Lightning on CPU under the real `tune`: ASHA
-stopping a trial, a pause resumed from the Lightning checkpoint, and DDP with 2 CPU ranks
-where only rank 0 reports and both ranks stop."""
+stopping a trial, a pause resumed from the Lightning checkpoint, a PBT exploit resumed from
+another trial's checkpoint with a new lr, several validations per epoch, and DDP with 2 CPU
+ranks where only rank 0 reports and both ranks stop."""
 import json
 from pathlib import Path
 from typing import Dict, List
@@ -113,6 +114,64 @@ def test_ddp_two_cpu_ranks_only_rank_0_reports_and_both_stop(tune_bin: Path,
                            "last_decision": "stop"}, (rank, log)
     # 128 validation samples split over 2 ranks: the reported accuracy is the synced one.
     assert 0.0 <= run.results(trial)[-1]["val_acc"] <= 1.0
+
+
+def test_pbt_exploit_restores_the_donor_checkpoint_under_the_new_config(tune_bin: Path,
+                                                                       tmp_path: Path) -> None:
+    # Synchronous PBT over the two trials (lr 0.5, and lr 0 which never learns): at iteration 2
+    # both pause, the worse one is exploited, and its relaunch loads a copy of the better one's
+    # checkpoint_2 with a mutated lr, which on_train_start puts on the optimizer. (3 epochs: the
+    # next perturbation, at 4, would come with the end of training.)
+    spec = lightning_spec(max_concurrent=2, resources_per_trial={"cpu": 0.5},
+                          scheduler={"type": "pbt", "time_attr": "training_iteration",
+                                     "perturbation_interval": 2, "quantile_fraction": 0.5,
+                                     "synch": True, "seed": 0,
+                                     "hyperparam_mutations": {"lr": {"uniform": [0.1, 1.0]}}},
+                          trainer={"command": python_command(TRIALS / "lightning_trial.py"),
+                                   "max_epochs": 3})
+    run = run_tune(tune_bin, spec, tmp_path, timeout=480)  # 4 Lightning starts, 2 at a time
+    assert run.proc.returncode == 0, run.describe()
+    good, bad = run.trial_dirs()
+    exploits = run.journal("trial_exploited")
+    assert [(e["trial_id"], e["source"]) for e in exploits] == [(bad.name, good.name)], \
+        run.describe()
+    copy = Path(exploits[0]["checkpoint"])
+    assert copy.name == "checkpoint_2" and copy.parent.parent == bad, copy
+    new_lr = exploits[0]["params"]["lr"]
+    assert new_lr > 0.0
+
+    donor = {r["iter"]: r for r in run.results(good)}
+    results = run.results(bad)
+    # The curve goes on from the donor's report 2: iterations, steps and accuracy continue from
+    # its checkpoint, under the new lr.
+    assert [r["iter"] for r in results] == [1, 2, 3], run.describe()
+    assert [r["training_iteration"] for r in results] == [1, 2, 3]
+    assert [r["lr"] for r in results] == [0.0, 0.0, pytest.approx(new_lr)]
+    assert [r["step"] for r in results] == [8, 16, donor[2]["step"] + 8]
+    assert results[1]["val_acc"] < donor[2]["val_acc"] <= results[2]["val_acc"] + 0.05
+    epochs = [r for r in rank_log(bad, 0) if "epoch" in r]
+    assert {r["resumed_from"] for r in epochs if r["epoch"] > 2} == {str(copy)}, epochs
+    assert json.loads((bad / "params.json").read_text())["lr"] == new_lr
+    assert run.final_status(bad) == "TERMINATED", run.describe()
+
+
+def test_val_check_interval_gives_each_report_its_own_iteration(tune_bin: Path,
+                                                                  tmp_path: Path) -> None:
+    # Two validations per epoch: four reports over two epochs, iterations 1..4 (the epoch metric
+    # says which epoch), each with its own checkpoint_<iteration>.
+    spec = lightning_spec(space={"lr": 0.5},
+                          trainer={"command": python_command(TRIALS / "lightning_trial.py"),
+                                   "max_epochs": 2, "val_check_interval": 0.5})
+    run = run_tune(tune_bin, spec, tmp_path)
+    assert run.proc.returncode == 0, run.describe()
+    (trial,) = run.trial_dirs()
+    results = run.results(trial)
+    assert [r["iter"] for r in results] == [1, 2, 3, 4], run.describe()
+    assert [r["training_iteration"] for r in results] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in results] == [1, 1, 2, 2]
+    assert [r["step"] for r in results] == [4, 8, 12, 16]
+    assert sorted(p.name for p in trial.glob("checkpoint_*")) == ["checkpoint_3", "checkpoint_4"]
+    assert run.final_status(trial) == "TERMINATED", run.describe()
 
 
 def test_ckpt_path_from_tune_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,9 +15,13 @@ Example (the whole script a trial runs; examples/lightning/ is a complete one)::
     trainer.fit(model, datamodule=MyData(), ckpt_path=TuneCallback.ckpt_path())
 
 At the end of each validation run of ``fit`` (not the sanity check) the callback saves the
-Trainer's checkpoint, if asked, to ``<trial_dir>/checkpoint_<epoch>/lightning.ckpt`` and reports
-the chosen ``trainer.callback_metrics`` plus ``epoch`` and ``step`` with iteration = epoch
-(1-based). The tuner's decision then reaches every rank through the Trainer's strategy
+Trainer's checkpoint, if asked, to ``<trial_dir>/checkpoint_<n>/lightning.ckpt`` and reports
+the chosen ``trainer.callback_metrics`` plus ``epoch`` (1-based) and ``step`` as iteration n: the
+number of validation reports so far, counting those before a resume (the count is part of the
+callback's state in the Lightning checkpoint, so a trial resumed from a checkpoint, its own or a
+PBT donor's, goes on from it). With one validation per epoch n is the epoch; with
+``val_check_interval < 1`` or ``check_val_every_n_epoch > 1`` each report still gets its own
+iteration, as with Ray's ``TuneReportCheckpointCallback``. The tuner's decision then reaches every rank through the Trainer's strategy
 (``strategy.broadcast``), so under DDP all ranks act on rank 0's decision together:
 
 - ``continue``: training goes on.
@@ -108,6 +112,7 @@ class TuneCallback(pl.Callback):
         self.stopped = False
         self.paused = False
         self.last_decision: Optional[Decision] = None
+        self.reports = 0  # validation reports so far (the last reported iteration)
         self._session = session
         self._trial_dir = os.environ.get("TUNE_TRIAL_DIR") or None
 
@@ -134,6 +139,12 @@ class TuneCallback(pl.Callback):
 
     # Lightning hooks ----------------------------------------------------------------------
 
+    def state_dict(self) -> Dict[str, Any]:
+        return {"reports": self.reports}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.reports = int(state_dict.get("reports", 0))
+
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         # A new connection per fit (a fit's end closed the last one).
         if stage == "fit" and trainer.is_global_zero and \
@@ -145,11 +156,13 @@ class TuneCallback(pl.Callback):
         if trainer.sanity_checking or not _fitting(trainer) or self.paused:
             return
         epoch = trainer.current_epoch + 1
+        self.reports += 1  # every rank counts alike: the checkpoint's state holds the count
+        iteration = self.reports
         metrics = self._collect(trainer, epoch) if trainer.is_global_zero else {}
-        saved = self._save(trainer, epoch) if self.checkpoint else None
+        saved = self._save(trainer, iteration) if self.checkpoint else None
         decision = Decision.CONTINUE
         if trainer.is_global_zero and self._session is not None:
-            decision = self._session.report(epoch, metrics, checkpoint=saved)
+            decision = self._session.report(iteration, metrics, checkpoint=saved)
         decision = Decision(trainer.strategy.broadcast(decision.value, src=0))
         self.last_decision = decision
         if decision is Decision.PAUSE and _at_last_epoch(trainer, epoch):
@@ -159,7 +172,7 @@ class TuneCallback(pl.Callback):
             trainer.should_stop = True
         elif decision is Decision.PAUSE:
             if saved is None:
-                saved = self._save(trainer, epoch)
+                saved = self._save(trainer, iteration)
             if trainer.is_global_zero and self._session is not None:
                 self._session.paused(saved)
             self.paused = True
@@ -202,13 +215,13 @@ class TuneCallback(pl.Callback):
         metrics.setdefault("step", trainer.global_step)
         return metrics
 
-    def _save(self, trainer: "pl.Trainer", epoch: int) -> Optional[str]:
-        """Saves the Trainer's checkpoint of `epoch` (every rank takes part, rank 0 writes) to a
-        temporary folder, then publishes it as checkpoint_<epoch>: the tuner is only ever told
-        about a complete checkpoint."""
+    def _save(self, trainer: "pl.Trainer", iteration: int) -> Optional[str]:
+        """Saves the Trainer's checkpoint of report `iteration` (every rank takes part, rank 0
+        writes) to a temporary folder, then publishes it as checkpoint_<iteration>: the tuner is
+        only ever told about a complete checkpoint."""
         if not self._trial_dir:
             return None
-        final = os.path.join(self._trial_dir, "checkpoint_%d" % epoch)
+        final = os.path.join(self._trial_dir, "checkpoint_%d" % iteration)
         staging = final + ".tmp"
         trainer.save_checkpoint(os.path.join(staging, CHECKPOINT_FILE))
         if trainer.is_global_zero:

@@ -1,6 +1,7 @@
 """A tiny Lightning trial for the tests: logistic regression on a fixed synthetic 2-class set,
-TuneCallback(metrics=["val_acc", "val_loss"]). Config: lr, max_epochs, devices (2: DDP on CPU,
-Gloo). Each rank appends what it did to <trial_dir>/rank<global rank>.jsonl: one line per
+TuneCallback(metrics=["val_acc", "val_loss", "lr"]). Config: lr, max_epochs, devices (2: DDP on
+CPU, Gloo), val_check_interval (default 1.0). The optimizer's lr is set from the config when
+training starts, so a PBT exploit's new lr applies over the donor checkpoint's. Each rank appends what it did to <trial_dir>/rank<global rank>.jsonl: one line per
 finished training epoch, and one at the end with the callback's stopped/paused flags."""
 import json
 import os
@@ -36,6 +37,11 @@ class Model(pl.LightningModule):
         logits = self.layer(x)
         self.log("val_loss", torch.nn.functional.cross_entropy(logits, y), sync_dist=True)
         self.log("val_acc", (logits.argmax(1) == y).float().mean(), sync_dist=True)
+        self.log("lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]))
+
+    def on_train_start(self) -> None:
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = self.hparams.lr
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
@@ -58,12 +64,13 @@ class RankLog(pl.Callback):
 def main() -> int:
     config = tune_client.load_config()
     torch.manual_seed(0)
-    tune_cb = TuneCallback(metrics=["val_acc", "val_loss"], checkpoint=True)
+    tune_cb = TuneCallback(metrics=["val_acc", "val_loss", "lr"], checkpoint=True)
     rank_log = RankLog(tune_cb)
     devices = int(config.get("devices", 1))
     trainer = pl.Trainer(
         accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
         max_epochs=int(config["max_epochs"]), callbacks=[tune_cb, rank_log],
+        val_check_interval=float(config.get("val_check_interval", 1.0)),
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0)
     train = DataLoader(dataset(256, 1), batch_size=32, shuffle=True)
