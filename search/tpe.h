@@ -3,7 +3,7 @@
 // the ended trials, fits a density l(x) to the best gamma(n) of them and g(x) to the rest (a
 // mixture of one kernel per trial plus a broad prior), draws n_ei_candidates from l(x) and
 // returns the one with the largest l(x) / g(x). Each parameter is modelled on its own for the
-// first multivariate_after observations, jointly after. It needs a metric and rejects
+// first multivariate_after observations (0 by default), jointly after. It needs a metric and rejects
 // grid_search (use "choice"). docs/tpe.md explains each option and the measurements behind them.
 //
 // Example:
@@ -28,7 +28,7 @@ struct TpeOptions {
   double categorical_prior_weight = 4.0;  // the same for categoricals; larger explores more
   bool consider_endpoints = false;        // domain bounds size the outermost kernels
   bool multivariate = false;              // the joint model from the start
-  std::int64_t multivariate_after = 40;   // observations before the joint model
+  std::int64_t multivariate_after = 0;    // observations before the joint model (docs/tpe.md)
   bool constant_liar = true;  // pending trials rank worst; default: max_concurrent != 1
   enum class Intermediate { kLast, kRank, kBudget };  // "last", "rank" (Optuna), "budget" (BOHB)
   Intermediate intermediate = Intermediate::kLast;  // how early-stopped trials rank

@@ -11,8 +11,9 @@ namespace tune {
 
 struct TpeInternalOptions {
   // Score continuous kernels without their 1/sigma factor when no trial is pending, as Optuna
-  // 3.1 did (docs/tpe.md, "Width-free scoring").
-  bool width_free_density = true;
+  // 3.1 did (docs/tpe.md, "Width-free scoring"). Off since the suite of bench/suite/ (Optuna
+  // 5.0 normalises too).
+  bool width_free_density = false;
   // Joint kernels with Optuna's Scott-like widths, 0.2 n^(-1/(d+4)) range in every dimension,
   // instead of the per-dimension neighbour gaps.
   bool joint_scott_widths = false;
