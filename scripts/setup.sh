@@ -44,8 +44,9 @@ packages=(
 # when no npm command exists.
 command -v npm >/dev/null || packages+=(npm)
 # The Slurm tests' cluster: Debian's daemons (their packaged services are not used; the script
-# starts its own with a generated slurm.conf) and iproute2 for the nodes' network namespaces.
-((slurm)) && packages+=(slurmctld slurmd slurm-client munge iproute2)
+# starts its own with a generated slurm.conf) and iproute2 for the nodes' network namespaces;
+# slurmdbd and MariaDB for its accounting (sacct), on a database in the cluster's own directory.
+((slurm)) && packages+=(slurmctld slurmd slurm-client munge iproute2 slurmdbd mariadb-server)
 # tests/fuzz/: Debian's clang has no libFuzzer/ASan runtime; libclang-rt-14-dev provides it.
 ((fuzz)) && packages+=(clang libclang-rt-14-dev)
 

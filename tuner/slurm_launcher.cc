@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -112,6 +113,35 @@ std::optional<SlurmAllocation> CurrentSlurmAllocation() {
     allocation.gpus = std::atoi(on_node.c_str()) * static_cast<int>(cpus.size());
   }
   return allocation;
+}
+
+bool SacctRecord::final() const {
+  static const std::set<std::string> kOngoing = {
+      "PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SUSPENDED", "COMPLETING",
+      "CONFIGURING", "STAGE_OUT", "SIGNALING", "SPECIAL_EXIT", "RESV_DEL_HOLD"};
+  return !state.empty() && kOngoing.count(state) == 0;
+}
+
+bool SacctRecord::lost() const {
+  return state == "NODE_FAIL" || state == "BOOT_FAIL" || state == "PREEMPTED" ||
+         state == "RESIZING";
+}
+
+std::optional<SacctRecord> ParseSacct(const std::string& output, const std::string& id) {
+  std::optional<SacctRecord> found;
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    std::vector<std::string> fields;
+    std::stringstream items(line);
+    for (std::string field; std::getline(items, field, '|');) fields.push_back(Trim(field));
+    if (fields.size() < 4 || fields[0] != id) continue;
+    SacctRecord record;
+    record.state = fields[1].substr(0, fields[1].find(' '));
+    if (std::sscanf(fields[2].c_str(), "%d:%d", &record.code, &record.signal) != 2) continue;
+    record.nodes = fields[3];
+    found = record;
+  }
+  return found;
 }
 
 std::string RunSlurmCommand(const std::vector<std::string>& argv) {
@@ -233,7 +263,8 @@ std::optional<std::pair<int, int>> SlurmFirstFailedTask(const std::string& log) 
 }
 
 SlurmLauncher::SlurmLauncher(boost::asio::io_context& io, Options options)
-    : options_(std::move(options)),
+    : io_(io),
+      options_(std::move(options)),
       allocation_(options_.allocation ? *options_.allocation : Env("SLURM_JOB_ID")),
       local_(io, /*straggler_grace_s=*/30) {
   if (!options_.tuner_node) options_.tuner_node = Env("SLURMD_NODENAME");
@@ -388,6 +419,20 @@ void SlurmLauncher::CancelLeftover(const std::string& job) {
   if (!job.empty()) RunSlurmCommand({"scancel", job});
 }
 
+bool SlurmLauncher::Accounting() {
+  if (!accounting_) {
+    // "AccountingStorageType   = accounting_storage/slurmdbd"
+    const std::string config = RunSlurmCommand({"scontrol", "show", "config"});
+    const std::size_t at = config.find("AccountingStorageType");
+    const std::string line = at == std::string::npos
+                                 ? std::string()
+                                 : config.substr(at, config.find('\n', at) - at);
+    accounting_ = line.find("accounting_storage/") != std::string::npos &&
+                  line.find("accounting_storage/none") == std::string::npos;
+  }
+  return *accounting_;
+}
+
 void SlurmLauncher::OnExit(std::int64_t group, ExitStatus status) {
   auto it = attempts_.find(group);
   if (it == attempts_.end()) return;
@@ -404,9 +449,55 @@ void SlurmLauncher::OnExit(std::int64_t group, ExitStatus status) {
   }
   if (placement) exit.location = placement->location;
   std::string said = ReadFileFrom(attempt.dir / "slurm.log", attempt.log_offset, 64 * 1024);
-  if (!in_allocation() && placement) {
+  // The step or job to ask Slurm about: where it was placed, or the job sbatch submitted.
+  std::string job = placement ? placement->job : std::string();
+  if (job.empty() && !in_allocation()) {
+    std::ifstream in(attempt.dir / "slurm_job.txt");
+    std::getline(in, job);
+    job = Trim(job.substr(0, job.find(';')));
+  }
+  const bool explain = !exit.ok() || !Trim(said).empty() || !placement || !in_allocation();
+  if (!job.empty() && explain && Accounting()) {
+    Finish(group, exit, std::move(attempt), job, std::move(said), /*tries=*/15);
+    return;
+  }
+  if (!in_allocation() && !job.empty()) {
     // A job's end state (NODE_FAIL, PREEMPTED) is the controller's: ask once, now.
-    said += RunSlurmCommand({"scontrol", "show", "job", "-o", placement->job});
+    said += RunSlurmCommand({"scontrol", "show", "job", "-o", job});
+  }
+  Finish(group, exit, std::move(attempt), "", std::move(said), 0);
+}
+
+void SlurmLauncher::Finish(std::int64_t group, ExitStatus exit, Attempt attempt, std::string job,
+                           std::string said, int tries) {
+  std::optional<SacctRecord> record;
+  if (!job.empty()) {
+    record = ParseSacct(RunSlurmCommand({"sacct", "-n", "-P", "-j", job, "-o",
+                                         "JobID,State,ExitCode,NodeList"}),
+                        job);
+    if ((!record || !record->final()) && tries > 0) {
+      // slurmctld tells slurmdbd after srun has returned: ask again shortly.
+      auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
+      timer->async_wait([this, group, exit, attempt = std::move(attempt), job = std::move(job),
+                         said = std::move(said), tries](const boost::system::error_code& error) {
+        if (error) return;  // the launcher is going away
+        sacct_timers_.erase(group);
+        Finish(group, exit, attempt, job, said, tries - 1);
+      });
+      sacct_timers_[group] = std::move(timer);
+      return;
+    }
+    if (record && !record->final()) record.reset();  // still not final: srun's word, below
+  }
+  std::string accounted;  // what sacct said, for the failure's description
+  if (record) {
+    accounted = fmt::format("sacct: {} {}, exit {}:{}{}", job, record->state, record->code,
+                            record->signal, record->nodes.empty() ? "" : " on " + record->nodes);
+    if (exit.location.empty() && record->nodes != "None assigned") exit.location = record->nodes;
+    if (!record->lost()) {
+      exit.code = record->signal != 0 ? 0 : record->code;
+      exit.signal = record->signal;
+    }
   }
   // A multi-task step: the rank that failed first, not the signal srun then sent the others.
   if (!exit.ok() && exit.num_ranks > 1) {
@@ -417,12 +508,33 @@ void SlurmLauncher::OnExit(std::int64_t group, ExitStatus status) {
     }
   }
   std::set<std::string> nodes;
-  if (std::string reason = SlurmLostReason(said, nodes); !reason.empty()) {
+  std::string reason = SlurmLostReason(said, nodes);
+  if (record && record->lost()) {
+    if (record->state == "PREEMPTED") {
+      reason = "preempted";
+    } else if (reason.empty() || reason == "preempted") {
+      reason = "node failure";
+    }
+    // The node that failed: srun names it; sacct only lists the step's or job's nodes.
+    if (nodes.empty() && record->state != "PREEMPTED" &&
+        record->nodes.find_first_of("[,") == std::string::npos) {
+      nodes.insert(record->nodes);
+    }
+  }
+  if (!reason.empty()) {
     exit.lost = true;
+    const std::string where = !job.empty()   ? "Slurm job " + job
+                              : exit.location.empty() ? std::string("Slurm")
+                                                      : "Slurm, on " + exit.location;
     exit.detail = fmt::format("{} ({}), retried from its last checkpoint{}", reason,
-                              placement ? "Slurm job " + placement->job : std::string("Slurm"),
+                              accounted.empty() ? where : accounted,
                               nodes.empty() ? "" : " on other nodes");
     failed_nodes_[attempt.trial_id].insert(nodes.begin(), nodes.end());
+  } else if (!accounted.empty() && !exit.ok()) {
+    std::string what = exit.Describe();
+    if (record->state == "OUT_OF_MEMORY") what = "out of memory (" + what + ")";
+    if (record->state == "TIMEOUT") what = "time limit reached (" + what + ")";
+    exit.detail = fmt::format("{} ({})", what, accounted);
   }
   if (on_exit_) on_exit_(group, exit);
 }

@@ -21,19 +21,29 @@
 // reads it.
 //
 // Stop: scancel --signal=<sig> JOB.STEP (the job, for sbatch), and for SIGKILL scancel then kill
-// the local srun. How it ended comes from srun: its exit code (128+N: killed by signal N), and
-// what it printed (kept in <trial>/slurm.log): "Node failure on n2" or a preemption makes the
-// exit `lost`, a failure the tuner retries from the last checkpoint whatever max_failures says;
-// the retry excludes the nodes that failed that trial.
+// the local srun. How it ended comes from Slurm. With accounting on (AccountingStorageType not
+// none in `scontrol show config`), from the step's or job's record in `sacct` (State, ExitCode
+// "code:signal", NodeList), asked when the exit needs explaining: srun exited non-zero or printed
+// something (kept in <trial>/slurm.log), the trial was never placed, or it was an sbatch job; a
+// record sacct does not have final yet (slurmctld sends it to slurmdbd after srun returns) is
+// asked again every 0.2 s for up to 3 s. Without accounting, or when sacct cannot answer, from
+// srun: its exit code (128+N: killed by signal N) and what it printed. NODE_FAIL, BOOT_FAIL,
+// PREEMPTED (a step's RESIZING: its --no-kill allocation lost a node under it), or srun's "Node
+// failure on n2" or a preemption, make the exit `lost`, a failure the tuner retries from the
+// last checkpoint whatever max_failures says; the retry excludes the nodes that failed that trial.
+// A clean exit (srun 0, nothing printed) is not looked up: sacct takes tenths of a second.
 //
 // Example:
 //   SlurmLauncher::Options options{spec.launcher, spec.resources_per_trial, bin_dir / "tune-slurm-rank"};
 //   auto launcher = std::make_unique<SlurmLauncher>(io, options);
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -78,13 +88,21 @@ class SlurmLauncher : public Launcher {
     std::optional<Placement> placement;
   };
   void OnExit(std::int64_t group, ExitStatus status);
+  // Explains `exit` from sacct's record of `job` (asking again later while it is not final, up
+  // to `tries` more times), then from what srun said, and hands it to on_exit_.
+  void Finish(std::int64_t group, ExitStatus exit, Attempt attempt, std::string job,
+              std::string said, int tries);
+  bool Accounting();
 
+  boost::asio::io_context& io_;
   Options options_;
   std::string allocation_;
   LocalLauncher local_;
   ExitCallback on_exit_;
   std::map<std::int64_t, Attempt> attempts_;
   std::map<std::string, std::set<std::string>> failed_nodes_;  // by trial
+  std::optional<bool> accounting_;  // sacct answers: asked once
+  std::map<std::int64_t, std::unique_ptr<boost::asio::steady_timer>> sacct_timers_;  // by group
 };
 
 // Helpers, public for tests.
@@ -109,6 +127,20 @@ std::string SlurmLostReason(const std::string& log, std::set<std::string>& nodes
 // The first task srun saw exit non-zero ("srun: error: n2: task 1: Exited with exit code 3"):
 // {rank, exit code}; nullopt when none did (the others are usually killed after it).
 std::optional<std::pair<int, int>> SlurmFirstFailedTask(const std::string& log);
+// A step's or job's record in sacct's `-n -P -o JobID,State,ExitCode,NodeList` output: the last
+// line for `id` ("12" or "12.3"); nullopt when there is none.
+struct SacctRecord {
+  std::string state;  // "FAILED", "NODE_FAIL", "CANCELLED" ("CANCELLED by 0": first word)
+  int code = 0;       // ExitCode "code:signal"
+  int signal = 0;
+  std::string nodes;  // NodeList
+  // Ended: neither pending nor running (sacct is told after srun has seen the step end).
+  bool final() const;
+  // Not the trial's fault: the node failed, the job was preempted, or (a step) its allocation
+  // lost a node (RESIZING).
+  bool lost() const;
+};
+std::optional<SacctRecord> ParseSacct(const std::string& output, const std::string& id);
 // Runs a short Slurm command (scontrol, scancel) and returns its stdout; "" on failure.
 std::string RunSlurmCommand(const std::vector<std::string>& argv);
 

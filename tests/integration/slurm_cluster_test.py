@@ -58,12 +58,34 @@ def wait_for(what, predicate, timeout=60):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def accounting_on():
+    """slurm_cluster.sh starts slurmdbd unless TUNE_SLURM_ACCOUNTING=0."""
+    try:
+        return "accounting_storage/slurmdbd" in slurm("scontrol", "show", "config", check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False  # no cluster: main() says so
+
+
+def stop_slurmdbd():
+    """Stops the cluster's slurmdbd (pid file): sacct cannot answer until start_slurmdbd()."""
+    pid = int((SLURM_DIR / "run" / "slurmdbd.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    wait_for("slurmdbd to exit", lambda: not Path(f"/proc/{pid}").exists(), 30)
+
+
+def start_slurmdbd():
+    subprocess.run(["slurmdbd"], env=ENV, check=True, timeout=60)
+    wait_for("sacct to answer", lambda: subprocess.run(
+        ["sacct", "-n", "-j", "1"], env=ENV, capture_output=True).returncode == 0, 30)
+
+
 class Allocation:
     """`salloc --no-shell`: a job holding nodes, and the environment a script inside it has."""
 
-    def __init__(self, nodes=2):
+    def __init__(self, nodes=2, gpus_per_node=0):
+        gpus = [f"--gpus-per-node={gpus_per_node}"] if gpus_per_node else []
         result = subprocess.run(["salloc", "--no-shell", "--no-kill", "--exclusive", f"--nodes={nodes}",
-                                 "--job-name=tune-test", "--immediate=30"],
+                                 *gpus, "--job-name=tune-test", "--immediate=30"],
                                 env=ENV, capture_output=True, text=True, timeout=60)
         match = re.search(r"Granted job allocation (\d+)", result.stderr)
         if not match:
@@ -77,6 +99,8 @@ class Allocation:
         self.env = dict(ENV, SLURM_JOB_ID=self.job, SLURM_JOBID=self.job,
                         SLURM_JOB_NODELIST=nodelist, SLURM_JOB_NUM_NODES=str(len(hosts)),
                         SLURM_JOB_CPUS_PER_NODE=f"{cpus // len(hosts)}(x{len(hosts)})")
+        if gpus_per_node:
+            self.env["SLURM_GPUS_PER_NODE"] = str(gpus_per_node)
 
     def steps(self):
         """The job's running steps (squeue), as "job.step" ids."""
@@ -242,6 +266,9 @@ class SlurmTest(unittest.TestCase):
         failed = [e for e in events if e["event"] == "trial_failed"]
         self.assertEqual(len(failed), 1, self.log())
         self.assertIn(f"node failure on {node}", failed[0]["reason"])
+        if accounting_on():
+            # sacct's record of the step: its --no-kill allocation lost the node under it.
+            self.assertRegex(failed[0]["reason"], rf"sacct: \d+\.\d+ RESIZING, exit 0:0 on {node}")
         self.assertTrue(failed[0]["retry"])  # whatever max_failures (0) says
         places = [e["location"] for e in events if e["event"] == "trial_placed"]
         self.assertEqual(len(places), 2)
@@ -254,6 +281,75 @@ class SlurmTest(unittest.TestCase):
         self.assertEqual(epochs.count(1), 1, epochs)
         self.assertEqual([e["status"] for e in events if e["event"] == "trial_ended"],
                          ["TERMINATED"])
+
+    def killed_trial(self):
+        """A trial whose only process kills itself with SIGKILL; max_failures 0: its failure."""
+        spec = self.spec(num_samples=1, scheduler={"type": "fifo"}, max_failures=0,
+                         trainer={"command": ["sh", "-c", "kill -9 $$"]})
+        self.tune("run", str(spec))
+        failed = [e for e in journal(self.dir / "slurm") if e["event"] == "trial_failed"]
+        self.assertEqual(len(failed), 1, self.log())
+        self.assertFalse(failed[0]["retry"])  # the trial's own fault: not retried
+        self.assertIn("killed by signal 9 (SIGKILL)", failed[0]["reason"])
+        return failed[0]["reason"]
+
+    @unittest.skipUnless(accounting_on(), "the cluster runs without accounting")
+    def test_exit_status_and_node_come_from_sacct(self):
+        reason = self.killed_trial()
+        # The step's record in slurmdbd: state, ExitCode code:signal, and the node it ran on.
+        self.assertRegex(reason, rf"sacct: {self.allocation.job}\.\d+ (CANCELLED|FAILED), exit 0:9 "
+                                 r"on n[12]\)")
+
+    def test_without_sacct_the_exit_is_the_steps(self):
+        # slurmdbd down (or no accounting): srun's exit (128+9) and what it printed.
+        dbd = accounting_on()
+        if dbd:
+            stop_slurmdbd()
+        try:
+            reason = self.killed_trial()
+        finally:
+            if dbd:
+                start_slurmdbd()
+        self.assertNotIn("sacct", reason)
+
+    def test_gpu_trials_get_slurms_gpus_one_after_the_other_on_a_one_gpu_node(self):
+        # Each node has one (fake) GPU in gres.conf. Two 1-GPU trials, both pinned to n1: the
+        # tuner's pool holds the allocation's 2 GPUs and starts both; Slurm runs the second step
+        # only once the first has given n1's GPU back.
+        self.allocation.close()
+        wait_for("the test's allocation to end", lambda: not slurm(
+            "squeue", "-h", "-j", self.allocation.job, check=False).strip(), 30)
+        self.allocation = Allocation(nodes=2, gpus_per_node=1)
+        record = ("env | grep -E '^(CUDA_VISIBLE_DEVICES|SLURM_STEP_GPUS|SLURM_JOB_GPUS|"
+                  "SLURMD_NODENAME)=' > \"$TUNE_TRIAL_DIR/gpu_env.txt\"; exec \"$0\"")
+        spec = self.spec(num_samples=2, scheduler={"type": "fifo"},
+                         resources_per_trial={"cpu": 1, "gpu": 1},
+                         launcher={"type": "slurm", "args": ["--nodelist=n1"]},
+                         trainer={"command": ["sh", "-c", record,
+                                              str(Path(ARGS.bin) / "tune-example-curve")],
+                                  "max_epochs": 3, "sleep_ms": 300})
+        code = self.tune("run", str(spec))
+        self.assertEqual(code, 0, self.log())
+        self.assertIn("2 GPUs", self.log())  # both trials fit the tuner's pool at once
+        events = journal(self.dir / "slurm")
+        self.assertEqual([e["status"] for e in events if e["event"] == "trial_ended"],
+                         ["TERMINATED"] * 2, self.log())
+        self.assertEqual(len([e for e in events if e["event"] == "trial_started"]), 2)
+        # One after the other: a trial's reports all come before the other's first one.
+        spans = {}
+        for k, event in enumerate(events):
+            if event["event"] in ("report", "trial_ended"):
+                first, _ = spans.get(event["trial_id"], (k, k))
+                spans[event["trial_id"]] = (first, k)
+        (a_first, a_last), (b_first, b_last) = sorted(spans.values())
+        self.assertLess(a_last, b_first, events)
+        for trial in ("t_00001", "t_00002"):
+            seen = dict(line.split("=", 1) for line in
+                        (self.dir / "slurm" / trial / "gpu_env.txt").read_text().splitlines())
+            # What Slurm's GRES set in the step: n1's only GPU, index 0.
+            self.assertEqual(seen.get("SLURMD_NODENAME"), "n1", seen)
+            self.assertEqual(seen.get("CUDA_VISIBLE_DEVICES"), "0", seen)
+            self.assertEqual(seen.get("SLURM_STEP_GPUS"), "0", seen)
 
     @unittest.skipUnless(os.environ.get("TUNE_TRAINER"), "TUNE_TRAINER (tune-trainer) not built")
     def test_two_node_gloo_ddp_equals_one_process(self):
@@ -327,6 +423,57 @@ class SbatchTest(unittest.TestCase):
             if info:  # still known to the controller (MinJobAge)
                 self.assertIn("Partition=debug", info)
                 self.assertIn("TimeLimit=00:05:00", info)
+
+
+    @unittest.skipUnless(accounting_on(), "the cluster runs without accounting")
+    def test_preempted_job_is_retried_from_its_checkpoint(self):
+        # The cluster's "preempt" partition (PriorityTier=2) preempts "debug" jobs (CANCEL): a
+        # whole-node job there ends the trial's job, which sacct records PREEMPTED.
+        with tempfile.TemporaryDirectory(prefix="tune-slurm-test-") as tmp:
+            spec = {
+                "name": "jobs", "metric": "loss", "mode": "min", "num_samples": 1,
+                "max_concurrent": 1, "max_failures": 0, "resources_per_trial": {"cpu": 1},
+                "trainer": {"command": [str(Path(ARGS.bin) / "tune-example-curve")],
+                            "max_epochs": 8, "sleep_ms": 300},
+                "space": {"x1": {"uniform": [-5, 10]}},
+                "launcher": {"type": "slurm", "partition": "debug"},
+                "storage": tmp,
+            }
+            (Path(tmp) / "space.json").write_text(json.dumps(spec))
+            with open(Path(tmp) / "tune.log", "wb") as log:
+                tuner = subprocess.Popen([str(Path(ARGS.bin) / "tune"), "run", "space.json"],
+                                         env=ENV, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+            experiment = Path(tmp) / "jobs"
+            try:
+                placed = wait_for("the trial's job", lambda: [
+                    e for e in journal(experiment) if e["event"] == "trial_placed"])
+                wait_for("two reports", lambda: len(
+                    [e for e in journal(experiment) if e["event"] == "report"]) >= 2)
+                node = placed[0]["location"]
+                slurm("sbatch", "--partition=preempt", "--exclusive", f"--nodelist={node}",
+                      "--output=/dev/null", "--wrap=sleep 1")
+                code = tuner.wait(timeout=120)
+            finally:
+                if tuner.poll() is None:
+                    tuner.kill()
+            output = (Path(tmp) / "tune.log").read_text(errors="replace")
+            self.assertEqual(code, 0, output)
+            events = journal(experiment)
+            failed = [e for e in events if e["event"] == "trial_failed"]
+            self.assertEqual(len(failed), 1, output)
+            self.assertRegex(failed[0]["reason"],
+                             rf"^preempted \(sacct: {placed[0]['job']} PREEMPTED, "
+                             rf"exit 0:\d+ on {node}\)")
+            self.assertTrue(failed[0]["retry"])  # whatever max_failures (0) says
+            started = [e for e in events if e["event"] == "trial_started"]
+            self.assertEqual(len(started), 2)
+            self.assertIsNotNone(started[1]["checkpoint"])  # from its checkpoint, not epoch 1
+            epochs = [json.loads(line)["epoch"] for line in
+                      (experiment / "t_00001" / "result.json").read_text().splitlines()]
+            self.assertEqual(epochs.count(1), 1, epochs)
+            self.assertEqual(epochs[-1], 8)
+            self.assertEqual([e["status"] for e in events if e["event"] == "trial_ended"],
+                             ["TERMINATED"])
 
 
 # Largest parameter difference between two tune-trainer checkpoints (TorchScript archives, which

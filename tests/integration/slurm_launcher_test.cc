@@ -55,6 +55,36 @@ TEST(SlurmFirstFailedTaskTest, NamesTheRankThatFailedFirst) {
   EXPECT_EQ(SlurmFirstFailedTask("srun: error: n1: task 0: Killed\n"), std::nullopt);
 }
 
+TEST(SacctTest, ReadsTheRecordOfTheStepAsked) {
+  // `sacct -n -P -j 1 -o JobID,State,ExitCode,NodeList` after a step killed by SIGKILL, a step
+  // that exited 3, one still running, and a step whose --no-kill allocation lost n2 under it.
+  const std::string output =
+      "1|RUNNING|0:0|n[1-2]\n"
+      "1.1|CANCELLED by 0|0:9|n1\n"
+      "1.3|FAILED|3:0|n1\n"
+      "1.4|RUNNING|0:0|n2\n"
+      "1.5|RESIZING|0:0|n2\n";
+  std::optional<SacctRecord> killed = ParseSacct(output, "1.1");
+  ASSERT_TRUE(killed);
+  EXPECT_EQ(killed->state, "CANCELLED");
+  EXPECT_EQ(killed->signal, 9);
+  EXPECT_EQ(killed->nodes, "n1");
+  EXPECT_TRUE(killed->final());
+  EXPECT_FALSE(killed->lost());
+  EXPECT_EQ(ParseSacct(output, "1.3")->code, 3);
+  EXPECT_FALSE(ParseSacct(output, "1.4")->final());  // slurmdbd not told yet: ask again
+  EXPECT_TRUE(ParseSacct(output, "1.5")->lost());
+  EXPECT_FALSE(ParseSacct(output, "1")->final());
+  EXPECT_FALSE(ParseSacct(output, "1.2"));
+  EXPECT_FALSE(ParseSacct("sacct: error: Problem talking to the database\n", "1.1"));
+  // A job's last record wins (a requeued job has several).
+  std::optional<SacctRecord> job = ParseSacct("7|NODE_FAIL|0:0|n2\n7|PREEMPTED|0:15|n1\n", "7");
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->state, "PREEMPTED");
+  EXPECT_TRUE(job->lost());
+  EXPECT_TRUE(ParseSacct("7|NODE_FAIL|0:0|n2\n", "7")->lost());
+}
+
 LaunchRequest Rank0() {
   LaunchRequest request;
   request.argv = {"/opt/train", "it's"};
