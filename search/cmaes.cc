@@ -234,15 +234,12 @@ class Cma {
   double last_range_ = kInf;
 };
 
-class CmaEsSearcher : public Searcher {
+class CmaEsSearcher : public ModelSearcher {
  public:
   CmaEsSearcher(const Space& space, const SearcherContext& context, const CmaEsOptions& options,
                 std::vector<std::vector<PointValue>> points)
-      : space_(space),
+      : ModelSearcher(space, context, std::move(points)),
         options_(options),
-        num_samples_(context.num_samples),
-        rng_(context.seed),
-        points_(std::move(points)),
         log_(context.metric, context.mode),
         dims_(UnitDims(space_)) {
     const auto n = static_cast<double>(dims_.size());
@@ -252,28 +249,6 @@ class CmaEsSearcher : public Searcher {
       cma_ = std::make_unique<Cma>(dims_, VectorXd::Constant(static_cast<Eigen::Index>(dims_.size()), 0.5),
                                    options_.sigma0, popsize_, options_.with_margin);
     }
-  }
-
-  Suggestion Suggest(const std::string& trial_id) override {
-    if (static_cast<std::int64_t>(log_.size()) >= num_samples_) {
-      return Suggestion{Suggestion::Kind::kFinished, Json()};
-    }
-    Json config;
-    std::int64_t tag = -1;  // -1: not a sample of a generation
-    if (next_point_ < points_.size()) {
-      config = PointConfig(space_, points_[next_point_++], rng_);
-    } else if (cma_ == nullptr ||
-               static_cast<std::int64_t>(log_.size()) < options_.n_startup_trials) {
-      config = space_.Sample(rng_, 0);
-    } else {
-      const VectorXd x = cma_->Ask(rng_);
-      std::vector<double> u(x.data(), x.data() + x.size());
-      config = ConfigWith(space_, dims_, u, rng_);
-      tag = run_ * kGenerationsPerRun + generation_;
-      raw_.emplace(log_.size(), x);
-    }
-    log_.Add(trial_id, config, tag);
-    return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
   }
 
   void OnResult(const std::string& trial_id, const Result& result) override {
@@ -302,18 +277,30 @@ class CmaEsSearcher : public Searcher {
     }
   }
 
-  std::int64_t TotalTrials() const override { return num_samples_; }
-
  private:
   static constexpr std::int64_t kGenerationsPerRun = std::int64_t{1} << 40;
 
-  Space space_;
+  // Random configs for the first n_startup_trials trials, then a sample of the current
+  // generation (its point before rounding kept in raw_).
+  Json Propose() override {
+    if (cma_ == nullptr || static_cast<std::int64_t>(log_.size()) < options_.n_startup_trials) {
+      next_tag_ = -1;
+      return space_.Sample(rng_, 0);
+    }
+    const VectorXd x = cma_->Ask(rng_);
+    std::vector<double> u(x.data(), x.data() + x.size());
+    next_tag_ = run_ * kGenerationsPerRun + generation_;
+    raw_.emplace(log_.size(), x);
+    return ConfigWith(space_, dims_, u, rng_);
+  }
+
+  void Register(const std::string& trial_id, const Json& config, bool proposed) override {
+    log_.Add(trial_id, config, proposed ? next_tag_ : -1);  // -1: not a sample of a generation
+  }
+
   CmaEsOptions options_;
-  std::int64_t num_samples_;
-  std::mt19937_64 rng_;
-  std::vector<std::vector<PointValue>> points_;
-  std::size_t next_point_ = 0;
   TrialLog log_;
+  std::int64_t next_tag_ = -1;  // the generation Propose() sampled from
   std::vector<UnitDim> dims_;
   std::int64_t popsize_ = 0;
   std::unique_ptr<Cma> cma_;

@@ -22,16 +22,13 @@ namespace {
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-class GpSearcher : public Searcher {
+class GpSearcher : public ModelSearcher {
  public:
   GpSearcher(const Space& space, const SearcherContext& context, const GpOptions& options,
              std::vector<std::vector<PointValue>> points)
-      : space_(space),
+      : ModelSearcher(space, context, std::move(points)),
         options_(options),
-        num_samples_(context.num_samples),
-        rng_(context.seed),
-        points_(std::move(points)),
-        log_(context.metric, context.mode),
+        log_(context.metric, context.mode, context.constraints),
         numeric_(UnitDims(space_)),
         model_({}) {
     const auto& parameters = space_.parameters();
@@ -46,21 +43,9 @@ class GpSearcher : public Searcher {
     is_categorical.resize(numeric_.size() + categorical_.size(), true);
     model_ = GpModel(is_categorical);
     model_.set_fixed_noise(options_.deterministic_objective);
-  }
-
-  Suggestion Suggest(const std::string& trial_id) override {
-    if (static_cast<std::int64_t>(log_.size()) >= num_samples_) {
-      return Suggestion{Suggestion::Kind::kFinished, Json()};
-    }
-    Json config;
-    if (next_point_ < points_.size()) {
-      config = PointConfig(space_, points_[next_point_++], rng_);
-    } else {
-      config = Propose();
-    }
-    rows_.push_back(Row(config));
-    log_.Add(trial_id, config);
-    return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
+    constraint_models_.assign(context.constraints.size(), GpModel(is_categorical));
+    for (GpModel& model : constraint_models_) model.set_fixed_noise(options_.deterministic_objective);
+    constraint_thresholds_.assign(context.constraints.size(), 0.0);
   }
 
   void OnResult(const std::string& trial_id, const Result& result) override {
@@ -71,9 +56,13 @@ class GpSearcher : public Searcher {
     log_.OnComplete(trial_id, status, last);
   }
 
-  std::int64_t TotalTrials() const override { return num_samples_; }
-
  private:
+  void Register(const std::string& trial_id, const Json& config, bool proposed) override {
+    (void)proposed;
+    rows_.push_back(Row(config));
+    log_.Add(trial_id, config);
+  }
+
   Eigen::Index Dims() const { return static_cast<Eigen::Index>(numeric_.size() + categorical_.size()); }
 
   // A config's coordinates: numeric dims in unit space, then choice indices.
@@ -112,7 +101,7 @@ class GpSearcher : public Searcher {
     return row;
   }
 
-  Json Propose() {
+  Json Propose() override {
     std::vector<std::size_t> complete, pending;
     for (std::size_t t = 0; t < log_.size(); ++t) {
       const TrialLog::State state = log_.entries()[t].state;
@@ -140,27 +129,53 @@ class GpSearcher : public Searcher {
     // most of the cost of a suggestion at a few hundred trials). In between, the GP is
     // conditioned on the new history with the last parameters.
     const auto size = static_cast<std::size_t>(n);
-    if (fit_size_ == 0 || size >= fit_size_ + std::max<std::size_t>(1, fit_size_ / 50)) {
-      model_.Fit(X, y, fit_size_ == 0 ? kColdIterations : kWarmIterations);
-      fit_size_ = size;
+    const bool refit = fit_size_ == 0 || size >= fit_size_ + std::max<std::size_t>(1, fit_size_ / 50);
+    const int iterations = fit_size_ == 0 ? kColdIterations : kWarmIterations;
+    if (refit) {
+      model_.Fit(X, y, iterations);
     } else {
       model_.Condition(X, y);
     }
     Eigen::Index best_index = 0;
-    const double threshold = y.maxCoeff(&best_index);
-    if (!pending.empty()) {
-      // The constant liar: each pending trial as if it had returned the best value.
-      MatrixXd all(n + static_cast<Eigen::Index>(pending.size()), Dims());
-      VectorXd all_y(all.rows());
-      all.topRows(n) = X;
-      all_y.head(n) = y;
-      for (std::size_t p = 0; p < pending.size(); ++p) {
-        all.row(n + static_cast<Eigen::Index>(p)) = rows_[pending[p]];
-        all_y[n + static_cast<Eigen::Index>(p)] = threshold;
+    threshold_ = y.maxCoeff(&best_index);
+    // Constraints (Optuna's GPSampler): EI over the best feasible value only, none without a
+    // feasible trial; each constraint's GP gives the probability of feasibility.
+    if (!constraint_models_.empty()) {
+      best_index = -1;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        if (Violation(log_.entries()[complete[static_cast<std::size_t>(i)]].constraint_values) == 0 &&
+            (best_index < 0 || y[i] > y[best_index])) {
+          best_index = i;
+        }
       }
-      model_.Condition(all, all_y);
+      FitConstraints(X, complete, refit, iterations);
     }
-    VectorXd best = Maximise(X.row(best_index).transpose(), threshold);
+    if (refit) fit_size_ = size;
+    if (!pending.empty()) {
+      // The constant liar: each pending trial as if it had returned the best (feasible) value;
+      // for the constraints the kriging believer (the posterior mean), as Optuna's LogPI.
+      const auto m = static_cast<Eigen::Index>(pending.size());
+      MatrixXd all(n + m, Dims());
+      all.topRows(n) = X;
+      for (Eigen::Index p = 0; p < m; ++p) all.row(n + p) = rows_[pending[static_cast<std::size_t>(p)]];
+      VectorXd all_y(all.rows());
+      all_y.head(n) = y;
+      all_y.tail(m).setConstant(best_index >= 0 ? y[best_index] : threshold_);
+      model_.Condition(all, all_y);
+      for (std::size_t c = 0; c < constraint_models_.size(); ++c) {
+        VectorXd mean, sigma;
+        constraint_models_[c].MeanSigmaMany(all.bottomRows(m), &mean, &sigma);
+        VectorXd c_y(all.rows());
+        c_y.head(n) = constraint_y_[c];
+        c_y.tail(m) = mean;
+        constraint_models_[c].Condition(all, c_y);
+      }
+    }
+    has_threshold_ = best_index >= 0;
+    if (has_threshold_) threshold_ = y[best_index];
+    VectorXd incumbent;
+    if (has_threshold_) incumbent = X.row(best_index).transpose();
+    VectorXd best = Maximise(has_threshold_ ? &incumbent : nullptr);
     // The config: the GP's coordinates, random draws for what it does not model.
     std::vector<Json> values(space_.parameters().size(), Json(Json::value_t::discarded));
     for (std::size_t k = 0; k < numeric_.size(); ++k) {
@@ -174,14 +189,73 @@ class GpSearcher : public Searcher {
     return space_.Assemble(values, &rng_);
   }
 
+  // One GP per constraint on the complete trials' values, negated (higher is better, as the
+  // objective's) and standardised; clipped to the finite range (a missing constrained metric is
+  // +inf); its threshold is where the value is 0. Refitted when the objective's model is.
+  void FitConstraints(const MatrixXd& X, const std::vector<std::size_t>& complete, bool refit,
+                      int iterations) {
+    const auto n = static_cast<Eigen::Index>(complete.size());
+    constraint_y_.resize(constraint_models_.size());
+    for (std::size_t c = 0; c < constraint_models_.size(); ++c) {
+      VectorXd v(n);
+      for (Eigen::Index i = 0; i < n; ++i) {
+        v[i] = -log_.entries()[complete[static_cast<std::size_t>(i)]].constraint_values[c];
+      }
+      double low = std::numeric_limits<double>::infinity(), high = -low;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        if (std::isfinite(v[i])) {
+          low = std::min(low, v[i]);
+          high = std::max(high, v[i]);
+        }
+      }
+      if (!std::isfinite(low)) low = high = 0;
+      v = v.cwiseMax(low).cwiseMin(high);
+      const double mean = v.mean();
+      const double sd = std::max(std::sqrt((v.array() - mean).square().mean()), 1e-10);
+      constraint_y_[c] = (v.array() - mean) / sd;
+      constraint_thresholds_[c] = -mean / sd;
+      if (refit) {
+        constraint_models_[c].Fit(X, constraint_y_[c], iterations);
+      } else {
+        constraint_models_[c].Condition(X, constraint_y_[c]);
+      }
+    }
+  }
+
+  // The acquisition: log EI over the best feasible value (0 when there is none) plus each
+  // constraint's log probability of feasibility (Optuna's LogCEI); with `gradient`, its gradient.
+  double Acquisition(const VectorXd& x, VectorXd* gradient) const {
+    double value = 0;
+    if (has_threshold_) {
+      value = model_.LogEi(x, threshold_, gradient);
+    } else if (gradient != nullptr) {
+      gradient->setZero(x.size());
+    }
+    for (std::size_t c = 0; c < constraint_models_.size(); ++c) {
+      VectorXd g;
+      value += constraint_models_[c].LogPi(x, constraint_thresholds_[c], gradient ? &g : nullptr);
+      if (gradient != nullptr) *gradient += g;
+    }
+    return value;
+  }
+  VectorXd AcquisitionMany(const MatrixXd& xs) const {
+    VectorXd value = has_threshold_ ? model_.LogEiMany(xs, threshold_) : VectorXd::Zero(xs.rows());
+    for (std::size_t c = 0; c < constraint_models_.size(); ++c) {
+      value += constraint_models_[c].LogPiMany(xs, constraint_thresholds_[c]);
+    }
+    return value;
+  }
+
   // The acquisition's maximiser: random points, then local searches from the best observed
-  // point, the best random point and others picked with probability ~ EI.
-  VectorXd Maximise(const VectorXd& incumbent, double threshold) {
+  // (feasible) point when there is one, the best random point and others picked with
+  // probability ~ exp(acquisition).
+  VectorXd Maximise(const VectorXd* incumbent) {
     const auto m = static_cast<Eigen::Index>(options_.n_preliminary_samples);
     MatrixXd candidates(m, Dims());
     for (Eigen::Index i = 0; i < m; ++i) candidates.row(i) = RandomRow();
-    const VectorXd scores = model_.LogEiMany(candidates, threshold);
-    std::vector<VectorXd> starts = {incumbent};
+    const VectorXd scores = AcquisitionMany(candidates);
+    std::vector<VectorXd> starts;
+    if (incumbent != nullptr) starts.push_back(*incumbent);
     Eigen::Index top = 0;
     scores.maxCoeff(&top);
     starts.push_back(candidates.row(top).transpose());
@@ -199,11 +273,11 @@ class GpSearcher : public Searcher {
       starts.push_back(candidates.row(static_cast<Eigen::Index>(pick)).transpose());
       weight[pick] = 0;
     }
-    VectorXd best = Snapped(starts[1]);
-    double best_value = model_.LogEi(best, threshold, nullptr);
+    VectorXd best = Snapped(candidates.row(top).transpose());
+    double best_value = Acquisition(best, nullptr);
     for (const VectorXd& start : starts) {
-      VectorXd x = LocalSearch(start, threshold);
-      const double value = model_.LogEi(x, threshold, nullptr);
+      VectorXd x = LocalSearch(start);
+      const double value = Acquisition(x, nullptr);
       if (value > best_value) {
         best_value = value;
         best = x;
@@ -214,9 +288,9 @@ class GpSearcher : public Searcher {
 
   // Alternates L-BFGS-B over the numeric coordinates and exhaustive passes over each choice,
   // until a round gains less than 1e-4; integer coordinates are snapped at the end.
-  VectorXd LocalSearch(VectorXd x, double threshold) {
+  VectorXd LocalSearch(VectorXd x) {
     const auto numeric = static_cast<Eigen::Index>(numeric_.size());
-    double value = model_.LogEi(x, threshold, nullptr);
+    double value = Acquisition(x, nullptr);
     // Without choices one L-BFGS-B run is the whole search.
     const int rounds = categorical_.empty() ? 1 : 4;
     for (int round = 0; round < rounds; ++round) {
@@ -227,7 +301,7 @@ class GpSearcher : public Searcher {
           VectorXd full = x;
           full.head(numeric) = point;
           VectorXd g;
-          const double v = model_.LogEi(full, threshold, &g);
+          const double v = Acquisition(full, &g);
           gradient = -g.head(numeric);
           return -v;
         };
@@ -245,7 +319,7 @@ class GpSearcher : public Searcher {
         }
         VectorXd candidate = x;
         candidate.head(numeric) = u.cwiseMax(0.0).cwiseMin(1.0);
-        const double v = model_.LogEi(candidate, threshold, nullptr);
+        const double v = Acquisition(candidate, nullptr);
         if (v > value) {
           value = v;
           x = candidate;
@@ -257,7 +331,7 @@ class GpSearcher : public Searcher {
         for (std::size_t option = 0; option < size; ++option) {
           VectorXd candidate = x;
           candidate[d] = static_cast<double>(option);
-          const double v = model_.LogEi(candidate, threshold, nullptr);
+          const double v = Acquisition(candidate, nullptr);
           if (v > value) {
             value = v;
             x = candidate;
@@ -269,17 +343,17 @@ class GpSearcher : public Searcher {
     return Snapped(x);
   }
 
-  Space space_;
   GpOptions options_;
-  std::int64_t num_samples_;
-  std::mt19937_64 rng_;
-  std::vector<std::vector<PointValue>> points_;
-  std::size_t next_point_ = 0;
   TrialLog log_;
   std::vector<UnitDim> numeric_;
   std::vector<std::size_t> categorical_;  // unconditional choices (parameter indices)
   std::vector<VectorXd> rows_;            // per trial, its coordinates
   GpModel model_;                         // kept between suggestions: the fit starts warm
+  std::vector<GpModel> constraint_models_;     // one per constraint, the same way
+  std::vector<VectorXd> constraint_y_;         // their standardised values, complete trials
+  std::vector<double> constraint_thresholds_;  // each one's value 0, standardised
+  double threshold_ = 0;                       // EI's: the best feasible standardised value
+  bool has_threshold_ = false;                 // false: no feasible trial yet (no EI term)
   std::size_t fit_size_ = 0;  // ended trials at the last fit of the kernel parameters
   static constexpr int kColdIterations = 100, kWarmIterations = 5;
 };

@@ -202,20 +202,34 @@ std::pair<double, double> GpModel::Posterior(const VectorXd& x) const {
   return {mean, var};
 }
 
-VectorXd GpModel::LogEiMany(const MatrixXd& xs, double threshold) const {
+void GpModel::MeanSigmaMany(const MatrixXd& xs, VectorXd* mean, VectorXd* sigma) const {
   const MatrixXd K = Kernel(params_, xs, X_);  // m x n
-  const VectorXd mean = K * alpha_;
+  *mean = K * alpha_;
   // k^T C^-1 k = |L^-1 k|^2, for all points with one triangular solve.
   const VectorXd quad = llt_.matrixL().solve(K.transpose()).colwise().squaredNorm().transpose();
+  *sigma = ((params_.scale - quad.array()).cwiseMax(0.0) + 1e-12).sqrt().matrix();
+}
+
+VectorXd GpModel::LogEiMany(const MatrixXd& xs, double threshold) const {
+  VectorXd mean, sigma;
+  MeanSigmaMany(xs, &mean, &sigma);
   VectorXd out(xs.rows());
   for (Eigen::Index i = 0; i < xs.rows(); ++i) {
-    const double sigma = std::sqrt(std::max(params_.scale - quad[i], 0.0) + 1e-12);
-    out[i] = LogH((mean[i] - threshold) / sigma) + std::log(sigma);
+    out[i] = LogH((mean[i] - threshold) / sigma[i]) + std::log(sigma[i]);
   }
   return out;
 }
 
-double GpModel::LogEi(const VectorXd& x, double threshold, VectorXd* gradient) const {
+VectorXd GpModel::LogPiMany(const MatrixXd& xs, double threshold) const {
+  VectorXd mean, sigma;
+  MeanSigmaMany(xs, &mean, &sigma);
+  VectorXd out(xs.rows());
+  for (Eigen::Index i = 0; i < xs.rows(); ++i) out[i] = LogNormalCdf((mean[i] - threshold) / sigma[i]);
+  return out;
+}
+
+double GpModel::MeanSigma(const VectorXd& x, double* sigma, VectorXd* dmean,
+                          VectorXd* dsigma) const {
   const Eigen::Index n = X_.rows(), dims = x.size();
   VectorXd r2 = VectorXd::Zero(n);
   for (Eigen::Index d = 0; d < dims; ++d) {
@@ -229,25 +243,56 @@ double GpModel::LogEi(const VectorXd& x, double threshold, VectorXd* gradient) c
   const double mean = k.dot(alpha_);
   const VectorXd v = llt_.matrixL().solve(k);
   const double var = std::max(params_.scale - v.squaredNorm(), 0.0) + 1e-12;
-  const double sigma = std::sqrt(var);
-  const double z = (mean - threshold) / sigma;
-  const double value = LogH(z) + std::log(sigma);
-  if (gradient == nullptr) return value;
-  // d value = (dlogh/dz) dz + dsigma / sigma; dz = dmean / sigma - z dsigma / sigma;
+  *sigma = std::sqrt(var);
+  if (dmean == nullptr) return mean;
   // dsigma = dvar / (2 sigma); dvar = -2 c_inv_k . dk; dk_i/dx_d = scale m'(r2_i) 2 theta_d (x_d - X_id).
   const VectorXd c_inv_k = llt_.matrixU().solve(v);
-  const double dh = LogHDerivative(z);
   const VectorXd mp = params_.scale * r2.unaryExpr(&MaternDerivative);
-  gradient->setZero(dims);
+  dmean->setZero(dims);
+  dsigma->setZero(dims);
   for (Eigen::Index d = 0; d < dims; ++d) {
     if (is_categorical_[static_cast<std::size_t>(d)]) continue;
     const VectorXd dk = (mp.array() * 2 * params_.theta[d] * (x[d] - X_.col(d).array())).matrix();
-    const double dmean = dk.dot(alpha_);
-    const double dvar = -2 * c_inv_k.dot(dk);
-    const double dsigma = dvar / (2 * sigma);
-    (*gradient)[d] = dh * (dmean / sigma - z * dsigma / sigma) + dsigma / sigma;
+    (*dmean)[d] = dk.dot(alpha_);
+    (*dsigma)[d] = -c_inv_k.dot(dk) / *sigma;
+  }
+  return mean;
+}
+
+double GpModel::LogEi(const VectorXd& x, double threshold, VectorXd* gradient) const {
+  double sigma = 0;
+  VectorXd dmean, dsigma;
+  const double mean = MeanSigma(x, &sigma, gradient ? &dmean : nullptr, &dsigma);
+  const double z = (mean - threshold) / sigma;
+  const double value = LogH(z) + std::log(sigma);
+  if (gradient == nullptr) return value;
+  // d value = (dlogh/dz) dz + dsigma / sigma; dz = dmean / sigma - z dsigma / sigma.
+  const double dh = LogHDerivative(z);
+  gradient->resize(x.size());
+  for (Eigen::Index d = 0; d < x.size(); ++d) {
+    (*gradient)[d] = dh * (dmean[d] / sigma - z * dsigma[d] / sigma) + dsigma[d] / sigma;
   }
   return value;
+}
+
+double GpModel::LogPi(const VectorXd& x, double threshold, VectorXd* gradient) const {
+  double sigma = 0;
+  VectorXd dmean, dsigma;
+  const double mean = MeanSigma(x, &sigma, gradient ? &dmean : nullptr, &dsigma);
+  const double z = (mean - threshold) / sigma;
+  const double value = LogNormalCdf(z);
+  if (gradient == nullptr) return value;
+  // d log Phi(z) = phi(z) / Phi(z) dz.
+  const double ratio = std::exp(-0.5 * z * z - kLogSqrt2Pi - value);
+  *gradient = ratio * (dmean - z * dsigma) / sigma;
+  return value;
+}
+
+double LogNormalCdf(double z) {
+  if (z > -20) return std::log(std::max(0.5 * std::erfc(-z * M_SQRT1_2), 1e-300));
+  // The asymptotic series of Phi(z) for z -> -inf: phi(z) / -z (1 - 1/z^2 + 3/z^4).
+  const double z2 = z * z;
+  return -0.5 * z2 - kLogSqrt2Pi - std::log(-z) + std::log(1 - 1 / z2 + 3 / (z2 * z2));
 }
 
 }  // namespace tune

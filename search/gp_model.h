@@ -48,6 +48,16 @@ class GpModel {
   // log E[max(0, f(x) - threshold)]; with `gradient`, its gradient in x (zero on categorical
   // coordinates).
   double LogEi(const Eigen::VectorXd& x, double threshold, Eigen::VectorXd* gradient) const;
+  // log P(f(x) >= threshold) (a constraint's probability of feasibility, Optuna's LogPI), one
+  // point with its gradient or many points.
+  double LogPi(const Eigen::VectorXd& x, double threshold, Eigen::VectorXd* gradient) const;
+  Eigen::VectorXd LogPiMany(const Eigen::MatrixXd& xs, double threshold) const;
+
+  // The posterior mean at x (returned) and standard deviation (with 1e-12 more variance), with
+  // their gradients in x when dmean is set (then dsigma too); and the same for the rows of xs.
+  double MeanSigma(const Eigen::VectorXd& x, double* sigma, Eigen::VectorXd* dmean,
+                   Eigen::VectorXd* dsigma) const;
+  void MeanSigmaMany(const Eigen::MatrixXd& xs, Eigen::VectorXd* mean, Eigen::VectorXd* sigma) const;
 
   // -(log marginal likelihood + log prior) at `params` for (X, y), and its gradient in
   // (log theta, log scale, log(noise - min noise)). For tests and Fit.
@@ -77,5 +87,7 @@ class GpModel {
 // log of E[max(0, Z + z)], Z standard normal, stable for very negative z; and its derivative.
 double LogH(double z);
 double LogHDerivative(double z);
+// log Phi(z), Phi the standard normal CDF, stable for very negative z.
+double LogNormalCdf(double z);
 
 }  // namespace tune

@@ -12,38 +12,14 @@
 namespace tune {
 namespace {
 
-class Nsga2Searcher : public Searcher {
+class Nsga2Searcher : public ModelSearcher {
  public:
   Nsga2Searcher(const Space& space, const SearcherContext& context, const Nsga2Options& options,
                 std::vector<std::vector<PointValue>> points)
-      : space_(space),
+      : ModelSearcher(space, context, std::move(points)),
         options_(options),
         objectives_(ObjectivesOf(context)),
-        constraints_(context.constraints),
-        num_samples_(context.num_samples),
-        rng_(context.seed),
-        points_(std::move(points)) {}
-
-  Suggestion Suggest(const std::string& trial_id) override {
-    if (static_cast<std::int64_t>(trials_.size()) >= num_samples_) {
-      return Suggestion{Suggestion::Kind::kFinished, Json()};
-    }
-    UpdateParents();
-    Json config;
-    if (next_point_ < points_.size()) {
-      config = PointConfig(space_, points_[next_point_++], rng_);
-    } else if (parents_.empty()) {
-      config = space_.Sample(rng_, 0);
-    } else {
-      config = Child();
-    }
-    Trial trial;
-    trial.generation = parent_generation_ + 1;
-    trial.values = space_.Values(config);
-    index_.emplace(trial_id, trials_.size());
-    trials_.push_back(std::move(trial));
-    return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
-  }
+        constraints_(context.constraints) {}
 
   void OnComplete(const std::string& trial_id, TrialStatus status, const Result* last) override {
     auto it = index_.find(trial_id);
@@ -58,9 +34,23 @@ class Nsga2Searcher : public Searcher {
     trial.done = true;
   }
 
-  std::int64_t TotalTrials() const override { return num_samples_; }
-
  private:
+  // Random configs until the first parents, then a child of them.
+  Json Propose() override {
+    UpdateParents();
+    return parents_.empty() ? space_.Sample(rng_, 0) : Child();
+  }
+
+  void Register(const std::string& trial_id, const Json& config, bool proposed) override {
+    (void)proposed;
+    UpdateParents();  // (done by Propose() already unless the config is a point's)
+    Trial trial;
+    trial.generation = parent_generation_ + 1;
+    trial.values = space_.Values(config);
+    index_.emplace(trial_id, trials_.size());
+    trials_.push_back(std::move(trial));
+  }
+
   struct Trial {
     std::int64_t generation = 0;
     std::vector<Json> values;  // per parameter of the space; discarded where absent
@@ -161,14 +151,9 @@ class Nsga2Searcher : public Searcher {
     return space_.Assemble(values, &rng_);
   }
 
-  Space space_;
   Nsga2Options options_;
   std::vector<Objective> objectives_;
   std::vector<Constraint> constraints_;
-  std::int64_t num_samples_;
-  std::mt19937_64 rng_;
-  std::vector<std::vector<PointValue>> points_;
-  std::size_t next_point_ = 0;
   std::vector<Trial> trials_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<std::size_t> parents_;  // indices into trials_
@@ -199,22 +184,9 @@ Nsga2Options ParseNsga2(const OptionsReader& in, const SearcherContext& context)
 }  // namespace
 
 SearcherRegistry::Entry Nsga2Entry() {
-  return {"nsga2",
-          {"population_size", "crossover_prob", "swapping_prob", "mutation_prob"},
-          [](const OptionsReader& in, const SearcherContext& context) {
-            return std::any(ParseNsga2(in, context));
-          },
-          [](const std::any& options, const SearcherContext& context) -> std::unique_ptr<Searcher> {
-            const Space& space = *context.space;
-            if (!space.grid_parameters().empty()) {
-              throw SpecError("space." + space.grid_parameters().front().path,
-                              "grid_search cannot be used with algorithm \"nsga2\"; use "
-                              "\"choice\" instead");
-            }
-            return std::make_unique<Nsga2Searcher>(space, context,
-                                                   std::any_cast<const Nsga2Options&>(options),
-                                                   ParsePointsToEvaluate(space, context));
-          }};
+  return ModelEntry<Nsga2Searcher>(
+      "nsga2", {"population_size", "crossover_prob", "swapping_prob", "mutation_prob"},
+      &ParseNsga2);
 }
 
 }  // namespace tune

@@ -77,8 +77,8 @@ struct SearcherContext {
   // Every objective when there are several (metric/mode are the first's); empty or one entry:
   // one objective, metric/mode. "tpe" (MOTPE), "nsga2", "random" and "grid" take several.
   std::vector<Objective> objectives;
-  // Bounds on reported metrics (core/pareto.h): "tpe" and "nsga2" prefer configs that keep
-  // them; the others ignore them (GP's probability of feasibility is not done).
+  // Bounds on reported metrics (core/pareto.h): "tpe", "nsga2" and "gp" (probability of
+  // feasibility, as Optuna's GPSampler) prefer configs that keep them; the others ignore them.
   std::vector<Constraint> constraints;
 };
 

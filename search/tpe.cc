@@ -36,20 +36,17 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-class TpeSearcher : public Searcher {
+class TpeSearcher : public ModelSearcher {
  public:
   TpeSearcher(const Space& space, const SearcherContext& context, const TpeOptions& tpe,
               const TpeInternalOptions& internal, std::vector<std::vector<PointValue>> points)
-      : space_(space),
+      : ModelSearcher(space, context, std::move(points)),
         tpe_(tpe),
         internal_(internal),
         metric_(context.metric),
         mode_(context.mode),
         objectives_(ObjectivesOf(context)),
-        constraints_(context.constraints),
-        num_samples_(context.num_samples),
-        rng_(context.seed),
-        points_(std::move(points)) {
+        constraints_(context.constraints) {
     parzen_.prior_weight = tpe.prior_weight;
     parzen_.categorical_prior_weight = tpe.categorical_prior_weight;
     parzen_.consider_endpoints = tpe.consider_endpoints;
@@ -77,20 +74,6 @@ class TpeSearcher : public Searcher {
     }
   }
 
-  Suggestion Suggest(const std::string& trial_id) override {
-    if (static_cast<std::int64_t>(trials_.size()) >= num_samples_) {
-      return Suggestion{Suggestion::Kind::kFinished, Json()};
-    }
-    Json config;
-    if (next_point_ < points_.size()) {
-      config = PointConfig(space_, points_[next_point_++], rng_);
-    } else {
-      config = Propose();
-    }
-    Register(trial_id, config);
-    return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
-  }
-
   void OnResult(const std::string& trial_id, const Result& result) override {
     auto it = index_.find(trial_id);
     if (it == index_.end()) return;
@@ -115,8 +98,6 @@ class TpeSearcher : public Searcher {
         break;
     }
   }
-
-  std::int64_t TotalTrials() const override { return num_samples_; }
 
  private:
   enum class State { kRunning, kDone, kPruned, kFailed };
@@ -158,7 +139,8 @@ class TpeSearcher : public Searcher {
     trial->curve.emplace_back(budget, mode_ == Mode::kMax ? -value : value);
   }
 
-  void Register(const std::string& trial_id, const Json& config) {
+  void Register(const std::string& trial_id, const Json& config, bool proposed) override {
+    (void)proposed;
     Trial trial;
     const auto& parameters = space_.parameters();
     const std::vector<Json> values = space_.Values(config);
@@ -328,7 +310,7 @@ class TpeSearcher : public Searcher {
     return weights;
   }
 
-  Json Propose() {
+  Json Propose() override {
     std::vector<signed char> group;
     const std::size_t real = Split(&group);
     if (real < static_cast<std::size_t>(tpe_.n_startup_trials) || real == 0) {
@@ -479,7 +461,6 @@ class TpeSearcher : public Searcher {
     for (std::size_t d : in_group) (*chosen)[d] = (*best)[d];
   }
 
-  Space space_;
   TpeOptions tpe_;
   TpeInternalOptions internal_;
   ParzenOptions parzen_;  // from tpe_; width_free set per suggestion
@@ -487,10 +468,6 @@ class TpeSearcher : public Searcher {
   Mode mode_;
   std::vector<Objective> objectives_;    // metric_/mode_ first; several: MOTPE
   std::vector<Constraint> constraints_;  // Optuna's constrained TPE
-  std::int64_t num_samples_;
-  std::mt19937_64 rng_;
-  std::vector<std::vector<PointValue>> points_;
-  std::size_t next_point_ = 0;
   std::vector<Dim> dims_;
   std::vector<std::vector<std::size_t>> groups_;  // dimensions present on the same trials
   std::vector<Dim> joint_dims_;                   // ProposeJoint's buffer
@@ -532,11 +509,7 @@ TpeOptions ParseTpe(const OptionsReader& in, const SearcherContext& context) {
 
 std::unique_ptr<Searcher> MakeTpe(const Space& space, const SearcherContext& context,
                                   const TpeOptions& tpe, const TpeInternalOptions& internal) {
-  if (!space.grid_parameters().empty()) {
-    throw SpecError("space." + space.grid_parameters().front().path,
-                    "grid_search cannot be used with algorithm \"tpe\" (a grid is an exhaustive "
-                    "plan, not a distribution to model); use \"choice\" instead");
-  }
+  CheckNoGrid("tpe", space);
   return std::make_unique<TpeSearcher>(space, context, tpe, internal,
                                        ParsePointsToEvaluate(space, context));
 }

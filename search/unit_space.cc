@@ -61,6 +61,7 @@ void TrialLog::OnResult(const std::string& trial_id, const Result& result) {
   const double value = result.Get(metric_);
   if (std::isnan(value)) return;
   entries_[it->second].loss = mode_ == Mode::kMax ? -value : value;
+  if (!constraints_.empty()) entries_[it->second].constraint_values = ConstraintValues(result, constraints_);
 }
 
 std::ptrdiff_t TrialLog::OnComplete(const std::string& trial_id, TrialStatus status,
@@ -78,6 +79,22 @@ std::ptrdiff_t TrialLog::OnComplete(const std::string& trial_id, TrialStatus sta
     entry.state = State::kFailed;
   }
   return static_cast<std::ptrdiff_t>(it->second);
+}
+
+ModelSearcher::ModelSearcher(const Space& space, const SearcherContext& context,
+                             std::vector<std::vector<PointValue>> points)
+    : space_(space),
+      num_samples_(context.num_samples),
+      rng_(context.seed),
+      points_(std::move(points)) {}
+
+Suggestion ModelSearcher::Suggest(const std::string& trial_id) {
+  if (suggested_ >= num_samples_) return Suggestion{Suggestion::Kind::kFinished, Json()};
+  const bool proposed = next_point_ >= points_.size();
+  Json config = proposed ? Propose() : PointConfig(space_, points_[next_point_++], rng_);
+  Register(trial_id, config, proposed);
+  ++suggested_;
+  return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
 }
 
 void CheckModelSearcher(const std::string& name, const OptionsReader& in,

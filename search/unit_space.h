@@ -1,5 +1,6 @@
-// What the model-based searchers other than TPE (CMA-ES, GP) share, private to search/: the
-// numeric parameters every trial has, in unit coordinates, and a log of trials and their values.
+// What the model-based searchers share, private to search/: the Suggest() flow of all four (TPE,
+// NSGA-II, CMA-ES, GP: ModelSearcher) and, for CMA-ES and GP, the numeric parameters every trial
+// has, in unit coordinates, and a log of trials and their values.
 //
 // Unit coordinates: a parameter's kernel-space value (search/tpe_dim.h: log for log domains;
 // discrete domains widened by half a step) mapped linearly onto [0, 1]. A unit point maps back to
@@ -45,7 +46,8 @@ Json ConfigWith(const Space& space, const std::vector<UnitDim>& dims, const std:
                 std::mt19937_64& rng);
 
 // Trials in suggestion order with their state and value (the metric turned into a loss: lower
-// is better). Ended trials are complete (a value from their last result), failed or pruned.
+// is better) and, given constraints, their constraint values at the same report. Ended trials
+// are complete (a value from their last result), failed or pruned.
 class TrialLog {
  public:
   enum class State { kRunning, kComplete, kPruned, kFailed };
@@ -53,10 +55,12 @@ class TrialLog {
     Json config;
     State state = State::kRunning;
     double loss = 0;  // the last reported value, NaN when none
+    std::vector<double> constraint_values;  // at that report (core/pareto.h), one per constraint
     std::int64_t tag = 0;  // the searcher's (CMA-ES: the generation)
   };
 
-  TrialLog(std::string metric, Mode mode) : metric_(std::move(metric)), mode_(mode) {}
+  TrialLog(std::string metric, Mode mode, std::vector<Constraint> constraints = {})
+      : metric_(std::move(metric)), mode_(mode), constraints_(std::move(constraints)) {}
 
   std::size_t Add(const std::string& trial_id, Json config, std::int64_t tag = 0);
   void OnResult(const std::string& trial_id, const Result& result);
@@ -69,8 +73,37 @@ class TrialLog {
  private:
   std::string metric_;
   Mode mode_;
+  std::vector<Constraint> constraints_;
   std::vector<Entry> entries_;
   std::unordered_map<std::string, std::size_t> index_;
+};
+
+// The Suggest() of the model-based searchers (TPE, NSGA-II, CMA-ES, GP): kFinished once
+// num_samples trials were suggested, then the points_to_evaluate in order (PointConfig), then the
+// searcher's Propose() (its startup rule, pending trials and model are its own); each config is
+// Register()ed under its trial id before Suggest returns it.
+class ModelSearcher : public Searcher {
+ public:
+  Suggestion Suggest(const std::string& trial_id) final;
+  std::int64_t TotalTrials() const final { return num_samples_; }
+
+ protected:
+  ModelSearcher(const Space& space, const SearcherContext& context,
+                std::vector<std::vector<PointValue>> points);
+
+  // The next config when no point of points_to_evaluate is left.
+  virtual Json Propose() = 0;
+  // Records the new trial; `proposed`: its config came from Propose(), not from a point.
+  virtual void Register(const std::string& trial_id, const Json& config, bool proposed) = 0;
+
+  Space space_;
+  std::int64_t num_samples_;
+  std::mt19937_64 rng_;  // seeded with the context's seed
+
+ private:
+  std::vector<std::vector<PointValue>> points_;
+  std::size_t next_point_ = 0;
+  std::int64_t suggested_ = 0;
 };
 
 // The searchers that need a metric name it in their error: "search.algorithm: gp needs a metric

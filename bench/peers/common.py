@@ -153,6 +153,22 @@ def side_args(argv=None):
     return parser
 
 
+def regret_speed_main(sides, configure):
+    """The command line of a search comparison's measurement subprocess (bench/peers/tpe.py,
+    search.py): side_args plus `--what regret|speed`, `--seeds`, `--trials` and what
+    `configure(parser)` adds; runs `sides[(args.side, args.what)](args)` and emits its result."""
+    parser = side_args()
+    parser.add_argument("--what", choices=["regret", "speed"], required=True)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=100)
+    configure(parser)
+    args = parser.parse_args()
+    fn = sides.get((args.side, args.what))
+    if fn is None:
+        sys.exit(f"unknown side {args.side}")
+    emit(fn(args))
+
+
 def need_fashion_and_bins(ctx, who, bins):
     """Before a part that trains: data/fashion (fetched by scripts/get_data.sh when missing) and
     the tune binaries `bins` in ctx.bin_dir."""

@@ -133,24 +133,7 @@ def tune_regret(args):
 
 
 def optuna_regret(args):
-    sys.path.insert(0, BASELINES)
-    import bench_quality as bq
-    import optuna
-    import warnings
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore")
-    begin = time.monotonic()
-    regrets = {}
-    for f in FUNCTIONS:
-        fn, fmin = bq.FUNCS[f]
-        regrets[f] = []
-        for seed in range(args.seeds):
-            study = optuna.create_study(sampler=make_sampler(args.sampler, seed))
-            study.optimize(fn, n_trials=args.trials)
-            regrets[f].append(study.best_value - fmin)
-    out = tpe.summarise(regrets, time.monotonic() - begin)
-    out["optuna"] = optuna.__version__
-    return out
+    return tpe.optuna_regret(args, lambda module, seed: make_sampler(args.sampler or args.algo, seed))
 
 
 def tune_speed(args):
@@ -174,8 +157,8 @@ def optuna_speed(args):
     warnings.filterwarnings("ignore")
     out = {"wall_ms": {}, "cpu_ms": {}, "optuna": optuna.__version__}
     for n in map(int, args.points.split(",")):
-        study = optuna.create_study(sampler=make_sampler(args.sampler, 0, n_startup=n),
-                                    direction="minimize")
+        sampler = make_sampler(args.sampler or args.algo, 0, n_startup=n)
+        study = optuna.create_study(sampler=sampler, direction="minimize")
         wall = cpu = 0.0
         for t in range(n + 1 + WINDOW):
             w0, c0 = time.perf_counter(), time.thread_time()
@@ -198,20 +181,15 @@ def main():
         parser.add_argument("--out", default=None)
         common.run_alone(run, parser.parse_args(), "tune_search_bench_")
         return
-    parser = common.side_args()
-    parser.add_argument("--what", choices=["regret", "speed"], required=True)
-    parser.add_argument("--algo", choices=["cmaes", "gp"], required=True)
-    parser.add_argument("--sampler", choices=list(SAMPLERS), default=None)
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--points", default="100,300,1000")
-    args = parser.parse_args()
-    args.sampler = args.sampler or args.algo
-    fn = {("tune", "regret"): tune_regret, ("optuna", "regret"): optuna_regret,
-          ("tune", "speed"): tune_speed, ("optuna", "speed"): optuna_speed}.get((args.side, args.what))
-    if fn is None:
-        sys.exit(f"unknown side {args.side}")
-    common.emit(fn(args))
+
+    def configure(parser):
+        parser.add_argument("--algo", choices=["cmaes", "gp"], required=True)
+        parser.add_argument("--sampler", choices=list(SAMPLERS), default=None,
+                            help="Optuna's sampler (default: --algo's)")
+        parser.add_argument("--points", default="100,300,1000")
+    common.regret_speed_main({("tune", "regret"): tune_regret, ("optuna", "regret"): optuna_regret,
+                              ("tune", "speed"): tune_speed, ("optuna", "speed"): optuna_speed},
+                             configure)
 
 
 if __name__ == "__main__":

@@ -179,18 +179,24 @@ def tune_regret(args, search='{"algorithm": "tpe"}'):
     return out
 
 
-def optuna_regret(args):
+def optuna_regret(args, make=None):
+    """Optuna's median regret on FUNCTIONS over seeds 0..args.seeds-1; `make(bench_quality,
+    seed)` builds the sampler (default: args.sampler of SAMPLERS). bench/peers/search.py passes
+    its own."""
     sys.path.insert(0, BASELINES)
     import bench_quality as bq  # the shared objectives and samplers
     import optuna
+    import warnings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore")
+    make = make or (lambda module, seed: make_sampler(module, args.sampler, seed))
     begin = time.monotonic()
     regrets = {}
     for f in FUNCTIONS:
         fn, fmin = bq.FUNCS[f]
         regrets[f] = []
         for seed in range(args.seeds):
-            study = optuna.create_study(sampler=make_sampler(bq, args.sampler, seed))
+            study = optuna.create_study(sampler=make(bq, seed))
             study.optimize(fn, n_trials=args.trials)
             regrets[f].append(study.best_value - fmin)
     out = summarise(regrets, time.monotonic() - begin)
@@ -236,18 +242,12 @@ def optuna_speed(args):
 
 
 def main():
-    parser = common.side_args()
-    parser.add_argument("--what", choices=["regret", "speed"], required=True)
-    parser.add_argument("--sampler", choices=list(SAMPLERS), default="tpe")
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--trials", type=int, default=TRIALS)
-    parser.add_argument("--last", type=int, default=2000, help="speed: largest trial count")
-    args = parser.parse_args()
-    fn = {("tune", "regret"): tune_regret, ("optuna", "regret"): optuna_regret,
-          ("tune", "speed"): tune_speed, ("optuna", "speed"): optuna_speed}.get((args.side, args.what))
-    if fn is None:
-        sys.exit(f"unknown side {args.side}")
-    common.emit(fn(args))
+    def configure(parser):
+        parser.add_argument("--sampler", choices=list(SAMPLERS), default="tpe")
+        parser.add_argument("--last", type=int, default=2000, help="speed: largest trial count")
+    common.regret_speed_main({("tune", "regret"): tune_regret, ("optuna", "regret"): optuna_regret,
+                              ("tune", "speed"): tune_speed, ("optuna", "speed"): optuna_speed},
+                             configure)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "peers"))
 import functions as suite  # noqa: E402
+from common import median  # noqa: E402  (bench/peers/common.py)
+from tpe import quantile  # noqa: E402  (bench/peers/tpe.py, the five shared functions' harness)
 
 P_WORSE = 0.05
 TINY = 1e-9  # regrets below this count as 0 (the optimum found)
@@ -134,20 +137,6 @@ def run_side(args):
     if args.side == "tune":
         tune.close()
     save(args.out, data)
-
-
-def median(values):
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-
-
-def quantile(values, q):
-    v = sorted(values)
-    pos = q * (len(v) - 1)
-    lo = int(math.floor(pos))
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (pos - lo) * (v[hi] - v[lo])
 
 
 def compare(ours, theirs):
