@@ -416,7 +416,30 @@ void SlurmLauncher::Signal(std::int64_t group, int signal) {
 }
 
 void SlurmLauncher::CancelLeftover(const std::string& job) {
-  if (!job.empty()) RunSlurmCommand({"scancel", job});
+  if (job.empty()) return;
+  RunSlurmCommand({"scancel", job});
+  // scancel only asks: wait (up to 30 s) until the step or job has ended, so that its trial's
+  // relaunch never shares the trial directory with the old attempt still writing checkpoints.
+  const std::string job_id = job.substr(0, job.find('.'));
+  const bool step = job.size() != job_id.size();
+  for (int wait = 0; wait < 150; ++wait) {
+    // A step: among the job's running steps? A job: still pending, running or completing?
+    const std::string out =
+        step ? RunSlurmCommand({"squeue", "-h", "-s", "-j", job_id, "-o", "%i"})
+             : RunSlurmCommand({"squeue", "-h", "-j", job_id, "-o", "%T"});
+    bool alive = false;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      line = Trim(line);
+      alive = alive || (step ? line == job
+                             : line == "PENDING" || line == "RUNNING" || line == "COMPLETING" ||
+                                   line == "CONFIGURING" || line == "SUSPENDED");
+    }
+    if (!alive) return;
+    ::usleep(200 * 1000);
+  }
+  std::fprintf(stderr, "[tune] Slurm %s %s still runs 30 s after scancel\n",
+               step ? "step" : "job", job.c_str());
 }
 
 bool SlurmLauncher::Accounting() {

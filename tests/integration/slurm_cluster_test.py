@@ -221,8 +221,11 @@ class SlurmTest(unittest.TestCase):
         tuner.wait()
         code = self.tune("resume", str(experiment))
         self.assertEqual(code, 0, self.log())
-        # What the dead tuner left was cancelled: none of its steps survived the resume.
+        # What the dead tuner left was cancelled: none of its steps survived the resume, and no
+        # step of the allocation is left at all.
         self.assertFalse(set(before) & set(self.allocation.steps()))
+        self.assertEqual(self.allocation.steps(), [])
+        self.assertNotIn("still runs 30 s after scancel", self.log())
         events = journal(experiment)
         ended = {e["trial_id"]: e["status"] for e in events if e["event"] == "trial_ended"}
         self.assertEqual(ended, {f"t_{i:05d}": "TERMINATED" for i in range(1, 7)}, self.log())
