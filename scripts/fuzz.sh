@@ -6,7 +6,11 @@
 # minimised (libFuzzer's -merge into a fresh directory: the fewest inputs that keep the coverage of
 # the old corpus and of this run's finds) and replaces tests/fuzz/corpus/<target>/.
 # Debian's clang lacks the libFuzzer runtime: `scripts/setup.sh --fuzz` installs it when missing.
-# Usage: bash scripts/fuzz.sh [RUNS] [TARGET...]   (targets: spec overrides protocol journal)
+# Usage: bash scripts/fuzz.sh [RUNS] [TARGET...]   (targets: spec overrides protocol journal;
+# journal_tuner, the slow whole-Tuner resume of tests/fuzz/journal_tuner_fuzz.cc, only by name).
+# FUZZ_MAX_SECONDS=N stops each target after N seconds if RUNS are not done by then (the corpus
+# is still minimised); FUZZ_NICE (default 10) is the niceness the fuzzers run at; FUZZ_BUILD=0
+# runs the targets as built (while another build runs in build-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10000000}
@@ -28,15 +32,17 @@ fi
 mkdir -p $build/crashes
 failed=0
 for target in "${targets[@]}"; do
-  nice cmake --build $build --target "tune-fuzz-$target" -- -j2
+  [[ ${FUZZ_BUILD:-1} == 0 ]] || nice cmake --build $build --target "tune-fuzz-$target" -- -j2
   work=$build/corpus-$target
   mkdir -p "$work" "tests/fuzz/corpus/$target"
   log=$build/fuzz-$target.log
   echo "== fuzzing $target for $runs runs (log: $log)"
   start=$(date +%s)
   rc=0
-  nice "$build/bin/tune-fuzz-$target" -runs="$runs" -max_len=4096 -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="$build/crashes/$target-" "$work" \
+  limit=()
+  [[ -n ${FUZZ_MAX_SECONDS:-} ]] && limit=(-max_total_time="$FUZZ_MAX_SECONDS")
+  nice -n "${FUZZ_NICE:-10}" "$build/bin/tune-fuzz-$target" -runs="$runs" "${limit[@]}" \
+    -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/crashes/$target-" "$work" \
     "tests/fuzz/corpus/$target" >"$log" 2>&1 || rc=$?
   seconds=$(($(date +%s) - start))
   grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)|ERROR: libFuzzer|==[0-9]+==ERROR|SUMMARY|^artifact_prefix|Test unit written" \
@@ -47,7 +53,7 @@ for target in "${targets[@]}"; do
   fresh=$build/corpus-$target.merged
   rm -rf "$fresh"
   mkdir -p "$fresh"
-  if nice "$build/bin/tune-fuzz-$target" -merge=1 -max_len=4096 -timeout=10 "$fresh" \
+  if nice -n "${FUZZ_NICE:-10}" "$build/bin/tune-fuzz-$target" -merge=1 -max_len=4096 -timeout=10 "$fresh" \
       "tests/fuzz/corpus/$target" "$work" >"$build/merge-$target.log" 2>&1; then
     before=$(ls "tests/fuzz/corpus/$target" | wc -l)
     rm -rf "tests/fuzz/corpus/$target"

@@ -104,9 +104,9 @@ struct Encoder {
   // The one event per report: written as text rather than built as a Json first.
   std::string operator()(const ReportEvent& e) const {
     std::string text = fmt::format(
-        R"({{"event":"report","trial_id":{},"decision":"{}","result":{{"training_iteration":{},)"
+        R"({{"event":"report","trial_id":{},"decision":{},"result":{{"training_iteration":{},)"
         R"("time_total_s":{},"timestamp":{},"metrics":{}}})",
-        Quoted(e.trial_id), e.decision, e.result.training_iteration, e.result.time_total_s,
+        Quoted(e.trial_id), Quoted(e.decision), e.result.training_iteration, e.result.time_total_s,
         e.result.timestamp, Dump(e.result.metrics));
     if (e.checkpoint) text += ",\"checkpoint\":" + Quoted(*e.checkpoint);
     if (!e.error.empty()) text += ",\"error\":" + Quoted(e.error);

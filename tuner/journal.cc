@@ -284,7 +284,11 @@ JournalContents ForEachJournalEvent(const std::filesystem::path& path,
                                     const std::function<void(Json&& event, std::size_t line)>& visit) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot read the journal");
+  return ForEachJournalEvent(in, path.string(), visit);
+}
 
+JournalContents ForEachJournalEvent(std::istream& in, const std::string& name,
+                                    const std::function<void(Json&& event, std::size_t line)>& visit) {
   JournalContents contents;
   LineReader reader(in, kMaxJournalLineBytes);
   JournalLine read;
@@ -294,7 +298,7 @@ JournalContents ForEachJournalEvent(const std::filesystem::path& path,
   std::size_t last_seq_line = 0;    // its line number
   auto corrupt = [&](const std::string& what) {
     return std::runtime_error(
-        fmt::format("{}:{}: corrupt journal line ({})", path.string(), line_number, what));
+        fmt::format("{}:{}: corrupt journal line ({})", name, line_number, what));
   };
   while (reader.Next(read)) {
     ++line_number;
@@ -303,7 +307,7 @@ JournalContents ForEachJournalEvent(const std::filesystem::path& path,
       if (!contents.warning.empty()) contents.warning += "\n";
       contents.warning += fmt::format(
           "{}:{}: ignoring a torn last line ({} bytes): the tuner stopped while writing it",
-          path.string(), line_number, read.size);
+          name, line_number, read.size);
       break;
     }
     // A line past the limit (bounded memory: only its ends were kept) can only be a legacy
@@ -361,7 +365,7 @@ JournalContents ForEachJournalEvent(const std::filesystem::path& path,
       contents.warning += fmt::format(
           "{}:{}: an event of {} bytes (more than {}) was shortened to its first and last {} "
           "bytes (a trial's output quoted whole by an older tune)",
-          path.string(), line_number, read.size, kMaxJournalLineBytes, kKeptBytes);
+          name, line_number, read.size, kMaxJournalLineBytes, kKeptBytes);
     }
     visit(std::move(event), line_number);
     offset += read.size + 1;

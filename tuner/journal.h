@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -115,6 +116,10 @@ JournalContents ReadJournal(const std::filesystem::path& path);
 // journal's length (`tune resume` replays through it). The result's `events` stays empty. A
 // corrupt line throws after the events before it were visited.
 JournalContents ForEachJournalEvent(const std::filesystem::path& path,
+                                    const std::function<void(Json&& event, std::size_t line)>& visit);
+// The same over any stream (a journal in memory: tests/fuzz/journal_fuzz.cc); `name` stands for
+// the file in messages.
+JournalContents ForEachJournalEvent(std::istream& in, const std::string& name,
                                     const std::function<void(Json&& event, std::size_t line)>& visit);
 
 }  // namespace tune

@@ -1,6 +1,8 @@
 #include "tuner/journal.h"
 
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -242,6 +244,53 @@ TEST(JournalEventsTest, WrongFieldTypesNameTheLineAndField) {
             "journal line 7: event \"report\": \"training_iteration\" must be an integer, got \"1\"");
   EXPECT_EQ(error_of({{"event", "trial_started"}, {"trial_id", "t"}, {"pid", 1.5}}),
             "journal line 7: event \"trial_started\": \"pid\" must be an integer, got 1.5");
+}
+
+// A journal read from memory (the journal fuzzer's way, tests/fuzz/journal_fuzz.cc) is read
+// exactly as the file is: the same events, torn line and messages, named as asked.
+TEST_F(JournalTest, AJournalInMemoryReadsAsTheFileDoes) {
+  {
+    Journal journal(path_, Journal::SyncPolicy::kNever);
+    journal.Append({{"event", "start"}});
+    journal.Append({{"event", "resume"}});
+  }
+  std::string text;
+  {
+    std::ifstream in(path_, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  text += "{\"seq\":3,\"eve";  // torn
+  {
+    std::ofstream out(path_, std::ios::binary);
+    out << text;
+  }
+  const JournalContents from_file = ReadJournal(path_);
+  std::vector<Json> events;
+  std::istringstream in(text);
+  const JournalContents from_memory = ForEachJournalEvent(
+      in, path_.string(), [&](Json&& event, std::size_t) { events.push_back(std::move(event)); });
+  EXPECT_EQ(events, from_file.events);
+  EXPECT_EQ(from_memory.warning, from_file.warning);
+  EXPECT_EQ(from_memory.valid_bytes, from_file.valid_bytes);
+  EXPECT_THAT(from_memory.warning, HasSubstr(path_.string() + ":3: ignoring a torn last line"));
+  std::istringstream corrupt("{\"event\":\"start\"}\nnot json\n");
+  try {
+    ForEachJournalEvent(corrupt, "mem.jsonl", [](Json&&, std::size_t) {});
+    ADD_FAILURE() << "expected corruption";
+  } catch (const std::runtime_error& error) {
+    EXPECT_STREQ(error.what(), "mem.jsonl:2: corrupt journal line (not a JSON event)");
+  }
+}
+
+// Every decoded event encodes back to what decodes to it again: a report's decision is quoted
+// like any string (a legacy line with "a\"b" made the encoder write a line no parser reads).
+TEST(JournalEventsTest, EncodeQuotesEveryStringAndRoundTrips) {
+  const Json report = Json::parse(R"({"event":"report","trial_id":"t\"1","decision":"a\"b\\",
+      "result":{"training_iteration":3,"time_total_s":1.5,"timestamp":0,"metrics":{"loss":0.25}}})");
+  const std::string text = Encode(DecodeEvent(report, 1));
+  const Json again = Json::parse(text);
+  EXPECT_EQ(again["decision"], "a\"b\\");
+  EXPECT_EQ(Encode(DecodeEvent(again, 1)), text);
 }
 
 }  // namespace
