@@ -71,15 +71,42 @@ Json::json_pointer PointerFor(std::string_view dotted, std::string_view assignme
   return Json::json_pointer(pointer);
 }
 
-// raw[pointer] = value, where a value on the way that is not an object (scheduler=fifo, then
-// scheduler.max_t=2) is a SpecError naming the key rather than a raw library error.
+// raw[pointer] = value, walked one level at a time so that an override can neither fail with a
+// raw library error nor allocate without bound: a level that does not exist becomes an object
+// (never an array: nlohmann's json_pointer made "x.55555550=1" an array of 55 million nulls,
+// 2 GB under the overrides fuzzer), an array takes an index below its size or one past its end
+// (to append), and a value on the way that is not an object or array (scheduler=fifo, then
+// scheduler.max_t=2) is a SpecError naming the key.
 void SetAt(Json& raw, const Json::json_pointer& pointer, Json value, std::string_view key) {
-  try {
-    raw[pointer] = std::move(value);
-  } catch (const Json::exception&) {
-    throw SpecError(std::string(key.substr(0, 80)),
-                    "cannot be set: a value on its path is not an object");
+  const std::string name(key.substr(0, 80));
+  std::vector<std::string> tokens;
+  for (Json::json_pointer rest = pointer; !rest.empty(); rest.pop_back()) {
+    tokens.push_back(rest.back());
   }
+  Json* at = &raw;
+  for (auto token = tokens.rbegin(); token != tokens.rend(); ++token) {
+    if (at->is_null()) *at = Json::object();
+    if (at->is_object()) {
+      at = &(*at)[*token];
+    } else if (at->is_array()) {
+      const std::size_t size = at->size();
+      const bool digits = !token->empty() && token->size() <= 19 &&
+                          std::all_of(token->begin(), token->end(),
+                                      [](char c) { return c >= '0' && c <= '9'; }) &&
+                          (*token == "0" || (*token)[0] != '0');
+      const std::size_t index = digits ? std::stoull(*token) : 0;
+      if (!digits || index > size) {
+        throw SpecError(name, fmt::format("cannot be set: \"{}\" is not an index of its array "
+                                          "({} elements; {} appends)",
+                                          token->substr(0, 40), size, size));
+      }
+      if (index == size) at->push_back(Json());
+      at = &(*at)[index];
+    } else {
+      throw SpecError(name, "cannot be set: a value on its path is not an object");
+    }
+  }
+  *at = std::move(value);
 }
 
 Json ParseValue(std::string_view text) {

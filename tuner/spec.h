@@ -85,8 +85,10 @@ struct ExperimentSpec {
 // and "<file>: cannot read" when it cannot be opened.
 Json LoadSpecFile(const std::filesystem::path& file);
 
-// Applies one `key=value` override (or, with multirun, `key=a,b,c` as a grid) to `raw`.
-// Throws SpecError naming the key when the assignment is malformed.
+// Applies one `key=value` override (or, with multirun, `key=a,b,c` as a grid) to `raw`. A level
+// that does not exist is created as an object ("a.3=1" makes {"a": {"3": 1}}); a number indexes
+// an existing array, up to one past its end (which appends). Throws SpecError naming the key
+// when the assignment is malformed, nested too deep, or goes through a value it cannot index.
 void ApplyOverride(Json& raw, std::string_view assignment, bool multirun);
 
 // Validates `raw` completely (every module's options included: the scheduler's, the table's) and

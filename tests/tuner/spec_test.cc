@@ -305,6 +305,32 @@ TEST(SpecLimitsTest, OverrideThroughANonObjectIsAClearError) {
   EXPECT_THROW(ApplyOverride(raw, "trainer.layers.x=1", false), SpecError);
 }
 
+// nlohmann's json_pointer filled the way to a numeric level with nulls: "x.55555550=1" made an
+// array of 55 million nulls (2 GB under tune-fuzz-overrides). An override now creates objects
+// only, and indexes an existing array within its size (or appends one past its end).
+TEST(SpecLimitsTest, AnOverrideNeverGrowsAnArrayPastOneElement) {
+  Json raw = MinimalSpec();
+  ApplyOverride(raw, "description.55555550=1", false);
+  EXPECT_EQ(raw["description"], Json::parse(R"({"55555550": 1})"));
+  raw["trainer"]["layers"] = Json::array({64, 32});
+  ApplyOverride(raw, "trainer.layers.1=16", false);
+  ApplyOverride(raw, "trainer.layers.2=8", false);  // one past the end appends
+  EXPECT_EQ(raw["trainer"]["layers"], Json::array({64, 16, 8}));
+  for (const char* bad : {"trainer.layers.55555550=1", "trainer.layers.4=1", "trainer.layers.01=1",
+                          "trainer.layers.99999999999999999999999=1", "trainer.layers.-=1"}) {
+    try {
+      ApplyOverride(raw, bad, false);
+      ADD_FAILURE() << "expected a SpecError for " << bad;
+    } catch (const SpecError& error) {
+      EXPECT_THAT(error.what(), StartsWith("trainer.layers."));
+      EXPECT_THAT(error.what(), HasSubstr("is not an index of its array (3 elements; 3 appends)"));
+    }
+  }
+  EXPECT_EQ(raw["trainer"]["layers"].size(), 3u);
+  ApplyOverride(raw, "width=1,2", /*multirun=*/true);
+  EXPECT_EQ(raw["space"]["width"]["grid_search"], Json::array({1, 2}));
+}
+
 // Several objectives ("metric"/"mode" as lists) and "constraints".
 Json TwoObjectiveSpec() {
   return Json::parse(R"({
