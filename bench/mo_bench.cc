@@ -1,12 +1,16 @@
 // Multi-objective search quality and speed (bench/README-search.md, "Multi-objective"): runs
 // tune's searchers sequentially on ZDT1, ZDT2, ZDT3 (30 variables, 2 objectives) and DTLZ2
 // (12 variables, 3 objectives) and prints, per seed, one JSON line with every trial's objective
-// values and the mean time of a Suggest() call. bench/peers/mo.py computes the hypervolumes
-// (with Optuna's own routine, for both sides) and runs Optuna's samplers on the same problems.
+// values, the mean time of a Suggest() call and that of the last 10 calls (tail_ms).
+// bench/peers/mo.py computes the hypervolumes (with Optuna's own routine, for both sides) and
+// runs Optuna's samplers on the same problems.
 //
-//   tune-bench-mo PROBLEM SEARCH_JSON FIRST_SEED LAST_SEED TRIALS [no-width-free]
+//   tune-bench-mo PROBLEM SEARCH_JSON FIRST_SEED LAST_SEED TRIALS [VARIANTS]
 //   tune-bench-mo zdt1 '{"algorithm": "tpe"}' 0 19 300
-// no-width-free: TPE with TpeInternalOptions::width_free_density off (search/tpe_internal.h).
+// VARIANTS (TPE only, search/tpe_internal.h), comma-separated: no-width-free
+// (TpeInternalOptions::width_free_density off), single-objective-estimator (motpe_as_optuna
+// off: MOTPE with the single-objective estimator, as before Optuna 5.0's was adopted).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -93,21 +97,28 @@ int main(int argc, char** argv) {
     options.seed = static_cast<std::uint64_t>(seed);
     options.algorithm = search;
     std::unique_ptr<tune::Searcher> searcher;
-    if (argc == 7 && std::string(argv[6]) == "no-width-free") {
+    if (argc == 7) {
+      // Benchmark-only variants (search/tpe_internal.h), comma-separated: "no-width-free",
+      // "single-objective-estimator" (MOTPE with the single-objective estimator, as before).
+      const std::string variants = std::string(",") + argv[6] + ",";
       tune::TpeInternalOptions internal;
-      internal.width_free_density = false;
+      internal.width_free_density = variants.find(",no-width-free,") == std::string::npos;
+      internal.motpe_as_optuna = variants.find(",single-objective-estimator,") == std::string::npos;
       searcher = tune::MakeTpeSearcher(
           parsed, tune::ParseSearcherOptions(search, "search", options), internal);
     } else {
       searcher = tune::MakeSearcher(parsed, options);
     }
     Json values = Json::array();
-    double suggest_s = 0;
+    double suggest_s = 0, tail_s = 0;
+    const int tail = std::min(trials, 10);
     for (int t = 0; t < trials; ++t) {
       const std::string id = "t" + std::to_string(t);
       const auto begin = std::chrono::steady_clock::now();
       tune::Suggestion suggestion = searcher->Suggest(id);
-      suggest_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      suggest_s += spent;
+      if (t >= trials - tail) tail_s += spent;
       std::vector<double> x;
       for (int i = 0; i < problem.variables; ++i) x.push_back(suggestion.config[name(i)].get<double>());
       const std::vector<double> f = problem.evaluate(x);
@@ -118,7 +129,8 @@ int main(int argc, char** argv) {
       searcher->OnComplete(id, tune::TrialStatus::kTerminated, &result);
       values.push_back(f);
     }
-    Json line = {{"seed", seed}, {"values", values}, {"suggest_ms", 1e3 * suggest_s / trials}};
+    Json line = {{"seed", seed}, {"values", values}, {"suggest_ms", 1e3 * suggest_s / trials},
+                 {"tail_ms", 1e3 * tail_s / tail}};
     std::printf("%s\n", line.dump().c_str());
     std::fflush(stdout);
   }

@@ -321,13 +321,16 @@ class TpeSearcher : public ModelSearcher {
       if (g == kBelow) ++n_below;
       if (g == kAbove) ++n_above;
     }
-    // Width-free scoring and the joint model only without liars (see the top of this file).
-    parzen_.width_free = internal_.width_free_density && n_below + n_above == real;
+    // Width-free scoring and the joint model only without liars (see the top of this file),
+    // and with several objectives neither, as Optuna 5.0's MOTPE (docs/search.md).
+    const bool motpe = objectives_.size() > 1 && internal_.motpe_as_optuna;
+    parzen_.width_free = internal_.width_free_density && n_below + n_above == real && !motpe;
+    parzen_.prior_neighbour = !motpe;
     const std::vector<double> weights = Weights(group, n_below, n_above);
     std::vector<double> chosen(dims_.size(), 0.0);
-    const bool joint =
-        tpe_.multivariate ||
-        (real >= static_cast<std::size_t>(tpe_.multivariate_after) && n_below + n_above == real);
+    const bool joint = tpe_.multivariate ||
+                       (!motpe && real >= static_cast<std::size_t>(tpe_.multivariate_after) &&
+                        n_below + n_above == real);
     if (joint) {
       for (const std::vector<std::size_t>& dims : groups_) ProposeJoint(dims, group, weights, &chosen);
     } else {

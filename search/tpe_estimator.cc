@@ -274,10 +274,21 @@ std::size_t Pick(const std::vector<double>& cumulative, std::mt19937_64& rng) {
 }
 
 void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consider_endpoints,
-                     double* sigma) {
+                     double* sigma, bool prior_neighbour) {
   const std::size_t n = mus.size();
   const double range = dim.high - dim.low;
-  if (n > 0) {
+  if (n > 0 && !prior_neighbour) {
+    // Optuna 5.0: neighbour gaps among the observations, the bounds outermost; without
+    // consider_endpoints and with >= 2 observations the outermost take their inner gap.
+    sigma[0] = std::max(mus[0] - dim.low, (n > 1 ? mus[1] : dim.high) - mus[0]);
+    for (std::size_t i = 1; i < n; ++i) {
+      sigma[i] = std::max(mus[i] - mus[i - 1], (i + 1 < n ? mus[i + 1] : dim.high) - mus[i]);
+    }
+    if (!consider_endpoints && n >= 2) {
+      sigma[0] = mus[1] - mus[0];
+      sigma[n - 1] = mus[n - 1] - mus[n - 2];
+    }
+  } else if (n > 0) {
     // Neighbour gaps among the observations and the prior's centre, with the bounds as the
     // outermost neighbours (Optuna's consider_endpoints=False replaces the outermost gaps).
     thread_local std::vector<double> points, sorted_sigma;
@@ -313,7 +324,8 @@ void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consid
 NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& sorted_mus,
                           const std::vector<double>& raw_weights, const ParzenOptions& options) {
   std::vector<double> sigmas(sorted_mus.size(), 0.0);
-  NeighbourSigmas(dim, sorted_mus, options.consider_endpoints, sigmas.data());
+  NeighbourSigmas(dim, sorted_mus, options.consider_endpoints, sigmas.data(),
+                  options.prior_neighbour);
   NumericKernels kernels = MakeNumeric(dim, sorted_mus, sigmas, raw_weights, options);
   if (!dim.binned) BuildWindow(&kernels);
   return kernels;
@@ -434,7 +446,8 @@ JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservat
       continue;
     }
     sigmas.resize(m);
-    NeighbourSigmas(dim, sorted_x, options.consider_endpoints, sigmas.data());
+    NeighbourSigmas(dim, sorted_x, options.consider_endpoints, sigmas.data(),
+                    options.prior_neighbour);
     // Fitted in sorted order (equal binned kernels are then adjacent), stored by member.
     sorted_raw.resize(m);
     for (std::size_t i = 0; i < m; ++i) sorted_raw[i] = weights[member[i]];

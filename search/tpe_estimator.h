@@ -6,7 +6,8 @@
 // weight, normalised to sum to 1.
 //   Numeric dimensions: truncated normals on the domain (search/truncnorm.h), in kernel space
 //   (search/tpe_dim.h). A kernel's sigma is the larger gap to its neighbours among the sorted
-//   observations and the prior's centre, with the domain bounds as the outermost neighbours;
+//   observations and the prior's centre (not the centre with prior_neighbour false, as Optuna
+//   5.0), with the domain bounds as the outermost neighbours;
 //   unless consider_endpoints, the outermost observations take the gap to their one inner
 //   neighbour. Sigmas are clipped to [range / min(100, n + 2), range] (Optuna's "magic clip";
 //   n observations). Binned dimensions score a value by each kernel's mass on its bin.
@@ -50,6 +51,9 @@ struct ParzenOptions {
   double categorical_prior_weight = 4.0;  // categorical prior kernel, > 0
   bool consider_endpoints = false;
   bool width_free = false;  // score continuous kernels without their 1/sigma factor
+  // The prior's centre counts as a neighbour when sizing kernels (Optuna 3.1); false: only the
+  // observations and the bounds (Optuna 5.0's _ParzenEstimator).
+  bool prior_neighbour = true;
 };
 
 // Optuna's default_weights(n) for the observation of rank `rank` (0 = oldest) among n: the 25
@@ -96,7 +100,7 @@ struct CategoricalKernels {
 // The kernel widths of observations `sorted_mus` (ascending) of one dimension: neighbour gaps,
 // clipped (see above); written to sigma[0 .. n).
 void NeighbourSigmas(const Dim& dim, const std::vector<double>& sorted_mus,
-                     bool consider_endpoints, double* sigma);
+                     bool consider_endpoints, double* sigma, bool prior_neighbour = true);
 
 // The univariate estimator of a numeric dimension: observations `sorted_mus` (ascending) with
 // their raw weights.

@@ -17,6 +17,10 @@ struct TpeInternalOptions {
   // Joint kernels with Optuna's Scott-like widths, 0.2 n^(-1/(d+4)) range in every dimension,
   // instead of the per-dimension neighbour gaps.
   bool joint_scott_widths = false;
+  // With several objectives, Optuna 5.0's MOTPE estimator: every parameter on its own (unless
+  // "multivariate": true), kernels scored with their 1/sigma factor and sized without the
+  // prior's centre as a neighbour. false: the single-objective estimator, as before.
+  bool motpe_as_optuna = true;
 };
 
 // MakeSearcher(space, config) for a "tpe" config, with the switches set.

@@ -14,6 +14,17 @@ Optuna's ask() plus the suggest_float calls (the sampling happens there), mean o
 One command runs both sides (tune's runs are fast; Optuna's take minutes) and prints the table:
   .venv/bin/python bench/peers/mo.py --bin build-mo/bin [--seeds 20] [--out FILE]
     [--optuna-cache FILE]   (keep Optuna's runs: a rerun redoes only tune's side)
+    [--optuna-only]         (only fill the cache, seed after seed over every problem)
+    [--cached-only]         (Optuna: only the runs in the cache, however many seeds)
+    [--variant V]           (tune-bench-mo's benchmark-only TPE variants, e.g.
+                             single-objective-estimator)
+The "wins" columns count the seeds (of those both sides ran) where tune's hypervolume is >=
+Optuna's with the same seed number (the two sides' random streams differ, so this pairs runs
+arbitrarily; it says how often, not by how much).
+
+Time per suggestion with N trials of history (`--speed N`, on ZDT1): TPE with N random startup
+trials on both sides (n_startup_trials=N), NSGA-II run for N trials, then the mean of the next
+10 suggestions (tune: Suggest(); Optuna: ask() and the 30 suggest_float calls), one seed.
 """
 import argparse
 import json
@@ -47,28 +58,46 @@ def evaluate(problem, x):
             (1 + g) * math.sin(a)]
 
 
-def optuna_run(problem, algo, seed, trials):
+def optuna_run(problem, algo, seed, trials, n_startup=None):
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n, m = PROBLEMS[problem]
-    sampler = (optuna.samplers.TPESampler(seed=seed) if algo == "tpe"
+    extra = {} if n_startup is None else {"n_startup_trials": n_startup}
+    sampler = (optuna.samplers.TPESampler(seed=seed, **extra) if algo == "tpe"
                else optuna.samplers.NSGAIISampler(seed=seed))
     study = optuna.create_study(directions=["minimize"] * m, sampler=sampler)
-    values, spent = [], 0.0
-    for _ in range(trials):
+    values, spent, tail = [], 0.0, 0.0
+    for t in range(trials):
         begin = time.perf_counter()
         trial = study.ask()
         x = [trial.suggest_float(f"x{i:02d}", 0.0, 1.0) for i in range(n)]
         spent += time.perf_counter() - begin
+        if t >= trials - 10:
+            tail += time.perf_counter() - begin
         f = evaluate(problem, x)
         study.tell(trial, f)
         values.append(f)
-    return {"seed": seed, "values": values, "suggest_ms": 1e3 * spent / trials}
+    return {"seed": seed, "values": values, "suggest_ms": 1e3 * spent / trials,
+            "tail_ms": 1e3 * tail / min(trials, 10)}
 
 
-def tune_runs(bin_dir, problem, algo, seeds, trials):
-    cmd = [os.path.join(bin_dir, "tune-bench-mo"), problem, json.dumps({"algorithm": algo}),
-           "0", str(seeds - 1), str(trials)]
+def speed(bin_dir, n):
+    """ms per suggestion with n trials of history on ZDT1 (see the top of this file)."""
+    print(f"Time per suggestion (ms) with {n} trials of history, ZDT1, mean of the next 10:\n\n"
+          "| sampler | ms / suggestion |\n|---|---|")
+    for algo in ALGORITHMS:
+        search = {"n_startup_trials": n} if algo == "tpe" else {}
+        ours = tune_runs(bin_dir, "zdt1", algo, 1, n + 10, search=search)[0]["tail_ms"]
+        theirs = optuna_run("zdt1", algo, 0, n + 10, n if algo == "tpe" else None)["tail_ms"]
+        print(f"| {TUNE_NAME[algo]} | {ours:.3f} |\n| {OPTUNA_NAME[algo]} | {theirs:.1f} "
+              f"(Optuna / tune: {theirs / ours:.0f}x) |", flush=True)
+
+
+def tune_runs(bin_dir, problem, algo, seeds, trials, variant=None, search=None):
+    cmd = [os.path.join(bin_dir, "tune-bench-mo"), problem,
+           json.dumps(dict({"algorithm": algo}, **(search or {}))), "0", str(seeds - 1), str(trials)]
+    if variant and algo == "tpe":
+        cmd.append(variant)
     text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -97,8 +126,16 @@ def main():
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--out", default=None)
     parser.add_argument("--optuna-cache", default=None,
-                        help="JSON file of Optuna's runs: read when present, else written, so a "
-                             "rerun after a change to tune redoes only tune's side")
+                        help="JSON file of Optuna's runs: read when present and extended run by "
+                             "run, so a rerun after a change to tune redoes only tune's side")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="Optuna's side: only the runs --optuna-cache holds")
+    parser.add_argument("--variant", default=None, help="tune-bench-mo's TPE variants")
+    parser.add_argument("--speed", type=int, default=None,
+                        help="only the time per suggestion with this many trials of history")
+    parser.add_argument("--optuna-only", action="store_true",
+                        help="only fill --optuna-cache, seed by seed over every problem and "
+                             "algorithm (an interrupted run keeps the seeds it finished)")
     args = parser.parse_args()
     cache = {}
     if args.optuna_cache and os.path.exists(args.optuna_cache):
@@ -106,39 +143,64 @@ def main():
             cache = json.load(f)
     import optuna
     problems = args.problems.split(",")
+    if args.speed:
+        speed(args.bin, args.speed)
+        return
+
+    def optuna_runs(problem, algo, seeds):
+        runs = cache.setdefault(f"{problem} {algo}", [])
+        while len(runs) < seeds and not args.cached_only:
+            runs.append(optuna_run(problem, algo, len(runs), max(BUDGETS)))
+            if args.optuna_cache:
+                with open(args.optuna_cache + ".tmp", "w") as f:
+                    json.dump(cache, f)
+                os.replace(args.optuna_cache + ".tmp", args.optuna_cache)
+        return runs[:seeds]
+
+    if args.optuna_only:
+        for seeds in range(1, args.seeds + 1):
+            for algo in ALGORITHMS:
+                for problem in problems:
+                    begin = time.monotonic()
+                    optuna_runs(problem, algo, seeds)
+                    print(f"optuna {problem} {algo} seeds 0..{seeds - 1} "
+                          f"({time.monotonic() - begin:.0f} s)", file=sys.stderr, flush=True)
+        return
     rows, verdicts = [], []
     for problem in problems:
         for algo in ALGORITHMS:
-            sides = {}
+            sides, hvs = {}, {}
             for side in ("tune", "optuna"):
                 begin = time.monotonic()
                 if side == "tune":
-                    runs = tune_runs(args.bin, problem, algo, args.seeds, max(BUDGETS))
-                elif len(cache.get(f"{problem} {algo}", [])) >= args.seeds:
-                    runs = cache[f"{problem} {algo}"][:args.seeds]
+                    runs = tune_runs(args.bin, problem, algo, args.seeds, max(BUDGETS), args.variant)
                 else:
-                    runs = [optuna_run(problem, algo, s, max(BUDGETS)) for s in range(args.seeds)]
-                    cache[f"{problem} {algo}"] = runs
-                    if args.optuna_cache:
-                        with open(args.optuna_cache, "w") as f:
-                            json.dump(cache, f)
-                hv = [hypervolumes(problem, r) for r in runs]
-                sides[side] = {b: quartiles([h[b] for h in hv]) for b in BUDGETS}
+                    runs = optuna_runs(problem, algo, args.seeds)
+                hvs[side] = [hypervolumes(problem, r) for r in runs]
+                sides[side] = {b: quartiles([h[b] for h in hvs[side]]) for b in BUDGETS}
                 sides[side]["ms"] = statistics.median(r["suggest_ms"] for r in runs)
+                sides[side]["seeds"] = len(runs)
                 print(f"{problem} {algo} {side}: {sides[side]} ({time.monotonic() - begin:.0f} s)",
                       file=sys.stderr, flush=True)
+            common = min(len(hvs["tune"]), len(hvs["optuna"]))
+            wins = {b: sum(hvs["tune"][k][b] >= hvs["optuna"][k][b] for k in range(common))
+                    for b in BUDGETS}
             for side in ("tune", "optuna"):
                 name = TUNE_NAME[algo] if side == "tune" else OPTUNA_NAME[algo]
                 cells = [f"{s[1]:.4f} [{s[0]:.4f}, {s[2]:.4f}]" for s in (sides[side][b] for b in BUDGETS)]
-                rows.append(f"| {problem} | {name} | " + " | ".join(cells) + f" | {sides[side]['ms']:.2f} |")
+                won = [f"{wins[b]}/{common}" if side == "tune" else "" for b in BUDGETS]
+                rows.append(f"| {problem} | {name} | {sides[side]['seeds']} | " + " | ".join(cells) +
+                            " | " + " | ".join(won) + f" | {sides[side]['ms']:.2f} |")
             for b in BUDGETS:
                 ours, theirs = sides["tune"][b][1], sides["optuna"][b][1]
                 verdicts.append((problem, algo, b, ours >= theirs))
-    out = [f"Median hypervolume over seeds 0..{args.seeds - 1} [interquartile range], "
-           f"Optuna {optuna.__version__}; ms per suggestion: median over seeds of the mean over "
-           f"{max(BUDGETS)} trials.", "",
-           "| problem | sampler | HV at 100 | HV at 300 | ms / suggestion |",
-           "|---|---|---|---|---|"] + rows
+    out = [f"Median hypervolume over seeds 0..N-1 [interquartile range], Optuna "
+           f"{optuna.__version__}; wins: seeds (of those both sides ran) where tune's hypervolume "
+           f">= Optuna's; ms per suggestion: median over seeds of the mean over {max(BUDGETS)} "
+           "trials.", "",
+           "| problem | sampler | N seeds | HV at 100 | HV at 300 | tune wins at 100 | at 300 | "
+           "ms / suggestion |",
+           "|---|---|---|---|---|---|---|---|"] + rows
     lost = [f"{p} {a} at {b}" for p, a, b, ok in verdicts if not ok]
     out += ["", f"tune's median >= Optuna's with the same algorithm: {sum(ok for *_, ok in verdicts)}"
             f"/{len(verdicts)}" + (f" (lower on {', '.join(lost)})" if lost else "") + "."]

@@ -89,6 +89,23 @@ TEST(TpeEstimatorTest, KernelWidthsAreNeighbourGapsWithTheMagicClip) {
   EXPECT_EQ(endpoints, (std::vector<double>{3, 2, 4}));
 }
 
+TEST(TpeEstimatorTest, WithoutThePriorAsANeighbourWidthsAreOptuna5s) {
+  // Optuna 5.0's _ParzenEstimator on FloatDistribution(0, 10) (its sigmas, printed by Optuna):
+  // [1, 1, 2.5, 2.5, 2, 1.8, 1.8, 1.5] and, for the one observation 2, [8]. With the prior's
+  // centre 5 as a neighbour the 6 gets 1 and the 2 gets the clip 10 / 3.
+  const Dim dim = DimOf(R"({"uniform": [0, 10]})");
+  const std::vector<double> mus = {0.5, 1, 1.5, 4, 6, 6.2, 8, 9.5};
+  std::vector<double> sigma(mus.size());
+  NeighbourSigmas(dim, mus, false, sigma.data(), /*prior_neighbour=*/false);
+  const std::vector<double> expected = {1, 1, 2.5, 2.5, 2, 1.8, 1.8, 1.5};
+  for (std::size_t i = 0; i < mus.size(); ++i) EXPECT_NEAR(sigma[i], expected[i], 1e-12) << i;
+  double one = 0;
+  NeighbourSigmas(dim, {2.0}, false, &one, false);
+  EXPECT_DOUBLE_EQ(one, 8);
+  NeighbourSigmas(dim, {2.0}, false, &one, true);
+  EXPECT_DOUBLE_EQ(one, 10.0 / 3);
+}
+
 TEST(TpeEstimatorTest, ContinuousMixtureMatchesOptunasTruncatedNormals) {
   const Dim dim = DimOf(R"({"uniform": [0, 10]})");
   const std::vector<double> mus = {0.5, 1, 1.5, 4, 6, 6.2, 8, 9.5};
