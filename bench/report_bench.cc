@@ -87,7 +87,6 @@ int main(int argc, char** argv) {
       trial.params = {{"lr", std::pow(10, -4 + 3 * u(rng))}, {"dropout", 0.5 * u(rng)},
                       {"layers", 1 + static_cast<int>(8 * u(rng)) % 8},
                       {"optimizer", optimizers[static_cast<int>(3 * u(rng)) % 3]}};
-      trial.config = trial.params;
       trial.status = tune::TrialStatus::kRunning;
       model->OnTrialStart(trial);
       int stop = epochs;

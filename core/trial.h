@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,7 +15,8 @@ namespace tune {
 struct Trial {
   std::string id;                  // "t_00001": also the name of its directory
   Json params = Json::object();    // the sampled parameters (what the searcher proposed)
-  Json config = Json::object();    // trainer section merged with params: what the trial gets
+  // The spec's trainer section, one copy shared by every trial of the experiment; null = none.
+  std::shared_ptr<const Json> trainer;
   TrialStatus status = TrialStatus::kPending;
   std::filesystem::path dir;       // <experiment>/<id>
 
@@ -30,6 +32,14 @@ struct Trial {
   std::int64_t last_checkpoint_iteration = 0;  // the training_iteration it was reported at
   int num_exploits = 0;            // PBT: how often it restarted from another trial
   double time_total_s = 0;         // running time over all attempts
+
+  // What the trial gets: MergeConfig(*trainer, params). Built when asked, not stored: an
+  // experiment may hold 100,000 trials, and the trainer section would be copied into each.
+  Json config() const;
 };
+
+// A trial's config: `trainer` without "command", with `params` merged in (objects merged key by
+// key, params winning).
+Json MergeConfig(const Json& trainer, const Json& params);
 
 }  // namespace tune

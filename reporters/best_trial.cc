@@ -33,7 +33,7 @@ void WriteBestTrial(const fs::path& dir, const Trial& best, const std::string& m
   fs::path trial_dir = fs::absolute(best.dir.empty() ? dir / best.id : best.dir, error);
   if (error) trial_dir = best.dir.empty() ? dir / best.id : best.dir;
   Json json = {{"trial_id", best.id},      {"metric", metric},      {"mode", ToString(mode)},
-               {"value", value},           {"config", best.config}, {"last_result", last_result},
+               {"value", value},           {"config", best.config()}, {"last_result", last_result},
                {"dir", trial_dir.string()}};
   fs::create_directories(dir);
   WriteFileAtomically(dir / "best_trial.json",

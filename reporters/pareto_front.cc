@@ -74,7 +74,7 @@ Json ParetoFrontJson(const ExperimentView& view, const std::filesystem::path& di
       std::filesystem::path absolute = std::filesystem::absolute(trial_dir, error);
       trials.push_back({{"trial_id", trial.id},
                         {"values", values},
-                        {"config", trial.config},
+                        {"config", trial.config()},
                         {"last_result", last_result},
                         {"dir", (error ? trial_dir : absolute).string()}});
     }

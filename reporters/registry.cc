@@ -68,7 +68,7 @@ void TrialsJsonReporter::Write(const ExperimentView& view) {
     trials.push_back({{"trial_id", trial.id},
                       {"status", ToString(trial.status)},
                       {"params", trial.params},
-                      {"config", trial.config},
+                      {"config", trial.config()},
                       {"last_result", last},
                       {"num_results", trial.num_results},
                       {"time_total_s", trial.time_total_s},

@@ -156,7 +156,7 @@ void ReportModel::SetStatus(Record& record, const Trial& trial) {
     record.params.push_back(trial.params.contains(param.pointer) ? trial.params.at(param.pointer)
                                                                  : Json());
   }
-  record.config = trial.config;
+  record.config = trial.config();
 }
 
 void ReportModel::StartSpan(Record& record, const Trial& trial) {

@@ -131,7 +131,7 @@ class ResultWriter : public Callback {
   ~ResultWriter();
   void WriteExperiment(const Json& spec);
   // Creates the trial directory (trial.dir, or <dir>/<id> when empty) and params.json
-  // (trial.config), and opens its files for appending. Safe to call again on retry: earlier
+  // (trial.config()), and opens its files for appending. Safe to call again on retry: earlier
   // lines are kept and progress.csv keeps its header. A new trial's result.json and progress.csv
   // are opened (made, without a spare: see KeepSpares) at its first result, or its end if it has
   // none, not here: this is on the path of every launch, while the first report comes later.

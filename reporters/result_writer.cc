@@ -337,7 +337,7 @@ void ResultWriter::OnTrialStart(const Trial& trial) {
   if (!fresh) fresh = fs::create_directory(trial_dir, error);
   if (error) CreateDirectories(trial_dir);  // e.g. the experiment directory is gone: say so
   if (!fresh) CheckOwnDirectory(trial_dir);
-  std::string params = trial.config.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  std::string params = trial.config().dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   if (fresh) {
     WriteWhole(trial_dir / "params.json", params, /*truncate=*/false);
     not_created_.insert(trial.id);  // its result files are opened at its first result

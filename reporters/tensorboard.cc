@@ -221,7 +221,7 @@ TensorBoardReporter::File& TensorBoardReporter::Open(const Trial& trial) {
   pb::hparams::HParamsPluginData data;
   auto* start = data.mutable_session_start_info();
   std::map<std::string, Json> config;
-  FlattenConfig(trial.config, "", config);
+  FlattenConfig(trial.config(), "", config);
   for (const auto& [key, value] : config) (*start->mutable_hparams())[key] = HParamValue(value);
   start->set_start_time_secs(now);
   pb::Event event;
@@ -302,7 +302,7 @@ void TensorBoardReporter::OnExperimentEnd(const ExperimentView& view) {
   std::set<std::string> tags = tags_;
   for (const Trial& trial : *view.trials) {
     std::map<std::string, Json> config;
-    FlattenConfig(trial.config, "", config);
+    FlattenConfig(trial.config(), "", config);
     for (const auto& [key, value] : config) values[key].push_back(value);
     if (trial.last_result) {
       for (const auto& [tag, number] : Scalars(*trial.last_result)) tags.insert(tag);

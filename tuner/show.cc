@@ -60,7 +60,8 @@ std::int64_t LockHolder(const fs::path& dir) {
 
 // Folds one journal event into the trial it is about, as the tuner's Apply* do.
 void Apply(const JournalEvent& event, std::size_t line, ExperimentRecord& record,
-           std::map<std::string, std::size_t>& index, const Json& trainer) {
+           std::map<std::string, std::size_t>& index,
+           const std::shared_ptr<const Json>& trainer) {
   if (const auto* stopped = std::get_if<ExperimentStopped>(&event)) {
     record.stop_reason = stopped->reason;
     return;
@@ -71,7 +72,7 @@ void Apply(const JournalEvent& event, std::size_t line, ExperimentRecord& record
     TrialRecord trial;
     trial.trial.id = id;
     trial.trial.params = created->params;
-    trial.trial.config = MergeConfig(trainer, created->params);
+    trial.trial.trainer = trainer;
     trial.trial.dir = record.dir / id;
     index[id] = record.trials.size();
     record.trials.push_back(std::move(trial));
@@ -101,7 +102,6 @@ void Apply(const JournalEvent& event, std::size_t line, ExperimentRecord& record
     if (paused->checkpoint) trial.last_checkpoint = paused->checkpoint;
   } else if (const auto* exploited = std::get_if<TrialExploited>(&event)) {
     trial.params = exploited->params;
-    trial.config = MergeConfig(trainer, exploited->params);
     trial.num_exploits += 1;
     if (exploited->checkpoint) trial.last_checkpoint = exploited->checkpoint;
   } else if (const auto* failed = std::get_if<TrialFailed>(&event)) {
@@ -316,7 +316,7 @@ Json TrialJson(const TrialRecord& record, const std::string& metric) {
   return {{"trial_id", trial.id},
           {"status", ToString(trial.status)},
           {"params", trial.params},
-          {"config", trial.config},
+          {"config", trial.config()},
           {"last_result", last},
           {"best", best},
           {"num_results", trial.num_results},
@@ -419,7 +419,7 @@ std::string RenderOne(const ExperimentRecord& record, const ShowOptions& options
                        best->trial.id, record.metric,
                        FormatNumber(best->trial.last_result->Get(record.metric)),
                        best->trial.last_result->training_iteration);
-    out += "Best trial config: " + OneLine(best->trial.config.dump(-1, ' ', false,
+    out += "Best trial config: " + OneLine(best->trial.config().dump(-1, ' ', false,
                                                                    Json::error_handler_t::replace)) + "\n";
   }
   return out;
@@ -544,7 +544,7 @@ ExperimentRecord LoadExperiment(const fs::path& dir) {
                                         : "does not begin with a start event: not a tune journal"));
   }
   std::map<std::string, std::size_t> index;
-  Json trainer = Json::object();
+  std::shared_ptr<const Json> trainer;  // the spec's trainer section, shared by every trial
   for (std::size_t line = 0; line < contents.events.size(); ++line) {
     JournalEvent event;
     try {
@@ -561,7 +561,9 @@ ExperimentRecord LoadExperiment(const fs::path& dir) {
       } catch (const SpecError& bad) {
         throw SpecError("", fmt::format("{}:1: {}", journal.string(), bad.what()));
       }
-      if (spec.contains("trainer") && spec["trainer"].is_object()) trainer = spec["trainer"];
+      if (spec.contains("trainer") && spec["trainer"].is_object()) {
+        trainer = std::make_shared<const Json>(spec["trainer"]);
+      }
       continue;
     }
     Apply(event, line + 1, record, index, trainer);

@@ -251,13 +251,6 @@ void ApplyOverride(Json& raw, std::string_view assignment, bool multirun) {
         Json{{"grid_search", values}}, key);
 }
 
-Json MergeConfig(const Json& trainer, const Json& params) {
-  Json config = trainer.is_object() ? trainer : Json::object();
-  config.erase("command");
-  config.merge_patch(params);  // params never hold nulls, so merge_patch is a plain deep merge
-  return config;
-}
-
 ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir) {
   if (!raw.is_object()) throw SpecError("", std::string("the spec must be a JSON object, got ") + raw.type_name());
   RejectUnknownKeys(raw, kTopLevelKeys, "");

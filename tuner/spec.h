@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/pareto.h"
+#include "core/trial.h"  // MergeConfig
 #include "core/types.h"
 #include "reporters/registry.h"
 #include "reporters/reporters.h"
@@ -95,9 +96,5 @@ void ApplyOverride(Json& raw, std::string_view assignment, bool multirun);
 // fills an ExperimentSpec, so a bad option fails before anything runs. Throws SpecError naming the
 // JSON path of the first problem (unknown keys get a "did you mean").
 ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir);
-
-// The trial's config: `trainer` without "command", with `params` merged in (objects merged key
-// by key, everything else replaced).
-Json MergeConfig(const Json& trainer, const Json& params);
 
 }  // namespace tune

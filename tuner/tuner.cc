@@ -102,6 +102,7 @@ int FreeLoopbackPort() {
 
 Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
     : spec_(std::move(spec)),
+      trainer_(std::make_shared<const Json>(spec_.trainer)),
       options_(std::move(options)),
       clock_(options_.clock ? options_.clock : &system_clock_),
       timers_(io_, *clock_),
@@ -111,6 +112,12 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
       best_(spec_.metric, spec_.mode, spec_.constraints) {
   if (spec_.objectives.size() > 1) {
     pareto_ = std::make_unique<ParetoTracker>(spec_.objectives, spec_.constraints);
+  }
+  // Room for the trials asked for, so the vector is not copied as it doubles (at 100,000 trials
+  // the doubling's transient copy was the largest item of the tuner's heap). Untouched capacity
+  // costs address space, not memory.
+  if (spec_.num_samples > 0) {
+    trials_.reserve(static_cast<std::size_t>(std::min<std::int64_t>(spec_.num_samples, 1 << 20)));
   }
   launcher_ = options_.make_launcher ? options_.make_launcher(io_)
                                      : std::make_unique<LocalLauncher>(io_);
@@ -457,12 +464,11 @@ std::size_t Tuner::ApplyTrialCreated(const std::string& trial_id, const Json& pa
   Trial trial;
   trial.id = trial_id;
   trial.params = params;
-  trial.config = MergeConfig(spec_.trainer, params);
+  trial.trainer = trainer_;
   trial.dir = options_.experiment_dir / trial_id;
   index_by_id_[trial_id] = trials_.size();
   by_status_.Add(trials_.size(), trial.status);
   trials_.push_back(std::move(trial));
-  runtime_.emplace_back();
   scheduler_->OnTrialAdd(trial_id);
   return trials_.size() - 1;
 }
@@ -548,6 +554,7 @@ void Tuner::ApplyFailure(std::size_t index, const std::string& reason, bool retr
     return;
   }
   SetStatus(index, TrialStatus::kError);
+  runtime_.erase(index);  // final: nothing of the attempt is needed any more
   stoppers_->OnTrialComplete(trial.id, trial.last_result ? &*trial.last_result : nullptr);
   scheduler_->OnTrialError(trial.id);
   searcher_->OnComplete(trial.id, TrialStatus::kError,
@@ -557,6 +564,7 @@ void Tuner::ApplyFailure(std::size_t index, const std::string& reason, bool retr
 void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
   Trial& trial = trials_[index];
   SetStatus(index, status);
+  runtime_.erase(index);  // final: nothing of the attempt is needed any more
   const Result* last = trial.last_result ? &*trial.last_result : nullptr;
   stoppers_->OnTrialComplete(trial.id, last);
   scheduler_->OnTrialComplete(trial.id, last);
@@ -574,7 +582,6 @@ void Tuner::ApplyPaused(std::size_t index, const std::optional<std::string>& che
 void Tuner::ApplyExploited(std::size_t index, const TrialExploited& event) {
   Trial& trial = trials_[index];
   trial.params = event.params;
-  trial.config = MergeConfig(spec_.trainer, event.params);
   trial.last_checkpoint = event.checkpoint;
   ++trial.num_exploits;
   if (event.iteration) {
@@ -844,12 +851,14 @@ std::optional<std::string> Tuner::ExpectedToken(const std::string& trial_id) {
   std::size_t index = 0;
   Trial* trial = Find(trial_id, &index);
   if (trial == nullptr || trial->status != TrialStatus::kRunning) return std::nullopt;
-  return runtime_[index].token;
+  auto runtime = runtime_.find(index);
+  return runtime == runtime_.end() ? std::nullopt : std::optional(runtime->second.token);
 }
 
 void Tuner::OnConnect(const std::string& trial_id, std::int64_t) {
   std::size_t index = 0;
-  if (Find(trial_id, &index) == nullptr) return;
+  const Trial* trial = Find(trial_id, &index);
+  if (trial == nullptr || trial->status != TrialStatus::kRunning) return;
   // A trial placed by the cluster (Slurm) is running by now: where, journaled for resume.
   if (auto placement = launcher_->Where(trials_[index].pid);
       placement && placement->job != runtime_[index].placed_job) {
@@ -915,12 +924,14 @@ void Tuner::BeforeReplies() { journal_->Commit(); }
 
 void Tuner::OnDone(const std::string& trial_id) {
   std::size_t index = 0;
-  if (Find(trial_id, &index)) runtime_[index].done_received = true;
+  const Trial* trial = Find(trial_id, &index);
+  if (trial && trial->status == TrialStatus::kRunning) runtime_[index].done_received = true;
 }
 
 void Tuner::OnPaused(const std::string& trial_id, const std::optional<std::string>& checkpoint) {
   std::size_t index = 0;
-  if (Find(trial_id, &index) && runtime_[index].pause_requested) {
+  const Trial* trial = Find(trial_id, &index);
+  if (trial && trial->status == TrialStatus::kRunning && runtime_[index].pause_requested) {
     runtime_[index].paused_checkpoint = checkpoint;
   }
 }
@@ -1034,14 +1045,16 @@ void Tuner::CompleteExploit(std::size_t index, const PendingExploit& exploit) {
   writer_->AppendLineage(trial, lineage);
 }
 
-void Tuner::FinishTrial(std::size_t index, TrialStatus status, const std::string& reason) {
+void Tuner::FinishTrial(std::size_t index, TrialStatus status, std::string reason) {
+  // `reason` by value: it may name a field of the trial's Runtime, which a final status lets go.
   Trial& trial = trials_[index];
   journal_->Append(TrialEnded{trial.id, status, reason});
   ApplyFinish(index, status);
   for (const auto& callback : callbacks_) callback->OnTrialEnd(trial);
 }
 
-void Tuner::FailTrial(std::size_t index, const std::string& reason, bool retry_allowed) {
+void Tuner::FailTrial(std::size_t index, std::string reason, bool retry_allowed) {
+  // `reason` by value: it may name a field of the trial's Runtime, which a final status lets go.
   Trial& trial = trials_[index];
   // The log of the rank that failed: rank 0's is stderr.log, rank k's stderr.rank<k>.log.
   const int rank = runtime_[index].failed_rank;

@@ -213,7 +213,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void LaunchWhileSlotsFree();
   bool LaunchTrial(std::size_t index, Allocation allocation);
   void OnExit(std::int64_t pid, ExitStatus status);
-  void FinishTrial(std::size_t index, TrialStatus status, const std::string& reason = "");
+  void FinishTrial(std::size_t index, TrialStatus status, std::string reason = "");
   // The trial's pause is complete (its process is gone): journal, apply, tell the callbacks.
   void CompletePause(std::size_t index);
   // PBT: the PAUSED trial now has the exploit's params and checkpoint copy: journal
@@ -224,7 +224,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   // same in replay as live. CopyCheckpoint() makes the copy (live only).
   std::optional<std::string> ExploitCheckpoint(std::size_t index, const std::string& source) const;
   void CopyCheckpoint(std::size_t index, const PendingExploit& exploit);
-  void FailTrial(std::size_t index, const std::string& reason, bool retry_allowed);
+  void FailTrial(std::size_t index, std::string reason, bool retry_allowed);
   void ArmWatchdog(std::size_t index, double seconds, const std::string& reason);
   // Told stop or pause: it should exit by itself; SIGKILL after stop_grace_s.
   void StopTrial(std::size_t index);
@@ -248,6 +248,8 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void Log(const std::string& message) const;
 
   ExperimentSpec spec_;
+  // spec_.trainer, shared by every Trial (Trial::config() merges its params into it).
+  std::shared_ptr<const Json> trainer_;
   TunerOptions options_;
   SystemClock system_clock_;
   const Clock* clock_;
@@ -269,7 +271,10 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   std::size_t events_at_snapshot_ = 0;  // journal_->events_written() at the last snapshot
 
   std::vector<Trial> trials_;
-  std::vector<Runtime> runtime_;  // parallel to trials_
+  // By index into trials_, for trials that have not reached a final status: made when first
+  // used, let go at the end (an experiment may hold 100,000 trials; a Runtime is ~400 bytes).
+  // unordered_map: references to an element stay valid while others come and go.
+  std::unordered_map<std::size_t, Runtime> runtime_;
   TrialsByStatus by_status_;      // trials_ by status: no pass over every trial per event
   BestTrialTracker best_;         // the best trial, updated per report
   std::unique_ptr<ParetoTracker> pareto_;  // several objectives: the front, updated per report

@@ -52,7 +52,6 @@ class ModelDriver {
     Trial& trial = trials[id];
     trial.id = id;
     trial.params = params;
-    trial.config = params;
     trial.status = TrialStatus::kRunning;
     model.OnTrialStart(trial);
     return trial;

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <limits>
 #include <sstream>
 
@@ -57,7 +58,8 @@ class ResultWriterTest : public ::testing::Test {
     fs::remove_all(dir_);
     trial_.id = "t_00001";
     trial_.params = {{"lr", 0.01}};
-    trial_.config = {{"model", "mlp"}, {"lr", 0.01}, {"nested", {{"a", 1}}}};
+    trial_.trainer = std::make_shared<const Json>(
+        Json{{"command", {"x"}}, {"model", "mlp"}, {"nested", {{"a", 1}}}});
   }
   void TearDown() override {
     std::error_code ignored;
@@ -86,7 +88,7 @@ TEST_F(ResultWriterTest, ExperimentJsonIsThePrettySpecWrittenAtomically) {
 TEST_F(ResultWriterTest, TrialStartWritesParamsFromConfig) {
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
-  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
+  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config());
   EXPECT_TRUE(fs::exists(TrialPath("result.json")));
   EXPECT_EQ(ReadFile(TrialPath("progress.csv")), "");  // header waits for the first result
 }
@@ -97,7 +99,7 @@ TEST_F(ResultWriterTest, NewTrialsResultFilesAreCreatedAtTheFirstResultOrAtTheEn
   fs::create_directories(dir_);
   ResultWriter writer(dir_);
   writer.OnTrialStart(trial_);
-  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
+  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config());
   EXPECT_FALSE(fs::exists(TrialPath("params.json.tmp")));
   EXPECT_FALSE(fs::exists(TrialPath("result.json")));
   writer.OnTrialResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
@@ -143,7 +145,7 @@ TEST_F(ResultWriterTest, NewTrialsTakeASpareDirectoryMadeAhead) {
   writer.OnTrialStart(trial_);
   EXPECT_TRUE(fs::exists(TrialPath("stdout.log")));
   EXPECT_TRUE(fs::exists(TrialPath("stderr.log")));
-  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config);
+  EXPECT_EQ(Json::parse(ReadFile(TrialPath("params.json"))), trial_.config());
   writer.OnTrialResult(trial_, MakeResult(1, 1, {{"acc", 1}}));
   writer.OnTrialEnd(trial_);
   EXPECT_EQ(Lines(ReadFile(TrialPath("result.json"))).size(), 1u);
@@ -174,7 +176,7 @@ TEST_F(ResultWriterTest, NewTrialsTakeASpareDirectoryMadeAhead) {
   Trial late = trial_;
   late.id = "t_00004";
   writer.OnTrialStart(late);  // without spares it makes the directory itself
-  EXPECT_EQ(Json::parse(ReadFile(dir_ / late.id / "params.json")), late.config);
+  EXPECT_EQ(Json::parse(ReadFile(dir_ / late.id / "params.json")), late.config());
   EXPECT_FALSE(fs::exists(dir_ / late.id / "stdout.log"));
 }
 
@@ -323,7 +325,7 @@ TEST_F(ResultWriterTest, RetryAppendsAndKeepsTheHeader) {
     writer.OnTrialStart(trial_);  // retry without OnTrialEnd in between
     writer.OnTrialResult(trial_, MakeResult(2, 2, {{"acc", 0.2}, {"loss", 1}}));
     writer.OnTrialEnd(trial_);
-    trial_.config["lr"] = 0.5;
+    trial_.params["lr"] = 0.5;
     writer.OnTrialStart(trial_);  // retry after the end
     writer.OnTrialResult(trial_, MakeResult(3, 3, {{"zzz", 1}, {"acc", 0.3}}));
   }
@@ -385,7 +387,7 @@ TEST_F(ResultWriterTest, BestTrialJson) {
   EXPECT_EQ(best["metric"], "val_acc");
   EXPECT_EQ(best["mode"], "max");
   EXPECT_EQ(best["value"], 0.93);
-  EXPECT_EQ(best["config"], trial_.config);
+  EXPECT_EQ(best["config"], trial_.config());
   EXPECT_EQ(best["last_result"]["val_loss"], 0.2);
   EXPECT_EQ(best["last_result"]["training_iteration"], 5);
   EXPECT_EQ(best["last_result"]["time_total_s"], 12.5);

@@ -344,7 +344,7 @@ TEST_F(TunerLoopTest, AnExploitRestartsTheTrialFromACopyOfTheSourcesCheckpoint) 
   EXPECT_EQ(trial.params, (Json{{"x", 2}, {"lr", 0.12}}));
   // Its iterations go on from the cloned checkpoint's (t_00002's first report), as in Ray.
   EXPECT_EQ(trial.num_results, 1);
-  EXPECT_EQ(trial.config["lr"], 0.12);
+  EXPECT_EQ(trial.config()["lr"], 0.12);
   ASSERT_TRUE(trial.last_checkpoint);
   const fs::path copy = *trial.last_checkpoint;
   EXPECT_EQ(copy, fs::absolute(dir_ / "t_00001" / "pbt_1_t_00002" / "source_ck"));
