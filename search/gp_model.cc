@@ -259,32 +259,37 @@ double GpModel::MeanSigma(const VectorXd& x, double* sigma, VectorXd* dmean,
   return mean;
 }
 
+double GpModel::Standardised(const VectorXd& x, double threshold, double* sigma,
+                             VectorXd* dz, VectorXd* dsigma) const {
+  VectorXd dmean;
+  const double mean = MeanSigma(x, sigma, dz ? &dmean : nullptr, dsigma);
+  const double z = (mean - threshold) / *sigma;
+  if (dz == nullptr) return z;
+  dz->resize(x.size());
+  for (Eigen::Index d = 0; d < x.size(); ++d) {
+    (*dz)[d] = dmean[d] / *sigma - z * (*dsigma)[d] / *sigma;
+  }
+  return z;
+}
+
 double GpModel::LogEi(const VectorXd& x, double threshold, VectorXd* gradient) const {
   double sigma = 0;
-  VectorXd dmean, dsigma;
-  const double mean = MeanSigma(x, &sigma, gradient ? &dmean : nullptr, &dsigma);
-  const double z = (mean - threshold) / sigma;
+  VectorXd dz, dsigma;
+  const double z = Standardised(x, threshold, &sigma, gradient ? &dz : nullptr, &dsigma);
   const double value = LogH(z) + std::log(sigma);
   if (gradient == nullptr) return value;
-  // d value = (dlogh/dz) dz + dsigma / sigma; dz = dmean / sigma - z dsigma / sigma.
-  const double dh = LogHDerivative(z);
-  gradient->resize(x.size());
-  for (Eigen::Index d = 0; d < x.size(); ++d) {
-    (*gradient)[d] = dh * (dmean[d] / sigma - z * dsigma[d] / sigma) + dsigma[d] / sigma;
-  }
+  // d value = (dlogh/dz) dz + dsigma / sigma.
+  *gradient = LogHDerivative(z) * dz + dsigma / sigma;
   return value;
 }
 
 double GpModel::LogPi(const VectorXd& x, double threshold, VectorXd* gradient) const {
   double sigma = 0;
-  VectorXd dmean, dsigma;
-  const double mean = MeanSigma(x, &sigma, gradient ? &dmean : nullptr, &dsigma);
-  const double z = (mean - threshold) / sigma;
+  VectorXd dz, dsigma;
+  const double z = Standardised(x, threshold, &sigma, gradient ? &dz : nullptr, &dsigma);
   const double value = LogNormalCdf(z);
-  if (gradient == nullptr) return value;
   // d log Phi(z) = phi(z) / Phi(z) dz.
-  const double ratio = std::exp(-0.5 * z * z - kLogSqrt2Pi - value);
-  *gradient = ratio * (dmean - z * dsigma) / sigma;
+  if (gradient != nullptr) *gradient = std::exp(-0.5 * z * z - kLogSqrt2Pi - value) * dz;
   return value;
 }
 

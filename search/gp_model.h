@@ -58,6 +58,10 @@ class GpModel {
   double MeanSigma(const Eigen::VectorXd& x, double* sigma, Eigen::VectorXd* dmean,
                    Eigen::VectorXd* dsigma) const;
   void MeanSigmaMany(const Eigen::MatrixXd& xs, Eigen::VectorXd* mean, Eigen::VectorXd* sigma) const;
+  // z = (mean - threshold) / sigma at x, with sigma and, when dz is set, the gradients of z and
+  // sigma.
+  double Standardised(const Eigen::VectorXd& x, double threshold, double* sigma,
+                      Eigen::VectorXd* dz, Eigen::VectorXd* dsigma) const;
 
   // -(log marginal likelihood + log prior) at `params` for (X, y), and its gradient in
   // (log theta, log scale, log(noise - min noise)). For tests and Fit.

@@ -143,13 +143,15 @@ double Minimise(Searcher& searcher, int trials, double (*f)(const Json&)) {
   return best;
 }
 
-std::unique_ptr<Searcher> MakeGp(const Space& space, std::uint64_t seed, int trials) {
+std::unique_ptr<Searcher> MakeGp(const Space& space, std::uint64_t seed, int trials,
+                                 std::vector<Constraint> constraints = {}) {
   SearcherOptions options;
   options.metric = "loss";
   options.mode = Mode::kMin;
   options.num_samples = trials;
   options.seed = seed;
   options.algorithm = Json{{"algorithm", "gp"}};
+  options.constraints = std::move(constraints);
   return MakeSearcher(space, options);
 }
 
@@ -215,14 +217,8 @@ TEST(GpSearcherTest, MixedSpaceFindsTheRightChoiceAndInteger) {
 // how many of the model's suggestions (after the 10 random ones) were feasible.
 std::pair<double, int> ConstrainedRun(std::uint64_t seed, bool constrained, int trials) {
   Space space = ParseSpace(Json::parse(R"({"x": {"uniform": [-2, 2]}, "y": {"uniform": [-2, 2]}})"));
-  SearcherOptions options;
-  options.metric = "loss";
-  options.mode = Mode::kMin;
-  options.num_samples = trials;
-  options.seed = seed;
-  options.algorithm = Json{{"algorithm", "gp"}};
-  if (constrained) options.constraints = ParseConstraints(Json::array({"s >= 1"}));
-  auto gp = MakeSearcher(space, options);
+  auto gp = MakeGp(space, seed, trials,
+                   constrained ? ParseConstraints(Json::array({"s >= 1"})) : std::vector<Constraint>{});
   double best = INFINITY;
   int feasible = 0;
   for (int t = 0; t < trials; ++t) {
