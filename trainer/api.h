@@ -27,6 +27,8 @@
 //       return tune::TrialParts{std::make_shared<Net>(json), std::make_shared<Data>(config)};
 //     });
 //   }
+// Activation checkpointing: `x = tune::Checkpoint(block, x);` in forward recomputes `block` in
+// backward instead of keeping its activations (activation_checkpoint.h).
 // Under `tune run` the config is the trial's (TUNE_CONFIG) and every validation is reported;
 // standalone, `./my_trainer config.json key=value ...` trains with a progress line per epoch.
 #pragma once
@@ -42,6 +44,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/types.h>
 
+#include "trainer/activation_checkpoint.h"  // tune::Checkpoint, for a model's forward
 #include "trainer/batch.h"
 #include "trainer/config.h"
 

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "trainer/activation_checkpoint.h"
 #include "trainer/models.h"
 #include "trainer/sequence.h"
 
@@ -62,11 +63,28 @@ BuiltinModel::BuiltinModel(const TrainerConfig& config, std::int64_t features, s
   // The Sequential's children are this module's, under the same names, so parameter names (and
   // checkpoints) are those of the Sequential itself.
   for (const auto& child : net_->named_children()) register_module(child.key(), child.value());
+  if (!config.model.activation_checkpointing) return;
+  // The blocks share net_'s modules (no copies, names unchanged, so checkpoints load either way).
+  bool block_has_weights = false;
+  for (const torch::nn::AnyModule& module : *net_) {
+    const auto& base = module.ptr();
+    const bool weighted = base->as<torch::nn::LinearImpl>() != nullptr || base->as<torch::nn::Conv2dImpl>() != nullptr;
+    if ((weighted || base->as<torch::nn::FlattenImpl>() != nullptr) && block_has_weights) {
+      blocks_.emplace_back();
+      block_has_weights = false;
+    }
+    if (blocks_.empty()) blocks_.emplace_back();
+    blocks_.back()->push_back(module);
+    block_has_weights = block_has_weights || weighted;
+  }
 }
 
 torch::Tensor BuiltinModel::forward(const Batch& batch) {
   if (config_.model.type == "gru" || config_.model.type == "lstm") return net_->forward(batch.x, batch.lengths, batch.mask);
-  return net_->forward(batch.x);
+  if (blocks_.empty()) return net_->forward(batch.x);
+  torch::Tensor x = batch.x;
+  for (std::size_t b = 0; b + 1 < blocks_.size(); ++b) x = Checkpoint(blocks_[b], x);
+  return blocks_.back()->forward(x);
 }
 
 void BuiltinModel::LoadState(torch::serialize::InputArchive& archive, const Json& saved_config) {

@@ -33,6 +33,9 @@ class BuiltinModel : public Model {
   TrainerConfig config_;
   std::int64_t features_, classes_;
   torch::nn::Sequential net_;
+  // activation_checkpointing: net_'s modules in blocks (each from one Linear/Conv2d, or the
+  // Flatten before it, to the next); all but the last (the classifier) are checkpointed.
+  std::vector<torch::nn::Sequential> blocks_;
 };
 
 // A Dataset (data.h) as a data module: images are normalised once in Setup (on the GPU when

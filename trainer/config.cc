@@ -282,6 +282,8 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   top.Read("progress", config.progress);
   // Lightning's Trainer(sync_batchnorm=True): BatchNorm statistics over every DDP rank's batch.
   top.Read("sync_batchnorm", config.model.sync_batchnorm);
+  // Fewer saved activations for one more forward per block (activation_checkpoint.h).
+  top.Read("activation_checkpointing", config.model.activation_checkpointing);
   // Documentation fields that specs carry along; not training options.
   top.Skip("description");
   top.RejectUnknown();
@@ -295,6 +297,8 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
                         "\" (gru/lstm for parity_seq/majority_seq, mlp/cnn for images)");
     }
     if (sequence_model) Require(config.model.layers >= 1, "model.layers", "must be >= 1 for gru/lstm");
+    Require(!(sequence_model && config.model.activation_checkpointing), "activation_checkpointing",
+            "is for the mlp and cnn models (not gru/lstm)");
   }
   RequireOneOf(config.precision, {"32", "bf16-mixed", "16-mixed"}, "precision");
   RequireOneOf(config.profiler, {"none", "simple", "trace"}, "profiler");

@@ -32,6 +32,9 @@ struct ModelConfig {
   double dropout = 0.0;
   bool batch_norm = false;
   bool sync_batchnorm = false;    // the trainer's sync_batchnorm: SyncBatchNorm in place of BatchNorm
+  // The trainer's activation_checkpointing: mlp/cnn blocks recomputed in backward
+  // (activation_checkpoint.h); an own model reads it to checkpoint its own segments.
+  bool activation_checkpointing = false;
   int embedding_dim = 32;         // gru/lstm: token embedding width (hidden = state width)
   bool bidirectional = false;     // gru/lstm
   std::string pooling = "last";   // gru/lstm: last (final valid state) | mean (masked mean)
