@@ -93,7 +93,12 @@ bool Dominates(const std::vector<double>& a, const std::vector<double>& b) {
   return better;
 }
 
-std::vector<int> NonDominatedRanks(const std::vector<std::vector<double>>& losses) {
+namespace {
+
+// The plain peeling (Deb's fast non-dominated sort): O(m n^2) time and memory. Kept for vectors
+// holding NaN, which Dominates() treats as "no order" in that objective (not a total order, so
+// the sorted algorithm below does not apply).
+std::vector<int> PeelRanks(const std::vector<std::vector<double>>& losses) {
   const std::size_t n = losses.size();
   std::vector<int> rank(n, -1);
   std::vector<std::vector<std::size_t>> dominated(n);  // the vectors each one dominates
@@ -122,6 +127,73 @@ std::vector<int> NonDominatedRanks(const std::vector<std::vector<double>>& losse
       }
     }
     front = std::move(next);
+  }
+  return rank;
+}
+
+}  // namespace
+
+// Efficient non-dominated sort with binary search over the fronts (ENS-BS, Zhang et al. 2015):
+// the vectors in lexicographic order, so that none can be dominated by one that comes later;
+// each goes to the first front none of whose members dominates it, found by binary search ("some
+// member of front k dominates p" holds for every k below p's rank and for none from it on: a
+// dominator in a later front is itself dominated by one of an earlier front, which then
+// dominates p too). O(n) memory. With two objectives a front is summed up by its lowest second
+// loss and the lowest first loss among the members that have it, so each test is O(1) and the
+// whole sort O(n log n) (an experiment's 100,000 trials: the peeling took O(n^2) time and memory).
+std::vector<int> NonDominatedRanks(const std::vector<std::vector<double>>& losses) {
+  const std::size_t n = losses.size();
+  for (const std::vector<double>& loss : losses) {
+    for (double value : loss) {
+      if (std::isnan(value)) return PeelRanks(losses);
+    }
+  }
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return losses[a] < losses[b]; });
+  std::vector<int> rank(n, -1);
+  const bool two = n > 0 && losses[order[0]].size() == 2;
+  struct Summary {
+    double low2;  // the lowest second loss among the front's members so far
+    double low1;  // the lowest first loss among those of them with second loss low2
+  };
+  std::vector<Summary> summaries;                 // two objectives
+  std::vector<std::vector<std::size_t>> fronts;  // otherwise: members, in order of arrival
+  auto dominated_by = [&](std::size_t k, std::size_t p) {
+    const std::vector<double>& loss = losses[p];
+    if (two) {
+      const Summary& s = summaries[k];
+      return s.low2 < loss[1] || (s.low2 == loss[1] && s.low1 < loss[0]);
+    }
+    // Latest members first: the closest to p in the order, the likeliest to dominate it.
+    for (auto q = fronts[k].rbegin(); q != fronts[k].rend(); ++q) {
+      if (Dominates(losses[*q], loss)) return true;
+    }
+    return false;
+  };
+  for (std::size_t p : order) {
+    std::size_t lo = 0, hi = two ? summaries.size() : fronts.size();  // first k not dominating p
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (dominated_by(mid, p)) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    rank[p] = static_cast<int>(lo);
+    if (two) {
+      const double f1 = losses[p][0], f2 = losses[p][1];
+      if (lo == summaries.size()) {
+        summaries.push_back({f2, f1});
+      } else if (f2 < summaries[lo].low2) {
+        summaries[lo] = {f2, f1};  // an earlier member's first loss is no greater than f1's
+      }
+    } else {
+      if (lo == fronts.size()) fronts.emplace_back();
+      fronts[lo].push_back(p);
+    }
   }
   return rank;
 }
