@@ -48,12 +48,17 @@ torch::Tensor SyncBatchNormImpl::forward(const torch::Tensor& input) {
   for (std::int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
   shape[1] = channels;
   const double local_count = static_cast<double>(x.numel() / channels);
-  // One all-reduce: per-channel sum, sum of squares, and the sample count.
-  torch::Tensor stats = torch::cat({x.sum(dims), x.square().sum(dims), torch::full({1}, local_count, x.options())});
-  stats = AllReduceSumFunction::apply(stats, reinterpret_cast<std::int64_t>(group_));
-  const double count = stats[2 * channels].item<double>();
-  const torch::Tensor mean = stats.slice(0, 0, channels) / count;
-  const torch::Tensor var = stats.slice(0, channels, 2 * channels) / count - mean.square();  // biased
+  const auto group = reinterpret_cast<std::int64_t>(group_);
+  // Two all-reduces: the per-channel sum with the sample count, then the sum of squared deviations
+  // from the global mean. E[x^2] - mean^2 in one would be one all-reduce fewer, but it cancels
+  // catastrophically in float when the mean is large against the spread (tested).
+  torch::Tensor sums = torch::cat({x.sum(dims), torch::full({1}, local_count, x.options())});
+  sums = AllReduceSumFunction::apply(sums, group);
+  const double count = sums[channels].item<double>();
+  const torch::Tensor mean = sums.slice(0, 0, channels) / count;
+  const torch::Tensor squared_deviations =
+      AllReduceSumFunction::apply((x - mean.view(shape)).square().sum(dims), group);
+  const torch::Tensor var = squared_deviations / count;  // biased
   {
     torch::NoGradGuard no_grad;
     running_mean.mul_(1 - momentum_).add_(mean.detach(), momentum_);

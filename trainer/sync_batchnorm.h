@@ -4,8 +4,9 @@
 // sums the statistics' gradients over the ranks, so W ranks train exactly as one process on the
 // W*B batch (tested), where plain BatchNorm would use each rank's B samples only.
 //
-// The statistics are one all-reduce per layer per forward (per-channel sum, sum of squares and
-// count) and one per backward. In eval mode, with one rank, or until the trainer attaches a
+// The statistics are two all-reduces per layer per forward (per-channel sum and count, then the
+// sum of squared deviations from the global mean, so the variance does not cancel in float when
+// the mean is large against the spread) and two per backward. In eval mode, with one rank, or until the trainer attaches a
 // process group (config `sync_batchnorm: true` under DDP), it is BatchNorm. Parameters and buffers
 // carry BatchNorm's names (weight, bias, running_mean, running_var, num_batches_tracked), so
 // checkpoints load into either.

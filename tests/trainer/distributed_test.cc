@@ -299,6 +299,32 @@ TEST(SyncBatchNormTest, TwoRanksEqualOneProcessOnTheDoubleBatch) {
   EXPECT_GT((local_out - expected_out.slice(0, 0, 8)).abs().max().item<double>(), 1e-2);
 }
 
+// Data whose mean is large against its spread (offset 3000, standard deviation 1): the variance
+// over both ranks must come out of the squared deviations from the global mean, since
+// E[x^2] - mean^2 in float loses it (computed here on the same data to show it does).
+TEST(SyncBatchNormTest, VarianceStaysExactWhenTheMeanDwarfsTheSpread) {
+  constexpr int kWorld = 2;
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({16, 3}) + 3000;
+  const torch::Tensor expected = torch::batch_norm(x.to(torch::kDouble), {}, {}, {}, {}, /*training=*/true, 0.1, 1e-5,
+                                                   /*cudnn_enabled=*/false)
+                                     .to(torch::kFloat);
+  std::vector<torch::Tensor> outputs(kWorld);
+  const int port = FreePort();
+  RunRanks(kWorld, [&](int rank) {
+    SyncBatchNorm bn(3);
+    auto group = JoinLocalGroup(rank, kWorld, port);
+    bn->SetGroup(group.get());
+    outputs[static_cast<std::size_t>(rank)] = bn->forward(x.slice(0, 8 * rank, 8 * rank + 8)).detach();
+  });
+  const double diff = (torch::cat(outputs) - expected).abs().max().item<double>();
+  const torch::Tensor mean = x.sum(0) / 16, naive_var = x.square().sum(0) / 16 - mean.square();
+  const double naive_diff = ((x - mean) * torch::rsqrt(naive_var.clamp_min(0) + 1e-5) - expected).abs().max().item<double>();
+  std::printf("SyncBatchNorm, mean 3000, std 1: max |output diff| %g (E[x^2]-mean^2 in float: %g)\n", diff, naive_diff);
+  EXPECT_LE(diff, 2e-3);
+  EXPECT_GT(naive_diff, 2e-2) << "the data must be hard for the naive formula, or this tests nothing";
+}
+
 TEST(GradientSyncTest, BucketsHoldParametersInReverseOrderUnderTheCap) {
   torch::nn::Sequential model(torch::nn::Linear(100, 10), torch::nn::Linear(10, 10),
                               torch::nn::Linear(10, 2));
@@ -419,6 +445,40 @@ TEST_F(DdpTrainerTest, TwoTuneTrainerRanksMatchOneProcessWithTheSameGlobalBatch)
   // Global batch 64 against two ranks of 32: 512 training records split evenly, 101 validation
   // records unevenly.
   ExpectTwoRanksMatchOneProcess(dir_, Config(64, ""), Config(32, ""));
+}
+
+// sync_batchnorm: two tune-trainer ranks of batch 32 with BatchNorm (in training mode during
+// every step) train to the parameters and validation metrics (eval mode: the running statistics)
+// of one process on batches of 64.
+TEST_F(DdpTrainerTest, TwoTuneTrainerRanksWithSyncBatchNormMatchOneProcessOnTheDoubleBatch) {
+  auto with_batch_norm = [&](int batch_size, bool sync) {
+    Json json = Config(batch_size, "");
+    json["model"]["batch_norm"] = true;
+    json["sync_batchnorm"] = sync;
+    return json;
+  };
+  ExpectTwoRanksMatchOneProcess(dir_, with_batch_norm(64, false), with_batch_norm(32, true));
+  // Without sync_batchnorm each rank normalises its own 32 samples: other parameters.
+  fs::create_directories(dir_ / "unsynced");
+  std::ofstream(dir_ / "unsynced.json") << with_batch_norm(32, false).dump();
+  ASSERT_EQ(RunTwoRanks(dir_, "", dir_.string() + "/unsynced.json output_dir=" + (dir_ / "unsynced").string(), "unsynced"), 0);
+  const Json single = with_batch_norm(64, false);
+  EXPECT_GT(MaxDifference(CheckpointParameters(single, dir_ / "single" / "checkpoint_2"),
+                          CheckpointParameters(single, dir_ / "unsynced" / "checkpoint_2")),
+            1e-4);
+}
+
+// activation_checkpointing under DDP: the parameters' gradients come out of the nested backward
+// of each recomputed block, through their own accumulators, so the gradient buckets' hooks fire
+// once per parameter and the ranks still train as one process.
+TEST_F(DdpTrainerTest, TwoTuneTrainerRanksWithActivationCheckpointingMatchOneProcess) {
+  auto checkpointed = [&](int batch_size) {
+    Json json = Config(batch_size, "");
+    json["model"]["dropout"] = 0.0;
+    json["activation_checkpointing"] = true;
+    return json;
+  };
+  ExpectTwoRanksMatchOneProcess(dir_, Config(64, ""), checkpointed(32));
 }
 
 // The sequence task: each rank pads its half of a global batch to that half's longest sequence,
