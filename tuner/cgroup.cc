@@ -1,8 +1,10 @@
 #include "tuner/cgroup.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +100,20 @@ fs::path OwnCgroupDirectory(std::string* why_not) {
   return fs::path(mount_point) / fs::path(path).relative_path();
 }
 
+pid_t ForkIntoCgroup(int cgroup_fd) {
+#if defined(SYS_clone3) && defined(CLONE_INTO_CGROUP)
+  clone_args args{};
+  args.flags = CLONE_INTO_CGROUP;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+#else
+  (void)cgroup_fd;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
 std::unique_ptr<TrialCgroups> TrialCgroups::Create(std::string* why_not) {
   std::string reason;
   const fs::path own = OwnCgroupDirectory(&reason);
@@ -149,6 +165,7 @@ std::unique_ptr<TrialCgroups> TrialCgroups::Create(std::string* why_not) {
 }
 
 TrialCgroups::~TrialCgroups() {
+  for (const auto& [fd, name] : prepared_) ::close(fd);
   std::error_code error;
   std::vector<fs::path> dirs;
   for (fs::directory_iterator it(root_, error), end; !error && it != end; it.increment(error)) {
@@ -158,7 +175,41 @@ TrialCgroups::~TrialCgroups() {
   ::rmdir(root_.c_str());
 }
 
-fs::path TrialCgroups::Dir(std::int64_t group) const { return root_ / fmt::format("g{}", group); }
+fs::path TrialCgroups::Dir(std::int64_t group) const {
+  auto adopted = adopted_.find(group);
+  return root_ / (adopted != adopted_.end() ? adopted->second : fmt::format("g{}", group));
+}
+
+int TrialCgroups::Prepare() {
+  const std::string name = fmt::format("n{}", ++num_prepared_);
+  const fs::path dir = root_ / name;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return -1;
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    ::rmdir(dir.c_str());
+    errno = error;
+    return -1;
+  }
+  prepared_[fd] = name;
+  return fd;
+}
+
+void TrialCgroups::Adopt(int fd, std::int64_t group) {
+  auto it = prepared_.find(fd);
+  if (it == prepared_.end()) return;
+  adopted_[group] = it->second;
+  prepared_.erase(it);
+  ::close(fd);
+}
+
+void TrialCgroups::Discard(int fd) {
+  auto it = prepared_.find(fd);
+  if (it == prepared_.end()) return;
+  ::close(fd);
+  KillAndRemove(root_ / it->second);
+  prepared_.erase(it);
+}
 
 bool TrialCgroups::Add(std::int64_t group, pid_t pid) {
   const fs::path dir = Dir(group);
@@ -188,6 +239,7 @@ void TrialCgroups::Kill(std::int64_t group) {
 void TrialCgroups::RemoveEmpty() {
   for (auto it = ended_.begin(); it != ended_.end();) {
     if (::rmdir(Dir(*it).c_str()) == 0 || errno == ENOENT) {
+      adopted_.erase(*it);
       it = ended_.erase(it);
     } else {
       ++it;

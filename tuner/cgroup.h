@@ -5,16 +5,21 @@
 // Delegate=yes, a container with a writable /sys/fs/cgroup); elsewhere the launcher falls back
 // to a child subreaper alone (launcher.h).
 //
-// Layout: <own cgroup>/tune-<tuner pid>/g<group id>/. Processes are moved in right after they
-// start (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so
+// Layout: <own cgroup>/tune-<tuner pid>/g<group id>/ (or n<k>/ for a cgroup made before its
+// group's id was known: Prepare). Where the kernel allows it (clone3 with CLONE_INTO_CGROUP,
+// Linux >= 5.7), a spawned trial starts inside its cgroup (ForkIntoCgroup): nothing it forks can
+// be outside. Elsewhere, and for a trial a zygote forks, the process is moved in right after it
+// starts (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so
 // what a trial forks before the move (a shell's first command, under load: milliseconds) stays
-// outside its cgroup; the subreaper still ends those when the trial exits. Placing the child
-// before its exec (clone3 with CLONE_INTO_CGROUP) would close that window.
+// outside its cgroup; the subreaper still ends those when the trial exits.
 //
 // Example:
 //   std::string why_not;
 //   std::unique_ptr<tune::TrialCgroups> cgroups = tune::TrialCgroups::Create(&why_not);
-//   if (cgroups) cgroups->Add(group, pid);   // after each member starts
+//   if (cgroups) cgroups->Add(group, pid);   // after each member starts, or:
+//   int fd = cgroups->Prepare();             // before: a new cgroup to clone the trial into
+//   pid_t pid = tune::ForkIntoCgroup(fd);    // (-1: not here, fall back to Add)
+//   cgroups->Adopt(fd, pid);                 // the cgroup is the group's from now on
 //   cgroups->Signal(group, SIGTERM);          // every process in the trial's cgroup
 //   cgroups->Kill(group);                     // cgroup.kill once the trial ended
 #pragma once
@@ -23,6 +28,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -34,6 +40,14 @@ namespace tune {
 // cgroup v2 hierarchy): the cgroup2 mount of /proc/self/mountinfo joined with the "0::" line of
 // /proc/self/cgroup.
 std::filesystem::path OwnCgroupDirectory(std::string* why_not);
+
+// fork(), but the child starts in the cgroup whose directory `cgroup_fd` is open on (clone3 with
+// CLONE_INTO_CGROUP): it is never outside it, not even before its first instruction. Returns 0 in
+// the child (which, as after fork() in a threaded process, may only call async-signal-safe
+// functions until it execs), the child's pid in the parent, and -1 with errno where the kernel
+// cannot (ENOSYS: no clone3, before Linux 5.3 or refused by a seccomp filter; EINVAL: no
+// CLONE_INTO_CGROUP, before 5.7; EPERM/EACCES/EBUSY: the cgroup refuses the process).
+pid_t ForkIntoCgroup(int cgroup_fd);
 
 class TrialCgroups {
  public:
@@ -49,6 +63,12 @@ class TrialCgroups {
   // failed (the process exited already, or the kernel refused); the caller still has the
   // process group and the subreaper.
   bool Add(std::int64_t group, pid_t pid);
+  // A new, empty cgroup for a group whose id (rank 0's pid) is not known yet: its directory
+  // open (O_DIRECTORY, close-on-exec) for ForkIntoCgroup, -1 with errno when it cannot be made.
+  // Adopt() makes it `group`'s (and closes the descriptor); Discard() removes it unused.
+  int Prepare();
+  void Adopt(int fd, std::int64_t group);
+  void Discard(int fd);
   // Sends `signal` to every process in the group's cgroup.
   void Signal(std::int64_t group, int signal);
   // Ends every process in the group's cgroup (cgroup.kill) and removes the cgroup once it is
@@ -67,6 +87,9 @@ class TrialCgroups {
 
   std::filesystem::path root_;
   std::set<std::int64_t> ended_;  // killed, directory not removed yet
+  std::map<int, std::string> prepared_;          // Prepare()'s descriptors and their directories
+  std::map<std::int64_t, std::string> adopted_;  // groups whose directory is not g<group>
+  std::uint64_t num_prepared_ = 0;
 };
 
 }  // namespace tune

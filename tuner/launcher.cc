@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,8 +69,126 @@ void InitSpawnAttributes(posix_spawnattr_t* attributes, pid_t pgid) {
   posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 }
 
-// Starts one process into process group `pgid` (0: a new group led by the process itself).
-pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
+// Where the kernel can start a process in a cgroup (clone3 with CLONE_INTO_CGROUP, Linux 5.7;
+// close_range, 5.9, for the child's descriptors): false once it refused, then trials are spawned
+// and moved into their cgroup after.
+bool clone_into_cgroup_works = true;
+
+// The paths posix_spawnp would try for `program`, in order: itself when it holds a '/', else
+// each directory of our PATH (the default search path when it is unset; "" is the directory the
+// trial starts in) joined with it.
+std::vector<std::string> ProgramCandidates(const std::string& program) {
+  if (program.find('/') != std::string::npos) return {program};
+  std::string path;
+  if (const char* value = std::getenv("PATH")) {
+    path = value;
+  } else {
+    path.resize(::confstr(_CS_PATH, nullptr, 0));
+    ::confstr(_CS_PATH, path.data(), path.size());
+    path.resize(std::strlen(path.c_str()));
+  }
+  std::vector<std::string> candidates;
+  for (std::size_t start = 0;;) {
+    const std::size_t colon = path.find(':', start);
+    const std::string dir = path.substr(start, colon == std::string::npos ? colon : colon - start);
+    candidates.push_back((dir.empty() ? std::string(".") : dir) + "/" + program);
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  return candidates;
+}
+
+// posix_spawnp's work, done by hand in a child cloned straight into the cgroup `cgroup_fd`
+// (ForkIntoCgroup): the same process group, signal dispositions and mask, stdin/stdout/stderr,
+// directory, closed descriptors and program search. The child only makes system calls (it is
+// the copy of a threaded process). Returns the pid; -1 when the kernel cannot clone into the
+// cgroup (the caller spawns instead); throws like Spawn when the program could not start.
+pid_t CloneIntoCgroup(const LaunchRequest& request, pid_t pgid, int cgroup_fd, char* const* argv,
+                      char* const* envp) {
+  // The child closes its descriptors with close_range (Linux 5.9): without it, spawn instead.
+  static const bool has_close_range =
+      ::syscall(SYS_close_range, ~0u, ~0u, 0u) == 0 || errno != ENOSYS;
+  if (!has_close_range) {
+    clone_into_cgroup_works = false;
+    return -1;
+  }
+  const std::vector<std::string> candidates = ProgramCandidates(request.argv[0]);
+  int report[2];  // the child's errno when it fails before its exec; closed by a successful one
+  if (::pipe2(report, O_CLOEXEC) != 0) return -1;
+  const pid_t pid = ForkIntoCgroup(cgroup_fd);
+  if (pid == 0) {
+    auto fail = [&](int error) {
+      (void)!::write(report[1], &error, sizeof error);
+      ::_exit(127);
+    };
+    struct sigaction fallback {};
+    fallback.sa_handler = SIG_DFL;
+    for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &fallback, nullptr);
+    sigset_t empty;
+    sigemptyset(&empty);
+    ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+    if (::setpgid(0, pgid) != 0) fail(errno);
+    auto open_as = [&](int target, const char* path, int flags) {
+      const int fd = ::open(path, flags, 0644);
+      if (fd < 0) fail(errno);
+      if (fd != target) {
+        if (::dup2(fd, target) < 0) fail(errno);
+        ::close(fd);
+      }
+    };
+    open_as(STDIN_FILENO, "/dev/null", O_RDONLY);
+    const int append = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW;
+    if (!request.stdout_path.empty()) open_as(STDOUT_FILENO, request.stdout_path.c_str(), append);
+    if (!request.stderr_path.empty()) open_as(STDERR_FILENO, request.stderr_path.c_str(), append);
+    if (!request.cwd.empty() && ::chdir(request.cwd.c_str()) != 0) fail(errno);
+    // Only stdin, stdout and stderr reach the trial (the report pipe closes at the exec).
+    const unsigned keep = static_cast<unsigned>(report[1]);
+    if ((keep > 3 && ::syscall(SYS_close_range, 3u, keep - 1, 0u) != 0) ||
+        ::syscall(SYS_close_range, keep + 1, ~0u, 0u) != 0) {
+      fail(errno);
+    }
+    int error = ENOENT;
+    bool denied = false;
+    for (const std::string& candidate : candidates) {
+      ::execve(candidate.c_str(), argv, envp);
+      error = errno;
+      denied = denied || error == EACCES;
+      if (error != ENOENT && error != ENOTDIR && error != EACCES && error != ESTALE &&
+          error != ENODEV && error != ETIMEDOUT) {
+        break;
+      }
+    }
+    fail(denied ? EACCES : error);
+  }
+  ::close(report[1]);
+  if (pid < 0) {
+    const int error = errno;
+    ::close(report[0]);
+    if (error == ENOSYS || error == EINVAL || error == E2BIG || error == EPERM) {
+      clone_into_cgroup_works = false;  // this kernel (or its seccomp filter) cannot
+    }
+    return -1;
+  }
+  int error = 0;
+  ssize_t n = 0;
+  while ((n = ::read(report[0], &error, sizeof error)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  if (n > 0) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    throw std::runtime_error(
+        fmt::format("cannot start \"{}\": {}", request.argv[0], std::strerror(error)));
+  }
+  return pid;
+}
+
+// Starts one process into process group `pgid` (0: a new group led by the process itself). With
+// `cgroup_fd` (>= 0), where the kernel can, the process starts in that cgroup and `*in_cgroup` is
+// set; else it is spawned outside it.
+pid_t Spawn(const LaunchRequest& request, pid_t pgid, int cgroup_fd = -1,
+            bool* in_cgroup = nullptr) {
   if (request.argv.empty()) throw std::runtime_error("cannot launch an empty command");
 
   std::vector<std::string> env_strings = TrialEnvironment(request);
@@ -80,6 +199,13 @@ pid_t Spawn(const LaunchRequest& request, pid_t pgid) {
   std::vector<char*> argv;
   for (std::string& arg : argv_strings) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  if (cgroup_fd >= 0 && clone_into_cgroup_works) {
+    const pid_t pid = CloneIntoCgroup(request, pgid, cgroup_fd, argv.data(), envp.data());
+    if (pid > 0) {
+      if (in_cgroup) *in_cgroup = true;
+      return pid;
+    }
+  }
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -329,9 +455,17 @@ std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   if (ranks.size() == 1) {
     if (std::optional<std::int64_t> pid = LaunchWarm(ranks.front())) pids.push_back(*pid);
   }
+  // Spawned members start in the group's cgroup where the kernel can (tuner/cgroup.h), else
+  // they are moved in once started, as a zygote's trial is.
+  const int cgroup_fd =
+      cgroups_ && pids.empty() && clone_into_cgroup_works ? cgroups_->Prepare() : -1;
+  std::vector<bool> in_cgroup(ranks.size(), false);
   try {
     for (std::size_t rank = pids.size(); rank < ranks.size(); ++rank) {
-      pids.push_back(Spawn(ranks[rank], pids.empty() ? 0 : static_cast<pid_t>(pids.front())));
+      bool started_inside = false;
+      pids.push_back(Spawn(ranks[rank], pids.empty() ? 0 : static_cast<pid_t>(pids.front()),
+                           cgroup_fd, &started_inside));
+      in_cgroup[rank] = started_inside;
     }
   } catch (...) {
     // All or nothing: the ranks already started would wait for the missing one forever. Rank 0
@@ -342,10 +476,14 @@ std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
       while (waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
       }
     }
+    if (cgroup_fd >= 0) cgroups_->Discard(cgroup_fd);  // and what they forked in it
     throw;
   }
   if (cgroups_) {
-    for (std::int64_t pid : pids) cgroups_->Add(pids.front(), static_cast<pid_t>(pid));
+    if (cgroup_fd >= 0) cgroups_->Adopt(cgroup_fd, pids.front());
+    for (std::size_t rank = 0; rank < pids.size(); ++rank) {
+      if (!in_cgroup[rank]) cgroups_->Add(pids.front(), static_cast<pid_t>(pids[rank]));
+    }
   }
   Group& group = groups_[pids.front()];
   group.pids = pids;

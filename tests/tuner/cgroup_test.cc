@@ -4,7 +4,9 @@
 // run.
 #include "tuner/cgroup.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -181,6 +185,128 @@ TEST_P(LauncherIsolationTest, SignalReachesWhatLeftTheProcessGroupWhileTheTrialR
   const bool gone = WaitGone(escaped);
   if (!gone) ::kill(escaped, SIGKILL);
   EXPECT_TRUE(gone) << "`setsid sleep 1000` outlived its trial";
+}
+
+// Whether this kernel starts a child in a given cgroup (clone3 with CLONE_INTO_CGROUP, Linux
+// >= 5.7, close_range 5.9, no seccomp filter refusing clone3); why not in `why_not`.
+bool CanCloneIntoCgroup(TrialCgroups& cgroups, std::string* why_not) {
+  const int fd = cgroups.Prepare();
+  if (fd < 0) {
+    *why_not = std::string("cannot make a cgroup: ") + std::strerror(errno);
+    return false;
+  }
+  const pid_t child = ForkIntoCgroup(fd);
+  if (child == 0) ::_exit(0);
+  const int error = errno;
+  if (child > 0) ::waitpid(child, nullptr, 0);
+  cgroups.Discard(fd);
+  if (child < 0) {
+    *why_not = std::string("clone3 with CLONE_INTO_CGROUP: ") + std::strerror(error);
+    return false;
+  }
+  if (::syscall(SYS_close_range, ~0u, ~0u, 0u) != 0 && errno == ENOSYS) {
+    *why_not = "no close_range (Linux >= 5.9)";
+    return false;
+  }
+  return true;
+}
+
+// The child of ForkIntoCgroup is in the cgroup from its first instruction: what it reads in
+// /proc/self/cgroup before anything else, and what it forks at once, are the cgroup's.
+TEST(TrialCgroupsTest, ForkIntoCgroupStartsTheChildInsideIt) {
+  std::string why_not;
+  std::unique_ptr<TrialCgroups> cgroups = TrialCgroups::Create(&why_not);
+  if (!cgroups) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
+  if (!CanCloneIntoCgroup(*cgroups, &why_not)) GTEST_SKIP() << why_not;
+  const int fd = cgroups->Prepare();
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  const pid_t child = ForkIntoCgroup(fd);
+  ASSERT_GE(child, 0) << std::strerror(errno);
+  if (child == 0) {
+    char line[512] = {};
+    const int in = ::open("/proc/self/cgroup", O_RDONLY);
+    const ssize_t n = in < 0 ? 0 : ::read(in, line, sizeof line - 1);
+    const pid_t grandchild = ::fork();
+    if (grandchild == 0) {
+      for (;;) ::pause();
+    }
+    if (::write(report[1], &grandchild, sizeof grandchild) != sizeof grandchild ||
+        ::write(report[1], line, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) < 0) {
+      ::_exit(1);
+    }
+    for (;;) ::pause();
+  }
+  ::close(report[1]);
+  cgroups->Adopt(fd, child);
+  pid_t grandchild = 0;
+  ASSERT_EQ(::read(report[0], &grandchild, sizeof grandchild), static_cast<ssize_t>(sizeof grandchild));
+  // One read: the line comes in one write (at most 511 bytes, atomic on a pipe), and the child
+  // keeps the pipe open.
+  char buffer[512];
+  const ssize_t n = ::read(report[0], buffer, sizeof buffer);
+  const std::string first_read(buffer, static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+  ::close(report[0]);
+  EXPECT_NE(first_read.find(cgroups->root().filename().string() + "/n"), std::string::npos)
+      << "the child's first look at /proc/self/cgroup: " << first_read;
+  const std::vector<pid_t> pids = cgroups->Pids(child);
+  EXPECT_TRUE(Contains(pids, child));
+  EXPECT_TRUE(Contains(pids, grandchild));
+  cgroups->Kill(child);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_TRUE(WaitGone(grandchild));
+}
+
+// A trial spawned by the launcher runs its program inside its cgroup from the start (before,
+// it was moved in after posix_spawn returned: what it did first ran outside). `cat` found on
+// PATH, as posix_spawnp would find it.
+TEST(LauncherCgroupTest, ASpawnedTrialStartsInItsCgroup) {
+  {
+    // Before the launcher's: both would be <own cgroup>/tune-<pid>, which the probe removes.
+    std::string why_not;
+    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
+    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
+    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
+  }
+  boost::asio::io_context io;
+  LocalLauncher launcher(io, 30, /*use_cgroups=*/true);
+  ASSERT_TRUE(launcher.cgroups());
+  const fs::path out = fs::temp_directory_path() / fmt::format("tune_cgroup_cat_{}", ::getpid());
+  fs::remove(out);
+  LaunchRequest request{{"cat", "/proc/self/cgroup"}, {{"TUNE_TRIAL_ID", "t_1"}}, {}, {}, {}};
+  request.stdout_path = out;
+  std::optional<ExitStatus> exit;
+  launcher.SetExitCallback([&](std::int64_t, ExitStatus status) { exit = status; });
+  const std::int64_t group = launcher.Launch({request});
+  while (!exit && io.run_one() > 0) {
+  }
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->code, 0) << exit->Describe();
+  std::ifstream in(out);
+  const std::string seen((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(seen.find(launcher.cgroups()->root().filename().string() + "/n"), std::string::npos)
+      << "cat saw itself in " << seen << " (group " << group << ")";
+  fs::remove(out);
+
+  // A program that cannot start is the same error as posix_spawnp's, and leaves no cgroup.
+  LaunchRequest missing{{"tune-no-such-program"}, {}, {}, {}, {}};
+  try {
+    launcher.Launch({missing});
+    ADD_FAILURE() << "expected a launch error";
+  } catch (const std::runtime_error& error) {
+    EXPECT_STREQ(error.what(), "cannot start \"tune-no-such-program\": No such file or directory");
+  }
+  LaunchRequest unwritable{{"/bin/true"}, {}, {}, {}, {}};
+  unwritable.stdout_path = "/nonexistent-dir/out";
+  EXPECT_THROW(launcher.Launch({unwritable}), std::runtime_error);
+  std::size_t left = 0;
+  for (const auto& entry : fs::directory_iterator(launcher.cgroups()->root())) {
+    if (entry.is_directory() && entry.path().filename().string()[0] == 'n') ++left;
+  }
+  EXPECT_LE(left, 1u) << "only the finished trial's cgroup (removed once empty) may be left";
 }
 
 INSTANTIATE_TEST_SUITE_P(CgroupsAndSubreaper, LauncherIsolationTest, ::testing::Bool(),
