@@ -1,5 +1,6 @@
 #include "tuner/dashboard.h"
 
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <list>
@@ -170,6 +171,35 @@ class Dashboard::Impl {
     for (const auto& connection : connections_) {
       if (!connection->writing) CloseConnection(connection);
     }
+    Flush();
+  }
+
+  // The tuner has stopped its io_context when the experiment ends (and may exit right after):
+  // queued writes would never happen. Turns the io_context (only when no run() is under way on
+  // this thread) until every stream is written and closed, at most finish_timeout_s; a client
+  // that has not taken its data by then is dropped. The other handlers that run meanwhile are
+  // the tuner's cancelled ones (its server, timers and signals are closed by then).
+  void Flush() {
+    if (io_.get_executor().running_in_this_thread()) return;  // the caller's loop goes on
+    auto writing = [this] {
+      for (const auto& connection : connections_) {
+        if (!connection->closed && connection->writing) return true;
+      }
+      return false;
+    };
+    if (!writing()) return;
+    const bool was_stopped = io_.stopped();
+    if (was_stopped) io_.restart();
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(options_.finish_timeout_s));
+    while (writing()) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      io_.run_one_for(deadline - now);
+    }
+    for (const auto& connection : connections_) CloseConnection(connection);  // stuck ones
+    if (was_stopped) io_.stop();
   }
 
  private:

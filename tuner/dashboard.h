@@ -39,6 +39,10 @@ struct DashboardOptions {
   double push_interval_s = 0.25;  // at most this often an update
   std::size_t max_clients = 64;   // more connections than this: the oldest is closed
   std::size_t max_queued_bytes = 64u << 20;
+  // At the end, how long the last update may take to reach the clients (a stuck client is
+  // dropped then): the tuner stops its io_context before the end, so the dashboard turns it
+  // itself until every stream has been written.
+  double finish_timeout_s = 1;
 };
 
 // "[HOST:]PORT" (or a bare port number as JSON): a port in 0..65535, the host an IP address or
@@ -58,7 +62,9 @@ class Dashboard : public Callback {
 
   void OnExperimentStart(const ExperimentView& view) override;  // prints "Dashboard: URL"
   void OnTick(const ExperimentView& view) override;             // pushes what changed
-  void OnExperimentEnd(const ExperimentView& view) override;    // pushes the end, closes
+  // Pushes the end (final statuses, the best trial) and closes the streams once written, within
+  // finish_timeout_s: with the io_context stopped (the tuner's end), it runs it until then.
+  void OnExperimentEnd(const ExperimentView& view) override;
 
  private:
   class Impl;

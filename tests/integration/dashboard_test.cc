@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <future>
+#include <map>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -14,6 +15,8 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+
+#include <fmt/format.h>
 
 #include "core/clock.h"
 #include "tuner/dashboard.h"
@@ -168,6 +171,110 @@ TEST_F(DashboardTest, EventsStartWithASnapshotThenPushChangesOnTheTick) {
     return received;
   });
   EXPECT_NE(rest.find("\"t_3\""), std::string::npos);
+}
+
+// The tuner stops its io_context when the experiment ends, then calls OnExperimentEnd, then may
+// exit: nothing turns the io_context after that. A client connected at the end still gets the
+// final state (every trial's final status, the best trial, "finished") before its stream closes.
+TEST_F(DashboardTest, TheEndReachesClientsAfterTheTunersLoopHasStopped) {
+  // Declared first, so that on a failure the dashboard goes (closing the streams) before the
+  // clients are waited for.
+  std::vector<std::future<std::string>> clients;
+  std::atomic<int> connected{0};
+  Dashboard dashboard(io, model, ParseDashboardAddress("0", "--dashboard"), out);
+  std::string url = dashboard.url();
+  int port = PortOf(url.substr(0, url.size() - 1));
+  const std::vector<std::string> ids = {"t_1", "t_2", "t_3"};
+  for (const std::string& id : ids) Start(id);
+
+  // Two clients listen; each reads until the server closes its stream.
+  for (int c = 0; c < 2; ++c) {
+    clients.push_back(std::async(std::launch::async, [&] {
+      asio::io_context client_io;
+      tcp::socket socket(client_io);
+      socket.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+      asio::write(socket, asio::buffer(std::string("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")));
+      std::string received;
+      asio::read_until(socket, asio::dynamic_buffer(received), "\n\n");  // the headers
+      asio::read_until(socket, asio::dynamic_buffer(received), "}\n\n");  // the snapshot
+      ++connected;
+      boost::system::error_code error;
+      asio::read(socket, asio::dynamic_buffer(received), error);  // to the end of the stream
+      return received;
+    }));
+  }
+  while (connected < 2) io.run_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(dashboard.num_clients(), 2u);
+
+  // The run ends: results and final statuses arrive, the loop stops, then the end is called.
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    Trial trial;
+    trial.id = ids[i];
+    trial.status = TrialStatus::kRunning;
+    Result result;
+    result.training_iteration = 1;
+    result.metrics = {{"acc", 0.5 + 0.1 * static_cast<double>(i)}, {"training_iteration", 1}};
+    model->OnTrialResult(trial, result);
+    trial.status = i == 0 ? TrialStatus::kStopped : TrialStatus::kTerminated;
+    model->OnTrialEnd(trial);
+  }
+  model->OnExperimentEnd(view);
+  io.stop();
+  dashboard.OnExperimentEnd(view);  // the tuner's Finish(): the io_context is not turned again
+
+  for (auto& client : clients) {
+    ASSERT_EQ(client.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    std::string stream = client.get();
+    // Replays the events as report.js does: the snapshot, then the deltas.
+    std::map<std::string, std::string> status;
+    Json header;
+    std::size_t at = 0;
+    while ((at = stream.find("data: ", at)) != std::string::npos) {
+      std::size_t end = stream.find("\n\n", at);
+      ASSERT_NE(end, std::string::npos);
+      Json event = Json::parse(stream.substr(at + 6, end - at - 6));
+      for (const Json& trial : event["trials"]) status[trial["id"]] = trial["status"];
+      header = event;
+      at = end;
+    }
+    EXPECT_TRUE(header["finished"].get<bool>());
+    ASSERT_TRUE(header["best"].is_object());
+    EXPECT_EQ(header["best"]["id"], "t_3");
+    EXPECT_EQ(status["t_1"], "STOPPED");
+    EXPECT_EQ(status["t_2"], "TERMINATED");
+    EXPECT_EQ(status["t_3"], "TERMINATED");
+  }
+  EXPECT_EQ(dashboard.num_clients(), 0u);
+  EXPECT_TRUE(io.stopped());  // left as the tuner left it
+}
+
+// A client that takes nothing does not hold the end up: it is dropped after finish_timeout_s.
+TEST_F(DashboardTest, AStuckClientDoesNotHoldTheEndUp) {
+  // A snapshot larger than the sockets' buffers: the server cannot write it all to a client that
+  // does not read.
+  for (int i = 0; i < 800; ++i) {  // 800 trials with 10 kB ids: an 8 MB snapshot
+    Trial trial;
+    trial.id = fmt::format("t_{:05d}_{}", i, std::string(10000, 'x'));
+    trial.status = TrialStatus::kRunning;
+    model->OnTrialStart(trial);
+  }
+  DashboardOptions options = ParseDashboardAddress("0", "--dashboard");
+  options.finish_timeout_s = 0.2;
+  Dashboard dashboard(io, model, options, out);
+  std::string url = dashboard.url();
+  int port = PortOf(url.substr(0, url.size() - 1));
+  asio::io_context client_io;
+  tcp::socket socket(client_io);
+  socket.open(tcp::v4());
+  socket.set_option(asio::socket_base::receive_buffer_size(4096));
+  socket.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  asio::write(socket, asio::buffer(std::string("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")));
+  while (dashboard.num_clients() < 1) io.run_for(std::chrono::milliseconds(5));
+  io.run_for(std::chrono::milliseconds(50));
+  model->OnExperimentEnd(view);
+  io.stop();
+  dashboard.OnExperimentEnd(view);  // returns (the test would hang here otherwise)
+  EXPECT_EQ(dashboard.num_clients(), 0u);
 }
 
 TEST(DashboardAddressTest, BadAddressesAreClearErrors) {
