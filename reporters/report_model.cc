@@ -42,7 +42,9 @@ ReportModel::ReportModel(ReportOptions options, const Clock& clock)
   options_.best_curves = std::max<std::size_t>(options_.best_curves, 1);  // the best's config
 }
 
-bool ReportModel::Better(double a, double b) const { return IsBetter(a, b, mode_); }
+bool ReportModel::Better(std::size_t k, double a, double b) const {
+  return IsBetter(a, b, series_[k].mode);
+}
 
 void ReportModel::OnExperimentStart(const ExperimentView& view) {
   start_s_ = view.now_s - view.elapsed_s;
@@ -50,6 +52,16 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
   metric_ = view.metric;
   mode_ = view.mode;
   scheduler_description_ = view.scheduler_description;
+  series_.assign(std::max<std::size_t>(view.objectives.size(), 1), Series{});
+  series_[0].metric = metric_;
+  series_[0].mode = mode_;
+  if (view.objectives.size() > 1) {
+    for (std::size_t k = 0; k < view.objectives.size(); ++k) {
+      series_[k].metric = view.objectives[k].metric;
+      series_[k].mode = view.objectives[k].mode;
+    }
+    pareto_ = std::make_unique<ParetoTracker>(view.objectives, options_.constraints);
+  }
   SetRungs(view.milestones);
   // `tune resume`: the trials the journal replayed, with their curves from result.json (once;
   // they are drawn as of time 0 of this run), read only for the trials whose curves are kept:
@@ -104,11 +116,18 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
         waiting_.push_back(index);  // among the best: kept until others pass it
       }
       if (read.count(&trial) == 0) {
-        double previous_last = record.last_y;
         record.num_results = trial.num_results;
-        record.last_y = last_of(trial);
         record.last_x = trial.last_result ? trial.last_result->Get(options_.time_attr) : 0;
-        UpdateBest(index, previous_last);
+        for (std::size_t k = 0; k < series_.size(); ++k) {
+          const double last = trial.last_result ? trial.last_result->Get(series_[k].metric) : std::nan("");
+          const double previous_last = LastOf(record, k);
+          (k == 0 ? record.last_y : record.objs[k]) = last;
+          UpdateBest(k, index, previous_last);
+        }
+        if (pareto_) {
+          pareto_->Update(index, trial);
+          ranks_dirty_ = true;
+        }
         Archive(index);
         continue;
       }
@@ -135,6 +154,7 @@ ReportModel::Record& ReportModel::RecordOf(const Trial& trial) {
     Record& record = trials_.back();
     record.id = trial.id;
     record.num_exploits = trial.num_exploits;
+    if (series_.size() > 1) record.objs.assign(series_.size(), std::nan(""));
   }
   return trials_[it->second];
 }
@@ -218,7 +238,6 @@ void ReportModel::AddResult(std::size_t index, const Result& result) {
   if (std::isnan(x)) x = static_cast<double>(result.training_iteration);
   double y = result.Get(metric_);
   double previous_x = record.num_results > 0 ? record.last_x : -std::numeric_limits<double>::infinity();
-  double previous_last = record.last_y;
 
   // A report after one that reached a rung: the trial went on, it was promoted.
   if (record.pending_rung >= 0) {
@@ -250,20 +269,48 @@ void ReportModel::AddResult(std::size_t index, const Result& result) {
   }
   ++record.num_results;
   record.last_x = x;
-  record.last_y = y;
-  if (!std::isnan(y) && (std::isnan(record.best) || Better(y, record.best))) record.best = y;
-  UpdateBest(index, previous_last);
-  if (!std::isnan(y) && (best_vs_time_.empty() || Better(y, best_vs_time_.back().second))) {
-    best_vs_time_.emplace_back(Since(), y);
-    best_vs_time_trial_.push_back(record.id);
+  if (!std::isnan(y) && (std::isnan(record.best) || Better(0, y, record.best))) record.best = y;
+  for (std::size_t k = 0; k < series_.size(); ++k) {
+    Series& series = series_[k];
+    const double value = k == 0 ? y : result.Get(series.metric);
+    const double previous_last = LastOf(record, k);
+    (k == 0 ? record.last_y : record.objs[k]) = value;
+    UpdateBest(k, index, previous_last);
+    if (!std::isnan(value) &&
+        (series.best_vs_time.empty() || Better(k, value, series.best_vs_time.back().second))) {
+      series.best_vs_time.emplace_back(Since(), value);
+      series.best_vs_time_trial.push_back(record.id);
+    }
+  }
+  if (pareto_) {
+    Trial probe;  // what the tracker reads: the last result
+    probe.last_result = result;
+    pareto_->Update(index, probe);
+    ranks_dirty_ = true;
   }
 }
 
-void ReportModel::UpdateBest(std::size_t index, double previous_last) {
-  auto key = [this](double value) { return mode_ == Mode::kMax ? -value : value; };
-  if (!std::isnan(previous_last)) by_last_.erase({key(previous_last), index});
-  double last = trials_[index].last_y;
-  if (!std::isnan(last)) by_last_.insert({key(last), index});
+void ReportModel::UpdateBest(std::size_t k, std::size_t index, double previous_last) {
+  Series& series = series_[k];
+  auto key = [&series](double value) { return series.mode == Mode::kMax ? -value : value; };
+  if (!std::isnan(previous_last)) series.by_last.erase({key(previous_last), index});
+  double last = LastOf(trials_[index], k);
+  if (!std::isnan(last)) series.by_last.insert({key(last), index});
+}
+
+void ReportModel::UpdateRanks() {
+  if (!pareto_ || !ranks_dirty_) return;
+  ranks_dirty_ = false;
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    const int rank = pareto_->Rank(i);
+    if (rank == trials_[i].rank) continue;
+    trials_[i].rank = rank;
+    // Sent with the next delta; the change that moved it already bumped the version.
+    if (!trials_[i].changed) {
+      trials_[i].changed = true;
+      changed_.push_back(i);
+    }
+  }
 }
 
 void ReportModel::OnTrialPause(const Trial& trial) {
@@ -284,10 +331,12 @@ void ReportModel::OnTrialEnd(const Trial& trial) {
   record.pending_rung = -1;  // it did not go on past its last rung
   if (IsFinal(trial.status) && !was_final) {
     ++num_finished_;
-    if (!by_last_.empty()) {
-      double best = trials_[by_last_.begin()->second].last_y;
-      if (best_vs_count_.empty() || best_vs_count_.back().second != best) {
-        best_vs_count_.emplace_back(num_finished_, best);
+    for (std::size_t k = 0; k < series_.size(); ++k) {
+      Series& series = series_[k];
+      if (series.by_last.empty()) continue;
+      double best = LastOf(trials_[series.by_last.begin()->second], k);
+      if (series.best_vs_count.empty() || series.best_vs_count.back().second != best) {
+        series.best_vs_count.emplace_back(num_finished_, best);
       }
     }
     importance_dirty_ = true;
@@ -322,7 +371,8 @@ void ReportModel::OnFinished(std::size_t index) {
 
 void ReportModel::ArchiveWaiting() {
   std::unordered_set<std::size_t> best;
-  for (auto it = by_last_.begin(); it != by_last_.end() && best.size() < options_.best_curves; ++it) {
+  const auto& by_last = series_[0].by_last;
+  for (auto it = by_last.begin(); it != by_last.end() && best.size() < options_.best_curves; ++it) {
     best.insert(it->second);
   }
   std::vector<std::size_t> still;
@@ -389,10 +439,12 @@ void ReportModel::MaybeComputeImportance(bool force) {
   const auto begin = std::chrono::steady_clock::now();
   std::vector<ImportanceParam> params;
   for (const ReportParam& param : options_.params) params.push_back(param.domain);
-  std::vector<std::vector<double>> values;
-  std::vector<double> losses;
-  for (const Record& record : trials_) {
-    if (!(record.status == "TERMINATED" || record.status == "STOPPED") || !std::isfinite(record.last_y)) continue;
+  // The finished trials' parameters as numbers (categorical: the choice's index).
+  std::vector<std::vector<double>> rows;
+  std::vector<std::size_t> row_trial;
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    const Record& record = trials_[i];
+    if (!(record.status == "TERMINATED" || record.status == "STOPPED")) continue;
     std::vector<double> row;
     for (std::size_t p = 0; p < options_.params.size(); ++p) {
       const Json& value = record.params[p];
@@ -407,22 +459,34 @@ void ReportModel::MaybeComputeImportance(bool force) {
       }
     }
     if (row.size() != options_.params.size()) continue;
-    values.push_back(std::move(row));
-    losses.push_back(mode_ == Mode::kMax ? -record.last_y : record.last_y);
+    rows.push_back(std::move(row));
+    row_trial.push_back(i);
   }
-  // Unbounded domains (normal) take the range of the values seen.
-  for (std::size_t p = 0; p < params.size(); ++p) {
-    if (params[p].kind == ImportanceParam::Kind::kCategorical) continue;
-    if (std::isfinite(params[p].low) && std::isfinite(params[p].high)) continue;
-    params[p].low = std::numeric_limits<double>::infinity();
-    params[p].high = -std::numeric_limits<double>::infinity();
-    for (const auto& row : values) {
-      params[p].low = std::min(params[p].low, row[p]);
-      params[p].high = std::max(params[p].high, row[p]);
+  // Each objective's: over the rows with a finite last value of it.
+  for (std::size_t k = 0; k < series_.size(); ++k) {
+    std::vector<std::vector<double>> values;
+    std::vector<double> losses;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const double last = LastOf(trials_[row_trial[r]], k);
+      if (!std::isfinite(last)) continue;
+      values.push_back(rows[r]);
+      losses.push_back(series_[k].mode == Mode::kMax ? -last : last);
     }
+    std::vector<ImportanceParam> domains = params;
+    // Unbounded domains (normal) take the range of the values seen.
+    for (std::size_t p = 0; p < domains.size(); ++p) {
+      if (domains[p].kind == ImportanceParam::Kind::kCategorical) continue;
+      if (std::isfinite(domains[p].low) && std::isfinite(domains[p].high)) continue;
+      domains[p].low = std::numeric_limits<double>::infinity();
+      domains[p].high = -std::numeric_limits<double>::infinity();
+      for (const auto& row : values) {
+        domains[p].low = std::min(domains[p].low, row[p]);
+        domains[p].high = std::max(domains[p].high, row[p]);
+      }
+    }
+    series_[k].importance = PedAnovaImportance(domains, values, losses);
+    series_[k].importance_trials = values.size();
   }
-  importance_ = PedAnovaImportance(params, values, losses);
-  importance_trials_ = values.size();
   ++version_;
   // At most 5 % of the time: with many trials, less often than every importance_interval_s.
   const double took_s =
@@ -447,15 +511,46 @@ Json ReportModel::TrialJson(const Record& record) const {
   }
   Json marks = Json::array();
   for (const Mark& mark : record.marks) marks.push_back({Round(mark.t_s, 4), mark.kind, mark.text});
-  return {{"id", record.id},       {"status", record.status}, {"p", record.params},
-          {"n", record.num_results}, {"last", Number(record.last_y, 10)},
-          {"best", Number(record.best, 10)}, {"time_s", Round(record.time_total_s, 4)},
-          {"gpus", record.gpus},   {"x", std::move(x)},       {"y", std::move(y)},
-          {"spans", std::move(spans)}, {"marks", std::move(marks)}};
+  Json json = {{"id", record.id},       {"status", record.status}, {"p", record.params},
+               {"n", record.num_results}, {"last", Number(record.last_y, 10)},
+               {"best", Number(record.best, 10)}, {"time_s", Round(record.time_total_s, 4)},
+               {"gpus", record.gpus},   {"x", std::move(x)},       {"y", std::move(y)},
+               {"spans", std::move(spans)}, {"marks", std::move(marks)}};
+  if (pareto_) {
+    Json objs = Json::array();
+    for (std::size_t k = 0; k < series_.size(); ++k) objs.push_back(Number(LastOf(record, k), 10));
+    json["o"] = std::move(objs);
+    json["rank"] = record.rank >= 0 ? Json(record.rank) : Json();
+  }
+  return json;
+}
+
+Json ReportModel::SeriesJson(std::size_t k) const {
+  const Series& series = series_[k];
+  Json vs_time = Json::array();
+  for (std::size_t i = 0; i < series.best_vs_time.size(); ++i) {
+    vs_time.push_back({Round(series.best_vs_time[i].first, 4), Number(series.best_vs_time[i].second, 10),
+                       series.best_vs_time_trial[i]});
+  }
+  Json vs_count = Json::array();
+  for (const auto& [count, value] : series.best_vs_count) vs_count.push_back({count, Number(value, 10)});
+  Json importance = Json::array();
+  for (std::size_t p = 0; p < series.importance.size() && p < options_.params.size(); ++p) {
+    importance.push_back({options_.params[p].domain.name, Round(series.importance[p], 6)});
+  }
+  return {{"metric", series.metric},
+          {"mode", ToString(series.mode)},
+          {"best_vs_time", std::move(vs_time)},
+          {"best_vs_count", std::move(vs_count)},
+          {"importance", {{"method", "PED-ANOVA (as Optuna's PedAnovaImportanceEvaluator: top 10 % "
+                                     "of finished trials by last " + series.metric + " vs all of them)"},
+                          {"trials", series.importance_trials},
+                          {"values", std::move(importance)}}}};
 }
 
 Json ReportModel::Header() {
   MaybeComputeImportance(false);
+  UpdateRanks();
   Json params = Json::array();
   for (const ReportParam& param : options_.params) {
     const ImportanceParam& d = param.domain;
@@ -466,21 +561,28 @@ Json ReportModel::Header() {
                       {"high", Number(d.high, 17)}, {"choices", param.choices}});
   }
   Json best = nullptr;
-  if (!by_last_.empty()) {
-    const Record& record = trials_[by_last_.begin()->second];
+  if (!series_[0].by_last.empty()) {
+    const Record& record = trials_[series_[0].by_last.begin()->second];
     best = {{"id", record.id}, {"value", Number(record.last_y, 17)}, {"config", record.config},
             {"params", record.params}};
   }
-  Json vs_time = Json::array();
-  for (std::size_t i = 0; i < best_vs_time_.size(); ++i) {
-    vs_time.push_back({Round(best_vs_time_[i].first, 4), Number(best_vs_time_[i].second, 10),
-                       best_vs_time_trial_[i]});
-  }
-  Json vs_count = Json::array();
-  for (const auto& [count, value] : best_vs_count_) vs_count.push_back({count, Number(value, 10)});
-  Json importance = Json::array();
-  for (std::size_t p = 0; p < importance_.size() && p < options_.params.size(); ++p) {
-    importance.push_back({options_.params[p].domain.name, Round(importance_[p], 6)});
+  Json first = SeriesJson(0);
+  // Several objectives: each one's series ([0] repeats the top level's) and the Pareto front.
+  Json objectives = Json::array();
+  Json pareto = nullptr;
+  if (pareto_) {
+    for (std::size_t k = 0; k < series_.size(); ++k) objectives.push_back(k == 0 ? first : SeriesJson(k));
+    Json front = Json::array();
+    std::size_t ranked = 0;
+    for (const Record& record : trials_) {
+      if (record.rank == 0) front.push_back(record.id);
+      ranked += record.rank >= 0;
+    }
+    Json constraints = Json::array();
+    for (const Constraint& constraint : options_.constraints) constraints.push_back(constraint.text);
+    pareto = {{"front", std::move(front)}, {"ranked", ranked}, {"constraints", std::move(constraints)}};
+  } else {
+    objectives.push_back({{"metric", metric_}, {"mode", ToString(mode_)}});
   }
   double busy = busy_lane_s_;
   double now = Since();
@@ -500,12 +602,11 @@ Json ReportModel::Header() {
           {"params", std::move(params)},
           {"rungs", Json(std::vector<double>(rungs_.begin(), rungs_.end()))},
           {"best", std::move(best)},
-          {"best_vs_time", std::move(vs_time)},
-          {"best_vs_count", std::move(vs_count)},
-          {"importance", {{"method", "PED-ANOVA (as Optuna's PedAnovaImportanceEvaluator: top 10 % "
-                                     "of finished trials by last " + metric_ + " vs all of them)"},
-                          {"trials", importance_trials_},
-                          {"values", std::move(importance)}}},
+          {"best_vs_time", std::move(first["best_vs_time"])},
+          {"best_vs_count", std::move(first["best_vs_count"])},
+          {"importance", std::move(first["importance"])},
+          {"objectives", std::move(objectives)},
+          {"pareto", std::move(pareto)},
           {"lanes", lanes_busy_.size()},
           {"utilisation", capacity > 0 ? Round(busy / capacity, 4) : 0.0},
           {"num_trials", trials_.size()},

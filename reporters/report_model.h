@@ -13,6 +13,12 @@
 // parameter importance over the finished trials (reporters/report_importance.h), recomputed at
 // most every importance_interval_s (and at most 5 % of the time: less often when it takes long).
 //
+// Several objectives (ExperimentView::objectives, "metric": [..], "mode": [..]): each trial's
+// last value of every objective and its Pareto rank (reporters/callback.h's ParetoTracker over
+// the last results, the spec's constraints applied, as pareto_front.json), the front's trials;
+// best-so-far (vs time, vs finished trials) and importance are kept per objective, each as for
+// one objective alone (the curves and "best" are the first objective's).
+//
 // Memory stays bounded by what is running, not by what has run: once a trial has finished, its
 // curve, marks and config are kept only while it is among the best `best_curves` by last value
 // or in a uniform sample (reservoir) of `sample_curves` finished trials; every other finished
@@ -31,6 +37,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -59,6 +66,7 @@ struct ReportOptions {
   double importance_interval_s = 5;
   std::size_t best_curves = 500;    // finished trials' curves kept: the best this many ...
   std::size_t sample_curves = 500;  // ... and a uniform sample of this many
+  std::vector<Constraint> constraints;  // several objectives: trials breaking one are not ranked
 };
 
 class ReportModel : public Callback {
@@ -116,6 +124,8 @@ class ReportModel : public Callback {
     std::vector<Mark> marks;
     double pending_rung = -1;     // a rung the latest report reached (promoted if it goes on)
     double pending_rung_t = 0;
+    std::vector<double> objs;     // several objectives: each one's last value
+    int rank = -1;                // several objectives: the Pareto rank sent (-1: not ranked)
     bool changed = false;
     bool archived = false;        // finished, curve/marks/config let go (see the top)
     bool sampled = false;         // in the reservoir of finished trials whose curves are kept
@@ -129,7 +139,13 @@ class ReportModel : public Callback {
   // Appends a report to trial `index`'s curve, best values and rung marks.
   void AddResult(std::size_t index, const Result& result);
   void SetRungs(const std::vector<double>& milestones);
-  void UpdateBest(std::size_t index, double previous_last);
+  // Objective k's ordered last values after trial `index`'s changed from `previous_last`.
+  void UpdateBest(std::size_t k, std::size_t index, double previous_last);
+  // Several objectives: the trials whose Pareto rank changed are marked changed.
+  void UpdateRanks();
+  double LastOf(const Record& record, std::size_t k) const {
+    return k == 0 ? record.last_y : record.objs[k];
+  }
   void MaybeComputeImportance(bool force);
   // A trial just finished: it enters the sample or waits to be archived (see the top).
   void OnFinished(std::size_t index);
@@ -139,7 +155,8 @@ class ReportModel : public Callback {
   double Since() const { return clock_.Now() - start_s_; }
   Json Header();
   Json TrialJson(const Record& record) const;
-  bool Better(double a, double b) const;
+  bool Better(std::size_t k, double a, double b) const;
+  Json SeriesJson(std::size_t k) const;
 
   ReportOptions options_;
   const Clock& clock_;
@@ -156,14 +173,22 @@ class ReportModel : public Callback {
   std::vector<bool> lanes_busy_;
   double busy_lane_s_ = 0;        // closed spans' total
   std::set<double> rungs_;
-  // Last values of the trials that have one, ordered best first (ties: the earlier trial).
-  std::set<std::pair<double, std::size_t>> by_last_;
-  std::vector<std::pair<double, double>> best_vs_time_;   // (t, best value reported so far)
-  std::vector<std::string> best_vs_time_trial_;
-  std::vector<std::pair<std::int64_t, double>> best_vs_count_;  // (finished trials, best last)
+  // What is kept per objective (one, or each of several; [0] is the first, `metric_`).
+  struct Series {
+    std::string metric;
+    Mode mode = Mode::kMax;
+    // Last values of the trials that have one, ordered best first (ties: the earlier trial).
+    std::set<std::pair<double, std::size_t>> by_last;
+    std::vector<std::pair<double, double>> best_vs_time;   // (t, best value reported so far)
+    std::vector<std::string> best_vs_time_trial;
+    std::vector<std::pair<std::int64_t, double>> best_vs_count;  // (finished trials, best last)
+    std::vector<double> importance;
+    std::size_t importance_trials = 0;
+  };
+  std::vector<Series> series_ = std::vector<Series>(1);
+  std::unique_ptr<ParetoTracker> pareto_;  // several objectives only
+  bool ranks_dirty_ = false;
   std::int64_t num_finished_ = 0;
-  std::vector<double> importance_;
-  std::size_t importance_trials_ = 0;
   bool importance_dirty_ = false;
   double importance_at_s_ = -1e300;
   double importance_next_s_ = -1e300;

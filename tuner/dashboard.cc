@@ -366,6 +366,7 @@ void Dashboard::OnExperimentEnd(const ExperimentView& view) {
 
 ReportOptions ReportOptionsFor(const ExperimentSpec& spec) {
   ReportOptions options;
+  options.constraints = spec.constraints;
   const Json& scheduler = spec.raw.is_object() ? spec.raw.value("scheduler", Json()) : Json();
   if (scheduler.is_object() && scheduler.value("time_attr", Json()).is_string()) {
     options.time_attr = scheduler["time_attr"].get<std::string>();

@@ -371,14 +371,16 @@ int main(int argc, char** argv) {
                                               "trials of several (from the journal; works while it runs)");
   show->add_option("dirs", show_dirs, "Experiment directories")->required();
   show->add_option("--sort", show_options.sort,
-                   "Sort by a column: the metric (best first), best/<metric>, a parameter, "
-                   "training_iteration, time_total_s, ...");
+                   "Sort by a column: the metric or any objective (best first), best/<metric>, "
+                   "pareto_rank, a parameter, training_iteration, time_total_s, ...");
   show->add_option("--order", show_options.order, "asc or desc (default: best first for the "
                                                   "metric, ascending otherwise)");
   CLI::Option* top = show->add_option("--top", show_top, "Only the first K rows (sorted by the "
                                                          "metric unless --sort)");
   show->add_option("--status", show_statuses, "Only trials of these statuses: STOPPED,ERROR,...");
   show->add_option("--columns", show_columns, "Comma-separated columns (see docs/spec.md)");
+  show->add_flag("--pareto", show_options.pareto, "Only the trials on the Pareto front (several "
+                                                  "objectives; the pareto_rank column)");
   CLI::Option* json = show->add_flag("--json", show_json, "One JSON object per trial");
   show->add_flag("--csv", show_csv, "CSV, one row per trial")->excludes(json);
 

@@ -118,7 +118,7 @@ void Apply(const JournalEvent& event, std::size_t line, ExperimentRecord& record
 // ---- columns ----
 
 enum class Kind { kTrialId, kStatus, kIteration, kTime, kFailures, kError, kParam, kMetric,
-                  kBest, kBestIteration };
+                  kBest, kBestIteration, kParetoRank };
 
 struct Column {
   std::string name;  // as --columns names it and the CSV header shows it
@@ -131,7 +131,8 @@ const std::vector<std::pair<std::string, Kind>>& Builtins() {
       {"trial_id", Kind::kTrialId},         {"status", Kind::kStatus},
       {"training_iteration", Kind::kIteration}, {"iter", Kind::kIteration},
       {"time_total_s", Kind::kTime},        {"time", Kind::kTime},
-      {"num_failures", Kind::kFailures},    {"error", Kind::kError}};
+      {"num_failures", Kind::kFailures},    {"error", Kind::kError},
+      {"pareto_rank", Kind::kParetoRank}};
   return builtins;
 }
 
@@ -148,7 +149,7 @@ std::set<std::string> ParamPaths(const ExperimentRecord& record) {
   return paths;
 }
 
-// The metrics of the trials' last results, the experiment's metric first, then by name.
+// The metrics of the trials' last results, the experiment's objectives first, then by name.
 std::vector<std::string> MetricNames(const ExperimentRecord& record) {
   std::set<std::string> names;
   for (const TrialRecord& trial : record.trials) {
@@ -158,8 +159,15 @@ std::vector<std::string> MetricNames(const ExperimentRecord& record) {
       names.insert(it.key());
     }
   }
-  names.erase(record.metric);
-  std::vector<std::string> ordered = {record.metric};
+  std::vector<std::string> ordered;
+  for (const Objective& objective : record.objectives) {
+    names.erase(objective.metric);
+    ordered.push_back(objective.metric);
+  }
+  if (ordered.empty()) {
+    names.erase(record.metric);
+    ordered.push_back(record.metric);
+  }
   ordered.insert(ordered.end(), names.begin(), names.end());
   return ordered;
 }
@@ -219,6 +227,7 @@ Json ValueOf(const TrialRecord& record, const Column& column) {
     }
     case Kind::kBest: return record.best ? Json(*record.best) : Json();
     case Kind::kBestIteration: return record.best ? Json(record.best_iteration) : Json();
+    case Kind::kParetoRank: return record.pareto_rank >= 0 ? Json(record.pareto_rank) : Json();
   }
   return Json();
 }
@@ -231,13 +240,17 @@ std::vector<Column> DefaultColumns(const ExperimentRecord& record, ShowOptions::
     if (format == ShowOptions::Format::kTable && shown++ == kMaxDefaultParameterColumns) break;
     columns.push_back({"config/" + path, Kind::kParam, path});
   }
+  const bool several = record.objectives.size() > 1;
   if (format == ShowOptions::Format::kTable) {
-    columns.push_back({record.metric, Kind::kMetric, record.metric});
+    for (const Objective& objective : record.objectives) {
+      columns.push_back({objective.metric, Kind::kMetric, objective.metric});
+    }
   } else {
     for (const std::string& metric : MetricNames(record)) {
       columns.push_back({metric, Kind::kMetric, metric});
     }
   }
+  if (several) columns.push_back(BuiltinColumn(Kind::kParetoRank));
   columns.push_back({"best/" + record.metric, Kind::kBest, record.metric});
   if (format != ShowOptions::Format::kTable) {
     columns.push_back({"best/training_iteration", Kind::kBestIteration, ""});
@@ -271,17 +284,26 @@ std::vector<const TrialRecord*> SelectRows(const ExperimentRecord& record,
   std::set<std::string> statuses;
   for (const std::string& status : options.statuses) statuses.insert(status);
   std::vector<const TrialRecord*> rows;
+  if (options.pareto && record.objectives.size() < 2) {
+    throw SpecError("--pareto", fmt::format("{} has one objective ({}): no Pareto front",
+                                            record.dir.string(), record.metric));
+  }
   for (const TrialRecord& trial : record.trials) {
+    if (options.pareto && trial.pareto_rank != 0) continue;
     if (statuses.empty() || statuses.count(ToString(trial.trial.status)) != 0) rows.push_back(&trial);
   }
   std::string sort = options.sort;
-  if (sort.empty() && options.top) sort = record.metric;
+  if (sort.empty() && options.top) sort = record.objectives.size() > 1 ? "pareto_rank" : record.metric;
   if (!sort.empty()) {
     const Column column = Resolve(sort, record, "--sort");
-    // The experiment's metric (last or best) sorts best first by default; the rest ascending.
-    const bool metric = (column.kind == Kind::kMetric || column.kind == Kind::kBest) &&
-                        column.key == record.metric;
-    bool descending = metric && record.mode == Mode::kMax;
+    // An objective (last, or best for the first) sorts best first by default; the rest
+    // ascending (pareto_rank: the front first).
+    bool descending = false;
+    if (column.kind == Kind::kMetric || column.kind == Kind::kBest) {
+      for (const Objective& objective : record.objectives) {
+        if (column.key == objective.metric) descending = objective.mode == Mode::kMax;
+      }
+    }
     if (!options.order.empty()) descending = options.order == "desc";
     std::stable_sort(rows.begin(), rows.end(), [&](const TrialRecord* a, const TrialRecord* b) {
       const Json left = ValueOf(*a, column), right = ValueOf(*b, column);
@@ -301,7 +323,8 @@ std::vector<Column> ChosenColumns(const ExperimentRecord& record, const ShowOpti
 }
 
 // The whole record of a trial, for --json.
-Json TrialJson(const TrialRecord& record, const std::string& metric) {
+Json TrialJson(const TrialRecord& record, const ExperimentRecord& experiment) {
+  const std::string& metric = experiment.metric;
   const Trial& trial = record.trial;
   Json last = nullptr;
   if (trial.last_result) {
@@ -313,18 +336,29 @@ Json TrialJson(const TrialRecord& record, const std::string& metric) {
   if (record.best) {
     best = {{"metric", metric}, {"value", *record.best}, {"training_iteration", record.best_iteration}};
   }
-  return {{"trial_id", trial.id},
-          {"status", ToString(trial.status)},
-          {"params", trial.params},
-          {"config", trial.config()},
-          {"last_result", last},
-          {"best", best},
-          {"num_results", trial.num_results},
-          {"time_total_s", trial.time_total_s},
-          {"num_failures", trial.num_failures},
-          {"error", trial.error.empty() ? Json() : Json(trial.error)},
-          {"last_checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()},
-          {"dir", trial.dir.string()}};
+  Json json = {{"trial_id", trial.id},
+               {"status", ToString(trial.status)},
+               {"params", trial.params},
+               {"config", trial.config()},
+               {"last_result", last},
+               {"best", best},
+               {"num_results", trial.num_results},
+               {"time_total_s", trial.time_total_s},
+               {"num_failures", trial.num_failures},
+               {"error", trial.error.empty() ? Json() : Json(trial.error)},
+               {"last_checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()},
+               {"dir", trial.dir.string()}};
+  if (experiment.objectives.size() > 1) {
+    // Every objective's last value, by metric (null when not reported), and the rank.
+    Json objectives = Json::object();
+    for (const Objective& objective : experiment.objectives) {
+      const Json* value = trial.last_result ? Lookup(trial.last_result->metrics, objective.metric) : nullptr;
+      objectives[objective.metric] = value ? *value : Json();
+    }
+    json["objectives"] = std::move(objectives);
+    json["pareto_rank"] = record.pareto_rank >= 0 ? Json(record.pareto_rank) : Json();
+  }
+  return json;
 }
 
 std::string Dump(const Json& json) {
@@ -372,7 +406,7 @@ std::string RenderOne(const ExperimentRecord& record, const ShowOptions& options
   const std::vector<const TrialRecord*> rows = SelectRows(record, options);
   if (options.format == ShowOptions::Format::kJson && options.columns.empty()) {
     Json array = Json::array();
-    for (const TrialRecord* row : rows) array.push_back(TrialJson(*row, record.metric));
+    for (const TrialRecord* row : rows) array.push_back(TrialJson(*row, record));
     return Dump(array);
   }
   const std::vector<Column> columns = ChosenColumns(record, options);
@@ -397,9 +431,14 @@ std::string RenderOne(const ExperimentRecord& record, const ShowOptions& options
     }
     return fmt::to_string(out);
   }
-  std::string out = fmt::format("Experiment: {} ({})\nState: {}\nMetric: {} ({})\n",
+  std::string metrics;
+  for (const Objective& objective : record.objectives) {
+    metrics += fmt::format("{}{} ({})", metrics.empty() ? "" : ", ", objective.metric,
+                           ToString(objective.mode));
+  }
+  std::string out = fmt::format("Experiment: {} ({})\nState: {}\n{}: {}\n",
                                 OneLine(record.name), record.dir.string(), StateText(record),
-                                record.metric, ToString(record.mode));
+                                record.objectives.size() > 1 ? "Metrics" : "Metric", metrics);
   out += fmt::format("Number of trials: {}{}{}\n", record.trials.size(),
                      record.trials.empty() ? "" : " (" + CountsText(record.trials) + ")",
                      rows.size() == record.trials.size() ? "" : fmt::format("; {} shown", rows.size()));
@@ -414,7 +453,17 @@ std::string RenderOne(const ExperimentRecord& record, const ShowOptions& options
   AppendTable(header, cells, out);
   std::vector<const TrialRecord*> all;
   for (const TrialRecord& trial : record.trials) all.push_back(&trial);
-  if (const TrialRecord* best = Best(record, all)) {
+  if (record.objectives.size() > 1) {
+    std::string front;
+    std::size_t size = 0;
+    for (const TrialRecord& trial : record.trials) {
+      if (trial.pareto_rank != 0) continue;
+      front += (front.empty() ? "" : ", ") + trial.trial.id;
+      ++size;
+    }
+    out += fmt::format("Pareto front: {} trial{}{}{}\n", size, size == 1 ? "" : "s",
+                       size ? ": " : "", front);
+  } else if (const TrialRecord* best = Best(record, all)) {
     out += fmt::format("Best trial: {} with {}={} (last result, training_iteration {})\n",
                        best->trial.id, record.metric,
                        FormatNumber(best->trial.last_result->Get(record.metric)),
@@ -456,7 +505,7 @@ std::string RenderComparison(const std::vector<ExperimentRecord>& experiments,
                        {"mode", ToString(row.record->mode)},
                        {"num_trials", row.record->trials.size()},
                        {"value", value(row)},
-                       {"best", row.best ? TrialJson(*row.best, row.record->metric) : Json()}});
+                       {"best", row.best ? TrialJson(*row.best, *row.record) : Json()}});
     }
     return Dump(array);
   }
@@ -545,6 +594,7 @@ ExperimentRecord LoadExperiment(const fs::path& dir) {
   }
   std::map<std::string, std::size_t> index;
   std::shared_ptr<const Json> trainer;  // the spec's trainer section, shared by every trial
+  std::vector<Constraint> constraints;
   for (std::size_t line = 0; line < contents.events.size(); ++line) {
     JournalEvent event;
     try {
@@ -555,18 +605,28 @@ ExperimentRecord LoadExperiment(const fs::path& dir) {
     if (const auto* start = std::get_if<StartEvent>(&event)) {
       const Json& spec = start->spec;
       record.name = spec.value("name", dir.filename().string());
-      record.metric = spec.value("metric", "");
       try {
-        record.mode = ParseMode(spec.value("mode", Json("max")), "mode");
+        record.objectives = ParseObjectives(spec.value("metric", Json("")), spec.value("mode", Json("max")));
+        constraints = ParseConstraints(spec.value("constraints", Json()));
       } catch (const SpecError& bad) {
-        throw SpecError("", fmt::format("{}:1: {}", journal.string(), bad.what()));
+        if (spec.value("metric", Json("")) != "") {
+          throw SpecError("", fmt::format("{}:1: {}", journal.string(), bad.what()));
+        }
+        record.objectives = {{"", ParseMode(spec.value("mode", Json("max")), "mode")}};
       }
+      record.metric = record.objectives[0].metric;
+      record.mode = record.objectives[0].mode;
       if (spec.contains("trainer") && spec["trainer"].is_object()) {
         trainer = std::make_shared<const Json>(spec["trainer"]);
       }
       continue;
     }
     Apply(event, line + 1, record, index, trainer);
+  }
+  if (record.objectives.size() > 1) {  // ranks as pareto_front.json's: last results, feasible
+    ParetoTracker pareto(record.objectives, constraints);
+    for (std::size_t i = 0; i < record.trials.size(); ++i) pareto.Update(i, record.trials[i].trial);
+    for (std::size_t i = 0; i < record.trials.size(); ++i) record.trials[i].pareto_rank = pareto.Rank(i);
   }
   const bool all_ended = std::all_of(record.trials.begin(), record.trials.end(),
                                      [](const TrialRecord& t) { return IsFinal(t.trial.status); });

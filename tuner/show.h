@@ -12,6 +12,13 @@
 //   <metric>           the last reported value of a metric
 //   best/<metric>      the best value of the experiment's metric over all the trial's reports
 //   best/training_iteration   the report that value came from
+//   pareto_rank        several objectives: the trial's non-dominated rank by its last result
+//                      (0: on the Pareto front; empty: not ranked, as pareto_front.json's)
+//
+// Several objectives ("metric": [..], "mode": [..]): the table shows every objective and
+// pareto_rank, --sort by any objective puts its best first, --pareto keeps the front's trials,
+// --top without --sort takes the lowest ranks, and --json adds "objectives" and "pareto_rank".
+// best/<metric> is the first objective's.
 //
 // Example:
 //   tune::ExperimentRecord record = tune::LoadExperiment("tune_results/exp");   // throws SpecError
@@ -27,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "core/pareto.h"
 #include "core/trial.h"
 #include "core/types.h"
 
@@ -37,13 +45,15 @@ struct TrialRecord {
   Trial trial;
   std::optional<double> best;          // of the experiment's metric over every report
   std::int64_t best_iteration = 0;     // training_iteration of that report
+  int pareto_rank = -1;                // several objectives: the non-dominated rank, -1 = none
 };
 
 struct ExperimentRecord {
   std::filesystem::path dir;
   std::string name;
-  std::string metric;
+  std::string metric;                  // the first objective's
   Mode mode = Mode::kMax;
+  std::vector<Objective> objectives;   // every objective (one, or several: a Pareto front)
   // running: a tune holds the experiment's lock now; finished: no tune holds it and every
   // trial ended; interrupted: no tune holds it and trials are left (killed or Ctrl-C: `tune
   // resume` continues it).
@@ -67,6 +77,7 @@ struct ShowOptions {
   std::optional<std::size_t> top;      // the first K rows after sorting
   std::vector<std::string> statuses;   // keep only these (PENDING, RUNNING, ...); empty = all
   std::vector<std::string> columns;    // empty = the defaults of the format
+  bool pareto = false;                 // only the Pareto front's trials (several objectives)
 };
 
 // The text `tune show` prints. Throws SpecError naming the option (--sort, --columns,

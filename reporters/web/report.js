@@ -8,9 +8,12 @@
     RUNNING: '#1565c0', PAUSED: '#8e24aa', PENDING: '#90a4ae',
   };
   const STATUSES = Object.keys(STATUS_COLORS);
-  const state = { header: null, trials: new Map(), order: [], sort: { key: 'last', asc: null } };
+  // objective: the one best-so-far, importance, parallel coordinates and the scatters show
+  // (several objectives); paretoX/paretoY: the Pareto view's axes.
+  const state = { header: null, trials: new Map(), order: [], sort: { key: 'last', asc: null },
+                  objective: 0, paretoX: 0, paretoY: 1 };
   const charts = {};
-  const drawn = { curves: 0, version: 0, renders: 0, curveEnds: {} };
+  const drawn = { curves: 0, version: 0, renders: 0, curveEnds: {}, pareto: null };
 
   function chart(id) {
     if (!charts[id]) {
@@ -28,8 +31,23 @@
   function esc(s) {
     return String(s).replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
   }
-  function better(a, b) {
-    return state.header.mode === 'min' ? a < b : a > b;
+  // Several objectives: header.pareto is set, header.objectives[k] holds objective k's metric,
+  // mode and series (best so far, importance), trial.o[k] its last value, trial.rank its
+  // Pareto rank. With one, objective 0 is the header's metric.
+  function multi() { return !!(state.header && state.header.pareto); }
+  function objectives() {
+    return multi() ? state.header.objectives : [{ metric: state.header.metric, mode: state.header.mode }];
+  }
+  function seriesOf(k) { return k === 0 || !multi() ? state.header : state.header.objectives[k]; }
+  function lastOf(t, k) { return k === 0 ? t.last : (t.o ? t.o[k] : null); }
+  function fillSelects() {
+    const objs = objectives();
+    for (const [id, k] of [['objective', state.objective], ['pareto-x', state.paretoX], ['pareto-y', state.paretoY]]) {
+      const el = document.getElementById(id);
+      if (el.options.length === objs.length) continue;
+      el.innerHTML = objs.map((o, i) => `<option value="${i}">${esc(o.metric)} (${esc(o.mode)})</option>`).join('');
+      el.value = String(Math.min(k, objs.length - 1));
+    }
   }
 
   function apply(data) {
@@ -50,8 +68,10 @@
     const counts = {};
     for (const t of state.trials.values()) counts[t.status] = (counts[t.status] || 0) + 1;
     const parts = STATUSES.filter(s => counts[s]).map(s => counts[s] + ' ' + s);
+    for (const id of ['nav-pareto', 'objective-pick']) document.getElementById(id).classList.toggle('hidden', !multi());
+    if (multi()) fillSelects();
     document.getElementById('facts').textContent =
-      `${h.metric} (${h.mode}) · ${state.trials.size} trials (${parts.join(', ')}) · ` +
+      `${objectives().map(o => `${o.metric} (${o.mode})`).join(', ')} · ${state.trials.size} trials (${parts.join(', ')}) · ` +
       `${fmt(h.elapsed_s, 4)} s · ${h.scheduler.split('\n')[0]}`;
     const badge = document.getElementById('state');
     if (window.TUNE_LIVE) {
@@ -127,20 +147,22 @@
 
   function renderBest() {
     const h = state.header;
-    const t = h.best_vs_time.map(p => [p[0], p[1], p[2]]);
+    const k = state.objective, s = seriesOf(k), metric = objectives()[k].metric;
+    const t = s.best_vs_time.map(p => [p[0], p[1], p[2]]);
     if (t.length) t.push([h.elapsed_s, t[t.length - 1][1], t[t.length - 1][2]]);
-    const c = h.best_vs_count.map(p => [p[0], p[1]]);
+    const c = s.best_vs_count.map(p => [p[0], p[1]]);
     document.getElementById('best-note').textContent =
-      `The best ${h.metric} reported so far against the experiment's time, and the best last ${h.metric} against the number of finished trials.`;
+      `The best ${metric} reported so far against the experiment's time, and the best last ${metric} against the number of finished trials.` +
+      (multi() ? ' Several objectives: each one on its own (the objective chosen at the top), not the front.' : '');
     const common = { animation: false, tooltip: { trigger: 'axis' }, grid: { left: 60, right: 20, top: 30, bottom: 40 } };
     chart('chart-best-time').setOption(Object.assign({}, common, {
       xAxis: { type: 'value', name: 'seconds', nameLocation: 'middle', nameGap: 26 },
-      yAxis: { type: 'value', name: h.metric, scale: true },
+      yAxis: { type: 'value', name: metric, scale: true },
       series: [{ id: 'best-time', type: 'line', step: 'end', showSymbol: false, data: t }],
     }));
     chart('chart-best-count').setOption(Object.assign({}, common, {
       xAxis: { type: 'value', name: 'finished trials', nameLocation: 'middle', nameGap: 26, minInterval: 1 },
-      yAxis: { type: 'value', name: h.metric, scale: true },
+      yAxis: { type: 'value', name: metric, scale: true },
       series: [{ id: 'best-count', type: 'line', step: 'end', data: c }],
     }));
   }
@@ -152,32 +174,35 @@
   function categoryValue(p, v) {
     return p.kind === 'categorical' ? JSON.stringify(v) : v;
   }
-  function withResults() {
-    return state.order.map(id => state.trials.get(id)).filter(t => t.last !== null);
+  function withResults(k) {
+    return state.order.map(id => state.trials.get(id)).filter(t => lastOf(t, k) !== null && lastOf(t, k) !== undefined);
   }
 
-  function metricRange(trials) {
+  function metricRange(trials, k) {
     let lo = Infinity, hi = -Infinity;
-    for (const t of trials) { lo = Math.min(lo, t.last); hi = Math.max(hi, t.last); }
+    for (const t of trials) { lo = Math.min(lo, lastOf(t, k)); hi = Math.max(hi, lastOf(t, k)); }
     return lo <= hi ? [lo, hi] : [0, 1];
   }
 
   function renderParallel() {
     const h = state.header;
-    const trials = withResults();
+    const k = state.objective, o = objectives()[k];
+    const trials = withResults(k);
+    document.getElementById('parallel-note').textContent =
+      `Parameters of every trial with a result, coloured by its last ${o.metric}. Drag along an axis to filter.`;
     const axes = h.params.map((p, i) => ({
       dim: i, name: p.name, type: paramAxisType(p),
       data: p.kind === 'categorical' ? p.choices.map(v => JSON.stringify(v)) : undefined,
     }));
-    axes.push({ dim: h.params.length, name: h.metric, type: 'value', scale: true });
-    const data = trials.map(t => ({ name: t.id, value: h.params.map((p, i) => categoryValue(p, t.p[i])).concat([t.last]) }));
-    const [lo, hi] = metricRange(trials);
+    axes.push({ dim: h.params.length, name: o.metric, type: 'value', scale: true });
+    const data = trials.map(t => ({ name: t.id, value: h.params.map((p, i) => categoryValue(p, t.p[i])).concat([lastOf(t, k)]) }));
+    const [lo, hi] = metricRange(trials, k);
     chart('chart-parallel').setOption({
       animation: false,
       parallelAxis: axes,
       parallel: { left: 60, right: 90, top: 40, bottom: 30 },
       visualMap: { type: 'continuous', min: lo, max: hi, dimension: h.params.length, right: 0, top: 'middle',
-                   inRange: { color: h.mode === 'max' ? ['#d0d6dc', '#0d47a1'] : ['#0d47a1', '#d0d6dc'] }, calculable: true },
+                   inRange: { color: o.mode === 'max' ? ['#d0d6dc', '#0d47a1'] : ['#0d47a1', '#d0d6dc'] }, calculable: true },
       series: [{ id: 'parallel', type: 'parallel', data, lineStyle: { width: 1, opacity: 0.5 }, progressive: 1000 }],
     }, { replaceMerge: ['series', 'parallelAxis'] });
   }
@@ -185,7 +210,10 @@
   function renderScatter() {
     const h = state.header;
     const grid = document.getElementById('scatter-grid');
-    const trials = withResults();
+    const k = state.objective, metric = objectives()[k].metric;
+    const trials = withResults(k);
+    document.getElementById('scatter-note').textContent =
+      `Each trial's last ${metric} against each parameter (log axes for log distributions).`;
     h.params.forEach((p, i) => {
       const id = 'chart-scatter-' + i;
       if (!document.getElementById(id)) {
@@ -197,7 +225,7 @@
       const series = STATUSES.map(s => ({
         id: 'scatter-' + s, name: s, type: 'scatter', symbolSize: 5, large: true, largeThreshold: 400,
         itemStyle: { color: STATUS_COLORS[s], opacity: 0.7 },
-        data: trials.filter(t => t.status === s && t.p[i] !== null).map(t => ({ name: t.id, value: [categoryValue(p, t.p[i]), t.last] })),
+        data: trials.filter(t => t.status === s && t.p[i] !== null).map(t => ({ name: t.id, value: [categoryValue(p, t.p[i]), lastOf(t, k)] })),
       })).filter(s => s.data.length);
       chart(id).setOption({
         animation: false,
@@ -205,7 +233,7 @@
         tooltip: { trigger: 'item', formatter: q => esc(q.name) + ': ' + esc(fmt(q.value[0])) + ' → ' + fmt(q.value[1]) },
         grid: { left: 55, right: 15, top: 30, bottom: 30 },
         xAxis: { type: paramAxisType(p), scale: true, data: p.kind === 'categorical' ? p.choices.map(v => JSON.stringify(v)) : undefined },
-        yAxis: { type: 'value', scale: true, name: h.metric },
+        yAxis: { type: 'value', scale: true, name: metric },
         series,
       }, { replaceMerge: ['series'] });
     });
@@ -213,7 +241,7 @@
 
   function renderImportance() {
     const h = state.header;
-    const imp = h.importance;
+    const imp = seriesOf(state.objective).importance;
     const values = imp.values.slice().sort((a, b) => a[1] - b[1]);
     document.getElementById('importance-note').textContent =
       `${imp.method}, over ${imp.trials} trials` + (imp.trials < 10 ? ' (few trials: take it lightly)' : '') + '.';
@@ -227,8 +255,50 @@
     });
     const best = h.best;
     document.getElementById('best-id').textContent = best ? best.id : '(none yet)';
-    document.getElementById('best-value').textContent = best ? `${h.metric} = ${fmt(best.value, 8)} (its last result, as best_trial.json)` : '';
+    document.getElementById('best-value').textContent = !best ? '' : multi()
+      ? `${h.metric} = ${fmt(best.value, 8)}: the best by the first objective alone (best_trial.json holds the Pareto front: see its view)`
+      : `${h.metric} = ${fmt(best.value, 8)} (its last result, as best_trial.json)`;
     document.getElementById('best-config').textContent = best ? JSON.stringify(best.config, null, 2) : '';
+  }
+
+  function renderPareto() {
+    const h = state.header;
+    document.getElementById('sec-pareto').classList.toggle('hidden', !multi());
+    if (!multi()) { drawn.pareto = null; return; }
+    const objs = objectives();
+    const kx = state.paretoX, ky = state.paretoY;
+    const front = [], rest = [];
+    let complete = 0;
+    for (const id of state.order) {
+      const t = state.trials.get(id);
+      if (!t.o || t.o.some(v => v === null)) continue;
+      complete++;
+      (t.rank === 0 ? front : rest).push({ name: id, value: [t.o[kx], t.o[ky], t.rank] });
+    }
+    front.sort((a, b) => a.value[0] - b.value[0] || a.value[1] - b.value[1]);
+    drawn.pareto = { points: complete, front: front.map(p => p.name) };
+    const constraints = h.pareto.constraints.length ? `, or breaking a constraint (${h.pareto.constraints.join(', ')}): no rank` : '';
+    document.getElementById('pareto-note').textContent =
+      `Each trial's last ${objs[ky].metric} (${objs[ky].mode}) against its last ${objs[kx].metric} (${objs[kx].mode}), ` +
+      `${complete} trials with every objective. The ${front.length} trials of the Pareto front (rank 0 over all ${objs.length} ` +
+      `objectives, as pareto_front.json) are highlighted and joined; the others (dominated${constraints}) are grey.` +
+      (objs.length > 2 ? ' With more than two objectives a front trial may look dominated in this projection.' : '');
+    chart('chart-pareto').setOption({
+      animation: false,
+      legend: { top: 0 },
+      tooltip: { trigger: 'item', formatter: p => esc(p.name) + ': ' + fmt(p.value[0]) + ', ' + fmt(p.value[1]) +
+        ' · rank ' + (p.value[2] === null || p.value[2] === undefined ? 'none' : p.value[2]) },
+      grid: { left: 70, right: 30, top: 36, bottom: 50 },
+      xAxis: { type: 'value', scale: true, name: objs[kx].metric + ' (' + objs[kx].mode + ')', nameLocation: 'middle', nameGap: 28 },
+      yAxis: { type: 'value', scale: true, name: objs[ky].metric + ' (' + objs[ky].mode + ')' },
+      dataZoom: [{ type: 'inside', xAxisIndex: 0, filterMode: 'none' }, { type: 'inside', yAxisIndex: 0, filterMode: 'none' }],
+      series: [
+        { id: 'pareto-dominated', name: 'dominated', type: 'scatter', data: rest, symbolSize: 6, large: true, largeThreshold: 2000,
+          itemStyle: { color: '#b0bec5', opacity: 0.7 } },
+        { id: 'pareto-front', name: 'Pareto front', type: 'line', data: front, symbolSize: 9, showSymbol: true, z: 5,
+          lineStyle: { color: '#d81b60', width: 2 }, itemStyle: { color: '#d81b60' } },
+      ],
+    }, { replaceMerge: ['series'] });
   }
 
   function renderTimeline() {
@@ -279,11 +349,15 @@
 
   function renderTable() {
     const h = state.header;
+    const objs = objectives();
     const cols = [{ key: 'id', label: 'trial' }, { key: 'status', label: 'status' }]
       .concat(h.params.map((p, i) => ({ key: 'p' + i, label: p.name, param: i })))
-      .concat([{ key: 'last', label: h.metric + ' (last)' }, { key: 'best', label: h.metric + ' (best)' },
+      .concat([{ key: 'last', label: h.metric + ' (last)' }])
+      .concat(objs.slice(1).map((o, i) => ({ key: 'o' + (i + 1), label: o.metric + ' (last)', obj: i + 1 })))
+      .concat(multi() ? [{ key: 'rank', label: 'pareto rank' }] : [])
+      .concat([{ key: 'best', label: h.metric + ' (best)' },
                { key: 'n', label: 'reports' }, { key: 'time_s', label: 'time (s)' }]);
-    const value = (t, c) => c.param !== undefined ? t.p[c.param] : t[c.key];
+    const value = (t, c) => c.param !== undefined ? t.p[c.param] : c.obj !== undefined ? lastOf(t, c.obj) : t[c.key];
     const sort = state.sort;
     if (sort.asc === null) sort.asc = h.mode === 'min';
     const col = cols.find(c => c.key === sort.key) || cols[0];
@@ -306,7 +380,7 @@
     }).join('') + '</tr>').join('');
   }
 
-  const STEPS = [renderHeader, renderCurves, renderBest, renderImportance, renderTable, renderTimeline, renderParallel, renderScatter];
+  const STEPS = [renderHeader, renderCurves, renderPareto, renderBest, renderImportance, renderTable, renderTimeline, renderParallel, renderScatter];
   function runStep(step) {
     const begin = performance.now();
     try { step(); } catch (e) { console.error('tune report: ' + step.name + ': ' + e); }
@@ -349,9 +423,20 @@
     if (!th) return;
     const key = th.dataset.key;
     if (state.sort.key === key) state.sort.asc = !state.sort.asc;
-    else { state.sort.key = key; state.sort.asc = key === 'last' || key === 'best' ? state.header.mode === 'min' : true; }
+    else {
+      state.sort.key = key;
+      const k = key === 'last' || key === 'best' ? 0 : /^o[0-9]+$/.test(key) ? Number(key.slice(1)) : null;
+      state.sort.asc = k === null ? true : objectives()[k].mode === 'min';
+    }
     renderTable();
   });
+  document.getElementById('objective').addEventListener('change', e => {
+    state.objective = Number(e.target.value);
+    for (const step of [renderBest, renderImportance, renderParallel, renderScatter]) runStep(step);
+  });
+  for (const [id, key] of [['pareto-x', 'paretoX'], ['pareto-y', 'paretoY']]) {
+    document.getElementById(id).addEventListener('change', e => { state[key] = Number(e.target.value); runStep(renderPareto); });
+  }
   document.getElementById('copy-config').addEventListener('click', () => {
     const text = document.getElementById('best-config').textContent;
     const done = () => { document.getElementById('copy-config').textContent = 'Copied'; };
@@ -379,6 +464,10 @@
     // Milliseconds each view took to draw, the last time.
     stepMs: () => drawn.stepMs,
     trialCount: () => state.trials.size,
+    // Several objectives: {points: trials drawn (those with every objective), front: their ids}.
+    paretoPoints: () => drawn.pareto,
+    // What the Pareto chart holds, per series: {id, n}.
+    paretoSeries: () => (charts['chart-pareto'] ? charts['chart-pareto'].getOption().series : []).map(s => ({ id: s.id, n: (s.data || []).length })),
     reports: () => { let n = 0; for (const t of state.trials.values()) n += t.n; return n; },
   };
 

@@ -6,7 +6,9 @@
 // Checks: the live page loads without console errors and updates when a report arrives; the
 // finished report.html loads without console errors (and without network requests), draws one
 // curve per trial with results, a pruned (STOPPED) trial's curve ends at one of the rungs, at its
-// last reported epoch, and shows best_trial.json's trial as the best.
+// last reported epoch, and shows best_trial.json's trial as the best. A two-objective run's
+// report.html draws the Pareto view: one point per trial with every objective, the front's points
+// exactly pareto_front.json's trials.
 // Exit status 0 passed, 1 failed, 77 skipped (no Chromium or playwright-core, and CI != "true").
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -138,6 +140,54 @@ try {
   await page.click('#trials th[data-key="last"]');
   const firstDesc = await page.evaluate(() => document.querySelector('#trials tbody tr').dataset.id);
   check(firstDesc !== best.trial_id, 'sorted the other way, it does not');
+  check(await page.evaluate(() => window.tuneReport.paretoPoints()) === null &&
+        await page.isHidden('#sec-pareto'), 'one objective: no Pareto view');
+  await page.close();
+
+  // 3. Two objectives (loss min, epochs max: short trials can have the lowest loss), FIFO.
+  const spec = JSON.parse(fs.readFileSync(path.join(source, 'examples/curve.json'), 'utf8'));
+  Object.assign(spec, { name: 'mo', metric: ['loss', 'epoch'], mode: ['min', 'max'], num_samples: 10,
+                        max_concurrent: 2, scheduler: { type: 'fifo' } });
+  spec.space.max_epochs = { randint: [1, 6] };
+  spec.trainer.sleep_ms = 5;
+  spec.trainer.noise = 0;
+  const specPath = path.join(storage, 'mo.json');
+  fs.writeFileSync(specPath, JSON.stringify(spec));
+  const mo = spawn(tune, ['run', specPath, '--storage', storage, '--cpus', '1'],
+    { env: { ...process.env, PATH: path.dirname(tune) + ':' + process.env.PATH }, stdio: 'ignore' });
+  const moCode = await new Promise(resolve => mo.on('exit', code => resolve(code)));
+  check(moCode === 0, 'the two-objective run exited 0 (got ' + moCode + ')');
+  const moDir = path.join(storage, 'mo');
+  let complete = 0;
+  for (const entry of fs.readdirSync(moDir)) {
+    const file = path.join(moDir, entry, 'result.json');
+    if (!fs.existsSync(file)) continue;
+    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    if (!lines.length) continue;
+    const last = JSON.parse(lines[lines.length - 1]);
+    if (typeof last.loss === 'number' && typeof last.epoch === 'number') complete++;
+  }
+  const front = JSON.parse(fs.readFileSync(path.join(moDir, 'pareto_front.json'), 'utf8')).pareto_front.map(t => t.trial_id).sort();
+  const moPage = await browser.newPage();
+  const moErrors = [];
+  watchConsole(moPage, moErrors);
+  await moPage.goto('file://' + path.join(moDir, 'report.html'));
+  await waitFor(moPage, () => window.tuneReport && window.tuneReport.renders() > 0, null, 10000, 'the two-objective report.html draws');
+  check(moErrors.length === 0, 'the two-objective report.html logged no console errors ' + JSON.stringify(moErrors));
+  check(await moPage.isVisible('#sec-pareto'), 'two objectives: the Pareto view is shown');
+  const pareto = await moPage.evaluate(() => window.tuneReport.paretoPoints());
+  const paretoSeries = await moPage.evaluate(() => window.tuneReport.paretoSeries());
+  const n = id => (paretoSeries.find(s => s.id === id) || { n: -1 }).n;
+  check(pareto && pareto.points === complete && n('pareto-front') + n('pareto-dominated') === complete,
+    `one point per trial with both objectives: ${pareto && pareto.points} counted, ${n('pareto-front')} + ${n('pareto-dominated')} in the chart, ${complete} trials`);
+  check(front.length >= 2 && pareto && JSON.stringify(pareto.front.slice().sort()) === JSON.stringify(front) && n('pareto-front') === front.length,
+    `the front's points are pareto_front.json's trials: ${JSON.stringify(pareto && pareto.front)} vs ${JSON.stringify(front)}`);
+  const rankCells = await moPage.evaluate(() => {
+    const head = [...document.querySelectorAll('#trials thead th')].map(th => th.dataset.key);
+    const at = head.indexOf('rank');
+    return at < 0 ? null : [...document.querySelectorAll('#trials tbody tr')].filter(tr => tr.children[at].textContent === '0').map(tr => tr.dataset.id).sort();
+  });
+  check(JSON.stringify(rankCells) === JSON.stringify(front), 'the table\'s pareto rank is 0 exactly for the front: ' + JSON.stringify(rankCells));
 } catch (e) {
   check(false, 'exception: ' + (e && e.stack || e));
 } finally {

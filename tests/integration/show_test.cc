@@ -289,6 +289,92 @@ TEST_F(ShowTest, TwoExperimentsCompareTheirBestTrials) {
   EXPECT_THAT(sorted.err, HasSubstr("apply to one experiment"));
 }
 
+// Several objectives (loss min, epoch max: short trials can have the lowest loss): every
+// objective in the table, JSON and CSV, the Pareto rank as pareto_front.json's, sorting by any
+// objective best first, --pareto.
+TEST_F(ShowTest, SeveralObjectivesShowEveryObjectiveAndTheParetoRank) {
+  Json spec = CurveSpec(/*num_samples=*/8, /*max_epochs=*/4);
+  spec["metric"] = {"loss", "epoch"};
+  spec["mode"] = {"min", "max"};
+  spec["max_concurrent"] = 1;
+  spec["trainer"]["noise"] = 0;
+  spec["space"]["max_epochs"] = {{"randint", {1, 5}}};
+  RunOutput run = RunSpec(spec, "mo");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string dir = run.dir.string();
+  std::set<std::string> front;
+  const Json pareto_front = Json::parse(ReadFile(run.dir / "pareto_front.json"));
+  for (const Json& trial : pareto_front["pareto_front"]) front.insert(trial["trial_id"].get<std::string>());
+  ASSERT_GE(front.size(), 2u);
+
+  // JSON: every objective's last value and the rank (0 exactly for the front's trials).
+  const Json rows = ShowJson(dir);
+  ASSERT_EQ(rows.size(), 8u);
+  const JournalView journal = ReadView(run.dir);
+  for (const Json& row : rows) {
+    const std::string id = row["trial_id"];
+    EXPECT_EQ(row["objectives"]["loss"], journal.last.at(id)["metrics"]["loss"]) << id;
+    EXPECT_EQ(row["objectives"]["epoch"], journal.last.at(id)["metrics"]["epoch"]) << id;
+    ASSERT_TRUE(row["pareto_rank"].is_number_integer()) << row.dump();
+    EXPECT_EQ(row["pareto_rank"] == 0, front.count(id) == 1) << id;
+  }
+
+  // Sorted by the second objective (max): best first; by pareto_rank: the front first.
+  const Json by_epoch = ShowJson(dir + " --sort epoch");
+  for (std::size_t i = 1; i < by_epoch.size(); ++i) {
+    EXPECT_GE(by_epoch[i - 1]["objectives"]["epoch"].get<double>(),
+              by_epoch[i]["objectives"]["epoch"].get<double>());
+  }
+  const Json by_loss = ShowJson(dir + " --sort loss");
+  for (std::size_t i = 1; i < by_loss.size(); ++i) {
+    EXPECT_LE(by_loss[i - 1]["objectives"]["loss"].get<double>(),
+              by_loss[i]["objectives"]["loss"].get<double>());
+  }
+  const Json by_rank = ShowJson(dir + " --sort pareto_rank");
+  for (std::size_t i = 0; i < by_rank.size(); ++i) {
+    EXPECT_EQ(by_rank[i]["pareto_rank"] == 0, i < front.size()) << i;
+  }
+
+  // --pareto: the front only; --top without --sort: the lowest ranks.
+  std::set<std::string> shown;
+  for (const Json& row : ShowJson(dir + " --pareto")) shown.insert(row["trial_id"].get<std::string>());
+  EXPECT_EQ(shown, front);
+  const Json top = ShowJson(fmt::format("{} --top {}", dir, front.size()));
+  for (const Json& row : top) EXPECT_EQ(row["pareto_rank"], 0) << row.dump();
+
+  // CSV: the objectives first among the metrics, and pareto_rank.
+  RunOutput csv = Show(dir + " --csv");
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  const auto table = ParseCsv(csv.out);
+  ASSERT_EQ(table.size(), 9u);
+  const std::vector<std::string>& header = table[0];
+  auto column = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  };
+  ASSERT_LT(column("loss"), header.size());
+  EXPECT_EQ(column("epoch"), column("loss") + 1);
+  ASSERT_LT(column("pareto_rank"), header.size());
+  for (std::size_t r = 1; r < table.size(); ++r) {
+    const std::string id = table[r][column("trial_id")];
+    EXPECT_EQ(table[r][column("pareto_rank")] == "0", front.count(id) == 1) << id;
+  }
+
+  // The table: both objectives, the rank, and the front named.
+  RunOutput text = Show(dir);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("Metrics: loss (min), epoch (max)"));
+  EXPECT_THAT(text.out, HasSubstr("pareto_rank"));
+  EXPECT_THAT(text.out, HasSubstr(fmt::format("Pareto front: {} trials: ", front.size())));
+
+  // --pareto on one objective is a clear error.
+  RunOutput single = RunSpec(CurveSpec(/*num_samples=*/1, /*max_epochs=*/1), "one");
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  RunOutput refused = Show(single.dir.string() + " --pareto");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("--pareto: "));
+  EXPECT_THAT(refused.err, HasSubstr("one objective"));
+}
+
 TEST_F(ShowTest, ClearErrorsNameThePath) {
   RunOutput missing = Show((storage_ / "nowhere").string());
   EXPECT_EQ(missing.exit_code, 2);

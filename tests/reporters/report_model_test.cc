@@ -5,9 +5,15 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
+#include <set>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "core/clock.h"
+#include "core/pareto.h"
 #include "reporters/report_html.h"
 #include "reporters/report_importance.h"
 #include "reporters/report_model.h"
@@ -347,6 +353,136 @@ TEST(ReportModelTest, ResumeReadsCurvesOnlyForTheKeptTrials) {
     EXPECT_EQ(x, Json({1, 2})) << id;
   }
   EXPECT_EQ(snapshot["best"]["id"], "t_29");
+}
+
+// Several objectives: each trial's last values of all of them, its Pareto rank and the front
+// equal core/pareto.h's on a random set (a constraint leaves some unranked); the series (best so
+// far, importance) per objective; ranks that change with later trials reach the next delta.
+TEST(ReportModelTest, SeveralObjectivesCarryTheParetoFrontAndRanks) {
+  const std::vector<Objective> objectives = {{"acc", Mode::kMax}, {"ms", Mode::kMin}, {"mb", Mode::kMin}};
+  ReportOptions options;
+  options.params = {Float("lr", 0, 1)};
+  options.constraints = ParseConstraints(Json::array({"mb <= 90"}));
+  FakeClock clock;
+  ReportModel model(options, clock);
+  ExperimentView view;
+  view.name = "mo";
+  view.metric = "acc";
+  view.mode = Mode::kMax;
+  view.objectives = objectives;
+  view.now_s = clock.Now();
+  model.OnExperimentStart(view);
+  model.TakeDelta();
+
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<std::string> ids;
+  std::vector<std::vector<double>> values;  // last values, by trial
+  for (int i = 0; i < 60; ++i) {
+    Trial trial;
+    trial.id = fmt::format("t_{:02d}", i);
+    trial.params = {{"lr", unit(rng)}};
+    trial.status = TrialStatus::kRunning;
+    model.OnTrialStart(trial);
+    for (int r = 1; r <= 1 + i % 3; ++r) {  // the last report counts
+      Result result;
+      result.training_iteration = r;
+      std::vector<double> v = {std::round(unit(rng) * 20) / 20, std::round(unit(rng) * 20),
+                               std::round(unit(rng) * 100)};
+      result.metrics = {{"acc", v[0]}, {"ms", v[1]}, {"mb", v[2]}};
+      if (i == 5) result.metrics.erase("ms");  // a missing objective: not ranked
+      if (i == 5) v[1] = std::nan("");
+      trial.last_result = result;
+      clock.Advance(1);
+      model.OnTrialResult(trial, result);
+      if (r == 1 + i % 3) values.push_back(v);
+    }
+    trial.status = TrialStatus::kTerminated;
+    model.OnTrialEnd(trial);
+    ids.push_back(trial.id);
+  }
+  // core/pareto.h's ranks over the feasible trials with every objective.
+  std::vector<std::vector<double>> losses;
+  std::vector<std::size_t> where;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (std::isnan(values[i][1]) || values[i][2] > 90) continue;
+    losses.push_back({-values[i][0], values[i][1], values[i][2]});
+    where.push_back(i);
+  }
+  const std::vector<int> expected_ranks = NonDominatedRanks(losses);
+  std::map<std::string, int> expected;
+  std::set<std::string> expected_front;
+  for (std::size_t k = 0; k < where.size(); ++k) {
+    expected[ids[where[k]]] = expected_ranks[k];
+    if (expected_ranks[k] == 0) expected_front.insert(ids[where[k]]);
+  }
+  ASSERT_GE(expected_front.size(), 2u);
+  ASSERT_LT(where.size(), values.size() - 1);  // the constraint and the missing value left some out
+
+  Json snapshot = model.Snapshot();
+  ASSERT_TRUE(snapshot["pareto"].is_object());
+  std::set<std::string> front;
+  for (const Json& id : snapshot["pareto"]["front"]) front.insert(id.get<std::string>());
+  EXPECT_EQ(front, expected_front);
+  EXPECT_EQ(snapshot["pareto"]["ranked"], where.size());
+  EXPECT_EQ(snapshot["pareto"]["constraints"], Json({"mb <= 90"}));
+  ASSERT_EQ(snapshot["trials"].size(), ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const Json& trial = snapshot["trials"][i];
+    ASSERT_EQ(trial["id"], ids[i]);
+    if (expected.count(ids[i])) {
+      EXPECT_EQ(trial["rank"], expected[ids[i]]) << ids[i];
+    } else {
+      EXPECT_TRUE(trial["rank"].is_null()) << ids[i];
+    }
+    ASSERT_EQ(trial["o"].size(), 3u);
+    EXPECT_EQ(trial["o"][0], values[i][0]);
+    if (i != 5) {
+      EXPECT_EQ(trial["o"][1], values[i][1]);
+    }
+    EXPECT_TRUE(i != 5 || trial["o"][1].is_null());
+    EXPECT_EQ(trial["o"][2], values[i][2]);
+  }
+  // Per objective: the metric, its mode, best so far (the last point is the best of all reports).
+  ASSERT_EQ(snapshot["objectives"].size(), 3u);
+  EXPECT_EQ(snapshot["objectives"][1]["metric"], "ms");
+  EXPECT_EQ(snapshot["objectives"][1]["mode"], "min");
+  double min_ms = 1e9;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!std::isnan(values[i][1])) min_ms = std::min(min_ms, values[i][1]);
+  }
+  EXPECT_LE(snapshot["objectives"][1]["best_vs_time"].back()[1].get<double>(), min_ms);
+  EXPECT_EQ(snapshot["objectives"][0]["best_vs_time"], snapshot["best_vs_time"]);
+  EXPECT_EQ(snapshot["objectives"][2]["importance"]["values"].size(), 1u);
+  EXPECT_GT(snapshot["objectives"][2]["importance"]["trials"].get<int>(), 0);
+
+  // A trial that dominates every other: all ranks move, and the delta carries every trial whose
+  // rank changed.
+  model.TakeDelta();
+  Trial best;
+  best.id = "t_best";
+  best.status = TrialStatus::kRunning;
+  model.OnTrialStart(best);
+  Result result;
+  result.training_iteration = 1;
+  result.metrics = {{"acc", 2.0}, {"ms", -1.0}, {"mb", -1.0}};
+  best.last_result = result;
+  model.OnTrialResult(best, result);
+  Json delta = model.TakeDelta();
+  ASSERT_EQ(delta["pareto"]["front"], Json({"t_best"}));
+  std::set<std::string> sent;
+  for (const Json& trial : delta["trials"]) sent.insert(trial["id"].get<std::string>());
+  for (const std::string& id : expected_front) EXPECT_EQ(sent.count(id), 1u) << id;  // rank 0 -> 1
+}
+
+TEST(ReportModelTest, OneObjectiveHasNoParetoFields) {
+  ModelDriver d({});
+  d.Start("a", Json::object());
+  d.Report("a", 0.5);
+  Json snapshot = d.model.Snapshot();
+  EXPECT_TRUE(snapshot["pareto"].is_null());
+  EXPECT_EQ(snapshot["objectives"], Json::parse(R"([{"metric":"acc","mode":"max"}])"));
+  EXPECT_FALSE(snapshot["trials"][0].contains("rank"));
 }
 
 TEST(PedAnovaTest, MatchesHandComputedEdgeCases) {
