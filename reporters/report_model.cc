@@ -179,34 +179,99 @@ void ReportModel::SetStatus(Record& record, const Trial& trial) {
   record.config = trial.config();
 }
 
-void ReportModel::StartSpan(Record& record, const Trial& trial) {
-  if (record.lane >= 0) return;
-  auto free = std::find(lanes_busy_.begin(), lanes_busy_.end(), false);
-  record.lane = static_cast<int>(free - lanes_busy_.begin());
-  if (free == lanes_busy_.end()) {
-    lanes_busy_.push_back(true);
-    lane_trial_.push_back(0);
-  } else {
-    *free = true;
+namespace {
+
+// The resources a trial holds while it runs, as the timeline's rows name them (report_model.h).
+std::vector<std::string> ResourcesOf(const Trial& trial) {
+  const std::string where = trial.location.empty() ? "" : trial.location + " ";
+  std::vector<std::string> resources;
+  std::size_t start = 0;
+  while (start < trial.gpus.size()) {
+    std::size_t comma = trial.gpus.find(',', start);
+    if (comma == std::string::npos) comma = trial.gpus.size();
+    if (comma > start) resources.push_back(where + "GPU " + trial.gpus.substr(start, comma - start));
+    start = comma + 1;
   }
-  lane_trial_[static_cast<std::size_t>(record.lane)] = static_cast<std::size_t>(&record - trials_.data());
+  if (resources.empty()) resources.push_back(where + "slot");
+  return resources;
+}
+
+}  // namespace
+
+int ReportModel::AcquireRow(const std::string& resource) {
+  std::vector<int>& rows = resource_rows_[resource];
+  int row = -1;
+  for (int candidate : rows) {
+    if (!row_busy_[static_cast<std::size_t>(candidate)]) {
+      row = candidate;
+      break;
+    }
+  }
+  if (row < 0) {
+    row = static_cast<int>(row_label_.size());
+    const bool slots = resource.size() >= 4 && resource.compare(resource.size() - 4, 4, "slot") == 0;
+    row_label_.push_back(slots ? fmt::format("{} {}", resource, rows.size())
+                         : rows.empty() ? resource
+                                        : fmt::format("{} #{}", resource, rows.size() + 1));
+    rows.push_back(row);
+    row_busy_.push_back(false);
+    row_since_.push_back(0);
+    row_spans_.push_back(0);
+  }
+  const auto r = static_cast<std::size_t>(row);
+  row_busy_[r] = true;
+  row_since_[r] = Since();
+  ++row_spans_[r];
+  return row;
+}
+
+void ReportModel::StartSpan(Record& record, const Trial& trial) {
+  if (!record.rows.empty()) return;
   double now = Since();
   if (trial.num_exploits > record.num_exploits) {
     record.marks.push_back({now, "exploited", "exploit #" + std::to_string(trial.num_exploits) +
                                                   ": " + trial.params.dump()});
+  } else if (record.paused) {
+    record.marks.push_back({now, "resumed", fmt::format("resumed at {} {:g}", options_.time_attr, record.last_x)});
   }
+  record.paused = false;
   record.num_exploits = trial.num_exploits;
-  record.spans.push_back({record.lane, now, -1});
+  record.location = trial.location;
+  for (const std::string& resource : ResourcesOf(trial)) {
+    const int row = AcquireRow(resource);
+    record.rows.push_back(row);
+    record.spans.push_back({row, now, -1});
+  }
 }
 
 void ReportModel::EndSpan(Record& record) {
-  if (record.lane < 0) return;
-  lanes_busy_[static_cast<std::size_t>(record.lane)] = false;
-  record.lane = -1;
-  if (!record.spans.empty() && record.spans.back().end_s < 0) {
-    Span& span = record.spans.back();
-    span.end_s = std::max(span.start_s, Since());
-    busy_lane_s_ += span.end_s - span.start_s;
+  if (record.rows.empty()) return;
+  const double now = Since();
+  for (int row : record.rows) row_busy_[static_cast<std::size_t>(row)] = false;
+  record.rows.clear();
+  for (Span& span : record.spans) {
+    if (span.end_s >= 0) continue;
+    span.end_s = std::max(span.start_s, now);
+    busy_row_s_ += span.end_s - span.start_s;
+  }
+}
+
+void ReportModel::Relocate(Record& record, const Trial& trial) {
+  if (record.rows.empty() || trial.location == record.location) return;
+  for (int row : record.rows) {
+    const auto r = static_cast<std::size_t>(row);
+    row_busy_[r] = false;
+    --row_spans_[r];  // its span moves
+  }
+  record.rows.clear();
+  record.location = trial.location;
+  const std::vector<std::string> resources = ResourcesOf(trial);
+  std::size_t next = 0;
+  for (Span& span : record.spans) {
+    if (span.end_s >= 0) continue;
+    span.row = AcquireRow(resources[std::min(next++, resources.size() - 1)]);
+    row_since_[static_cast<std::size_t>(span.row)] = span.start_s;
+    record.rows.push_back(span.row);
   }
 }
 
@@ -228,6 +293,7 @@ void ReportModel::OnTrialResult(const Trial& trial, const Result& result) {
   std::size_t index = index_[trial.id];
   record.status = ToString(trial.status);
   record.time_total_s = trial.time_total_s;
+  Relocate(record, trial);
   AddResult(index, result);
   Touch(index);
 }
@@ -318,6 +384,7 @@ void ReportModel::OnTrialPause(const Trial& trial) {
   std::size_t index = index_[trial.id];
   SetStatus(record, trial);
   EndSpan(record);
+  record.paused = true;
   record.marks.push_back({Since(), "paused", fmt::format("paused at {} {:g}", options_.time_attr, record.last_x)});
   Touch(index);
 }
@@ -378,7 +445,7 @@ void ReportModel::ArchiveWaiting() {
   std::vector<std::size_t> still;
   for (std::size_t index : waiting_) {
     Record& record = trials_[index];
-    if (record.archived || record.sampled || record.lane >= 0) continue;
+    if (record.archived || record.sampled || !record.rows.empty()) continue;
     if (best.count(index) != 0) {
       still.push_back(index);
     } else {
@@ -412,7 +479,7 @@ void ReportModel::OnExperimentEnd(const ExperimentView& view) {
   scheduler_description_ = view.scheduler_description;
   SetRungs(view.milestones);
   for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (trials_[i].lane >= 0) {
+    if (!trials_[i].rows.empty()) {
       EndSpan(trials_[i]);
       Touch(i);
     }
@@ -507,7 +574,8 @@ Json ReportModel::TrialJson(const Record& record) const {
   }
   Json spans = Json::array();
   for (const Span& span : record.spans) {
-    spans.push_back({span.lane, Round(span.start_s, 4), span.end_s < 0 ? Json() : Json(Round(span.end_s, 4))});
+    spans.push_back({row_label_[static_cast<std::size_t>(span.row)], Round(span.start_s, 4),
+                     span.end_s < 0 ? Json() : Json(Round(span.end_s, 4))});
   }
   Json marks = Json::array();
   for (const Mark& mark : record.marks) marks.push_back({Round(mark.t_s, 4), mark.kind, mark.text});
@@ -584,13 +652,14 @@ Json ReportModel::Header() {
   } else {
     objectives.push_back({{"metric", metric_}, {"mode", ToString(mode_)}});
   }
-  double busy = busy_lane_s_;
+  double busy = busy_row_s_;
   double now = Since();
-  for (std::size_t lane = 0; lane < lanes_busy_.size(); ++lane) {
-    const Record& record = trials_[lane_trial_[lane]];
-    if (lanes_busy_[lane] && !record.spans.empty()) busy += now - record.spans.back().start_s;
+  Json rows = Json::array();
+  for (std::size_t row = 0; row < row_label_.size(); ++row) {
+    if (row_busy_[row]) busy += now - row_since_[row];
+    if (row_spans_[row] > 0) rows.push_back(row_label_[row]);
   }
-  double capacity = static_cast<double>(lanes_busy_.size()) * (finished_ ? elapsed_s_ : now);
+  double capacity = static_cast<double>(rows.size()) * (finished_ ? elapsed_s_ : now);
   return {{"name", name_},
           {"metric", metric_},
           {"mode", ToString(mode_)},
@@ -607,7 +676,8 @@ Json ReportModel::Header() {
           {"importance", std::move(first["importance"])},
           {"objectives", std::move(objectives)},
           {"pareto", std::move(pareto)},
-          {"lanes", lanes_busy_.size()},
+          {"lanes", rows.size()},
+          {"rows", std::move(rows)},
           {"utilisation", capacity > 0 ? Round(busy / capacity, 4) : 0.0},
           {"num_trials", trials_.size()},
           {"curves", {{"kept", num_curves()}, {"best", options_.best_curves},

@@ -4,10 +4,14 @@
 //
 // What it keeps, per trial: status, parameters, config, its learning curve (metric vs the
 // scheduler's time_attr, thinned to at most max_points_per_curve points by keeping every 2^k-th
-// report once it grows past that, its latest point always kept), its runs on the experiment's
-// slots (a trial takes the lowest free lane when it starts and frees it when it pauses or ends)
-// and marks on them: ASHA/HyperBand rung promotions (a trial that went on past a rung, or was
-// resumed after a pause) and PBT exploits. For the experiment: the rungs (the scheduler's
+// report once it grows past that, its latest point always kept), its runs (spans) on the
+// timeline's rows and marks on them: ASHA/HyperBand rung promotions (a trial that went on past a
+// rung), pauses, resumptions after a pause and PBT exploits. A row is a resource a trial holds
+// while it runs: "GPU 2" for each device in its CUDA_VISIBLE_DEVICES (Trial::gpus, so a 2-GPU
+// trial runs on two rows at once; trials sharing a device by fractions take "GPU 2 #2", ...),
+// "slot k" for a trial without GPUs (the lowest free one), both prefixed by the node when a
+// cluster placed it (Trial::location, as TrialPlaced journals it: its open runs move to the
+// node's rows when the location becomes known). For the experiment: the rungs (the scheduler's
 // milestones, ExperimentView::milestones), the best value reported so far against time and against the
 // number of finished trials, the best trial (by last result, as best_trial.json) and PED-ANOVA
 // parameter importance over the finished trials (reporters/report_importance.h), recomputed at
@@ -98,12 +102,12 @@ class ReportModel : public Callback {
 
  private:
   struct Span {
-    int lane;
+    int row;                // into row_label_
     double start_s, end_s;  // since the experiment started; end < 0: still running
   };
   struct Mark {
     double t_s;
-    std::string kind;  // "promoted", "exploited", "paused"
+    std::string kind;  // "promoted", "exploited", "paused", "resumed"
     std::string text;
   };
   struct Record {
@@ -118,7 +122,9 @@ class ReportModel : public Callback {
     double best = std::numeric_limits<double>::quiet_NaN();
     double time_total_s = 0;
     std::string gpus;
-    int lane = -1;
+    std::string location;         // where its open spans' rows are (Trial::location)
+    std::vector<int> rows;        // the rows it holds while running (empty: not running)
+    bool paused = false;          // its last span ended with a pause
     int num_exploits = 0;
     std::vector<Span> spans;
     std::vector<Mark> marks;
@@ -136,6 +142,10 @@ class ReportModel : public Callback {
   void SetStatus(Record& record, const Trial& trial);
   void StartSpan(Record& record, const Trial& trial);
   void EndSpan(Record& record);
+  // A free row of `resource` ("GPU 0", "n1 slot"), made when all are busy; now busy.
+  int AcquireRow(const std::string& resource);
+  // The cluster placed a running trial (its location changed): its open spans move there.
+  void Relocate(Record& record, const Trial& trial);
   // Appends a report to trial `index`'s curve, best values and rung marks.
   void AddResult(std::size_t index, const Result& result);
   void SetRungs(const std::vector<double>& milestones);
@@ -170,8 +180,13 @@ class ReportModel : public Callback {
   std::vector<Record> trials_;
   std::unordered_map<std::string, std::size_t> index_;  // id -> position in trials_
   std::vector<std::size_t> changed_;
-  std::vector<bool> lanes_busy_;
-  double busy_lane_s_ = 0;        // closed spans' total
+  // The timeline's rows (see the top), in the order made.
+  std::vector<std::string> row_label_;
+  std::vector<bool> row_busy_;
+  std::vector<double> row_since_;           // when it was taken (when busy)
+  std::vector<std::size_t> row_spans_;      // spans drawn on it (a row with none is not shown)
+  std::unordered_map<std::string, std::vector<int>> resource_rows_;
+  double busy_row_s_ = 0;         // closed spans' total
   std::set<double> rungs_;
   // What is kept per objective (one, or each of several; [0] is the first, `metric_`).
   struct Series {
@@ -192,7 +207,6 @@ class ReportModel : public Callback {
   bool importance_dirty_ = false;
   double importance_at_s_ = -1e300;
   double importance_next_s_ = -1e300;
-  std::vector<std::size_t> lane_trial_;  // lane -> the trial running on it (when busy)
   std::vector<std::size_t> sample_;      // the reservoir (indices into trials_)
   std::uint64_t finished_seen_ = 0;      // finished trials offered to the reservoir
   std::uint64_t sample_state_ = 0x9E3779B97F4A7C15ull;  // splitmix64 state: a fixed sample

@@ -303,26 +303,39 @@
 
   function renderTimeline() {
     const h = state.header;
+    // Rows: the resources trials ran on (report_model.h): "GPU 0", "GPU 0 #2", "n1 slot 0", ...,
+    // in natural order (GPU 2 before GPU 10).
+    const collator = new Intl.Collator(undefined, { numeric: true });
+    const labels = (h.rows || []).slice().sort(collator.compare);
+    const rowOf = new Map(labels.map((l, i) => [l, i]));
     const rects = [], marks = [];
     const now = h.elapsed_s;
     for (const id of state.order) {
       const t = state.trials.get(id);
-      for (const s of t.spans) rects.push({ name: id, value: [s[0], s[1], s[2] === null ? now : s[2], t.status], itemStyle: { color: STATUS_COLORS[t.status] } });
+      for (const s of t.spans) {
+        if (!rowOf.has(s[0])) continue;
+        rects.push({ name: id, value: [rowOf.get(s[0]), s[1], s[2] === null ? now : s[2], t.status], itemStyle: { color: STATUS_COLORS[t.status] } });
+      }
       for (const m of t.marks) {
-        const span = t.spans.find(s => s[1] <= m[0] + 1e-9 && (s[2] === null || m[0] <= s[2] + 1e-9)) || t.spans[t.spans.length - 1];
-        if (span) marks.push({ name: id + ': ' + m[2], value: [m[0], span[0]], kind: m[1] });
+        const span = t.spans.find(s => s[1] <= m[0] + 1e-9 && (s[2] === null || m[0] <= s[2] + 1e-9)) ||
+          (m[1] === 'paused' ? t.spans.filter(s => s[2] !== null && s[2] <= m[0] + 1e-9).pop() : t.spans.find(s => s[1] >= m[0] - 1e-9)) ||
+          t.spans[t.spans.length - 1];
+        if (span && rowOf.has(span[0])) marks.push({ name: id + ': ' + m[2], value: [m[0], rowOf.get(span[0])], kind: m[1] });
       }
     }
-    const symbol = { promoted: 'triangle', exploited: 'diamond', paused: 'rect' };
+    drawn.timeline = { rows: labels, spans: rects.length, marks: marks.length };
+    const symbol = { promoted: 'triangle', exploited: 'diamond', paused: 'rect', resumed: 'circle' };
     const markSeries = Object.keys(symbol).map(kind => ({
       id: 'marks-' + kind, name: kind, type: 'scatter', symbol: symbol[kind], symbolSize: 8, z: 5,
-      itemStyle: { color: kind === 'exploited' ? '#d81b60' : kind === 'promoted' ? '#263238' : '#ffffff', borderColor: '#263238' },
+      itemStyle: { color: kind === 'exploited' ? '#d81b60' : kind === 'promoted' ? '#263238' : kind === 'resumed' ? '#8e24aa' : '#ffffff', borderColor: '#263238' },
       data: marks.filter(m => m.kind === kind),
     }));
+    const gpus = labels.some(l => /GPU /.test(l));
     document.getElementById('timeline-note').textContent =
-      `Each trial's runs on the experiment's ${h.lanes} concurrent slots; slots busy ${fmt(100 * h.utilisation, 3)} % of the time. ` +
-      'Triangles: promoted past a rung; diamonds: PBT exploits; squares: paused.';
-    const lanes = Math.max(1, h.lanes);
+      `Each trial's runs on the ${labels.length} ${gpus ? 'GPUs (a trial with several runs on each of them; trials sharing one by fractions on its #2, #3 rows)' : 'slots the experiment ran trials on at once'}; ` +
+      `busy ${fmt(100 * h.utilisation, 3)} % of the time. ` +
+      'Triangles: promoted past a rung; diamonds: PBT exploits; squares: paused; circles: resumed after a pause.';
+    const lanes = Math.max(1, labels.length);
     const el = document.getElementById('chart-timeline');
     const height = Math.min(900, Math.max(200, 60 + lanes * 18)) + 'px';
     if (el.style.height !== height) { el.style.height = height; if (charts['chart-timeline']) charts['chart-timeline'].resize(); }
@@ -330,10 +343,10 @@
       animation: false,
       legend: { top: 0 },
       tooltip: { trigger: 'item', formatter: p => esc(p.name) + (p.seriesId === 'spans' ? ` · ${p.value[3]} · ${fmt(p.value[1], 4)}–${fmt(p.value[2], 4)} s` : '') },
-      grid: { left: 60, right: 20, top: 30, bottom: 40 },
+      grid: { left: 12, right: 20, top: 30, bottom: 40, containLabel: true },
       dataZoom: [{ type: 'inside', filterMode: 'weakFilter' }],
       xAxis: { type: 'value', name: 'seconds', nameLocation: 'middle', nameGap: 26, min: 0 },
-      yAxis: { type: 'category', inverse: true, data: Array.from({ length: lanes }, (_, i) => 'slot ' + i) },
+      yAxis: { type: 'category', inverse: true, data: labels.length ? labels : ['slot 0'] },
       series: [{
         id: 'spans', type: 'custom', data: rects, encode: { x: [1, 2], y: 0 },
         renderItem: (params, api) => {
@@ -466,6 +479,8 @@
     trialCount: () => state.trials.size,
     // Several objectives: {points: trials drawn (those with every objective), front: their ids}.
     paretoPoints: () => drawn.pareto,
+    // The timeline: {rows: its row labels, spans and marks drawn}.
+    timeline: () => drawn.timeline,
     // What the Pareto chart holds, per series: {id, n}.
     paretoSeries: () => (charts['chart-pareto'] ? charts['chart-pareto'].getOption().series : []).map(s => ({ id: s.id, n: (s.data || []).length })),
     reports: () => { let n = 0; for (const t of state.trials.values()) n += t.n; return n; },

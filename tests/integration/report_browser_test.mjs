@@ -6,9 +6,9 @@
 // Checks: the live page loads without console errors and updates when a report arrives; the
 // finished report.html loads without console errors (and without network requests), draws one
 // curve per trial with results, a pruned (STOPPED) trial's curve ends at one of the rungs, at its
-// last reported epoch, and shows best_trial.json's trial as the best. A two-objective run's
-// report.html draws the Pareto view: one point per trial with every objective, the front's points
-// exactly pareto_front.json's trials.
+// last reported epoch, and shows best_trial.json's trial as the best; its timeline has a row per
+// concurrent slot. A two-objective run's report.html draws the Pareto view: one point per trial
+// with every objective, the front's points exactly pareto_front.json's trials.
 // Exit status 0 passed, 1 failed, 77 skipped (no Chromium or playwright-core, and CI != "true").
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -140,6 +140,9 @@ try {
   await page.click('#trials th[data-key="last"]');
   const firstDesc = await page.evaluate(() => document.querySelector('#trials tbody tr').dataset.id);
   check(firstDesc !== best.trial_id, 'sorted the other way, it does not');
+  const timeline = await page.evaluate(() => window.tuneReport.timeline());
+  check(timeline && JSON.stringify(timeline.rows) === JSON.stringify(['slot 0', 'slot 1']) && timeline.spans >= withResults.length,
+    'the timeline has one row per concurrent slot and every run on it: ' + JSON.stringify(timeline));
   check(await page.evaluate(() => window.tuneReport.paretoPoints()) === null &&
         await page.isHidden('#sec-pareto'), 'one objective: no Pareto view');
   await page.close();

@@ -180,10 +180,87 @@ TEST(ReportModelTest, LanesAreReusedAndSpansClose) {
   d.Report("c", 1);
   Json snapshot = d.model.Snapshot();
   EXPECT_EQ(snapshot["lanes"], 2);
-  EXPECT_EQ(d.TrialOf(snapshot, "a")->at("spans"), Json::parse("[[0,0,1]]"));
-  EXPECT_EQ(d.TrialOf(snapshot, "c")->at("spans")[0][0], 0);
+  EXPECT_EQ(snapshot["rows"], Json({"slot 0", "slot 1"}));
+  EXPECT_EQ(d.TrialOf(snapshot, "a")->at("spans"), Json::parse(R"([["slot 0",0,1]])"));
+  EXPECT_EQ(d.TrialOf(snapshot, "c")->at("spans")[0][0], "slot 0");
   EXPECT_TRUE(d.TrialOf(snapshot, "c")->at("spans")[0][2].is_null());  // still running
-  EXPECT_EQ(d.TrialOf(snapshot, "b")->at("spans")[0][0], 1);
+  EXPECT_EQ(d.TrialOf(snapshot, "b")->at("spans")[0][0], "slot 1");
+}
+
+// With GPUs the rows are the devices the trials were given (CUDA_VISIBLE_DEVICES): a 2-GPU trial
+// runs on both rows at once, trials sharing a device by fractions take its #2 row, a device
+// freed is taken again; a cluster's placement (Trial::location) moves the open runs to the
+// node's rows; pauses, resumptions and exploits are marked on the runs.
+TEST(ReportModelTest, TimelineRowsAreTheGpusTrialsRanOnWithPausesAndExploits) {
+  ModelDriver d({});
+  Trial& pair = d.trials["pair"];
+  pair.id = "pair";
+  pair.gpus = "0,1";
+  pair.status = TrialStatus::kRunning;
+  d.model.OnTrialStart(pair);
+  Trial& half_a = d.trials["half_a"];
+  half_a.id = "half_a";
+  half_a.gpus = "2";
+  half_a.status = TrialStatus::kRunning;
+  d.model.OnTrialStart(half_a);
+  Trial& half_b = d.trials["half_b"];
+  half_b = half_a;
+  half_b.id = "half_b";
+  d.model.OnTrialStart(half_b);  // shares GPU 2 by fractions
+  d.Report("pair", 0.5);
+  d.Report("half_a", 0.5);
+  // half_a pauses (ASHA/PBT), half_b ends: GPU 2 is free; half_a resumes on it.
+  half_a.status = TrialStatus::kPaused;
+  d.model.OnTrialPause(half_a);
+  d.End("half_b", TrialStatus::kTerminated);
+  half_a.status = TrialStatus::kRunning;
+  d.model.OnTrialStart(half_a);
+  d.Report("half_a", 0.6);
+  // pair pauses and comes back as a PBT exploit on GPU 3.
+  pair.status = TrialStatus::kPaused;
+  d.model.OnTrialPause(pair);
+  pair.num_exploits = 1;
+  pair.gpus = "3";
+  pair.status = TrialStatus::kRunning;
+  d.model.OnTrialStart(pair);
+  d.Report("pair", 0.7);
+
+  Json snapshot = d.model.Snapshot();
+  const Json gpu_rows = {"GPU 0", "GPU 1", "GPU 2", "GPU 2 #2", "GPU 3"};
+  EXPECT_EQ(snapshot["rows"], gpu_rows);
+  auto rows_of = [&](const std::string& id) {
+    std::vector<std::string> rows;
+    for (const Json& span : d.TrialOf(snapshot, id)->at("spans")) rows.push_back(span[0]);
+    return rows;
+  };
+  EXPECT_EQ(rows_of("pair"), std::vector<std::string>({"GPU 0", "GPU 1", "GPU 3"}));
+  const Json& pair_spans = d.TrialOf(snapshot, "pair")->at("spans");
+  EXPECT_EQ(pair_spans[0][1], pair_spans[1][1]);  // on GPUs 0 and 1 at once
+  EXPECT_EQ(pair_spans[0][2], pair_spans[1][2]);
+  EXPECT_TRUE(pair_spans[2][2].is_null());         // running on GPU 3
+  EXPECT_EQ(rows_of("half_a"), std::vector<std::string>({"GPU 2", "GPU 2"}));
+  EXPECT_EQ(rows_of("half_b"), std::vector<std::string>({"GPU 2 #2"}));
+  auto kinds = [&](const std::string& id) {
+    std::vector<std::string> kinds;
+    for (const Json& mark : d.TrialOf(snapshot, id)->at("marks")) kinds.push_back(mark[1]);
+    return kinds;
+  };
+  EXPECT_EQ(kinds("half_a"), std::vector<std::string>({"paused", "resumed"}));
+  EXPECT_EQ(kinds("pair"), std::vector<std::string>({"paused", "exploited"}));
+  EXPECT_TRUE(kinds("half_b").empty());
+
+  // A cluster placed a trial: its open run moves to the node's rows (the row it left, used by
+  // nothing else, is not shown).
+  Trial& placed = d.Start("placed", Json::object());
+  d.Report("placed", 0.1);
+  placed.location = "n1";
+  d.Report("placed", 0.2);
+  snapshot = d.model.Snapshot();
+  EXPECT_EQ(rows_of("placed"), std::vector<std::string>({"n1 slot 0"}));
+  EXPECT_EQ(d.TrialOf(snapshot, "placed")->at("spans")[0][1], 4);  // it started then
+  Json rows = gpu_rows;
+  rows.push_back("n1 slot 0");
+  EXPECT_EQ(snapshot["rows"], rows);
 }
 
 TEST(ReportModelTest, PbtExploitsAreMarked) {
