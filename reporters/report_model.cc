@@ -346,6 +346,20 @@ void ReportModel::AddResult(std::size_t index, const Result& result) {
         (series.best_vs_time.empty() || Better(k, value, series.best_vs_time.back().second))) {
       series.best_vs_time.emplace_back(Since(), value);
       series.best_vs_time_trial.push_back(record.id);
+      // Bounded however often the best improves (every header carries it): past 4x a curve's
+      // cap, every other step goes, the latest (the best now) kept.
+      if (series.best_vs_time.size() > 4 * options_.max_points_per_curve) {
+        std::size_t kept = 0;
+        const std::size_t n = series.best_vs_time.size();
+        for (std::size_t i = 0; i < n; ++i) {
+          if (i % 2 != 0 && i + 1 != n) continue;
+          series.best_vs_time[kept] = series.best_vs_time[i];
+          series.best_vs_time_trial[kept] = std::move(series.best_vs_time_trial[i]);
+          ++kept;
+        }
+        series.best_vs_time.resize(kept);
+        series.best_vs_time_trial.resize(kept);
+      }
     }
   }
   if (pareto_) {

@@ -552,6 +552,21 @@ TEST(ReportModelTest, SeveralObjectivesCarryTheParetoFrontAndRanks) {
   for (const std::string& id : expected_front) EXPECT_EQ(sent.count(id), 1u) << id;  // rank 0 -> 1
 }
 
+// A best that improves at every report: best_vs_time (in every header the dashboard pushes)
+// stays bounded, from the first report to the latest best.
+TEST(ReportModelTest, BestSoFarStaysBoundedWhenEveryReportImproves) {
+  ModelDriver d({});
+  d.Start("a", Json::object());
+  for (int i = 1; i <= 5000; ++i) d.Report("a", i);
+  Json snapshot = d.model.Snapshot();
+  const Json& steps = snapshot["best_vs_time"];
+  EXPECT_LE(steps.size(), 4u * 256u);
+  EXPECT_GE(steps.size(), 2u * 256u);
+  EXPECT_EQ(steps.front()[1], 1);
+  EXPECT_EQ(steps.back()[1], 5000);
+  for (std::size_t i = 1; i < steps.size(); ++i) EXPECT_GT(steps[i][1].get<double>(), steps[i - 1][1].get<double>());
+}
+
 TEST(ReportModelTest, OneObjectiveHasNoParetoFields) {
   ModelDriver d({});
   d.Start("a", Json::object());
