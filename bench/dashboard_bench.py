@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Does the live dashboard slow reports? Report throughput of `tune run` (tune-bench-trial in flood
 mode, as bench/tuner_bench.py's (b)) with --dashboard and 5 Server-Sent-Event clients reading the
-stream the whole run, against no dashboard. Runs alternate (none, 5 clients, none, ...) and the
-medians are compared; the issue's target is within 5 %.
+stream the whole run, against no dashboard. Runs alternate in pairs (none, 5 clients; none, 5
+clients; ...; the order within a pair alternates too, so a drift in the machine's load favours
+neither side); each pair's ratio (with / without) is printed, and the median of the pairs'
+ratios as well as the ratio of the medians. The issue's target is within 5 %.
 
 Usage: python3 bench/dashboard_bench.py [--bin build/bin] [--clients 5] [--trials 8]
-       [--reports 20000] [--repeats 3]
+       [--reports 20000] [--repeats 5]
 """
 import argparse
 import json
@@ -83,26 +85,34 @@ def main():
     parser.add_argument("--clients", type=int, default=5)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--reports", type=int, default=20000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     storage = tempfile.mkdtemp(prefix="tune_dash_bench_")
     none, with_clients, received = [], [], []
     try:
         for i in range(args.repeats):
-            rate, _ = run(args.bin, storage, f"none_{i}", args.trials, args.reports, -1)
-            none.append(rate)
-            rate, stats = run(args.bin, storage, f"sse_{i}", args.trials, args.reports, args.clients)
-            with_clients.append(rate)
-            received.extend(stats)
+            order = ["none", "sse"] if i % 2 == 0 else ["sse", "none"]
+            for side in order:
+                if side == "none":
+                    rate, _ = run(args.bin, storage, f"none_{i}", args.trials, args.reports, -1)
+                    none.append(rate)
+                else:
+                    rate, stats = run(args.bin, storage, f"sse_{i}", args.trials, args.reports, args.clients)
+                    with_clients.append(rate)
+                    received.extend(stats)
+            print(f"pair {i + 1}: none {none[-1]:,.0f}, with {with_clients[-1]:,.0f} reports/s: "
+                  f"ratio {with_clients[-1] / none[-1]:.3f}", flush=True)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     a, b = statistics.median(none), statistics.median(with_clients)
+    ratios = [w / n for n, w in zip(none, with_clients)]
     events = statistics.median(s["events"] for s in received) if received else 0
     mb = statistics.median(s["bytes"] for s in received) / 1e6 if received else 0
     errors = [s["error"] for s in received if "error" in s]
     print(f"{args.trials} trials x {args.reports} reports: no dashboard {a:,.0f} reports/s "
           f"({', '.join(f'{x:,.0f}' for x in none)}); --dashboard with {args.clients} SSE clients "
           f"{b:,.0f} reports/s ({', '.join(f'{x:,.0f}' for x in with_clients)}): {100 * (b / a - 1):+.1f} %; "
+          f"median of the pairs' ratios {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); "
           f"each client got {events:.0f} updates, {mb:.1f} MB" + (f"; errors: {errors}" if errors else ""))
 
 
