@@ -14,19 +14,6 @@ namespace {
 
 class ParetoRunTest : public StorageTest {};
 
-// Curve trials of 1 to 4 epochs, minimising loss and maximising epochs: the lowest loss came
-// from a short trial here, so the front trades loss against epochs (3 trials with seed 0). One
-// trial at a time: the same trials, in the same order, each run.
-Json TwoObjectiveSpec() {
-  Json spec = CurveSpec(/*num_samples=*/8, /*max_epochs=*/4);
-  spec["metric"] = {"loss", "epoch"};
-  spec["mode"] = {"min", "max"};
-  spec["max_concurrent"] = 1;
-  spec["trainer"]["noise"] = 0;
-  spec["space"]["max_epochs"] = {{"randint", {1, 5}}};
-  return spec;
-}
-
 // The front computed from each trial's last line of result.json.
 std::set<std::string> FrontFromResults(const fs::path& experiment) {
   std::vector<std::string> ids;

@@ -255,6 +255,19 @@ inline Json CurveSpec(int num_samples, int max_epochs) {
                 {"lr", {{"loguniform", {0.01, 1.0}}}}}}};
 }
 
+// Curve trials of 1 to 4 epochs, minimising loss and maximising epochs: the lowest loss came
+// from a short trial here, so the front trades loss against epochs (3 trials with seed 0). One
+// trial at a time: the same trials, in the same order, each run.
+inline Json TwoObjectiveSpec() {
+  Json spec = CurveSpec(/*num_samples=*/8, /*max_epochs=*/4);
+  spec["metric"] = {"loss", "epoch"};
+  spec["mode"] = {"min", "max"};
+  spec["max_concurrent"] = 1;
+  spec["trainer"]["noise"] = 0;
+  spec["space"]["max_epochs"] = {{"randint", {1, 5}}};
+  return spec;
+}
+
 // HyperBand with max_t 9 and eta 3 over curve trials of 9 epochs, every trial running at once:
 // brackets of 3 (milestone 9), 5 (3) and 9 (1) trials fill in that order, each full before its
 // first result, so its rungs cut by the (seeded, deterministic) losses alone.

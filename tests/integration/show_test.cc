@@ -293,13 +293,7 @@ TEST_F(ShowTest, TwoExperimentsCompareTheirBestTrials) {
 // objective in the table, JSON and CSV, the Pareto rank as pareto_front.json's, sorting by any
 // objective best first, --pareto.
 TEST_F(ShowTest, SeveralObjectivesShowEveryObjectiveAndTheParetoRank) {
-  Json spec = CurveSpec(/*num_samples=*/8, /*max_epochs=*/4);
-  spec["metric"] = {"loss", "epoch"};
-  spec["mode"] = {"min", "max"};
-  spec["max_concurrent"] = 1;
-  spec["trainer"]["noise"] = 0;
-  spec["space"]["max_epochs"] = {{"randint", {1, 5}}};
-  RunOutput run = RunSpec(spec, "mo");
+  RunOutput run = RunSpec(TwoObjectiveSpec(), "mo");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const std::string dir = run.dir.string();
   std::set<std::string> front;
