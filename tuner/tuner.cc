@@ -965,7 +965,10 @@ void Tuner::StopTrial(std::size_t index) {
   std::int64_t pid = trials_[index].pid;
   runtime.kill_timer = timers_.After(spec_.stop_grace_s, [this, index, pid] {
     runtime_[index].kill_timer = 0;
-    if (index_by_pid_.count(pid)) launcher_->Signal(pid, SIGKILL);
+    if (index_by_pid_.count(pid)) {
+      runtime_[index].killed_after_grace = true;
+      launcher_->Signal(pid, SIGKILL);
+    }
   });
 }
 
@@ -1007,8 +1010,12 @@ void Tuner::OnExit(std::int64_t pid, ExitStatus status) {
     bool completed = runtime.budget_exhausted || runtime.done_received;
     FinishTrial(index, completed ? TrialStatus::kTerminated : TrialStatus::kStopped,
                 runtime.stop_reason);
-  } else if (runtime.pause_requested && runtime.done_received && status.ok()) {
-    // Told to pause at its last report: it finished instead (nothing was left to resume).
+  } else if (runtime.pause_requested && runtime.done_received &&
+             (status.ok() || runtime.killed_after_grace)) {
+    // Told to pause at its last report: it finished instead (nothing was left to resume). A
+    // slow exit after "done" that the grace period cut short (a Lightning process's teardown)
+    // is still the end of its budget: pausing it would relaunch it from its last checkpoint
+    // with nothing left to run.
     FinishTrial(index, TrialStatus::kTerminated);
   } else if (runtime.pause_requested) {
     // Told to pause: however it exited, it waits now (from the checkpoint it acknowledged, else

@@ -141,6 +141,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
     std::optional<std::string> paused_checkpoint;  // what the trial's "paused" named
     std::optional<PendingExploit> exploit;
     bool done_received = false;
+    bool killed_after_grace = false;  // the grace period after stop/pause ran out: SIGKILLed
     bool budget_exhausted = false; // stopped at the end of its budget: it completed
     std::string fatal_error;       // a failure that must not be retried (NaN metric)
     std::string timeout_reason;    // set when the watchdog killed it

@@ -607,6 +607,26 @@ TEST_F(TunerLoopTest, ATrialThatFinishesInsteadOfPausingIsTerminated) {
   EXPECT_EQ(EventTypes("t_00001").back(), "trial_ended");
 }
 
+// The same, but its exit outlasts the grace period and is SIGKILLed (a Lightning process tearing
+// down): it said done, so it finished; it was PAUSED before and relaunched with nothing to run.
+TEST_F(TunerLoopTest, ATrialThatFinishesInsteadOfPausingButExitsLateIsTerminated) {
+  raw_["stop_grace_s"] = 10;
+  scripted_ = true;
+  decide_ = [](const std::string&, const Result&) { return Decision(Decision::kPause); };
+  auto tuner = MakeTuner();
+  const std::int64_t group = launcher_->LastGroupOf("t_00001");
+  tuner->handler().OnConnect("t_00001", 1);
+  EXPECT_EQ(Report(*tuner, "t_00001", 1, 0.1), Action::kPause);
+  tuner->handler().OnDone("t_00001");
+  clock_.Advance(10.1);
+  tuner->Poll();
+  EXPECT_EQ(launcher_->group(group).signals, std::vector<int>{SIGKILL});
+  launcher_->Exit(group, 0, SIGKILL);
+  tuner->Poll();
+  EXPECT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kTerminated);
+  EXPECT_EQ(EventTypes("t_00001").back(), "trial_ended");
+}
+
 TEST_F(TunerLoopTest, StoppersEndTrialsAndTheExperiment) {
   raw_["max_concurrent"] = 3;
   raw_["stop"] = {{"training_iteration", 2}, {"time_budget_s", 100}};
