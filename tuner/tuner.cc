@@ -483,6 +483,7 @@ void Tuner::ApplyTrialStarted(std::size_t index, const std::string& gpus) {
   runtime.paused_checkpoint.reset();
   runtime.exploit.reset();
   runtime.done_received = false;
+  runtime.killed_after_grace = false;
   runtime.budget_exhausted = false;
   runtime.placed_job.clear();
 }
