@@ -5,8 +5,6 @@
 // kind or a hang is a bug. Slow (tens of inputs a second: a Tuner, its files and its report
 // server per input); journal_fuzz.cc covers the reader and the decoding in memory, this one what
 // only the replay into the searcher, the scheduler and the result files can get wrong.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +15,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "tests/fuzz/scratch.h"
 #include "tuner/launcher.h"
 #include "tuner/spec.h"
 #include "tuner/tuner.h"
@@ -43,8 +42,7 @@ const char* kSpec = R"({"name": "fuzz", "metric": "loss", "mode": "min", "num_sa
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("tune_fuzz_journal_" + std::to_string(getpid()));
+  static const std::filesystem::path dir = tune::fuzz::MakeScratchDir("journal_tuner");
   static const tune::Json raw = tune::Json::parse(kSpec);
   static std::FILE* out = std::fopen("/dev/null", "w");
   std::filesystem::remove_all(dir);

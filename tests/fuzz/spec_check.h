@@ -3,12 +3,9 @@
 // An accepted spec must sample configs whose every parameter lies in its domain.
 #pragma once
 
-#include <unistd.h>
-
 #include <cstddef>
-#include <filesystem>
+#include <cstdio>
 #include <random>
-#include <string>
 
 #include "tuner/spec.h"
 
@@ -38,7 +35,11 @@ inline void CheckSpec(const Json& raw, std::size_t seed) {
         // options may put different parameters at the same key, so only the drawn one's
         // domain applies.
         if (!Active(spec.space, parameter, config)) continue;
-        if (!config.contains(parameter.pointer)) { std::fprintf(stderr, "MISSING %s\n%s\n", parameter.path.c_str(), config.dump().c_str()); __builtin_trap(); }
+        if (!config.contains(parameter.pointer)) {
+          std::fprintf(stderr, "%s missing from the sampled config %s\n", parameter.path.c_str(),
+                       config.dump().c_str());
+          __builtin_trap();
+        }
         // A bound taken from another parameter's value is checked by the space's own tests.
         const Domain& domain = parameter.domain;
         if (domain.low_ref >= 0 || domain.high_ref >= 0) continue;
@@ -47,15 +48,6 @@ inline void CheckSpec(const Json& raw, std::size_t seed) {
     }
   } catch (const SpecError&) {
   }
-}
-
-// A scratch file for text that must go through a loader reading files; on tmpfs when there is
-// one (a write per execution).
-inline std::filesystem::path ScratchFile(const char* name) {
-  std::filesystem::path dir = std::filesystem::exists("/dev/shm")
-                                  ? std::filesystem::path("/dev/shm")
-                                  : std::filesystem::temp_directory_path();
-  return dir / (std::string(name) + "_" + std::to_string(::getpid()));
 }
 
 }  // namespace tune::fuzz
