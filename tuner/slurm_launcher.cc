@@ -517,7 +517,12 @@ void SlurmLauncher::Finish(std::int64_t group, ExitStatus exit, Attempt attempt,
     accounted = fmt::format("sacct: {} {}, exit {}:{}{}", job, record->state, record->code,
                             record->signal, record->nodes.empty() ? "" : " on " + record->nodes);
     if (exit.location.empty() && record->nodes != "None assigned") exit.location = record->nodes;
-    if (!record->lost()) {
+    if (record->state == "OUT_OF_MEMORY") {
+      // sacct's ExitCode 0:125 is Slurm's SIG_OOM (253) kept in a wait status, not a signal:
+      // the kernel's OOM killer SIGKILLed a task at the step's (or job's) memory limit.
+      exit.code = 0;
+      exit.signal = SIGKILL;
+    } else if (!record->lost()) {
       exit.code = record->signal != 0 ? 0 : record->code;
       exit.signal = record->signal;
     }

@@ -66,6 +66,16 @@ def accounting_on():
         return False  # no cluster: main() says so
 
 
+def memory_enforced():
+    """slurm_cluster.sh runs task/cgroup (memory limits) where cgroup v1's memory hierarchy is
+    writable, task/none elsewhere."""
+    try:
+        return re.search(r"TaskPlugin\s*=\s*task/cgroup",
+                         slurm("scontrol", "show", "config", check=False)) is not None
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def stop_slurmdbd():
     """Stops the cluster's slurmdbd (pid file): sacct cannot answer until start_slurmdbd()."""
     pid = int((SLURM_DIR / "run" / "slurmdbd.pid").read_text())
@@ -295,6 +305,53 @@ class SlurmTest(unittest.TestCase):
         self.assertFalse(failed[0]["retry"])  # the trial's own fault: not retried
         self.assertIn("killed by signal 9 (SIGKILL)", failed[0]["reason"])
         return failed[0]["reason"]
+
+    @unittest.skipUnless(accounting_on() and memory_enforced(),
+                         "the cluster runs without accounting or without task/cgroup (no "
+                         "writable cgroup v1 memory hierarchy: scripts/slurm_cluster.sh)")
+    def test_a_trial_over_its_memory_limit_is_out_of_memory_and_retried_per_max_failures(self):
+        # --mem=64M for each step (launcher.args): task/cgroup caps the step's memory cgroup at
+        # 64 MiB and the kernel's OOM killer ends the trial as it fills 256 MiB. An ordinary
+        # failure of the trial (docs/spec.md, Failures): retried max_failures (1) times, then ERROR.
+        hog = "b = bytearray(256 << 20); print('not killed', len(b))"
+        spec = self.spec(num_samples=1, scheduler={"type": "fifo"}, max_failures=1,
+                         launcher={"type": "slurm", "args": ["--mem=64M"]},
+                         trainer={"command": [sys.executable, "-c", hog]})
+        self.tune("run", str(spec))
+        events = journal(self.dir / "slurm")
+        failed = [e for e in events if e["event"] == "trial_failed"]
+        self.assertEqual([e["retry"] for e in failed], [True, False], self.log())
+        for event in failed:
+            # sacct's ExitCode 0:125 is Slurm's OOM marker (SIG_OOM, 253, in a wait status), not
+            # a signal: the task was SIGKILLed by the OOM killer.
+            self.assertRegex(event["reason"], rf"^out of memory \(killed by signal 9 \(SIGKILL\)\) "
+                                              rf"\(sacct: {self.allocation.job}\.\d+ OUT_OF_MEMORY, "
+                                              r"exit 0:125 on n[12]\)$")
+        # The last failure, not retried, made it ERROR (error.txt holds the reason).
+        trial = self.dir / "slurm" / "t_00001"
+        self.assertIn("OUT_OF_MEMORY", (trial / "error.txt").read_text())
+        self.assertNotIn("not killed", (trial / "stdout.log").read_text())
+
+    @unittest.skipUnless(accounting_on(), "the cluster runs without accounting")
+    def test_a_trial_past_its_time_limit_is_timeout_and_not_retried(self):
+        # launcher.time "1": srun --time=1, Slurm's smallest limit (one minute). slurmctld checks
+        # limits every 30 s (OverTimeLimit 0, KillWait 5): the step is ended 60-95 s in, with
+        # SIGTERM. Retried per max_failures (0 here: not retried), like any failure of its own.
+        spec = self.spec(num_samples=1, scheduler={"type": "fifo"}, max_failures=0,
+                         launcher={"type": "slurm", "time": "1"},
+                         trainer={"command": [str(Path(ARGS.bin) / "tune-example-curve")],
+                                  "max_epochs": 100000, "sleep_ms": 500})
+        self.tune("run", str(spec))
+        events = journal(self.dir / "slurm")
+        failed = [e for e in events if e["event"] == "trial_failed"]
+        self.assertEqual(len(failed), 1, self.log())
+        self.assertFalse(failed[0]["retry"])
+        self.assertRegex(failed[0]["reason"], rf"^time limit reached \(killed by signal 15 "
+                                              rf"\(SIGTERM\)\) \(sacct: {self.allocation.job}\.\d+ "
+                                              r"TIMEOUT, exit 0:15 on n[12]\)$")
+        self.assertIn("TIMEOUT", (self.dir / "slurm" / "t_00001" / "error.txt").read_text())
+        # It trained until Slurm ended it (about 2 epochs a second for at least the minute).
+        self.assertGreater(len(self.results(self.dir / "slurm" / "t_00001")), 60)
 
     @unittest.skipUnless(accounting_on(), "the cluster runs without accounting")
     def test_exit_status_and_node_come_from_sacct(self):
