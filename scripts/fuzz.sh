@@ -6,18 +6,27 @@
 # minimised (libFuzzer's -merge into a fresh directory: the fewest inputs that keep the coverage of
 # the old corpus and of this run's finds) and replaces tests/fuzz/corpus/<target>/.
 # Debian's clang lacks the libFuzzer runtime: `scripts/setup.sh --fuzz` installs it when missing.
-# Usage: bash scripts/fuzz.sh [RUNS] [TARGET...]   (targets: spec overrides protocol journal;
-# journal_tuner, the slow whole-Tuner resume of tests/fuzz/journal_tuner_fuzz.cc, only by name).
+# Usage: bash scripts/fuzz.sh [--fast] [RUNS] [TARGET...]   (targets: spec overrides protocol
+# journal; journal_tuner, the slow whole-Tuner resume of tests/fuzz/journal_tuner_fuzz.cc, only by
+# name). --fast: the throughput build in build-fuzzfast, libFuzzer + UBSan at -O2 without ASan
+# (several times the executions per second: for the long runs; the default ASan + UBSan build in
+# build-fuzz also finds memory errors that do not crash).
 # FUZZ_MAX_SECONDS=N stops each target after N seconds if RUNS are not done by then (the corpus
 # is still minimised); FUZZ_NICE (default 10) is the niceness the fuzzers run at; FUZZ_BUILD=0
 # runs the targets as built (while another build runs in build-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build=build-fuzz
+sanitizers=address,undefined
+if [[ ${1:-} == --fast ]]; then
+  build=build-fuzzfast
+  sanitizers=undefined
+  shift
+fi
 runs=${1:-10000000}
 shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(spec overrides protocol journal)
-build=build-fuzz
 
 probe='extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }'
 if ! command -v clang++ >/dev/null ||
@@ -26,8 +35,12 @@ if ! command -v clang++ >/dev/null ||
   bash scripts/setup.sh --fuzz
 fi
 if [[ ! -f $build/CMakeCache.txt ]]; then
+  launcher=()
+  command -v ccache >/dev/null &&
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
   CC=clang CXX=clang++ cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DTUNE_BUILD_FUZZERS=ON -DTUNE_BUILD_TESTS=OFF -DTUNE_BUILD_BENCH=OFF
+    "${launcher[@]}" -DTUNE_BUILD_FUZZERS=ON -DTUNE_FUZZ_SANITIZERS=$sanitizers \
+    -DTUNE_BUILD_TESTS=OFF -DTUNE_BUILD_BENCH=OFF
 fi
 mkdir -p $build/crashes
 failed=0
