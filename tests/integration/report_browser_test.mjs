@@ -53,9 +53,18 @@ function watchConsole(page, errors) {
 const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'tune-browser-'));
 const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
 try {
-  // 1. Live: 8 ASHA trials of 9 epochs, 2 at a time, 400 ms per epoch (about 8 s).
+  // 1. Live: 8 ASHA trials of 9 epochs, 2 at a time, 400 ms per epoch (about 8 s). Each trial
+  // waits for the file `go` before it starts (sh, then exec), and the test makes it only once the
+  // live page is connected: the page must see reports arrive, however long it took to load (under
+  // load the whole run once ended before the page had loaded, and the check raced the run).
+  const go = path.join(storage, 'go');
+  const heldSpec = JSON.parse(fs.readFileSync(path.join(source, 'examples/curve.json'), 'utf8'));
+  heldSpec.trainer.command = ['sh', '-c', 'while [ ! -e "$1" ]; do sleep 0.05; done; exec "$0"',
+    heldSpec.trainer.command[0], go];
+  const heldPath = path.join(storage, 'curve_held.json');
+  fs.writeFileSync(heldPath, JSON.stringify(heldSpec));
   const run = spawn(tune, [
-    'run', path.join(source, 'examples/curve.json'), '--storage', storage, '--name', 'live', '--cpus', '1',
+    'run', heldPath, '--storage', storage, '--name', 'live', '--cpus', '1',
     '--dashboard', '127.0.0.1:0', 'num_samples=8', 'max_concurrent=2', 'scheduler.max_t=9',
     'trainer.max_epochs=9', 'trainer.sleep_ms=400'], { env: { ...process.env, PATH: path.dirname(tune) + ':' + process.env.PATH } });
   let output = '';
@@ -75,12 +84,16 @@ try {
   const liveErrors = [];
   watchConsole(live, liveErrors);
   await live.goto(url);
-  if (await waitFor(live, () => window.tuneReport && window.tuneReport.reports() > 0, null, 30000, 'the live page shows reports')) {
+  // Connected: the event stream's first message (the whole experiment so far) has been drawn.
+  if (await waitFor(live, () => window.tuneReport && window.tuneReport.renders() > 0, null, 60000, 'the live page connects')) {
     const before = await live.evaluate(() => window.tuneReport.reports());
-    await waitFor(live, n => window.tuneReport.reports() > n, before, 20000, 'the live page updates when a report arrives');
+    check(before === 0, `the trials were held back until the page connected: ${before} reports shown`);
+    fs.writeFileSync(go, '');
+    await waitFor(live, n => window.tuneReport.reports() > n, before, 60000, 'the live page updates when a report arrives');
     const after = await live.evaluate(() => window.tuneReport.reports());
     check(after > before, `the live page updated by itself: ${before} -> ${after} reports shown`);
   }
+  fs.writeFileSync(go, '');  // whatever happened above: let the run finish
   const code = await exited;
   check(code === 0, 'tune run exited 0 (got ' + code + ')');
   check(liveErrors.length === 0, 'the live page logged no console errors ' + JSON.stringify(liveErrors));
