@@ -627,6 +627,45 @@ TEST_F(TunerLoopTest, ATrialThatFinishesInsteadOfPausingButExitsLateIsTerminated
   EXPECT_EQ(EventTypes("t_00001").back(), "trial_ended");
 }
 
+// The grace-period kill is per attempt: a trial SIGKILLed after the grace period in its first
+// attempt (no "done": PAUSED), relaunched, that says done at its next pause and then crashes by
+// itself is PAUSED again (a crash is not a finish), not TERMINATED by the first attempt's flag.
+TEST_F(TunerLoopTest, AGracePeriodKillCountsOnlyForItsOwnAttempt) {
+  raw_["stop_grace_s"] = 10;
+  scripted_ = true;
+  decide_ = [](const std::string&, const Result&) { return Decision(Decision::kPause); };
+  int relaunches = 0;  // t_00001 runs again once; nothing else runs
+  choose_ = [&relaunches](const std::vector<const Trial*>& waiting) -> std::optional<std::string> {
+    for (const Trial* trial : waiting) {
+      if (trial->id != "t_00001") continue;
+      if (trial->status == TrialStatus::kPending || relaunches++ == 0) return trial->id;
+    }
+    return std::nullopt;
+  };
+  auto tuner = MakeTuner();
+  const std::int64_t first = launcher_->LastGroupOf("t_00001");
+  tuner->handler().OnConnect("t_00001", 1);
+  EXPECT_EQ(Report(*tuner, "t_00001", 1, 0.1, std::string("/ck/1")), Action::kPause);
+  clock_.Advance(10.1);
+  tuner->Poll();
+  ASSERT_EQ(launcher_->group(first).signals, std::vector<int>{SIGKILL});
+  launcher_->Exit(first, 0, SIGKILL);
+  tuner->Poll();
+  ASSERT_EQ(TrialOf(*tuner, "t_00001").status, TrialStatus::kRunning);  // relaunched at once
+  const std::int64_t second = launcher_->LastGroupOf("t_00001");
+  ASSERT_NE(second, first);
+  tuner->handler().OnConnect("t_00001", 1);
+  EXPECT_EQ(Report(*tuner, "t_00001", 2, 0.2, std::string("/ck/2")), Action::kPause);
+  tuner->handler().OnDone("t_00001");
+  launcher_->Exit(second, 1);
+  tuner->Poll();
+  // PAUSED, then run again at once (none other runs): not TERMINATED.
+  EXPECT_NE(TrialOf(*tuner, "t_00001").status, TrialStatus::kTerminated);
+  auto types = EventTypes("t_00001");
+  EXPECT_EQ(std::count(types.begin(), types.end(), "trial_paused"), 2);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "trial_ended"), 0);
+}
+
 TEST_F(TunerLoopTest, StoppersEndTrialsAndTheExperiment) {
   raw_["max_concurrent"] = 3;
   raw_["stop"] = {{"training_iteration", 2}, {"time_budget_s", 100}};
