@@ -43,9 +43,17 @@ taken when each epoch's accuracy was reported. Per contestant: time to the first
 threshold (any epoch of any trial), best val_acc when the fastest contestant finished and when
 the slowest finished, total wall time, trials and epochs trained.
 
+Per contestant and seed, also its final best val_acc and, for a peer, the time tune took to reach
+that accuracy, with the peer's total wall time / that time (issue 18's target: >= 2x). With
+--seeds 0,1,2 every contestant runs once per seed and the table ends with median rows per
+contestant (the median of each column; of the per-seed ratios for the ratios). --tune-override
+JSON merges a variant into tune's spec (e.g. '{"search": {"intermediate": "budget"}}');
+bench/peers/race_epochs.py reads the runs' results and says how each spent its epochs.
+
 Usage (alone): .venv/bin/python bench/peers/race.py [--quick] [--bin build/bin]
                    [--concurrency 1,2] [--trials 40] [--epochs 10] [--threshold 0.88]
-                   [--contestants tune,optuna,ray] [--seed 0] [--out FILE.md]
+                   [--contestants tune,optuna,ray] [--seed 0 | --seeds 0,1,2]
+                   [--tune-override JSON] [--out FILE.md]
 Quick: 8 trials, 3 epochs, threshold 0.85, concurrency 2 (about 2 min on an idle 2-core machine;
 6.5 min measured with load average 8-15). Full: 40 trials, 10 epochs, 0.88, concurrency 1 and 2:
 about 90-100 epochs of 60,000 images per contestant and concurrency (the baseline's seed-0 run
@@ -59,6 +67,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -329,7 +338,19 @@ def read_ray(out, launch):
 
 # ---------------------------------------------------------------- tune
 
+def merge(base, extra):
+    """`extra` merged into `base` object by object (a spec variant: --tune-override)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def tune_spec(s, k, data, seed):
+    return merge(_tune_spec(s, k, data, seed), s.get("tune_override") or {})
+
+
+def _tune_spec(s, k, data, seed):
     return {
         "name": f"race_c{k}", "metric": "val_acc", "mode": "max",
         "num_samples": s["trials"], "max_concurrent": k,
@@ -376,7 +397,9 @@ def settings(ctx):
                 threshold=float(get("threshold", 0.85 if q else 0.88)),
                 concurrency=[int(c) for c in str(get("concurrency", "2" if q else "1,2")).split(",")],
                 contestants=str(get("contestants", ",".join(CONTESTANTS))).split(","),
-                seed=int(get("seed", 0)))
+                seed=int(get("seed", 0)),
+                seeds=[int(x) for x in str(get("seeds", get("seed", 0))).split(",")],
+                tune_override=json.loads(get("tune_override", "{}")))
 
 
 def run_process(ctx, cmd, env, log_path, timeout):
@@ -405,7 +428,7 @@ def run_process(ctx, cmd, env, log_path, timeout):
 
 
 def contestant(ctx, who, k, s, env, data):
-    work = os.path.join(ctx.work, "race", f"{who}_c{k}")  # ctx.work is shared with the other parts
+    work = os.path.join(ctx.work, "race", f"{who}_c{k}_s{s['seed']}")  # ctx.work is shared with the other parts
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     log = os.path.join(work, "log.txt")
@@ -447,7 +470,36 @@ def reproduce(ctx, s, who, k):
     rel_bin = os.path.relpath(ctx.bin_dir, ctx.root)
     return (f".venv/bin/python bench/peers/race.py --bin {shlex.quote(rel_bin)} --contestants {who} "
             f"--concurrency {k} --trials {s['trials']} --epochs {s['epochs']} --threshold {s['threshold']} "
-            f"--seed {s['seed']}")
+            f"--seed {s['seed']}"
+            + (f" --tune-override {shlex.quote(json.dumps(s['tune_override']))}" if who == "tune" and s.get("tune_override") else ""))
+
+
+def ratio_cell(x):
+    return "n/a (not reached)" if x is None else f"{x:.2f}x {'met' if x >= TARGET else 'NOT met'}"
+
+
+def compare_with_tune(res, threshold):
+    """Per contestant of one seed: its time to the threshold and final best, and for a peer, tune's
+    time to that final best, with the target's ratios (peer's time / tune's: >= 2 meets it)."""
+    tune = res.get("tune")
+    for who, r in res.items():
+        r["reach"] = first_reach(r["events"], threshold)
+        r["final"] = max((v for _, v in r["events"]), default=None)
+    for who, r in res.items():
+        r["reach_ratio"] = r["tune_to_final"] = r["final_ratio"] = None
+        if who == "tune" or tune is None:
+            continue
+        if tune["reach"] and r["reach"] is not None:
+            r["reach_ratio"] = r["reach"] / tune["reach"]
+        if r["final"] is not None:
+            r["tune_to_final"] = first_reach(tune["events"], r["final"])
+            if r["tune_to_final"]:
+                r["final_ratio"] = r["wall"] / r["tune_to_final"]
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def run(ctx):
@@ -456,64 +508,87 @@ def run(ctx):
     common.need_fashion_and_bins(ctx, "race", ("tune", "tune-trainer") if "tune" in s["contestants"] else ())
     env = race_env(data)
     t_start = time.time()
+    seeds = s["seeds"]
     out = ["## End-to-end race: tune vs Optuna vs Ray Tune (Fashion-MNIST MLP)", ""]
-    out.append(f"{s['trials']} trials, <= {s['epochs']} epochs each, the baseline's space, TPE (seed {s['seed']}) + "
+    out.append(f"{s['trials']} trials, <= {s['epochs']} epochs each, the baseline's space, TPE (seed "
+               f"{', '.join(map(str, seeds))}) + "
                f"successive halving (grace 1, reduction 3, max {s['epochs']}), 1 thread per trial, threshold "
                f"val_acc >= {s['threshold']}. Times in seconds from each contestant's launch; `best@fastest`/"
                f"`best@slowest`: best val_acc when the first/last contestant of that concurrency finished. "
-               f"Target: tune reaches the threshold in <= 1/{TARGET:g} of each peer's time. Contestants run one "
-               f"after another (tune, Optuna, Ray) in the baseline's `--env tuned` environment; bench/peers/race.py's "
-               f"docstring describes each setup."
-               + (" **Quick mode: a smoke test, not a measurement.**" if ctx.quick else ""))
+               f"Targets (issue 18): tune reaches the threshold in <= 1/{TARGET:g} of each peer's time, and each "
+               f"peer's final best val_acc in <= 1/{TARGET:g} of that peer's total wall time (`tune to this final "
+               f"best`, and the peer's wall / it); with several seeds, the median rows take the median of each "
+               f"column (of the per-seed ratios for the ratios). Contestants run one after another (tune, Optuna, "
+               f"Ray) in the baseline's `--env tuned` environment; bench/peers/race.py's docstring describes each "
+               f"setup." + (" **Quick mode: a smoke test, not a measurement.**" if ctx.quick else ""))
     out.append("")
-    header = ["K", "contestant", "time to threshold", "peer/tune (target >= 2x)", "best@fastest", "best@slowest",
-              "best overall", "total wall", "setup before search", "trials", "epochs", "reproduce"]
+    header = ["K", "seed", "contestant", "time to threshold", "peer/tune (target >= 2x)", "final best",
+              "tune to this final best", "peer wall / that (target >= 2x)", "best@fastest", "best@slowest",
+              "total wall", "setup before search", "trials", "epochs", "reproduce"]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "---|" * len(header))
     notes = []
+    fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
     for k in s["concurrency"]:
-        res = {}
-        for who in [c for c in CONTESTANTS if c in s["contestants"]]:
-            ctx.log(f"race: {who}, {k} at once, {s['trials']} trials x <= {s['epochs']} epochs")
-            try:
-                res[who] = contestant(ctx, who, k, s, env, data)
-            except Exception as e:  # noqa: BLE001  (one contestant failing is reported, not fatal)
-                ctx.log(f"race: {who} failed: {e}")
-                notes.append(f"- K={k} {who} failed: {str(e).splitlines()[0]}")
+        by_seed = []
+        for seed in seeds:
+            ss = dict(s, seed=seed)
+            res = {}
+            for who in [c for c in CONTESTANTS if c in s["contestants"]]:
+                ctx.log(f"race: {who}, {k} at once, seed {seed}, {s['trials']} trials x <= {s['epochs']} epochs")
+                try:
+                    res[who] = contestant(ctx, who, k, ss, env, data)
+                except Exception as e:  # noqa: BLE001  (one contestant failing is reported, not fatal)
+                    ctx.log(f"race: {who} failed: {e}")
+                    notes.append(f"- K={k} seed {seed} {who} failed: {str(e).splitlines()[0]}")
+                    continue
+                r = res[who]
+                ctx.log(f"race: {who} K={k} seed {seed}: wall {r['wall']:.1f} s, "
+                        f"threshold at {first_reach(r['events'], s['threshold'])}, {r['trials']} trials, {r['epochs']} epochs")
+                for e in r.get("errors") or []:
+                    notes.append(f"- K={k} seed {seed} {who}: trial error {e}")
+            if not res:
                 continue
-            r = res[who]
-            r["reach"] = first_reach(r["events"], s["threshold"])
-            ctx.log(f"race: {who} K={k}: wall {r['wall']:.1f} s, threshold at {r['reach']}, "
-                    f"{r['trials']} trials, {r['epochs']} epochs")
-            for e in r.get("errors") or []:
-                notes.append(f"- K={k} {who}: trial error {e}")
-        if not res:
+            compare_with_tune(res, s["threshold"])
+            fastest = min(r["wall"] for r in res.values())
+            slowest = max(r["wall"] for r in res.values())
+            for who, r in res.items():
+                r["best_fastest"] = best_at(r["events"], fastest)
+                r["best_slowest"] = best_at(r["events"], slowest)
+                peer = who != "tune" and "tune" in res
+                row = [str(k), str(seed), who, fmt(r["reach"]), ratio_cell(r["reach_ratio"]) if peer else "-",
+                       fmt(r["final"], "{:.4f}"), fmt(r["tune_to_final"]) if peer else "-",
+                       ratio_cell(r["final_ratio"]) if peer else "-",
+                       fmt(r["best_fastest"], "{:.4f}"), fmt(r["best_slowest"], "{:.4f}"),
+                       fmt(r["wall"]), fmt(r.get("search_start")), str(r["trials"]), str(r["epochs"]),
+                       "`" + reproduce(ctx, ss, who, k) + "`"]
+                out.append("| " + " | ".join(row) + " |")
+                if "states" in r:
+                    notes.append(f"- K={k} seed {seed} optuna: {r['states']['COMPLETE']} complete, "
+                                 f"{r['states']['PRUNED']} pruned")
+            by_seed.append(res)
+        if len(seeds) < 2:
             continue
-        fastest = min(r["wall"] for r in res.values())
-        slowest = max(r["wall"] for r in res.values())
-        tune_reach = res.get("tune", {}).get("reach")
-        fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
-        for who, r in res.items():
-            if who == "tune" or "tune" not in res:
-                ratio = "-"
-            elif tune_reach is None or r["reach"] is None:
-                ratio = "n/a (not reached)"
-            else:
-                x = r["reach"] / tune_reach
-                ratio = f"{x:.2f}x {'met' if x >= TARGET else 'NOT met'}"
-            row = [str(k), who, fmt(r["reach"]), ratio, fmt(best_at(r["events"], fastest), "{:.4f}"),
-                   fmt(best_at(r["events"], slowest), "{:.4f}"), fmt(max((v for _, v in r["events"]), default=None), "{:.4f}"),
-                   fmt(r["wall"]), fmt(r.get("search_start")), str(r["trials"]), str(r["epochs"]),
-                   "`" + reproduce(ctx, s, who, k) + "`"]
+        for who in [c for c in CONTESTANTS if c in s["contestants"]]:
+            runs = [res[who] for res in by_seed if who in res]
+            if not runs:
+                continue
+            med = lambda key: median_or_none([r[key] for r in runs])  # noqa: E731
+            peer = who != "tune" and all("tune" in res for res in by_seed)
+            missing = sum(r["final_ratio"] is None or r["reach_ratio"] is None for r in runs) if peer else 0
+            row = [str(k), f"**median of {len(runs)}**", f"**{who}**", fmt(med("reach")),
+                   ratio_cell(med("reach_ratio")) if peer else "-", fmt(med("final"), "{:.4f}"),
+                   fmt(med("tune_to_final")) if peer else "-", ratio_cell(med("final_ratio")) if peer else "-",
+                   fmt(med("best_fastest"), "{:.4f}"), fmt(med("best_slowest"), "{:.4f}"), fmt(med("wall")),
+                   fmt(med("search_start")), fmt(med("trials"), "{:.0f}"), fmt(med("epochs"), "{:.0f}"),
+                   f"{missing} seed(s) without a ratio (not reached)" if missing else ""]
             out.append("| " + " | ".join(row) + " |")
-            if "states" in r:
-                notes.append(f"- K={k} optuna: {r['states']['COMPLETE']} complete, {r['states']['PRUNED']} pruned")
     out.append("")
     load = os.getloadavg()
     out.append(f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs; "
                f"the race took {time.time() - t_start:.0f} s. Logs and raw results: `{os.path.join(ctx.work, 'race')}`.")
     out.extend(notes)
-    spec = tune_spec(s, s["concurrency"][0], "DATA", s["seed"])
+    spec = tune_spec(s, s["concurrency"][0], "DATA", seeds[0])
     out += ["", f"tune's spec (K={s['concurrency'][0]}; `max_concurrent` is K, `DATA` is data/ as an absolute path), "
             "run as `build/bin/tune run spec.json --storage DIR`:", "", "```json",
             json.dumps(spec), "```",
@@ -540,6 +615,10 @@ def main():
     p.add_argument("--threshold", type=float)
     p.add_argument("--contestants")
     p.add_argument("--seed", type=int)
+    p.add_argument("--seeds", help="several seeds (0,1,2): each contestant runs once per seed, and the table "
+                   "adds median rows")
+    p.add_argument("--tune-override", help="JSON merged into tune's spec, object by object (a variant: "
+                   "'{\"search\": {\"intermediate\": \"budget\"}}')")
     p.add_argument("--out")
     a = p.parse_args()
     if a.optuna_worker or a.ray_worker or a.optuna_process is not None:
@@ -549,7 +628,8 @@ def main():
             return optuna_process(a)
         return optuna_worker(a) if a.optuna_worker else ray_worker(a)
     common.run_alone(run, a, "peers-race-", concurrency=a.concurrency, trials=a.trials, epochs=a.epochs,
-                     threshold=a.threshold, contestants=a.contestants, seed=a.seed)
+                     threshold=a.threshold, contestants=a.contestants, seed=a.seed,
+                     seeds=a.seeds, tune_override=a.tune_override)
 
 if __name__ == "__main__":
     main()
