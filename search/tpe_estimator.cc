@@ -318,6 +318,13 @@ void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consid
     }
   }
   const double min_sigma = range / std::min(100.0, static_cast<double>(n + 2));
+  // An observation equal to another (ints, quantized values, repeated configs) has a neighbour
+  // at distance 0: its kernel is the narrowest. Taking the gap to the next distinct value instead
+  // gave it to whichever copy sorted first or last, the oldest and the newest trial at each
+  // value, and in the joint model that made g(x) broad around the recent trials (docs/tpe.md).
+  for (std::size_t i = 0; i < n; ++i) {
+    if ((i > 0 && mus[i] == mus[i - 1]) || (i + 1 < n && mus[i] == mus[i + 1])) sigma[i] = 0;
+  }
   for (std::size_t i = 0; i < n; ++i) sigma[i] = std::clamp(sigma[i], min_sigma, range);
 }
 

@@ -7,7 +7,8 @@
 //   Numeric dimensions: truncated normals on the domain (search/truncnorm.h), in kernel space
 //   (search/tpe_dim.h). A kernel's sigma is the larger gap to its neighbours among the sorted
 //   observations and the prior's centre (not the centre with prior_neighbour false, as Optuna
-//   5.0), with the domain bounds as the outermost neighbours;
+//   5.0), with the domain bounds as the outermost neighbours; an observation equal to another
+//   takes the smallest sigma (docs/tpe.md, "Ties");
 //   unless consider_endpoints, the outermost observations take the gap to their one inner
 //   neighbour. Sigmas are clipped to [range / min(100, n + 2), range] (Optuna's "magic clip";
 //   n observations). Binned dimensions score a value by each kernel's mass on its bin.

@@ -106,6 +106,24 @@ TEST(TpeEstimatorTest, WithoutThePriorAsANeighbourWidthsAreOptuna5s) {
   EXPECT_DOUBLE_EQ(one, 10.0 / 3);
 }
 
+TEST(TpeEstimatorTest, TiedObservationsTakeTheNarrowestKernel) {
+  // Integers 0..10 (kernel bounds -0.5, 10.5); 7 observations: clip 11 / 9. Copies of a value
+  // have a neighbour at distance 0, so every copy gets the clip, whether or not the prior's
+  // centre (5) is a neighbour; before, the first 1 got the clip, the third 1 the gap 3 to 4, the
+  // first 6 the gap 2 and the second 6 the gap 3: which copy was wide depended on trial order.
+  const Dim dim = DimOf(R"({"randint": [0, 11]})");
+  const std::vector<double> mus = {1, 1, 1, 4, 6, 6, 9};
+  const double clip = 11.0 / 9;
+  const std::vector<double> expected = {clip, clip, clip, 3, clip, clip, 3};
+  for (bool prior_neighbour : {true, false}) {
+    std::vector<double> sigma(mus.size());
+    NeighbourSigmas(dim, mus, false, sigma.data(), prior_neighbour);
+    for (std::size_t i = 0; i < mus.size(); ++i) {
+      EXPECT_NEAR(sigma[i], expected[i], 1e-12) << i << " prior_neighbour " << prior_neighbour;
+    }
+  }
+}
+
 TEST(TpeEstimatorTest, ContinuousMixtureMatchesOptunasTruncatedNormals) {
   const Dim dim = DimOf(R"({"uniform": [0, 10]})");
   const std::vector<double> mus = {0.5, 1, 1.5, 4, 6, 6.2, 8, 9.5};
@@ -136,15 +154,18 @@ TEST(TpeEstimatorTest, ContinuousMixtureMatchesOptunasTruncatedNormals) {
 
 TEST(TpeEstimatorTest, BinnedMixtureScoresBinMasses) {
   const Dim dim = DimOf(R"({"randint": [0, 10]})");
-  // Widths: 1 and 1 clipped to 10 / 6, then 2.5, 2.5; the prior N(4.5, 10) on [-0.5, 9.5].
+  // Widths: 1 and the two tied 2s clipped to 10 / 6, then 2.5; the prior N(4.5, 10) on
+  // [-0.5, 9.5]. Expected: the mixture of the kernels' bin masses (scipy's norm.cdf), each
+  // kernel renormalised to the domain, weights 1/5.
   const NumericKernels kernels = FitNumeric(dim, {1, 2, 2, 7}, {1, 1, 1, 1}, ParzenOptions{});
   EXPECT_NEAR(kernels.sigma[0], 10.0 / 6, 1e-12);
-  EXPECT_EQ(kernels.sigma[2], 2.5);
-  EXPECT_EQ(kernels.distinct_mu.size(), 5);  // the two kernels at 2 differ in width
-  const double cases[][2] = {{0, -2.1135754513891567},
-                             {2, -1.8185779237480255},
-                             {5, -2.5146505471089435},
-                             {9, -3.054502779254401}};
+  EXPECT_NEAR(kernels.sigma[2], 10.0 / 6, 1e-12);
+  EXPECT_EQ(kernels.sigma[3], 2.5);
+  EXPECT_EQ(kernels.distinct_mu.size(), 4);  // the two kernels at 2 share their width
+  const double cases[][2] = {{0, -2.133591188035352},
+                             {2, -1.742657134776422},
+                             {5, -2.6195843032216657},
+                             {9, -3.071160172488697}};
   for (const auto& c : cases) {
     EXPECT_NEAR(MixtureLogDensity(dim, kernels, c[0]), c[1], 1e-5) << c[0];
     // Any point of the bin scores the bin.

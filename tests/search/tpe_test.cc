@@ -169,6 +169,33 @@ TEST(TpeTest, BeatsRandomSearchOnBranin) {
   EXPECT_GE(wins, 7);
 }
 
+// A sphere on 6 integers in -5..5 (bench/suite's rastrigin_int6: at integers Rastrigin is the
+// sum of squares), 100 trials. Before tied observations took the narrowest kernel
+// (TpeEstimatorTest.TiedObservationsTakeTheNarrowestKernel) no seed of 0..9 reached the optimum
+// (best 1-3, median 2; Optuna 5.0's TPESampler: 0 on 6 of 20 seeds); now most do.
+TEST(TpeTest, FindsTheOptimumOfASphereOnIntegers) {
+  Space space = ParseSpace(Json::parse(R"({"a": {"randint": [-5, 6]}, "b": {"randint": [-5, 6]},
+      "c": {"randint": [-5, 6]}, "d": {"randint": [-5, 6]}, "e": {"randint": [-5, 6]},
+      "f": {"randint": [-5, 6]}})"));
+  std::vector<double> best;
+  for (std::uint64_t seed = 0; seed < 10; ++seed) {
+    auto searcher = MakeSearcher(space, Options(R"({"algorithm": "tpe"})", 100, seed));
+    double lowest = INFINITY;
+    for (int t = 0; t < 100; ++t) {
+      std::string id = "t" + std::to_string(t);
+      const Json config = searcher->Suggest(id).config;
+      double value = 0;
+      for (const auto& item : config.items()) value += std::pow(item.value().get<double>(), 2);
+      lowest = std::min(lowest, value);
+      Tell(*searcher, id, value);
+    }
+    best.push_back(lowest);
+  }
+  EXPECT_GE(std::count(best.begin(), best.end(), 0.0), 4);
+  EXPECT_LE(Median(best), 0.5);
+  EXPECT_LE(*std::max_element(best.begin(), best.end()), 2);
+}
+
 // The density of g(x) is evaluated in float, in unit coordinates of the domain, and with long
 // histories only over the kernels near each candidate: a domain far from 0 and 400 trials (so
 // g(x) has hundreds of kernels) must still let TPE home in far better than random search.
