@@ -136,12 +136,23 @@ std::optional<SacctRecord> ParseSacct(const std::string& output, const std::stri
     for (std::string field; std::getline(items, field, '|');) fields.push_back(Trim(field));
     if (fields.size() < 4 || fields[0] != id) continue;
     SacctRecord record;
+    record.id = fields[0];
     record.state = fields[1].substr(0, fields[1].find(' '));
     if (std::sscanf(fields[2].c_str(), "%d:%d", &record.code, &record.signal) != 2) continue;
     record.nodes = fields[3];
     found = record;
   }
   return found;
+}
+
+std::optional<SacctRecord> SacctEnd(const std::string& output, const std::string& id) {
+  std::optional<SacctRecord> record = ParseSacct(output, id);
+  if (record && record->final() && record->state != "OUT_OF_MEMORY" &&
+      id.find('.') == std::string::npos) {
+    std::optional<SacctRecord> step = ParseSacct(output, id + ".0");
+    if (step && step->state == "OUT_OF_MEMORY") return step;
+  }
+  return record;
 }
 
 std::string RunSlurmCommand(const std::vector<std::string>& argv) {
@@ -495,9 +506,9 @@ void SlurmLauncher::Finish(std::int64_t group, ExitStatus exit, Attempt attempt,
                            std::string said, int tries) {
   std::optional<SacctRecord> record;
   if (!job.empty()) {
-    record = ParseSacct(RunSlurmCommand({"sacct", "-n", "-P", "-j", job, "-o",
-                                         "JobID,State,ExitCode,NodeList"}),
-                        job);
+    record = SacctEnd(RunSlurmCommand({"sacct", "-n", "-P", "-j", job, "-o",
+                                       "JobID,State,ExitCode,NodeList"}),
+                      job);
     if ((!record || !record->final()) && tries > 0) {
       // slurmctld tells slurmdbd after srun has returned: ask again shortly.
       auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
@@ -514,7 +525,7 @@ void SlurmLauncher::Finish(std::int64_t group, ExitStatus exit, Attempt attempt,
   }
   std::string accounted;  // what sacct said, for the failure's description
   if (record) {
-    accounted = fmt::format("sacct: {} {}, exit {}:{}{}", job, record->state, record->code,
+    accounted = fmt::format("sacct: {} {}, exit {}:{}{}", record->id, record->state, record->code,
                             record->signal, record->nodes.empty() ? "" : " on " + record->nodes);
     if (exit.location.empty() && record->nodes != "None assigned") exit.location = record->nodes;
     if (record->state == "OUT_OF_MEMORY") {

@@ -130,6 +130,7 @@ std::optional<std::pair<int, int>> SlurmFirstFailedTask(const std::string& log);
 // A step's or job's record in sacct's `-n -P -o JobID,State,ExitCode,NodeList` output: the last
 // line for `id` ("12" or "12.3"); nullopt when there is none.
 struct SacctRecord {
+  std::string id;     // JobID: "12" (a job) or "12.3" (a step)
   std::string state;  // "FAILED", "NODE_FAIL", "CANCELLED" ("CANCELLED by 0": first word)
   int code = 0;       // ExitCode "code:signal"
   int signal = 0;
@@ -141,6 +142,10 @@ struct SacctRecord {
   bool lost() const;
 };
 std::optional<SacctRecord> ParseSacct(const std::string& output, const std::string& id);
+// How job or step `id` ended, from the same output: ParseSacct's record, except for an sbatch job
+// (an id without a step) whose trial, its step 0 (the batch script execs srun), ran out of
+// memory: then that step's OUT_OF_MEMORY record, since the job itself only FAILED with srun's exit.
+std::optional<SacctRecord> SacctEnd(const std::string& output, const std::string& id);
 // Runs a short Slurm command (scontrol, scancel) and returns its stdout; "" on failure.
 std::string RunSlurmCommand(const std::vector<std::string>& argv);
 

@@ -485,6 +485,32 @@ class SbatchTest(unittest.TestCase):
                 self.assertIn("TimeLimit=00:05:00", info)
 
 
+    @unittest.skipUnless(accounting_on() and memory_enforced(),
+                         "the cluster runs without accounting or without task/cgroup")
+    def test_a_job_over_its_memory_limit_is_out_of_memory(self):
+        # Outside an allocation: the trial's job asks --mem=64M. sacct records the job FAILED
+        # (srun's exit 1) and its step 0, the trial, OUT_OF_MEMORY: the failure says the latter.
+        # max_failures 0: not retried.
+        with tempfile.TemporaryDirectory(prefix="tune-slurm-test-") as tmp:
+            spec = {
+                "name": "jobs", "metric": "loss", "mode": "min", "num_samples": 1,
+                "max_concurrent": 1, "max_failures": 0, "resources_per_trial": {"cpu": 1},
+                "trainer": {"command": [sys.executable, "-c", "b = bytearray(256 << 20)"]},
+                "space": {"x1": {"uniform": [-5, 10]}},
+                "launcher": {"type": "slurm", "partition": "debug", "args": ["--mem=64M"]},
+                "storage": tmp,
+            }
+            (Path(tmp) / "space.json").write_text(json.dumps(spec))
+            result = subprocess.run([str(Path(ARGS.bin) / "tune"), "run", "space.json"], env=ENV,
+                                    cwd=tmp, capture_output=True, text=True, timeout=240)
+            events = journal(Path(tmp) / "jobs")
+            failed = [e for e in events if e["event"] == "trial_failed"]
+            self.assertEqual(len(failed), 1, result.stdout + result.stderr)
+            self.assertFalse(failed[0]["retry"])
+            self.assertRegex(failed[0]["reason"], r"^out of memory \(killed by signal 9 "
+                                                  r"\(SIGKILL\)\) \(sacct: \d+\.0 OUT_OF_MEMORY, "
+                                                  r"exit 0:125 on n[12]\)$")
+
     @unittest.skipUnless(accounting_on(), "the cluster runs without accounting")
     def test_preempted_job_is_retried_from_its_checkpoint(self):
         # The cluster's "preempt" partition (PriorityTier=2) preempts "debug" jobs (CANCEL): a

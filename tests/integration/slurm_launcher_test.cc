@@ -85,6 +85,26 @@ TEST(SacctTest, ReadsTheRecordOfTheStepAsked) {
   EXPECT_TRUE(ParseSacct("7|NODE_FAIL|0:0|n2\n", "7")->lost());
 }
 
+TEST(SacctTest, AnSbatchJobThatRanOutOfMemoryEndedWithItsStep) {
+  // sacct -j 2 of a trial's job (--mem=64M) whose step 0 the OOM killer ended: the job and its
+  // batch step only FAILED with srun's exit 1; the step's record is the one that says why.
+  const std::string output =
+      "2|FAILED|1:0|n1\n"
+      "2.batch|FAILED|1:0|n1\n"
+      "2.0|OUT_OF_MEMORY|0:125|n1\n";
+  std::optional<SacctRecord> end = SacctEnd(output, "2");
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->id, "2.0");
+  EXPECT_EQ(end->state, "OUT_OF_MEMORY");
+  EXPECT_EQ(ParseSacct(output, "2")->id, "2");
+  // Otherwise the job's own record: a job that failed by itself, or one past its time limit.
+  EXPECT_EQ(SacctEnd("3|FAILED|1:0|n1\n3.0|FAILED|1:0|n1\n", "3")->id, "3");
+  EXPECT_EQ(SacctEnd("4|TIMEOUT|0:0|n2\n4.0|CANCELLED|0:15|n2\n", "4")->state, "TIMEOUT");
+  // A step asked about is that step, and a job still running is not final yet (asked again).
+  EXPECT_EQ(SacctEnd(output, "2.0")->id, "2.0");
+  EXPECT_EQ(SacctEnd("5|RUNNING|0:0|n1\n5.0|OUT_OF_MEMORY|0:125|n1\n", "5")->state, "RUNNING");
+}
+
 LaunchRequest Rank0() {
   LaunchRequest request;
   request.argv = {"/opt/train", "it's"};
