@@ -5,8 +5,8 @@
 // Usage: tune-bench-tpe [quality|speed|fidelity|all] [seeds=20] [only=SUBSTRING] [first_seed=0]
 //        tune-bench-tpe speed-at SEARCH_JSON N1,N2,... [WINDOW]   (any searcher; see SpeedAt)
 //        tune-bench-tpe tune FIRST_SEED SEEDS TRIALS SEARCH_JSON...   (variant selection; set
-//        TUNE_ONLY=mixed to run one function). Keys "x_joint_scott_widths" / "x_width_free" in a
-//        search object set the switches of search/tpe_internal.h of the same names.
+//        TUNE_ONLY=mixed to run one function). "x_..." keys in a search object ("x_width_free",
+//        "x_subsample_mode", ...) set the switches of search/tpe_internal.h (TakeTpeInternalKeys).
 // `only` keeps the runs whose "/function/sampler/" contains it, e.g. "/tpe/" (univariate TPE
 // only) or "/branin/" (speed runs are named "/speed/sampler/"). For speed, a seeds argument
 // >= 100 is the largest trial count to time (tune-bench-tpe speed 2000 /speed/tpe/).
@@ -19,6 +19,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -152,27 +153,14 @@ std::unique_ptr<Searcher> Make(const Space& space, const Variant& variant, std::
                                std::int64_t trials, std::int64_t concurrent = 1) {
   const SearcherContext context{"loss", Mode::kMin, trials, concurrent, seed};
   Json search = Json::parse(variant.search);
-  // Internal switches (search/tpe_internal.h; no space.json key): "x_joint_scott_widths",
-  // "x_width_free".
-  TpeInternalOptions internal;
+  // Internal switches (search/tpe_internal.h; no space.json key): "x_..." keys.
   bool has_internal = false;
-  for (auto it = search.begin(); it != search.end();) {
-    const std::string key = it.key();
-    if (key.rfind("x_", 0) != 0) {
-      ++it;
-      continue;
-    }
-    const bool on = it.value().get<double>() != 0;
-    if (key == "x_joint_scott_widths") {
-      internal.joint_scott_widths = on;
-    } else if (key == "x_width_free") {
-      internal.width_free_density = on;
-    } else {
-      std::fprintf(stderr, "unknown internal key %s\n", key.c_str());
-      std::exit(2);
-    }
-    has_internal = true;
-    it = search.erase(it);
+  TpeInternalOptions internal;
+  try {
+    internal = TakeTpeInternalKeys(&search, &has_internal);
+  } catch (const std::invalid_argument& error) {
+    std::fprintf(stderr, "%s\n", error.what());
+    std::exit(2);
   }
   SearcherConfig config = ParseSearcherOptions(search, "search", context);
   if (!has_internal) return MakeSearcher(space, config);

@@ -29,6 +29,7 @@ struct TpeOptions {
   bool consider_endpoints = false;        // domain bounds size the outermost kernels
   bool multivariate = false;              // the joint model from the start
   std::int64_t multivariate_after = 0;    // observations before the joint model (docs/tpe.md)
+  std::int64_t window = 10000;  // each set models at most its newest `window` trials; 0: all
   bool constant_liar = true;  // pending trials rank worst; default: max_concurrent != 1
   enum class Intermediate { kLast, kRank, kBudget };  // "last", "rank" (Optuna), "budget" (BOHB)
   Intermediate intermediate = Intermediate::kLast;  // how early-stopped trials rank

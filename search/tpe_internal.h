@@ -2,6 +2,7 @@
 // No space.json key reaches them, and search/tpe.h does not include this header.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 
 #include "search/searcher.h"
@@ -21,7 +22,18 @@ struct TpeInternalOptions {
   // "multivariate": true), kernels scored with their 1/sigma factor and sized without the
   // prior's centre as a neighbour. false: the single-objective estimator, as before.
   bool motpe_as_optuna = true;
+  // Size kernels without the prior's centre as a neighbour (Optuna 5.0) with one objective too.
+  bool no_prior_neighbour = false;
+  // Which trials a group past the window keeps (search/tpe.cc, Subsample): 0 the newest, 1 a
+  // uniform random subsample, 2 half of each.
+  int subsample_mode = 0;
 };
+
+// Removes the benchmark keys "x_width_free", "x_joint_scott_widths", "x_motpe_as_optuna",
+// "x_no_prior_neighbour" (0 or 1) and "x_subsample_mode" (0, 1, 2) from a search object and
+// returns the switches they set (the others at their defaults); *any tells whether there was
+// one. Throws std::invalid_argument for another "x_" key.
+TpeInternalOptions TakeTpeInternalKeys(Json* search, bool* any);
 
 // MakeSearcher(space, config) for a "tpe" config, with the switches set.
 std::unique_ptr<Searcher> MakeTpeSearcher(const Space& space, const SearcherConfig& config,

@@ -8,8 +8,8 @@
 //                                              searcher has no more)
 //   tell VALUE                                 the value of the last config asked (minimised)
 // Errors (a bad space or search object) are answered "error MESSAGE" and the process goes on.
-// "x_width_free" / "x_joint_scott_widths" (0 or 1) in a tpe search object set the benchmark-only
-// switches of search/tpe_internal.h, as in tune-bench-tpe.
+// "x_..." keys in a tpe search object ("x_width_free", "x_subsample_mode", ...) set the
+// benchmark-only switches of search/tpe_internal.h (TakeTpeInternalKeys), as in tune-bench-tpe.
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -53,12 +53,8 @@ int main() {
         searcher.reset();
         space = std::make_unique<tune::Space>(tune::ParseSpace(Json::parse(f[4])));
         const tune::SearcherContext context{"loss", tune::Mode::kMin, trials, 1, seed};
-        tune::TpeInternalOptions internal;
-        const bool has_internal = search.contains("x_width_free") || search.contains("x_joint_scott_widths");
-        internal.width_free_density = search.value("x_width_free", 1) != 0;
-        internal.joint_scott_widths = search.value("x_joint_scott_widths", 0) != 0;
-        search.erase("x_width_free");
-        search.erase("x_joint_scott_widths");
+        bool has_internal = false;
+        const tune::TpeInternalOptions internal = tune::TakeTpeInternalKeys(&search, &has_internal);
         const tune::SearcherConfig config = tune::ParseSearcherOptions(search, "search", context);
         searcher = has_internal ? tune::MakeTpeSearcher(*space, config, internal)
                                 : tune::MakeSearcher(*space, config);

@@ -196,6 +196,71 @@ TEST(TpeTest, FindsTheOptimumOfASphereOnIntegers) {
   EXPECT_LE(*std::max_element(best.begin(), best.end()), 2);
 }
 
+// Long histories ("window", docs/tpe.md): past the window each set models only its newest
+// trials. The configs of `trials` sequential trials on the space of every domain with the search
+// object `search` plus `extra` keys; `concurrent` trials are asked before the oldest is told
+// (pending trials are in the model through the constant liar).
+std::vector<Json> WindowRun(const char* search, const char* extra, std::uint64_t seed, int trials,
+                            int concurrent = 1) {
+  Space space = ParseSpace(Json::parse(kEveryDomain));
+  Json object = Json::parse(search);
+  object.update(Json::parse(extra));
+  auto searcher = MakeSearcher(space, Options(object.dump().c_str(), trials, seed, concurrent));
+  std::vector<Json> configs;
+  std::vector<std::string> pending;
+  for (int t = 0; t < trials; ++t) {
+    std::string id = "t" + std::to_string(t);
+    configs.push_back(searcher->Suggest(id).config);
+    pending.push_back(id);
+    if (static_cast<int>(pending.size()) == concurrent || t == trials - 1) {
+      const std::string oldest = pending.front();
+      pending.erase(pending.begin());
+      Tell(*searcher, oldest, SumOfSquares(space, configs[std::stoul(oldest.substr(1))]));
+    }
+  }
+  return configs;
+}
+
+TEST(TpeTest, WithinTheWindowSuggestionsAreThoseWithoutOne) {
+  // 150 trials: the bad set reaches 135 trials, within the default window (10,000) and 136.
+  for (const char* search : {R"({"algorithm": "tpe"})",
+                             R"({"algorithm": "tpe", "multivariate_after": 1000})",
+                             R"({"algorithm": "tpe", "gamma": 0.5})"}) {
+    const std::vector<Json> all = WindowRun(search, R"({"window": 0})", 5, 150);
+    EXPECT_EQ(WindowRun(search, "{}", 5, 150), all) << search;
+    EXPECT_EQ(WindowRun(search, R"({"window": 136})", 5, 150), all) << search;
+  }
+}
+
+TEST(TpeTest, PastTheWindowSuggestionsAreFixedByTheSeed) {
+  for (const char* search : {R"({"algorithm": "tpe"})",
+                             R"({"algorithm": "tpe", "multivariate_after": 1000})",
+                             R"({"algorithm": "tpe", "gamma": 0.5})"}) {
+    for (int concurrent : {1, 4}) {
+      const char* window = R"({"window": 20})";
+      const std::vector<Json> windowed = WindowRun(search, window, 5, 120, concurrent);
+      EXPECT_EQ(WindowRun(search, window, 5, 120, concurrent), windowed) << search;
+      // The window is in use: the configs part from those of the whole history...
+      const std::vector<Json> all = WindowRun(search, R"({"window": 0})", 5, 120, concurrent);
+      EXPECT_NE(windowed, all) << search;
+      // ...but not before a set outgrows it (10 random, then a bad set of <= 20).
+      EXPECT_TRUE(std::equal(windowed.begin(), windowed.begin() + 22, all.begin())) << search;
+      EXPECT_NE(WindowRun(search, window, 6, 120, concurrent), windowed) << search;
+    }
+  }
+}
+
+TEST(TpeTest, AWindowedBadSetStillBeatsRandomSearchOnBranin) {
+  // A window of 20 on Branin: past ~25 trials the bad set is its newest 20 trials.
+  std::vector<double> windowed, random;
+  for (std::uint64_t seed = 0; seed < 10; ++seed) {
+    windowed.push_back(BraninRegret(R"({"algorithm": "tpe", "window": 20})", seed, 100));
+    random.push_back(BraninRegret(R"({"algorithm": "random"})", seed, 100));
+  }
+  EXPECT_LT(Median(windowed), 0.5 * Median(random)) << "windowed " << Median(windowed)
+                                                     << " random " << Median(random);
+}
+
 // The density of g(x) is evaluated in float, in unit coordinates of the domain, and with long
 // histories only over the kernels near each candidate: a domain far from 0 and 400 trials (so
 // g(x) has hundreds of kernels) must still let TPE home in far better than random search.
@@ -411,6 +476,7 @@ TEST(TpeTest, BadOptionsNameTheirPathAndReason) {
             "search.categorical_prior_weight: must be > 0, got 0");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "multivariate_after": -1})"),
             "search.multivariate_after: must be >= 0, got -1");
+  EXPECT_EQ(error(R"({"algorithm": "tpe", "window": -5})"), "search.window: must be >= 0, got -5");
   EXPECT_EQ(error(R"({"algorithm": "tpe", "intermediate": "rnak"})"),
             "search.intermediate: must be one of last, rank, budget, got \"rnak\" (did you mean "
             "\"rank\"?)");
@@ -447,6 +513,7 @@ Json ParsedTpe(const char* search, std::int64_t max_concurrent) {
           {"consider_endpoints", o.consider_endpoints},
           {"multivariate", o.multivariate},
           {"multivariate_after", o.multivariate_after},
+          {"window", o.window},
           {"constant_liar", o.constant_liar},
           {"intermediate", intermediate[static_cast<int>(o.intermediate)]},
           {"budget_attr", o.budget_attr}};
@@ -456,13 +523,13 @@ TEST(TpeTest, ParseSearcherOptionsGivesTpeOptions) {
   EXPECT_EQ(ParsedTpe(R"({"algorithm": "tpe"})", 1), Json::parse(R"({"n_startup_trials": 10,
       "n_ei_candidates": 24, "gamma": 0.0, "prior_weight": 1.0, "categorical_prior_weight": 4.0,
       "consider_endpoints": false, "multivariate": false, "multivariate_after": 0,
-      "constant_liar": false, "intermediate": "last", "budget_attr": "training_iteration"})"));
+      "window": 10000, "constant_liar": false, "intermediate": "last", "budget_attr": "training_iteration"})"));
   // The constant liar is on by default unless trials run one at a time.
   EXPECT_EQ(ParsedTpe(R"({"algorithm": "tpe"})", 0)["constant_liar"], true);
   EXPECT_EQ(ParsedTpe(R"({"algorithm": "tpe"})", 8)["constant_liar"], true);
   const char* every = R"({"n_startup_trials": 5, "n_ei_candidates": 10, "gamma": 0.25,
       "prior_weight": 2.0, "categorical_prior_weight": 0.5, "consider_endpoints": true,
-      "multivariate": true, "multivariate_after": 20, "constant_liar": true,
+      "multivariate": true, "multivariate_after": 20, "window": 0, "constant_liar": true,
       "intermediate": "budget", "budget_attr": "epoch"})";
   Json search = Json::parse(every);
   search["algorithm"] = "tpe";
