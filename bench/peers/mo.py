@@ -124,6 +124,8 @@ def main():
     parser.add_argument("--bin", default="build/bin")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--algos", default=",".join(ALGORITHMS),
+                        help="comma-separated subset of tpe,nsga2")
     parser.add_argument("--out", default=None)
     parser.add_argument("--optuna-cache", default=None,
                         help="JSON file of Optuna's runs: read when present and extended run by "
@@ -143,6 +145,7 @@ def main():
             cache = json.load(f)
     import optuna
     problems = args.problems.split(",")
+    algorithms = args.algos.split(",")
     if args.speed:
         speed(args.bin, args.speed)
         return
@@ -159,7 +162,7 @@ def main():
 
     if args.optuna_only:
         for seeds in range(1, args.seeds + 1):
-            for algo in ALGORITHMS:
+            for algo in algorithms:
                 for problem in problems:
                     begin = time.monotonic()
                     optuna_runs(problem, algo, seeds)
@@ -168,7 +171,7 @@ def main():
         return
     rows, verdicts = [], []
     for problem in problems:
-        for algo in ALGORITHMS:
+        for algo in algorithms:
             sides, hvs = {}, {}
             for side in ("tune", "optuna"):
                 begin = time.monotonic()
