@@ -9,6 +9,10 @@ Json MergeConfig(const Json& trainer, const Json& params) {
   return config;
 }
 
+std::filesystem::path DirOf(const Trial& trial, const std::filesystem::path& experiment_dir) {
+  return trial.dir.empty() ? experiment_dir / trial.id : trial.dir;
+}
+
 Json Trial::config() const { return MergeConfig(trainer ? *trainer : Json::object(), params); }
 
 }  // namespace tune

@@ -18,7 +18,10 @@ struct Trial {
   // The spec's trainer section, one copy shared by every trial of the experiment; null = none.
   std::shared_ptr<const Json> trainer;
   TrialStatus status = TrialStatus::kPending;
-  std::filesystem::path dir;       // <experiment>/<id>
+  // Its directory when that is not <experiment>/<id> (tune show sets it); empty = <experiment>/<id>,
+  // which is what the tuner's trials use: a std::filesystem::path keeps a list of its components,
+  // ~450 bytes per trial, 45 MB at 100,000 trials. Read it through DirOf.
+  std::filesystem::path dir;
 
   std::int64_t pid = 0;            // of the running process (rank 0), 0 when not running
   std::string gpus;                // CUDA_VISIBLE_DEVICES it was given ("" when none)
@@ -37,6 +40,9 @@ struct Trial {
   // experiment may hold 100,000 trials, and the trainer section would be copied into each.
   Json config() const;
 };
+
+// The directory of `trial` in the experiment at `experiment_dir`: trial.dir, else <experiment_dir>/<id>.
+std::filesystem::path DirOf(const Trial& trial, const std::filesystem::path& experiment_dir);
 
 // A trial's config: `trainer` without "command", with `params` merged in (objects merged key by
 // key, params winning).

@@ -30,8 +30,8 @@ void WriteBestTrial(const fs::path& dir, const Trial& best, const std::string& m
     }
   }
   std::error_code error;
-  fs::path trial_dir = fs::absolute(best.dir.empty() ? dir / best.id : best.dir, error);
-  if (error) trial_dir = best.dir.empty() ? dir / best.id : best.dir;
+  fs::path trial_dir = fs::absolute(DirOf(best, dir), error);
+  if (error) trial_dir = DirOf(best, dir);
   Json json = {{"trial_id", best.id},      {"metric", metric},      {"mode", ToString(mode)},
                {"value", value},           {"config", best.config()}, {"last_result", last_result},
                {"dir", trial_dir.string()}};

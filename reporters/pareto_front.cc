@@ -70,7 +70,7 @@ Json ParetoFrontJson(const ExperimentView& view, const std::filesystem::path& di
       last_result["training_iteration"] = result.training_iteration;
       last_result["time_total_s"] = result.time_total_s;
       std::error_code error;
-      const std::filesystem::path trial_dir = trial.dir.empty() ? dir / trial.id : trial.dir;
+      const std::filesystem::path trial_dir = DirOf(trial, dir);
       std::filesystem::path absolute = std::filesystem::absolute(trial_dir, error);
       trials.push_back({{"trial_id", trial.id},
                         {"values", values},

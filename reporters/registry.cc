@@ -75,7 +75,7 @@ void TrialsJsonReporter::Write(const ExperimentView& view) {
                       {"num_failures", trial.num_failures},
                       {"error", trial.error},
                       {"last_checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()},
-                      {"dir", trial.dir.string()}});
+                      {"dir", DirOf(trial, view.experiment_dir).string()}});
   }
   WriteFileAtomically(std::filesystem::path(view.experiment_dir) / "trials.json",
                       trials.dump(1, ' ', false, Json::error_handler_t::replace) + "\n");

@@ -131,7 +131,7 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
         Archive(index);
         continue;
       }
-      std::ifstream in(trial.dir / "result.json");
+      std::ifstream in(DirOf(trial, view.experiment_dir) / "result.json");
       std::string line;
       while (std::getline(in, line)) {
         Result result;

@@ -311,7 +311,7 @@ void ResultWriter::RemoveSpares() {
 }
 
 fs::path ResultWriter::TrialDir(const Trial& trial) const {
-  return trial.dir.empty() ? dir_ / trial.id : trial.dir;
+  return DirOf(trial, dir_);
 }
 
 void ResultWriter::WriteExperiment(const Json& spec) {

@@ -390,13 +390,14 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
   const int workers = spec_.resources_per_trial.workers;
   LaunchRequest base;
   base.argv = Command();
-  base.cwd = trial.dir;
+  const std::filesystem::path dir = TrialDir(index);
+  base.cwd = dir;
   base.env = {
       {"TUNE_REPORT_ADDR", server_->address()},
       {"TUNE_TRIAL_ID", trial.id},
       {"TUNE_TOKEN", runtime.token},
-      {"TUNE_TRIAL_DIR", std::filesystem::absolute(trial.dir).string()},
-      {"TUNE_CONFIG", std::filesystem::absolute(trial.dir / "params.json").string()},
+      {"TUNE_TRIAL_DIR", std::filesystem::absolute(dir).string()},
+      {"TUNE_CONFIG", std::filesystem::absolute(dir / "params.json").string()},
       {"TUNE_EXPERIMENT_DIR", std::filesystem::absolute(options_.experiment_dir).string()},
       {"CUDA_VISIBLE_DEVICES", trial.gpus},
   };
@@ -408,8 +409,8 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
     for (int rank = 0; rank < workers; ++rank) {
       LaunchRequest request = base;
       const std::string suffix = rank == 0 ? "" : fmt::format(".rank{}", rank);
-      request.stdout_path = trial.dir / ("stdout" + suffix + ".log");
-      request.stderr_path = trial.dir / ("stderr" + suffix + ".log");
+      request.stdout_path = dir / ("stdout" + suffix + ".log");
+      request.stderr_path = dir / ("stderr" + suffix + ".log");
       if (workers > 1) {
         request.env["RANK"] = std::to_string(rank);
         request.env["LOCAL_RANK"] = std::to_string(rank);
@@ -464,8 +465,7 @@ std::size_t Tuner::ApplyTrialCreated(const std::string& trial_id, const Json& pa
   Trial trial;
   trial.id = trial_id;
   trial.params = params;
-  trial.trainer = trainer_;
-  trial.dir = options_.experiment_dir / trial_id;
+  trial.trainer = trainer_;  // trial.dir stays empty: DirOf gives <experiment>/<id>
   index_by_id_[trial_id] = trials_.size();
   by_status_.Add(trials_.size(), trial.status);
   trials_.push_back(std::move(trial));
@@ -726,7 +726,7 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
   for (const auto& [id, entries] : state.lineage) {
     const Trial& trial = trials_[index_by_id_.at(id)];
     std::error_code ignored;
-    std::filesystem::remove(trial.dir / "lineage.jsonl", ignored);
+    std::filesystem::remove(DirOf(trial, options_.experiment_dir) / "lineage.jsonl", ignored);
     for (const Json& entry : entries) writer_->AppendLineage(trial, entry);
   }
   // A tuner killed between a trial's trial_paused and the trial_exploited that follows it left
@@ -822,7 +822,7 @@ std::optional<std::string> Tuner::ExploitCheckpoint(std::size_t index,
   if (from == nullptr || !from->last_checkpoint) return std::nullopt;
   // A copy, as Ray's PBT keeps one: the source goes on and may overwrite its checkpoint.
   const std::filesystem::path original = *from->last_checkpoint;
-  return (std::filesystem::absolute(trials_[index].dir) /
+  return (std::filesystem::absolute(TrialDir(index)) /
           fmt::format("pbt_{}_{}", trials_[index].num_exploits + 1, source) / original.filename())
       .string();
 }
@@ -1069,7 +1069,7 @@ void Tuner::FailTrial(std::size_t index, std::string reason, bool retry_allowed)
   const std::string stderr_name = rank == 0 ? "stderr.log" : fmt::format("stderr.rank{}.log", rank);
   // Bounded whatever the trial wrote (1 GB without a newline included): the last 64 KiB of the
   // log, its last 20 lines for error.txt, the last line's last 1 KiB for the journal and the log.
-  const std::string raw_tail = LastLines(ReadTail(trial.dir / stderr_name), 20);
+  const std::string raw_tail = LastLines(ReadTail(TrialDir(index) / stderr_name), 20);
   std::string stderr_tail = EscapeControl(raw_tail, /*keep_newlines=*/true);
   if (!stderr_tail.empty() && stderr_tail.back() != '\n') stderr_tail += '\n';
   std::string shown = EscapeControl(reason, /*keep_newlines=*/false);
@@ -1084,7 +1084,7 @@ void Tuner::FailTrial(std::size_t index, std::string reason, bool retry_allowed)
   journal_->Append(TrialFailed{trial.id, shown, retry});
   ApplyFailure(index, shown, retry);
   {
-    std::ofstream error_file(trial.dir / "error.txt", std::ios::app);
+    std::ofstream error_file(TrialDir(index) / "error.txt", std::ios::app);
     error_file << fmt::format("Failure #{}: {}\n", failures, EscapeControl(reason, true));
     if (!stderr_tail.empty()) error_file << "Last lines of " << stderr_name << ":\n" << stderr_tail;
   }
@@ -1206,11 +1206,11 @@ ExperimentView Tuner::View() const {
 // journal by at most this period).
 void Tuner::CapLogs(std::size_t index) {
   if (spec_.max_log_bytes == 0) return;
-  const Trial& trial = trials_[index];
+  const std::filesystem::path dir = TrialDir(index);
   for (int rank = 0; rank < spec_.resources_per_trial.workers; ++rank) {
     const std::string suffix = rank == 0 ? "" : fmt::format(".rank{}", rank);
     for (const char* stream : {"stdout", "stderr"}) {
-      CutLogMiddle(trial.dir / (stream + suffix + ".log"), spec_.max_log_bytes);
+      CutLogMiddle(dir / (stream + suffix + ".log"), spec_.max_log_bytes);
     }
   }
 }

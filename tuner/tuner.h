@@ -245,6 +245,10 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   void RunLoop();
   double Now() const { return clock_->Now(); }
   Trial* Find(const std::string& trial_id, std::size_t* index = nullptr);
+  // <experiment>/<id> of trial `index` (trials keep no path of their own: core/trial.h).
+  std::filesystem::path TrialDir(std::size_t index) const {
+    return DirOf(trials_[index], options_.experiment_dir);
+  }
   std::vector<std::string> Command() const;
   void Log(const std::string& message) const;
 
