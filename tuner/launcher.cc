@@ -302,6 +302,7 @@ LocalLauncher::LocalLauncher(boost::asio::io_context& io, double straggler_grace
 }
 
 LocalLauncher::~LocalLauncher() {
+  alive_.reset();
   for (auto& [program, zygote] : zygotes_) StopZygote(zygote);
   boost::system::error_code ignored;
   sigchld_.cancel(ignored);
@@ -431,22 +432,30 @@ void LocalLauncher::KillOrphans() {
     members.insert(group.pids.begin(), group.pids.end());
     running_trials.insert(group.trial_id);
   }
-  const std::vector<std::int64_t> zygotes = ZygotePids();
-  const std::set<std::int64_t> zygote_pids(zygotes.begin(), zygotes.end());
+  std::map<std::int64_t, std::string> zygote_pids;  // the warm trainers: ours, not a trial's
+  for (const auto& [program, zygote] : zygotes_) {
+    if (zygote.fd >= 0) zygote_pids[zygote.pid] = program;
+  }
+  std::vector<std::string> dead_zygotes;
   const std::int64_t self = ::getpid();
   for (const ProcessInfo& process : ListProcesses()) {
     if (process.ppid != self || members.count(process.pid) > 0) continue;
     const pid_t pid = static_cast<pid_t>(process.pid);
+    const auto zygote = zygote_pids.find(process.pid);
     if (process.state == "Z") {
       int status = 0;
-      ::waitpid(pid, &status, WNOHANG);
+      if (::waitpid(pid, &status, WNOHANG) == pid && zygote != zygote_pids.end()) {
+        zygotes_[zygote->second].pid = 0;  // reaped: its pid may be reused by a trial now
+        dead_zygotes.push_back(zygote->second);
+      }
       continue;
     }
-    if (zygote_pids.count(process.pid) > 0) continue;  // the warm trainer: ours, not a trial's
+    if (zygote != zygote_pids.end()) continue;
     const std::string trial_id = TrialIdOf(process.pid);
     if (!trial_id.empty() && running_trials.count(trial_id) > 0) continue;
     ::kill(pid, SIGKILL);
   }
+  for (const std::string& program : dead_zygotes) OnZygoteDied(program);
 }
 
 std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
@@ -593,18 +602,83 @@ bool LocalLauncher::StartZygote(const std::string& program, Zygote& zygote) {
   }
   zygote.pid = pid;
   zygote.fd = fds[0];
-  // Loading LibTorch takes about a second (more on a busy machine); the tuner waits once.
-  std::optional<Json> ready = ReceiveFromZygote(zygote.fd, 120 * 1000);
-  if (!ready || !ready->value("ready", false)) {
-    std::fprintf(stderr, "tune: the warm trainer %s --zygote did not start; its trials start cold\n",
-                 program.c_str());
+  zygote.ready = false;
+  // Loading LibTorch takes about a second (more on a busy machine): its ready message is awaited
+  // on the io_context (on a duplicate of the socket, which the stream_descriptor owns), so the
+  // loop goes on serving trials meanwhile.
+  const int watched = ::fcntl(zygote.fd, F_DUPFD_CLOEXEC, 0);
+  if (watched < 0) {
     StopZygote(zygote);
     return false;
   }
+  const std::uint64_t generation = ++zygote.generation;
+  zygote.starting = std::make_unique<boost::asio::posix::stream_descriptor>(io_, watched);
+  zygote.deadline = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::seconds(120));
+  std::weak_ptr<int> alive = alive_;
+  zygote.deadline->async_wait([this, alive, program, generation](const boost::system::error_code& error) {
+    if (!error && !alive.expired()) OnZygoteStarted(program, generation, /*timed_out=*/true);
+  });
+  WatchZygoteStart(program, zygote);
   return true;
 }
 
+void LocalLauncher::WatchZygoteStart(const std::string& program, Zygote& zygote) {
+  std::weak_ptr<int> alive = alive_;
+  zygote.starting->async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      [this, alive, program, generation = zygote.generation](const boost::system::error_code& error) {
+        if (!error && !alive.expired()) OnZygoteStarted(program, generation, /*timed_out=*/false);
+      });
+}
+
+void LocalLauncher::OnZygoteStarted(const std::string& program, std::uint64_t generation, bool timed_out) {
+  const auto it = zygotes_.find(program);
+  if (it == zygotes_.end()) return;
+  Zygote& zygote = it->second;
+  if (zygote.generation != generation || zygote.fd < 0 || zygote.ready) return;  // a stale wait
+  if (!timed_out) {
+    pollfd readable{zygote.fd, POLLIN, 0};
+    if (::poll(&readable, 1, 0) == 0) {
+      WatchZygoteStart(program, zygote);  // woken with nothing to read: wait on
+      return;
+    }
+  }
+  const std::optional<Json> ready = timed_out ? std::nullopt : ReceiveFromZygote(zygote.fd, 0);
+  zygote.starting.reset();
+  zygote.deadline.reset();
+  if (ready && ready->value("ready", false)) {
+    zygote.ready = true;
+    return;
+  }
+  std::fprintf(stderr, "tune: the warm trainer %s --zygote did not start%s; its trials start cold\n",
+               program.c_str(), timed_out ? " within 120 s" : "");
+  StopZygote(zygote);
+  cold_programs_.insert(program);
+}
+
+void LocalLauncher::OnZygoteDied(const std::string& program) {
+  Zygote& zygote = zygotes_[program];
+  if (zygote.fd >= 0 && !zygote.ready) {
+    // It died while it started: as one that never says it is ready.
+    std::fprintf(stderr, "tune: the warm trainer %s --zygote did not start; its trials start cold\n",
+                 program.c_str());
+    StopZygote(zygote);
+    cold_programs_.insert(program);
+    return;
+  }
+  StopZygote(zygote);
+  if (++zygote.deaths >= 3) {
+    std::fprintf(stderr, "tune: the warm trainer %s keeps dying; its trials start cold\n", program.c_str());
+    cold_programs_.insert(program);
+    return;
+  }
+  if (!StartZygote(program, zygote)) cold_programs_.insert(program);
+}
+
 void LocalLauncher::StopZygote(Zygote& zygote) {
+  zygote.starting.reset();  // cancels the waits (and closes the duplicate socket)
+  zygote.deadline.reset();
+  zygote.ready = false;
   if (zygote.fd >= 0) ::close(zygote.fd);  // EOF: the zygote exits
   zygote.fd = -1;
   // Only while it is still our unreaped child (KillOrphans reaps a zygote that died): its pid
@@ -626,17 +700,36 @@ std::vector<std::int64_t> LocalLauncher::ZygotePids() const {
   return pids;
 }
 
-std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& request) {
-  if (request.argv.empty()) return std::nullopt;
+std::size_t LocalLauncher::num_ready_zygotes() const {
+  std::size_t ready = 0;
+  for (const auto& [program, zygote] : zygotes_) ready += zygote.fd >= 0 && zygote.ready;
+  return ready;
+}
+
+std::string LocalLauncher::WarmProgram(const LaunchRequest& request) const {
+  if (request.argv.empty() || request.argv.front().empty()) return "";
   const std::string setting = WarmStartSetting(request);
-  if (setting == "0") return std::nullopt;
+  if (setting == "0") return "";
   const std::string program = ResolveProgram(request);
-  if (program.empty() || cold_programs_.count(program) > 0) return std::nullopt;
-  if (setting != "1" && fs::path(program).filename() != "tune-trainer") return std::nullopt;
+  if (program.empty() || cold_programs_.count(program) > 0) return "";
+  if (setting != "1" && fs::path(program).filename() != "tune-trainer") return "";
   int subreaper = 0;
   if (::prctl(PR_GET_CHILD_SUBREAPER, &subreaper) != 0 || subreaper == 0) {
-    return std::nullopt;  // the trial would become init's child, out of our reach
+    return "";  // the trial would become init's child, out of our reach
   }
+  return program;
+}
+
+void LocalLauncher::PrepareWarmStart(const LaunchRequest& request) {
+  const std::string program = WarmProgram(request);
+  if (program.empty()) return;
+  Zygote& zygote = zygotes_[program];
+  if (zygote.fd < 0 && !StartZygote(program, zygote)) cold_programs_.insert(program);
+}
+
+std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& request) {
+  const std::string program = WarmProgram(request);
+  if (program.empty()) return std::nullopt;
   std::error_code ignored;
   auto absolute = [&](const fs::path& path) { return path.empty() ? "" : fs::absolute(path, ignored).string(); };
   const Json message = {{"argv", request.argv},
@@ -651,50 +744,44 @@ std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& reque
     return std::nullopt;  // not UTF-8 (an environment variable's bytes): spawn it instead
   }
   Zygote& zygote = zygotes_[program];
-  // A zygote found dead (its socket closed) is restarted once per launch, and given up on after
-  // three deaths in a row.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (zygote.fd < 0 && !StartZygote(program, zygote)) {
-      cold_programs_.insert(program);
-      return std::nullopt;
-    }
-    std::optional<Json> reply;
-    if (::send(zygote.fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())) {
-      reply = ReceiveFromZygote(zygote.fd, 60 * 1000);
-    } else if (errno == EMSGSIZE) {
-      return std::nullopt;  // a request larger than the socket takes (a huge environment): spawn
-    }
-    if (!reply) {
-      StopZygote(zygote);
-      if (++zygote.deaths >= 3) {
-        std::fprintf(stderr, "tune: the warm trainer %s keeps dying; its trials start cold\n", program.c_str());
-        cold_programs_.insert(program);
-        return std::nullopt;
-      }
-      continue;
-    }
-    zygote.deaths = 0;
-    const std::int64_t pid = reply->value("pid", std::int64_t{0});
-    if (!reply->contains("error") && pid > 0) {
-      ++num_warm_launches_;
-      return pid;
-    }
-    const std::string error = reply->value("error", std::string("no pid"));
-    if (pid > 0) {
-      // The trial's process exists (our child now) but could not become the trial: as a failed
-      // posix_spawn, the launch fails.
-      int status = 0;
-      while (::waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
-      }
-      throw std::runtime_error(fmt::format("cannot start \"{}\": {}", request.argv.front(), error));
-    }
-    std::fprintf(stderr, "tune: the warm trainer %s could not start a trial (%s); starting it cold\n",
-                 program.c_str(), error.c_str());
-    if (reply->value("disable", false)) {
-      StopZygote(zygote);
-      cold_programs_.insert(program);
-    }
+  if (zygote.fd < 0) {
+    // The program's first warm launch starts its zygote (unless PrepareWarmStart did), in the
+    // background; this trial and any launched before the zygote is ready are spawned cold.
+    PrepareWarmStart(request);
     return std::nullopt;
+  }
+  if (!zygote.ready) return std::nullopt;
+  std::optional<Json> reply;
+  if (::send(zygote.fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())) {
+    reply = ReceiveFromZygote(zygote.fd, 60 * 1000);
+  } else if (errno == EMSGSIZE) {
+    return std::nullopt;  // a request larger than the socket takes (a huge environment): spawn
+  }
+  if (!reply) {
+    // Found dead (its socket closed): restarted in the background, this trial spawned.
+    OnZygoteDied(program);
+    return std::nullopt;
+  }
+  zygote.deaths = 0;
+  const std::int64_t pid = reply->value("pid", std::int64_t{0});
+  if (!reply->contains("error") && pid > 0) {
+    ++num_warm_launches_;
+    return pid;
+  }
+  const std::string error = reply->value("error", std::string("no pid"));
+  if (pid > 0) {
+    // The trial's process exists (our child now) but could not become the trial: as a failed
+    // posix_spawn, the launch fails.
+    int status = 0;
+    while (::waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
+    }
+    throw std::runtime_error(fmt::format("cannot start \"{}\": {}", request.argv.front(), error));
+  }
+  std::fprintf(stderr, "tune: the warm trainer %s could not start a trial (%s); starting it cold\n",
+               program.c_str(), error.c_str());
+  if (reply->value("disable", false)) {
+    StopZygote(zygote);
+    cold_programs_.insert(program);
   }
   return std::nullopt;
 }

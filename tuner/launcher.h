@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -131,9 +132,11 @@ class Launcher {
 // starts once per program, at the first such launch, and talks to over a socket. The trial is
 // still a process of its own in its own process group, re-parented to this process (the
 // subreaper), so Signal, reaping, exit statuses and orphan handling are the same as for a spawned
-// trial. Multi-rank (DDP) groups are always spawned. A zygote that dies is restarted at the next
-// launch; one that cannot start or keeps dying, or refuses to fork, leaves that program spawned
-// cold, with a warning on stderr.
+// trial. Multi-rank (DDP) groups are always spawned. The zygote starts in the background: its
+// readiness is awaited on the io_context, never by blocking the loop, and trials launched while it
+// loads LibTorch (the first ones of an experiment) are spawned cold. A zygote that dies is
+// restarted at once, in the background; one that cannot start or keeps dying, or refuses to fork,
+// leaves that program spawned cold, with a warning on stderr.
 class LocalLauncher : public Launcher {
  public:
   // `use_cgroups` false: the subreaper alone, even where cgroups would work (tests).
@@ -144,9 +147,15 @@ class LocalLauncher : public Launcher {
   void Signal(std::int64_t group, int signal) override;
   void SetExitCallback(ExitCallback callback) override { on_exit_ = std::move(callback); }
   std::size_t num_running() const { return groups_.size(); }
-  // Groups started by a zygote so far, and the zygotes running now (tests, benches).
+  // Groups started by a zygote so far, the zygotes running now (starting or ready), and those
+  // ready to fork trials (tests, benches).
   std::size_t num_warm_launches() const { return num_warm_launches_; }
   std::vector<std::int64_t> ZygotePids() const;
+  std::size_t num_ready_zygotes() const;
+  // Starts, in the background, the warm trainer that would start `request` (a trial's launch
+  // request), if it would be started warm and none runs yet: a caller that knows its trial
+  // program before its first launch saves that launch's cold start.
+  void PrepareWarmStart(const LaunchRequest& request);
   // The per-trial cgroups, or nullptr when the subreaper alone tracks trials' descendants.
   const TrialCgroups* cgroups() const { return cgroups_.get(); }
 
@@ -167,13 +176,29 @@ class LocalLauncher : public Launcher {
   // Warm starts: a zygote per trainer program (by its resolved path).
   struct Zygote {
     std::int64_t pid = 0;
-    int fd = -1;      // SOCK_SEQPACKET to the zygote; -1 when none runs
-    int deaths = 0;   // consecutive times it was found dead
+    int fd = -1;         // SOCK_SEQPACKET to the zygote; -1 when none runs
+    bool ready = false;  // it said {"ready": true}; until then its trials are spawned
+    int deaths = 0;      // consecutive times it was found dead
+    std::uint64_t generation = 0;  // which start the pending waits below belong to
+    // While it starts: a wait for its first message (on a duplicate of `fd`) and a deadline.
+    std::unique_ptr<boost::asio::posix::stream_descriptor> starting;
+    std::unique_ptr<boost::asio::steady_timer> deadline;
   };
-  // The trial's pid when a zygote started it; nullopt to spawn it instead. Throws like Spawn
-  // when the trial's process started but could not become the trial (e.g. stdout unopenable).
+  // The trial's pid when a ready zygote started it; nullopt to spawn it instead (also while the
+  // zygote is starting, which the first such launch begins). Throws like Spawn when the trial's
+  // process started but could not become the trial (e.g. stdout unopenable).
   std::optional<std::int64_t> LaunchWarm(const LaunchRequest& request);
+  // The resolved program whose zygote would start `request`; "" to spawn it.
+  std::string WarmProgram(const LaunchRequest& request) const;
+  // Spawns `program --zygote` and waits for its ready message on the io_context; false when it
+  // could not be spawned.
   bool StartZygote(const std::string& program, Zygote& zygote);
+  void WatchZygoteStart(const std::string& program, Zygote& zygote);
+  // The first message of the zygote started as `generation` arrived, or its deadline passed.
+  void OnZygoteStarted(const std::string& program, std::uint64_t generation, bool timed_out);
+  // A zygote found dead (socket closed, or reaped): restarted in the background, or after three
+  // deaths in a row given up on (its program is spawned cold from then on).
+  void OnZygoteDied(const std::string& program);
   void StopZygote(Zygote& zygote);
   std::map<std::string, Zygote> zygotes_;
   std::set<std::string> cold_programs_;  // whose zygote failed for good
@@ -185,6 +210,8 @@ class LocalLauncher : public Launcher {
   ExitCallback on_exit_;
   std::map<std::int64_t, Group> groups_;  // by group id (rank 0's pid)
   std::unique_ptr<TrialCgroups> cgroups_;  // nullptr: the subreaper alone
+  // Expires with this launcher: handlers still queued on the io_context after it is gone return.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace tune
