@@ -12,7 +12,8 @@ every trial of one or more runs and prints, per run and as medians per label:
   promotions    promotions at each rung (a trial trained past rung r) and how many later lost
                 (the trial never reached the top cut), with the epochs those lost promotions
                 bought (from rung r to the next rung or the trial's end)
-  best@E        best val_acc after E epochs in all (several E: --at)
+  best@E        best val_acc after E epochs in all (several E: --at); a run that trained fewer
+                epochs in all: its final best
 
 --replay RULE re-runs successive halving offline on each run's own trials, in the order they
 started (one at a time, as at K=1), with their recorded curves: `ray` (Ray's ASHA, tune's default:
@@ -127,6 +128,9 @@ def analyse(trials, threshold, top, rungs, at):
         for e in at:
             if j + 1 == e:
                 best_at[e] = running
+    for e in at:  # a run that ended before E epochs: its final best is its best within E
+        if e > len(events) and events:
+            best_at[e] = running
     promotions = []
     for r_index, r in enumerate(rungs):
         following = rungs[r_index + 1] if r_index + 1 < len(rungs) else None
