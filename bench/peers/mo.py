@@ -93,9 +93,10 @@ def speed(bin_dir, n):
               f"(Optuna / tune: {theirs / ours:.0f}x) |", flush=True)
 
 
-def tune_runs(bin_dir, problem, algo, seeds, trials, variant=None, search=None):
+def tune_runs(bin_dir, problem, algo, seeds, trials, variant=None, search=None, first=0):
     cmd = [os.path.join(bin_dir, "tune-bench-mo"), problem,
-           json.dumps(dict({"algorithm": algo}, **(search or {}))), "0", str(seeds - 1), str(trials)]
+           json.dumps(dict({"algorithm": algo}, **(search or {}))), str(first),
+           str(first + seeds - 1), str(trials)]
     if variant and algo == "tpe":
         cmd.append(variant)
     text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -123,6 +124,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default="build/bin")
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds FIRST..FIRST+N-1 on both sides (Optuna's cache is kept apart)")
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--algos", default=",".join(ALGORITHMS),
                         help="comma-separated subset of tpe,nsga2")
@@ -151,9 +154,10 @@ def main():
         return
 
     def optuna_runs(problem, algo, seeds):
-        runs = cache.setdefault(f"{problem} {algo}", [])
+        key = f"{problem} {algo}" + (f" from {args.first_seed}" if args.first_seed else "")
+        runs = cache.setdefault(key, [])
         while len(runs) < seeds and not args.cached_only:
-            runs.append(optuna_run(problem, algo, len(runs), max(BUDGETS)))
+            runs.append(optuna_run(problem, algo, args.first_seed + len(runs), max(BUDGETS)))
             if args.optuna_cache:
                 with open(args.optuna_cache + ".tmp", "w") as f:
                     json.dump(cache, f)
@@ -166,7 +170,8 @@ def main():
                 for problem in problems:
                     begin = time.monotonic()
                     optuna_runs(problem, algo, seeds)
-                    print(f"optuna {problem} {algo} seeds 0..{seeds - 1} "
+                    last = args.first_seed + seeds - 1
+                    print(f"optuna {problem} {algo} seeds {args.first_seed}..{last} "
                           f"({time.monotonic() - begin:.0f} s)", file=sys.stderr, flush=True)
         return
     rows, verdicts = [], []
@@ -176,7 +181,8 @@ def main():
             for side in ("tune", "optuna"):
                 begin = time.monotonic()
                 if side == "tune":
-                    runs = tune_runs(args.bin, problem, algo, args.seeds, max(BUDGETS), args.variant)
+                    runs = tune_runs(args.bin, problem, algo, args.seeds, max(BUDGETS), args.variant,
+                                     first=args.first_seed)
                 else:
                     runs = optuna_runs(problem, algo, args.seeds)
                 hvs[side] = [hypervolumes(problem, r) for r in runs]
