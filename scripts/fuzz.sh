@@ -4,7 +4,8 @@
 # tests/fuzz/corpus/<target>/. Crashes, leaks, sanitizer reports and hangs (an input running over
 # 10 s) are written to build-fuzz/crashes/ and make the script exit 1. Afterwards the corpus is
 # minimised (libFuzzer's -merge into a fresh directory: the fewest inputs that keep the coverage of
-# the old corpus and of this run's finds) and replaces tests/fuzz/corpus/<target>/.
+# the old corpus and of this run's finds, plus every input not named by its hash: seeds and
+# regression-* inputs) and replaces tests/fuzz/corpus/<target>/.
 # Debian's clang lacks the libFuzzer runtime: `scripts/setup.sh --fuzz` installs it when missing.
 # Usage: bash scripts/fuzz.sh [--fast] [RUNS] [TARGET...]   (targets: spec overrides protocol
 # journal; journal_tuner, the slow whole-Tuner resume of tests/fuzz/journal_tuner_fuzz.cc, only by
@@ -69,6 +70,9 @@ for target in "${targets[@]}"; do
   if nice -n "${FUZZ_NICE:-10}" "$build/bin/tune-fuzz-$target" -merge=1 -max_len=4096 -timeout=10 "$fresh" \
       "tests/fuzz/corpus/$target" "$work" >"$build/merge-$target.log" 2>&1; then
     before=$(ls "tests/fuzz/corpus/$target" | wc -l)
+    # Named inputs (seeds, regression-*: not a libFuzzer hash) stay even when others cover them.
+    find "tests/fuzz/corpus/$target" -type f -regextype posix-extended ! -regex '.*/[0-9a-f]{40}' \
+      -exec cp {} "$fresh" \;
     rm -rf "tests/fuzz/corpus/$target"
     mv "$fresh" "tests/fuzz/corpus/$target"
     echo "   corpus: $before -> $(ls "tests/fuzz/corpus/$target" | wc -l) inputs" \
