@@ -724,9 +724,10 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
     writer_->OnTrialEnd(trial);
   }
   for (const auto& [id, entries] : state.lineage) {
-    const Trial& trial = trials_[index_by_id_.at(id)];
+    const std::size_t index = index_by_id_.at(id);
+    const Trial& trial = trials_[index];
     std::error_code ignored;
-    std::filesystem::remove(DirOf(trial, options_.experiment_dir) / "lineage.jsonl", ignored);
+    std::filesystem::remove(TrialDir(index) / "lineage.jsonl", ignored);
     for (const Json& entry : entries) writer_->AppendLineage(trial, entry);
   }
   // A tuner killed between a trial's trial_paused and the trial_exploited that follows it left
@@ -1069,7 +1070,8 @@ void Tuner::FailTrial(std::size_t index, std::string reason, bool retry_allowed)
   const std::string stderr_name = rank == 0 ? "stderr.log" : fmt::format("stderr.rank{}.log", rank);
   // Bounded whatever the trial wrote (1 GB without a newline included): the last 64 KiB of the
   // log, its last 20 lines for error.txt, the last line's last 1 KiB for the journal and the log.
-  const std::string raw_tail = LastLines(ReadTail(TrialDir(index) / stderr_name), 20);
+  const std::filesystem::path dir = TrialDir(index);
+  const std::string raw_tail = LastLines(ReadTail(dir / stderr_name), 20);
   std::string stderr_tail = EscapeControl(raw_tail, /*keep_newlines=*/true);
   if (!stderr_tail.empty() && stderr_tail.back() != '\n') stderr_tail += '\n';
   std::string shown = EscapeControl(reason, /*keep_newlines=*/false);
@@ -1084,7 +1086,7 @@ void Tuner::FailTrial(std::size_t index, std::string reason, bool retry_allowed)
   journal_->Append(TrialFailed{trial.id, shown, retry});
   ApplyFailure(index, shown, retry);
   {
-    std::ofstream error_file(TrialDir(index) / "error.txt", std::ios::app);
+    std::ofstream error_file(dir / "error.txt", std::ios::app);
     error_file << fmt::format("Failure #{}: {}\n", failures, EscapeControl(reason, true));
     if (!stderr_tail.empty()) error_file << "Last lines of " << stderr_name << ":\n" << stderr_tail;
   }
