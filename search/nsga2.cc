@@ -77,7 +77,7 @@ class Nsga2Searcher : public ModelSearcher {
   }
 
   std::vector<std::size_t> SelectElite(const std::vector<std::size_t>& population,
-                                       std::size_t size) const {
+                                       std::size_t size) {
     std::vector<std::vector<double>> losses;
     std::vector<double> violations;
     for (std::size_t t : population) {
@@ -87,51 +87,60 @@ class Nsga2Searcher : public ModelSearcher {
     const std::vector<int> ranks = ConstrainedRanks(losses, violations);
     const int worst = *std::max_element(ranks.begin(), ranks.end());
     std::vector<std::size_t> elite;
+    std::vector<int> elite_rank;
+    std::vector<double> elite_crowding;
     for (int r = 0; r <= worst && elite.size() < size; ++r) {
       std::vector<std::size_t> front;  // positions in `population`
       for (std::size_t i = 0; i < population.size(); ++i) {
         if (ranks[i] == r) front.push_back(i);
       }
+      Points points;
+      for (std::size_t i : front) points.push_back(losses[i]);
+      const std::vector<double> distance = CrowdingDistance(points);
+      std::vector<std::size_t> order(front.size());
+      std::iota(order.begin(), order.end(), 0);
       if (elite.size() + front.size() > size) {
-        Points points;
-        for (std::size_t i : front) points.push_back(losses[i]);
-        const std::vector<double> distance = CrowdingDistance(points);
-        std::vector<std::size_t> order(front.size());
-        std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(),
                          [&](std::size_t a, std::size_t b) { return distance[a] > distance[b]; });
-        std::vector<std::size_t> cut;
-        for (std::size_t k = 0; k < size - elite.size(); ++k) cut.push_back(front[order[k]]);
-        front = cut;
+        order.resize(size - elite.size());
       }
-      for (std::size_t i : front) elite.push_back(population[i]);
+      for (std::size_t k : order) {
+        elite.push_back(population[front[k]]);
+        elite_rank.push_back(r);
+        elite_crowding.push_back(distance[k]);
+      }
     }
+    rank_ = elite_rank;
+    crowding_ = elite_crowding;
     return elite;
   }
 
+  // pool: positions in parents_; returns a position.
   std::size_t Tournament(const std::vector<std::size_t>& pool) {
     std::uniform_int_distribution<std::size_t> pick(0, pool.size() - 1);
-    const Trial& a = trials_[pool[pick(rng_)]];
-    const std::size_t b_index = pool[pick(rng_)];
-    const Trial& b = trials_[b_index];
-    if (ConstrainedDominates(a.loss, a.violation, b.loss, b.violation)) {
-      return static_cast<std::size_t>(&a - trials_.data());
+    const std::size_t a = pool[pick(rng_)];
+    const std::size_t b = pool[pick(rng_)];
+    if (options_.crowded_tournament) {  // Deb's crowded comparison (rank, then spread)
+      if (rank_[a] != rank_[b]) return rank_[a] < rank_[b] ? a : b;
+      return crowding_[a] > crowding_[b] ? a : b;
     }
-    return b_index;
+    const Trial& ta = trials_[parents_[a]];
+    const Trial& tb = trials_[parents_[b]];
+    if (ConstrainedDominates(ta.loss, ta.violation, tb.loss, tb.violation)) return a;
+    return b;
   }
 
   Json Child() {
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     std::vector<Json> values;
     if (unit(rng_) < options_.crossover_prob && parents_.size() >= 2) {
-      const std::size_t first = Tournament(parents_);
-      std::vector<std::size_t> rest;
-      for (std::size_t p : parents_) {
-        if (p != first) rest.push_back(p);
-      }
-      const std::size_t second = Tournament(rest);
-      const std::vector<Json>& a = trials_[first].values;
-      const std::vector<Json>& b = trials_[second].values;
+      std::vector<std::size_t> all(parents_.size());
+      std::iota(all.begin(), all.end(), 0);
+      const std::size_t first = Tournament(all);
+      all.erase(all.begin() + static_cast<std::ptrdiff_t>(first));
+      const std::size_t second = Tournament(all);
+      const std::vector<Json>& a = trials_[parents_[first]].values;
+      const std::vector<Json>& b = trials_[parents_[second]].values;
       for (std::size_t d = 0; d < a.size(); ++d) {
         values.push_back(unit(rng_) >= options_.swapping_prob ? b[d] : a[d]);
       }
@@ -157,6 +166,8 @@ class Nsga2Searcher : public ModelSearcher {
   std::vector<Trial> trials_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<std::size_t> parents_;  // indices into trials_
+  std::vector<int> rank_;             // per parent: its non-dominated rank among the candidates
+  std::vector<double> crowding_;      // per parent: its crowding distance within its rank
   std::int64_t parent_generation_ = -1;
 };
 
@@ -175,6 +186,8 @@ Nsga2Options ParseNsga2(const OptionsReader& in, const SearcherContext& context)
     in.Require(options.mutation_prob >= 0 && options.mutation_prob <= 1, "mutation_prob",
                "must be a probability in [0, 1]");
   }
+  options.crowded_tournament =
+      in.Choice("tournament", "crowded", {"crowded", "dominance"}) == "crowded";
   if (ObjectivesOf(context).empty()) {
     throw SpecError(in.PathOf("algorithm"), "nsga2 needs a metric to optimise");
   }
@@ -185,7 +198,8 @@ Nsga2Options ParseNsga2(const OptionsReader& in, const SearcherContext& context)
 
 SearcherRegistry::Entry Nsga2Entry() {
   return ModelEntry<Nsga2Searcher>(
-      "nsga2", {"population_size", "crossover_prob", "swapping_prob", "mutation_prob"},
+      "nsga2",
+      {"population_size", "crossover_prob", "swapping_prob", "mutation_prob", "tournament"},
       &ParseNsga2);
 }
 

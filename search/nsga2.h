@@ -1,7 +1,9 @@
 // NSGA-II (Deb et al. 2002, Optuna's NSGAIISampler), selected by "search": {"algorithm": "nsga2"}.
 // Trials come in generations of population_size. The first generation is random; each later
 // trial is a child of the parent population: two parents picked by binary tournament (of two
-// random members, the one that dominates), their parameters mixed by uniform crossover
+// random members, the one of lower non-dominated rank, on a tie the one of larger crowding
+// distance: Deb's crowded comparison; "tournament": "dominance" is Optuna's, the one that
+// dominates, else the second), their parameters mixed by uniform crossover
 // (probability crossover_prob; else one parent copied), each parameter then redrawn at random
 // with probability mutation_prob (default 1 / number of parameters). When population_size
 // trials of a generation have ended with every objective, the next parents are the best
@@ -27,6 +29,7 @@ struct Nsga2Options {
   double crossover_prob = 0.9;        // [0, 1]
   double swapping_prob = 0.5;         // [0, 1]: per parameter, take the second parent's value
   double mutation_prob = -1;          // [0, 1]; < 0: 1 / number of parameters
+  bool crowded_tournament = true;     // "tournament": "crowded" (Deb) or "dominance" (Optuna)
 };
 
 SearcherRegistry::Entry Nsga2Entry();  // "nsga2" in the table of search/searcher.cc
