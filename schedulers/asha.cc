@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "schedulers/random.h"
@@ -51,7 +52,7 @@ AshaScheduler::AshaScheduler(AshaOptions options)
     const int num_rungs = count > 0 ? static_cast<int>(count) : 0;
     Bracket bracket;
     for (int k = num_rungs - 1; k >= 0; --k) {
-      bracket.rungs.emplace_back(options_.grace_period * std::pow(rf, k + s), q);
+      bracket.rungs.emplace_back(options_.grace_period * std::pow(rf, k + s), q, rf);
     }
     brackets_.push_back(std::move(bracket));
   }
@@ -132,19 +133,59 @@ Decision AshaScheduler::JudgeAtRung(Bracket& bracket, const std::string& trial_i
     if (time < rung.milestone || recorded) continue;
     // The cutoff comes from earlier trials only, so the first trial at a rung always continues.
     const std::optional<double> cutoff = Cutoff(rung);
-    // Strictly worse stops: a tie with the cutoff continues. NaN on either side compares false
-    // and continues, as in Ray.
-    const bool stop = cutoff && value < *cutoff;
+    // Strictly worse stops: a tie with the cutoff continues. Ray: NaN on either side compares
+    // false and continues. Optuna: a NaN value stops and is not recorded.
     rung.recorded.insert(trial_id);
+    if (options_.promotion == AshaOptions::Promotion::kOptuna) {
+      if (std::isnan(value)) return Decision::kStop;
+      rung.top.Add(value);
+      return cutoff && value < *cutoff ? Decision::kStop : Decision::kContinue;
+    }
+    const bool stop = cutoff && value < *cutoff;
     rung.values.Add(value);
     return stop ? Decision::kStop : Decision::kContinue;
   }
   return Decision::kContinue;
 }
 
-std::optional<double> AshaScheduler::Cutoff(const Rung& rung) {
+std::optional<double> AshaScheduler::Cutoff(const Rung& rung) const {
+  if (options_.promotion == AshaOptions::Promotion::kOptuna) return rung.top.Bar();
   if (rung.values.empty()) return std::nullopt;
   return rung.values.Value();
+}
+
+std::size_t AshaScheduler::TopShare::Wanted() const {
+  const double next = static_cast<double>(top_.size() + rest_.size() + 1);
+  return std::max<std::size_t>(1, static_cast<std::size_t>(std::floor(next / rf_)));
+}
+
+void AshaScheduler::TopShare::Add(double value) {
+  const auto min_first = std::greater<double>();  // std::*_heap with greater: a min-heap
+  if (!top_.empty() && value <= top_.front()) {
+    rest_.push_back(value);
+    std::push_heap(rest_.begin(), rest_.end());
+  } else {
+    top_.push_back(value);
+    std::push_heap(top_.begin(), top_.end(), min_first);
+  }
+  const std::size_t wanted = Wanted();
+  while (top_.size() > wanted) {
+    std::pop_heap(top_.begin(), top_.end(), min_first);
+    rest_.push_back(top_.back());
+    top_.pop_back();
+    std::push_heap(rest_.begin(), rest_.end());
+  }
+  while (top_.size() < wanted && !rest_.empty()) {
+    std::pop_heap(rest_.begin(), rest_.end());
+    top_.push_back(rest_.back());
+    rest_.pop_back();
+    std::push_heap(top_.begin(), top_.end(), min_first);
+  }
+}
+
+std::optional<double> AshaScheduler::TopShare::Bar() const {
+  if (top_.empty()) return std::nullopt;
+  return top_.front();
 }
 
 void AshaScheduler::OnTrialComplete(const std::string& trial_id, const Result* last) {
@@ -226,6 +267,9 @@ constexpr std::int64_t kMaxBrackets = 1000;
 AshaOptions ParseAsha(const OptionsReader& in, const SchedulerContext& context) {
   AshaOptions options;
   options.time_attr = in.String("time_attr", options.time_attr);
+  options.promotion = in.Choice("promotion", "ray", {"ray", "optuna"}) == "optuna"
+                          ? AshaOptions::Promotion::kOptuna
+                          : AshaOptions::Promotion::kRay;
   options.metric = in.String("metric", context.metric);
   options.mode = in.ModeOf("mode", context.mode);
   options.max_t = in.Number("max_t", options.max_t, Range::Above(0));
@@ -252,7 +296,7 @@ AshaOptions ParseAsha(const OptionsReader& in, const SchedulerContext& context) 
 SchedulerRegistry::Entry AshaEntry() {
   return {"asha",
           {"time_attr", "metric", "mode", "max_t", "grace_period", "reduction_factor", "brackets",
-           "stop_last_trials", "seed"},
+           "stop_last_trials", "seed", "promotion"},
           [](const OptionsReader& in, const SchedulerContext& context) {
             return std::any(ParseAsha(in, context));
           },

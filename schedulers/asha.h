@@ -10,6 +10,14 @@
 // trial at a rung always continues, as there is nothing to compare with yet. A decision costs
 // O(log n) in the n values at the rung (schedulers/streaming_percentile.h), not a sort.
 //
+// promotion = kOptuna swaps the comparison for Optuna's SuccessiveHalvingPruner's, on the same
+// rungs: a trial reaching a rung goes on when its value is among the best max(1, floor(n / rf))
+// of the n values recorded there, its own included (ties go on), so the first trial goes on and
+// the 2nd to the (rf+1)-th ... only as the best so far; a NaN stops (Ray's rule lets it go on).
+// Ray's rule compares with the values recorded before the trial only, which at one trial at a
+// time lets half of them or more through each rung when later trials are better than earlier
+// ones (a searcher's); Optuna's keeps about 1/rf (bench/README.md, "Race").
+//
 // Parameters (Ray's names and defaults): time_attr ("training_iteration"), metric, mode,
 // max_t (100: every trial stops there if stop_last_trials), grace_period (1: no trial stops
 // before it), reduction_factor (4), brackets (1; bracket s starts at grace_period * rf^s, and a
@@ -30,6 +38,7 @@
 //   Decision d = asha.OnResult("t_00000", result);  // kStop when in the bottom 2/3 at a rung
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -45,6 +54,11 @@
 namespace tune {
 
 struct AshaOptions {
+  // kRay: Ray's AsyncHyperBandScheduler (go on unless worse than the (1 - 1/rf) quantile of the
+  // values recorded before); kOptuna: Optuna's SuccessiveHalvingPruner (go on when among the best
+  // max(1, floor(n / rf)) of the n values, its own included). The top of this file says more.
+  enum class Promotion { kRay, kOptuna };
+  Promotion promotion = Promotion::kRay;
   std::string time_attr = "training_iteration";
   std::string metric;  // required
   Mode mode = Mode::kMax;
@@ -100,12 +114,31 @@ class AshaScheduler : public Scheduler {
   const AshaOptions& options() const { return options_; }
 
  private:
+  // The k-th largest of a growing multiset, k = max(1, floor((n + 1) / rf)) for its n values:
+  // the bar a next value must reach to be among the best max(1, floor(m / rf)) of the m = n + 1
+  // values it makes (Optuna's rule). Two heaps split at the k-th largest; k grows by at most one
+  // per Add, so each Add moves O(1) values: O(log n).
+  class TopShare {
+   public:
+    explicit TopShare(double reduction_factor) : rf_(reduction_factor) {}
+    void Add(double value);
+    // nullopt while empty.
+    std::optional<double> Bar() const;
+
+   private:
+    std::size_t Wanted() const;  // k for the current size
+    double rf_;
+    std::vector<double> top_;   // min-heap: the k largest
+    std::vector<double> rest_;  // max-heap: the others
+  };
   struct Rung {
-    Rung(double milestone, double q) : milestone(milestone), values(q) {}
+    Rung(double milestone, double q, double rf) : milestone(milestone), values(q), top(rf) {}
     double milestone;
     std::unordered_set<std::string> recorded;  // trials with a value at this rung
     // Their sign-adjusted values (larger is better), NaN included, at Ray's quantile.
     StreamingNanPercentile values;
+    // promotion kOptuna: the same values, NaN excluded (a NaN stops and is not recorded).
+    TopShare top;
   };
   struct Bracket {
     std::vector<Rung> rungs;  // highest milestone first, as Ray walks them
@@ -115,9 +148,9 @@ class AshaScheduler : public Scheduler {
   Bracket& BracketFor(const std::string& trial_id);
   // Ray's _Bracket.on_result; `value` is sign-adjusted.
   Decision JudgeAtRung(Bracket& bracket, const std::string& trial_id, double time, double value);
-  // The rung's cutoff on sign-adjusted values (numpy.nanpercentile, linear); nullopt if empty.
-  // O(1): kept current as values are recorded.
-  static std::optional<double> Cutoff(const Rung& rung);
+  // The rung's cutoff on sign-adjusted values (numpy.nanpercentile, linear, or Optuna's bar:
+  // TopShare); nullopt if empty. O(1): kept current as values are recorded.
+  std::optional<double> Cutoff(const Rung& rung) const;
   // Reads time_attr and the sign-adjusted metric; nullopt when either is missing.
   std::optional<std::pair<double, double>> ReadResult(const Result& result) const;
 

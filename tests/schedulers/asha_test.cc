@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -626,6 +627,129 @@ INSTANTIATE_TEST_SUITE_P(
 
 namespace tune {
 namespace {
+
+// --- promotion: "optuna" (Optuna's SuccessiveHalvingPruner rule) -------------------------------
+// Expected decisions are Optuna 5.0's: SuccessiveHalvingPruner(min_resource=1,
+// reduction_factor=3) on the same histories, one trial at a time, each reporting steps 1, 2, ...
+// until pruned (a trial that reached its last step is told COMPLETE).
+
+AshaOptions OptunaRule(double max_t, Mode mode = Mode::kMax) {
+  AshaOptions options = Options(max_t, 1, 3, 1, mode);
+  options.promotion = AshaOptions::Promotion::kOptuna;
+  return options;
+}
+
+// Runs each history as one trial (values at iterations 1, 2, ...) until a kStop, then completes
+// it; returns one string per trial, a letter per result: C (go on) or S (stop).
+std::vector<std::string> Decide(AshaScheduler& asha,
+                                const std::vector<std::vector<double>>& histories) {
+  std::vector<std::string> out;
+  for (std::size_t t = 0; t < histories.size(); ++t) {
+    const std::string id = "t" + std::to_string(t);
+    std::string letters;
+    Result last;
+    for (std::size_t step = 0; step < histories[t].size(); ++step) {
+      last = MakeResult(static_cast<std::int64_t>(step + 1), histories[t][step]);
+      const bool stop = Report(asha, id, last.training_iteration, histories[t][step]) == kS;
+      letters += stop ? 'S' : 'C';
+      if (stop) break;
+    }
+    asha.OnTrialComplete(id, &last);
+    out.push_back(letters);
+  }
+  return out;
+}
+
+const std::vector<std::vector<double>> kRungOneHistory = {
+    {0.5}, {0.4}, {0.6}, {0.55}, {0.6}, {0.3}, {0.58}, {0.7}, {0.59}, {0.65}};
+
+TEST(AshaOptunaPromotionTest, FirstTrialGoesOnThenTheBestOfEachRfThenTheTopThird) {
+  // 0.5: first, nothing to compare with: on. 0.4: n=2, k=1, not the best: stop. 0.6: best of 3.
+  // 0.55: n=4, not the best. 0.6: ties the best: on. 0.3: n=6, k=2. 0.58: the 2nd best is 0.6.
+  // 0.7: best. 0.59: n=9, k=3 (0.7 0.6 0.6). 0.65: n=10, k=3 (0.7 0.65 0.6).
+  AshaScheduler asha(OptunaRule(10));
+  EXPECT_EQ(Decide(asha, kRungOneHistory),
+            (std::vector<std::string>{"C", "S", "C", "S", "C", "S", "S", "C", "S", "C"}));
+  // Ray's rule on the same values (numpy) lets 0.55 and 0.58 through: it compares with the
+  // values before only (0.55 vs the 67th percentile of 0.5 0.4 0.6, 0.533).
+  AshaScheduler ray(Options(10, 1, 3));
+  EXPECT_EQ(Decide(ray, kRungOneHistory),
+            (std::vector<std::string>{"C", "S", "C", "C", "C", "S", "C", "C", "S", "C"}));
+}
+
+TEST(AshaOptunaPromotionTest, MinModeKeepsTheSmallest) {
+  AshaScheduler asha(OptunaRule(10, Mode::kMin));
+  EXPECT_EQ(Decide(asha, kRungOneHistory),
+            (std::vector<std::string>{"C", "C", "S", "S", "S", "C", "S", "S", "S", "S"}));
+}
+
+TEST(AshaOptunaPromotionTest, EachRungJudgesByItsOwnValues) {
+  // max_t 8: rungs at 1 and 3; trials report 4 steps.
+  AshaScheduler asha(OptunaRule(8));
+  EXPECT_EQ(Decide(asha, {{0.5, 0.6, 0.7, 0.8},
+                          {0.6, 0.6, 0.65, 0.7},
+                          {0.7, 0.7, 0.6, 0.6},
+                          {0.55, 0.5, 0.5, 0.5},
+                          {0.8, 0.8, 0.75, 0.9},
+                          {0.75, 0.8, 0.7, 0.8},
+                          {0.9, 0.9, 0.9, 0.9}}),
+            (std::vector<std::string>{"CCCC", "CCS", "CCS", "S", "CCCC", "CCS", "CCCC"}));
+}
+
+TEST(AshaOptunaPromotionTest, NanStopsAndIsNotCounted) {
+  // Optuna prunes a NaN before recording it: 0.55 is the 5th value at the rung (k = 1: it must
+  // be the best), not the 6th (k = 2: the 2nd best would do).
+  AshaScheduler asha(OptunaRule(10));
+  EXPECT_EQ(Decide(asha, {{0.5}, {kNaN}, {0.6}, {0.4}, {0.3}, {0.55}}),
+            (std::vector<std::string>{"C", "S", "C", "S", "S", "S"}));
+  EXPECT_EQ(CutoffAt(asha, 1), 0.55);  // 5 values, the next is the 6th: k = 2 (0.6 0.55)
+}
+
+// Optuna's _is_trial_promotable_to_next_rung, transcribed: the value goes on when it is >= the
+// (floor(n / rf))-th largest (at least the largest) of the n values, its own included.
+bool OptunaPromotes(std::vector<double> competing, double value, double rf) {
+  competing.push_back(value);
+  std::sort(competing.begin(), competing.end());
+  const long index = std::max(0L, static_cast<long>(std::floor(competing.size() / rf)) - 1);
+  return value >= competing[competing.size() - 1 - static_cast<std::size_t>(index)];
+}
+
+TEST(AshaOptunaPromotionTest, DecisionsOnARandomStreamEqualOptunasSortedRule) {
+  for (const double rf : {2.0, 3.0, 4.0, 2.5}) {
+    AshaOptions options = OptunaRule(1000);
+    options.reduction_factor = rf;
+    AshaScheduler asha(options);
+    std::mt19937_64 rng(18);
+    std::uniform_int_distribution<int> pick(0, 99);
+    std::vector<double> recorded;
+    for (int trial = 0; trial < 2000; ++trial) {
+      const int k = pick(rng);
+      const double value = k < 50 ? (k % 7) * 0.125 : pick(rng) / 97.0;  // many ties
+      const std::string id = "t" + std::to_string(trial);
+      ASSERT_EQ(Report(asha, id, 1, value), OptunaPromotes(recorded, value, rf) ? kC : kS)
+          << "rf " << rf << " " << id;
+      recorded.push_back(value);
+    }
+  }
+}
+
+TEST(AshaOptunaPromotionTest, SpecOptionPicksTheRuleAndRayStaysTheDefault) {
+  const auto make = [](Json spec) {
+    spec["type"] = "asha";
+    const auto scheduler = MakeScheduler(spec, "acc", Mode::kMax, "scheduler");
+    return dynamic_cast<const AshaScheduler&>(*scheduler).options();
+  };
+  EXPECT_EQ(make(Json::object()).promotion, AshaOptions::Promotion::kRay);
+  EXPECT_EQ(make(Json{{"promotion", "ray"}}).promotion, AshaOptions::Promotion::kRay);
+  EXPECT_EQ(make(Json{{"promotion", "optuna"}}).promotion, AshaOptions::Promotion::kOptuna);
+  try {
+    make(Json{{"promotion", "sha"}});
+    ADD_FAILURE() << "accepted promotion \"sha\"";
+  } catch (const SpecError& error) {
+    EXPECT_NE(std::string(error.what()).find("scheduler.promotion"), std::string::npos)
+        << error.what();
+  }
+}
 
 TEST(AshaBudgetTest, BudgetExhaustedAtMaxTOnlyWhenStoppingLastTrials) {
   AshaOptions options;
