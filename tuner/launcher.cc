@@ -650,29 +650,30 @@ void LocalLauncher::OnZygoteStarted(const std::string& program, std::uint64_t ge
     zygote.ready = true;
     return;
   }
-  std::fprintf(stderr, "tune: the warm trainer %s --zygote did not start%s; its trials start cold\n",
-               program.c_str(), timed_out ? " within 120 s" : "");
-  StopZygote(zygote);
-  cold_programs_.insert(program);
+  GiveUpZygote(program, zygote,
+               timed_out ? "--zygote did not start within 120 s" : "--zygote did not start");
 }
 
 void LocalLauncher::OnZygoteDied(const std::string& program) {
   Zygote& zygote = zygotes_[program];
   if (zygote.fd >= 0 && !zygote.ready) {
     // It died while it started: as one that never says it is ready.
-    std::fprintf(stderr, "tune: the warm trainer %s --zygote did not start; its trials start cold\n",
-                 program.c_str());
-    StopZygote(zygote);
-    cold_programs_.insert(program);
+    GiveUpZygote(program, zygote, "--zygote did not start");
     return;
   }
   StopZygote(zygote);
   if (++zygote.deaths >= 3) {
-    std::fprintf(stderr, "tune: the warm trainer %s keeps dying; its trials start cold\n", program.c_str());
-    cold_programs_.insert(program);
+    GiveUpZygote(program, zygote, "keeps dying");
     return;
   }
   if (!StartZygote(program, zygote)) cold_programs_.insert(program);
+}
+
+void LocalLauncher::GiveUpZygote(const std::string& program, Zygote& zygote, const char* why) {
+  std::fprintf(stderr, "tune: the warm trainer %s %s; its trials start cold\n", program.c_str(),
+               why);
+  StopZygote(zygote);
+  cold_programs_.insert(program);
 }
 
 void LocalLauncher::StopZygote(Zygote& zygote) {

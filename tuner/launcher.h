@@ -200,6 +200,9 @@ class LocalLauncher : public Launcher {
   // deaths in a row given up on (its program is spawned cold from then on).
   void OnZygoteDied(const std::string& program);
   void StopZygote(Zygote& zygote);
+  // Says why on stderr ("tune: the warm trainer P <why>; its trials start cold"), stops it, and
+  // spawns `program`'s trials from now on.
+  void GiveUpZygote(const std::string& program, Zygote& zygote, const char* why);
   std::map<std::string, Zygote> zygotes_;
   std::set<std::string> cold_programs_;  // whose zygote failed for good
   std::size_t num_warm_launches_ = 0;
