@@ -1,5 +1,5 @@
 """Lightning trials paused where a resume is hard (issue 15): after a validation in the middle of
-an epoch (val_check_interval < 1), and at max_epochs under PBT with a teardown that outlasts
+an epoch (val_check_interval < 1), alone and as a 2-rank DDP trial, and at max_epochs under PBT with a teardown that outlasts
 stop_grace_s. Real Lightning on CPU under the real `tune`, lightning_trial.py as the trial."""
 import json
 from pathlib import Path
@@ -24,8 +24,8 @@ def needs_lightning() -> None:
     require("the lightning package", HAVE_LIGHTNING)
 
 
-def log(trial: Path, name: str) -> List[Dict]:
-    path = trial / ("%s0.jsonl" % name)
+def log(trial: Path, name: str, rank: int = 0) -> List[Dict]:
+    path = trial / ("%s%d.jsonl" % (name, rank))
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -111,3 +111,42 @@ def test_pbt_pause_at_max_epochs_with_a_slow_exit_ends_terminated(tune_bin: Path
         assert not [e for e in log(trial, "rank") if "exit_delay_s" in e]
         assert ends[0]["last_decision"] == "pause", ends
     assert not run.journal("trial_exploited")
+
+
+def test_a_mid_epoch_pause_of_a_two_rank_ddp_trial_pauses_and_resumes_both_ranks(
+        tune_bin: Path, tmp_path: Path) -> None:
+    # As the first test, under Lightning's DDP with 2 CPU ranks (Gloo): each rank trains 4
+    # batches of 32 an epoch (its half of 256), validation after batches 2 and 4. Only rank 0
+    # reports; the median rule pauses lr 0 at iteration 1 (after batch 2 of epoch 1), and the
+    # pause must reach rank 1 too: both ranks leave the fit paused, and both resume from rank
+    # 0's checkpoint_1 in the middle of epoch 1.
+    trainer = {"command": python_command(TRIALS / "lightning_trial.py"), "max_epochs": 2,
+               "val_check_interval": 0.5, "devices": 2, "log_batches": True}
+    spec = {"name": "midepoch_ddp", "metric": "val_acc", "mode": "max", "num_samples": 1,
+            "max_concurrent": 1, "trainer": trainer, "space": {"lr": {"grid_search": [0.5, 0.0]}},
+            "scheduler": {"type": "median", "time_attr": "training_iteration", "grace_period": 1,
+                          "min_samples_required": 1, "hard_stop": False}}
+    run = run_tune(tune_bin, spec, tmp_path)
+    assert run.proc.returncode == 0, run.describe()
+    good, bad = run.trial_dirs()
+    assert [(r["iter"], r["epoch"], r["step"]) for r in run.results(bad)] == \
+        [(1, 1, 2), (2, 1, 4), (3, 2, 6), (4, 2, 8)], run.describe()
+    assert run.final_status(bad) == "TERMINATED", run.describe()
+    assert len([e for e in run.journal("trial_started") if e.get("trial_id") == bad.name]) == 2
+    first = str(bad / "checkpoint_1")
+    for rank in (0, 1):
+        ends = [e for e in log(bad, "rank", rank) if "end" in e]
+        assert [(e["paused"], e["last_decision"]) for e in ends] == \
+            [(True, "pause"), (False, "continue")], (rank, ends)
+        # The relaunch goes on from the middle of epoch 1 on both ranks: batches 2-3 of epoch 1,
+        # then epoch 2, with the global step going on from 2 (no batch index twice or skipped).
+        batches = log(bad, "batches", rank)
+        assert [(b["epoch"], b["batch"], b["step"], b["resumed_from"]) for b in batches] == \
+            [(1, i, i + 1, None) for i in range(2)] + \
+            [(1, i, i + 1, first) for i in range(2, 4)] + \
+            [(2, i, 5 + i, first) for i in range(4)], (rank, batches)
+    # The ranks trained disjoint halves of each epoch's shuffle before the pause.
+    before = [set(s for b in log(bad, "batches", rank) if b["resumed_from"] is None for s in b["samples"])
+              for rank in (0, 1)]
+    assert len(before[0]) == len(before[1]) == 64 and not before[0] & before[1]
+
