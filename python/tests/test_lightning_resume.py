@@ -1,6 +1,7 @@
 """Lightning trials paused where a resume is hard (issue 15): after a validation in the middle of
-an epoch (val_check_interval < 1), alone and as a 2-rank DDP trial, and at max_epochs under PBT with a teardown that outlasts
-stop_grace_s. Real Lightning on CPU under the real `tune`, lightning_trial.py as the trial."""
+an epoch (val_check_interval < 1), alone and as a 2-rank DDP trial, and at max_epochs under PBT
+with a teardown that outlasts stop_grace_s. Real Lightning on CPU under the real `tune`,
+lightning_trial.py as the trial."""
 import json
 from pathlib import Path
 from typing import Dict, List
