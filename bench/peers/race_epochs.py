@@ -29,15 +29,20 @@ A run is a tune experiment folder (holding <trial>/result.json), a folder holdin
 work folder: bench/peers/race.py's tempdir, searched for results/race_c*), or a JSON file with
 {"trials": [{"epochs": [[t, acc], ...]}, ...]} (race.py's optuna.json.race, Ray's ray.json).
 Prefix a run with LABEL= to group runs (e.g. one per seed) under a label: medians per label.
+--paired BASE compares every other label with label BASE seed by seed (a run's seed is the number
+after the last "_s" in its folder name, e.g. base_s3): epochs, epochs to the threshold, best at
+equal epochs and final best, the candidate's minus BASE's, and on how many seeds it was better.
 
 Usage: .venv/bin/python bench/peers/race_epochs.py [--threshold 0.88] [--top 0.1]
-           [--rungs 1,3,9] [--rf 3] [--at 25,50,100,150] [--replay ray|optuna] [LABEL=]RUN ...
+           [--rungs 1,3,9] [--rf 3] [--at 25,50,100,150] [--replay ray|optuna]
+           [--paired BASE_LABEL] [LABEL=]RUN ...
 """
 import argparse
 import glob
 import json
 import math
 import os
+import re
 import statistics
 import sys
 
@@ -164,6 +169,7 @@ def main():
     p.add_argument("--at", default="25,50,75,100,125,150", help="best val_acc after this many epochs in all")
     p.add_argument("--rf", type=int, default=3, help="the reduction factor, for --replay (3)")
     p.add_argument("--replay", choices=("ray", "optuna"), help="successive halving re-run offline (docstring)")
+    p.add_argument("--paired", metavar="BASE_LABEL", help="each other label against this one, seed by seed")
     a = p.parse_args()
     rungs = [int(r) for r in a.rungs.split(",")]
     at = [int(e) for e in a.at.split(",")]
@@ -211,6 +217,50 @@ def main():
         med["best_at"] = {e: median([r["best_at"].get(e) for r in group]) for e in at}
         not_reached = sum(r["to_thr"] is None for r in group)
         line(f"**{label}: median of {len(group)}**" + (f" ({not_reached} never reached)" if not_reached else ""), med)
+    if a.paired:
+        paired(rows, labels, a.paired, at, a.threshold)
+
+
+def seed_of(path):
+    found = re.findall(r"_s(\d+)", os.path.basename(os.path.normpath(path)))
+    return int(found[-1]) if found else None
+
+
+def paired(rows, labels, base_label, at, threshold):
+    """Per candidate label and seed: the candidate's value minus the base's (same seed)."""
+    base = {seed_of(path): r for label, path, r in rows if label == base_label}
+    keys = [("epochs", "epochs", -1), ("to_thr", f"epochs to {threshold:g}", -1)]
+    keys += [(e, f"best@{e}", 1) for e in at] + [("best", "final best", 1)]
+
+    def value(r, key):
+        return r["best_at"].get(key) if isinstance(key, int) else r[key]
+
+    print()
+    print("| candidate vs " + base_label + " | seed | " + " | ".join(name for _, name, _ in keys) + " |")
+    print("|" + "---|" * (len(keys) + 2))
+    for label in labels:
+        if label == base_label:
+            continue
+        wins = {key: [0, 0] for key, _, _ in keys}  # better, worse
+        for _, path, r in [row for row in rows if row[0] == label]:
+            b = base.get(seed_of(path))
+            if b is None:
+                continue
+            cells = []
+            for key, _, better in keys:
+                x, y = value(r, key), value(b, key)
+                if x is None or y is None:
+                    cells.append("-")
+                    continue
+                digits = "{:.0f}" if key in ("epochs", "to_thr") else "{:.4f}"
+                cells.append(f"{digits.format(y)} -> {digits.format(x)}")
+                if (x - y) * better > 1e-12:
+                    wins[key][0] += 1
+                elif (y - x) * better > 1e-12:
+                    wins[key][1] += 1
+            print(f"| {label} | {seed_of(path)} | " + " | ".join(cells) + " |")
+        print(f"| **{label}: seeds better / worse** | | "
+              + " | ".join(f"{wins[key][0]} / {wins[key][1]}" for key, _, _ in keys) + " |")
 
 
 if __name__ == "__main__":
