@@ -1,6 +1,7 @@
 #include "reporters/report_html.h"
 
 #include <chrono>
+#include <iterator>
 #include <string_view>
 
 #include "reporters/reporters.h"
@@ -16,19 +17,34 @@ namespace {
 
 // JSON inside <script type="application/json">: "</" and "<!--" must not appear (the HTML
 // parser would end the script); JSON lets "\/" stand for "/" inside strings, where they can only
-// occur.
-std::string ScriptSafeJson(std::string_view json) {
-  std::string out;
-  out.reserve(json.size() + 16);
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    if (json[i] == '<' && i + 1 < json.size() && (json[i + 1] == '/' || json[i + 1] == '!')) {
-      out += "\\u003c";
-    } else {
-      out += json[i];
+// occur. A sink in front of `out`: a '<' at the end of one piece is decided by the next.
+class ScriptSafeSink {
+ public:
+  explicit ScriptSafeSink(const TextSink& out) : out_(out) {}
+  void operator()(std::string_view piece) {
+    std::size_t run = 0;  // the start of what is not written yet
+    for (std::size_t i = 0; i < piece.size(); ++i) {
+      if (pending_) {
+        pending_ = false;
+        out_(piece[i] == '/' || piece[i] == '!' ? "\\u003c" : "<");
+      }
+      if (piece[i] == '<') {
+        if (i > run) out_(piece.substr(run, i - run));
+        run = i + 1;
+        pending_ = true;
+      }
     }
+    if (run < piece.size()) out_(piece.substr(run));
   }
-  return out;
-}
+  void Finish() {
+    if (pending_) out_("<");
+    pending_ = false;
+  }
+
+ private:
+  const TextSink& out_;
+  bool pending_ = false;  // a '<' held back
+};
 
 }  // namespace
 
@@ -37,28 +53,40 @@ std::string RenderReportHtml(const Json& data, bool live) {
 }
 
 std::string RenderReportHtmlFromText(std::string_view data_json, bool live) {
-  const std::string data_text = ScriptSafeJson(data_json);
-  const std::pair<std::string_view, std::string_view> fills[] = {
-      {"/*TUNE_ECHARTS*/", ReportEchartsJs()},
-      {"/*TUNE_DATA*/", data_text},
-      {"/*TUNE_LIVE*/", live ? "true" : "false"},
-      {"/*TUNE_REPORT_JS*/", ReportScriptJs()},
-  };
-  std::string_view page = ReportPageTemplate();
   std::string out;
-  out.reserve(page.size() + ReportEchartsJs().size() + data_text.size() + ReportScriptJs().size());
+  out.reserve(ReportPageTemplate().size() + ReportEchartsJs().size() + data_json.size() +
+              ReportScriptJs().size());
+  WriteReportHtml([&out](std::string_view piece) { out.append(piece); },
+                  [data_json](const TextSink& sink) { sink(data_json); }, live);
+  return out;
+}
+
+void WriteReportHtml(const TextSink& out, const std::function<void(const TextSink&)>& data,
+                     bool live) {
+  std::string_view page = ReportPageTemplate();
   std::size_t at = 0;
   // The placeholders appear in the template in this order, once each; only the template is
   // searched (never what was filled in).
-  for (const auto& [placeholder, text] : fills) {
-    std::size_t found = page.find(placeholder, at);
+  const std::string_view placeholders[] = {"/*TUNE_ECHARTS*/", "/*TUNE_DATA*/", "/*TUNE_LIVE*/",
+                                           "/*TUNE_REPORT_JS*/"};
+  for (std::size_t k = 0; k < std::size(placeholders); ++k) {
+    std::size_t found = page.find(placeholders[k], at);
     if (found == std::string_view::npos) continue;
-    out.append(page.substr(at, found - at));
-    out.append(text);
-    at = found + placeholder.size();
+    out(page.substr(at, found - at));
+    if (k == 0) {
+      out(ReportEchartsJs());
+    } else if (k == 1) {
+      ScriptSafeSink safe(out);
+      data([&safe](std::string_view piece) { safe(piece); });
+      safe.Finish();
+    } else if (k == 2) {
+      out(live ? "true" : "false");
+    } else {
+      out(ReportScriptJs());
+    }
+    at = found + placeholders[k].size();
   }
-  out.append(page.substr(at));
-  return out;
+  out(page.substr(at));
 }
 
 ReportHtmlWriter::ReportHtmlWriter(std::shared_ptr<ReportModel> model, std::filesystem::path dir,
@@ -82,7 +110,11 @@ void ReportHtmlWriter::Write() {
   written_version_ = model_->version();
   if (dir_.empty()) return;
   std::filesystem::create_directories(dir_);
-  WriteFileAtomically(dir_ / "report.html", RenderReportHtmlFromText(model_->SnapshotText(), /*live=*/false));
+  // Streamed: the page is never one string (17 MB at 90,000 trials), nor its data.
+  WriteFileAtomically(dir_ / "report.html", [this](const TextSink& out) {
+    WriteReportHtml(out, [this](const TextSink& data) { model_->WriteSnapshot(data); },
+                    /*live=*/false);
+  });
 }
 
 }  // namespace tune

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +24,11 @@ namespace tune {
 std::string RenderReportHtml(const Json& data, bool live);
 // The same for a snapshot already serialised (ReportModel::SnapshotText).
 std::string RenderReportHtmlFromText(std::string_view data_json, bool live);
+// The same page handed to `out` piece by piece, `data` writing the snapshot's JSON text into the
+// sink it is given (ReportModel::WriteSnapshot): no piece is the whole page or the whole data.
+void WriteReportHtml(const std::function<void(std::string_view)>& out,
+                     const std::function<void(const std::function<void(std::string_view)>&)>& data,
+                     bool live);
 
 // Writes <dir>/report.html through a temporary file and a rename (readers never see half of
 // it): at the end, and during the run when the model changed, at most every interval_s, or less

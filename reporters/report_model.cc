@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <unordered_set>
 
@@ -68,9 +69,7 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
   // the unfinished ones, the best best_curves finished ones by last value and a sample. The
   // others' rows come from the journal's last result.
   if (view.trials != nullptr) {
-    auto last_of = [&](const Trial& trial) {
-      return trial.last_result ? trial.last_result->Get(metric_) : std::nan("");
-    };
+    auto last_of = [&](const Trial& trial) { return trial.last_result.Get(metric_); };
     std::vector<std::pair<double, const Trial*>> finished;
     for (const Trial& trial : *view.trials) {
       double last = last_of(trial);
@@ -102,7 +101,7 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
     finished_seen_ = seen;
     for (const Trial& trial : *view.trials) {
       Record& record = RecordOf(trial);
-      const std::size_t index = index_[trial.id];
+      const std::size_t index = index_.Find(trial.id);
       SetStatus(record, trial);
       if (IsFinal(trial.status)) {
         ++num_finished_;
@@ -117,9 +116,9 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
       }
       if (read.count(&trial) == 0) {
         record.num_results = trial.num_results;
-        record.last_x = trial.last_result ? trial.last_result->Get(options_.time_attr) : 0;
+        record.last_x = trial.last_result ? trial.last_result.Get(options_.time_attr) : 0;
         for (std::size_t k = 0; k < series_.size(); ++k) {
-          const double last = trial.last_result ? trial.last_result->Get(series_[k].metric) : std::nan("");
+          const double last = trial.last_result.Get(series_[k].metric);
           const double previous_last = LastOf(record, k);
           (k == 0 ? record.last_y : record.objs[k]) = last;
           UpdateBest(k, index, previous_last);
@@ -141,22 +140,27 @@ void ReportModel::OnExperimentStart(const ExperimentView& view) {
         result.time_total_s = result.metrics.value("time_total_s", 0.0);
         AddResult(index, result);
       }
-      record.pending_rung = -1;
+      record.live->pending_rung = -1;
     }
   }
   ++version_;
 }
 
 ReportModel::Record& ReportModel::RecordOf(const Trial& trial) {
-  auto [it, inserted] = index_.emplace(trial.id, trials_.size());
-  if (inserted) {
+  std::size_t index = index_.Find(trial.id);
+  if (index == TrialIndex::kNone) {
+    index = trials_.size();
+    index_.Set(trial.id, index);
     trials_.emplace_back();
     Record& record = trials_.back();
     record.id = trial.id;
     record.num_exploits = trial.num_exploits;
+    record.live = std::make_unique<Live>();
     if (series_.size() > 1) record.objs.assign(series_.size(), std::nan(""));
+    param_bits_.resize(param_bits_.size() + options_.params.size());
+    param_tags_.resize(param_tags_.size() + options_.params.size(), ParamTag::kNull);
   }
-  return trials_[it->second];
+  return trials_[index];
 }
 
 void ReportModel::Touch(std::size_t index) {
@@ -168,15 +172,77 @@ void ReportModel::Touch(std::size_t index) {
 }
 
 void ReportModel::SetStatus(Record& record, const Trial& trial) {
-  record.status = ToString(trial.status);
+  record.status = trial.status;
   record.gpus = trial.gpus;
   record.time_total_s = trial.time_total_s;
-  record.params = Json::array();
-  for (const ReportParam& param : options_.params) {
-    record.params.push_back(trial.params.contains(param.pointer) ? trial.params.at(param.pointer)
-                                                                 : Json());
+  SetParams(index_.Find(trial.id), trial.params);
+  if (record.live) record.live->config = trial.config();
+}
+
+void ReportModel::SetParams(std::size_t index, const Json& params) {
+  const std::size_t count = options_.params.size();
+  for (std::size_t p = 0; p < count; ++p) {
+    const ReportParam& param = options_.params[p];
+    std::uint64_t& bits = param_bits_[index * count + p];
+    ParamTag& tag = param_tags_[index * count + p];
+    const ParamTag was = tag;
+    const Json* value = params.contains(param.pointer) ? &params.at(param.pointer) : nullptr;
+    auto choice = value == nullptr ? param.choices.end()
+                                   : std::find_if(param.choices.begin(), param.choices.end(),
+                                                  [value](const Json& c) {
+                                                    return c.type() == value->type() && c == *value;
+                                                  });
+    if (value == nullptr || value->is_null()) {
+      tag = ParamTag::kNull;
+    } else if (choice != param.choices.end()) {
+      tag = ParamTag::kChoice;
+      bits = static_cast<std::uint64_t>(choice - param.choices.begin());
+    } else if (value->is_number_integer() && !value->is_number_unsigned()) {
+      tag = ParamTag::kInt;
+      bits = static_cast<std::uint64_t>(value->get<std::int64_t>());
+    } else if (value->is_number_unsigned()) {
+      tag = ParamTag::kUnsigned;
+      bits = value->get<std::uint64_t>();
+    } else if (value->is_number_float()) {
+      tag = ParamTag::kFloat;
+      std::memcpy(&bits, &value->get_ref<const double&>(), sizeof bits);
+    } else if (value->is_boolean()) {
+      tag = ParamTag::kBool;
+      bits = value->get<bool>() ? 1 : 0;
+    } else {  // a value of its own (reusing its earlier slot, so repeats do not pile up)
+      if (was != ParamTag::kOther) {
+        bits = param_others_.size();
+        param_others_.emplace_back();
+      }
+      tag = ParamTag::kOther;
+      param_others_[bits] = *value;
+    }
   }
-  record.config = trial.config();
+}
+
+Json ReportModel::ParamJson(std::size_t index, std::size_t p) const {
+  const std::size_t at = index * options_.params.size() + p;
+  const std::uint64_t bits = param_bits_[at];
+  switch (param_tags_[at]) {
+    case ParamTag::kNull: return nullptr;
+    case ParamTag::kInt: return static_cast<std::int64_t>(bits);
+    case ParamTag::kUnsigned: return bits;
+    case ParamTag::kFloat: {
+      double value;
+      std::memcpy(&value, &bits, sizeof value);
+      return value;
+    }
+    case ParamTag::kBool: return bits != 0;
+    case ParamTag::kChoice: return options_.params[p].choices[bits];
+    case ParamTag::kOther: return param_others_[bits];
+  }
+  return nullptr;
+}
+
+Json ReportModel::ParamsJson(std::size_t index) const {
+  Json params = Json::array();
+  for (std::size_t p = 0; p < options_.params.size(); ++p) params.push_back(ParamJson(index, p));
+  return params;
 }
 
 namespace {
@@ -226,29 +292,30 @@ int ReportModel::AcquireRow(const std::string& resource) {
 }
 
 void ReportModel::StartSpan(Record& record, const Trial& trial) {
-  if (!record.rows.empty()) return;
+  Live& live = *record.live;
+  if (!live.rows.empty()) return;
   double now = Since();
   if (trial.num_exploits > record.num_exploits) {
-    record.marks.push_back({now, "exploited", "exploit #" + std::to_string(trial.num_exploits) +
+    live.marks.push_back({now, "exploited", "exploit #" + std::to_string(trial.num_exploits) +
                                                   ": " + trial.params.dump()});
-  } else if (record.paused) {
-    record.marks.push_back({now, "resumed", fmt::format("resumed at {} {:g}", options_.time_attr, record.last_x)});
+  } else if (live.paused) {
+    live.marks.push_back({now, "resumed", fmt::format("resumed at {} {:g}", options_.time_attr, record.last_x)});
   }
-  record.paused = false;
+  live.paused = false;
   record.num_exploits = trial.num_exploits;
-  record.location = trial.location;
+  live.location = trial.location;
   for (const std::string& resource : ResourcesOf(trial)) {
     const int row = AcquireRow(resource);
-    record.rows.push_back(row);
+    live.rows.push_back(row);
     record.spans.push_back({row, now, -1});
   }
 }
 
 void ReportModel::EndSpan(Record& record) {
-  if (record.rows.empty()) return;
+  if (!record.live || record.live->rows.empty()) return;
   const double now = Since();
-  for (int row : record.rows) row_busy_[static_cast<std::size_t>(row)] = false;
-  record.rows.clear();
+  for (int row : record.live->rows) row_busy_[static_cast<std::size_t>(row)] = false;
+  record.live->rows.clear();
   for (Span& span : record.spans) {
     if (span.end_s >= 0) continue;
     span.end_s = std::max(span.start_s, now);
@@ -257,41 +324,43 @@ void ReportModel::EndSpan(Record& record) {
 }
 
 void ReportModel::Relocate(Record& record, const Trial& trial) {
-  if (record.rows.empty() || trial.location == record.location) return;
-  for (int row : record.rows) {
+  if (!record.live) return;
+  Live& live = *record.live;
+  if (live.rows.empty() || trial.location == live.location) return;
+  for (int row : live.rows) {
     const auto r = static_cast<std::size_t>(row);
     row_busy_[r] = false;
     --row_spans_[r];  // its span moves
   }
-  record.rows.clear();
-  record.location = trial.location;
+  live.rows.clear();
+  live.location = trial.location;
   const std::vector<std::string> resources = ResourcesOf(trial);
   std::size_t next = 0;
   for (Span& span : record.spans) {
     if (span.end_s >= 0) continue;
     span.row = AcquireRow(resources[std::min(next++, resources.size() - 1)]);
     row_since_[static_cast<std::size_t>(span.row)] = span.start_s;
-    record.rows.push_back(span.row);
+    live.rows.push_back(span.row);
   }
 }
 
 void ReportModel::OnTrialStart(const Trial& trial) {
   Record& record = RecordOf(trial);
-  std::size_t index = index_[trial.id];
-  if (record.archived) {  // a finished trial that runs again (a retry after resume)
-    record.archived = false;
+  std::size_t index = index_.Find(trial.id);
+  if (record.archived()) {  // a finished trial that runs again (a retry after resume)
+    record.live = std::make_unique<Live>();
     --num_archived_;
   }
   SetStatus(record, trial);
-  record.status = "RUNNING";  // about to be launched
+  record.status = TrialStatus::kRunning;  // about to be launched
   StartSpan(record, trial);
   Touch(index);
 }
 
 void ReportModel::OnTrialResult(const Trial& trial, const Result& result) {
   Record& record = RecordOf(trial);
-  std::size_t index = index_[trial.id];
-  record.status = ToString(trial.status);
+  std::size_t index = index_.Find(trial.id);
+  record.status = trial.status;
   record.time_total_s = trial.time_total_s;
   Relocate(record, trial);
   AddResult(index, result);
@@ -300,37 +369,39 @@ void ReportModel::OnTrialResult(const Trial& trial, const Result& result) {
 
 void ReportModel::AddResult(std::size_t index, const Result& result) {
   Record& record = trials_[index];
+  if (!record.live) record.live = std::make_unique<Live>(), --num_archived_;  // not expected
+  Live& live = *record.live;
   double x = result.Get(options_.time_attr);
   if (std::isnan(x)) x = static_cast<double>(result.training_iteration);
   double y = result.Get(metric_);
   double previous_x = record.num_results > 0 ? record.last_x : -std::numeric_limits<double>::infinity();
 
   // A report after one that reached a rung: the trial went on, it was promoted.
-  if (record.pending_rung >= 0) {
-    record.marks.push_back({record.pending_rung_t, "promoted",
-                            fmt::format("past rung {:g}", record.pending_rung)});
-    record.pending_rung = -1;
+  if (live.pending_rung >= 0) {
+    live.marks.push_back({live.pending_rung_t, "promoted",
+                          fmt::format("past rung {:g}", live.pending_rung)});
+    live.pending_rung = -1;
   }
   auto rung = rungs_.upper_bound(x);
   if (rung != rungs_.begin() && *std::prev(rung) > previous_x) {
-    record.pending_rung = *std::prev(rung);
-    record.pending_rung_t = Since();
+    live.pending_rung = *std::prev(rung);
+    live.pending_rung_t = Since();
   }
 
   // Thinning: report i (from 0) is kept when i % stride == 0; past the cap, every other kept
   // point goes and the stride doubles.
-  if (record.num_results % record.stride == 0) {
-    record.x.push_back(x);
-    record.y.push_back(y);
-    if (record.x.size() > options_.max_points_per_curve) {
+  if (record.num_results % live.stride == 0) {
+    live.x.push_back(x);
+    live.y.push_back(y);
+    if (live.x.size() > options_.max_points_per_curve) {
       std::size_t kept = 0;
-      for (std::size_t i = 0; i < record.x.size(); i += 2, ++kept) {
-        record.x[kept] = record.x[i];
-        record.y[kept] = record.y[i];
+      for (std::size_t i = 0; i < live.x.size(); i += 2, ++kept) {
+        live.x[kept] = live.x[i];
+        live.y[kept] = live.y[i];
       }
-      record.x.resize(kept);
-      record.y.resize(kept);
-      record.stride *= 2;
+      live.x.resize(kept);
+      live.y.resize(kept);
+      live.stride *= 2;
     }
   }
   ++record.num_results;
@@ -395,21 +466,22 @@ void ReportModel::UpdateRanks() {
 
 void ReportModel::OnTrialPause(const Trial& trial) {
   Record& record = RecordOf(trial);
-  std::size_t index = index_[trial.id];
+  std::size_t index = index_.Find(trial.id);
+  if (!record.live) record.live = std::make_unique<Live>(), --num_archived_;  // not expected
   SetStatus(record, trial);
   EndSpan(record);
-  record.paused = true;
-  record.marks.push_back({Since(), "paused", fmt::format("paused at {} {:g}", options_.time_attr, record.last_x)});
+  record.live->paused = true;
+  record.live->marks.push_back({Since(), "paused", fmt::format("paused at {} {:g}", options_.time_attr, record.last_x)});
   Touch(index);
 }
 
 void ReportModel::OnTrialEnd(const Trial& trial) {
   Record& record = RecordOf(trial);
-  std::size_t index = index_[trial.id];
-  bool was_final = record.status == "TERMINATED" || record.status == "STOPPED" || record.status == "ERROR";
+  std::size_t index = index_.Find(trial.id);
+  bool was_final = IsFinal(record.status);
   SetStatus(record, trial);
   EndSpan(record);
-  record.pending_rung = -1;  // it did not go on past its last rung
+  if (record.live) record.live->pending_rung = -1;  // it did not go on past its last rung
   if (IsFinal(trial.status) && !was_final) {
     ++num_finished_;
     for (std::size_t k = 0; k < series_.size(); ++k) {
@@ -459,7 +531,7 @@ void ReportModel::ArchiveWaiting() {
   std::vector<std::size_t> still;
   for (std::size_t index : waiting_) {
     Record& record = trials_[index];
-    if (record.archived || record.sampled || !record.rows.empty()) continue;
+    if (record.archived() || record.sampled || !record.live->rows.empty()) continue;
     if (best.count(index) != 0) {
       still.push_back(index);
     } else {
@@ -471,12 +543,9 @@ void ReportModel::ArchiveWaiting() {
 
 void ReportModel::Archive(std::size_t index) {
   Record& record = trials_[index];
-  if (record.archived) return;
-  std::vector<double>().swap(record.x);
-  std::vector<double>().swap(record.y);
-  std::vector<Mark>().swap(record.marks);
-  record.config = Json();
-  record.archived = true;
+  if (record.archived()) return;
+  record.live.reset();
+  record.spans.shrink_to_fit();
   ++num_archived_;
   Touch(index);
 }
@@ -493,7 +562,7 @@ void ReportModel::OnExperimentEnd(const ExperimentView& view) {
   scheduler_description_ = view.scheduler_description;
   SetRungs(view.milestones);
   for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (!trials_[i].rows.empty()) {
+    if (trials_[i].live && !trials_[i].live->rows.empty()) {
       EndSpan(trials_[i]);
       Touch(i);
     }
@@ -525,10 +594,10 @@ void ReportModel::MaybeComputeImportance(bool force) {
   std::vector<std::size_t> row_trial;
   for (std::size_t i = 0; i < trials_.size(); ++i) {
     const Record& record = trials_[i];
-    if (!(record.status == "TERMINATED" || record.status == "STOPPED")) continue;
+    if (!(record.status == TrialStatus::kTerminated || record.status == TrialStatus::kStopped)) continue;
     std::vector<double> row;
     for (std::size_t p = 0; p < options_.params.size(); ++p) {
-      const Json& value = record.params[p];
+      const Json value = ParamJson(i, p);
       const ReportParam& param = options_.params[p];
       if (param.domain.kind == ImportanceParam::Kind::kCategorical) {
         auto it = std::find(param.choices.begin(), param.choices.end(), value);
@@ -575,14 +644,17 @@ void ReportModel::MaybeComputeImportance(bool force) {
   importance_next_s_ = importance_at_s_ + std::max(options_.importance_interval_s, 20 * took_s);
 }
 
-Json ReportModel::TrialJson(const Record& record) const {
+Json ReportModel::TrialJson(std::size_t index) const {
+  const Record& record = trials_[index];
+  static const Live kArchived;  // an archived trial's: no curve, no marks
+  const Live& live = record.live ? *record.live : kArchived;
   Json x = Json::array(), y = Json::array();
-  for (std::size_t i = 0; i < record.x.size(); ++i) {
-    x.push_back(Number(record.x[i]));
-    y.push_back(Number(record.y[i]));
+  for (std::size_t i = 0; i < live.x.size(); ++i) {
+    x.push_back(Number(live.x[i]));
+    y.push_back(Number(live.y[i]));
   }
   // The latest report, when thinning left it out.
-  if (!record.archived && record.num_results > 0 && (record.num_results - 1) % record.stride != 0) {
+  if (!record.archived() && record.num_results > 0 && (record.num_results - 1) % live.stride != 0) {
     x.push_back(Number(record.last_x));
     y.push_back(Number(record.last_y));
   }
@@ -592,8 +664,8 @@ Json ReportModel::TrialJson(const Record& record) const {
                      span.end_s < 0 ? Json() : Json(Round(span.end_s, 4))});
   }
   Json marks = Json::array();
-  for (const Mark& mark : record.marks) marks.push_back({Round(mark.t_s, 4), mark.kind, mark.text});
-  Json json = {{"id", record.id},       {"status", record.status}, {"p", record.params},
+  for (const Mark& mark : live.marks) marks.push_back({Round(mark.t_s, 4), mark.kind, mark.text});
+  Json json = {{"id", record.id},       {"status", ToString(record.status)}, {"p", ParamsJson(index)},
                {"n", record.num_results}, {"last", Number(record.last_y, 10)},
                {"best", Number(record.best, 10)}, {"time_s", Round(record.time_total_s, 4)},
                {"gpus", record.gpus},   {"x", std::move(x)},       {"y", std::move(y)},
@@ -644,9 +716,10 @@ Json ReportModel::Header() {
   }
   Json best = nullptr;
   if (!series_[0].by_last.empty()) {
-    const Record& record = trials_[series_[0].by_last.begin()->second];
-    best = {{"id", record.id}, {"value", Number(record.last_y, 17)}, {"config", record.config},
-            {"params", record.params}};
+    const std::size_t index = series_[0].by_last.begin()->second;
+    const Record& record = trials_[index];
+    best = {{"id", record.id}, {"value", Number(record.last_y, 17)},
+            {"config", record.live ? record.live->config : Json()}, {"params", ParamsJson(index)}};
   }
   Json first = SeriesJson(0);
   // Several objectives: each one's series ([0] repeats the top level's) and the Pareto front.
@@ -702,30 +775,37 @@ Json ReportModel::Header() {
 Json ReportModel::Snapshot() {
   Json json = Header();
   Json trials = Json::array();
-  for (const Record& record : trials_) trials.push_back(TrialJson(record));
+  for (std::size_t i = 0; i < trials_.size(); ++i) trials.push_back(TrialJson(i));
   json["trials"] = std::move(trials);
   json["delta"] = false;
   return json;
 }
 
 std::string ReportModel::SnapshotText() {
+  std::string text;
+  WriteSnapshot([&text](std::string_view piece) { text.append(piece); });
+  return text;
+}
+
+void ReportModel::WriteSnapshot(const std::function<void(std::string_view)>& out) {
   auto dump = [](const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); };
   std::string text = dump(Header());
   text.pop_back();  // the header's closing brace
   text += R"(,"delta":false,"trials":[)";
+  out(text);
   for (std::size_t i = 0; i < trials_.size(); ++i) {
-    if (i > 0) text += ',';
-    text += dump(TrialJson(trials_[i]));
+    text = i > 0 ? "," : "";
+    text += dump(TrialJson(i));
+    out(text);
   }
-  text += "]}";
-  return text;
+  out("]}");
 }
 
 Json ReportModel::TakeDelta() {
   Json json = Header();
   Json trials = Json::array();
   for (std::size_t index : changed_) {
-    trials.push_back(TrialJson(trials_[index]));
+    trials.push_back(TrialJson(index));
     trials_[index].changed = false;
   }
   changed_.clear();

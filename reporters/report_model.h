@@ -26,7 +26,7 @@
 // Memory stays bounded by what is running, not by what has run: once a trial has finished, its
 // curve, marks and config are kept only while it is among the best `best_curves` by last value
 // or in a uniform sample (reservoir) of `sample_curves` finished trials; every other finished
-// trial keeps its row (status, parameters, last and best value, spans): a few hundred bytes.
+// trial keeps its row (status, parameters, last and best value, spans): ~250 bytes (Record).
 // `tune resume` reads result.json only for the trials whose curves it keeps.
 //
 // Snapshot() is the whole model as JSON (report.html's data); TakeDelta() what changed since the
@@ -40,10 +40,13 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -91,6 +94,9 @@ class ReportModel : public Callback {
   Json Snapshot();
   // The same as JSON text, written trial by trial (never the whole tree in memory at once).
   std::string SnapshotText();
+  // The same text handed to `out` in pieces (the header, then one trial at a time): report.html
+  // is written through it without the whole text in memory.
+  void WriteSnapshot(const std::function<void(std::string_view)>& out);
   // The header and the trials changed since the last call ({"delta": true, ...}).
   Json TakeDelta();
   // Bumped by every change; equal numbers mean nothing to send.
@@ -110,31 +116,36 @@ class ReportModel : public Callback {
     std::string kind;  // "promoted", "exploited", "paused", "resumed"
     std::string text;
   };
-  struct Record {
-    std::string id;
-    std::string status = "PENDING";
-    Json params = Json::array();  // in options_.params order (null when absent)
+  // What a trial holds while its curve is kept (it is not archived: see the top).
+  struct Live {
     Json config;
     std::vector<double> x, y;     // the thinned curve
     std::int64_t stride = 1;      // every stride-th report is kept
+    std::string location;         // where its open spans' rows are (Trial::location)
+    std::vector<int> rows;        // the rows it holds while running (empty: not running)
+    bool paused = false;          // its last span ended with a pause
+    std::vector<Mark> marks;
+    double pending_rung = -1;     // a rung the latest report reached (promoted if it goes on)
+    double pending_rung_t = 0;
+  };
+  // A trial's row, kept for every trial (~200 bytes: 100,000 finished trials are held). Its
+  // parameters are in params_ (see there).
+  struct Record {
+    std::string id;
+    TrialStatus status = TrialStatus::kPending;
+    bool changed = false;
+    bool sampled = false;         // in the reservoir of finished trials whose curves are kept
+    int num_exploits = 0;
+    int rank = -1;                // several objectives: the Pareto rank sent (-1: not ranked)
     std::int64_t num_results = 0;
     double last_x = 0, last_y = std::numeric_limits<double>::quiet_NaN();
     double best = std::numeric_limits<double>::quiet_NaN();
     double time_total_s = 0;
     std::string gpus;
-    std::string location;         // where its open spans' rows are (Trial::location)
-    std::vector<int> rows;        // the rows it holds while running (empty: not running)
-    bool paused = false;          // its last span ended with a pause
-    int num_exploits = 0;
     std::vector<Span> spans;
-    std::vector<Mark> marks;
-    double pending_rung = -1;     // a rung the latest report reached (promoted if it goes on)
-    double pending_rung_t = 0;
     std::vector<double> objs;     // several objectives: each one's last value
-    int rank = -1;                // several objectives: the Pareto rank sent (-1: not ranked)
-    bool changed = false;
-    bool archived = false;        // finished, curve/marks/config let go (see the top)
-    bool sampled = false;         // in the reservoir of finished trials whose curves are kept
+    std::unique_ptr<Live> live;   // null: archived (finished, curve/marks/config let go)
+    bool archived() const { return live == nullptr; }
   };
 
   Record& RecordOf(const Trial& trial);
@@ -164,7 +175,7 @@ class ReportModel : public Callback {
   void Archive(std::size_t index);
   double Since() const { return clock_.Now() - start_s_; }
   Json Header();
-  Json TrialJson(const Record& record) const;
+  Json TrialJson(std::size_t index) const;
   bool Better(std::size_t k, double a, double b) const;
   Json SeriesJson(std::size_t k) const;
 
@@ -177,8 +188,18 @@ class ReportModel : public Callback {
   bool finished_ = false;
   bool interrupted_ = false;
 
-  std::vector<Record> trials_;
-  std::unordered_map<std::string, std::size_t> index_;  // id -> position in trials_
+  // A deque: growing never copies the rows nor holds twice their room.
+  std::deque<Record> trials_;
+  TrialIndex index_;  // id -> position in trials_
+  // Every trial's parameters (options_.params order), packed: trial i's p-th at i * P + p, as 8
+  // bytes and a tag saying what they hold (a Json per value would be ~80 bytes).
+  enum class ParamTag : std::uint8_t { kNull, kInt, kUnsigned, kFloat, kBool, kChoice, kOther };
+  std::vector<std::uint64_t> param_bits_;
+  std::vector<ParamTag> param_tags_;
+  std::vector<Json> param_others_;  // kOther: values of no kind above (bits: the index here)
+  void SetParams(std::size_t index, const Json& params);
+  Json ParamJson(std::size_t index, std::size_t p) const;
+  Json ParamsJson(std::size_t index) const;
   std::vector<std::size_t> changed_;
   // The timeline's rows (see the top), in the order made.
   std::vector<std::string> row_label_;

@@ -14,10 +14,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -216,5 +218,10 @@ class BestTrialReporter : public Callback {
 // Writes `text` to `path` through a temporary file and a rename. Throws std::runtime_error
 // naming the path.
 void WriteFileAtomically(const std::filesystem::path& path, const std::string& text);
+// The same for a text made piece by piece: `produce` hands every piece, in order, to the sink it
+// is given (a few MB of report.html need not be one string first).
+using TextSink = std::function<void(std::string_view)>;
+void WriteFileAtomically(const std::filesystem::path& path,
+                         const std::function<void(const TextSink&)>& produce);
 
 }  // namespace tune

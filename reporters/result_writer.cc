@@ -113,7 +113,7 @@ std::ofstream OpenForAppend(const fs::path& path) {
   return out;
 }
 
-void WriteAll(int fd, const fs::path& path, const std::string& text) {
+void WriteAll(int fd, const fs::path& path, std::string_view text) {
   for (std::string_view rest(text); !rest.empty();) {
     ssize_t written = ::write(fd, rest.data(), rest.size());
     if (written < 0 && errno == EINTR) continue;
@@ -157,6 +157,10 @@ void CheckOwnDirectory(const fs::path& dir) {
 }  // namespace
 
 void WriteFileAtomically(const fs::path& path, const std::string& text) {
+  WriteFileAtomically(path, [&text](const TextSink& write) { write(text); });
+}
+
+void WriteFileAtomically(const fs::path& path, const std::function<void(const TextSink&)>& produce) {
   // An unpredictable name created exclusively (mkostemp: O_EXCL): whatever someone planted at a
   // fixed name, a symbolic link included, is never opened. rename(2) replaces a link at `path`
   // itself rather than following it.
@@ -165,7 +169,37 @@ void WriteFileAtomically(const fs::path& path, const std::string& text) {
   if (fd < 0) ThrowIoError("cannot create", tmp_name, errno);
   fs::path tmp = tmp_name;
   ::fchmod(fd, 0644);
-  WriteAll(fd, tmp, text);
+  // The pieces are gathered into blocks of 64 KiB: the whole text is never held at once.
+  constexpr std::size_t kBlock = 64 * 1024;
+  std::string buffer;
+  buffer.reserve(kBlock);
+  auto write = [&fd, &tmp](std::string_view text) {
+    try {
+      WriteAll(fd, tmp, text);
+    } catch (...) {
+      fd = -1;  // WriteAll closed it
+      throw;
+    }
+  };
+  try {
+    produce([&](std::string_view piece) {
+      if (buffer.size() + piece.size() > kBlock) {
+        write(buffer);
+        buffer.clear();
+      }
+      if (piece.size() >= kBlock) {
+        write(piece);
+      } else {
+        buffer.append(piece);
+      }
+    });
+    write(buffer);
+  } catch (...) {
+    if (fd >= 0) ::close(fd);
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
   ::close(fd);
   std::error_code error;
   fs::rename(tmp, path, error);

@@ -305,7 +305,7 @@ void TensorBoardReporter::OnExperimentEnd(const ExperimentView& view) {
     FlattenConfig(trial.config(), "", config);
     for (const auto& [key, value] : config) values[key].push_back(value);
     if (trial.last_result) {
-      for (const auto& [tag, number] : Scalars(*trial.last_result)) tags.insert(tag);
+      for (const auto& [tag, number] : Scalars(trial.last_result.Decoded())) tags.insert(tag);
     }
   }
   pb::hparams::HParamsPluginData data;

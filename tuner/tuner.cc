@@ -466,7 +466,7 @@ std::size_t Tuner::ApplyTrialCreated(const std::string& trial_id, const Json& pa
   trial.id = trial_id;
   trial.params = params;
   trial.trainer = trainer_;  // trial.dir stays empty: DirOf gives <experiment>/<id>
-  index_by_id_[trial_id] = trials_.size();
+  index_by_id_.Set(trial_id, trials_.size());
   by_status_.Add(trials_.size(), trial.status);
   trials_.push_back(std::move(trial));
   scheduler_->OnTrialAdd(trial_id);
@@ -560,6 +560,7 @@ void Tuner::ApplyFailure(std::size_t index, const std::string& reason, bool retr
   scheduler_->OnTrialError(trial.id);
   searcher_->OnComplete(trial.id, TrialStatus::kError,
                         trial.last_result ? &*trial.last_result : nullptr);
+  trial.last_result.Compact();  // final: its metrics as text (core/trial.h, LastResult)
 }
 
 void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
@@ -570,6 +571,7 @@ void Tuner::ApplyFinish(std::size_t index, TrialStatus status) {
   stoppers_->OnTrialComplete(trial.id, last);
   scheduler_->OnTrialComplete(trial.id, last);
   searcher_->OnComplete(trial.id, status, last);
+  trial.last_result.Compact();  // final: its metrics as text (core/trial.h, LastResult)
 }
 
 void Tuner::ApplyPaused(std::size_t index, const std::optional<std::string>& checkpoint) {
@@ -724,7 +726,7 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
     writer_->OnTrialEnd(trial);
   }
   for (const auto& [id, entries] : state.lineage) {
-    const std::size_t index = index_by_id_.at(id);
+    const std::size_t index = index_by_id_.At(id);
     const Trial& trial = trials_[index];
     std::error_code ignored;
     std::filesystem::remove(TrialDir(index) / "lineage.jsonl", ignored);
@@ -767,15 +769,15 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
 }
 
 Trial* Tuner::Find(const std::string& trial_id, std::size_t* index) {
-  auto it = index_by_id_.find(trial_id);
-  if (it == index_by_id_.end()) return nullptr;
-  if (index) *index = it->second;
-  return &trials_[it->second];
+  const std::size_t found = index_by_id_.Find(trial_id);
+  if (found == TrialIndex::kNone) return nullptr;
+  if (index) *index = found;
+  return &trials_[found];
 }
 
 const Trial* Tuner::FindTrial(const std::string& trial_id) const {
-  auto it = index_by_id_.find(trial_id);
-  return it == index_by_id_.end() ? nullptr : &trials_[it->second];
+  const std::size_t found = index_by_id_.Find(trial_id);
+  return found == TrialIndex::kNone ? nullptr : &trials_[found];
 }
 
 void Tuner::StopTrial(const std::string& trial_id, bool completed) {

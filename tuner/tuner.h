@@ -283,7 +283,7 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   TrialsByStatus by_status_;      // trials_ by status: no pass over every trial per event
   BestTrialTracker best_;         // the best trial, updated per report
   std::unique_ptr<ParetoTracker> pareto_;  // several objectives: the front, updated per report
-  std::map<std::string, std::size_t> index_by_id_;
+  TrialIndex index_by_id_;  // core/trial.h: 8 bytes a "t_00001"-like id
   std::map<std::int64_t, std::size_t> index_by_pid_;  // by launcher group id (rank 0's pid)
   bool searcher_finished_ = false;
   int interrupts_ = 0;

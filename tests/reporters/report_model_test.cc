@@ -643,5 +643,107 @@ TEST(ReportHtmlTest, WriterRefreshesAtMostEveryIntervalAndAtTheEnd) {
   std::filesystem::remove_all(dir);
 }
 
+// An archived trial's row keeps its parameters packed (report_model.h, params_): every kind of
+// value comes back as it went in (an integer stays one, a float stays one, a choice by index, a
+// value of no kind as itself), archived or not, and a trial's changed parameters replace them.
+TEST(ReportModelTest, ArchivedRowsGiveBackTheirParametersExactly) {
+  ReportParam count = Float("n", 0, 10);
+  count.domain.kind = ImportanceParam::Kind::kInt;
+  ReportOptions options;
+  options.params = {Float("lr", 1e-4, 1e-1, true), Choice("opt", {"sgd", Json::array({1, 2}), 3}),
+                    count, Float("flag", 0, 1), Float("big", 0, 1), Float("odd", 0, 1)};
+  options.best_curves = 1;
+  options.sample_curves = 1;
+  ModelDriver d(options);
+  const std::vector<Json> params = {
+      {{"lr", 0.01}, {"opt", "sgd"}, {"n", 3}, {"flag", true}, {"big", 18446744073709551615ull},
+       {"odd", "text"}},
+      {{"lr", 1}, {"opt", Json::array({1, 2})}, {"n", -4}, {"flag", false}, {"big", 1.5},
+       {"odd", Json::object({{"a", 1}})}},
+      {{"lr", 1e-300}, {"opt", 3.0}, {"n", 2.5}, {"odd", nullptr}},  // 3.0 is no choice: a float
+      {{"lr", 0.5}, {"opt", 3}},
+  };
+  for (int round = 0; round < 2; ++round) {  // the second: after their curves went
+    for (std::size_t i = 0; i < 40; ++i) {
+      const std::string id = fmt::format("t_{:05d}", i);
+      if (round == 0) {
+        d.Start(id, params[i % params.size()]);
+        d.Report(id, 0.5 - 0.01 * static_cast<double>(i));
+        d.End(id, TrialStatus::kTerminated);
+      }
+    }
+    const Json snapshot = d.model.Snapshot();
+    for (std::size_t i = 0; i < 40; ++i) {
+      const Json& row = *d.TrialOf(snapshot, fmt::format("t_{:05d}", i));
+      const Json& given = params[i % params.size()];
+      ASSERT_EQ(row["p"].size(), options.params.size());
+      for (std::size_t p = 0; p < options.params.size(); ++p) {
+        const std::string name = options.params[p].domain.name;
+        const Json want = given.contains(name) ? given[name] : Json();
+        EXPECT_EQ(row["p"][p].dump(), want.dump()) << i << " " << name;
+        EXPECT_EQ(row["p"][p].type(), want.type()) << i << " " << name;
+      }
+    }
+    EXPECT_LT(d.model.num_curves(), 40u);
+  }
+  // An exploit-like change of a finished trial's parameters (a retry) replaces them.
+  Trial& trial = d.trials["t_00001"];
+  trial.params = {{"lr", 0.2}, {"odd", "other"}};
+  trial.status = TrialStatus::kRunning;
+  d.model.OnTrialStart(trial);
+  const Json row = *d.TrialOf(d.model.Snapshot(), "t_00001");
+  EXPECT_EQ(row["p"], Json::parse(R"([0.2, null, null, null, null, "other"])"));
+  EXPECT_EQ(row["status"], "RUNNING");
+}
+
+// report.html is written as a stream: the same page as the one rendered from the whole text,
+// whatever the pieces, with "</" escaped even when '<' ends one piece and '/' starts the next.
+TEST(ReportHtmlTest, StreamedPageEqualsTheRenderedOne) {
+  const std::string data = R"({"name":"a</b<!--c<<d<","x":"<"})";
+  const std::string whole = RenderReportHtmlFromText(data, /*live=*/true);
+  for (std::size_t piece : {1, 2, 3, 7, 1000}) {
+    std::string streamed;
+    WriteReportHtml([&streamed](std::string_view text) { streamed.append(text); },
+                    [&](const std::function<void(std::string_view)>& out) {
+                      for (std::size_t at = 0; at < data.size(); at += piece) {
+                        out(std::string_view(data).substr(at, piece));
+                      }
+                    },
+                    /*live=*/true);
+    EXPECT_EQ(streamed, whole) << piece;
+  }
+  EXPECT_NE(whole.find(R"(a\u003c/b\u003c!--c<<d<)"), std::string::npos);
+  EXPECT_EQ(whole.find("a</b"), std::string::npos);
+  // The model's pieces make the same text as SnapshotText, and the writer's file holds it.
+  FakeClock clock;
+  ReportModel model(ReportOptions{}, clock);
+  Trial trial;
+  trial.id = "t</script>";
+  model.OnTrialStart(trial);
+  std::string pieces;
+  std::size_t count = 0;
+  model.WriteSnapshot([&](std::string_view text) {
+    pieces.append(text);
+    ++count;
+  });
+  EXPECT_EQ(pieces, model.SnapshotText());
+  EXPECT_GE(count, 3u);  // the header, the trial, the end
+  auto dir = std::filesystem::temp_directory_path() / ("report_stream_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto shared = std::make_shared<ReportModel>(ReportOptions{}, clock);
+  shared->OnTrialStart(trial);
+  ReportHtmlWriter writer(shared, dir);
+  ExperimentView view;
+  writer.OnExperimentEnd(view);
+  std::ifstream in(dir / "report.html");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), RenderReportHtmlFromText(shared->SnapshotText(), /*live=*/false));
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.is_regular_file();
+  EXPECT_EQ(files, 1u);  // no temporary left behind
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace tune
