@@ -331,11 +331,50 @@ std::vector<double> HyperBandScheduler::Milestones() const {
 }
 
 std::string HyperBandScheduler::Describe() const {
-  std::size_t total_brackets = 0;
-  for (const auto& band : bands_) total_brackets += band.size();
+  // Every band but the newest is full (a new one starts when it is).
+  const std::size_t total_brackets = (bands_.size() - 1) * static_cast<std::size_t>(s_max_1_) +
+                                     bands_.back().size();
   std::string out = fmt::format("Using HyperBand: num_stopped={} total_brackets={}", num_stopped_,
                                 total_brackets);
-  for (std::size_t i = 0; i < bands_.size(); ++i) {
+  const auto count = [this](const Bracket& bracket, std::map<std::string, int>& counts) {
+    bool all_final = true;
+    for (const std::string& trial_id : bracket.all_trials) {
+      const Trial* trial = control() != nullptr ? control()->FindTrial(trial_id) : nullptr;
+      if (trial == nullptr) continue;
+      ++counts[ToString(trial->status)];
+      all_final = all_final && IsFinal(trial->status);
+    }
+    return all_final;
+  };
+  // Ray sorts the "STATUS: count" strings; a std::map over the names gives the same order.
+  const auto append_counts = [&out](const std::map<std::string, int>& counts) {
+    const char* separator = "";
+    for (const auto& [status, n] : counts) {
+      out += fmt::format("{}{}: {}", separator, status, n);
+      separator = ", ";
+    }
+  };
+  // Only the newest band takes new trials: a band before it without live trials whose trials
+  // have all reached a final status is done for good, and counted once.
+  while (done_bands_ + 1 < bands_.size()) {
+    std::map<std::string, int> counts;
+    bool done = true;
+    for (const BracketPtr& bracket : bands_[done_bands_]) {
+      if (bracket) done = done && bracket->live.empty() && count(*bracket, counts);
+      if (!done) break;
+    }
+    if (!done) break;
+    for (const auto& [status, n] : counts) done_counts_[status] += n;
+    ++done_bands_;
+  }
+  std::size_t first = 0;
+  if (done_bands_ > kDetailedDoneRounds) {
+    out += fmt::format("\nRounds #0-#{} done: {{", done_bands_ - 1);
+    append_counts(done_counts_);
+    out += "}";
+    first = done_bands_;
+  }
+  for (std::size_t i = first; i < bands_.size(); ++i) {
     out += fmt::format("\nRound #{}:", i);
     for (const BracketPtr& bracket : bands_[i]) {
       if (!bracket) continue;
@@ -343,16 +382,8 @@ std::string HyperBandScheduler::Describe() const {
       out += fmt::format("\n  Bracket(Max Size (n)={}, Milestone (r)={}, completed={:.1f}%): {{",
                          bracket->n, bracket->r, bracket->CompletionPercentage() * 100);
       std::map<std::string, int> counts;
-      for (const std::string& trial_id : bracket->all_trials) {
-        const Trial* trial = control() != nullptr ? control()->FindTrial(trial_id) : nullptr;
-        if (trial != nullptr) ++counts[ToString(trial->status)];
-      }
-      // Ray sorts the "STATUS: count" strings; a std::map over the names gives the same order.
-      const char* separator = "";
-      for (const auto& [status, count] : counts) {
-        out += fmt::format("{}{}: {}", separator, status, count);
-        separator = ", ";
-      }
+      count(*bracket, counts);
+      append_counts(counts);
       out += "} ";
     }
   }

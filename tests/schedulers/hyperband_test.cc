@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <map>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -271,6 +273,51 @@ TEST_F(HyperBandTest, ChoiceSkipsBandsWithoutLiveTrials) {
   EXPECT_EQ(hyperband_.ChooseTrialToRun(control_.Waiting()), std::nullopt);
   Add("t15");  // a fourth band
   EXPECT_EQ(hyperband_.ChooseTrialToRun(control_.Waiting()), std::optional<std::string>("t15"));
+}
+
+TEST_F(HyperBandTest, DoneRoundsBeyondAFewAreOneLineAndCountedOnce) {
+  // Statuses in Describe's text: "STATUS: n" pairs, summed by status, and the rounds it names.
+  const auto tally = [](const std::string& text) {
+    std::map<std::string, int> counts;
+    const std::regex pair("([A-Z]+): ([0-9]+)");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), pair); it != std::sregex_iterator(); ++it) {
+      counts[(*it)[1]] += std::stoi((*it)[2]);
+    }
+    return counts;
+  };
+  // Eight rounds of five trials, each round filled before its trials end (every fifth pruned),
+  // then t40 (it joins round 7, where t39's end left room); t3 is still being stopped (not final): the rounds stay in full, as in
+  // Ray, from round 0 on.
+  for (int round = 0; round < 8; ++round) {
+    for (int i = 5 * round; i < 5 * round + 5; ++i) Add("t" + std::to_string(i));
+    for (int i = 5 * round; i < 5 * round + 5; ++i) {
+      control_.SetStatus("t" + std::to_string(i), i % 5 == 4 ? TrialStatus::kStopped : TrialStatus::kTerminated);
+      hyperband_.OnTrialComplete("t" + std::to_string(i), nullptr);
+    }
+  }
+  Add("t40");
+  control_.SetStatus("t3", TrialStatus::kRunning);
+  const std::string full = hyperband_.Describe();
+  EXPECT_NE(full.find("total_brackets=16\nRound #0:\n  Bracket"), std::string::npos) << full;
+  EXPECT_NE(full.find("\nRound #7:"), std::string::npos) << full;
+  EXPECT_EQ(full.find("done"), std::string::npos) << full;
+  EXPECT_EQ(tally(full), (std::map<std::string, int>{{"PENDING", 1}, {"RUNNING", 1}, {"STOPPED", 8},
+                                                     {"TERMINATED", 31}}));
+  // t3 final: the done rounds at the start (all but the newest) become one line.
+  control_.SetStatus("t3", TrialStatus::kTerminated);
+  const std::string short_text = hyperband_.Describe();
+  const std::size_t last_round = full.rfind("\nRound #");
+  const std::string last_round_number = full.substr(last_round + 8, full.find(':', last_round) - last_round - 8);
+  EXPECT_NE(short_text.find("\nRounds #0-#" + std::to_string(std::stoi(last_round_number) - 1) + " done: {"),
+            std::string::npos)
+      << short_text;
+  EXPECT_EQ(short_text.find("\nRound #0:"), std::string::npos) << short_text;
+  EXPECT_EQ(short_text.substr(short_text.find("\nRound #")), full.substr(last_round)) << "the live round in full";
+  EXPECT_EQ(tally(short_text),
+            (std::map<std::string, int>{{"PENDING", 1}, {"STOPPED", 8}, {"TERMINATED", 32}}));
+  // Counted once: a status that changes afterwards (tune resume --errored) is not recounted.
+  control_.SetStatus("t3", TrialStatus::kError);
+  EXPECT_EQ(hyperband_.Describe(), short_text);
 }
 
 }  // namespace
