@@ -4,11 +4,11 @@ with a teardown that outlasts stop_grace_s. Real Lightning on CPU under the real
 lightning_trial.py as the trial."""
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 
-from conftest import TRIALS, python_command, require, run_tune
+from conftest import TRIALS, Experiment, python_command, require, run_tune
 
 try:
     import lightning  # noqa: F401
@@ -30,6 +30,23 @@ def log(trial: Path, name: str, rank: int = 0) -> List[Dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def run_paused_mid_epoch(tune_bin: Path, tmp_path: Path,
+                         **trainer: object) -> Tuple[Experiment, Path, Path]:
+    """Two trials one at a time, 2 epochs with validations at half and end of each (4
+    iterations); the median rule without hard_stop pauses the second (lr 0, never learns) at
+    iteration 1. Returns the run and the trial directories (lr 0.5, lr 0)."""
+    trainer = {"command": python_command(TRIALS / "lightning_trial.py"), "max_epochs": 2,
+               "val_check_interval": 0.5, "log_batches": True, **trainer}
+    spec = {"name": "midepoch", "metric": "val_acc", "mode": "max", "num_samples": 1,
+            "max_concurrent": 1, "trainer": trainer, "space": {"lr": {"grid_search": [0.5, 0.0]}},
+            "scheduler": {"type": "median", "time_attr": "training_iteration", "grace_period": 1,
+                          "min_samples_required": 1, "hard_stop": False}}
+    run = run_tune(tune_bin, spec, tmp_path)
+    assert run.proc.returncode == 0, run.describe()
+    good, bad = run.trial_dirs()
+    return run, good, bad
+
+
 @pytest.mark.parametrize("loader", ["plain", "resumable"])
 def test_a_pause_after_a_mid_epoch_validation_resumes_from_that_point(tune_bin: Path,
                                                                       tmp_path: Path,
@@ -38,15 +55,7 @@ def test_a_pause_after_a_mid_epoch_validation_resumes_from_that_point(tune_bin: 
     # iterations 1-4. The median rule without hard_stop, one trial at a time: lr 0 (never
     # learns) runs second and is paused at iteration 1, after batch 4 of epoch 1, then relaunched
     # from checkpoint_1, saved in the middle of the epoch.
-    trainer = {"command": python_command(TRIALS / "lightning_trial.py"), "max_epochs": 2,
-               "val_check_interval": 0.5, "loader": loader, "log_batches": True}
-    spec = {"name": "midepoch", "metric": "val_acc", "mode": "max", "num_samples": 1,
-            "max_concurrent": 1, "trainer": trainer, "space": {"lr": {"grid_search": [0.5, 0.0]}},
-            "scheduler": {"type": "median", "time_attr": "training_iteration", "grace_period": 1,
-                          "min_samples_required": 1, "hard_stop": False}}
-    run = run_tune(tune_bin, spec, tmp_path)
-    assert run.proc.returncode == 0, run.describe()
-    good, bad = run.trial_dirs()
+    run, good, bad = run_paused_mid_epoch(tune_bin, tmp_path, loader=loader)
     assert [(r["iter"], r["epoch"], r["step"]) for r in run.results(bad)] == \
         [(1, 1, 4), (2, 1, 8), (3, 2, 12), (4, 2, 16)], run.describe()
     assert [e["paused"] for e in log(bad, "rank") if "end" in e] == [True, False]
@@ -121,15 +130,7 @@ def test_a_mid_epoch_pause_of_a_two_rank_ddp_trial_pauses_and_resumes_both_ranks
     # reports; the median rule pauses lr 0 at iteration 1 (after batch 2 of epoch 1), and the
     # pause must reach rank 1 too: both ranks leave the fit paused, and both resume from rank
     # 0's checkpoint_1 in the middle of epoch 1.
-    trainer = {"command": python_command(TRIALS / "lightning_trial.py"), "max_epochs": 2,
-               "val_check_interval": 0.5, "devices": 2, "log_batches": True}
-    spec = {"name": "midepoch_ddp", "metric": "val_acc", "mode": "max", "num_samples": 1,
-            "max_concurrent": 1, "trainer": trainer, "space": {"lr": {"grid_search": [0.5, 0.0]}},
-            "scheduler": {"type": "median", "time_attr": "training_iteration", "grace_period": 1,
-                          "min_samples_required": 1, "hard_stop": False}}
-    run = run_tune(tune_bin, spec, tmp_path)
-    assert run.proc.returncode == 0, run.describe()
-    good, bad = run.trial_dirs()
+    run, _, bad = run_paused_mid_epoch(tune_bin, tmp_path, devices=2)
     assert [(r["iter"], r["epoch"], r["step"]) for r in run.results(bad)] == \
         [(1, 1, 2), (2, 1, 4), (3, 2, 6), (4, 2, 8)], run.describe()
     assert run.final_status(bad) == "TERMINATED", run.describe()
