@@ -240,6 +240,9 @@ void Tune(int first_seed, int seeds, int trials, const std::vector<std::string>&
         const double best = Minimise(*searcher, problem, trials, [](int, double) {});
         regrets.push_back(best - problem.minimum);
         log_sum += std::log10(std::max(best - problem.minimum, 1e-12));
+        if (std::getenv("TUNE_REGRETS") != nullptr) {  // per seed, for bench/peers/search.py
+          std::fprintf(stderr, "REGRET %s %d %.17g\n", problem.name, seed, best - problem.minimum);
+        }
       }
       std::printf(" %.4g (%.3f) [%.3g-%.3g] |", Quantile(regrets, 0.5), log_sum / seeds,
                   Quantile(regrets, 0.25), Quantile(regrets, 0.75));
@@ -248,6 +251,40 @@ void Tune(int first_seed, int seeds, int trials, const std::vector<std::string>&
     std::printf("\n");
   }
   std::printf("\n");
+}
+
+// tune-bench-tpe constrained SEARCH_JSON FIRST_SEED SEEDS TRIALS: minimise x^2 + y^2 on
+// [-2, 2]^2 subject to x + y >= 1 (reported as the metric "s"; optimum 0.5 at (0.5, 0.5)), the
+// problem of tests/search/gp_test.cc. One line per seed: "CONSTRAINED seed best_feasible
+// feasible_trials" (best_feasible inf when no trial is feasible). bench/peers/search.py runs
+// Optuna's GPSampler(constraints_func=...) on the same problem.
+void Constrained(const std::string& search, int first_seed, int seeds, int trials) {
+  const Space space = ParseSpace(
+      Json::parse(R"({"x": {"uniform": [-2, 2]}, "y": {"uniform": [-2, 2]}})"));
+  for (int seed = first_seed; seed < first_seed + seeds; ++seed) {
+    SearcherContext context{"loss", Mode::kMin, trials, 1, static_cast<std::uint64_t>(seed)};
+    context.constraints = ParseConstraints(Json::array({"s >= 1"}));
+    auto searcher = MakeSearcher(space, ParseSearcherOptions(Json::parse(search), "search", context));
+    double best = INFINITY;
+    int feasible = 0;
+    for (int t = 1; t <= trials; ++t) {
+      const std::string id = "t" + std::to_string(t);
+      const Json config = searcher->Suggest(id).config;
+      const double x = config["x"].get<double>(), y = config["y"].get<double>();
+      Result result;
+      result.training_iteration = 1;
+      result.metrics["loss"] = x * x + y * y;
+      result.metrics["s"] = x + y;
+      searcher->OnResult(id, result);
+      searcher->OnComplete(id, TrialStatus::kTerminated, &result);
+      if (x + y >= 1) {
+        ++feasible;
+        best = std::min(best, x * x + y * y);
+      }
+    }
+    std::printf("CONSTRAINED %d %.17g %d\n", seed, best, feasible);
+    std::fflush(stdout);
+  }
 }
 
 double ThreadCpuMs() { return bench::ThreadSeconds() * 1e3; }
@@ -461,6 +498,15 @@ int main(int argc, char** argv) {
     std::vector<std::string> searches;
     for (int i = 5; i < argc; ++i) searches.push_back(argv[i]);
     tune::Tune(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), searches);
+    return 0;
+  }
+  if (what == "constrained") {
+    // tune-bench-tpe constrained SEARCH_JSON FIRST_SEED SEEDS TRIALS
+    if (argc != 6) {
+      std::fprintf(stderr, "usage: %s constrained SEARCH_JSON FIRST_SEED SEEDS TRIALS\n", argv[0]);
+      return 2;
+    }
+    tune::Constrained(argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
     return 0;
   }
   if (what == "speed-at") {

@@ -124,7 +124,9 @@ class GpSearcher : public ModelSearcher {
     const double sd = std::sqrt((y.array() - mean).square().mean());
     y = (y.array() - mean) / std::max(sd, 1e-10);
     // The kernel parameters: the first fit runs to convergence; later ones start from the
-    // previous parameters, which one more trial moves little, stop after kWarmIterations, and
+    // previous parameters, which one more trial moves little, stop after kWarmIterations (20:
+    // 5 left the fit short and the regret 1.1-5.7x higher on the five shared functions at 50
+    // trials, bench/README-search.md; 20 costs ~25% more time per suggestion), and
     // past 50 trials run only when the history has grown by 2% since the last fit (the fit is
     // most of the cost of a suggestion at a few hundred trials). In between, the GP is
     // conditioned on the new history with the last parameters.
@@ -355,7 +357,7 @@ class GpSearcher : public ModelSearcher {
   double threshold_ = 0;                       // EI's: the best feasible standardised value
   bool has_threshold_ = false;                 // false: no feasible trial yet (no EI term)
   std::size_t fit_size_ = 0;  // ended trials at the last fit of the kernel parameters
-  static constexpr int kColdIterations = 100, kWarmIterations = 5;
+  static constexpr int kColdIterations = 100, kWarmIterations = 20;
 };
 
 GpOptions ParseGp(const OptionsReader& in, const SearcherContext& context) {

@@ -17,6 +17,13 @@ Optuna ask + 6 suggest_* + tell. Repetitions alternate between the sides.
 Runs as a part of bench/peers/run.py (--parts search) or alone:
   .venv/bin/python bench/peers/search.py [--quick] [--bin build/bin] [--out FILE]
 One side: python bench/peers/search.py --side tune|optuna --what regret|speed --algo cmaes|gp ...
+
+Seed by seed, both sides on the same seeds with Optuna's results cached per (function, trials,
+seed) so that an interrupted or repeated run reuses them, and a one-sided Mann-Whitney p per
+function; `gp-constrained` is tune-bench-tpe's `constrained` problem (x^2 + y^2 on [-2, 2]^2,
+x + y >= 1) against GPSampler(constraints_func=...), the best feasible value per seed:
+  .venv/bin/python bench/peers/search.py --compare cmaes|gp|gp-constrained --seeds 10
+    --trials 100 --bin build/bin --cache FILE [--optuna-only] [--cached-only]
 """
 import os
 import subprocess
@@ -172,7 +179,114 @@ def optuna_speed(args):
     return out
 
 
+def compare(argv):
+    """Both sides on the same seeds, per seed, with Optuna's runs cached (see the top of the
+    file, "Seed by seed"): a table of medians and one-sided Mann-Whitney p."""
+    import argparse
+    import json
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--compare", required=True, choices=["cmaes", "gp", "gp-constrained"])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--bin", default=os.path.join(common.ROOT, "build", "bin"))
+    parser.add_argument("--cache", required=True, help="JSON file of Optuna's per-seed results")
+    parser.add_argument("--optuna-only", action="store_true", help="only fill the cache")
+    parser.add_argument("--cached-only", action="store_true", help="Optuna: only what is cached")
+    args = parser.parse_args(argv)
+    cache = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
+    constrained = args.compare == "gp-constrained"
+    algo = "gp" if constrained else args.compare
+    functions = ["constrained"] if constrained else FUNCTIONS
+
+    def save():
+        with open(args.cache + ".tmp", "w") as f:
+            json.dump(cache, f, indent=0)
+        os.replace(args.cache + ".tmp", args.cache)
+
+    def optuna_one(f, seed):
+        import optuna
+        import warnings
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore")
+        if constrained:
+            def objective(trial):
+                x = trial.suggest_float("x", -2, 2)
+                y = trial.suggest_float("y", -2, 2)
+                trial.set_user_attr("c", 1 - (x + y))  # feasible when <= 0: x + y >= 1
+                return x * x + y * y
+            sampler = optuna.samplers.GPSampler(
+                seed=seed, constraints_func=lambda t: (t.user_attrs["c"],))
+            study = optuna.create_study(sampler=sampler)
+            study.optimize(objective, n_trials=args.trials)
+            feasible = [t.value for t in study.trials if t.user_attrs["c"] <= 0]
+            return min(feasible) if feasible else float("inf")
+        sys.path.insert(0, BASELINES)
+        import bench_quality as bq
+        fn, fmin = bq.FUNCS[f]
+        study = optuna.create_study(sampler=make_sampler(algo, seed))
+        study.optimize(fn, n_trials=args.trials)
+        return study.best_value - fmin
+
+    theirs = {f: [] for f in functions}
+    for seed in range(args.seeds):  # seed by seed over the functions: an interrupted run is even
+        for f in functions:
+            key = f"{algo} {f} {args.trials} {seed}"
+            if key not in cache and not args.cached_only:
+                begin = time.monotonic()
+                cache[key] = optuna_one(f, seed)
+                save()
+                print(f"optuna {key}: {cache[key]:.6g} ({time.monotonic() - begin:.0f} s)",
+                      file=sys.stderr, flush=True)
+            if key in cache:
+                theirs[f].append(cache[key])
+    if args.optuna_only:
+        return
+    ours = {f: [] for f in functions}
+    search = '{"algorithm": "gp"}' if constrained else '{"algorithm": "%s"}' % algo
+    if constrained:
+        cmd = [os.path.join(args.bin, "tune-bench-tpe"), "constrained", search, "0",
+               str(args.seeds), str(args.trials)]
+        text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+        ours["constrained"] = [float(line.split()[2]) for line in text.splitlines()
+                               if line.startswith("CONSTRAINED ")]
+    else:
+        cmd = [os.path.join(args.bin, "tune-bench-tpe"), "tune", "0", str(args.seeds),
+               str(args.trials), search]
+        text = subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, env=dict(os.environ, TUNE_REGRETS="1")).stderr
+        for line in text.splitlines():
+            if line.startswith("REGRET "):
+                _, f, _, value = line.split()
+                ours[f].append(float(value))
+    if constrained:  # the excess of the best feasible value over the optimum 0.5
+        ours, theirs = ({f: [v - 0.5 for v in side[f]] for f in functions} for side in (ours, theirs))
+    from scipy.stats import mannwhitneyu
+    what = "best feasible value - 0.5 (the optimum)" if constrained else "regret"
+    out = [f"{algo}: median {what} after {args.trials} trials [IQR], tune seeds 0..{args.seeds - 1}, "
+           f"Optuna's seeds as counted; p: one-sided Mann-Whitney, tune higher (worse).", "",
+           "| function | tune median [IQR] | Optuna median [IQR] | Optuna seeds | p (tune worse) | "
+           "tune <= Optuna |", "|---|---|---|---|---|---|"]
+    met = 0
+    for f in functions:
+        q = {side: [tpe.quantile(v, x) for x in (0.25, 0.5, 0.75)]
+             for side, v in (("tune", ours[f]), ("optuna", theirs[f])) if v}
+        if "optuna" not in q:
+            out.append(f"| {f} | {q['tune'][1]:.4g} | not run | 0 | | |")
+            continue
+        p = mannwhitneyu(ours[f], theirs[f], alternative="greater").pvalue
+        ok = q["tune"][1] <= q["optuna"][1]
+        met += ok
+        out.append(f"| {f} | {q['tune'][1]:.4g} [{q['tune'][0]:.3g}-{q['tune'][2]:.3g}] | "
+                   f"{q['optuna'][1]:.4g} [{q['optuna'][0]:.3g}-{q['optuna'][2]:.3g}] | "
+                   f"{len(theirs[f])} | {p:.3f} | {'yes' if ok else '**no**'} |")
+    out += ["", f"tune's median <= Optuna's on {met}/{len(functions)}."]
+    print("\n".join(out))
+
+
 def main():
+    if "--compare" in sys.argv:
+        compare(sys.argv[1:])
+        return
     if "--side" not in sys.argv:
         import argparse
         parser = argparse.ArgumentParser()
