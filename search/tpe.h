@@ -26,7 +26,8 @@ struct TpeOptions {
   double gamma = 0;                       // (0, 1]: ceil(gamma n) good; 0: min(ceil(n/10), 25)
   double prior_weight = 1.0;              // weight of the prior kernel
   double categorical_prior_weight = 4.0;  // the same for categoricals; larger explores more
-  bool consider_endpoints = false;        // domain bounds size the outermost kernels
+  bool consider_endpoints = false;        // domain bounds size the outermost kernels (default
+                                          // true with several objectives: ParseTpe)
   bool multivariate = false;              // the joint model from the start
   std::int64_t multivariate_after = 0;    // observations before the joint model (docs/tpe.md)
   std::int64_t window = 10000;  // each set models at most its newest `window` trials; 0: all
