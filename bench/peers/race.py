@@ -47,7 +47,8 @@ Per contestant and seed, also its final best val_acc and, for a peer, the time t
 that accuracy, with the peer's total wall time / that time (issue 18's target: >= 2x). With
 --seeds 0,1,2 every contestant runs once per seed and the table ends with median rows per
 contestant (the median of each column; of the per-seed ratios for the ratios). --tune-override
-JSON merges a variant into tune's spec (e.g. '{"search": {"intermediate": "budget"}}');
+JSON merges a variant into tune's spec (e.g. '{"search": {"intermediate": "budget"}}', BOHB's
+rule, or '{"scheduler": {"promotion": "optuna"}}', Optuna's promotion rule in ASHA);
 bench/peers/race_epochs.py reads the runs' results and says how each spent its epochs.
 
 Usage (alone): .venv/bin/python bench/peers/race.py [--quick] [--bin build/bin]
