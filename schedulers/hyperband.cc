@@ -334,47 +334,9 @@ std::string HyperBandScheduler::Describe() const {
   // Every band but the newest is full (a new one starts when it is).
   const std::size_t total_brackets = (bands_.size() - 1) * static_cast<std::size_t>(s_max_1_) +
                                      bands_.back().size();
-  std::string out = fmt::format("Using HyperBand: num_stopped={} total_brackets={}", num_stopped_,
-                                total_brackets);
-  const auto count = [this](const Bracket& bracket, std::map<std::string, int>& counts) {
+  // Round i's text; whether all of its trials are in a final status.
+  const auto describe_round = [this](std::size_t i, std::string& out) {
     bool all_final = true;
-    for (const std::string& trial_id : bracket.all_trials) {
-      const Trial* trial = control() != nullptr ? control()->FindTrial(trial_id) : nullptr;
-      if (trial == nullptr) continue;
-      ++counts[ToString(trial->status)];
-      all_final = all_final && IsFinal(trial->status);
-    }
-    return all_final;
-  };
-  // Ray sorts the "STATUS: count" strings; a std::map over the names gives the same order.
-  const auto append_counts = [&out](const std::map<std::string, int>& counts) {
-    const char* separator = "";
-    for (const auto& [status, n] : counts) {
-      out += fmt::format("{}{}: {}", separator, status, n);
-      separator = ", ";
-    }
-  };
-  // Only the newest band takes new trials: a band before it without live trials whose trials
-  // have all reached a final status is done for good, and counted once.
-  while (done_bands_ + 1 < bands_.size()) {
-    std::map<std::string, int> counts;
-    bool done = true;
-    for (const BracketPtr& bracket : bands_[done_bands_]) {
-      if (bracket) done = done && bracket->live.empty() && count(*bracket, counts);
-      if (!done) break;
-    }
-    if (!done) break;
-    for (const auto& [status, n] : counts) done_counts_[status] += n;
-    ++done_bands_;
-  }
-  std::size_t first = 0;
-  if (done_bands_ > kDetailedDoneRounds) {
-    out += fmt::format("\nRounds #0-#{} done: {{", done_bands_ - 1);
-    append_counts(done_counts_);
-    out += "}";
-    first = done_bands_;
-  }
-  for (std::size_t i = first; i < bands_.size(); ++i) {
     out += fmt::format("\nRound #{}:", i);
     for (const BracketPtr& bracket : bands_[i]) {
       if (!bracket) continue;
@@ -382,9 +344,37 @@ std::string HyperBandScheduler::Describe() const {
       out += fmt::format("\n  Bracket(Max Size (n)={}, Milestone (r)={}, completed={:.1f}%): {{",
                          bracket->n, bracket->r, bracket->CompletionPercentage() * 100);
       std::map<std::string, int> counts;
-      count(*bracket, counts);
-      append_counts(counts);
+      for (const std::string& trial_id : bracket->all_trials) {
+        const Trial* trial = control() != nullptr ? control()->FindTrial(trial_id) : nullptr;
+        if (trial == nullptr) continue;
+        ++counts[ToString(trial->status)];
+        all_final = all_final && IsFinal(trial->status);
+      }
+      // Ray sorts the "STATUS: count" strings; a std::map over the names gives the same order.
+      const char* separator = "";
+      for (const auto& [status, count] : counts) {
+        out += fmt::format("{}{}: {}", separator, status, count);
+        separator = ", ";
+      }
       out += "} ";
+      all_final = all_final && bracket->live.empty();
+    }
+    return all_final;
+  };
+  // Only the newest band takes new trials: a band before it that is done stays as it is, so its
+  // text is kept (a later `tune resume --errored` is a new scheduler).
+  std::string out = fmt::format("Using HyperBand: num_stopped={} total_brackets={}", num_stopped_,
+                                total_brackets);
+  bool done = true;
+  for (std::size_t i = done_bands_; i < bands_.size(); ++i) {
+    std::string text;
+    done = describe_round(i, text) && done && i + 1 < bands_.size();
+    if (done) {
+      done_text_ += text;
+      done_bands_ = i + 1;
+    } else {
+      out += i == done_bands_ ? done_text_ : std::string();
+      out += text;
     }
   }
   return out;

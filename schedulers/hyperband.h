@@ -37,7 +37,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,12 +86,10 @@ class HyperBandScheduler : public Scheduler {
   bool BudgetExhausted(const Result& result) const override;
   // Ray's debug_string: "Using HyperBand: num_stopped=N total_brackets=B", then per band
   // "Round #i:" and per bracket "  Bracket(Max Size (n)=9, Milestone (r)=3, completed=12.3%):
-  // {PAUSED: 2, RUNNING: 1} " (statuses as control() reports them). Unlike Ray, once more than
-  // kDetailedDoneRounds rounds at the start are done (no live trial, every trial in a final
-  // status) they are one line, "Rounds #0-#k done: {STOPPED: s, TERMINATED: t}": the text, and
-  // the work of a call, stay bounded by the rounds still running, however many have finished.
+  // {PAUSED: 2, RUNNING: 1} " (statuses as control() reports them). The rounds at the start that
+  // are done (no live trial, every trial in a final status) are rendered once and kept: a call
+  // walks only the trials of the rounds after them, however many have finished.
   std::string Describe() const override;
-  static constexpr std::size_t kDetailedDoneRounds = 3;
   // Each bracket's milestones: r0 = int(max_t * eta^-s), then int(min(r * eta, max_t)) at each
   // of its s halvings (brackets with r0 = 0 are skipped, as they are when trials are added).
   std::vector<double> Milestones() const override;
@@ -124,9 +121,9 @@ class HyperBandScheduler : public Scheduler {
   int s_max_1_;         // brackets per band
   std::vector<std::vector<BracketPtr>> bands_;  // null: a bracket skipped as too small
   std::size_t first_live_band_ = 0;  // bands before it have no live trial, and never will again
-  // Describe's count of the rounds at the start that are done, and their trials by status.
+  // Describe's rounds at the start that are done, and their text.
   mutable std::size_t done_bands_ = 0;
-  mutable std::map<std::string, int> done_counts_;
+  mutable std::string done_text_;
   Bracket* current_bracket_ = nullptr;
   std::unordered_map<std::string, Bracket*> bracket_of_;
   std::unordered_set<std::string> pause_requested_;  // told PAUSE, not chosen since
