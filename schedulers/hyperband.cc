@@ -363,21 +363,19 @@ std::string HyperBandScheduler::Describe() const {
   };
   // Only the newest band takes new trials: a band before it that is done stays as it is, so its
   // text is kept (a later `tune resume --errored` is a new scheduler).
-  std::string out = fmt::format("Using HyperBand: num_stopped={} total_brackets={}", num_stopped_,
-                                total_brackets);
-  bool done = true;
+  std::string rest;  // the rounds from the first one not done
   for (std::size_t i = done_bands_; i < bands_.size(); ++i) {
     std::string text;
-    done = describe_round(i, text) && done && i + 1 < bands_.size();
-    if (done) {
+    if (describe_round(i, text) && rest.empty() && i + 1 < bands_.size()) {
       done_text_ += text;
       done_bands_ = i + 1;
     } else {
-      out += i == done_bands_ ? done_text_ : std::string();
-      out += text;
+      rest += text;
     }
   }
-  return out;
+  return fmt::format("Using HyperBand: num_stopped={} total_brackets={}", num_stopped_,
+                     total_brackets) +
+         done_text_ + rest;
 }
 
 namespace {
