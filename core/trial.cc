@@ -77,17 +77,8 @@ std::size_t TrialIndex::At(std::string_view id) const {
   return position;
 }
 
-LastResult::LastResult(const LastResult& other)
-    : has_(other.has_), result_(other.result_), packed_(other.packed_) {}
-
-LastResult& LastResult::operator=(const LastResult& other) {
-  if (this != &other) {
-    has_ = other.has_;
-    result_ = other.result_;
-    packed_ = other.packed_;
-  }
-  return *this;
-}
+LastResult::LastResult(const LastResult& other) = default;
+LastResult& LastResult::operator=(const LastResult& other) = default;
 
 LastResult& LastResult::operator=(const Result& result) {
   has_ = true;
