@@ -1,7 +1,7 @@
 #include "reporters/report_html.h"
 
 #include <chrono>
-#include <iterator>
+#include <utility>
 #include <string_view>
 
 #include "reporters/reporters.h"
@@ -67,24 +67,23 @@ void WriteReportHtml(const TextSink& out, const std::function<void(const TextSin
   std::size_t at = 0;
   // The placeholders appear in the template in this order, once each; only the template is
   // searched (never what was filled in).
-  const std::string_view placeholders[] = {"/*TUNE_ECHARTS*/", "/*TUNE_DATA*/", "/*TUNE_LIVE*/",
-                                           "/*TUNE_REPORT_JS*/"};
-  for (std::size_t k = 0; k < std::size(placeholders); ++k) {
-    std::size_t found = page.find(placeholders[k], at);
+  const auto write_data = [&out, &data] {
+    ScriptSafeSink safe(out);
+    data([&safe](std::string_view piece) { safe(piece); });
+    safe.Finish();
+  };
+  const std::pair<std::string_view, std::function<void()>> fills[] = {
+      {"/*TUNE_ECHARTS*/", [&out] { out(ReportEchartsJs()); }},
+      {"/*TUNE_DATA*/", write_data},
+      {"/*TUNE_LIVE*/", [&out, live] { out(live ? "true" : "false"); }},
+      {"/*TUNE_REPORT_JS*/", [&out] { out(ReportScriptJs()); }},
+  };
+  for (const auto& [placeholder, fill] : fills) {
+    std::size_t found = page.find(placeholder, at);
     if (found == std::string_view::npos) continue;
     out(page.substr(at, found - at));
-    if (k == 0) {
-      out(ReportEchartsJs());
-    } else if (k == 1) {
-      ScriptSafeSink safe(out);
-      data([&safe](std::string_view piece) { safe(piece); });
-      safe.Finish();
-    } else if (k == 2) {
-      out(live ? "true" : "false");
-    } else {
-      out(ReportScriptJs());
-    }
-    at = found + placeholders[k].size();
+    fill();
+    at = found + placeholder.size();
   }
   out(page.substr(at));
 }
