@@ -17,6 +17,9 @@ class FifoScheduler : public Scheduler {
   Decision OnResult(const std::string& trial_id, const Result& result) override;
   // Ray's wording: "Using FIFO scheduling algorithm."
   std::string Describe() const override;
+  // FIFO keeps no state: an empty object, and loading one is a no-op.
+  std::optional<Json> SaveState() const override { return Json::object(); }
+  void LoadState(const Json& state) override { (void)state; }
 };
 
 // "fifo": takes no options (schedulers/scheduler.cc's table).

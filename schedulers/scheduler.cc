@@ -1,5 +1,7 @@
 #include "schedulers/scheduler.h"
 
+#include <stdexcept>
+
 #include "schedulers/asha.h"
 #include "schedulers/fifo.h"
 #include "schedulers/hyperband.h"
@@ -28,6 +30,11 @@ std::optional<std::string> Scheduler::ChooseTrialToRun(const std::vector<const T
     }
   }
   return std::nullopt;
+}
+
+void Scheduler::LoadState(const Json& state) {
+  (void)state;
+  throw std::runtime_error("snapshot: this scheduler keeps no state to load");
 }
 
 SchedulerConfig ParseSchedulerOptions(const Json& json, const std::string& path,

@@ -89,6 +89,15 @@ class Scheduler {
   // brackets' milestones), for views that draw them; empty when it has none.
   virtual std::vector<double> Milestones() const { return {}; }
 
+  // Resume snapshots (tuner/snapshot.h): the scheduler's whole state, such that LoadState() of it
+  // on a fresh scheduler made from the same spec (before any other call) goes on exactly as this
+  // one would: the same decisions, choices and Describe() for the same calls. nullopt: it keeps
+  // no snapshot, and `tune resume` replays the whole journal (the default, and PBT's, whose
+  // lineage and trial copies live in the tuner's files).
+  virtual std::optional<Json> SaveState() const { return std::nullopt; }
+  // Throws std::runtime_error when `state` is not what SaveState() writes.
+  virtual void LoadState(const Json& state);
+
  protected:
   TrialControl* control() const { return control_; }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "search/basic_searcher.h"
 #include "search/cmaes.h"
@@ -32,6 +33,11 @@ std::string OwnersOf(const SearcherRegistry& table, const std::string& key) {
 }
 
 }  // namespace
+
+void Searcher::LoadState(const Json& state) {
+  (void)state;
+  throw std::runtime_error("snapshot: this searcher keeps no state to load");
+}
 
 const SearcherRegistry& Searchers() {
   // One line per searcher; each exports its Entry (name, keys, parse, make).

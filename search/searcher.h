@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,14 @@ class Searcher {
   }
   // How many trials the searcher will propose in all, or -1 when unbounded by itself.
   virtual std::int64_t TotalTrials() const { return -1; }
+
+  // Resume snapshots (tuner/snapshot.h): the searcher's whole state, such that LoadState() of it
+  // on a fresh searcher made from the same spec (before any other call) goes on exactly as this
+  // one would: the same suggestions for the same calls. nullopt (the default): it keeps no
+  // snapshot, and `tune resume` replays the whole journal through Suggest() instead.
+  virtual std::optional<Json> SaveState() const { return std::nullopt; }
+  // Throws std::runtime_error when `state` is not what SaveState() writes.
+  virtual void LoadState(const Json& state);
 };
 
 // What the experiment gives every searcher besides its own options.
