@@ -7,12 +7,22 @@
 // Usage: tune-bench-asha [SIZES...]   (default 1000 10000 100000)
 // Each column is the mean time per decision over a batch of decisions at a rung that starts with
 // SIZE values, the fastest of 5 runs of the batch, in CPU time of the thread.
+//
+// Usage: tune-bench-asha --experiment [TRIALS...]   (default 100000)
+// The scale bench's experiment (bench/scale_bench.py) through the scheduler alone: TRIALS trials
+// "t_00000", ... with 9 reports each (ASHA on training_iteration, max_t 9, grace 1, rf 3), 16 at
+// once, each ending when stopped or at max_t. Prints the heap the scheduler holds per finished
+// trial (glibc's mallinfo2, allocated bytes after minus before), and its resume snapshot: the
+// size of SaveState()'s text, the CPU time of SaveState() + dump() and of parse + LoadState().
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <malloc.h>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -126,10 +136,94 @@ double Fastest(double (*run)(const std::vector<double>&, const std::vector<doubl
   return best;
 }
 
+// Bytes the program has allocated and not freed (glibc).
+double HeapBytes() { return static_cast<double>(mallinfo2().uordblks); }
+
+AshaOptions ExperimentOptions() {
+  AshaOptions options;
+  options.metric = "acc";
+  options.max_t = 9;
+  options.grace_period = 1;
+  options.reduction_factor = 3;
+  return options;
+}
+
+void Experiment(std::size_t trials) {
+  constexpr int kConcurrent = 16;
+  const double heap_before = HeapBytes();
+  auto asha = std::make_unique<AshaScheduler>(ExperimentOptions());
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  struct Running {
+    std::string id;
+    std::int64_t iteration = 0;
+    double skill = 0;
+  };
+  std::vector<Running> running;
+  std::size_t started = 0, stops = 0;
+  Result result;
+  const double start = bench::ThreadSeconds();
+  while (started < trials || !running.empty()) {
+    while (running.size() < kConcurrent && started < trials) {
+      char id[32];
+      std::snprintf(id, sizeof id, "t_%05zu", started++);
+      running.push_back(Running{id, 0, uniform(rng)});
+      asha->OnTrialAdd(running.back().id);
+    }
+    for (std::size_t i = 0; i < running.size();) {
+      Running& trial = running[i];
+      result.training_iteration = ++trial.iteration;
+      result.metrics["acc"] = trial.skill * (1 - 1.0 / static_cast<double>(trial.iteration + 1));
+      const Decision decision = asha->OnResult(trial.id, result);
+      if (decision.kind == Decision::kStop) {
+        ++stops;
+        asha->OnTrialComplete(trial.id, &result);
+        running[i] = std::move(running.back());
+        running.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+  const double run_seconds = bench::ThreadSeconds() - start;
+  const double heap_after = HeapBytes();
+  std::printf("| %zu | %.2f s | %zu | %.1f B |", trials, run_seconds, stops,
+              (heap_after - heap_before) / static_cast<double>(trials));
+  double save_seconds = bench::ThreadSeconds();
+  const std::optional<Json> state = asha->SaveState();
+  if (!state) {
+    std::printf(" none (SaveState() is nullopt) | - | - |\n");
+    return;
+  }
+  const std::string text = state->dump();
+  save_seconds = bench::ThreadSeconds() - save_seconds;
+  double load_seconds = bench::ThreadSeconds();
+  AshaScheduler loaded(ExperimentOptions());
+  loaded.LoadState(Json::parse(text));
+  load_seconds = bench::ThreadSeconds() - load_seconds;
+  const bool same = loaded.Describe() == asha->Describe();
+  std::printf(" %.2f MB (%.1f B a trial) | %.1f ms | %.1f ms%s |\n", text.size() / 1e6,
+              static_cast<double>(text.size()) / static_cast<double>(trials), save_seconds * 1e3,
+              load_seconds * 1e3, same ? "" : " (Describe() differs!)");
+}
+
 }  // namespace
 }  // namespace tune
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--experiment") {
+    std::vector<std::size_t> sizes;
+    for (int i = 2; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
+    if (sizes.empty()) sizes = {100000};
+    std::printf(
+        "ASHA in the scale bench's experiment (max_t 9, grace 1, rf 3, 9 reports a trial, 16 at "
+        "once): scheduler heap per finished trial (mallinfo2), resume snapshot size and CPU time\n");
+    std::printf(
+        "| trials | run (CPU) | stops | heap per trial | SaveState text | SaveState + dump | "
+        "parse + LoadState |\n|---|---|---|---|---|---|---|\n");
+    for (std::size_t trials : sizes) tune::Experiment(trials);
+    return 0;
+  }
   const std::vector<std::size_t> sizes = tune::bench::SizesFromArgs(argc, argv, {1000, 10000, 100000});
   std::printf(
       "ASHA per-decision time (rf %.0f, q = %.0f): thread CPU time per decision, mean over the "

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <stdexcept>
 
+#include "core/state.h"
 #include "schedulers/random.h"
 
 namespace tune {
@@ -21,10 +23,6 @@ std::string PythonFloat(double value) {
   std::string text = fmt::format("{}", value);
   if (text.find_first_of(".e") == std::string::npos) text += ".0";
   return text;
-}
-
-bool HasAttr(const Result& result, const std::string& attr) {
-  return attr == "training_iteration" || attr == "time_total_s" || result.metrics.contains(attr);
 }
 
 }  // namespace
@@ -91,20 +89,16 @@ AshaScheduler::Bracket& AshaScheduler::BracketFor(const std::string& trial_id) {
 }
 
 std::optional<std::pair<double, double>> AshaScheduler::ReadResult(const Result& result) const {
-  // Ray continues when either attribute is absent from the result.
-  if (!HasAttr(result, options_.time_attr) || !HasAttr(result, options_.metric)) {
-    return std::nullopt;
-  }
-  const double time = result.Get(options_.time_attr);
-  // A non-numeric time cannot be placed on any rung; treat it like a missing one.
-  if (std::isnan(time)) return std::nullopt;
-  // A present but non-numeric metric reads as NaN: Ray records NaN at the rung, and NaN never
-  // compares below a cutoff, so such a trial continues.
-  return std::make_pair(time, metric_sign_ * result.Get(options_.metric));
+  // Ray continues when either attribute is absent from the result; a NaN time cannot be placed
+  // on any rung. A present but non-numeric metric reads as NaN: Ray records NaN at the rung, and
+  // NaN never compares below a cutoff, so such a trial continues.
+  auto read = ReadTimeAndMetric(result, options_.time_attr, options_.metric);
+  if (read) read->second *= metric_sign_;
+  return read;
 }
 
 Decision AshaScheduler::OnResult(const std::string& trial_id, const Result& result) {
-  if (stopped_.count(trial_id) != 0) return Decision::kStop;
+  if (stopped_.Contains(trial_id)) return Decision::kStop;
   const auto read = ReadResult(result);
   if (!read) return Decision::kContinue;
   const auto [time, value] = *read;
@@ -114,10 +108,7 @@ Decision AshaScheduler::OnResult(const std::string& trial_id, const Result& resu
   } else {
     decision = JudgeAtRung(BracketFor(trial_id), trial_id, time, value);
   }
-  if (decision == Decision::kStop) {
-    ++num_stopped_;
-    stopped_.insert(trial_id);
-  }
+  if (decision == Decision::kStop) stopped_.Insert(trial_id);
   return decision;
 }
 
@@ -128,14 +119,14 @@ Decision AshaScheduler::JudgeAtRung(Bracket& bracket, const std::string& trial_i
   // stop_last_trials, a trial recorded at its highest passed rung falls through to a lower
   // passed rung it skipped (its result jumped over it) and is judged there by this later result.
   for (Rung& rung : bracket.rungs) {
-    const bool recorded = rung.recorded.count(trial_id) != 0;
+    const bool recorded = rung.recorded.Contains(trial_id);
     if (time >= rung.milestone && recorded && !options_.stop_last_trials) break;
     if (time < rung.milestone || recorded) continue;
     // The cutoff comes from earlier trials only, so the first trial at a rung always continues.
     const std::optional<double> cutoff = Cutoff(rung);
     // Strictly worse stops: a tie with the cutoff continues. Ray: NaN on either side compares
     // false and continues. Optuna: a NaN value stops and is not recorded.
-    rung.recorded.insert(trial_id);
+    rung.recorded.Insert(trial_id);
     if (options_.promotion == AshaOptions::Promotion::kOptuna) {
       if (std::isnan(value)) return Decision::kStop;
       rung.top.Add(value);
@@ -238,7 +229,7 @@ std::optional<int> AshaScheduler::BracketOf(const std::string& trial_id) const {
 }
 
 std::string AshaScheduler::Describe() const {
-  std::string out = fmt::format("Using AsyncHyperBand: num_stopped={}", num_stopped_);
+  std::string out = fmt::format("Using AsyncHyperBand: num_stopped={}", stopped_.size());
   for (const RungCutoffs& rungs : Rungs()) {
     out += "\nBracket:";
     const char* separator = " ";
@@ -249,6 +240,123 @@ std::string AshaScheduler::Describe() const {
     }
   }
   return out;
+}
+
+Json AshaScheduler::TopShare::SaveState() const {
+  Json top = Json::array(), rest = Json::array();
+  for (double value : top_) top.push_back(StateNumber(value));
+  for (double value : rest_) rest.push_back(StateNumber(value));
+  return Json{{"top", std::move(top)}, {"rest", std::move(rest)}};
+}
+
+void AshaScheduler::TopShare::LoadState(const Json& state, const std::string& path) {
+  auto numbers = [&](const char* key) {
+    const std::string at = path + "." + key;
+    const Json& array = StateArray(StateMember(state, key, path), at);
+    std::vector<double> out;
+    for (std::size_t i = 0; i < array.size(); ++i) {
+      out.push_back(StateDouble(array[i], at + "[" + std::to_string(i) + "]"));
+      if (std::isnan(out.back())) {
+        throw std::runtime_error("snapshot: " + at + "[" + std::to_string(i) + "]: NaN");
+      }
+    }
+    return out;
+  };
+  TopShare loaded(rf_);
+  loaded.top_ = numbers("top");
+  loaded.rest_ = numbers("rest");
+  const auto min_first = std::greater<double>();
+  // As Add() leaves them: min(k, n) values on top, each at least every value of the rest.
+  const std::size_t n = loaded.top_.size() + loaded.rest_.size();
+  if (loaded.top_.size() != std::min(loaded.Wanted(), n) ||
+      !std::is_heap(loaded.top_.begin(), loaded.top_.end(), min_first) ||
+      !std::is_heap(loaded.rest_.begin(), loaded.rest_.end()) ||
+      (!loaded.rest_.empty() && loaded.rest_.front() > loaded.top_.front())) {
+    throw std::runtime_error("snapshot: " + path + ": not the two heaps of Optuna's bar");
+  }
+  *this = std::move(loaded);
+}
+
+std::optional<Json> AshaScheduler::SaveState() const {
+  std::vector<std::pair<std::string, int>> live(trial_bracket_.begin(), trial_bracket_.end());
+  std::sort(live.begin(), live.end());
+  Json trials = Json::array();
+  for (const auto& [trial_id, bracket] : live) trials.push_back(Json::array({trial_id, bracket}));
+  Json brackets = Json::array();
+  for (const Bracket& bracket : brackets_) {
+    Json rungs = Json::array();
+    for (const Rung& rung : bracket.rungs) {
+      rungs.push_back(Json{{"milestone", rung.milestone},
+                           {"recorded", rung.recorded.SaveState()},
+                           {"values", rung.values.SaveState()},
+                           {"top", rung.top.SaveState()}});
+    }
+    brackets.push_back(std::move(rungs));
+  }
+  return Json{{"rng", EngineState(rng_)},
+              {"stopped", stopped_.SaveState()},
+              {"trials", std::move(trials)},
+              {"brackets", std::move(brackets)}};
+}
+
+void AshaScheduler::LoadState(const Json& state) {
+  const std::string path = "asha";
+  // Read into copies, so that a bad state leaves this scheduler as it was.
+  std::mt19937_64 rng;
+  const Json& rng_state = StateMember(state, "rng", path);
+  try {
+    LoadEngineState(rng_state, rng);
+  } catch (const std::runtime_error& error) {
+    throw std::runtime_error(std::string(error.what()) + " (at " + path + ".rng)");
+  }
+  TrialIdSet stopped;
+  stopped.LoadState(StateMember(state, "stopped", path), path + ".stopped");
+  std::unordered_map<std::string, int> trial_bracket;
+  const Json& trials = StateArray(StateMember(state, "trials", path), path + ".trials");
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const std::string at = path + ".trials[" + std::to_string(i) + "]";
+    const Json& entry = StateArray(trials[i], at);
+    if (entry.size() != 2) throw std::runtime_error("snapshot: " + at + ": not [id, bracket]");
+    const std::string& trial_id = StateString(entry[0], at + "[0]");
+    const std::int64_t bracket = StateInteger(entry[1], at + "[1]");
+    if (bracket < 0 || bracket >= static_cast<std::int64_t>(brackets_.size())) {
+      throw std::runtime_error("snapshot: " + at + "[1]: no bracket " + std::to_string(bracket));
+    }
+    if (!trial_bracket.emplace(trial_id, static_cast<int>(bracket)).second) {
+      throw std::runtime_error("snapshot: " + at + ": " + trial_id + " is there twice");
+    }
+  }
+  std::vector<Bracket> brackets = brackets_;
+  const Json& saved = StateArray(StateMember(state, "brackets", path), path + ".brackets");
+  if (saved.size() != brackets.size()) {
+    throw std::runtime_error("snapshot: " + path + ".brackets: " + std::to_string(saved.size()) +
+                             " brackets, the options make " + std::to_string(brackets.size()));
+  }
+  for (std::size_t b = 0; b < brackets.size(); ++b) {
+    const std::string at = path + ".brackets[" + std::to_string(b) + "]";
+    const Json& rungs = StateArray(saved[b], at);
+    std::vector<Rung>& into = brackets[b].rungs;
+    if (rungs.size() != into.size()) {
+      throw std::runtime_error("snapshot: " + at + ": " + std::to_string(rungs.size()) +
+                               " rungs, the options make " + std::to_string(into.size()));
+    }
+    for (std::size_t r = 0; r < into.size(); ++r) {
+      const std::string rung_at = at + "[" + std::to_string(r) + "]";
+      const double milestone =
+          StateDouble(StateMember(rungs[r], "milestone", rung_at), rung_at + ".milestone");
+      if (milestone != into[r].milestone) {
+        throw std::runtime_error("snapshot: " + rung_at + ".milestone: " + PythonFloat(milestone) +
+                                 ", the options make " + PythonFloat(into[r].milestone));
+      }
+      into[r].recorded.LoadState(StateMember(rungs[r], "recorded", rung_at), rung_at + ".recorded");
+      into[r].values.LoadState(StateMember(rungs[r], "values", rung_at), rung_at + ".values");
+      into[r].top.LoadState(StateMember(rungs[r], "top", rung_at), rung_at + ".top");
+    }
+  }
+  rng_ = rng;
+  stopped_ = std::move(stopped);
+  trial_bracket_ = std::move(trial_bracket);
+  brackets_ = std::move(brackets);
 }
 
 bool AshaScheduler::BudgetExhausted(const Result& result) const {

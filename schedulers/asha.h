@@ -44,12 +44,12 @@
 #include <random>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "schedulers/scheduler.h"
 #include "schedulers/streaming_percentile.h"
+#include "schedulers/util.h"
 
 namespace tune {
 
@@ -106,11 +106,19 @@ class AshaScheduler : public Scheduler {
   // Every bracket's rung milestones.
   std::vector<double> Milestones() const override;
 
+  // Resume snapshots: the bracket draw's random engine, the stopped trials, the live trials'
+  // brackets, and per rung the trials recorded there and its values as the order-statistics
+  // heaps hold them (compact: a bit per recorded "t_NNNNN" trial, a number per value). LoadState
+  // throws std::runtime_error naming where (e.g. "snapshot: asha.brackets[0][1].values.lower: not
+  // an array") when `state` is not what SaveState() writes for these options.
+  std::optional<Json> SaveState() const override;
+  void LoadState(const Json& state) override;
+
   // For tests and reports: each bracket's rungs and current cutoffs.
   std::vector<RungCutoffs> Rungs() const;
   // The bracket `trial_id` was assigned to, or nullopt for a trial not (or no longer) known.
   std::optional<int> BracketOf(const std::string& trial_id) const;
-  int num_stopped() const { return num_stopped_; }
+  int num_stopped() const { return static_cast<int>(stopped_.size()); }
   const AshaOptions& options() const { return options_; }
 
  private:
@@ -124,6 +132,10 @@ class AshaScheduler : public Scheduler {
     void Add(double value);
     // nullopt while empty.
     std::optional<double> Bar() const;
+    // {"top": [...], "rest": [...]}, the heaps as they are; LoadState checks they are such a
+    // split (throws std::runtime_error naming `path`).
+    Json SaveState() const;
+    void LoadState(const Json& state, const std::string& path);
 
    private:
     std::size_t Wanted() const;  // k for the current size
@@ -134,7 +146,7 @@ class AshaScheduler : public Scheduler {
   struct Rung {
     Rung(double milestone, double q, double rf) : milestone(milestone), values(q), top(rf) {}
     double milestone;
-    std::unordered_set<std::string> recorded;  // trials with a value at this rung
+    TrialIdSet recorded;  // trials with a value at this rung
     // Their sign-adjusted values (larger is better), NaN included, at Ray's quantile.
     StreamingNanPercentile values;
     // promotion kOptuna: the same values, NaN excluded (a NaN stops and is not recorded).
@@ -160,8 +172,7 @@ class AshaScheduler : public Scheduler {
   std::vector<double> bracket_cdf_;  // cumulative softmax over rung counts
   std::mt19937_64 rng_;
   std::unordered_map<std::string, int> trial_bracket_;
-  std::unordered_set<std::string> stopped_;
-  int num_stopped_ = 0;
+  TrialIdSet stopped_;  // every trial this scheduler stopped (num_stopped)
 };
 
 // "asha" (alias "async_hyperband"): Ray's ASHAScheduler arguments, plus "seed".

@@ -18,7 +18,10 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
+
+#include "core/types.h"
 
 namespace tune {
 
@@ -35,6 +38,13 @@ class StreamingNanPercentile {
   // Values added, NaN included.
   std::size_t size() const { return lower_.size() + upper_.size() + nan_count_; }
   bool empty() const { return size() == 0; }
+
+  // Resume snapshots: {"lower": [...], "upper": [...], "nans": N}, the two heaps as they are
+  // (numbers through core/state.h's StateNumber), so that LoadState(SaveState()) holds the same
+  // values the same way. LoadState throws std::runtime_error naming `path` when `state` is not
+  // such a split of numbers at this q; it keeps q.
+  Json SaveState() const;
+  void LoadState(const Json& state, const std::string& path);
 
  private:
   double q_;

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <stdexcept>
+
+#include "core/state.h"
 
 namespace tune {
 
@@ -18,6 +21,141 @@ std::optional<std::pair<double, double>> ReadTimeAndMetric(const Result& result,
   const double time = result.Get(time_attr);
   if (std::isnan(time)) return std::nullopt;
   return std::make_pair(time, result.Get(metric));
+}
+
+std::size_t TrialIdSet::NumberOf(const std::string& id) const {
+  if (!learned_ || id.size() < prefix_.size() + width_ || id.compare(0, prefix_.size(), prefix_) != 0) {
+    return kNone;
+  }
+  const std::size_t digits = id.size() - prefix_.size();
+  if (digits > 18) return kNone;
+  std::size_t number = 0;
+  for (std::size_t i = prefix_.size(); i < id.size(); ++i) {
+    if (id[i] < '0' || id[i] > '9') return kNone;
+    number = number * 10 + static_cast<std::size_t>(id[i] - '0');
+  }
+  // Exactly the number padded to the width: "t_00001", "t_123456", not "t_000001".
+  std::size_t length = 1;
+  for (std::size_t rest = number / 10; rest > 0; rest /= 10) ++length;
+  return digits == std::max(length, width_) ? number : kNone;
+}
+
+bool TrialIdSet::Contains(const std::string& id) const {
+  const std::size_t number = NumberOf(id);
+  if (number != kNone && number / 64 < bits_.size() && ((bits_[number / 64] >> (number % 64)) & 1)) {
+    return true;
+  }
+  return !others_.empty() && others_.count(id) != 0;
+}
+
+bool TrialIdSet::Insert(const std::string& id) {
+  if (Contains(id)) return false;
+  if (!learned_) {
+    // The prefix is everything before the trailing digits (at least one digit).
+    std::size_t digits = id.size();
+    while (digits > 0 && id[digits - 1] >= '0' && id[digits - 1] <= '9') --digits;
+    if (digits < id.size()) {
+      learned_ = true;
+      prefix_ = id.substr(0, digits);
+      width_ = id.size() - digits;
+    }
+  }
+  const std::size_t number = NumberOf(id);
+  // At most 64 bits a member plus 8 KB: a number far past the others goes to the hash set.
+  if (number != kNone && number <= 64 * size_ + 65536) {
+    if (number / 64 >= bits_.size()) bits_.resize(number / 64 + 1, 0);
+    bits_[number / 64] |= std::uint64_t{1} << (number % 64);
+  } else {
+    others_.insert(id);
+  }
+  ++size_;
+  return true;
+}
+
+Json TrialIdSet::SaveState() const {
+  static const char kHex[] = "0123456789abcdef";
+  std::string bits;
+  bits.reserve(bits_.size() * 16);
+  for (std::uint64_t word : bits_) {
+    for (int shift = 60; shift >= 0; shift -= 4) bits.push_back(kHex[(word >> shift) & 15]);
+  }
+  std::vector<std::string> others(others_.begin(), others_.end());
+  std::sort(others.begin(), others.end());
+  return Json{{"prefix", learned_ ? Json(prefix_) : Json()},
+              {"width", width_},
+              {"bits", std::move(bits)},
+              {"others", std::move(others)}};
+}
+
+void TrialIdSet::LoadState(const Json& state, const std::string& path) {
+  TrialIdSet set;
+  const Json& prefix = StateMember(state, "prefix", path);
+  set.learned_ = !prefix.is_null();
+  if (set.learned_) set.prefix_ = StateString(prefix, path + ".prefix");
+  const std::int64_t width = StateInteger(StateMember(state, "width", path), path + ".width");
+  if (width < 0 || width > 18 || (set.learned_ && width == 0) || (!set.learned_ && width != 0)) {
+    throw std::runtime_error("snapshot: " + path + ".width: not a trial id's digit count");
+  }
+  set.width_ = static_cast<std::size_t>(width);
+  const std::string& bits = StateString(StateMember(state, "bits", path), path + ".bits");
+  if (bits.size() % 16 != 0 || (!set.learned_ && !bits.empty())) {
+    throw std::runtime_error("snapshot: " + path + ".bits: not a bitmap of trial numbers");
+  }
+  for (std::size_t i = 0; i < bits.size(); i += 16) {
+    std::uint64_t word = 0;
+    for (std::size_t j = i; j < i + 16; ++j) {
+      const char c = bits[j];
+      const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (digit < 0) throw std::runtime_error("snapshot: " + path + ".bits: not hexadecimal");
+      word = word << 4 | static_cast<std::uint64_t>(digit);
+    }
+    set.bits_.push_back(word);
+    set.size_ += static_cast<std::size_t>(__builtin_popcountll(word));
+  }
+  const Json& others = StateArray(StateMember(state, "others", path), path + ".others");
+  for (std::size_t i = 0; i < others.size(); ++i) {
+    const std::string& id = StateString(others[i], path + ".others[" + std::to_string(i) + "]");
+    if (set.Contains(id)) {
+      throw std::runtime_error("snapshot: " + path + ".others[" + std::to_string(i) + "]: " + id +
+                               " is there twice");
+    }
+    set.others_.insert(id);
+    ++set.size_;
+  }
+  *this = std::move(set);
+}
+
+const Json& StateMember(const Json& object, const std::string& key, const std::string& path) {
+  if (!object.is_object()) throw std::runtime_error("snapshot: " + path + ": not an object");
+  auto it = object.find(key);
+  if (it == object.end()) throw std::runtime_error("snapshot: " + path + "." + key + ": missing");
+  return *it;
+}
+
+const Json& StateArray(const Json& value, const std::string& path) {
+  if (!value.is_array()) throw std::runtime_error("snapshot: " + path + ": not an array");
+  return value;
+}
+
+double StateDouble(const Json& value, const std::string& path) {
+  if (value.is_number() || value == "nan" || value == "inf" || value == "-inf") {
+    return FromStateNumber(value);
+  }
+  throw std::runtime_error("snapshot: " + path + ": not a number");
+}
+
+std::int64_t StateInteger(const Json& value, const std::string& path) {
+  if (!value.is_number_integer()) throw std::runtime_error("snapshot: " + path + ": not an integer");
+  if (value.is_number_unsigned() &&
+      value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    throw std::runtime_error("snapshot: " + path + ": out of range");
+  }
+  return value.get<std::int64_t>();
+}
+
+const std::string& StateString(const Json& value, const std::string& path) {
+  if (!value.is_string()) throw std::runtime_error("snapshot: " + path + ": not text");
+  return value.get_ref<const std::string&>();
 }
 
 }  // namespace tune

@@ -1,9 +1,13 @@
 // Helpers shared by the schedulers that behave like Ray Tune's: reading a result the way Ray's
-// schedulers read it. (numpy's statistics, to the bit: core/numpy.h.)
+// schedulers read it, a compact set of trial ids, and reading resume snapshots. (numpy's statistics,
+// to the bit: core/numpy.h.)
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -21,5 +25,51 @@ bool HasAttr(const Result& result, const std::string& attr);
 std::optional<std::pair<double, double>> ReadTimeAndMetric(const Result& result,
                                                             const std::string& time_attr,
                                                             const std::string& metric);
+
+// A set of trial ids held compactly, for what schedulers remember of every trial that ever ran
+// (ASHA's trials recorded at a rung, its stopped trials): ids of the form <prefix><number
+// zero-padded to a fixed width> ("t_00001": the tuner's) are one bit each in a bitmap by number,
+// as core/trial.h's TrialIndex holds them; any other id, and one whose number lies far past the
+// ids held (the bitmap would be mostly holes), goes to a hash set. The prefix and width are those
+// of the first id with trailing digits.
+//
+// Example:
+//   TrialIdSet stopped;
+//   stopped.Insert("t_00042");     // true: it was not there
+//   stopped.Contains("t_00042");   // true
+//   Json state = stopped.SaveState();  ...  other.LoadState(state, "stopped");
+class TrialIdSet {
+ public:
+  // Adds `id`; false when it was there already.
+  bool Insert(const std::string& id);
+  bool Contains(const std::string& id) const;
+  std::size_t size() const { return size_; }
+
+  // The set as JSON: {"prefix": "t_", "width": 5, "bits": "<hex, 64 bits a word>", "others":
+  // [sorted ids]}; LoadState(SaveState()) gives back the same set, held the same way.
+  Json SaveState() const;
+  // Throws std::runtime_error naming `path` when `state` is not what SaveState() writes.
+  void LoadState(const Json& state, const std::string& path);
+
+ private:
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  // The number `id` is held by in the bitmap, or kNone.
+  std::size_t NumberOf(const std::string& id) const;
+  bool learned_ = false;
+  std::string prefix_;
+  std::size_t width_ = 0;
+  std::vector<std::uint64_t> bits_;
+  std::unordered_set<std::string> others_;
+  std::size_t size_ = 0;
+};
+
+// Reading resume snapshots (Scheduler::LoadState): the member `key` of `object`, the elements of
+// an array, numbers and integers, each throwing std::runtime_error("snapshot: PATH: ...") naming
+// where the state is not what was written.
+const Json& StateMember(const Json& object, const std::string& key, const std::string& path);
+const Json& StateArray(const Json& value, const std::string& path);
+double StateDouble(const Json& value, const std::string& path);
+std::int64_t StateInteger(const Json& value, const std::string& path);
+const std::string& StateString(const Json& value, const std::string& path);
 
 }  // namespace tune
