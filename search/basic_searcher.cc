@@ -6,6 +6,8 @@
 #include <limits>
 #include <utility>
 
+#include "search/searcher_state.h"
+
 namespace tune {
 
 BasicSearcher::BasicSearcher(Space space, std::int64_t num_samples, std::uint64_t seed,
@@ -30,13 +32,18 @@ std::size_t BasicSearcher::BlockSize(const std::vector<PointValue>& point) const
 
 bool BasicSearcher::StartNextBlock() {
   if (next_point_ < points_.size()) {
-    block_fixed_ = points_[next_point_++];
+    SetBlock(points_[next_point_++]);
   } else if (samples_left_ > 0) {
     --samples_left_;
-    block_fixed_.clear();
+    SetBlock({});
   } else {
     return false;
   }
+  return true;
+}
+
+void BasicSearcher::SetBlock(std::vector<PointValue> block) {
+  block_fixed_ = std::move(block);
   block_open_.clear();
   const auto& grid = space_.grid_parameters();
   for (std::size_t i = 0; i < grid.size(); ++i) {
@@ -47,7 +54,44 @@ bool BasicSearcher::StartNextBlock() {
   block_size_ = BlockSize(block_fixed_);
   block_next_ = 0;
   in_block_ = true;
-  return true;
+}
+
+std::optional<Json> BasicSearcher::SaveState() const {
+  Json fixed = Json::array();
+  for (const PointValue& value : block_fixed_) fixed.push_back({value.grid, value.index, value.value});
+  return Json{{"rng", EngineState(rng_)},
+              {"next_point", next_point_},
+              {"samples_left", samples_left_},
+              {"in_block", in_block_},
+              {"block_fixed", std::move(fixed)},
+              {"block_next", block_next_}};
+}
+
+void BasicSearcher::LoadState(const Json& state) {
+  const StateReader in(state, "searcher");
+  in.Engine("rng", rng_);
+  next_point_ = static_cast<std::size_t>(
+      in.Integer("next_point", 0, static_cast<std::int64_t>(points_.size())));
+  samples_left_ = in.Integer("samples_left", 0, samples_left_);
+  std::vector<PointValue> fixed;
+  const Json& values = in.Array("block_fixed");
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::string key = fmt::format("block_fixed[{}]", i);
+    const Json& value = values[i];
+    if (!value.is_array() || value.size() != 3 || !value[0].is_boolean()) {
+      in.Fail(key, "not [grid, index, value]");
+    }
+    PointValue point{value[0].get<bool>(), 0, value[2]};
+    const std::size_t count =
+        (point.grid ? space_.grid_parameters() : space_.parameters()).size();
+    point.index = static_cast<std::size_t>(
+        in.IntegerAt(value, 1, key, 0, static_cast<std::int64_t>(count) - 1));
+    fixed.push_back(std::move(point));
+  }
+  SetBlock(std::move(fixed));
+  in_block_ = in.Bool("in_block");
+  block_next_ = static_cast<std::size_t>(
+      in.Integer("block_next", 0, static_cast<std::int64_t>(block_size_)));
 }
 
 Suggestion BasicSearcher::Suggest(const std::string& trial_id) {

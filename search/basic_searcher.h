@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,11 +29,19 @@ class BasicSearcher : public Searcher {
   Suggestion Suggest(const std::string& trial_id) override;
   std::int64_t TotalTrials() const override { return total_trials_; }
 
+  // The random engine, the blocks started and the current one (what it fixes and how far it
+  // went): {"rng", "next_point", "samples_left", "in_block", "block_fixed": [[grid, index,
+  // value]...], "block_next"}.
+  std::optional<Json> SaveState() const override;
+  void LoadState(const Json& state) override;
+
  private:
   // Number of grid points a block has when `point` fixes some grid parameters.
   std::size_t BlockSize(const std::vector<PointValue>& point) const;
   // Moves to the next block; false when none is left.
   bool StartNextBlock();
+  // Makes `block` (what it fixes) the current block, at its first variant.
+  void SetBlock(std::vector<PointValue> block);
 
   Space space_;
   std::mt19937_64 rng_;

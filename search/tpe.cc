@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "search/hypervolume.h"
+#include "search/searcher_state.h"
 #include "search/tpe_dim.h"
 #include "search/tpe_estimator.h"
 #include "search/tpe_internal.h"
@@ -137,7 +138,93 @@ class TpeSearcher : public ModelSearcher {
     }
     double budget = result.Get(tpe_.budget_attr);
     if (std::isnan(budget)) budget = static_cast<double>(result.training_iteration);
+    // Only "budget" reads more than the last point of a curve.
+    if (tpe_.intermediate != TpeOptions::Intermediate::kBudget) trial->curve.clear();
     trial->curve.emplace_back(budget, mode_ == Mode::kMax ? -value : value);
+  }
+
+  // The trials as columns (compact at 100,000 trials): "ids", "state" (State), "x" (trials x
+  // dimensions), "curve_length" and "curve" (every (budget, loss) pair in a row), "losses"
+  // (trials x objectives; NaN: none yet), "violation". The sorted coordinates follow from "x",
+  // the rest (dimensions, groups, buffers) from the space and options.
+  std::optional<Json> SaveModel() const override {
+    const std::size_t objectives = objectives_.size();
+    Json ids = Json::array(), states = Json::array(), lengths = Json::array();
+    std::vector<double> x, curve, losses, violation;
+    x.reserve(trials_.size() * dims_.size());
+    losses.reserve(trials_.size() * objectives);
+    for (std::size_t t = 0; t < trials_.size(); ++t) {
+      const Trial& trial = trials_[t];
+      states.push_back(static_cast<int>(trial.state));
+      x.insert(x.end(), trial.x.begin(), trial.x.end());
+      lengths.push_back(trial.curve.size());
+      for (const auto& [budget, loss] : trial.curve) {
+        curve.push_back(budget);
+        curve.push_back(loss);
+      }
+      if (trial.losses.empty()) {
+        losses.insert(losses.end(), objectives, kNaN);
+      } else {
+        losses.insert(losses.end(), trial.losses.begin(), trial.losses.end());
+      }
+      violation.push_back(trial.violation);
+    }
+    ids.get_ref<Json::array_t&>().resize(trials_.size());  // null: an id used twice, not indexed
+    for (const auto& [id, t] : index_) ids[t] = id;
+    return Json{{"ids", std::move(ids)},
+                {"state", std::move(states)},
+                {"x", StateNumbers(x)},
+                {"curve_length", std::move(lengths)},
+                {"curve", StateNumbers(curve)},
+                {"losses", StateNumbers(losses)},
+                {"violation", StateNumbers(violation)}};
+  }
+
+  void LoadModel(const StateReader& in) override {
+    const Json& ids = in.Array("ids");
+    const std::size_t n = ids.size();
+    const std::size_t objectives = objectives_.size();
+    const Json& states = in.Array("state", n);
+    const Json& lengths = in.Array("curve_length", n);
+    const std::vector<double> x = in.Numbers("x", n * dims_.size());
+    const std::vector<double> curve = in.Numbers("curve");
+    const std::vector<double> losses = in.Numbers("losses", n * objectives);
+    const std::vector<double> violation = in.Numbers("violation", n);
+    trials_.assign(n, Trial());
+    index_.clear();
+    std::size_t at = 0;  // into curve
+    for (std::size_t t = 0; t < n; ++t) {
+      Trial& trial = trials_[t];
+      if (!ids[t].is_null() && !ids[t].is_string()) {
+        in.Fail("ids[" + std::to_string(t) + "]", "not a trial id");
+      }
+      if (ids[t].is_string() && !index_.emplace(ids[t].get<std::string>(), t).second) {
+        in.Fail("ids[" + std::to_string(t) + "]", "a trial id twice: " + ids[t].dump());
+      }
+      trial.state = static_cast<State>(in.IntegerAt(states, t, "state", 0, 3));
+      trial.x.assign(x.begin() + static_cast<std::ptrdiff_t>(t * dims_.size()),
+                     x.begin() + static_cast<std::ptrdiff_t>((t + 1) * dims_.size()));
+      const auto length = static_cast<std::size_t>(in.IntegerAt(
+          lengths, t, "curve_length", 0, static_cast<std::int64_t>((curve.size() - at) / 2)));
+      for (std::size_t i = 0; i < length; ++i, at += 2) trial.curve.emplace_back(curve[at], curve[at + 1]);
+      const auto first = losses.begin() + static_cast<std::ptrdiff_t>(t * objectives);
+      if (objectives > 0 && !std::isnan(*first)) trial.losses.assign(first, first + static_cast<std::ptrdiff_t>(objectives));
+      trial.violation = violation[t];
+    }
+    if (at != curve.size()) in.Fail("curve", "longer than the curve lengths say");
+    // Each dimension's trials by coordinate, ties by trial (the order Register() inserts in).
+    for (std::size_t d = 0; d < dims_.size(); ++d) {
+      std::vector<std::size_t>& order = sorted_[d];
+      order.clear();
+      for (std::size_t t = 0; t < n; ++t) {
+        if (!std::isnan(trials_[t].x[d])) order.push_back(t);
+      }
+      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return trials_[a].x[d] < trials_[b].x[d];
+      });
+      sorted_x_[d].clear();
+      for (std::size_t t : order) sorted_x_[d].push_back(trials_[t].x[d]);
+    }
   }
 
   void Register(const std::string& trial_id, const Json& config, bool proposed) override {

@@ -97,6 +97,24 @@ Suggestion ModelSearcher::Suggest(const std::string& trial_id) {
   return Suggestion{Suggestion::Kind::kConfig, std::move(config)};
 }
 
+std::optional<Json> ModelSearcher::SaveState() const {
+  std::optional<Json> model = SaveModel();
+  if (!model) return std::nullopt;
+  return Json{{"rng", EngineState(rng_)},
+              {"next_point", next_point_},
+              {"suggested", suggested_},
+              {"model", std::move(*model)}};
+}
+
+void ModelSearcher::LoadState(const Json& state) {
+  const StateReader in(state, "searcher");
+  in.Engine("rng", rng_);
+  next_point_ = static_cast<std::size_t>(
+      in.Integer("next_point", 0, static_cast<std::int64_t>(points_.size())));
+  suggested_ = in.Integer("suggested", 0, num_samples_);
+  LoadModel(in.Object("model"));
+}
+
 void CheckModelSearcher(const std::string& name, const OptionsReader& in,
                         const SearcherContext& context) {
   if (context.metric.empty()) {

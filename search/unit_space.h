@@ -14,6 +14,7 @@
 #include <any>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -21,6 +22,7 @@
 
 #include "core/types.h"
 #include "search/searcher.h"
+#include "search/searcher_state.h"
 #include "search/space.h"
 #include "search/tpe_dim.h"
 
@@ -87,6 +89,10 @@ class ModelSearcher : public Searcher {
   Suggestion Suggest(const std::string& trial_id) final;
   std::int64_t TotalTrials() const final { return num_samples_; }
 
+  // {"rng", "next_point", "suggested", "model": SaveModel()}; nullopt when SaveModel() is.
+  std::optional<Json> SaveState() const final;
+  void LoadState(const Json& state) final;
+
  protected:
   ModelSearcher(const Space& space, const SearcherContext& context,
                 std::vector<std::vector<PointValue>> points);
@@ -95,6 +101,10 @@ class ModelSearcher : public Searcher {
   virtual Json Propose() = 0;
   // Records the new trial; `proposed`: its config came from Propose(), not from a point.
   virtual void Register(const std::string& trial_id, const Json& config, bool proposed) = 0;
+  // The subclass's part of a resume snapshot (everything but rng_ and the counters above), and
+  // its inverse on a fresh searcher (errors through `in`). nullopt: no snapshot.
+  virtual std::optional<Json> SaveModel() const { return std::nullopt; }
+  virtual void LoadModel(const StateReader& in) { in.Fail("model", "not kept by this searcher"); }
 
   Space space_;
   std::int64_t num_samples_;
