@@ -47,24 +47,26 @@ const Json& StateReader::Array(const std::string& key, std::size_t size) const {
   return value;
 }
 
-std::int64_t StateReader::IntegerValue(const Json& value, const std::string& where,
+std::int64_t StateReader::IntegerValue(const Json& value, const std::string& key, std::size_t index,
                                        std::int64_t min, std::int64_t max) const {
   const bool too_large = value.is_number_unsigned() && value.get<std::uint64_t>() > INT64_MAX;
-  if (!value.is_number_integer()) Fail(where, "not an integer: " + value.dump());
-  if (too_large || value.get<std::int64_t>() < min || value.get<std::int64_t>() > max) {
-    Fail(where, fmt::format("{} is not in [{}, {}]", value.dump(), min, max));
+  if (value.is_number_integer() && !too_large && value.get<std::int64_t>() >= min &&
+      value.get<std::int64_t>() <= max) {
+    return value.get<std::int64_t>();
   }
-  return value.get<std::int64_t>();
+  const std::string where = index == kAnySize ? key : fmt::format("{}[{}]", key, index);
+  if (!value.is_number_integer()) Fail(where, "not an integer: " + value.dump());
+  Fail(where, fmt::format("{} is not in [{}, {}]", value.dump(), min, max));
 }
 
 std::int64_t StateReader::IntegerAt(const Json& array, std::size_t i, const std::string& key,
                                     std::int64_t min, std::int64_t max) const {
-  return IntegerValue(array[i], fmt::format("{}[{}]", key, i), min, max);
+  return IntegerValue(array[i], key, i, min, max);
 }
 
 std::int64_t StateReader::Integer(const std::string& key, std::int64_t min,
                                   std::int64_t max) const {
-  return IntegerValue(Member(key), key, min, max);
+  return IntegerValue(Member(key), key, kAnySize, min, max);
 }
 
 bool StateReader::Bool(const std::string& key) const {

@@ -64,8 +64,9 @@ class StateReader {
   const std::string& path() const { return path_; }
 
  private:
-  std::int64_t IntegerValue(const Json& value, const std::string& where, std::int64_t min,
-                            std::int64_t max) const;
+  // `value`, element `index` of array `key` (kAnySize: the member `key` itself).
+  std::int64_t IntegerValue(const Json& value, const std::string& key, std::size_t index,
+                            std::int64_t min, std::int64_t max) const;
 
   const Json& state_;
   std::string path_;

@@ -213,17 +213,17 @@ class TpeSearcher : public ModelSearcher {
     }
     if (at != curve.size()) in.Fail("curve", "longer than the curve lengths say");
     // Each dimension's trials by coordinate, ties by trial (the order Register() inserts in).
+    std::vector<std::pair<double, std::size_t>> by_x;
     for (std::size_t d = 0; d < dims_.size(); ++d) {
-      std::vector<std::size_t>& order = sorted_[d];
-      order.clear();
+      by_x.clear();
       for (std::size_t t = 0; t < n; ++t) {
-        if (!std::isnan(trials_[t].x[d])) order.push_back(t);
+        const double value = x[t * dims_.size() + d];
+        if (!std::isnan(value)) by_x.emplace_back(value, t);
       }
-      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return trials_[a].x[d] < trials_[b].x[d];
-      });
-      sorted_x_[d].clear();
-      for (std::size_t t : order) sorted_x_[d].push_back(trials_[t].x[d]);
+      std::sort(by_x.begin(), by_x.end());  // -0.0 and 0.0 tie, as in Register()'s upper_bound
+      sorted_[d].resize(by_x.size());
+      sorted_x_[d].resize(by_x.size());
+      for (std::size_t i = 0; i < by_x.size(); ++i) std::tie(sorted_x_[d][i], sorted_[d][i]) = by_x[i];
     }
   }
 
