@@ -9,9 +9,11 @@
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <utility>
 
 #include "core/numpy.h"
+#include "core/state.h"
 #include "schedulers/util.h"
 
 namespace tune {
@@ -73,7 +75,7 @@ MedianStoppingRule::~MedianStoppingRule() = default;
 
 void MedianStoppingRule::OnTrialAdd(const std::string& trial_id) {
   live_.insert(trial_id);
-  serial_.emplace(trial_id, serial_.size());
+  SerialOf(trial_id);
   Unfreeze(trial_id);  // `tune resume --errored` runs an ended trial again
 }
 
@@ -88,6 +90,7 @@ Decision MedianStoppingRule::OnResult(const std::string& trial_id, const Result&
   const auto [time, value] = *read;
   paused_.erase(trial_id);
   Unfreeze(trial_id);  // a result after its end (not expected): ranked with its new history
+  SerialOf(trial_id);
   std::vector<Sample>& history = results_[trial_id];
   history.push_back(Sample{time, value});
   unfrozen_.insert(trial_id);
@@ -126,7 +129,7 @@ std::optional<double> MedianStoppingRule::MedianOfOthers(const std::string& tria
     auto means = std::make_unique<FrozenMeans>();
     for (const auto& [other, samples] : results_) {
       if (unfrozen_.count(other) == 0 && eligible(other)) {
-        means->Insert(RunningMean(other, time), serial_[other]);
+        means->Insert(RunningMean(other, time), serial_.at(other));
       }
     }
     indexed = frozen_at_.emplace(time, std::move(means)).first;
@@ -169,7 +172,7 @@ void MedianStoppingRule::Freeze(const std::string& trial_id) {
   const double last_time = samples->second.back().time;
   for (auto& [time, means] : frozen_at_) {
     if (time > last_time) break;
-    means->Insert(RunningMean(trial_id, time), serial_[trial_id]);
+    means->Insert(RunningMean(trial_id, time), serial_.at(trial_id));
   }
 }
 
@@ -179,8 +182,14 @@ void MedianStoppingRule::Unfreeze(const std::string& trial_id) {
   const double last_time = samples->second.back().time;
   for (auto& [time, means] : frozen_at_) {
     if (time > last_time) break;
-    means->Erase(RunningMean(trial_id, time), serial_[trial_id]);
+    means->Erase(RunningMean(trial_id, time), serial_.at(trial_id));
   }
+}
+
+std::uint64_t MedianStoppingRule::SerialOf(const std::string& trial_id) {
+  // A trial that reports without having been added (tests, tools) gets its own serial too: two
+  // trials with equal means and one serial would be one entry in a tree.
+  return serial_.emplace(trial_id, serial_.size()).first->second;
 }
 
 double MedianStoppingRule::RunningMean(const std::string& trial_id, double time) const {
@@ -220,6 +229,7 @@ void MedianStoppingRule::OnTrialComplete(const std::string& trial_id, const Resu
     const auto read = ReadTimeAndMetric(*last, options_.time_attr, options_.metric);
     if (read) {
       Unfreeze(trial_id);
+      SerialOf(trial_id);
       results_[trial_id].push_back(Sample{read->first, read->second});
       unfrozen_.insert(trial_id);
     }
@@ -238,6 +248,125 @@ std::optional<std::string> MedianStoppingRule::ChooseTrialToRun(
 
 std::string MedianStoppingRule::Describe() const {
   return fmt::format("Using MedianStoppingRule: num_stopped={}.", stopped_.size());
+}
+
+namespace {
+
+constexpr int kLive = 1, kUnfrozen = 2, kStopped = 4, kPaused = 8;
+
+}  // namespace
+
+std::optional<Json> MedianStoppingRule::SaveState() const {
+  std::set<std::string> ids(live_.begin(), live_.end());
+  for (const auto& [trial_id, samples] : results_) ids.insert(trial_id);
+  for (const auto& [trial_id, serial] : serial_) ids.insert(trial_id);
+  for (const auto& [trial_id, time] : last_pause_) ids.insert(trial_id);
+  ids.insert(stopped_.begin(), stopped_.end());
+  ids.insert(paused_.begin(), paused_.end());
+  Json trials = Json::array();
+  for (const std::string& trial_id : ids) {
+    const auto serial = serial_.find(trial_id);
+    const auto pause = last_pause_.find(trial_id);
+    const auto samples = results_.find(trial_id);
+    const int flags = (live_.count(trial_id) ? kLive : 0) | (unfrozen_.count(trial_id) ? kUnfrozen : 0) |
+                      (stopped_.count(trial_id) ? kStopped : 0) | (paused_.count(trial_id) ? kPaused : 0);
+    Json history;
+    if (samples != results_.end()) {
+      history = Json::array();
+      for (const Sample& sample : samples->second) {
+        history.push_back(StateNumber(sample.time));
+        history.push_back(StateNumber(sample.value));
+      }
+    }
+    trials.push_back(Json::array({trial_id, serial == serial_.end() ? Json() : Json(serial->second),
+                                  flags, pause == last_pause_.end() ? Json() : StateNumber(pause->second),
+                                  std::move(history)}));
+  }
+  Json asked = Json::array();
+  for (const auto& [time, count] : times_asked_) asked.push_back(Json::array({StateNumber(time), count}));
+  Json indexed = Json::array();
+  for (const auto& [time, means] : frozen_at_) indexed.push_back(StateNumber(time));
+  return Json{{"trials", std::move(trials)}, {"times_asked", std::move(asked)}, {"indexed", std::move(indexed)}};
+}
+
+void MedianStoppingRule::LoadState(const Json& state) {
+  const std::string path = "median";
+  // Read into a fresh rule, so that a bad state leaves this one as it was.
+  MedianStoppingRule loaded(options_);
+  auto time_at = [](const Json& value, const std::string& at) {
+    const double time = StateDouble(value, at);
+    if (std::isnan(time)) throw std::runtime_error("snapshot: " + at + ": a time is never NaN");
+    return time;
+  };
+  const Json& trials = StateArray(StateMember(state, "trials", path), path + ".trials");
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const std::string at = path + ".trials[" + std::to_string(i) + "]";
+    const Json& entry = StateArray(trials[i], at);
+    if (entry.size() != 5) {
+      throw std::runtime_error("snapshot: " + at + ": not [id, serial, flags, last yield, history]");
+    }
+    const std::string& trial_id = StateString(entry[0], at + "[0]");
+    if (!entry[1].is_null()) {
+      const std::int64_t serial = StateInteger(entry[1], at + "[1]");
+      if (serial < 0) throw std::runtime_error("snapshot: " + at + "[1]: a serial is >= 0");
+      loaded.serial_.emplace(trial_id, static_cast<std::uint64_t>(serial));
+    }
+    const std::int64_t flags = StateInteger(entry[2], at + "[2]");
+    if (flags < 0 || flags > 15) throw std::runtime_error("snapshot: " + at + "[2]: not flags");
+    if (!entry[3].is_null()) loaded.last_pause_[trial_id] = time_at(entry[3], at + "[3]");
+    if (!entry[4].is_null()) {
+      const Json& history = StateArray(entry[4], at + "[4]");
+      if (history.empty() || history.size() % 2 != 0) {
+        throw std::runtime_error("snapshot: " + at + "[4]: not pairs of time and value");
+      }
+      std::vector<Sample>& samples = loaded.results_[trial_id];
+      for (std::size_t j = 0; j < history.size(); j += 2) {
+        const std::string sample_at = at + "[4][" + std::to_string(j);
+        samples.push_back(Sample{time_at(history[j], sample_at + "]"),
+                                 StateDouble(history[j + 1], sample_at + " + 1]")});
+      }
+      if (!loaded.serial_.count(trial_id)) {
+        throw std::runtime_error("snapshot: " + at + "[1]: a trial with results has a serial");
+      }
+    } else if (flags & kUnfrozen) {
+      throw std::runtime_error("snapshot: " + at + "[4]: a trial whose history may grow has one");
+    }
+    if (flags & kLive) loaded.live_.insert(trial_id);
+    if (flags & kUnfrozen) loaded.unfrozen_.insert(trial_id);
+    if (flags & kStopped) loaded.stopped_.insert(trial_id);
+    if (flags & kPaused) loaded.paused_.insert(trial_id);
+  }
+  const Json& asked = StateArray(StateMember(state, "times_asked", path), path + ".times_asked");
+  for (std::size_t i = 0; i < asked.size(); ++i) {
+    const std::string at = path + ".times_asked[" + std::to_string(i) + "]";
+    const Json& entry = StateArray(asked[i], at);
+    if (entry.size() != 2) throw std::runtime_error("snapshot: " + at + ": not [time, count]");
+    const std::int64_t count = StateInteger(entry[1], at + "[1]");
+    if (count < 1 || count > 2) throw std::runtime_error("snapshot: " + at + "[1]: not 1 or 2");
+    loaded.times_asked_[time_at(entry[0], at + "[0]")] = static_cast<int>(count);
+  }
+  // The trees of the frozen trials' means, as OnResult and Freeze/Unfreeze keep them: at each
+  // time, every frozen trial whose last result is at that time or later.
+  const Json& indexed = StateArray(StateMember(state, "indexed", path), path + ".indexed");
+  for (std::size_t i = 0; i < indexed.size(); ++i) {
+    const double time = time_at(indexed[i], path + ".indexed[" + std::to_string(i) + "]");
+    auto means = std::make_unique<FrozenMeans>();
+    for (const auto& [trial_id, samples] : loaded.results_) {
+      if (loaded.unfrozen_.count(trial_id) == 0 && samples.back().time >= time) {
+        means->Insert(loaded.RunningMean(trial_id, time), loaded.serial_.at(trial_id));
+      }
+    }
+    loaded.frozen_at_[time] = std::move(means);
+  }
+  live_ = std::move(loaded.live_);
+  results_ = std::move(loaded.results_);
+  unfrozen_ = std::move(loaded.unfrozen_);
+  serial_ = std::move(loaded.serial_);
+  frozen_at_ = std::move(loaded.frozen_at_);
+  times_asked_ = std::move(loaded.times_asked_);
+  last_pause_ = std::move(loaded.last_pause_);
+  stopped_ = std::move(loaded.stopped_);
+  paused_ = std::move(loaded.paused_);
 }
 
 namespace {

@@ -86,6 +86,15 @@ class MedianStoppingRule : public Scheduler {
   // Ray's: "Using MedianStoppingRule: num_stopped=N."
   std::string Describe() const override;
 
+  // Resume snapshots: per trial (sorted by id) [id, serial, flags, last yield time, [time, value,
+  // time, value, ...]] (flags: 1 live, 2 history may grow, 4 stopped, 8 paused; null where it has
+  // none), and which times were asked how often and which have a ranked tree. The trees are not
+  // saved: LoadState rebuilds them from the histories. It throws std::runtime_error naming where
+  // (e.g. "snapshot: median.trials[3][4]: not an array") when `state` is not what SaveState()
+  // writes.
+  std::optional<Json> SaveState() const override;
+  void LoadState(const Json& state) override;
+
   int num_stopped() const { return static_cast<int>(stopped_.size()); }
   const MedianOptions& options() const { return options_; }
 
@@ -109,6 +118,8 @@ class MedianStoppingRule : public Scheduler {
   // A trial's history stops changing (it ended) or changes again (it was added back).
   void Freeze(const std::string& trial_id);
   void Unfreeze(const std::string& trial_id);
+  // The trial's tie-break in the trees, given on first sight.
+  std::uint64_t SerialOf(const std::string& trial_id);
 
   MedianOptions options_;
   std::set<std::string> live_;  // added and not ended: those SomeTrialWaits() asks control() about
