@@ -5,9 +5,13 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <limits>
 #include <map>
+#include <set>
+#include <stdexcept>
 #include <utility>
 
+#include "core/state.h"
 #include "schedulers/util.h"
 
 namespace tune {
@@ -162,7 +166,7 @@ bool HyperBandScheduler::IsPaused(const std::string& trial_id) const {
 
 Decision HyperBandScheduler::OnResult(const std::string& trial_id, const Result& result) {
   last_stop_at_budget_ = false;
-  if (stopped_.count(trial_id) != 0) return Decision::kStop;
+  if (stopped_.Contains(trial_id)) return Decision::kStop;
   const auto read = ReadTimeAndMetric(result, options_.time_attr, options_.metric);
   if (!read || read->first < 0) return Decision::kContinue;
   if (bracket_of_.count(trial_id) == 0) OnTrialAdd(trial_id);
@@ -170,7 +174,7 @@ Decision HyperBandScheduler::OnResult(const std::string& trial_id, const Result&
   Member* member = bracket.Find(trial_id);
   if (member == nullptr) {
     // It left its bracket (ended or failed) and still reports.
-    stopped_.insert(trial_id);
+    stopped_.Insert(trial_id);
     return Decision::kStop;
   }
   bracket.Update(*member, read->first, read->second);
@@ -179,7 +183,7 @@ Decision HyperBandScheduler::OnResult(const std::string& trial_id, const Result&
 
   const Decision decision = ProcessBracket(bracket, trial_id);
   if (decision == Decision::kPause) pause_requested_.insert(trial_id);
-  if (decision == Decision::kStop) stopped_.insert(trial_id);
+  if (decision == Decision::kStop) stopped_.Insert(trial_id);
   return decision;
 }
 
@@ -245,13 +249,13 @@ void HyperBandScheduler::StopOther(Bracket& bracket, const std::string& trial_id
   // before StopTrial, so a tuner that completes the trial from inside StopTrial finds it gone.
   bracket.Cleanup(trial_id);
   pause_requested_.erase(trial_id);
-  stopped_.insert(trial_id);
-  stopped_by_control_.insert(trial_id);
+  stopped_.Insert(trial_id);
+  stopped_by_control_.Insert(trial_id);
   if (control() != nullptr) control()->StopTrial(trial_id, completed);
 }
 
 void HyperBandScheduler::RemoveTrial(const std::string& trial_id) {
-  if (stopped_by_control_.count(trial_id) != 0) return;
+  if (stopped_by_control_.Contains(trial_id)) return;
   auto it = bracket_of_.find(trial_id);
   if (it == bracket_of_.end()) return;
   // Ray keeps the trial's bracket (_trial_info) after removal, so a second removal processes the
@@ -376,6 +380,183 @@ std::string HyperBandScheduler::Describe() const {
   return fmt::format("Using HyperBand: num_stopped={} total_brackets={}", num_stopped_,
                      total_brackets) +
          done_text_ + rest;
+}
+
+namespace {
+
+Json SortedIds(const std::unordered_set<std::string>& ids) {
+  std::vector<std::string> sorted(ids.begin(), ids.end());
+  std::sort(sorted.begin(), sorted.end());
+  return sorted;
+}
+
+std::string At(const std::string& path, std::size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+std::unordered_set<std::string> IdsAt(const Json& value, const std::string& path) {
+  std::unordered_set<std::string> ids;
+  const Json& array = StateArray(value, path);
+  for (std::size_t i = 0; i < array.size(); ++i) ids.insert(StateString(array[i], At(path, i)));
+  return ids;
+}
+
+}  // namespace
+
+std::optional<Json> HyperBandScheduler::SaveState() const {
+  Json bands = Json::array();
+  Json current;
+  for (std::size_t b = 0; b < bands_.size(); ++b) {
+    Json band = Json::array();
+    for (std::size_t s = 0; s < bands_[b].size(); ++s) {
+      const Bracket* bracket = bands_[b][s].get();
+      if (bracket == nullptr) {
+        band.push_back(nullptr);
+        continue;
+      }
+      if (bracket == current_bracket_) current = Json::array({b, s});
+      Json live = Json::array();
+      for (const Member& member : bracket->live) {
+        live.push_back(Json::array({member.trial_id, member.has_result, StateNumber(member.time),
+                                    StateNumber(member.value)}));
+      }
+      band.push_back(Json{{"n", bracket->n},
+                          {"r", bracket->r},
+                          {"halves", bracket->halves},
+                          {"total_work", bracket->total_work},
+                          {"progress", StateNumber(bracket->completed_progress)},
+                          {"processing", bracket->is_being_processed},
+                          {"live", std::move(live)},
+                          {"trials", bracket->all_trials},
+                          {"to_unpause", SortedIds(bracket->to_unpause)}});
+    }
+    bands.push_back(std::move(band));
+  }
+  return Json{{"bands", std::move(bands)},
+              {"current", std::move(current)},
+              {"pause_requested", SortedIds(pause_requested_)},
+              {"stopped", stopped_.SaveState()},
+              {"stopped_by_control", stopped_by_control_.SaveState()},
+              {"num_stopped", num_stopped_},
+              {"last_stop_at_budget", last_stop_at_budget_}};
+}
+
+void HyperBandScheduler::LoadState(const Json& state) {
+  const std::string path = "hyperband";
+  auto integer = [](const Json& object, const char* key, const std::string& at, std::int64_t low,
+                    std::int64_t high) {
+    const std::int64_t value = StateInteger(StateMember(object, key, at), at + "." + key);
+    if (value < low || value > high) {
+      throw std::runtime_error("snapshot: " + at + "." + key + ": " + std::to_string(value) +
+                               " is not in [" + std::to_string(low) + ", " + std::to_string(high) + "]");
+    }
+    return value;
+  };
+  auto boolean = [](const Json& value, const std::string& at) {
+    if (!value.is_boolean()) throw std::runtime_error("snapshot: " + at + ": not true or false");
+    return value.get<bool>();
+  };
+  // Read into a fresh scheduler, so that a bad state leaves this one as it was.
+  HyperBandScheduler loaded(options_);
+  loaded.bands_.clear();
+  const Json& bands = StateArray(StateMember(state, "bands", path), path + ".bands");
+  if (bands.empty()) throw std::runtime_error("snapshot: " + path + ".bands: empty");
+  for (std::size_t b = 0; b < bands.size(); ++b) {
+    const std::string band_at = At(path + ".bands", b);
+    const Json& band = StateArray(bands[b], band_at);
+    // Every band but the newest is full.
+    if (band.size() > static_cast<std::size_t>(s_max_1_) ||
+        (b + 1 < bands.size() && band.size() != static_cast<std::size_t>(s_max_1_))) {
+      throw std::runtime_error("snapshot: " + band_at + ": " + std::to_string(band.size()) +
+                               " brackets, the options make " + std::to_string(s_max_1_) + " a band");
+    }
+    loaded.bands_.emplace_back();
+    for (std::size_t s = 0; s < band.size(); ++s) {
+      const std::string at = At(band_at, s);
+      const bool skipped =
+          std::trunc(options_.max_t * std::pow(options_.reduction_factor, -static_cast<double>(s))) == 0;
+      if (band[s].is_null() != skipped) {
+        throw std::runtime_error("snapshot: " + at + (skipped ? ": the options skip this bracket"
+                                                              : ": a bracket, not null"));
+      }
+      if (skipped) {
+        loaded.bands_.back().push_back(nullptr);
+        continue;
+      }
+      BracketPtr bracket(MakeBracket(static_cast<int>(s)));
+      const Json& saved = band[s];
+      bracket->n = integer(saved, "n", at, 1, bracket->n);
+      bracket->r = integer(saved, "r", at, 1, static_cast<std::int64_t>(options_.max_t));
+      bracket->halves = static_cast<int>(integer(saved, "halves", at, 0, static_cast<std::int64_t>(s)));
+      bracket->total_work = integer(saved, "total_work", at, bracket->total_work, bracket->total_work);
+      bracket->completed_progress =
+          StateDouble(StateMember(saved, "progress", at), at + ".progress");
+      bracket->is_being_processed = boolean(StateMember(saved, "processing", at), at + ".processing");
+      const Json& trials = StateArray(StateMember(saved, "trials", at), at + ".trials");
+      for (std::size_t i = 0; i < trials.size(); ++i) {
+        const std::string& trial_id = StateString(trials[i], At(at + ".trials", i));
+        if (!loaded.bracket_of_.emplace(trial_id, bracket.get()).second) {
+          throw std::runtime_error("snapshot: " + At(at + ".trials", i) + ": " + trial_id +
+                                   " is in two brackets");
+        }
+        bracket->all_trials.push_back(trial_id);
+      }
+      const Json& live = StateArray(StateMember(saved, "live", at), at + ".live");
+      for (std::size_t i = 0; i < live.size(); ++i) {
+        const std::string member_at = At(at + ".live", i);
+        const Json& entry = StateArray(live[i], member_at);
+        if (entry.size() != 4) {
+          throw std::runtime_error("snapshot: " + member_at + ": not [id, has result, time, value]");
+        }
+        Member member{StateString(entry[0], member_at + "[0]"), boolean(entry[1], member_at + "[1]"),
+                      StateDouble(entry[2], member_at + "[2]"), StateDouble(entry[3], member_at + "[3]")};
+        auto it = loaded.bracket_of_.find(member.trial_id);
+        if (it == loaded.bracket_of_.end() || it->second != bracket.get() ||
+            bracket->Find(member.trial_id) != nullptr) {
+          throw std::runtime_error("snapshot: " + member_at + ": " + member.trial_id +
+                                   " is not a trial of this bracket, or is there twice");
+        }
+        bracket->live.push_back(std::move(member));
+      }
+      bracket->to_unpause = IdsAt(StateMember(saved, "to_unpause", at), at + ".to_unpause");
+      loaded.bands_.back().push_back(std::move(bracket));
+    }
+  }
+  const Json& current = StateMember(state, "current", path);
+  if (!current.is_null()) {
+    const Json& place = StateArray(current, path + ".current");
+    const std::vector<BracketPtr>& newest = loaded.bands_.back();
+    if (place.size() != 2 || StateInteger(place[0], path + ".current[0]") !=
+                                 static_cast<std::int64_t>(loaded.bands_.size() - 1)) {
+      throw std::runtime_error("snapshot: " + path + ".current: not [newest band, bracket]");
+    }
+    const std::int64_t slot = StateInteger(place[1], path + ".current[1]");
+    if (slot < 0 || slot >= static_cast<std::int64_t>(newest.size()) || !newest[static_cast<std::size_t>(slot)]) {
+      throw std::runtime_error("snapshot: " + path + ".current[1]: no bracket " + std::to_string(slot));
+    }
+    loaded.current_bracket_ = newest[static_cast<std::size_t>(slot)].get();
+  } else if (!loaded.bracket_of_.empty()) {
+    throw std::runtime_error("snapshot: " + path + ".current: null while brackets hold trials");
+  }
+  loaded.pause_requested_ = IdsAt(StateMember(state, "pause_requested", path), path + ".pause_requested");
+  loaded.stopped_.LoadState(StateMember(state, "stopped", path), path + ".stopped");
+  loaded.stopped_by_control_.LoadState(StateMember(state, "stopped_by_control", path),
+                                       path + ".stopped_by_control");
+  loaded.num_stopped_ = static_cast<int>(
+      integer(state, "num_stopped", path, 0, std::numeric_limits<int>::max()));
+  loaded.last_stop_at_budget_ =
+      boolean(StateMember(state, "last_stop_at_budget", path), path + ".last_stop_at_budget");
+  // first_live_band_ and Describe's kept text start over: ChooseTrialToRun and Describe find
+  // again the bands they skip.
+  bands_ = std::move(loaded.bands_);
+  current_bracket_ = loaded.current_bracket_;
+  bracket_of_ = std::move(loaded.bracket_of_);
+  pause_requested_ = std::move(loaded.pause_requested_);
+  stopped_ = std::move(loaded.stopped_);
+  stopped_by_control_ = std::move(loaded.stopped_by_control_);
+  num_stopped_ = loaded.num_stopped_;
+  last_stop_at_budget_ = loaded.last_stop_at_budget_;
+  first_live_band_ = 0;
+  done_bands_ = 0;
+  done_text_.clear();
 }
 
 namespace {

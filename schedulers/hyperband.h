@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "schedulers/scheduler.h"
+#include "schedulers/util.h"
 
 namespace tune {
 
@@ -94,6 +95,17 @@ class HyperBandScheduler : public Scheduler {
   // of its s halvings (brackets with r0 = 0 are skipped, as they are when trials are added).
   std::vector<double> Milestones() const override;
 
+  // Resume snapshots: every band's brackets as they are (null for a skipped one; n, r, halvings
+  // left, total work, progress, whether processed, live members [id, has result, time, value],
+  // every trial added, the promoted trials to unpause), the newest bracket's place, the trials
+  // told PAUSE and the stopped ones (TrialIdSet), num_stopped and the last stop's budget flag.
+  // Which trial is in which bracket is rebuilt from the brackets' trials, Describe's kept text
+  // from the bands. LoadState throws std::runtime_error naming where (e.g. "snapshot:
+  // hyperband.bands[0][1].live[2]: not [id, has result, time, value]") when `state` is not what
+  // SaveState() writes for these options.
+  std::optional<Json> SaveState() const override;
+  void LoadState(const Json& state) override;
+
   int num_stopped() const { return num_stopped_; }
   const HyperBandOptions& options() const { return options_; }
 
@@ -127,8 +139,8 @@ class HyperBandScheduler : public Scheduler {
   Bracket* current_bracket_ = nullptr;
   std::unordered_map<std::string, Bracket*> bracket_of_;
   std::unordered_set<std::string> pause_requested_;  // told PAUSE, not chosen since
-  std::unordered_set<std::string> stopped_;          // told STOP or stopped through control()
-  std::unordered_set<std::string> stopped_by_control_;
+  TrialIdSet stopped_;             // told STOP or stopped through control()
+  TrialIdSet stopped_by_control_;
   int num_stopped_ = 0;
   bool last_stop_at_budget_ = false;
 };
