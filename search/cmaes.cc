@@ -8,13 +8,17 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <deque>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "search/searcher_state.h"
 #include "search/truncnorm.h"
 #include "search/unit_space.h"
 
@@ -25,6 +29,17 @@ using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Resume snapshots: Eigen vectors and matrices as flat StateNumbers() arrays (column-major).
+template <typename Dense>
+Json DenseState(const Dense& value) {
+  return StateNumbers(std::vector<double>(value.data(), value.data() + value.size()));
+}
+template <typename Dense>
+void ReadDense(const StateReader& in, const std::string& key, Dense* value) {
+  const std::vector<double> numbers = in.Numbers(key, static_cast<std::size_t>(value->size()));
+  std::copy(numbers.begin(), numbers.end(), value->data());
+}
 
 // One run of CMA-ES (between restarts) in unit coordinates.
 class Cma {
@@ -74,6 +89,29 @@ class Cma {
   }
 
   std::int64_t popsize() const { return lambda_; }
+
+  // What the updates change (the constants follow from n and the population size).
+  Json SaveState() const {
+    return Json{{"mean", DenseState(mean_)},         {"sigma", StateNumber(sigma_)},
+                {"p_sigma", DenseState(p_sigma_)},   {"p_c", DenseState(p_c_)},
+                {"C", DenseState(C_)},               {"B", DenseState(B_)},
+                {"D", DenseState(D_)},               {"A", DenseState(A_)},
+                {"generation", generation_},         {"best_history", StateNumbers(best_history_)},
+                {"last_range", StateNumber(last_range_)}};
+  }
+  void LoadState(const StateReader& in) {
+    ReadDense(in, "mean", &mean_);
+    sigma_ = in.Number("sigma");
+    ReadDense(in, "p_sigma", &p_sigma_);
+    ReadDense(in, "p_c", &p_c_);
+    ReadDense(in, "C", &C_);
+    ReadDense(in, "B", &B_);
+    ReadDense(in, "D", &D_);
+    ReadDense(in, "A", &A_);
+    generation_ = in.Integer("generation", 0, INT64_MAX);
+    best_history_ = in.Numbers("best_history");
+    last_range_ = in.Number("last_range");
+  }
 
   // A point inside [0, 1]^n: resampled up to 100 times while a continuous coordinate is out of
   // bounds, then clipped (the `cmaes` package's repair). Discrete coordinates may lie outside:
@@ -279,6 +317,57 @@ class CmaEsSearcher : public ModelSearcher {
 
  private:
   static constexpr std::int64_t kGenerationsPerRun = std::int64_t{1} << 40;
+
+  // The log, the current run of CMA-ES and its generation's solutions so far, and the points
+  // before rounding of the trials sampled from a generation ("raw_trials", "raw": by trial).
+  std::optional<Json> SaveModel() const override {
+    std::vector<std::size_t> trials;
+    for (const auto& [trial, x] : raw_) trials.push_back(trial);
+    std::sort(trials.begin(), trials.end());
+    std::vector<double> raw, solutions, losses;
+    for (std::size_t trial : trials) raw.insert(raw.end(), raw_.at(trial).data(), raw_.at(trial).data() + raw_.at(trial).size());
+    for (const auto& [x, loss] : generation_solutions_) {
+      solutions.insert(solutions.end(), x.data(), x.data() + x.size());
+      losses.push_back(loss);
+    }
+    return Json{{"log", log_.SaveState()},
+                {"popsize", popsize_},
+                {"run", run_},
+                {"generation", generation_},
+                {"cma", cma_ ? cma_->SaveState() : Json()},
+                {"raw_trials", trials},
+                {"raw", StateNumbers(raw)},
+                {"solutions", StateNumbers(solutions)},
+                {"solution_losses", StateNumbers(losses)}};
+  }
+
+  void LoadModel(const StateReader& in) override {
+    log_.LoadState(in.Object("log"));
+    popsize_ = in.Integer("popsize", 2, INT64_MAX);
+    run_ = in.Integer("run", 0, INT64_MAX / kGenerationsPerRun - 1);
+    generation_ = in.Integer("generation", 0, kGenerationsPerRun - 1);
+    const auto n = static_cast<Eigen::Index>(dims_.size());
+    if (!dims_.empty()) {
+      cma_ = std::make_unique<Cma>(dims_, VectorXd::Constant(n, 0.5), options_.sigma0, popsize_,
+                                   options_.with_margin);
+      cma_->LoadState(in.Object("cma"));
+    }
+    const Json& trials = in.Array("raw_trials");
+    const std::vector<double> raw = in.Numbers("raw", trials.size() * dims_.size());
+    raw_.clear();
+    for (std::size_t i = 0; i < trials.size(); ++i) {
+      const auto trial = static_cast<std::size_t>(
+          in.IntegerAt(trials, i, "raw_trials", 0, static_cast<std::int64_t>(log_.size()) - 1));
+      raw_[trial] = Eigen::Map<const VectorXd>(raw.data() + i * dims_.size(), n);
+    }
+    const std::vector<double> losses = in.Numbers("solution_losses");
+    const std::vector<double> solutions = in.Numbers("solutions", losses.size() * dims_.size());
+    generation_solutions_.clear();
+    for (std::size_t i = 0; i < losses.size(); ++i) {
+      generation_solutions_.emplace_back(Eigen::Map<const VectorXd>(solutions.data() + i * dims_.size(), n),
+                                         losses[i]);
+    }
+  }
 
   // Random configs for the first n_startup_trials trials, then a sample of the current
   // generation (its point before rounding kept in raw_).

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -61,6 +63,48 @@ class GpSearcher : public ModelSearcher {
     (void)proposed;
     rows_.push_back(Row(config));
     log_.Add(trial_id, config);
+  }
+
+  // The log, the kernel parameters each model's next fit starts from and the history size of the
+  // last fit; the rows follow from the configs, the rest is recomputed by every suggestion.
+  std::optional<Json> SaveModel() const override {
+    Json constraints = Json::array();
+    for (const GpModel& model : constraint_models_) constraints.push_back(ParamsState(model.params()));
+    return Json{{"log", log_.SaveState()},
+                {"fit_size", fit_size_},
+                {"params", ParamsState(model_.params())},
+                {"constraint_params", std::move(constraints)}};
+  }
+
+  void LoadModel(const StateReader& in) override {
+    log_.LoadState(in.Object("log"));
+    rows_.clear();
+    for (const TrialLog::Entry& entry : log_.entries()) rows_.push_back(Row(entry.config));
+    fit_size_ = static_cast<std::size_t>(
+        in.Integer("fit_size", 0, static_cast<std::int64_t>(log_.size())));
+    model_.set_params(ReadParams(in.Object("params")));
+    const Json& constraints = in.Array("constraint_params", constraint_models_.size());
+    for (std::size_t c = 0; c < constraint_models_.size(); ++c) {
+      const std::string key = "constraint_params[" + std::to_string(c) + "]";
+      if (!constraints[c].is_object()) in.Fail(key, "not an object");
+      constraint_models_[c].set_params(ReadParams(StateReader(constraints[c], in.path() + "." + key)));
+    }
+  }
+
+  static Json ParamsState(const GpParams& params) {
+    return Json{{"theta", StateNumbers(std::vector<double>(params.theta.data(),
+                                                          params.theta.data() + params.theta.size()))},
+                {"scale", StateNumber(params.scale)},
+                {"noise", StateNumber(params.noise)}};
+  }
+
+  GpParams ReadParams(const StateReader& in) const {
+    GpParams params;
+    const std::vector<double> theta = in.Numbers("theta", static_cast<std::size_t>(Dims()));
+    params.theta = Eigen::Map<const VectorXd>(theta.data(), Dims());
+    params.scale = in.Number("scale");
+    params.noise = in.Number("noise");
+    return params;
   }
 
   Eigen::Index Dims() const { return static_cast<Eigen::Index>(numeric_.size() + categorical_.size()); }

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <string>
 #include <unordered_map>
 
 #include "search/hypervolume.h"
@@ -49,6 +53,80 @@ class Nsga2Searcher : public ModelSearcher {
     trial.values = space_.Values(config);
     index_.emplace(trial_id, trials_.size());
     trials_.push_back(std::move(trial));
+  }
+
+  // The trials as columns: "ids", "generation", "values" (trials x parameters; null at the
+  // positions "absent" lists), "loss" (trials x objectives; NaN: none), "violation", "done"; and
+  // the parents with their ranks and crowding distances.
+  std::optional<Json> SaveModel() const override {
+    const std::size_t objectives = objectives_.size();
+    Json generations = Json::array(), values = Json::array(), absent = Json::array(),
+         done = Json::array();
+    std::vector<double> losses, violations;
+    for (const Trial& trial : trials_) {
+      generations.push_back(trial.generation);
+      for (const Json& value : trial.values) {
+        if (value.is_discarded()) absent.push_back(values.size());
+        values.push_back(value.is_discarded() ? Json() : value);
+      }
+      if (trial.loss.empty()) {
+        losses.insert(losses.end(), objectives, std::numeric_limits<double>::quiet_NaN());
+      } else {
+        losses.insert(losses.end(), trial.loss.begin(), trial.loss.end());
+      }
+      violations.push_back(trial.violation);
+      done.push_back(trial.done);
+    }
+    return Json{{"ids", IndexState(index_, trials_.size())},
+                {"generation", std::move(generations)},
+                {"values", std::move(values)},
+                {"absent", std::move(absent)},
+                {"loss", StateNumbers(losses)},
+                {"violation", StateNumbers(violations)},
+                {"done", std::move(done)},
+                {"parents", parents_},
+                {"rank", rank_},
+                {"crowding", StateNumbers(crowding_)},
+                {"parent_generation", parent_generation_}};
+  }
+
+  void LoadModel(const StateReader& in) override {
+    const std::size_t n = in.Index("ids", &index_);
+    const std::size_t parameters = space_.parameters().size(), objectives = objectives_.size();
+    const Json& generations = in.Array("generation", n);
+    const Json& values = in.Array("values", n * parameters);
+    const Json& absent = in.Array("absent");
+    const Json& done = in.Array("done", n);
+    const std::vector<double> losses = in.Numbers("loss", n * objectives);
+    const std::vector<double> violations = in.Numbers("violation", n);
+    parent_generation_ = in.Integer("parent_generation", -1, INT64_MAX - 1);
+    trials_.assign(n, Trial());
+    for (std::size_t t = 0; t < n; ++t) {
+      Trial& trial = trials_[t];
+      trial.generation = in.IntegerAt(generations, t, "generation", 0, parent_generation_ + 1);
+      trial.values.assign(values.begin() + static_cast<std::ptrdiff_t>(t * parameters),
+                          values.begin() + static_cast<std::ptrdiff_t>((t + 1) * parameters));
+      const auto first = losses.begin() + static_cast<std::ptrdiff_t>(t * objectives);
+      if (!std::isnan(*first)) trial.loss.assign(first, first + static_cast<std::ptrdiff_t>(objectives));
+      trial.violation = violations[t];
+      if (!done[t].is_boolean()) in.Fail("done[" + std::to_string(t) + "]", "not true or false");
+      trial.done = done[t].get<bool>();
+    }
+    const auto last = static_cast<std::int64_t>(n * parameters) - 1;
+    for (std::size_t i = 0; i < absent.size(); ++i) {
+      const auto at = static_cast<std::size_t>(in.IntegerAt(absent, i, "absent", 0, last));
+      trials_[at / parameters].values[at % parameters] = Json(Json::value_t::discarded);
+    }
+    const Json& parents = in.Array("parents");
+    const Json& ranks = in.Array("rank", parents.size());
+    parents_.clear();
+    rank_.clear();
+    for (std::size_t i = 0; i < parents.size(); ++i) {
+      parents_.push_back(static_cast<std::size_t>(
+          in.IntegerAt(parents, i, "parents", 0, static_cast<std::int64_t>(n) - 1)));
+      rank_.push_back(static_cast<int>(in.IntegerAt(ranks, i, "rank", 0, INT32_MAX)));
+    }
+    crowding_ = in.Numbers("crowding", parents.size());
   }
 
   struct Trial {

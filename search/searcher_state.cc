@@ -15,6 +15,13 @@ Json StateNumbers(const std::vector<double>& values) {
   return array;
 }
 
+Json IndexState(const std::unordered_map<std::string, std::size_t>& index, std::size_t size) {
+  Json ids = Json::array();
+  ids.get_ref<Json::array_t&>().resize(size);
+  for (const auto& [id, position] : index) ids[position] = id;
+  return ids;
+}
+
 StateReader::StateReader(const Json& state, std::string path)
     : state_(state), path_(std::move(path)) {
   if (!state_.is_object()) {
@@ -67,6 +74,21 @@ std::int64_t StateReader::IntegerAt(const Json& array, std::size_t i, const std:
 std::int64_t StateReader::Integer(const std::string& key, std::int64_t min,
                                   std::int64_t max) const {
   return IntegerValue(Member(key), key, kAnySize, min, max);
+}
+
+std::size_t StateReader::Index(const std::string& key,
+                              std::unordered_map<std::string, std::size_t>* index) const {
+  const Json& ids = Array(key);
+  index->clear();
+  index->reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i].is_null()) continue;
+    if (!ids[i].is_string()) Fail(fmt::format("{}[{}]", key, i), "not a trial id");
+    if (!index->emplace(ids[i].get<std::string>(), i).second) {
+      Fail(fmt::format("{}[{}]", key, i), "a trial id twice: " + ids[i].dump());
+    }
+  }
+  return ids.size();
 }
 
 bool StateReader::Bool(const std::string& key) const {

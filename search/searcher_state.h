@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/state.h"
@@ -22,6 +23,9 @@ namespace tune {
 
 // `values` as one JSON array of StateNumber()s.
 Json StateNumbers(const std::vector<double>& values);
+// A trial index (id -> position among `size` trials) as an array by position, null where no id
+// leads (an id used again); StateReader::Index reads it back.
+Json IndexState(const std::unordered_map<std::string, std::size_t>& index, std::size_t size);
 
 class StateReader {
  public:
@@ -47,6 +51,8 @@ class StateReader {
   // Element i of an array of integers in [min, max] (`key` names the array in errors).
   std::int64_t IntegerAt(const Json& array, std::size_t i, const std::string& key,
                          std::int64_t min, std::int64_t max) const;
+  // The IndexState() array `key` into `index` (cleared first); returns its length.
+  std::size_t Index(const std::string& key, std::unordered_map<std::string, std::size_t>* index) const;
   // A random engine EngineState() wrote.
   template <typename RandomEngine>
   void Engine(const std::string& key, RandomEngine& engine) const {

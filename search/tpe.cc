@@ -149,7 +149,7 @@ class TpeSearcher : public ModelSearcher {
   // the rest (dimensions, groups, buffers) from the space and options.
   std::optional<Json> SaveModel() const override {
     const std::size_t objectives = objectives_.size();
-    Json ids = Json::array(), states = Json::array(), lengths = Json::array();
+    Json states = Json::array(), lengths = Json::array();
     std::vector<double> x, curve, losses, violation;
     x.reserve(trials_.size() * dims_.size());
     losses.reserve(trials_.size() * objectives);
@@ -169,9 +169,7 @@ class TpeSearcher : public ModelSearcher {
       }
       violation.push_back(trial.violation);
     }
-    ids.get_ref<Json::array_t&>().resize(trials_.size());  // null: an id used twice, not indexed
-    for (const auto& [id, t] : index_) ids[t] = id;
-    return Json{{"ids", std::move(ids)},
+    return Json{{"ids", IndexState(index_, trials_.size())},
                 {"state", std::move(states)},
                 {"x", StateNumbers(x)},
                 {"curve_length", std::move(lengths)},
@@ -181,8 +179,7 @@ class TpeSearcher : public ModelSearcher {
   }
 
   void LoadModel(const StateReader& in) override {
-    const Json& ids = in.Array("ids");
-    const std::size_t n = ids.size();
+    const std::size_t n = in.Index("ids", &index_);
     const std::size_t objectives = objectives_.size();
     const Json& states = in.Array("state", n);
     const Json& lengths = in.Array("curve_length", n);
@@ -191,16 +188,9 @@ class TpeSearcher : public ModelSearcher {
     const std::vector<double> losses = in.Numbers("losses", n * objectives);
     const std::vector<double> violation = in.Numbers("violation", n);
     trials_.assign(n, Trial());
-    index_.clear();
     std::size_t at = 0;  // into curve
     for (std::size_t t = 0; t < n; ++t) {
       Trial& trial = trials_[t];
-      if (!ids[t].is_null() && !ids[t].is_string()) {
-        in.Fail("ids[" + std::to_string(t) + "]", "not a trial id");
-      }
-      if (ids[t].is_string() && !index_.emplace(ids[t].get<std::string>(), t).second) {
-        in.Fail("ids[" + std::to_string(t) + "]", "a trial id twice: " + ids[t].dump());
-      }
       trial.state = static_cast<State>(in.IntegerAt(states, t, "state", 0, 3));
       trial.x.assign(x.begin() + static_cast<std::ptrdiff_t>(t * dims_.size()),
                      x.begin() + static_cast<std::ptrdiff_t>((t + 1) * dims_.size()));

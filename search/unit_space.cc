@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <utility>
 
@@ -79,6 +80,53 @@ std::ptrdiff_t TrialLog::OnComplete(const std::string& trial_id, TrialStatus sta
     entry.state = State::kFailed;
   }
   return static_cast<std::ptrdiff_t>(it->second);
+}
+
+Json TrialLog::SaveState() const {
+  const std::size_t n = entries_.size(), constraints = constraints_.size();
+  Json configs = Json::array(), states = Json::array(), tags = Json::array();
+  std::vector<double> losses, constraint_values;
+  for (const Entry& entry : entries_) {
+    configs.push_back(entry.config);
+    states.push_back(static_cast<int>(entry.state));
+    losses.push_back(entry.loss);
+    if (entry.constraint_values.empty()) {
+      constraint_values.insert(constraint_values.end(), constraints,
+                               std::numeric_limits<double>::quiet_NaN());
+    } else {
+      constraint_values.insert(constraint_values.end(), entry.constraint_values.begin(),
+                               entry.constraint_values.end());
+    }
+    tags.push_back(entry.tag);
+  }
+  return Json{{"ids", IndexState(index_, n)},
+              {"configs", std::move(configs)},
+              {"state", std::move(states)},
+              {"loss", StateNumbers(losses)},
+              {"constraint_values", StateNumbers(constraint_values)},
+              {"tag", std::move(tags)}};
+}
+
+void TrialLog::LoadState(const StateReader& in) {
+  const std::size_t n = in.Index("ids", &index_), constraints = constraints_.size();
+  const Json& configs = in.Array("configs", n);
+  const Json& states = in.Array("state", n);
+  const Json& tags = in.Array("tag", n);
+  const std::vector<double> losses = in.Numbers("loss", n);
+  const std::vector<double> values = in.Numbers("constraint_values", n * constraints);
+  entries_.assign(n, Entry());
+  for (std::size_t t = 0; t < n; ++t) {
+    Entry& entry = entries_[t];
+    if (!configs[t].is_object()) in.Fail("configs[" + std::to_string(t) + "]", "not a config");
+    entry.config = configs[t];
+    entry.state = static_cast<State>(in.IntegerAt(states, t, "state", 0, 3));
+    entry.loss = losses[t];
+    const auto first = values.begin() + static_cast<std::ptrdiff_t>(t * constraints);
+    if (constraints > 0 && !std::isnan(*first)) {
+      entry.constraint_values.assign(first, first + static_cast<std::ptrdiff_t>(constraints));
+    }
+    entry.tag = in.IntegerAt(tags, t, "tag", INT64_MIN, INT64_MAX);
+  }
 }
 
 ModelSearcher::ModelSearcher(const Space& space, const SearcherContext& context,

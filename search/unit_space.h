@@ -72,6 +72,11 @@ class TrialLog {
   const std::vector<Entry>& entries() const { return entries_; }
   std::size_t size() const { return entries_.size(); }
 
+  // Resume snapshots: the entries as columns, "ids" (null: an id used again later), "configs",
+  // "state", "loss", "constraint_values" (entries x constraints; NaN: none reported yet), "tag".
+  Json SaveState() const;
+  void LoadState(const StateReader& in);
+
  private:
   std::string metric_;
   Mode mode_;

@@ -35,6 +35,7 @@ struct Case {
   int objectives = 1;       // 1: "loss" min; 2: and "acc" max
   bool constraints = false;  // "mem <= 0.5"
   std::int64_t max_concurrent = 0;
+  bool flat = false;  // every reported loss 1 (CMA-ES's flat fitness: restarts)
 };
 
 std::unique_ptr<Searcher> Make(const Case& c) {
@@ -56,7 +57,7 @@ std::unique_ptr<Searcher> Make(const Case& c) {
 // a last result), and trials that are dropped without ever ending (pending for good).
 class Stream {
  public:
-  explicit Stream(std::uint64_t seed) : rng_(seed) {}
+  explicit Stream(std::uint64_t seed, bool flat = false) : rng_(seed), flat_(flat) {}
 
   // One call on each of `searchers`; their suggestions must agree.
   void Step(const std::vector<Searcher*>& searchers) {
@@ -86,6 +87,7 @@ class Stream {
       const double v = Uniform();
       if (v < 0.9) {
         result.metrics["loss"] = v < 0.05 ? std::numeric_limits<double>::quiet_NaN()
+                                 : flat_  ? 1.0
                                           : std::round(Uniform() * 64) / 16;  // ties too
         result.metrics["acc"] = Uniform();
         result.metrics["mem"] = Uniform();
@@ -111,6 +113,7 @@ class Stream {
   double Uniform() { return std::uniform_real_distribution<double>(0, 1)(rng_); }
 
   std::mt19937_64 rng_;
+  bool flat_;
   std::vector<std::string> running_;
   std::map<std::string, std::int64_t> iterations_;
   std::map<std::string, Result> last_;
@@ -124,7 +127,7 @@ class Stream {
 void ExpectResumesExactly(const Case& c, std::uint64_t seed, int steps, int at) {
   SCOPED_TRACE(testing::Message() << c.name << ", stream " << seed << ", snapshot after " << at);
   std::unique_ptr<Searcher> original = Make(c);
-  Stream stream(seed);
+  Stream stream(seed, c.flat);
   for (int i = 0; i < at; ++i) {
     stream.Step({original.get()});
     if (testing::Test::HasFatalFailure()) return;
@@ -208,6 +211,34 @@ TEST(SearcherStateTest, MotpeWithConstraintsResumesExactly) {
                         R"([{"units": 8}])", /*objectives=*/2, /*constraints=*/true});
 }
 
+TEST(SearcherStateTest, Nsga2ResumesExactly) {
+  ExpectResumesExactly({"nsga2", kMixed, R"({"algorithm": "nsga2", "population_size": 5})", 80,
+                        R"([{"units": 8}])", /*objectives=*/2, /*constraints=*/true});
+  ExpectResumesExactly({"nsga2 conditional", kConditional,
+                        R"({"algorithm": "nsga2", "population_size": 4, "tournament": "dominance"})",
+                        80, "[]", /*objectives=*/2});
+}
+
+TEST(SearcherStateTest, CmaEsResumesExactly) {
+  // Integer and quantized parameters (the margin), choices drawn at random, IPOP restarts at
+  // population 2 (the ended generations' losses are few distinct values: flat fitness).
+  ExpectResumesExactly({"cmaes", kMixed, R"({"algorithm": "cmaes", "popsize": 3,
+                        "n_startup_trials": 2})", 120, R"([{"lr": 0.01}])"});
+  ExpectResumesExactly({"cmaes conditional", kConditional,
+                        R"({"algorithm": "cmaes", "popsize": 2, "inc_popsize": 1})", 120});
+  Case flat{"cmaes restarts", R"({"x": {"uniform": [0, 1]}, "c": {"choice": [1, 2]}})",
+            R"({"algorithm": "cmaes", "popsize": 2})", 400};
+  flat.flat = true;
+  ExpectResumesExactly(flat, 1500);
+}
+
+TEST(SearcherStateTest, GpResumesExactly) {
+  ExpectResumesExactly({"gp", kMixed, R"({"algorithm": "gp", "n_startup_trials": 3,
+                        "n_preliminary_samples": 32, "n_local_search": 2})", 30, R"([{"lr": 0.01}])",
+                        /*objectives=*/1, /*constraints=*/true},
+                       160);
+}
+
 // A snapshot that is not what SaveState() wrote throws std::runtime_error naming the place.
 void ExpectBadStateThrows(const Case& c, const std::function<void(Json*)>& spoil,
                           const std::string& message) {
@@ -247,6 +278,18 @@ TEST(SearcherStateTest, BadStateThrows) {
   ExpectBadStateThrows(tpe, [](Json* s) { (*s)["model"]["curve"].push_back(1.0); },
                        "searcher.model.curve: longer than");
   ExpectBadStateThrows(tpe, [](Json* s) { (*s)["model"]["losses"] = 1; }, "searcher.model.losses: not an array");
+
+  const Case nsga2{"nsga2", kConditional, R"({"algorithm": "nsga2", "population_size": 4})", 60,
+                   "[]", 2};
+  ExpectBadStateThrows(nsga2, [](Json* s) { (*s)["model"]["absent"].push_back(1 << 20); }, "searcher.model.absent[");
+  ExpectBadStateThrows(nsga2, [](Json* s) { (*s)["model"]["rank"].push_back(0); }, "searcher.model.rank: ");
+  const Case cmaes{"cmaes", kMixed, R"({"algorithm": "cmaes", "popsize": 3})", 60};
+  ExpectBadStateThrows(cmaes, [](Json* s) { (*s)["model"]["cma"]["C"].erase(0); }, "searcher.model.cma.C: ");
+  ExpectBadStateThrows(cmaes, [](Json* s) { (*s)["model"]["log"]["configs"][0] = 1; },
+                       "searcher.model.log.configs[0]: not a config");
+  const Case gp{"gp", kMixed, R"({"algorithm": "gp", "n_startup_trials": 3, "n_preliminary_samples": 16})", 60};
+  ExpectBadStateThrows(gp, [](Json* s) { (*s)["model"]["params"]["theta"] = Json::array(); },
+                       "searcher.model.params.theta: 0 elements, expected");
 }
 
 TEST(SearcherStateTest, NumbersComeBackBitForBit) {
