@@ -19,6 +19,7 @@
 
 #include "schedulers/asha.h"
 #include "schedulers/util.h"
+#include "tests/schedulers/state_check.h"
 
 namespace tune {
 namespace {
@@ -188,10 +189,8 @@ TEST(AshaStateTest, ALoadedSchedulerGoesOnExactlyAsTheOriginalOnRandomStreams) {
       const int snapshot_at = static_cast<int>(random() % steps);
       for (int step = 0; step < steps; ++step) {
         if (step == snapshot_at) {
-          const std::string text = original.SaveState()->dump();
           loaded = std::make_unique<AshaScheduler>(options);
-          loaded->LoadState(Json::parse(text));
-          ASSERT_EQ(loaded->SaveState()->dump(), text);
+          ASSERT_NO_FATAL_FAILURE(LoadFromTextOf(original, *loaded));
         }
         stream.Step(original, loaded.get(), step);
         if (::testing::Test::HasFailure()) return;
@@ -232,12 +231,7 @@ TEST(AshaStateTest, EmptyAndSmallStatesRoundTrip) {
 
 std::string LoadError(const Json& state, const AshaOptions& options) {
   AshaScheduler asha(options);
-  try {
-    asha.LoadState(state);
-  } catch (const std::runtime_error& error) {
-    return error.what();
-  }
-  return "(no error)";
+  return LoadError(asha, state);
 }
 
 TEST(AshaStateTest, ABadStateThrowsNamingWhere) {

@@ -17,6 +17,7 @@
 
 #include "schedulers/hyperband.h"
 #include "tests/schedulers/fake_control.h"
+#include "tests/schedulers/state_check.h"
 
 namespace tune {
 namespace {
@@ -194,11 +195,9 @@ TEST(HyperBandStateTest, ALoadedSchedulerGoesOnExactlyAsTheOriginalOnRandomStrea
       const int snapshot_at = static_cast<int>(random() % (steps / 2));
       for (int step = 0; step < steps; ++step) {
         if (!loaded && step >= snapshot_at && (stream.pausing() || step == steps - 1)) {
-          const std::string text = original.scheduler.SaveState()->dump();
           loaded = std::make_unique<Side>(options);
           loaded->control = original.control;  // the tuner's trials as they are
-          loaded->scheduler.LoadState(Json::parse(text));
-          ASSERT_EQ(loaded->scheduler.SaveState()->dump(), text);
+          ASSERT_NO_FATAL_FAILURE(LoadFromTextOf(original.scheduler, loaded->scheduler));
         }
         stream.Step(original, loaded.get(), step);
         if (::testing::Test::HasFailure()) return;
@@ -217,12 +216,7 @@ TEST(HyperBandStateTest, ALoadedSchedulerGoesOnExactlyAsTheOriginalOnRandomStrea
 
 std::string LoadError(const Json& state, const HyperBandOptions& options) {
   HyperBandScheduler hyperband(options);
-  try {
-    hyperband.LoadState(state);
-  } catch (const std::runtime_error& error) {
-    return error.what();
-  }
-  return "(no error)";
+  return LoadError(hyperband, state);
 }
 
 TEST(HyperBandStateTest, ABadStateThrowsNamingWhereAndChangesNothing) {

@@ -17,6 +17,7 @@
 
 #include "schedulers/median.h"
 #include "tests/schedulers/fake_control.h"
+#include "tests/schedulers/state_check.h"
 
 namespace tune {
 namespace {
@@ -189,11 +190,9 @@ TEST(MedianStateTest, ALoadedRuleGoesOnExactlyAsTheOriginalOnRandomStreams) {
       const int snapshot_at = static_cast<int>(random() % (steps / 2));
       for (int step = 0; step < steps; ++step) {
         if (!loaded && step >= snapshot_at && (stream.just_paused || step == steps - 1)) {
-          const std::string text = original.SaveState()->dump();
           loaded = std::make_unique<MedianStoppingRule>(options);
           loaded->SetControl(&control);
-          loaded->LoadState(Json::parse(text));
-          ASSERT_EQ(loaded->SaveState()->dump(), text);
+          ASSERT_NO_FATAL_FAILURE(LoadFromTextOf(original, *loaded));
         }
         stream.Step(original, loaded.get(), step);
         if (::testing::Test::HasFailure()) return;
@@ -212,12 +211,7 @@ TEST(MedianStateTest, ALoadedRuleGoesOnExactlyAsTheOriginalOnRandomStreams) {
 
 std::string LoadError(const Json& state) {
   MedianStoppingRule median(MixOf(0));
-  try {
-    median.LoadState(state);
-  } catch (const std::runtime_error& error) {
-    return error.what();
-  }
-  return "(no error)";
+  return LoadError(median, state);
 }
 
 TEST(MedianStateTest, ABadStateThrowsNamingWhereAndChangesNothing) {
