@@ -1,12 +1,12 @@
 // Writing and reading the searchers' resume snapshots (Searcher::SaveState/LoadState): numbers
 // through core/state.h (NaN and infinities as strings, doubles back bit for bit), many numbers as
 // one flat array, and a reader whose every error is a std::runtime_error naming where the state is
-// not what SaveState() wrote ("snapshot: searcher.trials.x: 299 numbers, expected 300").
+// not what SaveState() wrote ("snapshot: searcher.model.x: 299 elements, expected 300").
 //
 // Example (a LoadState):
 //   StateReader in(state, "searcher");
 //   in.Engine("rng", rng_);
-//   next_ = static_cast<std::size_t>(in.Integer("next", 0, points_.size()));
+//   next_ = static_cast<std::size_t>(in.Integer("next", 0, last));   // throws outside [0, last]
 //   std::vector<double> x = in.Numbers("x", trials * dims);
 #pragma once
 
