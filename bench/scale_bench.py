@@ -43,7 +43,7 @@ def timed(argv):
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - begin
         err.seek(0)
-        tail = err.read()[-1500:].decode(errors="replace")
+        tail = err.read()[-65536:].decode(errors="replace")
     return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, tail
 
 
@@ -61,8 +61,8 @@ def main():
     storage = args.keep or tempfile.mkdtemp(prefix="tune_scale_")
     os.makedirs(storage, exist_ok=True)
     print(f"| trials | reports | `tune run` wall | reports/s | tuner max RSS | journal | "
-          f"`tune resume` wall | resume max RSS |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"`tune resume` wall | resume max RSS | from | full replay wall | full replay RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for trials in [int(t) for t in args.trials.split(",")]:
             name = f"scale_{args.scheduler}_{trials}"
@@ -82,12 +82,26 @@ def main():
             journal_mb = os.path.getsize(os.path.join(exp, "journal.jsonl")) / 2**20
             resume = "-"
             if not args.no_resume:
+                # As a user would: the finished experiment, from its last state snapshot when it
+                # has one ("from" says which); then again with snapshots/ moved away, the whole
+                # journal replayed (what resume cost before state snapshots).
                 rcode, rwall, rrss, rtail = timed([tune, "resume", exp])
                 if rcode != 0:
                     sys.exit(f"tune resume failed ({rcode}):\n{rtail}")
-                resume = (f"{rwall:.2f} s | {rrss:.0f} MiB")
+                source = "snapshot" if "resume: from snapshots/" in rtail else "journal"
+                snapshots = os.path.join(exp, "snapshots")
+                full = "- | -"
+                if os.path.isdir(snapshots):
+                    shutil.move(snapshots, snapshots + ".off")
+                    fcode, fwall, frss, ftail = timed([tune, "resume", exp])
+                    shutil.rmtree(snapshots, ignore_errors=True)
+                    shutil.move(snapshots + ".off", snapshots)
+                    if fcode != 0:
+                        sys.exit(f"tune resume (full replay) failed ({fcode}):\n{ftail}")
+                    full = f"{fwall:.2f} s | {frss:.0f} MiB"
+                resume = f"{rwall:.2f} s | {rrss:.0f} MiB | {source} | {full}"
             else:
-                resume = "- | -"
+                resume = "- | - | - | - | -"
             print(f"| {trials:,} | {reports:,} | {wall:.1f} s | {reports / wall:,.0f} | {rss:.0f} MiB | "
                   f"{journal_mb:.0f} MiB | {resume} |", flush=True)
             if not args.keep:

@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/state.h"
 
 namespace tune {
 namespace {
@@ -143,6 +146,37 @@ std::string Stoppers::Describe(double elapsed_s) const {
   std::string line = "Stop: ";
   for (std::size_t i = 0; i < parts.size(); ++i) line += (i == 0 ? "" : " | ") + parts[i];
   return line;
+}
+
+std::optional<Json> Stoppers::SaveState() const {
+  if (plateau_ || experiment_plateau_) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> stopped(stopped_.begin(), stopped_.end());
+  std::sort(stopped.begin(), stopped.end());  // the same state, however the map is laid out
+  Json state = {{"stopped", stopped},
+                {"best_trial", best_trial_},
+                {"trials_without_improvement", trials_without_improvement_}};
+  state["best_value"] = best_value_ ? StateNumber(*best_value_) : Json();
+  state["experiment_reason"] = experiment_reason_ ? Json(*experiment_reason_) : Json();
+  return state;
+}
+
+void Stoppers::LoadState(const Json& state) {
+  try {
+    if (plateau_ || experiment_plateau_) throw std::runtime_error("plateau stoppers keep no state");
+    stopped_.clear();
+    for (const Json& entry : state.at("stopped")) {
+      stopped_.emplace(entry.at(0).get<std::string>(), entry.at(1).get<std::string>());
+    }
+    best_trial_ = state.at("best_trial").get<std::string>();
+    trials_without_improvement_ = state.at("trials_without_improvement").get<std::int64_t>();
+    const Json& best = state.at("best_value");
+    best_value_ = best.is_null() ? std::nullopt : std::optional<double>(FromStateNumber(best));
+    const Json& reason = state.at("experiment_reason");
+    experiment_reason_ = reason.is_null() ? std::nullopt
+                                          : std::optional<std::string>(reason.get<std::string>());
+  } catch (const Json::exception& error) {
+    throw std::runtime_error(std::string("snapshot: the stoppers' state: ") + error.what());
+  }
 }
 
 }  // namespace tune

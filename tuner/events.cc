@@ -150,7 +150,13 @@ struct Encoder {
                         {"result_bytes", files.result_bytes},
                         {"progress_bytes", files.progress_bytes}});
     }
-    return Dump({{"event", "snapshot"}, {"trials", trials}});
+    Json json = {{"event", "snapshot"}, {"trials", trials}};
+    if (e.state) {
+      json["state"] = {{"file", e.state->file},
+                       {"bytes", e.state->bytes},
+                       {"crc", fmt::format("{:08x}", e.state->crc)}};
+    }
+    return Dump(json);
   }
   std::string operator()(const TrialPlaced& e) const {
     return Dump({{"event", "trial_placed"},
@@ -211,6 +217,19 @@ JournalEvent DecodeFields(const Json& json, const std::string& type) {
       }
       snapshot.trials.push_back({files.String("trial_id"), static_cast<std::uint64_t>(result_bytes),
                                  static_cast<std::uint64_t>(progress_bytes)});
+    }
+    if (json.contains("state") && !json["state"].is_null()) {
+      const Json& state = json["state"];
+      if (!state.is_object()) throw Fields::Mistyped("state", "an object", state);
+      Fields fields(state);
+      const std::string crc = fields.String("crc");
+      const std::int64_t bytes = fields.IntegerOr("bytes", -1);
+      if (bytes < 0) throw Fields::Mistyped("state.bytes", "a size", state["bytes"]);
+      if (crc.size() != 8 || crc.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        throw Fields::Mistyped("state.crc", "8 hexadecimal digits", state["crc"]);
+      }
+      snapshot.state = JournalSnapshot::State{fields.String("file"), static_cast<std::uint64_t>(bytes),
+                                              static_cast<std::uint32_t>(std::stoul(crc, nullptr, 16))};
     }
     return snapshot;
   }

@@ -105,6 +105,17 @@ struct JournalSnapshot {
     std::uint64_t progress_bytes = 0;  // of progress.csv then
   };
   std::vector<Files> trials;  // the trials that were not finished, in creation order
+  // The experiment's whole state at this line, when the tuner wrote one (tuner/snapshot.h): its
+  // file, relative to the experiment directory, with its length and CRC-32.
+  struct State {
+    std::string file;
+    std::uint64_t bytes = 0;
+    std::uint32_t crc = 0;
+    bool operator==(const State& other) const {
+      return file == other.file && bytes == other.bytes && crc == other.crc;
+    }
+  };
+  std::optional<State> state;
 };
 
 using JournalEvent =

@@ -22,7 +22,9 @@ namespace tune {
 namespace {
 
 // CRC-32 (IEEE 802.3, zlib's), table-driven.
-std::uint32_t Crc32(std::string_view data) {
+}  // namespace
+
+std::uint32_t Crc32(std::string_view data, std::uint32_t crc) {
   static const auto kTable = [] {
     std::array<std::uint32_t, 256> table{};
     for (std::uint32_t n = 0; n < 256; ++n) {
@@ -32,10 +34,12 @@ std::uint32_t Crc32(std::string_view data) {
     }
     return table;
   }();
-  std::uint32_t crc = 0xFFFFFFFFu;
+  crc ^= 0xFFFFFFFFu;
   for (unsigned char byte : data) crc = kTable[(crc ^ byte) & 0xFF] ^ (crc >> 8);
   return crc ^ 0xFFFFFFFFu;
 }
+
+namespace {
 
 // A framed line is {"seq":N,<the event's fields>,"crc":"xxxxxxxx"}: the CRC-32 of everything
 // before ,"crc", in 8 lowercase hex digits.
@@ -93,6 +97,8 @@ Journal::Journal(std::filesystem::path path, SyncPolicy sync, JournalFault fault
     throw std::runtime_error(fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno)));
   }
   next_seq_ = LastSeq(fd_) + 1;
+  const off_t end = ::lseek(fd_, 0, SEEK_END);
+  size_ = end > 0 ? static_cast<std::uint64_t>(end) : 0;
 }
 
 Journal::~Journal() {
@@ -159,6 +165,7 @@ void Journal::Commit() {
   }
   if (die) ::_exit(137);
   events_written_ += staged_ends_.size();
+  size_ += length;
   staged_.clear();
   staged_ends_.clear();
   if (sync_ == SyncPolicy::kAlways) {
@@ -281,21 +288,29 @@ JournalContents ReadJournal(const std::filesystem::path& path) {
 }
 
 JournalContents ForEachJournalEvent(const std::filesystem::path& path,
-                                    const std::function<void(Json&& event, std::size_t line)>& visit) {
+                                    const std::function<void(Json&& event, std::size_t line)>& visit,
+                                    JournalPosition from) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot read the journal");
-  return ForEachJournalEvent(in, path.string(), visit);
+  if (from.offset > 0 && !in.seekg(static_cast<std::streamoff>(from.offset))) {
+    throw std::runtime_error(fmt::format("{}: cannot read the journal from byte {}", path.string(),
+                                         from.offset));
+  }
+  return ForEachJournalEvent(in, path.string(), visit, from);
 }
 
 JournalContents ForEachJournalEvent(std::istream& in, const std::string& name,
-                                    const std::function<void(Json&& event, std::size_t line)>& visit) {
+                                    const std::function<void(Json&& event, std::size_t line)>& visit,
+                                    JournalPosition from) {
   JournalContents contents;
   LineReader reader(in, kMaxJournalLineBytes);
   JournalLine read;
-  std::uint64_t offset = 0;
-  std::size_t line_number = 0;
-  std::uint64_t last_seq = 0;       // of the previous framed line; 0 before the first
-  std::size_t last_seq_line = 0;    // its line number
+  std::uint64_t offset = from.offset;
+  std::size_t line_number = from.line;
+  std::uint64_t last_seq = from.seq;  // of the previous framed line; 0 before the first
+  std::size_t last_seq_line = from.line;  // its line number
+  contents.valid_bytes = offset;
+  contents.end = from;
   auto corrupt = [&](const std::string& what) {
     return std::runtime_error(
         fmt::format("{}:{}: corrupt journal line ({})", name, line_number, what));
@@ -370,8 +385,25 @@ JournalContents ForEachJournalEvent(std::istream& in, const std::string& name,
     visit(std::move(event), line_number);
     offset += read.size + 1;
     contents.valid_bytes = offset;
+    contents.end = {offset, seq.value_or(0), line_number};
   }
   return contents;
+}
+
+std::optional<Json> JournalEventAt(const std::filesystem::path& path, JournalPosition from) {
+  struct Enough {};  // thrown by the visitor: the first event is all that is wanted
+  std::optional<Json> found;
+  try {
+    ForEachJournalEvent(
+        path,
+        [&](Json&& event, std::size_t) {
+          found = std::move(event);
+          throw Enough{};
+        },
+        from);
+  } catch (const Enough&) {
+  }
+  return found;
 }
 
 }  // namespace tune

@@ -74,6 +74,10 @@ class Journal {
   // Flushes written events to the disk if any were written since the last Sync() (kInterval).
   void Sync();
   std::size_t events_written() const { return events_written_; }
+  // The file's length after the last committed event, and the sequence number the next event
+  // gets: where the next line starts (resume snapshots, tuner/snapshot.h, record it).
+  std::uint64_t size() const { return size_; }
+  std::uint64_t next_seq() const { return next_seq_; }
 
  private:
   std::filesystem::path path_;
@@ -82,6 +86,7 @@ class Journal {
   bool dirty_ = false;
   std::size_t events_written_ = 0;
   std::uint64_t next_seq_ = 1;            // the sequence number of the next event
+  std::uint64_t size_ = 0;                // the file's length after the last Commit()
   std::string staged_;                    // staged lines, written by Commit()
   std::vector<std::size_t> staged_ends_;  // end offset of each staged line in staged_
   JournalFault fault_;
@@ -98,12 +103,27 @@ Journal::SyncPolicy ParseJournalSync(const Json& value, const std::string& path)
 // warning, else reported as corrupt.
 inline constexpr std::size_t kMaxJournalLineBytes = 16 << 20;
 
+// The CRC-32 (IEEE, as zlib's crc32) the journal frames its lines with; resume snapshots
+// (tuner/snapshot.h) check their state files with it too. As zlib's, `crc` continues an earlier
+// result: Crc32(b, Crc32(a)) == Crc32(a + b).
+std::uint32_t Crc32(std::string_view data, std::uint32_t crc = 0);
+
+// A place in a journal: `offset` bytes, ending the `line`-th line, whose sequence number was
+// `seq` (0 before the first line, or when that line had none). Reading from it (below) checks the
+// lines that follow as if everything before had been read.
+struct JournalPosition {
+  std::uint64_t offset = 0;
+  std::uint64_t seq = 0;
+  std::size_t line = 0;
+};
+
 struct JournalContents {
   std::vector<Json> events;
   // Set when the last line was torn (no newline: the tuner died while writing it);
   // that line is not in `events`. Also names each oversized event that was shortened.
   std::string warning;
   std::size_t valid_bytes = 0;  // length of the file up to the end of the last good line
+  JournalPosition end;          // after the last good line (end.offset == valid_bytes)
 };
 
 // Reads a journal. Only a last line without its newline is torn (dropped with `warning`); any
@@ -115,11 +135,18 @@ JournalContents ReadJournal(const std::filesystem::path& path);
 // from 1) as soon as its line is read and checked, so memory stays that of one line whatever the
 // journal's length (`tune resume` replays through it). The result's `events` stays empty. A
 // corrupt line throws after the events before it were visited.
+// `from`: start there instead of at the beginning (resume from a snapshot reads only the tail).
 JournalContents ForEachJournalEvent(const std::filesystem::path& path,
-                                    const std::function<void(Json&& event, std::size_t line)>& visit);
-// The same over any stream (a journal in memory: tests/fuzz/journal_fuzz.cc); `name` stands for
-// the file in messages.
+                                    const std::function<void(Json&& event, std::size_t line)>& visit,
+                                    JournalPosition from = {});
+// The same over any stream (a journal in memory: tests/fuzz/journal_fuzz.cc), read from its
+// current place, which is `from`; `name` stands for the file in messages.
 JournalContents ForEachJournalEvent(std::istream& in, const std::string& name,
-                                    const std::function<void(Json&& event, std::size_t line)>& visit);
+                                    const std::function<void(Json&& event, std::size_t line)>& visit,
+                                    JournalPosition from = {});
+
+// The one event after `from` (checked as ForEachJournalEvent checks it), or nullopt when the
+// journal ends there (or only a torn line follows). Throws like ForEachJournalEvent.
+std::optional<Json> JournalEventAt(const std::filesystem::path& path, JournalPosition from = {});
 
 }  // namespace tune

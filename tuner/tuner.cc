@@ -19,8 +19,10 @@
 
 #include <fmt/format.h>
 
+#include "core/state.h"
 #include "core/text.h"
 #include "tuner/dashboard.h"
+#include "tuner/snapshot.h"
 
 namespace tune {
 namespace {
@@ -134,10 +136,7 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
   for (const CallbackConfig& config : spec_.callbacks) callbacks_.push_back(MakeCallback(config));
   for (const auto& callback : options_.callbacks) callbacks_.push_back(callback);
 
-  searcher_ = MakeSearcher(spec_.space, spec_.search);
-  stoppers_ = std::make_unique<Stoppers>(spec_.stop);
-  scheduler_ = options_.make_scheduler ? options_.make_scheduler() : MakeScheduler(spec_.scheduler);
-  scheduler_->SetControl(this);
+  MakeComponents();
 
   if (!pool_.Fits(spec_.resources_per_trial)) {
     throw SpecError("resources_per_trial",
@@ -146,6 +145,13 @@ Tuner::Tuner(ExperimentSpec spec, TunerOptions options)
                                 pool_.Describe()));
   }
   Command();  // fails early when the program cannot be found
+}
+
+void Tuner::MakeComponents() {
+  searcher_ = MakeSearcher(spec_.space, spec_.search);
+  stoppers_ = std::make_unique<Stoppers>(spec_.stop);
+  scheduler_ = options_.make_scheduler ? options_.make_scheduler() : MakeScheduler(spec_.scheduler);
+  scheduler_->SetControl(this);
 }
 
 Tuner::~Tuner() {
@@ -276,12 +282,12 @@ int Tuner::Finish() {
   ExperimentView view = View();
   view.interrupted = interrupts_ > 0;
   for (const auto& callback : callbacks_) callback->OnExperimentEnd(view);
-  // The end of a long run: a last snapshot (after the writer's final flush), so that resuming the
-  // finished experiment rewrites no result file. Not after an interruption: the trials it
-  // stopped are still to run, not finished.
+  // The end of a long run: a last snapshot (after the writer's final flush), with the state, so
+  // that resuming the finished experiment rewrites no result file and replays no event. Not
+  // after an interruption: the trials it stopped are still to run, not finished.
   if (journal_ && interrupts_ == 0 && options_.snapshot_every_events > 0 &&
       journal_->events_written() - events_at_snapshot_ >= options_.snapshot_every_events / 10) {
-    WriteSnapshot();
+    WriteSnapshot(/*with_state=*/true);
   }
   const std::size_t errors = by_status_.count(TrialStatus::kError);
   if (interrupts_ > 0) return 130;
@@ -697,11 +703,36 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line, ReplayState&
 void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolicy sync) {
   ReplayState state;
   replaying_ = true;
-  JournalContents contents = ForEachJournalEvent(journal_path, [&](Json&& event, std::size_t line) {
-    if (line == 1) CheckResumable(event);
-    ApplyEvent(DecodeEvent(event, line), line, state);
-  });
+  // From the newest state snapshot the journal vouches for, when there is one: its state, then
+  // the journal from its snapshot event on (tuner/snapshot.h). Else every event from the start.
+  JournalPosition from;
+  auto log = [this](const std::string& message) { Log(message); };
+  if (std::optional<StateSnapshot> snapshot =
+          FindStateSnapshot(options_.experiment_dir, journal_path, log)) {
+    std::optional<Json> start = JournalEventAt(journal_path);
+    CheckResumable(start ? *start : Json::object());
+    try {
+      ApplyEvent(DecodeEvent(*start, 1), 1, state);
+      LoadState(snapshot->state, state);
+      from = snapshot->at;
+      Log(fmt::format("resume: from {} (journal line {}) and the journal after it",
+                      snapshot->file, from.line + 1));
+    } catch (const std::exception& error) {
+      Log(fmt::format("resume: not using {}: {}; replaying the whole journal", snapshot->file,
+                      error.what()));
+      ResetState();
+      state = ReplayState();
+    }
+  }
+  JournalContents contents = ForEachJournalEvent(
+      journal_path,
+      [&](Json&& event, std::size_t line) {
+        if (line == 1) CheckResumable(event);
+        ApplyEvent(DecodeEvent(event, line), line, state);
+      },
+      from);
   replaying_ = false;
+  lines_at_open_ = contents.end.line;
   if (contents.valid_bytes == 0) CheckResumable(Json::object());  // no event at all
   if (!contents.warning.empty()) {
     Log(contents.warning);
@@ -1219,9 +1250,33 @@ void Tuner::CapLogs(std::size_t index) {
   }
 }
 
-void Tuner::WriteSnapshot() {
+void Tuner::WriteSnapshot(bool with_state) {
   writer_->Flush();
   JournalSnapshot snapshot;
+  // A state file costs what the experiment holds (trials, the scheduler's values): one every
+  // max(snapshot_every_events, number of trials) events keeps its cost per event constant and
+  // the journal's tail that resume replays at most that long.
+  with_state = with_state || journal_->events_written() - events_at_state_ >=
+                                 std::max<std::size_t>(options_.snapshot_every_events, trials_.size());
+  if (with_state) {
+    journal_->Commit();  // the event's place is known once every staged event is written
+    const Json position = {{"offset", journal_->size()},
+                           {"seq", journal_->next_seq()},
+                           {"line", lines_at_open_ + journal_->events_written() + 1}};
+    bool written = false;
+    try {
+      JournalSnapshot::State file =
+          WriteStateFile(options_.experiment_dir, journal_->next_seq(), [&](const TextSink& out) {
+            written = WriteState(out, position);
+            // Nothing to keep: an empty file would not parse; the caller removes it below.
+          });
+      if (written) snapshot.state = file;
+      else std::filesystem::remove(options_.experiment_dir / file.file);
+    } catch (const std::exception& error) {
+      // A full disk: resume replays more of the journal, nothing is lost.
+      Log(std::string("could not write a snapshot of the experiment's state: ") + error.what());
+    }
+  }
   std::vector<std::size_t> live;
   for (TrialStatus status : {TrialStatus::kRunning, TrialStatus::kPending, TrialStatus::kPaused}) {
     const std::set<std::size_t>& indices = by_status_.of(status);
@@ -1234,6 +1289,152 @@ void Tuner::WriteSnapshot() {
   }
   journal_->Append(snapshot);
   events_at_snapshot_ = journal_->events_written();
+  if (snapshot.state) {
+    events_at_state_ = events_at_snapshot_;
+    PruneStateFiles(options_.experiment_dir);
+  }
+}
+
+bool Tuner::WriteState(const TextSink& write, const Json& journal_position) const {
+  if (interrupts_ > 0 || !experiment_stop_.empty()) return false;
+  std::optional<Json> scheduler = scheduler_->SaveState();
+  std::optional<Json> searcher = scheduler ? searcher_->SaveState() : std::nullopt;
+  std::optional<Json> stoppers = searcher ? stoppers_->SaveState() : std::nullopt;
+  if (!stoppers) return false;
+  // What replay keeps of the trials not finished: [index, fatal error, stop requested, budget
+  // exhausted, stop reason, pause requested, placed job, pid of the running attempt].
+  std::vector<std::size_t> live;
+  for (const auto& [index, runtime] : runtime_) {
+    if (IsFinal(trials_[index].status)) continue;
+    if (runtime.exploit) return false;  // PBT's, which keeps no state anyway
+    live.push_back(index);
+  }
+  std::sort(live.begin(), live.end());
+  Json runtimes = Json::array();
+  for (std::size_t index : live) {
+    const Runtime& runtime = runtime_.at(index);
+    const Trial& trial = trials_[index];
+    runtimes.push_back(Json::array(
+        {index, runtime.fatal_error, runtime.stop_requested, runtime.budget_exhausted,
+         runtime.stop_reason, runtime.pause_requested, runtime.placed_job,
+         trial.status == TrialStatus::kRunning ? trial.pid : 0}));
+  }
+  auto dump = [](const Json& json) {
+    return json.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
+  };
+  write(fmt::format("{{\"format\":{},\"journal\":{},\"trials\":[", kStateFormat,
+                    dump(journal_position)));
+  // One array per trial, written one at a time (an experiment may hold 100,000): [id, params,
+  // status, num_results, last result ([iteration, time, metrics, timestamp] or null), last
+  // checkpoint, its iteration, failures, error, exploits, gpus]. time_total_s is replay's: the
+  // last result's (a finished attempt's wall time is not journaled).
+  for (std::size_t i = 0; i < trials_.size(); ++i) {
+    const Trial& trial = trials_[i];
+    Json last;
+    if (trial.last_result) {
+      const Result result = trial.last_result.Decoded();
+      last = Json::array({result.training_iteration, StateNumber(result.time_total_s),
+                          result.metrics, StateNumber(result.timestamp)});
+    }
+    if (i > 0) write(",");
+    write(dump(Json::array(
+        {trial.id, trial.params, ToString(trial.status), trial.num_results, std::move(last),
+         trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json(),
+         trial.last_checkpoint_iteration, trial.num_failures, trial.error, trial.num_exploits,
+         trial.gpus})));
+  }
+  write("],\"live\":");
+  write(dump(runtimes));
+  write(",\"scheduler\":");
+  write(dump(*scheduler));
+  write(",\"searcher\":");
+  write(dump(*searcher));
+  write(",\"stoppers\":");
+  write(dump(*stoppers));
+  write("}");
+  return true;
+}
+
+std::optional<Json> Tuner::SaveState() const {
+  std::string text;
+  if (!WriteState([&text](std::string_view piece) { text.append(piece); }, Json())) {
+    return std::nullopt;
+  }
+  return Json::parse(text);
+}
+
+void Tuner::LoadState(const Json& state, ReplayState& replay) {
+  try {
+    for (const Json& entry : state.at("trials")) {
+      Trial trial;
+      trial.id = entry.at(0).get<std::string>();
+      trial.params = entry.at(1);
+      trial.trainer = trainer_;
+      const std::string status = entry.at(2).get<std::string>();
+      std::size_t s = 0;
+      while (s < TrialsByStatus::kNumStatuses && status != ToString(static_cast<TrialStatus>(s))) ++s;
+      if (s == TrialsByStatus::kNumStatuses) throw std::runtime_error("unknown status " + status);
+      trial.status = static_cast<TrialStatus>(s);
+      trial.num_results = entry.at(3).get<std::int64_t>();
+      if (const Json& last = entry.at(4); !last.is_null()) {
+        Result result;
+        result.training_iteration = last.at(0).get<std::int64_t>();
+        result.time_total_s = FromStateNumber(last.at(1));
+        result.metrics = last.at(2);
+        result.timestamp = FromStateNumber(last.at(3));
+        trial.time_total_s = result.time_total_s;
+        trial.last_result = std::move(result);
+      }
+      if (!entry.at(5).is_null()) trial.last_checkpoint = entry.at(5).get<std::string>();
+      trial.last_checkpoint_iteration = entry.at(6).get<std::int64_t>();
+      trial.num_failures = entry.at(7).get<int>();
+      trial.error = entry.at(8).get<std::string>();
+      trial.num_exploits = entry.at(9).get<int>();
+      trial.gpus = entry.at(10).get<std::string>();
+      const std::size_t index = trials_.size();
+      if (index_by_id_.Find(trial.id) != TrialIndex::kNone) {
+        throw std::runtime_error("trial " + trial.id + " appears twice");
+      }
+      index_by_id_.Set(trial.id, index);
+      by_status_.Add(index, trial.status);
+      trials_.push_back(std::move(trial));
+      if (trials_[index].last_result) {
+        best_.Update(index, trials_[index]);
+        if (pareto_) pareto_->Update(index, trials_[index]);
+      }
+      if (IsFinal(trials_[index].status)) trials_[index].last_result.Compact();
+    }
+    for (const Json& entry : state.at("live")) {
+      const std::size_t index = entry.at(0).get<std::size_t>();
+      if (index >= trials_.size() || IsFinal(trials_[index].status)) {
+        throw std::runtime_error("a live entry names no unfinished trial");
+      }
+      Runtime& runtime = runtime_[index];
+      runtime.fatal_error = entry.at(1).get<std::string>();
+      runtime.stop_requested = entry.at(2).get<bool>();
+      runtime.budget_exhausted = entry.at(3).get<bool>();
+      runtime.stop_reason = entry.at(4).get<std::string>();
+      runtime.pause_requested = entry.at(5).get<bool>();
+      runtime.placed_job = entry.at(6).get<std::string>();
+      replay.last_pid[trials_[index].id] = entry.at(7).get<std::int64_t>();
+    }
+    scheduler_->LoadState(state.at("scheduler"));
+    searcher_->LoadState(state.at("searcher"));
+    stoppers_->LoadState(state.at("stoppers"));
+  } catch (const Json::exception& error) {
+    throw std::runtime_error(std::string("the state does not read: ") + error.what());
+  }
+}
+
+void Tuner::ResetState() {
+  trials_.clear();
+  runtime_.clear();
+  by_status_ = TrialsByStatus();
+  index_by_id_ = TrialIndex();
+  best_ = BestTrialTracker(spec_.metric, spec_.mode, spec_.constraints);
+  if (pareto_) pareto_ = std::make_unique<ParetoTracker>(spec_.objectives, spec_.constraints);
+  experiment_stop_.clear();
+  MakeComponents();
 }
 
 void Tuner::Tick() {

@@ -119,6 +119,17 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   const std::vector<Trial>& trials() const { return trials_; }
   const Trial* best() const { return best_.Best(trials_); }
   const Scheduler& scheduler() const { return *scheduler_; }
+  const Searcher& searcher() const { return *searcher_; }
+
+  // The experiment's state as a resume snapshot holds it (tuner/snapshot.h): the trials as a
+  // replay of the journal rebuilds them, what replay keeps of the trials not finished, and the
+  // scheduler's, searcher's and stoppers' states. nullopt when one of those keeps none (PBT,
+  // plateau stoppers) or the run is stopping (Ctrl-C, a stopper's experiment stop: the trials
+  // then carry decisions that the journal does not).
+  std::optional<Json> SaveState() const;
+  // The same as text, piece by piece to `write` (never the whole state in memory at once), with
+  // "journal": `journal_position`; false, and nothing written, when SaveState() would be nullopt.
+  bool WriteState(const TextSink& write, const Json& journal_position) const;
 
  private:
   // PBT: what a trial is to restart from once its pause completes.
@@ -202,8 +213,16 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   // Throws SpecError when experiment.json changed in a way replay cannot follow.
   void CheckResumable(const Json& start_event) const;
   // Journals a snapshot (tuner/events.h): flushes the result files and records the sizes of
-  // those of every trial not finished.
-  void WriteSnapshot();
+  // those of every trial not finished; with `with_state` (or when one is due) it first writes the
+  // experiment's state (SaveState) to a state file that the event names (tuner/snapshot.h).
+  void WriteSnapshot(bool with_state = false);
+  // Sets the trials, scheduler, searcher and stoppers to a SaveState() (on a fresh tuner, before
+  // replay), and `replay`'s pids of the trials that were running. Throws std::runtime_error when
+  // it does not fit; ResetState() then undoes it.
+  void LoadState(const Json& state, ReplayState& replay);
+  void ResetState();
+  // Makes the searcher, stoppers and scheduler from the spec (the constructor, ResetState).
+  void MakeComponents();
   std::size_t RunningTrials() const { return by_status_.count(TrialStatus::kRunning); }
   // Every change of a trial's status goes through here (the index by status follows it).
   void SetStatus(std::size_t index, TrialStatus status);
@@ -274,6 +293,8 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   Timers::Id refresh_timer_ = 0;
   bool replaying_ = false;  // Replay(): control calls change state only, the journal has the rest
   std::size_t events_at_snapshot_ = 0;  // journal_->events_written() at the last snapshot
+  std::size_t events_at_state_ = 0;     // ... at the last snapshot with a state file
+  std::size_t lines_at_open_ = 0;       // lines the journal had when journal_ opened it
 
   std::vector<Trial> trials_;
   // By index into trials_, for trials that have not reached a final status: made when first

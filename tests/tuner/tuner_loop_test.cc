@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -158,6 +159,30 @@ class TunerLoopTest : public ::testing::Test {
     tuner.handler().OnDone(trial_id);
     launcher_->Exit(launcher_->LastGroupOf(trial_id), 0);
     tuner.Poll();
+  }
+  // `steps` reports, each from a running trial picked at random, with a random acc; a trial ends
+  // (done, exit 0) when told to stop or pause or at iteration 6.
+  void PlayRandomly(Tuner& tuner, int steps, unsigned seed) {
+    std::mt19937 random(seed);
+    std::map<std::string, int> iterations;
+    for (int step = 0; step < steps; ++step) {
+      std::vector<std::int64_t> running;
+      for (std::int64_t group : launcher_->launched()) {
+        if (!launcher_->group(group).exited) running.push_back(group);
+      }
+      ASSERT_FALSE(running.empty());
+      const std::int64_t group = running[random() % running.size()];
+      const std::string id = launcher_->Env(group, "TUNE_TRIAL_ID");
+      if (iterations[id] == 0) tuner.handler().OnConnect(id, 1);
+      const int iteration = ++iterations[id];
+      const Action action = Report(tuner, id, iteration, (random() % 1000) / 1000.0);
+      if (action != Action::kContinue || iteration == 6) {
+        tuner.handler().OnDone(id);
+        launcher_->Exit(group, 0);
+      }
+      clock_.Advance(0.1);
+      tuner.Poll();
+    }
   }
   std::vector<Json> Events() { return ReadJournal(dir_ / "journal.jsonl").events; }
   std::vector<std::string> EventTypes(const std::string& trial_id = "") {
@@ -433,26 +458,7 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
   std::set<std::string> running_at_crash;
   {
     auto tuner = MakeTuner();
-    std::mt19937 random(11);
-    std::map<std::string, int> iterations;
-    for (int step = 0; step < 150; ++step) {
-      std::vector<std::int64_t> running;
-      for (std::int64_t group : launcher_->launched()) {
-        if (!launcher_->group(group).exited) running.push_back(group);
-      }
-      ASSERT_FALSE(running.empty());
-      const std::int64_t group = running[random() % running.size()];
-      const std::string id = launcher_->Env(group, "TUNE_TRIAL_ID");
-      if (iterations[id] == 0) tuner->handler().OnConnect(id, 1);
-      const int iteration = ++iterations[id];
-      const Action action = Report(*tuner, id, iteration, (random() % 1000) / 1000.0);
-      if (action != Action::kContinue || iteration == 6) {
-        tuner->handler().OnDone(id);
-        launcher_->Exit(group, 0);
-      }
-      clock_.Advance(0.1);
-      tuner->Poll();
-    }
+    PlayRandomly(*tuner, 150, 11);
     for (const Trial& trial : tuner->trials()) {
       if (trial.status == TrialStatus::kRunning) running_at_crash.insert(trial.id);
     }
@@ -506,11 +512,17 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
     std::map<std::string, std::string> files;
     std::string scheduler;
     std::vector<std::string> relaunched;
+    std::string state;  // SaveState(): trials, what replay keeps of live ones, scheduler, searcher
+    std::string log;
   };
   auto resume = [&](const fs::path& dir) {
     dir_ = dir;
+    ::testing::internal::CaptureStderr();
     auto tuner = MakeTuner(/*resume=*/true);
     Outcome outcome;
+    outcome.log = ::testing::internal::GetCapturedStderr();
+    const std::optional<Json> state = tuner->SaveState();
+    outcome.state = state ? state->dump() : "none";
     for (const Trial& trial : tuner->trials()) {
       outcome.trials.push_back(fmt::format(
           "{} {} {} {}", trial.id, ToString(trial.status), trial.num_results,
@@ -525,9 +537,18 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
     }
     return outcome;
   };
+  ASSERT_TRUE(fs::exists(snapshot_dir / "snapshots")) << "no state snapshot was written";
   const Outcome from_snapshot = resume(snapshot_dir);
   const Outcome full = resume(full_dir);
   dir_ = snapshot_dir;
+  // The first loaded the newest state file and replayed the tail; the second found its state
+  // files disowned by its rewritten journal and replayed everything.
+  EXPECT_NE(from_snapshot.log.find("resume: from snapshots/state-"), std::string::npos)
+      << from_snapshot.log;
+  EXPECT_EQ(full.log.find("resume: from snapshots/state-"), std::string::npos) << full.log;
+  EXPECT_NE(full.log.find("resume: not using snapshots/state-"), std::string::npos) << full.log;
+  EXPECT_NE(from_snapshot.state, "none");
+  EXPECT_EQ(from_snapshot.state, full.state);
   EXPECT_EQ(from_snapshot.trials, full.trials);
   EXPECT_EQ(from_snapshot.scheduler, full.scheduler);
   EXPECT_EQ(from_snapshot.relaunched, full.relaunched);
@@ -538,6 +559,75 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
   }
   EXPECT_EQ(fs::last_write_time(snapshot_dir / finished_early / "result.json"), old_time);
   if (!HasFailure()) fs::remove_all(full_dir);
+}
+
+TEST_F(TunerLoopTest, ADamagedOrUnvouchedStateFileIsSkippedForAnOlderOneOrTheJournal) {
+  raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 400,
+                         "max_concurrent": 3, "search": {"algorithm": "random", "seed": 5},
+                         "scheduler": {"type": "asha", "time_attr": "training_iteration",
+                                       "max_t": 6, "grace_period": 1, "reduction_factor": 2},
+                         "space": {"x": {"uniform": [0, 1]}},
+                         "trainer": {"command": ["/bin/true"]}})");
+  snapshot_every_ = 20;
+  {
+    auto tuner = MakeTuner();
+    PlayRandomly(*tuner, 120, 7);
+  }  // killed
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir_ / "snapshots")) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files.size(), 2u) << "the two newest state files are kept";
+  const fs::path base = dir_;
+  auto resume_copy = [&](const std::string& suffix, const std::function<void(const fs::path&)>& edit) {
+    const fs::path dir = base.string() + suffix;
+    fs::remove_all(dir);
+    fs::copy(base, dir, fs::copy_options::recursive);
+    edit(dir);
+    dir_ = dir;
+    ::testing::internal::CaptureStderr();
+    auto tuner = MakeTuner(/*resume=*/true);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    const std::string state = tuner->SaveState().value_or(Json()).dump();
+    tuner.reset();
+    dir_ = base;
+    fs::remove_all(dir);
+    return std::make_pair(log, state);
+  };
+  const std::string newest = "snapshots/" + files[1].filename().string();
+  const std::string older = "snapshots/" + files[0].filename().string();
+  const auto [full_log, full] = resume_copy("_none", [](const fs::path& dir) {
+    fs::remove_all(dir / "snapshots");
+  });
+  EXPECT_EQ(full_log.find("resume: from"), std::string::npos) << full_log;
+  // One digit in the middle of the newest changed (still JSON, its trials' "journal" place
+  // intact): its CRC no longer matches the event's; the older one serves.
+  const auto [damaged_log, damaged] = resume_copy("_damaged", [&](const fs::path& dir) {
+    std::string text = FileText(dir / newest);
+    const std::size_t digit = text.find_first_of("0123456789", text.size() / 2);
+    ASSERT_NE(digit, std::string::npos);
+    text[digit] = text[digit] == '7' ? '8' : '7';
+    std::ofstream(dir / newest, std::ios::binary | std::ios::trunc) << text;
+  });
+  EXPECT_NE(damaged_log.find("not using " + newest + ": does not match the snapshot event"),
+            std::string::npos) << damaged_log;
+  EXPECT_NE(damaged_log.find("resume: from " + older), std::string::npos) << damaged_log;
+  EXPECT_EQ(damaged, full);
+  // Torn (a crash while writing it, on a file system that lost the rename's order): skipped.
+  const auto [torn_log, torn] = resume_copy("_torn", [&](const fs::path& dir) {
+    fs::resize_file(dir / newest, fs::file_size(dir / newest) / 2);
+  });
+  EXPECT_NE(torn_log.find("not using " + newest + ": is not a JSON object"), std::string::npos)
+      << torn_log;
+  EXPECT_EQ(torn, full);
+  // The journal cut back before both snapshot events (a user's repair): neither is vouched for.
+  const auto [cut_log, cut] = resume_copy("_cut", [&](const fs::path& dir) {
+    const Json state = Json::parse(std::ifstream(dir / older));
+    fs::resize_file(dir / "journal.jsonl", state["journal"]["offset"].get<std::uint64_t>());
+  });
+  EXPECT_NE(cut_log.find("not using " + older + ": journal.jsonl has no snapshot event"),
+            std::string::npos) << cut_log;
+  EXPECT_EQ(cut_log.find("resume: from"), std::string::npos) << cut_log;
+  EXPECT_NE(full, "null");
 }
 
 TEST_F(TunerLoopTest, ResumeErroredRunsErrorTrialsAgainFromTheirLastCheckpoint) {
