@@ -255,7 +255,7 @@ void AshaScheduler::TopShare::LoadState(const Json& state, const std::string& pa
     const Json& array = StateArray(StateMember(state, key, path), at);
     std::vector<double> out;
     for (std::size_t i = 0; i < array.size(); ++i) {
-      out.push_back(StateDouble(array[i], at + "[" + std::to_string(i) + "]"));
+      out.push_back(StateDoubleAt(array, i, at));
       if (std::isnan(out.back())) {
         throw std::runtime_error("snapshot: " + at + "[" + std::to_string(i) + "]: NaN");
       }

@@ -68,7 +68,7 @@ void StreamingNanPercentile::LoadState(const Json& state, const std::string& pat
     std::vector<double> out;
     out.reserve(array.size());
     for (std::size_t i = 0; i < array.size(); ++i) {
-      out.push_back(StateDouble(array[i], at + "[" + std::to_string(i) + "]"));
+      out.push_back(StateDoubleAt(array, i, at));
       if (std::isnan(out.back())) {
         throw std::runtime_error("snapshot: " + at + "[" + std::to_string(i) + "]: NaN (counted in nans)");
       }

@@ -144,6 +144,12 @@ double StateDouble(const Json& value, const std::string& path) {
   throw std::runtime_error("snapshot: " + path + ": not a number");
 }
 
+double StateDoubleAt(const Json& array, std::size_t i, const std::string& path) {
+  const Json& value = array[i];
+  if (value.is_number()) return value.get<double>();
+  return StateDouble(value, path + "[" + std::to_string(i) + "]");
+}
+
 std::int64_t StateInteger(const Json& value, const std::string& path) {
   if (!value.is_number_integer()) throw std::runtime_error("snapshot: " + path + ": not an integer");
   if (value.is_number_unsigned() &&

@@ -69,6 +69,8 @@ class TrialIdSet {
 const Json& StateMember(const Json& object, const std::string& key, const std::string& path);
 const Json& StateArray(const Json& value, const std::string& path);
 double StateDouble(const Json& value, const std::string& path);
+// StateDouble(array[i], PATH[i]), the path made only for the error (states hold many numbers).
+double StateDoubleAt(const Json& array, std::size_t i, const std::string& path);
 std::int64_t StateInteger(const Json& value, const std::string& path);
 const std::string& StateString(const Json& value, const std::string& path);
 

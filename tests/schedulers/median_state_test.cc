@@ -240,7 +240,7 @@ TEST(MedianStateTest, ABadStateThrowsNamingWhereAndChangesNothing) {
   EXPECT_EQ(LoadError(state), "snapshot: median.trials[2][4][0]: a time is never NaN");
   state = good;
   state["trials"][2][4] = Json::array({1, true});
-  EXPECT_EQ(LoadError(state), "snapshot: median.trials[2][4][0 + 1]: not a number");
+  EXPECT_EQ(LoadError(state), "snapshot: median.trials[2][4][1]: not a number");
   state = good;
   state["trials"][2][4] = nullptr;
   state["trials"][2][2] = 2;
