@@ -18,7 +18,25 @@ std::filesystem::path DirOf(const Trial& trial, const std::filesystem::path& exp
   return trial.dir.empty() ? experiment_dir / trial.id : trial.dir;
 }
 
-std::size_t TrialIndex::NumberOf(std::string_view id) const {
+void TrialIdNumbers::Learn(std::string_view id) {
+  if (learned_) return;
+  // The prefix is everything before the trailing digits (at least one digit).
+  std::size_t digits = id.size();
+  while (digits > 0 && id[digits - 1] >= '0' && id[digits - 1] <= '9') --digits;
+  if (digits < id.size()) {
+    learned_ = true;
+    prefix_ = std::string(id.substr(0, digits));
+    width_ = id.size() - digits;
+  }
+}
+
+void TrialIdNumbers::Set(const std::string* prefix, std::size_t width) {
+  learned_ = prefix != nullptr;
+  prefix_ = prefix ? *prefix : std::string();
+  width_ = width;
+}
+
+std::size_t TrialIdNumbers::NumberOf(std::string_view id) const {
   if (!learned_ || id.size() < prefix_.size() + width_ || id.substr(0, prefix_.size()) != prefix_) {
     return kNone;
   }
@@ -36,17 +54,8 @@ std::size_t TrialIndex::NumberOf(std::string_view id) const {
 }
 
 void TrialIndex::Set(const std::string& id, std::size_t position) {
-  if (!learned_) {
-    // The prefix is everything before the trailing digits (at least one digit).
-    std::size_t digits = id.size();
-    while (digits > 0 && id[digits - 1] >= '0' && id[digits - 1] <= '9') --digits;
-    if (digits < id.size()) {
-      learned_ = true;
-      prefix_ = id.substr(0, digits);
-      width_ = id.size() - digits;
-    }
-  }
-  std::size_t number = NumberOf(id);
+  numbers_.Learn(id);
+  std::size_t number = numbers_.NumberOf(id);
   // Numbers far past the ids held would make the vector mostly holes; an id once in the map
   // stays there.
   if (number != kNone && (number > 4 * size_ + 1024 || (!others_.empty() && others_.count(id) != 0))) {
@@ -64,7 +73,7 @@ void TrialIndex::Set(const std::string& id, std::size_t position) {
 }
 
 std::size_t TrialIndex::Find(std::string_view id) const {
-  const std::size_t number = NumberOf(id);
+  const std::size_t number = numbers_.NumberOf(id);
   if (number < by_number_.size() && by_number_[number] != kNone) return by_number_[number];
   if (others_.empty()) return kNone;
   auto it = others_.find(std::string(id));

@@ -84,6 +84,31 @@ struct Trial {
   Json config() const;
 };
 
+// Trial ids as numbers, for structures that hold many of them compactly (TrialIndex below, the
+// schedulers' TrialIdSet): the prefix and width are learned from the first id that ends in
+// digits ("t_00001": "t_", 5); an id has a number only when it is exactly the prefix and its
+// number zero-padded to that width ("t_00001", "t_123456", not "t_000001"), so no two ids share
+// one.
+class TrialIdNumbers {
+ public:
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  // Learns the prefix and width from `id` unless learned already (an id without trailing digits
+  // teaches nothing).
+  void Learn(std::string_view id);
+  // Sets them (a snapshot's); prefix null: nothing learned (width must then be 0).
+  void Set(const std::string* prefix, std::size_t width);
+  // `id`'s number, or kNone.
+  std::size_t NumberOf(std::string_view id) const;
+  bool learned() const { return learned_; }
+  const std::string& prefix() const { return prefix_; }
+  std::size_t width() const { return width_; }
+
+ private:
+  bool learned_ = false;
+  std::string prefix_;
+  std::size_t width_ = 0;
+};
+
 // Trial ids to positions (0, 1, ...), for the tuner's and the views' lookups by id. Ids of the
 // form <prefix><number zero-padded to a fixed width> ("t_00001": the tuner's) are held in one
 // vector by number (8 bytes an id: a map node would be ~80, 8 MB at 100,000 trials); any other id
@@ -101,11 +126,7 @@ class TrialIndex {
   std::size_t size() const { return size_; }
 
  private:
-  // The number `id` is held by, or kNone when it goes to the map.
-  std::size_t NumberOf(std::string_view id) const;
-  bool learned_ = false;
-  std::string prefix_;
-  std::size_t width_ = 0;
+  TrialIdNumbers numbers_;
   std::vector<std::size_t> by_number_;  // kNone: no such id
   std::unordered_map<std::string, std::size_t> others_;
   std::size_t size_ = 0;

@@ -23,25 +23,8 @@ std::optional<std::pair<double, double>> ReadTimeAndMetric(const Result& result,
   return std::make_pair(time, result.Get(metric));
 }
 
-std::size_t TrialIdSet::NumberOf(const std::string& id) const {
-  if (!learned_ || id.size() < prefix_.size() + width_ || id.compare(0, prefix_.size(), prefix_) != 0) {
-    return kNone;
-  }
-  const std::size_t digits = id.size() - prefix_.size();
-  if (digits > 18) return kNone;
-  std::size_t number = 0;
-  for (std::size_t i = prefix_.size(); i < id.size(); ++i) {
-    if (id[i] < '0' || id[i] > '9') return kNone;
-    number = number * 10 + static_cast<std::size_t>(id[i] - '0');
-  }
-  // Exactly the number padded to the width: "t_00001", "t_123456", not "t_000001".
-  std::size_t length = 1;
-  for (std::size_t rest = number / 10; rest > 0; rest /= 10) ++length;
-  return digits == std::max(length, width_) ? number : kNone;
-}
-
 bool TrialIdSet::Contains(const std::string& id) const {
-  const std::size_t number = NumberOf(id);
+  const std::size_t number = numbers_.NumberOf(id);
   if (number != kNone && number / 64 < bits_.size() && ((bits_[number / 64] >> (number % 64)) & 1)) {
     return true;
   }
@@ -50,17 +33,8 @@ bool TrialIdSet::Contains(const std::string& id) const {
 
 bool TrialIdSet::Insert(const std::string& id) {
   if (Contains(id)) return false;
-  if (!learned_) {
-    // The prefix is everything before the trailing digits (at least one digit).
-    std::size_t digits = id.size();
-    while (digits > 0 && id[digits - 1] >= '0' && id[digits - 1] <= '9') --digits;
-    if (digits < id.size()) {
-      learned_ = true;
-      prefix_ = id.substr(0, digits);
-      width_ = id.size() - digits;
-    }
-  }
-  const std::size_t number = NumberOf(id);
+  numbers_.Learn(id);
+  const std::size_t number = numbers_.NumberOf(id);
   // At most 64 bits a member plus 8 KB: a number far past the others goes to the hash set.
   if (number != kNone && number <= 64 * size_ + 65536) {
     if (number / 64 >= bits_.size()) bits_.resize(number / 64 + 1, 0);
@@ -81,8 +55,8 @@ Json TrialIdSet::SaveState() const {
   }
   std::vector<std::string> others(others_.begin(), others_.end());
   std::sort(others.begin(), others.end());
-  return Json{{"prefix", learned_ ? Json(prefix_) : Json()},
-              {"width", width_},
+  return Json{{"prefix", numbers_.learned() ? Json(numbers_.prefix()) : Json()},
+              {"width", numbers_.width()},
               {"bits", std::move(bits)},
               {"others", std::move(others)}};
 }
@@ -90,15 +64,15 @@ Json TrialIdSet::SaveState() const {
 void TrialIdSet::LoadState(const Json& state, const std::string& path) {
   TrialIdSet set;
   const Json& prefix = StateMember(state, "prefix", path);
-  set.learned_ = !prefix.is_null();
-  if (set.learned_) set.prefix_ = StateString(prefix, path + ".prefix");
+  const bool learned = !prefix.is_null();
+  const std::string* prefix_text = learned ? &StateString(prefix, path + ".prefix") : nullptr;
   const std::int64_t width = StateInteger(StateMember(state, "width", path), path + ".width");
-  if (width < 0 || width > 18 || (set.learned_ && width == 0) || (!set.learned_ && width != 0)) {
+  if (width < 0 || width > 18 || (learned && width == 0) || (!learned && width != 0)) {
     throw std::runtime_error("snapshot: " + path + ".width: not a trial id's digit count");
   }
-  set.width_ = static_cast<std::size_t>(width);
+  set.numbers_.Set(prefix_text, static_cast<std::size_t>(width));
   const std::string& bits = StateString(StateMember(state, "bits", path), path + ".bits");
-  if (bits.size() % 16 != 0 || (!set.learned_ && !bits.empty())) {
+  if (bits.size() % 16 != 0 || (!learned && !bits.empty())) {
     throw std::runtime_error("snapshot: " + path + ".bits: not a bitmap of trial numbers");
   }
   for (std::size_t i = 0; i < bits.size(); i += 16) {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/trial.h"
 #include "core/types.h"
 
 namespace tune {
@@ -52,12 +53,8 @@ class TrialIdSet {
   void LoadState(const Json& state, const std::string& path);
 
  private:
-  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-  // The number `id` is held by in the bitmap, or kNone.
-  std::size_t NumberOf(const std::string& id) const;
-  bool learned_ = false;
-  std::string prefix_;
-  std::size_t width_ = 0;
+  static constexpr std::size_t kNone = TrialIdNumbers::kNone;
+  TrialIdNumbers numbers_;  // core/trial.h: which ids the bitmap holds, by which number
   std::vector<std::uint64_t> bits_;
   std::unordered_set<std::string> others_;
   std::size_t size_ = 0;
