@@ -1,7 +1,8 @@
 #include "tuner/cgroup.h"
 
 #include <fcntl.h>
-#include <linux/sched.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -100,18 +102,55 @@ fs::path OwnCgroupDirectory(std::string* why_not) {
   return fs::path(mount_point) / fs::path(path).relative_path();
 }
 
-pid_t ForkIntoCgroup(int cgroup_fd) {
-#if defined(SYS_clone3) && defined(CLONE_INTO_CGROUP)
-  clone_args args{};
-  args.flags = CLONE_INTO_CGROUP;
-  args.exit_signal = SIGCHLD;
-  args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
-  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
-#else
-  (void)cgroup_fd;
-  errno = ENOSYS;
-  return -1;
-#endif
+namespace {
+
+// What SpawnIntoCgroup's child gets: it shares the caller's memory, so `error` reaches the caller.
+struct Joining {
+  int procs;  // the cgroup's cgroup.procs, open for writing
+  int (*child)(void*);
+  void* arg;
+  int error;  // set by the child when it could not join
+};
+
+int JoinThenRun(void* data) {
+  auto* joining = static_cast<Joining*>(data);
+  if (::write(joining->procs, "0", 1) != 1) {  // "0": the writing process itself
+    joining->error = errno != 0 ? errno : EIO;
+    ::_exit(127);
+  }
+  return joining->child(joining->arg);
+}
+
+}  // namespace
+
+pid_t SpawnIntoCgroup(int cgroup_fd, int (*child)(void*), void* arg) {
+  const int procs = ::openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+  if (procs < 0) return -1;
+  Joining joining{procs, child, arg, 0};
+  // The child's stack until it execs: the caller waits (CLONE_VFORK), so it outlives the child's
+  // use of it.
+  std::vector<char> stack(256 * 1024);
+  // No handler of this process may run in the child (it shares this memory): every signal is
+  // blocked until the child has set its own dispositions and mask.
+  sigset_t all, before;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &before);
+  const pid_t pid = ::clone(JoinThenRun, stack.data() + stack.size(),
+                            CLONE_VM | CLONE_VFORK | SIGCHLD, &joining);
+  const int clone_error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  ::close(procs);
+  if (pid < 0) {
+    errno = clone_error;
+    return -1;
+  }
+  if (joining.error != 0) {
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    errno = joining.error;
+    return -1;
+  }
+  return pid;
 }
 
 std::unique_ptr<TrialCgroups> TrialCgroups::Create(std::string* why_not) {

@@ -6,9 +6,8 @@
 // to a child subreaper alone (launcher.h).
 //
 // Layout: <own cgroup>/tune-<tuner pid>/g<group id>/ (or n<k>/ for a cgroup made before its
-// group's id was known: Prepare). Where the kernel allows it (clone3 with CLONE_INTO_CGROUP,
-// Linux >= 5.7), a spawned trial starts inside its cgroup (ForkIntoCgroup): nothing it forks can
-// be outside. Elsewhere, and for a trial a zygote forks, the process is moved in right after it
+// group's id was known: Prepare). A spawned trial is inside its cgroup before its program starts
+// (SpawnIntoCgroup): nothing it forks can be outside. Elsewhere, and for a trial a zygote forks, the process is moved in right after it
 // starts (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so
 // what a trial forks before the move (a shell's first command, under load: milliseconds) stays
 // outside its cgroup; the subreaper still ends those when the trial exits.
@@ -18,7 +17,7 @@
 //   std::unique_ptr<tune::TrialCgroups> cgroups = tune::TrialCgroups::Create(&why_not);
 //   if (cgroups) cgroups->Add(group, pid);   // after each member starts, or:
 //   int fd = cgroups->Prepare();             // before: a new cgroup to clone the trial into
-//   pid_t pid = tune::ForkIntoCgroup(fd);    // (-1: not here, fall back to Add)
+//   pid_t pid = tune::SpawnIntoCgroup(fd, run, &what);  // (-1: not here, fall back to Add)
 //   cgroups->Adopt(fd, pid);                 // the cgroup is the group's from now on
 //   cgroups->Signal(group, SIGTERM);          // every process in the trial's cgroup
 //   cgroups->Kill(group);                     // cgroup.kill once the trial ended
@@ -41,13 +40,17 @@ namespace tune {
 // /proc/self/cgroup.
 std::filesystem::path OwnCgroupDirectory(std::string* why_not);
 
-// fork(), but the child starts in the cgroup whose directory `cgroup_fd` is open on (clone3 with
-// CLONE_INTO_CGROUP): it is never outside it, not even before its first instruction. Returns 0 in
-// the child (which, as after fork() in a threaded process, may only call async-signal-safe
-// functions until it execs), the child's pid in the parent, and -1 with errno where the kernel
-// cannot (ENOSYS: no clone3, before Linux 5.3 or refused by a seccomp filter; EINVAL: no
-// CLONE_INTO_CGROUP, before 5.7; EPERM/EACCES/EBUSY: the cgroup refuses the process).
-pid_t ForkIntoCgroup(int cgroup_fd);
+// Runs child(arg) in a new process that is in the cgroup whose directory `cgroup_fd` is open on
+// before child runs (it writes itself to the cgroup's cgroup.procs first), so nothing child execs
+// or forks is ever outside it. The process shares this one's memory until it execs or exits, and
+// the caller waits meanwhile (clone with CLONE_VM | CLONE_VFORK, as posix_spawn does): nothing
+// of the caller is copied, where a fork copies its page tables, a cost that grows with the
+// tuner's memory (at 100,000 trials it was a tenth of the tuner's time, growing per launch).
+// child may only make system calls (async-signal-safe functions) and must exec or _exit; every
+// signal is blocked while it runs until it sets its own mask. Returns the child's pid, or -1 with
+// errno when no process could be made or it could not join the cgroup (EPERM, EACCES, EBUSY: the
+// cgroup refuses it; that process is reaped).
+pid_t SpawnIntoCgroup(int cgroup_fd, int (*child)(void*), void* arg);
 
 class TrialCgroups {
  public:
@@ -64,7 +67,7 @@ class TrialCgroups {
   // process group and the subreaper.
   bool Add(std::int64_t group, pid_t pid);
   // A new, empty cgroup for a group whose id (rank 0's pid) is not known yet: its directory
-  // open (O_DIRECTORY, close-on-exec) for ForkIntoCgroup, -1 with errno when it cannot be made.
+  // open (O_DIRECTORY, close-on-exec) for SpawnIntoCgroup, -1 with errno when it cannot be made.
   // Adopt() makes it `group`'s (and closes the descriptor); Discard() removes it unused.
   int Prepare();
   void Adopt(int fd, std::int64_t group);

@@ -69,9 +69,9 @@ void InitSpawnAttributes(posix_spawnattr_t* attributes, pid_t pgid) {
   posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 }
 
-// Where the kernel can start a process in a cgroup (clone3 with CLONE_INTO_CGROUP, Linux 5.7;
-// close_range, 5.9, for the child's descriptors): false once it refused, then trials are spawned
-// and moved into their cgroup after.
+// Where trials can start inside their cgroup (SpawnIntoCgroup: tuner/cgroup.h; close_range,
+// Linux 5.9, for the child's descriptors): false once it failed, then trials are spawned and
+// moved into their cgroup after.
 bool clone_into_cgroup_works = true;
 
 // The paths posix_spawnp would try for `program`, in order: itself when it holds a '/', else
@@ -98,11 +98,70 @@ std::vector<std::string> ProgramCandidates(const std::string& program) {
   return candidates;
 }
 
-// posix_spawnp's work, done by hand in a child cloned straight into the cgroup `cgroup_fd`
-// (ForkIntoCgroup): the same process group, signal dispositions and mask, stdin/stdout/stderr,
-// directory, closed descriptors and program search. The child only makes system calls (it is
-// the copy of a threaded process). Returns the pid; -1 when the kernel cannot clone into the
-// cgroup (the caller spawns instead); throws like Spawn when the program could not start.
+// What the child of CloneIntoCgroup needs (it shares the tuner's memory until its exec).
+struct TrialChild {
+  const LaunchRequest* request;
+  pid_t pgid;
+  char* const* argv;
+  char* const* envp;
+  const std::vector<std::string>* candidates;
+  int report;  // the pipe's write end: the child's errno when it fails before its exec
+};
+
+// posix_spawnp's work, done by hand in the child: the same process group, signal dispositions
+// and mask, stdin/stdout/stderr, directory, closed descriptors and program search. Only system
+// calls (it runs in the tuner's memory, the tuner waiting).
+int RunTrialChild(void* data) {
+  const TrialChild& child = *static_cast<const TrialChild*>(data);
+  const LaunchRequest& request = *child.request;
+  auto fail = [&](int error) {
+    (void)!::write(child.report, &error, sizeof error);
+    ::_exit(127);
+  };
+  struct sigaction fallback {};
+  fallback.sa_handler = SIG_DFL;
+  for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &fallback, nullptr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+  if (::setpgid(0, child.pgid) != 0) fail(errno);
+  auto open_as = [&](int target, const char* path, int flags) {
+    const int fd = ::open(path, flags, 0644);
+    if (fd < 0) fail(errno);
+    if (fd != target) {
+      if (::dup2(fd, target) < 0) fail(errno);
+      ::close(fd);
+    }
+  };
+  open_as(STDIN_FILENO, "/dev/null", O_RDONLY);
+  const int append = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW;
+  if (!request.stdout_path.empty()) open_as(STDOUT_FILENO, request.stdout_path.c_str(), append);
+  if (!request.stderr_path.empty()) open_as(STDERR_FILENO, request.stderr_path.c_str(), append);
+  if (!request.cwd.empty() && ::chdir(request.cwd.c_str()) != 0) fail(errno);
+  // Only stdin, stdout and stderr reach the trial (the report pipe closes at the exec).
+  const unsigned keep = static_cast<unsigned>(child.report);
+  if ((keep > 3 && ::syscall(SYS_close_range, 3u, keep - 1, 0u) != 0) ||
+      ::syscall(SYS_close_range, keep + 1, ~0u, 0u) != 0) {
+    fail(errno);
+  }
+  int error = ENOENT;
+  bool denied = false;
+  for (const std::string& candidate : *child.candidates) {
+    ::execve(candidate.c_str(), child.argv, child.envp);
+    error = errno;
+    denied = denied || error == EACCES;
+    if (error != ENOENT && error != ENOTDIR && error != EACCES && error != ESTALE &&
+        error != ENODEV && error != ETIMEDOUT) {
+      break;
+    }
+  }
+  fail(denied ? EACCES : error);
+  return 127;
+}
+
+// Starts the trial's program in the cgroup `cgroup_fd` (SpawnIntoCgroup, tuner/cgroup.h) with
+// RunTrialChild. Returns the pid; -1 when it cannot be started in the cgroup (the caller spawns
+// instead); throws like Spawn when the program could not start.
 pid_t CloneIntoCgroup(const LaunchRequest& request, pid_t pgid, int cgroup_fd, char* const* argv,
                       char* const* envp) {
   // The child closes its descriptors with close_range (Linux 5.9): without it, spawn instead.
@@ -115,51 +174,8 @@ pid_t CloneIntoCgroup(const LaunchRequest& request, pid_t pgid, int cgroup_fd, c
   const std::vector<std::string> candidates = ProgramCandidates(request.argv[0]);
   int report[2];  // the child's errno when it fails before its exec; closed by a successful one
   if (::pipe2(report, O_CLOEXEC) != 0) return -1;
-  const pid_t pid = ForkIntoCgroup(cgroup_fd);
-  if (pid == 0) {
-    auto fail = [&](int error) {
-      (void)!::write(report[1], &error, sizeof error);
-      ::_exit(127);
-    };
-    struct sigaction fallback {};
-    fallback.sa_handler = SIG_DFL;
-    for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &fallback, nullptr);
-    sigset_t empty;
-    sigemptyset(&empty);
-    ::sigprocmask(SIG_SETMASK, &empty, nullptr);
-    if (::setpgid(0, pgid) != 0) fail(errno);
-    auto open_as = [&](int target, const char* path, int flags) {
-      const int fd = ::open(path, flags, 0644);
-      if (fd < 0) fail(errno);
-      if (fd != target) {
-        if (::dup2(fd, target) < 0) fail(errno);
-        ::close(fd);
-      }
-    };
-    open_as(STDIN_FILENO, "/dev/null", O_RDONLY);
-    const int append = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW;
-    if (!request.stdout_path.empty()) open_as(STDOUT_FILENO, request.stdout_path.c_str(), append);
-    if (!request.stderr_path.empty()) open_as(STDERR_FILENO, request.stderr_path.c_str(), append);
-    if (!request.cwd.empty() && ::chdir(request.cwd.c_str()) != 0) fail(errno);
-    // Only stdin, stdout and stderr reach the trial (the report pipe closes at the exec).
-    const unsigned keep = static_cast<unsigned>(report[1]);
-    if ((keep > 3 && ::syscall(SYS_close_range, 3u, keep - 1, 0u) != 0) ||
-        ::syscall(SYS_close_range, keep + 1, ~0u, 0u) != 0) {
-      fail(errno);
-    }
-    int error = ENOENT;
-    bool denied = false;
-    for (const std::string& candidate : candidates) {
-      ::execve(candidate.c_str(), argv, envp);
-      error = errno;
-      denied = denied || error == EACCES;
-      if (error != ENOENT && error != ENOTDIR && error != EACCES && error != ESTALE &&
-          error != ENODEV && error != ETIMEDOUT) {
-        break;
-      }
-    }
-    fail(denied ? EACCES : error);
-  }
+  TrialChild child{&request, pgid, argv, envp, &candidates, report[1]};
+  const pid_t pid = SpawnIntoCgroup(cgroup_fd, RunTrialChild, &child);
   ::close(report[1]);
   if (pid < 0) {
     const int error = errno;

@@ -187,21 +187,20 @@ TEST_P(LauncherIsolationTest, SignalReachesWhatLeftTheProcessGroupWhileTheTrialR
   EXPECT_TRUE(gone) << "`setsid sleep 1000` outlived its trial";
 }
 
-// Whether this kernel starts a child in a given cgroup (clone3 with CLONE_INTO_CGROUP, Linux
-// >= 5.7, close_range 5.9, no seccomp filter refusing clone3); why not in `why_not`.
+// Whether a child can join a cgroup here before its program starts (SpawnIntoCgroup: write
+// access to cgroup.procs, close_range from Linux 5.9); why not in `why_not`.
 bool CanCloneIntoCgroup(TrialCgroups& cgroups, std::string* why_not) {
   const int fd = cgroups.Prepare();
   if (fd < 0) {
     *why_not = std::string("cannot make a cgroup: ") + std::strerror(errno);
     return false;
   }
-  const pid_t child = ForkIntoCgroup(fd);
-  if (child == 0) ::_exit(0);
+  const pid_t child = SpawnIntoCgroup(fd, [](void*) -> int { ::_exit(0); }, nullptr);
   const int error = errno;
   if (child > 0) ::waitpid(child, nullptr, 0);
   cgroups.Discard(fd);
   if (child < 0) {
-    *why_not = std::string("clone3 with CLONE_INTO_CGROUP: ") + std::strerror(error);
+    *why_not = std::string("a child cannot join a cgroup here: ") + std::strerror(error);
     return false;
   }
   if (::syscall(SYS_close_range, ~0u, ~0u, 0u) != 0 && errno == ENOSYS) {
@@ -211,9 +210,9 @@ bool CanCloneIntoCgroup(TrialCgroups& cgroups, std::string* why_not) {
   return true;
 }
 
-// The child of ForkIntoCgroup is in the cgroup from its first instruction: what it reads in
+// The child of SpawnIntoCgroup is in the cgroup before its function runs: what it reads in
 // /proc/self/cgroup before anything else, and what it forks at once, are the cgroup's.
-TEST(TrialCgroupsTest, ForkIntoCgroupStartsTheChildInsideIt) {
+TEST(TrialCgroupsTest, SpawnIntoCgroupStartsTheChildInsideIt) {
   std::string why_not;
   std::unique_ptr<TrialCgroups> cgroups = TrialCgroups::Create(&why_not);
   if (!cgroups) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
@@ -222,22 +221,28 @@ TEST(TrialCgroupsTest, ForkIntoCgroupStartsTheChildInsideIt) {
   ASSERT_GE(fd, 0) << std::strerror(errno);
   int report[2];
   ASSERT_EQ(::pipe(report), 0);
-  const pid_t child = ForkIntoCgroup(fd);
+  // Only system calls in the child (it runs in this memory): a raw fork, then an exec that
+  // waits to be killed.
+  const pid_t child = SpawnIntoCgroup(
+      fd,
+      [](void* data) -> int {
+        const int out = *static_cast<const int*>(data);
+        char line[512] = {};
+        const int in = ::open("/proc/self/cgroup", O_RDONLY);
+        const ssize_t n = in < 0 ? 0 : ::read(in, line, sizeof line - 1);
+        const pid_t grandchild = static_cast<pid_t>(::syscall(SYS_fork));
+        if (grandchild == 0) {
+          for (;;) ::pause();
+        }
+        if (::write(out, &grandchild, sizeof grandchild) != sizeof grandchild ||
+            ::write(out, line, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) < 0) {
+          ::_exit(1);
+        }
+        ::execl("/bin/sleep", "sleep", "1000", static_cast<char*>(nullptr));
+        ::_exit(1);
+      },
+      &report[1]);
   ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) {
-    char line[512] = {};
-    const int in = ::open("/proc/self/cgroup", O_RDONLY);
-    const ssize_t n = in < 0 ? 0 : ::read(in, line, sizeof line - 1);
-    const pid_t grandchild = ::fork();
-    if (grandchild == 0) {
-      for (;;) ::pause();
-    }
-    if (::write(report[1], &grandchild, sizeof grandchild) != sizeof grandchild ||
-        ::write(report[1], line, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) < 0) {
-      ::_exit(1);
-    }
-    for (;;) ::pause();
-  }
   ::close(report[1]);
   cgroups->Adopt(fd, child);
   pid_t grandchild = 0;
