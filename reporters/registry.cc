@@ -57,28 +57,42 @@ void TrialsJsonReporter::OnExperimentEnd(const ExperimentView& view) { Write(vie
 void TrialsJsonReporter::Write(const ExperimentView& view) {
   last_write_s_ = view.now_s;
   if (view.trials == nullptr || view.experiment_dir.empty()) return;
-  Json trials = Json::array();
-  for (const Trial& trial : *view.trials) {
-    Json last = nullptr;
-    if (trial.last_result) {
-      last = trial.last_result->metrics;
-      last["training_iteration"] = trial.last_result->training_iteration;
-      last["time_total_s"] = trial.last_result->time_total_s;
-    }
-    trials.push_back({{"trial_id", trial.id},
-                      {"status", ToString(trial.status)},
-                      {"params", trial.params},
-                      {"config", trial.config()},
-                      {"last_result", last},
-                      {"num_results", trial.num_results},
-                      {"time_total_s", trial.time_total_s},
-                      {"num_failures", trial.num_failures},
-                      {"error", trial.error},
-                      {"last_checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()},
-                      {"dir", DirOf(trial, view.experiment_dir).string()}});
-  }
+  // One trial at a time (an experiment may hold 100,000), and a finished trial's compact last
+  // result read without expanding it for good (core/trial.h's LastResult).
+  const std::vector<Trial>& all = *view.trials;
   WriteFileAtomically(std::filesystem::path(view.experiment_dir) / "trials.json",
-                      trials.dump(1, ' ', false, Json::error_handler_t::replace) + "\n");
+                      [&](const TextSink& write) {
+    write("[");
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      const Trial& trial = all[i];
+      Json last = nullptr;
+      if (trial.last_result) {
+        Result result = trial.last_result.Decoded();
+        last = std::move(result.metrics);
+        last["training_iteration"] = result.training_iteration;
+        last["time_total_s"] = result.time_total_s;
+      }
+      const Json entry = {{"trial_id", trial.id},
+                          {"status", ToString(trial.status)},
+                          {"params", trial.params},
+                          {"config", trial.config()},
+                          {"last_result", last},
+                          {"num_results", trial.num_results},
+                          {"time_total_s", trial.time_total_s},
+                          {"num_failures", trial.num_failures},
+                          {"error", trial.error},
+                          {"last_checkpoint", trial.last_checkpoint ? Json(*trial.last_checkpoint) : Json()},
+                          {"dir", DirOf(trial, view.experiment_dir).string()}};
+      // As Json::dump(1) of the whole array printed each element: indented by one, then two.
+      std::string text = i == 0 ? "\n " : ",\n ";
+      for (char c : entry.dump(1, ' ', false, Json::error_handler_t::replace)) {
+        text += c;
+        if (c == '\n') text += ' ';
+      }
+      write(text);
+    }
+    write(all.empty() ? "]\n" : "\n]\n");
+  });
 }
 
 CallbackRegistry::Entry TrialsJsonEntry() {

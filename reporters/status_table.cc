@@ -131,12 +131,24 @@ std::string RenderBody(const ExperimentView& view, const TableOptions& options) 
   const std::vector<Trial>& trials = view.trials ? *view.trials : kNoTrials;
   std::string out;
 
+  // The scheduler's lines (HyperBand's grow a line a bracket): its first (the summary) and the
+  // newest kSchedulerLines - 1, so the table stays as long however long the experiment runs.
+  constexpr std::size_t kSchedulerLines = 12;
+  std::vector<std::string_view> lines;
   std::string_view description = view.scheduler_description;
   while (!description.empty()) {
     std::size_t end = description.find('\n');
     std::string_view line = description.substr(0, end);
-    if (!line.empty()) fmt::format_to(std::back_inserter(out), "{}\n", line);
+    if (!line.empty()) lines.push_back(line);
     description.remove_prefix(end == std::string_view::npos ? description.size() : end + 1);
+  }
+  const std::size_t skipped = lines.size() > kSchedulerLines ? lines.size() - kSchedulerLines : 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (i == 1 && skipped > 0) {
+      fmt::format_to(std::back_inserter(out), "... {} earlier scheduler lines\n", skipped);
+      i += skipped;
+    }
+    fmt::format_to(std::back_inserter(out), "{}\n", lines[i]);
   }
   if (!view.stop_description.empty()) {
     fmt::format_to(std::back_inserter(out), "{}\n", view.stop_description);

@@ -128,6 +128,22 @@ TEST(RenderStatusTest, MultiLineSchedulerDescriptionAndNoTrials) {
             "Number of trials: 0\n");
 }
 
+TEST(RenderStatusTest, ALongSchedulerDescriptionShowsItsFirstAndNewestLines) {
+  std::vector<Trial> trials;
+  ExperimentView view = MakeView(trials);
+  std::string description = "Using HyperBand: num_stopped=0 total_brackets=30";
+  for (int i = 1; i <= 30; ++i) description += fmt::format("\nRound #0:\n  Bracket({}): ...", i);
+  view.scheduler_description = description;
+  view.resources.clear();
+  const std::vector<std::string> lines = Lines(RenderStatus(view, TableOptions{}));
+  ASSERT_GE(lines.size(), 15u);
+  EXPECT_EQ(lines[2], "Using HyperBand: num_stopped=0 total_brackets=30");
+  EXPECT_EQ(lines[3], "... 49 earlier scheduler lines");  // 61 lines: the first and newest 11
+  EXPECT_EQ(lines[4], "  Bracket(25): ...");
+  EXPECT_EQ(lines[14], "  Bracket(30): ...");
+  EXPECT_EQ(lines[15], "Number of trials: 0");
+}
+
 TEST(RenderStatusTest, ElapsedRoundsWithoutSixtySeconds) {
   std::vector<Trial> trials;
   ExperimentView view = MakeView(trials);

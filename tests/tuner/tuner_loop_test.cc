@@ -798,6 +798,8 @@ TEST_F(TunerLoopTest, ASpecNamesOptionalReportersFromTheRegistry) {
   EXPECT_EQ(trials[0]["num_results"], 2);
   EXPECT_EQ(trials[2]["params"]["x"], 3);
   EXPECT_DOUBLE_EQ(trials[2]["last_result"]["acc"].get<double>(), 0.3);
+  // Written one trial at a time: the same text as the whole array's dump.
+  EXPECT_EQ(FileText(dir_ / "trials.json"), trials.dump(1) + "\n");
 
   raw_["callbacks"] = Json::parse(R"([{"type": "trials_jsn"}])");
   try {
