@@ -44,6 +44,25 @@ std::uint64_t Unsigned(const Json& object, const char* key) {
 
 }  // namespace
 
+Json ParseStateFile(const fs::path& path, const std::function<void(Json&&)>& trial) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Json(Json::value_t::discarded);
+  bool in_trials = false;
+  // nlohmann's parser callback: depth 1 holds the top object's keys, depth 2 each element of
+  // "trials", handed over when complete and dropped (false).
+  return Json::parse(
+      in,
+      [&](int depth, Json::parse_event_t event, Json& parsed) {
+        if (depth == 1 && event == Json::parse_event_t::key) in_trials = parsed == "trials";
+        if (depth == 2 && in_trials && event == Json::parse_event_t::array_end) {
+          trial(std::move(parsed));
+          return false;
+        }
+        return true;
+      },
+      /*allow_exceptions=*/false);
+}
+
 JournalSnapshot::State WriteStateFile(const fs::path& experiment_dir, std::uint64_t seq,
                                       const std::function<void(const TextSink&)>& produce) {
   fs::create_directories(experiment_dir / kDir);
@@ -71,12 +90,19 @@ std::optional<StateSnapshot> FindStateSnapshot(const fs::path& experiment_dir,
                                                const std::function<void(const std::string&)>& log) {
   for (const std::string& name : StateFiles(experiment_dir)) {
     try {
+      // Its length and CRC, read in blocks (at 100,000 trials it is ~20 MB, never held whole).
       std::ifstream in(experiment_dir / name, std::ios::binary);
       if (!in) throw std::runtime_error("cannot be read");
-      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      JournalSnapshot::State mine{name, 0, 0};
+      std::vector<char> block(1 << 16);
+      while (in.read(block.data(), static_cast<std::streamsize>(block.size())) || in.gcount() > 0) {
+        const std::string_view piece(block.data(), static_cast<std::size_t>(in.gcount()));
+        mine.bytes += piece.size();
+        mine.crc = Crc32(piece, mine.crc);
+      }
       StateSnapshot found;
       found.file = name;
-      found.state = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+      found.state = ParseStateFile(experiment_dir / name, [](Json&&) {});
       if (!found.state.is_object()) throw std::runtime_error("is not a JSON object (torn or damaged)");
       if (found.state.value("format", 0) != kStateFormat) {
         throw std::runtime_error(fmt::format("is of another format ({}, this tune reads {})",
@@ -96,7 +122,6 @@ std::optional<StateSnapshot> FindStateSnapshot(const fs::path& experiment_dir,
       }
       const std::optional<JournalSnapshot::State> named =
           std::get<JournalSnapshot>(DecodeEvent(*event, found.at.line + 1)).state;
-      const JournalSnapshot::State mine{name, text.size(), Crc32(text)};
       if (!named || !(*named == mine)) {
         throw std::runtime_error(fmt::format(
             "does not match the snapshot event at journal line {} (another run's, or damaged)",

@@ -50,8 +50,13 @@ JournalSnapshot::State WriteStateFile(const std::filesystem::path& experiment_di
 // Removes every state file but the `keep` newest (after their snapshot events were journaled).
 void PruneStateFiles(const std::filesystem::path& experiment_dir, std::size_t keep = 2);
 
+// Parses the state file at `path`, handing each element of its "trials" array to `trial` as soon
+// as it is read (then dropping it: at 100,000 trials the whole file as one Json would take ~150
+// MB); returns the rest ("trials" left empty), or a discarded Json when the file is not JSON.
+Json ParseStateFile(const std::filesystem::path& path, const std::function<void(Json&&)>& trial);
+
 struct StateSnapshot {
-  Json state;           // the file's object
+  Json state;           // the file's object without its trials (ParseStateFile)
   std::string file;     // "snapshots/state-<seq>.json"
   JournalPosition at;   // just before the snapshot event: replay from here, that event first
 };

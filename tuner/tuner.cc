@@ -713,7 +713,7 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
     CheckResumable(start ? *start : Json::object());
     try {
       ApplyEvent(DecodeEvent(*start, 1), 1, state);
-      LoadState(snapshot->state, state);
+      LoadState(snapshot->state, snapshot->file, state);
       from = snapshot->at;
       Log(fmt::format("resume: from {} (journal line {}) and the journal after it",
                       snapshot->file, from.line + 1));
@@ -1363,9 +1363,9 @@ std::optional<Json> Tuner::SaveState() const {
   return Json::parse(text);
 }
 
-void Tuner::LoadState(const Json& state, ReplayState& replay) {
+void Tuner::LoadState(const Json& state, const std::string& file, ReplayState& replay) {
   try {
-    for (const Json& entry : state.at("trials")) {
+    auto load_trial = [&](const Json& entry) {
       Trial trial;
       trial.id = entry.at(0).get<std::string>();
       trial.params = entry.at(1);
@@ -1403,7 +1403,19 @@ void Tuner::LoadState(const Json& state, ReplayState& replay) {
         if (pareto_) pareto_->Update(index, trials_[index]);
       }
       if (IsFinal(trials_[index].status)) trials_[index].last_result.Compact();
-    }
+    };
+    // The trials as the file is read again, one at a time (tuner/snapshot.h).
+    std::string trial_error;
+    const Json rest = ParseStateFile(options_.experiment_dir / file, [&](Json&& entry) {
+      if (!trial_error.empty()) return;
+      try {
+        load_trial(entry);
+      } catch (const std::exception& error) {
+        trial_error = error.what();
+      }
+    });
+    if (!trial_error.empty()) throw std::runtime_error(trial_error);
+    if (!rest.is_object()) throw std::runtime_error("the state file changed while it was read");
     for (const Json& entry : state.at("live")) {
       const std::size_t index = entry.at(0).get<std::size_t>();
       if (index >= trials_.size() || IsFinal(trials_[index].status)) {

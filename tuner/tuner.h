@@ -217,9 +217,10 @@ class Tuner : private ReportServer::Handler, private TrialControl {
   // experiment's state (SaveState) to a state file that the event names (tuner/snapshot.h).
   void WriteSnapshot(bool with_state = false);
   // Sets the trials, scheduler, searcher and stoppers to a SaveState() (on a fresh tuner, before
-  // replay), and `replay`'s pids of the trials that were running. Throws std::runtime_error when
+  // replay): `state` without its trials, which are read from `file` (under the experiment) one at
+  // a time; and `replay`'s pids of the trials that were running. Throws std::runtime_error when
   // it does not fit; ResetState() then undoes it.
-  void LoadState(const Json& state, ReplayState& replay);
+  void LoadState(const Json& state, const std::string& file, ReplayState& replay);
   void ResetState();
   // Makes the searcher, stoppers and scheduler from the spec (the constructor, ResetState).
   void MakeComponents();
