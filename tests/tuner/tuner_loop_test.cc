@@ -160,6 +160,18 @@ class TunerLoopTest : public ::testing::Test {
     launcher_->Exit(launcher_->LastGroupOf(trial_id), 0);
     tuner.Poll();
   }
+  // The snapshot tests' experiment: random search seeded `seed`, ASHA to iteration 6, 3 trials
+  // at once, a journal snapshot every 20 events.
+  void UseSnapshotSpec(int seed) {
+    raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 400,
+                           "max_concurrent": 3, "search": {"algorithm": "random"},
+                           "scheduler": {"type": "asha", "time_attr": "training_iteration",
+                                         "max_t": 6, "grace_period": 1, "reduction_factor": 2},
+                           "space": {"x": {"uniform": [0, 1]}},
+                           "trainer": {"command": ["/bin/true"]}})");
+    raw_["search"]["seed"] = seed;
+    snapshot_every_ = 20;
+  }
   // `steps` reports, each from a running trial picked at random, with a random acc; a trial ends
   // (done, exit 0) when told to stop or pause or at iteration 6.
   void PlayRandomly(Tuner& tuner, int steps, unsigned seed) {
@@ -448,13 +460,7 @@ std::string FileText(const fs::path& path) {
 // one alone and repair the others from the tail; the outcome must be what a full replay of the
 // same journal without snapshots gives: trial states, scheduler, result files, relaunches.
 TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
-  raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 400,
-                         "max_concurrent": 3, "search": {"algorithm": "random", "seed": 3},
-                         "scheduler": {"type": "asha", "time_attr": "training_iteration",
-                                       "max_t": 6, "grace_period": 1, "reduction_factor": 2},
-                         "space": {"x": {"uniform": [0, 1]}},
-                         "trainer": {"command": ["/bin/true"]}})");
-  snapshot_every_ = 20;
+  UseSnapshotSpec(3);
   std::set<std::string> running_at_crash;
   {
     auto tuner = MakeTuner();
@@ -562,13 +568,7 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
 }
 
 TEST_F(TunerLoopTest, ADamagedOrUnvouchedStateFileIsSkippedForAnOlderOneOrTheJournal) {
-  raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 400,
-                         "max_concurrent": 3, "search": {"algorithm": "random", "seed": 5},
-                         "scheduler": {"type": "asha", "time_attr": "training_iteration",
-                                       "max_t": 6, "grace_period": 1, "reduction_factor": 2},
-                         "space": {"x": {"uniform": [0, 1]}},
-                         "trainer": {"command": ["/bin/true"]}})");
-  snapshot_every_ = 20;
+  UseSnapshotSpec(5);
   {
     auto tuner = MakeTuner();
     PlayRandomly(*tuner, 120, 7);
