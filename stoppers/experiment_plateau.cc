@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <stdexcept>
 #include <utility>
 
 #include "core/numpy.h"
+#include "core/state.h"
 
 namespace tune {
 
@@ -39,5 +41,32 @@ bool ExperimentPlateauStopper::HasPlateaued() const {
 }
 
 double ExperimentPlateauStopper::TopStd() const { return NumpyStd(top_values_); }
+
+Json ExperimentPlateauStopper::SaveState() const {
+  Json values = Json::array();
+  for (double value : top_values_) values.push_back(StateNumber(value));
+  return {{"top_values", std::move(values)}, {"iterations", iterations_}};
+}
+
+void ExperimentPlateauStopper::LoadState(const Json& state) {
+  std::vector<double> values;
+  std::int64_t iterations = 0;
+  try {
+    for (const Json& value : state.at("top_values")) values.push_back(FromStateNumber(value));
+    iterations = state.at("iterations").get<std::int64_t>();
+  } catch (const Json::exception& error) {
+    throw std::runtime_error(std::string("snapshot: the experiment plateau stopper's state: ") +
+                             error.what());
+  }
+  // OnResult keeps at most `top` values, ascending, none NaN.
+  if (static_cast<std::int64_t>(values.size()) > options_.top || iterations < 0 ||
+      std::any_of(values.begin(), values.end(), [](double v) { return std::isnan(v); }) ||
+      !std::is_sorted(values.begin(), values.end())) {
+    throw std::runtime_error(
+        "snapshot: the experiment plateau stopper's state: not one it can have: " + state.dump());
+  }
+  top_values_ = std::move(values);
+  iterations_ = iterations;
+}
 
 }  // namespace tune

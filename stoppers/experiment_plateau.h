@@ -46,6 +46,11 @@ class ExperimentPlateauStopper {
   std::int64_t iterations() const { return iterations_; }
   const ExperimentPlateauOptions& options() const { return options_; }
 
+  // Resume snapshots (Stoppers::SaveState): {"top_values": [...], "iterations": n}. LoadState
+  // throws std::runtime_error naming what does not read (a value out of order, too many values).
+  Json SaveState() const;
+  void LoadState(const Json& state);
+
  private:
   ExperimentPlateauOptions options_;
   std::vector<double> top_values_;

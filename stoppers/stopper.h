@@ -110,10 +110,10 @@ class Stoppers {
   const StopConfig& config() const { return config_; }
 
   // Resume snapshots (tuner/snapshot.h): what the stoppers remember (trials told to stop and why,
-  // no_improvement's count, a latched experiment stop), such that LoadState() of it on fresh
-  // Stoppers of the same config goes on exactly the same. nullopt with a plateau or
-  // experiment_plateau stopper (their windows of results are not kept): resume then replays the
-  // whole journal. LoadState throws std::runtime_error on a state SaveState() does not write.
+  // no_improvement's count, a latched experiment stop, the plateau stopper's windows, the
+  // experiment plateau's top values and count), such that LoadState() of it on fresh Stoppers of
+  // the same config goes on exactly the same (never nullopt: every stopper keeps a state).
+  // LoadState throws std::runtime_error on a state SaveState() does not write.
   std::optional<Json> SaveState() const;
   void LoadState(const Json& state);
 

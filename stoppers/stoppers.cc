@@ -149,7 +149,6 @@ std::string Stoppers::Describe(double elapsed_s) const {
 }
 
 std::optional<Json> Stoppers::SaveState() const {
-  if (plateau_ || experiment_plateau_) return std::nullopt;
   std::vector<std::pair<std::string, std::string>> stopped(stopped_.begin(), stopped_.end());
   std::sort(stopped.begin(), stopped.end());  // the same state, however the map is laid out
   Json state = {{"stopped", stopped},
@@ -157,12 +156,13 @@ std::optional<Json> Stoppers::SaveState() const {
                 {"trials_without_improvement", trials_without_improvement_}};
   state["best_value"] = best_value_ ? StateNumber(*best_value_) : Json();
   state["experiment_reason"] = experiment_reason_ ? Json(*experiment_reason_) : Json();
+  if (plateau_) state["plateau"] = plateau_->SaveState();
+  if (experiment_plateau_) state["experiment_plateau"] = experiment_plateau_->SaveState();
   return state;
 }
 
 void Stoppers::LoadState(const Json& state) {
   try {
-    if (plateau_ || experiment_plateau_) throw std::runtime_error("plateau stoppers keep no state");
     stopped_.clear();
     for (const Json& entry : state.at("stopped")) {
       stopped_.emplace(entry.at(0).get<std::string>(), entry.at(1).get<std::string>());
@@ -174,6 +174,9 @@ void Stoppers::LoadState(const Json& state) {
     const Json& reason = state.at("experiment_reason");
     experiment_reason_ = reason.is_null() ? std::nullopt
                                           : std::optional<std::string>(reason.get<std::string>());
+    // A state without a stopper's part (another config's) fails here, not later.
+    if (plateau_) plateau_->LoadState(state.at("plateau"));
+    if (experiment_plateau_) experiment_plateau_->LoadState(state.at("experiment_plateau"));
   } catch (const Json::exception& error) {
     throw std::runtime_error(std::string("snapshot: the stoppers' state: ") + error.what());
   }

@@ -1,10 +1,13 @@
 #include "stoppers/trial_plateau.h"
 
+#include <algorithm>
 #include <cassert>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "core/numpy.h"
+#include "core/state.h"
 
 namespace tune {
 
@@ -37,6 +40,43 @@ std::optional<double> TrialPlateauStopper::OnResult(const std::string& trial_id,
   // NaN compares false: a window with a missing value never plateaus.
   if (std < options_.std) return std;
   return std::nullopt;
+}
+
+Json TrialPlateauStopper::SaveState() const {
+  std::vector<const std::pair<const std::string, History>*> trials;
+  trials.reserve(history_.size());
+  for (const auto& entry : history_) trials.push_back(&entry);
+  // The same state however the map is laid out.
+  std::sort(trials.begin(), trials.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  Json state = Json::array();
+  for (const auto* entry : trials) {
+    Json window = Json::array();
+    for (double value : entry->second.window) window.push_back(StateNumber(value));
+    state.push_back(Json::array({entry->first, entry->second.results, std::move(window)}));
+  }
+  return state;
+}
+
+void TrialPlateauStopper::LoadState(const Json& state) {
+  const std::string kWhat = "snapshot: the plateau stopper's state: ";
+  std::unordered_map<std::string, History> history;
+  try {
+    for (const Json& entry : state) {
+      History trial;
+      trial.results = entry.at(1).get<std::int64_t>();
+      for (const Json& value : entry.at(2)) trial.window.push_back(FromStateNumber(value));
+      const auto size = static_cast<std::int64_t>(trial.window.size());
+      if (trial.results < 0 || size > options_.num_results || size > trial.results) {
+        throw std::runtime_error(kWhat + "a window it cannot have: " + entry.dump());
+      }
+      if (!history.emplace(entry.at(0).get<std::string>(), std::move(trial)).second) {
+        throw std::runtime_error(kWhat + "a trial twice: " + entry.at(0).dump());
+      }
+    }
+  } catch (const Json::exception& error) {
+    throw std::runtime_error(kWhat + error.what());
+  }
+  history_ = std::move(history);
 }
 
 }  // namespace tune

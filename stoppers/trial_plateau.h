@@ -44,6 +44,12 @@ class TrialPlateauStopper {
 
   const TrialPlateauOptions& options() const { return options_; }
 
+  // Resume snapshots (Stoppers::SaveState): every trial's window, [[id, results, [values]], ...]
+  // by id (values through core/state.h's StateNumber: NaN stays NaN). LoadState replaces the
+  // windows with a SaveState()'s; it throws std::runtime_error naming what does not read.
+  Json SaveState() const;
+  void LoadState(const Json& state);
+
  private:
   struct History {
     std::int64_t results = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -425,10 +426,15 @@ std::vector<std::string> Replay(Stoppers& stoppers, const std::vector<Call>& cal
   return out;
 }
 
-TEST(StoppersReplayTest, SameCallsGiveTheSameState) {
-  const StopConfig config = Parse(R"({"training_iteration": 8, "plateau": {"std": 0.005},
+// Every kind of stopper at once.
+StopConfig AllStoppers() {
+  return Parse(R"({"training_iteration": 8, "plateau": {"std": 0.005},
       "no_improvement": {"trials": 6}, "experiment_plateau": {"top": 6, "std": 0.0001,
       "patience": 3}, "time_budget_s": 100, "max_total_trials": 50})");
+}
+
+// 400 results of 8 trials whose metric settles, each trial completing now and then.
+std::vector<Call> RandomCalls() {
   std::vector<Call> calls;
   std::uint64_t state = 12345;  // a fixed LCG: the same pseudo-random sequence everywhere
   auto next = [&state] {
@@ -446,6 +452,12 @@ TEST(StoppersReplayTest, SameCallsGiveTheSameState) {
       iterations.erase(trial);
     }
   }
+  return calls;
+}
+
+TEST(StoppersReplayTest, SameCallsGiveTheSameState) {
+  const StopConfig config = AllStoppers();
+  const std::vector<Call> calls = RandomCalls();
   Stoppers original(config);
   Stoppers replayed(config);
   const std::vector<std::string> first = Replay(original, calls);
@@ -463,6 +475,88 @@ TEST(StoppersReplayTest, SameCallsGiveTheSameState) {
                                   {Call::kResult, "t9", MetricResult(1, "m", 0.3002)},
                                   {Call::kComplete, "t9", MetricResult(1, "m", 0.3002)}};
   EXPECT_EQ(Replay(replayed, more), Replay(original, more));
+}
+
+// Resume snapshots: Stoppers loaded from the text of another's SaveState() at any point go on
+// exactly as the original, plateau windows and the experiment plateau's top values included.
+TEST(StoppersStateTest, LoadedAtAnyPointGoesOnAsTheOriginal) {
+  const std::vector<Call> calls = RandomCalls();
+  bool windows_mattered = false;
+  bool top_mattered = false;
+  // Every stopper (no_improvement ends that experiment), and the plateaus alone (the experiment
+  // plateau ends it).
+  for (const StopConfig& config :
+       {AllStoppers(), Parse(R"({"plateau": {"std": 0.005}, "experiment_plateau": {"top": 4,
+                                 "std": 0.002, "patience": 2}})")}) {
+    // The call that ends the experiment: a cut just before it shows what the state kept.
+    std::size_t stop_at = 0;
+    Stoppers probe(config);
+    while (stop_at < calls.size() && !probe.ExperimentStop(10)) Replay(probe, {calls[stop_at++]});
+    ASSERT_LT(stop_at, calls.size());
+    ASSERT_GE(stop_at, 3u);
+    for (std::size_t cut : {std::size_t{0}, std::size_t{9}, std::size_t{40}, stop_at - 3,
+                            stop_at - 1, std::size_t{200}, calls.size()}) {
+      SCOPED_TRACE("cut at call " + std::to_string(cut) + " of " + std::to_string(calls.size()));
+      const std::vector<Call> head(calls.begin(), calls.begin() + static_cast<std::ptrdiff_t>(cut));
+      const std::vector<Call> rest(calls.begin() + static_cast<std::ptrdiff_t>(cut), calls.end());
+      Stoppers original(config);
+      Replay(original, head);
+      const std::optional<Json> saved = original.SaveState();
+      ASSERT_TRUE(saved.has_value());
+      const Json state = Json::parse(saved->dump());
+      Stoppers loaded(config);
+      loaded.LoadState(state);
+      EXPECT_EQ(loaded.SaveState()->dump(), saved->dump());
+      const std::vector<std::string> expected = Replay(original, rest);
+      EXPECT_EQ(Replay(loaded, rest), expected);
+      EXPECT_EQ(loaded.SaveState()->dump(), original.SaveState()->dump());
+      // Each stopper's part is needed: without it the continuation differs (at some cut).
+      for (const char* part : {"plateau", "experiment_plateau"}) {
+        Json without = state;
+        without[part] = Stoppers(config).SaveState()->at(part);
+        Stoppers forgetful(config);
+        forgetful.LoadState(without);
+        if (Replay(forgetful, rest) == expected) continue;
+        (std::string(part) == "plateau" ? windows_mattered : top_mattered) = true;
+      }
+    }
+  }
+  EXPECT_TRUE(windows_mattered);
+  EXPECT_TRUE(top_mattered);
+}
+
+TEST(StoppersStateTest, AStateThatDoesNotFitThrows) {
+  const StopConfig config = AllStoppers();
+  Stoppers original(config);
+  const std::vector<Call> calls = RandomCalls();
+  Replay(original, std::vector<Call>(calls.begin(), calls.begin() + 60));
+  const Json state = *original.SaveState();
+  ASSERT_FALSE(state.at("plateau").empty());
+  ASSERT_FALSE(state.at("experiment_plateau").at("top_values").empty());
+  auto error_of = [&config](const Json& bad) -> std::string {
+    Stoppers stoppers(config);
+    try {
+      stoppers.LoadState(bad);
+    } catch (const std::runtime_error& error) {
+      return error.what();
+    }
+    return "no error";
+  };
+  Json missing = state;
+  missing.erase("plateau");  // e.g. saved by stoppers of another config
+  EXPECT_NE(error_of(missing).find("snapshot: the stoppers' state"), std::string::npos);
+  Json long_window = state;
+  Json& window = long_window["plateau"][0][2];
+  while (window.size() < 5) window.push_back(0.5);  // num_results is 4
+  EXPECT_NE(error_of(long_window).find("the plateau stopper's state: a window it cannot have"),
+            std::string::npos);
+  Json unsorted = state;
+  unsorted["experiment_plateau"]["top_values"] = Json::array({0.4, 0.3});
+  EXPECT_NE(error_of(unsorted).find("the experiment plateau stopper's state: not one"),
+            std::string::npos);
+  Json nan_value = state;
+  nan_value["plateau"][0][2][0] = "nan";  // a missing metric's NaN is a state it can have
+  EXPECT_EQ(error_of(nan_value), "no error");
 }
 
 }  // namespace
