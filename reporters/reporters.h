@@ -180,6 +180,9 @@ class ResultWriter : public Callback {
   // <trial>/lineage.jsonl ({"source", "training_iteration", "old_params", "new_params",
   // "checkpoint"}).
   void AppendLineage(const Trial& trial, const Json& entry);
+  // Resume: cuts <trial>/lineage.jsonl back to its first `lines` complete lines (0: removes it),
+  // before the lines of the replayed exploits are appended again.
+  void CutLineage(const Trial& trial, int lines);
 
  private:
   struct TrialFiles;

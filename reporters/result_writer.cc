@@ -554,6 +554,35 @@ void ResultWriter::AppendLineage(const Trial& trial, const Json& entry) {
   if (!out) ThrowIoError("cannot write", path, errno);
 }
 
+void ResultWriter::CutLineage(const Trial& trial, int lines) {
+  const fs::path path = TrialDir(trial) / "lineage.jsonl";
+  std::error_code ignored;
+  if (lines <= 0) {
+    fs::remove(path, ignored);  // a symlink itself, never what it points to
+    return;
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;  // none yet (or a symlink: not the tuner's file)
+  // The end of the `lines`-th complete line (a torn last one has no newline).
+  off_t keep = 0, offset = 0;
+  int found = 0;
+  char buffer[65536];
+  ssize_t got = 0;
+  while (found < lines && (got = ::read(fd, buffer, sizeof buffer)) > 0) {
+    for (ssize_t i = 0; i < got && found < lines; ++i) {
+      if (buffer[i] == '\n') {
+        ++found;
+        keep = offset + i + 1;
+      }
+    }
+    offset += got;
+  }
+  if (::ftruncate(fd, keep) != 0) {
+    // Left as it was: resume appends the replayed lines after it (duplicates, nothing lost).
+  }
+  ::close(fd);
+}
+
 void ResultWriter::OnTick(const ExperimentView&) { Flush(); }
 
 void ResultWriter::OnExperimentEnd(const ExperimentView&) {

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
+#include "core/state.h"
 #include "schedulers/util.h"
 
 namespace tune {
@@ -100,7 +102,7 @@ Decision PbtScheduler::OnResult(const std::string& trial_id, const Result& resul
   // Ray's _save_trial_state. A non-numeric metric reads as NaN and is never ranked.
   state.last_score = metric_sign_ * result.Get(options_.metric);
   state.last_train_time = time;
-  state.last_result = result;
+  state.last_iteration = result.training_iteration;
   return options_.synch ? OnResultSynch(trial_id, result, time) : OnResultAsync(trial_id, result);
 }
 
@@ -222,8 +224,7 @@ std::optional<PbtScheduler::Plan> PbtScheduler::CheckpointOrExploit(const std::s
       if (current != nullptr) return current->training_iteration;
       const Trial* trial = Find(id);
       if (trial != nullptr && trial->last_result) return trial->last_result->training_iteration;
-      const auto& last = states_.at(id).last_result;
-      return last ? last->training_iteration : 0;
+      return states_.at(id).last_iteration.value_or(0);
     };
     PbtPerturbation record;
     record.trial_id = trial_id;
@@ -283,6 +284,115 @@ std::vector<PbtPerturbation> PbtScheduler::Policy(const std::string& trial_id) c
 std::string PbtScheduler::Describe() const {
   return fmt::format("PopulationBasedTraining: {} checkpoints, {} perturbs", num_checkpoints_,
                      num_perturbations_);
+}
+
+std::optional<Json> PbtScheduler::SaveState() const {
+  std::optional<Json> random = random_->SaveState();
+  if (!random) return std::nullopt;
+  auto optional_number = [](const auto& value) {
+    return value ? Json(StateNumber(*value)) : Json();
+  };
+  Json trials = Json::array();
+  for (const std::string& id : order_) {
+    const TrialState& state = states_.at(id);
+    trials.push_back(Json::array(
+        {id, optional_number(state.last_score), state.checkpointed,
+         StateNumber(state.last_perturbation_time), StateNumber(state.last_train_time),
+         state.last_iteration ? Json(*state.last_iteration) : Json(), state.finished,
+         state.policy}));
+  }
+  Json perturbations = Json::array();
+  for (const PbtPerturbation& p : perturbations_) {
+    perturbations.push_back(Json::array(
+        {p.trial_id, p.source_trial_id, StateNumber(p.time), StateNumber(p.source_time),
+         p.trial_iteration, p.source_iteration, p.source_params, p.params, p.operations}));
+  }
+  return Json{{"random", std::move(*random)},
+              {"trials", std::move(trials)},
+              {"unfinished", unfinished_},
+              {"next_sync", StateNumber(next_perturbation_sync_)},
+              {"num_checkpoints", num_checkpoints_},
+              {"num_perturbations", num_perturbations_},
+              {"perturbations", std::move(perturbations)}};
+}
+
+void PbtScheduler::LoadState(const Json& state) {
+  const std::string path = "pbt";
+  auto count = [&](const char* key) {
+    const std::int64_t value = StateInteger(StateMember(state, key, path), path + "." + key);
+    if (value < 0 || value > std::numeric_limits<int>::max()) {
+      throw std::runtime_error("snapshot: " + path + "." + key + ": out of range");
+    }
+    return static_cast<int>(value);
+  };
+  // Read into copies, so that a bad state leaves this scheduler as it was.
+  std::vector<PbtPerturbation> perturbations;
+  const Json& saved =
+      StateArray(StateMember(state, "perturbations", path), path + ".perturbations");
+  for (std::size_t i = 0; i < saved.size(); ++i) {
+    const std::string at = fmt::format("{}.perturbations[{}]", path, i);
+    const Json& entry = StateArray(saved[i], at);
+    if (entry.size() != 9) throw std::runtime_error("snapshot: " + at + ": not 9 fields");
+    PbtPerturbation p;
+    p.trial_id = StateString(entry[0], at + "[0]");
+    p.source_trial_id = StateString(entry[1], at + "[1]");
+    p.time = StateDouble(entry[2], at + "[2]");
+    p.source_time = StateDouble(entry[3], at + "[3]");
+    p.trial_iteration = StateInteger(entry[4], at + "[4]");
+    p.source_iteration = StateInteger(entry[5], at + "[5]");
+    p.source_params = entry[6];
+    p.params = entry[7];
+    p.operations = entry[8];
+    perturbations.push_back(std::move(p));
+  }
+  std::vector<std::string> order;
+  std::unordered_map<std::string, TrialState> states;
+  const Json& trials = StateArray(StateMember(state, "trials", path), path + ".trials");
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const std::string at = fmt::format("{}.trials[{}]", path, i);
+    const Json& entry = StateArray(trials[i], at);
+    if (entry.size() != 8) throw std::runtime_error("snapshot: " + at + ": not 8 fields");
+    TrialState trial;
+    if (!entry[1].is_null()) trial.last_score = StateDouble(entry[1], at + "[1]");
+    trial.checkpointed = StateBool(entry[2], at + "[2]");
+    trial.last_perturbation_time = StateDouble(entry[3], at + "[3]");
+    trial.last_train_time = StateDouble(entry[4], at + "[4]");
+    if (!entry[5].is_null()) trial.last_iteration = StateInteger(entry[5], at + "[5]");
+    trial.finished = StateBool(entry[6], at + "[6]");
+    const Json& policy = StateArray(entry[7], at + "[7]");
+    for (std::size_t j = 0; j < policy.size(); ++j) {
+      const std::int64_t index = StateInteger(policy[j], fmt::format("{}[7][{}]", at, j));
+      if (index < 0 || static_cast<std::size_t>(index) >= perturbations.size()) {
+        throw std::runtime_error(
+            fmt::format("snapshot: {}[7][{}]: no perturbation {}", at, j, index));
+      }
+      trial.policy.push_back(static_cast<std::size_t>(index));
+    }
+    const std::string& id = StateString(entry[0], at + "[0]");
+    if (!states.emplace(id, std::move(trial)).second) {
+      throw std::runtime_error("snapshot: " + at + ": " + id + " is there twice");
+    }
+    order.push_back(id);
+  }
+  std::vector<std::string> unfinished;
+  const Json& ranked = StateArray(StateMember(state, "unfinished", path), path + ".unfinished");
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    const std::string at = fmt::format("{}.unfinished[{}]", path, i);
+    const std::string& id = StateString(ranked[i], at);
+    if (states.count(id) == 0) throw std::runtime_error("snapshot: " + at + ": no trial " + id);
+    unfinished.push_back(id);
+  }
+  const double next_sync = StateDouble(StateMember(state, "next_sync", path), path + ".next_sync");
+  const int num_checkpoints = count("num_checkpoints");
+  const int num_perturbations = count("num_perturbations");
+  random_->LoadState(StateMember(state, "random", path));  // last: it cannot be undone
+  order_ = std::move(order);
+  unfinished_ = std::move(unfinished);
+  states_ = std::move(states);
+  next_perturbation_sync_ = next_sync;
+  num_checkpoints_ = num_checkpoints;
+  num_perturbations_ = num_perturbations;
+  perturbations_ = std::move(perturbations);
 }
 
 }  // namespace tune

@@ -112,6 +112,13 @@ class PbtScheduler : public Scheduler {
   std::optional<std::string> ChooseTrialToRun(const std::vector<const Trial*>& waiting) override;
   // "PopulationBasedTraining: N checkpoints, M perturbs", as Ray's debug_string.
   std::string Describe() const override;
+  // Resume snapshots (schedulers/scheduler.h): every trial's PBT state in the order trials were
+  // added (last score, checkpoint mark, times, last iteration, finished, lineage), the trials
+  // still ranked, the sync point, the counts, every exploit so far and the source of draws;
+  // nullopt with a source that keeps no state (a test's). LoadState throws std::runtime_error
+  // ("snapshot: pbt.trials[3][2]: ...") when `state` is not what SaveState() writes.
+  std::optional<Json> SaveState() const override;
+  void LoadState(const Json& state) override;
 
   // Every exploit so far, in order (empty when !log_config): Ray's pbt_global.txt.
   const std::vector<PbtPerturbation>& perturbations() const { return perturbations_; }
@@ -131,7 +138,7 @@ class PbtScheduler : public Scheduler {
     bool checkpointed = false;  // in the upper quantile when last ranked (Ray's last_checkpoint)
     double last_perturbation_time = 0;
     double last_train_time = 0;
-    std::optional<Result> last_result;
+    std::optional<std::int64_t> last_iteration;  // training_iteration of the last recorded result
     bool finished = false;
     std::vector<std::size_t> policy;  // indices into perturbations_
   };

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <utility>
 
+#include "core/state.h"
 #include "schedulers/random.h"
 
 namespace tune {
@@ -198,6 +200,15 @@ std::size_t SeededPbtRandom::Index(std::size_t n) {
   const auto index = static_cast<std::size_t>(UniformUnit(rng_) * static_cast<double>(n));
   return std::min(index, n - 1);
 }
+
+void PbtRandom::LoadState(const Json& state) {
+  (void)state;
+  throw std::runtime_error("snapshot: this source of draws keeps no state to load");
+}
+
+std::optional<Json> SeededPbtRandom::SaveState() const { return Json(EngineState(rng_)); }
+
+void SeededPbtRandom::LoadState(const Json& state) { LoadEngineState(state, rng_); }
 
 PbtMutations ParsePbtMutations(const Json& json, const std::string& path) {
   if (!json.is_object()) throw SpecError(path, "expected an object, got " + json.dump());

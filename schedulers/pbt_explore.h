@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -48,6 +49,11 @@ class PbtRandom {
   virtual double Uniform() = 0;
   // An index in [0, n); n >= 1.
   virtual std::size_t Index(std::size_t n) = 0;
+  // Resume snapshots (PbtScheduler::SaveState): the source's state as JSON, nullopt when it
+  // keeps none (then PBT keeps none either); LoadState throws std::runtime_error on a state
+  // SaveState() does not write.
+  virtual std::optional<Json> SaveState() const { return std::nullopt; }
+  virtual void LoadState(const Json& state);
 };
 
 // The production source: a std::mt19937_64, reproducible on every standard library.
@@ -56,6 +62,8 @@ class SeededPbtRandom final : public PbtRandom {
   explicit SeededPbtRandom(std::uint64_t seed) : rng_(seed) {}
   double Uniform() override;
   std::size_t Index(std::size_t n) override;
+  std::optional<Json> SaveState() const override;  // the engine's text (core/state.h)
+  void LoadState(const Json& state) override;
 
  private:
   std::mt19937_64 rng_;

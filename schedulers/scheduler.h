@@ -92,8 +92,7 @@ class Scheduler {
   // Resume snapshots (tuner/snapshot.h): the scheduler's whole state, such that LoadState() of it
   // on a fresh scheduler made from the same spec (before any other call) goes on exactly as this
   // one would: the same decisions, choices and Describe() for the same calls. nullopt: it keeps
-  // no snapshot, and `tune resume` replays the whole journal (the default, and PBT's, whose
-  // lineage and trial copies live in the tuner's files).
+  // no snapshot, and `tune resume` replays the whole journal (the default).
   virtual std::optional<Json> SaveState() const { return std::nullopt; }
   // Throws std::runtime_error when `state` is not what SaveState() writes.
   virtual void LoadState(const Json& state);

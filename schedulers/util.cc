@@ -133,6 +133,11 @@ std::int64_t StateInteger(const Json& value, const std::string& path) {
   return value.get<std::int64_t>();
 }
 
+bool StateBool(const Json& value, const std::string& path) {
+  if (!value.is_boolean()) throw std::runtime_error("snapshot: " + path + ": not true or false");
+  return value.get<bool>();
+}
+
 const std::string& StateString(const Json& value, const std::string& path) {
   if (!value.is_string()) throw std::runtime_error("snapshot: " + path + ": not text");
   return value.get_ref<const std::string&>();

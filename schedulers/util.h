@@ -70,5 +70,6 @@ double StateDouble(const Json& value, const std::string& path);
 double StateDoubleAt(const Json& array, std::size_t i, const std::string& path);
 std::int64_t StateInteger(const Json& value, const std::string& path);
 const std::string& StateString(const Json& value, const std::string& path);
+bool StateBool(const Json& value, const std::string& path);
 
 }  // namespace tune

@@ -684,7 +684,9 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line, ReplayState&
     ApplyPaused(index, paused->checkpoint);
     state.last_pid.erase(id);
   } else if (const auto* exploited = std::get_if<TrialExploited>(&event)) {
-    state.lineage[id].push_back(
+    auto [lines, first] = state.lineage.try_emplace(id);
+    if (first) state.lineage_kept[id] = trials_[index].num_exploits;
+    lines->second.push_back(
         LineageEntry(*exploited, trials_[index].num_results, trials_[index].params));
     ApplyExploited(index, *exploited);
   } else if (const auto* failed = std::get_if<TrialFailed>(&event)) {
@@ -759,8 +761,7 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
   for (const auto& [id, entries] : state.lineage) {
     const std::size_t index = index_by_id_.At(id);
     const Trial& trial = trials_[index];
-    std::error_code ignored;
-    std::filesystem::remove(TrialDir(index) / "lineage.jsonl", ignored);
+    writer_->CutLineage(trial, state.lineage_kept[id]);
     for (const Json& entry : entries) writer_->AppendLineage(trial, entry);
   }
   // A tuner killed between a trial's trial_paused and the trial_exploited that follows it left
@@ -1302,11 +1303,12 @@ bool Tuner::WriteState(const TextSink& write, const Json& journal_position) cons
   std::optional<Json> stoppers = searcher ? stoppers_->SaveState() : std::nullopt;
   if (!stoppers) return false;
   // What replay keeps of the trials not finished: [index, fatal error, stop requested, budget
-  // exhausted, stop reason, pause requested, placed job, pid of the running attempt].
+  // exhausted, stop reason, pause requested, placed job, pid of the running attempt, PBT's
+  // exploit waiting for the trial's pause ([source, params, checkpoint copy, iteration, source's
+  // checkpoint iteration]) or null].
   std::vector<std::size_t> live;
   for (const auto& [index, runtime] : runtime_) {
     if (IsFinal(trials_[index].status)) continue;
-    if (runtime.exploit) return false;  // PBT's, which keeps no state anyway
     live.push_back(index);
   }
   std::sort(live.begin(), live.end());
@@ -1314,10 +1316,16 @@ bool Tuner::WriteState(const TextSink& write, const Json& journal_position) cons
   for (std::size_t index : live) {
     const Runtime& runtime = runtime_.at(index);
     const Trial& trial = trials_[index];
+    Json exploit;
+    if (const std::optional<PendingExploit>& e = runtime.exploit) {
+      exploit = Json::array({e->source, e->params, e->checkpoint ? Json(*e->checkpoint) : Json(),
+                             e->at_iteration,
+                             e->source_iteration ? Json(*e->source_iteration) : Json()});
+    }
     runtimes.push_back(Json::array(
         {index, runtime.fatal_error, runtime.stop_requested, runtime.budget_exhausted,
          runtime.stop_reason, runtime.pause_requested, runtime.placed_job,
-         trial.status == TrialStatus::kRunning ? trial.pid : 0}));
+         trial.status == TrialStatus::kRunning ? trial.pid : 0, std::move(exploit)}));
   }
   auto dump = [](const Json& json) {
     return json.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
@@ -1429,6 +1437,16 @@ void Tuner::LoadState(const Json& state, const std::string& file, ReplayState& r
       runtime.pause_requested = entry.at(5).get<bool>();
       runtime.placed_job = entry.at(6).get<std::string>();
       replay.last_pid[trials_[index].id] = entry.at(7).get<std::int64_t>();
+      if (entry.size() > 8 && !entry.at(8).is_null()) {
+        const Json& saved = entry.at(8);
+        PendingExploit exploit;
+        exploit.source = saved.at(0).get<std::string>();
+        exploit.params = saved.at(1);
+        if (!saved.at(2).is_null()) exploit.checkpoint = saved.at(2).get<std::string>();
+        exploit.at_iteration = saved.at(3).get<std::int64_t>();
+        if (!saved.at(4).is_null()) exploit.source_iteration = saved.at(4).get<std::int64_t>();
+        runtime.exploit = std::move(exploit);
+      }
     }
     scheduler_->LoadState(state.at("scheduler"));
     searcher_->LoadState(state.at("searcher"));

@@ -123,9 +123,9 @@ class Tuner : private ReportServer::Handler, private TrialControl {
 
   // The experiment's state as a resume snapshot holds it (tuner/snapshot.h): the trials as a
   // replay of the journal rebuilds them, what replay keeps of the trials not finished, and the
-  // scheduler's, searcher's and stoppers' states. nullopt when one of those keeps none (PBT,
-  // plateau stoppers) or the run is stopping (Ctrl-C, a stopper's experiment stop: the trials
-  // then carry decisions that the journal does not).
+  // scheduler's, searcher's and stoppers' states. nullopt when one of those keeps none (a custom
+  // one) or the run is stopping (Ctrl-C, a stopper's experiment stop: the trials then carry
+  // decisions that the journal does not).
   std::optional<Json> SaveState() const;
   // The same as text, piece by piece to `write` (never the whole state in memory at once), with
   // "journal": `journal_position`; false, and nothing written, when SaveState() would be nullopt.
@@ -200,7 +200,10 @@ class Tuner : private ReportServer::Handler, private TrialControl {
     std::map<std::size_t, std::vector<Result>> results;  // by trial index, since the snapshot
     std::set<std::size_t> touched;        // trials with events since the last snapshot
     std::set<std::size_t> created_since;  // trials created since the last snapshot
-    std::map<std::string, std::vector<Json>> lineage;
+    std::map<std::string, std::vector<Json>> lineage;  // PBT's lines of the replayed exploits
+    // Per trial in `lineage`: how many of its lineage.jsonl lines came before them (those of the
+    // exploits in a state file), kept as they are.
+    std::map<std::string, int> lineage_kept;
     std::map<std::string, std::int64_t> last_pid;  // of trials whose last attempt was running
     std::size_t num_results = 0;
   };

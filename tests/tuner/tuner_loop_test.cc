@@ -160,23 +160,40 @@ class TunerLoopTest : public ::testing::Test {
     launcher_->Exit(launcher_->LastGroupOf(trial_id), 0);
     tuner.Poll();
   }
-  // The snapshot tests' experiment: random search seeded `seed`, ASHA to iteration 6, 3 trials
-  // at once, a journal snapshot every 20 events.
+  // The snapshot tests' experiment: random search seeded `seed`, ASHA to iteration 6, a plateau
+  // stopper (its windows are state too), 3 trials at once, a journal snapshot every 20 events.
   void UseSnapshotSpec(int seed) {
     raw_ = Json::parse(R"({"name": "snap", "metric": "acc", "mode": "max", "num_samples": 400,
                            "max_concurrent": 3, "search": {"algorithm": "random"},
                            "scheduler": {"type": "asha", "time_attr": "training_iteration",
                                          "max_t": 6, "grace_period": 1, "reduction_factor": 2},
                            "space": {"x": {"uniform": [0, 1]}},
+                           "stop": {"plateau": {"std": 0.05, "num_results": 2,
+                                                "grace_period": 2}},
                            "trainer": {"command": ["/bin/true"]}})");
     raw_["search"]["seed"] = seed;
     snapshot_every_ = 20;
   }
-  // `steps` reports, each from a running trial picked at random, with a random acc; a trial ends
-  // (done, exit 0) when told to stop or pause or at iteration 6.
-  void PlayRandomly(Tuner& tuner, int steps, unsigned seed) {
+  // The PBT snapshot test's experiment: as UseSnapshotSpec's with PBT instead of ASHA (every 2
+  // iterations the bottom half clones the top half's checkpoints and explores x), 6 trials.
+  void UsePbtSnapshotSpec(int seed) {
+    UseSnapshotSpec(seed);
+    raw_["scheduler"] = Json::parse(R"({"type": "pbt", "time_attr": "training_iteration",
+        "perturbation_interval": 2, "quantile_fraction": 0.5,
+        "hyperparam_mutations": {"x": {"uniform": [0, 1]}}})");
+    raw_["scheduler"]["seed"] = seed;
+    raw_["num_samples"] = 6;  // a population that takes turns on the 3 slots
+    raw_.erase("stop");       // that trains on
+    snapshot_every_ = 150;    // a tail long enough to hold exploits
+  }
+  // `steps` reports, each from a running trial picked at random, with a random acc (and with
+  // `checkpoints`, a new checkpoint directory each); a trial ends (done, exit 0) when told to
+  // stop or at `last_iteration`, and pauses (exit 0) when told to.
+  void PlayRandomly(Tuner& tuner, int steps, unsigned seed, bool checkpoints = false,
+                    int last_iteration = 6) {
     std::mt19937 random(seed);
     std::map<std::string, int> iterations;
+    std::set<std::int64_t> connected;
     for (int step = 0; step < steps; ++step) {
       std::vector<std::int64_t> running;
       for (std::int64_t group : launcher_->launched()) {
@@ -185,10 +202,21 @@ class TunerLoopTest : public ::testing::Test {
       ASSERT_FALSE(running.empty());
       const std::int64_t group = running[random() % running.size()];
       const std::string id = launcher_->Env(group, "TUNE_TRIAL_ID");
-      if (iterations[id] == 0) tuner.handler().OnConnect(id, 1);
+      if (connected.insert(group).second) tuner.handler().OnConnect(id, 1);
       const int iteration = ++iterations[id];
-      const Action action = Report(tuner, id, iteration, (random() % 1000) / 1000.0);
-      if (action != Action::kContinue || iteration == 6) {
+      std::optional<std::string> checkpoint;
+      if (checkpoints) {
+        const fs::path dir = fs::absolute(dir_ / "ck" / (id + "_" + std::to_string(iteration)));
+        fs::create_directories(dir);
+        std::ofstream(dir / "model.pt") << id << " " << iteration;
+        checkpoint = dir.string();
+      }
+      const Action action =
+          Report(tuner, id, iteration, (random() % 1000) / 1000.0, checkpoint);
+      if (action == Action::kPause) {  // PBT's (an exploit is one too): paused, resumed later
+        tuner.handler().OnPaused(id, checkpoint);
+        launcher_->Exit(group, 0);
+      } else if (action != Action::kContinue || iteration == last_iteration) {
         tuner.handler().OnDone(id);
         launcher_->Exit(group, 0);
       }
@@ -219,6 +247,9 @@ class TunerLoopTest : public ::testing::Test {
   FakeLauncher* launcher_ = nullptr;
   std::FILE* out_ = nullptr;
   bool scripted_ = false;
+  // Kills a tuner mid-run, then resumes copies of the experiment from its newest state file and
+  // by a full replay: both must end the same (with `pbt`, the lineage files too).
+  void ExpectSnapshotResumeEqualsFullReplay(bool pbt);
   std::size_t snapshot_every_ = 10000;
   std::function<Decision(const std::string&, const Result&)> decide_;
   std::function<std::optional<std::string>(const std::vector<const Trial*>&)> choose_;
@@ -461,10 +492,22 @@ std::string FileText(const fs::path& path) {
 // same journal without snapshots gives: trial states, scheduler, result files, relaunches.
 TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
   UseSnapshotSpec(3);
+  ExpectSnapshotResumeEqualsFullReplay(/*pbt=*/false);
+}
+
+// The same with PBT: its state file holds the population, the exploits so far and one waiting
+// for a trial's pause; lineage.jsonl keeps its lines from before the snapshot and gets those of
+// the tail's exploits again.
+TEST_F(TunerLoopTest, APbtResumeFromASnapshotEqualsAFullReplay) {
+  UsePbtSnapshotSpec(3);
+  ExpectSnapshotResumeEqualsFullReplay(/*pbt=*/true);
+}
+
+void TunerLoopTest::ExpectSnapshotResumeEqualsFullReplay(bool pbt) {
   std::set<std::string> running_at_crash;
   {
     auto tuner = MakeTuner();
-    PlayRandomly(*tuner, 150, 11);
+    PlayRandomly(*tuner, pbt ? 300 : 150, 11, /*checkpoints=*/pbt, pbt ? 100 : 6);
     for (const Trial& trial : tuner->trials()) {
       if (trial.status == TrialStatus::kRunning) running_at_crash.insert(trial.id);
     }
@@ -478,6 +521,17 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
   ASSERT_GT(last_snapshot, 0u) << "no snapshot was written";
   ASSERT_LT(last_snapshot + 5, events.size()) << "no tail after the last snapshot";
   ASSERT_FALSE(running_at_crash.empty());
+  if (pbt) {  // exploits on both sides of the last snapshot
+    // and a trial cloned on both sides: its lineage.jsonl has lines to keep and lines to redo.
+    std::set<std::string> before, both;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (events[i]["event"] != "trial_exploited") continue;
+      const std::string id = events[i]["trial_id"];
+      if (i < last_snapshot) before.insert(id);
+      else if (before.count(id) != 0) both.insert(id);
+    }
+    ASSERT_FALSE(both.empty());
+  }
 
   // The same experiment with the journal rewritten without its snapshots (new seq and crc).
   const fs::path snapshot_dir = dir_;
@@ -509,9 +563,11 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
     const std::string id = events[i].value("trial_id", "");
     if (events[i]["event"] == "trial_ended" && touched_after.count(id) == 0) finished_early = id;
   }
-  ASSERT_FALSE(finished_early.empty());
+  ASSERT_TRUE(pbt || !finished_early.empty());  // PBT's population trains on
   const auto old_time = fs::file_time_type::clock::now() - std::chrono::hours(24);
-  fs::last_write_time(snapshot_dir / finished_early / "result.json", old_time);
+  if (!finished_early.empty()) {
+    fs::last_write_time(snapshot_dir / finished_early / "result.json", old_time);
+  }
 
   struct Outcome {
     std::vector<std::string> trials;  // id, status, results, last acc
@@ -533,7 +589,7 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
       outcome.trials.push_back(fmt::format(
           "{} {} {} {}", trial.id, ToString(trial.status), trial.num_results,
           trial.last_result ? trial.last_result->metrics.dump() : "-"));
-      for (const char* name : {"result.json", "progress.csv"}) {
+      for (const char* name : {"result.json", "progress.csv", "lineage.jsonl"}) {
         outcome.files[trial.id + "/" + name] = FileText(dir / trial.id / name);
       }
     }
@@ -563,8 +619,27 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
     EXPECT_EQ(from_snapshot.files.at(name), text) << name;
     EXPECT_EQ(text.find("lost"), std::string::npos) << name;
   }
-  EXPECT_EQ(fs::last_write_time(snapshot_dir / finished_early / "result.json"), old_time);
-  if (!HasFailure()) fs::remove_all(full_dir);
+  if (!finished_early.empty()) {
+    EXPECT_EQ(fs::last_write_time(snapshot_dir / finished_early / "result.json"), old_time);
+  }
+  if (pbt) {
+    std::size_t lineage_lines = 0;
+    for (const auto& [name, text] : full.files) {
+      if (name.find("lineage.jsonl") != std::string::npos) {
+        lineage_lines += static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+      }
+    }
+    // One line per exploit in the journal (resume may have completed one that was waiting).
+    const std::string journal = FileText(full_dir / "journal.jsonl");
+    std::size_t exploited = 0;
+    for (std::size_t at = journal.find("trial_exploited"); at != std::string::npos;
+         at = journal.find("trial_exploited", at + 1)) {
+      ++exploited;
+    }
+    EXPECT_GT(lineage_lines, 0u);
+    EXPECT_EQ(lineage_lines, exploited);
+  }
+  if (!::testing::Test::HasFailure()) fs::remove_all(full_dir);
 }
 
 TEST_F(TunerLoopTest, ADamagedOrUnvouchedStateFileIsSkippedForAnOlderOneOrTheJournal) {
