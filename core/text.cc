@@ -127,4 +127,12 @@ bool LooksLikeFormula(std::string_view cell) {
                            cell[0] == '\t' || cell[0] == '\r');
 }
 
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  for (std::size_t at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
 }  // namespace tune

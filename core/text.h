@@ -35,6 +35,9 @@ std::string LastLines(std::string_view text, std::size_t count);
 // "\u202e"); bytes that are not UTF-8 become "\xNN". The result is valid UTF-8.
 std::string EscapeControl(std::string_view text, bool keep_newlines);
 
+// `text` with every `from` (non-empty) replaced by `to`, left to right.
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to);
+
 // True when a spreadsheet would run `cell` as a formula (it starts with = + - @, a tab or a
 // carriage return).
 bool LooksLikeFormula(std::string_view cell);

@@ -58,14 +58,6 @@ Json LineageEntry(const TrialExploited& event, std::int64_t iteration, const Jso
 // How much of a trial's last line of stderr the journal's `reason` and the log quote.
 constexpr std::size_t kMaxQuotedLineBytes = 1024;
 
-
-std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
-  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
-    text.replace(at, from.size(), to);
-  }
-  return text;
-}
-
 // The processes of a trial of the tuner that died (kill -9 cannot take its children along) may
 // still run: kill the trial's process group (its id is rank 0's pid), but only if a member of it
 // still belongs to that trial of this experiment (pids are reused), which its environment tells.
@@ -748,6 +740,13 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
   // a trial created since), and the results journaled after it appended. Without a snapshot
   // (an older journal, a short run) that is every trial, from scratch. So is PBT's
   // lineage.jsonl: a tuner killed between a trial_exploited and its lineage line lost the line.
+  // The trials not finished at the snapshot may have had lines written after it that the journal
+  // never got, even without an event since (the tuner died right after it): cut back too.
+  for (const auto& [id, sizes] : state.sizes) {
+    if (const std::size_t index = index_by_id_.Find(id); index != TrialIndex::kNone) {
+      state.touched.insert(index);
+    }
+  }
   for (std::size_t index : state.touched) {
     const Trial& trial = trials_[index];
     if (auto sizes = state.sizes.find(trial.id); sizes != state.sizes.end()) {
@@ -1304,22 +1303,27 @@ bool Tuner::WriteState(const TextSink& write, const Json& journal_position) cons
   if (!stoppers) return false;
   // What replay keeps of the trials not finished: [index, fatal error, stop requested, budget
   // exhausted, stop reason, pause requested, placed job, pid of the running attempt, PBT's
-  // exploit waiting for the trial's pause ([source, params, checkpoint copy, iteration, source's
-  // checkpoint iteration]) or null].
+  // exploit waiting for the trial's pause ([source, params, checkpoint copy (relative to the
+  // experiment), iteration, source's checkpoint iteration]) or null].
   std::vector<std::size_t> live;
   for (const auto& [index, runtime] : runtime_) {
     if (IsFinal(trials_[index].status)) continue;
     live.push_back(index);
   }
   std::sort(live.begin(), live.end());
+  const std::filesystem::path experiment = std::filesystem::absolute(options_.experiment_dir);
   Json runtimes = Json::array();
   for (std::size_t index : live) {
     const Runtime& runtime = runtime_.at(index);
     const Trial& trial = trials_[index];
     Json exploit;
     if (const std::optional<PendingExploit>& e = runtime.exploit) {
-      exploit = Json::array({e->source, e->params, e->checkpoint ? Json(*e->checkpoint) : Json(),
-                             e->at_iteration,
+      // The copy's place under the experiment (a directory that moved resumes all the same).
+      const Json copy = e->checkpoint ? Json(std::filesystem::path(*e->checkpoint)
+                                                 .lexically_relative(experiment)
+                                                 .string())
+                                      : Json();
+      exploit = Json::array({e->source, e->params, copy, e->at_iteration,
                              e->source_iteration ? Json(*e->source_iteration) : Json()});
     }
     runtimes.push_back(Json::array(
@@ -1442,7 +1446,11 @@ void Tuner::LoadState(const Json& state, const std::string& file, ReplayState& r
         PendingExploit exploit;
         exploit.source = saved.at(0).get<std::string>();
         exploit.params = saved.at(1);
-        if (!saved.at(2).is_null()) exploit.checkpoint = saved.at(2).get<std::string>();
+        if (!saved.at(2).is_null()) {
+          exploit.checkpoint =
+              (std::filesystem::absolute(options_.experiment_dir) / saved.at(2).get<std::string>())
+                  .string();
+        }
         exploit.at_iteration = saved.at(3).get<std::int64_t>();
         if (!saved.at(4).is_null()) exploit.source_iteration = saved.at(4).get<std::int64_t>();
         runtime.exploit = std::move(exploit);

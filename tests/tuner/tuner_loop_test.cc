@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "core/clock.h"
+#include "core/text.h"
 #include "tuner/journal.h"
 #include "tuner/tuner.h"
 
@@ -188,18 +189,33 @@ class TunerLoopTest : public ::testing::Test {
   }
   // `steps` reports, each from a running trial picked at random, with a random acc (and with
   // `checkpoints`, a new checkpoint directory each); a trial ends (done, exit 0) when told to
-  // stop or at `last_iteration`, and pauses (exit 0) when told to.
+  // stop or at `last_iteration`, and pauses (exit 0) when told to (with `checkpoints`, a few
+  // steps later: PBT's exploits wait for it meanwhile).
+  // `stop_when`, when given, is asked after each step and ends the play early.
   void PlayRandomly(Tuner& tuner, int steps, unsigned seed, bool checkpoints = false,
-                    int last_iteration = 6) {
+                    int last_iteration = 6, const std::function<bool()>& stop_when = {}) {
     std::mt19937 random(seed);
     std::map<std::string, int> iterations;
     std::set<std::int64_t> connected;
+    std::map<std::int64_t, std::pair<std::string, std::optional<std::string>>> pausing;
     for (int step = 0; step < steps; ++step) {
       std::vector<std::int64_t> running;
       for (std::int64_t group : launcher_->launched()) {
-        if (!launcher_->group(group).exited) running.push_back(group);
+        if (!launcher_->group(group).exited && pausing.count(group) == 0) running.push_back(group);
       }
-      ASSERT_FALSE(running.empty());
+      for (auto it = pausing.begin(); it != pausing.end();) {
+        if (!running.empty() && random() % 3 != 0) {
+          ++it;
+          continue;
+        }
+        tuner.handler().OnPaused(it->second.first, it->second.second);
+        launcher_->Exit(it->first, 0);
+        it = pausing.erase(it);
+      }
+      if (running.empty()) {
+        tuner.Poll();
+        continue;
+      }
       const std::int64_t group = running[random() % running.size()];
       const std::string id = launcher_->Env(group, "TUNE_TRIAL_ID");
       if (connected.insert(group).second) tuner.handler().OnConnect(id, 1);
@@ -213,7 +229,9 @@ class TunerLoopTest : public ::testing::Test {
       }
       const Action action =
           Report(tuner, id, iteration, (random() % 1000) / 1000.0, checkpoint);
-      if (action == Action::kPause) {  // PBT's (an exploit is one too): paused, resumed later
+      if (action == Action::kPause && checkpoints) {  // PBT's (an exploit is one too)
+        pausing[group] = {id, checkpoint};
+      } else if (action == Action::kPause) {
         tuner.handler().OnPaused(id, checkpoint);
         launcher_->Exit(group, 0);
       } else if (action != Action::kContinue || iteration == last_iteration) {
@@ -222,6 +240,7 @@ class TunerLoopTest : public ::testing::Test {
       }
       clock_.Advance(0.1);
       tuner.Poll();
+      if (stop_when && stop_when()) return;
     }
   }
   std::vector<Json> Events() { return ReadJournal(dir_ / "journal.jsonl").events; }
@@ -247,9 +266,11 @@ class TunerLoopTest : public ::testing::Test {
   FakeLauncher* launcher_ = nullptr;
   std::FILE* out_ = nullptr;
   bool scripted_ = false;
-  // Kills a tuner mid-run, then resumes copies of the experiment from its newest state file and
-  // by a full replay: both must end the same (with `pbt`, the lineage files too).
-  void ExpectSnapshotResumeEqualsFullReplay(bool pbt);
+  // Kills a tuner after `play_seed`'s PlayRandomly, then resumes copies of the experiment from
+  // its newest state file and by a full replay: both must end the same (with PBT, the lineage
+  // files too), and the play must have shown the case.
+  enum class PbtCase { kNone, kClonedOnBothSides, kExploitWaiting };
+  void ExpectSnapshotResumeEqualsFullReplay(PbtCase pbt_case, unsigned play_seed);
   std::size_t snapshot_every_ = 10000;
   std::function<Decision(const std::string&, const Result&)> decide_;
   std::function<std::optional<std::string>(const std::vector<const Trial*>&)> choose_;
@@ -480,6 +501,7 @@ TEST_F(TunerLoopTest, ResumeRebuildsPausedAndRunningTrialsFromTheJournal) {
   EXPECT_EQ(lines, 3);  // 1 before the crash, 2 after
 }
 
+
 std::string FileText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
@@ -492,7 +514,7 @@ std::string FileText(const fs::path& path) {
 // same journal without snapshots gives: trial states, scheduler, result files, relaunches.
 TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
   UseSnapshotSpec(3);
-  ExpectSnapshotResumeEqualsFullReplay(/*pbt=*/false);
+  ExpectSnapshotResumeEqualsFullReplay(PbtCase::kNone, 11);
 }
 
 // The same with PBT: its state file holds the population, the exploits so far and one waiting
@@ -500,14 +522,53 @@ TEST_F(TunerLoopTest, ResumeFromASnapshotEqualsAFullReplay) {
 // the tail's exploits again.
 TEST_F(TunerLoopTest, APbtResumeFromASnapshotEqualsAFullReplay) {
   UsePbtSnapshotSpec(3);
-  ExpectSnapshotResumeEqualsFullReplay(/*pbt=*/true);
+  ExpectSnapshotResumeEqualsFullReplay(PbtCase::kClonedOnBothSides, 11);
 }
 
-void TunerLoopTest::ExpectSnapshotResumeEqualsFullReplay(bool pbt) {
+// A state file every few events, and the tuner killed right after one that holds an exploit
+// waiting for its trial's pause: only the state file knows of it.
+TEST_F(TunerLoopTest, APbtExploitWaitingAtTheCrashIsKeptByTheStateFile) {
+  UsePbtSnapshotSpec(3);
+  snapshot_every_ = 5;
+  ExpectSnapshotResumeEqualsFullReplay(PbtCase::kExploitWaiting, 11);
+}
+
+void TunerLoopTest::ExpectSnapshotResumeEqualsFullReplay(PbtCase pbt_case, unsigned play_seed) {
+  const bool pbt = pbt_case != PbtCase::kNone;
+  // The newest state file, and whether it holds an exploit waiting for its trial's pause.
+  auto newest_state = [this] {
+    fs::path newest;
+    std::error_code none;
+    for (fs::directory_iterator it(dir_ / "snapshots", none), end; !none && it != end; ++it) {
+      newest = std::max(newest, it->path());
+    }
+    return newest;
+  };
+  auto holds_waiting_exploit = [](const fs::path& file) {
+    const Json state = Json::parse(std::ifstream(file));
+    for (const Json& live : state.at("live")) {
+      if (!live.at(8).is_null()) return true;
+    }
+    return false;
+  };
+  fs::path seen;
+  std::function<bool()> stop_when;
+  if (pbt_case == PbtCase::kExploitWaiting) {
+    // Right after a state file with a waiting exploit is written: the pause is still to come
+    // (a pause completing before the file was written would have ended the wait).
+    stop_when = [&, steps = 0]() mutable {
+      if (++steps < 150) return false;  // after a while: exploits and state files behind it
+      const fs::path newest = newest_state();
+      if (newest.empty() || newest == seen) return false;
+      seen = newest;
+      return holds_waiting_exploit(newest);
+    };
+  }
   std::set<std::string> running_at_crash;
   {
     auto tuner = MakeTuner();
-    PlayRandomly(*tuner, pbt ? 300 : 150, 11, /*checkpoints=*/pbt, pbt ? 100 : 6);
+    PlayRandomly(*tuner, pbt ? 300 : 150, play_seed, /*checkpoints=*/pbt, pbt ? 100 : 6,
+                 stop_when);
     for (const Trial& trial : tuner->trials()) {
       if (trial.status == TrialStatus::kRunning) running_at_crash.insert(trial.id);
     }
@@ -519,10 +580,13 @@ void TunerLoopTest::ExpectSnapshotResumeEqualsFullReplay(bool pbt) {
     if (events[i]["event"] == "snapshot") last_snapshot = i;
   }
   ASSERT_GT(last_snapshot, 0u) << "no snapshot was written";
-  ASSERT_LT(last_snapshot + 5, events.size()) << "no tail after the last snapshot";
+  if (pbt_case != PbtCase::kExploitWaiting) {  // that one stops right after it
+    ASSERT_LT(last_snapshot + 5, events.size()) << "no tail after the last snapshot";
+  }
   ASSERT_FALSE(running_at_crash.empty());
-  if (pbt) {  // exploits on both sides of the last snapshot
-    // and a trial cloned on both sides: its lineage.jsonl has lines to keep and lines to redo.
+  if (pbt_case == PbtCase::kClonedOnBothSides) {
+    // A trial cloned on both sides of the last snapshot: lineage.jsonl has lines to keep and
+    // lines to redo.
     std::set<std::string> before, both;
     for (std::size_t i = 0; i < events.size(); ++i) {
       if (events[i]["event"] != "trial_exploited") continue;
@@ -531,6 +595,9 @@ void TunerLoopTest::ExpectSnapshotResumeEqualsFullReplay(bool pbt) {
       else if (before.count(id) != 0) both.insert(id);
     }
     ASSERT_FALSE(both.empty());
+  }
+  if (pbt_case == PbtCase::kExploitWaiting) {
+    ASSERT_TRUE(!seen.empty() && holds_waiting_exploit(seen)) << "the play never got there";
   }
 
   // The same experiment with the journal rewritten without its snapshots (new seq and crc).
@@ -601,7 +668,12 @@ void TunerLoopTest::ExpectSnapshotResumeEqualsFullReplay(bool pbt) {
   };
   ASSERT_TRUE(fs::exists(snapshot_dir / "snapshots")) << "no state snapshot was written";
   const Outcome from_snapshot = resume(snapshot_dir);
-  const Outcome full = resume(full_dir);
+  Outcome full = resume(full_dir);
+  // Paths that a resume writes (PBT's checkpoint copies) name each its own directory.
+  for (auto& [name, text] : full.files) {
+    text = ReplaceAll(text, full_dir.string() + "/", snapshot_dir.string() + "/");
+  }
+  full.state = ReplaceAll(full.state, full_dir.string() + "/", snapshot_dir.string() + "/");
   dir_ = snapshot_dir;
   // The first loaded the newest state file and replayed the tail; the second found its state
   // files disowned by its rewritten journal and replayed everything.
