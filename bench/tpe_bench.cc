@@ -396,7 +396,7 @@ void SpeedAt(const std::string& search, const std::vector<int>& points, int wind
   }
 }
 
-// Resume snapshots (issue 19, search/searcher_state.h): the size of a TPE searcher's SaveState()
+// Resume snapshots (issue 19, core/state.h): the size of a TPE searcher's SaveState()
 // and its cost both ways at `sizes` trials of history. A real run of 2,000 trials (9 reports each
 // at most; 15 % pruned after 3, 5 % failed, 4 running at the end) gives the trials' columns; they
 // are repeated up to each size (ids renumbered) and loaded into a fresh searcher, so the numbers

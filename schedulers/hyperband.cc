@@ -443,16 +443,7 @@ void HyperBandScheduler::LoadState(const Json& state) {
   const std::string path = "hyperband";
   auto integer = [](const Json& object, const char* key, const std::string& at, std::int64_t low,
                     std::int64_t high) {
-    const std::int64_t value = StateInteger(StateMember(object, key, at), at + "." + key);
-    if (value < low || value > high) {
-      throw std::runtime_error("snapshot: " + at + "." + key + ": " + std::to_string(value) +
-                               " is not in [" + std::to_string(low) + ", " + std::to_string(high) + "]");
-    }
-    return value;
-  };
-  auto boolean = [](const Json& value, const std::string& at) {
-    if (!value.is_boolean()) throw std::runtime_error("snapshot: " + at + ": not true or false");
-    return value.get<bool>();
+    return StateInteger(StateMember(object, key, at), at + "." + key, low, high);
   };
   // Read into a fresh scheduler, so that a bad state leaves this one as it was.
   HyperBandScheduler loaded(options_);
@@ -489,7 +480,7 @@ void HyperBandScheduler::LoadState(const Json& state) {
       bracket->total_work = integer(saved, "total_work", at, bracket->total_work, bracket->total_work);
       bracket->completed_progress =
           StateDouble(StateMember(saved, "progress", at), at + ".progress");
-      bracket->is_being_processed = boolean(StateMember(saved, "processing", at), at + ".processing");
+      bracket->is_being_processed = StateBool(StateMember(saved, "processing", at), at + ".processing");
       const Json& trials = StateArray(StateMember(saved, "trials", at), at + ".trials");
       for (std::size_t i = 0; i < trials.size(); ++i) {
         const std::string& trial_id = StateString(trials[i], At(at + ".trials", i));
@@ -506,7 +497,7 @@ void HyperBandScheduler::LoadState(const Json& state) {
         if (entry.size() != 4) {
           throw std::runtime_error("snapshot: " + member_at + ": not [id, has result, time, value]");
         }
-        Member member{StateString(entry[0], member_at + "[0]"), boolean(entry[1], member_at + "[1]"),
+        Member member{StateString(entry[0], member_at + "[0]"), StateBool(entry[1], member_at + "[1]"),
                       StateDouble(entry[2], member_at + "[2]"), StateDouble(entry[3], member_at + "[3]")};
         auto it = loaded.bracket_of_.find(member.trial_id);
         if (it == loaded.bracket_of_.end() || it->second != bracket.get() ||
@@ -543,7 +534,7 @@ void HyperBandScheduler::LoadState(const Json& state) {
   loaded.num_stopped_ = static_cast<int>(
       integer(state, "num_stopped", path, 0, std::numeric_limits<int>::max()));
   loaded.last_stop_at_budget_ =
-      boolean(StateMember(state, "last_stop_at_budget", path), path + ".last_stop_at_budget");
+      StateBool(StateMember(state, "last_stop_at_budget", path), path + ".last_stop_at_budget");
   // first_live_band_ and Describe's kept text start over: ChooseTrialToRun and Describe find
   // again the bands they skip.
   bands_ = std::move(loaded.bands_);

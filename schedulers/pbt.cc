@@ -319,11 +319,8 @@ std::optional<Json> PbtScheduler::SaveState() const {
 void PbtScheduler::LoadState(const Json& state) {
   const std::string path = "pbt";
   auto count = [&](const char* key) {
-    const std::int64_t value = StateInteger(StateMember(state, key, path), path + "." + key);
-    if (value < 0 || value > std::numeric_limits<int>::max()) {
-      throw std::runtime_error("snapshot: " + path + "." + key + ": out of range");
-    }
-    return static_cast<int>(value);
+    return static_cast<int>(StateInteger(StateMember(state, key, path), path + "." + key, 0,
+                                         std::numeric_limits<int>::max()));
   };
   // Read into copies, so that a bad state leaves this scheduler as it was.
   std::vector<PbtPerturbation> perturbations;

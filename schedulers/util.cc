@@ -99,48 +99,4 @@ void TrialIdSet::LoadState(const Json& state, const std::string& path) {
   *this = std::move(set);
 }
 
-const Json& StateMember(const Json& object, const std::string& key, const std::string& path) {
-  if (!object.is_object()) throw std::runtime_error("snapshot: " + path + ": not an object");
-  auto it = object.find(key);
-  if (it == object.end()) throw std::runtime_error("snapshot: " + path + "." + key + ": missing");
-  return *it;
-}
-
-const Json& StateArray(const Json& value, const std::string& path) {
-  if (!value.is_array()) throw std::runtime_error("snapshot: " + path + ": not an array");
-  return value;
-}
-
-double StateDouble(const Json& value, const std::string& path) {
-  if (value.is_number() || value == "nan" || value == "inf" || value == "-inf") {
-    return FromStateNumber(value);
-  }
-  throw std::runtime_error("snapshot: " + path + ": not a number");
-}
-
-double StateDoubleAt(const Json& array, std::size_t i, const std::string& path) {
-  const Json& value = array[i];
-  if (value.is_number()) return value.get<double>();
-  return StateDouble(value, path + "[" + std::to_string(i) + "]");
-}
-
-std::int64_t StateInteger(const Json& value, const std::string& path) {
-  if (!value.is_number_integer()) throw std::runtime_error("snapshot: " + path + ": not an integer");
-  if (value.is_number_unsigned() &&
-      value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-    throw std::runtime_error("snapshot: " + path + ": out of range");
-  }
-  return value.get<std::int64_t>();
-}
-
-bool StateBool(const Json& value, const std::string& path) {
-  if (!value.is_boolean()) throw std::runtime_error("snapshot: " + path + ": not true or false");
-  return value.get<bool>();
-}
-
-const std::string& StateString(const Json& value, const std::string& path) {
-  if (!value.is_string()) throw std::runtime_error("snapshot: " + path + ": not text");
-  return value.get_ref<const std::string&>();
-}
-
 }  // namespace tune

@@ -1,6 +1,6 @@
 // Helpers shared by the schedulers that behave like Ray Tune's: reading a result the way Ray's
-// schedulers read it, a compact set of trial ids, and reading resume snapshots. (numpy's statistics,
-// to the bit: core/numpy.h.)
+// schedulers read it and a compact set of trial ids. (numpy's statistics, to the bit:
+// core/numpy.h; reading resume snapshots: core/state.h.)
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/state.h"
 #include "core/trial.h"
 #include "core/types.h"
 
@@ -59,17 +60,5 @@ class TrialIdSet {
   std::unordered_set<std::string> others_;
   std::size_t size_ = 0;
 };
-
-// Reading resume snapshots (Scheduler::LoadState): the member `key` of `object`, the elements of
-// an array, numbers and integers, each throwing std::runtime_error("snapshot: PATH: ...") naming
-// where the state is not what was written.
-const Json& StateMember(const Json& object, const std::string& key, const std::string& path);
-const Json& StateArray(const Json& value, const std::string& path);
-double StateDouble(const Json& value, const std::string& path);
-// StateDouble(array[i], PATH[i]), the path made only for the error (states hold many numbers).
-double StateDoubleAt(const Json& array, std::size_t i, const std::string& path);
-std::int64_t StateInteger(const Json& value, const std::string& path);
-const std::string& StateString(const Json& value, const std::string& path);
-bool StateBool(const Json& value, const std::string& path);
 
 }  // namespace tune

@@ -6,7 +6,7 @@
 #include <limits>
 #include <utility>
 
-#include "search/searcher_state.h"
+#include "core/state.h"
 
 namespace tune {
 

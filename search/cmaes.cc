@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "search/searcher_state.h"
+#include "core/state.h"
 #include "search/truncnorm.h"
 #include "search/unit_space.h"
 

@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/state.h"
 #include "search/hypervolume.h"
-#include "search/searcher_state.h"
 #include "search/tpe_dim.h"
 #include "search/tpe_estimator.h"
 #include "search/tpe_internal.h"

@@ -20,9 +20,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/state.h"
 #include "core/types.h"
 #include "search/searcher.h"
-#include "search/searcher_state.h"
 #include "search/space.h"
 #include "search/tpe_dim.h"
 

@@ -367,7 +367,7 @@ TEST(TrialIdSetTest, BadStatesThrow) {
   EXPECT_EQ(error(state), "snapshot: s.bits: not hexadecimal");
   state = good;
   state["others"] = Json::array({1});
-  EXPECT_EQ(error(state), "snapshot: s.others[0]: not text");
+  EXPECT_EQ(error(state), "snapshot: s.others[0]: not a string");
   state = good;
   state.erase("prefix");
   EXPECT_EQ(error(state), "snapshot: s.prefix: missing");

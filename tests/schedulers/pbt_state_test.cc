@@ -254,7 +254,7 @@ TEST(PbtStateTest, ABadStateThrowsNamingWhere) {
             "snapshot: pbt.trials[" + std::to_string(state["trials"].size()) + "]: " +
                 state["trials"][0][0].get<std::string>() + " is there twice");
   EXPECT_EQ(error([](Json& s) { s["num_perturbations"] = -1; }),
-            "snapshot: pbt.num_perturbations: out of range");
+            "snapshot: pbt.num_perturbations: -1 is not in [0, 2147483647]");
   EXPECT_NE(error([](Json& s) { s["random"] = "not an engine"; }).find("random engine"),
             std::string::npos);
   // A source of draws that keeps no state (a test's) makes PBT keep none.
