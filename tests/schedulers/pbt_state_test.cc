@@ -198,14 +198,19 @@ TEST(PbtStateTest, ALoadedSchedulerGoesOnExactlyAsTheOriginalOnRandomStreams) {
   EXPECT_GT(synch_exploits, 300);  // and synch mode exploits paused trials
 }
 
+// `steps` of `stream` on `side` alone; returns the scheduler's state then.
+Json PlayAndSave(Side& side, Stream& stream, int steps) {
+  for (int step = 0; step < steps; ++step) stream.Step(side, nullptr, step);
+  return *side.pbt->SaveState();
+}
+
 TEST(PbtStateTest, EveryPieceOfTheStateMatters) {
   // A state with one piece reset (to a fresh scheduler's) loads, but the scheduler then answers
   // differently from the original on the same calls: each piece is needed.
   const PbtOptions options = MixOf(2);
   Side original(options);
   Stream stream(7);
-  for (int step = 0; step < 400; ++step) stream.Step(original, nullptr, step);
-  const Json state = *original.pbt->SaveState();
+  const Json state = PlayAndSave(original, stream, 400);
   const Json empty = *Side(options).pbt->SaveState();
   ASSERT_FALSE(state.at("perturbations").empty());
   for (const char* piece : {"random", "trials", "unfinished", "num_checkpoints"}) {
@@ -234,8 +239,7 @@ TEST(PbtStateTest, ABadStateThrowsNamingWhere) {
   const PbtOptions options = MixOf(0);
   Side original(options);
   Stream stream(3);
-  for (int step = 0; step < 300; ++step) stream.Step(original, nullptr, step);
-  const Json state = *original.pbt->SaveState();
+  const Json state = PlayAndSave(original, stream, 300);
   auto error = [&](const std::function<void(Json&)>& change) {
     Json bad = state;
     change(bad);
