@@ -110,9 +110,10 @@ Decision PbtScheduler::OnResultAsync(const std::string& trial_id, const Result& 
   TrialState& state = states_[trial_id];
   state.last_perturbation_time = state.last_train_time;
   const Quantiles quantiles = Rank();
-  // Make way for a waiting trial: the population time-shares the slots.
+  // Make way for a waiting trial: the population time-shares the slots. A waiting trial is one
+  // not finished, so the trials Rank() left (not every trial ever added) are enough to look at.
   Decision decision = Decision::kContinue;
-  for (const std::string& id : order_) {
+  for (const std::string& id : unfinished_) {
     if (IsWaiting(Find(id))) {
       decision = Decision::kPause;
       break;
@@ -126,7 +127,7 @@ Decision PbtScheduler::OnResultAsync(const std::string& trial_id, const Result& 
 
 Decision PbtScheduler::OnResultSynch(const std::string& trial_id, const Result& result,
                                      double time) {
-  for (const std::string& id : order_) {
+  for (const std::string& id : unfinished_) {  // the trials of order_ not marked finished
     if (id != trial_id && !IsFinished(id) &&
         states_[id].last_train_time < next_perturbation_sync_) {
       return Decision::kPause;  // wait for the others to reach the sync point
