@@ -18,7 +18,8 @@ from a seeded random.Random and log each value or index, and the numpy sampler b
 tune.uniform/loguniform/randint/choice by one that computes numpy's uniform (low + (high - low)
 * u) from a logged u, and randint/choice from a logged index. The events, with each result's
 draws, go as JSON lines to tests/peers/pbt_replay.cc, which replays them into our scheduler with
-those draws (a draw of another kind or count is an error). Compared, exactly (int vs float too):
+those draws (a draw of another kind or count is an error). Compared, exactly (int vs float too;
+floats to 1e-12 relative, see same()):
 every decision, every exploit of the reporting trial and, in synch mode, of paused trials
 (which trial, which source, the explored params), every choose_trial_to_run, and at the end the
 debug string and the lineage (trial, source, old params, new params, operations).
@@ -387,13 +388,19 @@ def simulate(rng, ns, tape):
 
 
 def same(a, b):
-    """Equal values of equal types (an int is not a float here: explore keeps ints ints)."""
+    """Equal values of equal types (an int is not a float here: explore keeps ints ints). Floats
+    may differ in their last bits: Ray draws loguniform values with numpy's float64 power, which
+    on AVX-512 machines is numpy's own SIMD code and can differ from glibc's (ours) by an ulp, and
+    later perturbations multiply that on; 1e-12 relative is thousands of ulps yet far below any
+    real difference (a wrong factor, bound or resample is >= 1e-3)."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float):
+        return a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
     return a == b
 
 
