@@ -634,6 +634,14 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line, ReplayState&
     state.results.clear();
     state.touched.clear();
     state.created_since.clear();
+    // The trials not finished at the snapshot may get lines in their files after it that the
+    // journal never gets, even without an event since (the tuner dies right after it).
+    for (const JournalSnapshot::Files& files : snapshot->trials) {
+      if (const std::size_t index = index_by_id_.Find(files.trial_id);
+          index != TrialIndex::kNone) {
+        state.touched.insert(index);
+      }
+    }
     return;
   }
   if (const auto* start = std::get_if<StartEvent>(&event)) {
@@ -676,9 +684,9 @@ void Tuner::ApplyEvent(const JournalEvent& event, std::size_t line, ReplayState&
     ApplyPaused(index, paused->checkpoint);
     state.last_pid.erase(id);
   } else if (const auto* exploited = std::get_if<TrialExploited>(&event)) {
-    auto [lines, first] = state.lineage.try_emplace(id);
-    if (first) state.lineage_kept[id] = trials_[index].num_exploits;
-    lines->second.push_back(
+    auto [lineage, first] = state.lineage.try_emplace(id);
+    if (first) lineage->second.kept = trials_[index].num_exploits;
+    lineage->second.entries.push_back(
         LineageEntry(*exploited, trials_[index].num_results, trials_[index].params));
     ApplyExploited(index, *exploited);
   } else if (const auto* failed = std::get_if<TrialFailed>(&event)) {
@@ -740,13 +748,6 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
   // a trial created since), and the results journaled after it appended. Without a snapshot
   // (an older journal, a short run) that is every trial, from scratch. So is PBT's
   // lineage.jsonl: a tuner killed between a trial_exploited and its lineage line lost the line.
-  // The trials not finished at the snapshot may have had lines written after it that the journal
-  // never got, even without an event since (the tuner died right after it): cut back too.
-  for (const auto& [id, sizes] : state.sizes) {
-    if (const std::size_t index = index_by_id_.Find(id); index != TrialIndex::kNone) {
-      state.touched.insert(index);
-    }
-  }
   for (std::size_t index : state.touched) {
     const Trial& trial = trials_[index];
     if (auto sizes = state.sizes.find(trial.id); sizes != state.sizes.end()) {
@@ -757,11 +758,10 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
     for (const Result& result : state.results[index]) writer_->OnTrialResult(trial, result);
     writer_->OnTrialEnd(trial);
   }
-  for (const auto& [id, entries] : state.lineage) {
-    const std::size_t index = index_by_id_.At(id);
-    const Trial& trial = trials_[index];
-    writer_->CutLineage(trial, state.lineage_kept[id]);
-    for (const Json& entry : entries) writer_->AppendLineage(trial, entry);
+  for (const auto& [id, lineage] : state.lineage) {
+    const Trial& trial = trials_[index_by_id_.At(id)];
+    writer_->CutLineage(trial, lineage.kept);
+    for (const Json& entry : lineage.entries) writer_->AppendLineage(trial, entry);
   }
   // A tuner killed between a trial's trial_paused and the trial_exploited that follows it left
   // the exploit undone (replay rebuilt it from the report that decided it): do it now, or the

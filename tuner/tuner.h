@@ -198,12 +198,17 @@ class Tuner : private ReportServer::Handler, private TrialControl {
     bool snapshot_seen = false;
     std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> sizes;  // from the snapshot
     std::map<std::size_t, std::vector<Result>> results;  // by trial index, since the snapshot
-    std::set<std::size_t> touched;        // trials with events since the last snapshot
+    // Trials whose files resume repairs: those not finished at the last snapshot and those with
+    // events since.
+    std::set<std::size_t> touched;
     std::set<std::size_t> created_since;  // trials created since the last snapshot
-    std::map<std::string, std::vector<Json>> lineage;  // PBT's lines of the replayed exploits
-    // Per trial in `lineage`: how many of its lineage.jsonl lines came before them (those of the
-    // exploits in a state file), kept as they are.
-    std::map<std::string, int> lineage_kept;
+    // PBT, per trial with replayed exploits: how many lines of its lineage.jsonl came before
+    // them (the exploits in a state file), kept as they are, and the lines of the replayed ones.
+    struct Lineage {
+      int kept = 0;
+      std::vector<Json> entries;
+    };
+    std::map<std::string, Lineage> lineage;
     std::map<std::string, std::int64_t> last_pid;  // of trials whose last attempt was running
     std::size_t num_results = 0;
   };

@@ -501,7 +501,6 @@ TEST_F(TunerLoopTest, ResumeRebuildsPausedAndRunningTrialsFromTheJournal) {
   EXPECT_EQ(lines, 3);  // 1 before the crash, 2 after
 }
 
-
 std::string FileText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
@@ -702,11 +701,9 @@ void TunerLoopTest::ExpectSnapshotResumeEqualsFullReplay(PbtCase pbt_case, unsig
       }
     }
     // One line per exploit in the journal (resume may have completed one that was waiting).
-    const std::string journal = FileText(full_dir / "journal.jsonl");
     std::size_t exploited = 0;
-    for (std::size_t at = journal.find("trial_exploited"); at != std::string::npos;
-         at = journal.find("trial_exploited", at + 1)) {
-      ++exploited;
+    for (const Json& event : ReadJournal(full_dir / "journal.jsonl").events) {
+      exploited += event["event"] == "trial_exploited" ? 1 : 0;
     }
     EXPECT_GT(lineage_lines, 0u);
     EXPECT_EQ(lineage_lines, exploited);
