@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "core/numpy.h"
@@ -49,15 +50,15 @@ Json ExperimentPlateauStopper::SaveState() const {
 }
 
 void ExperimentPlateauStopper::LoadState(const Json& state) {
+  // Types are checked by core/state.h's readers (errors name the place).
+  const std::string path = "stoppers.experiment_plateau";
+  const Json& saved = StateArray(StateMember(state, "top_values", path), path + ".top_values");
   std::vector<double> values;
-  std::int64_t iterations = 0;
-  try {
-    for (const Json& value : state.at("top_values")) values.push_back(FromStateNumber(value));
-    iterations = state.at("iterations").get<std::int64_t>();
-  } catch (const Json::exception& error) {
-    throw std::runtime_error(std::string("snapshot: the experiment plateau stopper's state: ") +
-                             error.what());
+  for (std::size_t i = 0; i < saved.size(); ++i) {
+    values.push_back(StateDoubleAt(saved, i, path + ".top_values"));
   }
+  const std::int64_t iterations =
+      StateInteger(StateMember(state, "iterations", path), path + ".iterations");
   // OnResult keeps at most `top` values, ascending, none NaN.
   if (static_cast<std::int64_t>(values.size()) > options_.top || iterations < 0 ||
       std::any_of(values.begin(), values.end(), [](double v) { return std::isnan(v); }) ||

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -58,23 +59,28 @@ Json TrialPlateauStopper::SaveState() const {
 }
 
 void TrialPlateauStopper::LoadState(const Json& state) {
+  // Types are checked by core/state.h's readers (errors name the place, "stoppers.plateau[2][1]").
+  const std::string path = "stoppers.plateau";
   const std::string kWhat = "snapshot: the plateau stopper's state: ";
   std::unordered_map<std::string, History> history;
-  try {
-    for (const Json& entry : state) {
-      History trial;
-      trial.results = entry.at(1).get<std::int64_t>();
-      for (const Json& value : entry.at(2)) trial.window.push_back(FromStateNumber(value));
-      const auto size = static_cast<std::int64_t>(trial.window.size());
-      if (trial.results < 0 || size > options_.num_results || size > trial.results) {
-        throw std::runtime_error(kWhat + "a window it cannot have: " + entry.dump());
-      }
-      if (!history.emplace(entry.at(0).get<std::string>(), std::move(trial)).second) {
-        throw std::runtime_error(kWhat + "a trial twice: " + entry.at(0).dump());
-      }
+  const Json& trials = StateArray(state, path);
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    const Json& entry = StateArray(trials[i], at);
+    if (entry.size() != 3) throw std::runtime_error(kWhat + at + " is not [id, results, window]");
+    History trial;
+    trial.results = StateInteger(entry[1], at + "[1]");
+    const Json& window = StateArray(entry[2], at + "[2]");
+    for (std::size_t j = 0; j < window.size(); ++j) {
+      trial.window.push_back(StateDoubleAt(window, j, at + "[2]"));
     }
-  } catch (const Json::exception& error) {
-    throw std::runtime_error(kWhat + error.what());
+    const auto size = static_cast<std::int64_t>(trial.window.size());
+    if (trial.results < 0 || size > options_.num_results || size > trial.results) {
+      throw std::runtime_error(kWhat + "a window it cannot have: " + entry.dump());
+    }
+    if (!history.emplace(StateString(entry[0], at + "[0]"), std::move(trial)).second) {
+      throw std::runtime_error(kWhat + "a trial twice: " + entry[0].dump());
+    }
   }
   history_ = std::move(history);
 }
