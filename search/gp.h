@@ -4,9 +4,10 @@
 // maximum marginal likelihood with Optuna's priors, refitted from the previous ones each trial
 // up to 50 trials and then whenever the history grew by 2%; search/gp_model.h) and returns the point
 // that maximises log expected improvement over the best value: n_preliminary_samples random
-// points, then L-BFGS-B (continuous and integer coordinates, integers rounded at the end) and an
-// exhaustive pass over each choice (categorical coordinates) from the n_local_search best of
-// them. Inputs are unit coordinates (log for log domains); choices enter the kernel through the
+// points, then from the n_local_search best of them Optuna's mixed local search: L-BFGS-B over the
+// continuous coordinates alternating with a search over
+// each integer or quantized coordinate (every value up to 16 of them, else a line search) and
+// each choice (every option), until none moves. Inputs are unit coordinates (log for log domains); choices enter the kernel through the
 // Hamming distance of their option index, as in Optuna (equivalently one-hot). Parameters inside
 // an option of a choice (conditional) are drawn at random, as Optuna's independent sampler does.
 // Parallel trials: each pending trial enters the GP with the best value seen so far (a
