@@ -105,8 +105,9 @@ struct FitResult {
   double train_samples_per_s = 0.0;   // over the epochs this process ran
 };
 
-// Sets what must be set before a model is built: LibTorch's threads, deterministic
-// algorithms, and the seed its parameters are initialised from.
+// Sets what must be set before a model is built: subnormals flushed to zero (config
+// flush_denormal), LibTorch's threads, deterministic algorithms, and the seed its parameters are
+// initialised from.
 void SeedEverything(const TrainerConfig& config);
 
 // Trains `model` on `data` (see trainer.h for the loop). Build the model after

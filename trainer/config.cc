@@ -262,6 +262,7 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   }
   top.Read("seed", config.seed);
   top.Read("deterministic", config.deterministic);
+  top.Read("flush_denormal", config.flush_denormal);
   top.Read("val_every_n_epochs", config.val_every_n_epochs);
   top.Read("threads", config.threads);
   top.Read("train_subset", config.train_subset);

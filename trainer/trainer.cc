@@ -65,6 +65,8 @@ std::string ShortNumber(double value) {
 }  // namespace
 
 void SeedEverything(const TrainerConfig& config) {
+  // Before LibTorch's threads start: they inherit the calling thread's MXCSR.
+  at::globalContext().setFlushDenormal(config.flush_denormal);
   if (config.threads > 0) torch::set_num_threads(config.threads);
   compat::SetDeterministic(config.deterministic);
   torch::manual_seed(config.seed);

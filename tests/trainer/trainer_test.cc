@@ -129,6 +129,24 @@ TEST(ScheduleTest, WarmupCosineAndOneCycleHitTheirLandmarks) {
   EXPECT_NEAR(Trainer::LearningRate(config, 100, 300), 0.01, 1e-12);
 }
 
+TEST(TrainerTest, SubnormalsAreFlushedToZeroUnlessDisabled) {
+  // 1e-30 * 1e-10 = 1e-40 is subnormal in float32 (the smallest normal is 1.2e-38).
+  auto product = [] { return (torch::full({4}, 1e-30f) * 1e-10f).sum().item<float>(); };
+  TrainerConfig config = ParseTrainerConfig(BaseConfig("unused"));
+  EXPECT_TRUE(config.flush_denormal);
+  config = ParseTrainerConfig([] {
+    Json json = BaseConfig("unused");
+    json["flush_denormal"] = false;
+    return json;
+  }());
+  ASSERT_FALSE(config.flush_denormal);
+  SeedEverything(config);
+  EXPECT_GT(product(), 0.0f);
+  config.flush_denormal = true;
+  SeedEverything(config);
+  EXPECT_EQ(product(), 0.0f);
+}
+
 TEST(TrainerTest, MlpLearnsSeparableDataQuickly) {
   ScratchDir dir;
   WriteSeparableMnist(dir.path(), 2000, 500);
