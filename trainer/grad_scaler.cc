@@ -13,7 +13,6 @@ void GradScaler::Unscale(const std::vector<torch::Tensor>& parameters) {
   if (!enabled_ || unscaled_) return;
   unscaled_ = true;
   torch::NoGradGuard no_grad;
-  const double inverse = 1.0 / scale_;
   torch::Tensor found;  // a device-side flag; one host read for all gradients
   for (const auto& parameter : parameters) {
     const torch::Tensor& grad = parameter.grad();
@@ -21,7 +20,9 @@ void GradScaler::Unscale(const std::vector<torch::Tensor>& parameters) {
     // The check runs on the scaled gradient: multiplying by 1/scale cannot turn inf finite.
     torch::Tensor bad = torch::isfinite(grad).logical_not().any();
     found = found.defined() ? found.logical_or(bad) : bad;
-    grad.mul_(inverse);
+    // Divided, not multiplied by 1/scale: above ~8.5e37 the reciprocal is a subnormal float,
+    // which flush_denormal (FTZ/DAZ) would read as 0 and zero every gradient.
+    grad.div_(scale_);
   }
   found_inf_ = found.defined() && found.item<bool>();
 }

@@ -77,9 +77,10 @@ TEST_P(FusedMatchesTorchTest, SameParametersAfterManySteps) {
     reference.Step(step, GetParam().lr);
   }
   // Float rounding, amplified by 60 steps: under LibTorch 2.13's CPU wheel Adam with L2 decay ends
-  // 1.5e-6 apart (about ten ulps of the weights; 1.13 stayed under 1e-6), every other case closer.
-  // A wrong formula (a missing bias correction, decay applied twice) is off by 1e-3 or more.
-  EXPECT_LT(MaxDifference(fused.net, reference.net), 5e-6);
+  // 1.5e-6 apart with 2 threads and 5.5e-6 with 1 (about ten and forty ulps of the weights; 1.13
+  // stayed under 1e-6), every other case closer. A wrong formula (a missing bias correction, decay
+  // applied twice) is off by 1e-3 or more.
+  EXPECT_LT(MaxDifference(fused.net, reference.net), 1e-5);
   // ... and the parameters did move (the comparison is not of two untouched models).
   torch::nn::Sequential initial = MakeNet();
   EXPECT_GT(MaxDifference(fused.net, initial), 1e-2);
