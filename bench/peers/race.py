@@ -49,7 +49,11 @@ that accuracy, with the peer's total wall time / that time (issue 18's target: >
 contestant (the median of each column; of the per-seed ratios for the ratios). --tune-override
 JSON merges a variant into tune's spec (e.g. '{"search": {"intermediate": "budget"}}', BOHB's
 rule, or '{"scheduler": {"promotion": "optuna"}}', Optuna's promotion rule in ASHA);
-bench/peers/race_epochs.py reads the runs' results and says how each spent its epochs.
+bench/peers/race_epochs.py reads the runs' results and says how each spent its epochs. Every
+contestant's run saves its result (race/<who>_c<K>_s<seed>/result.json in the work folder); --combine
+DIR... makes the table from saved results instead of running (a later folder wins: a rerun of one
+contestant, e.g. `--contestants tune` after a trainer change, replaces its rows). In the medians a
+time tune never reached counts as a ratio of 0 and a threshold the peer never reached as infinity.
 
 Usage (alone): .venv/bin/python bench/peers/race.py [--quick] [--bin build/bin]
                    [--concurrency 1,2] [--trials 40] [--epochs 10] [--threshold 0.88]
@@ -65,6 +69,7 @@ busy one.
 import argparse
 import glob
 import json
+import math
 import os
 import shlex
 import shutil
@@ -450,6 +455,26 @@ def contestant(ctx, who, k, s, env, data):
         res = (read_optuna if who == "optuna" else read_ray)(out, launch)
     res["wall"] = end - launch
     res["log"] = log
+    res.update(who=who, k=k, seed=s["seed"], launch=launch)
+    with open(os.path.join(work, "result.json"), "w") as f:  # for --combine
+        json.dump(res, f)
+    return res
+
+
+def saved_result(dirs, who, k, seed):
+    """The result.json a contestant() of (who, K, seed) saved under one of `dirs` (searched
+    recursively; a later directory wins, so a rerun listed last replaces a run), or None."""
+    found = None
+    for d in dirs:
+        paths = sorted(glob.glob(os.path.join(d, "**", f"{who}_c{k}_s{seed}", "result.json"), recursive=True))
+        if paths:
+            found = paths[-1]
+    if found is None:
+        return None
+    with open(found) as f:
+        res = json.load(f)
+    res["events"] = [tuple(e) for e in res["events"]]
+    res["log"] = found
     return res
 
 
@@ -476,7 +501,13 @@ def reproduce(ctx, s, who, k):
 
 
 def ratio_cell(x):
-    return "n/a (not reached)" if x is None else f"{x:.2f}x {'met' if x >= TARGET else 'NOT met'}"
+    if x is None:
+        return "n/a"
+    if x == 0:
+        return "0 (tune never reached it) NOT met"
+    if math.isinf(x):
+        return "inf (the peer never reached it) met"
+    return f"{x:.2f}x {'met' if x >= TARGET else 'NOT met'}"
 
 
 def compare_with_tune(res, threshold):
@@ -490,12 +521,17 @@ def compare_with_tune(res, threshold):
         r["reach_ratio"] = r["tune_to_final"] = r["final_ratio"] = None
         if who == "tune" or tune is None:
             continue
-        if tune["reach"] and r["reach"] is not None:
+        # A seed counts in the medians either way: a time tune never reached is a ratio of 0 (the
+        # target missed), a threshold the peer never reached one of infinity.
+        if tune["reach"] is None:
+            r["reach_ratio"] = 0.0
+        elif r["reach"] is None:
+            r["reach_ratio"] = math.inf
+        else:
             r["reach_ratio"] = r["reach"] / tune["reach"]
         if r["final"] is not None:
             r["tune_to_final"] = first_reach(tune["events"], r["final"])
-            if r["tune_to_final"]:
-                r["final_ratio"] = r["wall"] / r["tune_to_final"]
+            r["final_ratio"] = r["wall"] / r["tune_to_final"] if r["tune_to_final"] else 0.0
 
 
 def median_or_none(values):
@@ -538,7 +574,14 @@ def run(ctx):
             for who in [c for c in CONTESTANTS if c in s["contestants"]]:
                 ctx.log(f"race: {who}, {k} at once, seed {seed}, {s['trials']} trials x <= {s['epochs']} epochs")
                 try:
-                    res[who] = contestant(ctx, who, k, ss, env, data)
+                    if getattr(ctx, "combine", None):
+                        saved = saved_result(ctx.combine, who, k, seed)
+                        if saved is None:
+                            notes.append(f"- K={k} seed {seed} {who}: no saved result under --combine")
+                            continue
+                        res[who] = saved
+                    else:
+                        res[who] = contestant(ctx, who, k, ss, env, data)
                 except Exception as e:  # noqa: BLE001  (one contestant failing is reported, not fatal)
                     ctx.log(f"race: {who} failed: {e}")
                     notes.append(f"- K={k} seed {seed} {who} failed: {str(e).splitlines()[0]}")
@@ -576,18 +619,22 @@ def run(ctx):
                 continue
             med = lambda key: median_or_none([r[key] for r in runs])  # noqa: E731
             peer = who != "tune" and all("tune" in res for res in by_seed)
-            missing = sum(r["final_ratio"] is None or r["reach_ratio"] is None for r in runs) if peer else 0
+            missing = sum(r["final_ratio"] == 0 or r["reach_ratio"] == 0 for r in runs) if peer else 0
             row = [str(k), f"**median of {len(runs)}**", f"**{who}**", fmt(med("reach")),
                    ratio_cell(med("reach_ratio")) if peer else "-", fmt(med("final"), "{:.4f}"),
                    fmt(med("tune_to_final")) if peer else "-", ratio_cell(med("final_ratio")) if peer else "-",
                    fmt(med("best_fastest"), "{:.4f}"), fmt(med("best_slowest"), "{:.4f}"), fmt(med("wall")),
                    fmt(med("search_start")), fmt(med("trials"), "{:.0f}"), fmt(med("epochs"), "{:.0f}"),
-                   f"{missing} seed(s) without a ratio (not reached)" if missing else ""]
+                   f"{missing} seed(s) where tune never reached the peer's time's mark (ratio 0)" if missing else ""]
             out.append("| " + " | ".join(row) + " |")
     out.append("")
     load = os.getloadavg()
-    out.append(f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs; "
-               f"the race took {time.time() - t_start:.0f} s. Logs and raw results: `{os.path.join(ctx.work, 'race')}`.")
+    if getattr(ctx, "combine", None):
+        out.append("Combined (`--combine`) from the results saved by earlier runs under: "
+                   + ", ".join(f"`{d}`" for d in ctx.combine) + "; each row's log: the result.json it came from.")
+    else:
+        out.append(f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs; "
+                   f"the race took {time.time() - t_start:.0f} s. Logs and raw results: `{os.path.join(ctx.work, 'race')}`.")
     out.extend(notes)
     spec = tune_spec(s, s["concurrency"][0], "DATA", seeds[0])
     out += ["", f"tune's spec (K={s['concurrency'][0]}; `max_concurrent` is K, `DATA` is data/ as an absolute path), "
@@ -620,6 +667,9 @@ def main():
                    "adds median rows")
     p.add_argument("--tune-override", help="JSON merged into tune's spec, object by object (a variant: "
                    "'{\"search\": {\"intermediate\": \"budget\"}}')")
+    p.add_argument("--combine", nargs="+", help="make the table from the results earlier runs saved "
+                   "(race/<who>_c<K>_s<seed>/result.json under these folders; a later folder wins) "
+                   "instead of running the contestants")
     p.add_argument("--out")
     a = p.parse_args()
     if a.optuna_worker or a.ray_worker or a.optuna_process is not None:
@@ -630,7 +680,7 @@ def main():
         return optuna_worker(a) if a.optuna_worker else ray_worker(a)
     common.run_alone(run, a, "peers-race-", concurrency=a.concurrency, trials=a.trials, epochs=a.epochs,
                      threshold=a.threshold, contestants=a.contestants, seed=a.seed,
-                     seeds=a.seeds, tune_override=a.tune_override)
+                     seeds=a.seeds, tune_override=a.tune_override, combine=a.combine)
 
 if __name__ == "__main__":
     main()
