@@ -433,15 +433,9 @@ class GpSearcher : public ModelSearcher {
     std::int64_t best = current;
     double best_value = *value;
     if (d.count < kExhaustiveValues) {  // count + 1 values
-      MatrixXd candidates = x->transpose().replicate(d.count + 1, 1);
-      for (std::int64_t i = 0; i <= d.count; ++i) candidates(i, coordinate) = UnitAt(d, i);
-      const VectorXd values = AcquisitionMany(candidates);
-      for (std::int64_t i = 0; i <= d.count; ++i) {
-        if (i != current && values[i] > best_value) {
-          best_value = values[i];
-          best = i;
-        }
-      }
+      VectorXd options(d.count + 1);
+      for (std::int64_t i = 0; i <= d.count; ++i) options[i] = UnitAt(d, i);
+      if (const Eigen::Index i = BestOption(*x, coordinate, options, &best_value); i >= 0) best = i;
     } else {
       // The acquisition (negated) interpolated linearly between neighbouring values, +inf
       // outside; a bracketing golden-section search from the current value down to a quarter of
@@ -497,21 +491,28 @@ class GpSearcher : public ModelSearcher {
   bool ChoiceSearch(std::size_t c, VectorXd* x, double* value) {
     const auto coordinate = static_cast<Eigen::Index>(numeric_.size() + c);
     const auto size = static_cast<Eigen::Index>(space_.parameters()[categorical_[c]].domain.values.size());
-    MatrixXd candidates = x->transpose().replicate(size, 1);
-    for (Eigen::Index option = 0; option < size; ++option) candidates(option, coordinate) = static_cast<double>(option);
-    const VectorXd values = AcquisitionMany(candidates);
+    const VectorXd options = VectorXd::LinSpaced(size, 0.0, static_cast<double>(size - 1));
+    const Eigen::Index best = BestOption(*x, coordinate, options, value);
+    if (best < 0) return false;
+    (*x)[coordinate] = options[best];
+    return true;
+  }
+
+  // Coordinate `coordinate` of x set to each of `options` other than its current one, scored in
+  // one batch: the index of the best when it beats *value (which then becomes its score), else -1.
+  Eigen::Index BestOption(const VectorXd& x, Eigen::Index coordinate, const VectorXd& options,
+                          double* value) const {
+    MatrixXd candidates = x.transpose().replicate(options.size(), 1);
+    candidates.col(coordinate) = options;
+    const VectorXd scores = AcquisitionMany(candidates);
     Eigen::Index best = -1;
-    double best_value = *value;
-    for (Eigen::Index option = 0; option < size; ++option) {
-      if (static_cast<double>(option) != (*x)[coordinate] && values[option] > best_value) {
-        best_value = values[option];
-        best = option;
+    for (Eigen::Index i = 0; i < options.size(); ++i) {
+      if (options[i] != x[coordinate] && scores[i] > *value) {
+        *value = scores[i];
+        best = i;
       }
     }
-    if (best < 0) return false;
-    (*x)[coordinate] = static_cast<double>(best);
-    *value = best_value;
-    return true;
+    return best;
   }
 
   GpOptions options_;
