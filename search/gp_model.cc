@@ -154,7 +154,8 @@ void GpModel::Fit(const MatrixXd& X, const VectorXd& y, int max_iterations) {
     LBFGSpp::LBFGSBSolver<double> solver(param);
     const VectorXd lower = VectorXd::Constant(dims + 2, -kLogBound);
     const VectorXd upper = VectorXd::Constant(dims + 2, kLogBound);
-    auto pack = [&](const GpParams& p) {
+    // Returns a VectorXd, not the clamp's expression: that would refer to `raw` after it is gone.
+    auto pack = [&](const GpParams& p) -> VectorXd {
       VectorXd raw(dims + 2);
       raw.head(dims) = p.theta.array().log().matrix();
       raw[dims] = std::log(p.scale);
@@ -174,7 +175,6 @@ void GpModel::Fit(const MatrixXd& X, const VectorXd& y, int max_iterations) {
       } catch (const std::exception&) {
         // A line search that found no decrease: keep where it got if that is finite.
       }
-      VectorXd unused;
       if (std::isfinite(Loss(unpack(raw), X, y, nullptr))) {
         params_ = unpack(raw);
         fitted = true;
