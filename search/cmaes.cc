@@ -1,8 +1,13 @@
 // The CMA-ES searcher (search/cmaes.h). The update follows Hansen's tutorial ("The CMA Evolution
 // Strategy: A Tutorial", 2016: active CMA's negative recombination weights, rank-one and rank-mu
-// updates, cumulative step-size adaptation), with the `cmaes` package's constants; the margin follows Hamano et al. 2022 as the `cmaes` package
-// (Optuna's backend) implements it: sampling is x = m + sigma A y with y ~ N(0, C) and a diagonal
-// A that is 1 on continuous coordinates.
+// updates, cumulative step-size adaptation) as the `cmaes` package 0.13.1 (Optuna's backend)
+// computes it, constant for constant, down to its details (the h_sigma test's generation count,
+// no damping of the step-size change, 1e-8 for a negative eigenvalue and in the negative weights'
+// rescaling) and its stopping tests; the margin follows Hamano et al. 2022 as that package's
+// CMAwM implements it: the distribution is N(m, sigma^2 C) as without the margin, and a sample x
+// is proposed as m + A (x - m), A a diagonal scale that is 1 on continuous coordinates (and
+// applied to integer ones only when the margin is on), rounded on the discrete coordinates. tests/peers/cmaes_diff.py replays runs of this searcher through the
+// package and compares every generation's mean, step size, covariance, paths and restarts.
 #include "search/cmaes.h"
 
 #include <Eigen/Dense>
@@ -29,6 +34,8 @@ using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kEps = 1e-8;        // the cmaes package's _EPS
+constexpr double kSigmaMax = 1e32;   // and its _SIGMA_MAX
 
 // Resume snapshots: Eigen vectors and matrices as flat StateNumbers() arrays (column-major).
 template <typename Dense>
@@ -85,7 +92,7 @@ class Cma {
     for (Eigen::Index j = 0; j < n_; ++j) {
       if (dims_[static_cast<std::size_t>(j)].dim.step > 0) discrete_.push_back(j);
     }
-    if (margin_ > 0) Margin();
+    fitness_history_.assign(2 * HistoryLength(), 0.0);
   }
 
   std::int64_t popsize() const { return lambda_; }
@@ -96,8 +103,7 @@ class Cma {
                 {"p_sigma", DenseState(p_sigma_)},   {"p_c", DenseState(p_c_)},
                 {"C", DenseState(C_)},               {"B", DenseState(B_)},
                 {"D", DenseState(D_)},               {"A", DenseState(A_)},
-                {"generation", generation_},         {"best_history", StateNumbers(best_history_)},
-                {"last_range", StateNumber(last_range_)}};
+                {"generation", generation_},         {"fitness_history", StateNumbers(fitness_history_)}};
   }
   void LoadState(const StateReader& in) {
     ReadDense(in, "mean", &mean_);
@@ -109,19 +115,17 @@ class Cma {
     ReadDense(in, "D", &D_);
     ReadDense(in, "A", &A_);
     generation_ = in.Integer("generation", 0, INT64_MAX);
-    best_history_ = in.Numbers("best_history");
-    last_range_ = in.Number("last_range");
+    fitness_history_ = in.Numbers("fitness_history", 2 * HistoryLength());
   }
 
-  // A point inside [0, 1]^n: resampled up to 100 times while a continuous coordinate is out of
-  // bounds, then clipped (the `cmaes` package's repair). Discrete coordinates may lie outside:
-  // they round to the nearest value.
+  // A sample x of N(m, sigma^2 C) whose continuous coordinates lie in [0, 1]: resampled up to
+  // 100 times, then clipped (the `cmaes` package's repair). This is what Tell() takes back.
   VectorXd Ask(std::mt19937_64& rng) const {
     VectorXd x(n_);
     for (int attempt = 0; attempt < 100; ++attempt) {
       VectorXd z(n_);
       for (Eigen::Index j = 0; j < n_; ++j) z[j] = StandardNormal(rng);
-      x = mean_ + sigma_ * A_.cwiseProduct(B_ * D_.cwiseProduct(z));
+      x = mean_ + sigma_ * (B_ * D_.cwiseProduct(z));
       if (Feasible(x)) return x;
     }
     for (Eigen::Index j = 0; j < n_; ++j) {
@@ -130,17 +134,25 @@ class Cma {
     return x;
   }
 
+  // The point proposed for a sample x: m + A (x - m) (CMAwM's encoding; the discrete coordinates
+  // may lie outside [0, 1] and round to the nearest value).
+  VectorXd Encode(const VectorXd& x) const { return mean_ + A_.cwiseProduct(x - mean_); }
+
   // One generation: the (point, loss) pairs of popsize solutions.
   void Tell(std::vector<std::pair<VectorXd, double>> solutions) {
     std::stable_sort(solutions.begin(), solutions.end(),
                      [](const auto& a, const auto& b) { return a.second < b.second; });
     ++generation_;
+    // The best and the worst value of each of the last HistoryLength() generations, in a ring.
+    const std::size_t slot = 2 * (static_cast<std::size_t>(generation_) % HistoryLength());
+    fitness_history_[slot] = solutions.front().second;
+    fitness_history_[slot + 1] = solutions.back().second;
     MatrixXd y(n_, lambda_);
     for (std::int64_t i = 0; i < lambda_; ++i) {
-      y.col(i) = (solutions[static_cast<std::size_t>(i)].first - mean_).cwiseQuotient(A_) / sigma_;
+      y.col(i) = (solutions[static_cast<std::size_t>(i)].first - mean_) / sigma_;
     }
     const VectorXd y_w = y.leftCols(mu_) * weights_.head(mu_);
-    mean_ += sigma_ * A_.cwiseProduct(y_w);
+    mean_ += sigma_ * y_w;
     // C^(-1/2) v = B D^-1 B^T v.
     auto c_inv_sqrt = [&](const VectorXd& v) -> VectorXd {
       return B_ * (B_.transpose() * v).cwiseQuotient(D_);
@@ -148,51 +160,56 @@ class Cma {
     p_sigma_ = (1 - c_sigma_) * p_sigma_ + std::sqrt(c_sigma_ * (2 - c_sigma_) * mu_eff_) * c_inv_sqrt(y_w);
     const double norm = p_sigma_.norm();
     const double n = static_cast<double>(n_);
-    const double h_threshold =
-        (1.4 + 2 / (n + 1)) * chi_n_ *
-        std::sqrt(1 - std::pow(1 - c_sigma_, 2.0 * static_cast<double>(generation_)));
-    const bool h_sigma = norm < h_threshold;
+    sigma_ = std::min(sigma_ * std::exp((c_sigma_ / d_sigma_) * (norm / chi_n_ - 1)), kSigmaMax);
+    // (The package counts generations from 1 here, Hansen's tutorial from 0: 2 (g + 1) with g
+    // already incremented.)
+    const bool h_sigma =
+        norm / std::sqrt(1 - std::pow(1 - c_sigma_, 2.0 * static_cast<double>(generation_ + 1))) <
+        (1.4 + 2 / (n + 1)) * chi_n_;
     p_c_ = (1 - c_c_) * p_c_ + (h_sigma ? std::sqrt(c_c_ * (2 - c_c_) * mu_eff_) : 0.0) * y_w;
     const double delta = h_sigma ? 0.0 : c_c_ * (2 - c_c_);
     // Negative weights act on directions rescaled to length sqrt(n) in the C metric.
     VectorXd w_io = weights_;
     for (std::int64_t i = mu_; i < lambda_; ++i) {
-      const double length = c_inv_sqrt(y.col(i)).squaredNorm();
-      w_io[i] *= length > 0 ? n / length : 0;
+      w_io[i] *= n / (c_inv_sqrt(y.col(i)).squaredNorm() + kEps);
     }
     const MatrixXd rank_mu = y * w_io.asDiagonal() * y.transpose();
     C_ = (1 + c_1_ * delta - c_1_ - c_mu_ * weights_.sum()) * C_ + c_1_ * p_c_ * p_c_.transpose() +
          c_mu_ * rank_mu;
-    sigma_ *= std::exp(std::min(1.0, (c_sigma_ / d_sigma_) * (norm / chi_n_ - 1)));
     Decompose();
     if (margin_ > 0) Margin();
-    best_history_.push_back(solutions.front().second);
-    const double worst = solutions.back().second;
-    last_range_ = worst - solutions.front().second;
   }
 
-  // The `cmaes` package's stopping tests: flat fitness over the last generations, steps far
-  // below the start (TolX), no effect of a step along a coordinate, an ill-conditioned C.
+  // The `cmaes` package's stopping tests (CMA.should_stop), as it writes them: every best and
+  // worst value of the last HistoryLength() generations within 1e-12 (TolFun); sigma C_jj and
+  // sigma p_c_j (signed) below 1e-12 sigma0 on every coordinate (TolX: the package's forms, where
+  // Hansen's has sqrt(C_jj) and |p_c_j|; both only hold once the distribution has collapsed);
+  // sigma max(D) above 1e4 (TolXUp); no effect of 0.2 standard deviations along a coordinate or
+  // of 0.1 along the principal axis (generation mod n); max(D) / min(D) above 1e14.
   bool ShouldStop() const {
-    const std::size_t window =
-        10 + static_cast<std::size_t>(std::ceil(30 * static_cast<double>(n_) / static_cast<double>(lambda_)));
-    if (best_history_.size() >= window) {
-      auto first = best_history_.end() - static_cast<std::ptrdiff_t>(window);
-      auto [lo, hi] = std::minmax_element(first, best_history_.end());
-      if (*hi - *lo < 1e-12 && last_range_ < 1e-12) return true;
+    if (generation_ > static_cast<std::int64_t>(HistoryLength())) {
+      auto [lo, hi] = std::minmax_element(fitness_history_.begin(), fitness_history_.end());
+      if (*hi - *lo < 1e-12) return true;
     }
     const double tol_x = 1e-12 * sigma0_;
-    if ((sigma_ * p_c_.array().abs() < tol_x).all() &&
-        (sigma_ * C_.diagonal().array().sqrt() < tol_x).all()) {
+    if ((sigma_ * C_.diagonal().array() < tol_x).all() && (sigma_ * p_c_.array() < tol_x).all()) {
       return true;
     }
+    if (sigma_ * D_.maxCoeff() > 1e4) return true;
     for (Eigen::Index j = 0; j < n_; ++j) {
       if (mean_[j] == mean_[j] + 0.2 * sigma_ * std::sqrt(C_(j, j))) return true;
     }
-    return D_.maxCoeff() / D_.minCoeff() > 1e7;  // condition number of C above 1e14
+    const Eigen::Index axis = generation_ % n_;
+    if (mean_ == mean_ + 0.1 * sigma_ * D_[axis] * B_.col(axis)) return true;
+    return D_.maxCoeff() / D_.minCoeff() > 1e14;
   }
 
  private:
+  // The generations TolFun looks back over (the package's funhist_term).
+  std::size_t HistoryLength() const {
+    return 10 + static_cast<std::size_t>(std::ceil(30 * static_cast<double>(n_) / static_cast<double>(lambda_)));
+  }
+
   bool Feasible(const VectorXd& x) const {
     for (Eigen::Index j = 0; j < n_; ++j) {
       if (dims_[static_cast<std::size_t>(j)].dim.step <= 0 && (x[j] < 0 || x[j] > 1)) return false;
@@ -203,7 +220,8 @@ class Cma {
   void Decompose() {
     C_ = (C_ + C_.transpose()) / 2;
     Eigen::SelfAdjointEigenSolver<MatrixXd> eigen(C_);
-    VectorXd values = eigen.eigenvalues().cwiseMax(1e-300);
+    // A negative eigenvalue (rounding) becomes kEps, as in the package; D = sqrt(values).
+    VectorXd values = eigen.eigenvalues().unaryExpr([](double v) { return v < 0 ? kEps : v; });
     B_ = eigen.eigenvectors();
     D_ = values.cwiseSqrt();
     C_ = B_ * values.asDiagonal() * B_.transpose();
@@ -237,7 +255,7 @@ class Cma {
       const double mid_cdf = 1 - low_cdf - up_cdf;
       if (std::max(low_cdf, up_cdf) > 0.5) {
         if (std::min(low_cdf, up_cdf) < margin_) {
-          const double sign = mean_[j] > up ? 1.0 : -1.0;
+          const double sign = mean_[j] > up ? 1.0 : mean_[j] < up ? -1.0 : 0.0;  // np.sign
           mean_[j] = up + sign * scale * NormalQuantile(1 - margin_);
         }
         continue;
@@ -268,8 +286,7 @@ class Cma {
   double margin_ = 0;
   std::vector<Eigen::Index> discrete_;
   std::int64_t generation_ = 0;
-  std::vector<double> best_history_;
-  double last_range_ = kInf;
+  std::vector<double> fitness_history_;  // best, worst of generation g at 2 (g mod HistoryLength())
 };
 
 class CmaEsSearcher : public ModelSearcher {
@@ -377,7 +394,8 @@ class CmaEsSearcher : public ModelSearcher {
       return space_.Sample(rng_, 0);
     }
     const VectorXd x = cma_->Ask(rng_);
-    std::vector<double> u(x.data(), x.data() + x.size());
+    const VectorXd proposed = cma_->Encode(x);
+    std::vector<double> u(proposed.data(), proposed.data() + proposed.size());
     next_tag_ = run_ * kGenerationsPerRun + generation_;
     raw_.emplace(log_.size(), x);
     return ConfigWith(space_, dims_, u, rng_);

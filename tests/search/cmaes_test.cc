@@ -103,6 +103,25 @@ std::size_t DistinctIntegersAtTheEnd(bool margin) {
   return seen.size();
 }
 
+// A two-valued integer starts with the mean (0.5) exactly on the boundary between its values;
+// the margin must not freeze it there (a zero scale A would make every later step 0 / 0).
+TEST(CmaEsTest, ATwoValuedIntegerStillMovesAndFindsItsBestValue) {
+  Space space = ParseSpace(Json::parse(
+      R"({"a": {"uniform": [-1, 1]}, "flag": {"randint": [0, 2]}, "n": {"randint": [0, 3]}})"));
+  auto cma = MakeCma(space, 3, 300, Json{{"restart_strategy", "none"}});
+  std::vector<Json> configs;
+  const double best = Minimise(*cma, 300, [](const Json& c) {
+    const double a = c["a"];
+    return a * a + (c["flag"].get<int>() == 1 ? 0.0 : 1.0) + 0.1 * std::abs(c["n"].get<int>() - 2);
+  }, &configs);
+  EXPECT_LT(best, 1e-3);
+  std::set<std::int64_t> flags;
+  for (const Json& config : configs) flags.insert(config["flag"].get<std::int64_t>());
+  EXPECT_EQ(flags.size(), 2u);
+  EXPECT_EQ(configs.back()["flag"], 1);
+  EXPECT_EQ(configs.back()["n"], 2);
+}
+
 TEST(CmaEsTest, MarginKeepsIntegerCoordinatesFromCollapsing) {
   EXPECT_EQ(DistinctIntegersAtTheEnd(false), 1u);
   EXPECT_GE(DistinctIntegersAtTheEnd(true), 2u);
