@@ -33,7 +33,6 @@ and both decisions are printed), 77 `ray` cannot be imported and CI is not "true
 import argparse
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -42,23 +41,12 @@ import types
 import warnings
 from pathlib import Path
 
-SKIP = 77
+from peer_import import require
 STREAMS_DIR = Path(__file__).resolve().parent / "streams"
 
 
 def import_ray():
-    try:
-        import numpy as np
-        import ray
-        from ray.tune.schedulers import async_hyperband
-    except ImportError as error:
-        message = f"asha_diff: cannot import ray ({error})"
-        if os.environ.get("CI") == "true":
-            print(message + "; CI=true, so this is a failure", file=sys.stderr)
-            sys.exit(1)
-        print(message + "; SKIPPED (scripts/setup.sh installs bench/peers/requirements.txt into .venv)")
-        sys.exit(SKIP)
-    return np, ray, async_hyperband
+    return require("asha_diff", "numpy", "ray", "ray.tune.schedulers.async_hyperband")
 
 
 # --- Values: JSON lacks NaN and infinities, so the stream spells them as strings. -------------

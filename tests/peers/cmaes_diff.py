@@ -26,11 +26,10 @@ printed), 77 `cmaes` cannot be imported and CI is not "true".
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 
-SKIP = 77
+from peer_import import require
 
 CASES = [
     {"name": "ellipsoid 6-d, no restarts",
@@ -58,17 +57,7 @@ CASES = [
 
 
 def import_cmaes():
-    try:
-        import cmaes
-        import numpy as np
-    except ImportError as error:
-        message = f"cmaes_diff: cannot import cmaes ({error})"
-        if os.environ.get("CI") == "true":
-            print(message + "; CI=true, so this is a failure", file=sys.stderr)
-            sys.exit(1)
-        print(message + "; SKIPPED (scripts/setup.sh --peers installs bench/peers/requirements.txt)")
-        sys.exit(SKIP)
-    return cmaes, np
+    return require("cmaes_diff", "cmaes", "numpy")
 
 
 class Mismatch(Exception):

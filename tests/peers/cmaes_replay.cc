@@ -18,15 +18,16 @@
 //                                           trial above completed a generation (cma: the
 //                                           snapshot's, search/cmaes.cc SaveState)
 //   {"end": true}                           the case is over
-// Exits 2 with a message on stderr for a line it cannot parse or run.
+// Exits 2 with a message on stderr for a line it cannot parse or run (replay_lines.h).
 #include <cmath>
-#include <exception>
+#include <stdexcept>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "search/searcher.h"
 #include "search/space.h"
+#include "tests/peers/replay_lines.h"
 
 namespace tune {
 namespace {
@@ -102,16 +103,4 @@ void RunCase(const Json& input) {
 }  // namespace
 }  // namespace tune
 
-int main() {
-  std::string line;
-  while (std::getline(std::cin, line)) {
-    if (line.empty()) continue;
-    try {
-      tune::RunCase(tune::Json::parse(line));
-    } catch (const std::exception& error) {
-      std::cerr << "cmaes_replay: " << error.what() << " in: " << line << "\n";
-      return 2;
-    }
-  }
-  return 0;
-}
+int main() { return tune::ReplayLines("cmaes_replay", tune::RunCase); }

@@ -22,31 +22,19 @@ The lines Ray's scheduler gives are built the same way and must be identical.
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 from asha_diff import decode_result, encode_result  # noqa: F401 (median_diff uses decode_result)
 
-SKIP = 77
+from peer_import import require
 
 
 def import_ray(who, module):
     """Imports ray.tune.schedulers.<module>; exits 77 (or 1 on CI) when ray is missing."""
-    try:
-        import importlib
-        import logging
-
-        import ray
-        scheduler_module = importlib.import_module(f"ray.tune.schedulers.{module}")
-    except ImportError as error:
-        message = f"{who}: cannot import ray ({error})"
-        if os.environ.get("CI") == "true":
-            print(message + "; CI=true, so this is a failure", file=sys.stderr)
-            sys.exit(1)
-        print(message + "; SKIPPED (scripts/setup.sh installs bench/peers/requirements.txt into .venv)")
-        sys.exit(SKIP)
+    import logging
+    ray, scheduler_module = require(who, "ray", f"ray.tune.schedulers.{module}")
     # HyperBand logs "Bracket too small - Retrying..." at INFO for every skipped bracket.
     logging.getLogger("ray.tune.schedulers").setLevel(logging.WARNING)
     return ray, scheduler_module

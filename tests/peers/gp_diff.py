@@ -29,12 +29,10 @@ scipy) cannot be imported and CI is not "true".
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-SKIP = 77
+from peer_import import require
 
 
 def functions():
@@ -84,18 +82,8 @@ def functions():
 
 
 def import_peers():
-    try:
-        import numpy as np
-        import optuna
-        import scipy  # noqa: F401  (GPSampler's fit)
-        import torch  # noqa: F401  (GPSampler's model)
-    except ImportError as error:
-        message = f"gp_diff: cannot import optuna, scipy or torch ({error})"
-        if os.environ.get("CI") == "true":
-            print(message + "; CI=true, so this is a failure", file=sys.stderr)
-            sys.exit(1)
-        print(message + "; SKIPPED (scripts/setup.sh --peers installs bench/peers/requirements.txt)")
-        sys.exit(SKIP)
+    # scipy: GPSampler's fit; torch: its model.
+    np, optuna, _, _ = require("gp_diff", "numpy", "optuna", "scipy", "torch")
     return np, optuna
 
 

@@ -10,13 +10,13 @@
 // Output, one line per case:
 //   {"config": {..}, "theta": [..], "scale": s, "noise": v}   (theta: inverse squared length
 //   scales in tune's parameter order, the space's keys sorted)
-// Exits 2 with a message on stderr for a line it cannot parse or run.
-#include <exception>
+// Exits 2 with a message on stderr for a line it cannot parse or run (replay_lines.h).
 #include <iostream>
 #include <string>
 
 #include "search/searcher.h"
 #include "search/space.h"
+#include "tests/peers/replay_lines.h"
 
 namespace tune {
 namespace {
@@ -55,16 +55,4 @@ void RunCase(const Json& input) {
 }  // namespace
 }  // namespace tune
 
-int main() {
-  std::string line;
-  while (std::getline(std::cin, line)) {
-    if (line.empty()) continue;
-    try {
-      tune::RunCase(tune::Json::parse(line));
-    } catch (const std::exception& error) {
-      std::cerr << "gp_replay: " << error.what() << " in: " << line.substr(0, 200) << "\n";
-      return 2;
-    }
-  }
-  return 0;
-}
+int main() { return tune::ReplayLines("gp_replay", tune::RunCase); }

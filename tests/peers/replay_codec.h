@@ -1,19 +1,18 @@
-// What the replay drivers of tests/peers/ share: the JSON-lines encoding that the *_diff.py
-// scripts write, the loop that reads it, and the calls that decode a result.
+// What the scheduler replay drivers of tests/peers/ share: the JSON-lines encoding that the
+// *_diff.py scripts write, the calls that decode a result, and (replay_lines.h) the loop that
+// reads it.
 // JSON has no NaN or infinities, so the strings "NaN", "Infinity" and "-Infinity" stand for them
 // (any other value, a boolean say, is passed on as it is). In a result, "training_iteration" and
 // "time_total_s" fill Result's fields and every other key goes to metrics.
 #pragma once
 
 #include <cstdint>
-#include <exception>
-#include <functional>
-#include <iostream>
 #include <limits>
 #include <string>
 
 #include "core/types.h"
 #include "schedulers/scheduler.h"
+#include "tests/peers/replay_lines.h"
 
 namespace tune {
 
@@ -50,27 +49,6 @@ inline void CompleteTrial(Scheduler& scheduler, const std::string& trial_id, con
     const Result result = DecodeResult(last);
     scheduler.OnTrialComplete(trial_id, &result);
   }
-}
-
-// Reads one JSON object a line from stdin (empty lines skipped) and hands each to `handle`.
-// Returns 0 at the end of the input, or 2 after printing "<who>: line N: <why>" to stderr for the
-// first line that does not parse or that `handle` throws on.
-inline int ReplayLines(const std::string& who, const std::function<void(const Json&)>& handle) {
-  std::ios::sync_with_stdio(false);
-  std::string line;
-  std::size_t line_number = 0;
-  while (std::getline(std::cin, line)) {
-    ++line_number;
-    if (line.empty()) continue;
-    try {
-      handle(Json::parse(line));
-    } catch (const std::exception& error) {
-      std::cerr << who << ": line " << line_number << ": " << error.what() << '\n';
-      return 2;
-    }
-  }
-  std::cout.flush();
-  return 0;
 }
 
 }  // namespace tune
