@@ -134,9 +134,12 @@ class Cma {
     return x;
   }
 
-  // The point proposed for a sample x: m + A (x - m) (CMAwM's encoding; the discrete coordinates
-  // may lie outside [0, 1] and round to the nearest value).
-  VectorXd Encode(const VectorXd& x) const { return mean_ + A_.cwiseProduct(x - mean_); }
+  // The point proposed for a sample x: m + A (x - m) on the discrete coordinates (CMAwM's
+  // encoding; they may lie outside [0, 1] and round to the nearest value), x itself on the others.
+  VectorXd Encode(VectorXd x) const {
+    for (Eigen::Index j : discrete_) x[j] = mean_[j] + A_[j] * (x[j] - mean_[j]);
+    return x;
+  }
 
   // One generation: the (point, loss) pairs of popsize solutions.
   void Tell(std::vector<std::pair<VectorXd, double>> solutions) {
