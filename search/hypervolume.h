@@ -29,8 +29,17 @@ std::vector<double> CrowdingDistance(const Points& front);
 
 // The greedy solution of the hypervolume subset selection problem (Optuna's _solve_hssp): picks
 // `subset_size` of `points` one by one, each time the one adding the most hypervolume w.r.t.
-// `reference`. Returns the indices picked, in the order picked.
+// `reference`, among the distinct points in lexicographic order (so a tie goes to the
+// lexicographically smallest, as Optuna's np.unique order does); with fewer distinct points than
+// `subset_size`, the first of each distinct point and then the first duplicates, in input order.
+// Returns the indices picked.
 std::vector<std::size_t> SelectByHypervolume(const Points& points, std::size_t subset_size,
                                              const std::vector<double>& reference);
+
+// MOTPE's good set (Optuna's _split_complete_trials_multi_objective): the positions of the
+// `below` best of `losses`, whole non-dominated ranks first, the rank that does not fit whole cut
+// by SelectByHypervolume against that rank's own ReferencePoint. Ascending positions.
+// tests/peers/motpe_split_diff.py compares it with Optuna's on random sets.
+std::vector<std::size_t> BestByRankAndHypervolume(const Points& losses, std::size_t below);
 
 }  // namespace tune

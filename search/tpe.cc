@@ -307,24 +307,10 @@ class TpeSearcher : public ModelSearcher {
     below = std::min(below, n);
     Points losses;
     for (std::size_t t : feasible) losses.push_back(trials_[t].losses);
-    const std::vector<int> ranks = NonDominatedRanks(losses);
     std::size_t taken = 0;
-    for (int r = 0; taken < below && taken < feasible.size(); ++r) {
-      std::vector<std::size_t> at_rank;  // positions in `feasible`
-      for (std::size_t i = 0; i < feasible.size(); ++i) {
-        if (ranks[i] == r) at_rank.push_back(i);
-      }
-      if (taken + at_rank.size() > below) {
-        Points points;
-        for (std::size_t i : at_rank) points.push_back(losses[i]);
-        std::vector<std::size_t> cut;
-        for (std::size_t k : SelectByHypervolume(points, below - taken, ReferencePoint(points))) {
-          cut.push_back(at_rank[k]);
-        }
-        at_rank = cut;
-      }
-      for (std::size_t i : at_rank) (*group)[feasible[i]] = kBelow;
-      taken += at_rank.size();
+    for (std::size_t i : BestByRankAndHypervolume(losses, std::min(below, feasible.size()))) {
+      (*group)[feasible[i]] = kBelow;
+      ++taken;
     }
     std::stable_sort(infeasible.begin(), infeasible.end(), [&](std::size_t a, std::size_t b) {
       return trials_[a].violation < trials_[b].violation;

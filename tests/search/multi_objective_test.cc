@@ -86,8 +86,25 @@ TEST(HypervolumeTest, CrowdingDistanceGivesExtremesInfinityAndSumsNormalisedGaps
 TEST(HypervolumeTest, SubsetSelectionPicksTheLargestContributionsGreedily) {
   // Alone, (1,1) dominates 4 of the 3x3 box, the others 3 each; then (0,2) and (2,0) add 1 each.
   EXPECT_THAT(SelectByHypervolume({{0, 2}, {1, 1}, {2, 0}}, 1, {3, 3}), ::testing::ElementsAre(1));
+  // A tie ((0,2) and (2,0) add 1 each) goes to the lexicographically smaller, as Optuna's.
+  EXPECT_THAT(SelectByHypervolume({{2, 0}, {1, 1}, {0, 2}}, 2, {3, 3}), ::testing::ElementsAre(1, 2));
   EXPECT_THAT(SelectByHypervolume({{0, 2}, {1, 1}, {2, 0}}, 3, {3, 3}),
-              ::testing::ElementsAre(1, 0, 2));
+              ::testing::ElementsAre(0, 1, 2));
+  // Duplicates count once; with fewer distinct points than asked, the first duplicates follow.
+  EXPECT_THAT(SelectByHypervolume({{1, 1}, {1, 1}, {0, 2}}, 2, {3, 3}), ::testing::ElementsAre(0, 2));
+  EXPECT_THAT(SelectByHypervolume({{1, 1}, {1, 1}, {1, 1}}, 2, {3, 3}), ::testing::ElementsAre(0, 1));
+}
+
+TEST(HypervolumeTest, MotpeSplitTakesWholeRanksThenCutsTheNextByHypervolume) {
+  // Rank 0: (0,2), (2,0); rank 1: (2,2), (1,3), (3,1); rank 2: (4,4).
+  const Points losses = {{4, 4}, {0, 2}, {2, 2}, {2, 0}, {1, 3}, {3, 1}};
+  EXPECT_THAT(BestByRankAndHypervolume(losses, 2), ::testing::ElementsAre(1, 3));
+  // Rank 1 cut against 1.1 x its worst point, (3.3, 3.3): (2,2) alone adds 1.69, the others
+  // 0.69; after it, (1,3) and (3,1) add 0.3 each and the tie goes to (1,3).
+  EXPECT_THAT(BestByRankAndHypervolume(losses, 3), ::testing::ElementsAre(1, 2, 3));
+  EXPECT_THAT(BestByRankAndHypervolume(losses, 4), ::testing::ElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(BestByRankAndHypervolume(losses, 6), ::testing::ElementsAre(0, 1, 2, 3, 4, 5));
+  EXPECT_TRUE(BestByRankAndHypervolume(losses, 0).empty());
 }
 
 TEST(ObjectivesTest, ParsesOneOrSeveralWithClearErrors) {
