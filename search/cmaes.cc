@@ -5,9 +5,9 @@
 // no damping of the step-size change, 1e-8 for a negative eigenvalue and in the negative weights'
 // rescaling) and its stopping tests; the margin follows Hamano et al. 2022 as that package's
 // CMAwM implements it: the distribution is N(m, sigma^2 C) as without the margin, and a sample x
-// is proposed as m + A (x - m), A a diagonal scale that is 1 on continuous coordinates (and
-// applied to integer ones only when the margin is on), rounded on the discrete coordinates. tests/peers/cmaes_diff.py replays runs of this searcher through the
-// package and compares every generation's mean, step size, covariance, paths and restarts.
+// is proposed as m + A (x - m) on the discrete coordinates (A a diagonal scale, 1 until the
+// margin changes it), rounded. tests/peers/cmaes_diff.py replays runs of this searcher through
+// the package and compares every generation's mean, step size, covariance, paths and restarts.
 #include "search/cmaes.h"
 
 #include <Eigen/Dense>
