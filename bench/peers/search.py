@@ -22,7 +22,7 @@ Seed by seed, both sides on the same seeds with Optuna's results cached per (fun
 seed) so that an interrupted or repeated run reuses them, and a one-sided Mann-Whitney p per
 function; `gp-constrained` is tune-bench-tpe's `constrained` problem (x^2 + y^2 on [-2, 2]^2,
 x + y >= 1) against GPSampler(constraints_func=...), the best feasible value per seed:
-  .venv/bin/python bench/peers/search.py --compare cmaes|gp|gp-constrained --seeds 10
+  .venv/bin/python bench/peers/search.py --compare cmaes|gp|gp-constrained|tpe --seeds 10
     --trials 100 --bin build/bin --cache FILE [--optuna-only] [--cached-only]
 """
 import os
@@ -62,6 +62,8 @@ def make_sampler(name, seed, n_startup=None):
                                             **extra)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, **extra)
+    if name == "tpe":  # Optuna 5.0's default (multivariate for one objective)
+        return optuna.samplers.TPESampler(seed=seed, **extra)
     raise ValueError(name)
 
 
@@ -185,7 +187,7 @@ def compare(argv):
     import argparse
     import json
     parser = argparse.ArgumentParser()
-    parser.add_argument("--compare", required=True, choices=["cmaes", "gp", "gp-constrained"])
+    parser.add_argument("--compare", required=True, choices=["cmaes", "gp", "gp-constrained", "tpe"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--bin", default=os.path.join(common.ROOT, "build", "bin"))
