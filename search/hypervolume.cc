@@ -83,9 +83,12 @@ std::vector<double> CrowdingDistance(const Points& front) {
   std::vector<double> distance(n, 0.0);
   if (n == 0) return distance;
   const std::size_t m = front.front().size();
+  // One order, stably re-sorted by each objective in turn (Optuna sorts its list in place), so
+  // equal values keep the previous objectives' order: that decides which of two duplicated
+  // points gets which neighbours.
   std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
   for (std::size_t k = 0; k < m; ++k) {
-    std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),
                      [&](std::size_t a, std::size_t b) { return front[a][k] < front[b][k]; });
     const double low = front[order.front()][k];

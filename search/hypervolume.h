@@ -24,7 +24,9 @@ std::vector<double> ReferencePoint(const Points& points);
 
 // NSGA-II's crowding distance of each point within its front: the sum over objectives of the
 // gap between its two neighbours in that objective, divided by the objective's range; the
-// extremes of each objective get +inf; an objective where all are equal adds nothing (Optuna).
+// extremes of each objective get +inf; an objective where all are equal adds nothing; equal
+// values ordered as Optuna's successive in-place sorts order them (Optuna's
+// _calc_crowding_distance, number for number: tests/peers/nsga2_elite_diff.py).
 std::vector<double> CrowdingDistance(const Points& front);
 
 // The greedy solution of the hypervolume subset selection problem (Optuna's _solve_hssp): picks

@@ -154,6 +154,8 @@ class Nsga2Searcher : public ModelSearcher {
     }
   }
 
+  // The next parents from `population` (indices into trials_), kept in trial order as Optuna
+  // reads its cached parent population back.
   std::vector<std::size_t> SelectElite(const std::vector<std::size_t>& population,
                                        std::size_t size) {
     std::vector<std::vector<double>> losses;
@@ -162,34 +164,20 @@ class Nsga2Searcher : public ModelSearcher {
       losses.push_back(trials_[t].loss);
       violations.push_back(trials_[t].violation);
     }
-    const std::vector<int> ranks = ConstrainedRanks(losses, violations);
-    const int worst = *std::max_element(ranks.begin(), ranks.end());
+    const EliteSelection selection = tune::SelectElite(losses, violations, size);
+    std::vector<std::size_t> order(selection.chosen.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return population[selection.chosen[a]] < population[selection.chosen[b]];
+    });
     std::vector<std::size_t> elite;
-    std::vector<int> elite_rank;
-    std::vector<double> elite_crowding;
-    for (int r = 0; r <= worst && elite.size() < size; ++r) {
-      std::vector<std::size_t> front;  // positions in `population`
-      for (std::size_t i = 0; i < population.size(); ++i) {
-        if (ranks[i] == r) front.push_back(i);
-      }
-      Points points;
-      for (std::size_t i : front) points.push_back(losses[i]);
-      const std::vector<double> distance = CrowdingDistance(points);
-      std::vector<std::size_t> order(front.size());
-      std::iota(order.begin(), order.end(), 0);
-      if (elite.size() + front.size() > size) {
-        std::stable_sort(order.begin(), order.end(),
-                         [&](std::size_t a, std::size_t b) { return distance[a] > distance[b]; });
-        order.resize(size - elite.size());
-      }
-      for (std::size_t k : order) {
-        elite.push_back(population[front[k]]);
-        elite_rank.push_back(r);
-        elite_crowding.push_back(distance[k]);
-      }
+    rank_.clear();
+    crowding_.clear();
+    for (std::size_t k : order) {
+      elite.push_back(population[selection.chosen[k]]);
+      rank_.push_back(selection.rank[k]);
+      crowding_.push_back(selection.crowding[k]);
     }
-    rank_ = elite_rank;
-    crowding_ = elite_crowding;
     return elite;
   }
 
@@ -273,6 +261,53 @@ Nsga2Options ParseNsga2(const OptionsReader& in, const SearcherContext& context)
 }
 
 }  // namespace
+
+EliteSelection SelectElite(const std::vector<std::vector<double>>& losses,
+                           const std::vector<double>& violations, std::size_t size) {
+  EliteSelection out;
+  if (losses.empty()) return out;
+  const std::vector<int> ranks = ConstrainedRanks(losses, violations);
+  const int worst = *std::max_element(ranks.begin(), ranks.end());
+  for (int r = 0; r <= worst && out.chosen.size() < size; ++r) {
+    std::vector<std::size_t> front;  // positions, in the population's order
+    for (std::size_t i = 0; i < losses.size(); ++i) {
+      if (ranks[i] == r) front.push_back(i);
+    }
+    Points points;
+    for (std::size_t i : front) points.push_back(losses[i]);
+    const std::vector<double> distance = CrowdingDistance(points);
+    std::vector<std::size_t> order(front.size());  // indices into front
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    if (out.chosen.size() + front.size() >= size) {
+      // Optuna's _crowding_distance_sort: the list sorted in place by each objective in turn
+      // (inside _calc_crowding_distance), then by distance, then reversed.
+      for (std::size_t m = 0; m < points.front().size(); ++m) {
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t a, std::size_t b) { return points[a][m] < points[b][m]; });
+      }
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::size_t a, std::size_t b) { return distance[a] < distance[b]; });
+      std::reverse(order.begin(), order.end());
+      order.resize(size - out.chosen.size());
+    }
+    for (std::size_t k : order) {
+      out.chosen.push_back(front[k]);
+      out.rank.push_back(r);
+      out.crowding.push_back(distance[k]);
+    }
+  }
+  std::vector<std::size_t> sorted(out.chosen.size());
+  std::iota(sorted.begin(), sorted.end(), std::size_t{0});
+  std::sort(sorted.begin(), sorted.end(),
+            [&](std::size_t a, std::size_t b) { return out.chosen[a] < out.chosen[b]; });
+  EliteSelection ascending;
+  for (std::size_t k : sorted) {
+    ascending.chosen.push_back(out.chosen[k]);
+    ascending.rank.push_back(out.rank[k]);
+    ascending.crowding.push_back(out.crowding[k]);
+  }
+  return ascending;
+}
 
 SearcherRegistry::Entry Nsga2Entry() {
   return ModelEntry<Nsga2Searcher>(

@@ -18,7 +18,9 @@
 //   std::unique_ptr<Searcher> nsga2 = MakeSearcher(space, config);
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "search/searcher.h"
 
@@ -33,5 +35,19 @@ struct Nsga2Options {
 };
 
 SearcherRegistry::Entry Nsga2Entry();  // "nsga2" in the table of search/searcher.cc
+
+// NSGA-II's survivor selection as Optuna's NSGAIIElitePopulationSelectionStrategy makes it: of
+// `losses` (every objective minimised) with their total constraint violations (0: feasible), the
+// best `size` by ConstrainedRanks (core/pareto.h), whole ranks first, then the rank that does not
+// fit whole cut by crowding distance, largest first; equal distances in the order Optuna's sorts
+// leave them (the population's order, stably sorted by each objective in turn, then by distance,
+// then reversed). tests/peers/nsga2_elite_diff.py compares it with Optuna's on random populations.
+struct EliteSelection {
+  std::vector<std::size_t> chosen;  // positions in `losses`, ascending
+  std::vector<int> rank;            // each one's rank
+  std::vector<double> crowding;     // each one's crowding distance within its rank
+};
+EliteSelection SelectElite(const std::vector<std::vector<double>>& losses,
+                           const std::vector<double>& violations, std::size_t size);
 
 }  // namespace tune
