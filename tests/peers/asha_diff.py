@@ -41,7 +41,7 @@ import types
 import warnings
 from pathlib import Path
 
-from peer_import import require
+from peers_common import require
 STREAMS_DIR = Path(__file__).resolve().parent / "streams"
 
 

@@ -29,7 +29,7 @@ import math
 import subprocess
 import sys
 
-from peer_import import require
+from peers_common import require
 
 CASES = [
     {"name": "ellipsoid 6-d, no restarts",

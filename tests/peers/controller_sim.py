@@ -28,7 +28,7 @@ import time
 
 from asha_diff import decode_result, encode_result  # noqa: F401 (median_diff uses decode_result)
 
-from peer_import import require
+from peers_common import require
 
 
 def import_ray(who, module):

@@ -32,7 +32,7 @@ import json
 import subprocess
 import sys
 
-from peer_import import require
+from peers_common import require
 
 
 def functions():

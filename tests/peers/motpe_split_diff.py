@@ -20,15 +20,11 @@ cases) has 5 of them, all among small-integer losses.
 Exit status: 0 identical, 1 a difference (the case and both sets are printed), 77 optuna cannot
 be imported and CI is not "true".
 """
-import argparse
-import json
 import math
-import random
-import subprocess
 import sys
 from fractions import Fraction
 
-from peer_import import require
+from peers_common import random_cases, require
 
 
 def make_case(rng):
@@ -104,23 +100,12 @@ def near_tie(tpe_sampler, np, losses, below, ours, theirs, tolerance=1e-12):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--replay", required=True, help="the tune-test-motpe-split-replay binary")
-    parser.add_argument("--cases", type=int, default=1500)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
     np, optuna, tpe_sampler = require("motpe_split_diff", "numpy", "optuna",
                                       "optuna.samplers._tpe.sampler")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rng = random.Random(args.seed)
-    cases = [make_case(rng) for _ in range(args.cases)]
-    out = subprocess.run([args.replay], input="".join(json.dumps(c) + "\n" for c in cases),
-                         stdout=subprocess.PIPE, text=True, check=True).stdout.splitlines()
-    if len(out) != len(cases):
-        print(f"FAIL the driver answered {len(out)} of {len(cases)} cases")
-        return 1
+    cases, out = random_cases(__doc__, "tune-test-motpe-split-replay", 1500, make_case)
     failures = ties = 0
-    for number, (case, line) in enumerate(zip(cases, out)):
+    for number, (case, answer) in enumerate(zip(cases, out)):
         m = len(case["losses"][0])
         study = optuna.create_study(directions=["minimize"] * m)
         trials = [optuna.trial.create_trial(values=v, params={}, distributions={})
@@ -129,7 +114,7 @@ def main():
             t.number = i
         below, _ = tpe_sampler._split_complete_trials_multi_objective(trials, study, case["below"])
         theirs = sorted(t.number for t in below)
-        ours = json.loads(line)["below"]
+        ours = answer["below"]
         if ours == theirs:
             continue
         if near_tie(tpe_sampler, np, case["losses"], case["below"], ours, theirs):

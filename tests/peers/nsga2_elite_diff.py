@@ -15,13 +15,10 @@ Optuna's in-place sorts leave it.
 Exit status: 0 identical, 1 a difference (the case and both sets are printed), 77 optuna cannot
 be imported and CI is not "true".
 """
-import argparse
 import json
-import random
-import subprocess
 import sys
 
-from peer_import import require
+from peers_common import random_cases, require
 
 
 def make_case(rng):
@@ -42,30 +39,21 @@ def make_case(rng):
             "size": rng.randint(1, n)}
 
 
+def driver_line(case):
+    """The case as the driver reads it: each trial's total violation (Optuna's penalty)."""
+    violations = ([sum(v for v in c if v > 0) for c in case["constraints"]]
+                  if case["constraints"] else [0.0] * len(case["losses"]))
+    return json.dumps({"losses": case["losses"], "violations": violations, "size": case["size"]})
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--replay", required=True, help="the tune-test-nsga2-elite-replay binary")
-    parser.add_argument("--cases", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
     optuna, elite = require("nsga2_elite_diff", "optuna",
                             "optuna.samplers.nsgaii._elite_population_selection_strategy")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rng = random.Random(args.seed)
-    cases = [make_case(rng) for _ in range(args.cases)]
-    lines = []
-    for case in cases:
-        violations = [sum(v for v in c if v > 0) for c in case["constraints"]] \
-            if case["constraints"] else [0.0] * len(case["losses"])
-        lines.append(json.dumps({"losses": case["losses"], "violations": violations,
-                                 "size": case["size"]}))
-    out = subprocess.run([args.replay], input="\n".join(lines) + "\n", stdout=subprocess.PIPE,
-                         text=True, check=True).stdout.splitlines()
-    if len(out) != len(cases):
-        print(f"FAIL the driver answered {len(out)} of {len(cases)} cases")
-        return 1
+    cases, out = random_cases(__doc__, "tune-test-nsga2-elite-replay", 2000, make_case,
+                              driver_line)
     failures = 0
-    for number, (case, line) in enumerate(zip(cases, out)):
+    for number, (case, answer) in enumerate(zip(cases, out)):
         m = len(case["losses"][0])
         study = optuna.create_study(directions=["minimize"] * m)
         population = []
@@ -79,7 +67,7 @@ def main():
         strategy = elite.NSGAIIElitePopulationSelectionStrategy(
             population_size=max(case["size"], 2))
         theirs = sorted(t.number for t in strategy(study, population)[:case["size"]])
-        ours = json.loads(line)["chosen"]
+        ours = answer["chosen"]
         if ours != theirs:
             failures += 1
             if failures <= 3:
