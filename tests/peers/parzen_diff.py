@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Differential test: the univariate Parzen estimator of tune's MOTPE (search/tpe_estimator.h
 FitNumeric / MixtureLogDensity with Optuna 5.0's kernel widths) against Optuna 5.0's own
-_ParzenEstimator, on continuous domains: random observations (1 to 300, no two equal) on linear
-and log domains, random positive weights (MOTPE's good set weighs 1, the bad set Optuna's
-default_weights; any weights must give the same mixture), prior weights 0.5-2, with and without
-consider_endpoints; the log density at random points of the domain, its bounds included, must
+_ParzenEstimator: random observations (no two equal) on linear and log continuous domains (1 to
+300 of them) and on integer domains of 3 to 901 values (bin masses; 1 to 100 observations),
+random positive weights (MOTPE's good set weighs 1, the bad set Optuna's default_weights; any
+weights must give the same mixture), prior weights 0.5-2, with and without consider_endpoints; the log density at random points of the domain, its bounds included, must
 agree to 1e-4 (tune sums the mixture in float). For log domains both are densities of log x.
-(The integer and categorical estimators are unit-tested against Optuna's numbers in
+(Categorical estimators are unit-tested against Optuna's numbers in
 tests/search/tpe_estimator_test.cc; equal observations are a deliberate difference, docs/tpe.md
-"Ties".)
+"Ties"; integer domains of 1,000 values or more use the continuous density, another.)
 
   parzen_diff.py --replay build/bin/tune-test-parzen-replay [--cases 1000] [--seed 0]
 Exit status: 0 identical, 1 a difference (the case and both values are printed), 77 optuna cannot
@@ -21,6 +21,17 @@ from peers_common import random_cases, require
 
 
 def make_case(rng):
+    if rng.random() < 0.3:  # integers, fewer than 1,000 values (densities are bin masses)
+        low = rng.randint(-50, 50)
+        span = rng.choice([2, 5, 10, 50, 200, 900])
+        observations = rng.sample(range(low, low + span + 1), rng.randint(1, min(span + 1, 100)))
+        return {"domain": {"randint": [low, low + span + 1]},
+                "observations": [float(o) for o in observations],
+                "weights": [rng.uniform(0.05, 1) for _ in observations],
+                "prior_weight": rng.choice([0.5, 1.0, 2.0]),
+                "consider_endpoints": rng.random() < 0.5,
+                "points": [float(low), float(low + span)]
+                + [float(rng.randint(low, low + span)) for _ in range(8)]}
     log = rng.random() < 0.4
     if log:
         low = 10 ** rng.uniform(-6, 0)
@@ -56,7 +67,9 @@ def main():
     failures, worst = 0, 0.0
     for number, (case, answer) in enumerate(zip(cases, out)):
         (kind, (low, high)), = case["domain"].items()
-        distribution = optuna.distributions.FloatDistribution(low, high, log=kind == "loguniform")
+        distribution = (optuna.distributions.IntDistribution(low, high - 1) if kind == "randint"
+                        else optuna.distributions.FloatDistribution(low, high,
+                                                                   log=kind == "loguniform"))
         parameters = pe._ParzenEstimatorParameters(
             prior_weight=case["prior_weight"], consider_magic_clip=True,
             consider_endpoints=case["consider_endpoints"], weights=default_weights,
