@@ -78,9 +78,10 @@ std::vector<double> ReferencePoint(const Points& points) {
   return worst;
 }
 
-std::vector<double> CrowdingDistance(const Points& front) {
+std::vector<double> CrowdingDistance(const Points& front, std::vector<std::size_t>* sorted) {
   const std::size_t n = front.size();
   std::vector<double> distance(n, 0.0);
+  if (sorted != nullptr) sorted->clear();
   if (n == 0) return distance;
   const std::size_t m = front.front().size();
   // One order, stably re-sorted by each objective in turn (Optuna sorts its list in place), so
@@ -99,6 +100,7 @@ std::vector<double> CrowdingDistance(const Points& front) {
       distance[order[i]] += (front[order[i + 1]][k] - front[order[i - 1]][k]) / (high - low);
     }
   }
+  if (sorted != nullptr) *sorted = std::move(order);
   return distance;
 }
 

@@ -26,8 +26,11 @@ std::vector<double> ReferencePoint(const Points& points);
 // gap between its two neighbours in that objective, divided by the objective's range; the
 // extremes of each objective get +inf; an objective where all are equal adds nothing; equal
 // values ordered as Optuna's successive in-place sorts order them (Optuna's
-// _calc_crowding_distance, number for number: tests/peers/nsga2_elite_diff.py).
-std::vector<double> CrowdingDistance(const Points& front);
+// _calc_crowding_distance, number for number: tests/peers/nsga2_elite_diff.py). With `sorted`,
+// also the points' order after those sorts (the list as Optuna leaves it, which its NSGA-II
+// selection sorts by distance next).
+std::vector<double> CrowdingDistance(const Points& front,
+                                     std::vector<std::size_t>* sorted = nullptr);
 
 // The greedy solution of the hypervolume subset selection problem (Optuna's _solve_hssp): picks
 // `subset_size` of `points` one by one, each time the one adding the most hypervolume w.r.t.

@@ -275,16 +275,11 @@ EliteSelection SelectElite(const std::vector<std::vector<double>>& losses,
     }
     Points points;
     for (std::size_t i : front) points.push_back(losses[i]);
-    const std::vector<double> distance = CrowdingDistance(points);
-    std::vector<std::size_t> order(front.size());  // indices into front
-    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::vector<std::size_t> order;  // indices into front
+    const std::vector<double> distance = CrowdingDistance(points, &order);
     if (out.chosen.size() + front.size() >= size) {
-      // Optuna's _crowding_distance_sort: the list sorted in place by each objective in turn
-      // (inside _calc_crowding_distance), then by distance, then reversed.
-      for (std::size_t m = 0; m < points.front().size(); ++m) {
-        std::stable_sort(order.begin(), order.end(),
-                         [&](std::size_t a, std::size_t b) { return points[a][m] < points[b][m]; });
-      }
+      // Optuna's _crowding_distance_sort: the list as _calc_crowding_distance left it (`order`),
+      // sorted by distance, then reversed.
       std::stable_sort(order.begin(), order.end(),
                        [&](std::size_t a, std::size_t b) { return distance[a] < distance[b]; });
       std::reverse(order.begin(), order.end());
@@ -296,17 +291,7 @@ EliteSelection SelectElite(const std::vector<std::vector<double>>& losses,
       out.crowding.push_back(distance[k]);
     }
   }
-  std::vector<std::size_t> sorted(out.chosen.size());
-  std::iota(sorted.begin(), sorted.end(), std::size_t{0});
-  std::sort(sorted.begin(), sorted.end(),
-            [&](std::size_t a, std::size_t b) { return out.chosen[a] < out.chosen[b]; });
-  EliteSelection ascending;
-  for (std::size_t k : sorted) {
-    ascending.chosen.push_back(out.chosen[k]);
-    ascending.rank.push_back(out.rank[k]);
-    ascending.crowding.push_back(out.crowding[k]);
-  }
-  return ascending;
+  return out;
 }
 
 SearcherRegistry::Entry Nsga2Entry() {

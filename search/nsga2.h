@@ -43,7 +43,7 @@ SearcherRegistry::Entry Nsga2Entry();  // "nsga2" in the table of search/searche
 // leave them (the population's order, stably sorted by each objective in turn, then by distance,
 // then reversed). tests/peers/nsga2_elite_diff.py compares it with Optuna's on random populations.
 struct EliteSelection {
-  std::vector<std::size_t> chosen;  // positions in `losses`, ascending
+  std::vector<std::size_t> chosen;  // positions in `losses`, rank by rank
   std::vector<int> rank;            // each one's rank
   std::vector<double> crowding;     // each one's crowding distance within its rank
 };

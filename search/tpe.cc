@@ -307,11 +307,9 @@ class TpeSearcher : public ModelSearcher {
     below = std::min(below, n);
     Points losses;
     for (std::size_t t : feasible) losses.push_back(trials_[t].losses);
-    std::size_t taken = 0;
-    for (std::size_t i : BestByRankAndHypervolume(losses, std::min(below, feasible.size()))) {
-      (*group)[feasible[i]] = kBelow;
-      ++taken;
-    }
+    const std::vector<std::size_t> good = BestByRankAndHypervolume(losses, below);
+    for (std::size_t i : good) (*group)[feasible[i]] = kBelow;
+    std::size_t taken = good.size();
     std::stable_sort(infeasible.begin(), infeasible.end(), [&](std::size_t a, std::size_t b) {
       return trials_[a].violation < trials_[b].violation;
     });

@@ -4,6 +4,7 @@
 // Input, one case per line:  {"losses": [[l_1, .., l_m], ..], "violations": [v, ..], "size": k}
 // Output, one line per case: {"chosen": [positions, ascending]}
 // Exits 2 with a message on stderr for a line it cannot parse (replay_lines.h).
+#include <algorithm>
 #include <iostream>
 #include <vector>
 
@@ -15,7 +16,8 @@ int main() {
     const auto losses = input.at("losses").get<std::vector<std::vector<double>>>();
     const auto violations = input.at("violations").get<std::vector<double>>();
     const auto size = input.at("size").get<std::size_t>();
-    std::cout << tune::Json{{"chosen", tune::SelectElite(losses, violations, size).chosen}}.dump()
-              << "\n";
+    std::vector<std::size_t> chosen = tune::SelectElite(losses, violations, size).chosen;
+    std::sort(chosen.begin(), chosen.end());
+    std::cout << tune::Json{{"chosen", chosen}}.dump() << "\n";
   });
 }
