@@ -106,10 +106,12 @@ def tune_runs(bin_dir, problem, algo, seeds, trials, variant=None, search=None, 
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def hypervolumes(problem, run):
+def hypervolumes(problem, run, reference=None):
+    """The run's hypervolume after each budget against the problem's fixed reference point (or
+    `reference`), points outside it left out."""
     import numpy as np
     from optuna._hypervolume import compute_hypervolume
-    ref = np.array(REFERENCE[problem])
+    ref = np.array(REFERENCE[problem] if reference is None else reference)
     out = {}
     for budget in BUDGETS:
         points = np.array(run["values"][:budget])
@@ -133,20 +135,13 @@ def held_out(bin_dir, seeds, searches):
     reference point of a problem is 1.1 x the worst value of each objective over both settings'
     runs. Prints one line per problem and budget."""
     import numpy as np
-    from optuna._hypervolume import compute_hypervolume
     from scipy.stats import wilcoxon
     for problem in HELD_OUT:
         runs = [tune_runs(bin_dir, problem, "tpe", seeds, max(BUDGETS), search=s) for s in searches]
         worst = np.array([v for side in runs for r in side for v in r["values"]]).max(axis=0)
-        ref = 1.1 * worst
+        volumes = [[hypervolumes(problem, r, 1.1 * worst) for r in side] for side in runs]
         for budget in BUDGETS:
-            hv = []
-            for side in runs:
-                hv.append([])
-                for r in side:
-                    points = np.array(r["values"][:budget])
-                    points = points[(points < ref).all(axis=1)]
-                    hv[-1].append(float(compute_hypervolume(points, ref)) if len(points) else 0.0)
+            hv = [[v[budget] for v in side] for side in volumes]
             wins = sum(a > b for a, b in zip(*hv))
             p = wilcoxon(hv[0], hv[1]).pvalue
             print(f"{problem} at {budget}: A {statistics.median(hv[0]):.6g}, B "
