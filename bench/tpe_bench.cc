@@ -325,10 +325,12 @@ void Speed(const std::vector<Variant>& variants, const std::string& only, int la
   for (std::size_t i = 0; i < checkpoints.size(); ++i) std::printf("---|");
   std::printf("\n");
   Space space = ParseSpace(Json::parse(kSpeedSpace));
+  std::vector<std::string> fingerprints;
   for (const Variant& variant : variants) {
     if (!Keep(only, "speed", variant.name)) continue;
     auto searcher = Make(space, variant, 0, total);
     std::vector<double> ms, cpu_ms;
+    std::uint64_t fingerprint = 1469598103934665603ULL;  // FNV-1a of every config, in order
     for (int t = 1; t <= total; ++t) {
       std::string id = "t" + std::to_string(t);
       auto start = std::chrono::steady_clock::now();
@@ -338,6 +340,9 @@ void Speed(const std::vector<Variant>& variants, const std::string& only, int la
                                                              start)
                        .count());
       cpu_ms.push_back(ThreadCpuMs() - cpu_start);
+      for (char ch : config.dump()) {
+        fingerprint = (fingerprint ^ static_cast<unsigned char>(ch)) * 1099511628211ULL;
+      }
       Result result;
       result.training_iteration = 1;
       result.metrics["loss"] = SpeedObjective(config);
@@ -353,9 +358,12 @@ void Speed(const std::vector<Variant>& variants, const std::string& only, int la
       std::printf(" %.3f (%.3f) %.3f |", sum / kWindow, Quantile(window, 0.5), cpu / kWindow);
     }
     std::printf("\n");
+    // The same fingerprint before and after a change that should not alter any suggestion.
+    fingerprints.push_back(fmt::format("{} {:016x}", variant.name, fingerprint));
     std::fflush(stdout);
   }
   std::printf("\n");
+  for (const std::string& line : fingerprints) std::printf("configs fingerprint: %s\n", line.c_str());
 }
 
 // Time per suggestion of any searcher at history sizes `points` (bench/README-search.md): for

@@ -244,8 +244,8 @@ class TpeSearcher : public ModelSearcher {
   std::size_t Split(std::vector<signed char>* group) {
     if (objectives_.size() > 1) return SplitMultiObjective(group);
     group->assign(trials_.size(), kNone);
-    std::vector<Key> keys;
-    keys.reserve(trials_.size());
+    std::vector<Key>& keys = keys_;
+    keys.clear();
     std::size_t real = 0;
     if (tpe_.intermediate == TpeOptions::Intermediate::kBudget) {
       real = BudgetKeys(&keys);
@@ -358,9 +358,10 @@ class TpeSearcher : public ModelSearcher {
 
   // Weights by age inside each group (trial order = age).
   // With several objectives the good set's weights are all 1 (Optuna 5.0).
-  std::vector<double> Weights(const std::vector<signed char>& group, std::size_t n_below,
-                              std::size_t n_above) const {
-    std::vector<double> weights(trials_.size(), 0.0);
+  void Weights(const std::vector<signed char>& group, std::size_t n_below, std::size_t n_above,
+               std::vector<double>* out) const {
+    std::vector<double>& weights = *out;
+    weights.assign(trials_.size(), 0.0);
     std::size_t rank[2] = {0, 0};
     const std::size_t size[2] = {n_below, n_above};
     for (std::size_t t = 0; t < trials_.size(); ++t) {
@@ -369,7 +370,6 @@ class TpeSearcher : public ModelSearcher {
       const std::size_t age = rank[g]++;
       weights[t] = g == kBelow && objectives_.size() > 1 ? 1.0 : DefaultWeight(age, size[g]);
     }
-    return weights;
   }
 
   // The window (TpeOptions::window, docs/tpe.md "Long histories"): past `window` members, group
@@ -424,7 +424,7 @@ class TpeSearcher : public ModelSearcher {
   }
 
   Json Propose() override {
-    std::vector<signed char> group;
+    std::vector<signed char>& group = group_;
     const std::size_t real = Split(&group);
     if (real < static_cast<std::size_t>(tpe_.n_startup_trials) || real == 0) {
       return space_.Sample(rng_, 0);
@@ -439,7 +439,8 @@ class TpeSearcher : public ModelSearcher {
     const bool motpe = objectives_.size() > 1 && internal_.motpe_as_optuna;
     parzen_.width_free = internal_.width_free_density && n_below + n_above == real && !motpe;
     parzen_.prior_neighbour = !motpe && !internal_.no_prior_neighbour;
-    std::vector<double> weights = Weights(group, n_below, n_above);
+    std::vector<double>& weights = weights_;
+    Weights(group, n_below, n_above, &weights);
     Subsample(kBelow, &group, &weights);
     Subsample(kAbove, &group, &weights);
     std::vector<double> chosen(dims_.size(), 0.0);
@@ -538,18 +539,24 @@ class TpeSearcher : public ModelSearcher {
       if (!member_dim[d]) dims[d].fixed = true;
     }
     // Each group's observations, the coordinates taken from the per-dimension sorted lists.
-    JointObservations observations[2];
+    JointObservations* observations = observations_;  // buffers: cleared, capacity kept
     std::vector<std::size_t>& position = position_;  // trial -> index among its group's members
     position.assign(trials_.size(), kNotMember);
+    for (JointObservations& o : observations_) {
+      o.weights.clear();
+      o.sorted_x.resize(dims_.size());
+      o.member.resize(dims_.size());
+      for (std::size_t d = 0; d < dims_.size(); ++d) {
+        o.sorted_x[d].clear();
+        o.member[d].clear();
+      }
+    }
+    const std::size_t first = in_group.front();
     for (std::size_t t = 0; t < trials_.size(); ++t) {
-      if (group[t] == kNone || std::isnan(trials_[t].x[in_group.front()])) continue;
+      if (group[t] == kNone || std::isnan(trials_[t].x[first])) continue;
       std::vector<double>& members = observations[group[t]].weights;
       position[t] = members.size();
       members.push_back(weights[t]);
-    }
-    for (JointObservations& o : observations) {
-      o.sorted_x.resize(dims_.size());
-      o.member.resize(dims_.size());
     }
     for (std::size_t d = 0; d < dims_.size(); ++d) {
       if (dims[d].fixed) continue;
@@ -594,7 +601,11 @@ class TpeSearcher : public ModelSearcher {
   std::vector<std::vector<std::size_t>> sorted_;  // per dimension: trials by coordinate
   std::vector<std::vector<double>> sorted_x_;     // per dimension: the sorted coordinates
   std::vector<double> mus_[2], raw_[2];           // ProposeOne's buffers (good, bad)
-  std::vector<std::size_t> position_;             // ProposeJoint's buffer
+  std::vector<std::size_t> position_;             // ProposeJoint's buffers
+  JointObservations observations_[2];
+  std::vector<Key> keys_;                         // Split's buffer
+  std::vector<signed char> group_;                // Propose's buffers
+  std::vector<double> weights_;
   std::vector<std::size_t> subsample_;            // Subsample's buffers
   std::vector<char> chosen_;
 };

@@ -255,6 +255,45 @@ void PermuteKernels(const std::vector<std::size_t>& slots, NumericKernels* kerne
   kernels->cumulative.clear();
 }
 
+// What joint scoring and sampling read of a continuous dimension's kernels (mu, sigma,
+// log_norm, unit_mu, unit_inv_sigma; the prior last), in one pass over the observations in
+// sorted order, each written to its member's slot. Most sigmas are the magic clip's minimum, so
+// a log is only taken when sigma differs from the previous one.
+void FitJointContinuous(const Dim& dim, const std::vector<double>& sorted_x,
+                        const std::vector<std::size_t>& member, const std::vector<double>& sigmas,
+                        bool width_free, NumericKernels* kernels) {
+  const std::size_t m = sorted_x.size();
+  const auto n = static_cast<Eigen::Index>(m) + 1;
+  kernels->mu.resize(n);
+  kernels->sigma.resize(n);
+  kernels->log_norm.resize(n);
+  kernels->unit_mu.resize(n);
+  kernels->unit_inv_sigma.resize(n);
+  const double range = dim.high - dim.low;
+  double last_sigma = -1, last_log = 0;
+  auto put = [&](Eigen::Index slot, double mu, double sigma) {
+    const double inv_sigma = 1.0 / sigma;
+    double log_norm =
+        -LogNormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma) - kLogSqrt2Pi;
+    if (!width_free) {
+      if (sigma != last_sigma) {
+        last_sigma = sigma;
+        last_log = std::log(sigma);
+      }
+      log_norm -= last_log;
+    }
+    kernels->mu[slot] = mu;
+    kernels->sigma[slot] = sigma;
+    kernels->log_norm[slot] = log_norm;
+    kernels->unit_mu[slot] = static_cast<float>((mu - dim.low) / range);
+    kernels->unit_inv_sigma[slot] = static_cast<float>(inv_sigma * range);
+  };
+  for (std::size_t i = 0; i < m; ++i) {
+    put(static_cast<Eigen::Index>(member[i]), sorted_x[i], sigmas[i]);
+  }
+  put(n - 1, dim.prior_mu, dim.prior_sigma);
+}
+
 }  // namespace
 
 double DefaultWeight(std::size_t rank, std::size_t n) {
@@ -455,6 +494,10 @@ JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservat
     sigmas.resize(m);
     NeighbourSigmas(dim, sorted_x, options.consider_endpoints, sigmas.data(),
                     options.prior_neighbour);
+    if (!dim.binned) {
+      FitJointContinuous(dim, sorted_x, member, sigmas, options.width_free, &numeric_[d]);
+      continue;
+    }
     // Fitted in sorted order (equal binned kernels are then adjacent), stored by member.
     sorted_raw.resize(m);
     for (std::size_t i = 0; i < m; ++i) sorted_raw[i] = weights[member[i]];
@@ -549,7 +592,7 @@ const Eigen::ArrayXf& JointEstimator::DiscreteTerm(std::size_t d, double value) 
 // (vectorised over the kernels), then log-sum-exp.
 double JointEstimator::LogPdf(const std::vector<double>& x) {
   constexpr Eigen::Index kPruneMinKernels = 256;
-  constexpr double kPruneGap = 30;
+  constexpr float kPruneGap = 30;
   thread_local Eigen::ArrayXf column, term;
   const Eigen::Index n = base_.size();
   column = base_;
@@ -559,54 +602,28 @@ double JointEstimator::LogPdf(const std::vector<double>& x) {
     const auto unit_x = static_cast<float>((x[d] - dim.low) / (dim.high - dim.low));
     column -= 0.5f * ((unit_x - kernels.unit_mu) * kernels.unit_inv_sigma).square();
   }
-  double log_density;
-  if (discrete_.empty() || n < kPruneMinKernels) {
-    for (std::size_t d : discrete_) column += DiscreteTerm(d, x[d]);
-    const float top = column.maxCoeff();
-    log_density = static_cast<double>(top);
-    if (std::isfinite(top)) {
-      term = (column - top).exp();
-      log_density += std::log(static_cast<double>(term.sum()));
-    }
-    return log_density;
-  }
-  // Each discrete term is a log probability (<= 0), so a kernel's continuous partial sum bounds
-  // its total from above, and the kernel with the largest partial sum gives a lower bound
-  // `floor` on the log density: kernels whose partial sum lies more than kPruneGap below it add
-  // less than n exp(-kPruneGap) of the density (< 1e-9 for n < 10^4) and are skipped; the
-  // others get their discrete terms and exp (double).
-  const float* parts[8];
-  std::size_t n_parts = 0;
-  thread_local Eigen::ArrayXf rest;
-  if (discrete_.size() > 8) rest.setZero(n);
-  for (std::size_t d : discrete_) {
-    const Eigen::ArrayXf& t = DiscreteTerm(d, x[d]);
-    if (discrete_.size() > 8) {
-      rest += t;
-    } else {
-      parts[n_parts++] = t.data();
-    }
-  }
-  if (discrete_.size() > 8) parts[n_parts++] = rest.data();
-  auto total_of = [&](Eigen::Index k) {
-    double v = static_cast<double>(column[k]);
-    for (std::size_t i = 0; i < n_parts; ++i) v += static_cast<double>(parts[i][k]);
-    return v;
-  };
-  Eigen::Index top_k = 0;
-  column.maxCoeff(&top_k);
-  const double floor = total_of(top_k);
-  log_density = floor;
-  if (std::isfinite(floor)) {
-    const float cut = static_cast<float>(floor - kPruneGap);
-    double sum = 0;
+  for (std::size_t d : discrete_) column += DiscreteTerm(d, x[d]);
+  const float top = column.maxCoeff();
+  if (!std::isfinite(top)) return static_cast<double>(top);
+  if (n < kPruneMinKernels) {
+    term = (column - top).exp();
+  } else {
+    // Kernels more than kPruneGap below the largest term add less than n exp(-kPruneGap) of the
+    // density (< 1e-9 for n < 10^4): only the others are exponentiated, listed without branches
+    // (which ones pass is unpredictable).
+    const float cut = top - kPruneGap;
+    term.resize(n);
     const float* c = column.data();
+    float* kept = term.data();
+    Eigen::Index n_kept = 0;
     for (Eigen::Index k = 0; k < n; ++k) {
-      if (c[k] >= cut) sum += std::exp(total_of(k) - floor);
+      kept[n_kept] = c[k] - top;
+      n_kept += c[k] >= cut;
     }
-    log_density += std::log(sum);
+    term.conservativeResize(n_kept);
+    term = term.exp();
   }
-  return log_density;
+  return static_cast<double>(top) + std::log(static_cast<double>(term.sum()));
 }
 
 }  // namespace tune

@@ -32,9 +32,9 @@
 // kernels only those that matter are evaluated: the ~1/16 widest always, the narrow ones only
 // within c * cap of x (binary search in the sorted mus), with c chosen from the prior kernel's
 // guaranteed share of the density so that the skipped kernels change it by < 1e-6 relative.
-// Joint scoring sums each kernel's continuous terms (float, vectorised over kernels); categorical
-// and binned terms are computed once per distinct value and, being log probabilities (<= 0),
-// only for kernels whose continuous partial sum is within 30 of the best kernel's full term.
+// Joint scoring sums each kernel's log terms in float, vectorised over the kernels (categorical
+// and binned terms computed once per distinct value); with >= 256 kernels only those within 30
+// of the largest are exponentiated.
 #pragma once
 
 #include <Eigen/Core>
