@@ -552,25 +552,47 @@ class TpeSearcher : public ModelSearcher {
       }
     }
     const std::size_t first = in_group.front();
+    const bool conditional = !space_.parameters()[first].conditions.empty();
     for (std::size_t t = 0; t < trials_.size(); ++t) {
-      if (group[t] == kNone || std::isnan(trials_[t].x[first])) continue;
+      if (group[t] == kNone || (conditional && std::isnan(trials_[t].x[first]))) continue;
       std::vector<double>& members = observations[group[t]].weights;
       position[t] = members.size();
       members.push_back(weights[t]);
     }
+    // Per dimension, each set's coordinates in ascending order (the parameters of a group are
+    // present on the same trials, so every member appears once in each list).
     for (std::size_t d = 0; d < dims_.size(); ++d) {
       if (dims[d].fixed) continue;
       const std::vector<std::size_t>& order = sorted_[d];
       const std::vector<double>& coordinates = sorted_x_[d];
+      double* x_out[2];
+      std::size_t* member_out[2];
+      std::size_t count[2] = {0, 0};
+      for (int g = 0; g < 2; ++g) {
+        const std::size_t size = observations[g].weights.size();
+        observations[g].sorted_x[d].resize(size);
+        observations[g].member[d].resize(size);
+        x_out[g] = observations[g].sorted_x[d].data();
+        member_out[g] = observations[g].member[d].data();
+      }
       for (std::size_t i = 0; i < order.size(); ++i) {
-        const signed char g = group[order[i]];
-        if (g == kNone || position[order[i]] == kNotMember) continue;
-        observations[g].sorted_x[d].push_back(coordinates[i]);
-        observations[g].member[d].push_back(position[order[i]]);
+        const std::size_t t = order[i];
+        const std::size_t at = position[t];
+        if (at == kNotMember) continue;
+        const auto g = static_cast<std::size_t>(group[t]);
+        x_out[g][count[g]] = coordinates[i];
+        member_out[g][count[g]++] = at;
+      }
+      for (int g = 0; g < 2; ++g) {
+        if (count[g] != observations[g].weights.size()) {
+          throw std::logic_error("tpe: a group's parameters are not present on the same trials");
+        }
       }
     }
-    JointEstimator below(dims, observations[0], parzen_, internal_.joint_scott_widths);
-    JointEstimator above(dims, observations[1], parzen_, internal_.joint_scott_widths);
+    JointEstimator& below = joint_[0];
+    JointEstimator& above = joint_[1];
+    below.Fit(dims, observations[0], parzen_, internal_.joint_scott_widths);
+    above.Fit(dims, observations[1], parzen_, internal_.joint_scott_widths);
     // All candidates are drawn first, then scored (scoring draws no random numbers).
     std::vector<std::vector<double>> drawn(static_cast<std::size_t>(tpe_.n_ei_candidates));
     for (std::vector<double>& x : drawn) x = below.Sample(rng_);
@@ -603,6 +625,7 @@ class TpeSearcher : public ModelSearcher {
   std::vector<double> mus_[2], raw_[2];           // ProposeOne's buffers (good, bad)
   std::vector<std::size_t> position_;             // ProposeJoint's buffers
   JointObservations observations_[2];
+  JointEstimator joint_[2];                       // ProposeJoint's estimators, refitted
   std::vector<Key> keys_;                         // Split's buffer
   std::vector<signed char> group_;                // Propose's buffers
   std::vector<double> weights_;

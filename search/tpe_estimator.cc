@@ -223,42 +223,10 @@ double SumKernels(const A& mu, const A& inv_sigma, const A& coef, float x) {
   return static_cast<double>((coef * scratch).sum());
 }
 
-// Reorders the observation kernels of a fitted (unwindowed) estimator: kernel i moves to
-// slots[i]; the prior stays last. Only what joint scoring and sampling read is kept.
-void PermuteKernels(const std::vector<std::size_t>& slots, NumericKernels* kernels) {
-  thread_local ArrayXd scratch;
-  thread_local Eigen::ArrayXf scratch_f;
-  auto permute = [&](auto& array, auto& copy) {
-    copy = array;
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      array[static_cast<Eigen::Index>(slots[i])] = copy[static_cast<Eigen::Index>(i)];
-    }
-  };
-  permute(kernels->mu, scratch);
-  permute(kernels->sigma, scratch);
-  permute(kernels->log_norm, scratch);
-  if (kernels->unit_mu.size() > 0) {
-    permute(kernels->unit_mu, scratch_f);
-    permute(kernels->unit_inv_sigma, scratch_f);
-  }
-  if (!kernels->distinct_of.empty()) {
-    thread_local std::vector<Eigen::Index> copy;
-    copy = kernels->distinct_of;
-    for (std::size_t i = 0; i < slots.size(); ++i) kernels->distinct_of[slots[i]] = copy[i];
-  }
-  // Not permuted (joint scoring and sampling do not read them): weight, inv_sigma, coef,
-  // coef_f, cumulative; cleared so that nothing reads them by mistake.
-  kernels->weight.resize(0);
-  kernels->inv_sigma.resize(0);
-  kernels->coef.resize(0);
-  kernels->coef_f.resize(0);
-  kernels->cumulative.clear();
-}
-
 // What joint scoring and sampling read of a continuous dimension's kernels (mu, sigma,
 // log_norm, unit_mu, unit_inv_sigma; the prior last), in one pass over the observations in
 // sorted order, each written to its member's slot. Most sigmas are the magic clip's minimum, so
-// a log is only taken when sigma differs from the previous one.
+// 1 / sigma and log(sigma) are only computed when sigma differs from the previous one.
 void FitJointContinuous(const Dim& dim, const std::vector<double>& sorted_x,
                         const std::vector<std::size_t>& member, const std::vector<double>& sigmas,
                         bool width_free, NumericKernels* kernels) {
@@ -270,18 +238,17 @@ void FitJointContinuous(const Dim& dim, const std::vector<double>& sorted_x,
   kernels->unit_mu.resize(n);
   kernels->unit_inv_sigma.resize(n);
   const double range = dim.high - dim.low;
-  double last_sigma = -1, last_log = 0;
+  double last_sigma = -1, last_inverse = 0, last_log = 0;
   auto put = [&](Eigen::Index slot, double mu, double sigma) {
-    const double inv_sigma = 1.0 / sigma;
+    if (sigma != last_sigma) {
+      last_sigma = sigma;
+      last_inverse = 1.0 / sigma;
+      last_log = std::log(sigma);
+    }
+    const double inv_sigma = last_inverse;
     double log_norm =
         -LogNormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma) - kLogSqrt2Pi;
-    if (!width_free) {
-      if (sigma != last_sigma) {
-        last_sigma = sigma;
-        last_log = std::log(sigma);
-      }
-      log_norm -= last_log;
-    }
+    if (!width_free) log_norm -= last_log;
     kernels->mu[slot] = mu;
     kernels->sigma[slot] = sigma;
     kernels->log_norm[slot] = log_norm;
@@ -292,6 +259,47 @@ void FitJointContinuous(const Dim& dim, const std::vector<double>& sorted_x,
     put(static_cast<Eigen::Index>(member[i]), sorted_x[i], sigmas[i]);
   }
   put(n - 1, dim.prior_mu, dim.prior_sigma);
+}
+
+// What joint scoring and sampling read of a binned dimension's kernels (mu, sigma and the
+// distinct (mu, sigma) pairs with their log masses on the domain; the prior last), from the
+// observations in sorted order (equal ones adjacent, as FindDistinct's sorted path finds pairs),
+// each written to its member's slot.
+void FitJointBinned(const Dim& dim, const std::vector<double>& sorted_x,
+                    const std::vector<std::size_t>& member, const std::vector<double>& sigmas,
+                    NumericKernels* kernels) {
+  const std::size_t m = sorted_x.size();
+  const auto n = static_cast<Eigen::Index>(m) + 1;
+  kernels->mu.resize(n);
+  kernels->sigma.resize(n);
+  kernels->distinct_of.resize(m + 1);
+  thread_local std::vector<double> mus, sigmas_of;
+  mus.clear();
+  sigmas_of.clear();
+  std::size_t run = 0;  // first distinct pair of the current run of equal mus
+  auto put = [&](std::size_t slot, double mu, double sigma, bool new_run) {
+    if (new_run) run = mus.size();
+    std::size_t j = run;
+    while (j < mus.size() && !(mus[j] == mu && sigmas_of[j] == sigma)) ++j;
+    if (j == mus.size()) {
+      mus.push_back(mu);
+      sigmas_of.push_back(sigma);
+    }
+    kernels->mu[static_cast<Eigen::Index>(slot)] = mu;
+    kernels->sigma[static_cast<Eigen::Index>(slot)] = sigma;
+    kernels->distinct_of[slot] = static_cast<Eigen::Index>(j);
+  };
+  for (std::size_t i = 0; i < m; ++i) {
+    put(member[i], sorted_x[i], sigmas[i], i == 0 || sorted_x[i] != sorted_x[i - 1]);
+  }
+  put(m, dim.prior_mu, dim.prior_sigma, m == 0 || dim.prior_mu != sorted_x[m - 1]);
+  const auto distinct = static_cast<Eigen::Index>(mus.size());
+  kernels->distinct_mu = Eigen::Map<const ArrayXd>(mus.data(), distinct);
+  kernels->distinct_inv_sigma = Eigen::Map<const ArrayXd>(sigmas_of.data(), distinct).inverse();
+  const ArrayXd& mu = kernels->distinct_mu;
+  const ArrayXd& inv_sigma = kernels->distinct_inv_sigma;
+  kernels->distinct_log_norm =
+      -NormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma).log();
 }
 
 }  // namespace
@@ -330,30 +338,29 @@ void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consid
   } else if (n > 0) {
     // Neighbour gaps among the observations and the prior's centre, with the bounds as the
     // outermost neighbours (Optuna's consider_endpoints=False replaces the outermost gaps).
-    thread_local std::vector<double> points, sorted_sigma;
-    points.clear();
-    points.reserve(n + 3);
-    points.push_back(dim.low);
-    std::size_t prior_slot = static_cast<std::size_t>(
+    // point(j), j in [0, n + 2]: the bound, the n + 1 kernel centres in order, the bound.
+    const auto prior_slot = static_cast<std::size_t>(
         std::upper_bound(mus.begin(), mus.end(), dim.prior_mu) - mus.begin());
-    for (std::size_t i = 0; i <= n; ++i) {
-      if (i == prior_slot) points.push_back(dim.prior_mu);
-      if (i < n) points.push_back(mus[i]);
-    }
-    points.push_back(dim.high);
-    const std::size_t m = n + 1;  // points[1..m] are the kernels in sorted order
-    sorted_sigma.resize(m);
-    for (std::size_t j = 1; j <= m; ++j) {
-      sorted_sigma[j - 1] = std::max(points[j] - points[j - 1], points[j + 1] - points[j]);
-    }
-    if (!consider_endpoints && m >= 2) {
-      sorted_sigma[0] = points[2] - points[1];
-      sorted_sigma[m - 1] = points[m] - points[m - 1];
-    }
-    for (std::size_t j = 0; j < m; ++j) {
-      if (j == prior_slot) continue;
-      std::size_t i = j < prior_slot ? j : j - 1;
-      sigma[i] = sorted_sigma[j];
+    const std::size_t m = n + 1;  // kernels, the prior among them
+    auto point = [&](std::size_t j) {
+      if (j == 0) return dim.low;
+      if (j == m + 1) return dim.high;
+      if (j - 1 < prior_slot) return mus[j - 1];
+      return j - 1 == prior_slot ? dim.prior_mu : mus[j - 2];
+    };
+    const bool inner_ends = !consider_endpoints && m >= 2;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t j = (i < prior_slot ? i : i + 1) + 1;
+      if (inner_ends && j == 1) {
+        sigma[i] = point(2) - point(1);
+      } else if (inner_ends && j == m) {
+        sigma[i] = point(m) - point(m - 1);
+      } else if (i >= 1 && i + 1 < n && (i + 1 < prior_slot || i > prior_slot)) {
+        // Both neighbours are observations (the common case).
+        sigma[i] = std::max(mus[i] - mus[i - 1], mus[i + 1] - mus[i]);
+      } else {
+        sigma[i] = std::max(point(j) - point(j - 1), point(j + 1) - point(j));
+      }
     }
   }
   const double min_sigma = range / std::min(100.0, static_cast<double>(n + 2));
@@ -362,9 +369,9 @@ void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consid
   // gave it to whichever copy sorted first or last, the oldest and the newest trial at each
   // value, and in the joint model that made g(x) broad around the recent trials (docs/tpe.md).
   for (std::size_t i = 0; i < n; ++i) {
-    if ((i > 0 && mus[i] == mus[i - 1]) || (i + 1 < n && mus[i] == mus[i + 1])) sigma[i] = 0;
+    const bool tied = (i > 0 && mus[i] == mus[i - 1]) || (i + 1 < n && mus[i] == mus[i + 1]);
+    sigma[i] = std::clamp(tied ? 0.0 : sigma[i], min_sigma, range);
   }
-  for (std::size_t i = 0; i < n; ++i) sigma[i] = std::clamp(sigma[i], min_sigma, range);
 }
 
 NumericKernels FitNumeric(const Dim& dim, const std::vector<double>& sorted_mus,
@@ -458,19 +465,28 @@ double MixtureLogDensity(const Dim& dim, const NumericKernels& kernels, double x
   if (sum > 0 && std::isfinite(sum)) return std::log(sum);
   return LogSumExp(kernels.weight.log() + KernelLogDensity(dim, kernels, x));
 }
+
 JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservations& observations,
-                               const ParzenOptions& options, bool scott_widths)
-    : dims_(dims),
-      numeric_(dims.size()),
-      categorical_(dims.size()),
-      choice_of_(dims.size()),
-      terms_(dims.size()) {
+                               const ParzenOptions& options, bool scott_widths) {
+  Fit(dims, observations, options, scott_widths);
+}
+
+void JointEstimator::Fit(const std::vector<Dim>& dims, const JointObservations& observations,
+                         const ParzenOptions& options, bool scott_widths) {
+  dims_ = &dims;
+  numeric_.resize(dims.size());
+  categorical_.resize(dims.size());
+  choice_of_.resize(dims.size());
+  terms_.resize(dims.size());
+  for (auto& cache : terms_) cache.clear();
+  discrete_.clear();
+  continuous_.clear();
   const std::vector<double>& weights = observations.weights;
   const std::size_t m = weights.size();
-  const double exponent = -1.0 / (static_cast<double>(dims_.size()) + 4.0);
-  std::vector<double> mus, sigmas, sorted_raw;
-  for (std::size_t d = 0; d < dims_.size(); ++d) {
-    const Dim& dim = dims_[d];
+  const double exponent = -1.0 / (static_cast<double>(dims_->size()) + 4.0);
+  std::vector<double> mus, sigmas;
+  for (std::size_t d = 0; d < dims_->size(); ++d) {
+    const Dim& dim = (*dims_)[d];
     if (dim.fixed) continue;
     const std::vector<double>& sorted_x = observations.sorted_x[d];
     const std::vector<std::size_t>& member = observations.member[d];
@@ -498,11 +514,7 @@ JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservat
       FitJointContinuous(dim, sorted_x, member, sigmas, options.width_free, &numeric_[d]);
       continue;
     }
-    // Fitted in sorted order (equal binned kernels are then adjacent), stored by member.
-    sorted_raw.resize(m);
-    for (std::size_t i = 0; i < m; ++i) sorted_raw[i] = weights[member[i]];
-    numeric_[d] = MakeNumeric(dim, sorted_x, sigmas, sorted_raw, options, true);
-    PermuteKernels(member, &numeric_[d]);
+    FitJointBinned(dim, sorted_x, member, sigmas, &numeric_[d]);
   }
   // The float terms of each kernel's log density: log weight plus, per continuous dimension,
   // log_norm (the rest is -z^2/2 at the point).
@@ -513,8 +525,8 @@ JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservat
   for (Eigen::Index k = 0; k + 1 < n; ++k) b[k] = weights[static_cast<std::size_t>(k)];
   b[n - 1] = options.prior_weight;
   b = (b / total_raw).log();
-  for (std::size_t d = 0; d < dims_.size(); ++d) {
-    const Dim& dim = dims_[d];
+  for (std::size_t d = 0; d < dims_->size(); ++d) {
+    const Dim& dim = (*dims_)[d];
     if (dim.fixed || dim.categorical || dim.binned) continue;
     b += numeric_[d].log_norm;
   }
@@ -527,25 +539,25 @@ JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservat
   }
   cumulative_.back() = sum + options.prior_weight;
   // Each categorical kernel's observed choice (the prior: -1).
-  for (std::size_t d = 0; d < dims_.size(); ++d) {
-    if (dims_[d].fixed || !dims_[d].categorical) continue;
+  for (std::size_t d = 0; d < dims_->size(); ++d) {
+    if ((*dims_)[d].fixed || !(*dims_)[d].categorical) continue;
     const std::vector<int>& choice = categorical_[d].choice;
     Eigen::ArrayXi& out = choice_of_[d];
     out.resize(static_cast<Eigen::Index>(choice.size()) + 1);
     for (std::size_t k = 0; k < choice.size(); ++k) out[static_cast<Eigen::Index>(k)] = choice[k];
     out[out.size() - 1] = -1;
   }
-  for (std::size_t d = 0; d < dims_.size(); ++d) {
-    if (dims_[d].fixed) continue;
-    (dims_[d].categorical || dims_[d].binned ? discrete_ : continuous_).push_back(d);
+  for (std::size_t d = 0; d < dims_->size(); ++d) {
+    if ((*dims_)[d].fixed) continue;
+    ((*dims_)[d].categorical || (*dims_)[d].binned ? discrete_ : continuous_).push_back(d);
   }
 }
 
 std::vector<double> JointEstimator::Sample(std::mt19937_64& rng) const {
-  std::vector<double> x(dims_.size(), 0.0);
+  std::vector<double> x(dims_->size(), 0.0);
   auto k = static_cast<Eigen::Index>(Pick(cumulative_, rng));
-  for (std::size_t d = 0; d < dims_.size(); ++d) {
-    const Dim& dim = dims_[d];
+  for (std::size_t d = 0; d < dims_->size(); ++d) {
+    const Dim& dim = (*dims_)[d];
     if (dim.fixed) {
       x[d] = dim.categorical ? 0.0 : dim.low;
     } else if (dim.categorical) {
@@ -564,7 +576,7 @@ const Eigen::ArrayXf& JointEstimator::DiscreteTerm(std::size_t d, double value) 
   for (const auto& entry : cache) {
     if (entry.first == value) return entry.second;
   }
-  const Dim& dim = dims_[d];
+  const Dim& dim = (*dims_)[d];
   const Eigen::Index n = base_.size();
   Eigen::ArrayXf out(n);
   if (dim.categorical) {
@@ -595,14 +607,25 @@ double JointEstimator::LogPdf(const std::vector<double>& x) {
   constexpr float kPruneGap = 30;
   thread_local Eigen::ArrayXf column, term;
   const Eigen::Index n = base_.size();
+  // Two dimensions per pass over the kernels (the same operations in the same order).
+  auto unit = [&](std::size_t d) {
+    const Dim& dim = (*dims_)[d];
+    return static_cast<float>((x[d] - dim.low) / (dim.high - dim.low));
+  };
+  auto half_square = [&](std::size_t d) {
+    return 0.5f * ((unit(d) - numeric_[d].unit_mu) * numeric_[d].unit_inv_sigma).square();
+  };
   column = base_;
-  for (std::size_t d : continuous_) {
-    const Dim& dim = dims_[d];
-    const NumericKernels& kernels = numeric_[d];
-    const auto unit_x = static_cast<float>((x[d] - dim.low) / (dim.high - dim.low));
-    column -= 0.5f * ((unit_x - kernels.unit_mu) * kernels.unit_inv_sigma).square();
+  std::size_t i = 0;
+  for (; i + 1 < continuous_.size(); i += 2) {
+    column = (column - half_square(continuous_[i])) - half_square(continuous_[i + 1]);
   }
-  for (std::size_t d : discrete_) column += DiscreteTerm(d, x[d]);
+  if (i < continuous_.size()) column -= half_square(continuous_[i]);
+  for (i = 0; i + 1 < discrete_.size(); i += 2) {
+    const Eigen::ArrayXf& first = DiscreteTerm(discrete_[i], x[discrete_[i]]);
+    column = (column + first) + DiscreteTerm(discrete_[i + 1], x[discrete_[i + 1]]);
+  }
+  if (i < discrete_.size()) column += DiscreteTerm(discrete_[i], x[discrete_[i]]);
   const float top = column.maxCoeff();
   if (!std::isfinite(top)) return static_cast<double>(top);
   if (n < kPruneMinKernels) {

@@ -142,6 +142,10 @@ class JointEstimator {
  public:
   JointEstimator(const std::vector<Dim>& dims, const JointObservations& observations,
                  const ParzenOptions& options, bool scott_widths = false);
+  // An empty estimator for Fit(), which refits it in place (its buffers are reused).
+  JointEstimator() = default;
+  void Fit(const std::vector<Dim>& dims, const JointObservations& observations,
+           const ParzenOptions& options, bool scott_widths = false);
 
   // A kernel-space point (choice indices for categoricals; fixed dimensions at their value).
   std::vector<double> Sample(std::mt19937_64& rng) const;
@@ -150,10 +154,10 @@ class JointEstimator {
   double LogPdf(const std::vector<double>& x);
 
  private:
-  const Dim& dim(std::size_t d) const { return dims_[d]; }
+  const Dim& dim(std::size_t d) const { return (*dims_)[d]; }
   const Eigen::ArrayXf& DiscreteTerm(std::size_t d, double value);
 
-  const std::vector<Dim>& dims_;
+  const std::vector<Dim>* dims_ = nullptr;
   std::vector<NumericKernels> numeric_;          // [dimension]; kernels in member order
   std::vector<CategoricalKernels> categorical_;  // [dimension]
   std::vector<Eigen::ArrayXi> choice_of_;  // [categorical dimension]: kernel's choice (prior -1)

@@ -9,9 +9,6 @@ namespace {
 using Eigen::ArrayXd;
 
 constexpr double kPi = 3.14159265358979323846;
-// Beyond this many sd a normal's tail mass (< 1e-17) is below double resolution next to 1.
-constexpr double kFarZ = 8.5;
-
 // erfc(x) for x >= 0 by Abramowitz & Stegun 7.1.26.
 ArrayXd ErfcPositive(const ArrayXd& x) {
   const ArrayXd t = 1.0 / (1.0 + 0.3275911 * x);
@@ -33,8 +30,7 @@ double StandardNormal(std::mt19937_64& rng) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * kPi * u2);
 }
 
-double LogNormalMass(double za, double zb) {
-  if (za <= -kFarZ && zb >= kFarZ) return 0;
+double LogNormalMassOfTails(double za, double zb) {
   double mass;
   if (za >= 0) {
     mass = 0.5 * (std::erfc(za * M_SQRT1_2) - std::erfc(zb * M_SQRT1_2));

@@ -20,10 +20,16 @@ constexpr double kLogSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi))
 double Uniform01(std::mt19937_64& rng);
 double StandardNormal(std::mt19937_64& rng);
 
+// Beyond this many sd a normal's tail mass (< 1e-17) is below double resolution next to 1.
+constexpr double kFarZ = 8.5;
+
 // log P(za <= Z <= zb) for za <= zb, in double precision (erfc on the side of the tail, so far
-// intervals keep their small mass). Exactly 0 when the interval covers [-8.5, 8.5], whose
-// complement (< 1e-17) is below double resolution next to 1; at least log(1e-300).
-double LogNormalMass(double za, double zb);
+// intervals keep their small mass). Exactly 0 when the interval covers [-kFarZ, kFarZ] (checked
+// inline: most kernels lie far inside their domain); at least log(1e-300).
+double LogNormalMassOfTails(double za, double zb);
+inline double LogNormalMass(double za, double zb) {
+  return za <= -kFarZ && zb >= kFarZ ? 0.0 : LogNormalMassOfTails(za, zb);
+}
 
 // P(za <= Z <= zb) element-wise, za <= zb, by Abramowitz & Stegun 7.1.26 (absolute error
 // < 1.5e-7; it keeps the tail's exp factor, so far intervals stay positive and roughly right in
