@@ -74,6 +74,13 @@ class TpeSearcher : public ModelSearcher {
         it->push_back(d);
       }
     }
+    joint_groups_.resize(groups_.size());
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      std::vector<Dim>& dims = joint_groups_[g].dims;
+      dims = dims_;
+      for (Dim& dim : dims) dim.fixed = true;
+      for (std::size_t d : groups_[g]) dims[d].fixed = dims_[d].fixed;
+    }
   }
 
   void OnResult(const std::string& trial_id, const Result& result) override {
@@ -126,7 +133,6 @@ class TpeSearcher : public ModelSearcher {
     }
   };
   static constexpr signed char kNone = -1, kBelow = 0, kAbove = 1;
-  static constexpr std::size_t kNotMember = static_cast<std::size_t>(-1);
 
   void Record(Trial* trial, const Result& result) {
     double value = result.Get(metric_);
@@ -188,6 +194,10 @@ class TpeSearcher : public ModelSearcher {
     const std::vector<double> losses = in.Numbers("losses", n * objectives);
     const std::vector<double> violation = in.Numbers("violation", n);
     trials_.assign(n, Trial());
+    // The joint estimators' members are trial indices of the old history: fit afresh.
+    for (JointGroup& joint : joint_groups_) {
+      for (JointEstimator& estimator : joint.estimator) estimator = JointEstimator();
+    }
     std::size_t at = 0;  // into curve
     for (std::size_t t = 0; t < n; ++t) {
       Trial& trial = trials_[t];
@@ -277,10 +287,21 @@ class TpeSearcher : public ModelSearcher {
                             ? static_cast<std::size_t>(std::ceil(tpe_.gamma * static_cast<double>(n)))
                             : std::min<std::size_t>((n + 9) / 10, 25);
     below = std::min(below, n);
-    if (below > 0 && below < n) {
-      std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(below), keys.end());
+    // The `below` smallest keys (all distinct): a max-heap of the best so far, which most keys
+    // fail to enter with one comparison (faster than nth_element when below << n).
+    for (const Key& key : keys) (*group)[key.trial] = kAbove;
+    if (below > 0) {
+      std::vector<Key>& best = best_keys_;
+      best.assign(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(below));
+      std::make_heap(best.begin(), best.end());
+      for (std::size_t i = below; i < n; ++i) {
+        if (!(keys[i] < best.front())) continue;
+        std::pop_heap(best.begin(), best.end());
+        best.back() = keys[i];
+        std::push_heap(best.begin(), best.end());
+      }
+      for (const Key& key : best) (*group)[key.trial] = kBelow;
     }
-    for (std::size_t i = 0; i < n; ++i) (*group)[keys[i].trial] = i < below ? kBelow : kAbove;
     return real;
   }
 
@@ -448,7 +469,7 @@ class TpeSearcher : public ModelSearcher {
                        (!motpe && real >= static_cast<std::size_t>(tpe_.multivariate_after) &&
                         n_below + n_above == real);
     if (joint) {
-      for (const std::vector<std::size_t>& dims : groups_) ProposeJoint(dims, group, weights, &chosen);
+      for (std::size_t g = 0; g < groups_.size(); ++g) ProposeJoint(g, group, weights, &chosen);
     } else {
       for (std::size_t d = 0; d < dims_.size(); ++d) chosen[d] = ProposeOne(d, group, weights);
     }
@@ -525,74 +546,30 @@ class TpeSearcher : public ModelSearcher {
     return best;
   }
 
-  // Multivariate TPE: joint estimators over the dimensions `in_group` (a group of parameters
-  // present on the same trials), one kernel per trial that had them; writes their entries of
-  // `chosen`.
-  void ProposeJoint(const std::vector<std::size_t>& in_group, const std::vector<signed char>& group,
+  // Multivariate TPE: joint estimators over the dimensions of groups_[index] (parameters present
+  // on the same trials), one kernel per trial that had them; writes their entries of `chosen`.
+  // The group's estimators persist across suggestions and are updated, not refitted.
+  void ProposeJoint(std::size_t index, const std::vector<signed char>& group,
                     const std::vector<double>& weights, std::vector<double>* chosen) {
-    // The other dimensions are fixed for the estimators (left out of them).
-    std::vector<Dim>& dims = joint_dims_;
-    dims = dims_;
-    std::vector<bool> member_dim(dims_.size(), false);
-    for (std::size_t d : in_group) member_dim[d] = true;
-    for (std::size_t d = 0; d < dims.size(); ++d) {
-      if (!member_dim[d]) dims[d].fixed = true;
-    }
-    // Each group's observations, the coordinates taken from the per-dimension sorted lists.
-    JointObservations* observations = observations_;  // buffers: cleared, capacity kept
-    std::vector<std::size_t>& position = position_;  // trial -> index among its group's members
-    position.assign(trials_.size(), kNotMember);
-    for (JointObservations& o : observations_) {
-      o.weights.clear();
-      o.sorted_x.resize(dims_.size());
-      o.member.resize(dims_.size());
-      for (std::size_t d = 0; d < dims_.size(); ++d) {
-        o.sorted_x[d].clear();
-        o.member[d].clear();
-      }
-    }
+    JointGroup& joint = joint_groups_[index];
+    const std::vector<std::size_t>& in_group = groups_[index];
     const std::size_t first = in_group.front();
     const bool conditional = !space_.parameters()[first].conditions.empty();
+    for (JointMembers& members : joint.members) {
+      members.keys.clear();
+      members.weights.clear();
+    }
     for (std::size_t t = 0; t < trials_.size(); ++t) {
       if (group[t] == kNone || (conditional && std::isnan(trials_[t].x[first]))) continue;
-      std::vector<double>& members = observations[group[t]].weights;
-      position[t] = members.size();
-      members.push_back(weights[t]);
+      JointMembers& members = joint.members[static_cast<std::size_t>(group[t])];
+      members.keys.push_back(t);
+      members.weights.push_back(weights[t]);
     }
-    // Per dimension, each set's coordinates in ascending order (the parameters of a group are
-    // present on the same trials, so every member appears once in each list).
-    for (std::size_t d = 0; d < dims_.size(); ++d) {
-      if (dims[d].fixed) continue;
-      const std::vector<std::size_t>& order = sorted_[d];
-      const std::vector<double>& coordinates = sorted_x_[d];
-      double* x_out[2];
-      std::size_t* member_out[2];
-      std::size_t count[2] = {0, 0};
-      for (int g = 0; g < 2; ++g) {
-        const std::size_t size = observations[g].weights.size();
-        observations[g].sorted_x[d].resize(size);
-        observations[g].member[d].resize(size);
-        x_out[g] = observations[g].sorted_x[d].data();
-        member_out[g] = observations[g].member[d].data();
-      }
-      for (std::size_t i = 0; i < order.size(); ++i) {
-        const std::size_t t = order[i];
-        const std::size_t at = position[t];
-        if (at == kNotMember) continue;
-        const auto g = static_cast<std::size_t>(group[t]);
-        x_out[g][count[g]] = coordinates[i];
-        member_out[g][count[g]++] = at;
-      }
-      for (int g = 0; g < 2; ++g) {
-        if (count[g] != observations[g].weights.size()) {
-          throw std::logic_error("tpe: a group's parameters are not present on the same trials");
-        }
-      }
-    }
-    JointEstimator& below = joint_[0];
-    JointEstimator& above = joint_[1];
-    below.Fit(dims, observations[0], parzen_, internal_.joint_scott_widths);
-    above.Fit(dims, observations[1], parzen_, internal_.joint_scott_widths);
+    const RowOf row = [this](std::size_t t) { return trials_[t].x.data(); };
+    JointEstimator& below = joint.estimator[0];
+    JointEstimator& above = joint.estimator[1];
+    below.Update(joint.dims, joint.members[0], row, parzen_, internal_.joint_scott_widths);
+    above.Update(joint.dims, joint.members[1], row, parzen_, internal_.joint_scott_widths);
     // All candidates are drawn first, then scored (scoring draws no random numbers).
     std::vector<std::vector<double>> drawn(static_cast<std::size_t>(tpe_.n_ei_candidates));
     for (std::vector<double>& x : drawn) x = below.Sample(rng_);
@@ -608,6 +585,14 @@ class TpeSearcher : public ModelSearcher {
     for (std::size_t d : in_group) (*chosen)[d] = (*best)[d];
   }
 
+  // A group's joint model: its dimensions (the others fixed) and the good and bad estimators
+  // with their members, kept from one suggestion to the next.
+  struct JointGroup {
+    std::vector<Dim> dims;
+    JointEstimator estimator[2];
+    JointMembers members[2];
+  };
+
   TpeOptions tpe_;
   TpeInternalOptions internal_;
   ParzenOptions parzen_;  // from tpe_; width_free set per suggestion
@@ -617,16 +602,13 @@ class TpeSearcher : public ModelSearcher {
   std::vector<Constraint> constraints_;  // Optuna's constrained TPE
   std::vector<Dim> dims_;
   std::vector<std::vector<std::size_t>> groups_;  // dimensions present on the same trials
-  std::vector<Dim> joint_dims_;                   // ProposeJoint's buffer
   std::vector<Trial> trials_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<std::vector<std::size_t>> sorted_;  // per dimension: trials by coordinate
   std::vector<std::vector<double>> sorted_x_;     // per dimension: the sorted coordinates
   std::vector<double> mus_[2], raw_[2];           // ProposeOne's buffers (good, bad)
-  std::vector<std::size_t> position_;             // ProposeJoint's buffers
-  JointObservations observations_[2];
-  JointEstimator joint_[2];                       // ProposeJoint's estimators, refitted
-  std::vector<Key> keys_;                         // Split's buffer
+  std::vector<JointGroup> joint_groups_;          // per group
+  std::vector<Key> keys_, best_keys_;             // Split's buffers
   std::vector<signed char> group_;                // Propose's buffers
   std::vector<double> weights_;
   std::vector<std::size_t> subsample_;            // Subsample's buffers

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <iterator>
+#include <tuple>
 #include <unordered_map>
 
 #include "search/truncnorm.h"
@@ -12,6 +14,8 @@ namespace tune {
 namespace {
 
 using Eigen::ArrayXd;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 void FindDistinct(NumericKernels* kernels) {
   struct PairHash {
@@ -55,8 +59,7 @@ void FindDistinct(NumericKernels* kernels) {
   kernels->distinct_inv_sigma = Eigen::Map<const ArrayXd>(sigma.data(), m).inverse();
 }
 
-// `joint`: only what joint scoring and sampling read (no coef, coef_f, cumulative).
-void Finish(const Dim& dim, NumericKernels* kernels, bool width_free, bool joint = false) {
+void Finish(const Dim& dim, NumericKernels* kernels, bool width_free) {
   if (dim.binned) {
     FindDistinct(kernels);
     const ArrayXd& mu = kernels->distinct_mu;
@@ -65,12 +68,6 @@ void Finish(const Dim& dim, NumericKernels* kernels, bool width_free, bool joint
         -NormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma).log();
     kernels->log_norm.resize(kernels->mu.size());
     kernels->inv_sigma = kernels->sigma.inverse();
-    if (joint) {
-      for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
-        kernels->log_norm[k] = kernels->distinct_log_norm[kernels->distinct_of[static_cast<std::size_t>(k)]];
-      }
-      return;
-    }
     kernels->distinct_coef = ArrayXd::Zero(mu.size());
     for (Eigen::Index k = 0; k < kernels->mu.size(); ++k) {
       Eigen::Index j = kernels->distinct_of[static_cast<std::size_t>(k)];
@@ -90,7 +87,6 @@ void Finish(const Dim& dim, NumericKernels* kernels, bool width_free, bool joint
     const double range = dim.high - dim.low;
     kernels->unit_mu = ((kernels->mu - dim.low) / range).cast<float>();
     kernels->unit_inv_sigma = (kernels->inv_sigma * range).cast<float>();
-    if (joint) return;
     kernels->coef = kernels->weight * kernels->log_norm.exp();
     kernels->coef_f = kernels->coef.cast<float>();
   }
@@ -157,11 +153,9 @@ void BuildWindow(NumericKernels* kernels) {
 }
 
 // Mixture kernels at `mus` with widths `sigmas` (either order), the prior appended last.
-// `joint`: only what joint scoring and sampling read (no coef, coef_f, cumulative).
 NumericKernels MakeNumeric(const Dim& dim, const std::vector<double>& mus,
                            const std::vector<double>& sigmas,
-                           const std::vector<double>& raw_weights, const ParzenOptions& options,
-                           bool joint = false) {
+                           const std::vector<double>& raw_weights, const ParzenOptions& options) {
   const std::size_t n = mus.size();
   NumericKernels kernels;
   kernels.mu.resize(static_cast<Eigen::Index>(n + 1));
@@ -177,7 +171,7 @@ NumericKernels MakeNumeric(const Dim& dim, const std::vector<double>& mus,
   kernels.mu[static_cast<Eigen::Index>(n)] = dim.prior_mu;
   kernels.sigma[static_cast<Eigen::Index>(n)] = dim.prior_sigma;
   kernels.weight[static_cast<Eigen::Index>(n)] = options.prior_weight / total;
-  Finish(dim, &kernels, options.width_free, joint);
+  Finish(dim, &kernels, options.width_free);
   return kernels;
 }
 
@@ -221,44 +215,6 @@ double SumKernels(const A& mu, const A& inv_sigma, const A& coef, float x) {
   scratch.resize(mu.size());
   scratch = (-0.5f * ((x - mu) * inv_sigma).square()).exp();
   return static_cast<double>((coef * scratch).sum());
-}
-
-// What joint scoring and sampling read of a continuous dimension's kernels (mu, sigma,
-// log_norm, unit_mu, unit_inv_sigma; the prior last), in one pass over the observations in
-// sorted order, each written to its member's slot. Most sigmas are the magic clip's minimum, so
-// 1 / sigma and log(sigma) are only computed when sigma differs from the previous one.
-void FitJointContinuous(const Dim& dim, const std::vector<double>& sorted_x,
-                        const std::vector<std::size_t>& member, const std::vector<double>& sigmas,
-                        bool width_free, NumericKernels* kernels) {
-  const std::size_t m = sorted_x.size();
-  const auto n = static_cast<Eigen::Index>(m) + 1;
-  kernels->mu.resize(n);
-  kernels->sigma.resize(n);
-  kernels->log_norm.resize(n);
-  kernels->unit_mu.resize(n);
-  kernels->unit_inv_sigma.resize(n);
-  const double range = dim.high - dim.low;
-  double last_sigma = -1, last_inverse = 0, last_log = 0;
-  auto put = [&](Eigen::Index slot, double mu, double sigma) {
-    if (sigma != last_sigma) {
-      last_sigma = sigma;
-      last_inverse = 1.0 / sigma;
-      last_log = std::log(sigma);
-    }
-    const double inv_sigma = last_inverse;
-    double log_norm =
-        -LogNormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma) - kLogSqrt2Pi;
-    if (!width_free) log_norm -= last_log;
-    kernels->mu[slot] = mu;
-    kernels->sigma[slot] = sigma;
-    kernels->log_norm[slot] = log_norm;
-    kernels->unit_mu[slot] = static_cast<float>((mu - dim.low) / range);
-    kernels->unit_inv_sigma[slot] = static_cast<float>(inv_sigma * range);
-  };
-  for (std::size_t i = 0; i < m; ++i) {
-    put(static_cast<Eigen::Index>(member[i]), sorted_x[i], sigmas[i]);
-  }
-  put(n - 1, dim.prior_mu, dim.prior_sigma);
 }
 
 // What joint scoring and sampling read of a binned dimension's kernels (mu, sigma and the
@@ -417,24 +373,34 @@ CategoricalKernels FitCategorical(const Dim& dim, const std::vector<int>& choice
   return kernels;
 }
 
+double SampleKernel(const Dim& dim, double mu, double sigma, std::mt19937_64& rng) {
+  const double x = SampleTruncatedNormal(mu, sigma, dim.low, dim.high, rng);
+  return ToKernelSpace(dim, Snap(dim, x));
+}
+
 double SampleKernel(const Dim& dim, const NumericKernels& kernels, Eigen::Index k,
                     std::mt19937_64& rng) {
-  const double x = SampleTruncatedNormal(kernels.mu[k], kernels.sigma[k], dim.low, dim.high, rng);
-  return ToKernelSpace(dim, Snap(dim, x));
+  return SampleKernel(dim, kernels.mu[k], kernels.sigma[k], rng);
+}
+
+int SampleChoice(const Dim& dim, double base, int choice, std::mt19937_64& rng) {
+  const bool prior = choice < 0;
+  const double row = prior ? 1.0 : 1.0 + static_cast<double>(dim.choices) * base;
+  double u = Uniform01(rng) * row;
+  const double each = prior ? 1.0 / static_cast<double>(dim.choices) : base;
+  double sum = 0;
+  for (std::size_t c = 0; c < dim.choices; ++c) {
+    sum += each + (!prior && choice == static_cast<int>(c) ? 1.0 : 0.0);
+    if (u < sum) return static_cast<int>(c);
+  }
+  return static_cast<int>(dim.choices) - 1;
 }
 
 int SampleChoice(const Dim& dim, const CategoricalKernels& kernels, Eigen::Index k,
                  std::mt19937_64& rng) {
   const bool prior = k == kernels.weight.size() - 1;
-  const double row = prior ? 1.0 : 1.0 + static_cast<double>(dim.choices) * kernels.base;
-  double u = Uniform01(rng) * row;
-  const double each = prior ? 1.0 / static_cast<double>(dim.choices) : kernels.base;
-  double sum = 0;
-  for (std::size_t c = 0; c < dim.choices; ++c) {
-    sum += each + (!prior && kernels.choice[static_cast<std::size_t>(k)] == static_cast<int>(c) ? 1.0 : 0.0);
-    if (u < sum) return static_cast<int>(c);
-  }
-  return static_cast<int>(dim.choices) - 1;
+  return SampleChoice(dim, kernels.base, prior ? -1 : kernels.choice[static_cast<std::size_t>(k)],
+                      rng);
 }
 
 double MixtureLogDensity(const Dim& dim, const NumericKernels& kernels, double x) {
@@ -471,65 +437,250 @@ JointEstimator::JointEstimator(const std::vector<Dim>& dims, const JointObservat
   Fit(dims, observations, options, scott_widths);
 }
 
-void JointEstimator::Fit(const std::vector<Dim>& dims, const JointObservations& observations,
-                         const ParzenOptions& options, bool scott_widths) {
+void JointEstimator::Start(const std::vector<Dim>& dims, const ParzenOptions& options,
+                           bool scott_widths, std::size_t m) {
   dims_ = &dims;
-  numeric_.resize(dims.size());
-  categorical_.resize(dims.size());
-  choice_of_.resize(dims.size());
-  terms_.resize(dims.size());
-  for (auto& cache : terms_) cache.clear();
+  options_ = options;
+  scott_widths_ = scott_widths;
+  dimensions_.resize(dims.size());
   discrete_.clear();
   continuous_.clear();
-  const std::vector<double>& weights = observations.weights;
-  const std::size_t m = weights.size();
-  const double exponent = -1.0 / (static_cast<double>(dims_->size()) + 4.0);
-  std::vector<double> mus, sigmas;
-  for (std::size_t d = 0; d < dims_->size(); ++d) {
-    const Dim& dim = (*dims_)[d];
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    const Dim& dim = dims[d];
     if (dim.fixed) continue;
+    (dim.categorical || dim.binned ? discrete_ : continuous_).push_back(d);
+    Dimension& out = dimensions_[d];
+    out.sorted_x.clear();
+    out.sorted_sigma.clear();
+    out.sorted_key.clear();
+    out.mu.assign(m + 1, 0.0);
+    out.mu[m] = dim.categorical ? -1.0 : dim.prior_mu;
+    if (!dim.categorical && !dim.binned) {
+      // Every kernel's width is set by Refresh(); the prior's here.
+      out.sigma.assign(m + 1, 0.0);
+      out.log_norm.assign(m + 1, 0.0);
+      out.unit_mu.assign(m + 1, 0.0f);
+      out.unit_inv_sigma.assign(m + 1, 0.0f);
+      out.unit_mu[m] = static_cast<float>((dim.prior_mu - dim.low) / (dim.high - dim.low));
+      SetWidth(d, m, dim.prior_sigma);
+    }
+  }
+}
+
+void JointEstimator::Fit(const std::vector<Dim>& dims, const JointObservations& observations,
+                         const ParzenOptions& options, bool scott_widths) {
+  const std::size_t m = observations.weights.size();
+  Start(dims, options, scott_widths, m);
+  keys_.resize(m);
+  for (std::size_t k = 0; k < m; ++k) keys_[k] = k;  // the members are their own keys
+  incremental_ = false;
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    if (dims[d].fixed) continue;
+    Dimension& out = dimensions_[d];
     const std::vector<double>& sorted_x = observations.sorted_x[d];
     const std::vector<std::size_t>& member = observations.member[d];
-    if (dim.categorical) {
-      std::vector<int> choices(m);
-      for (std::size_t i = 0; i < m; ++i) choices[member[i]] = static_cast<int>(sorted_x[i]);
-      categorical_[d] = FitCategorical(dim, choices, weights, options);
-      continue;
-    }
-    const double range = dim.high - dim.low;
-    if (scott_widths) {
-      const double scale =
-          0.2 * std::pow(std::max<double>(1.0, static_cast<double>(m)), exponent);
-      const double min_sigma = range / std::min(100.0, static_cast<double>(m + 2));
-      mus.resize(m);
-      for (std::size_t i = 0; i < m; ++i) mus[member[i]] = sorted_x[i];
-      sigmas.assign(m, std::clamp(scale * range, min_sigma, range));
-      numeric_[d] = MakeNumeric(dim, mus, sigmas, weights, options, true);
-      continue;
-    }
-    sigmas.resize(m);
-    NeighbourSigmas(dim, sorted_x, options.consider_endpoints, sigmas.data(),
-                    options.prior_neighbour);
-    if (!dim.binned) {
-      FitJointContinuous(dim, sorted_x, member, sigmas, options.width_free, &numeric_[d]);
-      continue;
-    }
-    FitJointBinned(dim, sorted_x, member, sigmas, &numeric_[d]);
+    for (std::size_t i = 0; i < m; ++i) SetCoordinate(d, member[i], sorted_x[i]);
+    if (dims[d].categorical) continue;
+    out.sorted_x = sorted_x;
+    out.sorted_key = member;
+    out.sorted_sigma.assign(m, kNaN);  // every width to be computed
   }
+  Refresh(observations.weights);
+}
+
+void JointEstimator::Update(const std::vector<Dim>& dims, const JointMembers& members,
+                            const RowOf& row, const ParzenOptions& options, bool scott_widths) {
+  const std::vector<std::size_t>& keys = members.keys;
+  const std::size_t m = keys.size();
+  // The members that left and joined since the previous Update (both lists ascending).
+  thread_local std::vector<std::size_t> left, joined;
+  left.clear();
+  joined.clear();
+  bool same = incremental_ && dims_ == &dims && dimensions_.size() == dims.size() &&
+              options_.prior_weight == options.prior_weight &&
+              options_.categorical_prior_weight == options.categorical_prior_weight &&
+              options_.consider_endpoints == options.consider_endpoints &&
+              options_.width_free == options.width_free &&
+              options_.prior_neighbour == options.prior_neighbour &&
+              scott_widths_ == scott_widths;
+  if (same) {
+    std::set_difference(keys_.begin(), keys_.end(), keys.begin(), keys.end(),
+                        std::back_inserter(left));
+    std::set_difference(keys.begin(), keys.end(), keys_.begin(), keys_.end(),
+                        std::back_inserter(joined));
+    // Each change moves every per-kernel array (~10 us at 2,000 members); a fresh fit sorts
+    // every dimension (~0.7 ms at 2,000).
+    same = left.size() + joined.size() <= 8 + m / 64;
+  }
+  if (!same) {
+    Start(dims, options, scott_widths, m);
+    keys_ = keys;
+    incremental_ = true;
+    thread_local std::vector<std::pair<double, std::size_t>> by_x;
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+      if (dims[d].fixed) continue;
+      for (std::size_t k = 0; k < m; ++k) SetCoordinate(d, k, row(keys[k])[d]);
+      if (dims[d].categorical) continue;
+      by_x.resize(m);
+      for (std::size_t k = 0; k < m; ++k) by_x[k] = {row(keys[k])[d], keys[k]};
+      std::sort(by_x.begin(), by_x.end());
+      Dimension& out = dimensions_[d];
+      out.sorted_x.resize(m);
+      out.sorted_key.resize(m);
+      for (std::size_t i = 0; i < m; ++i) std::tie(out.sorted_x[i], out.sorted_key[i]) = by_x[i];
+      out.sorted_sigma.assign(m, kNaN);
+    }
+    Refresh(members.weights);
+    return;
+  }
+  // Leavers out of the sorted lists (found by their coordinate), then out of the kernels (from
+  // the last); joiners into both, kernels in key order (their final positions, ascending).
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    if (dims[d].fixed) continue;
+    Dimension& out = dimensions_[d];
+    if (!dims[d].categorical) {
+      for (std::size_t key : left) {
+        const std::size_t slot = static_cast<std::size_t>(
+            std::lower_bound(keys_.begin(), keys_.end(), key) - keys_.begin());
+        const std::size_t i = SortedPosition(out, out.mu[slot], key);
+        out.sorted_x.erase(out.sorted_x.begin() + static_cast<std::ptrdiff_t>(i));
+        out.sorted_key.erase(out.sorted_key.begin() + static_cast<std::ptrdiff_t>(i));
+        out.sorted_sigma.erase(out.sorted_sigma.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      for (std::size_t key : joined) {
+        const double x = row(key)[d];
+        const auto at = static_cast<std::ptrdiff_t>(SortedPosition(out, x, key));
+        out.sorted_x.insert(out.sorted_x.begin() + at, x);
+        out.sorted_key.insert(out.sorted_key.begin() + at, key);
+        out.sorted_sigma.insert(out.sorted_sigma.begin() + at, kNaN);
+      }
+    }
+  }
+  for (auto it = left.rbegin(); it != left.rend(); ++it) {
+    const auto slot = std::lower_bound(keys_.begin(), keys_.end(), *it) - keys_.begin();
+    keys_.erase(keys_.begin() + slot);
+    for (std::size_t d : discrete_) EraseKernel(d, static_cast<std::size_t>(slot));
+    for (std::size_t d : continuous_) EraseKernel(d, static_cast<std::size_t>(slot));
+  }
+  for (std::size_t key : joined) {
+    const auto slot = std::lower_bound(keys_.begin(), keys_.end(), key) - keys_.begin();
+    keys_.insert(keys_.begin() + slot, key);
+    const double* x = row(key);
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+      if (dims[d].fixed) continue;
+      InsertKernel(d, static_cast<std::size_t>(slot));
+      SetCoordinate(d, static_cast<std::size_t>(slot), x[d]);
+    }
+  }
+  Refresh(members.weights);
+}
+
+// Where (x, key) is or would go in a dimension's sorted lists (coordinate, then key).
+std::size_t JointEstimator::SortedPosition(const Dimension& dimension, double x, std::size_t key) {
+  const auto begin = dimension.sorted_x.begin();
+  std::size_t lo = static_cast<std::size_t>(std::lower_bound(begin, dimension.sorted_x.end(), x) - begin);
+  const std::size_t hi =
+      static_cast<std::size_t>(std::upper_bound(begin + static_cast<std::ptrdiff_t>(lo),
+                                                dimension.sorted_x.end(), x) - begin);
+  while (lo < hi && dimension.sorted_key[lo] < key) ++lo;
+  return lo;
+}
+
+void JointEstimator::EraseKernel(std::size_t d, std::size_t slot) {
+  Dimension& out = dimensions_[d];
+  const auto at = static_cast<std::ptrdiff_t>(slot);
+  out.mu.erase(out.mu.begin() + at);
+  if (out.sigma.empty()) return;
+  out.sigma.erase(out.sigma.begin() + at);
+  out.log_norm.erase(out.log_norm.begin() + at);
+  out.unit_mu.erase(out.unit_mu.begin() + at);
+  out.unit_inv_sigma.erase(out.unit_inv_sigma.begin() + at);
+}
+
+void JointEstimator::InsertKernel(std::size_t d, std::size_t slot) {
+  Dimension& out = dimensions_[d];
+  const auto at = static_cast<std::ptrdiff_t>(slot);
+  out.mu.insert(out.mu.begin() + at, 0.0);
+  if (out.sigma.empty()) return;
+  out.sigma.insert(out.sigma.begin() + at, 0.0);  // set by Refresh(): its sorted width is NaN
+  out.log_norm.insert(out.log_norm.begin() + at, 0.0);
+  out.unit_mu.insert(out.unit_mu.begin() + at, 0.0f);
+  out.unit_inv_sigma.insert(out.unit_inv_sigma.begin() + at, 0.0f);
+}
+
+void JointEstimator::SetCoordinate(std::size_t d, std::size_t slot, double x) {
+  const Dim& dim = (*dims_)[d];
+  Dimension& out = dimensions_[d];
+  out.mu[slot] = x;
+  if (!out.unit_mu.empty()) out.unit_mu[slot] = static_cast<float>((x - dim.low) / (dim.high - dim.low));
+}
+
+// A continuous kernel's width and what scoring derives from it (its normaliser over the domain
+// and, unless width-free, the 1/sigma factor).
+void JointEstimator::SetWidth(std::size_t d, std::size_t slot, double sigma) {
+  const Dim& dim = (*dims_)[d];
+  Dimension& out = dimensions_[d];
+  const double mu = out.mu[slot];
+  const double inv_sigma = 1.0 / sigma;
+  double log_norm =
+      -LogNormalMass((dim.low - mu) * inv_sigma, (dim.high - mu) * inv_sigma) - kLogSqrt2Pi;
+  if (!options_.width_free) log_norm -= std::log(sigma);
+  out.sigma[slot] = sigma;
+  out.log_norm[slot] = log_norm;
+  out.unit_inv_sigma[slot] = static_cast<float>(inv_sigma * (dim.high - dim.low));
+}
+
+// Everything that follows from the members' coordinates and the new weights: each numeric
+// dimension's widths (kernels whose width is unchanged keep their terms), binned and categorical
+// kernels, the per-kernel base terms and the cumulative weights.
+void JointEstimator::Refresh(const std::vector<double>& weights) {
+  const std::vector<Dim>& dims = *dims_;
+  const std::size_t m = keys_.size();
+  // Slot of each key (keys are trial indices, or 0..m-1 after Fit).
+  slot_of_key_.assign(m == 0 ? 0 : keys_.back() + 1, 0);
+  for (std::size_t k = 0; k < m; ++k) slot_of_key_[keys_[k]] = k;
+  const double exponent = -1.0 / (static_cast<double>(dims.size()) + 4.0);
+  thread_local std::vector<double> sigmas;
+  thread_local std::vector<std::size_t> slots;
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    const Dim& dim = dims[d];
+    if (dim.fixed || dim.categorical) continue;
+    Dimension& out = dimensions_[d];
+    const double range = dim.high - dim.low;
+    sigmas.resize(m);
+    if (scott_widths_) {
+      const double scale = 0.2 * std::pow(std::max<double>(1.0, static_cast<double>(m)), exponent);
+      const double min_sigma = range / std::min(100.0, static_cast<double>(m + 2));
+      std::fill(sigmas.begin(), sigmas.end(), std::clamp(scale * range, min_sigma, range));
+    } else {
+      NeighbourSigmas(dim, out.sorted_x, options_.consider_endpoints, sigmas.data(),
+                      options_.prior_neighbour);
+    }
+    if (dim.binned) {
+      slots.resize(m);
+      for (std::size_t i = 0; i < m; ++i) slots[i] = slot_of_key_[out.sorted_key[i]];
+      FitJointBinned(dim, out.sorted_x, slots, sigmas, &out.binned);
+      continue;
+    }
+    for (std::size_t i = 0; i < m; ++i) {
+      if (sigmas[i] == out.sorted_sigma[i]) continue;  // NaN: a new kernel
+      out.sorted_sigma[i] = sigmas[i];
+      SetWidth(d, slot_of_key_[out.sorted_key[i]], sigmas[i]);
+    }
+  }
+  for (std::size_t d : discrete_) dimensions_[d].terms.clear();
+  // Categorical kernels (FitCategorical's): the observed choice, which `mu` holds, plus `base`.
+  categorical_base_ = options_.categorical_prior_weight / static_cast<double>(m + 1);
   // The float terms of each kernel's log density: log weight plus, per continuous dimension,
   // log_norm (the rest is -z^2/2 at the point).
   const auto n = static_cast<Eigen::Index>(m) + 1;
-  double total_raw = options.prior_weight;
+  double total_raw = options_.prior_weight;
   for (double w : weights) total_raw += w;
   ArrayXd b(n);
   for (Eigen::Index k = 0; k + 1 < n; ++k) b[k] = weights[static_cast<std::size_t>(k)];
-  b[n - 1] = options.prior_weight;
+  b[n - 1] = options_.prior_weight;
   b = (b / total_raw).log();
-  for (std::size_t d = 0; d < dims_->size(); ++d) {
-    const Dim& dim = (*dims_)[d];
-    if (dim.fixed || dim.categorical || dim.binned) continue;
-    b += numeric_[d].log_norm;
-  }
+  for (std::size_t d : continuous_) b += Eigen::Map<const ArrayXd>(dimensions_[d].log_norm.data(), n);
   base_ = b.cast<float>();
   cumulative_.resize(m + 1);
   double sum = 0;
@@ -537,20 +688,7 @@ void JointEstimator::Fit(const std::vector<Dim>& dims, const JointObservations& 
     sum += weights[k];
     cumulative_[k] = sum;
   }
-  cumulative_.back() = sum + options.prior_weight;
-  // Each categorical kernel's observed choice (the prior: -1).
-  for (std::size_t d = 0; d < dims_->size(); ++d) {
-    if ((*dims_)[d].fixed || !(*dims_)[d].categorical) continue;
-    const std::vector<int>& choice = categorical_[d].choice;
-    Eigen::ArrayXi& out = choice_of_[d];
-    out.resize(static_cast<Eigen::Index>(choice.size()) + 1);
-    for (std::size_t k = 0; k < choice.size(); ++k) out[static_cast<Eigen::Index>(k)] = choice[k];
-    out[out.size() - 1] = -1;
-  }
-  for (std::size_t d = 0; d < dims_->size(); ++d) {
-    if ((*dims_)[d].fixed) continue;
-    ((*dims_)[d].categorical || (*dims_)[d].binned ? discrete_ : continuous_).push_back(d);
-  }
+  cumulative_.back() = sum + options_.prior_weight;
 }
 
 std::vector<double> JointEstimator::Sample(std::mt19937_64& rng) const {
@@ -558,12 +696,17 @@ std::vector<double> JointEstimator::Sample(std::mt19937_64& rng) const {
   auto k = static_cast<Eigen::Index>(Pick(cumulative_, rng));
   for (std::size_t d = 0; d < dims_->size(); ++d) {
     const Dim& dim = (*dims_)[d];
+    const Dimension& kernels = dimensions_[d];
     if (dim.fixed) {
       x[d] = dim.categorical ? 0.0 : dim.low;
     } else if (dim.categorical) {
-      x[d] = SampleChoice(dim, categorical_[d], k, rng);
+      x[d] = SampleChoice(dim, categorical_base_, static_cast<int>(kernels.mu[static_cast<std::size_t>(k)]),
+                          rng);
+    } else if (dim.binned) {
+      x[d] = SampleKernel(dim, kernels.binned, k, rng);
     } else {
-      x[d] = SampleKernel(dim, numeric_[d], k, rng);
+      const auto slot = static_cast<std::size_t>(k);
+      x[d] = SampleKernel(dim, kernels.mu[slot], kernels.sigma[slot], rng);
     }
   }
   return x;
@@ -572,7 +715,7 @@ std::vector<double> JointEstimator::Sample(std::mt19937_64& rng) const {
 // Candidates drawn from l(x) share their discrete values a lot: each categorical or binned
 // dimension's per-kernel terms are computed once per distinct value.
 const Eigen::ArrayXf& JointEstimator::DiscreteTerm(std::size_t d, double value) {
-  std::vector<std::pair<double, Eigen::ArrayXf>>& cache = terms_[d];
+  std::vector<std::pair<double, Eigen::ArrayXf>>& cache = dimensions_[d].terms;
   for (const auto& entry : cache) {
     if (entry.first == value) return entry.second;
   }
@@ -580,15 +723,16 @@ const Eigen::ArrayXf& JointEstimator::DiscreteTerm(std::size_t d, double value) 
   const Eigen::Index n = base_.size();
   Eigen::ArrayXf out(n);
   if (dim.categorical) {
-    const double b = categorical_[d].base;
+    const double b = categorical_base_;
     const double row = std::log(1.0 + static_cast<double>(dim.choices) * b);
     const auto hit = static_cast<float>(std::log(1.0 + b) - row);
     const auto miss = static_cast<float>(std::log(b) - row);
-    out = miss + (hit - miss) * (choice_of_[d] == static_cast<int>(value)).cast<float>();
+    const Eigen::Map<const ArrayXd> choice(dimensions_[d].mu.data(), n);  // the prior's: -1
+    out = miss + (hit - miss) * (choice == value).cast<float>();
     // The prior kernel (choice -1, counted as a miss) is uniform over the choices.
     out[n - 1] = static_cast<float>(-std::log(static_cast<double>(dim.choices)));
   } else {
-    const NumericKernels& kernels = numeric_[d];
+    const NumericKernels& kernels = dimensions_[d].binned;
     const Eigen::ArrayXf log_mass =
         (BinMass(dim, kernels, Snap(dim, value)).log() + kernels.distinct_log_norm)
             .cast<float>();
@@ -605,7 +749,8 @@ const Eigen::ArrayXf& JointEstimator::DiscreteTerm(std::size_t d, double value) 
 double JointEstimator::LogPdf(const std::vector<double>& x) {
   constexpr Eigen::Index kPruneMinKernels = 256;
   constexpr float kPruneGap = 30;
-  thread_local Eigen::ArrayXf column, term;
+  Eigen::ArrayXf& column = column_;  // this estimator's scratch (no reallocation per call)
+  Eigen::ArrayXf& term = term_;
   const Eigen::Index n = base_.size();
   // Two dimensions per pass over the kernels (the same operations in the same order).
   auto unit = [&](std::size_t d) {
@@ -613,7 +758,9 @@ double JointEstimator::LogPdf(const std::vector<double>& x) {
     return static_cast<float>((x[d] - dim.low) / (dim.high - dim.low));
   };
   auto half_square = [&](std::size_t d) {
-    return 0.5f * ((unit(d) - numeric_[d].unit_mu) * numeric_[d].unit_inv_sigma).square();
+    const Eigen::Map<const Eigen::ArrayXf> mu(dimensions_[d].unit_mu.data(), n);
+    const Eigen::Map<const Eigen::ArrayXf> inv_sigma(dimensions_[d].unit_inv_sigma.data(), n);
+    return 0.5f * ((unit(d) - mu) * inv_sigma).square();
   };
   column = base_;
   std::size_t i = 0;
@@ -628,6 +775,7 @@ double JointEstimator::LogPdf(const std::vector<double>& x) {
   if (i < discrete_.size()) column += DiscreteTerm(discrete_[i], x[discrete_[i]]);
   const float top = column.maxCoeff();
   if (!std::isfinite(top)) return static_cast<double>(top);
+  Eigen::Index n_kept = n;
   if (n < kPruneMinKernels) {
     term = (column - top).exp();
   } else {
@@ -638,15 +786,14 @@ double JointEstimator::LogPdf(const std::vector<double>& x) {
     term.resize(n);
     const float* c = column.data();
     float* kept = term.data();
-    Eigen::Index n_kept = 0;
+    n_kept = 0;
     for (Eigen::Index k = 0; k < n; ++k) {
       kept[n_kept] = c[k] - top;
       n_kept += c[k] >= cut;
     }
-    term.conservativeResize(n_kept);
-    term = term.exp();
+    term.head(n_kept) = term.head(n_kept).exp();
   }
-  return static_cast<double>(top) + std::log(static_cast<double>(term.sum()));
+  return static_cast<double>(top) + std::log(static_cast<double>(term.head(n_kept).sum()));
 }
 
 }  // namespace tune

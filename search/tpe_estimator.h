@@ -39,6 +39,7 @@
 
 #include <Eigen/Core>
 #include <cstddef>
+#include <functional>
 #include <random>
 #include <utility>
 #include <vector>
@@ -116,9 +117,12 @@ CategoricalKernels FitCategorical(const Dim& dim, const std::vector<int>& choice
 // kernel-space coordinate.
 double SampleKernel(const Dim& dim, const NumericKernels& kernels, Eigen::Index k,
                     std::mt19937_64& rng);
+double SampleKernel(const Dim& dim, double mu, double sigma, std::mt19937_64& rng);
 // A choice index drawn from categorical kernel k.
 int SampleChoice(const Dim& dim, const CategoricalKernels& kernels, Eigen::Index k,
                  std::mt19937_64& rng);
+// The same from a kernel given by its base and observed choice (-1: the prior kernel).
+int SampleChoice(const Dim& dim, double base, int choice, std::mt19937_64& rng);
 
 // log of the univariate mixture's density (continuous) or bin mass (binned) at kernel-space
 // point x. Continuous mixtures are summed in float: relative error ~1e-6.
@@ -133,19 +137,39 @@ struct JointObservations {
   std::vector<double> weights;                     // [member]
 };
 
+// One set's members for JointEstimator::Update: their keys in ascending order (trial indices:
+// they order the kernels) and raw weights; RowOf gives a member's coordinates by key (fixed
+// dimensions are not read).
+struct JointMembers {
+  std::vector<std::size_t> keys;
+  std::vector<double> weights;
+};
+using RowOf = std::function<const double*(std::size_t key)>;
+
 // The joint (multivariate) Parzen estimator: kernel k is the product over dimensions of member
 // k's univariate kernels; the prior kernel is the product of the priors. With `scott_widths`,
 // every continuous kernel of a dimension takes Optuna's multivariate width
 // 0.2 n^(-1/(d+4)) range instead (benchmark comparison only).
 // `dims` must outlive the estimator.
+//
+// Fit() fits from scratch. Update() refits to a set of members that changes little from one
+// call to the next (the good or the bad trials of successive suggestions: each adds a trial and
+// moves a few): it keeps each numeric dimension's members sorted, takes out those that left and
+// puts in those that joined, and recomputes a continuous kernel's terms only where its width
+// changed; binned and categorical kernels and the weights are refitted. The result is the
+// estimator Fit() would build on the same members, bit for bit (tests/search/tpe_estimator_test).
+// It falls back to a fresh fit when the dimensions or options differ from the previous Update's
+// or more than 8 + n/64 members changed.
 class JointEstimator {
  public:
   JointEstimator(const std::vector<Dim>& dims, const JointObservations& observations,
                  const ParzenOptions& options, bool scott_widths = false);
-  // An empty estimator for Fit(), which refits it in place (its buffers are reused).
+  // An empty estimator for Fit() or Update(), which refit it in place (buffers are reused).
   JointEstimator() = default;
   void Fit(const std::vector<Dim>& dims, const JointObservations& observations,
            const ParzenOptions& options, bool scott_widths = false);
+  void Update(const std::vector<Dim>& dims, const JointMembers& members, const RowOf& row,
+              const ParzenOptions& options, bool scott_widths = false);
 
   // A kernel-space point (choice indices for categoricals; fixed dimensions at their value).
   std::vector<double> Sample(std::mt19937_64& rng) const;
@@ -154,19 +178,44 @@ class JointEstimator {
   double LogPdf(const std::vector<double>& x);
 
  private:
-  const Dim& dim(std::size_t d) const { return (*dims_)[d]; }
+  struct Dimension {
+    // Numeric dimensions: the members by coordinate (ties by key) and each one's kernel width
+    // (NaN: not computed yet).
+    std::vector<double> sorted_x, sorted_sigma;
+    std::vector<std::size_t> sorted_key;
+    // Per kernel (members in key order, then the prior): the coordinate (choice index for
+    // categoricals, the prior's -1), and for continuous dimensions the width, log_norm (as in
+    // NumericKernels) and the unit coordinates scoring reads.
+    std::vector<double> mu, sigma, log_norm;
+    std::vector<float> unit_mu, unit_inv_sigma;
+    NumericKernels binned;  // binned dimensions, refitted on every refit
+    // Discrete dimensions: (value, per-kernel log term) for each value scored so far.
+    std::vector<std::pair<double, Eigen::ArrayXf>> terms;
+  };
+
+  void Start(const std::vector<Dim>& dims, const ParzenOptions& options, bool scott_widths,
+             std::size_t m);
+  static std::size_t SortedPosition(const Dimension& dimension, double x, std::size_t key);
+  void EraseKernel(std::size_t d, std::size_t slot);
+  void InsertKernel(std::size_t d, std::size_t slot);
+  void SetCoordinate(std::size_t d, std::size_t slot, double x);
+  void SetWidth(std::size_t d, std::size_t slot, double sigma);
+  void Refresh(const std::vector<double>& weights);
   const Eigen::ArrayXf& DiscreteTerm(std::size_t d, double value);
 
   const std::vector<Dim>* dims_ = nullptr;
-  std::vector<NumericKernels> numeric_;          // [dimension]; kernels in member order
-  std::vector<CategoricalKernels> categorical_;  // [dimension]
-  std::vector<Eigen::ArrayXi> choice_of_;  // [categorical dimension]: kernel's choice (prior -1)
+  ParzenOptions options_;
+  bool scott_widths_ = false;
+  bool incremental_ = false;  // fitted by Update (keys are the caller's)
+  std::vector<std::size_t> keys_;         // per kernel but the prior, ascending
+  std::vector<std::size_t> slot_of_key_;  // key -> kernel
+  std::vector<Dimension> dimensions_;     // [dimension]
+  double categorical_base_ = 0;           // categorical kernels' base (as CategoricalKernels')
   // Per kernel: log weight plus each continuous dimension's log_norm (float).
   Eigen::ArrayXf base_;
   std::vector<double> cumulative_;  // of the kernel weights, for Pick
   std::vector<std::size_t> discrete_, continuous_;  // non-fixed dimensions by kind
-  // Per dimension: (value, per-kernel log term) for each discrete value scored so far.
-  std::vector<std::vector<std::pair<double, Eigen::ArrayXf>>> terms_;
+  Eigen::ArrayXf column_, term_;  // LogPdf's scratch
 };
 
 }  // namespace tune

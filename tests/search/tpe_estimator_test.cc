@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -293,6 +295,99 @@ TEST(TpeEstimatorTest, JointOverOneDimensionIsTheUnivariateMixture) {
     const NumericKernels univariate = FitNumeric(dims[0], sorted, weights, options);
     for (double x = -3; x <= 4; x += 0.37) {
       EXPECT_NEAR(joint.LogPdf({x}), MixtureLogDensity(dims[0], univariate, x), 1e-5) << x;
+    }
+  }
+}
+
+// Update() on a persistent estimator, as the searcher calls it (members join, leave and change
+// weight from one suggestion to the next, now and then most of them at once), must give the
+// estimator a fresh Fit() builds on the same members, bit for bit: every density and every draw.
+TEST(TpeEstimatorTest, UpdatedEstimatorIsTheFreshlyFittedOne) {
+  Space space = ParseSpace(Json::parse(R"({"a": {"uniform": [0, 10]},
+      "b": {"loguniform": [0.0001, 1]}, "n": {"randint": [0, 12]},
+      "c": {"choice": ["x", "y", "z"]}, "f": {"uniform": [-1, 1]}})"));
+  std::vector<Dim> dims;
+  for (const Parameter& parameter : space.parameters()) dims.push_back(MakeDim(parameter));
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    if (space.parameters()[d].path == "f") dims[d].fixed = true;  // another group's parameter
+  }
+  // A pool of trials (kernel-space rows); continuous coordinates repeat now and then.
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<std::vector<double>> rows(700, std::vector<double>(dims.size()));
+  for (std::size_t t = 0; t < rows.size(); ++t) {
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+      const Dim& dim = dims[d];
+      if (dim.categorical) {
+        rows[t][d] = static_cast<double>(rng() % dim.choices);
+      } else if (t > 0 && unit(rng) < 0.1) {
+        rows[t][d] = rows[rng() % t][d];
+      } else {
+        const double x = dim.low + unit(rng) * (dim.high - dim.low);
+        rows[t][d] = dim.binned ? Snap(dim, x) : x;
+      }
+    }
+  }
+  const RowOf row = [&](std::size_t key) { return rows[key].data(); };
+  struct Variant {
+    ParzenOptions options;
+    bool scott;
+  };
+  std::vector<Variant> variants(5);
+  variants[1].options.consider_endpoints = true;
+  variants[2].options.prior_neighbour = false;
+  variants[3].options.width_free = true;
+  variants[3].options.prior_weight = 2.5;
+  variants[4].scott = true;
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    const Variant& variant = variants[v];
+    JointEstimator updated;
+    std::vector<std::size_t> members;  // ascending keys
+    std::size_t next = 0;
+    for (int step = 0; step < 400; ++step) {
+      if (step % 97 == 96) {  // most members replaced at once: a fresh fit inside Update
+        members.erase(members.begin(), members.begin() + static_cast<std::ptrdiff_t>(members.size() * 3 / 4));
+      }
+      for (int i = 0; i < 3; ++i) {
+        if (members.size() > 1 && unit(rng) < 0.3) {
+          members.erase(members.begin() + static_cast<std::ptrdiff_t>(rng() % members.size()));
+        }
+      }
+      const std::size_t join = step % 97 == 96 ? 40 : unit(rng) < 0.9 ? 1 : 0;
+      for (std::size_t i = 0; i < join && next < rows.size(); ++i) members.push_back(next++);
+      if (members.empty()) members.push_back(next++);
+      // A member that left may come back (a trial moving between the good and the bad set).
+      if (unit(rng) < 0.2) {
+        const std::size_t back = rng() % next;
+        auto at = std::lower_bound(members.begin(), members.end(), back);
+        if (at == members.end() || *at != back) members.insert(at, back);
+      }
+      JointMembers set;
+      set.keys = members;
+      for (std::size_t i = 0; i < members.size(); ++i) set.weights.push_back(0.1 + unit(rng));
+      updated.Update(dims, set, row, variant.options, variant.scott);
+      // The same members for Fit(): per dimension sorted by coordinate, then by key.
+      JointObservations observations;
+      observations.weights = set.weights;
+      observations.sorted_x.resize(dims.size());
+      observations.member.resize(dims.size());
+      for (std::size_t d = 0; d < dims.size(); ++d) {
+        std::vector<std::pair<double, std::size_t>> by_x;
+        for (std::size_t i = 0; i < members.size(); ++i) by_x.emplace_back(rows[members[i]][d], i);
+        std::sort(by_x.begin(), by_x.end());
+        for (const auto& [x, i] : by_x) {
+          observations.sorted_x[d].push_back(x);
+          observations.member[d].push_back(i);
+        }
+      }
+      JointEstimator fresh(dims, observations, variant.options, variant.scott);
+      const std::uint64_t seed = rng();
+      std::mt19937_64 a(seed), b(seed);
+      for (int i = 0; i < 6; ++i) {
+        const std::vector<double> x = fresh.Sample(a);
+        ASSERT_EQ(updated.Sample(b), x) << "variant " << v << " step " << step;
+        ASSERT_EQ(updated.LogPdf(x), fresh.LogPdf(x)) << "variant " << v << " step " << step;
+      }
     }
   }
 }
