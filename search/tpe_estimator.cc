@@ -276,27 +276,24 @@ std::size_t Pick(const std::vector<double>& cumulative, std::mt19937_64& rng) {
                                cumulative.size() - 1);
 }
 
-void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consider_endpoints,
-                     double* sigma, bool prior_neighbour) {
+double NeighbourSigma(const Dim& dim, const std::vector<double>& mus, std::size_t i,
+                      std::size_t prior_slot, bool consider_endpoints, bool prior_neighbour) {
   const std::size_t n = mus.size();
   const double range = dim.high - dim.low;
-  if (n > 0 && !prior_neighbour) {
+  double sigma;
+  if (!prior_neighbour) {
     // Optuna 5.0: neighbour gaps among the observations, the bounds outermost; without
     // consider_endpoints and with >= 2 observations the outermost take their inner gap.
-    sigma[0] = std::max(mus[0] - dim.low, (n > 1 ? mus[1] : dim.high) - mus[0]);
-    for (std::size_t i = 1; i < n; ++i) {
-      sigma[i] = std::max(mus[i] - mus[i - 1], (i + 1 < n ? mus[i + 1] : dim.high) - mus[i]);
+    if (!consider_endpoints && n >= 2 && (i == 0 || i == n - 1)) {
+      sigma = i == 0 ? mus[1] - mus[0] : mus[n - 1] - mus[n - 2];
+    } else {
+      sigma = std::max(mus[i] - (i > 0 ? mus[i - 1] : dim.low),
+                       (i + 1 < n ? mus[i + 1] : dim.high) - mus[i]);
     }
-    if (!consider_endpoints && n >= 2) {
-      sigma[0] = mus[1] - mus[0];
-      sigma[n - 1] = mus[n - 1] - mus[n - 2];
-    }
-  } else if (n > 0) {
+  } else {
     // Neighbour gaps among the observations and the prior's centre, with the bounds as the
     // outermost neighbours (Optuna's consider_endpoints=False replaces the outermost gaps).
     // point(j), j in [0, n + 2]: the bound, the n + 1 kernel centres in order, the bound.
-    const auto prior_slot = static_cast<std::size_t>(
-        std::upper_bound(mus.begin(), mus.end(), dim.prior_mu) - mus.begin());
     const std::size_t m = n + 1;  // kernels, the prior among them
     auto point = [&](std::size_t j) {
       if (j == 0) return dim.low;
@@ -304,29 +301,36 @@ void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consid
       if (j - 1 < prior_slot) return mus[j - 1];
       return j - 1 == prior_slot ? dim.prior_mu : mus[j - 2];
     };
-    const bool inner_ends = !consider_endpoints && m >= 2;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t j = (i < prior_slot ? i : i + 1) + 1;
-      if (inner_ends && j == 1) {
-        sigma[i] = point(2) - point(1);
-      } else if (inner_ends && j == m) {
-        sigma[i] = point(m) - point(m - 1);
-      } else if (i >= 1 && i + 1 < n && (i + 1 < prior_slot || i > prior_slot)) {
-        // Both neighbours are observations (the common case).
-        sigma[i] = std::max(mus[i] - mus[i - 1], mus[i + 1] - mus[i]);
-      } else {
-        sigma[i] = std::max(point(j) - point(j - 1), point(j + 1) - point(j));
-      }
+    const std::size_t j = (i < prior_slot ? i : i + 1) + 1;
+    if (!consider_endpoints && j == 1) {
+      sigma = point(2) - point(1);
+    } else if (!consider_endpoints && j == m) {
+      sigma = point(m) - point(m - 1);
+    } else if (i >= 1 && i + 1 < n && (i + 1 < prior_slot || i > prior_slot)) {
+      sigma = std::max(mus[i] - mus[i - 1], mus[i + 1] - mus[i]);  // the common case
+    } else {
+      sigma = std::max(point(j) - point(j - 1), point(j + 1) - point(j));
     }
   }
-  const double min_sigma = range / std::min(100.0, static_cast<double>(n + 2));
   // An observation equal to another (ints, quantized values, repeated configs) has a neighbour
   // at distance 0: its kernel is the narrowest. Taking the gap to the next distinct value instead
   // gave it to whichever copy sorted first or last, the oldest and the newest trial at each
   // value, and in the joint model that made g(x) broad around the recent trials (docs/tpe.md).
-  for (std::size_t i = 0; i < n; ++i) {
-    const bool tied = (i > 0 && mus[i] == mus[i - 1]) || (i + 1 < n && mus[i] == mus[i + 1]);
-    sigma[i] = std::clamp(tied ? 0.0 : sigma[i], min_sigma, range);
+  const bool tied = (i > 0 && mus[i] == mus[i - 1]) || (i + 1 < n && mus[i] == mus[i + 1]);
+  const double min_sigma = range / std::min(100.0, static_cast<double>(n + 2));
+  return std::clamp(tied ? 0.0 : sigma, min_sigma, range);
+}
+
+std::size_t PriorSlot(const Dim& dim, const std::vector<double>& mus) {
+  return static_cast<std::size_t>(std::upper_bound(mus.begin(), mus.end(), dim.prior_mu) -
+                                  mus.begin());
+}
+
+void NeighbourSigmas(const Dim& dim, const std::vector<double>& mus, bool consider_endpoints,
+                     double* sigma, bool prior_neighbour) {
+  const std::size_t prior_slot = PriorSlot(dim, mus);
+  for (std::size_t i = 0; i < mus.size(); ++i) {
+    sigma[i] = NeighbourSigma(dim, mus, i, prior_slot, consider_endpoints, prior_neighbour);
   }
 }
 
@@ -453,6 +457,7 @@ void JointEstimator::Start(const std::vector<Dim>& dims, const ParzenOptions& op
     out.sorted_x.clear();
     out.sorted_sigma.clear();
     out.sorted_key.clear();
+    out.dirty.clear();
     out.mu.assign(m + 1, 0.0);
     out.mu[m] = dim.categorical ? -1.0 : dim.prior_mu;
     if (!dim.categorical && !dim.binned) {
@@ -485,7 +490,7 @@ void JointEstimator::Fit(const std::vector<Dim>& dims, const JointObservations& 
     out.sorted_key = member;
     out.sorted_sigma.assign(m, kNaN);  // every width to be computed
   }
-  Refresh(observations.weights);
+  Refresh(observations.weights, false);
 }
 
 void JointEstimator::Update(const std::vector<Dim>& dims, const JointMembers& members,
@@ -530,9 +535,10 @@ void JointEstimator::Update(const std::vector<Dim>& dims, const JointMembers& me
       for (std::size_t i = 0; i < m; ++i) std::tie(out.sorted_x[i], out.sorted_key[i]) = by_x[i];
       out.sorted_sigma.assign(m, kNaN);
     }
-    Refresh(members.weights);
+    Refresh(members.weights, false);
     return;
   }
+  const std::size_t m_before = keys_.size();
   // Leavers out of the sorted lists (found by their coordinate), then out of the kernels (from
   // the last); joiners into both, kernels in key order (their final positions, ascending).
   for (std::size_t d = 0; d < dims.size(); ++d) {
@@ -546,13 +552,20 @@ void JointEstimator::Update(const std::vector<Dim>& dims, const JointMembers& me
         out.sorted_x.erase(out.sorted_x.begin() + static_cast<std::ptrdiff_t>(i));
         out.sorted_key.erase(out.sorted_key.begin() + static_cast<std::ptrdiff_t>(i));
         out.sorted_sigma.erase(out.sorted_sigma.begin() + static_cast<std::ptrdiff_t>(i));
+        // Its neighbours' widths may change.
+        if (i > 0) out.dirty.push_back(out.sorted_key[i - 1]);
+        if (i < out.sorted_key.size()) out.dirty.push_back(out.sorted_key[i]);
       }
       for (std::size_t key : joined) {
         const double x = row(key)[d];
-        const auto at = static_cast<std::ptrdiff_t>(SortedPosition(out, x, key));
+        const std::size_t i = SortedPosition(out, x, key);
+        const auto at = static_cast<std::ptrdiff_t>(i);
         out.sorted_x.insert(out.sorted_x.begin() + at, x);
         out.sorted_key.insert(out.sorted_key.begin() + at, key);
         out.sorted_sigma.insert(out.sorted_sigma.begin() + at, kNaN);
+        out.dirty.push_back(key);
+        if (i > 0) out.dirty.push_back(out.sorted_key[i - 1]);
+        if (i + 1 < out.sorted_key.size()) out.dirty.push_back(out.sorted_key[i + 1]);
       }
     }
   }
@@ -572,7 +585,9 @@ void JointEstimator::Update(const std::vector<Dim>& dims, const JointMembers& me
       SetCoordinate(d, static_cast<std::size_t>(slot), x[d]);
     }
   }
-  Refresh(members.weights);
+  // With fewer than 98 members the smallest width (range / (n + 2)) moves with n: every width
+  // is recomputed. Past it only the changed members' neighbours are.
+  Refresh(members.weights, m >= 100 && m_before >= 100 && !scott_widths);
 }
 
 // Where (x, key) is or would go in a dimension's sorted lists (coordinate, then key).
@@ -633,7 +648,7 @@ void JointEstimator::SetWidth(std::size_t d, std::size_t slot, double sigma) {
 // Everything that follows from the members' coordinates and the new weights: each numeric
 // dimension's widths (kernels whose width is unchanged keep their terms), binned and categorical
 // kernels, the per-kernel base terms and the cumulative weights.
-void JointEstimator::Refresh(const std::vector<double>& weights) {
+void JointEstimator::Refresh(const std::vector<double>& weights, bool local) {
   const std::vector<Dim>& dims = *dims_;
   const std::size_t m = keys_.size();
   // Slot of each key (keys are trial indices, or 0..m-1 after Fit).
@@ -647,6 +662,28 @@ void JointEstimator::Refresh(const std::vector<double>& weights) {
     if (dim.fixed || dim.categorical) continue;
     Dimension& out = dimensions_[d];
     const double range = dim.high - dim.low;
+    if (local) {
+      // The members that moved and their neighbours (some may have left since they were noted).
+      const std::size_t prior_slot = PriorSlot(dim, out.sorted_x);
+      for (std::size_t key : out.dirty) {
+        if (key >= slot_of_key_.size() || keys_[slot_of_key_[key]] != key) continue;
+        const std::size_t slot = slot_of_key_[key];
+        const std::size_t i = SortedPosition(out, out.mu[slot], key);
+        const double sigma = NeighbourSigma(dim, out.sorted_x, i, prior_slot,
+                                            options_.consider_endpoints, options_.prior_neighbour);
+        if (sigma == out.sorted_sigma[i]) continue;
+        out.sorted_sigma[i] = sigma;
+        if (!dim.binned) SetWidth(d, slot, sigma);
+      }
+      out.dirty.clear();
+      if (dim.binned) {
+        slots.resize(m);
+        for (std::size_t i = 0; i < m; ++i) slots[i] = slot_of_key_[out.sorted_key[i]];
+        FitJointBinned(dim, out.sorted_x, slots, out.sorted_sigma, &out.binned);
+      }
+      continue;
+    }
+    out.dirty.clear();
     sigmas.resize(m);
     if (scott_widths_) {
       const double scale = 0.2 * std::pow(std::max<double>(1.0, static_cast<double>(m)), exponent);
@@ -657,6 +694,7 @@ void JointEstimator::Refresh(const std::vector<double>& weights) {
                       options_.prior_neighbour);
     }
     if (dim.binned) {
+      out.sorted_sigma = sigmas;
       slots.resize(m);
       for (std::size_t i = 0; i < m; ++i) slots[i] = slot_of_key_[out.sorted_key[i]];
       FitJointBinned(dim, out.sorted_x, slots, sigmas, &out.binned);

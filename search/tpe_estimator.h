@@ -103,6 +103,12 @@ struct CategoricalKernels {
 // clipped (see above); written to sigma[0 .. n).
 void NeighbourSigmas(const Dim& dim, const std::vector<double>& sorted_mus,
                      bool consider_endpoints, double* sigma, bool prior_neighbour = true);
+// The same for the observation at index i only; prior_slot = PriorSlot(dim, sorted_mus), the
+// number of observations at or below the prior's centre. A kernel's width depends only on its
+// neighbours and the number of observations.
+double NeighbourSigma(const Dim& dim, const std::vector<double>& sorted_mus, std::size_t i,
+                      std::size_t prior_slot, bool consider_endpoints, bool prior_neighbour);
+std::size_t PriorSlot(const Dim& dim, const std::vector<double>& sorted_mus);
 
 // The univariate estimator of a numeric dimension: observations `sorted_mus` (ascending) with
 // their raw weights.
@@ -155,8 +161,9 @@ using RowOf = std::function<const double*(std::size_t key)>;
 // Fit() fits from scratch. Update() refits to a set of members that changes little from one
 // call to the next (the good or the bad trials of successive suggestions: each adds a trial and
 // moves a few): it keeps each numeric dimension's members sorted, takes out those that left and
-// puts in those that joined, and recomputes a continuous kernel's terms only where its width
-// changed; binned and categorical kernels and the weights are refitted. The result is the
+// puts in those that joined, recomputes the widths of their neighbours only (past 100 members)
+// and a continuous kernel's terms only where its width changed; binned kernels and the weights
+// are refitted. The result is the
 // estimator Fit() would build on the same members, bit for bit (tests/search/tpe_estimator_test).
 // It falls back to a fresh fit when the dimensions or options differ from the previous Update's
 // or more than 8 + n/64 members changed.
@@ -183,6 +190,7 @@ class JointEstimator {
     // (NaN: not computed yet).
     std::vector<double> sorted_x, sorted_sigma;
     std::vector<std::size_t> sorted_key;
+    std::vector<std::size_t> dirty;  // keys whose width may have changed since the last refit
     // Per kernel (members in key order, then the prior): the coordinate (choice index for
     // categoricals, the prior's -1), and for continuous dimensions the width, log_norm (as in
     // NumericKernels) and the unit coordinates scoring reads.
@@ -200,7 +208,8 @@ class JointEstimator {
   void InsertKernel(std::size_t d, std::size_t slot);
   void SetCoordinate(std::size_t d, std::size_t slot, double x);
   void SetWidth(std::size_t d, std::size_t slot, double sigma);
-  void Refresh(const std::vector<double>& weights);
+  // `local`: only the widths of the dirty members are recomputed (else every one).
+  void Refresh(const std::vector<double>& weights, bool local);
   const Eigen::ArrayXf& DiscreteTerm(std::size_t d, double value);
 
   const std::vector<Dim>* dims_ = nullptr;

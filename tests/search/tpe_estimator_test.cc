@@ -314,7 +314,7 @@ TEST(TpeEstimatorTest, UpdatedEstimatorIsTheFreshlyFittedOne) {
   // A pool of trials (kernel-space rows); continuous coordinates repeat now and then.
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<double> unit(0, 1);
-  std::vector<std::vector<double>> rows(700, std::vector<double>(dims.size()));
+  std::vector<std::vector<double>> rows(1000, std::vector<double>(dims.size()));
   for (std::size_t t = 0; t < rows.size(); ++t) {
     for (std::size_t d = 0; d < dims.size(); ++d) {
       const Dim& dim = dims[d];
@@ -339,13 +339,16 @@ TEST(TpeEstimatorTest, UpdatedEstimatorIsTheFreshlyFittedOne) {
   variants[3].options.width_free = true;
   variants[3].options.prior_weight = 2.5;
   variants[4].scott = true;
-  for (std::size_t v = 0; v < variants.size(); ++v) {
-    const Variant& variant = variants[v];
+  for (std::size_t v = 0; v < 2 * variants.size(); ++v) {
+    const Variant& variant = variants[v / 2];
+    // Starting from 5 members (fewer than 100: every width recomputed) or from 150 (past 100
+    // only the moved members' neighbours are).
+    const std::size_t start = v % 2 == 0 ? 5 : 150;
     JointEstimator updated;
     std::vector<std::size_t> members;  // ascending keys
     std::size_t next = 0;
     for (int step = 0; step < 400; ++step) {
-      if (step % 97 == 96) {  // most members replaced at once: a fresh fit inside Update
+      if (step % 97 == 96) {  // most members replaced at once: a fresh fit inside Update()
         members.erase(members.begin(), members.begin() + static_cast<std::ptrdiff_t>(members.size() * 3 / 4));
       }
       for (int i = 0; i < 3; ++i) {
@@ -353,7 +356,7 @@ TEST(TpeEstimatorTest, UpdatedEstimatorIsTheFreshlyFittedOne) {
           members.erase(members.begin() + static_cast<std::ptrdiff_t>(rng() % members.size()));
         }
       }
-      const std::size_t join = step % 97 == 96 ? 40 : unit(rng) < 0.9 ? 1 : 0;
+      const std::size_t join = step == 0 ? start : step % 97 == 96 ? 120 : unit(rng) < 0.9 ? 1 : 0;
       for (std::size_t i = 0; i < join && next < rows.size(); ++i) members.push_back(next++);
       if (members.empty()) members.push_back(next++);
       // A member that left may come back (a trial moving between the good and the bad set).
