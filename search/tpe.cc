@@ -260,6 +260,7 @@ class TpeSearcher : public ModelSearcher {
     if (tpe_.intermediate == TpeOptions::Intermediate::kBudget) {
       real = BudgetKeys(&keys);
     } else {
+      keys.resize(trials_.size());  // filled by index (push_back was not inlined)
       for (std::size_t t = 0; t < trials_.size(); ++t) {
         const Trial& trial = trials_[t];
         if (trial.state == State::kFailed) continue;
@@ -267,15 +268,15 @@ class TpeSearcher : public ModelSearcher {
         if (trial.curve.empty()) continue;
         const auto& [budget, loss] = trial.curve.back();
         if (trial.violation > 0) {
-          keys.push_back({2, 0, trial.violation, t});  // after the feasible ones (Optuna)
+          keys[real++] = {2, 0, trial.violation, t};  // after the feasible ones (Optuna)
         } else if (trial.state == State::kPruned &&
                    tpe_.intermediate == TpeOptions::Intermediate::kRank) {
-          keys.push_back({1, -budget, loss, t});
+          keys[real++] = {1, -budget, loss, t};
         } else {
-          keys.push_back({0, 0, loss, t});
+          keys[real++] = {0, 0, loss, t};
         }
       }
-      real = keys.size();
+      keys.resize(real);
     }
     if (tpe_.constant_liar) {
       for (std::size_t t = 0; t < trials_.size(); ++t) {

@@ -260,15 +260,6 @@ void FitJointBinned(const Dim& dim, const std::vector<double>& sorted_x,
 
 }  // namespace
 
-double DefaultWeight(std::size_t rank, std::size_t n) {
-  constexpr std::size_t kFlat = 25;
-  if (n < kFlat || rank >= n - kFlat) return 1.0;
-  std::size_t ramp = n - kFlat;
-  if (ramp == 1) return 1.0 / static_cast<double>(n);
-  double start = 1.0 / static_cast<double>(n);
-  return start + (1.0 - start) * static_cast<double>(rank) / static_cast<double>(ramp - 1);
-}
-
 std::size_t Pick(const std::vector<double>& cumulative, std::mt19937_64& rng) {
   double u = Uniform01(rng) * cumulative.back();
   auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
@@ -715,9 +706,11 @@ void JointEstimator::Refresh(const std::vector<double>& weights, bool local) {
   double total_raw = options_.prior_weight;
   for (double w : weights) total_raw += w;
   ArrayXd b(n);
-  for (Eigen::Index k = 0; k + 1 < n; ++k) b[k] = weights[static_cast<std::size_t>(k)];
-  b[n - 1] = options_.prior_weight;
-  b = (b / total_raw).log();
+  // glibc's log (FMA) is faster than Eigen's SSE2 packet log here (~4 vs ~6.5 ns).
+  for (Eigen::Index k = 0; k + 1 < n; ++k) {
+    b[k] = std::log(weights[static_cast<std::size_t>(k)] / total_raw);
+  }
+  b[n - 1] = std::log(options_.prior_weight / total_raw);
   for (std::size_t d : continuous_) b += Eigen::Map<const ArrayXd>(dimensions_[d].log_norm.data(), n);
   base_ = b.cast<float>();
   cumulative_.resize(m + 1);

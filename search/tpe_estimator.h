@@ -60,7 +60,15 @@ struct ParzenOptions {
 
 // Optuna's default_weights(n) for the observation of rank `rank` (0 = oldest) among n: the 25
 // newest weigh 1, older ones ramp down linearly to 1/n.
-double DefaultWeight(std::size_t rank, std::size_t n);
+// (Inline: the searcher calls it for every trial of every suggestion.)
+inline double DefaultWeight(std::size_t rank, std::size_t n) {
+  constexpr std::size_t kFlat = 25;
+  if (n < kFlat || rank >= n - kFlat) return 1.0;
+  const std::size_t ramp = n - kFlat;
+  if (ramp == 1) return 1.0 / static_cast<double>(n);
+  const double start = 1.0 / static_cast<double>(n);
+  return start + (1.0 - start) * static_cast<double>(rank) / static_cast<double>(ramp - 1);
+}
 
 // Index k with cumulative[k - 1] <= u * total < cumulative[k] for one uniform u of `rng`;
 // `cumulative` is non-empty and increasing.
