@@ -19,6 +19,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <unordered_map>
@@ -87,6 +88,7 @@ class TpeSearcher : public ModelSearcher {
     auto it = index_.find(trial_id);
     if (it == index_.end()) return;
     Record(&trials_[it->second], result);
+    if (trials_[it->second].state != State::kRunning) Rank(it->second);  // a late result
   }
 
   void OnComplete(const std::string& trial_id, TrialStatus status, const Result* last) override {
@@ -106,18 +108,12 @@ class TpeSearcher : public ModelSearcher {
         trial.state = State::kFailed;
         break;
     }
+    running_.erase(std::lower_bound(running_.begin(), running_.end(), it->second));
+    Rank(it->second);
   }
 
  private:
   enum class State { kRunning, kDone, kPruned, kFailed };
-  struct Trial {
-    std::vector<double> x;  // kernel-space coordinates (choice index for categoricals); NaN
-                            // where the parameter was absent (another branch)
-    State state = State::kRunning;
-    std::vector<std::pair<double, double>> curve;  // (budget, loss), in report order
-    std::vector<double> losses;  // every objective's loss at the last report with all of them
-    double violation = 0;        // total constraint violation at that report (0: feasible)
-  };
   // Ranking key of an observation: lower is better, lexicographically.
   struct Key {
     int tier;           // 0: ranked by loss; 1: pruned (by budget, then loss); 2: infeasible (by
@@ -131,6 +127,16 @@ class TpeSearcher : public ModelSearcher {
       if (loss != other.loss) return loss < other.loss;
       return trial < other.trial;
     }
+  };
+  struct Trial {
+    std::vector<double> x;  // kernel-space coordinates (choice index for categoricals); NaN
+                            // where the parameter was absent (another branch)
+    State state = State::kRunning;
+    std::vector<std::pair<double, double>> curve;  // (budget, loss), in report order
+    std::vector<double> losses;  // every objective's loss at the last report with all of them
+    double violation = 0;        // total constraint violation at that report (0: feasible)
+    bool ranked = false;         // its key is in ranked_
+    Key key{};                   // (when ranked)
   };
   static constexpr signed char kNone = -1, kBelow = 0, kAbove = 1;
 
@@ -147,6 +153,34 @@ class TpeSearcher : public ModelSearcher {
     // Only "budget" reads more than the last point of a curve.
     if (tpe_.intermediate != TpeOptions::Intermediate::kBudget) trial->curve.clear();
     trial->curve.emplace_back(budget, mode_ == Mode::kMax ? -value : value);
+  }
+
+  // The ranking key of an ended trial with a result (Split's order; tiers 0-2), if it has one.
+  std::optional<Key> KeyOf(std::size_t t) const {
+    const Trial& trial = trials_[t];
+    if (trial.state == State::kRunning || trial.state == State::kFailed || trial.curve.empty()) {
+      return std::nullopt;
+    }
+    const auto& [budget, loss] = trial.curve.back();
+    if (trial.violation > 0) return Key{2, 0, trial.violation, t};  // after the feasible ones
+    if (trial.state == State::kPruned && tpe_.intermediate == TpeOptions::Intermediate::kRank) {
+      return Key{1, -budget, loss, t};
+    }
+    return Key{0, 0, loss, t};
+  }
+
+  // Keeps trial t's key in ranked_ up to date (after it ended or got a result once ended).
+  void Rank(std::size_t t) {
+    Trial& trial = trials_[t];
+    if (trial.ranked) {
+      ranked_.erase(std::lower_bound(ranked_.begin(), ranked_.end(), trial.key));
+      trial.ranked = false;
+    }
+    const std::optional<Key> key = KeyOf(t);
+    if (!key) return;
+    ranked_.insert(std::upper_bound(ranked_.begin(), ranked_.end(), *key), *key);
+    trial.ranked = true;
+    trial.key = *key;
   }
 
   // The trials as columns (compact at 100,000 trials): "ids", "state" (State), "x" (trials x
@@ -212,6 +246,17 @@ class TpeSearcher : public ModelSearcher {
       trial.violation = violation[t];
     }
     if (at != curve.size()) in.Fail("curve", "longer than the curve lengths say");
+    ranked_.clear();
+    running_.clear();
+    for (std::size_t t = 0; t < n; ++t) {
+      if (trials_[t].state == State::kRunning) running_.push_back(t);
+      if (const std::optional<Key> key = KeyOf(t)) {
+        ranked_.push_back(*key);
+        trials_[t].ranked = true;
+        trials_[t].key = *key;
+      }
+    }
+    std::sort(ranked_.begin(), ranked_.end());
     // Each dimension's trials by coordinate, ties by trial (the order Register() inserts in).
     std::vector<std::pair<double, std::size_t>> by_x;
     for (std::size_t d = 0; d < dims_.size(); ++d) {
@@ -237,6 +282,7 @@ class TpeSearcher : public ModelSearcher {
     }
     const std::size_t index = trials_.size();
     trials_.push_back(std::move(trial));
+    running_.push_back(trials_.size() - 1);
     index_.emplace(trial_id, index);
     for (std::size_t d = 0; d < dims_.size(); ++d) {
       auto& order = sorted_[d];
@@ -254,55 +300,39 @@ class TpeSearcher : public ModelSearcher {
   std::size_t Split(std::vector<signed char>* group) {
     if (objectives_.size() > 1) return SplitMultiObjective(group);
     group->assign(trials_.size(), kNone);
+    if (tpe_.intermediate == TpeOptions::Intermediate::kBudget) return SplitByBudget(group);
+    // The ended trials in ranking order are kept as they end (ranked_); pending trials rank
+    // after them, by trial (the liar's tier 3). The first `below` of that order are good.
+    const std::size_t real = ranked_.size();
+    const std::size_t pending = tpe_.constant_liar ? running_.size() : 0;
+    const std::size_t n = real + pending;
+    std::size_t below = tpe_.gamma > 0
+                            ? static_cast<std::size_t>(std::ceil(tpe_.gamma * static_cast<double>(n)))
+                            : std::min<std::size_t>((n + 9) / 10, 25);
+    below = std::min(below, n);
+    for (std::size_t i = 0; i < real; ++i) (*group)[ranked_[i].trial] = i < below ? kBelow : kAbove;
+    for (std::size_t j = 0; j < pending; ++j) {
+      (*group)[running_[j]] = real + j < below ? kBelow : kAbove;
+    }
+    return real;
+  }
+
+  // Split() with "intermediate": "budget" (BOHB): every trial that reached the budget ranked by
+  // its loss there (BudgetKeys), pending ones after them with the liar.
+  std::size_t SplitByBudget(std::vector<signed char>* group) {
     std::vector<Key>& keys = keys_;
     keys.clear();
-    std::size_t real = 0;
-    if (tpe_.intermediate == TpeOptions::Intermediate::kBudget) {
-      real = BudgetKeys(&keys);
-    } else {
-      keys.resize(trials_.size());  // filled by index (push_back was not inlined)
-      for (std::size_t t = 0; t < trials_.size(); ++t) {
-        const Trial& trial = trials_[t];
-        if (trial.state == State::kFailed) continue;
-        if (trial.state == State::kRunning) continue;
-        if (trial.curve.empty()) continue;
-        const auto& [budget, loss] = trial.curve.back();
-        if (trial.violation > 0) {
-          keys[real++] = {2, 0, trial.violation, t};  // after the feasible ones (Optuna)
-        } else if (trial.state == State::kPruned &&
-                   tpe_.intermediate == TpeOptions::Intermediate::kRank) {
-          keys[real++] = {1, -budget, loss, t};
-        } else {
-          keys[real++] = {0, 0, loss, t};
-        }
-      }
-      keys.resize(real);
-    }
+    const std::size_t real = BudgetKeys(&keys);
     if (tpe_.constant_liar) {
-      for (std::size_t t = 0; t < trials_.size(); ++t) {
-        if (trials_[t].state == State::kRunning) keys.push_back({3, 0, 0, t});
-      }
+      for (std::size_t t : running_) keys.push_back({3, 0, 0, t});
     }
     const std::size_t n = keys.size();
     std::size_t below = tpe_.gamma > 0
                             ? static_cast<std::size_t>(std::ceil(tpe_.gamma * static_cast<double>(n)))
                             : std::min<std::size_t>((n + 9) / 10, 25);
     below = std::min(below, n);
-    // The `below` smallest keys (all distinct): a max-heap of the best so far, which most keys
-    // fail to enter with one comparison (faster than nth_element when below << n).
-    for (const Key& key : keys) (*group)[key.trial] = kAbove;
-    if (below > 0) {
-      std::vector<Key>& best = best_keys_;
-      best.assign(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(below));
-      std::make_heap(best.begin(), best.end());
-      for (std::size_t i = below; i < n; ++i) {
-        if (!(keys[i] < best.front())) continue;
-        std::pop_heap(best.begin(), best.end());
-        best.back() = keys[i];
-        std::push_heap(best.begin(), best.end());
-      }
-      for (const Key& key : best) (*group)[key.trial] = kBelow;
-    }
+    std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(below), keys.end());
+    for (std::size_t i = 0; i < n; ++i) (*group)[keys[i].trial] = i < below ? kBelow : kAbove;
     return real;
   }
 
@@ -404,6 +434,11 @@ class TpeSearcher : public ModelSearcher {
   // lost far more regret (bench/README-search.md); internal_.subsample_mode selects them.
   void Subsample(signed char g, std::vector<signed char>* group, std::vector<double>* weights) {
     const auto cap = static_cast<std::size_t>(tpe_.window);
+    if (cap == 0) return;
+    // Most of the time the set fits: counted from `group` alone (no pass over the trials).
+    std::size_t members = 0;
+    for (signed char member : *group) members += member == g;
+    if (members <= cap) return;
     std::vector<std::size_t>& ended = subsample_;
     ended.clear();
     std::size_t pending = 0;
@@ -415,7 +450,6 @@ class TpeSearcher : public ModelSearcher {
         ended.push_back(t);
       }
     }
-    if (cap == 0 || ended.size() + pending <= cap) return;
     const std::size_t keep = std::max(cap - std::min(pending, cap / 2), std::size_t{1});
     if (ended.size() <= keep) return;
     std::vector<char>& chosen = chosen_;
@@ -609,7 +643,9 @@ class TpeSearcher : public ModelSearcher {
   std::vector<std::vector<double>> sorted_x_;     // per dimension: the sorted coordinates
   std::vector<double> mus_[2], raw_[2];           // ProposeOne's buffers (good, bad)
   std::vector<JointGroup> joint_groups_;          // per group
-  std::vector<Key> keys_, best_keys_;             // Split's buffers
+  std::vector<Key> ranked_;                       // ended trials' keys, ascending (Rank)
+  std::vector<std::size_t> running_;              // running trials, ascending
+  std::vector<Key> keys_;                         // SplitByBudget's buffer
   std::vector<signed char> group_;                // Propose's buffers
   std::vector<double> weights_;
   std::vector<std::size_t> subsample_;            // Subsample's buffers
