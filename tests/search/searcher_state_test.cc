@@ -54,7 +54,8 @@ std::unique_ptr<Searcher> Make(const Case& c) {
 
 // A random stream of calls, the same for every searcher it drives: new trials while fewer than
 // six run, reports (some with NaN or no metrics), ends (finished, pruned, failed, with or without
-// a last result), and trials that are dropped without ever ending (pending for good).
+// a last result), trials that are dropped without ever ending (pending for good), and now and
+// then a late report for a trial that ended.
 class Stream {
  public:
   explicit Stream(std::uint64_t seed, bool flat = false) : rng_(seed), flat_(flat) {}
@@ -78,6 +79,18 @@ class Stream {
       }
       return;
     }
+    if (!ended_.empty() && u > 0.97) {
+      // A result for a trial that already ended (a late report): searchers that rank ended
+      // trials must rank it anew, exactly as one rebuilt from the snapshot does.
+      const std::string& id = ended_[std::uniform_int_distribution<std::size_t>(0, ended_.size() - 1)(rng_)];
+      Result result;
+      result.training_iteration = ++iterations_[id];
+      result.metrics["loss"] = std::round(Uniform() * 64) / 16;
+      result.metrics["acc"] = Uniform();
+      result.metrics["mem"] = Uniform();
+      for (Searcher* searcher : searchers) searcher->OnResult(id, result);
+      return;
+    }
     if (running_.empty()) return;
     const std::size_t pick = std::uniform_int_distribution<std::size_t>(0, running_.size() - 1)(rng_);
     const std::string id = running_[pick];
@@ -99,6 +112,7 @@ class Stream {
     running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(pick));
     const double w = Uniform();
     if (w < 0.1) return;  // never ends
+    ended_.push_back(id);
     const TrialStatus status = w < 0.7   ? TrialStatus::kTerminated
                                : w < 0.85 ? TrialStatus::kStopped
                                           : TrialStatus::kError;
@@ -114,7 +128,7 @@ class Stream {
 
   std::mt19937_64 rng_;
   bool flat_;
-  std::vector<std::string> running_;
+  std::vector<std::string> running_, ended_;
   std::map<std::string, std::int64_t> iterations_;
   std::map<std::string, Result> last_;
   int next_id_ = 0;
