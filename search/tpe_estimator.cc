@@ -8,6 +8,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "search/tpe_simd.h"
 #include "search/truncnorm.h"
 
 namespace tune {
@@ -783,45 +784,43 @@ double JointEstimator::LogPdf(const std::vector<double>& x) {
   Eigen::ArrayXf& column = column_;  // this estimator's scratch (no reallocation per call)
   Eigen::ArrayXf& term = term_;
   const Eigen::Index n = base_.size();
-  // Two dimensions per pass over the kernels (the same operations in the same order).
+  // Two dimensions per pass over the kernels (search/tpe_simd.h; the same operations in the
+  // same order as one at a time).
   auto unit = [&](std::size_t d) {
     const Dim& dim = (*dims_)[d];
     return static_cast<float>((x[d] - dim.low) / (dim.high - dim.low));
   };
-  auto half_square = [&](std::size_t d) {
-    const Eigen::Map<const Eigen::ArrayXf> mu(dimensions_[d].unit_mu.data(), n);
-    const Eigen::Map<const Eigen::ArrayXf> inv_sigma(dimensions_[d].unit_inv_sigma.data(), n);
-    return 0.5f * ((unit(d) - mu) * inv_sigma).square();
-  };
-  column = base_;
-  std::size_t i = 0;
-  for (; i + 1 < continuous_.size(); i += 2) {
-    column = (column - half_square(continuous_[i])) - half_square(continuous_[i + 1]);
+  column.resize(n);
+  const float* from = base_.data();
+  for (std::size_t i = 0; i < continuous_.size(); i += 2) {
+    const Dimension& first = dimensions_[continuous_[i]];
+    const Dimension* second = i + 1 < continuous_.size() ? &dimensions_[continuous_[i + 1]] : nullptr;
+    simd::SubtractHalfSquares(from, unit(continuous_[i]), first.unit_mu.data(),
+                              first.unit_inv_sigma.data(),
+                              second != nullptr ? unit(continuous_[i + 1]) : 0.0f,
+                              second != nullptr ? second->unit_mu.data() : nullptr,
+                              second != nullptr ? second->unit_inv_sigma.data() : nullptr,
+                              column.data(), n);
+    from = column.data();
   }
-  if (i < continuous_.size()) column -= half_square(continuous_[i]);
-  for (i = 0; i + 1 < discrete_.size(); i += 2) {
-    const Eigen::ArrayXf& first = DiscreteTerm(discrete_[i], x[discrete_[i]]);
-    column = (column + first) + DiscreteTerm(discrete_[i + 1], x[discrete_[i + 1]]);
+  if (continuous_.empty()) column = base_;
+  for (std::size_t i = 0; i < discrete_.size(); i += 2) {
+    const float* first = DiscreteTerm(discrete_[i], x[discrete_[i]]).data();
+    const float* second =
+        i + 1 < discrete_.size() ? DiscreteTerm(discrete_[i + 1], x[discrete_[i + 1]]).data() : nullptr;
+    simd::AddTerms(column.data(), first, second, n);
   }
-  if (i < discrete_.size()) column += DiscreteTerm(discrete_[i], x[discrete_[i]]);
-  const float top = column.maxCoeff();
+  const float top = simd::Max(column.data(), n);
   if (!std::isfinite(top)) return static_cast<double>(top);
   Eigen::Index n_kept = n;
   if (n < kPruneMinKernels) {
     term = (column - top).exp();
   } else {
     // Kernels more than kPruneGap below the largest term add less than n exp(-kPruneGap) of the
-    // density (< 1e-9 for n < 10^4): only the others are exponentiated, listed without branches
-    // (which ones pass is unpredictable).
-    const float cut = top - kPruneGap;
+    // density (< 1e-9 for n < 10^4): only the others are exponentiated (~5 % of them at 2,000
+    // trials on the speed benchmark's space).
     term.resize(n);
-    const float* c = column.data();
-    float* kept = term.data();
-    n_kept = 0;
-    for (Eigen::Index k = 0; k < n; ++k) {
-      kept[n_kept] = c[k] - top;
-      n_kept += c[k] >= cut;
-    }
+    n_kept = simd::KeepAbove(column.data(), top, top - kPruneGap, term.data(), n);
     term.head(n_kept) = term.head(n_kept).exp();
   }
   return static_cast<double>(top) + std::log(static_cast<double>(term.head(n_kept).sum()));

@@ -10,6 +10,7 @@
 
 #include "search/space.h"
 #include "search/tpe_dim.h"
+#include "search/tpe_simd.h"
 
 namespace tune {
 namespace {
@@ -392,6 +393,57 @@ TEST(TpeEstimatorTest, UpdatedEstimatorIsTheFreshlyFittedOne) {
         ASSERT_EQ(updated.LogPdf(x), fresh.LogPdf(x)) << "variant " << v << " step " << step;
       }
     }
+  }
+}
+
+// The AVX2 scoring loops give the portable ones' results bit for bit (search/tpe_simd.h), at
+// sizes with and without a tail; where the CPU has no AVX2 both runs take the portable loops.
+TEST(TpeEstimatorTest, ScoringLoopsAgreeBitForBitWithAndWithoutAvx2) {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<float> unit(-1, 1);
+  for (std::ptrdiff_t n : {1, 7, 8, 9, 31, 200, 2003}) {
+    std::vector<float> base(n), mu0(n), inv0(n), mu1(n), inv1(n), t0(n), t1(n);
+    for (std::ptrdiff_t k = 0; k < n; ++k) {
+      base[k] = 10 * unit(rng);
+      mu0[k] = unit(rng);
+      inv0[k] = 50 * std::fabs(unit(rng)) + 1;
+      mu1[k] = unit(rng);
+      inv1[k] = 50 * std::fabs(unit(rng)) + 1;
+      t0[k] = -std::fabs(unit(rng)) * 20;
+      t1[k] = -std::fabs(unit(rng)) * 20;
+    }
+    struct Out {
+      std::vector<float> one, two, added, kept;
+      float top = 0;
+      std::ptrdiff_t n_kept = 0;
+    };
+    auto run = [&](bool avx2) {
+      simd::SetAvx2(avx2);
+      Out out;
+      out.one.resize(n);
+      out.two.resize(n);
+      simd::SubtractHalfSquares(base.data(), 0.3f, mu0.data(), inv0.data(), 0, nullptr, nullptr,
+                                out.one.data(), n);
+      simd::SubtractHalfSquares(base.data(), 0.3f, mu0.data(), inv0.data(), -0.2f, mu1.data(),
+                                inv1.data(), out.two.data(), n);
+      out.added = out.two;
+      simd::AddTerms(out.added.data(), t0.data(), t1.data(), n);
+      simd::AddTerms(out.added.data(), t0.data(), nullptr, n);
+      out.top = simd::Max(out.added.data(), n);
+      out.kept.resize(n);
+      out.n_kept = simd::KeepAbove(out.added.data(), out.top, out.top - 30, out.kept.data(), n);
+      out.kept.resize(out.n_kept);
+      return out;
+    };
+    const Out portable = run(false);
+    const Out wide = run(true);
+    simd::SetAvx2(true);
+    EXPECT_EQ(wide.one, portable.one) << n;
+    EXPECT_EQ(wide.two, portable.two) << n;
+    EXPECT_EQ(wide.added, portable.added) << n;
+    EXPECT_EQ(wide.top, portable.top) << n;
+    EXPECT_EQ(wide.kept, portable.kept) << n;
+    EXPECT_GT(portable.n_kept, 0);
   }
 }
 

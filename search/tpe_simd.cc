@@ -1,0 +1,155 @@
+#include "search/tpe_simd.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define TUNE_SIMD_AVX2 1
+#endif
+
+namespace tune::simd {
+namespace {
+
+using Floats = Eigen::Map<const Eigen::ArrayXf>;
+
+bool CpuHasAvx2() {
+#ifdef TUNE_SIMD_AVX2
+  __builtin_cpu_init();  // needed before constructors have run (this runs in one)
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+bool avx2_on = CpuHasAvx2();
+
+#ifdef TUNE_SIMD_AVX2
+__attribute__((target("avx2"))) void SubtractHalfSquaresAvx2(
+    const float* from, float x0, const float* mu0, const float* inv0, float x1, const float* mu1,
+    const float* inv1, float* column, std::ptrdiff_t n) {
+  const __m256 half = _mm256_set1_ps(0.5f), x0s = _mm256_set1_ps(x0), x1s = _mm256_set1_ps(x1);
+  std::ptrdiff_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    const __m256 p0 = _mm256_mul_ps(_mm256_sub_ps(x0s, _mm256_loadu_ps(mu0 + k)),
+                                    _mm256_loadu_ps(inv0 + k));
+    __m256 c = _mm256_sub_ps(_mm256_loadu_ps(from + k), _mm256_mul_ps(half, _mm256_mul_ps(p0, p0)));
+    if (mu1 != nullptr) {
+      const __m256 p1 = _mm256_mul_ps(_mm256_sub_ps(x1s, _mm256_loadu_ps(mu1 + k)),
+                                      _mm256_loadu_ps(inv1 + k));
+      c = _mm256_sub_ps(c, _mm256_mul_ps(half, _mm256_mul_ps(p1, p1)));
+    }
+    _mm256_storeu_ps(column + k, c);
+  }
+  for (; k < n; ++k) {
+    const float p0 = (x0 - mu0[k]) * inv0[k];
+    float c = from[k] - 0.5f * (p0 * p0);
+    if (mu1 != nullptr) {
+      const float p1 = (x1 - mu1[k]) * inv1[k];
+      c = c - 0.5f * (p1 * p1);
+    }
+    column[k] = c;
+  }
+}
+
+__attribute__((target("avx2"))) void AddTermsAvx2(float* column, const float* t0, const float* t1,
+                                                  std::ptrdiff_t n) {
+  std::ptrdiff_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    __m256 c = _mm256_add_ps(_mm256_loadu_ps(column + k), _mm256_loadu_ps(t0 + k));
+    if (t1 != nullptr) c = _mm256_add_ps(c, _mm256_loadu_ps(t1 + k));
+    _mm256_storeu_ps(column + k, c);
+  }
+  for (; k < n; ++k) column[k] = t1 != nullptr ? (column[k] + t0[k]) + t1[k] : column[k] + t0[k];
+}
+
+__attribute__((target("avx2"))) float MaxAvx2(const float* column, std::ptrdiff_t n) {
+  std::ptrdiff_t k = 0;
+  float top = column[0];
+  if (n >= 8) {
+    __m256 best = _mm256_loadu_ps(column);
+    for (k = 8; k + 8 <= n; k += 8) best = _mm256_max_ps(best, _mm256_loadu_ps(column + k));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, best);
+    top = *std::max_element(lanes, lanes + 8);
+  }
+  for (; k < n; ++k) top = std::max(top, column[k]);
+  return top;
+}
+
+// Eight at a time: most blocks hold no kernel within the cut and are skipped whole.
+__attribute__((target("avx2"))) std::ptrdiff_t KeepAboveAvx2(const float* column, float top,
+                                                             float cut, float* kept,
+                                                             std::ptrdiff_t n) {
+  const __m256 cuts = _mm256_set1_ps(cut);
+  std::ptrdiff_t count = 0, k = 0;
+  for (; k + 8 <= n; k += 8) {
+    if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(column + k), cuts, _CMP_GE_OQ)) == 0) {
+      continue;
+    }
+    for (std::ptrdiff_t i = k; i < k + 8; ++i) {
+      kept[count] = column[i] - top;
+      count += column[i] >= cut;
+    }
+  }
+  for (; k < n; ++k) {
+    kept[count] = column[k] - top;
+    count += column[k] >= cut;
+  }
+  return count;
+}
+#endif
+
+}  // namespace
+
+std::ptrdiff_t KeepAbove(const float* column, float top, float cut, float* kept, std::ptrdiff_t n) {
+#ifdef TUNE_SIMD_AVX2
+  if (avx2_on) return KeepAboveAvx2(column, top, cut, kept, n);
+#endif
+  // Without branches: which kernels pass is unpredictable.
+  std::ptrdiff_t count = 0;
+  for (std::ptrdiff_t k = 0; k < n; ++k) {
+    kept[count] = column[k] - top;
+    count += column[k] >= cut;
+  }
+  return count;
+}
+
+void SubtractHalfSquares(const float* from, float x0, const float* mu0, const float* inv0, float x1,
+                         const float* mu1, const float* inv1, float* column, std::ptrdiff_t n) {
+#ifdef TUNE_SIMD_AVX2
+  if (avx2_on) return SubtractHalfSquaresAvx2(from, x0, mu0, inv0, x1, mu1, inv1, column, n);
+#endif
+  Eigen::Map<Eigen::ArrayXf> out(column, n);
+  const auto h0 = 0.5f * ((x0 - Floats(mu0, n)) * Floats(inv0, n)).square();
+  if (mu1 == nullptr) {
+    out = Floats(from, n) - h0;
+  } else {
+    out = (Floats(from, n) - h0) - 0.5f * ((x1 - Floats(mu1, n)) * Floats(inv1, n)).square();
+  }
+}
+
+void AddTerms(float* column, const float* t0, const float* t1, std::ptrdiff_t n) {
+#ifdef TUNE_SIMD_AVX2
+  if (avx2_on) return AddTermsAvx2(column, t0, t1, n);
+#endif
+  Eigen::Map<Eigen::ArrayXf> out(column, n);
+  if (t1 == nullptr) {
+    out += Floats(t0, n);
+  } else {
+    out = (out + Floats(t0, n)) + Floats(t1, n);
+  }
+}
+
+float Max(const float* column, std::ptrdiff_t n) {
+#ifdef TUNE_SIMD_AVX2
+  if (avx2_on) return MaxAvx2(column, n);
+#endif
+  return Floats(column, n).maxCoeff();
+}
+
+bool Avx2() { return avx2_on; }
+
+void SetAvx2(bool on) { avx2_on = on && CpuHasAvx2(); }
+
+}  // namespace tune::simd
