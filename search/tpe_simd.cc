@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdint>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -77,20 +78,37 @@ __attribute__((target("avx2"))) float MaxAvx2(const float* column, std::ptrdiff_
   return top;
 }
 
-// Eight at a time: most blocks hold no kernel within the cut and are skipped whole.
+// For each 8-bit mask, the lanes it selects in order (the rest 0): left-packing by permutation.
+struct PackTable {
+  alignas(32) std::int32_t lanes[256][8];
+  PackTable() {
+    for (int mask = 0; mask < 256; ++mask) {
+      int at = 0;
+      for (int lane = 0; lane < 8; ++lane) {
+        if (mask & (1 << lane)) lanes[mask][at++] = lane;
+      }
+      while (at < 8) lanes[mask][at++] = 0;
+    }
+  }
+};
+const PackTable pack_table;
+
+// Eight at a time: the lanes within the cut are packed to the front of a register and stored
+// (the store may write past `count`, inside `kept`'s n floats: the last block is scalar).
 __attribute__((target("avx2"))) std::ptrdiff_t KeepAboveAvx2(const float* column, float top,
                                                              float cut, float* kept,
                                                              std::ptrdiff_t n) {
-  const __m256 cuts = _mm256_set1_ps(cut);
+  const __m256 cuts = _mm256_set1_ps(cut), tops = _mm256_set1_ps(top);
   std::ptrdiff_t count = 0, k = 0;
   for (; k + 8 <= n; k += 8) {
-    if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(column + k), cuts, _CMP_GE_OQ)) == 0) {
-      continue;
-    }
-    for (std::ptrdiff_t i = k; i < k + 8; ++i) {
-      kept[count] = column[i] - top;
-      count += column[i] >= cut;
-    }
+    const __m256 values = _mm256_loadu_ps(column + k);
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(values, cuts, _CMP_GE_OQ));
+    if (mask == 0) continue;
+    const __m256i lanes =
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(pack_table.lanes[mask]));
+    _mm256_storeu_ps(kept + count,
+                     _mm256_permutevar8x32_ps(_mm256_sub_ps(values, tops), lanes));
+    count += __builtin_popcount(static_cast<unsigned>(mask));
   }
   for (; k < n; ++k) {
     kept[count] = column[k] - top;
