@@ -43,7 +43,7 @@ def sizes(quick):
     and times only the default (the independent TPE takes minutes to reach 1000 trials here)."""
     if quick:
         return 3, [100, 1000], 1, ["tpe", "tpe_indep"], ["tpe"]
-    return 20, [100, 1000, 2000], 2, ["tpe", "tpe_mv", "tpe_indep"], ["tpe", "tpe_mv", "tpe_indep"]
+    return 20, [100, 1000, 2000], 3, ["tpe", "tpe_mv", "tpe_indep"], ["tpe", "tpe_mv", "tpe_indep"]
 
 
 def make_sampler(module, name, seed):
