@@ -102,8 +102,8 @@ __attribute__((target("avx2"))) std::ptrdiff_t KeepAboveAvx2(const float* column
   std::ptrdiff_t count = 0, k = 0;
   for (; k + 8 <= n; k += 8) {
     const __m256 values = _mm256_loadu_ps(column + k);
+    // No branch on an empty mask: whether a block holds a kept kernel is unpredictable.
     const int mask = _mm256_movemask_ps(_mm256_cmp_ps(values, cuts, _CMP_GE_OQ));
-    if (mask == 0) continue;
     const __m256i lanes =
         _mm256_load_si256(reinterpret_cast<const __m256i*>(pack_table.lanes[mask]));
     _mm256_storeu_ps(kept + count,
