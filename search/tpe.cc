@@ -11,8 +11,10 @@
 // parallel runs with the constant liar stay univariate unless multivariate is true. Width-free
 // scoring likewise only without pending trials: it dilutes their narrow kernels in g(x), which
 // is what keeps concurrent suggestions apart.
-// Per-dimension sorted coordinates are maintained incrementally as trials are registered, so
-// fitting is O(n) per dimension and suggestion.
+// Kept incrementally across suggestions: per-dimension sorted coordinates (as trials register),
+// the ended trials' ranking keys in order (Rank, as trials end or report late), and each group's
+// joint estimators (JointEstimator::Update); fitting the univariate ones is O(n) per dimension
+// and suggestion. Cost: docs/tpe.md, "Cost".
 #include "search/tpe.h"
 
 #include <algorithm>
