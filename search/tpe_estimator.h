@@ -171,10 +171,9 @@ using RowOf = std::function<const double*(std::size_t key)>;
 // moves a few): it keeps each numeric dimension's members sorted, takes out those that left and
 // puts in those that joined, recomputes the widths of their neighbours only (past 100 members)
 // and a continuous kernel's terms only where its width changed; binned kernels and the weights
-// are refitted. The result is the
-// estimator Fit() would build on the same members, bit for bit (tests/search/tpe_estimator_test).
-// It falls back to a fresh fit when the dimensions or options differ from the previous Update's
-// or more than 8 + n/64 members changed.
+// are refitted. The result is the estimator Fit() would build on the same members, bit for bit
+// (tests/search/tpe_estimator_test.cc). It falls back to a fresh fit when the dimensions or
+// options differ from the previous Update's or more than 8 + n/64 members changed.
 class JointEstimator {
  public:
   JointEstimator(const std::vector<Dim>& dims, const JointObservations& observations,
@@ -205,7 +204,7 @@ class JointEstimator {
     std::vector<double> mu, sigma, log_norm;
     std::vector<float> unit_mu, unit_inv_sigma;
     NumericKernels binned;  // binned dimensions, refitted on every refit
-    // Discrete dimensions: (value, per-kernel log term) for each value scored so far.
+    // Discrete dimensions: (value, per-kernel log term) for each value scored since the refit.
     std::vector<std::pair<double, Eigen::ArrayXf>> terms;
   };
 
