@@ -450,6 +450,17 @@ void JointEstimator::Start(const std::vector<Dim>& dims, const ParzenOptions& op
     out.sorted_sigma.clear();
     out.sorted_key.clear();
     out.dirty.clear();
+    // Room for the updates to come, so that the first ones after a fresh fit do not move every
+    // per-kernel array (~1 ms at 1,000 members, mostly page faults).
+    const std::size_t room = m + m / 4 + 64;
+    for (auto* v : {&out.sorted_x, &out.sorted_sigma, &out.mu, &out.sigma, &out.log_norm}) {
+      v->reserve(room);
+    }
+    out.sorted_key.reserve(room);
+    if (!dim.categorical && !dim.binned) {
+      out.unit_mu.reserve(room);
+      out.unit_inv_sigma.reserve(room);
+    }
     out.mu.assign(m + 1, 0.0);
     out.mu[m] = dim.categorical ? -1.0 : dim.prior_mu;
     if (!dim.categorical && !dim.binned) {
