@@ -308,15 +308,21 @@ class TpeSearcher : public ModelSearcher {
     const std::size_t real = ranked_.size();
     const std::size_t pending = tpe_.constant_liar ? running_.size() : 0;
     const std::size_t n = real + pending;
-    std::size_t below = tpe_.gamma > 0
-                            ? static_cast<std::size_t>(std::ceil(tpe_.gamma * static_cast<double>(n)))
-                            : std::min<std::size_t>((n + 9) / 10, 25);
-    below = std::min(below, n);
+    const std::size_t below = GoodCount(n);
     for (std::size_t i = 0; i < real; ++i) (*group)[ranked_[i].trial] = i < below ? kBelow : kAbove;
     for (std::size_t j = 0; j < pending; ++j) {
       (*group)[running_[j]] = real + j < below ? kBelow : kAbove;
     }
     return real;
+  }
+
+  // How many of n ranked observations (pending ones included) form the good set, one objective:
+  // ceil(gamma n), or Optuna's default min(ceil(n / 10), 25).
+  std::size_t GoodCount(std::size_t n) const {
+    const std::size_t below =
+        tpe_.gamma > 0 ? static_cast<std::size_t>(std::ceil(tpe_.gamma * static_cast<double>(n)))
+                       : std::min<std::size_t>((n + 9) / 10, 25);
+    return std::min(below, n);
   }
 
   // Split() with "intermediate": "budget" (BOHB): every trial that reached the budget ranked by
@@ -329,10 +335,7 @@ class TpeSearcher : public ModelSearcher {
       for (std::size_t t : running_) keys.push_back({3, 0, 0, t});
     }
     const std::size_t n = keys.size();
-    std::size_t below = tpe_.gamma > 0
-                            ? static_cast<std::size_t>(std::ceil(tpe_.gamma * static_cast<double>(n)))
-                            : std::min<std::size_t>((n + 9) / 10, 25);
-    below = std::min(below, n);
+    const std::size_t below = GoodCount(n);
     std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(below), keys.end());
     for (std::size_t i = 0; i < n; ++i) (*group)[keys[i].trial] = i < below ? kBelow : kAbove;
     return real;
