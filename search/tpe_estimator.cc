@@ -678,35 +678,28 @@ void JointEstimator::Refresh(const std::vector<double>& weights, bool local) {
         out.sorted_sigma[i] = sigma;
         if (!dim.binned) SetWidth(d, slot, sigma);
       }
-      out.dirty.clear();
-      if (dim.binned) {
-        slots.resize(m);
-        for (std::size_t i = 0; i < m; ++i) slots[i] = slot_of_key_[out.sorted_key[i]];
-        FitJointBinned(dim, out.sorted_x, slots, out.sorted_sigma, &out.binned);
+    } else {
+      sigmas.resize(m);
+      if (scott_widths_) {
+        const double scale =
+            0.2 * std::pow(std::max<double>(1.0, static_cast<double>(m)), exponent);
+        const double min_sigma = range / std::min(100.0, static_cast<double>(m + 2));
+        std::fill(sigmas.begin(), sigmas.end(), std::clamp(scale * range, min_sigma, range));
+      } else {
+        NeighbourSigmas(dim, out.sorted_x, options_.consider_endpoints, sigmas.data(),
+                        options_.prior_neighbour);
       }
-      continue;
+      for (std::size_t i = 0; i < m; ++i) {
+        if (sigmas[i] == out.sorted_sigma[i]) continue;  // NaN: a new kernel
+        out.sorted_sigma[i] = sigmas[i];
+        if (!dim.binned) SetWidth(d, slot_of_key_[out.sorted_key[i]], sigmas[i]);
+      }
     }
     out.dirty.clear();
-    sigmas.resize(m);
-    if (scott_widths_) {
-      const double scale = 0.2 * std::pow(std::max<double>(1.0, static_cast<double>(m)), exponent);
-      const double min_sigma = range / std::min(100.0, static_cast<double>(m + 2));
-      std::fill(sigmas.begin(), sigmas.end(), std::clamp(scale * range, min_sigma, range));
-    } else {
-      NeighbourSigmas(dim, out.sorted_x, options_.consider_endpoints, sigmas.data(),
-                      options_.prior_neighbour);
-    }
-    if (dim.binned) {
-      out.sorted_sigma = sigmas;
+    if (dim.binned) {  // its distinct (mu, sigma) pairs are found afresh from the sorted lists
       slots.resize(m);
       for (std::size_t i = 0; i < m; ++i) slots[i] = slot_of_key_[out.sorted_key[i]];
-      FitJointBinned(dim, out.sorted_x, slots, sigmas, &out.binned);
-      continue;
-    }
-    for (std::size_t i = 0; i < m; ++i) {
-      if (sigmas[i] == out.sorted_sigma[i]) continue;  // NaN: a new kernel
-      out.sorted_sigma[i] = sigmas[i];
-      SetWidth(d, slot_of_key_[out.sorted_key[i]], sigmas[i]);
+      FitJointBinned(dim, out.sorted_x, slots, out.sorted_sigma, &out.binned);
     }
   }
   for (std::size_t d : discrete_) dimensions_[d].terms.clear();
