@@ -25,6 +25,17 @@ bool CpuHasAvx2() {
 
 bool avx2_on = CpuHasAvx2();
 
+// KeepAbove over column[k .. n), `count` kernels already kept; without branches (which kernels
+// pass is unpredictable).
+std::ptrdiff_t KeepAboveFrom(const float* column, float top, float cut, float* kept,
+                             std::ptrdiff_t k, std::ptrdiff_t n, std::ptrdiff_t count) {
+  for (; k < n; ++k) {
+    kept[count] = column[k] - top;
+    count += column[k] >= cut;
+  }
+  return count;
+}
+
 #ifdef TUNE_SIMD_AVX2
 __attribute__((target("avx2"))) void SubtractHalfSquaresAvx2(
     const float* from, float x0, const float* mu0, const float* inv0, float x1, const float* mu1,
@@ -110,11 +121,7 @@ __attribute__((target("avx2"))) std::ptrdiff_t KeepAboveAvx2(const float* column
                      _mm256_permutevar8x32_ps(_mm256_sub_ps(values, tops), lanes));
     count += __builtin_popcount(static_cast<unsigned>(mask));
   }
-  for (; k < n; ++k) {
-    kept[count] = column[k] - top;
-    count += column[k] >= cut;
-  }
-  return count;
+  return KeepAboveFrom(column, top, cut, kept, k, n, count);
 }
 #endif
 
@@ -124,13 +131,7 @@ std::ptrdiff_t KeepAbove(const float* column, float top, float cut, float* kept,
 #ifdef TUNE_SIMD_AVX2
   if (avx2_on) return KeepAboveAvx2(column, top, cut, kept, n);
 #endif
-  // Without branches: which kernels pass is unpredictable.
-  std::ptrdiff_t count = 0;
-  for (std::ptrdiff_t k = 0; k < n; ++k) {
-    kept[count] = column[k] - top;
-    count += column[k] >= cut;
-  }
-  return count;
+  return KeepAboveFrom(column, top, cut, kept, 0, n, 0);
 }
 
 void SubtractHalfSquares(const float* from, float x0, const float* mu0, const float* inv0, float x1,
@@ -165,8 +166,6 @@ float Max(const float* column, std::ptrdiff_t n) {
 #endif
   return Floats(column, n).maxCoeff();
 }
-
-bool Avx2() { return avx2_on; }
 
 void SetAvx2(bool on) { avx2_on = on && CpuHasAvx2(); }
 

@@ -21,9 +21,8 @@ float Max(const float* column, std::ptrdiff_t n);
 // returns how many.
 std::ptrdiff_t KeepAbove(const float* column, float top, float cut, float* kept, std::ptrdiff_t n);
 
-// Whether the AVX2 loops run: the CPU has AVX2 (checked once), unless switched off (tests run
-// both and compare).
-bool Avx2();
+// The AVX2 loops run where the CPU has AVX2 (checked once); SetAvx2(false) switches them off
+// (tests run both and compare).
 void SetAvx2(bool on);
 
 }  // namespace tune::simd
