@@ -162,8 +162,9 @@ using RowOf = std::function<const double*(std::size_t key)>;
 
 // The joint (multivariate) Parzen estimator: kernel k is the product over dimensions of member
 // k's univariate kernels; the prior kernel is the product of the priors. With `scott_widths`,
-// every continuous kernel of a dimension takes Optuna's multivariate width
-// 0.2 n^(-1/(d+4)) range instead (benchmark comparison only).
+// every continuous kernel of a dimension takes Optuna 3.x's multivariate width
+// 0.2 n^(-1/(d+4)) range instead (benchmark comparison only; Optuna 5.0 sizes its joint kernels
+// by the neighbour gaps, as here).
 // `dims` must outlive the estimator.
 //
 // Fit() fits from scratch. Update() refits to a set of members that changes little from one

@@ -15,8 +15,8 @@ struct TpeInternalOptions {
   // 3.1 did (docs/tpe.md, "Width-free scoring"). Off since the suite of bench/suite/ (Optuna
   // 5.0 normalises too).
   bool width_free_density = false;
-  // Joint kernels with Optuna's Scott-like widths, 0.2 n^(-1/(d+4)) range in every dimension,
-  // instead of the per-dimension neighbour gaps.
+  // Joint kernels with Optuna 3.x's Scott-like widths, 0.2 n^(-1/(d+4)) range in every
+  // dimension, instead of the per-dimension neighbour gaps (which Optuna 5.0 uses too).
   bool joint_scott_widths = false;
   // With several objectives, Optuna 5.0's MOTPE estimator: every parameter on its own (unless
   // "multivariate": true), kernels scored with their 1/sigma factor and sized without the
