@@ -499,7 +499,11 @@ class TpeSearcher : public ModelSearcher {
     // and with several objectives neither, as Optuna 5.0's MOTPE (docs/search.md).
     const bool motpe = objectives_.size() > 1 && internal_.motpe_as_optuna;
     parzen_.width_free = internal_.width_free_density && n_below + n_above == real && !motpe;
-    parzen_.prior_neighbour = !motpe && !internal_.no_prior_neighbour;
+    parzen_.prior_neighbour =
+        !motpe && internal_.no_prior_neighbour != 1 && internal_.no_prior_neighbour != 3;
+    parzen_above_ = parzen_;
+    parzen_above_.prior_neighbour =
+        !motpe && internal_.no_prior_neighbour != 1 && internal_.no_prior_neighbour != 2;
     std::vector<double>& weights = weights_;
     Weights(group, n_below, n_above, &weights);
     Subsample(kBelow, &group, &weights);
@@ -551,7 +555,7 @@ class TpeSearcher : public ModelSearcher {
         for (double m : mus[g]) choices[g].push_back(static_cast<int>(m));
       }
       CategoricalKernels below = FitCategorical(dim, choices[0], raw[0], parzen_);
-      CategoricalKernels above = FitCategorical(dim, choices[1], raw[1], parzen_);
+      CategoricalKernels above = FitCategorical(dim, choices[1], raw[1], parzen_above_);
       for (std::int64_t i = 0; i < candidates; ++i) {
         std::size_t c = Pick(below.cumulative, rng_);
         double score = std::log(below.probs[c]) - std::log(above.probs[c]);
@@ -563,7 +567,7 @@ class TpeSearcher : public ModelSearcher {
       return best;
     }
     NumericKernels below = FitNumeric(dim, mus[0], raw[0], parzen_);
-    NumericKernels above = FitNumeric(dim, mus[1], raw[1], parzen_);
+    NumericKernels above = FitNumeric(dim, mus[1], raw[1], parzen_above_);
     // Binned dimensions repeat candidates (few values): each distinct one is scored once.
     std::vector<std::pair<double, double>> scored;
     for (std::int64_t i = 0; i < candidates; ++i) {
@@ -609,7 +613,7 @@ class TpeSearcher : public ModelSearcher {
     JointEstimator& below = joint.estimator[0];
     JointEstimator& above = joint.estimator[1];
     below.Update(joint.dims, joint.members[0], row, parzen_, internal_.joint_scott_widths);
-    above.Update(joint.dims, joint.members[1], row, parzen_, internal_.joint_scott_widths);
+    above.Update(joint.dims, joint.members[1], row, parzen_above_, internal_.joint_scott_widths);
     // All candidates are drawn first, then scored (scoring draws no random numbers).
     std::vector<std::vector<double>> drawn(static_cast<std::size_t>(tpe_.n_ei_candidates));
     for (std::vector<double>& x : drawn) x = below.Sample(rng_);
@@ -636,6 +640,7 @@ class TpeSearcher : public ModelSearcher {
   TpeOptions tpe_;
   TpeInternalOptions internal_;
   ParzenOptions parzen_;  // from tpe_; width_free set per suggestion
+  ParzenOptions parzen_above_;  // the bad set's: parzen_ unless x_no_prior_neighbour says otherwise
   std::string metric_;
   Mode mode_;
   std::vector<Objective> objectives_;    // metric_/mode_ first; several: MOTPE
@@ -729,7 +734,7 @@ TpeInternalOptions TakeTpeInternalKeys(Json* search, bool* any) {
     } else if (key == "x_motpe_as_optuna") {
       internal.motpe_as_optuna = value != 0;
     } else if (key == "x_no_prior_neighbour") {
-      internal.no_prior_neighbour = value != 0;
+      internal.no_prior_neighbour = static_cast<int>(value);
     } else if (key == "x_subsample_mode") {
       internal.subsample_mode = static_cast<int>(value);
     } else {

@@ -22,15 +22,17 @@ struct TpeInternalOptions {
   // "multivariate": true), kernels scored with their 1/sigma factor and sized without the
   // prior's centre as a neighbour. false: the single-objective estimator, as before.
   bool motpe_as_optuna = true;
-  // Size kernels without the prior's centre as a neighbour (Optuna 5.0) with one objective too.
-  bool no_prior_neighbour = false;
+  // Size kernels without the prior's centre as a neighbour (Optuna 5.0) with one objective too:
+  // 0 no (tune's default), 1 in both estimators, 2 in the bad set's g(x) only, 3 in the good
+  // set's l(x) only.
+  int no_prior_neighbour = 0;
   // Which trials a group past the window keeps (search/tpe.cc, Subsample): 0 the newest, 1 a
   // uniform random subsample, 2 half of each.
   int subsample_mode = 0;
 };
 
 // Removes the benchmark keys "x_width_free", "x_joint_scott_widths", "x_motpe_as_optuna",
-// "x_no_prior_neighbour" (0 or 1) and "x_subsample_mode" (0, 1, 2) from a search object and
+// "x_no_prior_neighbour" (0, 1, 2, 3) and "x_subsample_mode" (0, 1, 2) from a search object and
 // returns the switches they set (the others at their defaults); *any tells whether there was
 // one. Throws std::invalid_argument for another "x_" key.
 TpeInternalOptions TakeTpeInternalKeys(Json* search, bool* any);
