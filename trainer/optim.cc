@@ -13,22 +13,28 @@ bool IsDenseFloatCpu(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.layout() == torch::kStrided && t.scalar_type() == torch::kFloat;
 }
 
-// Whether the fused kernels can update `p` in place: a contiguous fp32 CPU parameter with a
-// dense fp32 CPU gradient (made contiguous when it is not) and, once created, state tensors of
-// the same kind.
+// Whether the fused kernels can update `p` in place: an fp32 CPU parameter whose elements fill
+// its storage without gaps or overlaps (contiguous, or another dense layout such as a conv
+// weight in channels_last), a dense fp32 CPU gradient of its shape (brought to its layout when it
+// is not in it) and, once created, state tensors in the parameter's layout. The kernels walk all
+// of them in memory order, which is then the same element order for each.
 bool Fusable(const torch::Tensor& p, std::initializer_list<const torch::Tensor*> state) {
-  if (!IsDenseFloatCpu(p) || !p.is_contiguous()) return false;
+  if (!IsDenseFloatCpu(p) || !p.is_non_overlapping_and_dense()) return false;
   const torch::Tensor& grad = p.grad();
   if (grad.defined() && (!IsDenseFloatCpu(grad) || grad.sizes() != p.sizes())) return false;
   for (const torch::Tensor* t : state) {
-    if (t->defined() && (!IsDenseFloatCpu(*t) || !t->is_contiguous() || t->numel() != p.numel())) return false;
+    if (t->defined() && (!IsDenseFloatCpu(*t) || t->sizes() != p.sizes() || t->strides() != p.strides())) {
+      return false;
+    }
   }
   return true;
 }
 
-torch::Tensor ContiguousGrad(const torch::Tensor& p) {
+// The gradient in the parameter's layout (itself when it already is).
+torch::Tensor GradInLayoutOf(const torch::Tensor& p) {
   const torch::Tensor& grad = p.grad();
-  return grad.is_contiguous() ? grad : grad.contiguous();
+  if (grad.strides() == p.strides()) return grad;
+  return torch::empty_like(p, torch::MemoryFormat::Preserve).copy_(grad);
 }
 
 // The closure, as torch::optim's step runs it: with gradients enabled.
@@ -75,7 +81,7 @@ void FusedAdamUpdate(std::vector<torch::optim::OptimizerParamGroup>& groups, Sta
       const AdamScalars scalars =
           AdamScalarsFor(options.lr(), std::get<0>(options.betas()), std::get<1>(options.betas()), options.eps(),
                          options.weight_decay(), decoupled, s.step());
-      const torch::Tensor grad = ContiguousGrad(p);
+      const torch::Tensor grad = GradInLayoutOf(p);
       FusedAdamStep(p.data_ptr<float>(), grad.data_ptr<float>(), s.exp_avg().template data_ptr<float>(),
                     s.exp_avg_sq().template data_ptr<float>(), p.numel(), scalars);
       // Written through raw pointers: bump the version counters as in-place ops would, so a
@@ -135,7 +141,7 @@ torch::Tensor FusedSGD::step(LossClosure closure) {
         auto found = state_.find(key);
         if (found == state_.end()) {
           auto fresh = std::make_unique<State>();
-          fresh->momentum_buffer(torch::empty_like(p, torch::MemoryFormat::Contiguous));
+          fresh->momentum_buffer(torch::empty_like(p, torch::MemoryFormat::Preserve));
           found = state_.emplace(key, std::move(fresh)).first;
           first = true;
         }
@@ -143,7 +149,7 @@ torch::Tensor FusedSGD::step(LossClosure closure) {
         buffer = momentum_buffer.data_ptr<float>();
         momentum_buffer.unsafeGetTensorImpl()->bump_version();
       }
-      const torch::Tensor grad = ContiguousGrad(p);
+      const torch::Tensor grad = GradInLayoutOf(p);
       FusedSgdStep(p.data_ptr<float>(), grad.data_ptr<float>(), buffer, p.numel(),
                    static_cast<float>(options.lr()), momentum, static_cast<float>(options.weight_decay()),
                    options.nesterov(), first);

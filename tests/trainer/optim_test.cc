@@ -176,6 +176,56 @@ TEST(FusedOptimizerTest, NonContiguousGradientAndFallbackForOtherDtypes) {
   }
 }
 
+// A conv weight in channels_last (a dense layout that is not the contiguous one, as a user's
+// model after the PyTorch tip `model.to(memory_format=torch.channels_last)`) still takes the
+// fused step: the kernels run elementwise in memory order, so the result is bit for bit the
+// contiguous twin's, whether the gradient comes in the weight's layout or in another one.
+// LibTorch's own Adam rounds differently, so falling back to it would break the equality.
+TEST(FusedOptimizerTest, ChannelsLastParametersTakeTheFusedStep) {
+  for (const char* type : {"adam", "adamw", "sgd"}) {
+    for (bool grad_in_weight_layout : {true, false}) {
+      SCOPED_TRACE(std::string(type) + (grad_in_weight_layout ? " grad channels_last" : " grad contiguous"));
+      torch::manual_seed(3);
+      const torch::Tensor start = torch::randn({64, 32, 3, 3});
+      torch::Tensor plain = start.clone().requires_grad_();
+      torch::Tensor last = start.contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_();
+      torch::Tensor reference = start.clone().requires_grad_();
+      ASSERT_FALSE(last.is_contiguous());
+      auto make = [&](const torch::Tensor& p, bool fused) {
+        OptimizerConfig config = Config(type, 0.05, 0.01, fused);
+        config.momentum = 0.9;
+        torch::nn::Module holder;
+        holder.register_parameter("weight", p);
+        return MakeOptimizer(config, holder);
+      };
+      auto fused_plain = make(plain, true), fused_last = make(last, true), torch_step = make(reference, false);
+      for (int step = 0; step < 8; ++step) {
+        const torch::Tensor g = torch::randn({64, 32, 3, 3});
+        plain.mutable_grad() = g.clone();
+        last.mutable_grad() = grad_in_weight_layout ? g.contiguous(torch::MemoryFormat::ChannelsLast) : g.clone();
+        reference.mutable_grad() = g.clone();
+        fused_plain->step();
+        fused_last->step();
+        torch_step->step();
+      }
+      EXPECT_TRUE(last.is_contiguous(torch::MemoryFormat::ChannelsLast));  // the layout is kept
+      EXPECT_TRUE(torch::equal(plain, last));
+      EXPECT_LT((last - reference).abs().max().item<double>(), 1e-5);
+      if (std::string(type) != "sgd") {
+        EXPECT_FALSE(torch::equal(plain, reference));  // LibTorch's Adam rounds differently
+      } else if (!grad_in_weight_layout) {
+        // SGD's arithmetic rounds the same either way; what tells the fused step apart is its
+        // momentum buffer, made in the weight's layout (LibTorch's copies the gradient's).
+        ASSERT_EQ(fused_last->state().size(), 1u);
+        const auto& state = static_cast<const torch::optim::SGDParamState&>(*fused_last->state().begin()->second);
+        EXPECT_TRUE(state.momentum_buffer().is_contiguous(torch::MemoryFormat::ChannelsLast));
+        const auto& theirs = static_cast<const torch::optim::SGDParamState&>(*torch_step->state().begin()->second);
+        EXPECT_TRUE(theirs.momentum_buffer().is_contiguous());
+      }
+    }
+  }
+}
+
 TEST(ClipGradNormTest, MatchesClipGradNormWithoutReadingTheNorm) {
   for (double max_norm : {0.1, 1e6}) {
     torch::manual_seed(3);
