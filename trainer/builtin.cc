@@ -63,6 +63,18 @@ BuiltinModel::BuiltinModel(const TrainerConfig& config, std::int64_t features, s
   // The Sequential's children are this module's, under the same names, so parameter names (and
   // checkpoints) are those of the Sequential itself.
   for (const auto& child : net_->named_children()) register_module(child.key(), child.value());
+  if (config.model.type == "cnn" && config.model.memory_format == "channels_last") {
+    // Python's model.to(memory_format=torch.channels_last): the conv weights restrided to NHWC,
+    // so the convolutions (and the activations between them) take the NHWC path; the values,
+    // and so checkpoints, are unchanged, and Module::to(device) keeps the layout. Not
+    // p.contiguous(ChannelsLast): with one input channel a [c, 1, 3, 3] weight already counts as
+    // channels_last in its NCHW strides and would be returned as is, and the first convolution
+    // (and the max-pooling after it) would then run NCHW with a layout change at every boundary.
+    torch::NoGradGuard no_grad;
+    for (torch::Tensor& p : net_->parameters()) {
+      if (p.dim() == 4) p.set_data(torch::empty_like(p, torch::MemoryFormat::ChannelsLast).copy_(p));
+    }
+  }
   if (!config.model.activation_checkpointing) return;
   // The blocks share net_'s modules (no copies, names unchanged, so checkpoints load either way).
   bool block_has_weights = false;

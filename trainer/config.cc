@@ -96,6 +96,7 @@ void ReadModel(ObjectReader& top, TrainerConfig& config) {
     reader.Read("hidden", model.hidden);
     reader.Read("layers", model.layers);
     reader.Read("channels", model.channels);
+    reader.Read("memory_format", model.memory_format);
     reader.Read("activation", model.activation);
     reader.Read("dropout", model.dropout);
     reader.Read("batch_norm", model.batch_norm);
@@ -115,6 +116,7 @@ void ReadModel(ObjectReader& top, TrainerConfig& config) {
   top.Read("bidirectional", model.bidirectional);
   RequireOneOf(model.type, {"mlp", "cnn", "gru", "lstm"}, "model.type");
   RequireOneOf(model.pooling, {"last", "mean"}, "model.pooling");
+  RequireOneOf(model.memory_format, {"channels_last", "contiguous"}, "model.memory_format");
   Require(model.embedding_dim >= 1, "model.embedding_dim", "must be >= 1");
   RequireOneOf(model.activation, {"relu", "gelu", "tanh", "silu", "leaky_relu"}, "model.activation");
   Require(model.hidden >= 1, "model.hidden", "must be >= 1");

@@ -28,6 +28,9 @@ struct ModelConfig {
   int hidden = 256;          // mlp: width of every hidden layer; cnn: width of the dense layer
   int layers = 2;            // mlp: number of hidden layers
   int channels = 32;         // cnn: channels of the first conv (the second has twice as many)
+  // cnn: the conv weights' layout, "channels_last" (NHWC: oneDNN's and cuDNN's fast path, so the
+  // convolutions and the activations between them run NHWC) or "contiguous" (NCHW).
+  std::string memory_format = "channels_last";
   std::string activation = "relu";  // relu | gelu | tanh | silu | leaky_relu
   double dropout = 0.0;
   bool batch_norm = false;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,9 +14,11 @@
 #include <gtest/gtest.h>
 
 #include "tests/trainer/synthetic_data.h"
+#include "trainer/builtin.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/idx.h"
+#include "trainer/optim.h"
 #include "trainer/trainer.h"
 
 namespace tune {
@@ -91,6 +94,7 @@ TEST(ConfigTest, RejectsUnknownKeysAndBadValuesNamingTheKey) {
   EXPECT_THAT(error_of({{"optimizer", {{"lr", -1}}}}), HasSubstr("optimizer.lr"));
   EXPECT_THAT(error_of({{"model", {{"hidden", "big"}}}}), HasSubstr("model.hidden: expected an integer"));
   EXPECT_THAT(error_of({{"precision", "fp8"}}), HasSubstr("precision"));
+  EXPECT_THAT(error_of({{"model", {{"type", "cnn"}, {"memory_format", "nhwc"}}}}), HasSubstr("model.memory_format"));
   EXPECT_THAT(error_of({{"scaler", {{"backoff_factor", 2}}}}), HasSubstr("scaler.backoff_factor"));
   EXPECT_THAT(error_of({{"dataset", "parity_seq"}}), HasSubstr("model.type"));  // mlp on sequences
   EXPECT_THAT(error_of({{"model", "gru"}}), HasSubstr("model.type"));           // gru on images
@@ -176,6 +180,56 @@ TEST(TrainerTest, Bf16AutocastRunsAndLearns) {
   EXPECT_GT(result.history.back()["val_acc"].get<double>(), 0.9);
   // Parameters stay fp32 under autocast.
   EXPECT_EQ(torch::nn::Linear(2, 2)->weight.scalar_type(), torch::kFloat);
+}
+
+// The built-in CNN keeps its conv weights in channels_last unless told otherwise: every one of
+// them, the first conv's [c, 1, 3, 3] too (with one input channel its NCHW strides already count
+// as channels_last, so it must be restrided, not just asked for .contiguous(ChannelsLast); left
+// NCHW, the first convolution and pooling run NCHW with layout changes around them), and
+// Module::to(device) keeps the layout. Training steps give the same model either way, up to the
+// convolution algorithms' rounding.
+TEST(TrainerTest, CnnTrainsInChannelsLastLikeInContiguous) {
+  torch::manual_seed(2);
+  const torch::Tensor x = torch::rand({32, 144}), y = torch::randint(0, 10, {32}, torch::kLong);
+  std::vector<std::vector<torch::Tensor>> weights;
+  std::vector<double> losses;
+  for (const char* format : {"channels_last", "contiguous"}) {
+    SCOPED_TRACE(format);
+    const bool last = std::string(format) == "channels_last";
+    Json json = {{"dataset", "mnist"},
+                 {"model", {{"type", "cnn"}, {"channels", 4}, {"hidden", 16}}},
+                 {"optimizer", {{"type", "adam"}, {"lr", 0.01}}}};
+    if (!last) json["model"]["memory_format"] = format;  // else the default
+    const TrainerConfig config = ParseTrainerConfig(json);
+    torch::manual_seed(3);
+    BuiltinModel model(config, 144, 10);
+    model.to(torch::kCPU);
+    int convs = 0;
+    for (const torch::Tensor& p : model.parameters()) {
+      if (p.dim() != 4) continue;
+      ++convs;
+      EXPECT_EQ(p.stride(1) == 1, last) << p.sizes() << " strides " << p.strides();
+      EXPECT_TRUE(p.is_contiguous(last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous));
+    }
+    EXPECT_EQ(convs, 2);
+    auto optimizer = MakeOptimizer(config.optimizer, model);
+    double loss_value = 0, first_loss = 0;
+    for (int step = 0; step < 20; ++step) {
+      optimizer->zero_grad();
+      torch::Tensor loss = torch::nn::functional::cross_entropy(model.forward(Batch{x, y, {}, {}}), y);
+      loss.backward();
+      optimizer->step();
+      loss_value = loss.item<double>();
+      if (step == 0) first_loss = loss_value;
+    }
+    EXPECT_LT(loss_value, first_loss - 0.2);  // it did learn (the 32 examples)
+    losses.push_back(loss_value);
+    weights.push_back(Copies(model.parameters()));
+  }
+  const double diff = MaxDifference(weights[0], weights[1]);
+  std::printf("channels_last vs contiguous CNN after 20 steps: max |weight diff| %g, loss %g vs %g\n", diff, losses[0], losses[1]);
+  EXPECT_LT(diff, 1e-4);
+  EXPECT_NEAR(losses[0], losses[1], 1e-4);
 }
 
 TEST(TrainerTest, GradAccumulationEqualsOneLargeBatch) {
