@@ -251,15 +251,8 @@ def compare(argv):
         text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
         ours["constrained"] = [float(line.split()[2]) for line in text.splitlines()
                                if line.startswith("CONSTRAINED ")]
-    else:
-        cmd = [os.path.join(args.bin, "tune-bench-tpe"), "tune", "0", str(args.seeds),
-               str(args.trials), search]
-        text = subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, env=dict(os.environ, TUNE_REGRETS="1")).stderr
-        for line in text.splitlines():
-            if line.startswith("REGRET "):
-                _, f, _, value = line.split()
-                ours[f].append(float(value))
+    else:  # tune-bench-tpe tune's per-seed regrets, as bench/peers/tpe.py reads them
+        ours = tpe.tune_regret(args, search)["regrets"]
     if constrained:  # the excess of the best feasible value over the optimum 0.5
         ours, theirs = ({f: [v - 0.5 for v in side[f]] for f in functions} for side in (ours, theirs))
     from scipy.stats import mannwhitneyu
