@@ -73,7 +73,7 @@ def flood(bin_dir, storage, name, trials, reports, fsync="never"):
                 stats.append(json.load(f))
     total = sum(s["reports"] for s in stats)
     span = max(s["end_s"] for s in stats) - min(s["start_s"] for s in stats)
-    lines = sum(1 for t in os.listdir(exp_dir) if os.path.isdir(os.path.join(exp_dir, t))
+    lines = sum(1 for t in os.listdir(exp_dir) if t.startswith("t_")  # not snapshots/
                 for _ in open(os.path.join(exp_dir, t, "result.json")))
     assert lines == total, f"{lines} result lines for {total} reports"
     return total / span, statistics.median(s["p50_us"] for s in stats), max(s["p99_us"] for s in stats)

@@ -77,9 +77,11 @@ def tune_side(args):
     wall, ideal, breakdown = tuner_bench.overhead(os.path.abspath(args.bin), args.work, args.trials,
                                                   args.slots, args.sleep)
     exp = os.path.join(args.work, "overhead")
-    trial_dirs = [d for d in os.listdir(exp) if os.path.isdir(os.path.join(exp, d))]
-    lines = sum(1 for d in trial_dirs for _ in open(os.path.join(exp, d, "result.json")))
-    ok = sum(1 for d in trial_dirs if os.path.exists(os.path.join(exp, d, "result.json")))
+    # Trial directories are t_*; the experiment directory also holds snapshots/ and the journal.
+    trial_dirs = [d for d in os.listdir(exp) if d.startswith("t_") and os.path.isdir(os.path.join(exp, d))]
+    results = [os.path.join(exp, d, "result.json") for d in trial_dirs]
+    ok = sum(1 for r in results if os.path.exists(r))
+    lines = sum(1 for r in results if os.path.exists(r) for _ in open(r))
     return {"wall_s": wall, "total_s": wall, "ideal_s": ideal, "trials_ok": ok,
             "result_lines": lines, "gap_mean_ms": breakdown["gap_mean_ms"]}
 
