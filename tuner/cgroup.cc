@@ -11,8 +11,8 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <sstream>
 #include <thread>
@@ -191,9 +191,6 @@ int JoinThenRun(void* data) {
 }  // namespace
 
 pid_t SpawnIntoCgroup(int cgroup_fd, int (*child)(void*), void* arg) {
-  const int procs = ::openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-  if (procs < 0) return -1;
-  Joining joining{procs, child, arg, 0};
   // The child's stack until it execs: the caller waits (CLONE_VFORK), so it outlives the child's
   // use of it.
   std::vector<char> stack(256 * 1024);
@@ -205,10 +202,18 @@ pid_t SpawnIntoCgroup(int cgroup_fd, int (*child)(void*), void* arg) {
 #if defined(__x86_64__)
   if (const pid_t pid = Clone3IntoCgroup(cgroup_fd, child, arg, stack); pid > 0) {
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
-    ::close(procs);
     return pid;
   }
 #endif
+  // The fallback: the child writes itself to cgroup.procs.
+  const int procs = ::openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+  if (procs < 0) {
+    const int open_error = errno;
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    errno = open_error;
+    return -1;
+  }
+  Joining joining{procs, child, arg, 0};
   const pid_t pid = ::clone(JoinThenRun, stack.data() + stack.size(),
                             CLONE_VM | CLONE_VFORK | SIGCHLD, &joining);
   const int clone_error = errno;

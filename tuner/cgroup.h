@@ -43,10 +43,11 @@ std::filesystem::path OwnCgroupDirectory(std::string* why_not);
 // Runs child(arg) in a new process that is in the cgroup whose directory `cgroup_fd` is open on
 // before child runs, so nothing child execs or forks is ever outside it: created there by
 // clone3's CLONE_INTO_CGROUP (x86-64, Linux >= 5.7), else it writes itself to the cgroup's
-// cgroup.procs first (a migration, which waits for an RCU grace period: ~20 ms a trial here). The process shares this one's memory until it execs or exits, and
-// the caller waits meanwhile (clone with CLONE_VM | CLONE_VFORK, as posix_spawn does): nothing
-// of the caller is copied, where a fork copies its page tables, a cost that grows with the
-// tuner's memory (at 100,000 trials it was a tenth of the tuner's time, growing per launch).
+// cgroup.procs first (a migration, which waits for an RCU grace period: ~20 ms a trial here).
+// The process shares this one's memory until it execs or exits, and the caller waits meanwhile
+// (clone with CLONE_VM | CLONE_VFORK, as posix_spawn does): nothing of the caller is copied,
+// where a fork copies its page tables, a cost that grows with the tuner's memory (at 100,000
+// trials it was a tenth of the tuner's time, growing per launch).
 // child may only make system calls (async-signal-safe functions) and must exec or _exit; every
 // signal is blocked while it runs until it sets its own mask. Returns the child's pid, or -1 with
 // errno when no process could be made or it could not join the cgroup (EPERM, EACCES, EBUSY: the
