@@ -61,6 +61,14 @@ def overhead(bin_dir, storage, trials, slots, trial_s):
     return wall, ideal, breakdown
 
 
+def trial_results(exp_dir):
+    """The result.json of every trial directory that has one: t_*, as the experiment directory
+    also holds the journal and snapshots/."""
+    paths = (os.path.join(exp_dir, t, "result.json") for t in sorted(os.listdir(exp_dir))
+             if t.startswith("t_"))
+    return [p for p in paths if os.path.exists(p)]
+
+
 def flood(bin_dir, storage, name, trials, reports, fsync="never"):
     spec = base_spec(name, {"mode": "flood", "reports": reports}, trials)
     spec["journal_fsync"] = fsync
@@ -73,8 +81,7 @@ def flood(bin_dir, storage, name, trials, reports, fsync="never"):
                 stats.append(json.load(f))
     total = sum(s["reports"] for s in stats)
     span = max(s["end_s"] for s in stats) - min(s["start_s"] for s in stats)
-    lines = sum(1 for t in os.listdir(exp_dir) if t.startswith("t_")  # not snapshots/
-                for _ in open(os.path.join(exp_dir, t, "result.json")))
+    lines = sum(1 for path in trial_results(exp_dir) for _ in open(path))
     assert lines == total, f"{lines} result lines for {total} reports"
     return total / span, statistics.median(s["p50_us"] for s in stats), max(s["p99_us"] for s in stats)
 

@@ -76,12 +76,9 @@ def tune_side(args):
     import tuner_bench  # the tune side's spec and runner: one place, bench/tuner_bench.py (a)
     wall, ideal, breakdown = tuner_bench.overhead(os.path.abspath(args.bin), args.work, args.trials,
                                                   args.slots, args.sleep)
-    exp = os.path.join(args.work, "overhead")
-    # Trial directories are t_*; the experiment directory also holds snapshots/ and the journal.
-    trial_dirs = [d for d in os.listdir(exp) if d.startswith("t_") and os.path.isdir(os.path.join(exp, d))]
-    results = [os.path.join(exp, d, "result.json") for d in trial_dirs]
-    ok = sum(1 for r in results if os.path.exists(r))
-    lines = sum(1 for r in results if os.path.exists(r) for _ in open(r))
+    results = tuner_bench.trial_results(os.path.join(args.work, "overhead"))
+    ok = len(results)
+    lines = sum(1 for path in results for _ in open(path))
     return {"wall_s": wall, "total_s": wall, "ideal_s": ideal, "trials_ok": ok,
             "result_lines": lines, "gap_mean_ms": breakdown["gap_mean_ms"]}
 
