@@ -10,7 +10,8 @@
 // (SpawnIntoCgroup): nothing it forks can be outside. Elsewhere, and for a trial a zygote forks, the process is moved in right after it
 // starts (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so
 // what a trial forks before the move (a shell's first command, under load: milliseconds) stays
-// outside its cgroup; the subreaper still ends those when the trial exits.
+// outside its cgroup, in this process's own (HomePids); the launcher ends those when the trial
+// exits (the subreaper makes them its children).
 //
 // Example:
 //   std::string why_not;
@@ -85,6 +86,9 @@ class TrialCgroups {
   const std::filesystem::path& root() const { return root_; }
   // The pids in the group's cgroup now (empty when it has none).
   std::vector<pid_t> Pids(std::int64_t group) const;
+  // The pids in the cgroup above root(), this process's own: where a trial's process is until it
+  // is moved into its group's cgroup, and what it forked before the move stays.
+  std::vector<pid_t> HomePids() const;
 
  private:
   explicit TrialCgroups(std::filesystem::path root) : root_(std::move(root)) {}

@@ -300,10 +300,13 @@ std::string ExitStatus::Describe() const {
 }
 
 LocalLauncher::LocalLauncher(boost::asio::io_context& io, double straggler_grace_s,
-                             bool use_cgroups)
-    : io_(io), straggler_grace_s_(straggler_grace_s), sigchld_(io, SIGCHLD) {
+                             bool use_cgroups, bool start_inside_cgroups)
+    : io_(io),
+      straggler_grace_s_(straggler_grace_s),
+      start_inside_cgroups_(start_inside_cgroups),
+      sigchld_(io, SIGCHLD) {
   // Whatever a trial starts and detaches (setsid, a double fork) becomes our child when its
-  // parent exits, instead of init's, so KillOrphans can end it with its trial.
+  // parent exits, instead of init's, so KillOrphans can end it with its trial and Reap reap it.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   std::string why_not = "turned off";
   if (use_cgroups) cgroups_ = TrialCgroups::Create(&why_not);
@@ -333,38 +336,71 @@ void LocalLauncher::WaitForSignal() {
 }
 
 void LocalLauncher::Reap() {
-  // SIGCHLD coalesces: one signal may stand for several exits, so poll every child we own.
-  std::vector<std::pair<std::int64_t, ExitStatus>> finished;
+  // SIGCHLD coalesces: one signal may stand for several exits. Every member first (one that is no
+  // longer our child, reaped elsewhere, ends as a failure rather than hanging its group)...
   for (auto& [group_id, group] : groups_) {
     for (std::size_t rank = 0; rank < group.pids.size(); ++rank) {
       if (group.pids[rank] == 0) continue;
       int status = 0;
       pid_t reaped = waitpid(static_cast<pid_t>(group.pids[rank]), &status, WNOHANG);
       if (reaped == 0 || (reaped < 0 && errno == EINTR)) continue;
-      group.pids[rank] = 0;
-      --group.running;
       OnMemberExit(group_id, group, static_cast<int>(rank), FromWaitStatus(reaped, status));
     }
+  }
+  // ...then every other child that has exited: a zygote, or what a trial left running (our child
+  // as the subreaper), whether it ended on its own or was killed with its trial.
+  std::vector<std::string> dead_zygotes;
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid <= 0) break;  // none has exited, or no child is left
+    if (ReapedMember(pid, status)) continue;  // a member that exited since the loop above
+    for (auto& [program, zygote] : zygotes_) {
+      if (zygote.pid != pid) continue;
+      zygote.pid = 0;  // reaped: its pid may be reused by a trial now
+      if (zygote.fd >= 0) dead_zygotes.push_back(program);
+    }
+  }
+  std::vector<std::pair<std::int64_t, ExitStatus>> finished;
+  bool look_anywhere = false, look_at_home = false;
+  for (auto& [group_id, group] : groups_) {
     if (group.running > 0) continue;
     // The last member is gone; anything the ranks left in the group goes with them. The group id
     // cannot have been reused while members remain, so this reaches only the trial's own.
     ::kill(-static_cast<pid_t>(group_id), SIGKILL);
     if (cgroups_) cgroups_->Kill(group_id);
     if (group.straggler_timer) group.straggler_timer->cancel();
+    look_anywhere = look_anywhere || !cgroups_;
+    look_at_home = look_at_home || !group.contained;
     ExitStatus status;
     status.num_ranks = static_cast<int>(group.pids.size());
     finished.emplace_back(group_id, group.failure.value_or(status));
   }
   // Callbacks last: they may launch new groups.
   for (const auto& [group_id, status] : finished) groups_.erase(group_id);
-  KillOrphans();
+  if (look_anywhere || look_at_home) KillOrphans(look_anywhere);
   if (cgroups_) cgroups_->RemoveEmpty();
+  for (const std::string& program : dead_zygotes) OnZygoteDied(program);
   for (const auto& [group_id, status] : finished) {
     if (on_exit_) on_exit_(group_id, status);
   }
 }
 
+bool LocalLauncher::ReapedMember(pid_t pid, int status) {
+  for (auto& [group_id, group] : groups_) {
+    for (std::size_t rank = 0; rank < group.pids.size(); ++rank) {
+      if (group.pids[rank] != pid) continue;
+      OnMemberExit(group_id, group, static_cast<int>(rank), FromWaitStatus(pid, status));
+      return true;
+    }
+  }
+  return false;
+}
+
 void LocalLauncher::OnMemberExit(std::int64_t group_id, Group& group, int rank, ExitStatus status) {
+  group.pids[static_cast<std::size_t>(rank)] = 0;
+  --group.running;
   status.rank = rank;
   status.num_ranks = static_cast<int>(group.pids.size());
   // Members this launcher kills below are reaped later and do not replace the recorded cause.
@@ -404,6 +440,27 @@ std::string ReadProcFile(const std::string& path) {
   return text;
 }
 
+namespace {
+
+// The process `pid` as its /proc/<pid>/stat shows it; nullopt when it is gone.
+std::optional<ProcessInfo> ReadProcessInfo(std::int64_t pid) {
+  const std::string stat = ReadProcFile(fmt::format("/proc/{}/stat", pid));
+  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so parse after the
+  // last ')'.
+  std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(paren + 1));
+  ProcessInfo process;
+  process.pid = pid;
+  long long ppid = 0, pgrp = 0;
+  if (!(fields >> process.state >> ppid >> pgrp)) return std::nullopt;
+  process.ppid = ppid;
+  process.pgrp = pgrp;
+  return process;
+}
+
+}  // namespace
+
 std::vector<ProcessInfo> ListProcesses() {
   std::vector<ProcessInfo> processes;
   std::error_code error;
@@ -411,19 +468,17 @@ std::vector<ProcessInfo> ListProcesses() {
   for (; !error && it != end; it.increment(error)) {
     const std::string name = it->path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = ReadProcFile("/proc/" + name + "/stat");
-    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so parse after the
-    // last ')'.
-    std::size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 1));
-    ProcessInfo process;
-    process.pid = std::stoll(name);
-    long long ppid = 0, pgrp = 0;
-    if (!(fields >> process.state >> ppid >> pgrp)) continue;
-    process.ppid = ppid;
-    process.pgrp = pgrp;
-    processes.push_back(std::move(process));
+    if (std::optional<ProcessInfo> process = ReadProcessInfo(std::stoll(name))) {
+      processes.push_back(std::move(*process));
+    }
+  }
+  return processes;
+}
+
+std::vector<ProcessInfo> ListProcesses(const std::vector<pid_t>& pids) {
+  std::vector<ProcessInfo> processes;
+  for (pid_t pid : pids) {
+    if (std::optional<ProcessInfo> process = ReadProcessInfo(pid)) processes.push_back(std::move(*process));
   }
   return processes;
 }
@@ -437,41 +492,35 @@ std::string TrialIdOf(std::int64_t pid) {
   return trial_id;
 }
 
-void LocalLauncher::KillOrphans() {
+void LocalLauncher::KillOrphans(bool anywhere) {
   // Our children that are not members of a group: descendants of trials, reparented to us (the
   // subreaper) when their parent exited. One that belongs to a running trial (its environment
-  // names it) is left alone; the others outlived their trial and are killed, then reaped here on
-  // a later SIGCHLD.
+  // names it) is left alone; the others outlived their trial and are killed, then reaped by Reap
+  // on their SIGCHLD. Without cgroups such a process may be anywhere; with them, one that is not
+  // in its trial's cgroup (which cgroup.kill has emptied) was forked before its trial was moved
+  // in, so it is in this process's own cgroup, where the trial started.
   std::set<std::int64_t> members;
   std::set<std::string> running_trials;
   for (const auto& [group_id, group] : groups_) {
     members.insert(group.pids.begin(), group.pids.end());
     running_trials.insert(group.trial_id);
   }
-  std::map<std::int64_t, std::string> zygote_pids;  // the warm trainers: ours, not a trial's
+  std::set<std::int64_t> zygote_pids;  // the warm trainers: ours, not a trial's
   for (const auto& [program, zygote] : zygotes_) {
-    if (zygote.fd >= 0) zygote_pids[zygote.pid] = program;
+    if (zygote.pid > 0) zygote_pids.insert(zygote.pid);
   }
-  std::vector<std::string> dead_zygotes;
   const std::int64_t self = ::getpid();
-  for (const ProcessInfo& process : ListProcesses()) {
-    if (process.ppid != self || members.count(process.pid) > 0) continue;
-    const pid_t pid = static_cast<pid_t>(process.pid);
-    const auto zygote = zygote_pids.find(process.pid);
-    if (process.state == "Z") {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid && zygote != zygote_pids.end()) {
-        zygotes_[zygote->second].pid = 0;  // reaped: its pid may be reused by a trial now
-        dead_zygotes.push_back(zygote->second);
-      }
+  const std::vector<ProcessInfo> processes =
+      anywhere || !cgroups_ ? ListProcesses() : ListProcesses(cgroups_->HomePids());
+  for (const ProcessInfo& process : processes) {
+    if (process.ppid != self || process.state == "Z" || members.count(process.pid) > 0 ||
+        zygote_pids.count(process.pid) > 0) {
       continue;
     }
-    if (zygote != zygote_pids.end()) continue;
     const std::string trial_id = TrialIdOf(process.pid);
     if (!trial_id.empty() && running_trials.count(trial_id) > 0) continue;
-    ::kill(pid, SIGKILL);
+    ::kill(static_cast<pid_t>(process.pid), SIGKILL);
   }
-  for (const std::string& program : dead_zygotes) OnZygoteDied(program);
 }
 
 std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
@@ -482,8 +531,9 @@ std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   }
   // Spawned members start in the group's cgroup where the kernel can (tuner/cgroup.h), else
   // they are moved in once started, as a zygote's trial is.
-  const int cgroup_fd =
-      cgroups_ && pids.empty() && clone_into_cgroup_works ? cgroups_->Prepare() : -1;
+  const int cgroup_fd = cgroups_ && pids.empty() && start_inside_cgroups_ && clone_into_cgroup_works
+                            ? cgroups_->Prepare()
+                            : -1;
   std::vector<bool> in_cgroup(ranks.size(), false);
   try {
     for (std::size_t rank = pids.size(); rank < ranks.size(); ++rank) {
@@ -512,6 +562,7 @@ std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   }
   Group& group = groups_[pids.front()];
   group.pids = pids;
+  group.contained = cgroups_ && std::all_of(in_cgroup.begin(), in_cgroup.end(), [](bool in) { return in; });
   if (auto it = ranks.front().env.find("TUNE_TRIAL_ID"); it != ranks.front().env.end()) {
     group.trial_id = it->second;
   }
@@ -698,8 +749,8 @@ void LocalLauncher::StopZygote(Zygote& zygote) {
   zygote.ready = false;
   if (zygote.fd >= 0) ::close(zygote.fd);  // EOF: the zygote exits
   zygote.fd = -1;
-  // Only while it is still our unreaped child (KillOrphans reaps a zygote that died): its pid
-  // cannot have been reused then.
+  // Only while it is still our unreaped child (Reap reaps a zygote that died): its pid cannot
+  // have been reused then.
   int status = 0;
   if (zygote.pid > 0 && ::waitpid(static_cast<pid_t>(zygote.pid), &status, WNOHANG) == 0) {
     ::kill(static_cast<pid_t>(zygote.pid), SIGKILL);

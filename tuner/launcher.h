@@ -14,6 +14,8 @@
 //   launcher.Signal(group, SIGTERM);    // every rank and everything they started
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -57,6 +59,8 @@ struct ProcessInfo {
 };
 // Every process of the machine (those that vanish while read are skipped).
 std::vector<ProcessInfo> ListProcesses();
+// The processes of `pids` that still exist.
+std::vector<ProcessInfo> ListProcesses(const std::vector<pid_t>& pids);
 // The whole of a small /proc or /sys file, or "" when it cannot be read (also when the process
 // exits while it is read).
 std::string ReadProcFile(const std::string& path);
@@ -126,6 +130,13 @@ class Launcher {
 // and `cgroup.kill` ends them all when the last member has exited. The constructor says on stderr
 // which of the two (cgroups and subreaper, or the subreaper alone) is in use, and why.
 //
+// Finding what a trial left takes no look at the machine's other processes: orphans are reaped by
+// waitpid(-1) whenever they exit; with cgroups, a group whose members all started inside its
+// cgroup cannot have left anything outside it, and for one that may have (a member moved in after
+// it started) only this process's own cgroup, where such a process would be, is searched for our
+// children; only the subreaper alone reads every process of the machine (/proc/<pid>/stat of
+// each, ~10 us a process: 22 ms a trial's end with 2,000 processes on the machine, bench/README.md).
+//
 // Warm starts (docs/startup.md): a one-process trial whose program is tune-trainer (or any program
 // when the request's or the tuner's environment says TUNE_WARM_START=1; TUNE_WARM_START=0 turns
 // them off) is forked by a warm `tune-trainer --zygote` (trainer/zygote.h) that this launcher
@@ -140,8 +151,10 @@ class Launcher {
 class LocalLauncher : public Launcher {
  public:
   // `use_cgroups` false: the subreaper alone, even where cgroups would work (tests).
+  // `start_inside_cgroups` false: spawned trials are moved into their cgroup once started, as
+  // where the kernel cannot start them inside (tests).
   explicit LocalLauncher(boost::asio::io_context& io, double straggler_grace_s = 30,
-                         bool use_cgroups = true);
+                         bool use_cgroups = true, bool start_inside_cgroups = true);
   ~LocalLauncher() override;
   std::int64_t Launch(const std::vector<LaunchRequest>& ranks) override;
   void Signal(std::int64_t group, int signal) override;
@@ -166,11 +179,21 @@ class LocalLauncher : public Launcher {
     std::optional<ExitStatus> failure;  // the first member that failed
     std::unique_ptr<boost::asio::steady_timer> straggler_timer;
     std::string trial_id;  // the members' TUNE_TRIAL_ID, to tell their orphans
+    // Every member started inside the group's cgroup, so nothing of it can be outside (a
+    // zygote's trial, or a member moved in after it started, may have forked before the move).
+    bool contained = false;
   };
   void WaitForSignal();
   void Reap();
-  // Kills (and reaps) our children that are no group's members and whose trial no longer runs.
-  void KillOrphans();
+  // Whether `pid` (reaped with wait status `status`) was a member of a group; its exit is
+  // recorded if so.
+  bool ReapedMember(pid_t pid, int status);
+  // Kills our children that are no group's members and whose trial no longer runs; they are
+  // reaped by Reap when they have exited. `anywhere`: look at every process of the machine (no
+  // cgroups), else only at those in this process's own cgroup.
+  void KillOrphans(bool anywhere);
+  // Member `rank` of the group was reaped: no longer running; the group policy (launcher.h's
+  // top) applied.
   void OnMemberExit(std::int64_t group_id, Group& group, int rank, ExitStatus status);
 
   // Warm starts: a zygote per trainer program (by its resolved path).
@@ -209,6 +232,7 @@ class LocalLauncher : public Launcher {
 
   boost::asio::io_context& io_;
   double straggler_grace_s_;
+  bool start_inside_cgroups_;
   boost::asio::signal_set sigchld_;
   ExitCallback on_exit_;
   std::map<std::int64_t, Group> groups_;  // by group id (rank 0's pid)

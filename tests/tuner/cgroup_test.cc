@@ -39,6 +39,14 @@ bool WaitGone(pid_t pid) {
   return integration::ProcessGone(pid);
 }
 
+// Whether `pid`, a child of ours, has been reaped (not left a zombie) once `io` has run for up
+// to 5 s.
+bool RunUntilReaped(boost::asio::io_context& io, pid_t pid) {
+  const fs::path proc = fmt::format("/proc/{}", pid);
+  for (int i = 0; i < 100 && fs::exists(proc); ++i) io.run_for(50ms);
+  return !fs::exists(proc);
+}
+
 bool Contains(const std::vector<pid_t>& pids, pid_t pid) {
   return std::find(pids.begin(), pids.end(), pid) != pids.end();
 }
@@ -159,6 +167,8 @@ TEST_P(LauncherIsolationTest, WhatATrialStartsInANewSessionEndsWithTheTrial) {
   const bool gone = WaitGone(escaped);
   if (!gone) ::kill(escaped, SIGKILL);
   EXPECT_TRUE(gone) << "`setsid sleep 1000` outlived its trial";
+  // Our child since its parent exited (the subreaper): reaped, not left a zombie.
+  EXPECT_TRUE(RunUntilReaped(io, escaped));
   if (launcher->cgroups()) {
     const fs::path root = launcher->cgroups()->root();
     launcher.reset();
@@ -312,6 +322,52 @@ TEST(LauncherCgroupTest, ASpawnedTrialStartsInItsCgroup) {
     if (entry.is_directory() && entry.path().filename().string()[0] == 'n') ++left;
   }
   EXPECT_LE(left, 1u) << "only the finished trial's cgroup (removed once empty) may be left";
+}
+
+// Where a trial is moved into its cgroup after it started (a zygote's trial; a spawned one where
+// the kernel cannot start it inside), what it forked before the move is in the tuner's own
+// cgroup, out of cgroup.kill's reach: the launcher finds it there (without reading every process
+// of the machine) and ends it with its trial. Here the trial's child moves itself there, as if
+// forked before the move.
+TEST(LauncherCgroupTest, WhatATrialForkedBeforeItsMoveEndsWithIt) {
+  boost::asio::io_context io;
+  LocalLauncher launcher(io, 30, /*use_cgroups=*/true, /*start_inside_cgroups=*/false);
+  if (!launcher.cgroups()) GTEST_SKIP() << "no per-trial cgroups here";
+  const fs::path home = launcher.cgroups()->root().parent_path();
+  const fs::path pid_file = fs::temp_directory_path() / fmt::format("tune_cgroup_home_{}", ::getpid());
+  fs::remove(pid_file);
+  LaunchRequest request{
+      {"/bin/sh", "-c",
+       fmt::format("setsid sh -c 'echo 0 >{}/cgroup.procs && exec sleep 1000' & echo $! >{}; "
+                   "sleep 0.5",
+                   home.string(), pid_file.string())},
+      {{"TUNE_TRIAL_ID", "t_1"}},
+      {},
+      {},
+      {}};
+  int exits = 0;
+  launcher.SetExitCallback([&](std::int64_t, ExitStatus) { ++exits; });
+  const std::int64_t group = launcher.Launch({request});
+  const pid_t escaped = ReadPid(pid_file);
+  ASSERT_GT(escaped, 0);
+  for (int i = 0; i < 100 && !Contains(launcher.cgroups()->HomePids(), escaped); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(Contains(launcher.cgroups()->HomePids(), escaped));
+  EXPECT_FALSE(Contains(launcher.cgroups()->Pids(group), escaped));
+  boost::asio::steady_timer guard(io, 20s);
+  guard.async_wait([&](const boost::system::error_code& error) {
+    if (!error) launcher.Signal(group, SIGKILL);
+  });
+  while (exits == 0 && io.run_one() > 0) {
+  }
+  guard.cancel();
+  EXPECT_EQ(exits, 1);
+  const bool gone = WaitGone(escaped);
+  if (!gone) ::kill(escaped, SIGKILL);
+  EXPECT_TRUE(gone) << "what the trial forked before its move outlived it";
+  EXPECT_TRUE(RunUntilReaped(io, escaped));
+  fs::remove(pid_file);
 }
 
 INSTANTIATE_TEST_SUITE_P(CgroupsAndSubreaper, LauncherIsolationTest, ::testing::Bool(),
