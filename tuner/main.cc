@@ -315,6 +315,10 @@ int main(int argc, char** argv) {
   // stdout fail with EPIPE instead (the status table says so once), and the run goes on.
   // Trials get the default action back (the launcher resets every signal).
   std::signal(SIGPIPE, SIG_IGN);
+  // A Ctrl-C, SIGTERM or SIGHUP waits from here until the tuner's loop handles it, so one that
+  // comes while the experiment is locked or its journal replayed stops the run cleanly instead of
+  // killing tune by the default action (a `tune show` or a spec error still exits as usual).
+  tune::SetStopSignalsBlocked(true);
   // Every running trial holds a socket and two result files: lift the soft limit on open files
   // (1024 by default) to the hard one, so a thousand trials fit.
   rlimit files{};

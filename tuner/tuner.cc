@@ -153,6 +153,16 @@ Tuner::~Tuner() {
   }
 }
 
+// SIGHUP too: the terminal closed, ssh dropped: a clean, resumable stop as well.
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+void SetStopSignalsBlocked(bool blocked) {
+  sigset_t stops;
+  sigemptyset(&stops);
+  for (int signal : kStopSignals) sigaddset(&stops, signal);
+  ::pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &stops, nullptr);
+}
+
 void Tuner::RunLoop() {
   using Clock = std::chrono::steady_clock;
   constexpr auto kSpin = std::chrono::microseconds(50);
@@ -247,12 +257,11 @@ void Tuner::Start() {
                                            server_options);
 
   if (options_.handle_signals) {
-    signals_.add(SIGINT);
-    signals_.add(SIGTERM);
-    signals_.add(SIGHUP);  // the terminal closed, ssh dropped: a clean, resumable stop too
+    for (int signal : kStopSignals) signals_.add(signal);
     signals_.async_wait([this](const boost::system::error_code& error, int signal) {
       if (!error) OnSignal(signal);
     });
+    SetStopSignalsBlocked(false);  // one that came while `tune` blocked them is handled now
   }
   ExperimentView view = View();
   for (const auto& callback : callbacks_) callback->OnExperimentStart(view);

@@ -94,6 +94,11 @@ struct TunerOptions {
   std::size_t snapshot_every_events = 10000;
 };
 
+// SIGINT, SIGTERM and SIGHUP: each stops a Tuner cleanly (resumable) once it handles signals
+// (TunerOptions::handle_signals). A program that blocks them until then (`tune`, from its start)
+// gets one that came meanwhile handled then: the Tuner unblocks them.
+void SetStopSignalsBlocked(bool blocked);
+
 class Tuner : private ReportServer::Handler, private TrialControl {
  public:
   // Throws SpecError when the spec cannot run here (resources that never fit, bad searcher or

@@ -80,6 +80,29 @@ TEST_F(HostileInputTest, SecondTunerOnOneExperimentIsRefusedNamingTheFirst) {
   EXPECT_EQ(resumes, 1u);
 }
 
+// A Ctrl-C that comes before the tuner's loop handles signals (while tune reads the spec, locks
+// the experiment, replays a journal) used to kill tune by the default action, exit by signal
+// rather than 130, and a loaded machine made that window tens of milliseconds wide (the test
+// above failed so). Here the Ctrl-C is already pending when tune starts: blocked signals stay
+// pending across exec.
+TEST_F(HostileInputTest, ACtrlCBeforeTheLoopStartsStopsTheRunCleanly) {
+  const std::string command = "exec env " + RunCommand("trainer.sleep_ms=1000 trainer.max_epochs=20 scheduler.max_t=20");
+  const pid_t run = ::fork();
+  if (run == 0) {
+    sigset_t interrupt;
+    sigemptyset(&interrupt);
+    sigaddset(&interrupt, SIGINT);
+    ::sigprocmask(SIG_BLOCK, &interrupt, nullptr);
+    ::raise(SIGINT);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  EXPECT_EQ(WaitExit(run), 130) << ReadFile(storage_ / "run.err");
+  EXPECT_THAT(ReadFile(storage_ / "run.err"), HasSubstr("Ctrl-C"));
+  // Stopped as any Ctrl-C stops it: resumable.
+  EXPECT_THAT(ReadFile(dir_ / "journal.jsonl"), HasSubstr("\"event\":\"start\""));
+}
+
 TEST_F(HostileInputTest, RunRefusesADirectoryWithAJournalEvenWithoutExperimentJson) {
   fs::create_directories(dir_);
   const std::string journal = "{\"event\":\"start\",\"wall\":1}\n";
