@@ -159,7 +159,14 @@ void UseLauncher(const tune::ExperimentSpec& spec, tune::TunerOptions& options,
                options.cpus, static_cast<int>(options.gpu_ids.size()), options.report_host.c_str());
 }
 
+// Until the tuner's loop handles them, a Ctrl-C, SIGTERM or SIGHUP waits (blocked), so one that
+// comes while the experiment is locked or its journal replayed stops the run cleanly instead of
+// killing tune by the default action. Only for `run` and `resume`: `tune train` execs the
+// trainer, which would inherit the blocked signals.
+void DeferStopSignals() { tune::SetStopSignalsBlocked(true); }
+
 int Run(const RunArgs& args) {
+  DeferStopSignals();
   tune::Json raw = tune::LoadSpecFile(args.space_file);
   for (const std::string& assignment : args.overrides) {
     bool sweep = args.multirun && assignment.find(',') != std::string::npos;
@@ -235,6 +242,7 @@ struct ResumeArgs {
 
 // `tune resume DIR`: the spec as run (experiment.json) and the journal rebuild the experiment.
 int Resume(const ResumeArgs& args) {
+  DeferStopSignals();
   std::filesystem::path dir = args.dir;
   if (!std::filesystem::exists(dir / "experiment.json") ||
       !std::filesystem::exists(dir / "journal.jsonl")) {
@@ -315,10 +323,6 @@ int main(int argc, char** argv) {
   // stdout fail with EPIPE instead (the status table says so once), and the run goes on.
   // Trials get the default action back (the launcher resets every signal).
   std::signal(SIGPIPE, SIG_IGN);
-  // A Ctrl-C, SIGTERM or SIGHUP waits from here until the tuner's loop handles it, so one that
-  // comes while the experiment is locked or its journal replayed stops the run cleanly instead of
-  // killing tune by the default action (a `tune show` or a spec error still exits as usual).
-  tune::SetStopSignalsBlocked(true);
   // Every running trial holds a socket and two result files: lift the soft limit on open files
   // (1024 by default) to the hard one, so a thousand trials fit.
   rlimit files{};
