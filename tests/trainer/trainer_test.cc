@@ -1,5 +1,8 @@
 // tune-trainer's library on tiny synthetic IDX datasets (written by the tests themselves), one
-// real-MNIST check when scripts/get_data.sh has run, and `tune run` with the trainer binary.
+// real-MNIST check when scripts/get_data.sh has run, and `tune run` and `tune train` with the
+// trainer binary.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,7 +11,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -29,6 +35,7 @@ using ::testing::HasSubstr;
 using testing::Copies;
 using testing::MaxDifference;
 using testing::ScratchDir;
+using testing::SmallConfig;
 using testing::WriteSeparableMnist;
 
 Json BaseConfig(const fs::path& data_dir) {
@@ -312,6 +319,49 @@ TEST(TrainerTest, MlpReachesSensibleAccuracyOnRealMnist) {
   FitResult result = Train(json);
   EXPECT_GT(result.history.back()["val_acc"].get<double>(), 0.9);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+}
+
+// `tune train` execs tune-trainer, which must get a Ctrl-C as any program does (`tune run` and
+// `tune resume` hold the stop signals back until their loop handles them; a first version did so
+// for every subcommand, and the trainer inherited them blocked: a Ctrl-C did nothing).
+TEST(TrainerIntegrationTest, TuneTrainEndsOnCtrlC) {
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path() / "data", 512, 128);
+  Json config = SmallConfig(dir.path() / "data");
+  config["max_epochs"] = 1000000;
+  const std::string config_file = (dir.path() / "config.json").string();
+  std::ofstream(config_file) << config.dump();
+  const std::string tune = std::string(TUNE_BIN_DIR) + "/tune";
+  const std::string out = (dir.path() / "out.txt").string();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::execl(tune.c_str(), "tune", "train", config_file.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Until tune has become the trainer (the same process, after its exec).
+  for (int i = 0; i < 400; ++i) {
+    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+    const std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    if (text.find("tune-trainer") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ::kill(pid, SIGINT);
+  int status = 0;
+  pid_t ended = 0;
+  for (int i = 0; i < 400 && (ended = ::waitpid(pid, &status, WNOHANG)) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (ended == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  std::ifstream log(out);
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(ended, pid) << "tune train went on for 20 s after a Ctrl-C:\n" << text;
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << text;
 }
 
 TEST(TrainerIntegrationTest, TuneRunReportsAndAshaPrunes) {
