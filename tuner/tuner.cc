@@ -61,10 +61,12 @@ constexpr std::size_t kMaxQuotedLineBytes = 1024;
 // The processes of a trial of the tuner that died (kill -9 cannot take its children along) may
 // still run: kill the trial's process group (its id is rank 0's pid), but only if a member of it
 // still belongs to that trial of this experiment (pids are reused), which its environment tells.
-// Every member is checked, because rank 0 may be gone while other ranks still run.
-void KillLeftover(std::int64_t group_id, const std::string& trial_id) {
+// Every member is checked, because rank 0 may be gone while other ranks still run. `processes`:
+// the machine's (ListProcesses), read once for all the trials a resume finds running.
+void KillLeftover(const std::vector<ProcessInfo>& processes, std::int64_t group_id,
+                  const std::string& trial_id) {
   if (group_id <= 0) return;
-  for (const ProcessInfo& process : ListProcesses()) {
+  for (const ProcessInfo& process : processes) {
     if (process.pgrp != group_id || TrialIdOf(process.pid) != trial_id) continue;
     ::kill(-static_cast<pid_t>(group_id), SIGKILL);
     return;
@@ -784,8 +786,11 @@ void Tuner::Replay(const std::filesystem::path& journal_path, Journal::SyncPolic
 
   // Trials that were running when the tuner stopped: finish those whose fate was already
   // decided, relaunch the others from their last checkpoint.
-  for (std::size_t i : TrialsIn(TrialStatus::kRunning)) {
-    KillLeftover(state.last_pid[trials_[i].id], trials_[i].id);
+  const std::vector<std::size_t> left_running = TrialsIn(TrialStatus::kRunning);
+  const std::vector<ProcessInfo> processes =
+      left_running.empty() ? std::vector<ProcessInfo>{} : ListProcesses();
+  for (std::size_t i : left_running) {
+    KillLeftover(processes, state.last_pid[trials_[i].id], trials_[i].id);
     launcher_->CancelLeftover(runtime_[i].placed_job);  // a Slurm step or job left running
     Runtime& runtime = runtime_[i];
     if (!runtime.fatal_error.empty()) {
