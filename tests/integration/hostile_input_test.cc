@@ -86,7 +86,8 @@ TEST_F(HostileInputTest, SecondTunerOnOneExperimentIsRefusedNamingTheFirst) {
 // above failed so). Here the Ctrl-C is already pending when tune starts: blocked signals stay
 // pending across exec.
 TEST_F(HostileInputTest, ACtrlCBeforeTheLoopStartsStopsTheRunCleanly) {
-  const std::string command = "exec env " + RunCommand("trainer.sleep_ms=1000 trainer.max_epochs=20 scheduler.max_t=20");
+  const std::string command =
+      "exec env " + RunCommand("trainer.sleep_ms=1000 trainer.max_epochs=20 scheduler.max_t=20");
   const pid_t run = ::fork();
   if (run == 0) {
     sigset_t interrupt;

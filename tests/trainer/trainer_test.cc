@@ -344,7 +344,8 @@ TEST(TrainerIntegrationTest, TuneTrainEndsOnCtrlC) {
   // Until tune has become the trainer (the same process, after its exec).
   for (int i = 0; i < 400; ++i) {
     std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
-    const std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    const std::string text((std::istreambuf_iterator<char>(cmdline)),
+                           std::istreambuf_iterator<char>());
     if (text.find("tune-trainer") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
