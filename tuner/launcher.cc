@@ -363,7 +363,7 @@ void LocalLauncher::Reap() {
     }
   }
   std::vector<std::pair<std::int64_t, ExitStatus>> finished;
-  bool look_anywhere = false, look_at_home = false;
+  bool may_have_left_orphans = false;  // a group not contained in its cgroup ended
   for (auto& [group_id, group] : groups_) {
     if (group.running > 0) continue;
     // The last member is gone; anything the ranks left in the group goes with them. The group id
@@ -371,15 +371,14 @@ void LocalLauncher::Reap() {
     ::kill(-static_cast<pid_t>(group_id), SIGKILL);
     if (cgroups_) cgroups_->Kill(group_id);
     if (group.straggler_timer) group.straggler_timer->cancel();
-    look_anywhere = look_anywhere || !cgroups_;
-    look_at_home = look_at_home || !group.contained;
+    may_have_left_orphans = may_have_left_orphans || !group.contained;
     ExitStatus status;
     status.num_ranks = static_cast<int>(group.pids.size());
     finished.emplace_back(group_id, group.failure.value_or(status));
   }
   // Callbacks last: they may launch new groups.
   for (const auto& [group_id, status] : finished) groups_.erase(group_id);
-  if (look_anywhere || look_at_home) KillOrphans(look_anywhere);
+  if (may_have_left_orphans) KillOrphans();
   if (cgroups_) cgroups_->RemoveEmpty();
   for (const std::string& program : dead_zygotes) OnZygoteDied(program);
   for (const auto& [group_id, status] : finished) {
@@ -478,7 +477,9 @@ std::vector<ProcessInfo> ListProcesses() {
 std::vector<ProcessInfo> ListProcesses(const std::vector<pid_t>& pids) {
   std::vector<ProcessInfo> processes;
   for (pid_t pid : pids) {
-    if (std::optional<ProcessInfo> process = ReadProcessInfo(pid)) processes.push_back(std::move(*process));
+    if (std::optional<ProcessInfo> process = ReadProcessInfo(pid)) {
+      processes.push_back(std::move(*process));
+    }
   }
   return processes;
 }
@@ -492,7 +493,7 @@ std::string TrialIdOf(std::int64_t pid) {
   return trial_id;
 }
 
-void LocalLauncher::KillOrphans(bool anywhere) {
+void LocalLauncher::KillOrphans() {
   // Our children that are not members of a group: descendants of trials, reparented to us (the
   // subreaper) when their parent exited. One that belongs to a running trial (its environment
   // names it) is left alone; the others outlived their trial and are killed, then reaped by Reap
@@ -511,7 +512,7 @@ void LocalLauncher::KillOrphans(bool anywhere) {
   }
   const std::int64_t self = ::getpid();
   const std::vector<ProcessInfo> processes =
-      anywhere || !cgroups_ ? ListProcesses() : ListProcesses(cgroups_->HomePids());
+      cgroups_ ? ListProcesses(cgroups_->HomePids()) : ListProcesses();
   for (const ProcessInfo& process : processes) {
     if (process.ppid != self || process.state == "Z" || members.count(process.pid) > 0 ||
         zygote_pids.count(process.pid) > 0) {
@@ -562,7 +563,8 @@ std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   }
   Group& group = groups_[pids.front()];
   group.pids = pids;
-  group.contained = cgroups_ && std::all_of(in_cgroup.begin(), in_cgroup.end(), [](bool in) { return in; });
+  group.contained =
+      cgroups_ && std::all_of(in_cgroup.begin(), in_cgroup.end(), [](bool in) { return in; });
   if (auto it = ranks.front().env.find("TUNE_TRIAL_ID"); it != ranks.front().env.end()) {
     group.trial_id = it->second;
   }

@@ -135,7 +135,8 @@ class Launcher {
 // cgroup cannot have left anything outside it, and for one that may have (a member moved in after
 // it started) only this process's own cgroup, where such a process would be, is searched for our
 // children; only the subreaper alone reads every process of the machine (/proc/<pid>/stat of
-// each, ~10 us a process: 22 ms a trial's end with 2,000 processes on the machine, bench/README.md).
+// each, ~10 us a process: 22 ms a trial's end with 2,000 processes on the machine; bench/README.md,
+// "No sweep of the machine's processes").
 //
 // Warm starts (docs/startup.md): a one-process trial whose program is tune-trainer (or any program
 // when the request's or the tuner's environment says TUNE_WARM_START=1; TUNE_WARM_START=0 turns
@@ -180,7 +181,8 @@ class LocalLauncher : public Launcher {
     std::unique_ptr<boost::asio::steady_timer> straggler_timer;
     std::string trial_id;  // the members' TUNE_TRIAL_ID, to tell their orphans
     // Every member started inside the group's cgroup, so nothing of it can be outside (a
-    // zygote's trial, or a member moved in after it started, may have forked before the move).
+    // zygote's trial, or a member moved in after it started, may have forked before the move;
+    // without cgroups, nothing is contained).
     bool contained = false;
   };
   void WaitForSignal();
@@ -189,9 +191,9 @@ class LocalLauncher : public Launcher {
   // recorded if so.
   bool ReapedMember(pid_t pid, int status);
   // Kills our children that are no group's members and whose trial no longer runs; they are
-  // reaped by Reap when they have exited. `anywhere`: look at every process of the machine (no
-  // cgroups), else only at those in this process's own cgroup.
-  void KillOrphans(bool anywhere);
+  // reaped by Reap when they have exited. With cgroups it looks only at the processes in this
+  // process's own cgroup, else at every process of the machine.
+  void KillOrphans();
   // Member `rank` of the group was reaped: no longer running; the group policy (launcher.h's
   // top) applied.
   void OnMemberExit(std::int64_t group_id, Group& group, int rank, ExitStatus status);

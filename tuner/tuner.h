@@ -95,8 +95,8 @@ struct TunerOptions {
 };
 
 // SIGINT, SIGTERM and SIGHUP: each stops a Tuner cleanly (resumable) once it handles signals
-// (TunerOptions::handle_signals). A program that blocks them until then (`tune`, from its start)
-// gets one that came meanwhile handled then: the Tuner unblocks them.
+// (TunerOptions::handle_signals). A program that blocks them until then (`tune run` and `tune
+// resume`, from their start) gets one that came meanwhile handled then: the Tuner unblocks them.
 void SetStopSignalsBlocked(bool blocked);
 
 class Tuner : private ReportServer::Handler, private TrialControl {
