@@ -47,6 +47,23 @@ bool RunUntilReaped(boost::asio::io_context& io, pid_t pid) {
   return !fs::exists(proc);
 }
 
+// Runs `io` until the launcher's only trial, `group`, has exited (SIGKILLed if it runs past 20 s),
+// then whether `escaped`, what it left running, is gone (killed either way: no test leaves it).
+bool EndsWithItsTrial(boost::asio::io_context& io, LocalLauncher& launcher, std::int64_t group,
+                      const int& exits, pid_t escaped) {
+  boost::asio::steady_timer guard(io, 20s);
+  guard.async_wait([&](const boost::system::error_code& error) {
+    if (!error) launcher.Signal(group, SIGKILL);
+  });
+  while (exits == 0 && io.run_one() > 0) {
+  }
+  guard.cancel();
+  EXPECT_EQ(exits, 1);
+  const bool gone = WaitGone(escaped);
+  if (!gone) ::kill(escaped, SIGKILL);
+  return gone;
+}
+
 bool Contains(const std::vector<pid_t>& pids, pid_t pid) {
   return std::find(pids.begin(), pids.end(), pid) != pids.end();
 }
@@ -156,17 +173,8 @@ TEST_P(LauncherIsolationTest, WhatATrialStartsInANewSessionEndsWithTheTrial) {
   if (launcher->cgroups()) {
     EXPECT_TRUE(Contains(launcher->cgroups()->Pids(group), escaped));
   }
-  boost::asio::steady_timer guard(io, 20s);
-  guard.async_wait([&](const boost::system::error_code& error) {
-    if (!error) launcher->Signal(group, SIGKILL);
-  });
-  while (exits == 0 && io.run_one() > 0) {
-  }
-  guard.cancel();
-  EXPECT_EQ(exits, 1);
-  const bool gone = WaitGone(escaped);
-  if (!gone) ::kill(escaped, SIGKILL);
-  EXPECT_TRUE(gone) << "`setsid sleep 1000` outlived its trial";
+  EXPECT_TRUE(EndsWithItsTrial(io, *launcher, group, exits, escaped))
+      << "`setsid sleep 1000` outlived its trial";
   // Our child since its parent exited (the subreaper): reaped, not left a zombie.
   EXPECT_TRUE(RunUntilReaped(io, escaped));
   if (launcher->cgroups()) {
@@ -334,7 +342,8 @@ TEST(LauncherCgroupTest, WhatATrialForkedBeforeItsMoveEndsWithIt) {
   LocalLauncher launcher(io, 30, /*use_cgroups=*/true, /*start_inside_cgroups=*/false);
   if (!launcher.cgroups()) GTEST_SKIP() << "no per-trial cgroups here";
   const fs::path home = launcher.cgroups()->root().parent_path();
-  const fs::path pid_file = fs::temp_directory_path() / fmt::format("tune_cgroup_home_{}", ::getpid());
+  const fs::path pid_file =
+      fs::temp_directory_path() / fmt::format("tune_cgroup_home_{}", ::getpid());
   fs::remove(pid_file);
   LaunchRequest request{
       {"/bin/sh", "-c",
@@ -355,17 +364,8 @@ TEST(LauncherCgroupTest, WhatATrialForkedBeforeItsMoveEndsWithIt) {
   }
   EXPECT_TRUE(Contains(launcher.cgroups()->HomePids(), escaped));
   EXPECT_FALSE(Contains(launcher.cgroups()->Pids(group), escaped));
-  boost::asio::steady_timer guard(io, 20s);
-  guard.async_wait([&](const boost::system::error_code& error) {
-    if (!error) launcher.Signal(group, SIGKILL);
-  });
-  while (exits == 0 && io.run_one() > 0) {
-  }
-  guard.cancel();
-  EXPECT_EQ(exits, 1);
-  const bool gone = WaitGone(escaped);
-  if (!gone) ::kill(escaped, SIGKILL);
-  EXPECT_TRUE(gone) << "what the trial forked before its move outlived it";
+  EXPECT_TRUE(EndsWithItsTrial(io, launcher, group, exits, escaped))
+      << "what the trial forked before its move outlived it";
   EXPECT_TRUE(RunUntilReaped(io, escaped));
   fs::remove(pid_file);
 }
