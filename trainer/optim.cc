@@ -113,7 +113,6 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
 
 torch::Tensor FusedSGD::step(LossClosure closure) {
   using State = torch::optim::SGDParamState;
-  using StateMap = std::remove_reference_t<decltype(state_)>;
   for (auto& group : param_groups_) {
     if (static_cast<torch::optim::SGDOptions&>(group.options()).dampening() != 0) {
       return torch::optim::SGD::step(std::move(closure));
