@@ -5,10 +5,12 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +28,35 @@ void Send(int fd, const Json& message) {
   const std::string text = message.dump();
   while (::send(fd, text.data(), text.size(), MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
+}
+
+// One request into `buffer`, and the descriptor it carried (SCM_RIGHTS, close-on-exec) in
+// `*passed_fd` (-1 when none; any more are closed). Returns what recvmsg returns.
+ssize_t Receive(int fd, std::vector<char>& buffer, int* passed_fd) {
+  iovec data{buffer.data(), buffer.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+       header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int passed = -1;
+      std::memcpy(&passed, CMSG_DATA(header) + i * sizeof(int), sizeof passed);
+      if (*passed_fd < 0) {
+        *passed_fd = passed;
+      } else {
+        ::close(passed);
+      }
+    }
+  }
+  return n;
 }
 
 // What the child reports through the pipe before it runs the trial.
@@ -128,7 +159,33 @@ void Prepare(const Json& request, const WarmPrepare& prepare) {
   }
 }
 
-Json Fork(const Json& request, const WarmPrepare& prepare, const WarmTrialMain& trial_main) {
+// The middle process, made by fork(), or with `cgroup_fd` >= 0 by clone3 straight into the cgroup
+// that descriptor is open on (CLONE_INTO_CGROUP, Linux >= 5.7): the trial it forks is then in its
+// cgroup before it runs anything, and the tuner has no process to move. Like fork(): 0 in the
+// child, its pid in the parent, -1 with errno. The middle only calls fork() and _exit(); it skips
+// glibc's fork bookkeeping (at-fork handlers, the thread's cached id), which its fork() of the
+// trial does again for the trial. The zygote is single-threaded here, so no lock is held.
+pid_t ForkMiddle(int cgroup_fd) {
+  if (cgroup_fd < 0) return ::fork();
+#if defined(SYS_clone3)
+  // struct clone_args of <linux/sched.h> up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+  struct {
+    std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+  } args{};
+  static_assert(sizeof args == 88, "CLONE_ARGS_SIZE_VER2");
+  args.flags = 0x200000000ULL;  // CLONE_INTO_CGROUP
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+Json Fork(const Json& request, int cgroup_fd, const WarmPrepare& prepare,
+          const WarmTrialMain& trial_main) {
   std::vector<std::string> argv = Strings(request.at("argv"));
   if (argv.empty()) return Json{{"error", "empty argv"}, {"disable", false}};
   Strings(request.at("env"));  // validates before forking
@@ -140,11 +197,16 @@ Json Fork(const Json& request, const WarmPrepare& prepare, const WarmTrialMain& 
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Json{{"error", std::strerror(errno)}, {"disable", false}};
   std::fflush(nullptr);  // nothing buffered may be written twice
-  const pid_t middle = ::fork();
+  const pid_t middle = ForkMiddle(cgroup_fd);
   if (middle < 0) {
     const int error = errno;
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
+    if (cgroup_fd >= 0) {
+      return Json{{"error", std::string("clone3 into the trial's cgroup: ") + std::strerror(error)},
+                  {"disable", false},
+                  {"cgroup_refused", true}};
+    }
     return Json{{"error", std::string("fork: ") + std::strerror(error)}, {"disable", false}};
   }
   if (middle == 0) {
@@ -197,15 +259,22 @@ int RunZygote(int fd, const WarmPrepare& prepare, const WarmTrialMain& trial_mai
   Send(fd, Json{{"ready", true}, {"pid", ::getpid()}});
   std::vector<char> buffer(1 << 20);
   for (;;) {
-    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    int cgroup_fd = -1;
+    const ssize_t n = Receive(fd, buffer, &cgroup_fd);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return 0;  // the launcher is gone
     Json reply;
     try {
-      reply = Fork(Json::parse(buffer.data(), buffer.data() + n), prepare, trial_main);
+      Json request = Json::parse(buffer.data(), buffer.data() + n);
+      if (request.value("cgroup", false) && cgroup_fd < 0) {
+        reply = Json{{"error", "bad request: \"cgroup\" without a descriptor"}, {"disable", false}};
+      } else {
+        reply = Fork(request, request.value("cgroup", false) ? cgroup_fd : -1, prepare, trial_main);
+      }
     } catch (const std::exception& error) {
       reply = Json{{"error", std::string("bad request: ") + error.what()}, {"disable", false}};
     }
+    if (cgroup_fd >= 0) ::close(cgroup_fd);
     Send(fd, reply);
   }
 }

@@ -6,13 +6,20 @@
 // Protocol (SOCK_SEQPACKET, one JSON object per message):
 //   zygote -> launcher, once:  {"ready": true, "pid": P}
 //   launcher -> zygote:        {"argv": [...], "env": ["NAME=value", ...] (the whole environment),
-//                               "cwd": "/abs" or "", "stdout": "/abs" or "", "stderr": "/abs" or ""}
+//                               "cwd": "/abs" or "", "stdout": "/abs" or "", "stderr": "/abs" or "",
+//                               "cgroup": true (optional; see below)}
 //   zygote -> launcher:        {"pid": P} (the trial is running) or {"error": "...", "disable": bool}
+// With "cgroup": true the message carries a descriptor (SCM_RIGHTS) open on the directory of the
+// trial's cgroup (tuner/cgroup.h), and the trial is started inside it; when the kernel refuses
+// that, the reply is an error with "cgroup_refused": true and no trial was started.
 // EOF on the socket ends the zygote; so does its parent's death (PR_SET_PDEATHSIG).
 //
 // A trial's process: the zygote forks a short-lived middle process that forks the trial and
 // exits at once, so the trial is re-parented to the tuner (a child subreaper, launcher.h) and the
-// tuner reaps it, sees its exit status and signals its process group like a spawned trial's. The
+// tuner reaps it, sees its exit status and signals its process group like a spawned trial's. With
+// a cgroup, the middle process is made by clone3 with CLONE_INTO_CGROUP (Linux >= 5.7), so the
+// trial is inside its cgroup from its first instruction, as a spawned trial is, and nothing it
+// forks can be outside it. The
 // trial, before anything else, leads a new process group, resets every signal to its default
 // and unblocks them, replaces its whole environment with the request's, opens stdin (/dev/null),
 // stdout and stderr as posix_spawn would (O_APPEND), changes directory, closes every other

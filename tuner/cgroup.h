@@ -7,11 +7,12 @@
 //
 // Layout: <own cgroup>/tune-<tuner pid>/g<group id>/ (or n<k>/ for a cgroup made before its
 // group's id was known: Prepare). A spawned trial is inside its cgroup before its program starts
-// (SpawnIntoCgroup): nothing it forks can be outside. Elsewhere, and for a trial a zygote forks, the process is moved in right after it
-// starts (posix_spawn returns once the child has exec'd; a zygote reports its trial's pid), so
-// what a trial forks before the move (a shell's first command, under load: milliseconds) stays
-// outside its cgroup, in this process's own (HomePids); the launcher ends those when the trial
-// exits (the subreaper makes them its children).
+// (SpawnIntoCgroup), and so is a trial a zygote forks (the zygote is passed the cgroup and clones
+// into it: trainer/zygote.h): nothing it forks can be outside. Where the kernel cannot do that,
+// the process is moved in right after it starts (posix_spawn returns once the child has exec'd;
+// a zygote reports its trial's pid), so what a trial forks before the move (a shell's first
+// command, under load: milliseconds) stays outside its cgroup, in this process's own (HomePids);
+// the launcher ends those when the trial exits (the subreaper makes them its children).
 //
 // Example:
 //   std::string why_not;

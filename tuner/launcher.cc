@@ -526,17 +526,21 @@ void LocalLauncher::KillOrphans() {
 
 std::int64_t LocalLauncher::Launch(const std::vector<LaunchRequest>& ranks) {
   if (ranks.empty()) throw std::runtime_error("cannot launch an empty group");
+  // Members start in the group's cgroup where the kernel can (tuner/cgroup.h): a spawned one by
+  // this process's clone3, a zygote's trial by the zygote's (trainer/zygote.h); else they are
+  // moved in once started.
+  const int cgroup_fd =
+      cgroups_ && start_inside_cgroups_ && clone_into_cgroup_works ? cgroups_->Prepare() : -1;
   std::vector<std::int64_t> pids;
-  if (ranks.size() == 1) {
-    if (std::optional<std::int64_t> pid = LaunchWarm(ranks.front())) pids.push_back(*pid);
-  }
-  // Spawned members start in the group's cgroup where the kernel can (tuner/cgroup.h), else
-  // they are moved in once started, as a zygote's trial is.
-  const int cgroup_fd = cgroups_ && pids.empty() && start_inside_cgroups_ && clone_into_cgroup_works
-                            ? cgroups_->Prepare()
-                            : -1;
   std::vector<bool> in_cgroup(ranks.size(), false);
   try {
+    if (ranks.size() == 1) {
+      bool started_inside = false;
+      if (std::optional<std::int64_t> pid = LaunchWarm(ranks.front(), cgroup_fd, &started_inside)) {
+        pids.push_back(*pid);
+        in_cgroup[0] = started_inside;
+      }
+    }
     for (std::size_t rank = pids.size(); rank < ranks.size(); ++rank) {
       bool started_inside = false;
       pids.push_back(Spawn(ranks[rank], pids.empty() ? 0 : static_cast<pid_t>(pids.front()),
@@ -615,6 +619,29 @@ std::string ResolveProgram(const LaunchRequest& request) {
     if (!error && ::access(candidate.c_str(), X_OK) == 0) return candidate.lexically_normal().string();
   }
   return "";
+}
+
+// Sends one request to the zygote, with `cgroup_fd` (when >= 0) passed along (SCM_RIGHTS). False
+// when it could not be sent whole (errno says why).
+bool SendToZygote(int fd, const std::string& text, int cgroup_fd) {
+  iovec data{const_cast<char*>(text.data()), text.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  if (cgroup_fd >= 0) {
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(header), &cgroup_fd, sizeof(int));
+  }
+  ssize_t sent = 0;
+  while ((sent = ::sendmsg(fd, &message, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  return sent == static_cast<ssize_t>(text.size());
 }
 
 // One message from the zygote within `timeout_ms`; nullopt when it closed, timed out or sent
@@ -797,23 +824,26 @@ void LocalLauncher::PrepareWarmStart(const LaunchRequest& request) {
   if (zygote.fd < 0 && !StartZygote(program, zygote)) cold_programs_.insert(program);
 }
 
-std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& request) {
+std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& request, int cgroup_fd,
+                                                      bool* in_cgroup) {
   const std::string program = WarmProgram(request);
   if (program.empty()) return std::nullopt;
   std::error_code ignored;
   auto absolute = [&](const fs::path& path) { return path.empty() ? "" : fs::absolute(path, ignored).string(); };
-  const Json message = {{"argv", request.argv},
-                        {"env", TrialEnvironment(request)},
-                        {"cwd", absolute(request.cwd)},
-                        {"stdout", absolute(request.stdout_path)},
-                        {"stderr", absolute(request.stderr_path)}};
+  Zygote& zygote = zygotes_[program];
+  const bool into_cgroup = cgroup_fd >= 0 && zygote.clones_into_cgroups;
+  Json message = {{"argv", request.argv},
+                  {"env", TrialEnvironment(request)},
+                  {"cwd", absolute(request.cwd)},
+                  {"stdout", absolute(request.stdout_path)},
+                  {"stderr", absolute(request.stderr_path)}};
+  if (into_cgroup) message["cgroup"] = true;
   std::string text;
   try {
     text = message.dump();
   } catch (const Json::exception&) {
     return std::nullopt;  // not UTF-8 (an environment variable's bytes): spawn it instead
   }
-  Zygote& zygote = zygotes_[program];
   if (zygote.fd < 0) {
     // The program's first warm launch starts its zygote (unless PrepareWarmStart did), in the
     // background; this trial and any launched before the zygote is ready are spawned cold.
@@ -822,7 +852,7 @@ std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& reque
   }
   if (!zygote.ready) return std::nullopt;
   std::optional<Json> reply;
-  if (::send(zygote.fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())) {
+  if (SendToZygote(zygote.fd, text, into_cgroup ? cgroup_fd : -1)) {
     reply = ReceiveFromZygote(zygote.fd, 60 * 1000);
   } else if (errno == EMSGSIZE) {
     return std::nullopt;  // a request larger than the socket takes (a huge environment): spawn
@@ -836,6 +866,7 @@ std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& reque
   const std::int64_t pid = reply->value("pid", std::int64_t{0});
   if (!reply->contains("error") && pid > 0) {
     ++num_warm_launches_;
+    *in_cgroup = into_cgroup;
     return pid;
   }
   const std::string error = reply->value("error", std::string("no pid"));
@@ -849,6 +880,9 @@ std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& reque
   }
   std::fprintf(stderr, "tune: the warm trainer %s could not start a trial (%s); starting it cold\n",
                program.c_str(), error.c_str());
+  // A zygote whose clone3 cannot start trials in their cgroup (a seccomp filter of its own, say)
+  // forks them as before, and they are moved in once started.
+  if (reply->value("cgroup_refused", false)) zygote.clones_into_cgroups = false;
   if (reply->value("disable", false)) {
     StopZygote(zygote);
     cold_programs_.insert(program);

@@ -144,11 +144,13 @@ class Launcher {
 // starts once per program, at the first such launch, and talks to over a socket. The trial is
 // still a process of its own in its own process group, re-parented to this process (the
 // subreaper), so Signal, reaping, exit statuses and orphan handling are the same as for a spawned
-// trial. Multi-rank (DDP) groups are always spawned. The zygote starts in the background: its
-// readiness is awaited on the io_context, never by blocking the loop, and trials launched while it
-// loads LibTorch (the first ones of an experiment) are spawned cold. A zygote that dies is
-// restarted at once, in the background; one that cannot start or keeps dying, or refuses to fork,
-// leaves that program spawned cold, with a warning on stderr.
+// trial; with cgroups the zygote starts it inside its cgroup (it is passed the cgroup with the
+// request), as this process does for a spawned one. Multi-rank (DDP) groups are always spawned.
+// The zygote starts in the background: its readiness is awaited on the io_context, never by
+// blocking the loop, and trials launched while it loads LibTorch (the first ones of an
+// experiment) are spawned cold. A zygote that dies is restarted at once, in the background; one
+// that cannot start or keeps dying, or refuses to fork, leaves that program spawned cold, with a
+// warning on stderr.
 class LocalLauncher : public Launcher {
  public:
   // `use_cgroups` false: the subreaper alone, even where cgroups would work (tests).
@@ -180,9 +182,9 @@ class LocalLauncher : public Launcher {
     std::optional<ExitStatus> failure;  // the first member that failed
     std::unique_ptr<boost::asio::steady_timer> straggler_timer;
     std::string trial_id;  // the members' TUNE_TRIAL_ID, to tell their orphans
-    // Every member started inside the group's cgroup, so nothing of it can be outside (a
-    // zygote's trial, or a member moved in after it started, may have forked before the move;
-    // without cgroups, nothing is contained).
+    // Every member started inside the group's cgroup, so nothing of it can be outside (a member
+    // moved in after it started may have forked before the move; without cgroups, nothing is
+    // contained).
     bool contained = false;
   };
   void WaitForSignal();
@@ -203,6 +205,8 @@ class LocalLauncher : public Launcher {
     std::int64_t pid = 0;
     int fd = -1;         // SOCK_SEQPACKET to the zygote; -1 when none runs
     bool ready = false;  // it said {"ready": true}; until then its trials are spawned
+    // Whether it is sent the trial's cgroup to fork the trial into (false once it could not).
+    bool clones_into_cgroups = true;
     int deaths = 0;      // consecutive times it was found dead
     std::uint64_t generation = 0;  // which start the pending waits below belong to
     // While it starts: a wait for its first message (on a duplicate of `fd`) and a deadline.
@@ -210,9 +214,12 @@ class LocalLauncher : public Launcher {
     std::unique_ptr<boost::asio::steady_timer> deadline;
   };
   // The trial's pid when a ready zygote started it; nullopt to spawn it instead (also while the
-  // zygote is starting, which the first such launch begins). Throws like Spawn when the trial's
-  // process started but could not become the trial (e.g. stdout unopenable).
-  std::optional<std::int64_t> LaunchWarm(const LaunchRequest& request);
+  // zygote is starting, which the first such launch begins). With `cgroup_fd` (>= 0: a prepared
+  // cgroup, TrialCgroups::Prepare) the zygote starts the trial inside that cgroup where it can,
+  // and `*in_cgroup` says whether it did. Throws like Spawn when the trial's process started but
+  // could not become the trial (e.g. stdout unopenable).
+  std::optional<std::int64_t> LaunchWarm(const LaunchRequest& request, int cgroup_fd,
+                                         bool* in_cgroup);
   // The resolved program whose zygote would start `request`; "" to spawn it.
   std::string WarmProgram(const LaunchRequest& request) const;
   // Spawns `program --zygote` and waits for its ready message on the io_context; false when it

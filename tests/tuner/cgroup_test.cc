@@ -370,6 +370,61 @@ TEST(LauncherCgroupTest, WhatATrialForkedBeforeItsMoveEndsWithIt) {
   fs::remove(pid_file);
 }
 
+// A trial the warm trainer forks (trainer/zygote.h) is in its cgroup before it runs anything: the
+// zygote starts it there by clone3, with the cgroup the launcher passes it. Before, the launcher
+// moved it in once the zygote had said its pid (a write to cgroup.procs, ~20 ms here), and what
+// the trial did first ran in the tuner's cgroup. The trial's shell reads its own cgroup at once
+// (builtins: no fork), and forks a process of its own session that outlives it.
+TEST(LauncherCgroupTest, AWarmTrialStartsInItsCgroup) {
+  {
+    std::string why_not;
+    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
+    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
+    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
+  }
+  ::unsetenv("FAKE_ZYGOTE_GO");  // the fake zygote is ready at once
+  boost::asio::io_context io;
+  LocalLauncher launcher(io, 30, /*use_cgroups=*/true);
+  ASSERT_TRUE(launcher.cgroups());
+  const std::string fake_zygote = std::string(TUNE_BIN_DIR) + "/tune-test-fake-zygote";
+  LaunchRequest warm_up{{fake_zygote, "-c", "exit 0"}, {{"TUNE_WARM_START", "1"}}, {}, {}, {}};
+  int exits = 0;
+  launcher.SetExitCallback([&](std::int64_t, ExitStatus) { ++exits; });
+  launcher.Launch({warm_up});  // spawned cold; starts the zygote
+  for (int i = 0; i < 1000 && !(exits == 1 && launcher.num_ready_zygotes() == 1); ++i) {
+    io.run_for(20ms);
+  }
+  ASSERT_EQ(launcher.num_ready_zygotes(), 1u);
+
+  const fs::path dir = fs::temp_directory_path() / fmt::format("tune_cgroup_warm_{}", ::getpid());
+  fs::create_directories(dir);
+  LaunchRequest request{
+      {fake_zygote, "-c",
+       fmt::format("while read -r line; do case $line in 0::*) echo \"$line\" >{0}/seen;; esac; "
+                   "done </proc/self/cgroup; "
+                   "setsid sleep 1000 & echo $! >{0}/escaped; sleep 0.3",
+                   dir.string())},
+      {{"TUNE_WARM_START", "1"}, {"TUNE_TRIAL_ID", "t_2"}},
+      {},
+      {},
+      {}};
+  exits = 0;
+  const std::int64_t group = launcher.Launch({request});
+  ASSERT_EQ(launcher.num_warm_launches(), 1u) << "the trial was not started by the zygote";
+  const pid_t escaped = ReadPid(dir / "escaped");
+  ASSERT_GT(escaped, 0);
+  EXPECT_TRUE(Contains(launcher.cgroups()->Pids(group), escaped));
+  EXPECT_FALSE(Contains(launcher.cgroups()->HomePids(), escaped));
+  EXPECT_TRUE(EndsWithItsTrial(io, launcher, group, exits, escaped))
+      << "what the warm trial left outlived it";
+  std::ifstream in(dir / "seen");
+  const std::string seen((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(seen.find(launcher.cgroups()->root().filename().string() + "/n"), std::string::npos)
+      << "the warm trial's first look at its cgroup saw " << seen;
+  EXPECT_TRUE(RunUntilReaped(io, escaped));
+  fs::remove_all(dir);
+}
+
 INSTANTIATE_TEST_SUITE_P(CgroupsAndSubreaper, LauncherIsolationTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Cgroups" : "SubreaperOnly";
