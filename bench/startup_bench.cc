@@ -7,7 +7,8 @@
 // LocalLauncher, `concurrent` trials at a time, `rounds` times. Each trial trains one epoch of the
 // race's MLP on Fashion-MNIST (60,000 images, 1 thread) and, with TUNE_LOG_FIRST_STEP=1, logs the
 // wall clock of its first optimizer step. Latency = that clock - the clock just before Launch().
-// Memory: every 25 ms the bench reads each running trial's VmRSS and its Pss (smaps_rollup:
+// The tuner's own cost: how long each Launch() call held its thread (the event loop waits
+// meanwhile). Memory: every 25 ms the bench reads each running trial's VmRSS and its Pss (smaps_rollup:
 // shared pages divided among the processes mapping them); per trial the peak of each, and per
 // round the peak of the trials' summed Pss plus the warm trainer's, if any (what the concurrent
 // trials cost the machine together). Each trial also logs the CPU time it had used at its first
@@ -84,6 +85,7 @@ std::pair<std::int64_t, double> FirstStep(const fs::path& log) {
 
 struct RoundResult {
   std::vector<double> latency_ms, cpu_ms, rss, pss, anon;
+  std::vector<double> launch_ms;  // how long Launch() held the tuner's thread
   double peak_total_pss = 0, peak_total_rss = 0;
 };
 
@@ -100,6 +102,7 @@ RoundResult RunRound(boost::asio::io_context& io, tune::LocalLauncher& launcher,
     run.ok = status.ok();
     if (--remaining == 0) io.stop();
   });
+  RoundResult result;
   for (int i = 0; i < concurrent; ++i) {
     tune::LaunchRequest request;
     request.argv = {trainer, config.string()};
@@ -110,10 +113,10 @@ RoundResult RunRound(boost::asio::io_context& io, tune::LocalLauncher& launcher,
     fs::remove(request.stderr_path);
     const std::int64_t launched = NowNs();
     const std::int64_t pid = launcher.Launch({request});
+    result.launch_ms.push_back(static_cast<double>(NowNs() - launched) / 1e6);
     trials[pid] = TrialRun{launched, request.stderr_path};
     ++remaining;
   }
-  RoundResult result;
   boost::asio::steady_timer sampler(io);
   std::function<void()> sample = [&] {
     double total_pss = 0, total_rss = 0;
@@ -198,13 +201,15 @@ int main(int argc, char** argv) {
   std::printf("trainer %s, TUNE_WARM_START=%s, %d rounds\n", trainer.c_str(), warm.empty() ? "(unset)" : warm.c_str(),
               rounds);
   std::printf("| concurrent | trials | launch->first step p50 | p99 | max | trial's CPU time to first step p50 "
-              "| peak RSS/trial p50 | of which anonymous | peak PSS/trial p50 | peak summed PSS | peak summed RSS |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "| peak RSS/trial p50 | of which anonymous | peak PSS/trial p50 | peak summed PSS | peak summed RSS "
+              "| tuner's Launch() p50 | max |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int n : concurrency) {
     RoundResult all;
     for (int r = 0; r < rounds; ++r) {
       RoundResult one = RunRound(io, launcher, trainer, config, work, n, r);
       all.latency_ms.insert(all.latency_ms.end(), one.latency_ms.begin(), one.latency_ms.end());
+      all.launch_ms.insert(all.launch_ms.end(), one.launch_ms.begin(), one.launch_ms.end());
       all.cpu_ms.insert(all.cpu_ms.end(), one.cpu_ms.begin(), one.cpu_ms.end());
       all.rss.insert(all.rss.end(), one.rss.begin(), one.rss.end());
       all.pss.insert(all.pss.end(), one.pss.begin(), one.pss.end());
@@ -212,11 +217,13 @@ int main(int argc, char** argv) {
       all.peak_total_pss = std::max(all.peak_total_pss, one.peak_total_pss);
       all.peak_total_rss = std::max(all.peak_total_rss, one.peak_total_rss);
     }
-    std::printf("| %d | %zu | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB |\n",
+    std::printf("| %d | %zu | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB "
+                "| %.2f ms | %.2f ms |\n",
                 n, all.latency_ms.size(), Percentile(all.latency_ms, 0.5), Percentile(all.latency_ms, 0.99),
                 Percentile(all.latency_ms, 1.0), Percentile(all.cpu_ms, 0.5), Percentile(all.rss, 0.5), Percentile(all.anon, 0.5),
                 Percentile(all.pss, 0.5),
-                all.peak_total_pss, all.peak_total_rss);
+                all.peak_total_pss, all.peak_total_rss, Percentile(all.launch_ms, 0.5),
+                Percentile(all.launch_ms, 1.0));
     std::fflush(stdout);
   }
   fs::remove_all(work);
