@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -423,6 +424,50 @@ TEST(LauncherCgroupTest, AWarmTrialStartsInItsCgroup) {
       << "the warm trial's first look at its cgroup saw " << seen;
   EXPECT_TRUE(RunUntilReaped(io, escaped));
   fs::remove_all(dir);
+}
+
+// A zygote whose clone3 is refused (a seccomp filter of a container runtime that answers it with
+// ENOSYS) says so; the trial it could not start is spawned instead (inside its cgroup, by this
+// process), and its later trials are forked as before clone3 was used, then moved in.
+TEST(LauncherCgroupTest, AZygoteThatCannotCloneIntoACgroupHasItsTrialsMovedIn) {
+  {
+    std::string why_not;
+    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
+    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
+    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
+  }
+  ::unsetenv("FAKE_ZYGOTE_GO");
+  ::setenv("FAKE_ZYGOTE_NO_CLONE3", "1", 1);
+  boost::asio::io_context io;
+  LocalLauncher launcher(io, 30, /*use_cgroups=*/true);
+  ASSERT_TRUE(launcher.cgroups());
+  const std::string fake_zygote = std::string(TUNE_BIN_DIR) + "/tune-test-fake-zygote";
+  auto warm = [&](const std::string& script) {
+    return LaunchRequest{{fake_zygote, "-c", script}, {{"TUNE_WARM_START", "1"}}, {}, {}, {}};
+  };
+  std::map<std::int64_t, ExitStatus> exits;
+  launcher.SetExitCallback([&](std::int64_t group, ExitStatus status) { exits[group] = status; });
+  const std::int64_t first = launcher.Launch({warm("exit 0")});  // cold; starts the zygote
+  for (int i = 0; i < 1000 && !(exits.count(first) && launcher.num_ready_zygotes() == 1); ++i) {
+    io.run_for(20ms);
+  }
+  ::unsetenv("FAKE_ZYGOTE_NO_CLONE3");
+  ASSERT_EQ(launcher.num_ready_zygotes(), 1u);
+
+  testing::internal::CaptureStderr();
+  const std::int64_t refused = launcher.Launch({warm("exit 3")});
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(launcher.num_warm_launches(), 0u) << "the zygote could not start it";
+  EXPECT_NE(said.find("clone3 into the trial's cgroup: Function not implemented"), std::string::npos)
+      << said;
+  const std::int64_t moved = launcher.Launch({warm("sleep 0.3; exit 4")});
+  EXPECT_EQ(launcher.num_warm_launches(), 1u) << "forked by the zygote, as before clone3";
+  EXPECT_TRUE(Contains(launcher.cgroups()->Pids(moved), static_cast<pid_t>(moved)))
+      << "the zygote's trial was moved into its cgroup";
+  for (int i = 0; i < 1000 && exits.size() < 3; ++i) io.run_for(20ms);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[refused].code, 3) << exits[refused].Describe();
+  EXPECT_EQ(exits[moved].code, 4) << exits[moved].Describe();
 }
 
 INSTANTIATE_TEST_SUITE_P(CgroupsAndSubreaper, LauncherIsolationTest, ::testing::Bool(),

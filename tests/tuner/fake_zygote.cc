@@ -5,9 +5,20 @@
 //   tune-test-fake-zygote --zygote    the zygote (as the launcher starts it): when FAKE_ZYGOTE_GO
 //                                     names a file, it first waits for that file to exist, standing
 //                                     for LibTorch's load; if it does not appear within 20 s it
-//                                     exits without saying it is ready
+//                                     exits without saying it is ready; FAKE_ZYGOTE_NO_CLONE3=1
+//                                     makes clone3 fail with ENOSYS in it (a seccomp filter, as
+//                                     container runtimes install), so it cannot start trials
+//                                     inside their cgroup
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -26,6 +37,21 @@ int RunShell(const std::vector<std::string>& args) {
   return 127;
 }
 
+// clone3 answers ENOSYS in this process and its children from now on.
+bool RefuseClone3() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,6 +63,11 @@ int main(int argc, char** argv) {
     int waited_ms = 0;
     for (; ::access(go, F_OK) != 0 && waited_ms < 20000; waited_ms += 10) ::usleep(10000);
     if (waited_ms >= 20000) return 3;
+  }
+  if (const char* refuse = std::getenv("FAKE_ZYGOTE_NO_CLONE3");
+      refuse != nullptr && std::string(refuse) == "1" && !RefuseClone3()) {
+    std::perror("tune-test-fake-zygote: seccomp");
+    return 4;
   }
   return tune::RunZygote(
       std::atoi(fd), [](const std::vector<std::string>&, const std::vector<std::string>&) {}, RunShell);
