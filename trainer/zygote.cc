@@ -237,7 +237,9 @@ Json Fork(const Json& request, int cgroup_fd, const WarmPrepare& prepare,
                 {"pid", message[0]},
                 {"disable", false}};
   }
-  return Json{{"pid", message[0]}};
+  Json reply = {{"pid", message[0]}};
+  if (cgroup_fd >= 0) reply["cgroup"] = true;  // it started in the cgroup it was given
+  return reply;
 }
 
 }  // namespace

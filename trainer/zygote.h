@@ -10,8 +10,10 @@
 //                               "cgroup": true (optional; see below)}
 //   zygote -> launcher:        {"pid": P} (the trial is running) or {"error": "...", "disable": bool}
 // With "cgroup": true the message carries a descriptor (SCM_RIGHTS) open on the directory of the
-// trial's cgroup (tuner/cgroup.h), and the trial is started inside it; when the kernel refuses
-// that, the reply is an error with "cgroup_refused": true and no trial was started.
+// trial's cgroup (tuner/cgroup.h), the trial is started inside it and the reply says so with
+// "cgroup": true (a zygote that predates this field forks the trial where it is, and the launcher,
+// missing the field, moves it in); when the kernel refuses, the reply is an error with
+// "cgroup_refused": true and no trial was started.
 // EOF on the socket ends the zygote; so does its parent's death (PR_SET_PDEATHSIG).
 //
 // A trial's process: the zygote forks a short-lived middle process that forks the trial and

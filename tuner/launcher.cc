@@ -866,7 +866,8 @@ std::optional<std::int64_t> LocalLauncher::LaunchWarm(const LaunchRequest& reque
   const std::int64_t pid = reply->value("pid", std::int64_t{0});
   if (!reply->contains("error") && pid > 0) {
     ++num_warm_launches_;
-    *in_cgroup = into_cgroup;
+    // Only where the zygote says so: one built before it knew of cgroups ignores the descriptor.
+    *in_cgroup = into_cgroup && reply->value("cgroup", false);
     return pid;
   }
   const std::string error = reply->value("error", std::string("no pid"));

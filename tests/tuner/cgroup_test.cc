@@ -470,6 +470,42 @@ TEST(LauncherCgroupTest, AZygoteThatCannotCloneIntoACgroupHasItsTrialsMovedIn) {
   EXPECT_EQ(exits[moved].code, 4) << exits[moved].Describe();
 }
 
+// A zygote from before the "cgroup" field (a tune-trainer, or a program of the user's speaking
+// the protocol, built earlier than this tuner) ignores the descriptor and forks the trial where
+// it is: its reply does not say "cgroup", so the launcher moves the trial in, as before.
+TEST(LauncherCgroupTest, AZygoteThatKnowsNoCgroupsHasItsTrialsMovedIn) {
+  {
+    std::string why_not;
+    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
+    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
+    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
+  }
+  ::unsetenv("FAKE_ZYGOTE_GO");
+  ::setenv("FAKE_ZYGOTE_OLD", "1", 1);
+  boost::asio::io_context io;
+  LocalLauncher launcher(io, 30, /*use_cgroups=*/true);
+  ASSERT_TRUE(launcher.cgroups());
+  const std::string fake_zygote = std::string(TUNE_BIN_DIR) + "/tune-test-fake-zygote";
+  auto warm = [&](const std::string& script) {
+    return LaunchRequest{{fake_zygote, "-c", script}, {{"TUNE_WARM_START", "1"}}, {}, {}, {}};
+  };
+  std::map<std::int64_t, ExitStatus> exits;
+  launcher.SetExitCallback([&](std::int64_t group, ExitStatus status) { exits[group] = status; });
+  const std::int64_t first = launcher.Launch({warm("exit 0")});  // cold; starts the zygote
+  for (int i = 0; i < 1000 && !(exits.count(first) && launcher.num_ready_zygotes() == 1); ++i) {
+    io.run_for(20ms);
+  }
+  ::unsetenv("FAKE_ZYGOTE_OLD");
+  ASSERT_EQ(launcher.num_ready_zygotes(), 1u);
+  const std::int64_t moved = launcher.Launch({warm("sleep 0.3; exit 4")});
+  EXPECT_EQ(launcher.num_warm_launches(), 1u);
+  EXPECT_TRUE(Contains(launcher.cgroups()->Pids(moved), static_cast<pid_t>(moved)))
+      << "the old zygote's trial was not moved into its cgroup";
+  for (int i = 0; i < 1000 && exits.size() < 2; ++i) io.run_for(20ms);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[moved].code, 4) << exits[moved].Describe();
+}
+
 INSTANTIATE_TEST_SUITE_P(CgroupsAndSubreaper, LauncherIsolationTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Cgroups" : "SubreaperOnly";

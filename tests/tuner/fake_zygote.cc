@@ -8,11 +8,14 @@
 //                                     exits without saying it is ready; FAKE_ZYGOTE_NO_CLONE3=1
 //                                     makes clone3 fail with ENOSYS in it (a seccomp filter, as
 //                                     container runtimes install), so it cannot start trials
-//                                     inside their cgroup
+//                                     inside their cgroup; FAKE_ZYGOTE_OLD=1 makes it a zygote
+//                                     from before the "cgroup" field: a proxy in front of the real
+//                                     one drops the descriptor and the field from each request
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include "trainer/zygote.h"
+#include "tuner/client/protocol.h"
 
 namespace {
 
@@ -52,6 +56,28 @@ bool RefuseClone3() {
          ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
 }
 
+// Relays messages between the launcher (`outer`) and a real zygote (`inner`) as a zygote that
+// knows nothing of cgroups would see and answer them: recv() takes no descriptor (the kernel
+// closes one that was passed) and the request loses its "cgroup" field. Returns at EOF.
+int RelayAsOldZygote(int outer, int inner) {
+  std::vector<char> buffer(1 << 20);
+  auto relay = [&](int from, int to, bool strip) {
+    const ssize_t n = ::recv(from, buffer.data(), buffer.size(), 0);
+    if (n <= 0) return false;
+    std::string text(buffer.data(), static_cast<std::size_t>(n));
+    if (strip) {
+      tune::Json request = tune::Json::parse(text);
+      request.erase("cgroup");
+      text = request.dump();
+    }
+    return ::send(to, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+  };
+  if (!relay(inner, outer, false)) return 5;  // {"ready": true}
+  while (relay(outer, inner, true) && relay(inner, outer, false)) {
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,6 +95,21 @@ int main(int argc, char** argv) {
     std::perror("tune-test-fake-zygote: seccomp");
     return 4;
   }
-  return tune::RunZygote(
-      std::atoi(fd), [](const std::vector<std::string>&, const std::vector<std::string>&) {}, RunShell);
+  auto serve = [](int on) {
+    return tune::RunZygote(
+        on, [](const std::vector<std::string>&, const std::vector<std::string>&) {}, RunShell);
+  };
+  if (const char* old = std::getenv("FAKE_ZYGOTE_OLD"); old != nullptr && std::string(old) == "1") {
+    int inner[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, inner) != 0) return 6;
+    const pid_t real = ::fork();
+    if (real < 0) return 6;
+    if (real == 0) {
+      ::close(inner[0]);
+      return serve(inner[1]);
+    }
+    ::close(inner[1]);
+    return RelayAsOldZygote(std::atoi(fd), inner[0]);
+  }
+  return serve(std::atoi(fd));
 }
