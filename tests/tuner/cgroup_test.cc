@@ -371,139 +371,117 @@ TEST(LauncherCgroupTest, WhatATrialForkedBeforeItsMoveEndsWithIt) {
   fs::remove(pid_file);
 }
 
+// Trials of the fake warm trainer (tests/tuner/fake_zygote.cc: trainer/zygote.cc's own zygote,
+// whose trials are shell scripts) under a launcher with per-trial cgroups.
+class WarmCgroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why_not;
+    // Before the launcher's: both would be <own cgroup>/tune-<pid>, which the probe removes.
+    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
+    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
+    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
+    probe.reset();
+    ::unsetenv("FAKE_ZYGOTE_GO");  // the fake zygote is ready at once
+    launcher_ = std::make_unique<LocalLauncher>(io_, 30, /*use_cgroups=*/true);
+    ASSERT_TRUE(launcher_->cgroups());
+    launcher_->SetExitCallback([this](std::int64_t group, ExitStatus status) {
+      exits_[group] = status;
+      ++ended_;
+    });
+  }
+  // Starts the zygote, with `variable`=1 in its environment if given (a fake zygote's option),
+  // through a first trial (spawned cold), and runs until both are ready and that trial is done.
+  void StartZygote(const char* variable = nullptr) {
+    if (variable) ::setenv(variable, "1", 1);
+    const std::int64_t first = launcher_->Launch({Warm("exit 0")});
+    for (int i = 0; i < 1000 && !(exits_.count(first) && launcher_->num_ready_zygotes() == 1); ++i) {
+      io_.run_for(20ms);
+    }
+    if (variable) ::unsetenv(variable);
+    ASSERT_EQ(launcher_->num_ready_zygotes(), 1u);
+    exits_.clear();
+    ended_ = 0;
+  }
+  static LaunchRequest Warm(const std::string& script) {
+    return LaunchRequest{{std::string(TUNE_BIN_DIR) + "/tune-test-fake-zygote", "-c", script},
+                         {{"TUNE_WARM_START", "1"}, {"TUNE_TRIAL_ID", "t_warm"}},
+                         {},
+                         {},
+                         {}};
+  }
+  // Runs until `n` trials launched after StartZygote have ended.
+  void RunUntilEnded(int n) {
+    for (int i = 0; i < 1000 && ended_ < n; ++i) io_.run_for(20ms);
+    ASSERT_EQ(ended_, n);
+  }
+  bool InItsCgroup(std::int64_t group) const {
+    return Contains(launcher_->cgroups()->Pids(group), static_cast<pid_t>(group));
+  }
+
+  boost::asio::io_context io_;
+  std::unique_ptr<LocalLauncher> launcher_;
+  std::map<std::int64_t, ExitStatus> exits_;
+  int ended_ = 0;
+};
+
 // A trial the warm trainer forks (trainer/zygote.h) is in its cgroup before it runs anything: the
 // zygote starts it there by clone3, with the cgroup the launcher passes it. Before, the launcher
 // moved it in once the zygote had said its pid (a write to cgroup.procs, ~20 ms here), and what
 // the trial did first ran in the tuner's cgroup. The trial's shell reads its own cgroup at once
 // (builtins: no fork), and forks a process of its own session that outlives it.
-TEST(LauncherCgroupTest, AWarmTrialStartsInItsCgroup) {
-  {
-    std::string why_not;
-    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
-    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
-    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
-  }
-  ::unsetenv("FAKE_ZYGOTE_GO");  // the fake zygote is ready at once
-  boost::asio::io_context io;
-  LocalLauncher launcher(io, 30, /*use_cgroups=*/true);
-  ASSERT_TRUE(launcher.cgroups());
-  const std::string fake_zygote = std::string(TUNE_BIN_DIR) + "/tune-test-fake-zygote";
-  LaunchRequest warm_up{{fake_zygote, "-c", "exit 0"}, {{"TUNE_WARM_START", "1"}}, {}, {}, {}};
-  int exits = 0;
-  launcher.SetExitCallback([&](std::int64_t, ExitStatus) { ++exits; });
-  launcher.Launch({warm_up});  // spawned cold; starts the zygote
-  for (int i = 0; i < 1000 && !(exits == 1 && launcher.num_ready_zygotes() == 1); ++i) {
-    io.run_for(20ms);
-  }
-  ASSERT_EQ(launcher.num_ready_zygotes(), 1u);
-
+TEST_F(WarmCgroupTest, AWarmTrialStartsInItsCgroup) {
+  StartZygote();
   const fs::path dir = fs::temp_directory_path() / fmt::format("tune_cgroup_warm_{}", ::getpid());
   fs::create_directories(dir);
-  LaunchRequest request{
-      {fake_zygote, "-c",
-       fmt::format("while read -r line; do case $line in 0::*) echo \"$line\" >{0}/seen;; esac; "
-                   "done </proc/self/cgroup; "
-                   "setsid sleep 1000 & echo $! >{0}/escaped; sleep 0.3",
-                   dir.string())},
-      {{"TUNE_WARM_START", "1"}, {"TUNE_TRIAL_ID", "t_2"}},
-      {},
-      {},
-      {}};
-  exits = 0;
-  const std::int64_t group = launcher.Launch({request});
-  ASSERT_EQ(launcher.num_warm_launches(), 1u) << "the trial was not started by the zygote";
+  const std::int64_t group = launcher_->Launch({Warm(fmt::format(
+      "while read -r line; do case $line in 0::*) echo \"$line\" >{0}/seen;; esac; "
+      "done </proc/self/cgroup; setsid sleep 1000 & echo $! >{0}/escaped; sleep 0.3",
+      dir.string()))});
+  ASSERT_EQ(launcher_->num_warm_launches(), 1u) << "the trial was not started by the zygote";
   const pid_t escaped = ReadPid(dir / "escaped");
   ASSERT_GT(escaped, 0);
-  EXPECT_TRUE(Contains(launcher.cgroups()->Pids(group), escaped));
-  EXPECT_FALSE(Contains(launcher.cgroups()->HomePids(), escaped));
-  EXPECT_TRUE(EndsWithItsTrial(io, launcher, group, exits, escaped))
+  EXPECT_TRUE(Contains(launcher_->cgroups()->Pids(group), escaped));
+  EXPECT_FALSE(Contains(launcher_->cgroups()->HomePids(), escaped));
+  EXPECT_TRUE(EndsWithItsTrial(io_, *launcher_, group, ended_, escaped))
       << "what the warm trial left outlived it";
   std::ifstream in(dir / "seen");
   const std::string seen((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_NE(seen.find(launcher.cgroups()->root().filename().string() + "/n"), std::string::npos)
+  EXPECT_NE(seen.find(launcher_->cgroups()->root().filename().string() + "/n"), std::string::npos)
       << "the warm trial's first look at its cgroup saw " << seen;
-  EXPECT_TRUE(RunUntilReaped(io, escaped));
+  EXPECT_TRUE(RunUntilReaped(io_, escaped));
   fs::remove_all(dir);
 }
 
 // A zygote whose clone3 is refused (a seccomp filter of a container runtime that answers it with
 // ENOSYS) says so; the trial it could not start is spawned instead (inside its cgroup, by this
 // process), and its later trials are forked as before clone3 was used, then moved in.
-TEST(LauncherCgroupTest, AZygoteThatCannotCloneIntoACgroupHasItsTrialsMovedIn) {
-  {
-    std::string why_not;
-    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
-    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
-    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
-  }
-  ::unsetenv("FAKE_ZYGOTE_GO");
-  ::setenv("FAKE_ZYGOTE_NO_CLONE3", "1", 1);
-  boost::asio::io_context io;
-  LocalLauncher launcher(io, 30, /*use_cgroups=*/true);
-  ASSERT_TRUE(launcher.cgroups());
-  const std::string fake_zygote = std::string(TUNE_BIN_DIR) + "/tune-test-fake-zygote";
-  auto warm = [&](const std::string& script) {
-    return LaunchRequest{{fake_zygote, "-c", script}, {{"TUNE_WARM_START", "1"}}, {}, {}, {}};
-  };
-  std::map<std::int64_t, ExitStatus> exits;
-  launcher.SetExitCallback([&](std::int64_t group, ExitStatus status) { exits[group] = status; });
-  const std::int64_t first = launcher.Launch({warm("exit 0")});  // cold; starts the zygote
-  for (int i = 0; i < 1000 && !(exits.count(first) && launcher.num_ready_zygotes() == 1); ++i) {
-    io.run_for(20ms);
-  }
-  ::unsetenv("FAKE_ZYGOTE_NO_CLONE3");
-  ASSERT_EQ(launcher.num_ready_zygotes(), 1u);
-
+TEST_F(WarmCgroupTest, AZygoteThatCannotCloneIntoACgroupHasItsTrialsMovedIn) {
+  StartZygote("FAKE_ZYGOTE_NO_CLONE3");
   testing::internal::CaptureStderr();
-  const std::int64_t refused = launcher.Launch({warm("exit 3")});
+  const std::int64_t refused = launcher_->Launch({Warm("exit 3")});
   const std::string said = testing::internal::GetCapturedStderr();
-  EXPECT_EQ(launcher.num_warm_launches(), 0u) << "the zygote could not start it";
+  EXPECT_EQ(launcher_->num_warm_launches(), 0u) << "the zygote could not start it";
   EXPECT_NE(said.find("clone3 into the trial's cgroup: Function not implemented"), std::string::npos)
       << said;
-  const std::int64_t moved = launcher.Launch({warm("sleep 0.3; exit 4")});
-  EXPECT_EQ(launcher.num_warm_launches(), 1u) << "forked by the zygote, as before clone3";
-  EXPECT_TRUE(Contains(launcher.cgroups()->Pids(moved), static_cast<pid_t>(moved)))
-      << "the zygote's trial was moved into its cgroup";
-  for (int i = 0; i < 1000 && exits.size() < 3; ++i) io.run_for(20ms);
-  ASSERT_EQ(exits.size(), 3u);
-  EXPECT_EQ(exits[refused].code, 3) << exits[refused].Describe();
-  EXPECT_EQ(exits[moved].code, 4) << exits[moved].Describe();
+  const std::int64_t moved = launcher_->Launch({Warm("sleep 0.3; exit 4")});
+  EXPECT_EQ(launcher_->num_warm_launches(), 1u) << "forked by the zygote, as before clone3";
+  EXPECT_TRUE(InItsCgroup(moved)) << "the zygote's trial was not moved into its cgroup";
+  RunUntilEnded(2);
+  EXPECT_EQ(exits_[refused].code, 3) << exits_[refused].Describe();
+  EXPECT_EQ(exits_[moved].code, 4) << exits_[moved].Describe();
 }
 
 // A zygote from before the "cgroup" field (a tune-trainer, or a program of the user's speaking
 // the protocol, built earlier than this tuner) ignores the descriptor and forks the trial where
 // it is: its reply does not say "cgroup", so the launcher moves the trial in, as before.
-TEST(LauncherCgroupTest, AZygoteThatKnowsNoCgroupsHasItsTrialsMovedIn) {
-  {
-    std::string why_not;
-    std::unique_ptr<TrialCgroups> probe = TrialCgroups::Create(&why_not);
-    if (!probe) GTEST_SKIP() << "no per-trial cgroups here: " << why_not;
-    if (!CanCloneIntoCgroup(*probe, &why_not)) GTEST_SKIP() << why_not;
-  }
-  ::unsetenv("FAKE_ZYGOTE_GO");
-  ::setenv("FAKE_ZYGOTE_OLD", "1", 1);
-  boost::asio::io_context io;
-  LocalLauncher launcher(io, 30, /*use_cgroups=*/true);
-  ASSERT_TRUE(launcher.cgroups());
-  const std::string fake_zygote = std::string(TUNE_BIN_DIR) + "/tune-test-fake-zygote";
-  auto warm = [&](const std::string& script) {
-    return LaunchRequest{{fake_zygote, "-c", script}, {{"TUNE_WARM_START", "1"}}, {}, {}, {}};
-  };
-  std::map<std::int64_t, ExitStatus> exits;
-  launcher.SetExitCallback([&](std::int64_t group, ExitStatus status) { exits[group] = status; });
-  const std::int64_t first = launcher.Launch({warm("exit 0")});  // cold; starts the zygote
-  for (int i = 0; i < 1000 && !(exits.count(first) && launcher.num_ready_zygotes() == 1); ++i) {
-    io.run_for(20ms);
-  }
-  ::unsetenv("FAKE_ZYGOTE_OLD");
-  ASSERT_EQ(launcher.num_ready_zygotes(), 1u);
-  const std::int64_t moved = launcher.Launch({warm("sleep 0.3; exit 4")});
-  EXPECT_EQ(launcher.num_warm_launches(), 1u);
-  EXPECT_TRUE(Contains(launcher.cgroups()->Pids(moved), static_cast<pid_t>(moved)))
-      << "the old zygote's trial was not moved into its cgroup";
-  for (int i = 0; i < 1000 && exits.size() < 2; ++i) io.run_for(20ms);
-  ASSERT_EQ(exits.size(), 2u);
-  EXPECT_EQ(exits[moved].code, 4) << exits[moved].Describe();
+TEST_F(WarmCgroupTest, AZygoteThatKnowsNoCgroupsHasItsTrialsMovedIn) {
+  StartZygote("FAKE_ZYGOTE_OLD");
+  const std::int64_t moved = launcher_->Launch({Warm("sleep 0.3; exit 4")});
+  EXPECT_EQ(launcher_->num_warm_launches(), 1u);
+  EXPECT_TRUE(InItsCgroup(moved)) << "the old zygote's trial was not moved into its cgroup";
+  RunUntilEnded(1);
+  EXPECT_EQ(exits_[moved].code, 4) << exits_[moved].Describe();
 }
 
 INSTANTIATE_TEST_SUITE_P(CgroupsAndSubreaper, LauncherIsolationTest, ::testing::Bool(),
