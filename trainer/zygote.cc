@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tuner/client/clone3.h"
 #include "tuner/client/protocol.h"
 
 namespace tune {
@@ -168,13 +169,8 @@ void Prepare(const Json& request, const WarmPrepare& prepare) {
 pid_t ForkMiddle(int cgroup_fd) {
   if (cgroup_fd < 0) return ::fork();
 #if defined(SYS_clone3)
-  // struct clone_args of <linux/sched.h> up to `cgroup` (CLONE_ARGS_SIZE_VER2).
-  struct {
-    std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-        set_tid_size, cgroup;
-  } args{};
-  static_assert(sizeof args == 88, "CLONE_ARGS_SIZE_VER2");
-  args.flags = 0x200000000ULL;  // CLONE_INTO_CGROUP
+  CloneArgs args{};
+  args.flags = kCloneIntoCgroup;
   args.exit_signal = SIGCHLD;
   args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
   return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));

@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "tuner/client/clone3.h"
 #include "tuner/launcher.h"
 
 namespace tune {
@@ -115,14 +116,6 @@ fs::path OwnCgroupDirectory(std::string* why_not) {
 namespace {
 
 #if defined(__x86_64__)
-// struct clone_args of <linux/sched.h> up to `cgroup` (CLONE_ARGS_SIZE_VER2), spelled out here
-// because that header's CLONE_* macros collide with <sched.h>'s.
-struct CloneArgs {
-  std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-      set_tid_size, cgroup;
-};
-constexpr std::uint64_t kCloneIntoCgroup = 0x200000000ULL;  // Linux >= 5.7
-
 // clone3(args, size) whose child calls fn(arg) on args->stack and exits with what it returns;
 // in the caller it returns what clone3 returns (the child's pid, or -errno). In assembly because
 // the child starts on a stack with no frame to return to (glibc's clone3 wrapper is internal):
@@ -151,7 +144,6 @@ tune_clone3_run:
     ret
     .size tune_clone3_run, .-tune_clone3_run
 )");
-static_assert(sizeof(CloneArgs) == 88, "CLONE_ARGS_SIZE_VER2");
 
 // Whether clone3 with CLONE_INTO_CGROUP worked the last time (a kernel before 5.7, or a seccomp
 // filter that answers clone3 with ENOSYS as container runtimes do, turn it off for good).
