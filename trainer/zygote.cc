@@ -264,10 +264,11 @@ int RunZygote(int fd, const WarmPrepare& prepare, const WarmTrialMain& trial_mai
     Json reply;
     try {
       Json request = Json::parse(buffer.data(), buffer.data() + n);
-      if (request.value("cgroup", false) && cgroup_fd < 0) {
+      const bool into_cgroup = request.value("cgroup", false);
+      if (into_cgroup && cgroup_fd < 0) {
         reply = Json{{"error", "bad request: \"cgroup\" without a descriptor"}, {"disable", false}};
       } else {
-        reply = Fork(request, request.value("cgroup", false) ? cgroup_fd : -1, prepare, trial_main);
+        reply = Fork(request, into_cgroup ? cgroup_fd : -1, prepare, trial_main);
       }
     } catch (const std::exception& error) {
       reply = Json{{"error", std::string("bad request: ") + error.what()}, {"disable", false}};
