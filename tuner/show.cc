@@ -12,6 +12,7 @@
 #include <variant>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "reporters/csv.h"
 #include "reporters/reporters.h"
@@ -172,6 +173,32 @@ std::vector<std::string> MetricNames(const ExperimentRecord& record) {
   return ordered;
 }
 
+}  // namespace
+
+std::vector<std::string> ShowColumns(const ExperimentRecord& record) {
+  std::vector<std::string> known;
+  for (const auto& [builtin, kind] : Builtins()) known.push_back(builtin);
+  for (const std::string& param : ParamPaths(record)) known.push_back("config/" + param);
+  const std::vector<std::string> metrics = MetricNames(record);
+  known.insert(known.end(), metrics.begin(), metrics.end());
+  known.push_back("best/" + record.metric);
+  known.push_back("best/training_iteration");
+  return known;
+}
+
+const std::vector<std::string>& ShowStatuses() {
+  static const std::vector<std::string> kStatuses = {"PENDING", "RUNNING", "PAUSED",
+                                                     "TERMINATED", "STOPPED", "ERROR"};
+  return kStatuses;
+}
+
+const std::vector<std::string>& ShowOrders() {
+  static const std::vector<std::string> kOrders = {"asc", "desc"};
+  return kOrders;
+}
+
+namespace {
+
 // Resolves a column name; throws SpecError naming `option`.
 Column Resolve(const std::string& name, const ExperimentRecord& record, const std::string& option) {
   for (const auto& [builtin, kind] : Builtins()) {
@@ -193,12 +220,7 @@ Column Resolve(const std::string& name, const ExperimentRecord& record, const st
   if (name == "best/training_iteration") return {name, Kind::kBestIteration, ""};
   if (params.count(name) != 0) return {"config/" + name, Kind::kParam, name};
   if (has_metric(name)) return {name, Kind::kMetric, name};
-  std::vector<std::string> known;
-  for (const auto& [builtin, kind] : Builtins()) known.push_back(builtin);
-  for (const std::string& param : params) known.push_back("config/" + param);
-  known.insert(known.end(), metrics.begin(), metrics.end());
-  known.push_back("best/" + record.metric);
-  known.push_back("best/training_iteration");
+  const std::vector<std::string> known = ShowColumns(record);
   std::string list;
   for (const std::string& column : known) list += (list.empty() ? "" : ", ") + column;
   throw SpecError(option, fmt::format("no column, parameter or metric \"{}\" in {} (known: {}){}",
@@ -635,7 +657,8 @@ ExperimentRecord LoadExperiment(const fs::path& dir) {
 }
 
 std::string RenderShow(const std::vector<ExperimentRecord>& experiments, const ShowOptions& options) {
-  if (!options.order.empty() && options.order != "asc" && options.order != "desc") {
+  const std::vector<std::string>& orders = ShowOrders();
+  if (!options.order.empty() && std::find(orders.begin(), orders.end(), options.order) == orders.end()) {
     throw SpecError("--order", fmt::format("must be asc or desc, got \"{}\"", options.order));
   }
   ShowOptions checked = options;
@@ -643,12 +666,10 @@ std::string RenderShow(const std::vector<ExperimentRecord>& experiments, const S
     std::string upper = status;
     std::transform(upper.begin(), upper.end(), upper.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    static const std::vector<std::string> kStatuses = {"PENDING", "RUNNING", "PAUSED",
-                                                       "TERMINATED", "STOPPED", "ERROR"};
-    if (std::find(kStatuses.begin(), kStatuses.end(), upper) == kStatuses.end()) {
-      throw SpecError("--status", fmt::format("unknown status \"{}\" (known: PENDING, RUNNING, "
-                                              "PAUSED, TERMINATED, STOPPED, ERROR){}",
-                                              status, DidYouMean(upper, kStatuses)));
+    const std::vector<std::string>& known = ShowStatuses();
+    if (std::find(known.begin(), known.end(), upper) == known.end()) {
+      throw SpecError("--status", fmt::format("unknown status \"{}\" (known: {}){}", status,
+                                              fmt::join(known, ", "), DidYouMean(upper, known)));
     }
     status = upper;
   }

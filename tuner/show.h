@@ -80,6 +80,13 @@ struct ShowOptions {
   bool pareto = false;                 // only the Pareto front's trials (several objectives)
 };
 
+// Every name --columns and --sort accept for `record`: the built-in columns, config/<param> of each
+// parameter, each metric, best/<metric> and best/training_iteration (shell completion, errors).
+std::vector<std::string> ShowColumns(const ExperimentRecord& record);
+// What --status and --order accept.
+const std::vector<std::string>& ShowStatuses();  // PENDING, RUNNING, PAUSED, TERMINATED, ...
+const std::vector<std::string>& ShowOrders();    // asc, desc
+
 // The text `tune show` prints. Throws SpecError naming the option (--sort, --columns,
 // --status, --order) for a bad value.
 std::string RenderShow(const std::vector<ExperimentRecord>& experiments, const ShowOptions& options);
