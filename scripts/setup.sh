@@ -39,6 +39,8 @@ packages=(
   # reporters/web (report.html, the live dashboard): Debian's Chromium runs the browser test
   # (tests/integration/report_browser_test.mjs) and bench/report_paint.mjs; no browser downloads.
   chromium
+  # tests/tuner/completion_shells.sh: `tune completion` is tested in each shell it supports.
+  zsh fish
 )
 # NodeSource's nodejs bundles npm and conflicts with Debian's npm package: ask for npm only
 # when no npm command exists.

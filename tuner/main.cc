@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "tuner/completion.h"
 #include "tuner/dashboard.h"
 #include "tuner/experiment_lock.h"
 #include "tuner/resources.h"
@@ -335,15 +336,23 @@ int main(int argc, char** argv) {
 
   RunArgs run_args;
   CLI::App* run = app.add_subcommand("run", "Run an experiment from a space.json");
-  run->add_option("space", run_args.space_file, "The experiment spec (space.json)")->required();
-  run->add_option("overrides", run_args.overrides,
-                  "key=value overrides by dotted path (Hydra style); with -m, key=a,b,c sweeps");
+  tune::CompletionHints hints;  // what `tune __complete` offers where CLI11 cannot tell
+  using Hint = tune::CompletionHint;
+  CLI::Option* space =
+      run->add_option("space", run_args.space_file, "The experiment spec (space.json)")->required();
+  hints.Set(space, {Hint::kJsonFile});
+  hints.Set(run->add_option("overrides", run_args.overrides,
+                            "key=value overrides by dotted path (Hydra style); with -m, key=a,b,c "
+                            "sweeps"),
+            {Hint::kOverrides, space});
   run->add_option("--gpus", run_args.gpus, "GPUs of this machine to use (default: all visible)");
   run->add_option("--cpus", run_args.cpus, "CPU slots to use (default: all cores)");
   run->add_option("--num-samples", run_args.num_samples, "Override num_samples");
   run->add_option("--max-concurrent", run_args.max_concurrent, "Override max_concurrent");
   run->add_option("--name", run_args.name, "Experiment name (a directory under --storage)");
-  run->add_option("--storage", run_args.storage, "Where experiments are written (tune_results)");
+  hints.Set(run->add_option("--storage", run_args.storage,
+                            "Where experiments are written (tune_results)"),
+            {Hint::kDirectory});
   run->add_option("--report-host", run_args.report_host,
                   "Address the report server binds (default 127.0.0.1; trials elsewhere still "
                   "need their token)");
@@ -359,7 +368,8 @@ int main(int argc, char** argv) {
 
   ResumeArgs resume_args;
   CLI::App* resume = app.add_subcommand("resume", "Continue an interrupted experiment");
-  resume->add_option("dir", resume_args.dir, "The experiment directory")->required();
+  hints.Set(resume->add_option("dir", resume_args.dir, "The experiment directory")->required(),
+            {Hint::kExperiment});
   resume->add_option("--gpus", resume_args.gpus, "GPUs of this machine to use");
   resume->add_option("--cpus", resume_args.cpus, "CPU slots to use");
   resume->add_option("--report-host", resume_args.report_host,
@@ -377,16 +387,24 @@ int main(int argc, char** argv) {
   std::size_t show_top = 0;
   CLI::App* show = app.add_subcommand("show", "List an experiment's trials, or compare the best "
                                               "trials of several (from the journal; works while it runs)");
-  show->add_option("dirs", show_dirs, "Experiment directories")->required();
-  show->add_option("--sort", show_options.sort,
-                   "Sort by a column: the metric or any objective (best first), best/<metric>, "
-                   "pareto_rank, a parameter, training_iteration, time_total_s, ...");
-  show->add_option("--order", show_options.order, "asc or desc (default: best first for the "
-                                                  "metric, ascending otherwise)");
+  CLI::Option* dirs = show->add_option("dirs", show_dirs, "Experiment directories")->required();
+  hints.Set(dirs, {Hint::kExperiment});
+  hints.Set(show->add_option("--sort", show_options.sort,
+                             "Sort by a column: the metric or any objective (best first), "
+                             "best/<metric>, pareto_rank, a parameter, training_iteration, "
+                             "time_total_s, ..."),
+            {Hint::kShowColumn, dirs});
+  hints.Set(show->add_option("--order", show_options.order,
+                             "asc or desc (default: best first for the metric, ascending "
+                             "otherwise)"),
+            {Hint::kWords, nullptr, tune::ShowOrders()});
   CLI::Option* top = show->add_option("--top", show_top, "Only the first K rows (sorted by the "
                                                          "metric unless --sort)");
-  show->add_option("--status", show_statuses, "Only trials of these statuses: STOPPED,ERROR,...");
-  show->add_option("--columns", show_columns, "Comma-separated columns (see docs/spec.md)");
+  hints.Set(show->add_option("--status", show_statuses,
+                             "Only trials of these statuses: STOPPED,ERROR,..."),
+            {Hint::kWords, nullptr, tune::ShowStatuses(), /*comma_list=*/true});
+  hints.Set(show->add_option("--columns", show_columns, "Comma-separated columns (see docs/spec.md)"),
+            {Hint::kShowColumn, dirs, {}, /*comma_list=*/true});
   show->add_flag("--pareto", show_options.pareto, "Only the trials on the Pareto front (several "
                                                   "objectives; the pareto_rank column)");
   CLI::Option* json = show->add_flag("--json", show_json, "One JSON object per trial");
@@ -395,8 +413,28 @@ int main(int argc, char** argv) {
   std::string train_config;
   std::vector<std::string> train_args;
   CLI::App* train = app.add_subcommand("train", "Train one configuration without tuning");
-  train->add_option("config", train_config, "The trainer config (JSON)")->required();
-  train->add_option("overrides", train_args, "key=value overrides passed to the trainer");
+  CLI::Option* config = train->add_option("config", train_config, "The trainer config (JSON)")->required();
+  hints.Set(config, {Hint::kJsonFile});
+  hints.Set(train->add_option("overrides", train_args, "key=value overrides passed to the trainer"),
+            {Hint::kOverrides, config});
+
+  std::string shell;
+  CLI::App* completion = app.add_subcommand(
+      "completion", "Print the shell completion script: eval \"$(tune completion bash)\" (or zsh, "
+                    "after compinit); tune completion fish | source");
+  completion->add_option("shell", shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember(tune::CompletionShells()));
+
+  // `tune __complete WORD... CURRENT` (the completion scripts' question; not in --help): the
+  // candidates for CURRENT, one a line after a first line saying whether they are file names.
+  if (argc > 1 && std::strcmp(argv[1], "__complete") == 0) {
+    const tune::Completions answer = tune::Complete(app, hints, {argv + 2, argv + argc});
+    std::string text = answer.paths ? ":paths\n" : ":words\n";
+    for (const std::string& word : answer.words) text += word + "\n";
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
 
   try {
     app.parse(argc, argv);
@@ -427,6 +465,11 @@ int main(int argc, char** argv) {
       return Show(show_dirs, show_options);
     }
     if (app.got_subcommand(train)) return Train(train_config, train_args);
+    if (app.got_subcommand(completion)) {
+      const std::string script = tune::CompletionScript(shell);
+      std::fwrite(script.data(), 1, script.size(), stdout);
+      return 0;
+    }
   } catch (const tune::SpecError& error) {
     std::fprintf(stderr, "tune: %s\n", error.what());
     return 2;
