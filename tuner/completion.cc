@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 
 #include <CLI/CLI.hpp>
@@ -57,11 +55,19 @@ const CLI::Option* PositionalAt(const CLI::App& command, std::size_t index) {
   return nullptr;
 }
 
-Json ReadJson(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) return Json();
-  return Json::parse(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), nullptr,
-                     /*allow_exceptions=*/false);
+// The spec a line names, as `tune run` would read it; null when it cannot be read or parsed, is
+// not a regular file or is over 16 MiB (a completion must not make the shell wait).
+Json ReadSpec(const std::string& file) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(file, error) ||
+      std::filesystem::file_size(file, error) > (std::uintmax_t{16} << 20) || error) {
+    return Json();
+  }
+  try {
+    return LoadSpecFile(file);
+  } catch (const SpecError&) {
+    return Json();
+  }
 }
 
 bool IsExperiment(const std::filesystem::path& dir) {
@@ -163,7 +169,7 @@ Completions CompleteValue(const CLI::Option* option, const CompletionHints& hint
       break;
     case CompletionHint::kOverrides: {
       const std::string file = source();
-      if (!file.empty()) words = CompleteOverride(ReadJson(file), typed);
+      if (!file.empty()) words = CompleteOverride(ReadSpec(file), typed);
       break;
     }
     case CompletionHint::kShowColumn: {

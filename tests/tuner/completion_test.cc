@@ -128,6 +128,15 @@ TEST_F(CompleteTest, PositionalsByTheirHintsPastOptionsAndTheirValues) {
   EXPECT_THAT(Words({"run", "space.json", "a=1", "scheduler.max_t="}), ElementsAre("scheduler.max_t=27"));
 }
 
+TEST_F(CompleteTest, ASpecThatCannotBeReadCompletesToNothing) {
+  Write("deep.json", std::string(100000, '[') + std::string(100000, ']'));  // refused by depth
+  Write("broken.json", R"({"scheduler": )");
+  fs::create_directories("dir.json");
+  for (const char* spec : {"deep.json", "broken.json", "dir.json", "missing.json"}) {
+    EXPECT_THAT(Words({"run", spec, ""}), IsEmpty()) << spec;
+  }
+}
+
 TEST_F(CompleteTest, OptionValuesFromIsMemberAndHintsWithCommaLists) {
   EXPECT_THAT(Words({"run", "--launcher", ""}), ElementsAre("local", "slurm"));
   EXPECT_THAT(Words({"run", "--launcher=s"}), ElementsAre("--launcher=slurm"));
