@@ -1,13 +1,12 @@
 #include "tuner/completion.h"
 
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 
 #include <CLI/CLI.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "tests/tuner/scratch_dir.h"
 
 namespace tune {
 namespace {
@@ -20,22 +19,11 @@ namespace fs = std::filesystem;
 // A scratch directory that is the current directory while the test runs (paths complete from it).
 class InScratchDir : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("tune_completion_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    old_ = fs::current_path();
-    fs::current_path(dir_);
-  }
-  void TearDown() override {
-    fs::current_path(old_);
-    fs::remove_all(dir_);
-  }
-  static void Write(const fs::path& file, const std::string& text) {
-    fs::create_directories(fs::absolute(file).parent_path());
-    std::ofstream(file) << text;
-  }
-  fs::path dir_, old_;
+  void SetUp() override { fs::current_path(scratch_.path()); }
+  void TearDown() override { fs::current_path(old_); }
+  void Write(const fs::path& file, const std::string& text) { scratch_.Write(file, text); }
+  fs::path old_ = fs::current_path();
+  ScratchDir scratch_{"tune_completion"};
 };
 
 TEST(CompleteOverrideTest, OffersKeysObjectsWithADotValuesWithAnEquals) {

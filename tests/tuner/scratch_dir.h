@@ -1,0 +1,43 @@
+// A directory of a test's own under the system's temporary directory, made empty at the start
+// and removed at the end, with the files the test writes into it.
+//
+// Example:
+//   ScratchDir scratch("tune_compose");
+//   scratch.Write("trainer/optimizer/adam.json", R"({"type": "adam"})");
+//   Load(scratch.path() / "trainer/optimizer/adam.json");
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace tune {
+
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name)
+      : path_(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code error;
+    std::filesystem::remove_all(path_, error);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `text` to `relative` (from path()), making its directories.
+  void Write(const std::filesystem::path& relative, const std::string& text) const {
+    std::filesystem::create_directories((path_ / relative).parent_path());
+    std::ofstream(path_ / relative) << text;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace tune
