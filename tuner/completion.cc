@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tuner/compose.h"
 #include "tuner/show.h"
 #include "tuner/spec.h"
 
@@ -169,7 +170,30 @@ Completions CompleteValue(const CLI::Option* option, const CompletionHints& hint
       break;
     case CompletionHint::kOverrides: {
       const std::string file = source();
-      if (!file.empty()) words = CompleteOverride(ReadSpec(file), typed);
+      if (file.empty()) break;
+      const Json raw = ReadSpec(file);
+      Json spec = raw;  // the keys of the composed spec (tuner/compose.h), when it composes
+      try {
+        std::vector<std::string> none;
+        spec = ComposeSpec(raw, file, &none, /*multirun=*/false);
+      } catch (const std::exception&) {
+        // a broken defaults list: the file's own keys
+      }
+      words = CompleteOverride(spec, typed);
+      const std::filesystem::path root = std::filesystem::path(file).parent_path();
+      const std::size_t equals = typed.find('=');
+      const std::string key = typed.substr(0, equals);
+      const std::string sign = StartsWith(key, "+") ? "+" : "";
+      for (const std::string& group : SpecGroups(raw, file)) {
+        if (equals == std::string::npos && StartsWith(sign + group, typed)) {
+          words.push_back(sign + group + "=");  // a group: its options after the '='
+        } else if (equals != std::string::npos && key == sign + group) {
+          for (const std::string& option : GroupOptions(root.empty() ? "." : root, group)) {
+            if (StartsWith(key + "=" + option, typed)) words.push_back(key + "=" + option);
+          }
+        }
+      }
+      std::sort(words.begin(), words.end());
       break;
     }
     case CompletionHint::kShowColumn: {

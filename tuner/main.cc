@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "tuner/completion.h"
+#include "tuner/compose.h"
 #include "tuner/dashboard.h"
 #include "tuner/experiment_lock.h"
 #include "tuner/resources.h"
@@ -168,8 +169,10 @@ void DeferStopSignals() { tune::SetStopSignalsBlocked(true); }
 
 int Run(const RunArgs& args) {
   DeferStopSignals();
-  tune::Json raw = tune::LoadSpecFile(args.space_file);
-  for (const std::string& assignment : args.overrides) {
+  std::vector<std::string> overrides = args.overrides;  // what names a config group is taken out
+  const tune::Json raw_file = tune::LoadSpecFile(args.space_file);
+  tune::Json raw = tune::ComposeSpec(raw_file, args.space_file, &overrides, args.multirun);
+  for (const std::string& assignment : overrides) {
     bool sweep = args.multirun && assignment.find(',') != std::string::npos;
     tune::ApplyOverride(raw, assignment, sweep);
   }

@@ -187,6 +187,39 @@ TEST_F(TuneRunTest, SpecGivenAsABareFileNameRunsFromItsFolder) {
   EXPECT_EQ(TrialDirs(run.dir).size(), 2u);
 }
 
+// Config groups (tuner/compose.h): the spec is composed from a base file and groups, the command
+// line chooses one group's option and sweeps another's (a grid of whole objects in the trials'
+// configs), and experiment.json keeps the composed spec.
+TEST_F(TuneRunTest, ComposedSpecChoosesAndSweepsConfigGroups) {
+  const fs::path conf = storage_ / "conf";
+  fs::create_directories(conf / "search");
+  fs::create_directories(conf / "trainer" / "pace");
+  Json base = CurveSpec(/*num_samples=*/1, /*max_epochs=*/2);
+  base.erase("search");
+  std::ofstream(conf / "base.json") << base.dump();
+  std::ofstream(conf / "search" / "random.json") << R"({"algorithm": "random", "seed": 0})";
+  std::ofstream(conf / "search" / "seeded.json") << R"({"algorithm": "random", "seed": 7})";
+  std::ofstream(conf / "trainer" / "pace" / "fast.json") << R"({"level": 1})";
+  std::ofstream(conf / "trainer" / "pace" / "slow.json") << R"({"level": 2, "extra": true})";
+  std::ofstream(conf / "space.json")
+      << R"({"defaults": ["base", {"search": "random"}, {"trainer/pace": "fast"}], "max_concurrent": 2})";
+  RunOutput run = Run((conf / "space.json").string(), "search=seeded -m trainer/pace=fast,slow");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const Json spec = Json::parse(ReadFile(run.dir / "experiment.json"));
+  EXPECT_EQ(spec["search"], Json::parse(R"({"algorithm": "random", "seed": 7})"));
+  EXPECT_FALSE(spec.contains("defaults"));
+  EXPECT_EQ(spec["max_concurrent"], 2);
+  std::vector<Json> paces;
+  for (const fs::path& dir : TrialDirs(run.dir)) {
+    paces.push_back(Json::parse(ReadFile(dir / "params.json"))["pace"]);
+  }
+  EXPECT_EQ(paces, (std::vector<Json>{Json::parse(R"({"level": 1})"),
+                                      Json::parse(R"({"level": 2, "extra": true})")}));
+  RunOutput wrong = RunPath((conf / "space.json").string(), "wrong", "search=seed");
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_THAT(wrong.err, HasSubstr("defaults[1]: no option \"seed\" in group search (known: random, seeded)"));
+}
+
 TEST_F(TuneRunTest, AskingForMoreGpusThanExistIsAClearError) {
   RunOutput run = Run(Curve(), "--gpus 8", "CUDA_VISIBLE_DEVICES=0,1");
   EXPECT_EQ(run.exit_code, 2);

@@ -21,6 +21,9 @@ cat > space.json <<'EOF'
  "scheduler": {"type": "asha", "max_t": 27}}
 EOF
 mkdir specs && echo '{}' > specs/other.json && echo notes > notes.txt
+# A composed spec (tuner/compose.h): a group whose options complete after its '='.
+mkdir search && echo '{"algorithm": "random"}' > search/random.json && echo '{"algorithm": "tpe"}' > search/tpe.json
+echo '{"defaults": [{"search": "random"}], "name": "composed"}' > composed.json
 tune run "$src/examples/curve.json" num_samples=2 max_concurrent=2 scheduler.max_t=2 \
   trainer.max_epochs=2 trainer.sleep_ms=0 --name exp1 --storage tune_results >/dev/null 2>&1 ||
   { echo "completion_shells: the tiny curve run failed" >&2; exit 1; }
@@ -84,12 +87,16 @@ for shell in bash zsh fish; do
   expect $shell "tune show tune_results/exp1 --order " asc desc
   expect $shell "tune completion " bash fish zsh
   expect $shell "tune train space.json sch" scheduler.
+  expect $shell "tune run composed.json sea" search= search.
+  expect $shell "tune run composed.json +sea" +search=
 done
 # Values after '=': bash replaces only what follows the '=' (COMP_WORDBREAKS), the others the
 # whole word.
 expect bash "tune run space.json trainer.max_epochs=" 10
 expect bash "tune run space.json --launcher=s" slurm
+expect bash "tune run composed.json search=" random tpe
 for shell in zsh fish; do
+  expect $shell "tune run composed.json search=" search=random search=tpe
   expect $shell "tune run space.json trainer.max_epochs=" trainer.max_epochs=10
   expect $shell "tune run space.json --launcher=s" --launcher=slurm
 done
