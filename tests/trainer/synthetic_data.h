@@ -1,5 +1,6 @@
-// Test helpers shared by tests/trainer/*_test.cc: a scratch folder per test, a tiny separable
-// image task written in MNIST's IDX layout, and parameter snapshots to compare.
+// Test helpers shared by tests/trainer/*_test.cc: a scratch folder per test
+// (tests/scratch_dir.h), a tiny separable image task written in MNIST's IDX layout, and parameter
+// snapshots to compare.
 #pragma once
 
 #include <unistd.h>
@@ -12,26 +13,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "tests/scratch_dir.h"
 #include "trainer/idx.h"
 #include "tuner/client/protocol.h"
 
 namespace tune::testing {
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("tune_trainer_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // `classes` random 4x4 byte prototypes plus uniform noise of +-40, seeded.
 inline void WriteSeparableMnist(const std::filesystem::path& root, std::int64_t train, std::int64_t val,

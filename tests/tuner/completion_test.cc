@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/tuner/scratch_dir.h"
+#include "tests/scratch_dir.h"
 
 namespace tune {
 namespace {
@@ -23,7 +23,7 @@ class InScratchDir : public ::testing::Test {
   void TearDown() override { fs::current_path(old_); }
   void Write(const fs::path& file, const std::string& text) { scratch_.Write(file, text); }
   fs::path old_ = fs::current_path();
-  ScratchDir scratch_{"tune_completion"};
+  testing::ScratchDir scratch_{"completion"};
 };
 
 TEST(CompleteOverrideTest, OffersKeysObjectsWithADotValuesWithAnEquals) {

@@ -7,7 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/tuner/scratch_dir.h"
+#include "tests/scratch_dir.h"
 
 namespace tune {
 namespace {
@@ -46,7 +46,7 @@ class ComposeTest : public ::testing::Test {
     }
     return "(composed)";
   }
-  ScratchDir scratch_{"tune_compose"};
+  testing::ScratchDir scratch_{"compose"};
   const fs::path root_ = scratch_.path();
 };
 

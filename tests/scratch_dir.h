@@ -1,8 +1,8 @@
 // A directory of a test's own under the system's temporary directory, made empty at the start
-// and removed at the end, with the files the test writes into it.
+// and removed at the end, with the files the test writes into it. Shared by every test area.
 //
 // Example:
-//   ScratchDir scratch("tune_compose");
+//   tune::testing::ScratchDir scratch;   // tune_<test name>_<pid>
 //   scratch.Write("trainer/optimizer/adam.json", R"({"type": "adam"})");
 //   Load(scratch.path() / "trainer/optimizer/adam.json");
 #pragma once
@@ -13,12 +13,16 @@
 #include <fstream>
 #include <string>
 
-namespace tune {
+#include <gtest/gtest.h>
+
+namespace tune::testing {
 
 class ScratchDir {
  public:
+  // Named after the running test.
+  ScratchDir() : ScratchDir(::testing::UnitTest::GetInstance()->current_test_info()->name()) {}
   explicit ScratchDir(const std::string& name)
-      : path_(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
+      : path_(std::filesystem::temp_directory_path() / ("tune_" + name + "_" + std::to_string(::getpid()))) {
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
@@ -40,4 +44,4 @@ class ScratchDir {
   std::filesystem::path path_;
 };
 
-}  // namespace tune
+}  // namespace tune::testing
