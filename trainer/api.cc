@@ -15,6 +15,10 @@ std::vector<torch::Tensor> DataModule::TrainBatches(std::int64_t /*batch_size*/,
   throw std::logic_error("DataModule::HasOwnBatches() is true but TrainBatches() is not overridden");
 }
 
+Batch DataModule::CollateTest(const torch::Tensor& /*indices*/) const {
+  throw std::logic_error("DataModule::test_size() is > 0 but CollateTest() is not overridden");
+}
+
 std::vector<torch::Tensor> DataModule::ValBatches(std::int64_t /*batch_size*/) const {
   throw std::logic_error("DataModule::HasOwnBatches() is true but ValBatches() is not overridden");
 }

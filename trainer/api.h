@@ -75,11 +75,16 @@ class DataModule {
 
   virtual std::int64_t train_size() const = 0;
   virtual std::int64_t val_size() const = 0;
+  // The test split (Lightning's test_dataloader), scored once at the end of training when the
+  // config says `test`. Default: none.
+  virtual std::int64_t test_size() const { return 0; }
 
   // The collate function: rows `indices` (int64 [B], on the device Setup returned) of the
   // training (`train`) or validation split as a Batch, on that device or the CPU (the loader
   // copies it to the training device).
   virtual Batch Collate(bool train, const torch::Tensor& indices) const = 0;
+  // The same for rows of the test split (test_size() > 0). Default: throws std::logic_error.
+  virtual Batch CollateTest(const torch::Tensor& indices) const;
 
   // Called once before training with the training device: prepare the data (normalise it, move
   // it to the GPU when it fits, ...). Returns the device the data (and so the row indices) live

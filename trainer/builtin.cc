@@ -1,10 +1,13 @@
 #include "trainer/builtin.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "trainer/activation_checkpoint.h"
 #include "trainer/models.h"
@@ -114,14 +117,44 @@ void BuiltinModel::LoadState(torch::serialize::InputArchive& archive, const Json
 BuiltinData::BuiltinData(const TrainerConfig& config, Dataset data)
     : data_(std::move(data)),
       device_dataset_max_mb_(config.device_dataset_max_mb),
-      bucket_by_length_(config.sequence.bucket_by_length) {}
+      bucket_by_length_(config.sequence.bucket_by_length) {
+  if (config.val_fraction <= 0 || data_.is_sequence) return;
+  const std::int64_t n = data_.train.size();
+  const auto held_out = static_cast<std::int64_t>(std::llround(config.val_fraction * static_cast<double>(n)));
+  if (held_out < 1 || held_out >= n) {
+    throw ConfigError("val_fraction: " + std::to_string(config.val_fraction) + " of " + std::to_string(n) +
+                      " training records leaves " + (held_out < 1 ? "no validation" : "no training") + " record");
+  }
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(config.split_seed);
+  const torch::Tensor order = torch::randperm(n, generator, torch::kLong);
+  val_rows_ = std::get<0>(order.slice(0, 0, held_out).sort());
+  train_rows_ = std::get<0>(order.slice(0, held_out).sort());
+}
+
+std::int64_t BuiltinData::train_size() const {
+  return train_rows_.defined() ? train_rows_.size(0) : data_.train_size();
+}
+
+std::int64_t BuiltinData::val_size() const { return val_rows_.defined() ? val_rows_.size(0) : data_.val_size(); }
+
+std::int64_t BuiltinData::test_size() const { return val_rows_.defined() ? data_.val.size() : 0; }
 
 Batch BuiltinData::Collate(bool train, const torch::Tensor& indices) const {
   if (data_.is_sequence) {
     SequenceBatch batch = CollateSequences(train ? data_.seq_train : data_.seq_val, indices);
     return Batch{batch.tokens, batch.labels, batch.lengths, batch.mask};
   }
+  if (val_rows_.defined()) {  // both splits are rows of data_.train
+    auto [x, y] = GatherBatch(data_, data_.train, (train ? train_rows_ : val_rows_).index_select(0, indices));
+    return Batch{x, y, {}, {}};
+  }
   auto [x, y] = GatherBatch(data_, train ? data_.train : data_.val, indices);
+  return Batch{x, y, {}, {}};
+}
+
+Batch BuiltinData::CollateTest(const torch::Tensor& indices) const {
+  if (!val_rows_.defined()) return DataModule::CollateTest(indices);
+  auto [x, y] = GatherBatch(data_, data_.val, indices);
   return Batch{x, y, {}, {}};
 }
 
@@ -132,6 +165,10 @@ torch::Device BuiltinData::Setup(const torch::Device& training_device) {
   const bool fits = training_device.is_cpu() || StagedBytes(data_) <= device_dataset_max_mb_ * (1 << 20);
   const torch::Device where = fits ? training_device : torch::Device(torch::kCPU);
   StageNormalised(data_, where);
+  if (train_rows_.defined()) {
+    train_rows_ = train_rows_.to(where);
+    val_rows_ = val_rows_.to(where);
+  }
   return where;
 }
 

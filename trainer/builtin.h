@@ -40,13 +40,16 @@ class BuiltinModel : public Model {
 
 // A Dataset (data.h) as a data module: images are normalised once in Setup (on the GPU when
 // they fit under config.device_dataset_max_mb); sequence tasks cut their own (length-bucketed)
-// batches.
+// batches. With config.val_fraction the validation rows are a fixed draw from the training split
+// (the tensors are not copied: batches gather through the row lists) and t10k is the test split.
 class BuiltinData : public DataModule {
  public:
   BuiltinData(const TrainerConfig& config, Dataset data);
-  std::int64_t train_size() const override { return data_.train_size(); }
-  std::int64_t val_size() const override { return data_.val_size(); }
+  std::int64_t train_size() const override;
+  std::int64_t val_size() const override;
+  std::int64_t test_size() const override;
   Batch Collate(bool train, const torch::Tensor& indices) const override;
+  Batch CollateTest(const torch::Tensor& indices) const override;
   torch::Device Setup(const torch::Device& training_device) override;
   bool HasOwnBatches() const override { return data_.is_sequence; }
   std::vector<torch::Tensor> TrainBatches(std::int64_t batch_size, std::uint64_t seed, int epoch) const override;
@@ -54,6 +57,10 @@ class BuiltinData : public DataModule {
 
  private:
   Dataset data_;
+  // val_fraction > 0: the training split's rows that train and those that validate (sorted, by
+  // split_seed; on the data's device after Setup), and data_.val is the test split. Undefined
+  // without: data_.train trains and data_.val validates.
+  torch::Tensor train_rows_, val_rows_;
   std::int64_t device_dataset_max_mb_;
   bool bucket_by_length_;
 };

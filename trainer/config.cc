@@ -269,6 +269,10 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   top.Read("threads", config.threads);
   top.Read("train_subset", config.train_subset);
   top.Read("val_subset", config.val_subset);
+  top.Read("val_fraction", config.val_fraction);
+  top.Read("split_seed", config.split_seed);
+  config.test = config.val_fraction > 0;
+  top.Read("test", config.test);
   top.Read("checkpoint", config.checkpoint);
   top.Read("checkpoint_every", config.checkpoint_every);
   top.Read("keep_checkpoints", config.keep_checkpoints);
@@ -319,6 +323,13 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   Require(config.threads >= 0, "threads", "must be >= 0");
   Require(config.train_subset >= 0, "train_subset", "must be >= 0");
   Require(config.val_subset >= 0, "val_subset", "must be >= 0");
+  Require(config.val_fraction >= 0 && config.val_fraction < 1, "val_fraction", "must be in [0, 1)");
+  if (config.builtin_model) {
+    Require(!(IsSequenceDataset(config.dataset) && config.val_fraction > 0), "val_fraction",
+            "is for the image datasets (the sequence tasks have sequence.train_size and sequence.val_size)");
+    Require(!config.test || config.val_fraction > 0, "test",
+            "needs val_fraction > 0: without it the dataset's test split (t10k) is the validation split");
+  }
   Require(config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
   Require(config.checkpoint_every >= 1, "checkpoint_every", "must be >= 1");
   return config;

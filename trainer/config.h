@@ -117,6 +117,15 @@ struct TrainerConfig {
   int threads = 1;               // torch::set_num_threads; 0 = LibTorch's default
   std::int64_t train_subset = 0;  // use the first N training records; 0 = all
   std::int64_t val_subset = 0;    // use the first N validation records; 0 = all
+  // Validation carved from the training split: 0 = the dataset's test split (t10k) validates; in
+  // (0, 1): this fraction of the training records, drawn by split_seed (the same rows for every
+  // trial, whatever its seed), validates, and t10k becomes the test split (image datasets).
+  double val_fraction = 0.0;
+  std::uint64_t split_seed = 0;
+  // Score the test split once, at the end of training (max_epochs, or early stopping; not when the
+  // tuner stops or pauses the trial): test_loss and test_acc join that epoch's report, as
+  // Lightning's trainer.test after fit. Default: on when there is a test split (val_fraction > 0).
+  bool test = false;
   bool checkpoint = true;         // when an output directory exists
   int checkpoint_every = 1;       // epochs between checkpoints (and after the last); 1 = every epoch (PBT)
   int keep_checkpoints = 2;

@@ -260,15 +260,15 @@ double Trainer::TrainEpoch(int epoch) {
   return loss_sum.item<double>() / static_cast<double>(n);
 }
 
-std::pair<double, double> Trainer::Validate() {
-  auto scope = profiler_.Measure("validation");
+std::pair<double, double> Trainer::Evaluate(bool test) {
+  auto scope = profiler_.Measure(test ? "test" : "validation");
   torch::NoGradGuard no_grad;
   model_->eval();
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
-  const std::int64_t n = data_->val_size();
+  const std::int64_t n = test ? data_->test_size() : data_->val_size();
   std::vector<torch::Tensor> batches;
-  if (data_->HasOwnBatches()) {
+  if (data_->HasOwnBatches() && !test) {
     batches = data_->ValBatches(config_.val_batch_size);
     if (ddp_) batches = ddp_->ShardEvalBatches(batches);
   } else {
@@ -281,7 +281,10 @@ std::pair<double, double> Trainer::Validate() {
   }
   BatchLoader loader(
       static_cast<std::int64_t>(batches.size()),
-      [&](std::int64_t i) { return data_->Collate(/*train=*/false, batches[static_cast<std::size_t>(i)]); },
+      [&](std::int64_t i) {
+        const torch::Tensor& rows = batches[static_cast<std::size_t>(i)];
+        return test ? data_->CollateTest(rows) : data_->Collate(/*train=*/false, rows);
+      },
       device_.is_cuda() && data_on_device_ ? 0 : config_.num_workers, device_);
   while (auto batch = loader.Next()) {
     torch::Tensor logits = Forward(*batch).to(torch::kFloat);
@@ -529,6 +532,9 @@ int Trainer::FindBatchSize(const std::function<bool(int)>& admits) {
 
 FitResult Trainer::Fit() {
   FitResult result;
+  if (config_.test && data_->test_size() <= 0) {
+    throw ConfigError("test: the data has no test split (its test_size() is 0)");
+  }
   std::string resume = config_.resume_from;
   if (session_ && session_->resume_checkpoint()) {
     resume = *session_->resume_checkpoint();
@@ -575,12 +581,19 @@ FitResult Trainer::Fit() {
       metrics["skipped_steps"] = skipped_steps_;
     }
     if (validate) {
-      auto [val_loss, val_acc] = Validate();
+      auto [val_loss, val_acc] = Evaluate(/*test=*/false);
       metrics["val_loss"] = val_loss;
       metrics["val_acc"] = val_acc;
-      history_.push_back(metrics);
     }
     bool stop_early = validate && ShouldStopEarly(metrics);
+    // The test split is scored once, when training ends here on its own (the same verdict on
+    // every DDP rank: their validation metrics are the same sums).
+    if (validate && config_.test && (epoch == config_.max_epochs || stop_early)) {
+      auto [test_loss, test_acc] = Evaluate(/*test=*/true);
+      metrics["test_loss"] = test_loss;
+      metrics["test_acc"] = test_acc;
+    }
+    if (validate) history_.push_back(metrics);
     std::string checkpoint;
     if (save && (epoch % config_.checkpoint_every == 0 || epoch == config_.max_epochs)) {
       // Only rank 0 writes; the others wait until the checkpoint is complete.
@@ -595,7 +608,10 @@ FitResult Trainer::Fit() {
       std::snprintf(line, sizeof line, "epoch %d/%d  step %lld  loss %.4f%s  %.0f samples/s  cpu %.3f s\n", epoch,
                     config_.max_epochs, static_cast<long long>(global_step_), train_loss,
                     validate ? (" val_loss " + std::to_string(metrics["val_loss"].get<double>()).substr(0, 6) +
-                                " val_acc " + std::to_string(metrics["val_acc"].get<double>()).substr(0, 6))
+                                " val_acc " + std::to_string(metrics["val_acc"].get<double>()).substr(0, 6) +
+                                (metrics.contains("test_acc")
+                                     ? " test_acc " + std::to_string(metrics["test_acc"].get<double>()).substr(0, 6)
+                                     : ""))
                                    .c_str()
                              : "",
                     samples_per_s, train_cpu_s);

@@ -93,7 +93,8 @@ class Trainer {
 
  private:
   double TrainEpoch(int epoch);                   // returns the mean training loss
-  std::pair<double, double> Validate();           // (loss, accuracy)
+  // (loss, accuracy) on the validation split, or with `test` the test split (config `test`).
+  std::pair<double, double> Evaluate(bool test);
   // The epoch's training batches (row indices; on the device holding the staged data).
   std::vector<torch::Tensor> TrainBatches(int epoch) const;
   torch::Tensor Forward(const Batch& batch);      // logits, under the precision's autocast

@@ -307,6 +307,85 @@ TEST(TrainerTest, EarlyStoppingEndsTraining) {
   EXPECT_EQ(result.epochs_completed, 3);
 }
 
+// val_fraction: validation is a fixed draw from the training split (the same rows whatever the
+// trial's seed; another split_seed draws others), the two parts are exactly the training split,
+// and t10k becomes the test split, scored once when training ends on its own.
+TEST(TrainerTest, ValFractionHoldsOutPartOfTheTrainingSplitAndTestsOnT10kAtTheEnd) {
+  ScratchDir dir;
+  WriteSeparableMnist(dir.path(), 200, 64);
+  auto data_for = [&](const Json& changes) {
+    Json json = BaseConfig(dir.path());
+    json.merge_patch(changes);
+    const TrainerConfig config = ParseTrainerConfig(json);
+    auto data = std::make_shared<BuiltinData>(config, LoadDataset(config));
+    data->Setup(torch::kCPU);
+    return data;
+  };
+  auto rows = [](const std::shared_ptr<BuiltinData>& data, int split) {  // 0 train, 1 val, 2 test
+    const std::int64_t n = split == 0 ? data->train_size() : split == 1 ? data->val_size() : data->test_size();
+    const torch::Tensor all = torch::arange(n, torch::kLong);
+    return (split == 2 ? data->CollateTest(all) : data->Collate(split == 0, all)).x;
+  };
+  const auto whole = data_for(Json::object());
+  const auto held = data_for({{"val_fraction", 0.25}, {"seed", 1}});
+  EXPECT_EQ(whole->test_size(), 0);
+  EXPECT_EQ(held->train_size(), 150);
+  EXPECT_EQ(held->val_size(), 50);
+  EXPECT_EQ(held->test_size(), 64);
+  EXPECT_TRUE(rows(held, 2).equal(rows(whole, 1))) << "the test split is t10k";
+  EXPECT_TRUE(rows(held, 1).equal(rows(data_for({{"val_fraction", 0.25}, {"seed", 2}}), 1)))
+      << "the trial's seed does not move the validation rows";
+  EXPECT_FALSE(rows(held, 1).equal(rows(data_for({{"val_fraction", 0.25}, {"split_seed", 5}}), 1)));
+  // Training and validation rows together are the training split, each row once.
+  const torch::Tensor projection = torch::randn({rows(whole, 0).size(1)}, torch::kDouble);
+  auto keys = [&](const torch::Tensor& x) { return std::get<0>(x.to(torch::kDouble).matmul(projection).sort()); };
+  EXPECT_TRUE(keys(torch::cat({rows(held, 0), rows(held, 1)})).allclose(keys(rows(whole, 0))));
+
+  Json json = BaseConfig(dir.path());
+  json["max_epochs"] = 2;
+  json["val_fraction"] = 0.25;
+  FitResult result = Train(json);
+  ASSERT_EQ(result.history.size(), 2u);
+  EXPECT_FALSE(result.history[0].contains("test_acc"));
+  EXPECT_GE(result.history[1].value("test_acc", -1.0), 0.0);
+  EXPECT_GT(result.history[1].value("test_loss", -1.0), 0.0);
+  json["test"] = false;
+  EXPECT_FALSE(Train(json).history.back().contains("test_acc"));
+  // Early stopping ends training too: the test split is scored at that epoch.
+  json = BaseConfig(dir.path());
+  json["max_epochs"] = 30;
+  json["lr"] = 1e-9;
+  json["val_fraction"] = 0.25;
+  json["early_stopping"] = {{"monitor", "val_acc"}, {"mode", "max"}, {"patience", 2}};
+  result = Train(json);
+  ASSERT_TRUE(result.early_stopped);
+  EXPECT_TRUE(result.history.back().contains("test_acc"));
+  EXPECT_FALSE(result.history[result.history.size() - 2].contains("test_acc"));
+}
+
+TEST(TrainerTest, TestSplitMistakesNameTheKey) {
+  ScratchDir dir;
+  auto error = [&](const Json& changes) -> std::string {
+    Json json = BaseConfig(dir.path());
+    json.merge_patch(changes);
+    try {
+      ParseTrainerConfig(json);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  EXPECT_THAT(error({{"test", true}}), HasSubstr("test: needs val_fraction > 0"));
+  EXPECT_THAT(error({{"val_fraction", 1.0}}), HasSubstr("val_fraction: must be in [0, 1)"));
+  EXPECT_THAT(error({{"dataset", "parity_seq"}, {"model", {{"type", "gru"}}}, {"val_fraction", 0.1}}),
+              HasSubstr("val_fraction: is for the image datasets"));
+  WriteSeparableMnist(dir.path(), 4, 4);
+  Json json = BaseConfig(dir.path());
+  json["val_fraction"] = 0.01;  // 0 of 4 records
+  const TrainerConfig config = ParseTrainerConfig(json);
+  EXPECT_THROW(BuiltinData(config, LoadDataset(config)), ConfigError);
+}
+
 // Real data: runs when scripts/get_data.sh has fetched MNIST (CI runs it before the tests).
 TEST(TrainerTest, MlpReachesSensibleAccuracyOnRealMnist) {
   const fs::path data = fs::path(TUNE_SOURCE_DIR) / "data";
