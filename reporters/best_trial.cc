@@ -97,6 +97,15 @@ void BestTrialReporter::OnExperimentEnd(const ExperimentView& view) {
     std::fprintf(out_, "Best trial: %s\nBest trial config: %s\nBest trial final %s: %s\n",
                  best_trial->id.c_str(), best_trial->params.dump().c_str(), view.metric.c_str(),
                  fmt::format("{:.6g}", best_trial->last_result->Get(view.metric)).c_str());
+    // Its test split's scores (tune-trainer's `test`: scored once, never used to choose).
+    const Result result = best_trial->last_result.Decoded();
+    std::string tested;
+    for (const auto& [name, value] : result.metrics.items()) {
+      if (name.rfind("test_", 0) == 0 && value.is_number() && name != view.metric) {
+        tested += fmt::format("{}{} {:.6g}", tested.empty() ? "" : ", ", name, value.get<double>());
+      }
+    }
+    if (!tested.empty()) std::fprintf(out_, "Best trial test: %s\n", tested.c_str());
   } else {
     std::fprintf(out_, "No trial reported a value for %s.\n", view.metric.c_str());
   }

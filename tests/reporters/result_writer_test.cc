@@ -1,3 +1,4 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -402,6 +403,19 @@ TEST_F(ResultWriterTest, BestTrialJson) {
   best = Json::parse(ReadFile(dir_ / "best_trial.json"));
   EXPECT_EQ(best["value"], 5);
   EXPECT_EQ(best["mode"], "min");
+  // Test scores (tune-trainer's `test`) of the best trial are printed, not used to choose.
+  view.metric = "val_acc";
+  view.mode = Mode::kMax;
+  trials[1].last_result = MakeResult(5, 12.5, {{"val_acc", 0.93}, {"test_acc", 0.91}, {"test_loss", 0.25}});
+  trials[0].last_result = MakeResult(5, 12.5, {{"val_acc", 0.5}, {"test_acc", 0.99}});
+  out = std::tmpfile();
+  BestTrialReporter(dir_, out).OnExperimentEnd(view);
+  std::rewind(out);
+  char with_test[512] = {};
+  std::fread(with_test, 1, sizeof with_test - 1, out);
+  std::fclose(out);
+  EXPECT_THAT(std::string(with_test), ::testing::HasSubstr("Best trial: t_00001\n"));
+  EXPECT_THAT(std::string(with_test), ::testing::HasSubstr("\nBest trial test: test_acc 0.91, test_loss 0.25\n"));
 }
 
 TEST_F(ResultWriterTest, UnwritablePathsThrowNamingThePath) {
