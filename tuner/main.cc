@@ -21,6 +21,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "tuner/completion.h"
 #include "tuner/compose.h"
@@ -43,6 +44,7 @@ std::filesystem::path ExecutableDir() {
 struct RunArgs {
   std::string space_file;
   std::optional<int> gpus;
+  bool free_gpus = false;
   std::optional<double> cpus;
   std::optional<std::int64_t> num_samples;
   std::optional<std::int64_t> max_concurrent;
@@ -161,6 +163,21 @@ void UseLauncher(const tune::ExperimentSpec& spec, tune::TunerOptions& options,
                options.cpus, static_cast<int>(options.gpu_ids.size()), options.report_host.c_str());
 }
 
+// The GPUs trials may use: --gpus N of those visible (the first N), or with --free-gpus those no
+// process computes on (the N least used; all of them without --gpus), said on stderr.
+std::vector<std::string> ChooseGpus(const tune::ExperimentSpec& spec, const std::optional<int>& gpus,
+                                    bool free) {
+  const std::vector<std::string> detected = tune::DetectGpus();
+  if (!free) return gpus ? tune::SelectGpus(detected, *gpus) : detected;
+  if (spec.launcher.type == "slurm") {
+    throw tune::SpecError("--free-gpus", "is for trials on this machine (Slurm places the GPUs of its jobs)");
+  }
+  const std::vector<std::string> chosen = tune::SelectFreeGpus(tune::ReadGpuStates(detected), gpus.value_or(0));
+  std::fprintf(stderr, "tune: --free-gpus: using %s\n",
+               chosen.empty() ? "no GPU (none is free)" : fmt::format("GPUs {}", fmt::join(chosen, ",")).c_str());
+  return chosen;
+}
+
 // Until the tuner's loop handles them, a Ctrl-C, SIGTERM or SIGHUP waits (blocked), so one that
 // comes while the experiment is locked or its journal replayed stops the run cleanly instead of
 // killing tune by the default action. Only for `run` and `resume`: `tune train` execs the
@@ -194,9 +211,8 @@ int Run(const RunArgs& args) {
     spec.dashboard = *args.dashboard;
   }
 
-  std::vector<std::string> detected = tune::DetectGpus();
   tune::TunerOptions options;
-  options.gpu_ids = args.gpus ? tune::SelectGpus(detected, *args.gpus) : detected;
+  options.gpu_ids = ChooseGpus(spec, args.gpus, args.free_gpus);
   options.cpus = args.cpus ? *args.cpus : std::max(1u, std::thread::hardware_concurrency());
   if (options.cpus <= 0) throw tune::SpecError("--cpus", "must be > 0");
   options.experiment_dir = spec.storage / spec.name;
@@ -239,6 +255,7 @@ struct ResumeArgs {
   std::string dir;
   bool errored = false;
   std::optional<int> gpus;
+  bool free_gpus = false;
   std::optional<double> cpus;
   std::optional<std::string> report_host;
   std::optional<std::string> dashboard;  // [HOST:]PORT, as for run (else the spec's, if any)
@@ -273,9 +290,8 @@ int Resume(const ResumeArgs& args) {
     tune::ParseDashboardAddress(*args.dashboard, "--dashboard");
     spec.dashboard = *args.dashboard;
   }
-  std::vector<std::string> detected = tune::DetectGpus();
   tune::TunerOptions options;
-  options.gpu_ids = args.gpus ? tune::SelectGpus(detected, *args.gpus) : detected;
+  options.gpu_ids = ChooseGpus(spec, args.gpus, args.free_gpus);
   options.cpus = args.cpus ? *args.cpus : std::max(1u, std::thread::hardware_concurrency());
   options.experiment_dir = dir;
   options.bin_dir = ExecutableDir();
@@ -349,6 +365,9 @@ int main(int argc, char** argv) {
                             "sweeps"),
             {Hint::kOverrides, space});
   run->add_option("--gpus", run_args.gpus, "GPUs of this machine to use (default: all visible)");
+  run->add_flag("--free-gpus", run_args.free_gpus,
+                "Use only GPUs no process computes on (NVML), the --gpus N least used (Lightning's "
+                "auto_select_gpus)");
   run->add_option("--cpus", run_args.cpus, "CPU slots to use (default: all cores)");
   run->add_option("--num-samples", run_args.num_samples, "Override num_samples");
   run->add_option("--max-concurrent", run_args.max_concurrent, "Override max_concurrent");
@@ -374,6 +393,7 @@ int main(int argc, char** argv) {
   hints.Set(resume->add_option("dir", resume_args.dir, "The experiment directory")->required(),
             {Hint::kExperiment});
   resume->add_option("--gpus", resume_args.gpus, "GPUs of this machine to use");
+  resume->add_flag("--free-gpus", resume_args.free_gpus, "Use only GPUs no process computes on (as for run)");
   resume->add_option("--cpus", resume_args.cpus, "CPU slots to use");
   resume->add_option("--report-host", resume_args.report_host,
                      "Address the report server binds (default as for run)");

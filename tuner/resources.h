@@ -65,4 +65,20 @@ std::vector<std::string> DetectGpus();
 // what exists ("--gpus 8: only 2 GPUs visible (0,1)").
 std::vector<std::string> SelectGpus(const std::vector<std::string>& detected, int requested);
 
+// A GPU as NVML sees it now, for `--free-gpus` (Lightning's auto_select_gpus): on a shared
+// machine, use the GPUs nobody else computes on.
+struct GpuState {
+  std::string id;          // as CUDA_VISIBLE_DEVICES names it (DetectGpus's entry)
+  int processes = 0;       // compute processes running on it (other users' included)
+  double used_mib = 0;     // memory in use
+  double total_mib = 0;
+};
+// The state of each of `detected` through NVML: a numeric id is NVML's index (PCI bus order, which
+// is CUDA's with CUDA_DEVICE_ORDER=PCI_BUS_ID or identical GPUs), "GPU-..." a UUID. Throws
+// SpecError naming --free-gpus when NVML cannot be loaded or an id is not one of its devices.
+std::vector<GpuState> ReadGpuStates(const std::vector<std::string>& detected);
+// The GPUs without a compute process, the least memory in use first: `requested` of them, or all
+// with 0. Throws SpecError when fewer are free, naming each busy GPU's processes and memory.
+std::vector<std::string> SelectFreeGpus(const std::vector<GpuState>& states, int requested);
+
 }  // namespace tune

@@ -1,4 +1,5 @@
 // End-to-end: `tune run` on the example programs, checked against the files it writes.
+#include <dlfcn.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -218,6 +220,40 @@ TEST_F(TuneRunTest, ComposedSpecChoosesAndSweepsConfigGroups) {
   RunOutput wrong = RunPath((conf / "space.json").string(), "wrong", "search=seed");
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_THAT(wrong.err, HasSubstr("defaults[1]: no option \"seed\" in group search (known: random, seeded)"));
+}
+
+// --free-gpus (Lightning's auto_select_gpus) against a fake NVML (tests/tuner/fake_nvml.cc): GPU
+// 0 and 3 run other processes, 1 and 2 are idle; trials get only the idle ones, an inherited
+// CUDA_VISIBLE_DEVICES (an index and a UUID) is honoured, and asking for more is an error.
+TEST_F(TuneRunTest, FreeGpusAreTheOnesNoProcessComputesOn) {
+  const std::string nvml = fmt::format("LD_LIBRARY_PATH={} FAKE_NVML=30000:2,900:0,10:0,0:1", TUNE_FAKE_NVML_DIR);
+  const std::string args = "--cpus 4 --num-samples 4 resources_per_trial.gpu=1 scheduler=fifo "
+                           "trainer.max_epochs=2 trainer.sleep_ms=0 trainer.record_env=true";
+  auto gpus_of = [](const fs::path& experiment) {
+    std::set<std::string> gpus;
+    for (const fs::path& dir : TrialDirs(experiment)) {
+      gpus.insert(Json::parse(ReadFile(dir / "env.json"))["CUDA_VISIBLE_DEVICES"].get<std::string>());
+    }
+    return gpus;
+  };
+  RunOutput run = Run(Curve(), "--free-gpus " + args, nvml);
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_THAT(run.err, HasSubstr("--free-gpus: using GPUs 2,1"));
+  EXPECT_EQ(gpus_of(run.dir), (std::set<std::string>{"1", "2"}));
+  RunOutput one = RunPath(Curve(), "one", "--free-gpus --gpus 1 " + args,
+                          nvml + " CUDA_VISIBLE_DEVICES=GPU-fake-3,1,0");
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  EXPECT_EQ(gpus_of(one.dir), (std::set<std::string>{"1"}));
+  RunOutput short_of = RunPath(Curve(), "short", "--free-gpus --gpus 3 " + args, nvml);
+  EXPECT_EQ(short_of.exit_code, 2);
+  EXPECT_THAT(short_of.err, HasSubstr("asked for 3 free GPUs, but only 2 of 4 are free; busy: 0 (2 processes"));
+  if (void* driver = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(driver);  // a real driver: there is no machine without NVML to check here
+    return;
+  }
+  RunOutput no_driver = RunPath(Curve(), "nodriver", "--free-gpus " + args, "LD_LIBRARY_PATH=/nonexistent");
+  EXPECT_EQ(no_driver.exit_code, 2);
+  EXPECT_THAT(no_driver.err, HasSubstr("--free-gpus: NVML (libnvidia-ml.so.1, the NVIDIA driver's) could not be loaded"));
 }
 
 TEST_F(TuneRunTest, AskingForMoreGpusThanExistIsAClearError) {

@@ -101,3 +101,26 @@ TEST(SelectGpusTest, AskingForMoreThanExistIsAnError) {
 
 }  // namespace
 }  // namespace tune
+
+namespace tune {
+namespace {
+
+TEST(SelectFreeGpusTest, TakesIdleGpusLeastMemoryFirstAndNamesTheBusyOnesWhenShort) {
+  const std::vector<GpuState> states = {
+      {"0", 2, 30000, 81920}, {"1", 0, 900, 81920}, {"2", 0, 10, 81920}, {"3", 1, 0, 81920}};
+  EXPECT_EQ(SelectFreeGpus(states, 0), (std::vector<std::string>{"2", "1"}));
+  EXPECT_EQ(SelectFreeGpus(states, 1), (std::vector<std::string>{"2"}));
+  try {
+    SelectFreeGpus(states, 3);
+    FAIL() << "3 of 2 free accepted";
+  } catch (const SpecError& error) {
+    EXPECT_STREQ(error.what(),
+                 "--free-gpus: asked for 3 free GPUs, but only 2 of 4 are free; busy: 0 (2 processes, "
+                 "29.3/80.0 GiB in use), 3 (1 process, 0.0/80.0 GiB in use)");
+  }
+  EXPECT_THROW(SelectFreeGpus(states, -1), SpecError);
+  EXPECT_TRUE(SelectFreeGpus({{"0", 1, 0, 1}}, 0).empty());  // none free: no GPU, not an error
+}
+
+}  // namespace
+}  // namespace tune
