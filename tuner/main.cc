@@ -52,6 +52,7 @@ struct RunArgs {
   std::optional<std::string> storage;
   std::vector<std::string> overrides;
   bool multirun = false;
+  bool print_spec = false;  // print the spec as it would run and exit (Hydra's --cfg job)
   std::optional<std::string> dashboard;  // [HOST:]PORT
   std::optional<std::string> report_host;  // default 127.0.0.1 (local), chosen (slurm)
   std::optional<std::string> launcher;
@@ -206,6 +207,10 @@ int Run(const RunArgs& args) {
   }
   tune::ExperimentSpec spec =
       tune::ParseSpec(raw, std::filesystem::absolute(args.space_file).parent_path());
+  if (args.print_spec) {  // composed, overridden and accepted: what experiment.json would hold
+    std::printf("%s\n", spec.raw.dump(2).c_str());
+    return 0;
+  }
   if (args.dashboard) {
     tune::ParseDashboardAddress(*args.dashboard, "--dashboard");
     spec.dashboard = *args.dashboard;
@@ -385,6 +390,9 @@ int main(int argc, char** argv) {
                   "Where trials run: local (processes of this machine, the default) or slurm "
                   "(job steps inside an allocation, sbatch jobs outside one)")
       ->check(CLI::IsMember({"local", "slurm"}));
+  run->add_flag("--print-spec", run_args.print_spec,
+                "Print the spec as it would run (defaults composed, overrides applied, checked) and "
+                "exit without running (Hydra's --cfg job)");
   run->add_flag("-m,--multirun", run_args.multirun,
                 "Turn key=a,b,c overrides into a grid over those values");
 

@@ -217,6 +217,14 @@ TEST_F(TuneRunTest, ComposedSpecChoosesAndSweepsConfigGroups) {
   }
   EXPECT_EQ(paces, (std::vector<Json>{Json::parse(R"({"level": 1})"),
                                       Json::parse(R"({"level": 2, "extra": true})")}));
+  // --print-spec prints what experiment.json holds, and runs nothing.
+  RunOutput printed = RunPath((conf / "space.json").string(), "printed",
+                              "search=seeded -m trainer/pace=fast,slow --print-spec");
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  Json expected = spec;
+  expected["name"] = "printed";
+  EXPECT_EQ(Json::parse(printed.out), expected);
+  EXPECT_FALSE(fs::exists(printed.dir));
   RunOutput wrong = RunPath((conf / "space.json").string(), "wrong", "search=seed");
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_THAT(wrong.err, HasSubstr("defaults[1]: no option \"seed\" in group search (known: random, seeded)"));
