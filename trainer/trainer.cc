@@ -90,6 +90,7 @@ Trainer::Trainer(TrainerConfig config, TrialParts parts, Session* session, std::
       data_(std::move(parts.data)),
       session_(session),
       log_(log),
+      progress_(log, config_.progress && session == nullptr && ProgressBar::OnTerminal(log)),
       model_(std::move(parts.model)),
       profiler_(config_.profiler == "simple"),
       scaler_(config_.scaler, config_.precision == "16-mixed") {
@@ -110,6 +111,7 @@ Trainer::Trainer(TrainerConfig config, TrialParts parts, Session* session, std::
   // sync_batchnorm: every SyncBatchNorm (the built-in models' with batch_norm, or a user's)
   // normalises with the statistics of all ranks' batches.
   if (ddp_ && config_.model.sync_batchnorm) AttachSyncBatchNorm(*model_, &ddp_->group());
+  if (ddp_ && !ddp_->is_main()) progress_.Disable();  // one bar, rank 0's
   if (ddp_) {
     log_ << "tune-trainer: DDP rank " << ddp_->rank() << " of " << ddp_->world_size() << " ("
          << ddp_->group().backend() << "), " << ddp_->gradients().num_buckets() << " gradient buckets, global batch "
@@ -213,6 +215,9 @@ double Trainer::TrainEpoch(int epoch) {
   // Summed on the device so the step never waits on .item(); read once per epoch.
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
   std::int64_t samples = 0;
+  const std::function<double()> running_loss = [&] {
+    return loss_sum.item<double>() / static_cast<double>(std::max<std::int64_t>(samples, 1));
+  };
   for (std::int64_t batch = 0; batch < count; ++batch) {
     Batch b;
     {
@@ -252,7 +257,9 @@ double Trainer::TrainEpoch(int epoch) {
       ++global_step_;
       if (!logged_first_step_) LogFirstStep();
     }
+    progress_.Step(epoch, config_.max_epochs, batch + 1, count, running_loss);
   }
+  progress_.Clear();
   if (ddp_) {  // the mean over every rank's samples (padding included, as DDP logs it)
     const auto sums = ddp_->SumAcrossRanks({loss_sum.item<double>(), static_cast<double>(samples)});
     return sums[0] / std::max(sums[1], 1.0);

@@ -44,6 +44,7 @@
 #include "trainer/grad_scaler.h"
 #include "trainer/loader.h"
 #include "trainer/profiler.h"
+#include "trainer/progress_bar.h"
 
 namespace tune {
 
@@ -117,6 +118,7 @@ class Trainer {
   std::shared_ptr<DataModule> data_;
   Session* session_;
   std::ostream& log_;
+  ProgressBar progress_;  // the in-place bar of a standalone run on a terminal
   std::shared_ptr<Model> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
