@@ -55,6 +55,14 @@ bool ValidGroup(const std::string& group) {
   return true;
 }
 
+// The path `file` resolves to (symbolic links, "..") for telling files apart; itself when it
+// cannot be resolved.
+std::string Canonical(const fs::path& file) {
+  std::error_code error;
+  const fs::path resolved = fs::weakly_canonical(file, error);
+  return (error ? file : resolved).string();
+}
+
 // FILE of a "FILE" entry: relative to the root, ".json" added when missing.
 fs::path IncludedFile(const fs::path& root, const std::string& name) {
   const bool has_extension = name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
@@ -129,7 +137,7 @@ class Composer {
   // A file named by a defaults entry at `where`, composed.
   Json Include(const fs::path& file, const std::string& where) {
     const std::string name = file.lexically_relative(root_).string();
-    const std::string canonical = fs::weakly_canonical(file).string();
+    const std::string canonical = Canonical(file);
     if (std::find(stack_.begin(), stack_.end(), canonical) != stack_.end()) {
       throw SpecError(where, fmt::format("{} includes itself", name));
     }
@@ -141,7 +149,7 @@ class Composer {
     return composed;
   }
 
-  void Enter(const fs::path& file) { stack_.push_back(fs::weakly_canonical(file).string()); }
+  void Enter(const fs::path& file) { stack_.push_back(Canonical(file)); }
 
  private:
   fs::path root_;
@@ -163,7 +171,7 @@ void CollectGroups(const Json& raw, const fs::path& root, std::set<std::string>&
     }
     std::error_code error;
     if (file.empty() || !fs::is_regular_file(file, error) || visited.size() > kMaxIncludeDepth * 8 ||
-        !visited.insert(fs::weakly_canonical(file).string()).second) {
+        !visited.insert(Canonical(file)).second) {
       continue;
     }
     try {
@@ -191,7 +199,7 @@ std::vector<std::string> GroupOptions(const fs::path& root, const std::string& g
 }
 
 std::vector<std::string> SpecGroups(const Json& raw, const fs::path& spec_file) {
-  std::set<std::string> groups, visited{fs::weakly_canonical(spec_file).string()};
+  std::set<std::string> groups, visited{Canonical(spec_file)};
   CollectGroups(raw, spec_file.parent_path(), groups, visited);
   return {groups.begin(), groups.end()};
 }
