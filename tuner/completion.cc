@@ -1,6 +1,7 @@
 #include "tuner/completion.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <set>
@@ -24,6 +25,14 @@ std::vector<std::string> Matching(const std::vector<std::string>& candidates, co
     if (StartsWith(candidate, typed)) out.insert(candidate);
   }
   return {out.begin(), out.end()};
+}
+
+// `path` with a leading "~/" read as $HOME/, as the shell will when the command runs (the line
+// reaches completion unexpanded).
+std::string ExpandHome(const std::string& path) {
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0' || (path != "~" && !StartsWith(path, "~/"))) return path;
+  return std::string(home) + path.substr(1);
 }
 
 // An option that takes a value (not a flag).
@@ -58,7 +67,8 @@ const CLI::Option* PositionalAt(const CLI::App& command, std::size_t index) {
 
 // The spec a line names, as `tune run` would read it; null when it cannot be read or parsed, is
 // not a regular file or is over 16 MiB (a completion must not make the shell wait).
-Json ReadSpec(const std::string& file) {
+Json ReadSpec(const std::string& typed) {
+  const std::string file = ExpandHome(typed);
   std::error_code error;
   if (!std::filesystem::is_regular_file(file, error) ||
       std::filesystem::file_size(file, error) > (std::uintmax_t{16} << 20) || error) {
@@ -81,7 +91,7 @@ bool IsExperiment(const std::filesystem::path& dir) {
 std::vector<std::string> CompleteExperiment(const std::string& typed) {
   std::vector<std::string> out;
   for (std::string path : CompletePath(typed, /*files=*/false)) {
-    if (IsExperiment(path)) path.pop_back();
+    if (IsExperiment(ExpandHome(path))) path.pop_back();
     out.push_back(path);
   }
   if (typed.empty()) {
@@ -175,16 +185,16 @@ Completions CompleteValue(const CLI::Option* option, const CompletionHints& hint
       Json spec = raw;  // the keys of the composed spec (tuner/compose.h), when it composes
       try {
         std::vector<std::string> none;
-        spec = ComposeSpec(raw, file, &none, /*multirun=*/false);
+        spec = ComposeSpec(raw, ExpandHome(file), &none, /*multirun=*/false);
       } catch (const std::exception&) {
         // a broken defaults list: the file's own keys
       }
       words = CompleteOverride(spec, typed);
-      const std::filesystem::path root = std::filesystem::path(file).parent_path();
+      const std::filesystem::path root = std::filesystem::path(ExpandHome(file)).parent_path();
       const std::size_t equals = typed.find('=');
       const std::string key = typed.substr(0, equals);
       const std::string sign = StartsWith(key, "+") ? "+" : "";
-      for (const std::string& group : SpecGroups(raw, file)) {
+      for (const std::string& group : SpecGroups(raw, ExpandHome(file))) {
         if (equals == std::string::npos && StartsWith(sign + group, typed)) {
           words.push_back(sign + group + "=");  // a group: its options after the '='
         } else if (equals != std::string::npos && key == sign + group) {
@@ -200,7 +210,7 @@ Completions CompleteValue(const CLI::Option* option, const CompletionHints& hint
       const std::string dir = source();
       if (dir.empty()) break;
       try {
-        words = Matching(ShowColumns(LoadExperiment(dir)), typed);
+        words = Matching(ShowColumns(LoadExperiment(ExpandHome(dir))), typed);
       } catch (const std::exception&) {
         // not an experiment (yet): nothing to offer
       }
@@ -222,7 +232,7 @@ std::vector<std::string> CompletePath(const std::string& word, bool files, const
   const std::string stem = slash == std::string::npos ? word : word.substr(slash + 1);
   std::vector<std::string> out;
   std::error_code error;
-  std::filesystem::directory_iterator entries(dir.empty() ? "." : dir, error);
+  std::filesystem::directory_iterator entries(dir.empty() ? "." : ExpandHome(dir), error);
   if (error) return out;
   for (const auto& entry : entries) {
     const std::string name = entry.path().filename().string();
@@ -343,7 +353,10 @@ _tune_complete() {
   COMPREPLY=()
   for word in "${answer[@]:1}"; do
     word=${word#"$head"}
-    [[ $kind == :paths ]] && word=$(printf '%q' "$word")
+    if [[ $kind == :paths ]]; then
+      word=$(printf '%q' "$word")
+      [[ $word == '\~'* ]] && word=${word:1}  # the shell expands a leading ~ itself
+    fi
     COMPREPLY+=("$word")
   done
   if ((${#COMPREPLY[@]} == 1)) && [[ ${COMPREPLY[0]} == *[=./] ]]; then
@@ -358,16 +371,18 @@ complete -F _tune_complete tune
     return R"SH(#compdef tune
 # tune completion for zsh, after compinit: eval "$(tune completion zsh)" (docs/spec.md, "Shell completion")
 _tune() {
-  local -a answer spaced unspaced quote
+  local -a answer spaced unspaced
   answer=("${(@f)$(${words[1]} __complete "${(@)words[2,CURRENT]}" 2>/dev/null)}")
   local kind=${answer[1]} word
-  [[ $kind == :paths ]] || quote=(-Q)
   for word in "${(@)answer[2,-1]}"; do
     [[ -z $word ]] && continue
+    if [[ $kind == :paths ]]; then  # quoted here, a leading ~ left for the shell to expand
+      if [[ $word == '~'* ]]; then word="~${(q)word[2,-1]}"; else word=${(q)word}; fi
+    fi
     if [[ $word == *[=./] ]]; then unspaced+=("$word"); else spaced+=("$word"); fi
   done
-  (( ${#unspaced} )) && compadd $quote -S '' -- "${unspaced[@]}"
-  (( ${#spaced} )) && compadd $quote -- "${spaced[@]}"
+  (( ${#unspaced} )) && compadd -Q -S '' -- "${unspaced[@]}"
+  (( ${#spaced} )) && compadd -Q -- "${spaced[@]}"
   return 0
 }
 compdef _tune tune

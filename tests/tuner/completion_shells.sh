@@ -15,6 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 export PATH="$bin:$PATH"
+export HOME=$work  # "~/" below is this directory (and the shells keep their state here)
 cat > space.json <<'EOF'
 {"name": "demo", "metric": "loss", "mode": "min",
  "trainer": {"max_epochs": 10, "optimizer": {"type": "adam"}},
@@ -89,6 +90,8 @@ for shell in bash zsh fish; do
   expect $shell "tune train space.json sch" scheduler.
   expect $shell "tune run composed.json sea" search= search.
   expect $shell "tune run composed.json +sea" +search=
+  expect $shell "tune run ~/sp" "~/space.json" "~/specs/"   # ~ left for the shell to expand
+  expect $shell "tune run ~/space.json sch" scheduler.
 done
 # Values after '=': bash replaces only what follows the '=' (COMP_WORDBREAKS), the others the
 # whole word.

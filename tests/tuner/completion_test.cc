@@ -1,5 +1,6 @@
 #include "tuner/completion.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include <CLI/CLI.hpp>
@@ -50,6 +51,15 @@ TEST(CompleteOverrideTest, AfterTheEqualsOffersTheSpecsValueAsAnOverrideWouldPar
   EXPECT_THAT(CompleteOverride(spec, "s.sub="), IsEmpty());   // an object: its keys instead
   EXPECT_THAT(CompleteOverride(spec, "s.missing="), IsEmpty());
   EXPECT_THAT(CompleteOverride(Json(), "x"), IsEmpty());  // an unreadable spec
+}
+
+TEST_F(InScratchDir, ATildeIsTheHomeDirectoryAndStaysInTheAnswer) {
+  Write("home/space.json", R"({"scheduler": {"type": "fifo"}})");
+  const char* old_home = std::getenv("HOME");
+  const std::string saved = old_home ? old_home : "";
+  ::setenv("HOME", (scratch_.path() / "home").c_str(), 1);
+  EXPECT_THAT(CompletePath("~/s", true, ".json"), ElementsAre("~/space.json"));
+  ::setenv("HOME", saved.c_str(), 1);
 }
 
 TEST_F(InScratchDir, CompletePathListsDirectoriesAndMatchingFiles) {
