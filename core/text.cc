@@ -1,5 +1,6 @@
 #include "core/text.h"
 
+#include <algorithm>
 #include <fstream>
 
 namespace tune {
@@ -125,6 +126,16 @@ std::string EscapeControl(std::string_view text, bool keep_newlines) {
 bool LooksLikeFormula(std::string_view cell) {
   return !cell.empty() && (cell[0] == '=' || cell[0] == '+' || cell[0] == '-' || cell[0] == '@' ||
                            cell[0] == '\t' || cell[0] == '\r');
+}
+
+std::vector<std::string> Split(std::string_view text, char separator, bool keep_empty) {
+  std::vector<std::string> parts;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t end = std::min(text.find(separator, start), text.size());
+    if (keep_empty || end > start) parts.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
 }
 
 std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {

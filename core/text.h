@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tune {
 
@@ -34,6 +35,10 @@ std::string LastLines(std::string_view text, std::size_t count);
 // DEL, C1 controls and bidirectional overrides become visible escapes ("\r", "\x1b", "\u009b",
 // "\u202e"); bytes that are not UTF-8 become "\xNN". The result is valid UTF-8.
 std::string EscapeControl(std::string_view text, bool keep_newlines);
+
+// The parts of `text` between the `separator`s, in order. Empty parts are dropped ("a,,b" ->
+// {"a", "b"}, "" -> {}) unless `keep_empty` ("a,,b" -> {"a", "", "b"}, "" -> {""}).
+std::vector<std::string> Split(std::string_view text, char separator, bool keep_empty = false);
 
 // `text` with every `from` (non-empty) replaced by `to`, left to right.
 std::string ReplaceAll(std::string text, std::string_view from, std::string_view to);

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace tune {
 namespace {
 
@@ -251,13 +253,7 @@ namespace {
 std::vector<std::string> ResourcesOf(const Trial& trial) {
   const std::string where = trial.location.empty() ? "" : trial.location + " ";
   std::vector<std::string> resources;
-  std::size_t start = 0;
-  while (start < trial.gpus.size()) {
-    std::size_t comma = trial.gpus.find(',', start);
-    if (comma == std::string::npos) comma = trial.gpus.size();
-    if (comma > start) resources.push_back(where + "GPU " + trial.gpus.substr(start, comma - start));
-    start = comma + 1;
-  }
+  for (const std::string& gpu : Split(trial.gpus, ',')) resources.push_back(where + "GPU " + gpu);
   if (resources.empty()) resources.push_back(where + "slot");
   return resources;
 }

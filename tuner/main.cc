@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/text.h"
 #include "tuner/completion.h"
 #include "tuner/compose.h"
 #include "tuner/dashboard.h"
@@ -188,8 +189,8 @@ void DeferStopSignals() { tune::SetStopSignalsBlocked(true); }
 int Run(const RunArgs& args) {
   DeferStopSignals();
   std::vector<std::string> overrides = args.overrides;  // what names a config group is taken out
-  const tune::Json raw_file = tune::LoadSpecFile(args.space_file);
-  tune::Json raw = tune::ComposeSpec(raw_file, args.space_file, &overrides, args.multirun);
+  tune::Json raw =
+      tune::ComposeSpec(tune::LoadSpecFile(args.space_file), args.space_file, &overrides, args.multirun);
   for (const std::string& assignment : overrides) {
     bool sweep = args.multirun && assignment.find(',') != std::string::npos;
     tune::ApplyOverride(raw, assignment, sweep);
@@ -476,19 +477,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(run)) return Run(run_args);
     if (app.got_subcommand(resume)) return Resume(resume_args);
     if (app.got_subcommand(show)) {
-      auto split = [](const std::string& list) {
-        std::vector<std::string> items;
-        std::size_t start = 0;
-        while (start <= list.size() && !list.empty()) {
-          std::size_t comma = list.find(',', start);
-          if (comma == std::string::npos) comma = list.size();
-          if (comma > start) items.push_back(list.substr(start, comma - start));
-          start = comma + 1;
-        }
-        return items;
-      };
-      show_options.statuses = split(show_statuses);
-      show_options.columns = split(show_columns);
+      show_options.statuses = tune::Split(show_statuses, ',');
+      show_options.columns = tune::Split(show_columns, ',');
       if (top->count() > 0) show_options.top = show_top;
       show_options.format = show_json  ? tune::ShowOptions::Format::kJson
                             : show_csv ? tune::ShowOptions::Format::kCsv

@@ -8,24 +8,13 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace tune {
 namespace {
 
 // Fractions are sums of user numbers like 0.1 + 0.2: compare with a little slack.
 constexpr double kEpsilon = 1e-9;
-
-std::vector<std::string> SplitIds(const std::string& text) {
-  std::vector<std::string> ids;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    std::string id = text.substr(start, comma - start);
-    if (!id.empty()) ids.push_back(id);
-    start = comma + 1;
-  }
-  return ids;
-}
 
 // libnvidia-ml, loaded at run time (the binary must start where there is no NVIDIA driver), with
 // the few calls tune makes; NVML's types are opaque handles and plain structs.
@@ -174,7 +163,7 @@ std::string ResourcePool::Describe() const {
 }
 
 std::vector<std::string> DetectGpus() {
-  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) return SplitIds(visible);
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) return Split(visible, ',');
   std::vector<std::string> ids;
   const Nvml nvml;
   for (unsigned int i = 0, n = nvml.Count(); i < n; ++i) ids.push_back(std::to_string(i));

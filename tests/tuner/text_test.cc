@@ -60,5 +60,15 @@ TEST(LooksLikeFormula, FlagsWhatASpreadsheetWouldRun) {
   for (const char* cell : {"", "adam", "1e-3", "a=b"}) EXPECT_FALSE(LooksLikeFormula(cell)) << cell;
 }
 
+TEST(Split, DropsEmptyPartsUnlessAskedToKeepThem) {
+  using Parts = std::vector<std::string>;
+  EXPECT_EQ(Split("a,,b,", ','), (Parts{"a", "b"}));
+  EXPECT_EQ(Split("", ','), Parts{});
+  EXPECT_EQ(Split("trainer/optimizer", '/'), (Parts{"trainer", "optimizer"}));
+  EXPECT_EQ(Split("a,,b,", ',', /*keep_empty=*/true), (Parts{"a", "", "b", ""}));
+  EXPECT_EQ(Split("", ',', /*keep_empty=*/true), Parts{""});
+  EXPECT_EQ(Split("/a", '/', /*keep_empty=*/true), (Parts{"", "a"}));
+}
+
 }  // namespace
 }  // namespace tune
