@@ -7,7 +7,10 @@
 #include <set>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "core/text.h"
 #include "tuner/compose.h"
 #include "tuner/show.h"
 #include "tuner/spec.h"
@@ -44,14 +47,7 @@ std::vector<std::string> MemberSet(const CLI::Option* option) {
   const std::size_t open = type.find(":{");
   const std::size_t close = type.find('}', open == std::string::npos ? 0 : open);
   if (open == std::string::npos || close == std::string::npos) return {};
-  std::vector<std::string> members;
-  std::string list = type.substr(open + 2, close - open - 2);
-  for (std::size_t start = 0; start <= list.size();) {
-    std::size_t comma = std::min(list.find(',', start), list.size());
-    if (comma > start) members.push_back(list.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return members;
+  return Split(std::string_view(type).substr(open + 2, close - open - 2), ',');
 }
 
 // The positional option the `index`-th positional word goes to (nullptr past the last one).
@@ -67,8 +63,7 @@ const CLI::Option* PositionalAt(const CLI::App& command, std::size_t index) {
 
 // The spec a line names, as `tune run` would read it; null when it cannot be read or parsed, is
 // not a regular file or is over 16 MiB (a completion must not make the shell wait).
-Json ReadSpec(const std::string& typed) {
-  const std::string file = ExpandHome(typed);
+Json ReadSpec(const std::string& file) {
   std::error_code error;
   if (!std::filesystem::is_regular_file(file, error) ||
       std::filesystem::file_size(file, error) > (std::uintmax_t{16} << 20) || error) {
@@ -106,6 +101,7 @@ std::vector<std::string> CompleteExperiment(const std::string& typed) {
 
 struct Walk {
   const CLI::App* command = nullptr;  // the subcommand, nullptr before one
+  bool unknown = false;               // a word where the subcommand goes is none: nothing to offer
   std::map<const CLI::Option*, std::vector<std::string>> given;  // values seen so far
   const CLI::Option* awaiting = nullptr;  // the last word was this option, its value is next
   std::size_t positionals = 0;
@@ -120,7 +116,8 @@ Walk WalkLine(const CLI::App& app, const std::vector<std::string>& before) {
       for (const CLI::App* sub : app.get_subcommands([&](const CLI::App* s) { return s->get_name() == word; })) {
         walk.command = sub;
       }
-      if (walk.command == nullptr) return walk;  // not a command: nothing to complete
+      walk.unknown = walk.command == nullptr;
+      if (walk.unknown) return walk;
       continue;
     }
     if (walk.awaiting != nullptr) {
@@ -179,22 +176,22 @@ Completions CompleteValue(const CLI::Option* option, const CompletionHints& hint
       out.paths = true;
       break;
     case CompletionHint::kOverrides: {
-      const std::string file = source();
-      if (file.empty()) break;
+      if (source().empty()) break;
+      const std::string file = ExpandHome(source());
       const Json raw = ReadSpec(file);
       Json spec = raw;  // the keys of the composed spec (tuner/compose.h), when it composes
       try {
         std::vector<std::string> none;
-        spec = ComposeSpec(raw, ExpandHome(file), &none, /*multirun=*/false);
+        spec = ComposeSpec(raw, file, &none, /*multirun=*/false);
       } catch (const std::exception&) {
         // a broken defaults list: the file's own keys
       }
       words = CompleteOverride(spec, typed);
-      const std::filesystem::path root = std::filesystem::path(ExpandHome(file)).parent_path();
+      const std::filesystem::path root = std::filesystem::path(file).parent_path();
       const std::size_t equals = typed.find('=');
       const std::string key = typed.substr(0, equals);
       const std::string sign = StartsWith(key, "+") ? "+" : "";
-      for (const std::string& group : SpecGroups(raw, ExpandHome(file))) {
+      for (const std::string& group : SpecGroups(raw, file)) {
         if (equals == std::string::npos && StartsWith(sign + group, typed)) {
           words.push_back(sign + group + "=");  // a group: its options after the '='
         } else if (equals != std::string::npos && key == sign + group) {
@@ -255,17 +252,14 @@ std::vector<std::string> CompleteOverride(const Json& spec, const std::string& w
   const std::size_t equals = word.find('=');
   const std::string key = word.substr(0, equals);
   // The object the key's last segment is in.
+  const std::vector<std::string> segments = Split(key, '.', /*keep_empty=*/true);
+  const std::string& last = segments.back();
+  const std::string path = key.substr(0, key.size() - last.size());  // up to and with its last '.'
   const Json* parent = &spec;
-  std::string path;  // the key up to and with its last '.'
-  std::size_t start = 0;
-  for (std::size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', start)) {
-    const std::string segment = key.substr(start, dot - start);
-    if (!parent->is_object() || !parent->contains(segment) || !(*parent)[segment].is_object()) return {};
-    parent = &(*parent)[segment];
-    start = dot + 1;
+  for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
+    if (!parent->contains(segments[i]) || !(*parent)[segments[i]].is_object()) return {};
+    parent = &(*parent)[segments[i]];
   }
-  path = key.substr(0, start);
-  const std::string last = key.substr(start);
   if (equals != std::string::npos) {  // key=...: the spec's value, to edit
     if (!parent->contains(last) || (*parent)[last].is_object()) return {};
     const Json& value = (*parent)[last];
@@ -292,12 +286,8 @@ Completions Complete(const CLI::App& app, const CompletionHints& hints,
   if (words.empty()) return out;
   const std::string& typed = words.back();
   const Walk walk = WalkLine(app, {words.begin(), words.end() - 1});
+  if (walk.unknown) return out;
   const CLI::App& command = walk.command != nullptr ? *walk.command : app;
-  if (walk.command == nullptr) {
-    for (const std::string& word : words) {
-      if (&word != &words.back() && !StartsWith(word, "-")) return out;  // an unknown command
-    }
-  }
   if (walk.awaiting != nullptr) return CompleteValue(walk.awaiting, hints, walk, typed);
   if (!walk.only_positionals && StartsWith(typed, "-")) {
     const std::size_t equals = typed.find('=');
@@ -403,9 +393,8 @@ end
 complete -c tune -f -a '(__tune_complete)'
 )SH";
   }
-  std::string known;
-  for (const std::string& name : CompletionShells()) known += (known.empty() ? "" : ", ") + name;
-  throw SpecError("completion", "no completion for the shell \"" + shell + "\" (known: " + known + ")");
+  throw SpecError("completion", fmt::format("no completion for the shell \"{}\" (known: {})", shell,
+                                            fmt::join(CompletionShells(), ", ")));
 }
 
 }  // namespace tune

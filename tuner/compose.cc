@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/text.h"
 #include "tuner/spec.h"
 
 namespace tune {
@@ -34,23 +35,15 @@ void MergeInto(Json& base, const Json& over) {
 
 // `content` placed at GROUP's package ("a/b" -> {"a": {"b": content}}).
 Json AtPackage(const std::string& group, Json content) {
-  std::vector<std::string> parts;
-  for (std::size_t start = 0; start <= group.size();) {
-    std::size_t slash = std::min(group.find('/', start), group.size());
-    parts.push_back(group.substr(start, slash - start));
-    start = slash + 1;
-  }
+  const std::vector<std::string> parts = Split(group, '/', /*keep_empty=*/true);
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) content = Json{{*it, std::move(content)}};
   return content;
 }
 
+// A directory path of parts without '.' (so no "." or ".."), none empty.
 bool ValidGroup(const std::string& group) {
-  if (group.empty() || group.front() == '/' || group.back() == '/') return false;
-  for (std::size_t start = 0; start < group.size();) {
-    std::size_t slash = std::min(group.find('/', start), group.size());
-    const std::string part = group.substr(start, slash - start);
-    if (part.empty() || part == "." || part == ".." || part.find('.') != std::string::npos) return false;
-    start = slash + 1;
+  for (const std::string& part : Split(group, '/', /*keep_empty=*/true)) {
+    if (part.empty() || part.find('.') != std::string::npos) return false;
   }
   return true;
 }
@@ -71,10 +64,12 @@ fs::path IncludedFile(const fs::path& root, const std::string& name) {
 
 class Composer {
  public:
-  explicit Composer(fs::path root) : root_(std::move(root)) {}
+  // Composes `spec_file` (and what it includes) with paths relative to `root`.
+  Composer(fs::path root, const fs::path& spec_file) : root_(std::move(root)), stack_{Canonical(spec_file)} {}
 
   std::map<std::string, Json> choices;  // GROUP -> option (a string) or null, from the command line
-  std::set<std::string> sweeps;         // multirun: composed without an option here
+  // Multirun: GROUP -> the options swept, in order; composed without an option here.
+  std::map<std::string, std::vector<std::string>> sweeps;
   std::set<std::string> seen;           // groups the defaults lists named
 
   // `raw` (the file `name`) with its defaults resolved.
@@ -149,8 +144,6 @@ class Composer {
     return composed;
   }
 
-  void Enter(const fs::path& file) { stack_.push_back(Canonical(file)); }
-
  private:
   fs::path root_;
   std::vector<std::string> stack_;  // files being composed, for cycles
@@ -207,9 +200,8 @@ std::vector<std::string> SpecGroups(const Json& raw, const fs::path& spec_file) 
 Json ComposeSpec(const Json& raw, const fs::path& spec_file, std::vector<std::string>* overrides,
                  bool multirun) {
   const fs::path root = spec_file.parent_path().empty() ? fs::path(".") : spec_file.parent_path();
-  Composer composer(root);
+  Composer composer(root, spec_file);
   const std::vector<std::string> groups = SpecGroups(raw, spec_file);
-  std::map<std::string, std::vector<std::string>> sweeps;  // group -> options, in order
   std::vector<std::string> added, rest;
   for (const std::string& assignment : *overrides) {
     const std::size_t equals = assignment.find('=');
@@ -231,39 +223,30 @@ Json ComposeSpec(const Json& raw, const fs::path& spec_file, std::vector<std::st
                                         "(their options become a grid in the space)",
                                         assignment));
       }
-      std::vector<std::string>& options = sweeps[key];
-      for (std::size_t start = 0; start <= value.size();) {
-        std::size_t comma = std::min(value.find(',', start), value.size());
-        options.push_back(value.substr(start, comma - start));
-        start = comma + 1;
-      }
-      composer.sweeps.insert(key);
+      composer.sweeps[key] = Split(value, ',', /*keep_empty=*/true);  // "a,,b": "" is no option
     } else {
       composer.choices[key] = value == "null" ? Json() : Json(value);
     }
   }
-  composer.Enter(spec_file);
   Json spec = composer.Compose(raw, spec_file.string());
   for (const std::string& group : added) {
-    if (composer.seen.count(group) != 0) continue;  // +GROUP of a listed group: a choice
-    composer.seen.insert(group);
-    const Json& option = composer.choices[group];
-    if (!option.is_null() && composer.sweeps.count(group) == 0) {
-      MergeInto(spec, AtPackage(group, composer.Option(group, option.get<std::string>(), "+" + group)));
+    if (!composer.seen.insert(group).second) continue;  // +GROUP of a listed group: a choice
+    const auto chosen = composer.choices.find(group);
+    if (chosen != composer.choices.end() && !chosen->second.is_null() && composer.sweeps.count(group) == 0) {
+      MergeInto(spec, AtPackage(group, composer.Option(group, chosen->second.get<std::string>(), "+" + group)));
     }
   }
+  // A group the command line sets must be one a defaults list names (or one it adds with '+').
+  auto require_listed = [&](const std::string& group, const std::string& value) {
+    if (composer.seen.count(group) != 0) return;
+    throw SpecError("", fmt::format("override \"{}={}\": no defaults list names the group {} (add it with +{}=...)",
+                                    group, value, group, group));
+  };
   for (const auto& [group, option] : composer.choices) {
-    if (composer.seen.count(group) == 0) {
-      throw SpecError("", fmt::format("override \"{}={}\": no defaults list names the group {} "
-                                      "(add it with +{}=...)",
-                                      group, option.is_null() ? "null" : option.get<std::string>(), group, group));
-    }
+    require_listed(group, option.is_null() ? "null" : option.get<std::string>());
   }
-  for (const auto& [group, options] : sweeps) {
-    if (composer.seen.count(group) == 0 && std::find(added.begin(), added.end(), group) == added.end()) {
-      throw SpecError("", fmt::format("override \"{}=...\": no defaults list names the group {} "
-                                      "(add it with +{}=...)", group, group, group));
-    }
+  for (const auto& [group, options] : composer.sweeps) {
+    require_listed(group, "...");
     Json values = Json::array();
     for (const std::string& option : options) {
       values.push_back(composer.Option(group, option, group + "=" + option));
