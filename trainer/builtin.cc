@@ -7,11 +7,10 @@
 #include <utility>
 #include <vector>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include "trainer/activation_checkpoint.h"
 #include "trainer/models.h"
 #include "trainer/sequence.h"
+#include "trainer/shuffle.h"
 
 namespace tune {
 namespace {
@@ -125,8 +124,7 @@ BuiltinData::BuiltinData(const TrainerConfig& config, Dataset data)
     throw ConfigError("val_fraction: " + std::to_string(config.val_fraction) + " of " + std::to_string(n) +
                       " training records leaves " + (held_out < 1 ? "no validation" : "no training") + " record");
   }
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(config.split_seed);
-  const torch::Tensor order = torch::randperm(n, generator, torch::kLong);
+  const torch::Tensor order = SeededPermutation(n, config.split_seed);
   val_rows_ = std::get<0>(order.slice(0, 0, held_out).sort());
   train_rows_ = std::get<0>(order.slice(0, held_out).sort());
 }
@@ -145,16 +143,18 @@ Batch BuiltinData::Collate(bool train, const torch::Tensor& indices) const {
     return Batch{batch.tokens, batch.labels, batch.lengths, batch.mask};
   }
   if (val_rows_.defined()) {  // both splits are rows of data_.train
-    auto [x, y] = GatherBatch(data_, data_.train, (train ? train_rows_ : val_rows_).index_select(0, indices));
-    return Batch{x, y, {}, {}};
+    return ImageBatch(data_.train, (train ? train_rows_ : val_rows_).index_select(0, indices));
   }
-  auto [x, y] = GatherBatch(data_, train ? data_.train : data_.val, indices);
-  return Batch{x, y, {}, {}};
+  return ImageBatch(train ? data_.train : data_.val, indices);
 }
 
 Batch BuiltinData::CollateTest(const torch::Tensor& indices) const {
   if (!val_rows_.defined()) return DataModule::CollateTest(indices);
-  auto [x, y] = GatherBatch(data_, data_.val, indices);
+  return ImageBatch(data_.val, indices);
+}
+
+Batch BuiltinData::ImageBatch(const Split& split, const torch::Tensor& rows) const {
+  auto [x, y] = GatherBatch(data_, split, rows);
   return Batch{x, y, {}, {}};
 }
 

@@ -56,6 +56,9 @@ class BuiltinData : public DataModule {
   std::vector<torch::Tensor> ValBatches(std::int64_t batch_size) const override;
 
  private:
+  // Rows `rows` of an image split as a batch.
+  Batch ImageBatch(const Split& split, const torch::Tensor& rows) const;
+
   Dataset data_;
   // val_fraction > 0: the training split's rows that train and those that validate (sorted, by
   // split_seed; on the data's device after Setup), and data_.val is the test split. Undefined

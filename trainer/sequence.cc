@@ -4,7 +4,7 @@
 #include <numeric>
 #include <stdexcept>
 
-#include <ATen/CPUGeneratorImpl.h>
+#include "trainer/shuffle.h"
 
 namespace tune {
 namespace {
@@ -27,11 +27,6 @@ class SplitMix64 {
  private:
   std::uint64_t state_;
 };
-
-torch::Tensor Shuffled(std::int64_t n, std::uint64_t seed) {
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return torch::randperm(n, generator, torch::kLong);
-}
 
 }  // namespace
 
@@ -106,7 +101,7 @@ std::vector<torch::Tensor> SequenceBatches(const SequenceSplit& split, std::int6
                                            std::uint64_t seed, int epoch, bool bucket) {
   const std::int64_t n = split.size();
   const std::uint64_t stream = seed * 1000003ULL + static_cast<std::uint64_t>(epoch);
-  torch::Tensor order = Shuffled(n, stream);
+  torch::Tensor order = SeededPermutation(n, stream);
   std::vector<torch::Tensor> batches;
   if (!bucket) {
     for (std::int64_t lo = 0; lo < n; lo += batch_size) batches.push_back(order.slice(0, lo, lo + batch_size));
@@ -127,7 +122,7 @@ std::vector<torch::Tensor> SequenceBatches(const SequenceSplit& split, std::int6
       batches.push_back(torch::tensor(torch::ArrayRef<std::int64_t>(chunk), torch::kLong).clone());
     }
   }
-  torch::Tensor batch_order = Shuffled(static_cast<std::int64_t>(batches.size()), stream ^ 0x5851F42D4C957F2DULL);
+  torch::Tensor batch_order = SeededPermutation(static_cast<std::int64_t>(batches.size()), stream ^ 0x5851F42D4C957F2DULL);
   std::vector<torch::Tensor> reordered;
   reordered.reserve(batches.size());
   for (std::int64_t i = 0; i < batch_order.numel(); ++i) {

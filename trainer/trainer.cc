@@ -23,6 +23,7 @@
 #include "trainer/device.h"
 #include "trainer/distributed.h"
 #include "trainer/optim.h"
+#include "trainer/shuffle.h"
 #include "trainer/sync_batchnorm.h"
 #include "tuner/client/session.h"
 
@@ -193,8 +194,7 @@ std::vector<torch::Tensor> Trainer::TrainBatches(int epoch) const {
   }
   // The shuffle depends only on (seed, epoch), so a resumed run sees the same batches, on every
   // device (the permutation is drawn on the CPU and moved to the data once per epoch).
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ULL + epoch);
-  torch::Tensor order = torch::randperm(data_->train_size(), generator, torch::kLong);
+  torch::Tensor order = SeededPermutation(data_->train_size(), config_.seed * 1000003ULL + epoch);
   if (data_device_ != order.device()) order = order.to(data_device_);
   if (ddp_) order = ddp_->ShardEpoch(order);  // every rank shuffles alike and takes its part
   std::vector<torch::Tensor> batches;
