@@ -218,6 +218,14 @@ class BestTrialReporter : public Callback {
   std::FILE* out_;
 };
 
+// A result's numeric metrics as the views log them: nested objects as "a/b" (booleans are not
+// numbers), then training_iteration and time_total_s (the tuner's, over metrics of those names),
+// as result.json has them. TensorBoard's scalars and W&B's history rows.
+std::vector<std::pair<std::string, double>> ResultScalars(const Result& result);
+// The trial has ended for good: a final status, and not an attempt stopped by Ctrl-C (STOPPED
+// with error "interrupted"), which `tune resume` runs again.
+bool IsFinalEnd(const Trial& trial);
+
 // Writes `text` to `path` through a temporary file and a rename. Throws std::runtime_error
 // naming the path.
 void WriteFileAtomically(const std::filesystem::path& path, const std::string& text);

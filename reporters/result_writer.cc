@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -32,6 +33,42 @@
 #include "reporters/reporters.h"
 
 namespace tune {
+
+namespace {
+
+void NumericLeaves(const Json& node, const std::string& prefix,
+                   std::vector<std::pair<std::string, double>>& out) {
+  if (node.is_object()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      NumericLeaves(it.value(), prefix.empty() ? it.key() : prefix + "/" + it.key(), out);
+    }
+  } else if (node.is_number() && !prefix.empty()) {
+    out.emplace_back(prefix, node.get<double>());
+  }
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, double>> ResultScalars(const Result& result) {
+  std::vector<std::pair<std::string, double>> scalars;
+  NumericLeaves(result.metrics, "", scalars);
+  // As result.json has them: the tuner's fields win over metrics of the same name.
+  scalars.erase(std::remove_if(scalars.begin(), scalars.end(),
+                               [](const auto& scalar) {
+                                 return scalar.first == "training_iteration" ||
+                                        scalar.first == "time_total_s";
+                               }),
+                scalars.end());
+  scalars.emplace_back("training_iteration", static_cast<double>(result.training_iteration));
+  scalars.emplace_back("time_total_s", result.time_total_s);
+  return scalars;
+}
+
+bool IsFinalEnd(const Trial& trial) {
+  // An attempt ended by Ctrl-C is reported STOPPED with error "interrupted" (tuner.cc); resume
+  // runs it again, so it has not ended.
+  return IsFinal(trial.status) && !(trial.status == TrialStatus::kStopped && trial.error == "interrupted");
+}
 namespace {
 
 namespace fs = std::filesystem;

@@ -95,39 +95,6 @@ google::protobuf::Value HParamValue(const Json& json) {
   return value;
 }
 
-// Numeric leaves of a result's metrics, "a/b" for nested objects (booleans are not numbers).
-void NumericLeaves(const Json& node, const std::string& prefix,
-                   std::vector<std::pair<std::string, double>>& out) {
-  if (node.is_object()) {
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      NumericLeaves(it.value(), prefix.empty() ? it.key() : prefix + "/" + it.key(), out);
-    }
-  } else if (node.is_number() && !prefix.empty()) {
-    out.emplace_back(prefix, node.get<double>());
-  }
-}
-
-std::vector<std::pair<std::string, double>> Scalars(const Result& result) {
-  std::vector<std::pair<std::string, double>> scalars;
-  NumericLeaves(result.metrics, "", scalars);
-  // As result.json has them: the tuner's fields win over metrics of the same name.
-  scalars.erase(std::remove_if(scalars.begin(), scalars.end(),
-                               [](const auto& scalar) {
-                                 return scalar.first == "training_iteration" ||
-                                        scalar.first == "time_total_s";
-                               }),
-                scalars.end());
-  scalars.emplace_back("training_iteration", static_cast<double>(result.training_iteration));
-  scalars.emplace_back("time_total_s", result.time_total_s);
-  return scalars;
-}
-
-bool IsFinalEnd(const Trial& trial) {
-  // An attempt ended by Ctrl-C is reported STOPPED with error "interrupted" (tuner.cc); resume
-  // runs it again, so it has not ended.
-  return IsFinal(trial.status) && !(trial.status == TrialStatus::kStopped && trial.error == "interrupted");
-}
-
 }  // namespace
 
 void AppendTfRecord(std::string_view data, std::string& out) {
@@ -251,7 +218,7 @@ void TensorBoardReporter::OnTrialResult(const Trial& trial, const Result& result
   event.set_wall_time(result.timestamp > 0 ? result.timestamp : WallNow());
   event.set_step(step);
   pb::Summary* summary = event.mutable_summary();
-  for (const auto& [tag, number] : Scalars(result)) {
+  for (const auto& [tag, number] : ResultScalars(result)) {
     pb::Summary::Value* value = summary->add_value();
     value->set_tag(tag);
     if (file.FirstUse(tag)) {
@@ -305,7 +272,7 @@ void TensorBoardReporter::OnExperimentEnd(const ExperimentView& view) {
     FlattenConfig(trial.config(), "", config);
     for (const auto& [key, value] : config) values[key].push_back(value);
     if (trial.last_result) {
-      for (const auto& [tag, number] : Scalars(trial.last_result.Decoded())) tags.insert(tag);
+      for (const auto& [tag, number] : ResultScalars(trial.last_result.Decoded())) tags.insert(tag);
     }
   }
   pb::hparams::HParamsPluginData data;

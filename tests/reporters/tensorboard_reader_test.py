@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """TensorBoard's own loader reads back what tune's TensorBoard reporter wrote.
 
-Runs real tiny experiments with `tune run` (tune-example-curve trials under ASHA with time_attr
-"epoch"; every trial crashes once at epoch 3 and is retried from its checkpoint, so each has two
-attempt files), then loads the experiment directory the way `tensorboard --logdir` does
+Runs real tiny experiments with `tune run` (reader_common.py's: tune-example-curve trials under
+ASHA with time_attr "epoch"; every trial crashes once at epoch 3 and is retried from its
+checkpoint, so each has two attempt files), then loads the experiment directory the way `tensorboard --logdir` does
 (plugin_event_multiplexer: one run per directory) and checks:
   - every numeric field of every line of each trial's result.json is a scalar tagged with its
     name, at step = the line's epoch, with exactly the value result.json holds, in order;
@@ -16,13 +16,9 @@ Exit 77 (CTest: skipped) when the tensorboard package is missing, except on CI (
 
 Usage: tensorboard_reader_test.py --bin-dir BUILD/bin
 """
-import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 try:
     from tensorboard.backend.event_processing import plugin_event_multiplexer
@@ -35,30 +31,8 @@ except ImportError as error:
     print(f"skipped: {error} (bash scripts/setup.sh installs tensorboard into .venv)")
     sys.exit(77)
 
-FAILURES = []
-
-
-def check(condition, message):
-    if not condition:
-        FAILURES.append(message)
-
-
-def spec(name, seed):
-    return {
-        "name": name,
-        "metric": "loss",
-        "mode": "min",
-        "num_samples": 4,
-        "max_concurrent": 2,
-        "max_failures": 1,
-        "search": {"algorithm": "random", "seed": seed},
-        "scheduler": {"type": "asha", "time_attr": "epoch", "max_t": 6, "grace_period": 1,
-                      "reduction_factor": 2},
-        "trainer": {"command": ["tune-example-curve"], "max_epochs": 6, "sleep_ms": 20,
-                    "crash_at_epoch": 3, "label": "tb \"test\"", "nested": {"flag": True}},
-        "space": {"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]},
-                  "lr": {"loguniform": [0.01, 1.0]}, "width": {"choice": [16, 32]}},
-    }
+from reader_common import (attempts, check, main, reports_after_resume, result_lines,  # noqa: E402
+                           run_tune, write_spec)
 
 
 def flatten(node, prefix=""):
@@ -123,15 +97,8 @@ def config_as_hparams(config):
     return out
 
 
-def run_tune(bin_dir, args, env=None):
-    return subprocess.run([os.path.join(bin_dir, args[0])] + args[1:], capture_output=True,
-                          text=True, env=env)
-
-
 def check_clean_run(bin_dir, storage):
-    spec_path = os.path.join(storage, "clean.json")
-    with open(spec_path, "w") as out:
-        json.dump(spec("clean", 0), out)
+    spec_path = write_spec(storage, "clean", 0)
     done = run_tune(bin_dir, ["tune", "run", spec_path, "--storage", storage])
     check(done.returncode == 0, f"tune run failed: {done.stderr[-2000:]}")
     experiment = os.path.join(storage, "clean")
@@ -140,23 +107,16 @@ def check_clean_run(bin_dir, storage):
     trials = sorted(d for d in os.listdir(experiment) if d.startswith("t_"))
     check(len(trials) == 4, f"expected 4 trials, found {trials}")
     hparams = multiplexer.PluginRunToTagToContent(hparams_metadata.PLUGIN_NAME)
-    attempts = {}
-    with open(os.path.join(experiment, "journal.jsonl")) as journal:
-        for line in journal:
-            event = json.loads(line)
-            if event["event"] == "trial_started":
-                attempts[event["trial_id"]] = attempts.get(event["trial_id"], 0) + 1
-    check(max(attempts.values()) == 2, f"no trial was retried: {attempts}")
+    started = attempts(experiment)
+    check(max(started.values()) == 2, f"no trial was retried: {started}")
     all_tags, all_keys = set(), set()
     for trial in trials:
         trial_dir = os.path.join(experiment, trial)
         files = [f for f in os.listdir(trial_dir) if "tfevents" in f]
-        check(len(files) == attempts[trial],
-              f"{trial}: expected one events file per attempt ({attempts[trial]}), found {files}")
+        check(len(files) == started[trial],
+              f"{trial}: expected one events file per attempt ({started[trial]}), found {files}")
         check(trial in runs, f"{trial}: not a run TensorBoard found ({sorted(runs)})")
-        with open(os.path.join(trial_dir, "result.json")) as lines:
-            results = [json.loads(line) for line in lines]
-        expected = expected_scalars(results)
+        expected = expected_scalars(result_lines(experiment, trial))
         got = scalars(multiplexer, trial)
         check(set(got) == set(expected),
               f"{trial}: tags {sorted(got)} != result.json's {sorted(expected)}")
@@ -197,9 +157,7 @@ def check_clean_run(bin_dir, storage):
 
 
 def check_killed_and_resumed(bin_dir, storage):
-    spec_path = os.path.join(storage, "killed.json")
-    with open(spec_path, "w") as out:
-        json.dump(spec("killed", 3), out)
+    spec_path = write_spec(storage, "killed", 3)
     env = dict(os.environ, TUNE_FAULT_EXIT_AFTER_EVENTS="25")
     killed = run_tune(bin_dir, ["tune-test-hooks", "run", spec_path, "--storage", storage], env)
     check(killed.returncode == 137, f"the fault-injecting tune exited {killed.returncode}")
@@ -208,23 +166,12 @@ def check_killed_and_resumed(bin_dir, storage):
               for trial in os.listdir(experiment) if trial.startswith("t_")}
     resumed = run_tune(bin_dir, ["tune", "resume", experiment])
     check(resumed.returncode == 0, f"tune resume failed: {resumed.stderr[-2000:]}")
-    # The reports the resumed tune received: the journal's after its resume event.
-    after_resume = {}
-    resumed_seen = False
-    with open(os.path.join(experiment, "journal.jsonl")) as journal:
-        for line in journal:
-            event = json.loads(line)
-            if event["event"] == "resume":
-                resumed_seen = True
-            elif resumed_seen and event["event"] == "report":
-                after_resume.setdefault(event["trial_id"], []).append(event["result"])
+    after_resume = reports_after_resume(experiment)
     check(after_resume, "no report after the resume: the test covers nothing")
     multiplexer = load(experiment)
     for trial, reports in after_resume.items():
         got = scalars(multiplexer, trial)
-        with open(os.path.join(experiment, trial, "result.json")) as lines:
-            results = [json.loads(line) for line in lines]
-        everything = expected_scalars(results)
+        everything = expected_scalars(result_lines(experiment, trial))
         for tag, points in got.items():
             check(set(points) <= set(everything.get(tag, [])),
                   f"{trial}/{tag}: TensorBoard has points result.json lacks: {points}")
@@ -238,24 +185,5 @@ def check_killed_and_resumed(bin_dir, storage):
     print(f"killed and resumed: {len(after_resume)} trials reported after the resume, checked")
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bin-dir", required=True)
-    args = parser.parse_args()
-    storage = tempfile.mkdtemp(prefix="tune_tb_")
-    try:
-        check_clean_run(args.bin_dir, storage)
-        check_killed_and_resumed(args.bin_dir, storage)
-    finally:
-        if FAILURES:
-            print(f"kept {storage} for a look")
-        else:
-            shutil.rmtree(storage, ignore_errors=True)
-    for failure in FAILURES:
-        print("FAIL:", failure)
-    print(f"{'FAILED' if FAILURES else 'PASSED'}: {len(FAILURES)} failures")
-    return 1 if FAILURES else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main("tune_tb_", [check_clean_run, check_killed_and_resumed])

@@ -1,0 +1,102 @@
+"""What the reader tests of tune's views share (tensorboard_reader_test.py, wandb_reader_test.py):
+the tiny experiment they run, running `tune`, the journal's facts, failures collected, and main().
+
+The experiment: tune-example-curve trials under ASHA with time_attr "epoch"; every trial crashes
+once at epoch 3 and is retried from its checkpoint.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+FAILURES = []
+
+
+def check(condition, message):
+    if not condition:
+        FAILURES.append(message)
+
+
+def spec(name, seed, **extra):
+    out = {
+        "name": name,
+        "metric": "loss",
+        "mode": "min",
+        "num_samples": 4,
+        "max_concurrent": 2,
+        "max_failures": 1,
+        "search": {"algorithm": "random", "seed": seed},
+        "scheduler": {"type": "asha", "time_attr": "epoch", "max_t": 6, "grace_period": 1,
+                      "reduction_factor": 2},
+        "trainer": {"command": ["tune-example-curve"], "max_epochs": 6, "sleep_ms": 20,
+                    "crash_at_epoch": 3, "label": "tb \"test\"", "nested": {"flag": True}},
+        "space": {"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]},
+                  "lr": {"loguniform": [0.01, 1.0]}, "width": {"choice": [16, 32]}},
+    }
+    out.update(extra)
+    return out
+
+
+def write_spec(storage, name, seed, **extra):
+    path = os.path.join(storage, f"{name}.json")
+    with open(path, "w") as out:
+        json.dump(spec(name, seed, **extra), out)
+    return path
+
+
+def run_tune(bin_dir, args, env=None):
+    return subprocess.run([os.path.join(bin_dir, args[0])] + args[1:], capture_output=True,
+                          text=True, env=env)
+
+
+def journal(experiment):
+    with open(os.path.join(experiment, "journal.jsonl")) as lines:
+        return [json.loads(line) for line in lines]
+
+
+def attempts(experiment):
+    """Trial id -> how many times it was started."""
+    counts = {}
+    for event in journal(experiment):
+        if event["event"] == "trial_started":
+            counts[event["trial_id"]] = counts.get(event["trial_id"], 0) + 1
+    return counts
+
+
+def reports_after_resume(experiment):
+    """Trial id -> the results the resumed tune received (the journal's after its resume event)."""
+    after, resumed = {}, False
+    for event in journal(experiment):
+        if event["event"] == "resume":
+            resumed = True
+        elif resumed and event["event"] == "report":
+            after.setdefault(event["trial_id"], []).append(event["result"])
+    return after
+
+
+def result_lines(experiment, trial):
+    with open(os.path.join(experiment, trial, "result.json")) as lines:
+        return [json.loads(line) for line in lines]
+
+
+def main(prefix, checks):
+    """Runs each check(bin_dir, storage) in one temporary storage, kept when something failed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin-dir", required=True)
+    args = parser.parse_args()
+    storage = tempfile.mkdtemp(prefix=prefix)
+    try:
+        for each in checks:
+            each(args.bin_dir, storage)
+    finally:
+        if FAILURES:
+            print(f"kept {storage} for a look")
+        else:
+            shutil.rmtree(storage, ignore_errors=True)
+    for failure in FAILURES:
+        print("FAIL:", failure)
+    print(f"{'FAILED' if FAILURES else 'PASSED'}: {len(FAILURES)} failures")
+    sys.exit(1 if FAILURES else 0)
