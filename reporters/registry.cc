@@ -5,6 +5,7 @@
 
 #include "reporters/reporters.h"
 #include "reporters/tensorboard.h"
+#include "reporters/wandb.h"
 
 namespace tune {
 
@@ -13,6 +14,7 @@ const CallbackRegistry& Callbacks() {
   static const CallbackRegistry registry("callback", "", {
                                                              TrialsJsonEntry(),
                                                              TensorBoardEntry(),
+                                                             WandbEntry(),
                                                          });
   return registry;
 }

@@ -8,7 +8,7 @@
 
 namespace tune {
 
-// reporters/report_assets.cc.in (generated): the embedded files.
+// reporters/assets.cc.in (generated): the embedded files.
 std::string_view ReportEchartsJs();
 std::string_view ReportPageTemplate();
 std::string_view ReportScriptJs();

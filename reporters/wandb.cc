@@ -1,0 +1,384 @@
+#include "reporters/wandb.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/text.h"
+#include "reporters/reporters.h"
+
+extern char** environ;
+
+namespace tune {
+
+// reporters/assets.cc.in (generated): reporters/wandb_logger.py.
+std::string_view WandbLoggerScript();
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxPending = 64u << 20;   // past this, reports are dropped
+
+// A descriptor moved to 10 or above, close-on-exec: the spawn's dup2 onto 0 and 3 must never be a
+// no-op that keeps the close-on-exec flag.
+int High(int fd) {
+  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  ::close(fd);
+  return moved;
+}
+
+int MillisecondsLeft(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1 << 30));
+}
+
+Clock::time_point After(double seconds) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(std::max(0.0, seconds)));
+}
+
+// The experiment's tag for run ids, made once and kept, so a resumed experiment continues the
+// same runs.
+std::string ExperimentKey(const fs::path& dir) {
+  const fs::path path = dir / "tune-key";
+  std::ifstream in(path);
+  std::string key;
+  if (in >> key && !key.empty()) return key;
+  std::random_device device;
+  key = fmt::format("{:08x}", static_cast<std::uint32_t>(device()));
+  WriteFileAtomically(path, key + "\n");
+  return key;
+}
+
+Json NumberOrName(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  return value;
+}
+
+}  // namespace
+
+WandbReporter::WandbReporter(WandbOptions options) : options_(std::move(options)) {
+  // Its stdin is a socket, not a pipe: send(MSG_NOSIGNAL) to a helper that died is an error to
+  // handle, never a SIGPIPE, whatever the process does with that signal.
+  int to[2], from[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, to) != 0) {
+    throw SpecError(options_.path, std::strerror(errno));
+  }
+  if (::pipe2(from, O_CLOEXEC) != 0) {
+    const int error = errno;
+    ::close(to[0]);
+    ::close(to[1]);
+    throw SpecError(options_.path, std::strerror(error));
+  }
+  const int child_in = High(to[0]), child_out = High(from[1]);
+  to_helper_ = High(to[1]);
+  from_helper_ = High(from[0]);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, child_in, STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, child_out, 3);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  // Its own process group: Ctrl-C at the terminal stops tune, which then finishes the runs
+  // through the helper; the helper must not be interrupted with it.
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t defaults, empty;
+  sigemptyset(&empty);
+  sigfillset(&defaults);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setsigmask(&attributes, &empty);
+  posix_spawnattr_setpgroup(&attributes, 0);
+  posix_spawnattr_setflags(&attributes,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  std::string script(WandbLoggerScript());
+  std::string settings = options_.init.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string dash_c = "-c";
+  std::string python = options_.python;
+  char* argv[] = {python.data(), dash_c.data(), script.data(), settings.data(), nullptr};
+  const int error = ::posix_spawnp(&pid_, python.c_str(), &actions, &attributes, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  ::close(child_in);
+  ::close(child_out);
+  if (error != 0) {
+    pid_ = -1;
+    throw SpecError(options_.path + ".python",
+                    fmt::format("cannot run \"{}\": {}", options_.python, std::strerror(error)));
+  }
+  ::fcntl(to_helper_, F_SETFL, ::fcntl(to_helper_, F_GETFL) | O_NONBLOCK);
+  ::fcntl(from_helper_, F_SETFL, ::fcntl(from_helper_, F_GETFL) | O_NONBLOCK);
+
+  // Wait for {"ready": VERSION} (or the reason it is not coming).
+  const Clock::time_point deadline = After(options_.start_timeout_s);
+  while (mode_.empty() && start_error_.empty() && from_helper_ >= 0 && Clock::now() < deadline) {
+    ReadReplies(MillisecondsLeft(deadline) / 1000.0, /*until_a_line=*/true);
+  }
+  if (mode_.empty()) {
+    std::string why = start_error_;
+    if (why.empty()) {
+      why = from_helper_ < 0 ? fmt::format("{} -c <the wandb helper> exited before it was ready",
+                                           options_.python)
+                             : fmt::format("{} did not import wandb within {:g} s (start_timeout_s)",
+                                           options_.python, options_.start_timeout_s);
+    }
+    Stop();
+    throw SpecError(options_.path, "wandb: " + why);
+  }
+}
+
+WandbReporter::~WandbReporter() {
+  // Without OnExperimentEnd (an error ended the tuner): the helper reads the end of its input and
+  // finishes the open runs as interrupted on its own.
+  if (to_helper_ >= 0) ::close(to_helper_);
+  if (from_helper_ >= 0) ::close(from_helper_);
+}
+
+void WandbReporter::Stop() {
+  // Alive while it holds its end of the reply pipe; only then may its pid (its group's id) be
+  // signalled: once it has exited the tuner's reaper may have taken it and the pid be reused.
+  const bool alive = from_helper_ >= 0;
+  if (to_helper_ >= 0) ::close(to_helper_);
+  if (from_helper_ >= 0) ::close(from_helper_);
+  to_helper_ = from_helper_ = -1;
+  if (pid_ <= 0) return;
+  if (alive) ::kill(-pid_, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+void WandbReporter::Send(const Json& message) {
+  if (to_helper_ < 0) return;
+  std::string line = message.dump(-1, ' ', false, Json::error_handler_t::replace);
+  line += '\n';
+  if (pending_.size() + line.size() > kMaxPending) {
+    if (!dropping_) {
+      Warn(fmt::format("the helper is {} MiB behind; reports are dropped until it catches up",
+                       kMaxPending >> 20));
+    }
+    dropping_ = true;
+    return;
+  }
+  dropping_ = false;
+  pending_ += line;
+  // Handed to the kernel at once (a send of a few hundred bytes, microseconds): a tune killed the
+  // next moment has lost nothing it received.
+  Flush();
+}
+
+void WandbReporter::Flush(double wait_s) {
+  const Clock::time_point deadline = After(wait_s);
+  std::size_t written = 0;
+  while (to_helper_ >= 0 && written < pending_.size()) {
+    const ssize_t n = ::send(to_helper_, pending_.data() + written, pending_.size() - written,
+                             MSG_NOSIGNAL);
+    if (n > 0) {
+      written += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      if (wait_s <= 0 || Clock::now() >= deadline) break;
+      pollfd ready{to_helper_, POLLOUT, 0};
+      ::poll(&ready, 1, MillisecondsLeft(deadline));
+    } else {
+      Broken(errno == EPIPE || errno == ECONNRESET
+                 ? fmt::format("the helper exited (its log: {})", log_path_)
+                 : fmt::format("cannot write to the helper ({})", std::strerror(errno)));
+      return;
+    }
+  }
+  pending_.erase(0, written);
+}
+
+void WandbReporter::ReadReplies(double wait_s, bool until_a_line) {
+  const Clock::time_point deadline = After(wait_s);
+  char buffer[4096];
+  while (from_helper_ >= 0) {
+    const ssize_t n = ::read(from_helper_, buffer, sizeof buffer);
+    if (n > 0) {
+      replies_.append(buffer, static_cast<std::size_t>(n));
+      bool got_line = false;
+      for (std::size_t end; (end = replies_.find('\n')) != std::string::npos;) {
+        Handle(replies_.substr(0, end));
+        replies_.erase(0, end + 1);
+        got_line = true;
+      }
+      if (got_line && until_a_line) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      if (wait_s <= 0 || Clock::now() >= deadline) return;
+      pollfd ready{from_helper_, POLLIN, 0};
+      ::poll(&ready, 1, MillisecondsLeft(deadline));
+      continue;
+    }
+    // The helper closed its side: it has exited.
+    ::close(from_helper_);
+    from_helper_ = -1;
+    if (started_ && runs_done_ < 0) {
+      Broken(fmt::format("the helper exited (its log: {})", log_path_));
+    }
+  }
+}
+
+void WandbReporter::Handle(const std::string& line) {
+  const Json reply = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!reply.is_object()) return;
+  if (reply.contains("ready")) {
+    mode_ = reply.value("mode", std::string("online"));
+  } else if (reply.contains("done") && reply["done"].is_number_integer()) {
+    runs_done_ = reply["done"].get<int>();
+  } else if (reply.contains("error") && reply["error"].is_string()) {
+    const std::string error = reply["error"].get<std::string>();
+    if (!started_) {
+      if (start_error_.empty()) start_error_ = error;
+      return;
+    }
+    const std::string trial =
+        reply.contains("trial") && reply["trial"].is_string() ? reply["trial"].get<std::string>() : "";
+    Warn(fmt::format("{}{} (its log: {})", trial.empty() ? "" : "trial " + trial + ": ",
+                     LastLines(error, 1), log_path_));
+  }
+}
+
+void WandbReporter::Warn(const std::string& message) const {
+  std::fprintf(stderr, "[tune] wandb: %s\n", EscapeControl(message, /*keep_newlines=*/false).c_str());
+}
+
+void WandbReporter::Broken(const std::string& why) {
+  if (to_helper_ < 0) return;
+  Warn(why + "; W&B logging stops here, the experiment goes on");
+  ::close(to_helper_);
+  to_helper_ = -1;
+  pending_.clear();
+}
+
+void WandbReporter::OnExperimentStart(const ExperimentView& view) {
+  started_ = true;
+  const fs::path experiment = view.experiment_dir.empty() ? fs::current_path()
+                                                          : fs::absolute(view.experiment_dir);
+  const fs::path dir = experiment / "wandb";
+  std::error_code error;
+  fs::create_directories(dir, error);
+  log_path_ = (dir / "tune-wandb.log").string();
+  std::string key;
+  try {
+    key = ExperimentKey(dir);
+  } catch (const std::exception& failure) {
+    Broken(fmt::format("cannot keep the run ids' key in {}: {}", dir.string(), failure.what()));
+    return;
+  }
+  Send({{"op", "experiment"}, {"dir", experiment.string()}, {"name", view.name}, {"key", key}});
+  Flush();
+}
+
+void WandbReporter::OnTrialStart(const Trial& trial) {
+  Send({{"op", "start"}, {"trial", trial.id}, {"config", trial.config()}});
+}
+
+void WandbReporter::OnTrialResult(const Trial& trial, const Result& result) {
+  Json data = Json::object();
+  for (const auto& [tag, value] : ResultScalars(result)) {
+    if (std::find(options_.excludes.begin(), options_.excludes.end(), tag) != options_.excludes.end()) {
+      continue;
+    }
+    data[tag] = NumberOrName(value);
+  }
+  // When the trial reported it, not when the helper got to it.
+  if (result.timestamp > 0) data["_timestamp"] = result.timestamp;
+  Send({{"op", "log"}, {"trial", trial.id}, {"data", std::move(data)}});
+}
+
+void WandbReporter::OnTrialPause(const Trial& trial) {
+  Send({{"op", "pause"}, {"trial", trial.id}});
+}
+
+void WandbReporter::OnTrialEnd(const Trial& trial) {
+  // An attempt interrupted by Ctrl-C has not ended: its run stays open until the helper's input
+  // ends, then finishes as INTERRUPTED, and `tune resume` continues it.
+  if (!IsFinalEnd(trial)) return;
+  Send({{"op", "end"},
+        {"trial", trial.id},
+        {"status", ToString(trial.status)},
+        {"error", trial.error}});
+}
+
+void WandbReporter::OnTick(const ExperimentView& view) {
+  (void)view;
+  Flush();
+  ReadReplies();
+}
+
+void WandbReporter::OnExperimentEnd(const ExperimentView& view) {
+  (void)view;
+  const Clock::time_point deadline = After(options_.finish_timeout_s);
+  Flush(options_.finish_timeout_s);
+  if (to_helper_ >= 0) {
+    ::shutdown(to_helper_, SHUT_WR);  // the end of its input: it finishes every run and exits
+    ::close(to_helper_);
+    to_helper_ = -1;
+  }
+  ReadReplies(MillisecondsLeft(deadline) / 1000.0);
+  if (from_helper_ >= 0) {
+    Warn(fmt::format("the helper did not finish the runs within {:g} s (finish_timeout_s); "
+                     "stopped it (its log: {})",
+                     options_.finish_timeout_s, log_path_));
+  } else if (runs_done_ >= 0 && mode_ == "offline") {
+    std::fprintf(stderr, "[tune] wandb: offline runs in %s; upload them with `wandb sync %s`\n",
+                 fs::path(log_path_).parent_path().c_str(),
+                 (fs::path(log_path_).parent_path() / "offline-run-*").c_str());
+  }
+  Stop();
+}
+
+CallbackRegistry::Entry WandbEntry() {
+  return {"wandb",
+          {"project", "entity", "group", "job_type", "notes", "tags", "mode", "log_config",
+           "excludes", "python", "start_timeout_s", "finish_timeout_s"},
+          [](const OptionsReader& in, const CallbackContext& context) {
+            WandbOptions options;
+            options.path = in.path();
+            options.python = in.String("python", options.python);
+            options.excludes = in.Strings("excludes");
+            options.start_timeout_s = in.Number("start_timeout_s", 60, Range::Above(0));
+            options.finish_timeout_s = in.Number("finish_timeout_s", 300, Range::AtLeast(0));
+            Json init = Json::object();
+            for (const char* key : {"project", "entity", "group", "job_type", "notes"}) {
+              if (in.Has(key)) init[key] = in.String(key, "");
+            }
+            if (in.Has("tags")) init["tags"] = in.Strings("tags");
+            if (in.Has("mode")) init["mode"] = in.Choice("mode", "", {"online", "offline", "disabled"});
+            init["log_config"] = in.Bool("log_config", true);
+            init["time_attr"] = context.time_attr;
+            options.init = std::move(init);
+            return std::any(options);
+          },
+          [](const std::any& options, const CallbackContext&) -> std::unique_ptr<Callback> {
+            return std::make_unique<WandbReporter>(std::any_cast<const WandbOptions&>(options));
+          }};
+}
+
+}  // namespace tune
