@@ -5,7 +5,7 @@
 
 #include "reporters/reporters.h"
 #include "reporters/tensorboard.h"
-#include "reporters/wandb.h"
+#include "reporters/tracker.h"
 
 namespace tune {
 
@@ -15,6 +15,7 @@ const CallbackRegistry& Callbacks() {
                                                              TrialsJsonEntry(),
                                                              TensorBoardEntry(),
                                                              WandbEntry(),
+                                                             MlflowEntry(),
                                                          });
   return registry;
 }

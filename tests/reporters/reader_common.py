@@ -47,6 +47,18 @@ def write_spec(storage, name, seed, **extra):
     return path
 
 
+def flatten(node, prefix=""):
+    """A config's leaves by dotted path (an empty object is a leaf), as the views name them."""
+    out = {}
+    for key, value in node.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, path))
+        else:
+            out[path] = value
+    return out
+
+
 def run_tune(bin_dir, args, env=None):
     return subprocess.run([os.path.join(bin_dir, args[0])] + args[1:], capture_output=True,
                           text=True, env=env)

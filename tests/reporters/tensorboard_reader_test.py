@@ -31,19 +31,8 @@ except ImportError as error:
     print(f"skipped: {error} (bash scripts/setup.sh installs tensorboard into .venv)")
     sys.exit(77)
 
-from reader_common import (attempts, check, main, reports_after_resume, result_lines,  # noqa: E402
-                           run_tune, write_spec)
-
-
-def flatten(node, prefix=""):
-    out = {}
-    for key, value in node.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, path))
-        else:
-            out[path] = value
-    return out
+from reader_common import (attempts, check, flatten, main,  # noqa: E402
+                           reports_after_resume, result_lines, run_tune, write_spec)
 
 
 def expected_scalars(lines):

@@ -1,9 +1,10 @@
-// The "wandb" reporter (reporters/wandb.h) with its real helper (reporters/wandb_logger.py, run
-// by python3) and a fake `wandb` package first on PYTHONPATH that records every call it gets: what
-// tune asks of W&B for each trial event, and that nothing W&B does (an import error, no API key,
-// a failing run, a hang, a crash) stops or slows the experiment. tests/reporters/
-// wandb_reader_test.py runs real experiments through the real wandb library.
-#include "reporters/wandb.h"
+// The experiment trackers' reporter (reporters/tracker.h) as "wandb", with its real helper
+// (reporters/tracker_helper.py + wandb_logger.py, run by python3) and a fake `wandb` package first
+// on PYTHONPATH that records every call it gets: what tune asks of W&B for each trial event, and
+// that nothing the tracker does (an import error, no API key, a failing run, a hang, a crash)
+// stops or slows the experiment. The same C++ and helper loop serve "mlflow";
+// tests/reporters/{wandb,mlflow}_reader_test.py run real experiments through the real libraries.
+#include "reporters/tracker.h"
 
 #include <cmath>
 #include <chrono>
@@ -124,7 +125,7 @@ class Env {
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
-class WandbReporterTest : public ::testing::Test {
+class WandbTrackerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     scratch_.Write("fake/wandb/__init__.py", kFakeWandb);
@@ -194,7 +195,7 @@ class WandbReporterTest : public ::testing::Test {
   Env env_;
 };
 
-TEST_F(WandbReporterTest, EachTrialIsARunWithItsConfigHistoryAndStatus) {
+TEST_F(WandbTrackerTest, EachTrialIsARunWithItsConfigHistoryAndStatus) {
   auto wandb = Make({{"project", "proj"}, {"tags", {"a", "b"}}, {"excludes", {"time_total_s"}}});
   wandb->OnExperimentStart(view_);
   Trial done = MakeTrial("t_00001", 0.1), failed = MakeTrial("t_00002", 0.2);
@@ -262,7 +263,7 @@ TEST_F(WandbReporterTest, EachTrialIsARunWithItsConfigHistoryAndStatus) {
                                                 std::pair<std::string, Json>("error", "exit code 1")));
 }
 
-TEST_F(WandbReporterTest, PausedRunsStayOpenAndAnInterruptedExperimentResumesTheSameRuns) {
+TEST_F(WandbTrackerTest, PausedRunsStayOpenAndAnInterruptedExperimentResumesTheSameRuns) {
   {
     auto wandb = Make(Json::object());
     wandb->OnExperimentStart(view_);
@@ -308,7 +309,7 @@ TEST_F(WandbReporterTest, PausedRunsStayOpenAndAnInterruptedExperimentResumesThe
   EXPECT_EQ(inits[0]["options"]["id"], key + "-t_00002");
 }
 
-TEST_F(WandbReporterTest, AHelperThatCannotStartIsASpecErrorNamingTheCallback) {
+TEST_F(WandbTrackerTest, AHelperThatCannotStartIsASpecErrorNamingTheCallback) {
   try {
     Make({{"python", "/nonexistent/python3"}});
     FAIL() << "expected a SpecError";
@@ -349,7 +350,7 @@ TEST_F(WandbReporterTest, AHelperThatCannotStartIsASpecErrorNamingTheCallback) {
   EXPECT_NO_THROW(Make({{"mode", "offline"}}));  // the option over WANDB_MODE
 }
 
-TEST_F(WandbReporterTest, OneTrialsFailureIsReportedAndTheOthersGoOn) {
+TEST_F(WandbTrackerTest, OneTrialsFailureIsReportedAndTheOthersGoOn) {
   env_.Set("FAKE_WANDB_FAIL_INIT", "t_00001");
   auto wandb = Make(Json::object());
   wandb->OnExperimentStart(view_);
@@ -370,7 +371,7 @@ TEST_F(WandbReporterTest, OneTrialsFailureIsReportedAndTheOthersGoOn) {
   EXPECT_EQ(CallsOf("finish").size(), 1u);
 }
 
-TEST_F(WandbReporterTest, AHangingOrDeadHelperNeverBlocksTheTuner) {
+TEST_F(WandbTrackerTest, AHangingOrDeadHelperNeverBlocksTheTuner) {
   using Clock = std::chrono::steady_clock;
   {
     env_.Set("FAKE_WANDB_ON_LOG", "hang");
@@ -416,13 +417,13 @@ TEST_F(WandbReporterTest, AHangingOrDeadHelperNeverBlocksTheTuner) {
     wandb->OnExperimentEnd(view_);
     const std::string printed = ::testing::internal::GetCapturedStderr();
     EXPECT_THAT(printed, HasSubstr("[tune] wandb: the helper exited (its log: "));
-    EXPECT_THAT(printed, HasSubstr("W&B logging stops here, the experiment goes on"));
+    EXPECT_THAT(printed, HasSubstr("logging to wandb stops here, the experiment goes on"));
     // Said once, not again for every later report.
     EXPECT_EQ(printed.find("[tune] wandb:"), printed.rfind("[tune] wandb:")) << printed;
   }
 }
 
-TEST_F(WandbReporterTest, OptionsAreCheckedWhereTheSpecNamesThem) {
+TEST_F(WandbTrackerTest, OptionsAreCheckedWhereTheSpecNamesThem) {
   CallbackContext context;
   EXPECT_THROW(Callbacks().Parse(Json{{"type", "wandb"}, {"mode", "sometimes"}}, "callbacks[0]", context),
                SpecError);
@@ -435,6 +436,14 @@ TEST_F(WandbReporterTest, OptionsAreCheckedWhereTheSpecNamesThem) {
   }
   EXPECT_THROW(Callbacks().Parse(Json{{"type", "wandb"}, {"tags", "a"}}, "callbacks[0]", context),
                SpecError);
+  try {
+    Callbacks().Parse(Json{{"type", "mlflow"}, {"tags", {"a"}}}, "callbacks[2]", context);
+    FAIL();
+  } catch (const SpecError& error) {
+    EXPECT_THAT(error.what(), ::testing::StartsWith("callbacks[2].tags: expected an object"));
+  }
+  EXPECT_THROW(Callbacks().Parse(Json{{"type", "mlflow"}, {"project", "x"}}, "callbacks[0]", context),
+               SpecError);  // a W&B option
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "reporters/wandb.h"
+#include "reporters/tracker.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -27,8 +27,10 @@ extern char** environ;
 
 namespace tune {
 
-// reporters/assets.cc.in (generated): reporters/wandb_logger.py.
+// reporters/assets.cc.in (generated): the helpers' Python.
+std::string_view TrackerHelperScript();
 std::string_view WandbLoggerScript();
+std::string_view MlflowLoggerScript();
 
 namespace {
 
@@ -76,7 +78,7 @@ Json NumberOrName(double value) {
 
 }  // namespace
 
-WandbReporter::WandbReporter(WandbOptions options) : options_(std::move(options)) {
+TrackerReporter::TrackerReporter(TrackerOptions options) : options_(std::move(options)) {
   // Its stdin is a socket, not a pipe: send(MSG_NOSIGNAL) to a helper that died is an error to
   // handle, never a SIGPIPE, whatever the process does with that signal.
   int to[2], from[2];
@@ -111,7 +113,7 @@ WandbReporter::WandbReporter(WandbOptions options) : options_(std::move(options)
   posix_spawnattr_setpgroup(&attributes, 0);
   posix_spawnattr_setflags(&attributes,
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  std::string script(WandbLoggerScript());
+  std::string script = options_.script;
   std::string settings = options_.init.dump(-1, ' ', false, Json::error_handler_t::replace);
   std::string dash_c = "-c";
   std::string python = options_.python;
@@ -131,30 +133,31 @@ WandbReporter::WandbReporter(WandbOptions options) : options_(std::move(options)
 
   // Wait for {"ready": VERSION} (or the reason it is not coming).
   const Clock::time_point deadline = After(options_.start_timeout_s);
-  while (mode_.empty() && start_error_.empty() && from_helper_ >= 0 && Clock::now() < deadline) {
+  while (!ready_ && start_error_.empty() && from_helper_ >= 0 && Clock::now() < deadline) {
     ReadReplies(MillisecondsLeft(deadline) / 1000.0, /*until_a_line=*/true);
   }
-  if (mode_.empty()) {
+  if (!ready_) {
     std::string why = start_error_;
     if (why.empty()) {
-      why = from_helper_ < 0 ? fmt::format("{} -c <the wandb helper> exited before it was ready",
-                                           options_.python)
-                             : fmt::format("{} did not import wandb within {:g} s (start_timeout_s)",
-                                           options_.python, options_.start_timeout_s);
+      why = from_helper_ < 0
+                ? fmt::format("{} -c <the {} helper> exited before it was ready", options_.python,
+                              options_.type)
+                : fmt::format("{} did not import {} within {:g} s (start_timeout_s)",
+                              options_.python, options_.type, options_.start_timeout_s);
     }
     Stop();
-    throw SpecError(options_.path, "wandb: " + why);
+    throw SpecError(options_.path, options_.type + ": " + why);
   }
 }
 
-WandbReporter::~WandbReporter() {
+TrackerReporter::~TrackerReporter() {
   // Without OnExperimentEnd (an error ended the tuner): the helper reads the end of its input and
   // finishes the open runs as interrupted on its own.
   if (to_helper_ >= 0) ::close(to_helper_);
   if (from_helper_ >= 0) ::close(from_helper_);
 }
 
-void WandbReporter::Stop() {
+void TrackerReporter::Stop() {
   // Alive while it holds its end of the reply pipe; only then may its pid (its group's id) be
   // signalled: once it has exited the tuner's reaper may have taken it and the pid be reused.
   const bool alive = from_helper_ >= 0;
@@ -169,7 +172,7 @@ void WandbReporter::Stop() {
   pid_ = -1;
 }
 
-void WandbReporter::Send(const Json& message) {
+void TrackerReporter::Send(const Json& message) {
   if (to_helper_ < 0) return;
   std::string line = message.dump(-1, ' ', false, Json::error_handler_t::replace);
   line += '\n';
@@ -188,7 +191,7 @@ void WandbReporter::Send(const Json& message) {
   Flush();
 }
 
-void WandbReporter::Flush(double wait_s) {
+void TrackerReporter::Flush(double wait_s) {
   const Clock::time_point deadline = After(wait_s);
   std::size_t written = 0;
   while (to_helper_ >= 0 && written < pending_.size()) {
@@ -212,7 +215,7 @@ void WandbReporter::Flush(double wait_s) {
   pending_.erase(0, written);
 }
 
-void WandbReporter::ReadReplies(double wait_s, bool until_a_line) {
+void TrackerReporter::ReadReplies(double wait_s, bool until_a_line) {
   const Clock::time_point deadline = After(wait_s);
   char buffer[4096];
   while (from_helper_ >= 0) {
@@ -244,13 +247,14 @@ void WandbReporter::ReadReplies(double wait_s, bool until_a_line) {
   }
 }
 
-void WandbReporter::Handle(const std::string& line) {
+void TrackerReporter::Handle(const std::string& line) {
   const Json reply = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!reply.is_object()) return;
   if (reply.contains("ready")) {
-    mode_ = reply.value("mode", std::string("online"));
+    ready_ = true;
   } else if (reply.contains("done") && reply["done"].is_number_integer()) {
     runs_done_ = reply["done"].get<int>();
+    if (reply.contains("hint") && reply["hint"].is_string()) hint_ = reply["hint"].get<std::string>();
   } else if (reply.contains("error") && reply["error"].is_string()) {
     const std::string error = reply["error"].get<std::string>();
     if (!started_) {
@@ -264,26 +268,27 @@ void WandbReporter::Handle(const std::string& line) {
   }
 }
 
-void WandbReporter::Warn(const std::string& message) const {
-  std::fprintf(stderr, "[tune] wandb: %s\n", EscapeControl(message, /*keep_newlines=*/false).c_str());
+void TrackerReporter::Warn(const std::string& message) const {
+  std::fprintf(stderr, "[tune] %s: %s\n", options_.type.c_str(),
+               EscapeControl(message, /*keep_newlines=*/false).c_str());
 }
 
-void WandbReporter::Broken(const std::string& why) {
+void TrackerReporter::Broken(const std::string& why) {
   if (to_helper_ < 0) return;
-  Warn(why + "; W&B logging stops here, the experiment goes on");
+  Warn(why + "; logging to " + options_.type + " stops here, the experiment goes on");
   ::close(to_helper_);
   to_helper_ = -1;
   pending_.clear();
 }
 
-void WandbReporter::OnExperimentStart(const ExperimentView& view) {
+void TrackerReporter::OnExperimentStart(const ExperimentView& view) {
   started_ = true;
   const fs::path experiment = view.experiment_dir.empty() ? fs::current_path()
                                                           : fs::absolute(view.experiment_dir);
-  const fs::path dir = experiment / "wandb";
+  const fs::path dir = experiment / options_.type;
   std::error_code error;
   fs::create_directories(dir, error);
-  log_path_ = (dir / "tune-wandb.log").string();
+  log_path_ = (dir / ("tune-" + options_.type + ".log")).string();
   std::string key;
   try {
     key = ExperimentKey(dir);
@@ -291,15 +296,19 @@ void WandbReporter::OnExperimentStart(const ExperimentView& view) {
     Broken(fmt::format("cannot keep the run ids' key in {}: {}", dir.string(), failure.what()));
     return;
   }
-  Send({{"op", "experiment"}, {"dir", experiment.string()}, {"name", view.name}, {"key", key}});
+  Send({{"op", "experiment"},
+        {"dir", experiment.string()},
+        {"name", view.name},
+        {"key", key},
+        {"log", log_path_}});
   Flush();
 }
 
-void WandbReporter::OnTrialStart(const Trial& trial) {
+void TrackerReporter::OnTrialStart(const Trial& trial) {
   Send({{"op", "start"}, {"trial", trial.id}, {"config", trial.config()}});
 }
 
-void WandbReporter::OnTrialResult(const Trial& trial, const Result& result) {
+void TrackerReporter::OnTrialResult(const Trial& trial, const Result& result) {
   Json data = Json::object();
   for (const auto& [tag, value] : ResultScalars(result)) {
     if (std::find(options_.excludes.begin(), options_.excludes.end(), tag) != options_.excludes.end()) {
@@ -312,11 +321,11 @@ void WandbReporter::OnTrialResult(const Trial& trial, const Result& result) {
   Send({{"op", "log"}, {"trial", trial.id}, {"data", std::move(data)}});
 }
 
-void WandbReporter::OnTrialPause(const Trial& trial) {
+void TrackerReporter::OnTrialPause(const Trial& trial) {
   Send({{"op", "pause"}, {"trial", trial.id}});
 }
 
-void WandbReporter::OnTrialEnd(const Trial& trial) {
+void TrackerReporter::OnTrialEnd(const Trial& trial) {
   // An attempt interrupted by Ctrl-C has not ended: its run stays open until the helper's input
   // ends, then finishes as INTERRUPTED, and `tune resume` continues it.
   if (!IsFinalEnd(trial)) return;
@@ -326,13 +335,13 @@ void WandbReporter::OnTrialEnd(const Trial& trial) {
         {"error", trial.error}});
 }
 
-void WandbReporter::OnTick(const ExperimentView& view) {
+void TrackerReporter::OnTick(const ExperimentView& view) {
   (void)view;
   Flush();
   ReadReplies();
 }
 
-void WandbReporter::OnExperimentEnd(const ExperimentView& view) {
+void TrackerReporter::OnExperimentEnd(const ExperimentView& view) {
   (void)view;
   const Clock::time_point deadline = After(options_.finish_timeout_s);
   Flush(options_.finish_timeout_s);
@@ -346,39 +355,76 @@ void WandbReporter::OnExperimentEnd(const ExperimentView& view) {
     Warn(fmt::format("the helper did not finish the runs within {:g} s (finish_timeout_s); "
                      "stopped it (its log: {})",
                      options_.finish_timeout_s, log_path_));
-  } else if (runs_done_ >= 0 && mode_ == "offline") {
-    std::fprintf(stderr, "[tune] wandb: offline runs in %s; upload them with `wandb sync %s`\n",
-                 fs::path(log_path_).parent_path().c_str(),
-                 (fs::path(log_path_).parent_path() / "offline-run-*").c_str());
+  } else if (!hint_.empty()) {
+    std::fprintf(stderr, "[tune] %s: %s\n", options_.type.c_str(),
+                 EscapeControl(hint_, /*keep_newlines=*/false).c_str());
   }
   Stop();
 }
 
+namespace {
+
+// The options every tracker takes, and the reporter from its parsed options.
+TrackerOptions ParseTrackerOptions(const OptionsReader& in, const CallbackContext& context,
+                                   const std::string& type, std::string_view script) {
+  TrackerOptions options;
+  options.type = type;
+  options.script = std::string(TrackerHelperScript()) + "\n" + std::string(script);
+  options.path = in.path();
+  options.python = in.String("python", options.python);
+  options.excludes = in.Strings("excludes");
+  options.start_timeout_s = in.Number("start_timeout_s", 60, Range::Above(0));
+  options.finish_timeout_s = in.Number("finish_timeout_s", 300, Range::AtLeast(0));
+  options.init = {{"log_config", in.Bool("log_config", true)}, {"time_attr", context.time_attr}};
+  return options;
+}
+
+const std::vector<std::string> kTrackerKeys = {"log_config", "excludes", "python",
+                                               "start_timeout_s", "finish_timeout_s"};
+
+std::vector<std::string> TrackerKeys(std::vector<std::string> own) {
+  own.insert(own.end(), kTrackerKeys.begin(), kTrackerKeys.end());
+  return own;
+}
+
+std::unique_ptr<Callback> MakeTracker(const std::any& options, const CallbackContext&) {
+  return std::make_unique<TrackerReporter>(std::any_cast<const TrackerOptions&>(options));
+}
+
+}  // namespace
+
 CallbackRegistry::Entry WandbEntry() {
   return {"wandb",
-          {"project", "entity", "group", "job_type", "notes", "tags", "mode", "log_config",
-           "excludes", "python", "start_timeout_s", "finish_timeout_s"},
+          TrackerKeys({"project", "entity", "group", "job_type", "notes", "tags", "mode"}),
           [](const OptionsReader& in, const CallbackContext& context) {
-            WandbOptions options;
-            options.path = in.path();
-            options.python = in.String("python", options.python);
-            options.excludes = in.Strings("excludes");
-            options.start_timeout_s = in.Number("start_timeout_s", 60, Range::Above(0));
-            options.finish_timeout_s = in.Number("finish_timeout_s", 300, Range::AtLeast(0));
-            Json init = Json::object();
+            TrackerOptions options = ParseTrackerOptions(in, context, "wandb", WandbLoggerScript());
             for (const char* key : {"project", "entity", "group", "job_type", "notes"}) {
-              if (in.Has(key)) init[key] = in.String(key, "");
+              if (in.Has(key)) options.init[key] = in.String(key, "");
             }
-            if (in.Has("tags")) init["tags"] = in.Strings("tags");
-            if (in.Has("mode")) init["mode"] = in.Choice("mode", "", {"online", "offline", "disabled"});
-            init["log_config"] = in.Bool("log_config", true);
-            init["time_attr"] = context.time_attr;
-            options.init = std::move(init);
+            if (in.Has("tags")) options.init["tags"] = in.Strings("tags");
+            if (in.Has("mode")) {
+              options.init["mode"] = in.Choice("mode", "", {"online", "offline", "disabled"});
+            }
             return std::any(options);
           },
-          [](const std::any& options, const CallbackContext&) -> std::unique_ptr<Callback> {
-            return std::make_unique<WandbReporter>(std::any_cast<const WandbOptions&>(options));
-          }};
+          MakeTracker};
+}
+
+CallbackRegistry::Entry MlflowEntry() {
+  return {"mlflow",
+          TrackerKeys({"tracking_uri", "experiment_name", "tags"}),
+          [](const OptionsReader& in, const CallbackContext& context) {
+            TrackerOptions options = ParseTrackerOptions(in, context, "mlflow", MlflowLoggerScript());
+            for (const char* key : {"tracking_uri", "experiment_name"}) {
+              if (in.Has(key)) options.init[key] = in.String(key, "");
+            }
+            if (const Json* tags = in.Find("tags")) {
+              in.Require(tags->is_object(), "tags", "expected an object of tag names and values");
+              options.init["tags"] = *tags;
+            }
+            return std::any(options);
+          },
+          MakeTracker};
 }
 
 }  // namespace tune
