@@ -15,6 +15,8 @@ running this test (which has mlflow) as the helper's, then asks MlflowClient for
   - after a tune killed mid-run (kill -9 at a journal event): its open runs KILLED (tune.status
     INTERRUPTED), and after `tune resume` the same runs (no second run for a trial) hold every
     report the resumed tune received, and are FINISHED;
+  - under PBT, an exploited trial keeps its one run, and its new values are the tags
+    tune.config.<key> (MLflow parameters cannot change);
   - a tracking store MLflow cannot use makes `tune run` exit 2 before any trial, saying why.
 Exit 77 (CTest: skipped) when mlflow is missing, except on CI (CI=true).
 
@@ -36,7 +38,7 @@ except ImportError as error:
     print(f"skipped: {error} (bash scripts/setup.sh installs mlflow-skinny into .venv)")
     sys.exit(77)
 
-from reader_common import (attempts, check, flatten, main,  # noqa: E402
+from reader_common import (attempts, check, exploited, flatten, main, pbt,  # noqa: E402
                            reports_after_resume, result_lines, run_tune, write_spec)
 
 
@@ -159,6 +161,31 @@ def check_killed_and_resumed(bin_dir, storage):
           f"reported after the resume")
 
 
+def check_pbt(bin_dir, storage):
+    spec_path = write_spec(storage, "pbt", 0, **pbt(callbacks=callbacks(storage)))
+    done = run_tune(bin_dir, ["tune", "run", spec_path, "--storage", storage])
+    check(done.returncode == 0, f"tune run (PBT) failed: {done.stderr[-2000:]}")
+    experiment = os.path.join(storage, "pbt")
+    changed = exploited(experiment)
+    check(changed, "PBT exploited no trial: the test covers nothing")
+    by_trial = runs_by_trial(MlflowClient(f"file:{storage}/mlruns"), "pbt")
+    for trial in changed:
+        runs = by_trial.get(trial, [])
+        check(len(runs) == 1, f"{trial}: {len(runs)} runs (one expected across its exploits)")
+        if not runs:
+            continue
+        with open(os.path.join(experiment, trial, "params.json")) as handle:
+            final = json.load(handle)
+        tags, params = runs[0].data.tags, runs[0].data.params
+        for key in ("lr", "x1"):
+            latest = tags.get(f"tune.config.{key}", params.get(key))
+            check(latest == json.dumps(final[key]),
+                  f"{trial}: {key} is {latest} in MLflow, {final[key]} in params.json")
+        check(any(key.startswith("tune.config.") for key in tags),
+              f"{trial}: exploited, but no tune.config.* tag: {tags}")
+    print(f"PBT: {len(changed)} exploited trials' new values checked")
+
+
 def check_unusable_store(bin_dir, storage):
     bad = callbacks(storage)
     bad[0]["tracking_uri"] = "nosuchscheme://nowhere"
@@ -172,4 +199,4 @@ def check_unusable_store(bin_dir, storage):
 
 
 if __name__ == "__main__":
-    main("tune_mlflow_", [check_clean_run, check_killed_and_resumed, check_unusable_store])
+    main("tune_mlflow_", [check_clean_run, check_killed_and_resumed, check_pbt, check_unusable_store])

@@ -40,6 +40,26 @@ def spec(name, seed, **extra):
     return out
 
 
+def pbt(**extra):
+    """spec()'s keys for a PBT run (no crashes): 4 trials at once, lr and x1 mutated every 2."""
+    out = {
+        "max_concurrent": 4,
+        "scheduler": {"type": "pbt", "time_attr": "training_iteration", "perturbation_interval": 2,
+                      "quantile_fraction": 0.5, "seed": 1,
+                      "hyperparam_mutations": {"lr": {"loguniform": [0.01, 0.5]},
+                                               "x1": {"uniform": [-5, 10]}}},
+        "trainer": {"command": ["tune-example-curve"], "max_epochs": 8, "sleep_ms": 30},
+    }
+    out.update(extra)
+    return out
+
+
+def exploited(experiment):
+    """The trials PBT restarted from another's checkpoint with new values."""
+    return sorted({event["trial_id"] for event in journal(experiment)
+                   if event["event"] == "trial_exploited"})
+
+
 def write_spec(storage, name, seed, **extra):
     path = os.path.join(storage, f"{name}.json")
     with open(path, "w") as out:

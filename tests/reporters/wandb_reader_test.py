@@ -18,6 +18,7 @@ has wandb) as the helper's. Each offline run's .wandb file (wandb's LevelDB-styl
   - after a tune killed mid-run (kill -9 at a journal event): its runs still finish (as
     INTERRUPTED, exit code 255), and `tune resume` continues the same run ids with every report it
     receives;
+  - under PBT, an exploited trial keeps its one run, whose config ends as the trial's new one;
   - with no API key and no offline mode, `tune run` refuses to start (exit 2) and says why.
 Exit 77 (CTest: skipped) when the wandb package is missing, except on CI (CI=true).
 
@@ -38,8 +39,8 @@ except ImportError as error:
     print(f"skipped: {error} (bash scripts/setup.sh installs wandb into .venv)")
     sys.exit(77)
 
-from reader_common import (attempts, check, main, reports_after_resume, result_lines,  # noqa: E402
-                           run_tune, write_spec)
+from reader_common import (attempts, check, exploited, main, pbt,  # noqa: E402
+                           reports_after_resume, result_lines, run_tune, write_spec)
 
 CALLBACKS = [{"type": "wandb", "project": "tune-test", "mode": "offline", "python": sys.executable}]
 
@@ -75,11 +76,17 @@ def records(path):
 
 def read_run(path):
     """One offline run: its run record, history rows, summary, metric records and exit code."""
-    run = {"history": [], "summary": {}, "metrics": [], "exit_code": None, "run": None}
+    run = {"history": [], "summary": {}, "metrics": [], "exit_code": None, "run": None,
+           "config": {}}
     for record in records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run["run"] = record.run
+            run["config"].update({item.key: json.loads(item.value_json)
+                                  for item in record.run.config.update})
+        elif kind == "config":
+            run["config"].update({item.key: json.loads(item.value_json)
+                                  for item in record.config.update})
         elif kind == "history":
             row = {"/".join(item.nested_key) or item.key: json.loads(item.value_json)
                    for item in record.history.item}
@@ -232,6 +239,26 @@ def check_killed_and_resumed(bin_dir, storage):
           f"{continued} runs continued")
 
 
+def check_pbt(bin_dir, storage):
+    spec_path = write_spec(storage, "pbt", 0, **pbt(callbacks=CALLBACKS))
+    done = run_tune(bin_dir, ["tune", "run", spec_path, "--storage", storage])
+    check(done.returncode == 0, f"tune run (PBT) failed: {done.stderr[-2000:]}")
+    experiment = os.path.join(storage, "pbt")
+    key = key_of(experiment)
+    changed = exploited(experiment)
+    check(changed, "PBT exploited no trial: the test covers nothing")
+    for trial in changed:
+        runs = offline_runs(experiment, key, trial)
+        check(len(runs) == 1, f"{trial}: {len(runs)} runs (one expected across its exploits)")
+        if not runs:
+            continue
+        with open(os.path.join(experiment, trial, "params.json")) as handle:
+            final = json.load(handle)
+        config = {k: v for k, v in runs[0]["config"].items() if k != "_wandb"}
+        check(config == final, f"{trial}: W&B config at the end {config} != params.json {final}")
+    print(f"PBT: {len(changed)} exploited trials' configs checked")
+
+
 def check_refused_without_key(bin_dir, storage):
     online = [{key: value for key, value in CALLBACKS[0].items() if key != "mode"}]
     spec_path = write_spec(storage, "online", 1, callbacks=online)
@@ -248,4 +275,5 @@ def check_refused_without_key(bin_dir, storage):
 
 
 if __name__ == "__main__":
-    main("tune_wandb_", [check_clean_run, check_killed_and_resumed, check_refused_without_key])
+    main("tune_wandb_", [check_clean_run, check_killed_and_resumed, check_pbt,
+                         check_refused_without_key])
