@@ -952,7 +952,7 @@ TEST_F(TunerLoopTest, ASpecNamesOptionalReportersFromTheRegistry) {
   } catch (const SpecError& error) {
     EXPECT_EQ(std::string(error.what()),
               "callbacks[0].type: unknown callback \"trials_jsn\" (known: trials_json, "
-              "tensorboard) (did you mean \"trials_json\"?)");
+              "tensorboard, wandb, mlflow) (did you mean \"trials_json\"?)");
   }
 }
 
