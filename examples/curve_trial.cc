@@ -12,7 +12,7 @@
 // each epoch and resume from TUNE_CHECKPOINT; a "pause" decision acknowledges the epoch's
 // checkpoint and exits 0. Fault injection for tests: crash_at_epoch (exit 3
 // at that epoch unless resuming from a checkpoint), nan_at_epoch (report NaN), hang_at_epoch
-// (sleep forever), ignore_sigterm (only SIGKILL ends it), record_env (write env.json with CUDA_VISIBLE_DEVICES and the pid).
+// (sleep forever), ignore_sigterm (only SIGKILL ends it), record_env (write env.json with CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER and the pid).
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -69,8 +69,10 @@ int main() {
     if (config.value("record_env", false)) {
       const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
       const char* local = std::getenv("TUNE_REPORT_SOCKET");
+      const char* order = std::getenv("CUDA_DEVICE_ORDER");
       std::ofstream(dir / "env.json") << tune::Json{
           {"CUDA_VISIBLE_DEVICES", visible ? visible : "<unset>"},
+          {"CUDA_DEVICE_ORDER", order ? order : "<unset>"},
           {"TUNE_REPORT_SOCKET", local ? local : "<unset>"},
           {"pid", static_cast<long>(getpid())},
           {"start_s", std::chrono::duration<double>(

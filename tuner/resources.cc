@@ -171,6 +171,10 @@ std::vector<std::string> DetectGpus() {
 }
 
 std::vector<GpuState> ReadGpuStates(const std::vector<std::string>& detected) {
+  // A number is NVML's index only in PCI bus order, which trials get (tuner.cc) unless the user
+  // chose another.
+  const char* order = std::getenv("CUDA_DEVICE_ORDER");
+  const bool numbers_are_pci = order == nullptr || std::string(order) == "PCI_BUS_ID";
   const Nvml nvml;
   if (!nvml.readable()) {
     throw SpecError("--free-gpus", "NVML (libnvidia-ml.so.1, the NVIDIA driver's) could not be loaded: "
@@ -187,6 +191,12 @@ std::vector<GpuState> ReadGpuStates(const std::vector<std::string>& detected) {
   for (const std::string& id : detected) {
     std::size_t index = all.size();
     if (!id.empty() && id.find_first_not_of("0123456789") == std::string::npos && id.size() < 6) {
+      if (!numbers_are_pci) {
+        throw SpecError("--free-gpus", fmt::format("CUDA_DEVICE_ORDER={} numbers the GPUs otherwise than "
+                                                   "NVML: unset it, or name the GPUs by UUID in "
+                                                   "CUDA_VISIBLE_DEVICES",
+                                                   order));
+      }
       index = std::stoul(id);
     } else {
       index = static_cast<std::size_t>(std::find(uuids.begin(), uuids.end(), id) - uuids.begin());

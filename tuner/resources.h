@@ -74,8 +74,9 @@ struct GpuState {
   double total_mib = 0;
 };
 // The state of each of `detected` through NVML: a numeric id is NVML's index (PCI bus order, which
-// is CUDA's with CUDA_DEVICE_ORDER=PCI_BUS_ID or identical GPUs), "GPU-..." a UUID. Throws
-// SpecError naming --free-gpus when NVML cannot be loaded or an id is not one of its devices.
+// is CUDA's with CUDA_DEVICE_ORDER=PCI_BUS_ID: trials given GPUs get it unless the user set
+// another order), "GPU-..." a UUID. Throws SpecError naming --free-gpus when NVML cannot be
+// loaded, an id is not one of its devices, or numeric ids meet another CUDA_DEVICE_ORDER.
 std::vector<GpuState> ReadGpuStates(const std::vector<std::string>& detected);
 // The GPUs without a compute process, the least memory in use first: `requested` of them, or all
 // with 0. Throws SpecError when fewer are free, naming each busy GPU's processes and memory.

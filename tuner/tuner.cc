@@ -410,6 +410,12 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
       {"TUNE_EXPERIMENT_DIR", std::filesystem::absolute(options_.experiment_dir).string()},
       {"CUDA_VISIBLE_DEVICES", trial.gpus},
   };
+  // GPU numbers as NVML and nvidia-smi give them (PCI bus order, which --free-gpus chose by and the
+  // views show), not CUDA's default fastest-first, which differs on a machine of mixed GPUs; as
+  // Lightning sets it. A CUDA_DEVICE_ORDER of the user's is inherited instead.
+  if (!trial.gpus.empty() && std::getenv("CUDA_DEVICE_ORDER") == nullptr) {
+    base.env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+  }
   if (!server_->local_address().empty()) base.env["TUNE_REPORT_SOCKET"] = server_->local_address();
   if (trial.last_checkpoint) base.env["TUNE_CHECKPOINT"] = *trial.last_checkpoint;
   std::vector<LaunchRequest> ranks;

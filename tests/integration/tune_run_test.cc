@@ -248,6 +248,13 @@ TEST_F(TuneRunTest, FreeGpusAreTheOnesNoProcessComputesOn) {
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_THAT(run.err, HasSubstr("--free-gpus: using GPUs 2,1"));
   EXPECT_EQ(gpus_of(run.dir), (std::set<std::string>{"1", "2"}));
+  // NVML's numbers are PCI bus order: so are the trials' CUDA device numbers.
+  for (const fs::path& dir : TrialDirs(run.dir)) {
+    EXPECT_EQ(Json::parse(ReadFile(dir / "env.json"))["CUDA_DEVICE_ORDER"], "PCI_BUS_ID") << dir;
+  }
+  RunOutput fastest = RunPath(Curve(), "fastest", "--free-gpus " + args, nvml + " CUDA_DEVICE_ORDER=FASTEST_FIRST");
+  EXPECT_EQ(fastest.exit_code, 2);
+  EXPECT_THAT(fastest.err, HasSubstr("--free-gpus: CUDA_DEVICE_ORDER=FASTEST_FIRST numbers the GPUs otherwise than NVML"));
   RunOutput one = RunPath(Curve(), "one", "--free-gpus --gpus 1 " + args,
                           nvml + " CUDA_VISIBLE_DEVICES=GPU-fake-3,1,0");
   ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
@@ -262,6 +269,28 @@ TEST_F(TuneRunTest, FreeGpusAreTheOnesNoProcessComputesOn) {
   RunOutput no_driver = RunPath(Curve(), "nodriver", "--free-gpus " + args, "LD_LIBRARY_PATH=/nonexistent");
   EXPECT_EQ(no_driver.exit_code, 2);
   EXPECT_THAT(no_driver.err, HasSubstr("--free-gpus: NVML (libnvidia-ml.so.1, the NVIDIA driver's) could not be loaded"));
+}
+
+TEST_F(TuneRunTest, TrialsNumberTheirGpusInPciOrderUnlessTheUserChoseAnOrder) {
+  const std::string args = "--cpus 2 --num-samples 2 scheduler=fifo trainer.max_epochs=1 "
+                           "trainer.sleep_ms=0 trainer.record_env=true";
+  auto orders_of = [](const fs::path& experiment) {
+    std::set<std::string> orders;
+    for (const fs::path& dir : TrialDirs(experiment)) {
+      orders.insert(Json::parse(ReadFile(dir / "env.json"))["CUDA_DEVICE_ORDER"].get<std::string>());
+    }
+    return orders;
+  };
+  RunOutput pci = Run(Curve(), args + " resources_per_trial.gpu=1", "CUDA_VISIBLE_DEVICES=0,1");
+  ASSERT_EQ(pci.exit_code, 0) << pci.err;
+  EXPECT_EQ(orders_of(pci.dir), std::set<std::string>{"PCI_BUS_ID"});
+  RunOutput own = RunPath(Curve(), "own", args + " resources_per_trial.gpu=1",
+                          "CUDA_VISIBLE_DEVICES=0,1 CUDA_DEVICE_ORDER=FASTEST_FIRST");
+  ASSERT_EQ(own.exit_code, 0) << own.err;
+  EXPECT_EQ(orders_of(own.dir), std::set<std::string>{"FASTEST_FIRST"});
+  RunOutput cpu = RunPath(Curve(), "cpu", args, "CUDA_VISIBLE_DEVICES=0,1");
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
+  EXPECT_EQ(orders_of(cpu.dir), std::set<std::string>{"<unset>"});
 }
 
 TEST_F(TuneRunTest, AskingForMoreGpusThanExistIsAClearError) {
