@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Tuner benchmarks: bookkeeping overhead, report throughput, decision round trip.
 
-Usage: python3 bench/tuner_bench.py [--bin build/bin] [--quick]
+Usage: python3 bench/tuner_bench.py [--bin build/bin] [--quick] [--parts abcde]
 Runs `tune run` on generated specs with tune-bench-trial and prints one table of numbers.
+(e) runs (b)'s flood with the "wandb" (offline) and "mlflow" (a file store) reporters on, in this
+Python (which must have wandb and mlflow: the project's .venv): the rate the trials' reports are
+acknowledged at, and how long the end of the experiment then waits for the tracker to write them.
 """
 import argparse
 import json
@@ -69,10 +72,13 @@ def trial_results(exp_dir):
     return [p for p in paths if os.path.exists(p)]
 
 
-def flood(bin_dir, storage, name, trials, reports, fsync="never"):
+def flood(bin_dir, storage, name, trials, reports, fsync="never", callbacks=None, env=None):
     spec = base_spec(name, {"mode": "flood", "reports": reports}, trials)
     spec["journal_fsync"] = fsync
-    _, exp_dir = run_tune(bin_dir, spec, storage, ["--cpus", str(trials)])
+    if callbacks:
+        spec["callbacks"] = callbacks
+    wall, exp_dir = run_tune(bin_dir, spec, storage, ["--cpus", str(trials)], env)
+    flood.wall = wall
     stats = []
     for trial in sorted(os.listdir(exp_dir)):
         bench = os.path.join(exp_dir, trial, "bench.json")
@@ -90,7 +96,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default="build/bin")
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke check)")
-    parser.add_argument("--parts", default="abcd", help="which measurements to run, e.g. bc")
+    parser.add_argument("--parts", default="abcd", help="which measurements to run, e.g. bc (e: trackers)")
     parser.add_argument("--reports", type=int, default=0, help="reports per client in (b)")
     args = parser.parse_args()
     storage = tempfile.mkdtemp(prefix="tune_bench_")
@@ -117,6 +123,20 @@ def main():
             rate, p50, p99 = flood(args.bin, storage, "fsync_" + fsync, 1, n, fsync)
             print(f"(d) journal_fsync={fsync}: 1 client x {n} reports: p50 {p50:.1f} us, "
                   f"p99 {p99:.1f} us, {rate:,.0f} reports/s")
+        if "e" in args.parts:
+            clients, reports = (4, 2000) if args.quick else (16, 5000)
+            trackers = {
+                "none": (None, None),
+                "wandb": ([{"type": "wandb", "mode": "offline", "python": sys.executable}], None),
+                "mlflow": ([{"type": "mlflow", "tracking_uri": f"file:{storage}/mlruns",
+                             "python": sys.executable}], {"MLFLOW_ALLOW_FILE_STORE": "true"}),
+            }
+            for tracker, (callbacks, env) in trackers.items():
+                rate, _, _ = flood(args.bin, storage, "tracker_" + tracker, clients, reports,
+                                   callbacks=callbacks, env=env)
+                span = clients * reports / rate
+                print(f"(e) {tracker}: {clients} clients x {reports} reports acknowledged at "
+                      f"{rate:,.0f} reports/s ({span:.2f} s); tune run took {flood.wall:.2f} s in all")
     finally:
         shutil.rmtree(storage, ignore_errors=True)
 

@@ -34,9 +34,10 @@
 // Failures: a helper that cannot start (no such python, no library, no W&B API key when online,
 // an MLflow store it cannot reach) is a SpecError naming the callback, before any trial runs.
 // After that nothing the tracker does can stop or slow the experiment: each message is handed to
-// the kernel as it comes, without blocking (queued up to 64 MiB while the helper lags), so a tune
-// killed the next moment has lost nothing it received; an error for one trial is printed and the
-// others go on; a helper that dies is reported once.
+// the kernel without blocking (a trial's start, pause and end at once, reports every 0.25 s or
+// 64 KiB; queued up to 64 MiB while the helper lags), so a tune killed with kill -9 loses at most
+// its last 0.25 s of reports (the journal and result.json have them); an error for one trial is
+// printed and the others go on; a helper that dies is reported once.
 //
 // Example:
 //   tune::TrackerReporter wandb(options);          // starts the helper, waits for "ready"
@@ -83,7 +84,10 @@ class TrackerReporter : public Callback {
   void OnExperimentEnd(const ExperimentView& view) override;
 
  private:
+  // Queues `message` and sends the queue.
   void Send(const Json& message);
+  // Queues a line; sends the queue now, or (!now) once it holds 64 KiB or at the next tick.
+  void Queue(std::string line, bool now);
   // Writes what is queued without blocking, or (wait_s > 0) until it is written or the time is up.
   void Flush(double wait_s = 0);
   // Reads and handles the helper's replies without blocking, or (wait_s > 0) until it closes its
@@ -99,7 +103,8 @@ class TrackerReporter : public Callback {
   pid_t pid_ = -1;
   int to_helper_ = -1;      // its stdin (a socket)
   int from_helper_ = -1;    // its fd 3
-  std::string pending_;     // messages not written yet
+  std::string pending_;     // messages not written yet, from sent_ on
+  std::size_t sent_ = 0;
   std::string replies_;     // a reply line not read whole yet
   std::string log_path_;    // <experiment>/<type>/tune-<type>.log
   bool ready_ = false;      // {"ready": ...} came

@@ -26,6 +26,12 @@ import sys
 import traceback
 
 OPTIONS = json.loads(sys.argv[1])
+# Logging is background work: the trials and the tuner come first when the cores are busy (the
+# tracker library's own processes, wandb-core's say, inherit this).
+try:
+    os.nice(10)
+except OSError:
+    pass
 _replies = os.fdopen(3, "w", buffering=1)
 _NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
