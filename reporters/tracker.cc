@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include "core/spawn.h"
 #include "core/text.h"
 #include "reporters/reporters.h"
 
@@ -126,15 +127,7 @@ TrackerReporter::TrackerReporter(TrackerOptions options) : options_(std::move(op
   // Its own process group: Ctrl-C at the terminal stops tune, which then finishes the runs
   // through the helper; the helper must not be interrupted with it.
   posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t defaults, empty;
-  sigemptyset(&empty);
-  sigfillset(&defaults);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setsigmask(&attributes, &empty);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  InitSpawnAttributes(&attributes, 0);
   std::string script = options_.script;
   std::string settings = options_.init.dump(-1, ' ', false, Json::error_handler_t::replace);
   std::string dash_c = "-c";
@@ -147,6 +140,9 @@ TrackerReporter::TrackerReporter(TrackerOptions options) : options_(std::move(op
   ::close(child_out);
   if (error != 0) {
     pid_ = -1;
+    ::close(to_helper_);
+    ::close(from_helper_);
+    to_helper_ = from_helper_ = -1;
     throw SpecError(options_.path + ".python",
                     fmt::format("cannot run \"{}\": {}", options_.python, std::strerror(error)));
   }

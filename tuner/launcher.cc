@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include "core/spawn.h"
 #include "tuner/client/protocol.h"
 
 extern char** environ;
@@ -54,19 +55,6 @@ std::vector<std::string> TrialEnvironment(const LaunchRequest& request) {
   }
   for (const auto& [name, value] : request.env) env_strings.push_back(name + "=" + value);
   return env_strings;
-}
-
-// posix_spawn attributes: process group `pgid` (0: a new group led by the process itself), and
-// the signals the tuner ignores or blocks reset. Destroy with posix_spawnattr_destroy.
-void InitSpawnAttributes(posix_spawnattr_t* attributes, pid_t pgid) {
-  posix_spawnattr_init(attributes);
-  sigset_t defaults, empty;
-  sigemptyset(&empty);
-  sigfillset(&defaults);
-  posix_spawnattr_setsigdefault(attributes, &defaults);
-  posix_spawnattr_setsigmask(attributes, &empty);
-  posix_spawnattr_setpgroup(attributes, pgid);
-  posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 }
 
 // Where trials can start inside their cgroup (SpawnIntoCgroup: tuner/cgroup.h; close_range,
