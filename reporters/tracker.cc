@@ -41,6 +41,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxPending = 64u << 20;   // past this, reports are dropped
 constexpr std::size_t kBatch = 64u << 10;        // reports are sent per this much, or per tick
+constexpr std::size_t kMaxReply = 1u << 20;      // a reply line longer than this is dropped
 
 // A descriptor moved to 10 or above, close-on-exec: the spawn's dup2 onto 0 and 3 must never be a
 // no-op that keeps the close-on-exec flag.
@@ -258,6 +259,9 @@ void TrackerReporter::ReadReplies(double wait_s, bool until_a_line) {
     const ssize_t n = ::read(from_helper_, buffer, sizeof buffer);
     if (n > 0) {
       replies_.append(buffer, static_cast<std::size_t>(n));
+      if (replies_.size() > kMaxReply && replies_.find('\n') == std::string::npos) {
+        replies_.clear();  // not the helper's protocol: a line that long is dropped
+      }
       bool got_line = false;
       for (std::size_t end; (end = replies_.find('\n')) != std::string::npos;) {
         Handle(replies_.substr(0, end));
@@ -311,6 +315,7 @@ void TrackerReporter::Warn(const std::string& message) const {
 
 void TrackerReporter::Broken(const std::string& why) {
   if (to_helper_ < 0) return;
+  said_broken_ = true;
   Warn(why + "; logging to " + options_.type + " stops here, the experiment goes on");
   ::close(to_helper_);
   to_helper_ = -1;
@@ -406,6 +411,8 @@ void TrackerReporter::OnExperimentEnd(const ExperimentView& view) {
     Warn(fmt::format("the helper did not finish the runs within {:g} s (finish_timeout_s); "
                      "stopped it (its log: {})",
                      options_.finish_timeout_s, log_path_));
+  } else if (runs_done_ < 0 && !said_broken_) {
+    Warn(fmt::format("the helper exited before it finished the runs (its log: {})", log_path_));
   } else if (!hint_.empty()) {
     std::fprintf(stderr, "[tune] %s: %s\n", options_.type.c_str(),
                  EscapeControl(hint_, /*keep_newlines=*/false).c_str());

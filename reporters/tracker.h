@@ -111,6 +111,7 @@ class TrackerReporter : public Callback {
   std::string start_error_; // an {"error"} before the experiment started
   bool started_ = false;    // OnExperimentStart was called
   bool dropping_ = false;   // over kMaxPending: reports are dropped
+  bool said_broken_ = false;  // Broken() told the user
   int runs_done_ = -1;      // the helper's {"done": N, "hint": TEXT}
   std::string hint_;
 };

@@ -86,6 +86,8 @@ class Run:
             os._exit(3)
         _record(call="log", run=self.id, data=data)
     def finish(self, exit_code=0):
+        if os.environ.get("FAKE_WANDB_ON_FINISH") == "exit":
+            os._exit(3)
         _record(call="finish", run=self.id, exit_code=exit_code)
 
 def init(**options):
@@ -133,7 +135,8 @@ class WandbTrackerTest : public ::testing::Test {
     env_.Set("FAKE_WANDB_LOG", log_.string());
     env_.Set("WANDB_MODE", "offline");
     env_.Unset("WANDB_API_KEY");
-    for (const char* name : {"FAKE_WANDB_ON_LOG", "FAKE_WANDB_FAIL_INIT", "FAKE_WANDB_VERSION"}) {
+    for (const char* name : {"FAKE_WANDB_ON_LOG", "FAKE_WANDB_ON_FINISH", "FAKE_WANDB_FAIL_INIT",
+                             "FAKE_WANDB_VERSION"}) {
       env_.Unset(name);
     }
     fs::create_directories(experiment_);
@@ -420,6 +423,19 @@ TEST_F(WandbTrackerTest, AHangingOrDeadHelperNeverBlocksTheTuner) {
     EXPECT_THAT(printed, HasSubstr("logging to wandb stops here, the experiment goes on"));
     // Said once, not again for every later report.
     EXPECT_EQ(printed.find("[tune] wandb:"), printed.rfind("[tune] wandb:")) << printed;
+  }
+  {
+    // Dying while it finishes the runs at the end: said, not taken for a clean end.
+    env_.Unset("FAKE_WANDB_ON_LOG");
+    env_.Set("FAKE_WANDB_ON_FINISH", "exit");
+    auto wandb = Make(Json::object());
+    wandb->OnExperimentStart(view_);
+    Trial trial = MakeTrial("t_00001", 0.1);
+    wandb->OnTrialStart(trial);
+    ::testing::internal::CaptureStderr();
+    wandb->OnExperimentEnd(view_);
+    EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+                HasSubstr("[tune] wandb: the helper exited before it finished the runs"));
   }
 }
 
