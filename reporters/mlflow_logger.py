@@ -12,6 +12,7 @@
 # integer), stamped with the time the trial reported them; FINISHED, FAILED or KILLED at the end.
 import json
 import math
+import re
 import sys
 import time
 
@@ -38,6 +39,11 @@ MAX_PARAM = 6000  # MLflow's limit on a parameter's value
 MAX_BATCH = 1000  # and on the metrics of one log_batch
 
 
+def mlflow_name(name):
+    """A name MLflow takes for a parameter or metric (letters, digits, _ - . / space and :)."""
+    return re.sub(r"[^\w\-./ :]", "_", name)[:250]
+
+
 def flatten(node, prefix=""):
     out = {}
     for key, value in node.items():
@@ -46,7 +52,7 @@ def flatten(node, prefix=""):
             out.update(flatten(value, path))
         else:
             out[path] = value if isinstance(value, str) else json.dumps(value)
-    return {k: v[:MAX_PARAM] for k, v in out.items()}
+    return {mlflow_name(k): v[:MAX_PARAM] for k, v in out.items()}
 
 
 class MlflowTracker:
@@ -99,7 +105,7 @@ class MlflowTracker:
         step = data.get(time_attr)
         if not (isinstance(step, (int, float)) and math.isfinite(step) and step == int(step)):
             step = data.get("training_iteration", 0)
-        metrics = [Metric(k, float(v), stamp, int(step)) for k, v in data.items()]
+        metrics = [Metric(mlflow_name(k), float(v), stamp, int(step)) for k, v in data.items()]
         for first in range(0, len(metrics), MAX_BATCH):
             CLIENT.log_batch(run_id, metrics=metrics[first:first + MAX_BATCH])
 

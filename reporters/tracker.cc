@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -42,6 +43,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxPending = 64u << 20;   // past this, reports are dropped
 constexpr std::size_t kBatch = 64u << 10;        // reports are sent per this much, or per tick
 constexpr std::size_t kMaxReply = 1u << 20;      // a reply line longer than this is dropped
+constexpr std::size_t kMaxSaid = 100;            // distinct errors printed; the rest counted
 
 // A descriptor moved to 10 or above, close-on-exec: the spawn's dup2 onto 0 and 3 must never be a
 // no-op that keeps the close-on-exec flag.
@@ -303,8 +305,14 @@ void TrackerReporter::Handle(const std::string& line) {
     }
     const std::string trial =
         reply.contains("trial") && reply["trial"].is_string() ? reply["trial"].get<std::string>() : "";
-    Warn(fmt::format("{}{} (its log: {})", trial.empty() ? "" : "trial " + trial + ": ",
-                     LastLines(error, 1), log_path_));
+    // Each error once: a store that refuses every report must not print a line per report.
+    const std::string text = LastLines(error, 1);
+    if (said_.size() >= kMaxSaid || !said_.insert(text).second) {
+      ++not_said_;
+      return;
+    }
+    Warn(fmt::format("{}{} (its log: {})", trial.empty() ? "" : "trial " + trial + ": ", text,
+                     log_path_));
   }
 }
 
@@ -407,6 +415,10 @@ void TrackerReporter::OnExperimentEnd(const ExperimentView& view) {
     to_helper_ = -1;
   }
   ReadReplies(MillisecondsLeft(deadline) / 1000.0);
+  if (not_said_ > 0) {
+    Warn(fmt::format("{} more errors, repeats of those above or past the first {} (its log: {})",
+                     not_said_, kMaxSaid, log_path_));
+  }
   if (from_helper_ >= 0) {
     Warn(fmt::format("the helper did not finish the runs within {:g} s (finish_timeout_s); "
                      "stopped it (its log: {})",

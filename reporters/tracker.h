@@ -37,7 +37,8 @@
 // the kernel without blocking (a trial's start, pause and end at once, reports every 0.25 s or
 // 64 KiB; queued up to 64 MiB while the helper lags), so a tune killed with kill -9 loses at most
 // its last 0.25 s of reports (the journal and result.json have them); an error for one trial is
-// printed and the others go on; a helper that dies is reported once.
+// printed (each distinct one once, the repeats counted at the end) and the others go on; a helper
+// that dies is reported once.
 //
 // Example:
 //   tune::TrackerReporter wandb(options);          // starts the helper, waits for "ready"
@@ -46,6 +47,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,6 +115,8 @@ class TrackerReporter : public Callback {
   bool started_ = false;    // OnExperimentStart was called
   bool dropping_ = false;   // over kMaxPending: reports are dropped
   bool said_broken_ = false;  // Broken() told the user
+  std::set<std::string> said_;  // errors printed (each once)
+  std::int64_t not_said_ = 0;   // errors not printed again
   int runs_done_ = -1;      // the helper's {"done": N, "hint": TEXT}
   std::string hint_;
 };

@@ -26,12 +26,6 @@ import sys
 import traceback
 
 OPTIONS = json.loads(sys.argv[1])
-# Logging is background work: the trials and the tuner come first when the cores are busy (the
-# tracker library's own processes, wandb-core's say, inherit this).
-try:
-    os.nice(10)
-except OSError:
-    pass
 _replies = os.fdopen(3, "w", buffering=1)
 _NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -55,6 +49,13 @@ def numbers(data):
 
 
 def serve(tracker):
+    # Ready: from now on logging is background work, and the trials and the tuner come first when
+    # the cores are busy (processes the library starts from here on, wandb-core's, inherit it).
+    # Not before: tune waits for the import at the start of the experiment.
+    try:
+        os.nice(10)
+    except OSError:
+        pass
     finished = 0
     for line in sys.stdin:
         trial = None

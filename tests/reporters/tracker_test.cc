@@ -358,16 +358,20 @@ TEST_F(WandbTrackerTest, OneTrialsFailureIsReportedAndTheOthersGoOn) {
   auto wandb = Make(Json::object());
   wandb->OnExperimentStart(view_);
   Trial refused = MakeTrial("t_00001", 0.1), fine = MakeTrial("t_00002", 0.2);
+  ::testing::internal::CaptureStderr();
   wandb->OnTrialStart(refused);
   wandb->OnTrialStart(fine);
   wandb->OnTrialResult(refused, MakeResult(1, 1.0));
   wandb->OnTrialResult(fine, MakeResult(1, 2.0));
-  ::testing::internal::CaptureStderr();
+  wandb->OnTrialStart(refused);  // a retry: the same error again
   fine.status = TrialStatus::kTerminated;
   wandb->OnTrialEnd(fine);
   wandb->OnExperimentEnd(view_);
   const std::string printed = ::testing::internal::GetCapturedStderr();
-  EXPECT_THAT(printed, HasSubstr("[tune] wandb: trial t_00001: RuntimeError: the fake refuses t_00001"));
+  const std::string error = "[tune] wandb: trial t_00001: RuntimeError: the fake refuses t_00001";
+  EXPECT_THAT(printed, HasSubstr(error));
+  EXPECT_EQ(printed.find(error), printed.rfind(error)) << "said once: " << printed;
+  EXPECT_THAT(printed, HasSubstr("[tune] wandb: 1 more errors, repeats of those above"));
   const std::vector<Json> logs = CallsOf("log");
   ASSERT_EQ(logs.size(), 1u);
   EXPECT_EQ(logs[0]["data"]["loss"], 2.0);
