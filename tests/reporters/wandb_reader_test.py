@@ -189,7 +189,10 @@ def wait_finished(experiment, key, trials, seconds=60):
     started so far to have its exit record."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        runs = [run for trial in trials for run in offline_runs(experiment, key, trial)]
+        try:
+            runs = [run for trial in trials for run in offline_runs(experiment, key, trial)]
+        except Exception:  # noqa: BLE001: a record read while wandb writes it
+            runs = []
         if runs and all(run["exit_code"] is not None for run in runs):
             return runs
         time.sleep(0.2)
