@@ -351,7 +351,6 @@ void TrackerReporter::OnExperimentStart(const ExperimentView& view) {
         {"name", view.name},
         {"key", key},
         {"log", log_path_}});
-  Flush();
 }
 
 void TrackerReporter::OnTrialStart(const Trial& trial) {
@@ -426,8 +425,7 @@ void TrackerReporter::OnExperimentEnd(const ExperimentView& view) {
   } else if (runs_done_ < 0 && !said_broken_) {
     Warn(fmt::format("the helper exited before it finished the runs (its log: {})", log_path_));
   } else if (!hint_.empty()) {
-    std::fprintf(stderr, "[tune] %s: %s\n", options_.type.c_str(),
-                 EscapeControl(hint_, /*keep_newlines=*/false).c_str());
+    Warn(hint_);
   }
   Stop();
 }

@@ -97,6 +97,7 @@ class TrackerReporter : public Callback {
   // side, the time is up, or (until_a_line) a line came.
   void ReadReplies(double wait_s = 0, bool until_a_line = false);
   void Handle(const std::string& line);
+  // "[tune] <type>: <message>" on stderr, control characters escaped.
   void Warn(const std::string& message) const;
   // Stops sending: the helper is gone or cannot keep up (said once).
   void Broken(const std::string& why);
