@@ -312,7 +312,7 @@ std::vector<std::string> SlurmLauncher::CommandLine(const LaunchRequest& rank0,
     }
   }
   if (resources.gpu >= 1) {
-    shape.push_back(workers > 1 ? "--gpus-per-task=1"
+    shape.push_back(workers > 1 ? fmt::format("--gpus-per-task={}", static_cast<int>(resources.gpu) / workers)
                                 : fmt::format("--gpus={}", static_cast<int>(resources.gpu)));
   }
   if (!exclude.empty()) {

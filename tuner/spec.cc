@@ -325,11 +325,14 @@ ExperimentSpec ParseSpec(const Json& raw, const std::filesystem::path& spec_dir)
                                   "none (gpu 0)",
                                   workers, gpu, workers));
     }
-    if (workers > 1 && gpu >= 1 && gpu != workers) {
+    // Several GPUs per worker: each rank holds a model split over them (the trainer's
+    // model_parallel).
+    if (workers > 1 && gpu >= 1 && std::fmod(gpu, workers) != 0) {
       throw SpecError("resources_per_trial",
-                      fmt::format("{} workers need one whole GPU each, but gpu is {:g}: set gpu "
-                                  "to {} (or 0 for CPU workers)",
-                                  workers, gpu, workers));
+                      fmt::format("{} workers need the same whole number of GPUs each, but gpu is "
+                                  "{:g}: set gpu to {} (one each), a multiple of {} (a model split "
+                                  "over several GPUs per worker), or 0 for CPU workers",
+                                  workers, gpu, workers, workers));
     }
     spec.resources_per_trial.workers = workers;
   }

@@ -33,7 +33,7 @@ namespace tune {
 struct TrialResources {
   double gpu = 0;   // whole GPUs (1, 2, ...) or a fraction of one (0.5 = two trials share a GPU)
   double cpu = 1;   // CPU slots of the whole trial (all its workers together)
-  int workers = 1;  // processes (DDP ranks) per trial; > 1 needs gpu 0 or gpu == workers
+  int workers = 1;  // processes (DDP ranks) per trial; > 1 needs gpu 0 or a multiple of workers
 };
 
 // "launcher": where trials run. "local" (processes of this machine, the default) or "slurm"

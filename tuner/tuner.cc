@@ -433,9 +433,15 @@ bool Tuner::LaunchTrial(std::size_t index, Allocation allocation) {
         request.env["LOCAL_WORLD_SIZE"] = std::to_string(workers);
         request.env["MASTER_ADDR"] = "127.0.0.1";
         request.env["MASTER_PORT"] = master_port;
-        // Whole GPUs only (ParseSpec): rank k gets the k-th device of the trial's allocation.
+        // Whole GPUs only, the same number per rank (ParseSpec): rank k gets the k-th run of
+        // them in the trial's allocation (one, or a model-parallel rank's several).
         if (!allocation.gpu_ids.empty()) {
-          request.env["CUDA_VISIBLE_DEVICES"] = allocation.gpu_ids[static_cast<std::size_t>(rank)];
+          const std::size_t per_rank = allocation.gpu_ids.size() / static_cast<std::size_t>(workers);
+          std::string visible;
+          for (std::size_t i = 0; i < per_rank; ++i) {
+            visible += (i == 0 ? "" : ",") + allocation.gpu_ids[static_cast<std::size_t>(rank) * per_rank + i];
+          }
+          request.env["CUDA_VISIBLE_DEVICES"] = visible;
         }
       }
       ranks.push_back(std::move(request));

@@ -136,6 +136,9 @@ TEST(SlurmLauncherTest, InsideAnAllocationATrialIsAJobStep) {
                           "/opt/tune/tune-slurm-rank", "/opt/train", "it's"));
   // A retry avoids the nodes that failed the trial.
   EXPECT_THAT(launcher.CommandLine(Rank0(), {"n2", "n5"}), testing::Contains("--exclude=n2,n5"));
+  // Two GPUs per rank: each rank's model split over them (model_parallel).
+  SlurmLauncher split(io, Options("41", {/*gpu=*/4, /*cpu=*/4, /*workers=*/2}));
+  EXPECT_THAT(split.CommandLine(Rank0(), {}), testing::Contains("--gpus-per-task=2"));
 }
 
 TEST(SlurmLauncherTest, OneProcessTrialAsksForItsGpusAsAWhole) {

@@ -600,6 +600,20 @@ TEST_F(DdpTrialTest, EachRankGetsOneWholeGpuOfTheTrial) {
   EXPECT_EQ(rank1["CUDA_VISIBLE_DEVICES"], "1");
 }
 
+TEST_F(DdpTrialTest, EachRankOfAModelParallelTrialGetsItsRunOfGpus) {
+  // gpu 4 over 2 workers: each rank holds a model split over two GPUs (model_parallel 2), and
+  // the trial's allocation is --gpus' 1,3,5,7 (not 0..3) so the runs are the allocation's own.
+  RunOutput run = Run(WriteSpec(R"({"cpu": 1, "gpu": 4, "workers": 2})").string(), "--gpus 4 --cpus 2",
+                      "CUDA_VISIBLE_DEVICES=1,3,5,7");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  fs::path trial = run.dir / "t_00001";
+  Json rank0 = Json::parse(ReadFile(trial / "rank0.json"));
+  Json rank1 = Json::parse(ReadFile(trial / "rank1.json"));
+  EXPECT_EQ(rank0["WORLD_SIZE"], "2");
+  EXPECT_EQ(rank0["CUDA_VISIBLE_DEVICES"], "1,3");
+  EXPECT_EQ(rank1["CUDA_VISIBLE_DEVICES"], "5,7");
+}
+
 TEST_F(DdpTrialTest, FractionalGpuWithSeveralWorkersIsASpecError) {
   RunOutput run =
       Run(WriteSpec(R"({"gpu": 0.5, "workers": 2})").string(), "--gpus 1", "CUDA_VISIBLE_DEVICES=0");

@@ -62,6 +62,8 @@ TEST(SpecTest, WorkersDefaultToOnePerGpuWhenATrialHasSeveral) {
   ExperimentSpec spec = ParseSpec(raw, ".");
   EXPECT_EQ(spec.resources_per_trial.workers, 2);
   EXPECT_DOUBLE_EQ(spec.resources_per_trial.cpu, 2) << "cpu counts for the whole trial";
+  raw["resources_per_trial"] = {{"gpu", 6}, {"workers", 2}};
+  EXPECT_EQ(ParseSpec(raw, ".").resources_per_trial.workers, 2) << "3 GPUs per rank: a model split over them";
 }
 
 TEST(SpecTest, BadWorkerCountsNameResourcesPerTrial) {
@@ -69,7 +71,9 @@ TEST(SpecTest, BadWorkerCountsNameResourcesPerTrial) {
   raw["resources_per_trial"] = {{"gpu", 0.5}, {"workers", 2}};
   EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial: 2 workers cannot share a fraction"));
   raw["resources_per_trial"] = {{"gpu", 2}, {"workers", 3}};
-  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial: 3 workers need one whole GPU each"));
+  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial: 3 workers need the same whole number of GPUs each"));
+  raw["resources_per_trial"] = {{"gpu", 8}, {"workers", 3}};
+  EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial: 3 workers need the same whole number of GPUs each"));
   raw["resources_per_trial"] = {{"workers", 0}};
   EXPECT_THAT(ErrorOf(raw), StartsWith("resources_per_trial.workers: must be an integer"));
   raw["resources_per_trial"] = {{"workers", 1.5}};
