@@ -10,7 +10,9 @@
 #     start from a scale that overflows (2^24) and grow every 50 clean steps;
 #   - `tune run --gpus 1`, 8 short trials with resources_per_trial.gpu 0.25 (4 on the GPU at
 #     once) against gpu 1 (one at a time), as trials per minute;
-#   - NCCL DDP (resources_per_trial {"gpu": 2}), when 2 or more GPUs are visible.
+#   - NCCL DDP (resources_per_trial {"gpu": 2}), when 2 or more GPUs are visible;
+#   - model parallelism: the CNN split over 2 GPUs in 4 micro-batches (model_parallel 2,
+#     pipeline_chunks 4, resources_per_trial {"gpu": 2, "workers": 1}), when 2 or more are visible.
 # Every step has a timeout, so the whole run ends within about 8 minutes even when one hangs.
 #
 #   bash scripts/gpu_check.sh                 on the GPU machine (builds into build-gpu/)
@@ -260,6 +262,32 @@ EOF
   log "ddp: $result ($status)"
 else
   row "DDP 2 ranks (nccl)" "resources {\"gpu\": 2}" "-" "skipped: $ngpu GPU visible"
+fi
+
+# ---- 5. model parallelism: the CNN split over 2 GPUs (2 CPU stages in the smoke run)
+if ((cpu || ngpu >= 2)); then
+  if ((cpu)); then mp_res='{"cpu": 1}' mp_slots=(--cpus 1)
+  else mp_res='{"gpu": 2, "cpu": 1, "workers": 1}' mp_slots=(--gpus 2)
+  fi
+  log "model parallel: $mp_res"
+  trainer=$(trial_config '{"model": {"type": "cnn"}, "model_parallel": 2, "pipeline_chunks": 4}')
+  tune_run split 120 "{\"name\": \"split\", \"metric\": \"val_acc\", \"mode\": \"max\", \"num_samples\": 1,
+    \"resources_per_trial\": $mp_res, \"trainer\": $trainer, \"space\": {}}" "${mp_slots[@]}"
+  rc=$?
+  result=$("$python" - "$work/results/split" <<'EOF'
+import glob, json, sys
+lines = [json.loads(l) for f in glob.glob(sys.argv[1] + "/*/result.json") for l in open(f)]
+if lines:
+    print(f"{lines[-1]['samples_per_s']:.0f} samples/s, val_acc {lines[-1]['val_acc']:.3f}")
+EOF
+)
+  status=ok
+  ((rc == 124)) && status="timed out"
+  ((rc != 0 && rc != 124)) && status="tune exit $rc"
+  row "CNN split over 2 devices" "model_parallel 2, pipeline_chunks 4, resources $mp_res" "${result:-no result.json}" "$status"
+  log "model parallel: $result ($status)"
+else
+  row "CNN split over 2 GPUs" "model_parallel 2" "-" "skipped: $ngpu GPU visible"
 fi
 
 # ---- the table

@@ -8,6 +8,15 @@ namespace tune {
 
 void Model::LoadState(torch::serialize::InputArchive& archive, const Json& /*saved_config*/) { load(archive); }
 
+void Model::Place(const std::vector<torch::Device>& devices) {
+  if (devices.size() > 1) {
+    throw ConfigError("model_parallel " + std::to_string(devices.size()) +
+                      ": this model does not split itself across devices (override tune::Model::Place to "
+                      "put its parts on each)");
+  }
+  to(devices.front());
+}
+
 torch::Device DataModule::Setup(const torch::Device& /*training_device*/) { return torch::kCPU; }
 
 std::vector<torch::Tensor> DataModule::TrainBatches(std::int64_t /*batch_size*/, std::uint64_t /*seed*/,

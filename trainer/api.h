@@ -65,6 +65,16 @@ class Model : public torch::nn::Module {
   // checkpoint of another architecture (throw std::runtime_error naming the key) or to map an
   // older layout onto this one.
   virtual void LoadState(torch::serialize::InputArchive& archive, const Json& saved_config);
+
+  // Puts the model on the devices it trains on: one, or config.model_parallel of them for a
+  // model split across GPUs by hand (device.h says which). Default: the whole model on
+  // devices[0]; with several devices it throws, naming model_parallel. Override to place the
+  // parts yourself (`seq2->to(devices[1])`) and move the activations between them in forward
+  // (`x = seq1(x).to(devices[1])`). The batch arrives on devices[0]; the logits may come out on
+  // any of them (the loss and the metrics are computed where they are). Called before training
+  // and again after loading a checkpoint (which puts every tensor on devices[0]). Module::to
+  // keeps each parameter's identity, so the optimizer keeps following it.
+  virtual void Place(const std::vector<torch::Device>& devices);
 };
 
 // The user's data (Lightning's LightningDataModule). Called from loader threads at once:

@@ -1,6 +1,8 @@
 #include "trainer/builtin.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -77,7 +79,7 @@ BuiltinModel::BuiltinModel(const TrainerConfig& config, std::int64_t features, s
       if (p.dim() == 4) p.set_data(torch::empty_like(p, torch::MemoryFormat::ChannelsLast).copy_(p));
     }
   }
-  if (!config.model.activation_checkpointing) return;
+  if (config.model.type == "gru" || config.model.type == "lstm") return;
   // The blocks share net_'s modules (no copies, names unchanged, so checkpoints load either way).
   bool block_has_weights = false;
   for (const torch::nn::AnyModule& module : *net_) {
@@ -91,14 +93,108 @@ BuiltinModel::BuiltinModel(const TrainerConfig& config, std::int64_t features, s
     blocks_.back()->push_back(module);
     block_has_weights = block_has_weights || weighted;
   }
+  if (config.model_parallel > 1) {
+    if (static_cast<std::size_t>(config.model_parallel) > blocks_.size()) {
+      throw ConfigError("model_parallel: " + std::to_string(config.model_parallel) + " stages for " +
+                        std::to_string(blocks_.size()) + " layers");
+    }
+    stage_starts_ = BalancedStages(BlockCosts(), static_cast<std::size_t>(config.model_parallel));
+  }
+}
+
+std::vector<double> BuiltinModel::BlockCosts() {
+  // Multiply-adds per sample: a Linear's weight once, a convolution's at every output position
+  // (one sample traced through, in eval mode so that no BatchNorm statistic moves).
+  torch::NoGradGuard no_grad;
+  net_->eval();
+  torch::Tensor x = torch::zeros({1, features_});
+  std::vector<double> costs;
+  for (torch::nn::Sequential& block : blocks_) {
+    double cost = 0;
+    for (torch::nn::AnyModule& module : *block) {
+      x = module.forward(x);
+      if (const auto* linear = module.ptr()->as<torch::nn::LinearImpl>()) {
+        cost += static_cast<double>(linear->weight.numel());
+      } else if (const auto* conv = module.ptr()->as<torch::nn::Conv2dImpl>()) {
+        cost += static_cast<double>(conv->weight.numel()) * static_cast<double>(x.size(2) * x.size(3));
+      }
+    }
+    costs.push_back(cost);
+  }
+  net_->train();
+  return costs;
+}
+
+std::vector<std::size_t> BalancedStages(const std::vector<double>& costs, std::size_t stages) {
+  // best[k][i]: the least possible costliest run when blocks [0, i) form k runs; cut[k][i] where
+  // the last of them starts.
+  const std::size_t n = costs.size();
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> prefix(n + 1, 0.0);
+  for (std::size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + costs[i];
+  std::vector<std::vector<double>> best(stages + 1, std::vector<double>(n + 1, inf));
+  std::vector<std::vector<std::size_t>> cut(stages + 1, std::vector<std::size_t>(n + 1, 0));
+  best[0][0] = 0;
+  for (std::size_t k = 1; k <= stages; ++k) {
+    for (std::size_t i = k; i <= n; ++i) {
+      for (std::size_t j = k - 1; j < i; ++j) {
+        const double worst = std::max(best[k - 1][j], prefix[i] - prefix[j]);
+        if (worst < best[k][i]) {
+          best[k][i] = worst;
+          cut[k][i] = j;
+        }
+      }
+    }
+  }
+  std::vector<std::size_t> starts(stages);
+  for (std::size_t k = stages, i = n; k >= 1; --k) {
+    starts[k - 1] = cut[k][i];
+    i = cut[k][i];
+  }
+  return starts;
+}
+
+void BuiltinModel::Place(const std::vector<torch::Device>& devices) {
+  if (devices.size() == 1 || stage_starts_.empty()) return Model::Place(devices);
+  if (devices.size() != stage_starts_.size()) {
+    throw std::logic_error("BuiltinModel::Place: " + std::to_string(devices.size()) + " devices for " +
+                           std::to_string(stage_starts_.size()) + " stages");
+  }
+  stage_devices_ = devices;
+  for (std::size_t stage = 0; stage < stage_starts_.size(); ++stage) {
+    const std::size_t end = stage + 1 < stage_starts_.size() ? stage_starts_[stage + 1] : blocks_.size();
+    for (std::size_t b = stage_starts_[stage]; b < end; ++b) blocks_[b]->to(devices[stage]);
+  }
+}
+
+torch::Tensor BuiltinModel::RunBlock(std::size_t b, const torch::Tensor& x) {
+  // activation_checkpointing: every block but the classifier recomputed in backward.
+  if (config_.model.activation_checkpointing && b + 1 < blocks_.size()) return Checkpoint(blocks_[b], x);
+  return blocks_[b]->forward(x);
 }
 
 torch::Tensor BuiltinModel::forward(const Batch& batch) {
   if (config_.model.type == "gru" || config_.model.type == "lstm") return net_->forward(batch.x, batch.lengths, batch.mask);
-  if (blocks_.empty()) return net_->forward(batch.x);
-  torch::Tensor x = batch.x;
-  for (std::size_t b = 0; b + 1 < blocks_.size(); ++b) x = Checkpoint(blocks_[b], x);
-  return blocks_.back()->forward(x);
+  if (stage_devices_.empty()) {
+    if (!config_.model.activation_checkpointing) return net_->forward(batch.x);
+    torch::Tensor x = batch.x;
+    for (std::size_t b = 0; b < blocks_.size(); ++b) x = RunBlock(b, x);
+    return x;
+  }
+  // Micro-batch after micro-batch through the stages. Nothing here waits for a device: on GPUs
+  // each stage's kernels queue on its own device, so stage k+1 computes micro-batch m while
+  // stage k computes m+1 (and backward overlaps alike, autograd running a thread per device).
+  std::vector<torch::Tensor> outputs;
+  for (const torch::Tensor& chunk : batch.x.chunk(config_.pipeline_chunks)) {
+    torch::Tensor x = chunk;
+    for (std::size_t stage = 0; stage < stage_starts_.size(); ++stage) {
+      x = x.to(stage_devices_[stage], /*non_blocking=*/true);
+      const std::size_t end = stage + 1 < stage_starts_.size() ? stage_starts_[stage + 1] : blocks_.size();
+      for (std::size_t b = stage_starts_[stage]; b < end; ++b) x = RunBlock(b, x);
+    }
+    outputs.push_back(x);
+  }
+  return outputs.size() == 1 ? outputs.front() : torch::cat(outputs);
 }
 
 void BuiltinModel::LoadState(torch::serialize::InputArchive& archive, const Json& saved_config) {

@@ -28,15 +28,30 @@ class BuiltinModel : public Model {
   // names of the parameters after them: the checkpoint loads into its own layout and the
   // tensors are copied across by position.
   void LoadState(torch::serialize::InputArchive& archive, const Json& saved_config) override;
+  // model_parallel > 1: stage k's layers on devices[k] (the stages are fixed at construction).
+  void Place(const std::vector<torch::Device>& devices) override;
+
+  // model_parallel > 1: the index of each stage's first block (see blocks_), in order.
+  const std::vector<std::size_t>& stage_starts() const { return stage_starts_; }
 
  private:
   TrainerConfig config_;
   std::int64_t features_, classes_;
   torch::nn::Sequential net_;
-  // activation_checkpointing: net_'s modules in blocks (each from one Linear/Conv2d, or the
-  // Flatten before it, to the next); all but the last (the classifier) are checkpointed.
+  // The mlp's and cnn's modules in blocks (each from one Linear/Conv2d, or the Flatten before
+  // it, to the next; they share net_'s modules). activation_checkpointing recomputes all but the
+  // last (the classifier); model parallelism puts runs of them on each device.
   std::vector<torch::nn::Sequential> blocks_;
+  std::vector<std::size_t> stage_starts_;
+  std::vector<torch::Device> stage_devices_;  // after Place, one per stage; empty: one device
+
+  std::vector<double> BlockCosts();
+  torch::Tensor RunBlock(std::size_t b, const torch::Tensor& x);
 };
+
+// Splits blocks of these costs into `stages` contiguous non-empty runs so that the costliest
+// run costs the least; returns each run's first index. stages <= costs.size().
+std::vector<std::size_t> BalancedStages(const std::vector<double>& costs, std::size_t stages);
 
 // A Dataset (data.h) as a data module: images are normalised once in Setup (on the GPU when
 // they fit under config.device_dataset_max_mb); sequence tasks cut their own (length-bucketed)

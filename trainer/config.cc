@@ -282,6 +282,8 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   top.Read("trace_path", config.trace_path);
   if (!config.trace_path.empty() && config.profiler == "none") config.profiler = "trace";
   top.Read("device", config.device);
+  top.Read("model_parallel", config.model_parallel);
+  if (own_keys == nullptr) top.Read("pipeline_chunks", config.pipeline_chunks);
   top.Read("num_workers", config.num_workers);
   top.Read("device_dataset_max_mb", config.device_dataset_max_mb);
   top.Read("auto_batch_size", config.auto_batch_size);
@@ -306,11 +308,25 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
     if (sequence_model) Require(config.model.layers >= 1, "model.layers", "must be >= 1 for gru/lstm");
     Require(!(sequence_model && config.model.activation_checkpointing), "activation_checkpointing",
             "is for the mlp and cnn models (not gru/lstm)");
+    Require(!(sequence_model && config.model_parallel > 1), "model_parallel",
+            "is for the mlp and cnn models (a gru/lstm is one module)");
+    // Stages are made of whole blocks (a Linear/Conv2d with what follows it): an mlp has
+    // model.layers + 1, the cnn 4.
+    const int blocks = config.model.type == "mlp" ? config.model.layers + 1 : 4;
+    if (!sequence_model && config.model_parallel > blocks) {
+      throw ConfigError("model_parallel: " + std::to_string(config.model_parallel) + " stages, but the " +
+                        config.model.type + " has " + std::to_string(blocks) + " layers to split (" +
+                        (config.model.type == "mlp" ? "model.layers + 1" : "2 convolutions, 2 linear") + ")");
+    }
   }
   RequireOneOf(config.precision, {"32", "bf16-mixed", "16-mixed"}, "precision");
   RequireOneOf(config.profiler, {"none", "simple", "trace"}, "profiler");
   RequireOneOf(config.device, {"auto", "cpu", "cuda"}, "device");
   Require(config.num_workers >= 0, "num_workers", "must be >= 0");
+  Require(config.model_parallel >= 1 && config.model_parallel <= 64, "model_parallel", "must be in [1, 64]");
+  Require(config.pipeline_chunks >= 1, "pipeline_chunks", "must be >= 1");
+  Require(config.pipeline_chunks == 1 || config.model_parallel > 1, "pipeline_chunks",
+          "needs model_parallel >= 2 (micro-batches pipeline the stages of a split model)");
   Require(config.device_dataset_max_mb >= 0, "device_dataset_max_mb", "must be >= 0");
   Require(config.max_batch_size >= 0, "max_batch_size", "must be >= 0");
   Require(config.batch_size >= 1, "batch_size", "must be >= 1");

@@ -134,6 +134,16 @@ struct TrainerConfig {
   std::string profiler = "none";  // none | simple | trace (chrome://tracing JSON, trace_path)
   std::string trace_path;         // profiler "trace": "" = <output_dir or .>/trace.json
   std::string device = "auto";    // auto | cpu | cuda (auto: cuda:0 when usable, see device.h)
+  // Model parallelism by hand, as in the seed's `seq1.to('cuda:0')`, `seq2.to('cuda:1')`: the model
+  // is split over this many devices of the process (device.h); the built-in mlp/cnn into
+  // contiguous stages of layers balanced by their multiply-adds, an own model by its
+  // Model::Place. With DDP each rank holds one such split (resources_per_trial.gpu = workers x N).
+  int model_parallel = 1;
+  // The built-in mlp/cnn with model_parallel > 1: each batch goes through the stages in this many
+  // micro-batches (GPipe), so that on GPUs stage k works on one while stage k+1 works on the one
+  // before (CUDA kernels are queued per device). The loss is the whole batch's; BatchNorm
+  // normalises each micro-batch by its own statistics.
+  int pipeline_chunks = 1;
   int num_workers = 0;            // batch-gathering threads (loader.h); 0 = on the training thread
   std::int64_t device_dataset_max_mb = 1024;  // CUDA: stage the whole dataset on the GPU up to this size
   bool auto_batch_size = false;   // binsearch the largest batch size that fits (batch_size_finder.h)

@@ -1,5 +1,6 @@
 #include "trainer/device.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -29,8 +30,29 @@ torch::Device ResolveDevice(const std::string& setting) {
   return usable ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
 }
 
+std::vector<torch::Device> ResolveDevices(const std::string& setting, int count) {
+  const torch::Device first = ResolveDevice(setting);
+  if (count <= 1 || !first.is_cuda()) return std::vector<torch::Device>(static_cast<std::size_t>(std::max(count, 1)), first);
+  const auto visible = static_cast<int>(torch::cuda::device_count());
+  if (visible < count) {
+    throw std::runtime_error("model_parallel " + std::to_string(count) + " needs " + std::to_string(count) +
+                             " GPUs but this process sees " + std::to_string(visible) +
+                             " (give the trial resources_per_trial.gpu " + std::to_string(count) +
+                             " per worker)");
+  }
+  std::vector<torch::Device> devices;
+  for (int i = 0; i < count; ++i) devices.emplace_back(torch::kCUDA, static_cast<torch::DeviceIndex>(i));
+  return devices;
+}
+
 void SynchronizeDevice(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+void SynchronizeDevices(const std::vector<torch::Device>& devices) {
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    if (i == 0 || devices[i] != devices[i - 1]) SynchronizeDevice(devices[i]);
+  }
 }
 
 }  // namespace tune

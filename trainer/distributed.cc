@@ -407,12 +407,14 @@ void DataParallel::BroadcastBuffers() {
 
 void DataParallel::BroadcastFromMain(const std::vector<torch::Tensor>& tensors) {
   torch::NoGradGuard no_grad;
-  // One collective per dtype: parameters and float buffers flattened together; integer buffers
-  // (BatchNorm's num_batches_tracked) separately.
+  // One collective per dtype and device: parameters and float buffers flattened together;
+  // integer buffers (BatchNorm's num_batches_tracked) separately; each device of a model split
+  // over several (model_parallel) separately.
   std::vector<std::vector<torch::Tensor>> by_dtype;
   for (const torch::Tensor& t : tensors) {
-    auto same = std::find_if(by_dtype.begin(), by_dtype.end(),
-                             [&](const auto& list) { return list.front().dtype() == t.dtype(); });
+    auto same = std::find_if(by_dtype.begin(), by_dtype.end(), [&](const auto& list) {
+      return list.front().dtype() == t.dtype() && list.front().device() == t.device();
+    });
     if (same == by_dtype.end()) {
       by_dtype.push_back({t});
     } else {

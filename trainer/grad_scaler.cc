@@ -19,6 +19,8 @@ void GradScaler::Unscale(const std::vector<torch::Tensor>& parameters) {
     if (!grad.defined()) continue;
     // The check runs on the scaled gradient: multiplying by 1/scale cannot turn inf finite.
     torch::Tensor bad = torch::isfinite(grad).logical_not().any();
+    // Gathered on the first gradient's device (a model split over GPUs has gradients on each).
+    if (found.defined() && bad.device() != found.device()) bad = bad.to(found.device(), /*non_blocking=*/true);
     found = found.defined() ? found.logical_or(bad) : bad;
     // Divided, not multiplied by 1/scale: above ~8.5e37 the reciprocal is a subnormal float,
     // which flush_denormal (FTZ/DAZ) would read as 0 and zero every gradient.

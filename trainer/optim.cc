@@ -1,5 +1,6 @@
 #include "trainer/optim.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <tuple>
 
@@ -217,17 +218,54 @@ void SetHyperparameters(torch::optim::Optimizer& optimizer, const OptimizerConfi
   }
 }
 
+void MoveStateToParameters(torch::optim::Optimizer& optimizer) {
+  torch::NoGradGuard no_grad;
+  auto& state = optimizer.state();
+  for (const auto& group : optimizer.param_groups()) {
+    for (const torch::Tensor& p : group.params()) {
+      auto found = state.find(p.unsafeGetTensorImpl());
+      if (found == state.end()) continue;
+      auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(p.device()) : t; };
+      if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(found->second.get())) {
+        adam->exp_avg(move(adam->exp_avg()));
+        adam->exp_avg_sq(move(adam->exp_avg_sq()));
+        adam->max_exp_avg_sq(move(adam->max_exp_avg_sq()));
+      } else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(found->second.get())) {
+        adamw->exp_avg(move(adamw->exp_avg()));
+        adamw->exp_avg_sq(move(adamw->exp_avg_sq()));
+        adamw->max_exp_avg_sq(move(adamw->max_exp_avg_sq()));
+      } else if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(found->second.get())) {
+        sgd->momentum_buffer(move(sgd->momentum_buffer()));
+      } else {
+        throw std::logic_error("MoveStateToParameters: an optimizer state of unknown type");
+      }
+    }
+  }
+}
+
 torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> norms;
   for (const auto& p : parameters) {
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+    if (!p.grad().defined()) continue;
+    torch::Tensor norm = p.grad().norm(2);
+    norms.push_back(norms.empty() || norm.device() == norms.front().device()
+                        ? norm
+                        : norm.to(norms.front().device(), /*non_blocking=*/true));
   }
   if (norms.empty()) return torch::zeros({});
   torch::Tensor total = torch::stack(norms).norm(2);
   torch::Tensor coefficient = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  std::vector<torch::Tensor> per_device = {coefficient};  // the coefficient copied to each device once
   for (const auto& p : parameters) {
-    if (p.grad().defined()) p.grad().mul_(coefficient);
+    if (!p.grad().defined()) continue;
+    auto here = std::find_if(per_device.begin(), per_device.end(),
+                             [&](const torch::Tensor& c) { return c.device() == p.grad().device(); });
+    if (here == per_device.end()) {
+      per_device.push_back(coefficient.to(p.grad().device(), /*non_blocking=*/true));
+      here = per_device.end() - 1;
+    }
+    p.grad().mul_(*here);
   }
   return total;
 }

@@ -52,9 +52,14 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& co
 // saved with; this is how a resumed run (PBT's mutated config) trains with the new ones.
 void SetHyperparameters(torch::optim::Optimizer& optimizer, const OptimizerConfig& config);
 
+// Moves each parameter's optimizer state (Adam's moments, SGD's momentum) to the parameter's
+// device: after a checkpoint was read onto one device for a model split over several.
+void MoveStateToParameters(torch::optim::Optimizer& optimizer);
+
 // torch::nn::utils::clip_grad_norm_ without its host read of the total norm (which would wait
 // for the device on CUDA): every defined gradient is scaled by min(1, max_norm / (norm + 1e-6)),
-// the norm being the 2-norm of all gradients together. Returns that norm as a 0-d tensor.
+// the norm being the 2-norm of all gradients together (on several devices: summed on the first
+// gradient's). Returns that norm as a 0-d tensor.
 torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm);
 
 }  // namespace tune

@@ -57,6 +57,28 @@ TrialParts SeededBuiltinParts(const TrainerConfig& config, Dataset data) {
   return BuiltinParts(config, std::move(data));
 }
 
+// `labels` where the logits are (a model split over devices returns them from its last one).
+torch::Tensor WithLogits(const torch::Tensor& logits, const torch::Tensor& labels) {
+  return labels.device() == logits.device() ? labels : labels.to(logits.device(), /*non_blocking=*/true);
+}
+
+// Adds `value` to a running sum kept on the value's device, made at the first addition.
+void AddTo(torch::Tensor& sum, const torch::Tensor& value, torch::ScalarType dtype, double alpha = 1.0) {
+  if (!sum.defined()) sum = torch::zeros({}, torch::TensorOptions().dtype(dtype).device(value.device()));
+  if (alpha == 1.0) {
+    sum.add_(value);  // an integer sum takes no floating-point alpha
+  } else {
+    sum.add_(value, alpha);
+  }
+}
+
+template <typename T>
+T ValueOf(const torch::Tensor& sum) {
+  return sum.defined() ? sum.item<T>() : T(0);
+}
+
+std::string CudaRngKey(std::size_t k) { return k == 0 ? "cuda_rng_state" : "cuda_rng_state_" + std::to_string(k); }
+
 std::string ShortNumber(double value) {
   std::ostringstream out;
   out << value;
@@ -96,13 +118,14 @@ Trainer::Trainer(TrainerConfig config, TrialParts parts, Session* session, std::
       profiler_(config_.profiler == "simple"),
       scaler_(config_.scaler, config_.precision == "16-mixed") {
   if (!model_ || !data_) throw std::invalid_argument("Trainer: the model and the data module must not be null");
-  device_ = ResolveDevice(config_.device);
-  model_->to(device_);
+  devices_ = ResolveDevices(config_.device, config_.model_parallel);
+  device_ = devices_.front();
+  model_->Place(devices_);
   optimizer_ = MakeOptimizer(config_.optimizer, *model_);
   parameters_ = model_->parameters();
   data_device_ = data_->Setup(device_);
   data_on_device_ = data_device_ == device_;
-  if (device_.is_cuda()) profiler_.SetSynchronize([device = device_] { SynchronizeDevice(device); });
+  if (device_.is_cuda()) profiler_.SetSynchronize([devices = devices_] { SynchronizeDevices(devices); });
   // WORLD_SIZE > 1: one rank of a data-parallel run (distributed.h); joins the others here.
   ddp_ = DataParallel::FromEnv(*model_, device_);
   if (ddp_ && config_.auto_batch_size) {
@@ -213,10 +236,10 @@ double Trainer::TrainEpoch(int epoch) {
       count, [&](std::int64_t i) { return data_->Collate(/*train=*/true, batches[static_cast<std::size_t>(i)]); },
       device_.is_cuda() && data_on_device_ ? 0 : config_.num_workers, device_);
   // Summed on the device so the step never waits on .item(); read once per epoch.
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  torch::Tensor loss_sum;
   std::int64_t samples = 0;
   const std::function<double()> running_loss = [&] {
-    return loss_sum.item<double>() / static_cast<double>(std::max<std::int64_t>(samples, 1));
+    return ValueOf<double>(loss_sum) / static_cast<double>(std::max<std::int64_t>(samples, 1));
   };
   for (std::int64_t batch = 0; batch < count; ++batch) {
     Batch b;
@@ -228,9 +251,10 @@ double Trainer::TrainEpoch(int epoch) {
     if (ddp_) ddp_->BroadcastBuffers();  // broadcast_buffers: BatchNorm statistics of rank 0
     {
       auto scope = profiler_.Measure("forward");
-      loss = torch::nn::functional::cross_entropy(Forward(b).to(torch::kFloat), b.y);
+      const torch::Tensor logits = Forward(b).to(torch::kFloat);
+      loss = torch::nn::functional::cross_entropy(logits, WithLogits(logits, b.y));
     }
-    loss_sum.add_(loss.detach(), static_cast<double>(b.size()));
+    AddTo(loss_sum, loss.detach(), torch::kDouble, static_cast<double>(b.size()));
     samples += b.size();
     const bool step_now = (batch + 1) % config_.grad_accum == 0 || batch + 1 == count;
     if (ddp_) ddp_->PrepareBackward(/*sync=*/step_now);  // no_sync for accumulation micro-batches
@@ -261,18 +285,17 @@ double Trainer::TrainEpoch(int epoch) {
   }
   progress_.Clear();
   if (ddp_) {  // the mean over every rank's samples (padding included, as DDP logs it)
-    const auto sums = ddp_->SumAcrossRanks({loss_sum.item<double>(), static_cast<double>(samples)});
+    const auto sums = ddp_->SumAcrossRanks({ValueOf<double>(loss_sum), static_cast<double>(samples)});
     return sums[0] / std::max(sums[1], 1.0);
   }
-  return loss_sum.item<double>() / static_cast<double>(n);
+  return ValueOf<double>(loss_sum) / static_cast<double>(n);
 }
 
 std::pair<double, double> Trainer::Evaluate(bool test) {
   auto scope = profiler_.Measure(test ? "test" : "validation");
   torch::NoGradGuard no_grad;
   model_->eval();
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
-  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
+  torch::Tensor loss_sum, correct;  // on the logits' device
   const std::int64_t n = test ? data_->test_size() : data_->val_size();
   std::vector<torch::Tensor> batches;
   if (data_->HasOwnBatches() && !test) {
@@ -295,20 +318,22 @@ std::pair<double, double> Trainer::Evaluate(bool test) {
       device_.is_cuda() && data_on_device_ ? 0 : config_.num_workers, device_);
   while (auto batch = loader.Next()) {
     torch::Tensor logits = Forward(*batch).to(torch::kFloat);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, batch->y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .to(torch::kDouble);
-    correct += logits.argmax(1).eq(batch->y).sum();
+    const torch::Tensor labels = WithLogits(logits, batch->y);
+    AddTo(loss_sum,
+          torch::nn::functional::cross_entropy(logits, labels,
+                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)),
+          torch::kDouble);
+    AddTo(correct, logits.argmax(1).eq(labels).sum(), torch::kLong);
   }
   if (n == 0) return {0.0, 0.0};
   if (ddp_) {  // sync_dist: sums of loss, correct and count over the ranks
     std::int64_t count = 0;
     for (const auto& indices : batches) count += indices.size(0);
-    const auto sums = ddp_->SumAcrossRanks({loss_sum.item<double>(), static_cast<double>(correct.item<std::int64_t>()),
+    const auto sums = ddp_->SumAcrossRanks({ValueOf<double>(loss_sum), static_cast<double>(ValueOf<std::int64_t>(correct)),
                                             static_cast<double>(count)});
     return {sums[0] / sums[2], sums[1] / sums[2]};
   }
-  return {loss_sum.item<double>() / n, static_cast<double>(correct.item<std::int64_t>()) / n};
+  return {ValueOf<double>(loss_sum) / n, static_cast<double>(ValueOf<std::int64_t>(correct)) / n};
 }
 
 bool Trainer::ShouldStopEarly(const Json& metrics) {
@@ -339,7 +364,11 @@ std::string Trainer::SaveCheckpoint(int epoch) {
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
   archive.write("cpu_rng_state", at::detail::getDefaultCPUGenerator().get_state());
-  if (device_.is_cuda()) archive.write("cuda_rng_state", at::globalContext().defaultGenerator(device_).get_state());
+  // Each GPU's generator (dropout on a later stage draws from its device's): cuda_rng_state for
+  // the first, cuda_rng_state_<k> for the k-th of a model split over several.
+  for (std::size_t k = 0; k < devices_.size(); ++k) {
+    if (devices_[k].is_cuda()) archive.write(CudaRngKey(k), at::globalContext().defaultGenerator(devices_[k]).get_state());
+  }
   if (scaler_.enabled()) {
     torch::serialize::OutputArchive scaler_archive;
     scaler_.Save(scaler_archive);
@@ -409,6 +438,7 @@ std::vector<std::string> Trainer::LoadCheckpoint(const std::string& folder) {
     archive.read("optimizer", optimizer_archive);
     model_->LoadState(model_archive, saved_json);  // the model checks its architecture keys
     optimizer_->load(optimizer_archive);  // also restores the saved options; the config's follow
+    Replace();
     // A checkpoint from a run without loss scaling leaves the scaler at its initial scale.
     torch::serialize::InputArchive scaler_archive;
     if (scaler_.enabled() && archive.try_read("scaler", scaler_archive)) scaler_.Load(scaler_archive);
@@ -419,11 +449,13 @@ std::vector<std::string> Trainer::LoadCheckpoint(const std::string& folder) {
       std::lock_guard<std::mutex> lock(generator.mutex());
       generator.set_state(rng_state.cpu());
     }
-    torch::Tensor cuda_rng_state;
-    if (device_.is_cuda() && archive.try_read("cuda_rng_state", cuda_rng_state)) {
-      auto cuda_generator = at::globalContext().defaultGenerator(device_);
-      std::lock_guard<std::mutex> lock(cuda_generator.mutex());
-      cuda_generator.set_state(cuda_rng_state.cpu());
+    for (std::size_t k = 0; k < devices_.size(); ++k) {
+      torch::Tensor cuda_rng_state;
+      if (devices_[k].is_cuda() && archive.try_read(CudaRngKey(k), cuda_rng_state)) {
+        auto cuda_generator = at::globalContext().defaultGenerator(devices_[k]);
+        std::lock_guard<std::mutex> lock(cuda_generator.mutex());
+        cuda_generator.set_state(cuda_rng_state.cpu());
+      }
     }
     start_epoch_ = meta.at("epoch").get<int>() + 1;
     global_step_ = meta.at("global_step").get<std::int64_t>();
@@ -469,15 +501,22 @@ std::vector<std::string> Trainer::LoadCheckpoint(const std::string& folder) {
   return changes;
 }
 
+void Trainer::Replace() {
+  if (devices_.size() < 2) return;  // the archive was read onto the one device
+  model_->Place(devices_);
+  MoveStateToParameters(*optimizer_);
+}
+
 void Trainer::TrialStep(const Batch& batch) {
   model_->train();
-  torch::Tensor loss = torch::nn::functional::cross_entropy(Forward(batch).to(torch::kFloat), batch.y);
+  const torch::Tensor logits = Forward(batch).to(torch::kFloat);
+  torch::Tensor loss = torch::nn::functional::cross_entropy(logits, WithLogits(logits, batch.y));
   scaler_.Scale(loss).backward();
   scaler_.Unscale(parameters_);
   scaler_.Step(*optimizer_, parameters_);
   scaler_.Update();
   for (auto& parameter : parameters_) parameter.mutable_grad() = torch::Tensor();
-  SynchronizeDevice(device_);  // an asynchronous CUDA OOM surfaces here, not in the next trial
+  SynchronizeDevices(devices_);  // an asynchronous CUDA OOM surfaces here, not in the next trial
 }
 
 int Trainer::FindBatchSize(const std::function<bool(int)>& admits) {
@@ -524,6 +563,7 @@ int Trainer::FindBatchSize(const std::function<bool(int)>& admits) {
     model_->load(model_archive);
     optimizer_->state().clear();  // load() only overwrites the entries it has saved
     optimizer_->load(optimizer_archive);
+    Replace();
     scaler_.Load(scaler_archive);
   }
   auto generator = at::detail::getDefaultCPUGenerator();

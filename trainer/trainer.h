@@ -82,6 +82,7 @@ class Trainer {
   const std::shared_ptr<Model>& model() { return model_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const torch::Device& device() const { return device_; }
+  const std::vector<torch::Device>& devices() const { return devices_; }
   int batch_size() const { return config_.batch_size; }
   const SimpleProfiler& profiler() const { return profiler_; }
   const GradScaler& scaler() const { return scaler_; }  // enabled for precision "16-mixed"
@@ -102,6 +103,9 @@ class Trainer {
   // One optimizer step's worth of work on `batch` (forward, backward, step) without
   // accumulation or reporting: what the batch-size finder tries.
   void TrialStep(const Batch& batch);
+  // After a checkpoint was read onto device_: the model back on its devices, and the optimizer's
+  // state on its parameters' (model_parallel > 1).
+  void Replace();
   void SetStepsPerEpoch();
   std::string SaveCheckpoint(int epoch);
   // After a "pause" at `epoch`: the checkpoint of that epoch (`saved`, or written now by rank 0;
@@ -123,7 +127,8 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<DataParallel> ddp_;  // set when WORLD_SIZE > 1 (distributed.h)
-  torch::Device device_{torch::kCPU};
+  torch::Device device_{torch::kCPU};  // where batches arrive: devices_[0]
+  std::vector<torch::Device> devices_;  // the model's (model_parallel of them; device.h)
   torch::Device data_device_{torch::kCPU};  // where the data module keeps its data (DataModule::Setup)
   bool data_on_device_ = true;  // data_device_ == device_ (else batches are copied per batch)
   SimpleProfiler profiler_;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh's CPU smoke run (--cpu: every step of the GPU check at tiny sizes, on the
 # CPU, with this build's binaries), so that the script a GPU session runs first keeps working
-# where no GPU is: it must exit 0 and print its ten rows, each "ok" (NCCL DDP may say skipped).
+# where no GPU is: it must exit 0 and print its eleven rows, each "ok" (NCCL DDP may say skipped).
 #   tests/trainer/gpu_check_smoke.sh BUILD_DIR PYTHON
 set -uo pipefail
 build_dir=$1 python=$2
@@ -10,9 +10,9 @@ out=$(PYTHON=$python bash "$(dirname "$0")/../../scripts/gpu_check.sh" --cpu --n
 rc=$?
 echo "$out"
 ((rc == 0)) || { echo "gpu_check_smoke: gpu_check.sh exited $rc" >&2; exit 1; }
-rows=$(grep -E '^\| (train |GradScaler|tune run|DDP)' <<<"$out")
+rows=$(grep -E '^\| (train |GradScaler|tune run|DDP|CNN split)' <<<"$out")
 count=$(grep -c . <<<"$rows")
-((count == 10)) || { echo "gpu_check_smoke: $count rows, expected 10" >&2; exit 1; }
+((count == 11)) || { echo "gpu_check_smoke: $count rows, expected 11" >&2; exit 1; }
 bad=$(grep -vE '\| (ok|skipped: [^|]*) \|$' <<<"$rows")
 [[ -z $bad ]] || { printf 'gpu_check_smoke: rows not ok:\n%s\n' "$bad" >&2; exit 1; }
-echo "gpu_check_smoke: 10 rows, all ok"
+echo "gpu_check_smoke: 11 rows, all ok"
