@@ -181,6 +181,12 @@ tune_run() {
   timeout -k 10 "$limit" "$bin/tune" run "$work/$name.json" --name "$name" --storage "$work/results" "$@" \
     >"$work/$name.out" 2>&1 </dev/null
 }
+run_status() {  # run_status RC [NAME]: a tune_run's status for the table (NAME: its last line too)
+  if (($1 == 0)); then echo ok
+  elif (($1 == 124)); then echo "timed out"
+  else echo "tune exit $1${2:+: $(tail -1 "$work/$2.out" | cut -c1-80)}"
+  fi
+}
 trial_config() {  # a trainer section: base config plus the given JSON fields
   "$python" -c 'import json, sys; c = json.load(open(sys.argv[1])); c.update(json.loads(sys.argv[2])); print(json.dumps(c))' \
     "$work/base.json" "$1"
@@ -203,9 +209,7 @@ if lines:
     print(f"scale per epoch: {scales}; skipped {last['skipped_steps']} of {last['step']} steps")
 EOF
 )
-status=ok
-((rc == 124)) && status="timed out"
-((rc != 0 && rc != 124)) && status="tune exit $rc"
+status=$(run_status "$rc")
 row "GradScaler, 16-mixed MLP" "init_scale 2^24, growth_interval 50, $((scaler_subset / 128 * scaler_epochs)) steps" \
     "${history:-no result.json}" "$status"
 log "scaler: $history ($status)"
@@ -224,9 +228,8 @@ pack() {  # pack NAME RESOURCES -> trials/min
   t1=$(date +%s.%N)
   local per_min
   per_min=$("$python" -c "print(f'{$pack_trials * 60 / ($t1 - $t0):.1f}')")
-  local status=ok
-  ((rc == 124)) && status="timed out"
-  ((rc != 0 && rc != 124)) && status="tune exit $rc: $(tail -1 "$work/$name.out" | cut -c1-80)"
+  local status
+  status=$(run_status "$rc" "$name")
   row "tune run ${slots[*]}" "$pack_trials trials, resources $resources" \
       "$per_min trials/min ($(printf %.1f "$("$python" -c "print($t1 - $t0)")") s)" "$status"
   log "$name: $per_min trials/min ($status)"
@@ -255,9 +258,7 @@ if lines:
           + ("" if backend else f"; no '{sys.argv[2]}' in stderr.log"))
 EOF
 )
-  status=ok
-  ((rc == 124)) && status="timed out"
-  ((rc != 0 && rc != 124)) && status="tune exit $rc"
+  status=$(run_status "$rc")
   row "DDP 2 ranks ($backend)" "resources $ddp_res, batch $batch per rank" "${result:-no result.json}" "$status"
   log "ddp: $result ($status)"
 else
@@ -281,9 +282,7 @@ if lines:
     print(f"{lines[-1]['samples_per_s']:.0f} samples/s, val_acc {lines[-1]['val_acc']:.3f}")
 EOF
 )
-  status=ok
-  ((rc == 124)) && status="timed out"
-  ((rc != 0 && rc != 124)) && status="tune exit $rc"
+  status=$(run_status "$rc")
   row "CNN split over 2 devices" "model_parallel 2, pipeline_chunks 4, resources $mp_res" "${result:-no result.json}" "$status"
   log "model parallel: $result ($status)"
 else
