@@ -8,8 +8,11 @@ the combined rate). Configurations:
   1 rank,  batch 128
   2 ranks, batch 64 per rank  (the same global batch 128: the same optimisation)
   2 ranks, batch 128 per rank (global batch 256: half the optimizer steps and all-reduces)
+  2 ranks, batch 128/rank, zero_stage 1 (the optimizer state sharded over the ranks, ZeRO stage 1)
 Each run also prints rank 0's `allreduce_wait` share from profiler=simple. Median of --runs
-runs, interleaved. The ranks are started like `tune run` does (torchrun's environment on
+runs, interleaved. Then memory: a wide MLP (784-4096x4-10, 53.6M parameters; Adam's state is
+429 MB) for one short epoch on 2 ranks with zero_stage 0 and 1, the peak RSS of each rank.
+The ranks are started like `tune run` does (torchrun's environment on
 127.0.0.1, a fresh port per run).
 
 Usage: /usr/bin/python3 bench/ddp_bench.py [--trainer build-ddp/bin/tune-trainer] [--runs 3]
@@ -32,7 +35,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run(trainer, ranks, batch, epochs, workdir):
+def run(trainer, ranks, batch, epochs, workdir, extra=()):
     port = str(free_port())
     procs = []
     for rank in range(ranks):
@@ -43,8 +46,14 @@ def run(trainer, ranks, batch, epochs, workdir):
         log = open(os.path.join(workdir, "rank%d.log" % rank), "w")
         procs.append(subprocess.Popen(
             [trainer, os.path.join(workdir, "config.json"), "batch_size=%d" % batch,
-             "max_epochs=%d" % epochs], env=env, stdout=log, stderr=subprocess.STDOUT))
-    codes = [p.wait() for p in procs]
+             "max_epochs=%d" % epochs] + list(extra), env=env, stdout=log, stderr=subprocess.STDOUT))
+    codes, peaks = [], []
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        codes.append(p.returncode)
+        peaks.append(usage.ru_maxrss / 1024.0)  # MiB
+    run.peak_rss_mb = peaks
     text = open(os.path.join(workdir, "rank0.log")).read()
     if any(codes):
         sys.exit("tune-trainer failed (%s):\n%s" % (codes, text))
@@ -59,25 +68,34 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    configs = [("1 rank,  batch 128", 1, 128), ("2 ranks, batch 64/rank (global 128)", 2, 64),
-               ("2 ranks, batch 128/rank (global 256)", 2, 128)]
-    results = {name: [] for name, _, _ in configs}
-    waits = {name: [] for name, _, _ in configs}
+    configs = [("1 rank,  batch 128", 1, 128, ()), ("2 ranks, batch 64/rank (global 128)", 2, 64, ()),
+               ("2 ranks, batch 128/rank (global 256)", 2, 128, ()),
+               ("2 ranks, batch 128/rank, zero_stage 1", 2, 128, ("zero_stage=1",))]
+    results = {name: [] for name, _, _, _ in configs}
+    waits = {name: [] for name, _, _, _ in configs}
+    memory = {0: [], 1: []}
     with tempfile.TemporaryDirectory() as workdir:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write('{"dataset": "fashion_mnist", "data_dir": "%s", "threads": 1, "profiler": "simple",'
                     ' "checkpoint": false}' % os.path.join(ROOT, "data"))
         for _ in range(args.runs):
-            for name, ranks, batch in configs:
-                rate, wait = run(args.trainer, ranks, batch, args.epochs, workdir)
+            for name, ranks, batch, extra in configs:
+                rate, wait = run(args.trainer, ranks, batch, args.epochs, workdir, extra)
                 results[name].append(rate)
                 waits[name].append(wait)
+            for stage in (0, 1):
+                run(args.trainer, 2, 128, 1, workdir,
+                    ("zero_stage=%d" % stage, "hidden=4096", "layers=4", "train_subset=1024", "val_subset=1000"))
+                memory[stage].append(max(run.peak_rss_mb))
     base = statistics.median(results[configs[0][0]])
     print("cores: %d   runs: %d (median)" % (os.cpu_count(), args.runs))
-    for name, _, _ in configs:
+    for name, _, _, _ in configs:
         rate = statistics.median(results[name])
         print("%-38s %9.0f samples/s  x%.2f   allreduce_wait %4.1f%% of rank 0's profiled time"
               % (name, rate, rate / base, statistics.median(waits[name])))
+    for stage in (0, 1):
+        print("MLP 784-4096x4-10 (53.6M parameters, Adam), 2 ranks, zero_stage %d: peak RSS %6.0f MiB per rank"
+              % (stage, statistics.median(memory[stage])))
 
 
 if __name__ == "__main__":

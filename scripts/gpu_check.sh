@@ -10,7 +10,8 @@
 #     start from a scale that overflows (2^24) and grow every 50 clean steps;
 #   - `tune run --gpus 1`, 8 short trials with resources_per_trial.gpu 0.25 (4 on the GPU at
 #     once) against gpu 1 (one at a time), as trials per minute;
-#   - NCCL DDP (resources_per_trial {"gpu": 2}), when 2 or more GPUs are visible;
+#   - NCCL DDP (resources_per_trial {"gpu": 2}), plain and with zero_stage 1, when 2 or more GPUs
+#     are visible;
 #   - model parallelism: the CNN split over 2 GPUs in 4 micro-batches (model_parallel 2,
 #     pipeline_chunks 4, resources_per_trial {"gpu": 2, "workers": 1}), when 2 or more are visible.
 # Every step has a timeout, so the whole run ends within about 8 minutes even when one hangs.
@@ -238,31 +239,39 @@ log "packing: $pack_trials trials, $res_quarter vs $res_one"
 pack packed "$res_quarter"
 pack serial "$res_one"
 
-# ---- 4. DDP: NCCL over 2 GPUs (Gloo over 2 CPU ranks in the smoke run)
+# ---- 4. DDP: NCCL over 2 GPUs (Gloo over 2 CPU ranks in the smoke run), plain and with the
+# optimizer state sharded (zero_stage 1: a parameter broadcast per step, the state gathered on rank
+# 0 for each epoch's checkpoint)
 if ((cpu || ngpu >= 2)); then
   if ((cpu)); then ddp_res='{"cpu": 2, "workers": 2}' ddp_slots=(--cpus 2) backend=gloo
   else ddp_res='{"gpu": 2, "cpu": 2}' ddp_slots=(--gpus 2) backend=nccl
   fi
-  log "DDP: $ddp_res"
-  trainer=$(trial_config '{"model": {"type": "mlp"}}')
-  tune_run ddp 120 "{\"name\": \"ddp\", \"metric\": \"val_acc\", \"mode\": \"max\", \"num_samples\": 1,
-    \"resources_per_trial\": $ddp_res, \"trainer\": $trainer, \"space\": {}}" "${ddp_slots[@]}"
-  rc=$?
-  result=$("$python" - "$work/results/ddp" "$backend" <<'EOF'
+  for zero in 0 1; do
+    name=ddp zero_label=""
+    ((zero)) && name=ddp_zero zero_label=", ZeRO stage 1"
+    log "DDP: $ddp_res, zero_stage $zero"
+    trainer=$(trial_config "{\"model\": {\"type\": \"mlp\"}, \"zero_stage\": $zero}")
+    tune_run "$name" 120 "{\"name\": \"$name\", \"metric\": \"val_acc\", \"mode\": \"max\", \"num_samples\": 1,
+      \"resources_per_trial\": $ddp_res, \"trainer\": $trainer, \"space\": {}}" "${ddp_slots[@]}"
+    rc=$?
+    result=$("$python" - "$work/results/$name" "$backend" "$zero" <<'EOF'
 import glob, json, sys
 lines = [json.loads(l) for f in glob.glob(sys.argv[1] + "/*/result.json") for l in open(f)]
 logs = "".join(open(f, errors="replace").read() for f in glob.glob(sys.argv[1] + "/*/stderr.log"))
-backend = f"({sys.argv[2]})" in logs
+wanted = [f"({sys.argv[2]})"] + (["ZeRO stage 1"] if sys.argv[3] == "1" else [])
 if lines:
     print(f"{lines[-1]['samples_per_s']:.0f} samples/s per rank, val_acc {lines[-1]['val_acc']:.3f}"
-          + ("" if backend else f"; no '{sys.argv[2]}' in stderr.log"))
+          + "".join(f"; no '{text}' in stderr.log" for text in wanted if text not in logs))
 EOF
 )
-  status=$(run_status "$rc")
-  row "DDP 2 ranks ($backend)" "resources $ddp_res, batch $batch per rank" "${result:-no result.json}" "$status"
-  log "ddp: $result ($status)"
+    status=$(run_status "$rc")
+    row "DDP 2 ranks ($backend)$zero_label" "resources $ddp_res, batch $batch per rank, zero_stage $zero" \
+      "${result:-no result.json}" "$status"
+    log "$name: $result ($status)"
+  done
 else
   row "DDP 2 ranks (nccl)" "resources {\"gpu\": 2}" "-" "skipped: $ngpu GPU visible"
+  row "DDP 2 ranks (nccl), ZeRO stage 1" "resources {\"gpu\": 2}, zero_stage 1" "-" "skipped: $ngpu GPU visible"
 fi
 
 # ---- 5. model parallelism: the CNN split over 2 GPUs (2 CPU stages in the smoke run)

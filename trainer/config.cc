@@ -284,6 +284,7 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   top.Read("device", config.device);
   top.Read("model_parallel", config.model_parallel);
   if (own_keys == nullptr) top.Read("pipeline_chunks", config.pipeline_chunks);
+  top.Read("zero_stage", config.zero_stage);
   top.Read("num_workers", config.num_workers);
   top.Read("device_dataset_max_mb", config.device_dataset_max_mb);
   top.Read("auto_batch_size", config.auto_batch_size);
@@ -327,6 +328,9 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   Require(config.pipeline_chunks >= 1, "pipeline_chunks", "must be >= 1");
   Require(config.pipeline_chunks == 1 || config.model_parallel > 1, "pipeline_chunks",
           "needs model_parallel >= 2 (micro-batches pipeline the stages of a split model)");
+  Require(config.zero_stage == 0 || config.zero_stage == 1, "zero_stage",
+          "must be 0 or 1 (1 shards the optimizer state over the DDP ranks; gradients (2) and parameters (3, "
+          "FSDP) are not sharded)");
   Require(config.device_dataset_max_mb >= 0, "device_dataset_max_mb", "must be >= 0");
   Require(config.max_batch_size >= 0, "max_batch_size", "must be >= 0");
   Require(config.batch_size >= 1, "batch_size", "must be >= 1");

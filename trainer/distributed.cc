@@ -374,6 +374,51 @@ void GradientSync::Finish() {
   sync_ = false;
 }
 
+void BroadcastTensors(ProcessGroup& group, const std::vector<torch::Tensor>& tensors, int root,
+                      std::size_t bucket_cap_bytes) {
+  torch::NoGradGuard no_grad;
+  // One collective per bucket of one dtype and device: parameters and float buffers flattened
+  // together; integer buffers (BatchNorm's num_batches_tracked) separately; each device of a
+  // model split over several (model_parallel) separately. A bucket holds at most
+  // bucket_cap_bytes, so the flat copy never costs more memory than that; a contiguous tensor
+  // alone in its bucket is broadcast in place.
+  std::vector<std::vector<torch::Tensor>> buckets;
+  std::vector<std::size_t> bytes;
+  for (const torch::Tensor& t : tensors) {
+    const std::size_t size = static_cast<std::size_t>(t.numel()) * t.element_size();
+    std::size_t b = buckets.size();
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+      const torch::Tensor& first = buckets[i].front();
+      if (first.dtype() == t.dtype() && first.device() == t.device() && bytes[i] + size <= bucket_cap_bytes) {
+        b = i;
+        break;
+      }
+    }
+    if (b == buckets.size()) {
+      buckets.emplace_back();
+      bytes.push_back(0);
+    }
+    buckets[b].push_back(t);
+    bytes[b] += size;
+  }
+  for (auto& list : buckets) {
+    if (list.size() == 1 && list.front().is_contiguous()) {
+      torch::Tensor only = list.front();
+      group.Broadcast(only, root);
+      continue;
+    }
+    std::vector<torch::Tensor> flat_parts;
+    for (const torch::Tensor& t : list) flat_parts.push_back(t.reshape(-1));
+    torch::Tensor flat = torch::cat(flat_parts);
+    group.Broadcast(flat, root);
+    std::int64_t offset = 0;
+    for (torch::Tensor& t : list) {
+      t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // DataParallel
 
@@ -397,41 +442,12 @@ DataParallel::~DataParallel() = default;
 void DataParallel::BroadcastParameters() {
   std::vector<torch::Tensor> tensors = model_.parameters();
   for (const torch::Tensor& buffer : model_.buffers()) tensors.push_back(buffer);
-  BroadcastFromMain(tensors);
+  BroadcastTensors(*group_, tensors, 0);
 }
 
 void DataParallel::BroadcastBuffers() {
   const std::vector<torch::Tensor> buffers = model_.buffers();
-  if (!buffers.empty()) BroadcastFromMain(buffers);
-}
-
-void DataParallel::BroadcastFromMain(const std::vector<torch::Tensor>& tensors) {
-  torch::NoGradGuard no_grad;
-  // One collective per dtype and device: parameters and float buffers flattened together;
-  // integer buffers (BatchNorm's num_batches_tracked) separately; each device of a model split
-  // over several (model_parallel) separately.
-  std::vector<std::vector<torch::Tensor>> by_dtype;
-  for (const torch::Tensor& t : tensors) {
-    auto same = std::find_if(by_dtype.begin(), by_dtype.end(), [&](const auto& list) {
-      return list.front().dtype() == t.dtype() && list.front().device() == t.device();
-    });
-    if (same == by_dtype.end()) {
-      by_dtype.push_back({t});
-    } else {
-      same->push_back(t);
-    }
-  }
-  for (auto& list : by_dtype) {
-    std::vector<torch::Tensor> flat_parts;
-    for (const torch::Tensor& t : list) flat_parts.push_back(t.reshape(-1));
-    torch::Tensor flat = torch::cat(flat_parts);
-    group_->Broadcast(flat, 0);
-    std::int64_t offset = 0;
-    for (torch::Tensor& t : list) {
-      t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
-      offset += t.numel();
-    }
-  }
+  if (!buffers.empty()) BroadcastTensors(*group_, buffers, 0);
 }
 
 std::vector<double> DataParallel::SumAcrossRanks(const std::vector<double>& values) {

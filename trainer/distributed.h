@@ -115,6 +115,13 @@ std::vector<torch::Tensor> ShardBatches(const std::vector<torch::Tensor>& batche
 std::vector<torch::Tensor> ShardEvalBatches(const std::vector<torch::Tensor>& batches, int rank,
                                             int world_size);
 
+// Collective: `root`'s values of `tensors` copied into every rank's, in buckets of one dtype and
+// device of at most bucket_cap_bytes (flattened into one buffer each; a tensor over the cap alone,
+// in place when contiguous). Every rank passes tensors of the same shapes, dtypes and devices in
+// the same order.
+void BroadcastTensors(ProcessGroup& group, const std::vector<torch::Tensor>& tensors, int root,
+                      std::size_t bucket_cap_bytes = 25u << 20);
+
 // Gradient averaging in buckets launched from autograd hooks (see the top of the file).
 class GradientSync {
  public:
@@ -221,7 +228,6 @@ class DataParallel {
   torch::nn::Module& model_;
   torch::Device device_;
   std::unique_ptr<GradientSync> gradients_;
-  void BroadcastFromMain(const std::vector<torch::Tensor>& tensors);
 };
 
 }  // namespace tune

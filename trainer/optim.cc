@@ -218,6 +218,24 @@ void SetHyperparameters(torch::optim::Optimizer& optimizer, const OptimizerConfi
   }
 }
 
+void MapStateTensors(torch::optim::OptimizerParamState& state,
+                     const std::function<torch::Tensor(const torch::Tensor&)>& map) {
+  auto apply = [&](const torch::Tensor& t) { return t.defined() ? map(t) : t; };
+  if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(&state)) {
+    adam->exp_avg(apply(adam->exp_avg()));
+    adam->exp_avg_sq(apply(adam->exp_avg_sq()));
+    adam->max_exp_avg_sq(apply(adam->max_exp_avg_sq()));
+  } else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(&state)) {
+    adamw->exp_avg(apply(adamw->exp_avg()));
+    adamw->exp_avg_sq(apply(adamw->exp_avg_sq()));
+    adamw->max_exp_avg_sq(apply(adamw->max_exp_avg_sq()));
+  } else if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(&state)) {
+    sgd->momentum_buffer(apply(sgd->momentum_buffer()));
+  } else {
+    throw std::logic_error("MapStateTensors: an optimizer state of unknown type");
+  }
+}
+
 void MoveStateToParameters(torch::optim::Optimizer& optimizer) {
   torch::NoGradGuard no_grad;
   auto& state = optimizer.state();
@@ -225,20 +243,7 @@ void MoveStateToParameters(torch::optim::Optimizer& optimizer) {
     for (const torch::Tensor& p : group.params()) {
       auto found = state.find(p.unsafeGetTensorImpl());
       if (found == state.end()) continue;
-      auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(p.device()) : t; };
-      if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(found->second.get())) {
-        adam->exp_avg(move(adam->exp_avg()));
-        adam->exp_avg_sq(move(adam->exp_avg_sq()));
-        adam->max_exp_avg_sq(move(adam->max_exp_avg_sq()));
-      } else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(found->second.get())) {
-        adamw->exp_avg(move(adamw->exp_avg()));
-        adamw->exp_avg_sq(move(adamw->exp_avg_sq()));
-        adamw->max_exp_avg_sq(move(adamw->max_exp_avg_sq()));
-      } else if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(found->second.get())) {
-        sgd->momentum_buffer(move(sgd->momentum_buffer()));
-      } else {
-        throw std::logic_error("MoveStateToParameters: an optimizer state of unknown type");
-      }
+      MapStateTensors(*found->second, [&](const torch::Tensor& t) { return t.to(p.device()); });
     }
   }
 }

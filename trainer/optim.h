@@ -13,6 +13,7 @@
 //   optimizer->step();
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -51,6 +52,12 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& co
 // nesterov (sgd), betas and eps (adam, adamw). load() restores the options the checkpoint was
 // saved with; this is how a resumed run (PBT's mutated config) trains with the new ones.
 void SetHyperparameters(torch::optim::Optimizer& optimizer, const OptimizerConfig& config);
+
+// Replaces each tensor of one parameter's optimizer state (Adam/AdamW's moments, SGD's momentum
+// buffer; undefined ones are skipped) with map(tensor). Throws std::logic_error for a state type
+// MakeOptimizer's optimizers do not have.
+void MapStateTensors(torch::optim::OptimizerParamState& state,
+                     const std::function<torch::Tensor(const torch::Tensor&)>& map);
 
 // Moves each parameter's optimizer state (Adam's moments, SGD's momentum) to the parameter's
 // device: after a checkpoint was read onto one device for a model split over several.

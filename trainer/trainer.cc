@@ -25,6 +25,7 @@
 #include "trainer/optim.h"
 #include "trainer/shuffle.h"
 #include "trainer/sync_batchnorm.h"
+#include "trainer/zero.h"
 #include "tuner/client/session.h"
 
 namespace tune {
@@ -140,6 +141,15 @@ Trainer::Trainer(TrainerConfig config, TrialParts parts, Session* session, std::
     log_ << "tune-trainer: DDP rank " << ddp_->rank() << " of " << ddp_->world_size() << " ("
          << ddp_->group().backend() << "), " << ddp_->gradients().num_buckets() << " gradient buckets, global batch "
          << static_cast<std::int64_t>(config_.batch_size) * config_.grad_accum * ddp_->world_size() << "\n";
+  }
+  if (ddp_ && config_.zero_stage == 1) {
+    zero_ = std::make_unique<OptimizerSharding>(ddp_->group(), *optimizer_, device_);
+    std::int64_t all = 0;
+    for (const auto& p : parameters_) all += p.requires_grad() ? p.numel() : 0;
+    log_ << "tune-trainer: ZeRO stage 1: rank " << ddp_->rank() << " keeps the optimizer state of "
+         << zero_->OwnedElements(ddp_->rank()) << " of " << all << " parameter elements\n";
+  } else if (config_.zero_stage == 1) {
+    log_ << "tune-trainer: zero_stage 1 has nothing to shard in one process (WORLD_SIZE is 1)\n";
   }
   SetStepsPerEpoch();
   output_dir_ = config_.output_dir;
@@ -274,7 +284,13 @@ double Trainer::TrainEpoch(int epoch) {
       if (config_.grad_clip_norm > 0) ClipGradNorm(parameters_, config_.grad_clip_norm);
       const double lr = LearningRate(config_, steps_per_epoch_, global_step_ + schedule_offset_);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-      if (!scaler_.Step(*optimizer_, parameters_)) ++skipped_steps_;
+      if (zero_) zero_->DropForeignGradients();  // this rank steps the parameters it owns
+      const bool stepped = scaler_.Step(*optimizer_, parameters_);  // the same verdict on every rank
+      if (!stepped) ++skipped_steps_;
+      if (zero_ && stepped) {
+        auto broadcast = profiler_.Measure("zero_broadcast");
+        zero_->BroadcastFromOwners();
+      }
       scaler_.Update();
       // set_to_none: the next backward writes fresh gradients instead of adding to zeros.
       for (auto& parameter : parameters_) parameter.mutable_grad() = torch::Tensor();
@@ -390,12 +406,21 @@ std::string Trainer::SaveCheckpoint(int epoch) {
   return final_dir.string();
 }
 
+std::string Trainer::SaveCheckpointOnMain(int epoch) {
+  if (!ddp_) return SaveCheckpoint(epoch);
+  if (zero_) zero_->GatherStateOnMain();
+  const std::string path = ddp_->is_main()
+                               ? SaveCheckpoint(epoch)
+                               : (fs::path(output_dir_) / ("checkpoint_" + std::to_string(epoch))).string();
+  if (zero_) zero_->DropForeignState();  // rank 0's gathered state goes again
+  ddp_->Barrier();
+  return path;
+}
+
 std::string Trainer::CheckpointForPause(int epoch, const std::string& saved) {
   std::string path = saved;
   if (path.empty() && !output_dir_.empty()) {
-    path = !ddp_ || ddp_->is_main() ? SaveCheckpoint(epoch)
-                                    : (fs::path(output_dir_) / ("checkpoint_" + std::to_string(epoch))).string();
-    if (ddp_) ddp_->Barrier();
+    path = SaveCheckpointOnMain(epoch);
   }
   // A no-op on ranks other than 0. Without a checkpoint the tuner relaunches the trial from its
   // last reported one (or from scratch).
@@ -439,6 +464,7 @@ std::vector<std::string> Trainer::LoadCheckpoint(const std::string& folder) {
     model_->LoadState(model_archive, saved_json);  // the model checks its architecture keys
     optimizer_->load(optimizer_archive);  // also restores the saved options; the config's follow
     Replace();
+    if (zero_) zero_->DropForeignState();  // the checkpoint holds every rank's
     // A checkpoint from a run without loss scaling leaves the scaler at its initial scale.
     torch::serialize::InputArchive scaler_archive;
     if (scaler_.enabled() && archive.try_read("scaler", scaler_archive)) scaler_.Load(scaler_archive);
@@ -643,11 +669,7 @@ FitResult Trainer::Fit() {
     if (validate) history_.push_back(metrics);
     std::string checkpoint;
     if (save && (epoch % config_.checkpoint_every == 0 || epoch == config_.max_epochs)) {
-      // Only rank 0 writes; the others wait until the checkpoint is complete.
-      checkpoint = result.last_checkpoint =
-          !ddp_ || ddp_->is_main() ? SaveCheckpoint(epoch)
-                                   : (fs::path(output_dir_) / ("checkpoint_" + std::to_string(epoch))).string();
-      if (ddp_) ddp_->Barrier();
+      checkpoint = result.last_checkpoint = SaveCheckpointOnMain(epoch);
     }
     metrics["time_this_iter_s"] = Seconds(start);
     if (config_.progress) {

@@ -49,6 +49,7 @@
 namespace tune {
 
 class DataParallel;
+class OptimizerSharding;
 class Session;
 
 class Trainer {
@@ -108,6 +109,9 @@ class Trainer {
   void Replace();
   void SetStepsPerEpoch();
   std::string SaveCheckpoint(int epoch);
+  // On every rank: rank 0 saves the checkpoint of `epoch` (under ZeRO with every rank's optimizer
+  // state, gathered first) and the others wait until it is complete. Returns its folder.
+  std::string SaveCheckpointOnMain(int epoch);
   // After a "pause" at `epoch`: the checkpoint of that epoch (`saved`, or written now by rank 0;
   // every rank waits for it), acknowledged to the tuner. "" when there is no output folder.
   std::string CheckpointForPause(int epoch, const std::string& saved);
@@ -127,6 +131,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<DataParallel> ddp_;  // set when WORLD_SIZE > 1 (distributed.h)
+  std::unique_ptr<OptimizerSharding> zero_;  // zero_stage 1 under DDP (zero.h)
   torch::Device device_{torch::kCPU};  // where batches arrive: devices_[0]
   std::vector<torch::Device> devices_;  // the model's (model_parallel of them; device.h)
   torch::Device data_device_{torch::kCPU};  // where the data module keeps its data (DataModule::Setup)

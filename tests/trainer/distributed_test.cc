@@ -2,6 +2,7 @@
 // global batch (ranks as threads, each with its own ProcessGroupGloo over a TCPStore), and two
 // tune-trainer processes against one, through their checkpoints and reported metrics.
 #include "trainer/distributed.h"
+#include "trainer/zero.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 #include "tests/trainer/synthetic_data.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
+#include "trainer/optim.h"
 #include "trainer/sequence.h"
 #include "trainer/sync_batchnorm.h"
 #include "trainer/trainer.h"
@@ -338,6 +340,138 @@ TEST(GradientSyncTest, BucketsHoldParametersInReverseOrderUnderTheCap) {
   EXPECT_EQ(sync.BucketLayout(), (std::vector<std::vector<std::size_t>>{{5, 4, 3}, {2, 1}, {0}}));
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// ZeRO stage 1 (zero.h)
+
+// Every tensor of an optimizer's state, parameter by parameter in group order (none for a
+// parameter without state).
+std::vector<torch::Tensor> StateTensors(torch::optim::Optimizer& optimizer) {
+  std::vector<torch::Tensor> all;
+  for (const auto& group : optimizer.param_groups()) {
+    for (const auto& p : group.params()) {
+      auto found = optimizer.state().find(p.unsafeGetTensorImpl());
+      if (found == optimizer.state().end()) continue;
+      MapStateTensors(*found->second, [&](const torch::Tensor& t) {
+        all.push_back(t.detach().clone());
+        return t;
+      });
+    }
+  }
+  return all;
+}
+
+bool SameBits(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].equal(b[i])) return false;
+  }
+  return true;
+}
+
+torch::nn::Sequential ThreeLayerNet(int seed) {
+  torch::manual_seed(seed);
+  return torch::nn::Sequential(torch::nn::Linear(10, 32), torch::nn::Tanh(), torch::nn::Linear(32, 16),
+                               torch::nn::Tanh(), torch::nn::Linear(16, 3));
+}
+
+// ZeroRedundancyOptimizer's partition: group by group, largest parameter first, each to the rank
+// owning the fewest elements so far (counted across groups), ties to the lowest rank.
+TEST(OptimizerShardingTest, PartitionFollowsZeroRedundancyOptimizer) {
+  torch::nn::Sequential net = ThreeLayerNet(0);
+  OptimizerConfig config;
+  auto optimizer = MakeOptimizer(config, *net);
+  // Groups: weights {320, 512, 48}, then biases {32, 16, 3}. Weights: 512 -> 0, 320 -> 1,
+  // 48 -> 2; biases: 32 -> 2 (48 is least), 16 -> 2 (80 < 320), 3 -> 2 (96).
+  EXPECT_THAT(PartitionParameters(optimizer->param_groups(), 3), ElementsAre(1, 0, 2, 2, 2, 2));
+  EXPECT_THAT(PartitionParameters(optimizer->param_groups(), 1), ElementsAre(0, 0, 0, 0, 0, 0));
+  // 2 ranks: 512 -> 0, 320 -> 1, 48 -> 1 (368); 32 -> 1 (400), 16 -> 1 (416), 3 -> 1 (416 < 512).
+  EXPECT_THAT(PartitionParameters(optimizer->param_groups(), 2), ElementsAre(1, 0, 1, 1, 1, 1));
+  // A frozen parameter has no owner and moves nobody's share.
+  net[0]->as<torch::nn::Linear>()->weight.set_requires_grad(false);
+  EXPECT_THAT(PartitionParameters(optimizer->param_groups(), 2), ElementsAre(-1, 0, 1, 1, 1, 1));
+}
+
+// Three ranks with sharded AdamW state (and clipping, which needs every gradient) train the same
+// bits as three ranks with the whole state; each keeps the state of its own parameters only, and
+// gathered on rank 0 the state is the unsharded run's, bit for bit.
+TEST(OptimizerShardingTest, ShardedAdamWTrainsTheSameBitsAsWholeStateWithAShareOfTheState) {
+  constexpr int kWorld = 3, kLocalBatch = 4, kSteps = 6;
+  torch::manual_seed(0);
+  const torch::Tensor x = torch::randn({kWorld * kLocalBatch * kSteps, 10});
+  const torch::Tensor y = torch::randint(0, 3, {kWorld * kLocalBatch * kSteps}, torch::kLong);
+  OptimizerConfig config;
+  config.type = "adamw";
+  config.lr = 0.01;
+  config.weight_decay = 0.1;
+  struct Run {
+    std::vector<torch::nn::Sequential> models;
+    std::vector<std::vector<torch::Tensor>> state;          // per rank, after training
+    std::vector<std::vector<torch::Tensor>> gathered_state;  // rank 0's after GatherStateOnMain
+    std::vector<std::int64_t> state_elements, owned_elements, state_after_drop;
+  };
+  auto train = [&](bool sharded) {
+    Run run;
+    for (int rank = 0; rank < kWorld; ++rank) run.models.push_back(ThreeLayerNet(rank));
+    run.state.resize(kWorld);
+    run.gathered_state.resize(kWorld);
+    run.state_elements.resize(kWorld);
+    run.owned_elements.resize(kWorld);
+    run.state_after_drop.resize(kWorld);
+    const int port = FreePort();
+    RunRanks(kWorld, [&](int rank) {
+      const auto r = static_cast<std::size_t>(rank);
+      torch::nn::Sequential& model = run.models[r];
+      DataParallel ddp(JoinLocalGroup(rank, kWorld, port), *model, torch::kCPU, /*bucket_cap_bytes=*/1024);
+      ddp.BroadcastParameters();
+      auto optimizer = MakeOptimizer(config, *model);
+      std::unique_ptr<OptimizerSharding> zero;
+      if (sharded) zero = std::make_unique<OptimizerSharding>(ddp.group(), *optimizer, torch::kCPU);
+      for (int step = 0; step < kSteps; ++step) {
+        const std::int64_t from = (step * kWorld + rank) * kLocalBatch;
+        ddp.PrepareBackward(true);
+        torch::nn::functional::cross_entropy(model->forward(x.slice(0, from, from + kLocalBatch)),
+                                             y.slice(0, from, from + kLocalBatch))
+            .backward();
+        ddp.FinishGradients();
+        ClipGradNorm(model->parameters(), 0.5);
+        if (zero) zero->DropForeignGradients();
+        optimizer->step();
+        if (zero) zero->BroadcastFromOwners();
+        for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+      }
+      run.state[r] = StateTensors(*optimizer);
+      if (!zero) return;
+      run.state_elements[r] = zero->StateElements();
+      run.owned_elements[r] = zero->OwnedElements(rank);
+      zero->GatherStateOnMain();
+      run.gathered_state[r] = StateTensors(*optimizer);
+      zero->DropForeignState();
+      run.state_after_drop[r] = zero->StateElements();
+    });
+    return run;
+  };
+  Run whole = train(false), sharded = train(true);
+  for (std::size_t r = 0; r < kWorld; ++r) {
+    EXPECT_TRUE(SameBits(Copies(whole.models[0]->parameters()), Copies(sharded.models[r]->parameters())))
+        << "rank " << r;
+  }
+  EXPECT_GT(MaxDifference(Copies(whole.models[0]->parameters()), Copies(ThreeLayerNet(0)->parameters())), 1e-3)
+      << "training moved them";
+  std::int64_t owned = 0;
+  for (std::size_t r = 0; r < kWorld; ++r) {
+    // AdamW keeps two moments per element it updates.
+    EXPECT_EQ(sharded.state_elements[r], 2 * sharded.owned_elements[r]) << "rank " << r;
+    EXPECT_EQ(sharded.state_after_drop[r], sharded.state_elements[r]) << "rank " << r;
+    EXPECT_GT(sharded.owned_elements[r], 0) << "rank " << r;
+    owned += sharded.owned_elements[r];
+  }
+  EXPECT_EQ(owned, 320 + 32 + 512 + 16 + 48 + 3);
+  EXPECT_LT(sharded.state_elements[0], 2 * owned * 2 / 3) << "no rank keeps most of the state";
+  EXPECT_TRUE(SameBits(sharded.gathered_state[0], whole.state[0])) << "rank 0 gathered the whole state";
+  EXPECT_EQ(sharded.gathered_state[1].size(), sharded.state[1].size()) << "the other ranks' stay theirs";
+}
+
 // ---------------------------------------------------------------------------------------------
 // tune-trainer processes
 
@@ -544,6 +678,55 @@ TEST_F(DdpTrainerTest, TuneRunWithTwoWorkersReportsFromRankZeroWithPerRankLogs) 
   EXPECT_THAT(ReadFile(trial / "stderr.rank1.log"), HasSubstr("rank 1 of 2"));
   EXPECT_TRUE(fs::exists(trial / "stdout.rank1.log"));
   EXPECT_FALSE(fs::exists(trial / "error.txt"));
+}
+
+// ZeRO stage 1 in tune-trainer: two ranks with zero_stage 1 (AdamW, clipping, the 16-mixed
+// scaler's path) save the checkpoint that two ranks without it save (weights and gathered
+// optimizer state, bit for bit), and a sharded run resumed from its epoch-1 checkpoint saves that
+// same epoch-2 checkpoint again.
+TEST_F(DdpTrainerTest, ZeroStageOneRanksSaveTheUnshardedRunsCheckpointAndResumeFromIt) {
+  Json json = Config(32, "");
+  json["optimizer"] = {{"type", "adamw"}, {"lr", 0.01}, {"weight_decay", 0.05}};
+  json["grad_clip_norm"] = 1.0;
+  json["precision"] = "16-mixed";
+  std::ofstream(dir_ / "plain.json") << json.dump();
+  json["zero_stage"] = 1;
+  std::ofstream(dir_ / "zero.json") << json.dump();
+  auto run = [&](const std::string& name, const std::string& config, const std::string& extra) {
+    fs::create_directories(dir_ / name);
+    const int status =
+        RunTwoRanks(dir_, "", dir_.string() + "/" + config + " output_dir=" + (dir_ / name).string() + " profiler=simple" + extra, name);
+    const std::string log0 = ReadFile(dir_ / (name + "0.log")), log1 = ReadFile(dir_ / (name + "1.log"));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log0 << "\n----\n" << log1;
+    return std::make_pair(log0, log1);
+  };
+  run("plain", "plain.json", "");
+  const auto [zero0, zero1] = run("zero", "zero.json", "");
+  EXPECT_THAT(zero0, HasSubstr("ZeRO stage 1: rank 0 keeps the optimizer state of"));
+  EXPECT_THAT(zero1, HasSubstr("ZeRO stage 1: rank 1 keeps the optimizer state of"));
+  EXPECT_THAT(zero0, HasSubstr("zero_broadcast"));
+  const auto [resumed0, resumed1] =
+      run("resumed", "zero.json", " resume_from=" + (dir_ / "zero" / "checkpoint_1").string());
+  EXPECT_THAT(resumed1, HasSubstr("resumed from"));
+
+  auto load = [&](const fs::path& checkpoint) {
+    TrainerConfig config = ParseTrainerConfig(json);
+    std::ostringstream log;
+    auto trainer = std::make_unique<Trainer>(config, LoadDataset(config), nullptr, log);
+    trainer->LoadCheckpoint(checkpoint.string());
+    return trainer;
+  };
+  auto plain = load(dir_ / "plain" / "checkpoint_2");
+  for (const char* name : {"zero", "resumed"}) {
+    auto other = load(dir_ / name / "checkpoint_2");
+    EXPECT_TRUE(SameBits(Copies(plain->model()->parameters()), Copies(other->model()->parameters()))) << name;
+    const auto plain_state = StateTensors(plain->optimizer()), other_state = StateTensors(other->optimizer());
+    EXPECT_EQ(plain_state.size(), 2 * plain->model()->parameters().size()) << "every parameter's two moments";
+    EXPECT_TRUE(SameBits(plain_state, other_state)) << name;
+  }
+  // The epoch-1 checkpoint holds the whole state too (saved before the second epoch's steps).
+  auto first = load(dir_ / "zero" / "checkpoint_1");
+  EXPECT_EQ(StateTensors(first->optimizer()).size(), 2 * first->model()->parameters().size());
 }
 
 // The tuner's "pause" (PBT): rank 0 hears it and every rank leaves at the same epoch, exit 0;

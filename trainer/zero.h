@@ -1,0 +1,76 @@
+// ZeRO stage 1 for the data-parallel ranks of one trial (config `zero_stage: 1`): the optimizer's
+// state is sharded over the ranks instead of repeated on each, as DeepSpeed's ZeRO stage 1
+// (Lightning's strategy "deepspeed_stage_1") and PyTorch's ZeroRedundancyOptimizer do. With Adam,
+// whose two moments are twice the model, W ranks each keep 2/W of the model's size in state
+// instead of 2.
+//
+// - Ownership: every parameter that requires grad has one owner rank, chosen as
+//   ZeroRedundancyOptimizer chooses (param group by param group, largest parameter first, each to
+//   the rank that owns the fewest elements so far; ties to the lowest rank).
+// - A step: the gradients are all-reduced as in plain DDP (GradientSync), so clipping and the
+//   GradScaler's inf/nan check see every gradient on every rank and decide alike. Then
+//   DropForeignGradients() unsets the gradients of the parameters this rank does not own, the
+//   optimizer steps (and creates state) for its own only, and BroadcastFromOwners() sends each
+//   parameter from its owner to the others (one broadcast per owner, dtype and device).
+//   Element-wise optimizers (SGD, Adam, AdamW) thereby compute exactly what the unsharded step
+//   computes: the trained weights are the same bits.
+// - Checkpoints keep the unsharded format, so a run may resume with or without ZeRO and on any
+//   number of ranks: GatherStateOnMain() collects every rank's state into rank 0's optimizer
+//   before rank 0 saves (ZeroRedundancyOptimizer.consolidate_state_dict), DropForeignState()
+//   drops it again after saving, and after every rank loaded a checkpoint.
+//
+// Not sharded: gradients (ZeRO stage 2) and parameters (stage 3, FSDP); each rank holds both whole.
+//
+// Example (one rank; `ddp` a DataParallel, `optimizer` made by MakeOptimizer):
+//   tune::OptimizerSharding zero(ddp.group(), *optimizer, device);
+//   ... backward; ddp.FinishGradients(); clipping ...
+//   zero.DropForeignGradients();
+//   optimizer->step();
+//   zero.BroadcastFromOwners();
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "trainer/distributed.h"
+
+namespace tune {
+
+// The owner rank of each parameter of `groups` (flattened in group order), -1 for one that does
+// not require grad.
+std::vector<int> PartitionParameters(const std::vector<torch::optim::OptimizerParamGroup>& groups, int world_size);
+
+class OptimizerSharding {
+ public:
+  // `optimizer` must outlive this; `device` is where small collectives run (the model's first).
+  OptimizerSharding(ProcessGroup& group, torch::optim::Optimizer& optimizer, const torch::Device& device);
+
+  const std::vector<int>& owners() const { return owners_; }  // per parameter, in group order
+  // Elements of the parameters `rank` owns.
+  std::int64_t OwnedElements(int rank) const;
+  // Elements of optimizer state this rank holds (every tensor of every parameter's state).
+  std::int64_t StateElements() const;
+
+  // Before the optimizer's step: the gradients of parameters other ranks own become undefined.
+  void DropForeignGradients();
+  // After the step (collective): each parameter copied from its owner to every other rank.
+  void BroadcastFromOwners();
+  // Collective: rank 0's optimizer receives every other rank's state, so that it holds (and
+  // saves) the whole optimizer; the other ranks' are unchanged.
+  void GatherStateOnMain();
+  // Erases the state of parameters this rank does not own (after a checkpoint was loaded whole,
+  // or after rank 0 saved one).
+  void DropForeignState();
+
+ private:
+  std::vector<torch::Tensor> Parameters() const;  // the optimizer's, in group order
+
+  ProcessGroup& group_;
+  torch::optim::Optimizer& optimizer_;
+  torch::Device device_;
+  std::vector<int> owners_;
+};
+
+}  // namespace tune
