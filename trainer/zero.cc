@@ -36,22 +36,19 @@ OptimizerSharding::OptimizerSharding(ProcessGroup& group, torch::optim::Optimize
     : group_(group),
       optimizer_(optimizer),
       device_(device),
-      owners_(PartitionParameters(optimizer.param_groups(), group.world_size())) {}
-
-std::vector<torch::Tensor> OptimizerSharding::Parameters() const {
-  std::vector<torch::Tensor> all;
-  for (const auto& group : optimizer_.param_groups()) {
-    all.insert(all.end(), group.params().begin(), group.params().end());
+      owners_(PartitionParameters(optimizer.param_groups(), group.world_size())),
+      owned_(static_cast<std::size_t>(group.world_size())) {
+  for (const auto& param_group : optimizer.param_groups()) {
+    parameters_.insert(parameters_.end(), param_group.params().begin(), param_group.params().end());
   }
-  return all;
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (owners_[i] >= 0) owned_[static_cast<std::size_t>(owners_[i])].push_back(parameters_[i]);
+  }
 }
 
 std::int64_t OptimizerSharding::OwnedElements(int rank) const {
-  const std::vector<torch::Tensor> params = Parameters();
   std::int64_t total = 0;
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    if (owners_[i] == rank) total += params[i].numel();
-  }
+  for (const torch::Tensor& p : owned_.at(static_cast<std::size_t>(rank))) total += p.numel();
   return total;
 }
 
@@ -67,22 +64,14 @@ std::int64_t OptimizerSharding::StateElements() const {
 }
 
 void OptimizerSharding::DropForeignGradients() {
-  const int rank = group_.rank();
-  std::size_t i = 0;
-  for (auto& group : optimizer_.param_groups()) {
-    for (auto& p : group.params()) {
-      if (owners_[i++] != rank && p.grad().defined()) p.mutable_grad() = torch::Tensor();
-    }
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (owners_[i] != group_.rank()) parameters_[i].mutable_grad() = torch::Tensor();
   }
 }
 
 void OptimizerSharding::BroadcastFromOwners() {
-  const std::vector<torch::Tensor> params = Parameters();
   for (int owner = 0; owner < group_.world_size(); ++owner) {
-    std::vector<torch::Tensor> owned;
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      if (owners_[i] == owner) owned.push_back(params[i]);
-    }
+    const std::vector<torch::Tensor>& owned = owned_[static_cast<std::size_t>(owner)];
     if (!owned.empty()) BroadcastTensors(group_, owned, owner);
   }
 }
@@ -120,13 +109,9 @@ void OptimizerSharding::GatherStateOnMain() {
 }
 
 void OptimizerSharding::DropForeignState() {
-  const int rank = group_.rank();
   auto& state = optimizer_.state();
-  std::size_t i = 0;
-  for (const auto& group : optimizer_.param_groups()) {
-    for (const auto& p : group.params()) {
-      if (owners_[i++] != rank) state.erase(p.unsafeGetTensorImpl());
-    }
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (owners_[i] != group_.rank()) state.erase(parameters_[i].unsafeGetTensorImpl());
   }
 }
 

@@ -44,7 +44,9 @@ std::vector<int> PartitionParameters(const std::vector<torch::optim::OptimizerPa
 
 class OptimizerSharding {
  public:
-  // `optimizer` must outlive this; `device` is where small collectives run (the model's first).
+  // `optimizer` must outlive this and keep its parameters (LibTorch's load() and the model's
+  // Place() change their values and devices, not the tensors); `device` is where small
+  // collectives run (the model's first).
   OptimizerSharding(ProcessGroup& group, torch::optim::Optimizer& optimizer, const torch::Device& device);
 
   const std::vector<int>& owners() const { return owners_; }  // per parameter, in group order
@@ -65,12 +67,12 @@ class OptimizerSharding {
   void DropForeignState();
 
  private:
-  std::vector<torch::Tensor> Parameters() const;  // the optimizer's, in group order
-
   ProcessGroup& group_;
   torch::optim::Optimizer& optimizer_;
   torch::Device device_;
-  std::vector<int> owners_;
+  std::vector<torch::Tensor> parameters_;           // the optimizer's, in group order
+  std::vector<int> owners_;                         // per parameter (-1: frozen)
+  std::vector<std::vector<torch::Tensor>> owned_;  // per rank, its parameters in group order
 };
 
 }  // namespace tune
