@@ -328,9 +328,9 @@ TrainerConfig Parse(const Json& json, const std::vector<std::string>* own_keys) 
   Require(config.pipeline_chunks >= 1, "pipeline_chunks", "must be >= 1");
   Require(config.pipeline_chunks == 1 || config.model_parallel > 1, "pipeline_chunks",
           "needs model_parallel >= 2 (micro-batches pipeline the stages of a split model)");
-  Require(config.zero_stage == 0 || config.zero_stage == 1, "zero_stage",
-          "must be 0 or 1 (1 shards the optimizer state over the DDP ranks; gradients (2) and parameters (3, "
-          "FSDP) are not sharded)");
+  Require(config.zero_stage >= 0 && config.zero_stage <= 2, "zero_stage",
+          "must be 0, 1 or 2 (1 shards the optimizer state over the DDP ranks, 2 the gradients too; parameters "
+          "(3, FSDP) are not sharded)");
   Require(config.device_dataset_max_mb >= 0, "device_dataset_max_mb", "must be >= 0");
   Require(config.max_batch_size >= 0, "max_batch_size", "must be >= 0");
   Require(config.batch_size >= 1, "batch_size", "must be >= 1");

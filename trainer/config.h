@@ -145,7 +145,8 @@ struct TrainerConfig {
   // normalises each micro-batch by its own statistics.
   int pipeline_chunks = 1;
   // DDP (WORLD_SIZE > 1): 1 shards the optimizer's state over the ranks (ZeRO stage 1, DeepSpeed's
-  // and ZeroRedundancyOptimizer's; zero.h); 0 keeps it whole on every rank.
+  // and ZeroRedundancyOptimizer's; zero.h), 2 the gradients too (ZeRO stage 2); 0 keeps both whole
+  // on every rank.
   int zero_stage = 0;
   int num_workers = 0;            // batch-gathering threads (loader.h); 0 = on the training thread
   std::int64_t device_dataset_max_mb = 1024;  // CUDA: stage the whole dataset on the GPU up to this size

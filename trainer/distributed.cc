@@ -6,8 +6,12 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
+
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include "trainer/compat.h"
 
@@ -170,6 +174,20 @@ ProcessGroup::Pending ProcessGroup::AllReduceSumAsync(torch::Tensor& tensor) {
   return Pending([work] { WaitFor(work, "allreduce"); });
 }
 
+ProcessGroup::Pending ProcessGroup::ReduceSumAsync(torch::Tensor& tensor, int root) {
+  std::vector<at::Tensor> tensors{tensor};
+  c10d::ReduceOptions options;
+  options.reduceOp = c10d::ReduceOp::SUM;
+  options.rootRank = root;
+  c10::intrusive_ptr<compat::C10dWork> work;
+  try {
+    work = impl_->backend->reduce(tensors, options);
+  } catch (const std::exception& error) {
+    Rethrow("reduce", error);
+  }
+  return Pending([work] { WaitFor(work, "reduce"); });
+}
+
 void ProcessGroup::Barrier() { WaitFor(impl_->backend->barrier(), "barrier"); }
 
 #else  // no c10d Gloo in this LibTorch
@@ -185,6 +203,7 @@ const char* ProcessGroup::backend() const { return "none"; }
 void ProcessGroup::Broadcast(torch::Tensor&, int) {}
 void ProcessGroup::AllReduceSum(torch::Tensor&) {}
 ProcessGroup::Pending ProcessGroup::AllReduceSumAsync(torch::Tensor&) { return Pending(); }
+ProcessGroup::Pending ProcessGroup::ReduceSumAsync(torch::Tensor&, int) { return Pending(); }
 void ProcessGroup::Barrier() {}
 
 #endif
@@ -240,12 +259,34 @@ std::vector<torch::Tensor> ShardEvalBatches(const std::vector<torch::Tensor>& ba
 // ---------------------------------------------------------------------------------------------
 // GradientSync
 
+// With owners: frees a gradient once autograd has written it into .grad during a synchronising
+// backward. By then the parameter's tensor hook (OnGradient) has copied it, plus what accumulated
+// before, into its bucket, which is all this rank sends; Finish() makes an owned .grad a view of
+// the reduced bucket.
+class GradientSync::FreeCopiedGradient : public torch::autograd::PostAccumulateGradHook {
+ public:
+  FreeCopiedGradient(GradientSync& sync, std::size_t index) : sync_(sync), index_(index) {}
+  void operator()(const torch::autograd::Variable& parameter) override {
+    if (sync_.sync_ && sync_.in_backward_ && sync_.slots_[index_].filled) parameter.mutable_grad() = torch::Tensor();
+  }
+
+ private:
+  GradientSync& sync_;
+  std::size_t index_;
+};
+
 GradientSync::GradientSync(ProcessGroup& group, std::vector<torch::Tensor> parameters,
-                           std::size_t bucket_cap_bytes)
+                           std::size_t bucket_cap_bytes, std::vector<int> owners)
     : group_(group),
       parameters_(std::move(parameters)),
+      owners_(std::move(owners)),
       slots_(parameters_.size()),
       hooks_(parameters_.size(), 0) {
+  if (!owners_.empty() && owners_.size() != parameters_.size()) {
+    throw std::invalid_argument("GradientSync: " + std::to_string(owners_.size()) + " owners for " +
+                                std::to_string(parameters_.size()) + " parameters");
+  }
+  const auto owner_of = [&](std::size_t i) { return owners_.empty() ? -1 : owners_[i]; };
   // Reverse order: backward produces the last layer's gradients first, so the first bucket fills
   // (and its all-reduce starts) while the earlier layers are still being differentiated.
   std::size_t bytes = 0;
@@ -255,9 +296,11 @@ GradientSync::GradientSync(ProcessGroup& group, std::vector<torch::Tensor> param
     const std::size_t size = static_cast<std::size_t>(p.numel()) * p.element_size();
     const bool fits = !buckets_.empty() && bytes + size <= bucket_cap_bytes &&
                       parameters_[buckets_.back().parameters.front()].dtype() == p.dtype() &&
-                      parameters_[buckets_.back().parameters.front()].device() == p.device();
+                      parameters_[buckets_.back().parameters.front()].device() == p.device() &&
+                      buckets_.back().owner == owner_of(i);
     if (!fits) {
       buckets_.emplace_back();
+      buckets_.back().owner = owner_of(i);
       bytes = 0;
     }
     Bucket& bucket = buckets_.back();
@@ -269,22 +312,49 @@ GradientSync::GradientSync(ProcessGroup& group, std::vector<torch::Tensor> param
     bytes += size;
   }
   for (Bucket& bucket : buckets_) {
-    std::int64_t numel = 0;
-    for (std::size_t index : bucket.parameters) numel += parameters_[index].numel();
-    const torch::Tensor& first = parameters_[bucket.parameters.front()];
-    bucket.buffer = torch::zeros({numel}, first.options().requires_grad(false));
+    for (std::size_t index : bucket.parameters) bucket.numel += parameters_[index].numel();
+    bucket.options = parameters_[bucket.parameters.front()].options().requires_grad(false);
+    // A bucket another rank owns gets its buffer when it is filled and loses it once reduced.
+    if (!Sharded() || bucket.owner == group_.rank()) bucket.buffer = torch::zeros({bucket.numel}, bucket.options);
   }
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     if (!parameters_[i].requires_grad()) continue;
     hooks_[i] =
         parameters_[i].register_hook([this, i](const torch::Tensor& grad) { OnGradient(i, grad); });
+    if (Sharded()) {
+      torch::autograd::impl::set_post_acc_grad_hooks(parameters_[i], std::make_unique<FreeCopiedGradient>(*this, i));
+    }
   }
 }
 
 GradientSync::~GradientSync() {
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    if (parameters_[i].requires_grad()) parameters_[i].remove_hook(hooks_[i]);
+    if (!parameters_[i].requires_grad()) continue;
+    parameters_[i].remove_hook(hooks_[i]);
+    if (Sharded()) torch::autograd::impl::set_post_acc_grad_hooks(parameters_[i], nullptr);
   }
+}
+
+bool GradientSync::Sharded() const { return !owners_.empty(); }
+
+bool GradientSync::Foreign(const Bucket& bucket) const { return bucket.owner >= 0 && bucket.owner != group_.rank(); }
+
+void GradientSync::Release(Bucket& bucket) {
+  bucket.pending.Wait();
+  bucket.pending = ProcessGroup::Pending();
+  bucket.buffer = torch::Tensor();
+}
+
+std::int64_t GradientSync::buffered_elements() const {
+  std::int64_t elements = 0;
+  for (const Bucket& bucket : buckets_) elements += bucket.buffer.defined() ? bucket.buffer.numel() : 0;
+  return elements;
+}
+
+std::vector<int> GradientSync::BucketOwners() const {
+  std::vector<int> owners;
+  for (const Bucket& bucket : buckets_) owners.push_back(bucket.owner);
+  return owners;
 }
 
 std::vector<std::vector<std::size_t>> GradientSync::BucketLayout() const {
@@ -295,15 +365,26 @@ std::vector<std::vector<std::size_t>> GradientSync::BucketLayout() const {
 
 torch::Tensor GradientSync::SlotView(std::size_t index) {
   const torch::Tensor& p = parameters_[index];
-  return buckets_[slots_[index].bucket]
-      .buffer.narrow(0, slots_[index].offset, p.numel())
-      .view(p.sizes());
+  Bucket& bucket = buckets_[slots_[index].bucket];
+  if (!bucket.buffer.defined()) bucket.buffer = torch::empty({bucket.numel}, bucket.options);
+  return bucket.buffer.narrow(0, slots_[index].offset, p.numel()).view(p.sizes());
 }
 
 void GradientSync::PrepareBackward(bool sync) {
   sync_ = sync;
   in_backward_ = true;
   if (!sync) return;
+  if (Sharded()) {
+    // An owned .grad still viewing its bucket (the caller kept last step's gradients to add to):
+    // give it its own storage before the bucket is overwritten.
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      torch::Tensor& grad = parameters_[i].mutable_grad();
+      if (grad.defined() && parameters_[i].requires_grad() && buckets_[slots_[i].bucket].buffer.defined() &&
+          grad.is_alias_of(buckets_[slots_[i].bucket].buffer)) {
+        grad = grad.clone();
+      }
+    }
+  }
   for (Slot& slot : slots_) slot.filled = false;
   for (Bucket& bucket : buckets_) bucket.filled = 0;
   next_launch_ = 0;
@@ -332,9 +413,21 @@ void GradientSync::LaunchReady() {
   // In bucket order on every rank, so the ranks' collectives pair up.
   while (next_launch_ < buckets_.size() &&
          buckets_[next_launch_].filled == buckets_[next_launch_].parameters.size()) {
-    Bucket& bucket = buckets_[next_launch_++];
-    bucket.pending = group_.AllReduceSumAsync(bucket.buffer);
-    ++num_allreduces_;
+    const std::size_t launched = next_launch_++;
+    Bucket& bucket = buckets_[launched];
+    if (bucket.owner < 0) {
+      bucket.pending = group_.AllReduceSumAsync(bucket.buffer);
+      ++num_allreduces_;
+    } else {
+      bucket.pending = group_.ReduceSumAsync(bucket.buffer, bucket.owner);
+      ++num_reduces_;
+      // At most kForeignInFlight buffers of other ranks' buckets alive (DeepSpeed's
+      // double-buffered reduce bucket): older ones are waited for and released. The collectives
+      // complete in launch order, so this waits only for what the new one queues behind anyway.
+      for (std::size_t j = 0; j + kForeignInFlight <= launched; ++j) {
+        if (Foreign(buckets_[j]) && buckets_[j].buffer.defined()) Release(buckets_[j]);
+      }
+    }
     if (in_backward_) ++launched_during_backward_;
   }
 }
@@ -360,11 +453,18 @@ void GradientSync::Finish() {
   const double scale = 1.0 / group_.world_size();
   torch::NoGradGuard no_grad;
   for (Bucket& bucket : buckets_) {
+    if (Foreign(bucket)) {  // another rank's gradients: none kept here
+      if (bucket.buffer.defined()) Release(bucket);
+      for (std::size_t index : bucket.parameters) parameters_[index].mutable_grad() = torch::Tensor();
+      continue;
+    }
     bucket.pending.Wait();
     bucket.buffer.mul_(scale);
     for (std::size_t index : bucket.parameters) {
       torch::Tensor& grad = parameters_[index].mutable_grad();
-      if (grad.defined()) {
+      if (Sharded()) {
+        grad = SlotView(index);  // the bucket is the gradient (DDP's gradient_as_bucket_view)
+      } else if (grad.defined()) {
         grad.copy_(SlotView(index));
       } else {
         grad = SlotView(index).clone();
@@ -435,9 +535,15 @@ DataParallel::DataParallel(std::unique_ptr<ProcessGroup> group, torch::nn::Modul
     : group_(std::move(group)),
       model_(model),
       device_(device),
+      bucket_cap_bytes_(bucket_cap_bytes),
       gradients_(std::make_unique<GradientSync>(*group_, model.parameters(), bucket_cap_bytes)) {}
 
 DataParallel::~DataParallel() = default;
+
+void DataParallel::ShardGradients(std::vector<int> owners) {
+  gradients_.reset();  // its hooks go before the new ones come
+  gradients_ = std::make_unique<GradientSync>(*group_, model_.parameters(), bucket_cap_bytes_, std::move(owners));
+}
 
 void DataParallel::BroadcastParameters() {
   std::vector<torch::Tensor> tensors = model_.parameters();

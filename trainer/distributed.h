@@ -13,7 +13,10 @@
 //   on each parameter copies its gradient into its bucket, and a bucket whose gradients are all
 //   in is all-reduced asynchronously while backward goes on. Finish() waits for every bucket and
 //   writes the averaged gradients back into .grad. With gradient accumulation only the last
-//   micro-batch of a step synchronises (DDP's no_sync for the others).
+//   micro-batch of a step synchronises (DDP's no_sync for the others). With owners (ZeRO stage 2,
+//   zero.h) each bucket holds one rank's parameters and is reduced to that rank instead of
+//   all-reduced; the other ranks free their copy of those gradients as soon as it is in the
+//   bucket.
 // - DataParallel: the above bundled for the Trainer, plus the small collectives it needs
 //   (metric sums, rank 0's decisions, barriers).
 //
@@ -89,6 +92,9 @@ class ProcessGroup {
   void Broadcast(torch::Tensor& tensor, int root);   // in place, blocking
   void AllReduceSum(torch::Tensor& tensor);          // in place, blocking
   Pending AllReduceSumAsync(torch::Tensor& tensor);  // in place once waited
+  // The sum over the ranks into `root`'s tensor once waited; the others' are left unspecified
+  // (the backend may use them as scratch).
+  Pending ReduceSumAsync(torch::Tensor& tensor, int root);
   void Barrier();
 
  private:
@@ -128,8 +134,15 @@ class GradientSync {
   static constexpr std::size_t kDefaultBucketCapBytes = 25u << 20;
 
   // Registers a hook on every parameter that requires grad; the parameters must outlive this.
+  // `owners` (ZeRO stage 2; empty: plain DDP): per parameter, the rank whose gradient it is (-1
+  // for one that does not require grad). A bucket then holds one owner's parameters, is reduced
+  // to it, and after Finish() only the parameters this rank owns have a .grad, a view of its
+  // bucket. Every gradient is freed right after autograd wrote it and the hook copied it into its
+  // bucket, and a bucket of another rank's has a buffer only from its first gradient until its
+  // reduce is done (at most two in flight), so a rank holds its own gradients, two buckets and
+  // what backward has not yet copied.
   GradientSync(ProcessGroup& group, std::vector<torch::Tensor> parameters,
-               std::size_t bucket_cap_bytes = kDefaultBucketCapBytes);
+               std::size_t bucket_cap_bytes = kDefaultBucketCapBytes, std::vector<int> owners = {});
   ~GradientSync();  // removes the hooks
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
@@ -138,17 +151,24 @@ class GradientSync {
   // ones accumulated in .grad, are all-reduced) or only accumulates locally.
   void PrepareBackward(bool sync);
   // After a synchronising backward: launches buckets still missing gradients (parameters that
-  // took no part contribute zeros), waits for all, and sets every .grad to the mean over ranks.
+  // took no part contribute zeros), waits for all, and sets every .grad to the mean over ranks
+  // (with owners: every owned .grad, and the others undefined).
   void Finish();
 
   std::size_t num_buckets() const { return buckets_.size(); }
   // Parameter indices (into the constructor's list) of each bucket, in launch order.
   std::vector<std::vector<std::size_t>> BucketLayout() const;
+  // The rank each bucket is reduced to (-1 for every bucket when it is all-reduced).
+  std::vector<int> BucketOwners() const;
   // Buckets launched from inside backward during the last synchronising pass (the rest were
   // launched by Finish()); tells that communication overlapped with backward.
   std::size_t launched_during_backward() const { return launched_during_backward_; }
-  // All-reduces launched since construction (one per bucket per synchronising step).
+  // All-reduces launched since construction (one per bucket per synchronising step), and
+  // reduces to an owner (the same, with owners).
   std::int64_t num_allreduces() const { return num_allreduces_; }
+  std::int64_t num_reduces() const { return num_reduces_; }
+  // Elements of the bucket buffers allocated now (with owners, after Finish(): the owned ones).
+  std::int64_t buffered_elements() const;
 
  private:
   struct Slot {
@@ -158,16 +178,26 @@ class GradientSync {
   };
   struct Bucket {
     std::vector<std::size_t> parameters;
-    torch::Tensor buffer;  // flat, one dtype and device
+    int owner = -1;        // reduced to this rank; -1: all-reduced
+    std::int64_t numel = 0;
+    torch::TensorOptions options;
+    torch::Tensor buffer;  // flat, one dtype and device; undefined while another rank's is idle
     std::size_t filled = 0;
     ProcessGroup::Pending pending;
   };
+  // Buffers of other ranks' buckets that may be in flight at once (with owners).
+  static constexpr std::size_t kForeignInFlight = 2;
+  class FreeCopiedGradient;  // with owners: the post-accumulate hook of every parameter
   void OnGradient(std::size_t index, const torch::Tensor& grad);
+  bool Sharded() const;                      // with owners
+  bool Foreign(const Bucket& bucket) const;  // reduced to another rank
+  void Release(Bucket& bucket);              // waits for its reduce and frees its buffer
   void LaunchReady();
   torch::Tensor SlotView(std::size_t index);
 
   ProcessGroup& group_;
   std::vector<torch::Tensor> parameters_;
+  std::vector<int> owners_;  // empty: all-reduce
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
   std::vector<unsigned> hooks_;  // hook handle per parameter (unused where no grad)
@@ -176,6 +206,7 @@ class GradientSync {
   bool in_backward_ = false;
   std::size_t launched_during_backward_ = 0;
   std::int64_t num_allreduces_ = 0;
+  std::int64_t num_reduces_ = 0;
 };
 
 // Everything the Trainer needs for one rank of a data-parallel run.
@@ -196,6 +227,9 @@ class DataParallel {
   bool is_main() const { return rank() == 0; }
   ProcessGroup& group() { return *group_; }
   GradientSync& gradients() { return *gradients_; }
+  // ZeRO stage 2: from now on each gradient goes to its owner only (GradientSync's `owners`, per
+  // parameter of the model in parameters() order).
+  void ShardGradients(std::vector<int> owners);
 
   // Copies rank 0's parameters and buffers to every rank (after construction or a resume).
   void BroadcastParameters();
@@ -227,6 +261,7 @@ class DataParallel {
   std::unique_ptr<ProcessGroup> group_;
   torch::nn::Module& model_;
   torch::Device device_;
+  std::size_t bucket_cap_bytes_;
   std::unique_ptr<GradientSync> gradients_;
 };
 

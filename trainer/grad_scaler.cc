@@ -9,7 +9,7 @@ GradScaler::GradScaler(const ScalerConfig& config, bool enabled)
 
 torch::Tensor GradScaler::Scale(const torch::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }
 
-void GradScaler::Unscale(const std::vector<torch::Tensor>& parameters) {
+void GradScaler::Unscale(const std::vector<torch::Tensor>& parameters, const std::function<bool(bool)>& any_across) {
   if (!enabled_ || unscaled_) return;
   unscaled_ = true;
   torch::NoGradGuard no_grad;
@@ -27,6 +27,7 @@ void GradScaler::Unscale(const std::vector<torch::Tensor>& parameters) {
     grad.div_(scale_);
   }
   found_inf_ = found.defined() && found.item<bool>();
+  if (any_across) found_inf_ = any_across(found_inf_);
 }
 
 bool GradScaler::Step(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& parameters) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <torch/torch.h>
@@ -34,8 +35,10 @@ class GradScaler {
   // loss * scale (the loss unchanged when disabled).
   torch::Tensor Scale(const torch::Tensor& loss) const;
   // Divides every defined gradient by the scale in place and records whether any is inf/nan.
-  // Once per step; Step() calls it when the caller has not.
-  void Unscale(const std::vector<torch::Tensor>& parameters);
+  // Once per step; Step() calls it when the caller has not. `any_across` (ZeRO stage 2, where
+  // each rank holds a share of the gradients) turns this rank's verdict into all ranks' (true
+  // when any rank found one), so every rank skips or takes the step alike.
+  void Unscale(const std::vector<torch::Tensor>& parameters, const std::function<bool(bool)>& any_across = {});
   // optimizer.step() unless an inf/nan gradient was found; returns whether it stepped.
   bool Step(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& parameters);
   // Adjusts the scale after Step(); resets the per-step state.

@@ -248,18 +248,27 @@ void MoveStateToParameters(torch::optim::Optimizer& optimizer) {
   }
 }
 
-torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm,
+                           const std::function<void(torch::Tensor&)>& sum_across) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> norms;
   for (const auto& p : parameters) {
-    if (!p.grad().defined()) continue;
-    torch::Tensor norm = p.grad().norm(2);
+    torch::Tensor norm;
+    if (p.grad().defined()) {
+      norm = p.grad().norm(2);
+    } else if (sum_across && p.requires_grad()) {
+      norm = torch::zeros({}, p.options().requires_grad(false));  // another rank's gradient
+    } else {
+      continue;
+    }
     norms.push_back(norms.empty() || norm.device() == norms.front().device()
                         ? norm
                         : norm.to(norms.front().device(), /*non_blocking=*/true));
   }
   if (norms.empty()) return torch::zeros({});
-  torch::Tensor total = torch::stack(norms).norm(2);
+  torch::Tensor stacked = torch::stack(norms);
+  if (sum_across) sum_across(stacked);
+  torch::Tensor total = stacked.norm(2);
   torch::Tensor coefficient = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
   std::vector<torch::Tensor> per_device = {coefficient};  // the coefficient copied to each device once
   for (const auto& p : parameters) {

@@ -67,6 +67,12 @@ void MoveStateToParameters(torch::optim::Optimizer& optimizer);
 // for the device on CUDA): every defined gradient is scaled by min(1, max_norm / (norm + 1e-6)),
 // the norm being the 2-norm of all gradients together (on several devices: summed on the first
 // gradient's). Returns that norm as a 0-d tensor.
-torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm);
+// With `sum_across` (ZeRO stage 2, where each rank holds the gradients of its own parameters):
+// every parameter that requires grad has an entry in the per-parameter norms, 0 where this rank
+// has no gradient; sum_across sums that vector over the ranks in place (each entry comes from one
+// rank, so the sum is exact) before the total is taken, so every rank clips its gradients by the
+// norm of all of them, the same bits as clipping the whole set.
+torch::Tensor ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm,
+                           const std::function<void(torch::Tensor&)>& sum_across = {});
 
 }  // namespace tune

@@ -144,12 +144,23 @@ Trainer::Trainer(TrainerConfig config, TrialParts parts, Session* session, std::
   }
   if (ddp_ && config_.zero_stage == 1) {
     zero_ = std::make_unique<OptimizerSharding>(ddp_->group(), *optimizer_, device_);
+  } else if (ddp_ && config_.zero_stage == 2) {
+    // Contiguous owners in backward's order, so each gradient bucket goes to one rank.
+    const std::vector<int> owners = PartitionContiguous(parameters_, ddp_->world_size());
+    ddp_->ShardGradients(owners);
+    zero_ = std::make_unique<OptimizerSharding>(ddp_->group(), *optimizer_, device_, parameters_, owners);
+  } else if (config_.zero_stage > 0) {
+    log_ << "tune-trainer: zero_stage " << config_.zero_stage
+         << " has nothing to shard in one process (WORLD_SIZE is 1)\n";
+  }
+  if (zero_) {
     std::int64_t all = 0;
     for (const auto& p : parameters_) all += p.requires_grad() ? p.numel() : 0;
-    log_ << "tune-trainer: ZeRO stage 1: rank " << ddp_->rank() << " keeps the optimizer state of "
-         << zero_->OwnedElements(ddp_->rank()) << " of " << all << " parameter elements\n";
-  } else if (config_.zero_stage == 1) {
-    log_ << "tune-trainer: zero_stage 1 has nothing to shard in one process (WORLD_SIZE is 1)\n";
+    log_ << "tune-trainer: ZeRO stage " << config_.zero_stage << ": rank " << ddp_->rank()
+         << " keeps the optimizer state" << (config_.zero_stage == 2 ? " and gradients" : "") << " of "
+         << zero_->OwnedElements(ddp_->rank()) << " of " << all << " parameter elements";
+    if (config_.zero_stage == 2) log_ << ", " << ddp_->gradients().num_buckets() << " gradient buckets";
+    log_ << "\n";
   }
   SetStepsPerEpoch();
   output_dir_ = config_.output_dir;
@@ -279,9 +290,18 @@ double Trainer::TrainEpoch(int epoch) {
         ddp_->FinishGradients();
       }
       auto scope = profiler_.Measure("optimizer");
-      scaler_.Unscale(parameters_);  // clipping sees true gradients
+      // ZeRO stage 2: each rank holds its own parameters' gradients, so the inf/nan verdict and
+      // the norm combine the ranks' shares.
+      const bool sharded_gradients = zero_ && config_.zero_stage == 2;
+      std::function<bool(bool)> any_across;
+      std::function<void(torch::Tensor&)> sum_across;
+      if (sharded_gradients) {
+        any_across = [this](bool found) { return ddp_->SumAcrossRanks({found ? 1.0 : 0.0})[0] > 0; };
+        sum_across = [this](torch::Tensor& t) { ddp_->group().AllReduceSum(t); };
+      }
+      scaler_.Unscale(parameters_, any_across);  // clipping sees true gradients
       if (config_.grad_clip_value > 0) torch::nn::utils::clip_grad_value_(parameters_, config_.grad_clip_value);
-      if (config_.grad_clip_norm > 0) ClipGradNorm(parameters_, config_.grad_clip_norm);
+      if (config_.grad_clip_norm > 0) ClipGradNorm(parameters_, config_.grad_clip_norm, sum_across);
       const double lr = LearningRate(config_, steps_per_epoch_, global_step_ + schedule_offset_);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
       if (zero_) zero_->DropForeignGradients();  // this rank steps the parameters it owns

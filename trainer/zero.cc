@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <numeric>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "trainer/optim.h"
 
@@ -31,18 +33,79 @@ std::vector<int> PartitionParameters(const std::vector<torch::optim::OptimizerPa
   return owners;
 }
 
+std::vector<int> PartitionContiguous(const std::vector<torch::Tensor>& parameters, int world_size) {
+  std::int64_t total = 0;
+  for (const torch::Tensor& p : parameters) total += p.requires_grad() ? p.numel() : 0;
+  std::vector<int> owners(parameters.size(), -1);
+  std::int64_t before = 0;  // elements of the parameters already given out
+  for (std::size_t i = parameters.size(); i-- > 0;) {
+    if (!parameters[i].requires_grad()) continue;
+    const std::int64_t numel = parameters[i].numel();
+    // The run of rank r holds elements [r * total / W, (r + 1) * total / W); the parameter goes
+    // to the run holding its middle element (doubled, so the middle stays an integer).
+    const std::int64_t middle2 = 2 * before + numel;
+    const std::int64_t rank = total == 0 ? 0 : middle2 * world_size / (2 * total);
+    owners[i] = static_cast<int>(std::min<std::int64_t>(rank, world_size - 1));
+    before += numel;
+  }
+  return owners;
+}
+
+namespace {
+
+std::vector<torch::Tensor> GroupOrder(const torch::optim::Optimizer& optimizer) {
+  std::vector<torch::Tensor> all;
+  for (const auto& group : optimizer.param_groups()) all.insert(all.end(), group.params().begin(), group.params().end());
+  return all;
+}
+
+// The owners of `ordered` (the optimizer's parameters) from those given for `parameters`.
+std::vector<int> OwnersOf(const std::vector<torch::Tensor>& ordered, const std::vector<torch::Tensor>& parameters,
+                          const std::vector<int>& owners) {
+  if (owners.size() != parameters.size()) {
+    throw std::invalid_argument("OptimizerSharding: " + std::to_string(owners.size()) + " owners for " +
+                                std::to_string(parameters.size()) + " parameters");
+  }
+  std::unordered_map<const c10::TensorImpl*, int> by_tensor;
+  for (std::size_t i = 0; i < parameters.size(); ++i) by_tensor[parameters[i].unsafeGetTensorImpl()] = owners[i];
+  std::vector<int> result;
+  for (const torch::Tensor& p : ordered) {
+    const auto found = by_tensor.find(p.unsafeGetTensorImpl());
+    if (found == by_tensor.end()) {
+      throw std::invalid_argument("OptimizerSharding: a parameter of the optimizer is not among the model's");
+    }
+    result.push_back(p.requires_grad() ? found->second : -1);
+  }
+  return result;
+}
+
+}  // namespace
+
 OptimizerSharding::OptimizerSharding(ProcessGroup& group, torch::optim::Optimizer& optimizer,
                                      const torch::Device& device)
     : group_(group),
       optimizer_(optimizer),
       device_(device),
-      owners_(PartitionParameters(optimizer.param_groups(), group.world_size())),
-      owned_(static_cast<std::size_t>(group.world_size())) {
-  for (const auto& param_group : optimizer.param_groups()) {
-    parameters_.insert(parameters_.end(), param_group.params().begin(), param_group.params().end());
-  }
+      parameters_(GroupOrder(optimizer)),
+      owners_(PartitionParameters(optimizer.param_groups(), group.world_size())) {
+  ListOwned();
+}
+
+OptimizerSharding::OptimizerSharding(ProcessGroup& group, torch::optim::Optimizer& optimizer,
+                                     const torch::Device& device, const std::vector<torch::Tensor>& parameters,
+                                     const std::vector<int>& owners)
+    : group_(group),
+      optimizer_(optimizer),
+      device_(device),
+      parameters_(GroupOrder(optimizer)),
+      owners_(OwnersOf(parameters_, parameters, owners)) {
+  ListOwned();
+}
+
+void OptimizerSharding::ListOwned() {
+  owned_.assign(static_cast<std::size_t>(group_.world_size()), {});
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    if (owners_[i] >= 0) owned_[static_cast<std::size_t>(owners_[i])].push_back(parameters_[i]);
+    if (owners_[i] >= 0) owned_.at(static_cast<std::size_t>(owners_[i])).push_back(parameters_[i]);
   }
 }
 

@@ -19,7 +19,20 @@
 //   before rank 0 saves (ZeroRedundancyOptimizer.consolidate_state_dict), DropForeignState()
 //   drops it again after saving, and after every rank loaded a checkpoint.
 //
-// Not sharded: gradients (ZeRO stage 2) and parameters (stage 3, FSDP); each rank holds both whole.
+// Stage 2 (config `zero_stage: 2`, DeepSpeed's ZeRO stage 2, Lightning's "deepspeed_stage_2")
+// shards the gradients too: the parameters are cut into contiguous runs of about equal size in
+// the order backward produces them (PartitionContiguous), one per rank, so that GradientSync's
+// buckets each hold one owner's parameters; each bucket is reduced to its owner instead of
+// all-reduced, and the others free their copy of those gradients as soon as it is in the bucket
+// (distributed.h). A step moves the traffic of one all-reduce (a reduce, then the owners'
+// broadcast: DDP's bytes, where stage 1 adds the broadcast to DDP's), and a rank holds the
+// gradients of its own parameters only. Clipping by norm and the GradScaler's inf/nan check, which
+// need every gradient, combine the ranks' shares: per-parameter norms, each from its owner and
+// zeros from the others, are summed over the ranks (exact) and then taken as clip_grad_norm_
+// takes them; the found-inf flags are or-ed. With two ranks (where a reduce adds the same two
+// numbers an all-reduce does) the trained weights are the same bits as plain DDP's.
+//
+// Not sharded: parameters (stage 3, FSDP); each rank holds them whole.
 //
 // Example (one rank; `ddp` a DataParallel, `optimizer` made by MakeOptimizer):
 //   tune::OptimizerSharding zero(ddp.group(), *optimizer, device);
@@ -41,6 +54,11 @@ namespace tune {
 // The owner rank of each parameter of `groups` (flattened in group order), -1 for one that does
 // not require grad.
 std::vector<int> PartitionParameters(const std::vector<torch::optim::OptimizerParamGroup>& groups, int world_size);
+// Stage 2's owners of `parameters` (a model's, in parameters() order): taken in reverse order (the
+// order GradientSync buckets them), rank 0 owns the first run of about 1/W of the elements, rank 1
+// the next, and so on; each parameter goes to the run holding its middle element. -1 for one that
+// does not require grad.
+std::vector<int> PartitionContiguous(const std::vector<torch::Tensor>& parameters, int world_size);
 
 class OptimizerSharding {
  public:
@@ -48,6 +66,10 @@ class OptimizerSharding {
   // Place() change their values and devices, not the tensors); `device` is where small
   // collectives run (the model's first).
   OptimizerSharding(ProcessGroup& group, torch::optim::Optimizer& optimizer, const torch::Device& device);
+  // With the owners of `parameters` given (stage 2: PartitionContiguous of the model's, which the
+  // GradientSync uses too); every parameter of the optimizer must be among `parameters`.
+  OptimizerSharding(ProcessGroup& group, torch::optim::Optimizer& optimizer, const torch::Device& device,
+                    const std::vector<torch::Tensor>& parameters, const std::vector<int>& owners);
 
   const std::vector<int>& owners() const { return owners_; }  // per parameter, in group order
   // Elements of the parameters `rank` owns.
@@ -67,6 +89,8 @@ class OptimizerSharding {
   void DropForeignState();
 
  private:
+  void ListOwned();  // owned_ from parameters_ and owners_
+
   ProcessGroup& group_;
   torch::optim::Optimizer& optimizer_;
   torch::Device device_;

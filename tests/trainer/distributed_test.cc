@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -26,6 +27,7 @@
 #include "tests/trainer/synthetic_data.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
+#include "trainer/grad_scaler.h"
 #include "trainer/optim.h"
 #include "trainer/sequence.h"
 #include "trainer/sync_batchnorm.h"
@@ -472,6 +474,156 @@ TEST(OptimizerShardingTest, ShardedAdamWTrainsTheSameBitsAsWholeStateWithAShareO
   EXPECT_EQ(sharded.gathered_state[1].size(), sharded.state[1].size()) << "the other ranks' stay theirs";
 }
 
+// ZeRO stage 2's owners: in backward's order (the reverse of parameters()), contiguous runs of
+// about 1/W of the elements each, a parameter going to the run that holds its middle element.
+TEST(OptimizerShardingTest, StageTwoOwnersAreContiguousRunsInBackwardOrder) {
+  torch::nn::Sequential net = ThreeLayerNet(0);
+  // parameters(): w0 320, b0 32, w1 512, b1 16, w2 48, b2 3 (931 elements). Backward's order:
+  // b2, w2, b1, w1 (middles 1.5, 27, 59, 323 < 931 / 2), then b0 (595) and w0 (771).
+  EXPECT_THAT(PartitionContiguous(net->parameters(), 2), ElementsAre(1, 1, 0, 0, 0, 0));
+  // Thirds end at 310.3 and 620.7: w1's middle 323 and b0's 595 are in the second.
+  EXPECT_THAT(PartitionContiguous(net->parameters(), 3), ElementsAre(2, 1, 1, 0, 0, 0));
+  EXPECT_THAT(PartitionContiguous(net->parameters(), 1), ElementsAre(0, 0, 0, 0, 0, 0));
+  net[4]->as<torch::nn::Linear>()->weight.set_requires_grad(false);
+  EXPECT_THAT(PartitionContiguous(net->parameters(), 2), ElementsAre(1, 1, 0, 0, -1, 0));
+
+  // Buckets never mix owners: with a 1 KiB cap (256 floats) rank 0's b2, w2, b1 share one, its
+  // w1 (2 KiB) has its own, and rank 1's b0 and w0 (1,280 bytes) cannot share.
+  torch::nn::Sequential model = ThreeLayerNet(0);
+  const int port = FreePort();
+  std::vector<std::vector<std::vector<std::size_t>>> layouts(2);
+  std::vector<std::vector<int>> bucket_owners(2);
+  RunRanks(2, [&](int rank) {
+    torch::nn::Sequential own = ThreeLayerNet(rank);
+    DataParallel ddp(JoinLocalGroup(rank, 2, port), *own, torch::kCPU, /*bucket_cap_bytes=*/1024);
+    ddp.ShardGradients(PartitionContiguous(own->parameters(), 2));
+    layouts[static_cast<std::size_t>(rank)] = ddp.gradients().BucketLayout();
+    bucket_owners[static_cast<std::size_t>(rank)] = ddp.gradients().BucketOwners();
+  });
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(layouts[rank], (std::vector<std::vector<std::size_t>>{{5, 4, 3}, {2}, {1}, {0}}));
+    EXPECT_THAT(bucket_owners[rank], ElementsAre(0, 0, 1, 1));
+  }
+}
+
+// ZeRO stage 2 against plain DDP, ranks as threads, AdamW with clipping by norm: every bucket is
+// reduced to its owner (no all-reduce), a rank holds no gradient of another's parameters once
+// backward is done (they were freed as they came) and after Finish() exactly its own; with two
+// ranks the trained weights are plain DDP's bits (clipped by the norm of all gradients, combined
+// over the ranks), with three within rounding (a reduce may add in another order). An inf in one
+// rank's share of the gradients makes every rank skip that step (the GradScaler's verdict
+// combined over the ranks).
+TEST(OptimizerShardingTest, StageTwoReducesEachGradientToItsOwnerAndTrainsPlainDdpsWeights) {
+  constexpr int kLocalBatch = 4, kSteps = 6, kInfStep = 3;
+  OptimizerConfig config;
+  config.type = "adamw";
+  config.lr = 0.01;
+  config.weight_decay = 0.1;
+  struct Run {
+    std::vector<torch::nn::Sequential> models;
+    std::vector<std::int64_t> held_after_backward, held_after_finish, owned_parameters, owned_elements,
+        buffered_after_finish, allreduces, reduces;
+    std::vector<std::vector<bool>> stepped;
+  };
+  auto train = [&](int world, bool sharded, bool inject_inf) {
+    torch::manual_seed(0);
+    const torch::Tensor x = torch::randn({world * kLocalBatch * kSteps, 10});
+    const torch::Tensor y = torch::randint(0, 3, {world * kLocalBatch * kSteps}, torch::kLong);
+    Run run;
+    for (int rank = 0; rank < world; ++rank) run.models.push_back(ThreeLayerNet(rank));
+    for (auto* v : {&run.held_after_backward, &run.held_after_finish, &run.owned_parameters, &run.owned_elements,
+                    &run.buffered_after_finish, &run.allreduces, &run.reduces}) {
+      v->assign(static_cast<std::size_t>(world), 0);
+    }
+    run.stepped.resize(static_cast<std::size_t>(world));
+    const int port = FreePort();
+    RunRanks(world, [&](int rank) {
+      const auto r = static_cast<std::size_t>(rank);
+      torch::nn::Sequential& model = run.models[r];
+      const std::vector<torch::Tensor> parameters = model->parameters();
+      DataParallel ddp(JoinLocalGroup(rank, world, port), *model, torch::kCPU, /*bucket_cap_bytes=*/1024);
+      ddp.BroadcastParameters();
+      auto optimizer = MakeOptimizer(config, *model);
+      std::unique_ptr<OptimizerSharding> zero;
+      std::vector<int> owners = PartitionContiguous(parameters, world);
+      std::function<bool(bool)> any_across;
+      std::function<void(torch::Tensor&)> sum_across;
+      if (sharded) {
+        ddp.ShardGradients(owners);
+        zero = std::make_unique<OptimizerSharding>(ddp.group(), *optimizer, torch::kCPU, parameters, owners);
+        any_across = [&](bool found) { return ddp.SumAcrossRanks({found ? 1.0 : 0.0})[0] > 0; };
+        sum_across = [&](torch::Tensor& t) { ddp.group().AllReduceSum(t); };
+      }
+      for (std::size_t i = 0; i < owners.size(); ++i) {
+        run.owned_parameters[r] += owners[i] == rank;
+        run.owned_elements[r] += owners[i] == rank ? parameters[i].numel() : 0;
+      }
+      ScalerConfig scaler_config;
+      scaler_config.init_scale = 1.0;
+      GradScaler scaler(scaler_config);
+      for (int step = 0; step < kSteps; ++step) {
+        const std::int64_t from = (step * world + rank) * kLocalBatch;
+        ddp.PrepareBackward(true);
+        scaler
+            .Scale(torch::nn::functional::cross_entropy(model->forward(x.slice(0, from, from + kLocalBatch)),
+                                                        y.slice(0, from, from + kLocalBatch)))
+            .backward();
+        for (const auto& p : parameters) run.held_after_backward[r] += p.grad().defined();
+        ddp.FinishGradients();
+        for (const auto& p : parameters) run.held_after_finish[r] += p.grad().defined();
+        run.buffered_after_finish[r] = ddp.gradients().buffered_elements();
+        // The overflow lands in rank 0's share only (its last parameter in backward's order).
+        if (inject_inf && step == kInfStep && rank == 0) parameters.back().grad()[0] = INFINITY;
+        scaler.Unscale(parameters, any_across);
+        ClipGradNorm(parameters, 0.5, sum_across);
+        if (zero) zero->DropForeignGradients();
+        const bool stepped = scaler.Step(*optimizer, parameters);
+        run.stepped[r].push_back(stepped);
+        if (zero && stepped) zero->BroadcastFromOwners();
+        scaler.Update();
+        for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
+      }
+      run.allreduces[r] = ddp.gradients().num_allreduces();
+      run.reduces[r] = ddp.gradients().num_reduces();
+    });
+    return run;
+  };
+  for (int world : {2, 3}) {
+    SCOPED_TRACE("world " + std::to_string(world));
+    Run plain = train(world, false, false), sharded = train(world, true, false);
+    const auto expected = Copies(plain.models[0]->parameters());
+    for (std::size_t r = 0; r < static_cast<std::size_t>(world); ++r) {
+      const auto got = Copies(sharded.models[r]->parameters());
+      if (world == 2) {
+        EXPECT_TRUE(SameBits(expected, got)) << "rank " << r << ": " << MaxDifference(expected, got);
+      } else {
+        EXPECT_LT(MaxDifference(expected, got), 1e-6) << "rank " << r;
+      }
+      EXPECT_TRUE(SameBits(Copies(sharded.models[0]->parameters()), got)) << "ranks hold the same weights";
+      // Every gradient is freed once copied into its bucket; the owned ones come back as views of
+      // the reduced buckets, and the buffers of the other ranks' buckets are gone.
+      EXPECT_EQ(sharded.held_after_backward[r], 0) << "rank " << r << " kept a copied gradient";
+      EXPECT_EQ(plain.held_after_backward[r], kSteps * 6) << "plain DDP keeps all";
+      EXPECT_EQ(sharded.held_after_finish[r], kSteps * sharded.owned_parameters[r]) << "rank " << r;
+      EXPECT_EQ(sharded.buffered_after_finish[r], sharded.owned_elements[r]) << "rank " << r;
+      EXPECT_EQ(plain.buffered_after_finish[r], plain.owned_elements[0] + plain.owned_elements[1] +
+                                                    (world == 3 ? plain.owned_elements[2] : 0));
+      EXPECT_EQ(sharded.allreduces[r], 0);
+      // Four buckets at both sizes (three ranks: b2 w2 b1 to rank 0, w1 | b0 to 1, w0 to 2).
+      EXPECT_EQ(sharded.reduces[r], kSteps * 4) << "one reduce per bucket per step";
+      EXPECT_EQ(plain.reduces[r], 0);
+    }
+    EXPECT_GT(MaxDifference(expected, Copies(ThreeLayerNet(0)->parameters())), 1e-3) << "training moved them";
+  }
+  Run overflow = train(2, true, true);
+  for (std::size_t r = 0; r < 2; ++r) {
+    std::vector<bool> expected(kSteps, true);
+    expected[kInfStep] = false;
+    EXPECT_EQ(overflow.stepped[r], expected) << "rank " << r << " decided alone";
+  }
+  EXPECT_TRUE(SameBits(Copies(overflow.models[0]->parameters()), Copies(overflow.models[1]->parameters())));
+}
+
 // ---------------------------------------------------------------------------------------------
 // tune-trainer processes
 
@@ -680,33 +832,33 @@ TEST_F(DdpTrainerTest, TuneRunWithTwoWorkersReportsFromRankZeroWithPerRankLogs) 
   EXPECT_FALSE(fs::exists(trial / "error.txt"));
 }
 
-// ZeRO stage 1 in tune-trainer: two ranks with zero_stage 1 (AdamW, clipping, the 16-mixed
+// ZeRO in tune-trainer: two ranks with zero_stage 1 or 2 (AdamW, clipping by norm, the 16-mixed
 // scaler's path) save the checkpoint that two ranks without it save (weights and gathered
 // optimizer state, bit for bit), and a sharded run resumed from its epoch-1 checkpoint saves that
 // same epoch-2 checkpoint again.
-TEST_F(DdpTrainerTest, ZeroStageOneRanksSaveTheUnshardedRunsCheckpointAndResumeFromIt) {
-  Json json = Config(32, "");
+void ExpectZeroRanksSaveTheUnshardedRunsCheckpoint(const fs::path& dir, Json json, int stage) {
   json["optimizer"] = {{"type", "adamw"}, {"lr", 0.01}, {"weight_decay", 0.05}};
   json["grad_clip_norm"] = 1.0;
   json["precision"] = "16-mixed";
-  std::ofstream(dir_ / "plain.json") << json.dump();
-  json["zero_stage"] = 1;
-  std::ofstream(dir_ / "zero.json") << json.dump();
+  std::ofstream(dir / "plain.json") << json.dump();
+  json["zero_stage"] = stage;
+  std::ofstream(dir / "zero.json") << json.dump();
   auto run = [&](const std::string& name, const std::string& config, const std::string& extra) {
-    fs::create_directories(dir_ / name);
+    fs::create_directories(dir / name);
     const int status =
-        RunTwoRanks(dir_, "", dir_.string() + "/" + config + " output_dir=" + (dir_ / name).string() + " profiler=simple" + extra, name);
-    const std::string log0 = ReadFile(dir_ / (name + "0.log")), log1 = ReadFile(dir_ / (name + "1.log"));
+        RunTwoRanks(dir, "", dir.string() + "/" + config + " output_dir=" + (dir / name).string() + " profiler=simple" + extra, name);
+    const std::string log0 = ReadFile(dir / (name + "0.log")), log1 = ReadFile(dir / (name + "1.log"));
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log0 << "\n----\n" << log1;
     return std::make_pair(log0, log1);
   };
   run("plain", "plain.json", "");
   const auto [zero0, zero1] = run("zero", "zero.json", "");
-  EXPECT_THAT(zero0, HasSubstr("ZeRO stage 1: rank 0 keeps the optimizer state of"));
-  EXPECT_THAT(zero1, HasSubstr("ZeRO stage 1: rank 1 keeps the optimizer state of"));
+  const std::string kept = stage == 2 ? "the optimizer state and gradients of" : "the optimizer state of";
+  EXPECT_THAT(zero0, HasSubstr("ZeRO stage " + std::to_string(stage) + ": rank 0 keeps " + kept));
+  EXPECT_THAT(zero1, HasSubstr("ZeRO stage " + std::to_string(stage) + ": rank 1 keeps " + kept));
   EXPECT_THAT(zero0, HasSubstr("zero_broadcast"));
   const auto [resumed0, resumed1] =
-      run("resumed", "zero.json", " resume_from=" + (dir_ / "zero" / "checkpoint_1").string());
+      run("resumed", "zero.json", " resume_from=" + (dir / "zero" / "checkpoint_1").string());
   EXPECT_THAT(resumed1, HasSubstr("resumed from"));
 
   auto load = [&](const fs::path& checkpoint) {
@@ -716,17 +868,27 @@ TEST_F(DdpTrainerTest, ZeroStageOneRanksSaveTheUnshardedRunsCheckpointAndResumeF
     trainer->LoadCheckpoint(checkpoint.string());
     return trainer;
   };
-  auto plain = load(dir_ / "plain" / "checkpoint_2");
+  auto plain = load(dir / "plain" / "checkpoint_2");
   for (const char* name : {"zero", "resumed"}) {
-    auto other = load(dir_ / name / "checkpoint_2");
+    auto other = load(dir / name / "checkpoint_2");
     EXPECT_TRUE(SameBits(Copies(plain->model()->parameters()), Copies(other->model()->parameters()))) << name;
     const auto plain_state = StateTensors(plain->optimizer()), other_state = StateTensors(other->optimizer());
     EXPECT_EQ(plain_state.size(), 2 * plain->model()->parameters().size()) << "every parameter's two moments";
     EXPECT_TRUE(SameBits(plain_state, other_state)) << name;
   }
   // The epoch-1 checkpoint holds the whole state too (saved before the second epoch's steps).
-  auto first = load(dir_ / "zero" / "checkpoint_1");
+  auto first = load(dir / "zero" / "checkpoint_1");
   EXPECT_EQ(StateTensors(first->optimizer()).size(), 2 * first->model()->parameters().size());
+}
+
+TEST_F(DdpTrainerTest, ZeroStageOneRanksSaveTheUnshardedRunsCheckpointAndResumeFromIt) {
+  ExpectZeroRanksSaveTheUnshardedRunsCheckpoint(dir_, Config(32, ""), 1);
+}
+
+// Stage 2 also reduces each gradient bucket to its owner only; clipping and the scaler's inf check
+// combine the ranks' shares, and with two ranks the weights are still plain DDP's bits.
+TEST_F(DdpTrainerTest, ZeroStageTwoRanksSaveTheUnshardedRunsCheckpointAndResumeFromIt) {
+  ExpectZeroRanksSaveTheUnshardedRunsCheckpoint(dir_, Config(32, ""), 2);
 }
 
 // The tuner's "pause" (PBT): rank 0 hears it and every rank leaves at the same epoch, exit 0;

@@ -107,9 +107,11 @@ TEST(ConfigTest, RejectsUnknownKeysAndBadValuesNamingTheKey) {
   EXPECT_THAT(error_of({{"model", "gru"}}), HasSubstr("model.type"));           // gru on images
   EXPECT_THAT(error_of({{"dataset", "parity_seq"}, {"model", {{"type", "gru"}, {"pooling", "max"}}}}),
               HasSubstr("model.pooling"));
-  EXPECT_THAT(error_of({{"zero_stage", 2}}), HasSubstr("zero_stage: must be 0 or 1"));
-  EXPECT_THAT(error_of({{"zero_stage", 2}}), HasSubstr("gradients (2) and parameters (3, FSDP) are not sharded"));
+  EXPECT_THAT(error_of({{"zero_stage", 3}}), HasSubstr("zero_stage: must be 0, 1 or 2"));
+  EXPECT_THAT(error_of({{"zero_stage", 3}}), HasSubstr("parameters (3, FSDP) are not sharded"));
+  EXPECT_THAT(error_of({{"zero_stage", -1}}), HasSubstr("zero_stage: must be 0, 1 or 2"));
   EXPECT_EQ(ParseTrainerConfig({{"zero_stage", 1}}).zero_stage, 1);
+  EXPECT_EQ(ParseTrainerConfig({{"zero_stage", 2}}).zero_stage, 2);
   // Flat search-space keys win over nested ones; whole floats count as integers.
   TrainerConfig config = ParseTrainerConfig(
       {{"optimizer", {{"type", "sgd"}, {"lr", 0.5}}}, {"lr", 0.01}, {"hidden", 64.0}, {"precision", "bf16-mixed"}});
