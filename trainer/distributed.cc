@@ -121,6 +121,19 @@ void WaitFor(const c10::intrusive_ptr<compat::C10dWork>& work, const char* opera
   }
 }
 
+// Starts a collective (`start` returns its work) and returns what waits for it; errors either
+// way name `operation`.
+template <typename Start>
+ProcessGroup::Pending Launch(const char* operation, Start start) {
+  c10::intrusive_ptr<compat::C10dWork> work;
+  try {
+    work = start();
+  } catch (const std::exception& error) {
+    Rethrow(operation, error);
+  }
+  return ProcessGroup::Pending([work, operation] { WaitFor(work, operation); });
+}
+
 }  // namespace
 
 std::unique_ptr<ProcessGroup> ProcessGroup::Create(const DistributedEnv& env,
@@ -165,13 +178,7 @@ ProcessGroup::Pending ProcessGroup::AllReduceSumAsync(torch::Tensor& tensor) {
   std::vector<at::Tensor> tensors{tensor};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::SUM;
-  c10::intrusive_ptr<compat::C10dWork> work;
-  try {
-    work = impl_->backend->allreduce(tensors, options);
-  } catch (const std::exception& error) {
-    Rethrow("allreduce", error);
-  }
-  return Pending([work] { WaitFor(work, "allreduce"); });
+  return Launch("allreduce", [&] { return impl_->backend->allreduce(tensors, options); });
 }
 
 ProcessGroup::Pending ProcessGroup::ReduceSumAsync(torch::Tensor& tensor, int root) {
@@ -179,13 +186,7 @@ ProcessGroup::Pending ProcessGroup::ReduceSumAsync(torch::Tensor& tensor, int ro
   c10d::ReduceOptions options;
   options.reduceOp = c10d::ReduceOp::SUM;
   options.rootRank = root;
-  c10::intrusive_ptr<compat::C10dWork> work;
-  try {
-    work = impl_->backend->reduce(tensors, options);
-  } catch (const std::exception& error) {
-    Rethrow("reduce", error);
-  }
-  return Pending([work] { WaitFor(work, "reduce"); });
+  return Launch("reduce", [&] { return impl_->backend->reduce(tensors, options); });
 }
 
 void ProcessGroup::Barrier() { WaitFor(impl_->backend->barrier(), "barrier"); }

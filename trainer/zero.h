@@ -23,8 +23,8 @@
 // shards the gradients too: the parameters are cut into contiguous runs of about equal size in
 // the order backward produces them (PartitionContiguous), one per rank, so that GradientSync's
 // buckets each hold one owner's parameters; each bucket is reduced to its owner instead of
-// all-reduced, and the others free their copy of those gradients as soon as it is in the bucket
-// (distributed.h). A step moves the traffic of one all-reduce (a reduce, then the owners'
+// all-reduced; every rank frees each gradient as soon as it is in its bucket, and an owned
+// gradient becomes a view of its reduced bucket (distributed.h). A step moves the traffic of one all-reduce (a reduce, then the owners'
 // broadcast: DDP's bytes, where stage 1 adds the broadcast to DDP's), and a rank holds the
 // gradients of its own parameters only. Clipping by norm and the GradScaler's inf/nan check, which
 // need every gradient, combine the ranks' shares: per-parameter norms, each from its owner and

@@ -377,6 +377,15 @@ torch::nn::Sequential ThreeLayerNet(int seed) {
                                torch::nn::Tanh(), torch::nn::Linear(16, 3));
 }
 
+// The optimizer of the sharding tests: AdamW with weight decay (element-wise, decoupled decay).
+OptimizerConfig ShardedTestAdamW() {
+  OptimizerConfig config;
+  config.type = "adamw";
+  config.lr = 0.01;
+  config.weight_decay = 0.1;
+  return config;
+}
+
 // ZeroRedundancyOptimizer's partition: group by group, largest parameter first, each to the rank
 // owning the fewest elements so far (counted across groups), ties to the lowest rank.
 TEST(OptimizerShardingTest, PartitionFollowsZeroRedundancyOptimizer) {
@@ -402,10 +411,7 @@ TEST(OptimizerShardingTest, ShardedAdamWTrainsTheSameBitsAsWholeStateWithAShareO
   torch::manual_seed(0);
   const torch::Tensor x = torch::randn({kWorld * kLocalBatch * kSteps, 10});
   const torch::Tensor y = torch::randint(0, 3, {kWorld * kLocalBatch * kSteps}, torch::kLong);
-  OptimizerConfig config;
-  config.type = "adamw";
-  config.lr = 0.01;
-  config.weight_decay = 0.1;
+  const OptimizerConfig config = ShardedTestAdamW();
   struct Run {
     std::vector<torch::nn::Sequential> models;
     std::vector<std::vector<torch::Tensor>> state;          // per rank, after training
@@ -515,10 +521,7 @@ TEST(OptimizerShardingTest, StageTwoOwnersAreContiguousRunsInBackwardOrder) {
 // combined over the ranks).
 TEST(OptimizerShardingTest, StageTwoReducesEachGradientToItsOwnerAndTrainsPlainDdpsWeights) {
   constexpr int kLocalBatch = 4, kSteps = 6, kInfStep = 3;
-  OptimizerConfig config;
-  config.type = "adamw";
-  config.lr = 0.01;
-  config.weight_decay = 0.1;
+  const OptimizerConfig config = ShardedTestAdamW();
   struct Run {
     std::vector<torch::nn::Sequential> models;
     std::vector<std::int64_t> held_after_backward, held_after_finish, owned_parameters, owned_elements,
@@ -886,9 +889,13 @@ TEST_F(DdpTrainerTest, ZeroStageOneRanksSaveTheUnshardedRunsCheckpointAndResumeF
 }
 
 // Stage 2 also reduces each gradient bucket to its owner only; clipping and the scaler's inf check
-// combine the ranks' shares, and with two ranks the weights are still plain DDP's bits.
+// combine the ranks' shares, and with two ranks the weights are still plain DDP's bits. With
+// gradient accumulation: the micro-batches that do not synchronise keep every gradient locally,
+// and the synchronising one sends their sum.
 TEST_F(DdpTrainerTest, ZeroStageTwoRanksSaveTheUnshardedRunsCheckpointAndResumeFromIt) {
-  ExpectZeroRanksSaveTheUnshardedRunsCheckpoint(dir_, Config(32, ""), 2);
+  Json json = Config(32, "");
+  json["grad_accum"] = 2;
+  ExpectZeroRanksSaveTheUnshardedRunsCheckpoint(dir_, json, 2);
 }
 
 // The tuner's "pause" (PBT): rank 0 hears it and every rank leaves at the same epoch, exit 0;
