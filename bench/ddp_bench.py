@@ -9,9 +9,11 @@ the combined rate). Configurations:
   2 ranks, batch 64 per rank  (the same global batch 128: the same optimisation)
   2 ranks, batch 128 per rank (global batch 256: half the optimizer steps and all-reduces)
   2 ranks, batch 128/rank, zero_stage 1 (the optimizer state sharded over the ranks, ZeRO stage 1)
+  2 ranks, batch 128/rank, zero_stage 2 (the gradients too: each bucket reduced to its owner)
 Each run also prints rank 0's `allreduce_wait` share from profiler=simple. Median of --runs
 runs, interleaved. Then memory: a wide MLP (784-4096x4-10, 53.6M parameters; Adam's state is
-429 MB) for one short epoch on 2 ranks with zero_stage 0 and 1, the peak RSS of each rank.
+429 MB, its gradients 214 MB) for one short epoch on 2 ranks with zero_stage 0, 1 and 2, the
+peak RSS of each rank.
 The ranks are started like `tune run` does (torchrun's environment on
 127.0.0.1, a fresh port per run).
 
@@ -70,10 +72,11 @@ def main():
     args = parser.parse_args()
     configs = [("1 rank,  batch 128", 1, 128, ()), ("2 ranks, batch 64/rank (global 128)", 2, 64, ()),
                ("2 ranks, batch 128/rank (global 256)", 2, 128, ()),
-               ("2 ranks, batch 128/rank, zero_stage 1", 2, 128, ("zero_stage=1",))]
+               ("2 ranks, batch 128/rank, zero_stage 1", 2, 128, ("zero_stage=1",)),
+               ("2 ranks, batch 128/rank, zero_stage 2", 2, 128, ("zero_stage=2",))]
     results = {name: [] for name, _, _, _ in configs}
     waits = {name: [] for name, _, _, _ in configs}
-    memory = {0: [], 1: []}
+    memory = {0: [], 1: [], 2: []}
     with tempfile.TemporaryDirectory() as workdir:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write('{"dataset": "fashion_mnist", "data_dir": "%s", "threads": 1, "profiler": "simple",'
@@ -83,7 +86,7 @@ def main():
                 rate, wait = run(args.trainer, ranks, batch, args.epochs, workdir, extra)
                 results[name].append(rate)
                 waits[name].append(wait)
-            for stage in (0, 1):
+            for stage in memory:
                 run(args.trainer, 2, 128, 1, workdir,
                     ("zero_stage=%d" % stage, "hidden=4096", "layers=4", "train_subset=1024", "val_subset=1000"))
                 memory[stage].append(max(run.peak_rss_mb))
@@ -93,7 +96,7 @@ def main():
         rate = statistics.median(results[name])
         print("%-38s %9.0f samples/s  x%.2f   allreduce_wait %4.1f%% of rank 0's profiled time"
               % (name, rate, rate / base, statistics.median(waits[name])))
-    for stage in (0, 1):
+    for stage in memory:
         print("MLP 784-4096x4-10 (53.6M parameters, Adam), 2 ranks, zero_stage %d: peak RSS %6.0f MiB per rank"
               % (stage, statistics.median(memory[stage])))
 

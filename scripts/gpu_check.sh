@@ -10,7 +10,7 @@
 #     start from a scale that overflows (2^24) and grow every 50 clean steps;
 #   - `tune run --gpus 1`, 8 short trials with resources_per_trial.gpu 0.25 (4 on the GPU at
 #     once) against gpu 1 (one at a time), as trials per minute;
-#   - NCCL DDP (resources_per_trial {"gpu": 2}), plain and with zero_stage 1, when 2 or more GPUs
+#   - NCCL DDP (resources_per_trial {"gpu": 2}), plain and with zero_stage 1 and 2, when 2 or more GPUs
 #     are visible;
 #   - model parallelism: the CNN split over 2 GPUs in 4 micro-batches (model_parallel 2,
 #     pipeline_chunks 4, resources_per_trial {"gpu": 2, "workers": 1}), when 2 or more are visible.
@@ -241,14 +241,15 @@ pack serial "$res_one"
 
 # ---- 4. DDP: NCCL over 2 GPUs (Gloo over 2 CPU ranks in the smoke run), plain and with the
 # optimizer state sharded (zero_stage 1: a parameter broadcast per step, the state gathered on rank
-# 0 for each epoch's checkpoint)
+# 0 for each epoch's checkpoint) and with the gradients sharded too (zero_stage 2: each gradient
+# bucket reduced to its owner)
 if ((cpu || ngpu >= 2)); then
   if ((cpu)); then ddp_res='{"cpu": 2, "workers": 2}' ddp_slots=(--cpus 2) backend=gloo
   else ddp_res='{"gpu": 2, "cpu": 2}' ddp_slots=(--gpus 2) backend=nccl
   fi
-  for zero in 0 1; do
+  for zero in 0 1 2; do
     name=ddp zero_label=""
-    ((zero)) && name=ddp_zero zero_label=", ZeRO stage 1"
+    ((zero)) && name=ddp_zero$zero zero_label=", ZeRO stage $zero"
     log "DDP: $ddp_res, zero_stage $zero"
     trainer=$(trial_config "{\"model\": {\"type\": \"mlp\"}, \"zero_stage\": $zero}")
     tune_run "$name" 120 "{\"name\": \"$name\", \"metric\": \"val_acc\", \"mode\": \"max\", \"num_samples\": 1,
@@ -258,7 +259,7 @@ if ((cpu || ngpu >= 2)); then
 import glob, json, sys
 lines = [json.loads(l) for f in glob.glob(sys.argv[1] + "/*/result.json") for l in open(f)]
 logs = "".join(open(f, errors="replace").read() for f in glob.glob(sys.argv[1] + "/*/stderr.log"))
-wanted = [f"({sys.argv[2]})"] + (["ZeRO stage 1"] if sys.argv[3] == "1" else [])
+wanted = [f"({sys.argv[2]})"] + ([f"ZeRO stage {sys.argv[3]}"] if sys.argv[3] != "0" else [])
 if lines:
     print(f"{lines[-1]['samples_per_s']:.0f} samples/s per rank, val_acc {lines[-1]['val_acc']:.3f}"
           + "".join(f"; no '{text}' in stderr.log" for text in wanted if text not in logs))
@@ -272,6 +273,7 @@ EOF
 else
   row "DDP 2 ranks (nccl)" "resources {\"gpu\": 2}" "-" "skipped: $ngpu GPU visible"
   row "DDP 2 ranks (nccl), ZeRO stage 1" "resources {\"gpu\": 2}, zero_stage 1" "-" "skipped: $ngpu GPU visible"
+  row "DDP 2 ranks (nccl), ZeRO stage 2" "resources {\"gpu\": 2}, zero_stage 2" "-" "skipped: $ngpu GPU visible"
 fi
 
 # ---- 5. model parallelism: the CNN split over 2 GPUs (2 CPU stages in the smoke run)
