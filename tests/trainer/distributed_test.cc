@@ -841,7 +841,7 @@ TEST_F(DdpTrainerTest, TuneRunWithTwoWorkersReportsFromRankZeroWithPerRankLogs) 
 // same epoch-2 checkpoint again.
 void ExpectZeroRanksSaveTheUnshardedRunsCheckpoint(const fs::path& dir, Json json, int stage) {
   json["optimizer"] = {{"type", "adamw"}, {"lr", 0.01}, {"weight_decay", 0.05}};
-  json["grad_clip_norm"] = 1.0;
+  json["grad_clip_norm"] = 0.05;  // below the gradients' norm, so clipping acts (with 1.0 it did not)
   json["precision"] = "16-mixed";
   std::ofstream(dir / "plain.json") << json.dump();
   json["zero_stage"] = stage;
